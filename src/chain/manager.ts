@@ -1,0 +1,105 @@
+/** Typed reads of the PoseManager (SPEC §4) with plain TypeScript results. */
+import type { Address, Chain, Hex, PublicClient, Transport } from 'viem'
+import { PHASE_NAMES, type Phase } from '../protocol/index.ts'
+import { poseManagerAbi } from './abi.generated.ts'
+
+export { poseManagerAbi }
+
+export type InstanceInfo = {
+  id: bigint
+  phase: Phase
+  phaseName: string
+  watchdogCount: number
+  creator: Address
+  initCommitment: Hex
+  drawBlock: bigint
+  executorSlot: number
+  contractEncryptionKey: Hex
+  genesisDigest: Hex
+  eventIndex: bigint
+  eventHash: Hex
+  signers: Address[]
+  operators: Address[]
+}
+
+export type OperatorInfo = {
+  operator: Address
+  enclaveSigner: Address
+  encryptionKey: Hex
+  measurement: Hex
+  endpoint: string
+  stake: bigint
+  registered: boolean
+  exiting: boolean
+}
+
+const ZERO = '0x0000000000000000000000000000000000000000'
+
+export async function readInstance(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  id: bigint,
+): Promise<InstanceInfo> {
+  const r = (await client.readContract({
+    address: manager,
+    abi: poseManagerAbi,
+    functionName: 'getInstance',
+    args: [id],
+  })) as Record<string, unknown>
+  const phase = Number(r.phase) as Phase
+  return {
+    id,
+    phase,
+    phaseName: PHASE_NAMES[phase] ?? `Unknown(${phase})`,
+    watchdogCount: Number(r.watchdogCount),
+    creator: r.creator as Address,
+    initCommitment: r.initCommitment as Hex,
+    drawBlock: BigInt(r.drawBlock as bigint),
+    executorSlot: Number(r.executorSlot),
+    contractEncryptionKey: r.contractEncryptionKey as Hex,
+    genesisDigest: r.genesisDigest as Hex,
+    eventIndex: BigInt(r.eventIndex as bigint),
+    eventHash: r.eventHash as Hex,
+    signers: [...(r.signers as Address[])],
+    operators: [...(r.operators as Address[])],
+  }
+}
+
+export async function readOperator(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  operator: Address,
+): Promise<OperatorInfo> {
+  const r = (await client.readContract({
+    address: manager,
+    abi: poseManagerAbi,
+    functionName: 'getOperator',
+    args: [operator],
+  })) as Record<string, unknown>
+  return {
+    operator,
+    enclaveSigner: r.enclaveSigner as Address,
+    encryptionKey: r.encryptionKey as Hex,
+    measurement: r.measurement as Hex,
+    endpoint: r.endpoint as string,
+    stake: BigInt(r.stake as bigint),
+    registered: Boolean(r.registered),
+    exiting: Boolean(r.exiting),
+  }
+}
+
+/** The operator running the enclave `signer`, or undefined. */
+export async function readOperatorOfSigner(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  signer: Address,
+): Promise<OperatorInfo | undefined> {
+  const op = (await client.readContract({
+    address: manager,
+    abi: poseManagerAbi,
+    functionName: 'operatorOfSigner',
+    args: [signer],
+  })) as Address
+  if (op === ZERO) return undefined
+  return readOperator(client, manager, op)
+}

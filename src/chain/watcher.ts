@@ -1,0 +1,117 @@
+/**
+ * Follows the manager's events by polling `eth_getLogs` (works against any JSON-RPC endpoint)
+ * and hands each block range to a callback in order. A failing callback stops the cursor, so
+ * the same range is offered again on the next poll: nothing is skipped.
+ */
+import {
+  type Address,
+  type Chain,
+  decodeEventLog,
+  hexToBytes,
+  type PublicClient,
+  type Transport,
+} from 'viem'
+import type { ChainEvent } from '../protocol/index.ts'
+import { poseManagerAbi } from './abi.generated.ts'
+
+export type OperatorEvent = { operator: Address; enclaveSigner?: Address; endpoint: string }
+
+export type ChainBatch = {
+  blockNumber: bigint
+  timestamp: bigint
+  instanceEvents: ChainEvent[]
+  operatorEvents: OperatorEvent[]
+}
+
+export type WatcherOptions = {
+  client: PublicClient<Transport, Chain>
+  manager: Address
+  fromBlock?: bigint
+  pollIntervalMs?: number
+  maxRange?: bigint
+  onBatch: (b: ChainBatch) => Promise<void>
+  onError?: (e: unknown) => void
+}
+
+export class ManagerWatcher {
+  private cursor: bigint
+  private timer: NodeJS.Timeout | undefined
+  private running = false
+  private polling: Promise<void> | undefined
+
+  constructor(private readonly opts: WatcherOptions) {
+    this.cursor = opts.fromBlock ?? 0n
+  }
+
+  get nextBlock(): bigint {
+    return this.cursor
+  }
+
+  start(): void {
+    this.running = true
+    const loop = async () => {
+      if (!this.running) return
+      this.polling = this.poll().catch((e) => this.opts.onError?.(e))
+      await this.polling
+      if (this.running) this.timer = setTimeout(loop, this.opts.pollIntervalMs ?? 250)
+    }
+    void loop()
+  }
+
+  async stop(): Promise<void> {
+    this.running = false
+    if (this.timer) clearTimeout(this.timer)
+    await this.polling
+  }
+
+  /** Processes every block up to the chain head once. */
+  async poll(): Promise<void> {
+    const { client, manager } = this.opts
+    const head = await client.getBlockNumber({ cacheTime: 0 })
+    while (this.cursor <= head) {
+      const to =
+        this.cursor + (this.opts.maxRange ?? 2000n) - 1n < head
+          ? this.cursor + (this.opts.maxRange ?? 2000n) - 1n
+          : head
+      const logs = await client.getLogs({ address: manager, fromBlock: this.cursor, toBlock: to })
+      const block = await client.getBlock({ blockNumber: to })
+      const batch: ChainBatch = {
+        blockNumber: to,
+        timestamp: block.timestamp,
+        instanceEvents: [],
+        operatorEvents: [],
+      }
+      for (const log of logs) {
+        let ev: { eventName: string; args: Record<string, unknown> }
+        try {
+          ev = decodeEventLog({ abi: poseManagerAbi, data: log.data, topics: log.topics }) as never
+        } catch {
+          continue
+        }
+        if (ev.eventName === 'InstanceEvent') {
+          const a = ev.args
+          batch.instanceEvents.push({
+            instance: a.id as bigint,
+            index: BigInt(a.index as bigint),
+            kind: Number(a.kind),
+            data: hexToBytes(a.data as `0x${string}`),
+            hash: hexToBytes(a.hash as `0x${string}`),
+          })
+        } else if (ev.eventName === 'OperatorRegistered') {
+          batch.operatorEvents.push({
+            operator: ev.args.operator as Address,
+            enclaveSigner: ev.args.enclaveSigner as Address,
+            endpoint: ev.args.endpoint as string,
+          })
+        } else if (ev.eventName === 'EndpointChanged') {
+          batch.operatorEvents.push({
+            operator: ev.args.operator as Address,
+            endpoint: ev.args.endpoint as string,
+          })
+        }
+      }
+      await this.opts.onBatch(batch)
+      this.cursor = to + 1n
+    }
+  }
+}

@@ -1,0 +1,155 @@
+import {
+  type Abi,
+  type ContractConstructorArgs,
+  decodeEventLog,
+  encodeDeployData,
+  type Hash,
+  type Hex,
+} from 'viem'
+import { poseManagerAbi, readOperator } from '../../chain/manager.ts'
+import {
+  BOX_CONTEXT,
+  boxSeal,
+  bytesToHex,
+  EventKind,
+  encodeDeployRequest,
+  hexToBytes,
+  initCommitment,
+  instanceAad,
+  Phase,
+} from '../../protocol/index.ts'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { PoseError, PoseRequestError } from '../errors.ts'
+import { postJson } from '../transport.ts'
+import { getInstance } from './getInstance.ts'
+
+export type DeployContractParameters<abi extends Abi = Abi> = {
+  abi: abi
+  /** Creation bytecode, e.g. `bytecode.object` of a Foundry artifact or `evm.bytecode.object` of solc. */
+  bytecode: Hex
+  args?: ContractConstructorArgs<abi>
+  /** Number of watchdogs `s` (the pool has s + 1 enclaves from distinct operators). */
+  watchdogCount: number
+  /** Called with a short description of each step (creation, pool draw, genesis, activation). */
+  onProgress?: (step: string) => void
+  timeoutMs?: number
+}
+
+export type DeployContractReturnType = {
+  instance: bigint
+  contractEncryptionKey: Hex
+  genesisDigest: Hex
+  createTxHash: Hash
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Creates an instance on the manager, lets the chain draw its pool, sends the code and
+ * constructor arguments to the executor enclave (encrypted to its key) and waits until the
+ * instance is active.
+ *
+ * @example
+ * ```ts
+ * const { instance } = await deployContract(client, { abi, bytecode, args: [1_000_000n], watchdogCount: 2 })
+ * ```
+ */
+export async function deployContract<const abi extends Abi>(
+  client: PoseClientBase,
+  p: DeployContractParameters<abi>,
+): Promise<DeployContractReturnType> {
+  const progress = p.onProgress ?? (() => undefined)
+  const deadline = Date.now() + (p.timeoutMs ?? 120_000)
+  const initCode = hexToBytes(
+    encodeDeployData({ abi: p.abi, bytecode: p.bytecode, args: p.args } as never),
+    'initCode',
+  )
+  const fee = (await client.publicClient.readContract({
+    address: client.manager,
+    abi: poseManagerAbi,
+    functionName: 'creationFee',
+  })) as bigint
+
+  progress('creating instance on-chain')
+  const { hash, receipt } = await client.sender.write({
+    address: client.manager,
+    abi: poseManagerAbi,
+    functionName: 'createContract',
+    args: [p.watchdogCount, bytesToHex(initCommitment(initCode))],
+    value: fee,
+  })
+  let instance: bigint | undefined
+  for (const log of receipt.logs) {
+    try {
+      const ev = decodeEventLog({ abi: poseManagerAbi, data: log.data, topics: log.topics }) as {
+        eventName: string
+        args: Record<string, unknown>
+      }
+      if (ev.eventName === 'InstanceEvent' && Number(ev.args.kind) === EventKind.Created)
+        instance = ev.args.id as bigint
+    } catch {}
+  }
+  if (instance === undefined)
+    throw new PoseError('createContract succeeded but emitted no Created event')
+
+  progress(`instance ${instance}: waiting for a later block to draw the pool`)
+  for (;;) {
+    const info = await getInstance(client, { instance, refresh: true })
+    if (info.phase !== Phase.Drawing) break
+    const head = await client.publicClient.getBlockNumber({ cacheTime: 0 })
+    if (head > info.drawBlock) {
+      await client.sender.write({
+        address: client.manager,
+        abi: poseManagerAbi,
+        functionName: 'drawPool',
+        args: [instance],
+      })
+      continue
+    }
+    if (Date.now() > deadline)
+      throw new PoseError(
+        `Instance ${instance}: no block after ${info.drawBlock} was mined in time`,
+      )
+    await sleep(client.pollingIntervalMs)
+  }
+
+  const info = await getInstance(client, { instance, refresh: true })
+  progress(
+    `instance ${instance}: pool drawn (${info.signers.length} enclaves); sending code to the executor`,
+  )
+  const executorOperator = info.operators[info.executorSlot]!
+  const execKey = (await readOperator(client.publicClient, client.manager, executorOperator))
+    .encryptionKey
+  const { box } = boxSeal({
+    recipientPublicKey: hexToBytes(execKey, 'encryptionKey', 32),
+    plaintext: encodeDeployRequest({ instance, initCode }),
+    context: BOX_CONTEXT.deploy,
+    aad: instanceAad(instance),
+  })
+  let genesis: { contractEncryptionKey: Hex; genesisDigest: Hex } | undefined
+  while (!genesis) {
+    try {
+      genesis = await postJson(`${info.executorEndpoint}/v1/instances/${instance}/deploy`, {
+        box: bytesToHex(box),
+      })
+    } catch (e) {
+      // The executor's operator may not have seen the pool draw yet.
+      const retry =
+        e instanceof PoseRequestError &&
+        (e.code === 'UNKNOWN_INSTANCE' || e.code === 'WRONG_PHASE' || e.code === 'UNAVAILABLE')
+      if (!retry || Date.now() > deadline) throw e
+      await sleep(client.pollingIntervalMs)
+    }
+  }
+
+  progress(`instance ${instance}: genesis sent to watchdogs; waiting for activation`)
+  for (;;) {
+    const now = await getInstance(client, { instance, refresh: true })
+    if (now.phase === Phase.Active) break
+    if (Date.now() > deadline)
+      throw new PoseError(`Instance ${instance} was not activated in time (phase ${now.phaseName})`)
+    await sleep(client.pollingIntervalMs)
+  }
+  progress(`instance ${instance}: active`)
+  return { instance, createTxHash: hash, ...genesis }
+}

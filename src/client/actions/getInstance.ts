@@ -1,0 +1,59 @@
+import type { Address, Hex } from 'viem'
+import { type InstanceInfo, readInstance, readOperator } from '../../chain/manager.ts'
+import { Phase } from '../../protocol/index.ts'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { PoseError } from '../errors.ts'
+
+export type GetInstanceParameters = { instance: bigint; refresh?: boolean }
+
+export type GetInstanceReturnType = InstanceInfo & {
+  /** Endpoint of the executor's operator, where transactions go. */
+  executorEndpoint: string
+  /** Enclave signer of the executor. */
+  executor: Address
+  /** x25519 public key users encrypt transactions to (zero before activation). */
+  contractEncryptionKey: Hex
+  /** Every enclave that is a member now; receipts must be signed by one of them. */
+  memberSigners: Set<string>
+}
+
+/**
+ * Reads an instance from the manager, with the endpoint of its executor.
+ *
+ * @example
+ * ```ts
+ * const info = await getInstance(client, { instance: 1n })
+ * console.log(info.phaseName, info.signers)
+ * ```
+ */
+export async function getInstance(
+  client: PoseClientBase,
+  p: GetInstanceParameters,
+): Promise<GetInstanceReturnType> {
+  const key = p.instance.toString()
+  const cached = client.state.instances.get(key)
+  if (cached && !p.refresh && cached.phase === Phase.Active) return cached
+  const info = await readInstance(client.publicClient, client.manager, p.instance)
+  if (info.phase === Phase.None) {
+    throw new PoseError(`Instance ${p.instance} does not exist on manager ${client.manager}`, {
+      details: 'Check the instance id and the manager address.',
+    })
+  }
+  const executorOperator = info.operators[info.executorSlot]
+  const executor = info.signers[info.executorSlot]
+  let executorEndpoint = ''
+  if (executorOperator && executor && !/^0x0{40}$/.test(executor)) {
+    executorEndpoint = (await readOperator(client.publicClient, client.manager, executorOperator))
+      .endpoint
+  }
+  const result: GetInstanceReturnType = {
+    ...info,
+    executorEndpoint,
+    executor: executor ?? '0x0000000000000000000000000000000000000000',
+    memberSigners: new Set(
+      info.signers.filter((s) => !/^0x0{40}$/.test(s)).map((s) => s.toLowerCase()),
+    ),
+  }
+  client.state.instances.set(key, result)
+  return result
+}

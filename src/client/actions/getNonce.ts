@@ -1,0 +1,105 @@
+import type { Address, Hex } from 'viem'
+import {
+  aeadOpen,
+  BOX_CONTEXT,
+  boxSeal,
+  bytesToHex,
+  decodeAnswer,
+  encodeSignedView,
+  hexToBytes,
+  instanceAad,
+  POSE_DOMAIN_NAME,
+  POSE_DOMAIN_VERSION,
+  poseTypes,
+  SYSTEM_ADDRESS_HEX,
+  SYSTEM_NONCE_SELECTOR,
+  utf8,
+  wordToUint,
+} from '../../protocol/index.ts'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { PoseError, PoseRequestError } from '../errors.ts'
+import { postJson } from '../transport.ts'
+import { getInstance } from './getInstance.ts'
+
+/** Signs POSE typed data (EIP-712) with the client's account, as any wallet would. */
+export async function signTyped(
+  client: PoseClientBase,
+  primaryType: 'Tx' | 'View',
+  message: Record<string, unknown>,
+): Promise<Hex> {
+  return client.account.signTypedData({
+    domain: {
+      name: POSE_DOMAIN_NAME,
+      version: POSE_DOMAIN_VERSION,
+      chainId: Number(client.domain.chainId),
+      verifyingContract: client.manager,
+    },
+    types: poseTypes,
+    primaryType,
+    message,
+  } as never)
+}
+
+export type ViewAnswer = { status: 'success' | 'revert' | 'error'; returnData: Hex; seq: bigint }
+
+/** Sends a signed view call and opens its answer. */
+export async function signedView(
+  client: PoseClientBase,
+  p: { instance: bigint; to: Address; data: Hex },
+): Promise<ViewAnswer> {
+  const info = await getInstance(client, { instance: p.instance })
+  if (/^0x0{64}$/.test(info.contractEncryptionKey)) {
+    throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
+  }
+  const latest = await client.publicClient.getBlock({ blockTag: 'latest' })
+  const expiry = latest.timestamp + 600n
+  const signature = await signTyped(client, 'View', {
+    instance: p.instance,
+    from: client.account.address,
+    to: p.to,
+    data: p.data,
+    expiry,
+  })
+  const { box, responseKey } = boxSeal({
+    recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
+    plaintext: encodeSignedView({
+      instance: p.instance,
+      from: hexToBytes(client.account.address, 'from', 20),
+      to: hexToBytes(p.to, 'to', 20),
+      data: hexToBytes(p.data, 'data'),
+      expiry,
+      signature: hexToBytes(signature, 'signature', 65),
+    }),
+    context: BOX_CONTEXT.view,
+    aad: instanceAad(p.instance),
+  })
+  const { sealed } = await postJson<{ sealed: Hex }>(
+    `${info.executorEndpoint}/v1/instances/${p.instance}/view`,
+    { box: bytesToHex(box) },
+  )
+  const answer = decodeAnswer(
+    aeadOpen(responseKey, hexToBytes(sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
+  )
+  if (answer.kind === 'rejected') {
+    throw new PoseRequestError(answer.error.message, { code: answer.error.code })
+  }
+  if (answer.kind !== 'view') throw new PoseError(`expected a view answer, got ${answer.kind}`)
+  return { status: answer.status, returnData: bytesToHex(answer.returnData), seq: answer.seq }
+}
+
+/**
+ * The next transaction nonce of the client's account in an instance (a signed view call).
+ *
+ * @example
+ * ```ts
+ * const nonce = await getNonce(client, { instance })
+ * ```
+ */
+export async function getNonce(client: PoseClientBase, p: { instance: bigint }): Promise<bigint> {
+  const r = await signedView(client, {
+    instance: p.instance,
+    to: SYSTEM_ADDRESS_HEX,
+    data: bytesToHex(SYSTEM_NONCE_SELECTOR),
+  })
+  return wordToUint(hexToBytes(r.returnData, 'nonce', 32))
+}

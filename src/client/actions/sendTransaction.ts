@@ -1,0 +1,174 @@
+import type { Address, Hex } from 'viem'
+import {
+  aeadOpen,
+  BOX_CONTEXT,
+  boxSeal,
+  bytesToHex,
+  decodeAnswer,
+  encodeSignedTx,
+  hashTx,
+  hexToBytes,
+  INSTANCE_ADDRESS_HEX,
+  instanceAad,
+  type Receipt,
+  type Tx,
+  utf8,
+  verifyReceiptSignature,
+} from '../../protocol/index.ts'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
+import { postJson } from '../transport.ts'
+import { getInstance } from './getInstance.ts'
+import { getNonce, signTyped } from './getNonce.ts'
+
+export type SendTransactionParameters = {
+  instance: bigint
+  /** Target inside the instance's world; defaults to the instance contract. */
+  to?: Address
+  data?: Hex
+  value?: bigint
+  gasLimit?: bigint
+}
+
+export type PoseReceipt = {
+  instance: bigint
+  txHash: Hex
+  from: Address
+  nonce: bigint
+  seq: bigint
+  status: 'success' | 'revert' | 'error'
+  gasUsed: bigint
+  returnData: Hex
+  logs: { address: Hex; topics: Hex[]; data: Hex }[]
+  executor: Address
+  signature: Hex
+}
+
+export type SendTransactionReturnType = PoseReceipt
+
+export function receiptToJson(r: Receipt): PoseReceipt {
+  return {
+    instance: r.instance,
+    txHash: bytesToHex(r.txHash),
+    from: bytesToHex(r.from),
+    nonce: r.nonce,
+    seq: r.seq,
+    status: r.status,
+    gasUsed: r.gasUsed,
+    returnData: bytesToHex(r.returnData),
+    logs: r.logs.map((l) => ({
+      address: bytesToHex(l.address),
+      topics: l.topics.map(bytesToHex),
+      data: bytesToHex(l.data),
+    })),
+    executor: bytesToHex(r.executor),
+    signature: bytesToHex(r.signature),
+  }
+}
+
+/** Opens an answer sealed to `responseKey`; returns the verified receipt or throws the rejection. */
+export async function openReceipt(
+  client: PoseClientBase,
+  p: { instance: bigint; txHash: Uint8Array; sealed: Hex; responseKey: Uint8Array },
+): Promise<PoseReceipt> {
+  const answer = decodeAnswer(
+    aeadOpen(p.responseKey, hexToBytes(p.sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
+  )
+  if (answer.kind === 'rejected') {
+    throw new PoseRequestError(answer.error.message, {
+      code: answer.error.code,
+      ...(answer.error.details ? { details: answer.error.details } : {}),
+    })
+  }
+  if (answer.kind !== 'receipt')
+    throw new PoseError(`expected a receipt, got a ${answer.kind} answer`)
+  const r = answer.receipt
+  if (bytesToHex(r.txHash) !== bytesToHex(p.txHash) || r.instance !== p.instance) {
+    throw new ReceiptVerificationError('Receipt is for another transaction')
+  }
+  verifyReceiptSignature(r, client.domain)
+  let info = await getInstance(client, { instance: p.instance })
+  if (!info.memberSigners.has(bytesToHex(r.executor).toLowerCase())) {
+    info = await getInstance(client, { instance: p.instance, refresh: true })
+    if (!info.memberSigners.has(bytesToHex(r.executor).toLowerCase())) {
+      throw new ReceiptVerificationError(
+        `Receipt signed by ${bytesToHex(r.executor)}, which is not a registered member enclave of instance ${p.instance}`,
+      )
+    }
+  }
+  return receiptToJson(r)
+}
+
+/**
+ * Signs a transaction (EIP-712), encrypts it to the instance's contract key, sends it to the
+ * executor and returns its receipt once every watchdog holds the new state. The receipt is
+ * verified against the enclave keys registered on-chain.
+ *
+ * @example
+ * ```ts
+ * const receipt = await sendTransaction(client, { instance, data: encodeFunctionData({ abi, functionName: 'transfer', args: [to, 1n] }) })
+ * ```
+ */
+export async function sendTransaction(
+  client: PoseClientBase,
+  p: SendTransactionParameters,
+): Promise<SendTransactionReturnType> {
+  const info = await getInstance(client, { instance: p.instance })
+  if (/^0x0{64}$/.test(info.contractEncryptionKey)) {
+    throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
+  }
+  const nonceKey = p.instance.toString()
+  let nonce = client.state.nonces.get(nonceKey)
+  if (nonce === undefined) nonce = await getNonce(client, { instance: p.instance })
+  client.state.nonces.set(nonceKey, nonce + 1n)
+  const tx: Tx = {
+    instance: p.instance,
+    from: hexToBytes(client.account.address, 'from', 20),
+    nonce,
+    to: hexToBytes(p.to ?? INSTANCE_ADDRESS_HEX, 'to', 20),
+    value: p.value ?? 0n,
+    data: hexToBytes(p.data ?? '0x', 'data'),
+    gasLimit: p.gasLimit ?? 1_000_000n,
+  }
+  const txHash = hashTx(client.domain, tx)
+  const signature = hexToBytes(
+    await signTyped(client, 'Tx', {
+      instance: tx.instance,
+      from: client.account.address,
+      nonce: tx.nonce,
+      to: bytesToHex(tx.to),
+      value: tx.value,
+      data: bytesToHex(tx.data),
+      gasLimit: tx.gasLimit,
+    }),
+    'signature',
+    65,
+  )
+  const { box, responseKey } = boxSeal({
+    recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
+    plaintext: encodeSignedTx({ ...tx, signature }),
+    context: BOX_CONTEXT.tx,
+    aad: instanceAad(p.instance),
+  })
+  client.state.sent.set(bytesToHex(txHash), {
+    instance: p.instance,
+    box,
+    responseKey,
+    endpoint: info.executorEndpoint,
+  })
+  try {
+    const { sealed } = await postJson<{ sealed: Hex }>(
+      `${info.executorEndpoint}/v1/instances/${p.instance}/tx`,
+      { box: bytesToHex(box) },
+    )
+    const receipt = await openReceipt(client, { instance: p.instance, txHash, sealed, responseKey })
+    client.state.sent.delete(bytesToHex(txHash))
+    return receipt
+  } catch (e) {
+    if (e instanceof PoseRequestError && (e.code === 'BAD_NONCE' || e.code === 'REPLAYED')) {
+      client.state.nonces.delete(nonceKey)
+      client.state.sent.delete(bytesToHex(txHash))
+    }
+    throw e
+  }
+}

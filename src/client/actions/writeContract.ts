@@ -1,0 +1,66 @@
+import {
+  type Abi,
+  type Address,
+  type ContractFunctionArgs,
+  type ContractFunctionName,
+  encodeFunctionData,
+} from 'viem'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { revertError } from './readContract.ts'
+import { type PoseReceipt, sendTransaction } from './sendTransaction.ts'
+
+export type WriteContractParameters<
+  abi extends Abi = Abi,
+  functionName extends ContractFunctionName<abi, 'nonpayable' | 'payable'> = ContractFunctionName<
+    abi,
+    'nonpayable' | 'payable'
+  >,
+  args extends ContractFunctionArgs<
+    abi,
+    'nonpayable' | 'payable',
+    functionName
+  > = ContractFunctionArgs<abi, 'nonpayable' | 'payable', functionName>,
+> = {
+  instance: bigint
+  abi: abi
+  functionName: functionName
+  args?: args
+  address?: Address
+  value?: bigint
+  gasLimit?: bigint
+  /** Throw ContractRevertError when the call reverted (default true). */
+  throwOnRevert?: boolean
+}
+
+/**
+ * Calls a state-changing function of the instance contract and returns the verified receipt.
+ *
+ * @example
+ * ```ts
+ * const receipt = await writeContract(client, { instance, abi, functionName: 'transfer', args: [to, 5n] })
+ * ```
+ */
+export async function writeContract<
+  const abi extends Abi,
+  functionName extends ContractFunctionName<abi, 'nonpayable' | 'payable'>,
+  args extends ContractFunctionArgs<abi, 'nonpayable' | 'payable', functionName>,
+>(
+  client: PoseClientBase,
+  p: WriteContractParameters<abi, functionName, args>,
+): Promise<PoseReceipt> {
+  const data = encodeFunctionData({
+    abi: p.abi,
+    functionName: p.functionName,
+    args: p.args,
+  } as never)
+  const receipt = await sendTransaction(client, {
+    instance: p.instance,
+    data,
+    ...(p.address ? { to: p.address } : {}),
+    ...(p.value !== undefined ? { value: p.value } : {}),
+    ...(p.gasLimit !== undefined ? { gasLimit: p.gasLimit } : {}),
+  })
+  if (receipt.status === 'revert' && (p.throwOnRevert ?? true))
+    throw revertError(p.abi as Abi, receipt.returnData)
+  return receipt
+}

@@ -1,0 +1,113 @@
+/**
+ * The POSE client (viem style): `createPoseClient({ rpcUrl, manager, account })` returns a
+ * client with every action bound to it; each action also lives in its own file under
+ * `actions/` and can be called as `action(client, params)`.
+ */
+import type {
+  Abi,
+  Account,
+  Address,
+  ContractFunctionArgs,
+  ContractFunctionName,
+  Hex,
+  LocalAccount,
+} from 'viem'
+import { type ChainClients, createChainClients } from '../chain/clients.ts'
+import { TxSender } from '../chain/sender.ts'
+import { hexToBytes, type PoseDomain } from '../protocol/index.ts'
+import { type DeployContractParameters, deployContract } from './actions/deployContract.ts'
+import { type GetInstanceReturnType, getInstance } from './actions/getInstance.ts'
+import { type GetReceiptParameters, getReceipt } from './actions/getReceipt.ts'
+import { type ReadContractParameters, readContract } from './actions/readContract.ts'
+import { type SendTransactionParameters, sendTransaction } from './actions/sendTransaction.ts'
+import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
+
+export type CreatePoseClientParameters = {
+  /** JSON-RPC endpoint of the chain holding the manager. */
+  rpcUrl: string
+  /** Address of the PoseManager contract. */
+  manager: Address
+  /** The user's account; a viem LocalAccount (e.g. `privateKeyToAccount`). */
+  account: LocalAccount
+  /** How often to poll the chain while waiting, in ms (default 250). */
+  pollingIntervalMs?: number
+}
+
+export type PoseClientState = {
+  nonces: Map<string, bigint>
+  instances: Map<string, GetInstanceReturnType>
+  sent: Map<
+    string,
+    { instance: bigint; box: Uint8Array; responseKey: Uint8Array; endpoint: string }
+  >
+}
+
+export type PoseClientBase = ChainClients & {
+  account: LocalAccount
+  manager: Address
+  domain: PoseDomain
+  sender: TxSender
+  pollingIntervalMs: number
+  state: PoseClientState
+}
+
+export type PoseClient = PoseClientBase & {
+  deployContract: <const abi extends Abi>(
+    p: DeployContractParameters<abi>,
+  ) => ReturnType<typeof deployContract<abi>>
+  sendTransaction: (p: SendTransactionParameters) => ReturnType<typeof sendTransaction>
+  writeContract: <
+    const abi extends Abi,
+    functionName extends ContractFunctionName<abi, 'nonpayable' | 'payable'>,
+    args extends ContractFunctionArgs<abi, 'nonpayable' | 'payable', functionName>,
+  >(
+    p: WriteContractParameters<abi, functionName, args>,
+  ) => ReturnType<typeof writeContract<abi, functionName, args>>
+  readContract: <
+    const abi extends Abi,
+    functionName extends ContractFunctionName<abi, 'pure' | 'view'>,
+    args extends ContractFunctionArgs<abi, 'pure' | 'view', functionName>,
+  >(
+    p: ReadContractParameters<abi, functionName, args>,
+  ) => ReturnType<typeof readContract<abi, functionName, args>>
+  getReceipt: (p: GetReceiptParameters) => ReturnType<typeof getReceipt>
+  getInstance: (p: { instance: bigint; refresh?: boolean }) => Promise<GetInstanceReturnType>
+}
+
+/**
+ * Creates a POSE client.
+ *
+ * @example
+ * ```ts
+ * const client = await createPoseClient({ rpcUrl: 'http://127.0.0.1:8545', manager, account })
+ * const { instance } = await client.deployContract({ abi, bytecode, args: [1000n], watchdogCount: 2 })
+ * await client.writeContract({ instance, abi, functionName: 'transfer', args: [to, 5n] })
+ * ```
+ */
+export async function createPoseClient(p: CreatePoseClientParameters): Promise<PoseClient> {
+  const pollingIntervalMs = p.pollingIntervalMs ?? 250
+  const chain = await createChainClients({
+    rpcUrl: p.rpcUrl,
+    account: p.account as Account,
+    pollingIntervalMs,
+  })
+  const base: PoseClientBase = {
+    ...chain,
+    account: p.account,
+    manager: p.manager,
+    domain: { chainId: BigInt(chain.chain.id), manager: hexToBytes(p.manager, 'manager', 20) },
+    sender: new TxSender(chain.publicClient, chain.walletClient!),
+    pollingIntervalMs,
+    state: { nonces: new Map(), instances: new Map(), sent: new Map() },
+  }
+  const client = base as PoseClient
+  client.deployContract = (q) => deployContract(base, q)
+  client.sendTransaction = (q) => sendTransaction(base, q)
+  client.writeContract = (q) => writeContract(base, q)
+  client.readContract = (q) => readContract(base, q)
+  client.getReceipt = (q) => getReceipt(base, q)
+  client.getInstance = (q) => getInstance(base, q)
+  return client
+}
+
+export type { Hex }

@@ -1,0 +1,100 @@
+/**
+ * Embedded anvil (from the `@foundry-rs/anvil` npm package) on a free loopback port. Used by
+ * the devnet, the tests and the benchmarks; never by production paths.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join } from 'node:path'
+
+export type Anvil = { url: string; port: number; process: ChildProcess; stop: () => Promise<void> }
+
+export function anvilBinary(): string {
+  const require = createRequire(import.meta.url)
+  const pkg = `@foundry-rs/anvil-${process.platform}-${process.arch === 'x64' ? 'amd64' : process.arch}`
+  return join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export type AnvilOptions = {
+  port?: number
+  /** Interval mining in seconds on top of automine (so time-based steps progress). */
+  blockTime?: number
+  chainId?: number
+}
+
+export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
+  const port = opts.port ?? (await freePort())
+  const args = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--silent',
+    '--chain-id',
+    String(opts.chainId ?? 31337),
+  ]
+  if (opts.blockTime) args.push('--block-time', String(opts.blockTime), '--mixed-mining')
+  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (d) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`anvil exited with code ${child.exitCode}: ${stderr}`)
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      })
+      if (res.ok) break
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`anvil did not answer on ${url} within 15 s`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    url,
+    port,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref()
+      }),
+  }
+}
+
+/** Calls an anvil JSON-RPC method (time controls, balances). */
+export async function anvilRpc(
+  url: string,
+  method: string,
+  params: unknown[] = [],
+): Promise<unknown> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  })
+  const json = (await res.json()) as { result?: unknown; error?: { message: string } }
+  if (json.error) throw new Error(`${method}: ${json.error.message}`)
+  return json.result
+}

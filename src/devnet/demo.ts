@@ -1,0 +1,180 @@
+/**
+ * The devnet demo (`npm start`): four operators, one private-token instance with s = 2, a few
+ * users transferring tokens, signed view calls that show each user only their own balance, and
+ * a check that every pool member holds the same state.
+ */
+import type { Address } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readOperator } from '../chain/manager.ts'
+import { ContractRevertError } from '../client/errors.ts'
+import { createPoseClient, type PoseClient } from '../client/index.ts'
+import { DEV_TEE_WARNING } from '../tee/attestation.ts'
+import { startDevnet } from './devnet.ts'
+
+export type DemoOptions = {
+  operators: number
+  watchdogs: number
+  txs: number
+  keep: boolean
+  dir?: string
+}
+
+const say = (line: string) => console.log(line)
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+export async function runDemo(o: DemoOptions): Promise<void> {
+  say(`POSE devnet — ${DEV_TEE_WARNING}`)
+  const t0 = performance.now()
+  const devnet = await startDevnet({
+    operators: o.operators,
+    users: 3,
+    ...(o.dir ? { dir: o.dir } : {}),
+    log: (l) => say(`  ${l}`),
+  })
+  let stopped = false
+  const stop = async () => {
+    if (stopped) return
+    stopped = true
+    await devnet.stop()
+  }
+  process.once('SIGINT', () => void stop().then(() => process.exit(130)))
+  try {
+    say(
+      `devnet up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${o.operators} operators, each an operator process plus an enclave process`,
+    )
+    const names = ['alice', 'bob', 'carol']
+    const clients: PoseClient[] = []
+    for (const key of devnet.userKeys) {
+      clients.push(
+        await createPoseClient({
+          rpcUrl: devnet.rpcUrl,
+          manager: devnet.manager,
+          account: privateKeyToAccount(key),
+          pollingIntervalMs: 100,
+        }),
+      )
+    }
+    const [alice, bob, carol] = clients as [PoseClient, PoseClient, PoseClient]
+    const addr = (c: PoseClient): Address => c.account.address
+
+    say(`\n1. alice deploys PrivateToken (1,000,000 supply) with s = ${o.watchdogs} watchdogs`)
+    const t1 = performance.now()
+    const { instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000_000n],
+      watchdogCount: o.watchdogs,
+      onProgress: (s) => say(`   … ${s}`),
+    })
+    const info = await alice.getInstance({ instance, refresh: true })
+    say(
+      `   instance ${instance} active in ${((performance.now() - t1) / 1000).toFixed(1)} s; executor ${info.signers[info.executorSlot]}`,
+    )
+
+    say(
+      '\n2. alice funds bob and carol (off-chain, no gas, receipts signed by the executor enclave)',
+    )
+    for (const to of [bob, carol]) {
+      const s = performance.now()
+      const r = await alice.writeContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [addr(to), 10_000n],
+      })
+      say(
+        `   transfer 10000 → ${names[clients.indexOf(to)]}: ${r.status}, seq ${r.seq}, ${(performance.now() - s).toFixed(1)} ms`,
+      )
+    }
+
+    say(
+      `\n3. ${o.txs} transfers from three users, replicated to every watchdog before each receipt`,
+    )
+    const latencies: number[] = []
+    const tStream = performance.now()
+    await Promise.all(
+      clients.map(async (c, ci) => {
+        for (let i = ci; i < o.txs; i += clients.length) {
+          const to = clients[(ci + 1 + (i % 2)) % clients.length]!
+          const s = performance.now()
+          await c.writeContract({
+            instance,
+            abi: privateTokenAbi,
+            functionName: 'transfer',
+            args: [addr(to), BigInt(1 + (i % 7))],
+          })
+          latencies.push(performance.now() - s)
+        }
+      }),
+    )
+    const elapsed = (performance.now() - tStream) / 1000
+    latencies.sort((a, b) => a - b)
+    say(
+      `   ${latencies.length} receipts in ${elapsed.toFixed(2)} s (${(latencies.length / elapsed).toFixed(0)} tx/s); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+    )
+
+    say('\n4. signed view calls: each user sees only their own balance')
+    let total = 0n
+    for (const [i, c] of clients.entries()) {
+      const b = await c.readContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        args: [addr(c)],
+      })
+      total += b
+      say(`   ${names[i]} reads own balance: ${b}`)
+    }
+    try {
+      await bob.readContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        args: [addr(carol)],
+      })
+      throw new Error('bob could read carol’s balance')
+    } catch (e) {
+      if (!(e instanceof ContractRevertError)) throw e
+      say(`   bob reads carol's balance: refused by the contract (${e.errorName})`)
+    }
+    if (total !== 1_000_000n) throw new Error(`balances add up to ${total}, expected 1000000`)
+    say('   balances add up to the total supply')
+
+    say('\n5. every pool member holds the same state')
+    const fresh = await alice.getInstance({ instance, refresh: true })
+    const digests = new Set<string>()
+    for (let slot = 0; slot < fresh.operators.length; slot++) {
+      const op = await readOperator(alice.publicClient, devnet.manager, fresh.operators[slot]!)
+      const d = (await (await fetch(`${op.endpoint}/v1/instances/${instance}/digest`)).json()) as {
+        role: string
+        seq: string
+        digest: string
+      }
+      digests.add(`${d.seq}:${d.digest}`)
+      say(`   slot ${slot} ${d.role.padEnd(8)} seq ${d.seq} digest ${d.digest.slice(0, 18)}…`)
+    }
+    if (digests.size !== 1) throw new Error('pool members disagree on the state digest')
+    say('   all digests equal')
+
+    if (o.keep) {
+      say('\nThe devnet keeps running. Connect with:')
+      say(`   rpc      ${devnet.rpcUrl}`)
+      say(`   manager  ${devnet.manager}`)
+      say(`   instance ${instance}`)
+      for (const [i, k] of devnet.userKeys.entries()) say(`   ${names[i]} key ${k}`)
+      say(
+        `   e.g. POSE_KEY=${devnet.userKeys[1]} npx pose call --rpc ${devnet.rpcUrl} --manager ${devnet.manager} --instance ${instance} --artifact out/PrivateToken.sol/PrivateToken.json --function myBalance`,
+      )
+      say('Press Ctrl-C to stop.')
+      await new Promise(() => undefined)
+    }
+    say(`\ndemo finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+  } finally {
+    if (!o.keep) await stop()
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * A local POSE network: embedded anvil, the manager, and N operators, each an operator process
+ * with its own enclave process and data directory (SPEC §2: Devnet). Used by `npm start`,
+ * `pose devnet`, the e2e tests and the benchmarks.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Address, createPublicClient, type Hex, http } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { poseManagerAbi } from '../chain/abi.generated.ts'
+import { bytesToHex, hexToBytes } from '../protocol/index.ts'
+import { DEFAULT_BUNDLE_PATH, measureBundle, REPO_ROOT } from '../tee/measurement.ts'
+import { type Anvil, anvilRpc, startAnvil } from './anvil.ts'
+import { DEFAULT_MANAGER_PARAMS, deployManager, type ManagerParams } from './deploy.ts'
+
+export type OperatorProcess = {
+  index: number
+  key: Hex
+  address: Address
+  dataDir: string
+  logPath: string
+  process: ChildProcess | undefined
+}
+
+export type DevnetOptions = {
+  operators?: number
+  users?: number
+  /** Directory for data and logs; a fresh temporary directory by default. */
+  dir?: string
+  blockTime?: number
+  params?: ManagerParams
+  log?: (line: string) => void
+}
+
+export type Devnet = {
+  anvil: Anvil
+  rpcUrl: string
+  manager: Address
+  verifier: Address
+  devAuthorityKey: Hex
+  deployerKey: Hex
+  userKeys: Hex[]
+  operators: OperatorProcess[]
+  dir: string
+  startOperator: (i: number) => Promise<void>
+  killOperator: (i: number, signal?: NodeJS.Signals) => Promise<void>
+  enclavePid: (i: number) => number | undefined
+  stop: () => Promise<void>
+}
+
+const FUND = 10n ** 22n
+
+async function fund(rpcUrl: string, address: Address): Promise<void> {
+  await anvilRpc(rpcUrl, 'anvil_setBalance', [address, `0x${FUND.toString(16)}`])
+}
+
+export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
+  const log = opts.log ?? (() => undefined)
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pose-devnet-'))
+  mkdirSync(dir, { recursive: true })
+  const anvil = await startAnvil({ blockTime: opts.blockTime ?? 1 })
+  log(`anvil listening on ${anvil.url}`)
+  const devAuthorityKey = generatePrivateKey()
+  const deployerKey = generatePrivateKey()
+  await fund(anvil.url, privateKeyToAccount(deployerKey).address)
+  const { manager, verifier } = await deployManager({
+    rpcUrl: anvil.url,
+    deployerKey,
+    devAuthorityKey: hexToBytes(devAuthorityKey),
+    measurements: [measureBundle(DEFAULT_BUNDLE_PATH)],
+    params: opts.params ?? DEFAULT_MANAGER_PARAMS,
+  })
+  log(
+    `manager deployed at ${manager} (verifier ${verifier}, measurement ${bytesToHex(measureBundle())})`,
+  )
+
+  const operators: OperatorProcess[] = []
+  for (let i = 0; i < (opts.operators ?? 4); i++) {
+    const key = generatePrivateKey()
+    const address = privateKeyToAccount(key).address
+    await fund(anvil.url, address)
+    const dataDir = join(dir, `operator-${i}`)
+    mkdirSync(dataDir, { recursive: true })
+    operators.push({
+      index: i,
+      key,
+      address,
+      dataDir,
+      logPath: join(dataDir, 'operator.log'),
+      process: undefined,
+    })
+  }
+  const userKeys: Hex[] = []
+  for (let i = 0; i < (opts.users ?? 3); i++) {
+    const key = generatePrivateKey()
+    await fund(anvil.url, privateKeyToAccount(key).address)
+    userKeys.push(key)
+  }
+
+  const client = createPublicClient({ transport: http(anvil.url) })
+
+  const startOperator = async (i: number): Promise<void> => {
+    const op = operators[i]!
+    const out = createWriteStream(op.logPath, { flags: 'a' })
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'src', 'cli', 'main.ts'),
+        'operator',
+        'start',
+        '--rpc',
+        anvil.url,
+        '--manager',
+        manager,
+        '--data-dir',
+        op.dataDir,
+      ],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          POSE_OPERATOR_KEY: op.key,
+          POSE_DEV_AUTHORITY_KEY: devAuthorityKey,
+          POSE_LOG_LEVEL: process.env.POSE_LOG_LEVEL ?? 'info',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    child.stdout?.pipe(out)
+    child.stderr?.pipe(out)
+    op.process = child
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      if (child.exitCode !== null) {
+        throw new Error(
+          `operator ${i} exited with code ${child.exitCode}; see ${op.logPath}:\n${readFileSync(op.logPath, 'utf8').slice(-2000)}`,
+        )
+      }
+      const info = (await client.readContract({
+        address: manager,
+        abi: poseManagerAbi,
+        functionName: 'getOperator',
+        args: [op.address],
+      })) as { registered: boolean; endpoint: string }
+      if (info.registered && readPid(op.dataDir, 'operator.pid') === child.pid) {
+        try {
+          const res = await fetch(`${info.endpoint}/v1/health`)
+          if (res.ok) break
+        } catch {}
+      }
+      if (Date.now() > deadline)
+        throw new Error(`operator ${i} did not start within 60 s; see ${op.logPath}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    log(`operator ${i} (${op.address}) up`)
+  }
+
+  const killOperator = async (i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const op = operators[i]!
+    const child = op.process
+    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((r) => child.once('exit', () => r()))
+    child.kill(signal)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+    await exited
+    clearTimeout(timer)
+    op.process = undefined
+  }
+
+  const enclavePid = (i: number) => readPid(operators[i]!.dataDir, 'enclave.pid')
+
+  const stop = async () => {
+    await Promise.all(operators.map((_, i) => killOperator(i)))
+    // An enclave whose operator was SIGKILLed exits on IPC disconnect; make sure.
+    for (let i = 0; i < operators.length; i++) {
+      const pid = enclavePid(i)
+      if (pid) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
+    }
+    await anvil.stop()
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true })
+  }
+
+  try {
+    await Promise.all(operators.map((_, i) => startOperator(i)))
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  return {
+    anvil,
+    rpcUrl: anvil.url,
+    manager,
+    verifier,
+    devAuthorityKey,
+    deployerKey,
+    userKeys,
+    operators,
+    dir,
+    startOperator,
+    killOperator,
+    enclavePid,
+    stop,
+  }
+}
+
+function readPid(dir: string, file: string): number | undefined {
+  try {
+    const n = Number(readFileSync(join(dir, file), 'utf8').trim())
+    return Number.isInteger(n) && n > 0 ? n : undefined
+  } catch {
+    return undefined
+  }
+}

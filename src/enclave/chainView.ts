@@ -1,0 +1,190 @@
+/**
+ * An enclave's view of one instance on the chain, rebuilt from the operator's event feed and
+ * checked against the manager's running event hash (SPEC §4). An operator that drops, reorders
+ * or forges an event gets an error here, and any signature the enclave later makes names an
+ * `(eventIndex, eventHash)` the manager will reject.
+ */
+
+import { z } from 'zod'
+import {
+  type ChainEvent,
+  dec,
+  decodeActivated,
+  decodeCreated,
+  decodeJson,
+  decodeMemberRemoved,
+  decodePoolDrawn,
+  EventKind,
+  encodeJson,
+  equalBytes,
+  hex,
+  isKnownEventKind,
+  nextEventHash,
+  Phase,
+  ProtocolError,
+  uint,
+  unhex,
+} from '../protocol/index.ts'
+
+const ZERO32 = new Uint8Array(32)
+const ZERO20 = new Uint8Array(20)
+
+export class ChainView {
+  index = 0n
+  hash: Uint8Array = ZERO32
+  phase: Phase = Phase.None
+  creator: Uint8Array = ZERO20
+  watchdogCount = 0
+  initCommitment: Uint8Array = ZERO32
+  signers: Uint8Array[] = []
+  encryptionKeys: Uint8Array[] = []
+  executorSlot = 0
+  contractEncryptionKey: Uint8Array | undefined
+  genesisDigest: Uint8Array | undefined
+
+  constructor(readonly instance: bigint) {}
+
+  /** Applies the next event; returns false when it was already applied (a replay by the host). */
+  apply(e: ChainEvent): boolean {
+    if (e.instance !== this.instance) {
+      throw new ProtocolError(
+        'MALFORMED',
+        `event for instance ${e.instance} fed to ${this.instance}`,
+      )
+    }
+    if (e.index <= this.index) return false
+    if (e.index !== this.index + 1n) {
+      throw new ProtocolError(
+        'OUT_OF_ORDER',
+        `instance ${this.instance}: event ${e.index} arrived before event ${this.index + 1n}`,
+      )
+    }
+    if (!isKnownEventKind(e.kind)) {
+      throw new ProtocolError(
+        'MALFORMED',
+        `instance ${this.instance}: unknown event kind ${e.kind}`,
+      )
+    }
+    const h = nextEventHash({
+      prevHash: this.hash,
+      instance: this.instance,
+      index: e.index,
+      kind: e.kind,
+      data: e.data,
+    })
+    if (!equalBytes(h, e.hash)) {
+      throw new ProtocolError(
+        'STALE_EVENT',
+        `instance ${this.instance}: event ${e.index} does not extend the running hash`,
+      )
+    }
+    this.applyKind(e.kind, e.data)
+    this.index = e.index
+    this.hash = h
+    return true
+  }
+
+  private applyKind(kind: number, data: Uint8Array): void {
+    switch (kind) {
+      case EventKind.Created: {
+        const c = decodeCreated(data)
+        this.creator = c.creator
+        this.watchdogCount = c.watchdogCount
+        this.initCommitment = c.initCommitment
+        this.phase = Phase.Drawing
+        return
+      }
+      case EventKind.PoolDrawn: {
+        const p = decodePoolDrawn(data)
+        this.signers = p.signers
+        this.encryptionKeys = p.encryptionKeys
+        this.executorSlot = 0
+        this.phase = Phase.Creating
+        return
+      }
+      case EventKind.Activated: {
+        const a = decodeActivated(data)
+        this.contractEncryptionKey = a.contractEncryptionKey
+        this.genesisDigest = a.genesisDigest
+        this.phase = Phase.Active
+        return
+      }
+      case EventKind.MemberRemoved: {
+        const m = decodeMemberRemoved(data)
+        if (m.slot < this.signers.length) this.signers[m.slot] = ZERO20
+        return
+      }
+      default:
+        // Kinds handled by later protocol stages still extend the running hash.
+        return
+    }
+  }
+
+  slotOf(signer: Uint8Array): number {
+    return this.signers.findIndex((s) => equalBytes(s, signer))
+  }
+
+  get executor(): Uint8Array | undefined {
+    const s = this.signers[this.executorSlot]
+    return s && !equalBytes(s, ZERO20) ? s : undefined
+  }
+
+  /** Live watchdog slots (every live member except the executor). */
+  watchdogSlots(): number[] {
+    const out: number[] = []
+    this.signers.forEach((s, i) => {
+      if (i !== this.executorSlot && !equalBytes(s, ZERO20)) out.push(i)
+    })
+    return out
+  }
+
+  toJSON(): unknown {
+    return {
+      instance: dec(this.instance),
+      index: dec(this.index),
+      hash: hex(this.hash),
+      phase: this.phase,
+      creator: hex(this.creator),
+      watchdogCount: this.watchdogCount,
+      initCommitment: hex(this.initCommitment),
+      signers: this.signers.map(hex),
+      encryptionKeys: this.encryptionKeys.map(hex),
+      executorSlot: this.executorSlot,
+      contractEncryptionKey: this.contractEncryptionKey ? hex(this.contractEncryptionKey) : null,
+      genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
+    }
+  }
+
+  static fromJSON(value: unknown): ChainView {
+    const w = decodeJson(encodeJson(value), viewSchema, 'sealed view', 1 << 20)
+    const v = new ChainView(uint(w.instance, 'view.instance'))
+    v.index = uint(w.index, 'view.index', 64)
+    v.hash = unhex(w.hash, 'view.hash', 32)
+    v.phase = w.phase as Phase
+    v.creator = unhex(w.creator, 'view.creator', 20)
+    v.watchdogCount = w.watchdogCount
+    v.initCommitment = unhex(w.initCommitment, 'view.initCommitment', 32)
+    v.signers = w.signers.map((s) => unhex(s, 'view.signers', 20))
+    v.encryptionKeys = w.encryptionKeys.map((s) => unhex(s, 'view.encryptionKeys', 32))
+    v.executorSlot = w.executorSlot
+    if (w.contractEncryptionKey)
+      v.contractEncryptionKey = unhex(w.contractEncryptionKey, 'view.cek', 32)
+    if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
+    return v
+  }
+}
+
+const viewSchema = z.strictObject({
+  instance: z.string(),
+  index: z.string(),
+  hash: z.string(),
+  phase: z.number().int().min(0).max(7),
+  creator: z.string(),
+  watchdogCount: z.number().int().min(0).max(255),
+  initCommitment: z.string(),
+  signers: z.array(z.string()).max(16),
+  encryptionKeys: z.array(z.string()).max(16),
+  executorSlot: z.number().int().min(0).max(15),
+  contractEncryptionKey: z.string().nullable(),
+  genesisDigest: z.string().nullable(),
+})

@@ -1,0 +1,228 @@
+/**
+ * The enclave: one object behind the ecall interface (SPEC §2, §3). It owns the keys, the chain
+ * view of every instance and the instances this enclave is a member of. Every request is
+ * validated here; nothing the host says is trusted beyond what the running hash and enclave
+ * signatures prove.
+ */
+import {
+  attestationReportHash,
+  type ChainEvent,
+  type EcallName,
+  type EcallResults,
+  type EnclaveOutput,
+  EventKind,
+  ecallSchemas,
+  envelopeFromWire,
+  equalBytes,
+  LIMITS,
+  ProtocolError,
+  validate,
+  verifyEnvelope,
+} from '../protocol/index.ts'
+import { ChainView } from './chainView.ts'
+import {
+  createSealer,
+  generateIdentity,
+  type Identity,
+  type Sealer,
+  sealIdentity,
+  unsealIdentity,
+} from './identity.ts'
+import { type EnclaveContext, Instance } from './instance.ts'
+
+const DEFAULT_MAX_GAS_PER_TX = 30_000_000n
+
+export class Enclave {
+  private identity: Identity | undefined
+  private sealer: Sealer | undefined
+  private blockNumber = 0n
+  private timestamp = 0n
+  private views = new Map<bigint, ChainView>()
+  private instances = new Map<bigint, Instance>()
+  private outputs: EnclaveOutput[] = []
+  private ctx: EnclaveContext | undefined
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Runs one ecall; returns its result and the outputs it produced. */
+  async call(
+    method: string,
+    params: unknown,
+  ): Promise<{ result: unknown; outputs: EnclaveOutput[] }> {
+    this.outputs = []
+    try {
+      if (!Object.hasOwn(ecallSchemas, method)) {
+        throw new ProtocolError(
+          'MALFORMED',
+          `ecall: unknown method ${JSON.stringify(String(method).slice(0, 40))}`,
+        )
+      }
+      const name = method as EcallName
+      const p = validate(params, ecallSchemas[name] as never, `ecall ${name}`) as never
+      if (name !== 'init' && !this.identity)
+        throw new ProtocolError('NOT_READY', 'ecall: enclave not initialised')
+      const result = await this.dispatch(name, p)
+      return { result, outputs: this.outputs }
+    } catch (e) {
+      ;(e as { outputs?: EnclaveOutput[] }).outputs = this.outputs
+      throw e
+    }
+  }
+
+  private async dispatch(name: EcallName, p: never): Promise<EcallResults[EcallName]> {
+    switch (name) {
+      case 'init':
+        return this.init(p)
+      case 'restore':
+        return this.restore(p)
+      case 'chain':
+        return this.chain(p)
+      case 'deploy':
+        return this.member(p).deploy((p as { box: Uint8Array }).box)
+      case 'tx': {
+        const q = p as { requestId: string; box: Uint8Array }
+        await this.member(p).submitTx(q.requestId, q.box)
+        return {}
+      }
+      case 'view': {
+        const q = p as { requestId: string; box: Uint8Array }
+        await this.member(p).viewCall(q.requestId, q.box)
+        return {}
+      }
+      case 'peer':
+        return this.peer(p)
+      case 'tick': {
+        for (const inst of this.instances.values()) await inst.tick((p as { now: number }).now)
+        return {}
+      }
+      case 'digest': {
+        const inst = this.member(p)
+        return {
+          role: inst.role,
+          seq: inst.seq,
+          digest: inst.world?.digest() ?? new Uint8Array(32),
+        }
+      }
+      case 'status':
+        return {
+          signer: this.identity!.signer,
+          instances: [...this.instances.values()].map((i) => i.status()),
+        }
+    }
+  }
+
+  private member(p: { instance: bigint }): Instance {
+    const inst = this.instances.get(p.instance)
+    if (!inst)
+      throw new ProtocolError(
+        'UNKNOWN_INSTANCE',
+        `instance ${p.instance}: this enclave is not a member`,
+      )
+    return inst
+  }
+
+  private init(p: {
+    platformSecret: Uint8Array
+    measurement: Uint8Array
+    chainId: bigint
+    manager: Uint8Array
+    operator: Uint8Array
+    sealedIdentity?: Uint8Array | undefined
+  }): EcallResults['init'] {
+    if (this.identity) throw new ProtocolError('WRONG_PHASE', 'init: enclave already initialised')
+    const sealer = createSealer(p.platformSecret, p.measurement)
+    const identity = p.sealedIdentity
+      ? unsealIdentity(sealer, p.sealedIdentity)
+      : generateIdentity()
+    this.identity = identity
+    this.sealer = sealer
+    this.ctx = {
+      identity,
+      sealer,
+      chainId: p.chainId,
+      manager: p.manager,
+      maxGasPerTx: DEFAULT_MAX_GAS_PER_TX,
+      out: (o) => this.outputs.push(o),
+      block: () => ({ number: this.blockNumber, timestamp: this.timestamp }),
+      now: this.now,
+    }
+    return {
+      signer: identity.signer,
+      encryptionKey: identity.encryptionKey,
+      sealedIdentity: sealIdentity(sealer, identity),
+      reportHash: attestationReportHash({
+        chainId: p.chainId,
+        manager: p.manager,
+        measurement: p.measurement,
+        signer: identity.signer,
+        encryptionKey: identity.encryptionKey,
+        operator: p.operator,
+      }),
+      insecure: true,
+    }
+  }
+
+  private async restore(p: {
+    instance: bigint
+    blobs: Uint8Array[]
+  }): Promise<EcallResults['restore']> {
+    if (this.instances.has(p.instance))
+      throw new ProtocolError('WRONG_PHASE', `restore: instance ${p.instance} already loaded`)
+    const inst = await Instance.restore(this.ctx!, p.instance, p.blobs)
+    this.instances.set(p.instance, inst)
+    this.views.set(p.instance, inst.view)
+    return { seq: inst.seq }
+  }
+
+  private async chain(p: {
+    blockNumber: bigint
+    timestamp: bigint
+    events: ChainEvent[]
+  }): Promise<EcallResults['chain']> {
+    if (p.blockNumber > this.blockNumber) this.blockNumber = p.blockNumber
+    if (p.timestamp > this.timestamp) this.timestamp = p.timestamp
+    for (const e of p.events) {
+      let view = this.views.get(e.instance)
+      if (!view) {
+        if (e.index !== 1n) {
+          throw new ProtocolError(
+            'OUT_OF_ORDER',
+            `instance ${e.instance}: first event fed is ${e.index}, expected 1`,
+          )
+        }
+        view = new ChainView(e.instance)
+        this.views.set(e.instance, view)
+      }
+      if (!view.apply(e)) continue
+      let inst = this.instances.get(e.instance)
+      if (!inst && e.kind === EventKind.PoolDrawn && view.slotOf(this.identity!.signer) >= 0) {
+        inst = new Instance(view, this.ctx!)
+        this.instances.set(e.instance, inst)
+      }
+      if (inst) {
+        inst.updateRole()
+        inst.sealView()
+        await inst.pump()
+      }
+    }
+    return {}
+  }
+
+  private async peer(p: { envelope: unknown }): Promise<EcallResults['peer']> {
+    const env = envelopeFromWire(p.envelope)
+    if (env.body.length > LIMITS.maxPeerMessageBytes)
+      throw new ProtocolError('OVERSIZED', 'peer: body too large')
+    if (!equalBytes(env.to, this.identity!.signer)) {
+      throw new ProtocolError('MALFORMED', 'peer: message is addressed to another enclave')
+    }
+    verifyEnvelope(env)
+    const inst = this.instances.get(env.instance)
+    if (!inst)
+      throw new ProtocolError(
+        'UNKNOWN_INSTANCE',
+        `peer ${env.kind}: not a member of instance ${env.instance}`,
+      )
+    await inst.onPeer(env)
+    return {}
+  }
+}

@@ -1,0 +1,1004 @@
+/**
+ * One contract instance inside an enclave: its keys, its EVM world and its role (SPEC §5, §6).
+ * The executor executes batches, replicates each write set to every watchdog and releases
+ * receipts only once every watchdog acknowledged; a watchdog checks and applies updates in
+ * order, seals them and acknowledges.
+ */
+
+import { z } from 'zod'
+import {
+  type AckBody,
+  type Answer,
+  activationDigest,
+  aeadOpen,
+  aeadSeal,
+  BOX_CONTEXT,
+  boxOpen,
+  boxSeal,
+  concatBytes,
+  dec,
+  decodeAckBody,
+  decodeDeployRequest,
+  decodeGenesisBody,
+  decodeGenesisSecrets,
+  decodeJson,
+  decodeSignedTx,
+  decodeSignedView,
+  decodeSyncBody,
+  decodeUpdateBody,
+  decodeUpdatePayload,
+  decodeWriteSet,
+  type EnclaveOutput,
+  encodeAckBody,
+  encodeAnswer,
+  encodeGenesisBody,
+  encodeGenesisSecrets,
+  encodeJson,
+  encodeSyncBody,
+  encodeUpdateBody,
+  encodeUpdatePayload,
+  encodeWriteSet,
+  envelopeToWire,
+  equalBytes,
+  generateX25519KeyPair,
+  genesisUpdateHash,
+  hashTx,
+  hashViewCall,
+  hex,
+  hkdf,
+  INSTANCE_ADDRESS,
+  initCommitment,
+  instanceAad,
+  keccak256,
+  LIMITS,
+  type PeerEnvelope,
+  type PeerKind,
+  Phase,
+  ProtocolError,
+  type Receipt,
+  randomBytes,
+  recoverAddress,
+  type SignedTx,
+  SYSTEM_ADDRESS,
+  SYSTEM_NONCE_SELECTOR,
+  signDigest,
+  signEnvelope,
+  signReceipt,
+  type UpdateBody,
+  type UpdatePayload,
+  uint,
+  uintToWord,
+  unhex,
+  updateHash,
+  utf8,
+  x25519PublicKey as x25519Public,
+} from '../protocol/index.ts'
+import { ChainView } from './chainView.ts'
+import type { Identity, Sealer } from './identity.ts'
+import { type ExecResult, World } from './world/world.ts'
+
+export type Role = 'executor' | 'watchdog' | 'none'
+
+export type EnclaveContext = {
+  identity: Identity
+  sealer: Sealer
+  chainId: bigint
+  manager: Uint8Array
+  maxGasPerTx: bigint
+  out: (o: EnclaveOutput) => void
+  block: () => { number: bigint; timestamp: bigint }
+  now: () => number
+}
+
+type Waiter = { requestId: string; responseKey: Uint8Array }
+
+type Pending = { tx: SignedTx; txHash: Uint8Array; waiters: Waiter[]; receivedAt: number }
+
+type Executed = { p: Pending; result: ExecResult }
+
+type LogEntry = {
+  seq: bigint
+  body: UpdateBody
+  hash: Uint8Array
+  executed: Executed[]
+  sentAt: number
+}
+
+const RESEND_MS = 1000
+const FUTURE_NONCE_WINDOW = 64n
+const FUTURE_TTL_MS = 10_000
+const RECEIPT_CACHE = 4096
+const RESTORED_LOG = 64
+
+const sealedRecordSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('snapshot'),
+    role: z.enum(['executor', 'watchdog', 'none']),
+    view: z.unknown(),
+    contractSecretKey: z.string().nullable(),
+    stateKey: z.string().nullable(),
+    seq: z.string(),
+    lastHash: z.string(),
+    state: z.string(),
+  }),
+  z.strictObject({
+    kind: z.literal('update'),
+    seq: z.string(),
+    prevHash: z.string(),
+    eventIndex: z.string(),
+    digest: z.string(),
+    payload: z.string(),
+  }),
+  z.strictObject({ kind: z.literal('view'), view: z.unknown() }),
+])
+
+const hexKey = (b: Uint8Array) => hex(b)
+
+export class Instance {
+  role: Role = 'none'
+  contractSecretKey: Uint8Array | undefined
+  contractPublicKey: Uint8Array | undefined
+  stateKey: Uint8Array | undefined
+  world: World | undefined
+  seq = 0n
+  lastHash: Uint8Array = new Uint8Array(32)
+
+  // executor
+  private queue: Pending[] = []
+  private byHash = new Map<string, Pending>()
+  private nextNonce = new Map<string, bigint>()
+  private future = new Map<string, Map<bigint, Pending>>()
+  private log = new Map<bigint, LogEntry>()
+  private acked = new Map<string, bigint>()
+  private released = 0n
+  private receipts = new Map<string, Receipt>()
+  private genesis:
+    | { body: Uint8Array; sentAt: number; startedAt: number; activated: boolean }
+    | undefined
+  private busy = false
+
+  // watchdog
+  private ahead = new Map<bigint, { body: UpdateBody; from: Uint8Array }>()
+  private lastSyncAt = 0
+
+  constructor(
+    readonly view: ChainView,
+    private readonly ctx: EnclaveContext,
+  ) {}
+
+  get id(): bigint {
+    return this.view.instance
+  }
+
+  private get label(): string {
+    return `instance/${this.id}`
+  }
+
+  /** Re-derives this enclave's role after the pool changed. */
+  updateRole(): void {
+    const slot = this.view.slotOf(this.ctx.identity.signer)
+    const before = this.role
+    this.role = slot < 0 ? 'none' : slot === this.view.executorSlot ? 'executor' : 'watchdog'
+    if (before !== this.role) this.sealView()
+  }
+
+  sealView(): void {
+    if (this.role === 'none' && !this.world) return
+    this.seal('append', { kind: 'view', view: this.view.toJSON() })
+  }
+
+  private seal(mode: 'snapshot' | 'append', record: unknown): void {
+    this.ctx.out({
+      type: 'seal',
+      instance: this.id,
+      mode,
+      blob: this.ctx.sealer.seal(this.label, encodeJson(record)),
+    })
+  }
+
+  private snapshotRecord(): unknown {
+    return {
+      kind: 'snapshot',
+      role: this.role,
+      view: this.view.toJSON(),
+      contractSecretKey: this.contractSecretKey ? hex(this.contractSecretKey) : null,
+      stateKey: this.stateKey ? hex(this.stateKey) : null,
+      seq: dec(this.seq),
+      lastHash: hex(this.lastHash),
+      state: hex(this.world ? encodeWriteSet(this.world.snapshot()) : new Uint8Array()),
+    }
+  }
+
+  private async makeWorld(stateKey: Uint8Array): Promise<World> {
+    return World.create({
+      chainId: this.ctx.chainId,
+      maxGasPerTx: this.ctx.maxGasPerTx,
+      digestKey: hkdf(stateKey, instanceAad(this.id), 'POSE-DIGEST-v1'),
+    })
+  }
+
+  // ------------------------------------------------------------ restore
+
+  /** Rebuilds the instance from its sealed blobs (one snapshot, then appended records). */
+  static async restore(
+    ctx: EnclaveContext,
+    instance: bigint,
+    blobs: Uint8Array[],
+  ): Promise<Instance> {
+    let inst: Instance | undefined
+    const recent: Array<{ body: UpdateBody; plain: Uint8Array }> = []
+    for (const blob of blobs) {
+      const rec = decodeJson(
+        ctx.sealer.unseal(`instance/${instance}`, blob),
+        sealedRecordSchema,
+        'sealed record',
+        LIMITS.maxPeerMessageBytes,
+      )
+      if (rec.kind === 'snapshot') {
+        const view = ChainView.fromJSON(rec.view)
+        if (view.instance !== instance)
+          throw new ProtocolError('MALFORMED', 'sealed snapshot of another instance')
+        inst = new Instance(view, ctx)
+        inst.role = rec.role
+        if (rec.contractSecretKey) {
+          inst.contractSecretKey = unhex(rec.contractSecretKey, 'sealed.contractSecretKey', 32)
+        }
+        if (rec.stateKey) {
+          inst.stateKey = unhex(rec.stateKey, 'sealed.stateKey', 32)
+          inst.world = await inst.makeWorld(inst.stateKey)
+          inst.world.applyWriteSet(decodeWriteSet(unhex(rec.state, 'sealed.state')))
+          inst.world.takeWriteSet()
+        }
+        inst.seq = uint(rec.seq, 'sealed.seq', 64)
+        inst.lastHash = unhex(rec.lastHash, 'sealed.lastHash', 32)
+        inst.released = inst.seq
+      } else if (!inst) {
+        if (rec.kind === 'view') {
+          const view = ChainView.fromJSON(rec.view)
+          inst = new Instance(view, ctx)
+          inst.updateRoleQuiet()
+          continue
+        }
+        throw new ProtocolError(
+          'MALFORMED',
+          `instance ${instance}: sealed update before any snapshot`,
+        )
+      } else if (rec.kind === 'view') {
+        const view = ChainView.fromJSON(rec.view)
+        const fresh = new Instance(view, ctx)
+        Object.assign(inst.view, fresh.view)
+        inst.updateRoleQuiet()
+      } else {
+        const body: UpdateBody = {
+          seq: uint(rec.seq, 'sealed.seq', 64),
+          prevHash: unhex(rec.prevHash, 'sealed.prevHash', 32),
+          eventIndex: uint(rec.eventIndex, 'sealed.eventIndex', 64),
+          digest: unhex(rec.digest, 'sealed.digest', 32),
+          payload: new Uint8Array(),
+        }
+        const plain = unhex(rec.payload, 'sealed.payload')
+        inst.applyPlainUpdate(body, plain)
+        inst.released = inst.seq
+        recent.push({ body, plain })
+        if (recent.length > RESTORED_LOG) recent.shift()
+      }
+    }
+    if (!inst) throw new ProtocolError('MALFORMED', `instance ${instance}: nothing sealed`)
+    if (inst.contractSecretKey) inst.contractPublicKey = x25519Public(inst.contractSecretKey)
+    if (inst.role === 'executor' && inst.stateKey) inst.resumeLog(recent)
+    return inst
+  }
+
+  /**
+   * After a restart the executor does not know which of its last updates every watchdog holds:
+   * it re-offers them (watchdogs re-acknowledge what they have) and releases nothing for them,
+   * since their requests died with the old process.
+   */
+  private resumeLog(recent: Array<{ body: UpdateBody; plain: Uint8Array }>): void {
+    for (const slot of this.view.watchdogSlots())
+      this.acked.set(hexKey(this.view.signers[slot]!), -1n)
+    const first = recent[0]?.body.seq ?? this.seq + 1n
+    this.released = first - 1n
+    for (const { body, plain } of recent) {
+      const hash = updateHash({
+        instance: this.id,
+        seq: body.seq,
+        prevHash: body.prevHash,
+        payloadHash: keccak256(plain),
+      })
+      const sealedBody = {
+        ...body,
+        payload: aeadSeal(this.stateKey!, plain, this.payloadAad(body.seq, body.prevHash)),
+      }
+      this.log.set(body.seq, { seq: body.seq, body: sealedBody, hash, executed: [], sentAt: 0 })
+    }
+  }
+
+  private updateRoleQuiet(): void {
+    const slot = this.view.slotOf(this.ctx.identity.signer)
+    this.role = slot < 0 ? 'none' : slot === this.view.executorSlot ? 'executor' : 'watchdog'
+  }
+
+  // ------------------------------------------------------------ genesis (executor)
+
+  async deploy(
+    box: Uint8Array,
+  ): Promise<{ contractEncryptionKey: Uint8Array; genesisDigest: Uint8Array }> {
+    if (this.role !== 'executor') {
+      throw new ProtocolError('WRONG_ROLE', `instance ${this.id}: this enclave is not its executor`)
+    }
+    if (this.view.phase !== Phase.Creating) {
+      throw new ProtocolError(
+        'WRONG_PHASE',
+        `instance ${this.id}: deploy needs phase Creating, is ${this.view.phase}`,
+      )
+    }
+    const { plaintext } = boxOpen({
+      recipientSecretKey: this.ctx.identity.encryptionSecretKey,
+      recipientPublicKey: this.ctx.identity.encryptionKey,
+      box,
+      context: BOX_CONTEXT.deploy,
+      aad: instanceAad(this.id),
+    })
+    const req = decodeDeployRequest(plaintext)
+    if (req.instance !== this.id)
+      throw new ProtocolError('MALFORMED', 'deploy: instance id does not match')
+    if (!equalBytes(initCommitment(req.initCode), this.view.initCommitment)) {
+      throw new ProtocolError(
+        'COMMITMENT_MISMATCH',
+        `instance ${this.id}: code and arguments do not match initCommitment`,
+      )
+    }
+    if (this.world && this.contractPublicKey) {
+      // A repeated deploy (the creator retried) answers with the existing genesis.
+      return { contractEncryptionKey: this.contractPublicKey, genesisDigest: this.world.digest() }
+    }
+    const stateKey = randomBytes(32)
+    const world = await this.makeWorld(stateKey)
+    const block = this.ctx.block()
+    const r = await world.deploy({
+      from: this.view.creator,
+      initCode: req.initCode,
+      value: 0n,
+      gasLimit: this.ctx.maxGasPerTx,
+      block: { number: block.number, timestamp: block.timestamp, prevRandao: randomBytes(32) },
+      address: INSTANCE_ADDRESS,
+    })
+    if (r.status !== 'success') {
+      throw new ProtocolError(
+        'MALFORMED',
+        `deploy: constructor ended with ${r.status}${r.error ? ` (${r.error})` : ''}`,
+      )
+    }
+    world.takeWriteSet()
+    const keys = generateX25519KeyPair()
+    this.contractSecretKey = keys.secretKey
+    this.contractPublicKey = keys.publicKey
+    this.stateKey = stateKey
+    this.world = world
+    this.seq = 0n
+    this.lastHash = genesisUpdateHash(this.id, world.digest())
+    for (const slot of this.view.watchdogSlots())
+      this.acked.set(hexKey(this.view.signers[slot]!), -1n)
+    this.seal('snapshot', this.snapshotRecord())
+    const now = this.ctx.now()
+    this.genesis = { body: new Uint8Array(), sentAt: 0, startedAt: now, activated: false }
+    this.sendGenesis(now)
+    this.maybeActivate()
+    return { contractEncryptionKey: keys.publicKey, genesisDigest: world.digest() }
+  }
+
+  private sendGenesis(now: number): void {
+    const world = this.world!
+    const snapshot = encodeWriteSet(world.snapshot())
+    for (const slot of this.view.watchdogSlots()) {
+      const signer = this.view.signers[slot]!
+      if ((this.acked.get(hexKey(signer)) ?? -1n) >= 0n) continue
+      const { box } = boxSeal({
+        recipientPublicKey: this.view.encryptionKeys[slot]!,
+        plaintext: encodeGenesisSecrets({
+          contractSecretKey: this.contractSecretKey!,
+          stateKey: this.stateKey!,
+          snapshot,
+          seq: this.seq,
+          lastHash: this.lastHash,
+          digest: world.digest(),
+          eventIndex: this.view.index,
+        }),
+        context: BOX_CONTEXT.genesis,
+        aad: instanceAad(this.id),
+      })
+      this.send('genesis', signer, encodeGenesisBody({ box }))
+    }
+    this.genesis!.sentAt = now
+  }
+
+  private maybeActivate(): void {
+    const g = this.genesis
+    if (!g || g.activated || this.view.phase !== Phase.Creating) return
+    let mask = 1n << BigInt(this.view.executorSlot)
+    let all = true
+    for (const slot of this.view.watchdogSlots()) {
+      if ((this.acked.get(hexKey(this.view.signers[slot]!)) ?? -1n) >= 0n)
+        mask |= 1n << BigInt(slot)
+      else all = false
+    }
+    if (!all) return
+    g.activated = true
+    const digest = this.world!.digest()
+    const sig = signDigest(
+      activationDigest({
+        chainId: this.ctx.chainId,
+        manager: this.ctx.manager,
+        instance: this.id,
+        contractEncryptionKey: this.contractPublicKey!,
+        genesisDigest: digest,
+        ackedMask: mask,
+        eventIndex: this.view.index,
+        eventHash: this.view.hash,
+      }),
+      this.ctx.identity.signingKey,
+    )
+    this.ctx.out({
+      type: 'activate',
+      instance: this.id,
+      contractEncryptionKey: this.contractPublicKey!,
+      genesisDigest: digest,
+      ackedMask: mask,
+      eventIndex: this.view.index,
+      signature: sig,
+    })
+    this.log_('info', 'Genesis acknowledged by every watchdog', { mask: mask.toString() })
+  }
+
+  // ------------------------------------------------------------ transactions (executor)
+
+  private answer(w: Waiter, a: Answer): void {
+    this.ctx.out({
+      type: 'answer',
+      requestId: w.requestId,
+      sealed: aeadSeal(w.responseKey, encodeAnswer(a), utf8('POSE-ANSWER-v1')),
+    })
+  }
+
+  private reject(w: Waiter, e: ProtocolError): void {
+    this.answer(w, { kind: 'rejected', error: e.toObject() })
+  }
+
+  private openClientBox(
+    box: Uint8Array,
+    context: string,
+  ): { plaintext: Uint8Array; responseKey: Uint8Array } {
+    if (!this.contractSecretKey || !this.contractPublicKey) {
+      throw new ProtocolError(
+        'NOT_READY',
+        `instance ${this.id}: no contract key in this enclave yet`,
+      )
+    }
+    return boxOpen({
+      recipientSecretKey: this.contractSecretKey,
+      recipientPublicKey: this.contractPublicKey,
+      box,
+      context,
+      aad: instanceAad(this.id),
+    })
+  }
+
+  private assertServing(): void {
+    if (this.role !== 'executor') {
+      throw new ProtocolError('WRONG_ROLE', `instance ${this.id}: this enclave is not its executor`)
+    }
+    if (this.view.phase !== Phase.Active) {
+      throw new ProtocolError(
+        'WRONG_PHASE',
+        `instance ${this.id}: not active (phase ${this.view.phase})`,
+      )
+    }
+  }
+
+  /** Accepts an encrypted, signed transaction; the answer comes later through the outbox. */
+  async submitTx(requestId: string, box: Uint8Array): Promise<void> {
+    this.assertServing()
+    const { plaintext, responseKey } = this.openClientBox(box, BOX_CONTEXT.tx)
+    const waiter: Waiter = { requestId, responseKey }
+    try {
+      this.acceptTx(decodeSignedTx(plaintext), waiter)
+    } catch (e) {
+      if (e instanceof ProtocolError) return this.reject(waiter, e)
+      throw e
+    }
+    await this.pump()
+  }
+
+  private acceptTx(tx: SignedTx, waiter: Waiter): void {
+    if (tx.instance !== this.id)
+      throw new ProtocolError('MALFORMED', `tx.instance: expected ${this.id}, got ${tx.instance}`)
+    if (tx.gasLimit > this.ctx.maxGasPerTx || tx.gasLimit < 21_000n) {
+      throw new ProtocolError(
+        'OUT_OF_RANGE',
+        `tx.gasLimit: ${tx.gasLimit} outside [21000, ${this.ctx.maxGasPerTx}]`,
+      )
+    }
+    const txHash = hashTx({ chainId: this.ctx.chainId, manager: this.ctx.manager }, tx)
+    const signer = recoverAddress(txHash, tx.signature)
+    if (!equalBytes(signer, tx.from))
+      throw new ProtocolError('BAD_SIGNATURE', 'tx.signature: not signed by tx.from')
+    const key = hex(txHash)
+    const done = this.receipts.get(key)
+    if (done) {
+      this.answer(waiter, { kind: 'receipt', receipt: done })
+      return
+    }
+    const known = this.byHash.get(key)
+    if (known) {
+      known.waiters.push(waiter)
+      return
+    }
+    const from = hex(tx.from)
+    const expected = this.nextNonce.get(from) ?? this.world!.getNonce(tx.from)
+    if (tx.nonce < expected) {
+      throw new ProtocolError(
+        'REPLAYED',
+        `tx.nonce: ${tx.nonce} was already used; next is ${expected}`,
+      )
+    }
+    if (this.queue.length + this.byHash.size >= LIMITS.maxQueuedTxs) {
+      throw new ProtocolError('UNAVAILABLE', 'executor queue is full; retry later')
+    }
+    const p: Pending = { tx, txHash, waiters: [waiter], receivedAt: this.ctx.now() }
+    if (tx.nonce > expected) {
+      if (tx.nonce - expected > FUTURE_NONCE_WINDOW) {
+        throw new ProtocolError(
+          'BAD_NONCE',
+          `tx.nonce: ${tx.nonce} is too far ahead; next is ${expected}`,
+        )
+      }
+      let m = this.future.get(from)
+      if (!m) {
+        m = new Map()
+        this.future.set(from, m)
+      }
+      if (m.has(tx.nonce))
+        throw new ProtocolError(
+          'BAD_NONCE',
+          `tx.nonce: another tx with nonce ${tx.nonce} is waiting`,
+        )
+      m.set(tx.nonce, p)
+      this.byHash.set(key, p)
+      return
+    }
+    this.enqueue(from, p)
+  }
+
+  private enqueue(from: string, p: Pending): void {
+    this.queue.push(p)
+    this.byHash.set(hex(p.txHash), p)
+    let next = p.tx.nonce + 1n
+    const m = this.future.get(from)
+    while (m?.has(next)) {
+      const q = m.get(next)!
+      m.delete(next)
+      this.queue.push(q)
+      next++
+    }
+    if (m && m.size === 0) this.future.delete(from)
+    this.nextNonce.set(from, next)
+  }
+
+  private inFlight(): number {
+    return Number(this.seq - this.released)
+  }
+
+  /** Executes queued transactions as batches while the pipeline has room. */
+  async pump(): Promise<void> {
+    if (this.busy || this.role !== 'executor' || this.view.phase !== Phase.Active) return
+    this.busy = true
+    try {
+      while (this.queue.length > 0 && this.inFlight() < LIMITS.maxInFlightUpdates) {
+        await this.executeBatch(this.queue.splice(0, LIMITS.maxBatchTxs))
+      }
+    } finally {
+      this.busy = false
+    }
+  }
+
+  private async executeBatch(batch: Pending[]): Promise<void> {
+    const world = this.world!
+    const chain = this.ctx.block()
+    const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
+    const executed: Executed[] = []
+    for (const p of batch) {
+      const nonce = world.getNonce(p.tx.from)
+      if (p.tx.nonce !== nonce) {
+        // Only possible if a queued tx was reordered; it is answered, never silently dropped.
+        this.byHash.delete(hex(p.txHash))
+        for (const w of p.waiters)
+          this.reject(w, new ProtocolError('BAD_NONCE', `tx.nonce: expected ${nonce}`))
+        continue
+      }
+      world.setNonce(p.tx.from, nonce + 1n)
+      const result = await world.call({
+        from: p.tx.from,
+        to: p.tx.to,
+        value: p.tx.value,
+        data: p.tx.data,
+        gasLimit: p.tx.gasLimit,
+        block,
+      })
+      executed.push({ p, result })
+    }
+    if (executed.length === 0) return
+    const payload: UpdatePayload = {
+      writeSet: encodeWriteSet(world.takeWriteSet()),
+      txHashes: executed.map((e) => e.p.txHash),
+      blockNumber: block.number,
+      timestamp: block.timestamp,
+    }
+    const plain = encodeUpdatePayload(payload)
+    const seq = this.seq + 1n
+    const prevHash = this.lastHash
+    const hash = updateHash({ instance: this.id, seq, prevHash, payloadHash: keccak256(plain) })
+    const body: UpdateBody = {
+      seq,
+      prevHash,
+      eventIndex: this.view.index,
+      digest: world.digest(),
+      payload: aeadSeal(this.stateKey!, plain, this.payloadAad(seq, prevHash)),
+    }
+    this.seq = seq
+    this.lastHash = hash
+    this.seal('append', this.updateRecord(body, plain))
+    const entry: LogEntry = { seq, body, hash, executed, sentAt: this.ctx.now() }
+    this.log.set(seq, entry)
+    this.broadcastUpdate(entry)
+    this.release()
+  }
+
+  private payloadAad(seq: bigint, prevHash: Uint8Array): Uint8Array {
+    return concatBytes(utf8('POSE-UPDATE-v1'), uintToWord(this.id), uintToWord(seq), prevHash)
+  }
+
+  private updateRecord(body: UpdateBody, plain: Uint8Array): unknown {
+    return {
+      kind: 'update',
+      seq: dec(body.seq),
+      prevHash: hex(body.prevHash),
+      eventIndex: dec(body.eventIndex),
+      digest: hex(body.digest),
+      payload: hex(plain),
+    }
+  }
+
+  private broadcastUpdate(entry: LogEntry, only?: Set<string>): void {
+    const body = encodeUpdateBody(entry.body)
+    for (const slot of this.view.watchdogSlots()) {
+      const signer = this.view.signers[slot]!
+      const k = hexKey(signer)
+      if ((this.acked.get(k) ?? -1n) >= entry.seq) continue
+      if (only && !only.has(k)) continue
+      this.send('update', signer, body)
+    }
+    entry.sentAt = this.ctx.now()
+  }
+
+  /** Releases receipts of every update that all current watchdogs acknowledged, in order. */
+  private release(): void {
+    let min = this.seq
+    for (const slot of this.view.watchdogSlots()) {
+      const a = this.acked.get(hexKey(this.view.signers[slot]!)) ?? -1n
+      if (a < min) min = a
+    }
+    while (this.released < min) {
+      const seq = this.released + 1n
+      const entry = this.log.get(seq)
+      this.released = seq
+      if (!entry) continue
+      this.log.delete(seq)
+      for (const { p, result } of entry.executed) {
+        const receipt = signReceipt(
+          {
+            instance: this.id,
+            txHash: p.txHash,
+            from: p.tx.from,
+            nonce: p.tx.nonce,
+            seq,
+            status: result.status,
+            gasUsed: result.gasUsed,
+            returnData: result.returnData,
+            logs: result.logs,
+            executor: this.ctx.identity.signer,
+          },
+          { chainId: this.ctx.chainId, manager: this.ctx.manager },
+          this.ctx.identity.signingKey,
+        )
+        const key = hex(p.txHash)
+        this.byHash.delete(key)
+        this.receipts.set(key, receipt)
+        if (this.receipts.size > RECEIPT_CACHE)
+          this.receipts.delete(this.receipts.keys().next().value!)
+        for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ view calls
+
+  async viewCall(requestId: string, box: Uint8Array): Promise<void> {
+    this.assertServing()
+    const { plaintext, responseKey } = this.openClientBox(box, BOX_CONTEXT.view)
+    const waiter: Waiter = { requestId, responseKey }
+    try {
+      const v = decodeSignedView(plaintext)
+      if (v.instance !== this.id)
+        throw new ProtocolError('MALFORMED', `view.instance: expected ${this.id}`)
+      const digest = hashViewCall({ chainId: this.ctx.chainId, manager: this.ctx.manager }, v)
+      if (!equalBytes(recoverAddress(digest, v.signature), v.from)) {
+        throw new ProtocolError('BAD_SIGNATURE', 'view.signature: not signed by view.from')
+      }
+      if (v.expiry < this.ctx.block().timestamp) {
+        throw new ProtocolError('REPLAYED', `view.expiry: ${v.expiry} is in the past`)
+      }
+      if (equalBytes(v.to, SYSTEM_ADDRESS)) {
+        if (!equalBytes(v.data, SYSTEM_NONCE_SELECTOR)) {
+          throw new ProtocolError('MALFORMED', 'view.data: unknown system call')
+        }
+        const n = this.nextNonce.get(hex(v.from)) ?? this.world!.getNonce(v.from)
+        return this.answer(waiter, {
+          kind: 'view',
+          status: 'success',
+          returnData: uintToWord(n),
+          seq: this.seq,
+        })
+      }
+      const chain = this.ctx.block()
+      const r = await this.world!.view({
+        from: v.from,
+        to: v.to,
+        data: v.data,
+        gasLimit: this.ctx.maxGasPerTx,
+        block: { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) },
+      })
+      this.answer(waiter, {
+        kind: 'view',
+        status: r.status,
+        returnData: r.returnData,
+        seq: this.seq,
+      })
+    } catch (e) {
+      if (e instanceof ProtocolError) return this.reject(waiter, e)
+      throw e
+    }
+  }
+
+  // ------------------------------------------------------------ peer messages
+
+  private send(kind: PeerKind, to: Uint8Array, body: Uint8Array): void {
+    const env = signEnvelope(
+      { kind, instance: this.id, from: this.ctx.identity.signer, to, body },
+      this.ctx.identity.signingKey,
+    )
+    this.ctx.out({ type: 'send', to, envelope: envelopeToWire(env) })
+  }
+
+  async onPeer(e: PeerEnvelope): Promise<void> {
+    switch (e.kind) {
+      case 'genesis':
+        return this.onGenesis(e)
+      case 'update':
+        return this.onUpdate(e)
+      case 'ack':
+        return this.onAck(e)
+      case 'sync':
+        return this.onSync(e)
+    }
+  }
+
+  private requireFromExecutor(e: PeerEnvelope): void {
+    const exec = this.view.executor
+    if (!exec) throw new ProtocolError('NOT_READY', `instance ${this.id}: no executor known yet`)
+    if (!equalBytes(e.from, exec)) {
+      throw new ProtocolError(
+        'WRONG_ROLE',
+        `peer ${e.kind}: sender is not the executor of instance ${this.id}`,
+      )
+    }
+    if (this.role !== 'watchdog') {
+      throw new ProtocolError(
+        'WRONG_ROLE',
+        `peer ${e.kind}: this enclave is not a watchdog of instance ${this.id}`,
+      )
+    }
+  }
+
+  private async onGenesis(e: PeerEnvelope): Promise<void> {
+    this.requireFromExecutor(e)
+    const { box } = decodeGenesisBody(e.body)
+    const { plaintext } = boxOpen({
+      recipientSecretKey: this.ctx.identity.encryptionSecretKey,
+      recipientPublicKey: this.ctx.identity.encryptionKey,
+      box,
+      context: BOX_CONTEXT.genesis,
+      aad: instanceAad(this.id),
+    })
+    const g = decodeGenesisSecrets(plaintext)
+    if (this.world && this.seq >= g.seq) {
+      if (this.seq === g.seq && equalBytes(this.lastHash, g.lastHash)) return this.ack(e.from)
+      throw new ProtocolError(
+        'OUT_OF_ORDER',
+        `genesis at seq ${g.seq}, but this enclave holds seq ${this.seq}`,
+      )
+    }
+    const world = await this.makeWorld(g.stateKey)
+    world.applyWriteSet(decodeWriteSet(g.snapshot))
+    world.takeWriteSet()
+    if (!equalBytes(world.digest(), g.digest)) {
+      throw new ProtocolError('MALFORMED', 'genesis: state does not match its digest')
+    }
+    if (g.seq === 0n && !equalBytes(genesisUpdateHash(this.id, g.digest), g.lastHash)) {
+      throw new ProtocolError('MALFORMED', 'genesis: lastHash does not bind the genesis digest')
+    }
+    this.contractSecretKey = g.contractSecretKey
+    this.contractPublicKey = x25519Public(g.contractSecretKey)
+    this.stateKey = g.stateKey
+    this.world = world
+    this.seq = g.seq
+    this.lastHash = g.lastHash
+    this.seal('snapshot', this.snapshotRecord())
+    this.log_('info', 'Genesis state received', { seq: Number(g.seq) })
+    this.ack(e.from)
+  }
+
+  private ack(to: Uint8Array): void {
+    const body: AckBody = { seq: this.seq, updateHash: this.lastHash, digest: this.world!.digest() }
+    this.send('ack', to, encodeAckBody(body))
+  }
+
+  /** Applies a decrypted update payload: checks the chain and the resulting digest. */
+  private applyPlainUpdate(body: UpdateBody, plain: Uint8Array): void {
+    if (body.seq !== this.seq + 1n) {
+      throw new ProtocolError('OUT_OF_ORDER', `update ${body.seq} does not follow ${this.seq}`)
+    }
+    if (!equalBytes(body.prevHash, this.lastHash)) {
+      throw new ProtocolError(
+        'OUT_OF_ORDER',
+        `update ${body.seq}: prevHash does not match this enclave's log`,
+      )
+    }
+    const payload = decodeUpdatePayload(plain)
+    const hash = updateHash({
+      instance: this.id,
+      seq: body.seq,
+      prevHash: body.prevHash,
+      payloadHash: keccak256(plain),
+    })
+    const world = this.world!
+    world.applyWriteSet(decodeWriteSet(payload.writeSet))
+    world.takeWriteSet()
+    if (!equalBytes(world.digest(), body.digest)) {
+      throw new ProtocolError(
+        'INTERNAL',
+        `update ${body.seq}: state digest differs from the executor's`,
+      )
+    }
+    this.seq = body.seq
+    this.lastHash = hash
+  }
+
+  private async onUpdate(e: PeerEnvelope): Promise<void> {
+    this.requireFromExecutor(e)
+    if (!this.world || !this.stateKey)
+      throw new ProtocolError('NOT_READY', `instance ${this.id}: no genesis yet`)
+    const body = decodeUpdateBody(e.body)
+    if (body.seq <= this.seq) return this.ack(e.from)
+    if (body.seq > this.seq + 1n) {
+      if (this.ahead.size < LIMITS.maxInFlightUpdates * 4)
+        this.ahead.set(body.seq, { body, from: e.from })
+      const now = this.ctx.now()
+      if (now - this.lastSyncAt > RESEND_MS / 2) {
+        this.lastSyncAt = now
+        this.send('sync', e.from, encodeSyncBody({ fromSeq: this.seq + 1n }))
+      }
+      return
+    }
+    let next: UpdateBody | undefined = body
+    while (next) {
+      const plain = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
+      this.applyPlainUpdate(next, plain)
+      this.seal('append', this.updateRecord(next, plain))
+      this.ahead.delete(next.seq)
+      next = this.ahead.get(this.seq + 1n)?.body
+    }
+    for (const k of this.ahead.keys()) if (k <= this.seq) this.ahead.delete(k)
+    this.ack(e.from)
+  }
+
+  private async onAck(e: PeerEnvelope): Promise<void> {
+    if (this.role !== 'executor')
+      throw new ProtocolError('WRONG_ROLE', `ack: not the executor of instance ${this.id}`)
+    const slot = this.view.slotOf(e.from)
+    if (slot < 0 || slot === this.view.executorSlot) {
+      throw new ProtocolError('WRONG_ROLE', `ack: sender is not a watchdog of instance ${this.id}`)
+    }
+    const a = decodeAckBody(e.body)
+    if (a.seq > this.seq)
+      throw new ProtocolError('OUT_OF_ORDER', `ack for seq ${a.seq} beyond ${this.seq}`)
+    const expected = a.seq === this.seq ? this.lastHash : this.log.get(a.seq)?.hash
+    if (expected && !equalBytes(expected, a.updateHash)) {
+      throw new ProtocolError(
+        'MALFORMED',
+        `ack for seq ${a.seq}: update hash differs from the executor's log`,
+      )
+    }
+    if (!expected && a.seq > this.released) {
+      throw new ProtocolError('OUT_OF_ORDER', `ack for seq ${a.seq}: unknown update`)
+    }
+    const k = hexKey(e.from)
+    if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
+    this.maybeActivate()
+    this.release()
+    await this.pump()
+  }
+
+  private async onSync(e: PeerEnvelope): Promise<void> {
+    if (this.role !== 'executor')
+      throw new ProtocolError('WRONG_ROLE', `sync: not the executor of instance ${this.id}`)
+    if (this.view.slotOf(e.from) < 0)
+      throw new ProtocolError('WRONG_ROLE', 'sync: sender is not a member')
+    const { fromSeq } = decodeSyncBody(e.body)
+    const only = new Set([hexKey(e.from)])
+    for (let s = fromSeq; s <= this.seq; s++) {
+      const entry = this.log.get(s)
+      if (entry) this.broadcastUpdate(entry, only)
+    }
+  }
+
+  // ------------------------------------------------------------ timers
+
+  async tick(now: number): Promise<void> {
+    if (this.role !== 'executor' || !this.world) return
+    const g = this.genesis
+    if (g && !g.activated && now - g.sentAt >= RESEND_MS) this.sendGenesis(now)
+    for (const entry of this.log.values()) {
+      if (now - entry.sentAt >= RESEND_MS) this.broadcastUpdate(entry)
+    }
+    for (const [from, m] of this.future) {
+      for (const [nonce, p] of m) {
+        if (now - p.receivedAt < FUTURE_TTL_MS) continue
+        m.delete(nonce)
+        this.byHash.delete(hex(p.txHash))
+        const err = new ProtocolError(
+          'BAD_NONCE',
+          `tx.nonce: ${nonce} waited too long for the nonces before it`,
+        )
+        for (const w of p.waiters) this.reject(w, err)
+      }
+      if (m.size === 0) this.future.delete(from)
+    }
+    await this.pump()
+  }
+
+  status() {
+    return {
+      instance: this.id,
+      role: this.role,
+      phase: this.view.phase,
+      seq: this.seq,
+      eventIndex: this.view.index,
+      queued: this.queue.length,
+      inFlight: this.inFlight(),
+    }
+  }
+
+  private log_(
+    level: 'debug' | 'info' | 'warn',
+    message: string,
+    fields: Record<string, string | number | boolean>,
+  ): void {
+    this.ctx.out({
+      type: 'log',
+      level,
+      message,
+      fields: { instance: this.id.toString(), ...fields },
+    })
+  }
+}

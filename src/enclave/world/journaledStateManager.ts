@@ -1,0 +1,264 @@
+/**
+ * An in-memory EVM state manager with an undo log (SPEC §5). Checkpoints record the journal
+ * length; revert replays undo entries back to it, so a checkpoint costs O(1) whatever the state
+ * size (the stock SimpleStateManager copies its maps on every checkpoint and slows down as state
+ * grows). It also records what changed since the last `takeChanges()` and the value each changed
+ * key had then, which is what write sets and the incremental digest are built from.
+ */
+import type { AccountFields, StateManagerInterface } from '@ethereumjs/common'
+import { Account, type Address, KECCAK256_NULL } from '@ethereumjs/util'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+
+export type AccountState = { nonce: bigint; balance: bigint; codeHash: Uint8Array }
+
+type Undo =
+  | { t: 'account'; key: string; prev: AccountState | undefined }
+  | { t: 'code'; key: string; prev: Uint8Array | undefined }
+  | { t: 'slot'; key: string; slot: string; prev: Uint8Array | undefined }
+  | { t: 'storage'; key: string; prev: Map<string, Uint8Array> | undefined }
+
+const EMPTY = new Uint8Array(0)
+
+/** Strips leading zero bytes: the EVM's shortest form of a storage value. */
+export function stripZeros(v: Uint8Array): Uint8Array {
+  let i = 0
+  while (i < v.length && v[i] === 0) i++
+  return i === 0 ? v : v.subarray(i)
+}
+
+const hexOf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+export type Changes = {
+  /** Accounts whose fields, code or storage changed, with their state at the last take. */
+  accounts: Map<string, AccountState | undefined>
+  code: Set<string>
+  /** Changed slots per account, with their value (shortest form) at the last take. */
+  slots: Map<string, Map<string, Uint8Array>>
+}
+
+export class JournaledStateManager implements StateManagerInterface {
+  /** Keys are lowercase hex addresses without 0x. */
+  readonly accounts = new Map<string, AccountState>()
+  readonly code = new Map<string, Uint8Array>()
+  readonly storage = new Map<string, Map<string, Uint8Array>>()
+
+  private journal: Undo[] = []
+  private checkpoints: number[] = []
+  private changes: Changes = { accounts: new Map(), code: new Set(), slots: new Map() }
+  private original = new Map<string, Uint8Array>()
+
+  originalStorageCache = {
+    get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => {
+      const k = `${hexOf(address.bytes)}:${hexOf(key)}`
+      let v = this.original.get(k)
+      if (v === undefined) {
+        v = await this.getStorage(address, key)
+        this.original.set(k, v)
+      }
+      return v
+    },
+    clear: (): void => this.original.clear(),
+  }
+
+  // ---------------------------------------------------------------- plain, synchronous access
+
+  getAccountState(key: string): AccountState | undefined {
+    return this.accounts.get(key)
+  }
+
+  private noteAccount(key: string): void {
+    if (!this.changes.accounts.has(key)) {
+      const cur = this.accounts.get(key)
+      this.changes.accounts.set(key, cur ? { ...cur } : undefined)
+    }
+  }
+
+  setAccountState(key: string, next: AccountState | undefined): void {
+    this.noteAccount(key)
+    const prev = this.accounts.get(key)
+    if (this.checkpoints.length > 0)
+      this.journal.push({ t: 'account', key, prev: prev ? { ...prev } : undefined })
+    if (next) this.accounts.set(key, { ...next })
+    else this.accounts.delete(key)
+  }
+
+  setCode(key: string, code: Uint8Array): void {
+    this.noteAccount(key)
+    this.changes.code.add(key)
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'code', key, prev: this.code.get(key) })
+    if (code.length === 0) this.code.delete(key)
+    else this.code.set(key, code)
+  }
+
+  getSlot(key: string, slot: string): Uint8Array {
+    return this.storage.get(key)?.get(slot) ?? EMPTY
+  }
+
+  setSlot(key: string, slot: string, value: Uint8Array): void {
+    const v = stripZeros(value)
+    let m = this.storage.get(key)
+    const prev = m?.get(slot)
+    this.noteAccount(key)
+    let changed = this.changes.slots.get(key)
+    if (!changed) {
+      changed = new Map()
+      this.changes.slots.set(key, changed)
+    }
+    if (!changed.has(slot)) changed.set(slot, prev ?? EMPTY)
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'slot', key, slot, prev })
+    if (v.length === 0) {
+      m?.delete(slot)
+      if (m && m.size === 0) this.storage.delete(key)
+    } else {
+      if (!m) {
+        m = new Map()
+        this.storage.set(key, m)
+      }
+      m.set(slot, v.slice())
+    }
+  }
+
+  clearSlots(key: string): void {
+    const m = this.storage.get(key)
+    if (!m) return
+    this.noteAccount(key)
+    let changed = this.changes.slots.get(key)
+    if (!changed) {
+      changed = new Map()
+      this.changes.slots.set(key, changed)
+    }
+    for (const [slot, v] of m) if (!changed.has(slot)) changed.set(slot, v)
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'storage', key, prev: m })
+    this.storage.delete(key)
+  }
+
+  /** Returns what changed since the last call, and starts a new change set. */
+  takeChanges(): Changes {
+    const c = this.changes
+    this.changes = { accounts: new Map(), code: new Set(), slots: new Map() }
+    return c
+  }
+
+  // ---------------------------------------------------------------- StateManagerInterface
+
+  async getAccount(address: Address): Promise<Account | undefined> {
+    const a = this.accounts.get(hexOf(address.bytes))
+    if (!a) return undefined
+    return new Account(a.nonce, a.balance, undefined, a.codeHash)
+  }
+
+  async putAccount(address: Address, account?: Account): Promise<void> {
+    const key = hexOf(address.bytes)
+    if (!account) return this.setAccountState(key, undefined)
+    this.setAccountState(key, {
+      nonce: account.nonce,
+      balance: account.balance,
+      codeHash: account.codeHash,
+    })
+  }
+
+  async deleteAccount(address: Address): Promise<void> {
+    const key = hexOf(address.bytes)
+    this.setAccountState(key, undefined)
+    if (this.code.has(key)) this.setCode(key, EMPTY)
+    this.clearSlots(key)
+  }
+
+  async modifyAccountFields(address: Address, fields: AccountFields): Promise<void> {
+    const key = hexOf(address.bytes)
+    const cur = this.accounts.get(key) ?? { nonce: 0n, balance: 0n, codeHash: KECCAK256_NULL }
+    this.setAccountState(key, {
+      nonce: fields.nonce ?? cur.nonce,
+      balance: fields.balance ?? cur.balance,
+      codeHash: fields.codeHash ?? cur.codeHash,
+    })
+  }
+
+  async putCode(address: Address, value: Uint8Array): Promise<void> {
+    const key = hexOf(address.bytes)
+    this.setCode(key, value.slice())
+    const cur = this.accounts.get(key) ?? { nonce: 0n, balance: 0n, codeHash: KECCAK256_NULL }
+    this.setAccountState(key, {
+      ...cur,
+      codeHash: value.length === 0 ? KECCAK256_NULL : keccak_256(value),
+    })
+  }
+
+  async getCode(address: Address): Promise<Uint8Array> {
+    return this.code.get(hexOf(address.bytes)) ?? EMPTY
+  }
+
+  async getCodeSize(address: Address): Promise<number> {
+    return (await this.getCode(address)).length
+  }
+
+  async getStorage(address: Address, key: Uint8Array): Promise<Uint8Array> {
+    return this.getSlot(hexOf(address.bytes), hexOf(key))
+  }
+
+  async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {
+    this.setSlot(hexOf(address.bytes), hexOf(key), value)
+  }
+
+  async clearStorage(address: Address): Promise<void> {
+    this.clearSlots(hexOf(address.bytes))
+  }
+
+  async checkpoint(): Promise<void> {
+    this.checkpoints.push(this.journal.length)
+  }
+
+  async commit(): Promise<void> {
+    this.checkpoints.pop()
+    if (this.checkpoints.length === 0) this.journal.length = 0
+  }
+
+  async revert(): Promise<void> {
+    const to = this.checkpoints.pop() ?? 0
+    while (this.journal.length > to) {
+      const u = this.journal.pop()!
+      switch (u.t) {
+        case 'account':
+          if (u.prev) this.accounts.set(u.key, u.prev)
+          else this.accounts.delete(u.key)
+          break
+        case 'code':
+          if (u.prev) this.code.set(u.key, u.prev)
+          else this.code.delete(u.key)
+          break
+        case 'slot': {
+          let m = this.storage.get(u.key)
+          if (u.prev) {
+            if (!m) {
+              m = new Map()
+              this.storage.set(u.key, m)
+            }
+            m.set(u.slot, u.prev)
+          } else {
+            m?.delete(u.slot)
+            if (m && m.size === 0) this.storage.delete(u.key)
+          }
+          break
+        }
+        case 'storage':
+          if (u.prev) this.storage.set(u.key, u.prev)
+          else this.storage.delete(u.key)
+          break
+      }
+    }
+  }
+
+  async getStateRoot(): Promise<Uint8Array> {
+    throw new Error('state roots are not used in POSE worlds')
+  }
+  async setStateRoot(): Promise<void> {
+    throw new Error('state roots are not used in POSE worlds')
+  }
+  async hasStateRoot(): Promise<boolean> {
+    return false
+  }
+  clearCaches(): void {}
+  shallowCopy(): StateManagerInterface {
+    throw new Error('shallowCopy is not supported by the journaled state manager')
+  }
+}

@@ -1,0 +1,430 @@
+/**
+ * The EVM world of one instance (SPEC §5): `@ethereumjs/evm` (Cancun) over our journaled state
+ * manager. Expected outcomes (revert, out of gas, invalid opcode) are values, never exceptions.
+ * Gas price is zero inside the world; gas only bounds work. Also produces write sets and a keyed,
+ * incremental state digest: the sum mod 2^256 of keccak256(key ‖ leaf) over every account and
+ * every non-zero storage slot, updated from the changed keys only.
+ */
+import { createCustomCommon, Hardfork, Mainnet } from '@ethereumjs/common'
+import {
+  EVM,
+  EVMMockBlockchain,
+  type EVMResult,
+  getActivePrecompiles,
+  NobleBN254,
+} from '@ethereumjs/evm'
+import { Address, KECCAK256_NULL } from '@ethereumjs/util'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import {
+  type AccountWrite,
+  canonicalizeWriteSet,
+  ProtocolError,
+  type WriteSet,
+} from '../../protocol/index.ts'
+import {
+  type AccountState,
+  type Changes,
+  JournaledStateManager,
+  stripZeros,
+} from './journaledStateManager.ts'
+
+export type BlockContext = { number: bigint; timestamp: bigint; prevRandao: Uint8Array }
+export type ExecLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Array }
+export type ExecResult = {
+  status: 'success' | 'revert' | 'error'
+  error?: string
+  returnData: Uint8Array
+  logs: ExecLog[]
+  gasUsed: bigint
+  createdAddress?: Uint8Array
+}
+export type WorldOptions = { chainId: bigint; maxGasPerTx: bigint; digestKey: Uint8Array }
+
+const MOD = 1n << 256n
+const MAX_U256 = MOD - 1n
+const ZERO_ADDRESS = new Address(new Uint8Array(20))
+const BLOCK_GAS_LIMIT = 30_000_000n
+
+/** An EVM that can create the instance's contract at a fixed address. */
+class WorldEVM extends EVM {
+  fixedCreateAddress: Address | undefined
+
+  protected override async _generateAddress(
+    message: Parameters<EVM['_generateAddress']>[0],
+  ): Promise<Address> {
+    if (this.fixedCreateAddress && message.depth === 0) return this.fixedCreateAddress
+    return super._generateAddress(message)
+  }
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const unhexKey = (k: string) => new Uint8Array(Buffer.from(k, 'hex'))
+
+function word(v: bigint): Uint8Array {
+  const out = new Uint8Array(32)
+  let x = v
+  for (let i = 31; i >= 0 && x > 0n; i--) {
+    out[i] = Number(x & 0xffn)
+    x >>= 8n
+  }
+  return out
+}
+
+function pad32(v: Uint8Array): Uint8Array {
+  if (v.length === 32) return v
+  const out = new Uint8Array(32)
+  out.set(v, 32 - v.length)
+  return out
+}
+
+function toBigInt(b: Uint8Array): bigint {
+  let v = 0n
+  for (const x of b) v = (v << 8n) | BigInt(x)
+  return v
+}
+
+function assertAmount(v: bigint, what: string): void {
+  if (typeof v !== 'bigint' || v < 0n || v > MAX_U256) {
+    throw new ProtocolError('OUT_OF_RANGE', `${what}: ${v} is not a uint256`)
+  }
+}
+
+export class World {
+  private digestSum = 0n
+
+  private constructor(
+    private readonly evm: WorldEVM,
+    private readonly sm: JournaledStateManager,
+    private readonly opts: WorldOptions,
+    private readonly warm: string[],
+  ) {}
+
+  static async create(opts: WorldOptions): Promise<World> {
+    if (opts.digestKey.length !== 32)
+      throw new ProtocolError('MALFORMED', 'digestKey: expected 32 bytes')
+    const common = createCustomCommon({ chainId: Number(opts.chainId) }, Mainnet, {
+      hardfork: Hardfork.Cancun,
+    })
+    const sm = new JournaledStateManager()
+    const evm = new WorldEVM({
+      common,
+      stateManager: sm,
+      bn254: new NobleBN254(),
+      blockchain: new EVMMockBlockchain(),
+    })
+    const warm = getActivePrecompiles(common) as unknown as Map<string, unknown>
+    return new World(evm, sm, opts, [...warm.keys()])
+  }
+
+  // ---------------------------------------------------------------- execution
+
+  private block(b: BlockContext) {
+    return {
+      header: {
+        number: b.number,
+        coinbase: ZERO_ADDRESS,
+        timestamp: b.timestamp,
+        difficulty: 0n,
+        prevRandao: b.prevRandao,
+        gasLimit: BLOCK_GAS_LIMIT,
+        baseFeePerGas: 0n,
+        getBlobGasPrice: () => 1n,
+      },
+    }
+  }
+
+  private prepare(from: Uint8Array, to?: Uint8Array): void {
+    const j = this.evm.journal
+    j.cleanJournal()
+    for (const p of this.warm) j.addAlwaysWarmAddress(p)
+    j.addAlwaysWarmAddress(hex(from))
+    if (to) j.addAlwaysWarmAddress(hex(to))
+    j.addAlwaysWarmAddress(hex(ZERO_ADDRESS.bytes))
+    this.evm.transientStorage.clear()
+    this.sm.originalStorageCache.clear()
+  }
+
+  private async finish(r: EVMResult): Promise<ExecResult> {
+    const err = r.execResult.exceptionError
+    if (!err) {
+      for (const addr of r.execResult.selfdestruct?.keys() ?? []) {
+        await this.sm.deleteAccount(new Address(unhexKey(addr.slice(2))))
+      }
+      await this.evm.journal.cleanup()
+    } else {
+      this.evm.journal.cleanJournal()
+    }
+    const out: ExecResult = {
+      status: !err ? 'success' : err.error === 'revert' ? 'revert' : 'error',
+      returnData: r.execResult.returnValue,
+      logs: (r.execResult.logs ?? []).map(([address, topics, data]) => ({ address, topics, data })),
+      gasUsed: r.execResult.executionGasUsed,
+    }
+    if (err && err.error !== 'revert') out.error = err.error
+    if (r.createdAddress && !err) out.createdAddress = r.createdAddress.bytes
+    return out
+  }
+
+  private checkGas(gasLimit: bigint): ExecResult | undefined {
+    if (gasLimit <= 0n || gasLimit > this.opts.maxGasPerTx) {
+      return {
+        status: 'error',
+        error: `gas limit ${gasLimit} outside (0, ${this.opts.maxGasPerTx}]`,
+        returnData: new Uint8Array(),
+        logs: [],
+        gasUsed: 0n,
+      }
+    }
+    return undefined
+  }
+
+  /** Runs creation code; the contract is placed at `address`. */
+  async deploy(p: {
+    from: Uint8Array
+    initCode: Uint8Array
+    value: bigint
+    gasLimit: bigint
+    block: BlockContext
+    address: Uint8Array
+  }): Promise<ExecResult> {
+    assertAmount(p.value, 'value')
+    const bad = this.checkGas(p.gasLimit)
+    if (bad) return bad
+    this.prepare(p.from)
+    this.evm.fixedCreateAddress = new Address(p.address)
+    try {
+      const r = await this.evm.runCall({
+        caller: new Address(p.from),
+        origin: new Address(p.from),
+        data: p.initCode,
+        value: p.value,
+        gasLimit: p.gasLimit,
+        gasPrice: 0n,
+        block: this.block(p.block),
+        skipNonceIncrement: true,
+      })
+      return await this.finish(r)
+    } finally {
+      this.evm.fixedCreateAddress = undefined
+    }
+  }
+
+  /** A transaction's call: its state changes stay only if it succeeds. */
+  async call(p: {
+    from: Uint8Array
+    to: Uint8Array
+    value: bigint
+    data: Uint8Array
+    gasLimit: bigint
+    block: BlockContext
+  }): Promise<ExecResult> {
+    assertAmount(p.value, 'value')
+    const bad = this.checkGas(p.gasLimit)
+    if (bad) return bad
+    this.prepare(p.from, p.to)
+    const r = await this.evm.runCall({
+      caller: new Address(p.from),
+      origin: new Address(p.from),
+      to: new Address(p.to),
+      data: p.data,
+      value: p.value,
+      gasLimit: p.gasLimit,
+      gasPrice: 0n,
+      block: this.block(p.block),
+      skipNonceIncrement: true,
+    })
+    return this.finish(r)
+  }
+
+  /** A read-only call: whatever it does is undone. */
+  async view(p: {
+    from: Uint8Array
+    to: Uint8Array
+    data: Uint8Array
+    gasLimit: bigint
+    block: BlockContext
+  }): Promise<ExecResult> {
+    const bad = this.checkGas(p.gasLimit)
+    if (bad) return bad
+    await this.sm.checkpoint()
+    try {
+      this.prepare(p.from, p.to)
+      const r = await this.evm.runCall({
+        caller: new Address(p.from),
+        origin: new Address(p.from),
+        to: new Address(p.to),
+        data: p.data,
+        value: 0n,
+        gasLimit: p.gasLimit,
+        gasPrice: 0n,
+        block: this.block(p.block),
+        skipNonceIncrement: true,
+        isStatic: false,
+      })
+      return await this.finish(r)
+    } finally {
+      // Keys a view touched stay in the change set with their old values; `fold` compares old
+      // and current values, so they add nothing to the write set or the digest.
+      await this.sm.revert()
+    }
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  private acct(a: Uint8Array): AccountState {
+    return this.sm.getAccountState(hex(a)) ?? { nonce: 0n, balance: 0n, codeHash: KECCAK256_NULL }
+  }
+
+  getNonce(a: Uint8Array): bigint {
+    return this.acct(a).nonce
+  }
+
+  setNonce(a: Uint8Array, nonce: bigint): void {
+    if (nonce < 0n || nonce >= 1n << 64n)
+      throw new ProtocolError('OUT_OF_RANGE', `nonce ${nonce} out of range`)
+    this.sm.setAccountState(hex(a), { ...this.acct(a), nonce })
+  }
+
+  getBalance(a: Uint8Array): bigint {
+    return this.acct(a).balance
+  }
+
+  credit(a: Uint8Array, amount: bigint): void {
+    assertAmount(amount, 'amount')
+    const cur = this.acct(a)
+    assertAmount(cur.balance + amount, 'balance')
+    this.sm.setAccountState(hex(a), { ...cur, balance: cur.balance + amount })
+  }
+
+  debit(a: Uint8Array, amount: bigint): void {
+    assertAmount(amount, 'amount')
+    const cur = this.acct(a)
+    if (cur.balance < amount)
+      throw new ProtocolError('OUT_OF_RANGE', `balance ${cur.balance} is below ${amount}`)
+    this.sm.setAccountState(hex(a), { ...cur, balance: cur.balance - amount })
+  }
+
+  // ---------------------------------------------------------------- replication
+
+  private leafAccount(key: string, a: AccountState): bigint {
+    const buf = new Uint8Array(32 + 1 + 20 + 96)
+    buf.set(this.opts.digestKey, 0)
+    buf[32] = 1
+    buf.set(unhexKey(key), 33)
+    buf.set(word(a.nonce), 53)
+    buf.set(word(a.balance), 85)
+    buf.set(a.codeHash, 117)
+    return toBigInt(keccak_256(buf))
+  }
+
+  private leafSlot(key: string, slot: string, value: Uint8Array): bigint {
+    const buf = new Uint8Array(32 + 1 + 20 + 64)
+    buf.set(this.opts.digestKey, 0)
+    buf[32] = 2
+    buf.set(unhexKey(key), 33)
+    buf.set(pad32(unhexKey(slot)), 53)
+    buf.set(pad32(value), 85)
+    return toBigInt(keccak_256(buf))
+  }
+
+  /** Folds changes into the digest and builds the write set of what really changed. */
+  private fold(c: Changes): WriteSet {
+    const accounts: AccountWrite[] = []
+    const deleted: Uint8Array[] = []
+    let sum = this.digestSum
+    for (const [key, before] of c.accounts) {
+      const now = this.sm.getAccountState(key)
+      if (before) sum -= this.leafAccount(key, before)
+      if (now) sum += this.leafAccount(key, now)
+      const slotChanges = c.slots.get(key)
+      const storage: Array<[Uint8Array, Uint8Array]> = []
+      for (const [slot, old] of slotChanges ?? []) {
+        const cur = this.sm.getSlot(key, slot)
+        const oldS = stripZeros(old)
+        if (oldS.length > 0) sum -= this.leafSlot(key, slot, oldS)
+        if (cur.length > 0) sum += this.leafSlot(key, slot, cur)
+        if (Buffer.compare(oldS, cur) !== 0) storage.push([pad32(unhexKey(slot)), pad32(cur)])
+      }
+      if (!now) {
+        if (before) deleted.push(unhexKey(key))
+        continue
+      }
+      const codeChanged = c.code.has(key)
+      const fieldsChanged =
+        !before ||
+        before.nonce !== now.nonce ||
+        before.balance !== now.balance ||
+        Buffer.compare(before.codeHash, now.codeHash) !== 0
+      if (!fieldsChanged && !codeChanged && storage.length === 0) continue
+      const w: AccountWrite = {
+        address: unhexKey(key),
+        nonce: now.nonce,
+        balance: now.balance,
+        storage,
+      }
+      if (codeChanged) w.code = this.sm.code.get(key) ?? new Uint8Array()
+      accounts.push(w)
+    }
+    this.digestSum = ((sum % MOD) + MOD) % MOD
+    return canonicalizeWriteSet({ accounts, deleted })
+  }
+
+  /** The changes since the last take, as a canonical write set; updates the digest. */
+  takeWriteSet(): WriteSet {
+    return this.fold(this.sm.takeChanges())
+  }
+
+  /** Applies a write set made by `takeWriteSet` on another world with the same prior state. */
+  applyWriteSet(ws: WriteSet): void {
+    for (const d of ws.deleted) {
+      const key = hex(d)
+      this.sm.setAccountState(key, undefined)
+      if (this.sm.code.has(key)) this.sm.setCode(key, new Uint8Array())
+      this.sm.clearSlots(key)
+    }
+    for (const a of ws.accounts) {
+      const key = hex(a.address)
+      const cur = this.sm.getAccountState(key)
+      const codeHash = a.code
+        ? a.code.length === 0
+          ? KECCAK256_NULL
+          : keccak_256(a.code)
+        : (cur?.codeHash ?? KECCAK256_NULL)
+      if (a.code) this.sm.setCode(key, a.code)
+      this.sm.setAccountState(key, { nonce: a.nonce, balance: a.balance, codeHash })
+      for (const [slot, value] of a.storage) this.sm.setSlot(key, hex(slot), value)
+    }
+    this.fold(this.sm.takeChanges())
+  }
+
+  /** The whole state as one write set (handover to a new member). */
+  snapshot(): WriteSet {
+    const accounts: AccountWrite[] = []
+    for (const [key, a] of this.sm.accounts) {
+      const storage: Array<[Uint8Array, Uint8Array]> = []
+      for (const [slot, v] of this.sm.storage.get(key) ?? [])
+        storage.push([pad32(unhexKey(slot)), pad32(v)])
+      const w: AccountWrite = {
+        address: unhexKey(key),
+        nonce: a.nonce,
+        balance: a.balance,
+        storage,
+      }
+      const code = this.sm.code.get(key)
+      if (code) w.code = code
+      accounts.push(w)
+    }
+    return canonicalizeWriteSet({ accounts, deleted: [] })
+  }
+
+  /** 32-byte keyed digest of the state as of the last take or apply. */
+  digest(): Uint8Array {
+    return word(this.digestSum)
+  }
+
+  stateSize(): { accounts: number; slots: number } {
+    let slots = 0
+    for (const m of this.sm.storage.values()) slots += m.size
+    return { accounts: this.sm.accounts.size, slots }
+  }
+}

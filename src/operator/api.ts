@@ -1,0 +1,130 @@
+/**
+ * The operator's HTTP API for users (SPEC §2): encrypted transactions, view calls and deploys
+ * are passed to the enclave as opaque boxes; answers come back sealed to the user. Every error
+ * is a JSON body `{ error: { code, message } }` with a matching HTTP status.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import {
+  bytesToHex,
+  hexToBytes,
+  isHex,
+  LIMITS,
+  ProtocolError,
+  toProtocolError,
+} from '../protocol/index.ts'
+
+export interface ApiBackend {
+  info(): Record<string, unknown>
+  deploy(
+    instance: bigint,
+    box: Uint8Array,
+  ): Promise<{ contractEncryptionKey: Uint8Array; genesisDigest: Uint8Array }>
+  request(kind: 'tx' | 'view', instance: bigint, box: Uint8Array): Promise<Uint8Array>
+  digest(instance: bigint): Promise<{ role: string; seq: bigint; digest: Uint8Array }>
+  status(): Promise<unknown>
+}
+
+const STATUS: Record<string, number> = {
+  MALFORMED: 400,
+  OUT_OF_RANGE: 400,
+  OVERSIZED: 413,
+  BAD_SIGNATURE: 400,
+  DECRYPTION_FAILED: 400,
+  BAD_NONCE: 409,
+  REPLAYED: 409,
+  UNKNOWN_INSTANCE: 404,
+  WRONG_ROLE: 421,
+  WRONG_PHASE: 409,
+  NOT_READY: 503,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  COMMITMENT_MISMATCH: 400,
+}
+
+function sendError(reply: FastifyReply, e: unknown) {
+  const err = toProtocolError(e)
+  return reply.code(STATUS[err.code] ?? 500).send({ error: err.toObject() })
+}
+
+function parseInstance(raw: unknown): bigint {
+  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,76}$/.test(raw)) {
+    throw new ProtocolError('MALFORMED', 'instance: expected a positive decimal id in the path')
+  }
+  return BigInt(raw)
+}
+
+function parseBox(body: unknown, max: number): Uint8Array {
+  if (typeof body !== 'object' || body === null || !('box' in body)) {
+    throw new ProtocolError('MALFORMED', 'body: expected JSON { "box": "0x..." }')
+  }
+  const box = (body as { box: unknown }).box
+  if (!isHex(box)) throw new ProtocolError('MALFORMED', 'box: expected 0x-prefixed hex')
+  if ((box.length - 2) / 2 > max)
+    throw new ProtocolError('OVERSIZED', `box: larger than ${max} bytes`)
+  return hexToBytes(box, 'box')
+}
+
+export function createApi(backend: ApiBackend): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: LIMITS.maxHttpBodyBytes })
+
+  app.setErrorHandler((error, _req, reply) => {
+    const e = error as { statusCode?: number; code?: string; message?: string }
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({
+        error: { name: 'ProtocolError', code: 'OVERSIZED', message: 'request body too large' },
+      })
+    }
+    if (e.statusCode && e.statusCode < 500) {
+      return reply.code(e.statusCode).send({
+        error: { name: 'ProtocolError', code: 'MALFORMED', message: e.message ?? 'bad request' },
+      })
+    }
+    return sendError(reply, error)
+  })
+
+  app.get('/v1/health', async () => ({ ok: true }))
+  app.get('/v1/info', async () => backend.info())
+  app.get('/v1/status', async (_req, reply) => {
+    try {
+      return await backend.status()
+    } catch (e) {
+      return sendError(reply, e)
+    }
+  })
+
+  app.post('/v1/instances/:id/deploy', async (req, reply) => {
+    try {
+      const id = parseInstance((req.params as { id?: unknown }).id)
+      const r = await backend.deploy(id, parseBox(req.body, LIMITS.maxDeployBoxBytes))
+      return {
+        contractEncryptionKey: bytesToHex(r.contractEncryptionKey),
+        genesisDigest: bytesToHex(r.genesisDigest),
+      }
+    } catch (e) {
+      return sendError(reply, e)
+    }
+  })
+
+  for (const kind of ['tx', 'view'] as const) {
+    app.post(`/v1/instances/:id/${kind}`, async (req, reply) => {
+      try {
+        const id = parseInstance((req.params as { id?: unknown }).id)
+        const sealed = await backend.request(kind, id, parseBox(req.body, LIMITS.maxTxBoxBytes))
+        return { sealed: bytesToHex(sealed) }
+      } catch (e) {
+        return sendError(reply, e)
+      }
+    })
+  }
+
+  app.get('/v1/instances/:id/digest', async (req, reply) => {
+    try {
+      const r = await backend.digest(parseInstance((req.params as { id?: unknown }).id))
+      return { role: r.role, seq: r.seq.toString(), digest: bytesToHex(r.digest) }
+    } catch (e) {
+      return sendError(reply, e)
+    }
+  })
+
+  return app
+}

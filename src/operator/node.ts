@@ -1,0 +1,402 @@
+/**
+ * The operator node (SPEC §2, §7): wires the enclave host, the chain watcher, the transaction
+ * sender, the user API and peer messaging. Modules start in order and stop in reverse order
+ * (Lodestar's pattern). A restarted node resumes from its data directory without manual steps.
+ */
+import { randomUUID } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import pino, { type Logger } from 'pino'
+import { type Address, getAddress, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { type ChainClients, createChainClients } from '../chain/clients.ts'
+import { poseManagerAbi, readOperator } from '../chain/manager.ts'
+import { TxSender } from '../chain/sender.ts'
+import { ManagerWatcher } from '../chain/watcher.ts'
+import {
+  bytesToHex,
+  type EcallName,
+  type EnclaveOutput,
+  hexToBytes,
+  ProtocolError,
+  toProtocolError,
+} from '../protocol/index.ts'
+import {
+  type AttestationBackend,
+  createDevAttestationBackend,
+  DEV_TEE_WARNING,
+} from '../tee/attestation.ts'
+import { type EcallReturn, EnclaveCallError, EnclaveHost } from '../tee/enclaveHost.ts'
+import { DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
+import { createApi } from './api.ts'
+import { PeerNetwork } from './peers.ts'
+import { SealedStore } from './store.ts'
+
+export type OperatorOptions = {
+  rpcUrl: string
+  manager: Address
+  /** The operator's account key (pays stake and gas). */
+  privateKey: Hex
+  dataDir: string
+  host?: string
+  port?: number
+  /** The URL peers and users reach this node at; defaults to http://host:port. */
+  publicUrl?: string
+  /** Stake sent with registration; defaults to the manager's minimum. */
+  stake?: bigint
+  /** Dev attestation authority key (simulated TEE). */
+  devAuthorityKey: Hex
+  bundlePath?: string
+  pollIntervalMs?: number
+  tickIntervalMs?: number
+  requestTimeoutMs?: number
+  logger?: Logger
+}
+
+type Waiting = {
+  resolve: (sealed: Uint8Array) => void
+  reject: (e: Error) => void
+  timer: NodeJS.Timeout
+}
+
+export class OperatorNode {
+  readonly log: Logger
+  private host: EnclaveHost | undefined
+  private chain: ChainClients | undefined
+  private sender: TxSender | undefined
+  private watcher: ManagerWatcher | undefined
+  private peers: PeerNetwork | undefined
+  private api: ReturnType<typeof createApi> | undefined
+  private store: SealedStore
+  private attestation: AttestationBackend
+  private endpoints = new Map<string, string>()
+  private signerToOperator = new Map<string, string>()
+  private waiting = new Map<string, Waiting>()
+  private tickTimer: NodeJS.Timeout | undefined
+  private ticking = false
+  private stopped = false
+  signer: Address | undefined
+  encryptionKey: Hex | undefined
+  measurement: Hex | undefined
+  url: string | undefined
+
+  constructor(private readonly opts: OperatorOptions) {
+    this.log = opts.logger ?? pino({ name: 'pose-operator' })
+    this.store = new SealedStore(opts.dataDir)
+    this.attestation = createDevAttestationBackend(
+      hexToBytes(opts.devAuthorityKey, 'devAuthorityKey', 32),
+    )
+  }
+
+  get address(): Address {
+    return privateKeyToAccount(this.opts.privateKey).address
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts
+    this.log.warn(DEV_TEE_WARNING)
+    const account = privateKeyToAccount(o.privateKey)
+    this.chain = await createChainClients({ rpcUrl: o.rpcUrl, account, pollingIntervalMs: 100 })
+    this.sender = new TxSender(this.chain.publicClient, this.chain.walletClient!)
+
+    // 1. enclave
+    const bundlePath = o.bundlePath ?? DEFAULT_BUNDLE_PATH
+    const measurement = measureBundle(bundlePath)
+    this.measurement = bytesToHex(measurement)
+    this.host = new EnclaveHost({
+      bundlePath,
+      onExit: (code, signal) => {
+        this.log.error({ code, signal }, 'Enclave process exited; stopping the operator node')
+        process.exitCode = 1
+        void this.stop()
+      },
+    })
+    await this.host.start()
+    if (this.host.pid) writeFileSync(join(o.dataDir, 'enclave.pid'), String(this.host.pid))
+    const sealedIdentity = this.store.readIdentity()
+    const init = await this.ecall('init', {
+      platformSecret: this.store.platformSecret(),
+      measurement,
+      chainId: BigInt(this.chain.chain.id),
+      manager: hexToBytes(o.manager, 'manager', 20),
+      operator: hexToBytes(account.address, 'operator', 20),
+      ...(sealedIdentity ? { sealedIdentity } : {}),
+    })
+    this.store.writeIdentity(init.result.sealedIdentity)
+    this.signer = getAddress(bytesToHex(init.result.signer))
+    this.encryptionKey = bytesToHex(init.result.encryptionKey)
+    this.log.info(
+      { signer: this.signer, measurement: this.measurement, resumed: Boolean(sealedIdentity) },
+      'Enclave ready',
+    )
+
+    for (const id of this.store.instances()) {
+      const blobs = this.store.blobs(id)
+      if (blobs.length === 0) continue
+      const r = await this.ecall('restore', { instance: id, blobs })
+      this.log.info(
+        { instance: id.toString(), seq: r.result.seq.toString(), records: blobs.length },
+        'Instance restored from sealed state',
+      )
+    }
+
+    // 2. API and peers
+    this.peers = new PeerNetwork(
+      (envelope) => void this.onPeerEnvelope(envelope),
+      (reason) => this.log.warn({ reason }, 'Peer frame rejected'),
+    )
+    this.api = createApi({
+      info: () => ({
+        operator: account.address,
+        signer: this.signer,
+        encryptionKey: this.encryptionKey,
+        measurement: this.measurement,
+        chainId: this.chain!.chain.id,
+        manager: o.manager,
+        tee: 'simulated (dev attestation, INSECURE)',
+      }),
+      deploy: async (instance, box) => (await this.ecall('deploy', { instance, box })).result,
+      request: (kind, instance, box) => this.request(kind, instance, box),
+      digest: async (instance) => (await this.ecall('digest', { instance })).result,
+      status: async () => {
+        const s = (await this.ecall('status', {})).result
+        return {
+          signer: this.signer,
+          instances: s.instances.map((i) => ({
+            ...i,
+            instance: i.instance.toString(),
+            seq: i.seq.toString(),
+            eventIndex: i.eventIndex.toString(),
+          })),
+        }
+      },
+    })
+    this.api.server.on('upgrade', (req, socket, head) =>
+      this.peers!.handleUpgrade(req, socket, head),
+    )
+    await this.api.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 })
+    const addr = this.api.server.address() as AddressInfo
+    this.url =
+      o.publicUrl ??
+      `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+
+    // 3. registration
+    await this.ensureRegistered(init.result.reportHash, measurement)
+
+    // 4. chain feed and timers
+    this.watcher = new ManagerWatcher({
+      client: this.chain.publicClient,
+      manager: o.manager,
+      fromBlock: 0n,
+      pollIntervalMs: o.pollIntervalMs ?? 200,
+      onBatch: (b) => this.onChainBatch(b),
+      onError: (e) =>
+        this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),
+    })
+    await this.watcher.poll()
+    this.watcher.start()
+    this.tickTimer = setInterval(() => void this.tick(), o.tickIntervalMs ?? 200)
+    this.log.info({ url: this.url, operator: account.address }, 'Operator node started')
+  }
+
+  private async ensureRegistered(reportHash: Uint8Array, measurement: Uint8Array): Promise<void> {
+    const o = this.opts
+    const current = await readOperator(this.chain!.publicClient, o.manager, this.address)
+    if (current.registered) {
+      if (getAddress(current.enclaveSigner) !== this.signer) {
+        throw new ProtocolError(
+          'WRONG_ROLE',
+          `operator ${this.address} is registered with enclave ${current.enclaveSigner}, but this data directory holds enclave ${this.signer}`,
+          {
+            details:
+              'Start the node with the data directory it registered with, or use another operator account.',
+          },
+        )
+      }
+      if (current.endpoint !== this.url) {
+        await this.sender!.write({
+          address: o.manager,
+          abi: poseManagerAbi,
+          functionName: 'setEndpoint',
+          args: [this.url],
+        })
+        this.log.info({ url: this.url }, 'Endpoint updated on-chain')
+      }
+      return
+    }
+    const evidence = await this.attestation.evidence({ reportHash, measurement })
+    const stake =
+      o.stake ??
+      ((await this.chain!.publicClient.readContract({
+        address: o.manager,
+        abi: poseManagerAbi,
+        functionName: 'minStake',
+      })) as bigint)
+    await this.sender!.write({
+      address: o.manager,
+      abi: poseManagerAbi,
+      functionName: 'register',
+      args: [this.signer, this.encryptionKey, this.url, evidence],
+      value: stake,
+    })
+    this.log.info({ signer: this.signer, stake: stake.toString() }, 'Enclave registered on-chain')
+  }
+
+  async ecall<N extends EcallName>(method: N, params: unknown): Promise<EcallReturn<N>> {
+    if (!this.host) throw new ProtocolError('UNAVAILABLE', 'enclave not started')
+    try {
+      const r = await this.host.ecall(method, params)
+      this.handleOutputs(r.outputs)
+      return r
+    } catch (e) {
+      if (e instanceof EnclaveCallError) this.handleOutputs(e.outputs)
+      throw e
+    }
+  }
+
+  private handleOutputs(outputs: EnclaveOutput[]): void {
+    for (const o of outputs) {
+      switch (o.type) {
+        case 'seal':
+          // Persisted before any later output (an ack) leaves this node.
+          if (o.mode === 'snapshot') this.store.writeSnapshot(o.instance, o.blob)
+          else this.store.append(o.instance, o.blob)
+          break
+        case 'send': {
+          const to = getAddress(bytesToHex(o.to))
+          const endpoint = this.endpointOf(to)
+          if (endpoint) this.peers?.send(endpoint, o.envelope)
+          else
+            this.log.warn(
+              { to },
+              'No endpoint known for peer enclave; message dropped (the enclave resends)',
+            )
+          break
+        }
+        case 'answer': {
+          const w = this.waiting.get(o.requestId)
+          if (!w) break
+          this.waiting.delete(o.requestId)
+          clearTimeout(w.timer)
+          if (o.sealed) w.resolve(o.sealed)
+          else w.reject(ProtocolError.fromObject(o.error))
+          break
+        }
+        case 'activate':
+          void this.submitActivate(o)
+          break
+        case 'log':
+          this.log[o.level](o.fields, o.message)
+          break
+      }
+    }
+  }
+
+  private async submitActivate(o: Extract<EnclaveOutput, { type: 'activate' }>): Promise<void> {
+    try {
+      await this.sender!.write({
+        address: this.opts.manager,
+        abi: poseManagerAbi,
+        functionName: 'activate',
+        args: [
+          o.instance,
+          bytesToHex(o.contractEncryptionKey),
+          bytesToHex(o.genesisDigest),
+          o.ackedMask,
+          o.eventIndex,
+          bytesToHex(o.signature),
+        ],
+      })
+      this.log.info({ instance: o.instance.toString() }, 'Instance activated on-chain')
+    } catch (e) {
+      this.log.error(
+        { instance: o.instance.toString(), err: (e as Error).message },
+        'Activation failed',
+      )
+    }
+  }
+
+  private endpointOf(signer: Address): string | undefined {
+    const op = this.signerToOperator.get(signer)
+    return op ? this.endpoints.get(op) : undefined
+  }
+
+  private async onChainBatch(b: import('../chain/watcher.ts').ChainBatch): Promise<void> {
+    for (const e of b.operatorEvents) {
+      const op = getAddress(e.operator)
+      this.endpoints.set(op, e.endpoint)
+      if (e.enclaveSigner) this.signerToOperator.set(getAddress(e.enclaveSigner), op)
+    }
+    const CHUNK = 5000
+    for (let i = 0; i === 0 || i < b.instanceEvents.length; i += CHUNK) {
+      await this.ecall('chain', {
+        blockNumber: b.blockNumber,
+        timestamp: b.timestamp,
+        events: b.instanceEvents.slice(i, i + CHUNK),
+      })
+    }
+  }
+
+  private async onPeerEnvelope(envelope: unknown): Promise<void> {
+    try {
+      await this.ecall('peer', { envelope })
+    } catch (e) {
+      const err = toProtocolError(e)
+      if (err.code !== 'NOT_READY')
+        this.log.debug({ code: err.code, err: err.shortMessage }, 'Peer message refused by enclave')
+    }
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopped) return
+    this.ticking = true
+    try {
+      await this.ecall('tick', { now: Date.now() })
+    } catch (e) {
+      this.log.warn({ err: toProtocolError(e).shortMessage }, 'Enclave tick failed')
+    } finally {
+      this.ticking = false
+    }
+  }
+
+  /** Passes a client's box to the enclave and waits for its sealed answer. */
+  private request(kind: 'tx' | 'view', instance: bigint, box: Uint8Array): Promise<Uint8Array> {
+    const requestId = randomUUID()
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(requestId)
+        reject(
+          new ProtocolError(
+            'TIMEOUT',
+            `${kind}: no answer from the enclave in time; the tx may still be executed — query its receipt or resubmit`,
+          ),
+        )
+      }, this.opts.requestTimeoutMs ?? 30_000)
+      this.waiting.set(requestId, { resolve, reject, timer })
+      this.ecall(kind, { requestId, instance, box }).catch((e) => {
+        const w = this.waiting.get(requestId)
+        if (!w) return
+        this.waiting.delete(requestId)
+        clearTimeout(w.timer)
+        reject(e)
+      })
+    })
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    if (this.tickTimer) clearInterval(this.tickTimer)
+    await this.watcher?.stop()
+    for (const w of this.waiting.values()) {
+      clearTimeout(w.timer)
+      w.reject(new ProtocolError('UNAVAILABLE', 'operator node is stopping'))
+    }
+    this.waiting.clear()
+    await this.peers?.close()
+    await this.api?.close()
+    await this.host?.stop()
+    this.log.info('Operator node stopped')
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Encryption glue (SPEC §6.1): x25519 ECDH with a per-message ephemeral key, HKDF-SHA256 and
+ * AES-256-GCM from node:crypto. A box is `ephemeralPublicKey(32) || nonce(12) || ciphertext ||
+ * tag(16)`. The response key is derived from the same shared secret, so only the sender of a box
+ * can read the answer to it. Every box is bound to a `context` label and optional associated
+ * data, so a box made for one purpose cannot be replayed as another.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes as nodeRandomBytes,
+} from 'node:crypto'
+import { assertBytes, concatBytes, utf8 } from './bytes.ts'
+import { ProtocolError } from './errors.ts'
+
+const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+const NONCE_BYTES = 12
+const TAG_BYTES = 16
+const KEY_BYTES = 32
+
+export const BOX_OVERHEAD = KEY_BYTES + NONCE_BYTES + TAG_BYTES
+export const SEALED_OVERHEAD = NONCE_BYTES + TAG_BYTES
+
+export type X25519KeyPair = { secretKey: Uint8Array; publicKey: Uint8Array }
+
+export function generateX25519KeyPair(): X25519KeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  const sk = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_PREFIX.length)
+  const pk = publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length)
+  return { secretKey: new Uint8Array(sk), publicKey: new Uint8Array(pk) }
+}
+
+export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
+  const key = createPrivateKey({
+    key: Buffer.concat([PKCS8_PREFIX, assertBytes(secretKey, 'secretKey', 32)]),
+    format: 'der',
+    type: 'pkcs8',
+  })
+  const pk = createPublicKey(key).export({ format: 'der', type: 'spki' })
+  return new Uint8Array(pk.subarray(SPKI_PREFIX.length))
+}
+
+function sharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  try {
+    return new Uint8Array(
+      diffieHellman({
+        privateKey: createPrivateKey({
+          key: Buffer.concat([PKCS8_PREFIX, secretKey]),
+          format: 'der',
+          type: 'pkcs8',
+        }),
+        publicKey: createPublicKey({
+          key: Buffer.concat([SPKI_PREFIX, publicKey]),
+          format: 'der',
+          type: 'spki',
+        }),
+      }),
+    )
+  } catch (cause) {
+    throw new ProtocolError('DECRYPTION_FAILED', 'box: invalid x25519 public key', { cause })
+  }
+}
+
+export function hkdf(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: string,
+  length = KEY_BYTES,
+): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', ikm, salt, utf8(info), length))
+}
+
+/** AES-256-GCM with a random nonce: `nonce || ciphertext || tag`. */
+export function aeadSeal(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array = new Uint8Array(),
+): Uint8Array {
+  assertBytes(key, 'key', KEY_BYTES)
+  const nonce = nodeRandomBytes(NONCE_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, nonce)
+  cipher.setAAD(aad)
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return concatBytes(nonce, ct, cipher.getAuthTag())
+}
+
+export function aeadOpen(
+  key: Uint8Array,
+  sealed: Uint8Array,
+  aad: Uint8Array = new Uint8Array(),
+): Uint8Array {
+  assertBytes(key, 'key', KEY_BYTES)
+  if (!(sealed instanceof Uint8Array) || sealed.length < SEALED_OVERHEAD) {
+    throw new ProtocolError(
+      'DECRYPTION_FAILED',
+      `sealed: expected at least ${SEALED_OVERHEAD} bytes`,
+    )
+  }
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES))
+    decipher.setAAD(aad)
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
+    const pt = Buffer.concat([
+      decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
+      decipher.final(),
+    ])
+    return new Uint8Array(pt)
+  } catch (cause) {
+    throw new ProtocolError(
+      'DECRYPTION_FAILED',
+      'sealed: authentication failed (wrong key or tampered)',
+      {
+        cause,
+      },
+    )
+  }
+}
+
+function boxKeys(
+  shared: Uint8Array,
+  ephemeral: Uint8Array,
+  recipient: Uint8Array,
+  context: string,
+) {
+  const salt = concatBytes(ephemeral, recipient)
+  return {
+    requestKey: hkdf(shared, salt, `POSE-BOX-v1/request/${context}`),
+    responseKey: hkdf(shared, salt, `POSE-BOX-v1/response/${context}`),
+  }
+}
+
+/** Encrypts to an x25519 public key. Keep `responseKey` to read the answer. */
+export function boxSeal(p: {
+  recipientPublicKey: Uint8Array
+  plaintext: Uint8Array
+  context: string
+  aad?: Uint8Array
+}): { box: Uint8Array; responseKey: Uint8Array } {
+  assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
+  const eph = generateX25519KeyPair()
+  const shared = sharedSecret(eph.secretKey, p.recipientPublicKey)
+  const { requestKey, responseKey } = boxKeys(
+    shared,
+    eph.publicKey,
+    p.recipientPublicKey,
+    p.context,
+  )
+  const sealed = aeadSeal(requestKey, p.plaintext, p.aad)
+  return { box: concatBytes(eph.publicKey, sealed), responseKey }
+}
+
+export function boxOpen(p: {
+  recipientSecretKey: Uint8Array
+  recipientPublicKey: Uint8Array
+  box: Uint8Array
+  context: string
+  aad?: Uint8Array
+}): { plaintext: Uint8Array; responseKey: Uint8Array } {
+  if (!(p.box instanceof Uint8Array) || p.box.length < BOX_OVERHEAD) {
+    throw new ProtocolError('DECRYPTION_FAILED', `box: expected at least ${BOX_OVERHEAD} bytes`)
+  }
+  const ephemeral = p.box.subarray(0, KEY_BYTES)
+  const shared = sharedSecret(p.recipientSecretKey, ephemeral)
+  const { requestKey, responseKey } = boxKeys(shared, ephemeral, p.recipientPublicKey, p.context)
+  return { plaintext: aeadOpen(requestKey, p.box.subarray(KEY_BYTES), p.aad), responseKey }
+}

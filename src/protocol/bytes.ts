@@ -1,0 +1,104 @@
+/**
+ * Byte and hex helpers for the protocol. Small, dependency-light and strict: every input is
+ * asserted, in the manner of noble's `abytes` ("expected 32 bytes, got 31").
+ */
+import { ProtocolError } from './errors.ts'
+
+export type Hex = `0x${string}`
+
+const HEX_RE = /^0x(?:[0-9a-fA-F]{2})*$/
+
+export function isHex(value: unknown): value is Hex {
+  return typeof value === 'string' && HEX_RE.test(value)
+}
+
+export function bytesToHex(bytes: Uint8Array): Hex {
+  return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')}`
+}
+
+/** Parses 0x-prefixed, even-length hex. `field` names the input in the error. */
+export function hexToBytes(hex: string, field = 'hex', length?: number): Uint8Array {
+  if (!isHex(hex)) throw new ProtocolError('MALFORMED', `${field}: expected 0x-prefixed hex`)
+  const bytes = new Uint8Array(Buffer.from(hex.slice(2), 'hex'))
+  if (length !== undefined && bytes.length !== length) {
+    throw new ProtocolError('MALFORMED', `${field}: expected ${length} bytes, got ${bytes.length}`)
+  }
+  return bytes
+}
+
+export function assertBytes(value: unknown, field: string, length?: number): Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new ProtocolError('MALFORMED', `${field}: expected Uint8Array, got ${typeof value}`)
+  }
+  if (length !== undefined && value.length !== length) {
+    throw new ProtocolError('MALFORMED', `${field}: expected ${length} bytes, got ${value.length}`)
+  }
+  return value
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let total = 0
+  for (const p of parts) total += p.length
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const p of parts) {
+    out.set(p, offset)
+    offset += p.length
+  }
+  return out
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let diff = 0
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!
+  return diff === 0
+}
+
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+const MAX_U256 = (1n << 256n) - 1n
+
+/** A 32-byte big-endian word, as in the ABI encoding of uintN. */
+export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
+  if (value < 0n || value > (bits === 256 ? MAX_U256 : (1n << BigInt(bits)) - 1n)) {
+    throw new ProtocolError('OUT_OF_RANGE', `${field}: ${value} does not fit in uint${bits}`)
+  }
+  const out = new Uint8Array(32)
+  let v = value
+  for (let i = 31; i >= 0 && v > 0n; i--) {
+    out[i] = Number(v & 0xffn)
+    v >>= 8n
+  }
+  return out
+}
+
+export function wordToUint(word: Uint8Array): bigint {
+  let v = 0n
+  for (const b of word) v = (v << 8n) | BigInt(b)
+  return v
+}
+
+/** An address (20 bytes) left-padded to a 32-byte ABI word. */
+export function addressToWord(address: Uint8Array): Uint8Array {
+  assertBytes(address, 'address', 20)
+  const out = new Uint8Array(32)
+  out.set(address, 12)
+  return out
+}
+
+/** Parses a decimal or 0x-hex string as an unsigned integer of at most `bits` bits. */
+export function parseUint(value: string, field: string, bits = 256): bigint {
+  if (typeof value !== 'string' || !/^(?:0|[1-9][0-9]{0,77}|0x[0-9a-fA-F]{1,64})$/.test(value)) {
+    throw new ProtocolError('MALFORMED', `${field}: expected an unsigned integer string`)
+  }
+  const v = BigInt(value)
+  if (v >= 1n << BigInt(bits)) {
+    throw new ProtocolError('OUT_OF_RANGE', `${field}: ${value} does not fit in uint${bits}`)
+  }
+  return v
+}
+
+export function randomBytes(length: number): Uint8Array {
+  return new Uint8Array(globalThis.crypto.getRandomValues(new Uint8Array(length)))
+}

@@ -1,0 +1,94 @@
+/**
+ * Decoders for the `data` of the manager's running-hash events (SPEC §4). The data is
+ * `abi.encode(...)` of the fields named in PoseManager; each decoder checks the exact length.
+ */
+import { wordToUint } from './bytes.ts'
+import { EventKind } from './constants.ts'
+import { ProtocolError } from './errors.ts'
+
+function word(data: Uint8Array, i: number, what: string): Uint8Array {
+  const w = data.subarray(i * 32, i * 32 + 32)
+  if (w.length !== 32) throw new ProtocolError('MALFORMED', `${what}: data too short`)
+  return w
+}
+
+function wordToAddress(w: Uint8Array, what: string): Uint8Array {
+  for (let i = 0; i < 12; i++) {
+    if (w[i] !== 0)
+      throw new ProtocolError('MALFORMED', `${what}: address word has dirty high bytes`)
+  }
+  return w.slice(12)
+}
+
+function smallUint(w: Uint8Array, what: string, max: bigint): number {
+  const v = wordToUint(w)
+  if (v > max) throw new ProtocolError('MALFORMED', `${what}: ${v} exceeds ${max}`)
+  return Number(v)
+}
+
+/** Decodes a dynamic array of static words whose head offset sits at word `slot`. */
+function wordArray(data: Uint8Array, slot: number, what: string, max: number): Uint8Array[] {
+  const offset = smallUint(word(data, slot, what), `${what} offset`, BigInt(data.length))
+  if (offset % 32 !== 0) throw new ProtocolError('MALFORMED', `${what}: unaligned offset`)
+  const base = offset / 32
+  const length = smallUint(word(data, base, what), `${what} length`, BigInt(max))
+  const out: Uint8Array[] = []
+  for (let i = 0; i < length; i++) out.push(word(data, base + 1 + i, what))
+  return out
+}
+
+export type CreatedEvent = {
+  creator: Uint8Array
+  watchdogCount: number
+  initCommitment: Uint8Array
+}
+export type PoolDrawnEvent = { signers: Uint8Array[]; encryptionKeys: Uint8Array[] }
+export type ActivatedEvent = {
+  contractEncryptionKey: Uint8Array
+  genesisDigest: Uint8Array
+  ackedMask: bigint
+}
+export type MemberRemovedEvent = { slot: number; signer: Uint8Array; reason: number }
+
+export function decodeCreated(data: Uint8Array): CreatedEvent {
+  if (data.length !== 96) throw new ProtocolError('MALFORMED', 'Created: expected 96 bytes of data')
+  return {
+    creator: wordToAddress(word(data, 0, 'Created'), 'Created.creator'),
+    watchdogCount: smallUint(word(data, 1, 'Created'), 'Created.watchdogCount', 255n),
+    initCommitment: word(data, 2, 'Created').slice(),
+  }
+}
+
+export function decodePoolDrawn(data: Uint8Array): PoolDrawnEvent {
+  const signers = wordArray(data, 0, 'PoolDrawn.signers', 16).map((w) =>
+    wordToAddress(w, 'PoolDrawn.signers'),
+  )
+  const encryptionKeys = wordArray(data, 1, 'PoolDrawn.encryptionKeys', 16).map((w) => w.slice())
+  if (signers.length !== encryptionKeys.length || signers.length === 0) {
+    throw new ProtocolError('MALFORMED', 'PoolDrawn: signers and keys differ in length')
+  }
+  return { signers, encryptionKeys }
+}
+
+export function decodeActivated(data: Uint8Array): ActivatedEvent {
+  if (data.length !== 96)
+    throw new ProtocolError('MALFORMED', 'Activated: expected 96 bytes of data')
+  return {
+    contractEncryptionKey: word(data, 0, 'Activated').slice(),
+    genesisDigest: word(data, 1, 'Activated').slice(),
+    ackedMask: wordToUint(word(data, 2, 'Activated')),
+  }
+}
+
+export function decodeMemberRemoved(data: Uint8Array): MemberRemovedEvent {
+  if (data.length !== 96)
+    throw new ProtocolError('MALFORMED', 'MemberRemoved: expected 96 bytes of data')
+  return {
+    slot: smallUint(word(data, 0, 'MemberRemoved'), 'MemberRemoved.slot', 15n),
+    signer: wordToAddress(word(data, 1, 'MemberRemoved'), 'MemberRemoved.signer'),
+    reason: smallUint(word(data, 2, 'MemberRemoved'), 'MemberRemoved.reason', 255n),
+  }
+}
+
+export const isKnownEventKind = (k: number): boolean =>
+  k >= EventKind.Created && k <= EventKind.Terminated

@@ -1,0 +1,91 @@
+/** keccak256 and the ABI-shaped hashes shared with the manager contract (SPEC §3, §4). */
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
+
+export function keccak256(data: Uint8Array): Uint8Array {
+  return keccak_256(data)
+}
+
+/** ABI encoding of a dynamic `string` placed as the first argument of `abi.encode(...)`. */
+function encodeLeadingString(
+  s: string,
+  staticWords: number,
+): { head: Uint8Array; tail: Uint8Array } {
+  const bytes = utf8(s)
+  const padded = new Uint8Array(Math.ceil(bytes.length / 32) * 32)
+  padded.set(bytes)
+  return {
+    head: uintToWord(BigInt(32 * (staticWords + 1))),
+    tail: concatBytes(uintToWord(BigInt(bytes.length)), padded),
+  }
+}
+
+/** `keccak256(abi.encode(tag, ...words))` for a string tag followed by static 32-byte words. */
+export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
+  const { head, tail } = encodeLeadingString(tag, words.length)
+  return keccak256(concatBytes(head, ...words, tail))
+}
+
+/**
+ * Attestation report hash bound by attestation evidence (SPEC §3):
+ * `keccak256(abi.encode("POSE-ATTEST-v1", chainId, manager, measurement, signer, encryptionKey, operator))`.
+ */
+export function attestationReportHash(p: {
+  chainId: bigint
+  manager: Uint8Array
+  measurement: Uint8Array
+  signer: Uint8Array
+  encryptionKey: Uint8Array
+  operator: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-ATTEST-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    assertBytes(p.measurement, 'measurement', 32),
+    addressToWord(p.signer),
+    assertBytes(p.encryptionKey, 'encryptionKey', 32),
+    addressToWord(p.operator),
+  ])
+}
+
+/** The digest the executor enclave signs to activate an instance (SPEC §4). */
+export function activationDigest(p: {
+  chainId: bigint
+  manager: Uint8Array
+  instance: bigint
+  contractEncryptionKey: Uint8Array
+  genesisDigest: Uint8Array
+  ackedMask: bigint
+  eventIndex: bigint
+  eventHash: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-ACTIVATE-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    uintToWord(p.instance),
+    assertBytes(p.contractEncryptionKey, 'contractEncryptionKey', 32),
+    assertBytes(p.genesisDigest, 'genesisDigest', 32),
+    uintToWord(p.ackedMask),
+    uintToWord(p.eventIndex, 'eventIndex', 64),
+    assertBytes(p.eventHash, 'eventHash', 32),
+  ])
+}
+
+/** One step of the per-instance running event hash (SPEC §4). */
+export function nextEventHash(p: {
+  prevHash: Uint8Array
+  instance: bigint
+  index: bigint
+  kind: number
+  data: Uint8Array
+}): Uint8Array {
+  return keccak256(
+    concatBytes(
+      assertBytes(p.prevHash, 'prevHash', 32),
+      uintToWord(p.instance),
+      uintToWord(p.index, 'index', 64),
+      uintToWord(BigInt(p.kind), 'kind', 8),
+      keccak256(p.data),
+    ),
+  )
+}

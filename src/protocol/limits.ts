@@ -1,0 +1,21 @@
+/** Resource limits enforced at every boundary; documented in docs/limits.md. */
+export const LIMITS = {
+  /** Largest encrypted transaction or view call a client may send (bytes of the box). */
+  maxTxBoxBytes: 128 * 1024,
+  /** Largest deploy box (creation bytecode plus constructor arguments). */
+  maxDeployBoxBytes: 1024 * 1024,
+  /** Largest peer message (state updates and handovers). */
+  maxPeerMessageBytes: 64 * 1024 * 1024,
+  /** Largest HTTP request body accepted by an operator. */
+  maxHttpBodyBytes: 2 * 1024 * 1024,
+  /** Largest call data of one transaction. */
+  maxTxDataBytes: 64 * 1024,
+  /** Transactions executed in one replicated batch. */
+  maxBatchTxs: 256,
+  /** Transactions an executor queues before it rejects new ones with UNAVAILABLE. */
+  maxQueuedTxs: 4096,
+  /** Updates an executor keeps in flight before it waits for acks. */
+  maxInFlightUpdates: 4,
+  /** Pool size ceiling (executor plus watchdogs), as in the manager. */
+  maxPoolSize: 16,
+} as const

@@ -1,0 +1,595 @@
+/**
+ * Messages of the optimistic path (SPEC §6) and their codecs. Each message has a typed form
+ * (bytes and bigints) and a wire form (JSON); `encodeX`/`decodeX` convert and validate.
+ */
+import { z } from 'zod'
+import { addressToWord, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
+import {
+  addressSchema,
+  bytes32Schema,
+  dec,
+  decodeJson,
+  encodeJson,
+  hex,
+  hexSchema,
+  signatureSchema,
+  uint,
+  uintSchema,
+  unhex,
+  validate,
+} from './codec.ts'
+import { ERROR_CODES, type ErrorObject, ProtocolError } from './errors.ts'
+import { hashTagged, keccak256 } from './hash.ts'
+import { LIMITS } from './limits.ts'
+import { recoverAddress, signDigest } from './secp256k1.ts'
+import type { Tx, ViewCall } from './typedData.ts'
+
+/** Box contexts: a box made for one purpose never opens as another. */
+export const BOX_CONTEXT = {
+  tx: 'tx',
+  view: 'view',
+  deploy: 'deploy',
+  genesis: 'genesis',
+} as const
+
+/** Associated data of client boxes: the instance id, so a box cannot move between instances. */
+export const instanceAad = (instance: bigint): Uint8Array => uintToWord(instance, 'instance')
+
+// ---------------------------------------------------------------- signed transactions
+
+export type SignedTx = Tx & { signature: Uint8Array }
+
+const signedTxSchema = z.strictObject({
+  instance: uintSchema,
+  from: addressSchema,
+  nonce: uintSchema,
+  to: addressSchema,
+  value: uintSchema,
+  data: hexSchema,
+  gasLimit: uintSchema,
+  signature: signatureSchema,
+})
+
+export function encodeSignedTx(tx: SignedTx): Uint8Array {
+  return encodeJson({
+    instance: dec(tx.instance),
+    from: hex(tx.from),
+    nonce: dec(tx.nonce),
+    to: hex(tx.to),
+    value: dec(tx.value),
+    data: hex(tx.data),
+    gasLimit: dec(tx.gasLimit),
+    signature: hex(tx.signature),
+  })
+}
+
+export function decodeSignedTx(bytes: Uint8Array): SignedTx {
+  const w = decodeJson(bytes, signedTxSchema, 'tx', LIMITS.maxTxBoxBytes)
+  const data = unhex(w.data, 'tx.data')
+  if (data.length > LIMITS.maxTxDataBytes) {
+    throw new ProtocolError(
+      'OVERSIZED',
+      `tx.data: ${data.length} bytes exceeds ${LIMITS.maxTxDataBytes}`,
+    )
+  }
+  return {
+    instance: uint(w.instance, 'tx.instance'),
+    from: unhex(w.from, 'tx.from', 20),
+    nonce: uint(w.nonce, 'tx.nonce', 64),
+    to: unhex(w.to, 'tx.to', 20),
+    value: uint(w.value, 'tx.value'),
+    data,
+    gasLimit: uint(w.gasLimit, 'tx.gasLimit', 64),
+    signature: unhex(w.signature, 'tx.signature', 65),
+  }
+}
+
+export type SignedView = ViewCall & { signature: Uint8Array }
+
+const signedViewSchema = z.strictObject({
+  instance: uintSchema,
+  from: addressSchema,
+  to: addressSchema,
+  data: hexSchema,
+  expiry: uintSchema,
+  signature: signatureSchema,
+})
+
+export function encodeSignedView(v: SignedView): Uint8Array {
+  return encodeJson({
+    instance: dec(v.instance),
+    from: hex(v.from),
+    to: hex(v.to),
+    data: hex(v.data),
+    expiry: dec(v.expiry),
+    signature: hex(v.signature),
+  })
+}
+
+export function decodeSignedView(bytes: Uint8Array): SignedView {
+  const w = decodeJson(bytes, signedViewSchema, 'view', LIMITS.maxTxBoxBytes)
+  return {
+    instance: uint(w.instance, 'view.instance'),
+    from: unhex(w.from, 'view.from', 20),
+    to: unhex(w.to, 'view.to', 20),
+    data: unhex(w.data, 'view.data'),
+    expiry: uint(w.expiry, 'view.expiry', 64),
+    signature: unhex(w.signature, 'view.signature', 65),
+  }
+}
+
+// ---------------------------------------------------------------- deployment
+
+export type DeployRequest = { instance: bigint; initCode: Uint8Array }
+
+const deploySchema = z.strictObject({ instance: uintSchema, initCode: hexSchema })
+
+export function encodeDeployRequest(d: DeployRequest): Uint8Array {
+  return encodeJson({ instance: dec(d.instance), initCode: hex(d.initCode) })
+}
+
+export function decodeDeployRequest(bytes: Uint8Array): DeployRequest {
+  const w = decodeJson(bytes, deploySchema, 'deploy', LIMITS.maxDeployBoxBytes)
+  return {
+    instance: uint(w.instance, 'deploy.instance'),
+    initCode: unhex(w.initCode, 'deploy.initCode'),
+  }
+}
+
+/** What `createContract` commits to: the creation bytecode with its constructor arguments. */
+export function initCommitment(initCode: Uint8Array): Uint8Array {
+  return hashTagged('POSE-INIT-v1', [keccak256(initCode)])
+}
+
+// ---------------------------------------------------------------- receipts and answers
+
+export type ReceiptLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Array }
+
+export type Receipt = {
+  instance: bigint
+  txHash: Uint8Array
+  from: Uint8Array
+  nonce: bigint
+  seq: bigint
+  status: 'success' | 'revert' | 'error'
+  gasUsed: bigint
+  returnData: Uint8Array
+  logs: ReceiptLog[]
+  executor: Uint8Array
+  signature: Uint8Array
+}
+
+const STATUS = ['success', 'revert', 'error'] as const
+
+const logSchema = z.strictObject({
+  address: addressSchema,
+  topics: z.array(bytes32Schema).max(4),
+  data: hexSchema,
+})
+
+const receiptSchema = z.strictObject({
+  instance: uintSchema,
+  txHash: bytes32Schema,
+  from: addressSchema,
+  nonce: uintSchema,
+  seq: uintSchema,
+  status: z.enum(STATUS),
+  gasUsed: uintSchema,
+  returnData: hexSchema,
+  logs: z.array(logSchema).max(1024),
+  executor: addressSchema,
+  signature: signatureSchema,
+})
+
+function logsHash(logs: ReceiptLog[]): Uint8Array {
+  const parts: Uint8Array[] = []
+  for (const l of logs) {
+    parts.push(
+      addressToWord(l.address),
+      uintToWord(BigInt(l.topics.length)),
+      ...l.topics,
+      keccak256(l.data),
+    )
+  }
+  return keccak256(concatBytes(...parts))
+}
+
+/** The digest an executor enclave signs for a receipt. */
+export function receiptDigest(
+  r: Omit<Receipt, 'signature'>,
+  domain: { chainId: bigint; manager: Uint8Array },
+): Uint8Array {
+  return hashTagged('POSE-RECEIPT-v1', [
+    uintToWord(domain.chainId),
+    addressToWord(domain.manager),
+    uintToWord(r.instance),
+    r.txHash,
+    addressToWord(r.from),
+    uintToWord(r.nonce, 'nonce', 64),
+    uintToWord(r.seq, 'seq', 64),
+    uintToWord(BigInt(STATUS.indexOf(r.status))),
+    uintToWord(r.gasUsed),
+    keccak256(r.returnData),
+    logsHash(r.logs),
+    addressToWord(r.executor),
+  ])
+}
+
+export function signReceipt(
+  r: Omit<Receipt, 'signature'>,
+  domain: { chainId: bigint; manager: Uint8Array },
+  secretKey: Uint8Array,
+): Receipt {
+  return { ...r, signature: signDigest(receiptDigest(r, domain), secretKey) }
+}
+
+/** Checks the receipt's signature and that it was made by `executor`. Returns the signer. */
+export function verifyReceiptSignature(
+  r: Receipt,
+  domain: { chainId: bigint; manager: Uint8Array },
+): Uint8Array {
+  const signer = recoverAddress(receiptDigest(r, domain), r.signature)
+  if (!equalBytes(signer, r.executor)) {
+    throw new ProtocolError('BAD_SIGNATURE', 'receipt: signature is not by the named executor')
+  }
+  return signer
+}
+
+export function encodeReceipt(r: Receipt): Uint8Array {
+  return encodeJson({
+    instance: dec(r.instance),
+    txHash: hex(r.txHash),
+    from: hex(r.from),
+    nonce: dec(r.nonce),
+    seq: dec(r.seq),
+    status: r.status,
+    gasUsed: dec(r.gasUsed),
+    returnData: hex(r.returnData),
+    logs: r.logs.map((l) => ({
+      address: hex(l.address),
+      topics: l.topics.map(hex),
+      data: hex(l.data),
+    })),
+    executor: hex(r.executor),
+    signature: hex(r.signature),
+  })
+}
+
+export function decodeReceipt(bytes: Uint8Array): Receipt {
+  const w = decodeJson(bytes, receiptSchema, 'receipt', LIMITS.maxPeerMessageBytes)
+  return {
+    instance: uint(w.instance, 'receipt.instance'),
+    txHash: unhex(w.txHash, 'receipt.txHash', 32),
+    from: unhex(w.from, 'receipt.from', 20),
+    nonce: uint(w.nonce, 'receipt.nonce', 64),
+    seq: uint(w.seq, 'receipt.seq', 64),
+    status: w.status,
+    gasUsed: uint(w.gasUsed, 'receipt.gasUsed'),
+    returnData: unhex(w.returnData, 'receipt.returnData'),
+    logs: w.logs.map((l, i) => ({
+      address: unhex(l.address, `receipt.logs.${i}.address`, 20),
+      topics: l.topics.map((t, j) => unhex(t, `receipt.logs.${i}.topics.${j}`, 32)),
+      data: unhex(l.data, `receipt.logs.${i}.data`),
+    })),
+    executor: unhex(w.executor, 'receipt.executor', 20),
+    signature: unhex(w.signature, 'receipt.signature', 65),
+  }
+}
+
+/**
+ * What the enclave seals to the user's response key: a receipt, a view result or a typed
+ * rejection. Operators see only ciphertext.
+ */
+export type Answer =
+  | { kind: 'receipt'; receipt: Receipt }
+  | { kind: 'view'; status: 'success' | 'revert' | 'error'; returnData: Uint8Array; seq: bigint }
+  | { kind: 'rejected'; error: ErrorObject }
+
+const errorObjectSchema = z.strictObject({
+  name: z.string().max(100),
+  code: z.enum(ERROR_CODES),
+  message: z.string().max(1000),
+  details: z.string().max(4000).optional(),
+})
+
+const answerSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('receipt'), receipt: z.unknown() }),
+  z.strictObject({
+    kind: z.literal('view'),
+    status: z.enum(STATUS),
+    returnData: hexSchema,
+    seq: uintSchema,
+  }),
+  z.strictObject({ kind: z.literal('rejected'), error: errorObjectSchema }),
+])
+
+export function encodeAnswer(a: Answer): Uint8Array {
+  if (a.kind === 'receipt') {
+    return encodeJson({
+      kind: 'receipt',
+      receipt: JSON.parse(new TextDecoder().decode(encodeReceipt(a.receipt))),
+    })
+  }
+  if (a.kind === 'view') {
+    return encodeJson({
+      kind: 'view',
+      status: a.status,
+      returnData: hex(a.returnData),
+      seq: dec(a.seq),
+    })
+  }
+  return encodeJson(a)
+}
+
+export function decodeAnswer(bytes: Uint8Array): Answer {
+  const w = decodeJson(bytes, answerSchema, 'answer', LIMITS.maxPeerMessageBytes)
+  if (w.kind === 'receipt')
+    return { kind: 'receipt', receipt: decodeReceipt(encodeJson(w.receipt)) }
+  if (w.kind === 'view') {
+    return {
+      kind: 'view',
+      status: w.status,
+      returnData: unhex(w.returnData, 'answer.returnData'),
+      seq: uint(w.seq, 'answer.seq', 64),
+    }
+  }
+  const error: ErrorObject = { name: w.error.name, code: w.error.code, message: w.error.message }
+  if (w.error.details !== undefined) error.details = w.error.details
+  return { kind: 'rejected', error }
+}
+
+// ---------------------------------------------------------------- peer messages
+
+export const PEER_KINDS = ['genesis', 'update', 'ack', 'sync'] as const
+export type PeerKind = (typeof PEER_KINDS)[number]
+
+/** A message from one enclave to another, signed by the sender enclave, relayed by operators. */
+export type PeerEnvelope = {
+  kind: PeerKind
+  instance: bigint
+  from: Uint8Array
+  to: Uint8Array
+  body: Uint8Array
+  signature: Uint8Array
+}
+
+const envelopeSchema = z.strictObject({
+  kind: z.enum(PEER_KINDS),
+  instance: uintSchema,
+  from: addressSchema,
+  to: addressSchema,
+  body: hexSchema,
+  signature: signatureSchema,
+})
+
+export function envelopeDigest(e: Omit<PeerEnvelope, 'signature'>): Uint8Array {
+  return hashTagged('POSE-PEER-v1', [
+    keccak256(utf8(e.kind)),
+    uintToWord(e.instance),
+    addressToWord(e.from),
+    addressToWord(e.to),
+    keccak256(e.body),
+  ])
+}
+
+export function signEnvelope(
+  e: Omit<PeerEnvelope, 'signature'>,
+  secretKey: Uint8Array,
+): PeerEnvelope {
+  return { ...e, signature: signDigest(envelopeDigest(e), secretKey) }
+}
+
+/** Throws BAD_SIGNATURE unless `from` signed the envelope. */
+export function verifyEnvelope(e: PeerEnvelope): void {
+  const signer = recoverAddress(envelopeDigest(e), e.signature)
+  if (!equalBytes(signer, e.from)) {
+    throw new ProtocolError('BAD_SIGNATURE', `peer ${e.kind}: signature is not by the named sender`)
+  }
+}
+
+export type PeerEnvelopeWire = z.infer<typeof envelopeSchema>
+
+export function envelopeToWire(e: PeerEnvelope): PeerEnvelopeWire {
+  return {
+    kind: e.kind,
+    instance: dec(e.instance),
+    from: hex(e.from),
+    to: hex(e.to),
+    body: hex(e.body),
+    signature: hex(e.signature),
+  }
+}
+
+export function envelopeFromWire(value: unknown): PeerEnvelope {
+  const w = validate(value, envelopeSchema, 'peer')
+  return {
+    kind: w.kind,
+    instance: uint(w.instance, 'peer.instance'),
+    from: unhex(w.from, 'peer.from', 20),
+    to: unhex(w.to, 'peer.to', 20),
+    body: unhex(w.body, 'peer.body'),
+    signature: unhex(w.signature, 'peer.signature', 65),
+  }
+}
+
+export function encodeEnvelope(e: PeerEnvelope): Uint8Array {
+  return encodeJson(envelopeToWire(e))
+}
+
+export function decodeEnvelope(bytes: Uint8Array): PeerEnvelope {
+  const w = decodeJson(bytes, envelopeSchema, 'peer', LIMITS.maxPeerMessageBytes)
+  return envelopeFromWire(w)
+}
+
+// ---------------------------------------------------------------- peer bodies
+
+/** Header of a state update; `updateHash` chains updates (SPEC §6.3). */
+export type UpdateHeader = {
+  instance: bigint
+  seq: bigint
+  prevHash: Uint8Array
+  payloadHash: Uint8Array
+}
+
+export function updateHash(h: UpdateHeader): Uint8Array {
+  return hashTagged('POSE-UPDATE-v1', [
+    uintToWord(h.instance),
+    uintToWord(h.seq, 'seq', 64),
+    h.prevHash,
+    h.payloadHash,
+  ])
+}
+
+/** The hash that update 1 chains to: it binds the genesis state. */
+export function genesisUpdateHash(instance: bigint, genesisDigest: Uint8Array): Uint8Array {
+  return hashTagged('POSE-GENESIS-v1', [uintToWord(instance), genesisDigest])
+}
+
+/** update: the write set of one batch, encrypted under the instance state key. */
+export type UpdateBody = {
+  seq: bigint
+  prevHash: Uint8Array
+  eventIndex: bigint
+  digest: Uint8Array
+  payload: Uint8Array
+}
+
+/** What an update's payload decrypts to. */
+export type UpdatePayload = {
+  writeSet: Uint8Array
+  txHashes: Uint8Array[]
+  blockNumber: bigint
+  timestamp: bigint
+}
+
+/** genesis: contract keys and the full genesis state for a new member, boxed to its enclave key. */
+export type GenesisSecrets = {
+  contractSecretKey: Uint8Array
+  stateKey: Uint8Array
+  snapshot: Uint8Array
+  seq: bigint
+  lastHash: Uint8Array
+  digest: Uint8Array
+  eventIndex: bigint
+}
+export type GenesisBody = { box: Uint8Array }
+
+export type AckBody = { seq: bigint; updateHash: Uint8Array; digest: Uint8Array }
+export type SyncBody = { fromSeq: bigint }
+
+const updateBodySchema = z.strictObject({
+  seq: uintSchema,
+  prevHash: bytes32Schema,
+  eventIndex: uintSchema,
+  digest: bytes32Schema,
+  payload: hexSchema,
+})
+const updatePayloadSchema = z.strictObject({
+  writeSet: hexSchema,
+  txHashes: z.array(bytes32Schema).max(LIMITS.maxBatchTxs),
+  blockNumber: uintSchema,
+  timestamp: uintSchema,
+})
+const genesisSecretsSchema = z.strictObject({
+  contractSecretKey: bytes32Schema,
+  stateKey: bytes32Schema,
+  snapshot: hexSchema,
+  seq: uintSchema,
+  lastHash: bytes32Schema,
+  digest: bytes32Schema,
+  eventIndex: uintSchema,
+})
+const genesisBodySchema = z.strictObject({ box: hexSchema })
+const ackBodySchema = z.strictObject({
+  seq: uintSchema,
+  updateHash: bytes32Schema,
+  digest: bytes32Schema,
+})
+const syncBodySchema = z.strictObject({ fromSeq: uintSchema })
+
+const MAX = LIMITS.maxPeerMessageBytes
+
+export const encodeUpdateBody = (b: UpdateBody): Uint8Array =>
+  encodeJson({
+    seq: dec(b.seq),
+    prevHash: hex(b.prevHash),
+    eventIndex: dec(b.eventIndex),
+    digest: hex(b.digest),
+    payload: hex(b.payload),
+  })
+
+export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
+  const w = decodeJson(bytes, updateBodySchema, 'update', MAX)
+  return {
+    seq: uint(w.seq, 'update.seq', 64),
+    prevHash: unhex(w.prevHash, 'update.prevHash', 32),
+    eventIndex: uint(w.eventIndex, 'update.eventIndex', 64),
+    digest: unhex(w.digest, 'update.digest', 32),
+    payload: unhex(w.payload, 'update.payload'),
+  }
+}
+
+export const encodeUpdatePayload = (p: UpdatePayload): Uint8Array =>
+  encodeJson({
+    writeSet: hex(p.writeSet),
+    txHashes: p.txHashes.map(hex),
+    blockNumber: dec(p.blockNumber),
+    timestamp: dec(p.timestamp),
+  })
+
+export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
+  const w = decodeJson(bytes, updatePayloadSchema, 'update.payload', MAX)
+  return {
+    writeSet: unhex(w.writeSet, 'update.payload.writeSet'),
+    txHashes: w.txHashes.map((t, i) => unhex(t, `update.payload.txHashes.${i}`, 32)),
+    blockNumber: uint(w.blockNumber, 'update.payload.blockNumber', 64),
+    timestamp: uint(w.timestamp, 'update.payload.timestamp', 64),
+  }
+}
+
+export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
+  encodeJson({
+    contractSecretKey: hex(g.contractSecretKey),
+    stateKey: hex(g.stateKey),
+    snapshot: hex(g.snapshot),
+    seq: dec(g.seq),
+    lastHash: hex(g.lastHash),
+    digest: hex(g.digest),
+    eventIndex: dec(g.eventIndex),
+  })
+
+export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
+  const w = decodeJson(bytes, genesisSecretsSchema, 'genesis', MAX)
+  return {
+    contractSecretKey: unhex(w.contractSecretKey, 'genesis.contractSecretKey', 32),
+    stateKey: unhex(w.stateKey, 'genesis.stateKey', 32),
+    snapshot: unhex(w.snapshot, 'genesis.snapshot'),
+    seq: uint(w.seq, 'genesis.seq', 64),
+    lastHash: unhex(w.lastHash, 'genesis.lastHash', 32),
+    digest: unhex(w.digest, 'genesis.digest', 32),
+    eventIndex: uint(w.eventIndex, 'genesis.eventIndex', 64),
+  }
+}
+
+export const encodeGenesisBody = (b: GenesisBody): Uint8Array => encodeJson({ box: hex(b.box) })
+export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
+  const w = decodeJson(bytes, genesisBodySchema, 'genesis', MAX)
+  return { box: unhex(w.box, 'genesis.box') }
+}
+
+export const encodeAckBody = (b: AckBody): Uint8Array =>
+  encodeJson({ seq: dec(b.seq), updateHash: hex(b.updateHash), digest: hex(b.digest) })
+export function decodeAckBody(bytes: Uint8Array): AckBody {
+  const w = decodeJson(bytes, ackBodySchema, 'ack', 4096)
+  return {
+    seq: uint(w.seq, 'ack.seq', 64),
+    updateHash: unhex(w.updateHash, 'ack.updateHash', 32),
+    digest: unhex(w.digest, 'ack.digest', 32),
+  }
+}
+
+export const encodeSyncBody = (b: SyncBody): Uint8Array => encodeJson({ fromSeq: dec(b.fromSeq) })
+export function decodeSyncBody(bytes: Uint8Array): SyncBody {
+  const w = decodeJson(bytes, syncBodySchema, 'sync', 4096)
+  return { fromSeq: uint(w.fromSeq, 'sync.fromSeq', 64) }
+}

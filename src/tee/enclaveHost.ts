@@ -1,0 +1,134 @@
+/**
+ * The TEE host side of the ecall channel (SPEC §2): spawns the enclave bundle as its own OS
+ * process and exchanges structured-clone messages over Node's IPC channel. This backend is the
+ * SIMULATED TEE: the process boundary is real, the hardware isolation is not.
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import {
+  type EcallName,
+  type EcallResponse,
+  type EcallResults,
+  type EnclaveOutput,
+  ProtocolError,
+} from '../protocol/index.ts'
+
+export type EcallReturn<N extends EcallName> = { result: EcallResults[N]; outputs: EnclaveOutput[] }
+
+export class EnclaveCallError extends ProtocolError {
+  override name = 'EnclaveCallError'
+  constructor(
+    readonly method: string,
+    readonly inner: ProtocolError,
+    readonly outputs: EnclaveOutput[],
+  ) {
+    super(
+      inner.code,
+      `ecall ${method}: ${inner.shortMessage}`,
+      inner.details ? { details: inner.details } : {},
+    )
+  }
+}
+
+export type EnclaveHostOptions = {
+  bundlePath: string
+  /** Called when the enclave process exits unexpectedly. */
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
+  startTimeoutMs?: number
+}
+
+export class EnclaveHost {
+  private child: ChildProcess | undefined
+  private nextId = 1
+  private pending = new Map<
+    number,
+    { resolve: (r: EcallResponse) => void; reject: (e: Error) => void }
+  >()
+  private stopping = false
+
+  constructor(private readonly opts: EnclaveHostOptions) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid
+  }
+
+  async start(): Promise<void> {
+    const child = fork(this.opts.bundlePath, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: [],
+    })
+    this.child = child
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ProtocolError('TIMEOUT', 'enclave process did not start in time')),
+        this.opts.startTimeoutMs ?? 15_000,
+      )
+      child.once('message', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      child.once('error', (e) => {
+        clearTimeout(timer)
+        reject(e)
+      })
+      child.once('exit', (code) => {
+        clearTimeout(timer)
+        reject(
+          new ProtocolError('UNAVAILABLE', `enclave process exited during start (code ${code})`),
+        )
+      })
+    })
+    child.on('message', (msg: EcallResponse) => {
+      const p = this.pending.get(msg.id)
+      if (!p) return
+      this.pending.delete(msg.id)
+      p.resolve(msg)
+    })
+    child.on('exit', (code, signal) => {
+      const err = new ProtocolError(
+        'UNAVAILABLE',
+        `enclave process exited (code ${code}, signal ${signal})`,
+      )
+      for (const p of this.pending.values()) p.reject(err)
+      this.pending.clear()
+      this.child = undefined
+      if (!this.stopping) this.opts.onExit?.(code, signal)
+    })
+  }
+
+  /** Makes one ecall. Rejects with EnclaveCallError (carrying any outputs) when the enclave refuses. */
+  async ecall<N extends EcallName>(method: N, params: unknown): Promise<EcallReturn<N>> {
+    const child = this.child
+    if (!child?.connected) throw new ProtocolError('UNAVAILABLE', 'enclave process is not running')
+    const id = this.nextId++
+    const res = await new Promise<EcallResponse>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      child.send({ id, method, params }, (err) => {
+        if (err) {
+          this.pending.delete(id)
+          reject(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
+        }
+      })
+    })
+    if (!res.ok)
+      throw new EnclaveCallError(method, ProtocolError.fromObject(res.error), res.outputs)
+    return { result: res.result as EcallResults[N], outputs: res.outputs }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    const child = this.child
+    if (!child) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+      }, 3000)
+      child.once('exit', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      child.disconnect?.()
+      child.kill('SIGTERM')
+    })
+  }
+}

@@ -1,0 +1,402 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { encodeAbiParameters, keccak256 as viemKeccak } from 'viem'
+import {
+  activationDigest,
+  attestationReportHash,
+  bytesToHex,
+  decodeAckBody,
+  decodeAnswer,
+  decodeDeployRequest,
+  decodeEnvelope,
+  decodeGenesisSecrets,
+  decodeReceipt,
+  decodeSignedTx,
+  decodeSignedView,
+  decodeSyncBody,
+  decodeUpdateBody,
+  decodeUpdatePayload,
+  encodeAckBody,
+  encodeAnswer,
+  encodeDeployRequest,
+  encodeEnvelope,
+  encodeGenesisSecrets,
+  encodeReceipt,
+  encodeSignedTx,
+  encodeSignedView,
+  encodeSyncBody,
+  encodeUpdateBody,
+  encodeUpdatePayload,
+  generateSecretKey,
+  nextEventHash,
+  ProtocolError,
+  type Receipt,
+  secretKeyToAddress,
+  signEnvelope,
+  signReceipt,
+  utf8,
+  verifyEnvelope,
+  verifyReceiptSignature,
+} from '../../src/protocol/index.ts'
+
+const b = (n: number) => fc.uint8Array({ minLength: n, maxLength: n })
+const bytes = (max = 200) => fc.uint8Array({ maxLength: max })
+const u = (bits: number) => fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n })
+const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
+
+const signedTx = fc.record(
+  {
+    instance: u(256),
+    from: b(20),
+    nonce: u(64),
+    to: b(20),
+    value: u(256),
+    data: bytes(),
+    gasLimit: u(64),
+    signature: b(65),
+  },
+  { noNullPrototype: true },
+)
+const signedView = fc.record(
+  { instance: u(256), from: b(20), to: b(20), data: bytes(), expiry: u(64), signature: b(65) },
+  { noNullPrototype: true },
+)
+const log = fc.record(
+  { address: b(20), topics: fc.array(b(32), { maxLength: 4 }), data: bytes(64) },
+  { noNullPrototype: true },
+)
+const receipt = fc.record(
+  {
+    instance: u(256),
+    txHash: b(32),
+    from: b(20),
+    nonce: u(64),
+    seq: u(64),
+    status: fc.constantFrom('success' as const, 'revert' as const, 'error' as const),
+    gasUsed: u(64),
+    returnData: bytes(),
+    logs: fc.array(log, { maxLength: 3 }),
+    executor: b(20),
+    signature: b(65),
+  },
+  { noNullPrototype: true },
+)
+
+test('codecs round-trip', () => {
+  fc.assert(
+    fc.property(signedTx, (x) => assert.deepEqual(decodeSignedTx(encodeSignedTx(x)), x) ?? true),
+  )
+  fc.assert(
+    fc.property(
+      signedView,
+      (x) => assert.deepEqual(decodeSignedView(encodeSignedView(x)), x) ?? true,
+    ),
+  )
+  fc.assert(
+    fc.property(receipt, (x) => assert.deepEqual(decodeReceipt(encodeReceipt(x)), x) ?? true),
+  )
+  fc.assert(
+    fc.property(
+      receipt,
+      (r) =>
+        assert.deepEqual(decodeAnswer(encodeAnswer({ kind: 'receipt', receipt: r })), {
+          kind: 'receipt',
+          receipt: r,
+        }) ?? true,
+    ),
+  )
+  fc.assert(
+    fc.property(
+      fc.constantFrom('success' as const, 'revert' as const),
+      bytes(),
+      u(64),
+      (status, returnData, seq) => {
+        const a = { kind: 'view' as const, status, returnData, seq }
+        assert.deepEqual(decodeAnswer(encodeAnswer(a)), a)
+        return true
+      },
+    ),
+  )
+  const rejected = {
+    kind: 'rejected' as const,
+    error: { name: 'ProtocolError', code: 'BAD_NONCE' as const, message: 'x' },
+  }
+  assert.deepEqual(decodeAnswer(encodeAnswer(rejected)), rejected)
+  fc.assert(
+    fc.property(
+      u(256),
+      bytes(1000),
+      (instance, initCode) =>
+        assert.deepEqual(decodeDeployRequest(encodeDeployRequest({ instance, initCode })), {
+          instance,
+          initCode,
+        }) ?? true,
+    ),
+  )
+  fc.assert(
+    fc.property(
+      u(64),
+      b(32),
+      u(64),
+      b(32),
+      bytes(),
+      (seq, prevHash, eventIndex, digest, payload) => {
+        const x = { seq, prevHash, eventIndex, digest, payload }
+        assert.deepEqual(decodeUpdateBody(encodeUpdateBody(x)), x)
+        return true
+      },
+    ),
+  )
+  fc.assert(
+    fc.property(
+      bytes(),
+      fc.array(b(32), { maxLength: 5 }),
+      u(64),
+      u(64),
+      (writeSet, txHashes, blockNumber, timestamp) => {
+        const x = { writeSet, txHashes, blockNumber, timestamp }
+        assert.deepEqual(decodeUpdatePayload(encodeUpdatePayload(x)), x)
+        return true
+      },
+    ),
+  )
+  fc.assert(
+    fc.property(
+      b(32),
+      b(32),
+      bytes(),
+      u(64),
+      b(32),
+      b(32),
+      u(64),
+      (contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex) => {
+        const x = { contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex }
+        assert.deepEqual(decodeGenesisSecrets(encodeGenesisSecrets(x)), x)
+        return true
+      },
+    ),
+  )
+  fc.assert(
+    fc.property(
+      u(64),
+      b(32),
+      b(32),
+      (seq, updateHash, digest) =>
+        assert.deepEqual(decodeAckBody(encodeAckBody({ seq, updateHash, digest })), {
+          seq,
+          updateHash,
+          digest,
+        }) ?? true,
+    ),
+  )
+  fc.assert(
+    fc.property(
+      u(64),
+      (fromSeq) =>
+        assert.deepEqual(decodeSyncBody(encodeSyncBody({ fromSeq })), { fromSeq }) ?? true,
+    ),
+  )
+})
+
+test('decoders reject malformed, oversized and out-of-range input with a typed error', () => {
+  const good = JSON.parse(new TextDecoder().decode(encodeSignedTx(fc.sample(signedTx, 1)[0]!)))
+  const enc = (v: unknown) => utf8(JSON.stringify(v))
+  assert.throws(() => decodeSignedTx(utf8('{')), isCode('MALFORMED'))
+  assert.throws(() => decodeSignedTx(new Uint8Array([0xff, 0xfe])), isCode('MALFORMED'))
+  assert.throws(() => decodeSignedTx(enc({ ...good, extra: 1 })), isCode('MALFORMED'))
+  assert.throws(
+    () => decodeSignedTx(enc({ ...good, nonce: (1n << 64n).toString() })),
+    isCode('OUT_OF_RANGE'),
+  )
+  assert.throws(() => decodeSignedTx(enc({ ...good, nonce: -1 })), isCode('MALFORMED'))
+  assert.throws(() => decodeSignedTx(enc({ ...good, from: '0x1234' })), /tx\.from/)
+  assert.throws(
+    () => decodeSignedTx(enc({ ...good, data: `0x${'00'.repeat(70_000)}` })),
+    isCode('OVERSIZED'),
+  )
+  assert.throws(() => decodeSignedTx(new Uint8Array(200_000)), isCode('OVERSIZED'))
+  const deep = `${'['.repeat(5000)}1${']'.repeat(5000)}`
+  assert.throws(() => decodeSignedTx(utf8(`{"data":${deep}}`)), /nested deeper/)
+  // Arbitrary garbage never escapes as anything but a ProtocolError.
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        bytes(300),
+        fc.json().map(utf8),
+        fc.anything().map((v) => utf8(JSON.stringify(v) ?? 'null')),
+      ),
+      (input) => {
+        for (const decode of [
+          decodeSignedTx,
+          decodeSignedView,
+          decodeReceipt,
+          decodeAnswer,
+          decodeEnvelope,
+          decodeUpdateBody,
+          decodeAckBody,
+        ]) {
+          try {
+            decode(input)
+          } catch (e) {
+            assert.ok(e instanceof ProtocolError, `${decode.name} threw ${e}`)
+          }
+        }
+        return true
+      },
+    ),
+    { numRuns: 300 },
+  )
+})
+
+test('receipts and envelopes verify only untampered', () => {
+  const sk = generateSecretKey()
+  const me = secretKeyToAddress(sk)
+  const domain = { chainId: 31337n, manager: new Uint8Array(20).fill(1) }
+  const [r] = fc.sample(receipt, 1) as [Receipt]
+  const signed = signReceipt({ ...r, executor: me }, domain, sk)
+  assert.deepEqual(verifyReceiptSignature(signed, domain), me)
+  assert.throws(
+    () => verifyReceiptSignature({ ...signed, gasUsed: signed.gasUsed + 1n }, domain),
+    isCode('BAD_SIGNATURE'),
+  )
+  assert.throws(
+    () => verifyReceiptSignature(signed, { ...domain, chainId: 1n }),
+    isCode('BAD_SIGNATURE'),
+  )
+  const env = signEnvelope(
+    { kind: 'ack', instance: 3n, from: me, to: new Uint8Array(20), body: utf8('{}') },
+    sk,
+  )
+  verifyEnvelope(decodeEnvelope(encodeEnvelope(env)))
+  assert.throws(() => verifyEnvelope({ ...env, instance: 4n }), isCode('BAD_SIGNATURE'))
+  assert.throws(() => verifyEnvelope({ ...env, kind: 'update' }), isCode('BAD_SIGNATURE'))
+})
+
+test('manager hashes equal an independent ABI encoding (viem)', () => {
+  fc.assert(
+    fc.property(
+      u(64),
+      b(20),
+      b(32),
+      b(20),
+      b(32),
+      b(20),
+      (chainId, manager, measurement, signer, encryptionKey, operator) => {
+        const ours = attestationReportHash({
+          chainId,
+          manager,
+          measurement,
+          signer,
+          encryptionKey,
+          operator,
+        })
+        const ref = viemKeccak(
+          encodeAbiParameters(
+            [
+              { type: 'string' },
+              { type: 'uint256' },
+              { type: 'address' },
+              { type: 'bytes32' },
+              { type: 'address' },
+              { type: 'bytes32' },
+              { type: 'address' },
+            ],
+            [
+              'POSE-ATTEST-v1',
+              chainId,
+              bytesToHex(manager),
+              bytesToHex(measurement),
+              bytesToHex(signer),
+              bytesToHex(encryptionKey),
+              bytesToHex(operator),
+            ],
+          ),
+        )
+        assert.equal(bytesToHex(ours), ref)
+        return true
+      },
+    ),
+    { numRuns: 50 },
+  )
+  fc.assert(
+    fc.property(
+      u(64),
+      b(20),
+      u(256),
+      b(32),
+      b(32),
+      u(16),
+      u(64),
+      b(32),
+      (chainId, manager, instance, cek, gd, mask, idx, eh) => {
+        const ours = activationDigest({
+          chainId,
+          manager,
+          instance,
+          contractEncryptionKey: cek,
+          genesisDigest: gd,
+          ackedMask: mask,
+          eventIndex: idx,
+          eventHash: eh,
+        })
+        const ref = viemKeccak(
+          encodeAbiParameters(
+            [
+              { type: 'string' },
+              { type: 'uint256' },
+              { type: 'address' },
+              { type: 'uint256' },
+              { type: 'bytes32' },
+              { type: 'bytes32' },
+              { type: 'uint256' },
+              { type: 'uint64' },
+              { type: 'bytes32' },
+            ],
+            [
+              'POSE-ACTIVATE-v1',
+              chainId,
+              bytesToHex(manager),
+              instance,
+              bytesToHex(cek),
+              bytesToHex(gd),
+              mask,
+              idx,
+              bytesToHex(eh),
+            ],
+          ),
+        )
+        assert.equal(bytesToHex(ours), ref)
+        return true
+      },
+    ),
+    { numRuns: 50 },
+  )
+  fc.assert(
+    fc.property(
+      b(32),
+      u(256),
+      u(64),
+      fc.integer({ min: 0, max: 255 }),
+      bytes(),
+      (prevHash, instance, index, kind, data) => {
+        const ours = nextEventHash({ prevHash, instance, index, kind, data })
+        const ref = viemKeccak(
+          encodeAbiParameters(
+            [
+              { type: 'bytes32' },
+              { type: 'uint256' },
+              { type: 'uint64' },
+              { type: 'uint8' },
+              { type: 'bytes32' },
+            ],
+            [bytesToHex(prevHash), instance, index, kind, viemKeccak(data)],
+          ),
+        )
+        assert.equal(bytesToHex(ours), ref)
+        return true
+      },
+    ),
+    { numRuns: 50 },
+  )
+})

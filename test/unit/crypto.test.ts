@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import {
+  hashTypedData,
+  bytesToHex as viemHex,
+  keccak256 as viemKeccak,
+  recoverAddress as viemRecover,
+} from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import {
+  aeadOpen,
+  aeadSeal,
+  boxOpen,
+  boxSeal,
+  bytesToHex,
+  generateSecretKey,
+  generateX25519KeyPair,
+  hashTx,
+  hashViewCall,
+  keccak256,
+  ProtocolError,
+  poseTypes,
+  recoverAddress,
+  secp256k1Backend,
+  secretKeyToAddress,
+  signDigest,
+  x25519PublicKey,
+} from '../../src/protocol/index.ts'
+
+const bytes = (min = 0, max = 512) => fc.uint8Array({ minLength: min, maxLength: max })
+const addr = () => fc.uint8Array({ minLength: 20, maxLength: 20 })
+const u = (bits: number) => fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n })
+
+test('keccak256 matches viem', () => {
+  fc.assert(
+    fc.property(bytes(), (b) => bytesToHex(keccak256(b)) === viemKeccak(b)),
+    { numRuns: 200 },
+  )
+})
+
+test('signatures recover to the signer with native and noble backends alike', () => {
+  assert.ok(['native', 'noble'].includes(secp256k1Backend))
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (digest) => {
+      const sk = generateSecretKey()
+      const sig = signDigest(digest, sk)
+      const who = secretKeyToAddress(sk)
+      assert.deepEqual(recoverAddress(digest, sig, 'noble'), who)
+      assert.deepEqual(recoverAddress(digest, sig, 'native'), who)
+      return true
+    }),
+    { numRuns: 50 },
+  )
+})
+
+test('signatures are accepted by viem (ecrecover semantics)', async () => {
+  const sk = generateSecretKey()
+  const digest = keccak256(new Uint8Array([1, 2, 3]))
+  const sig = signDigest(digest, sk)
+  const recovered = await viemRecover({ hash: viemHex(digest), signature: viemHex(sig) })
+  assert.equal(recovered.toLowerCase(), bytesToHex(secretKeyToAddress(sk)))
+})
+
+test('malformed and high-s signatures are rejected with BAD_SIGNATURE', () => {
+  const digest = keccak256(new Uint8Array([9]))
+  const sig = signDigest(digest, generateSecretKey())
+  for (const bad of [
+    sig.subarray(0, 64),
+    new Uint8Array(65),
+    Uint8Array.from([...sig.subarray(0, 64), 29]),
+  ]) {
+    assert.throws(
+      () => recoverAddress(digest, bad),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_SIGNATURE',
+    )
+  }
+  // s' = n - s is the malleable twin of a valid signature.
+  const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+  let s = 0n
+  for (const b of sig.subarray(32, 64)) s = (s << 8n) | BigInt(b)
+  const twin = sig.slice()
+  const hs = (n - s).toString(16).padStart(64, '0')
+  twin.set(Buffer.from(hs, 'hex'), 32)
+  twin[64] = sig[64] === 27 ? 28 : 27
+  assert.throws(
+    () => recoverAddress(digest, twin),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'BAD_SIGNATURE',
+  )
+})
+
+test('box: round trip, response key shared, bound to context and aad', () => {
+  fc.assert(
+    fc.property(
+      bytes(0, 2048),
+      bytes(0, 64),
+      fc.constantFrom('tx', 'view', 'deploy'),
+      (plaintext, aad, context) => {
+        const r = generateX25519KeyPair()
+        const { box, responseKey } = boxSeal({
+          recipientPublicKey: r.publicKey,
+          plaintext,
+          context,
+          aad,
+        })
+        const opened = boxOpen({
+          recipientSecretKey: r.secretKey,
+          recipientPublicKey: r.publicKey,
+          box,
+          context,
+          aad,
+        })
+        assert.deepEqual(opened.plaintext, plaintext)
+        assert.deepEqual(opened.responseKey, responseKey)
+        const other = context === 'tx' ? 'view' : 'tx'
+        assert.throws(
+          () =>
+            boxOpen({
+              recipientSecretKey: r.secretKey,
+              recipientPublicKey: r.publicKey,
+              box,
+              context: other,
+              aad,
+            }),
+          /authentication failed/,
+        )
+        return true
+      },
+    ),
+    { numRuns: 60 },
+  )
+})
+
+test('box: any flipped byte is rejected with DECRYPTION_FAILED', () => {
+  const r = generateX25519KeyPair()
+  const { box } = boxSeal({
+    recipientPublicKey: r.publicKey,
+    plaintext: new Uint8Array(40).fill(7),
+    context: 'tx',
+  })
+  fc.assert(
+    fc.property(fc.nat({ max: box.length - 1 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
+      const t = box.slice()
+      t[i]! ^= x
+      assert.throws(
+        () =>
+          boxOpen({
+            recipientSecretKey: r.secretKey,
+            recipientPublicKey: r.publicKey,
+            box: t,
+            context: 'tx',
+          }),
+        (e: unknown) => e instanceof ProtocolError && e.code === 'DECRYPTION_FAILED',
+      )
+      return true
+    }),
+    { numRuns: 200 },
+  )
+  assert.throws(
+    () =>
+      boxOpen({
+        recipientSecretKey: r.secretKey,
+        recipientPublicKey: r.publicKey,
+        box: box.subarray(0, 20),
+        context: 'tx',
+      }),
+    /expected at least/,
+  )
+})
+
+test('aead: round trip and wrong key', () => {
+  fc.assert(
+    fc.property(bytes(32, 32), bytes(), bytes(0, 32), (key, pt, aad) => {
+      assert.deepEqual(aeadOpen(key, aeadSeal(key, pt, aad), aad), pt)
+      const other = key.slice()
+      other[0]! ^= 1
+      assert.throws(() => aeadOpen(other, aeadSeal(key, pt, aad), aad))
+      return true
+    }),
+    { numRuns: 100 },
+  )
+})
+
+test('x25519 public key derivation is consistent', () => {
+  const kp = generateX25519KeyPair()
+  assert.deepEqual(x25519PublicKey(kp.secretKey), kp.publicKey)
+})
+
+test('EIP-712 Tx and View digests equal viem hashTypedData and wallet signatures recover', async () => {
+  const account = privateKeyToAccount(bytesToHex(generateSecretKey()))
+  const samples = fc.sample(
+    fc.record({
+      instance: u(256),
+      nonce: u(64),
+      value: u(256),
+      gasLimit: u(64),
+      to: addr(),
+      data: bytes(0, 100),
+      chainId: u(64),
+      manager: addr(),
+      expiry: u(64),
+    }),
+    25,
+  )
+  for (const s of samples) {
+    const domain = {
+      name: 'POSE',
+      version: '1',
+      chainId: s.chainId,
+      verifyingContract: bytesToHex(s.manager),
+    } as const
+    const from = account.address
+    const tx = {
+      instance: s.instance,
+      from: Buffer.from(from.slice(2), 'hex'),
+      nonce: s.nonce,
+      to: s.to,
+      value: s.value,
+      data: s.data,
+      gasLimit: s.gasLimit,
+    }
+    const ours = hashTx({ chainId: s.chainId, manager: s.manager }, tx)
+    const message = {
+      instance: s.instance,
+      from,
+      nonce: s.nonce,
+      to: bytesToHex(s.to),
+      value: s.value,
+      data: bytesToHex(s.data),
+      gasLimit: s.gasLimit,
+    }
+    assert.equal(
+      bytesToHex(ours),
+      hashTypedData({ domain, types: poseTypes, primaryType: 'Tx', message }),
+    )
+    const view = { instance: s.instance, from: tx.from, to: s.to, data: s.data, expiry: s.expiry }
+    assert.equal(
+      bytesToHex(hashViewCall({ chainId: s.chainId, manager: s.manager }, view)),
+      hashTypedData({
+        domain,
+        types: poseTypes,
+        primaryType: 'View',
+        message: {
+          instance: s.instance,
+          from,
+          to: bytesToHex(s.to),
+          data: bytesToHex(s.data),
+          expiry: s.expiry,
+        },
+      }),
+    )
+  }
+  const s = samples[0]!
+  const domain = {
+    name: 'POSE',
+    version: '1',
+    chainId: Number(s.chainId % 1000000n) + 1,
+    verifyingContract: bytesToHex(s.manager),
+  } as const
+  const message = {
+    instance: 1n,
+    from: account.address,
+    nonce: 0n,
+    to: bytesToHex(s.to),
+    value: 0n,
+    data: '0x',
+    gasLimit: 100000n,
+  } as const
+  const sig = await account.signTypedData({ domain, types: poseTypes, primaryType: 'Tx', message })
+  const digest = hashTx(
+    { chainId: BigInt(domain.chainId), manager: s.manager },
+    {
+      ...message,
+      from: Buffer.from(account.address.slice(2), 'hex'),
+      to: s.to,
+      data: new Uint8Array(),
+    },
+  )
+  assert.equal(
+    bytesToHex(recoverAddress(digest, Buffer.from(sig.slice(2), 'hex'))),
+    account.address.toLowerCase(),
+  )
+})
