@@ -43,3 +43,27 @@ async function request<T>(url: string, init: RequestInit, timeoutMs: number): Pr
   }
   return json as T
 }
+
+/** Codes an operator answers while it has not caught up with the chain yet: safe to retry. */
+const CATCHING_UP = new Set(['NOT_READY', 'WRONG_PHASE', 'UNKNOWN_INSTANCE'])
+
+/**
+ * Posts a request the enclave refuses before acting on it while its operator lags the chain
+ * (e.g. right after activation); retries those refusals for up to `waitMs`.
+ */
+export async function postWhenReady<T>(url: string, body: unknown, waitMs = 10_000): Promise<T> {
+  const deadline = Date.now() + waitMs
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    try {
+      return await postJson<T>(url, body)
+    } catch (e) {
+      if (
+        !(e instanceof PoseRequestError) ||
+        !CATCHING_UP.has(e.code) ||
+        Date.now() + delay > deadline
+      )
+        throw e
+      await new Promise((r) => setTimeout(r, delay))
+    }
+  }
+}

@@ -34,7 +34,6 @@ const DEFAULT_MAX_GAS_PER_TX = 30_000_000n
 
 export class Enclave {
   private identity: Identity | undefined
-  private sealer: Sealer | undefined
   private blockNumber = 0n
   private timestamp = 0n
   private views = new Map<bigint, ChainView>()
@@ -135,7 +134,6 @@ export class Enclave {
       ? unsealIdentity(sealer, p.sealedIdentity)
       : generateIdentity()
     this.identity = identity
-    this.sealer = sealer
     this.ctx = {
       identity,
       sealer,

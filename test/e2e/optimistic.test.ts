@@ -243,7 +243,7 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
         JSON.stringify({ box: bytesToHex(new Uint8Array(200).fill(3)) }),
         'DECRYPTION_FAILED',
       ],
-      ['oversized', JSON.stringify({ box: `0x${'00'.repeat(3_000_000)}` }), 'OVERSIZED'],
+      ['oversized box', JSON.stringify({ box: `0x${'00'.repeat(200_000)}` }), 'OVERSIZED'],
       [
         'bad instance id',
         '{"box":"0x00"}',
@@ -262,6 +262,16 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
       assert.equal(r.body.error?.code, code, `${name}: ${JSON.stringify(r.body)}`)
       assert.ok(r.status >= 400 && r.status < 500, `${name}: status ${r.status}`)
     }
+    // A body over the HTTP limit is cut off (413 or a closed connection); the node stays up.
+    const huge = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: `{"box":"0x${'00'.repeat(3_000_000)}"}`,
+    }).then(
+      (res) => res.status,
+      () => 'closed',
+    )
+    assert.ok(huge === 413 || huge === 'closed', `huge body: ${huge}`)
 
     // A tx naming alice but signed by someone else; a tampered ciphertext; a box for another instance.
     const cek = hexToBytes(info.contractEncryptionKey, 'cek', 32)
@@ -326,6 +336,30 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
     const old = { ...tx, nonce: 0n, data: encodeFunctionDataBytes(bob.account.address, 1n) }
     const oldSig = signDigest(hashTx(alice.domain, old), hexToBytes(aliceKey))
     assert.equal(await rejectedCode(encodeSignedTx({ ...old, signature: oldSig })), 'REPLAYED')
+
+    // The same signed tx resubmitted is answered with the same receipt and executed once.
+    const { getNonce } = await import('../../src/client/actions/getNonce.ts')
+    const nonce = await getNonce(alice, { instance })
+    const fresh = { ...tx, nonce, data: encodeFunctionDataBytes(bob.account.address, 4n) }
+    const freshSig = signDigest(hashTx(alice.domain, fresh), hexToBytes(aliceKey))
+    const { box: freshBox, responseKey } = seal(encodeSignedTx({ ...fresh, signature: freshSig }))
+    const answers = []
+    for (let i = 0; i < 2; i++) {
+      const body = (await (await sendBox(freshBox)).json()) as { sealed: `0x${string}` }
+      answers.push(
+        await openReceipt(alice, {
+          instance,
+          txHash: hashTx(alice.domain, fresh),
+          sealed: body.sealed,
+          responseKey,
+        }),
+      )
+    }
+    assert.equal(answers[0]!.status, 'success')
+    assert.deepEqual(answers[1], answers[0])
+    expected.set(alice.account.address, expected.get(alice.account.address)! - 4n)
+    expected.set(bob.account.address, expected.get(bob.account.address)! + 4n)
+    alice.state.nonces.set(instance.toString(), nonce + 1n)
 
     // After all of it the executor still serves, and the state is intact.
     await transfer(alice, bob, 1n)

@@ -19,8 +19,8 @@ import {
   Phase,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
-import { PoseError, PoseRequestError } from '../errors.ts'
-import { postJson } from '../transport.ts'
+import { PoseError } from '../errors.ts'
+import { postWhenReady } from '../transport.ts'
 import { getInstance } from './getInstance.ts'
 
 export type DeployContractParameters<abi extends Abi = Abi> = {
@@ -126,21 +126,12 @@ export async function deployContract<const abi extends Abi>(
     context: BOX_CONTEXT.deploy,
     aad: instanceAad(instance),
   })
-  let genesis: { contractEncryptionKey: Hex; genesisDigest: Hex } | undefined
-  while (!genesis) {
-    try {
-      genesis = await postJson(`${info.executorEndpoint}/v1/instances/${instance}/deploy`, {
-        box: bytesToHex(box),
-      })
-    } catch (e) {
-      // The executor's operator may not have seen the pool draw yet.
-      const retry =
-        e instanceof PoseRequestError &&
-        (e.code === 'UNKNOWN_INSTANCE' || e.code === 'WRONG_PHASE' || e.code === 'UNAVAILABLE')
-      if (!retry || Date.now() > deadline) throw e
-      await sleep(client.pollingIntervalMs)
-    }
-  }
+  // The executor's operator may not have seen the pool draw yet: retried until the deadline.
+  const genesis = await postWhenReady<{ contractEncryptionKey: Hex; genesisDigest: Hex }>(
+    `${info.executorEndpoint}/v1/instances/${instance}/deploy`,
+    { box: bytesToHex(box) },
+    Math.max(0, deadline - Date.now()),
+  )
 
   progress(`instance ${instance}: genesis sent to watchdogs; waiting for activation`)
   for (;;) {

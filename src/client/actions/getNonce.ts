@@ -18,7 +18,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError } from '../errors.ts'
-import { postJson } from '../transport.ts'
+import { postWhenReady } from '../transport.ts'
 import { getInstance } from './getInstance.ts'
 
 /** Signs POSE typed data (EIP-712) with the client's account, as any wallet would. */
@@ -73,7 +73,7 @@ export async function signedView(
     context: BOX_CONTEXT.view,
     aad: instanceAad(p.instance),
   })
-  const { sealed } = await postJson<{ sealed: Hex }>(
+  const { sealed } = await postWhenReady<{ sealed: Hex }>(
     `${info.executorEndpoint}/v1/instances/${p.instance}/view`,
     { box: bytesToHex(box) },
   )

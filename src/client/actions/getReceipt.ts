@@ -2,7 +2,7 @@ import type { Hex } from 'viem'
 import { bytesToHex, hexToBytes } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError } from '../errors.ts'
-import { postJson } from '../transport.ts'
+import { postWhenReady } from '../transport.ts'
 import { openReceipt, type PoseReceipt } from './sendTransaction.ts'
 
 export type GetReceiptParameters = { txHash: Hex }
@@ -28,7 +28,7 @@ export async function getReceipt(
         'Receipts are encrypted to the key of the client that sent the transaction; only that client can fetch them.',
     })
   }
-  const { sealed } = await postJson<{ sealed: Hex }>(
+  const { sealed } = await postWhenReady<{ sealed: Hex }>(
     `${sent.endpoint}/v1/instances/${sent.instance}/tx`,
     { box: bytesToHex(sent.box) },
   )

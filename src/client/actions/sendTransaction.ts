@@ -17,7 +17,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
-import { postJson } from '../transport.ts'
+import { postWhenReady } from '../transport.ts'
 import { getInstance } from './getInstance.ts'
 import { getNonce, signTyped } from './getNonce.ts'
 
@@ -157,7 +157,7 @@ export async function sendTransaction(
     endpoint: info.executorEndpoint,
   })
   try {
-    const { sealed } = await postJson<{ sealed: Hex }>(
+    const { sealed } = await postWhenReady<{ sealed: Hex }>(
       `${info.executorEndpoint}/v1/instances/${p.instance}/tx`,
       { box: bytesToHex(box) },
     )

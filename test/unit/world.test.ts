@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import { decodeFunctionResult, encodeDeployData, encodeFunctionData } from 'viem'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { World } from '../../src/enclave/world/world.ts'
+import {
+  bytesToHex,
+  decodeWriteSet,
+  encodeWriteSet,
+  hexToBytes,
+  INSTANCE_ADDRESS,
+} from '../../src/protocol/index.ts'
+
+const KEY = new Uint8Array(32).fill(7)
+const block = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
+const users = [1, 2, 3, 4].map((i) => new Uint8Array(20).fill(i))
+const newWorld = () => World.create({ chainId: 31337n, maxGasPerTx: 30_000_000n, digestKey: KEY })
+
+async function deployToken(w: World, supply = 1_000_000n) {
+  const r = await w.deploy({
+    from: users[0]!,
+    initCode: hexToBytes(
+      encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [supply] }),
+    ),
+    value: 0n,
+    gasLimit: 5_000_000n,
+    block,
+    address: INSTANCE_ADDRESS,
+  })
+  assert.equal(r.status, 'success', r.error)
+  assert.deepEqual(r.createdAddress, INSTANCE_ADDRESS)
+  return r
+}
+
+const transfer = (w: World, from: Uint8Array, to: Uint8Array, amount: bigint) =>
+  w.call({
+    from,
+    to: INSTANCE_ADDRESS,
+    value: 0n,
+    data: hexToBytes(
+      encodeFunctionData({
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [bytesToHex(to), amount],
+      }),
+    ),
+    gasLimit: 200_000n,
+    block,
+  })
+
+async function balanceAs(w: World, who: Uint8Array, of: Uint8Array) {
+  const r = await w.view({
+    from: who,
+    to: INSTANCE_ADDRESS,
+    data: hexToBytes(
+      encodeFunctionData({
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        args: [bytesToHex(of)],
+      }),
+    ),
+    gasLimit: 1_000_000n,
+    block,
+  })
+  return r
+}
+
+describe('EVM world', () => {
+  test('deploys at the instance address with constructor arguments and runs transfers', async () => {
+    const w = await newWorld()
+    await deployToken(w)
+    const r = await transfer(w, users[0]!, users[1]!, 250n)
+    assert.equal(r.status, 'success')
+    assert.equal(r.logs.length, 1)
+    const own = await balanceAs(w, users[1]!, users[1]!)
+    assert.equal(
+      decodeFunctionResult({
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        data: bytesToHex(own.returnData),
+      }),
+      250n,
+    )
+  })
+
+  test('a revert keeps nothing; views enforce msg.sender; views change nothing', async () => {
+    const w = await newWorld()
+    await deployToken(w)
+    w.takeWriteSet()
+    const before = w.digest()
+    const r = await transfer(w, users[1]!, users[2]!, 1n)
+    assert.equal(r.status, 'revert')
+    const denied = await balanceAs(w, users[2]!, users[0]!)
+    assert.equal(denied.status, 'revert')
+    const ws = w.takeWriteSet()
+    assert.equal(ws.accounts.length, 0, 'a revert and a view leave no writes')
+    assert.deepEqual(w.digest(), before)
+  })
+
+  test('a gas bomb ends out of gas, as a value', async () => {
+    const w = await newWorld()
+    // Runtime code: JUMPDEST; PUSH1 0; JUMP — an endless loop.
+    const loop = new Uint8Array([0x5b, 0x60, 0x00, 0x56])
+    // Init code returning `loop` as runtime code.
+    const init = new Uint8Array([0x63, ...loop, 0x60, 0x00, 0x52, 0x60, 0x04, 0x60, 0x1c, 0xf3])
+    const d = await w.deploy({
+      from: users[0]!,
+      initCode: init,
+      value: 0n,
+      gasLimit: 1_000_000n,
+      block,
+      address: INSTANCE_ADDRESS,
+    })
+    assert.equal(d.status, 'success')
+    const r = await w.call({
+      from: users[0]!,
+      to: INSTANCE_ADDRESS,
+      value: 0n,
+      data: new Uint8Array(),
+      gasLimit: 2_000_000n,
+      block,
+    })
+    assert.equal(r.status, 'error')
+    assert.match(r.error ?? '', /out of gas/)
+    assert.equal(r.gasUsed, 2_000_000n)
+    const over = await w.call({
+      from: users[0]!,
+      to: INSTANCE_ADDRESS,
+      value: 0n,
+      data: new Uint8Array(),
+      gasLimit: 40_000_000n,
+      block,
+    })
+    assert.equal(over.status, 'error')
+  })
+
+  test('value transfers need balance; credit and debit move native coins', async () => {
+    const w = await newWorld()
+    const poor = await w.call({
+      from: users[0]!,
+      to: users[1]!,
+      value: 5n,
+      data: new Uint8Array(),
+      gasLimit: 100_000n,
+      block,
+    })
+    assert.equal(poor.status, 'error')
+    w.credit(users[0]!, 10n)
+    const ok = await w.call({
+      from: users[0]!,
+      to: users[1]!,
+      value: 5n,
+      data: new Uint8Array(),
+      gasLimit: 100_000n,
+      block,
+    })
+    assert.equal(ok.status, 'success')
+    assert.equal(w.getBalance(users[1]!), 5n)
+    assert.throws(() => w.debit(users[1]!, 6n), /below/)
+    assert.throws(() => w.credit(users[1]!, -1n), /uint256/)
+  })
+
+  test('replicas applying the write sets hold the same digest after every batch; snapshots restore it', async () => {
+    const exec = await newWorld()
+    const replica = await newWorld()
+    await deployToken(exec)
+    replica.applyWriteSet(decodeWriteSet(encodeWriteSet(exec.takeWriteSet())))
+    assert.deepEqual(replica.digest(), exec.digest())
+    for (let batch = 0; batch < 10; batch++) {
+      for (let i = 0; i < 10; i++) {
+        const from = users[(batch + i) % 4]!
+        exec.setNonce(from, exec.getNonce(from) + 1n)
+        await transfer(exec, from, users[(batch + i + 1) % 4]!, BigInt(1 + i))
+      }
+      replica.applyWriteSet(decodeWriteSet(encodeWriteSet(exec.takeWriteSet())))
+      assert.deepEqual(replica.digest(), exec.digest(), `batch ${batch}`)
+    }
+    const restored = await newWorld()
+    restored.applyWriteSet(exec.snapshot())
+    assert.deepEqual(restored.digest(), exec.digest())
+    const other = await World.create({
+      chainId: 31337n,
+      maxGasPerTx: 30_000_000n,
+      digestKey: new Uint8Array(32).fill(8),
+    })
+    other.applyWriteSet(exec.snapshot())
+    assert.notDeepEqual(other.digest(), exec.digest(), 'the digest is keyed')
+  })
+
+  test('property: random operation sequences keep replica digests equal', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(3), fc.nat(3), fc.bigInt({ min: 0n, max: 2000n }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 25,
+        }),
+        async (ops) => {
+          const exec = await newWorld()
+          const replica = await newWorld()
+          await deployToken(exec, 5000n)
+          replica.applyWriteSet(exec.takeWriteSet())
+          for (const [f, t, amount, credit] of ops) {
+            if (credit) exec.credit(users[f]!, amount)
+            else await transfer(exec, users[f]!, users[t]!, amount)
+            replica.applyWriteSet(decodeWriteSet(encodeWriteSet(exec.takeWriteSet())))
+            assert.deepEqual(replica.digest(), exec.digest())
+          }
+          assert.deepEqual(replica.stateSize(), exec.stateSize())
+        },
+      ),
+      { numRuns: 25 },
+    )
+  })
+})
