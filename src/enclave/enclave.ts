@@ -24,7 +24,6 @@ import {
   createSealer,
   generateIdentity,
   type Identity,
-  type Sealer,
   sealIdentity,
   unsealIdentity,
 } from './identity.ts'
