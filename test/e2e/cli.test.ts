@@ -1,0 +1,212 @@
+/** The `pose` command as a user runs it: help, clear errors, and a deploy/send/call/status flow. */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { REPO_ROOT } from '../../src/tee/measurement.ts'
+
+function pose(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+const ARTIFACT = join(REPO_ROOT, 'out', 'PrivateToken.sol', 'PrivateToken.json')
+
+describe('pose CLI', { timeout: 300_000 }, () => {
+  let devnet: Devnet
+  before(async () => {
+    devnet = await startDevnet({ operators: 3, users: 2 })
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('--help on every command', async () => {
+    const top = await pose(['--help'])
+    assert.equal(top.code, 0)
+    for (const c of [
+      'devnet',
+      'operator',
+      'deploy',
+      'send',
+      'call',
+      'status',
+      'verify-measurement',
+    ])
+      assert.match(top.stdout, new RegExp(`\\b${c}\\b`))
+    for (const c of [
+      ['devnet'],
+      ['operator', 'start'],
+      ['deploy'],
+      ['send'],
+      ['call'],
+      ['status'],
+      ['verify-measurement'],
+    ]) {
+      const r = await pose([...c, '--help'])
+      assert.equal(r.code, 0, `${c.join(' ')} --help`)
+      assert.match(r.stdout, /Usage: pose/)
+    }
+  })
+
+  test('bad input gets a clear error and exit code 1', async () => {
+    const missing = await pose(['deploy', '--rpc', devnet.rpcUrl])
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /required option '--manager <address>'/)
+    const badAddress = await pose(['status', '--rpc', devnet.rpcUrl, '--manager', '0x1234'])
+    assert.equal(badAddress.code, 1)
+    assert.match(badAddress.stderr, /20-byte address/)
+    const noKey = await pose(
+      [
+        'call',
+        '--rpc',
+        devnet.rpcUrl,
+        '--manager',
+        devnet.manager,
+        '--instance',
+        '1',
+        '--artifact',
+        ARTIFACT,
+        '--function',
+        'myBalance',
+      ],
+      { POSE_KEY: '' },
+    )
+    assert.equal(noKey.code, 1)
+    assert.match(noKey.stderr, /key is required/)
+    const noArtifact = await pose(
+      [
+        'deploy',
+        '--rpc',
+        devnet.rpcUrl,
+        '--manager',
+        devnet.manager,
+        '--artifact',
+        '/nonexistent.json',
+      ],
+      { POSE_KEY: devnet.userKeys[0]! },
+    )
+    assert.equal(noArtifact.code, 1)
+    assert.match(noArtifact.stderr, /cannot read JSON/)
+    const badArgs = await pose(
+      [
+        'deploy',
+        '--rpc',
+        devnet.rpcUrl,
+        '--manager',
+        devnet.manager,
+        '--artifact',
+        ARTIFACT,
+        '--args',
+        '[1,2]',
+      ],
+      { POSE_KEY: devnet.userKeys[0]! },
+    )
+    assert.equal(badArgs.code, 1)
+    assert.match(badArgs.stderr, /expected 1 arguments, got 2/)
+  })
+
+  test('deploy, send, call and status against a devnet', async () => {
+    const env = { POSE_KEY: devnet.userKeys[0]! }
+    const common = ['--rpc', devnet.rpcUrl, '--manager', devnet.manager]
+    const dep = await pose(
+      ['deploy', ...common, '--artifact', ARTIFACT, '--args', '["1000"]', '--watchdogs', '1'],
+      env,
+    )
+    assert.equal(dep.code, 0, dep.stderr)
+    assert.match(dep.stderr, /pool drawn/)
+    const instance = JSON.parse(dep.stdout).instance as string
+    const other = '0x000000000000000000000000000000000000bEEF'
+    const send = await pose(
+      [
+        'send',
+        ...common,
+        '--instance',
+        instance,
+        '--artifact',
+        ARTIFACT,
+        '--function',
+        'transfer',
+        '--args',
+        JSON.stringify([other, '10']),
+      ],
+      env,
+    )
+    assert.equal(send.code, 0, send.stderr)
+    assert.equal(JSON.parse(send.stdout).status, 'success')
+    const call = await pose(
+      [
+        'call',
+        ...common,
+        '--instance',
+        instance,
+        '--artifact',
+        ARTIFACT,
+        '--function',
+        'myBalance',
+      ],
+      env,
+    )
+    assert.equal(call.code, 0, call.stderr)
+    assert.equal(JSON.parse(call.stdout), '990')
+    const denied = await pose(
+      [
+        'call',
+        ...common,
+        '--instance',
+        instance,
+        '--artifact',
+        ARTIFACT,
+        '--function',
+        'balanceOf',
+        '--args',
+        JSON.stringify([other]),
+      ],
+      env,
+    )
+    assert.equal(denied.code, 1)
+    assert.match(denied.stderr, /PrivateToken_NotYourBalance/)
+    const unknown = await pose(
+      ['send', ...common, '--instance', instance, '--artifact', ARTIFACT, '--function', 'steal'],
+      env,
+    )
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /function steal is not in the ABI/)
+    const status = await pose(['status', ...common, '--instance', instance])
+    assert.equal(status.code, 0, status.stderr)
+    assert.match(status.stdout, /phase Active/)
+    assert.match(status.stdout, /slot 0 executor/)
+    assert.match(status.stdout, /slot 1 watchdog .* seq 1 /)
+    const verify = await pose([
+      'verify-measurement',
+      '--rpc',
+      devnet.rpcUrl,
+      '--verifier',
+      devnet.verifier,
+    ])
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr)
+    assert.match(verify.stdout, /allowed by verifier .*: true/)
+  })
+})
