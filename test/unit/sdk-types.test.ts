@@ -9,50 +9,22 @@ import { privateTokenAbi } from '../../examples/contracts.generated.ts'
 import type { PoseClient } from '../../src/client/index.ts'
 
 function typedCalls(client: PoseClient) {
+  const abi = privateTokenAbi
+  const to = '0x0000000000000000000000000000000000000001' as const
+  const w = client.writeContract
+  const r = client.readContract
   return [
-    () =>
-      client.writeContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: ['0x0000000000000000000000000000000000000001', 5n],
-      }),
+    () => w({ instance: 1n, abi, functionName: 'transfer', args: [to, 5n] }),
     // @ts-expect-error: no such function
-    () =>
-      client.writeContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'transferAll',
-        args: [],
-      }),
-    // @ts-expect-error: amount must be a bigint
-    () =>
-      client.writeContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: ['0x0000000000000000000000000000000000000001', 'five'],
-      }),
+    () => w({ instance: 1n, abi, functionName: 'transferAll', args: [] }),
+    // @ts-expect-error: the amount must be a bigint
+    () => w({ instance: 1n, abi, functionName: 'transfer', args: [to, 'five'] }),
     // @ts-expect-error: view functions are read, not written
-    () =>
-      client.writeContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'myBalance',
-        args: [],
-      }),
+    () => w({ instance: 1n, abi, functionName: 'myBalance', args: [] }),
     async () => {
-      const b: bigint = await client.readContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'myBalance',
-      })
+      const b: bigint = await r({ instance: 1n, abi, functionName: 'myBalance' })
       // @ts-expect-error: balances are bigints, not strings
-      const s: string = await client.readContract({
-        instance: 1n,
-        abi: privateTokenAbi,
-        functionName: 'myBalance',
-      })
+      const s: string = await r({ instance: 1n, abi, functionName: 'myBalance' })
       return [b, s]
     },
   ]
