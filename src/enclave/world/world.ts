@@ -19,7 +19,9 @@ import {
   type AccountWrite,
   canonicalizeWriteSet,
   ProtocolError,
+  uintToWord,
   type WriteSet,
+  wordToUint,
 } from '../../protocol/index.ts'
 import {
   type AccountState,
@@ -60,27 +62,11 @@ class WorldEVM extends EVM {
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const unhexKey = (k: string) => new Uint8Array(Buffer.from(k, 'hex'))
 
-function word(v: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  let x = v
-  for (let i = 31; i >= 0 && x > 0n; i--) {
-    out[i] = Number(x & 0xffn)
-    x >>= 8n
-  }
-  return out
-}
-
 function pad32(v: Uint8Array): Uint8Array {
   if (v.length === 32) return v
   const out = new Uint8Array(32)
   out.set(v, 32 - v.length)
   return out
-}
-
-function toBigInt(b: Uint8Array): bigint {
-  let v = 0n
-  for (const x of b) v = (v << 8n) | BigInt(x)
-  return v
 }
 
 function assertAmount(v: bigint, what: string): void {
@@ -178,41 +164,10 @@ export class World {
     return undefined
   }
 
-  /** Runs creation code; the contract is placed at `address`. */
-  async deploy(p: {
+  /** Runs one top-level message (gas checked, journal prepared) and turns the outcome into a value. */
+  private async run(p: {
     from: Uint8Array
-    initCode: Uint8Array
-    value: bigint
-    gasLimit: bigint
-    block: BlockContext
-    address: Uint8Array
-  }): Promise<ExecResult> {
-    assertAmount(p.value, 'value')
-    const bad = this.checkGas(p.gasLimit)
-    if (bad) return bad
-    this.prepare(p.from)
-    this.evm.fixedCreateAddress = new Address(p.address)
-    try {
-      const r = await this.evm.runCall({
-        caller: new Address(p.from),
-        origin: new Address(p.from),
-        data: p.initCode,
-        value: p.value,
-        gasLimit: p.gasLimit,
-        gasPrice: 0n,
-        block: this.block(p.block),
-        skipNonceIncrement: true,
-      })
-      return await this.finish(r)
-    } finally {
-      this.evm.fixedCreateAddress = undefined
-    }
-  }
-
-  /** A transaction's call: its state changes stay only if it succeeds. */
-  async call(p: {
-    from: Uint8Array
-    to: Uint8Array
+    to?: Uint8Array
     value: bigint
     data: Uint8Array
     gasLimit: bigint
@@ -225,15 +180,51 @@ export class World {
     const r = await this.evm.runCall({
       caller: new Address(p.from),
       origin: new Address(p.from),
-      to: new Address(p.to),
+      ...(p.to ? { to: new Address(p.to) } : {}),
       data: p.data,
       value: p.value,
       gasLimit: p.gasLimit,
       gasPrice: 0n,
       block: this.block(p.block),
+      // Nonces of users are managed by the executor role, not by the EVM.
       skipNonceIncrement: true,
     })
     return this.finish(r)
+  }
+
+  /** Runs creation code; the contract is placed at `address`. */
+  async deploy(p: {
+    from: Uint8Array
+    initCode: Uint8Array
+    value: bigint
+    gasLimit: bigint
+    block: BlockContext
+    address: Uint8Array
+  }): Promise<ExecResult> {
+    this.evm.fixedCreateAddress = new Address(p.address)
+    try {
+      return await this.run({
+        from: p.from,
+        value: p.value,
+        data: p.initCode,
+        gasLimit: p.gasLimit,
+        block: p.block,
+      })
+    } finally {
+      this.evm.fixedCreateAddress = undefined
+    }
+  }
+
+  /** A transaction's call: its state changes stay only if it succeeds. */
+  call(p: {
+    from: Uint8Array
+    to: Uint8Array
+    value: bigint
+    data: Uint8Array
+    gasLimit: bigint
+    block: BlockContext
+  }): Promise<ExecResult> {
+    return this.run(p)
   }
 
   /** A read-only call: whatever it does is undone. */
@@ -244,24 +235,9 @@ export class World {
     gasLimit: bigint
     block: BlockContext
   }): Promise<ExecResult> {
-    const bad = this.checkGas(p.gasLimit)
-    if (bad) return bad
     await this.sm.checkpoint()
     try {
-      this.prepare(p.from, p.to)
-      const r = await this.evm.runCall({
-        caller: new Address(p.from),
-        origin: new Address(p.from),
-        to: new Address(p.to),
-        data: p.data,
-        value: 0n,
-        gasLimit: p.gasLimit,
-        gasPrice: 0n,
-        block: this.block(p.block),
-        skipNonceIncrement: true,
-        isStatic: false,
-      })
-      return await this.finish(r)
+      return await this.run({ ...p, value: 0n })
     } finally {
       // Keys a view touched stay in the change set with their old values; `fold` compares old
       // and current values, so they add nothing to the write set or the digest.
@@ -311,10 +287,10 @@ export class World {
     buf.set(this.opts.digestKey, 0)
     buf[32] = 1
     buf.set(unhexKey(key), 33)
-    buf.set(word(a.nonce), 53)
-    buf.set(word(a.balance), 85)
+    buf.set(uintToWord(a.nonce), 53)
+    buf.set(uintToWord(a.balance), 85)
     buf.set(a.codeHash, 117)
-    return toBigInt(keccak_256(buf))
+    return wordToUint(keccak_256(buf))
   }
 
   private leafSlot(key: string, slot: string, value: Uint8Array): bigint {
@@ -324,7 +300,7 @@ export class World {
     buf.set(unhexKey(key), 33)
     buf.set(pad32(unhexKey(slot)), 53)
     buf.set(pad32(value), 85)
-    return toBigInt(keccak_256(buf))
+    return wordToUint(keccak_256(buf))
   }
 
   /** Folds changes into the digest and builds the write set of what really changed. */
@@ -419,7 +395,7 @@ export class World {
 
   /** 32-byte keyed digest of the state as of the last take or apply. */
   digest(): Uint8Array {
-    return word(this.digestSum)
+    return uintToWord(this.digestSum)
   }
 
   stateSize(): { accounts: number; slots: number } {
