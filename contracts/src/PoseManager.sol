@@ -41,6 +41,32 @@ contract PoseManager {
     error PoseManager_BadSignature(address recovered, address expected);
     /// @notice The acked mask does not include the executor or names slots outside the pool.
     error PoseManager_BadAckedMask(uint256 ackedMask);
+    /// @notice The deadline `deadline` has not passed yet (now `nowTs`).
+    error PoseManager_DeadlineNotPassed(uint256 id, uint64 deadline, uint256 nowTs);
+    /// @notice The deadline `deadline` has passed (now `nowTs`).
+    error PoseManager_DeadlinePassed(uint256 id, uint64 deadline, uint256 nowTs);
+    /// @notice Only `expected` may call this.
+    error PoseManager_NotAllowed(address caller, address expected);
+    /// @notice The mask names slots that are empty, the executor, or outside the pool.
+    error PoseManager_BadMemberMask(uint256 mask);
+    /// @notice A watchdog challenge is already open, or none is open.
+    error PoseManager_WatchdogChallengeState(uint256 id, bool open);
+    /// @notice The executor already started `rounds` watchdog rounds while challenged.
+    error PoseManager_TooManyWatchdogRounds(uint256 id, uint8 rounds);
+    /// @notice Slot `slot` was not challenged or already answered.
+    error PoseManager_NotChallenged(uint256 id, uint256 slot);
+    /// @notice The signature names an event before the challenge it answers.
+    error PoseManager_ResponseTooOld(uint256 id, uint64 eventIndex, uint64 challengeIndex);
+    /// @notice The instance has no empty slot to refill.
+    error PoseManager_NothingToRefill(uint256 id);
+    /// @notice The operator is exiting.
+    error PoseManager_Exiting(address operator);
+    /// @notice The operator has not requested exit, still holds `memberships`, or waits until `readyAt`.
+    error PoseManager_CannotWithdraw(address operator, uint16 memberships, uint64 readyAt);
+    /// @notice Nothing to pay out to `account`.
+    error PoseManager_NothingToClaim(address account);
+    /// @notice A payout to `to` failed.
+    error PoseManager_TransferFailed(address to, uint256 amount);
 
     // ------------------------------------------------------------------ events
 
@@ -59,6 +85,16 @@ contract PoseManager {
     event PhaseChanged(uint256 indexed id, Phase phase);
     /// @notice The pool draw was moved to a later block because the old block hash expired.
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
+    /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
+    event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);
+    /// @notice `account` may claim `amount` more.
+    event PayoutCredited(address indexed account, uint256 amount);
+    /// @notice `account` claimed `amount`.
+    event PayoutClaimed(address indexed account, uint256 amount);
+    /// @notice `operator` asked to leave; it is no longer drawn.
+    event ExitRequested(address indexed operator, uint64 at);
+    /// @notice `operator` withdrew its stake.
+    event StakeWithdrawn(address indexed operator, uint256 amount);
     /// @notice A step of the running event hash of instance `id` (SPEC §4).
     event InstanceEvent(uint256 indexed id, uint64 indexed index, uint8 kind, bytes data, bytes32 hash);
 
@@ -69,8 +105,10 @@ contract PoseManager {
         uint64 eligiblePosition; // 1-based position in `eligible`; 0 = not eligible
         bool registered;
         bool exiting;
+        uint16 memberships; // live pool slots held
         bytes32 encryptionKey;
         uint256 stake;
+        uint64 exitRequestedAt;
         string endpoint;
     }
 
@@ -85,6 +123,17 @@ contract PoseManager {
         bytes32 contractEncryptionKey;
         bytes32 genesisDigest;
         address[] operators; // per slot; address(0) once removed
+        // executor challenge
+        address challenger;
+        uint64 challengeDeadline;
+        uint64 challengeIndex; // event index of the challenge (or of the latest promotion)
+        uint8 watchdogRounds;
+        // watchdog challenge
+        uint16 watchdogMask;
+        uint16 respondedMask;
+        uint64 watchdogDeadline;
+        uint64 watchdogChallengeIndex;
+        uint64 refillBlock;
     }
 
     /// @notice A read-only view of an instance.
@@ -101,6 +150,12 @@ contract PoseManager {
         bytes32 eventHash;
         address[] signers;
         address[] operators;
+        address challenger;
+        uint64 challengeDeadline;
+        uint16 watchdogMask;
+        uint16 respondedMask;
+        uint64 watchdogDeadline;
+        uint64 refillBlock;
     }
 
     /// @notice A read-only view of an operator.
@@ -111,19 +166,40 @@ contract PoseManager {
         uint256 stake;
         bool registered;
         bool exiting;
+        uint16 memberships;
+        uint64 exitRequestedAt;
     }
 
     /// @notice Number of recent running-hash values kept per instance.
     uint64 public constant EVENT_HISTORY = 32;
     uint256 internal constant MAX_POOL = 16;
     uint8 internal constant REMOVED_NOT_ACKED = 1;
+    uint8 internal constant REMOVED_TIMED_OUT = 2;
+    uint8 internal constant REMOVED_EXITED = 3;
+
+    /// @notice Deployment parameters.
+    struct Params {
+        uint256 minStake;
+        uint256 creationFee;
+        uint256 challengeFee;
+        /// Stake taken from an operator whose enclave is removed by a timed-out challenge.
+        uint256 slashAmount;
+        /// Δ: seconds a challenged member has to answer.
+        uint64 delta;
+        /// Seconds between `requestExit` and `withdrawStake`.
+        uint64 exitDelay;
+    }
 
     IAttestationVerifier public immutable verifier;
     uint256 public immutable minStake;
     uint256 public immutable creationFee;
+    uint256 public immutable challengeFee;
+    uint256 public immutable slashAmount;
     /// @notice Δ: seconds a challenged member has to answer.
     uint64 public immutable delta;
-    uint256 public immutable exitDelay;
+    uint64 public immutable exitDelay;
+    /// @notice Watchdog challenge rounds an executor may start while itself challenged.
+    uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
 
     uint256 public instanceCount;
     mapping(address => Operator) internal operators;
@@ -131,13 +207,33 @@ contract PoseManager {
     address[] internal eligible;
     mapping(uint256 => Instance) internal instances;
     mapping(uint256 => mapping(uint256 => bytes32)) internal eventHashes;
+    /// @notice Amounts each account may `claim` (fees, rewards, refunds).
+    mapping(address => uint256) public payouts;
+    /// @notice Creation fees and the unrewarded part of slashes.
+    uint256 public treasury;
+    /// @notice Challenge fees of open executor challenges.
+    uint256 public challengeEscrow;
+    /// @notice Sum of all operators' stakes.
+    uint256 public totalStake;
+    /// @notice Sum of all unclaimed payouts.
+    uint256 public totalPayouts;
+    bool internal locked;
 
-    constructor(IAttestationVerifier verifier_, uint256 minStake_, uint256 creationFee_, uint64 delta_, uint256 exitDelay_) {
+    modifier nonReentrant() {
+        require(!locked);
+        locked = true;
+        _;
+        locked = false;
+    }
+
+    constructor(IAttestationVerifier verifier_, Params memory p) {
         verifier = verifier_;
-        minStake = minStake_;
-        creationFee = creationFee_;
-        delta = delta_;
-        exitDelay = exitDelay_;
+        minStake = p.minStake;
+        creationFee = p.creationFee;
+        challengeFee = p.challengeFee;
+        slashAmount = p.slashAmount;
+        delta = p.delta;
+        exitDelay = p.exitDelay;
     }
 
     // ------------------------------------------------------------------ operators
@@ -164,6 +260,7 @@ contract PoseManager {
         op.registered = true;
         op.encryptionKey = encryptionKey;
         op.stake = msg.value;
+        totalStake += msg.value;
         op.endpoint = endpoint;
         operatorOfSigner[enclaveSigner] = msg.sender;
         emit OperatorRegistered(msg.sender, enclaveSigner, encryptionKey, measurement, endpoint, msg.value);
@@ -189,6 +286,7 @@ contract PoseManager {
     function createContract(uint8 watchdogCount, bytes32 initCommitment) external payable returns (uint256 id) {
         if (msg.value != creationFee) revert PoseManager_WrongFee(msg.value, creationFee);
         if (uint256(watchdogCount) + 1 > MAX_POOL) revert PoseManager_BadWatchdogCount(watchdogCount);
+        treasury += msg.value;
         id = ++instanceCount;
         Instance storage inst = instances[id];
         inst.phase = Phase.Drawing;
@@ -222,6 +320,7 @@ contract PoseManager {
             Operator storage op = operators[pool[i]];
             signers[i] = op.enclaveSigner;
             keys[i] = op.encryptionKey;
+            ++op.memberships;
         }
         inst.operators = pool;
         inst.phase = Phase.Creating;
@@ -308,10 +407,366 @@ contract PoseManager {
         if (recovered != executor) revert PoseManager_BadSignature(recovered, executor);
     }
 
+    /// @dev Empties `slot`; if it held the executor, promotes the lowest live slot or freezes.
     function _removeMember(uint256 id, Instance storage inst, uint256 slot, uint8 reason) internal {
-        address signer = operators[inst.operators[slot]].enclaveSigner;
+        Operator storage op = operators[inst.operators[slot]];
+        address signer = op.enclaveSigner;
+        --op.memberships;
         inst.operators[slot] = address(0);
+        inst.watchdogMask &= ~uint16(1 << slot);
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
+        if (slot != inst.executorSlot) return;
+        uint256 n = inst.operators.length;
+        for (uint256 i; i < n; ++i) {
+            if (inst.operators[i] != address(0)) {
+                // INVARIANT: a live instance always has exactly one executor.
+                inst.executorSlot = uint8(i);
+                return;
+            }
+        }
+        inst.phase = Phase.Frozen;
+        inst.watchdogMask = 0;
+        emit PhaseChanged(id, Phase.Frozen);
+    }
+
+    // ------------------------------------------------------------------ challenges (SPEC §4)
+
+    /// @notice Challenges the executor of `id` to answer `payload` (typically a user transaction
+    /// encrypted to the contract key) within Δ. Anyone may call, paying the challenge fee.
+    function challengeExecutor(uint256 id, bytes calldata payload) external payable {
+        Instance storage inst = instances[id];
+        if (inst.phase != Phase.Active && inst.phase != Phase.WatchdogsChallenged) {
+            revert PoseManager_UnexpectedPhase(id, inst.phase, Phase.Active);
+        }
+        if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
+        challengeEscrow += msg.value;
+        inst.challenger = msg.sender;
+        inst.challengeDeadline = uint64(block.timestamp) + delta;
+        inst.watchdogRounds = 0;
+        inst.phase = Phase.ExecutorChallenged;
+        emit PhaseChanged(id, Phase.ExecutorChallenged);
+        _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
+        inst.challengeIndex = inst.eventIndex;
+    }
+
+    /// @notice The executor enclave's answer to the open challenge. The signature must name an
+    /// event at or after the challenge, so an enclave that never saw the challenge cannot answer.
+    function respondExecutor(uint256 id, bytes calldata response, uint64 eventIndex, bytes calldata signature)
+        external
+    {
+        Instance storage inst = instances[id];
+        _requirePhase(id, inst, Phase.ExecutorChallenged);
+        if (block.timestamp > inst.challengeDeadline) {
+            revert PoseManager_DeadlinePassed(id, inst.challengeDeadline, block.timestamp);
+        }
+        // INVARIANT: a response proves its enclave saw the challenge (running hash at or after it).
+        if (eventIndex < inst.challengeIndex) revert PoseManager_ResponseTooOld(id, eventIndex, inst.challengeIndex);
+        _requireExecutorSignature(inst, respondDigest(id, keccak256(response), eventIndex, eventHashAt(id, eventIndex)), signature);
+
+        uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
+        challengeEscrow -= fee;
+        _credit(inst.operators[inst.executorSlot], fee);
+        inst.challenger = address(0);
+        inst.challengeDeadline = 0;
+        inst.phase = inst.watchdogMask != 0 ? Phase.WatchdogsChallenged : Phase.Active;
+        emit PhaseChanged(id, inst.phase);
+        _appendEvent(id, inst, EventKind.ExecutorResponded, abi.encode(response));
+    }
+
+    /// @notice After Δ without an answer: removes and slashes the executor, refunds and rewards
+    /// the challenger, promotes the lowest live watchdog, and keeps the challenge open against
+    /// it with a fresh Δ. With no live member left the instance is frozen.
+    function executorTimeout(uint256 id) external {
+        Instance storage inst = instances[id];
+        _requirePhase(id, inst, Phase.ExecutorChallenged);
+        // INVARIANT: a member is removed only after a challenge it did not answer within Δ.
+        if (block.timestamp <= inst.challengeDeadline) {
+            revert PoseManager_DeadlineNotPassed(id, inst.challengeDeadline, block.timestamp);
+        }
+        address challenger = inst.challenger;
+        address slashed = inst.operators[inst.executorSlot];
+        _removeMember(id, inst, inst.executorSlot, REMOVED_TIMED_OUT);
+        _slash(slashed, challenger);
+        _appendEvent(id, inst, EventKind.ExecutorTimedOut, abi.encode(slashed, challenger));
+        if (inst.phase == Phase.Frozen) {
+            uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
+            challengeEscrow -= fee;
+            _credit(challenger, fee);
+            return;
+        }
+        inst.challengeDeadline = uint64(block.timestamp) + delta;
+        inst.challengeIndex = inst.eventIndex;
+        inst.watchdogRounds = 0;
+    }
+
+    /// @notice The executor's operator challenges the watchdogs in `memberMask` to acknowledge
+    /// `payload` (the unacknowledged updates, encrypted) within Δ.
+    function challengeWatchdogs(uint256 id, uint256 memberMask, bytes calldata payload) external {
+        Instance storage inst = instances[id];
+        Phase phase = inst.phase;
+        if (phase != Phase.Active && phase != Phase.ExecutorChallenged) {
+            revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
+        }
+        address executorOperator = inst.operators[inst.executorSlot];
+        if (msg.sender != executorOperator) revert PoseManager_NotAllowed(msg.sender, executorOperator);
+        if (inst.watchdogMask != 0) revert PoseManager_WatchdogChallengeState(id, true);
+        uint256 n = inst.operators.length;
+        if (memberMask == 0 || memberMask >> n != 0 || memberMask & (1 << inst.executorSlot) != 0) {
+            revert PoseManager_BadMemberMask(memberMask);
+        }
+        for (uint256 i; i < n; ++i) {
+            if (memberMask & (1 << i) != 0 && inst.operators[i] == address(0)) revert PoseManager_BadMemberMask(memberMask);
+        }
+        inst.watchdogMask = uint16(memberMask);
+        inst.respondedMask = 0;
+        inst.watchdogDeadline = uint64(block.timestamp) + delta;
+        if (phase == Phase.ExecutorChallenged) {
+            // INVARIANT: a challenged executor extends its own deadline by at most MAX_WATCHDOG_ROUNDS × Δ.
+            if (inst.watchdogRounds >= MAX_WATCHDOG_ROUNDS) revert PoseManager_TooManyWatchdogRounds(id, inst.watchdogRounds);
+            ++inst.watchdogRounds;
+            inst.challengeDeadline += delta;
+        } else {
+            inst.phase = Phase.WatchdogsChallenged;
+            emit PhaseChanged(id, Phase.WatchdogsChallenged);
+        }
+        _appendEvent(id, inst, EventKind.WatchdogsChallenged, abi.encode(uint16(memberMask), payload));
+        inst.watchdogChallengeIndex = inst.eventIndex;
+    }
+
+    /// @notice A challenged watchdog's enclave acknowledges the challenge (its signature names an
+    /// event at or after the challenge).
+    function respondWatchdog(uint256 id, uint8 slot, uint64 eventIndex, bytes calldata signature) external {
+        Instance storage inst = instances[id];
+        if (inst.watchdogMask & (1 << slot) == 0 || inst.respondedMask & (1 << slot) != 0) {
+            revert PoseManager_NotChallenged(id, slot);
+        }
+        if (block.timestamp > inst.watchdogDeadline) {
+            revert PoseManager_DeadlinePassed(id, inst.watchdogDeadline, block.timestamp);
+        }
+        if (eventIndex < inst.watchdogChallengeIndex) {
+            revert PoseManager_ResponseTooOld(id, eventIndex, inst.watchdogChallengeIndex);
+        }
+        address expected = operators[inst.operators[slot]].enclaveSigner;
+        address recovered =
+            ECDSA.recover(watchdogResponseDigest(id, slot, eventIndex, eventHashAt(id, eventIndex)), signature);
+        if (recovered != expected) revert PoseManager_BadSignature(recovered, expected);
+        inst.respondedMask |= uint16(1 << slot);
+        _appendEvent(id, inst, EventKind.WatchdogResponded, abi.encode(slot));
+    }
+
+    /// @notice After Δ: removes and slashes every challenged watchdog that did not answer.
+    function finalizeWatchdogChallenge(uint256 id) external {
+        Instance storage inst = instances[id];
+        uint16 mask = inst.watchdogMask;
+        if (mask == 0) revert PoseManager_WatchdogChallengeState(id, false);
+        if (block.timestamp <= inst.watchdogDeadline) {
+            revert PoseManager_DeadlineNotPassed(id, inst.watchdogDeadline, block.timestamp);
+        }
+        uint16 silent = mask & ~inst.respondedMask;
+        address beneficiary = inst.operators[inst.executorSlot];
+        inst.watchdogMask = 0;
+        inst.respondedMask = 0;
+        _appendEvent(id, inst, EventKind.WatchdogChallengeFinalized, abi.encode(silent));
+        uint256 n = inst.operators.length;
+        for (uint256 i; i < n; ++i) {
+            if (silent & (1 << i) == 0 || inst.operators[i] == address(0)) continue;
+            address slashed = inst.operators[i];
+            _removeMember(id, inst, i, REMOVED_TIMED_OUT);
+            _slash(slashed, beneficiary);
+        }
+        if (inst.phase == Phase.WatchdogsChallenged) {
+            inst.phase = Phase.Active;
+            emit PhaseChanged(id, Phase.Active);
+        }
+    }
+
+    /// @notice Fills empty slots of an active instance with operators drawn from the hash of a
+    /// later block, excluding current members. The first call schedules the draw; a call after
+    /// that block performs it. Anyone may call.
+    function refill(uint256 id) external {
+        Instance storage inst = instances[id];
+        _requirePhase(id, inst, Phase.Active);
+        uint256 n = inst.operators.length;
+        uint256 empty;
+        for (uint256 i; i < n; ++i) {
+            if (inst.operators[i] == address(0)) ++empty;
+        }
+        if (empty == 0) revert PoseManager_NothingToRefill(id);
+        uint64 at = inst.refillBlock;
+        if (at == 0 || (block.number > at && blockhash(at) == bytes32(0))) {
+            inst.refillBlock = uint64(block.number + 1);
+            return;
+        }
+        if (block.number <= at) revert PoseManager_DrawTooEarly(id, at, block.number);
+        inst.refillBlock = 0;
+        address[] memory chosen = _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, empty);
+        uint8[] memory slots = new uint8[](chosen.length);
+        address[] memory signers = new address[](chosen.length);
+        bytes32[] memory keys = new bytes32[](chosen.length);
+        uint256 k;
+        for (uint256 i; i < n && k < chosen.length; ++i) {
+            if (inst.operators[i] != address(0)) continue;
+            Operator storage op = operators[chosen[k]];
+            inst.operators[i] = chosen[k];
+            ++op.memberships;
+            slots[k] = uint8(i);
+            signers[k] = op.enclaveSigner;
+            keys[k] = op.encryptionKey;
+            ++k;
+        }
+        _appendEvent(id, inst, EventKind.Refilled, abi.encode(slots, signers, keys));
+    }
+
+    /// @dev Up to `want` distinct eligible operators that are not in `current`, uniformly.
+    function _drawExcluding(bytes32 seed, address[] storage current, uint256 want)
+        internal
+        view
+        returns (address[] memory chosen)
+    {
+        uint256 n = eligible.length;
+        address[] memory pool = new address[](want);
+        uint256 got;
+        uint256[] memory swapFrom = new uint256[](n);
+        uint256[] memory swapTo = new uint256[](n);
+        uint256 swaps;
+        for (uint256 i; i < n && got < want; ++i) {
+            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (n - i);
+            uint256 atJ = _lookup(swapFrom, swapTo, swaps, j);
+            uint256 atI = _lookup(swapFrom, swapTo, swaps, i);
+            swapFrom[swaps] = j;
+            swapTo[swaps] = atI;
+            ++swaps;
+            address candidate = eligible[atJ];
+            if (!_contains(current, candidate)) pool[got++] = candidate;
+        }
+        chosen = new address[](got);
+        for (uint256 i; i < got; ++i) chosen[i] = pool[i];
+    }
+
+    function _contains(address[] storage list, address a) internal view returns (bool) {
+        uint256 n = list.length;
+        for (uint256 i; i < n; ++i) {
+            if (list[i] == a) return true;
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------ exit, stake, payouts
+
+    /// @notice Stops the caller's operator from being drawn; its memberships are handed over
+    /// with `leave`, and its stake is withdrawable after the exit delay.
+    function requestExit() external {
+        Operator storage op = operators[msg.sender];
+        if (!op.registered) revert PoseManager_NotRegistered(msg.sender);
+        if (op.exiting) revert PoseManager_Exiting(msg.sender);
+        op.exiting = true;
+        op.exitRequestedAt = uint64(block.timestamp);
+        _removeEligible(msg.sender);
+        emit ExitRequested(msg.sender, uint64(block.timestamp));
+    }
+
+    /// @notice An exiting operator hands over its slot in instance `id` (it is replaced like a
+    /// removed member; an executor's lowest live watchdog takes over).
+    function leave(uint256 id) external {
+        Instance storage inst = instances[id];
+        Phase phase = inst.phase;
+        if (phase == Phase.None || phase == Phase.Drawing || phase == Phase.Frozen || phase == Phase.Terminated) {
+            revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
+        }
+        if (!operators[msg.sender].exiting) revert PoseManager_NotAllowed(msg.sender, address(0));
+        uint256 n = inst.operators.length;
+        for (uint256 i; i < n; ++i) {
+            if (inst.operators[i] == msg.sender) {
+                _removeMember(id, inst, i, REMOVED_EXITED);
+                return;
+            }
+        }
+        revert PoseManager_NotAllowed(msg.sender, address(0));
+    }
+
+    /// @notice Pays out the stake of an exited operator with no memberships after the exit delay.
+    function withdrawStake() external nonReentrant {
+        Operator storage op = operators[msg.sender];
+        uint64 readyAt = op.exitRequestedAt + exitDelay;
+        // INVARIANT: stake leaves the manager only through withdrawStake or a slash payout.
+        if (!op.exiting || op.memberships != 0 || block.timestamp < readyAt) {
+            revert PoseManager_CannotWithdraw(msg.sender, op.memberships, readyAt);
+        }
+        uint256 amount = op.stake;
+        op.stake = 0;
+        op.registered = false;
+        totalStake -= amount;
+        emit StakeWithdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    /// @notice Pays the caller what it was credited (challenge fees, rewards, refunds).
+    function claim() external nonReentrant {
+        uint256 amount = payouts[msg.sender];
+        if (amount == 0) revert PoseManager_NothingToClaim(msg.sender);
+        payouts[msg.sender] = 0;
+        totalPayouts -= amount;
+        emit PayoutClaimed(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
+    function _send(address to, uint256 amount) internal {
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert PoseManager_TransferFailed(to, amount);
+    }
+
+    function _credit(address account, uint256 amount) internal {
+        if (amount == 0) return;
+        payouts[account] += amount;
+        totalPayouts += amount;
+        emit PayoutCredited(account, amount);
+    }
+
+    /// @dev Takes `slashAmount` (or what is left) from `operator`; half rewards `beneficiary`.
+    function _slash(address operator, address beneficiary) internal {
+        Operator storage op = operators[operator];
+        uint256 amount = op.stake < slashAmount ? op.stake : slashAmount;
+        op.stake -= amount;
+        totalStake -= amount;
+        uint256 reward = amount / 2;
+        // Cannot overflow: reward <= amount.
+        unchecked {
+            treasury += amount - reward;
+        }
+        _credit(beneficiary, reward);
+        if (op.stake < minStake) _removeEligible(operator);
+        emit Slashed(operator, amount, beneficiary, reward);
+    }
+
+    function _removeEligible(address operator) internal {
+        Operator storage op = operators[operator];
+        uint256 pos = op.eligiblePosition;
+        if (pos == 0) return;
+        address last = eligible[eligible.length - 1];
+        eligible[pos - 1] = last;
+        operators[last].eligiblePosition = uint64(pos);
+        eligible.pop();
+        op.eligiblePosition = 0;
+    }
+
+    /// @notice The digest an executor enclave signs to answer a challenge.
+    function respondDigest(uint256 id, bytes32 responseHash, uint64 eventIndex, bytes32 eventHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode("POSE-RESPOND-v1", block.chainid, address(this), id, responseHash, eventIndex, eventHash)
+        );
+    }
+
+    /// @notice The digest a watchdog enclave signs to answer a watchdog challenge.
+    function watchdogResponseDigest(uint256 id, uint8 slot, uint64 eventIndex, bytes32 eventHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return keccak256(abi.encode("POSE-WATCHDOG-v1", block.chainid, address(this), id, slot, eventIndex, eventHash));
     }
 
     // ------------------------------------------------------------------ running event hash
@@ -397,6 +852,12 @@ contract PoseManager {
             v.operators[i] = op;
             v.signers[i] = op == address(0) ? address(0) : operators[op].enclaveSigner;
         }
+        v.challenger = inst.challenger;
+        v.challengeDeadline = inst.challengeDeadline;
+        v.watchdogMask = inst.watchdogMask;
+        v.respondedMask = inst.respondedMask;
+        v.watchdogDeadline = inst.watchdogDeadline;
+        v.refillBlock = inst.refillBlock;
     }
 
     /// @notice Everything about `operator`.
@@ -408,6 +869,8 @@ contract PoseManager {
         v.stake = op.stake;
         v.registered = op.registered;
         v.exiting = op.exiting;
+        v.memberships = op.memberships;
+        v.exitRequestedAt = op.exitRequestedAt;
     }
 
     /// @notice Number of operators a pool can currently be drawn from.

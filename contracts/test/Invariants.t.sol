@@ -30,6 +30,25 @@ contract ManagerHandler {
         measurement = meas;
     }
 
+    /// @dev A whole life cycle in one call, so deep states (timeouts, slashes) are always reached.
+    function lifecycle(uint8 watchdogs, bytes32 seed, uint256 mask) external {
+        while (registered < 6) this.register(0);
+        this.create(watchdogs);
+        uint256 id = manager.instanceCount();
+        this.draw(id - 1, seed);
+        this.activate(id - 1, mask);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        if (!_honest(v.operators[v.executorSlot])) ++dishonestChallenged;
+        this.challengeExecutor(id - 1);
+        if (manager.getInstance(id).phase == Phase.ExecutorChallenged) {
+            this.timeout(id - 1, 0);
+            ++timeouts;
+        }
+    }
+
+    uint256 public timeouts;
+    uint256 public dishonestChallenged;
+
     function register(uint96 stakeExtra) external {
         if (registered >= 12) return;
         uint256 i = registered;
@@ -43,6 +62,7 @@ contract ManagerHandler {
         vm.deal(op, stake);
         vm.prank(op);
         manager.register{value: stake}(signer, enc, "http://127.0.0.1:1", abi.encode(measurement, abi.encodePacked(r, s, v)));
+        registeredStake[i] = stake;
         registered++;
         stakes += stake;
     }
@@ -87,6 +107,97 @@ contract ManagerHandler {
         _observe(id);
     }
 
+    uint256 public initialStakeOfHonest;
+    mapping(uint256 => uint256) public registeredStake;
+
+    /// @dev Operators with an even index run honest enclaves: they answer every challenge.
+    function _honest(address op) internal pure returns (bool) {
+        return (uint160(op) - 0x9000) % 2 == 0;
+    }
+
+    function _keyOf(address signer) internal view returns (uint256) {
+        for (uint256 i; i < registered; ++i) {
+            if (vm.addr(0xF0000 + i) == signer) return 0xF0000 + i;
+        }
+        return 0;
+    }
+
+    function _pick(uint256 idSeed) internal view returns (uint256 id, PoseManager.InstanceView memory v) {
+        uint256 n = manager.instanceCount();
+        if (n == 0) return (0, v);
+        id = 1 + (idSeed % n);
+        v = manager.getInstance(id);
+    }
+
+    function challengeExecutor(uint256 idSeed) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || (v.phase != Phase.Active && v.phase != Phase.WatchdogsChallenged)) return;
+        uint256 fee = manager.challengeFee();
+        vm.deal(address(this), fee);
+        manager.challengeExecutor{value: fee}(id, hex"01");
+        v = manager.getInstance(id);
+        address exec = v.operators[v.executorSlot];
+        if (_honest(exec)) {
+            bytes32 d = manager.respondDigest(id, keccak256("ok"), v.eventIndex, v.eventHash);
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
+            manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
+        }
+        _observe(id);
+    }
+
+    function timeout(uint256 idSeed, uint32 wait) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || v.phase != Phase.ExecutorChallenged) return;
+        vm.warp(block.timestamp + manager.delta() + 1 + (wait % 100));
+        manager.executorTimeout(id);
+        v = manager.getInstance(id);
+        // A promoted honest executor answers the continuing challenge at once.
+        if (v.phase == Phase.ExecutorChallenged && _honest(v.operators[v.executorSlot])) {
+            bytes32 d = manager.respondDigest(id, keccak256("ok"), v.eventIndex, v.eventHash);
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
+            manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
+        }
+        _observe(id);
+    }
+
+    function challengeWatchdogs(uint256 idSeed, uint256 maskSeed) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || v.watchdogMask != 0) return;
+        if (v.phase != Phase.Active && v.phase != Phase.ExecutorChallenged) return;
+        uint256 mask;
+        for (uint256 i; i < v.operators.length; ++i) {
+            if (i != v.executorSlot && v.operators[i] != address(0) && (maskSeed >> i) & 1 == 1) mask |= 1 << i;
+        }
+        if (mask == 0) return;
+        vm.prank(v.operators[v.executorSlot]);
+        try manager.challengeWatchdogs(id, mask, hex"02") {}
+        catch {
+            return;
+        }
+        v = manager.getInstance(id);
+        for (uint256 i; i < v.operators.length; ++i) {
+            if ((mask >> i) & 1 == 0 || !_honest(v.operators[i])) continue;
+            bytes32 d = manager.watchdogResponseDigest(id, uint8(i), v.eventIndex, v.eventHash);
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[i]), d);
+            manager.respondWatchdog(id, uint8(i), v.eventIndex, abi.encodePacked(r, s, sv));
+        }
+        vm.warp(block.timestamp + manager.delta() + 1);
+        manager.finalizeWatchdogChallenge(id);
+        _observe(id);
+    }
+
+    function claimAll() external {
+        for (uint256 i; i < registered; ++i) {
+            address op = address(uint160(0x9000 + i));
+            if (manager.payouts(op) == 0) continue;
+            vm.prank(op);
+            manager.claim();
+        }
+        if (manager.payouts(address(this)) > 0) manager.claim();
+    }
+
+    receive() external payable {}
+
     function _observe(uint256 id) internal {
         uint64 idx = manager.getInstance(id).eventIndex;
         if (idx < lastSeenIndex[id]) indexWentBack = true;
@@ -108,9 +219,30 @@ contract InvariantsTest is Fixture {
         t[0] = address(handler);
     }
 
-    /// P1: the manager holds exactly the stakes and fees paid into it (no coin leaves yet).
-    function invariant_balanceEqualsStakesPlusFees() public view {
-        assertEq(address(manager).balance, handler.stakes() + handler.fees(), "manager balance");
+    /// P1: the manager's balance is exactly what it owes: stakes, unclaimed payouts, escrowed
+    /// challenge fees and the treasury (creation fees and the unrewarded part of slashes).
+    function invariant_balanceEqualsWhatIsOwed() public view {
+        assertEq(
+            address(manager).balance,
+            manager.totalStake() + manager.totalPayouts() + manager.challengeEscrow() + manager.treasury(),
+            "manager balance"
+        );
+        uint256 sum;
+        for (uint256 i; i < handler.registered(); ++i) sum += manager.getOperator(address(uint160(0x9000 + i))).stake;
+        assertEq(sum, manager.totalStake(), "stakes add up");
+    }
+
+    /// The fuzzer reaches slashes (guards against a vacuous P9).
+    function afterInvariant() public view {
+        // Every challenged silent executor was timed out: the slashing path is really exercised.
+        assertEq(handler.timeouts(), handler.dishonestChallenged(), "silent executors timed out");
+    }
+
+    /// P9: an honest, responsive enclave is never slashed.
+    function invariant_honestNeverSlashed() public view {
+        for (uint256 i; i < handler.registered(); i += 2) {
+            assertEq(manager.getOperator(address(uint160(0x9000 + i))).stake, handler.registeredStake(i), "honest stake intact");
+        }
     }
 
     /// P2: pool members of every drawn instance are distinct registered operators.
@@ -134,7 +266,9 @@ contract InvariantsTest is Fixture {
         uint256 n = manager.instanceCount();
         for (uint256 id = 1; id <= n; ++id) {
             PoseManager.InstanceView memory v = manager.getInstance(id);
-            if (v.phase == Phase.Active) assertTrue(v.signers[v.executorSlot] != address(0), "executor live");
+            if (v.phase == Phase.Active || v.phase == Phase.ExecutorChallenged || v.phase == Phase.WatchdogsChallenged) {
+                assertTrue(v.signers[v.executorSlot] != address(0), "a live instance has a live executor");
+            }
             if (v.phase == Phase.Drawing) assertEq(v.operators.length, 0, "no pool before the draw");
             assertEq(manager.eventHashAt(id, v.eventIndex), v.eventHash, "latest hash readable");
         }
@@ -143,7 +277,12 @@ contract InvariantsTest is Fixture {
 
 /// @notice Exposes the running-hash append so the ring buffer can be filled past its size.
 contract PoseManagerHarness is PoseManager {
-    constructor() PoseManager(IAttestationVerifier(address(0)), 1, 0, 60, 600) {}
+    constructor()
+        PoseManager(
+            IAttestationVerifier(address(0)),
+            PoseManager.Params({minStake: 1, creationFee: 0, challengeFee: 0, slashAmount: 0, delta: 60, exitDelay: 600})
+        )
+    {}
 
     function appendEvents(uint256 id, uint256 n) external {
         for (uint256 i; i < n; ++i) _appendEvent(id, instances[id], EventKind.Deposit, abi.encode(i));
@@ -173,3 +312,4 @@ contract EventHistoryTest is Fixture {
         assertEq(h.eventHashAt(id, probe), probe == 0 ? bytes32(0) : expected, "hash at probe");
     }
 }
+

@@ -13,6 +13,9 @@ import { bytesToHex, secretKeyToAddress } from '../protocol/index.ts'
 export type ManagerParams = {
   minStake: bigint
   creationFee: bigint
+  challengeFee: bigint
+  /** Stake taken from an operator whose enclave is removed by a timed-out challenge. */
+  slashAmount: bigint
   /** Δ, the challenge timeout, in seconds. */
   delta: bigint
   exitDelay: bigint
@@ -21,6 +24,8 @@ export type ManagerParams = {
 export const DEFAULT_MANAGER_PARAMS: ManagerParams = {
   minStake: 10n ** 18n,
   creationFee: 10n ** 15n,
+  challengeFee: 10n ** 16n,
+  slashAmount: 5n * 10n ** 17n,
   delta: 60n,
   exitDelay: 600n,
 }
@@ -50,12 +55,6 @@ export async function deployManager(p: {
     bytesToHex(secretKeyToAddress(p.devAuthorityKey)),
     p.measurements.map(bytesToHex),
   ])
-  const manager = await deploy(poseManagerAbi, poseManagerBytecode, [
-    verifier,
-    params.minStake,
-    params.creationFee,
-    params.delta,
-    params.exitDelay,
-  ])
+  const manager = await deploy(poseManagerAbi, poseManagerBytecode, [verifier, params])
   return { manager, verifier }
 }

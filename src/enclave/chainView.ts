@@ -11,9 +11,13 @@ import {
   dec,
   decodeActivated,
   decodeCreated,
+  decodeExecutorChallenged,
   decodeJson,
   decodeMemberRemoved,
   decodePoolDrawn,
+  decodeRefilled,
+  decodeWatchdogChallengeFinalized,
+  decodeWatchdogsChallenged,
   EventKind,
   encodeJson,
   equalBytes,
@@ -41,6 +45,7 @@ export class ChainView {
   executorSlot = 0
   contractEncryptionKey: Uint8Array | undefined
   genesisDigest: Uint8Array | undefined
+  watchdogMask = 0
 
   constructor(readonly instance: bigint) {}
 
@@ -110,8 +115,47 @@ export class ChainView {
         return
       }
       case EventKind.MemberRemoved: {
+        // Mirrors PoseManager._removeMember: an executor's lowest live slot takes over.
         const m = decodeMemberRemoved(data)
-        if (m.slot < this.signers.length) this.signers[m.slot] = ZERO20
+        if (m.slot >= this.signers.length)
+          throw new ProtocolError('MALFORMED', 'MemberRemoved: slot outside the pool')
+        this.signers[m.slot] = ZERO20
+        this.watchdogMask &= ~(1 << m.slot)
+        if (m.slot !== this.executorSlot) return
+        const next = this.signers.findIndex((s) => !equalBytes(s, ZERO20))
+        if (next >= 0) this.executorSlot = next
+        else {
+          this.phase = Phase.Frozen
+          this.watchdogMask = 0
+        }
+        return
+      }
+      case EventKind.ExecutorChallenged:
+        decodeExecutorChallenged(data)
+        this.phase = Phase.ExecutorChallenged
+        return
+      case EventKind.ExecutorResponded:
+        this.phase = this.watchdogMask !== 0 ? Phase.WatchdogsChallenged : Phase.Active
+        return
+      case EventKind.WatchdogsChallenged: {
+        const w = decodeWatchdogsChallenged(data)
+        this.watchdogMask = w.mask
+        if (this.phase === Phase.Active) this.phase = Phase.WatchdogsChallenged
+        return
+      }
+      case EventKind.WatchdogChallengeFinalized:
+        decodeWatchdogChallengeFinalized(data)
+        this.watchdogMask = 0
+        if (this.phase === Phase.WatchdogsChallenged) this.phase = Phase.Active
+        return
+      case EventKind.Refilled: {
+        const r = decodeRefilled(data)
+        r.slots.forEach((slot, i) => {
+          if (slot >= this.signers.length)
+            throw new ProtocolError('MALFORMED', 'Refilled: slot outside the pool')
+          this.signers[slot] = r.signers[i]!
+          this.encryptionKeys[slot] = r.encryptionKeys[i]!
+        })
         return
       }
       default:
@@ -152,6 +196,7 @@ export class ChainView {
       executorSlot: this.executorSlot,
       contractEncryptionKey: this.contractEncryptionKey ? hex(this.contractEncryptionKey) : null,
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
+      watchdogMask: this.watchdogMask,
     }
   }
 
@@ -170,6 +215,7 @@ export class ChainView {
     if (w.contractEncryptionKey)
       v.contractEncryptionKey = unhex(w.contractEncryptionKey, 'view.cek', 32)
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
+    v.watchdogMask = w.watchdogMask
     return v
   }
 }
@@ -187,4 +233,5 @@ const viewSchema = z.strictObject({
   executorSlot: z.number().int().min(0).max(15),
   contractEncryptionKey: z.string().nullable(),
   genesisDigest: z.string().nullable(),
+  watchdogMask: z.number().int().min(0).max(0xffff),
 })

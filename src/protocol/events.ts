@@ -92,3 +92,50 @@ export function decodeMemberRemoved(data: Uint8Array): MemberRemovedEvent {
 
 export const isKnownEventKind = (k: number): boolean =>
   k >= EventKind.Created && k <= EventKind.Terminated
+
+export type RefilledEvent = { slots: number[]; signers: Uint8Array[]; encryptionKeys: Uint8Array[] }
+export type WatchdogsChallengedEvent = { mask: number; payload: Uint8Array }
+export type ExecutorChallengedEvent = { challenger: Uint8Array; payload: Uint8Array }
+
+export function decodeRefilled(data: Uint8Array): RefilledEvent {
+  const slots = wordArray(data, 0, 'Refilled.slots', 16).map((w) =>
+    smallUint(w, 'Refilled.slots', 15n),
+  )
+  const signers = wordArray(data, 1, 'Refilled.signers', 16).map((w) =>
+    wordToAddress(w, 'Refilled.signers'),
+  )
+  const encryptionKeys = wordArray(data, 2, 'Refilled.encryptionKeys', 16).map((w) => w.slice())
+  if (slots.length !== signers.length || slots.length !== encryptionKeys.length) {
+    throw new ProtocolError('MALFORMED', 'Refilled: arrays differ in length')
+  }
+  return { slots, signers, encryptionKeys }
+}
+
+/** Decodes dynamic `bytes` whose head offset sits at word `slot`. */
+function dynamicBytes(data: Uint8Array, slot: number, what: string): Uint8Array {
+  const offset = smallUint(word(data, slot, what), `${what} offset`, BigInt(data.length))
+  const length = smallUint(word(data, offset / 32, what), `${what} length`, BigInt(data.length))
+  const start = offset + 32
+  if (start + length > data.length) throw new ProtocolError('MALFORMED', `${what}: data too short`)
+  return data.slice(start, start + length)
+}
+
+export function decodeWatchdogsChallenged(data: Uint8Array): WatchdogsChallengedEvent {
+  return {
+    mask: smallUint(word(data, 0, 'WatchdogsChallenged'), 'WatchdogsChallenged.mask', 0xffffn),
+    payload: dynamicBytes(data, 1, 'WatchdogsChallenged.payload'),
+  }
+}
+
+export function decodeExecutorChallenged(data: Uint8Array): ExecutorChallengedEvent {
+  return {
+    challenger: wordToAddress(word(data, 0, 'ExecutorChallenged'), 'ExecutorChallenged.challenger'),
+    payload: dynamicBytes(data, 1, 'ExecutorChallenged.payload'),
+  }
+}
+
+export function decodeWatchdogChallengeFinalized(data: Uint8Array): { silent: number } {
+  if (data.length !== 32)
+    throw new ProtocolError('MALFORMED', 'WatchdogChallengeFinalized: expected 32 bytes')
+  return { silent: smallUint(word(data, 0, 'WatchdogChallengeFinalized'), 'silent', 0xffffn) }
+}

@@ -11,6 +11,10 @@ abstract contract Fixture is Test {
     bytes32 internal constant MEASUREMENT = keccak256("enclave bundle");
     uint256 internal constant MIN_STAKE = 1 ether;
     uint256 internal constant FEE = 0.001 ether;
+    uint256 internal constant CHALLENGE_FEE = 0.01 ether;
+    uint256 internal constant SLASH = 0.5 ether;
+    uint64 internal constant DELTA = 60;
+    uint64 internal constant EXIT_DELAY = 600;
 
     DevAttestationVerifier internal verifier;
     PoseManager internal manager;
@@ -19,7 +23,18 @@ abstract contract Fixture is Test {
         bytes32[] memory allowed = new bytes32[](1);
         allowed[0] = MEASUREMENT;
         verifier = new DevAttestationVerifier(vm.addr(AUTHORITY_KEY), allowed);
-        manager = new PoseManager(verifier, MIN_STAKE, FEE, 60, 600);
+        manager = new PoseManager(verifier, params());
+    }
+
+    function params() internal pure returns (PoseManager.Params memory) {
+        return PoseManager.Params({
+            minStake: MIN_STAKE,
+            creationFee: FEE,
+            challengeFee: CHALLENGE_FEE,
+            slashAmount: SLASH,
+            delta: DELTA,
+            exitDelay: EXIT_DELAY
+        });
     }
 
     function operatorAddr(uint256 i) internal pure returns (address) {
@@ -58,6 +73,22 @@ abstract contract Fixture is Test {
         vm.roll(block.number + 2);
         vm.setBlockhash(block.number - 1, keccak256(abi.encode("seed", id)));
         manager.drawPool(id);
+    }
+
+    /// @notice Registers `operators` operators and returns an active instance with `watchdogs`.
+    function activeInstance(uint256 operators_, uint8 watchdogs) internal returns (uint256 id) {
+        for (uint256 i; i < operators_; ++i) registerOperator(i);
+        id = createAndDraw(watchdogs);
+        activateAll(id, watchdogs, operators_);
+    }
+
+    function activateAll(uint256 id, uint8 watchdogs, uint256 operators_) internal {
+        uint64 index = manager.getInstance(id).eventIndex;
+        uint256 mask = (1 << (uint256(watchdogs) + 1)) - 1;
+        bytes32 eventHash = manager.eventHashAt(id, index);
+        bytes32 digest = manager.activationDigest(id, keccak256("cek"), keccak256("genesis"), mask, index, eventHash);
+        uint256 key = slotKey(id, 0, operators_);
+        manager.activate(id, keccak256("cek"), keccak256("genesis"), mask, index, sig(key, digest));
     }
 
     /// @notice The private key of the enclave in `slot` of instance `id`.

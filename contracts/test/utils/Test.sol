@@ -8,6 +8,7 @@ interface Vm {
     function deal(address who, uint256 newBalance) external;
     function prank(address sender) external;
     function roll(uint256 newHeight) external;
+    function warp(uint256 newTimestamp) external;
     function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function expectRevert(bytes calldata revertData) external;
     function expectRevert() external;

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {PoseManager} from "../src/PoseManager.sol";
+import {Phase} from "../src/PoseTypes.sol";
+import {Fixture} from "./utils/Fixture.sol";
+
+contract LivenessTest is Fixture {
+    uint256 internal constant OPS = 5;
+    uint256 internal id;
+    address internal user = address(0xBEEF);
+
+    function setUp() public override {
+        super.setUp();
+        id = activeInstance(OPS, 2);
+        vm.deal(user, 10 ether);
+    }
+
+    function challenge() internal {
+        vm.prank(user);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+    }
+
+    function respond(uint256 slot, uint64 index) internal {
+        bytes32 d = manager.respondDigest(id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        manager.respondExecutor(id, "answer", index, sig(slotKey(id, slot, OPS), d));
+    }
+
+    function opOf(uint256 slot) internal view returns (address) {
+        return manager.getInstance(id).operators[slot];
+    }
+
+    // ------------------------------------------------------------ challengeExecutor
+
+    function test_challengeExecutor_succeeds() public {
+        challenge();
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.ExecutorChallenged, "phase");
+        assertEq(v.challenger, user, "challenger");
+        assertEq(v.challengeDeadline, block.timestamp + DELTA, "deadline");
+        assertEq(manager.challengeEscrow(), CHALLENGE_FEE, "escrow");
+    }
+
+    function test_challengeExecutor_wrongFee_reverts() public {
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_WrongFee.selector, 1, CHALLENGE_FEE));
+        manager.challengeExecutor{value: 1}(id, "");
+    }
+
+    function test_challengeExecutor_twice_reverts() public {
+        challenge();
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active));
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, "");
+    }
+
+    // ------------------------------------------------------------ respondExecutor
+
+    function test_respondExecutor_succeeds_paysFee() public {
+        challenge();
+        respond(0, manager.getInstance(id).eventIndex);
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "active again");
+        assertEq(manager.payouts(opOf(0)), CHALLENGE_FEE, "fee to the responding operator");
+        assertEq(manager.challengeEscrow(), 0, "escrow released");
+    }
+
+    function test_respondExecutor_staleIndex_reverts() public {
+        // An operator that hid the challenge from its enclave only has a signature over an
+        // older event: rejected.
+        uint64 before = manager.getInstance(id).eventIndex;
+        challenge();
+        bytes32 d = manager.respondDigest(id, keccak256("answer"), before, manager.eventHashAt(id, before));
+        bytes memory s = sig(slotKey(id, 0, OPS), d);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_ResponseTooOld.selector, id, before, before + 1));
+        manager.respondExecutor(id, "answer", before, s);
+    }
+
+    function test_respondExecutor_byWatchdog_reverts() public {
+        challenge();
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d = manager.respondDigest(id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        uint256 key = slotKey(id, 1, OPS);
+        bytes memory s = sig(key, d);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[0]));
+        manager.respondExecutor(id, "answer", index, s);
+    }
+
+    function test_respondExecutor_afterDeadline_reverts() public {
+        challenge();
+        uint64 deadline = manager.getInstance(id).challengeDeadline;
+        vm.warp(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1));
+        manager.respondExecutor(id, "answer", 0, "");
+    }
+
+    function test_respondExecutor_notChallenged_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged));
+        manager.respondExecutor(id, "answer", 0, "");
+    }
+
+    // ------------------------------------------------------------ executorTimeout
+
+    function test_executorTimeout_promotesSlashesRewards() public {
+        address executorOp = opOf(0);
+        challenge();
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.executorTimeout(id);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.operators[0], address(0), "executor removed");
+        assertEq(v.executorSlot, 1, "lowest live watchdog promoted");
+        assertTrue(v.phase == Phase.ExecutorChallenged, "challenge continues");
+        assertEq(v.challengeDeadline, block.timestamp + DELTA, "fresh deadline");
+        assertEq(manager.getOperator(executorOp).stake, MIN_STAKE - SLASH, "slashed");
+        assertEq(manager.payouts(user), SLASH / 2, "challenger rewarded");
+        // The promoted executor answers; the challenger's fee goes to it.
+        respond(1, manager.getInstance(id).eventIndex);
+        assertEq(manager.payouts(opOf(1)), CHALLENGE_FEE, "fee to the new executor");
+    }
+
+    function test_executorTimeout_beforeDeadline_reverts() public {
+        challenge();
+        uint64 deadline = manager.getInstance(id).challengeDeadline;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp));
+        manager.executorTimeout(id);
+    }
+
+    function test_executorTimeout_lastMember_freezesAndRefunds() public {
+        challenge();
+        for (uint256 k; k < 3; ++k) {
+            vm.warp(block.timestamp + DELTA + 1);
+            manager.executorTimeout(id);
+        }
+        assertTrue(manager.getInstance(id).phase == Phase.Frozen, "frozen");
+        assertEq(manager.payouts(user), 3 * (SLASH / 2) + CHALLENGE_FEE, "rewards and refund");
+        assertEq(manager.challengeEscrow(), 0, "escrow empty");
+    }
+
+    function test_executorTimeout_notChallenged_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged));
+        manager.executorTimeout(id);
+    }
+
+    // ------------------------------------------------------------ watchdog challenges
+
+    function test_challengeWatchdogs_respond_finalize() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 6, hex"ab");
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.WatchdogsChallenged, "phase");
+        uint64 index = v.eventIndex;
+        bytes32 d = manager.watchdogResponseDigest(id, 1, index, manager.eventHashAt(id, index));
+        manager.respondWatchdog(id, 1, index, sig(slotKey(id, 1, OPS), d));
+        address silent = opOf(2);
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.finalizeWatchdogChallenge(id);
+        v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.Active, "active");
+        assertTrue(v.operators[1] != address(0), "responsive watchdog kept, not slashed");
+        assertEq(manager.getOperator(v.operators[1]).stake, MIN_STAKE, "responsive watchdog not slashed");
+        assertEq(v.operators[2], address(0), "silent watchdog removed");
+        assertEq(manager.getOperator(silent).stake, MIN_STAKE - SLASH, "silent watchdog slashed");
+        assertEq(manager.payouts(opOf(0)), SLASH / 2, "executor rewarded");
+    }
+
+    function test_challengeWatchdogs_notExecutorOperator_reverts() public {
+        address watchdog = opOf(1);
+        address exec = opOf(0);
+        vm.prank(watchdog);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotAllowed.selector, watchdog, exec));
+        manager.challengeWatchdogs(id, 4, "");
+    }
+
+    function test_challengeWatchdogs_badMask_reverts() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadMemberMask.selector, 1));
+        manager.challengeWatchdogs(id, 1, "");
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadMemberMask.selector, 8));
+        manager.challengeWatchdogs(id, 8, "");
+    }
+
+    function test_challengeWatchdogs_whileOpen_reverts() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 2, "");
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.WatchdogsChallenged, Phase.Active));
+        manager.challengeWatchdogs(id, 4, "");
+    }
+
+    function test_challengeWatchdogs_whileChallenged_boundedRounds() public {
+        challenge();
+        address exec = opOf(0);
+        uint64 deadline = manager.getInstance(id).challengeDeadline;
+        for (uint256 r; r < manager.MAX_WATCHDOG_ROUNDS(); ++r) {
+            vm.prank(exec);
+            manager.challengeWatchdogs(id, 2, "");
+            bytes32 d = manager.watchdogResponseDigest(id, 1, manager.getInstance(id).eventIndex, manager.getInstance(id).eventHash);
+            manager.respondWatchdog(id, 1, manager.getInstance(id).eventIndex, sig(slotKey(id, 1, OPS), d));
+            vm.warp(block.timestamp + DELTA + 1);
+            manager.finalizeWatchdogChallenge(id);
+        }
+        assertEq(manager.getInstance(id).challengeDeadline, deadline + 2 * DELTA, "deadline extended by at most 2 rounds");
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TooManyWatchdogRounds.selector, id, 2));
+        manager.challengeWatchdogs(id, 2, "");
+    }
+
+    function test_respondWatchdog_notChallenged_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotChallenged.selector, id, 1));
+        manager.respondWatchdog(id, 1, 0, "");
+    }
+
+    function test_respondWatchdog_staleIndex_reverts() public {
+        uint64 before = manager.getInstance(id).eventIndex;
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, "");
+        bytes32 d = manager.watchdogResponseDigest(id, 1, before, manager.eventHashAt(id, before));
+        bytes memory s = sig(slotKey(id, 1, OPS), d);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_ResponseTooOld.selector, id, before, before + 1));
+        manager.respondWatchdog(id, 1, before, s);
+    }
+
+    function test_respondWatchdog_wrongSigner_reverts() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, "");
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d = manager.watchdogResponseDigest(id, 1, index, manager.eventHashAt(id, index));
+        uint256 key = slotKey(id, 2, OPS);
+        bytes memory s = sig(key, d);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[1]));
+        manager.respondWatchdog(id, 1, index, s);
+    }
+
+    function test_respondWatchdog_afterDeadline_reverts() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, "");
+        uint64 deadline = manager.getInstance(id).watchdogDeadline;
+        vm.warp(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1));
+        manager.respondWatchdog(id, 1, 0, "");
+    }
+
+    function test_finalizeWatchdogChallenge_none_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_WatchdogChallengeState.selector, id, false));
+        manager.finalizeWatchdogChallenge(id);
+    }
+
+    function test_finalizeWatchdogChallenge_early_reverts() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, "");
+        uint64 deadline = manager.getInstance(id).watchdogDeadline;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp));
+        manager.finalizeWatchdogChallenge(id);
+    }
+
+    // ------------------------------------------------------------ refill
+
+    function removeSlot2() internal {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 4, "");
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.finalizeWatchdogChallenge(id);
+    }
+
+    function test_refill_drawsNewDistinctMember() public {
+        removeSlot2();
+        address[] memory before = manager.getInstance(id).operators;
+        manager.refill(id);
+        uint64 at = manager.getInstance(id).refillBlock;
+        assertEq(at, block.number + 1, "scheduled");
+        vm.roll(at + 1);
+        vm.setBlockhash(at, keccak256("refill seed"));
+        manager.refill(id);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.operators[2] != address(0), "filled");
+        assertTrue(v.operators[2] != before[0] && v.operators[2] != before[1], "not a current member");
+        assertEq(v.refillBlock, 0, "done");
+    }
+
+    function test_refill_tooEarly_reverts() public {
+        removeSlot2();
+        manager.refill(id);
+        uint64 at = manager.getInstance(id).refillBlock;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DrawTooEarly.selector, id, at, block.number));
+        manager.refill(id);
+    }
+
+    function test_refill_full_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToRefill.selector, id));
+        manager.refill(id);
+    }
+
+    // ------------------------------------------------------------ exit
+
+    function test_exit_leave_withdraw() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        manager.requestExit();
+        assertEq(manager.eligibleOperatorCount(), OPS - 1, "no longer drawn");
+        vm.prank(exec);
+        manager.leave(id);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.executorSlot, 1, "handed over to the lowest watchdog");
+        assertEq(manager.getOperator(exec).memberships, 0, "no memberships");
+        vm.warp(block.timestamp + EXIT_DELAY);
+        uint256 before = exec.balance;
+        vm.prank(exec);
+        manager.withdrawStake();
+        assertEq(exec.balance - before, MIN_STAKE, "stake paid, unslashed");
+        assertEq(manager.totalStake(), (OPS - 1) * MIN_STAKE, "total stake");
+    }
+
+    function test_withdrawStake_early_reverts() public {
+        address op = opOf(1);
+        vm.prank(op);
+        manager.requestExit();
+        vm.prank(op);
+        manager.leave(id);
+        uint64 readyAt = uint64(block.timestamp) + EXIT_DELAY;
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_CannotWithdraw.selector, op, 0, readyAt));
+        manager.withdrawStake();
+    }
+
+    function test_withdrawStake_withMemberships_reverts() public {
+        address op = opOf(1);
+        vm.prank(op);
+        manager.requestExit();
+        vm.warp(block.timestamp + EXIT_DELAY);
+        uint64 readyAt = uint64(block.timestamp);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_CannotWithdraw.selector, op, 1, readyAt));
+        manager.withdrawStake();
+    }
+
+    function test_requestExit_twice_reverts() public {
+        address op = opOf(1);
+        vm.prank(op);
+        manager.requestExit();
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_Exiting.selector, op));
+        manager.requestExit();
+    }
+
+    function test_requestExit_notRegistered_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotRegistered.selector, address(this)));
+        manager.requestExit();
+    }
+
+    function test_leave_notExiting_reverts() public {
+        address op = opOf(1);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotAllowed.selector, op, address(0)));
+        manager.leave(id);
+    }
+
+    // ------------------------------------------------------------ claim
+
+    function test_claim_paysOnce() public {
+        challenge();
+        respond(0, manager.getInstance(id).eventIndex);
+        address op = opOf(0);
+        uint256 before = op.balance;
+        vm.prank(op);
+        manager.claim();
+        assertEq(op.balance - before, CHALLENGE_FEE, "paid");
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToClaim.selector, op));
+        manager.claim();
+    }
+}
