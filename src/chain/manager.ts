@@ -20,6 +20,12 @@ export type InstanceInfo = {
   eventHash: Hex
   signers: Address[]
   operators: Address[]
+  challenger: Address
+  challengeDeadline: bigint
+  watchdogMask: number
+  respondedMask: number
+  watchdogDeadline: bigint
+  refillBlock: bigint
 }
 
 export type OperatorInfo = {
@@ -62,6 +68,12 @@ export async function readInstance(
     eventHash: r.eventHash as Hex,
     signers: [...(r.signers as Address[])],
     operators: [...(r.operators as Address[])],
+    challenger: r.challenger as Address,
+    challengeDeadline: BigInt(r.challengeDeadline as bigint),
+    watchdogMask: Number(r.watchdogMask),
+    respondedMask: Number(r.respondedMask),
+    watchdogDeadline: BigInt(r.watchdogDeadline as bigint),
+    refillBlock: BigInt(r.refillBlock as bigint),
   }
 }
 

@@ -15,6 +15,7 @@ import type {
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
 import { TxSender } from '../chain/sender.ts'
 import { hexToBytes, type PoseDomain } from '../protocol/index.ts'
+import { type ChallengeExecutorParameters, challengeExecutor } from './actions/challengeExecutor.ts'
 import { type DeployContractParameters, deployContract } from './actions/deployContract.ts'
 import { type GetInstanceReturnType, getInstance } from './actions/getInstance.ts'
 import { type GetReceiptParameters, getReceipt } from './actions/getReceipt.ts'
@@ -31,6 +32,10 @@ export type CreatePoseClientParameters = {
   account: LocalAccount
   /** How often to poll the chain while waiting, in ms (default 250). */
   pollingIntervalMs?: number
+  /** Challenge a silent executor on-chain automatically (default false). */
+  autoChallenge?: boolean
+  /** How long a transaction waits for a live executor, following changes of executor (default 120 s). */
+  failoverTimeoutMs?: number
 }
 
 export type PoseClientState = {
@@ -48,6 +53,7 @@ export type PoseClientBase = ChainClients & {
   domain: PoseDomain
   sender: TxSender
   pollingIntervalMs: number
+  failover: { autoChallenge: boolean; timeoutMs: number }
   state: PoseClientState
 }
 
@@ -71,6 +77,7 @@ export type PoseClient = PoseClientBase & {
     p: ReadContractParameters<abi, functionName, args>,
   ) => ReturnType<typeof readContract<abi, functionName, args>>
   getReceipt: (p: GetReceiptParameters) => ReturnType<typeof getReceipt>
+  challengeExecutor: (p: ChallengeExecutorParameters) => ReturnType<typeof challengeExecutor>
   getInstance: (p: { instance: bigint; refresh?: boolean }) => Promise<GetInstanceReturnType>
 }
 
@@ -98,6 +105,10 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
     domain: { chainId: BigInt(chain.chain.id), manager: hexToBytes(p.manager, 'manager', 20) },
     sender: new TxSender(chain.publicClient, chain.walletClient!),
     pollingIntervalMs,
+    failover: {
+      autoChallenge: p.autoChallenge ?? false,
+      timeoutMs: p.failoverTimeoutMs ?? 120_000,
+    },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }
   const client = base as PoseClient
@@ -107,6 +118,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
   client.readContract = (q) => readContract(base, q)
   client.getReceipt = (q) => getReceipt(base, q)
   client.getInstance = (q) => getInstance(base, q)
+  client.challengeExecutor = (q) => challengeExecutor(base, q)
   return client
 }
 

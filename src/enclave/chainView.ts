@@ -46,6 +46,8 @@ export class ChainView {
   contractEncryptionKey: Uint8Array | undefined
   genesisDigest: Uint8Array | undefined
   watchdogMask = 0
+  /** Index of the event that opened (or, after a timeout, renewed) the executor challenge. */
+  challengeIndex = 0n
 
   constructor(readonly instance: bigint) {}
 
@@ -83,13 +85,13 @@ export class ChainView {
         `instance ${this.instance}: event ${e.index} does not extend the running hash`,
       )
     }
-    this.applyKind(e.kind, e.data)
+    this.applyKind(e.kind, e.data, e.index)
     this.index = e.index
     this.hash = h
     return true
   }
 
-  private applyKind(kind: number, data: Uint8Array): void {
+  private applyKind(kind: number, data: Uint8Array, index: bigint): void {
     switch (kind) {
       case EventKind.Created: {
         const c = decodeCreated(data)
@@ -133,6 +135,11 @@ export class ChainView {
       case EventKind.ExecutorChallenged:
         decodeExecutorChallenged(data)
         this.phase = Phase.ExecutorChallenged
+        this.challengeIndex = index
+        return
+      case EventKind.ExecutorTimedOut:
+        // The challenge continues against the promoted executor from this event on.
+        if (this.phase === Phase.ExecutorChallenged) this.challengeIndex = index
         return
       case EventKind.ExecutorResponded:
         this.phase = this.watchdogMask !== 0 ? Phase.WatchdogsChallenged : Phase.Active
@@ -197,6 +204,7 @@ export class ChainView {
       contractEncryptionKey: this.contractEncryptionKey ? hex(this.contractEncryptionKey) : null,
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
       watchdogMask: this.watchdogMask,
+      challengeIndex: dec(this.challengeIndex),
     }
   }
 
@@ -216,6 +224,7 @@ export class ChainView {
       v.contractEncryptionKey = unhex(w.contractEncryptionKey, 'view.cek', 32)
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
     v.watchdogMask = w.watchdogMask
+    v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
     return v
   }
 }
@@ -234,4 +243,5 @@ const viewSchema = z.strictObject({
   contractEncryptionKey: z.string().nullable(),
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
+  challengeIndex: z.string(),
 })

@@ -178,6 +178,7 @@ export class Enclave {
   }): Promise<EcallResults['chain']> {
     if (p.blockNumber > this.blockNumber) this.blockNumber = p.blockNumber
     if (p.timestamp > this.timestamp) this.timestamp = p.timestamp
+    const touched = new Set<Instance>()
     for (const e of p.events) {
       let view = this.views.get(e.instance)
       if (!view) {
@@ -199,8 +200,14 @@ export class Enclave {
       if (inst) {
         inst.updateRole()
         inst.sealView()
-        await inst.pump()
+        touched.add(inst)
       }
+    }
+    // After the whole batch: the view is at its latest index, which challenge answers must name.
+    for (const inst of touched) {
+      inst.syncMembers()
+      inst.answerChallenge()
+      await inst.pump()
     }
     return {}
   }

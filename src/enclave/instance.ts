@@ -29,6 +29,7 @@ import {
   decodeUpdatePayload,
   decodeWriteSet,
   type EnclaveOutput,
+  type ExecutedTx,
   encodeAckBody,
   encodeAnswer,
   encodeGenesisBody,
@@ -58,6 +59,7 @@ import {
   type Receipt,
   randomBytes,
   recoverAddress,
+  respondDigest,
   type SignedTx,
   SYSTEM_ADDRESS,
   SYSTEM_NONCE_SELECTOR,
@@ -109,6 +111,8 @@ const FUTURE_NONCE_WINDOW = 64n
 const FUTURE_TTL_MS = 10_000
 const RECEIPT_CACHE = 4096
 const RESTORED_LOG = 64
+/** Phases in which the executor serves transactions (a challenge does not stop it). */
+const SERVING = new Set<number>([Phase.Active, Phase.ExecutorChallenged, Phase.WatchdogsChallenged])
 
 const sealedRecordSchema = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -150,6 +154,7 @@ export class Instance {
   private future = new Map<string, Map<bigint, Pending>>()
   private log = new Map<bigint, LogEntry>()
   private acked = new Map<string, bigint>()
+  private joining = new Set<string>()
   private released = 0n
   private receipts = new Map<string, Receipt>()
   private genesis:
@@ -160,6 +165,10 @@ export class Instance {
   // watchdog
   private ahead = new Map<bigint, { body: UpdateBody; from: Uint8Array }>()
   private lastSyncAt = 0
+  /** Outcomes of recently replicated txs: a promoted executor re-issues their receipts. */
+  private replicated = new Map<string, { result: ExecutedTx; seq: bigint }>()
+  /** The challenge index this enclave last answered. */
+  private answeredChallenge = -1n
 
   constructor(
     readonly view: ChainView,
@@ -179,7 +188,85 @@ export class Instance {
     const slot = this.view.slotOf(this.ctx.identity.signer)
     const before = this.role
     this.role = slot < 0 ? 'none' : slot === this.view.executorSlot ? 'executor' : 'watchdog'
-    if (before !== this.role) this.sealView()
+    if (before === this.role) return
+    this.sealView()
+    if (before === 'watchdog' && this.role === 'executor' && this.world) this.takeOver()
+  }
+
+  /**
+   * A promoted watchdog becomes executor (SPEC §6.8): its log is authoritative. It hands its
+   * state to every other member (who discard anything later) and counts each in the ack set
+   * once it acknowledged.
+   */
+  private takeOver(): void {
+    this.acked.clear()
+    this.joining.clear()
+    for (const slot of this.view.watchdogSlots())
+      this.acked.set(hexKey(this.view.signers[slot]!), -1n)
+    this.log.clear()
+    this.released = this.seq
+    const now = this.ctx.now()
+    this.genesis = { body: new Uint8Array(), sentAt: now, startedAt: now, activated: true }
+    this.sendGenesis(now)
+    this.log_('info', 'Promoted to executor; state handed to the watchdogs', {
+      seq: Number(this.seq),
+    })
+  }
+
+  /**
+   * Members added by refill (or reset by a takeover) get the full state; release() waits only
+   * for members that acknowledged it once.
+   */
+  syncMembers(): void {
+    if (this.role !== 'executor' || !this.world) return
+    let added = false
+    for (const slot of this.view.watchdogSlots()) {
+      const k = hexKey(this.view.signers[slot]!)
+      if (!this.acked.has(k)) {
+        this.acked.set(k, -1n)
+        this.joining.add(k)
+        added = true
+      }
+    }
+    for (const k of [...this.acked.keys()]) {
+      if (!this.view.watchdogSlots().some((s) => hexKey(this.view.signers[s]!) === k)) {
+        this.acked.delete(k)
+        this.joining.delete(k)
+      }
+    }
+    if (added) {
+      const now = this.ctx.now()
+      this.genesis ??= { body: new Uint8Array(), sentAt: now, startedAt: now, activated: true }
+      this.sendGenesis(now)
+    }
+    this.release()
+  }
+
+  /** Answers an open on-chain challenge against this executor, once per challenge. */
+  answerChallenge(): void {
+    if (this.role !== 'executor' || this.view.phase !== Phase.ExecutorChallenged) return
+    if (this.answeredChallenge >= this.view.challengeIndex) return
+    this.answeredChallenge = this.view.index
+    const response = concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash)
+    const signature = signDigest(
+      respondDigest({
+        chainId: this.ctx.chainId,
+        manager: this.ctx.manager,
+        instance: this.id,
+        response,
+        eventIndex: this.view.index,
+        eventHash: this.view.hash,
+      }),
+      this.ctx.identity.signingKey,
+    )
+    this.ctx.out({
+      type: 'respondExecutor',
+      instance: this.id,
+      response,
+      eventIndex: this.view.index,
+      signature,
+    })
+    this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
   }
 
   sealView(): void {
@@ -388,12 +475,21 @@ export class Instance {
     return { contractEncryptionKey: keys.publicKey, genesisDigest: world.digest() }
   }
 
+  /**
+   * A member needs the full state if it never acknowledged any, or if the updates it lacks are
+   * no longer in the log (e.g. it joined while the executor moved on).
+   */
+  private needsFullState(signer: Uint8Array): boolean {
+    const a = this.acked.get(hexKey(signer)) ?? -1n
+    return a < 0n || (a < this.seq && !this.log.has(a + 1n))
+  }
+
   private sendGenesis(now: number): void {
     const world = this.world!
     const snapshot = encodeWriteSet(world.snapshot())
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
-      if ((this.acked.get(hexKey(signer)) ?? -1n) >= 0n) continue
+      if (!this.needsFullState(signer)) continue
       const { box } = boxSeal({
         recipientPublicKey: this.view.encryptionKeys[slot]!,
         plaintext: encodeGenesisSecrets({
@@ -529,6 +625,13 @@ export class Instance {
       this.answer(waiter, { kind: 'receipt', receipt: done })
       return
     }
+    const earlier = this.replicated.get(key)
+    if (earlier) {
+      const receipt = this.makeReceipt(earlier.result, earlier.seq)
+      this.receipts.set(key, receipt)
+      this.answer(waiter, { kind: 'receipt', receipt })
+      return
+    }
     const known = this.byHash.get(key)
     if (known) {
       known.waiters.push(waiter)
@@ -591,7 +694,7 @@ export class Instance {
 
   /** Executes queued transactions as batches while the pipeline has room. */
   async pump(): Promise<void> {
-    if (this.busy || this.role !== 'executor' || this.view.phase !== Phase.Active) return
+    if (this.busy || this.role !== 'executor' || !SERVING.has(this.view.phase)) return
     this.busy = true
     try {
       while (this.queue.length > 0 && this.inFlight() < LIMITS.maxInFlightUpdates) {
@@ -630,7 +733,15 @@ export class Instance {
     if (executed.length === 0) return
     const payload: UpdatePayload = {
       writeSet: encodeWriteSet(world.takeWriteSet()),
-      txHashes: executed.map((e) => e.p.txHash),
+      results: executed.map(({ p, result }) => ({
+        txHash: p.txHash,
+        from: p.tx.from,
+        nonce: p.tx.nonce,
+        status: result.status,
+        gasUsed: result.gasUsed,
+        returnData: result.returnData,
+        logs: result.logs,
+      })),
       blockNumber: block.number,
       timestamp: block.timestamp,
     }
@@ -686,6 +797,8 @@ export class Instance {
     let min = this.seq
     for (const slot of this.view.watchdogSlots()) {
       const a = this.acked.get(hexKey(this.view.signers[slot]!)) ?? -1n
+      // A member added by refill joins the ack set once it acknowledged the full state.
+      if (this.joining.has(hexKey(this.view.signers[slot]!))) continue
       if (a < min) min = a
     }
     while (this.released < min) {
@@ -695,21 +808,17 @@ export class Instance {
       if (!entry) continue
       this.log.delete(seq)
       for (const { p, result } of entry.executed) {
-        const receipt = signReceipt(
+        const receipt = this.makeReceipt(
           {
-            instance: this.id,
             txHash: p.txHash,
             from: p.tx.from,
             nonce: p.tx.nonce,
-            seq,
             status: result.status,
             gasUsed: result.gasUsed,
             returnData: result.returnData,
             logs: result.logs,
-            executor: this.ctx.identity.signer,
           },
-          { chainId: this.ctx.chainId, manager: this.ctx.manager },
-          this.ctx.identity.signingKey,
+          seq,
         )
         const key = hex(p.txHash)
         this.byHash.delete(key)
@@ -719,6 +828,14 @@ export class Instance {
         for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
       }
     }
+  }
+
+  private makeReceipt(r: ExecutedTx, seq: bigint): Receipt {
+    return signReceipt(
+      { ...r, instance: this.id, seq, executor: this.ctx.identity.signer },
+      { chainId: this.ctx.chainId, manager: this.ctx.manager },
+      this.ctx.identity.signingKey,
+    )
   }
 
   // ------------------------------------------------------------ view calls
@@ -834,6 +951,9 @@ export class Instance {
     if (!equalBytes(world.digest(), g.digest)) {
       throw new ProtocolError('MALFORMED', 'genesis: state does not match its digest')
     }
+    this.ahead.clear()
+    // Outcomes of updates the handover discards must never be re-issued as receipts.
+    for (const [k, r] of this.replicated) if (r.seq > g.seq) this.replicated.delete(k)
     if (g.seq === 0n && !equalBytes(genesisUpdateHash(this.id, g.digest), g.lastHash)) {
       throw new ProtocolError('MALFORMED', 'genesis: lastHash does not bind the genesis digest')
     }
@@ -865,6 +985,11 @@ export class Instance {
       )
     }
     const payload = decodeUpdatePayload(plain)
+    for (const r of payload.results) {
+      this.replicated.set(hex(r.txHash), { result: r, seq: body.seq })
+      if (this.replicated.size > RECEIPT_CACHE)
+        this.replicated.delete(this.replicated.keys().next().value!)
+    }
     const hash = updateHash({
       instance: this.id,
       seq: body.seq,
@@ -934,6 +1059,7 @@ export class Instance {
     }
     const k = hexKey(e.from)
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
+    if (a.seq === this.seq) this.joining.delete(k)
     this.maybeActivate()
     this.release()
     await this.pump()
@@ -957,7 +1083,10 @@ export class Instance {
   async tick(now: number): Promise<void> {
     if (this.role !== 'executor' || !this.world) return
     const g = this.genesis
-    if (g && !g.activated && now - g.sentAt >= RESEND_MS) this.sendGenesis(now)
+    const waiting = this.view
+      .watchdogSlots()
+      .some((slot) => this.needsFullState(this.view.signers[slot]!))
+    if (g && waiting && now - g.sentAt >= RESEND_MS) this.sendGenesis(now)
     for (const entry of this.log.values()) {
       if (now - entry.sentAt >= RESEND_MS) this.broadcastUpdate(entry)
     }

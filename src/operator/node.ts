@@ -11,7 +11,7 @@ import pino, { type Logger } from 'pino'
 import { type Address, getAddress, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
-import { poseManagerAbi, readOperator } from '../chain/manager.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { TxSender } from '../chain/sender.ts'
 import { ManagerWatcher } from '../chain/watcher.ts'
 import {
@@ -19,6 +19,7 @@ import {
   type EcallName,
   type EnclaveOutput,
   hexToBytes,
+  Phase,
   ProtocolError,
   toProtocolError,
 } from '../protocol/index.ts'
@@ -50,6 +51,8 @@ export type OperatorOptions = {
   bundlePath?: string
   pollIntervalMs?: number
   tickIntervalMs?: number
+  /** How often on-chain duties (timeouts, finalisation, refill) are checked. */
+  dutyIntervalMs?: number
   requestTimeoutMs?: number
   logger?: Logger
 }
@@ -75,6 +78,10 @@ export class OperatorNode {
   private waiting = new Map<string, Waiting>()
   private tickTimer: NodeJS.Timeout | undefined
   private ticking = false
+  private dutyBusy = false
+  private dutyTimer: NodeJS.Timeout | undefined
+  /** Instances whose duties this node checks (pruned once it is no longer a member). */
+  private memberOf = new Set<bigint>()
   private stopped = false
   signer: Address | undefined
   encryptionKey: Hex | undefined
@@ -197,6 +204,7 @@ export class OperatorNode {
     await this.watcher.poll()
     this.watcher.start()
     this.tickTimer = setInterval(() => void this.tick(), o.tickIntervalMs ?? 200)
+    this.dutyTimer = setInterval(() => void this.duties(), o.dutyIntervalMs ?? 500)
     this.log.info({ url: this.url, operator: account.address }, 'Operator node started')
   }
 
@@ -286,6 +294,13 @@ export class OperatorNode {
         case 'activate':
           void this.submitActivate(o)
           break
+        case 'respondExecutor':
+          void this.submit(
+            'respondExecutor',
+            [o.instance, bytesToHex(o.response), o.eventIndex, bytesToHex(o.signature)],
+            o.instance,
+          )
+          break
         case 'log':
           this.log[o.level](o.fields, o.message)
           break
@@ -317,12 +332,68 @@ export class OperatorNode {
     }
   }
 
+  /** Submits a manager call on behalf of the enclave or the duty bot; failures are logged. */
+  private async submit(functionName: string, args: unknown[], instance: bigint): Promise<boolean> {
+    try {
+      await this.sender!.write({
+        address: this.opts.manager,
+        abi: poseManagerAbi,
+        functionName,
+        args,
+      })
+      this.log.info({ instance: instance.toString(), call: functionName }, 'Submitted on-chain')
+      return true
+    } catch (e) {
+      this.log.debug(
+        { instance: instance.toString(), call: functionName, err: (e as Error).message },
+        'On-chain call not accepted',
+      )
+      return false
+    }
+  }
+
+  /**
+   * Operators' duties (SPEC §7): for instances this enclave is a member of, time out a silent
+   * executor, finalize watchdog challenges and refill empty slots once they are due.
+   */
+  private async duties(): Promise<void> {
+    if (this.dutyBusy || this.stopped || this.memberOf.size === 0) return
+    this.dutyBusy = true
+    try {
+      const client = this.chain!.publicClient
+      const now = (await client.getBlock({ blockTag: 'latest' })).timestamp
+      for (const id of this.memberOf) {
+        const info = await readInstance(client, this.opts.manager, id)
+        const mine = info.signers.some((s) => s === this.signer)
+        if (!mine) {
+          if (info.phase === Phase.Frozen || info.phase === Phase.Terminated)
+            this.memberOf.delete(id)
+          continue
+        }
+        if (info.phase === Phase.ExecutorChallenged && now > info.challengeDeadline) {
+          await this.submit('executorTimeout', [id], id)
+        } else if (info.watchdogMask !== 0 && now > info.watchdogDeadline) {
+          await this.submit('finalizeWatchdogChallenge', [id], id)
+        } else if (info.phase === Phase.Active && info.signers.some((s) => /^0x0{40}$/.test(s))) {
+          const head = await client.getBlockNumber({ cacheTime: 0 })
+          if (info.refillBlock === 0n || head > info.refillBlock)
+            await this.submit('refill', [id], id)
+        }
+      }
+    } catch (e) {
+      this.log.warn({ err: toProtocolError(e).shortMessage }, 'Duty check failed')
+    } finally {
+      this.dutyBusy = false
+    }
+  }
+
   private endpointOf(signer: Address): string | undefined {
     const op = this.signerToOperator.get(signer)
     return op ? this.endpoints.get(op) : undefined
   }
 
   private async onChainBatch(b: import('../chain/watcher.ts').ChainBatch): Promise<void> {
+    for (const e of b.instanceEvents) this.memberOf.add(e.instance)
     for (const e of b.operatorEvents) {
       const op = getAddress(e.operator)
       this.endpoints.set(op, e.endpoint)
@@ -388,6 +459,7 @@ export class OperatorNode {
     if (this.stopped) return
     this.stopped = true
     if (this.tickTimer) clearInterval(this.tickTimer)
+    if (this.dutyTimer) clearInterval(this.dutyTimer)
     await this.watcher?.stop()
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer)

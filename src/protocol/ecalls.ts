@@ -121,6 +121,13 @@ export type EnclaveOutput =
       signature: Uint8Array
     }
   | {
+      type: 'respondExecutor'
+      instance: bigint
+      response: Uint8Array
+      eventIndex: bigint
+      signature: Uint8Array
+    }
+  | {
       type: 'log'
       level: 'debug' | 'info' | 'warn'
       message: string

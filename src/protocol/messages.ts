@@ -181,6 +181,21 @@ const receiptSchema = z.strictObject({
   signature: signatureSchema,
 })
 
+function logToWire(l: ReceiptLog) {
+  return { address: hex(l.address), topics: l.topics.map(hex), data: hex(l.data) }
+}
+
+function logFromWire(
+  l: { address: string; topics: string[]; data: string },
+  field: string,
+): ReceiptLog {
+  return {
+    address: unhex(l.address, `${field}.address`, 20),
+    topics: l.topics.map((t, j) => unhex(t, `${field}.topics.${j}`, 32)),
+    data: unhex(l.data, `${field}.data`),
+  }
+}
+
 function logsHash(logs: ReceiptLog[]): Uint8Array {
   const parts: Uint8Array[] = []
   for (const l of logs) {
@@ -245,11 +260,7 @@ export function encodeReceipt(r: Receipt): Uint8Array {
     status: r.status,
     gasUsed: dec(r.gasUsed),
     returnData: hex(r.returnData),
-    logs: r.logs.map((l) => ({
-      address: hex(l.address),
-      topics: l.topics.map(hex),
-      data: hex(l.data),
-    })),
+    logs: r.logs.map(logToWire),
     executor: hex(r.executor),
     signature: hex(r.signature),
   })
@@ -266,11 +277,7 @@ export function decodeReceipt(bytes: Uint8Array): Receipt {
     status: w.status,
     gasUsed: uint(w.gasUsed, 'receipt.gasUsed'),
     returnData: unhex(w.returnData, 'receipt.returnData'),
-    logs: w.logs.map((l, i) => ({
-      address: unhex(l.address, `receipt.logs.${i}.address`, 20),
-      topics: l.topics.map((t, j) => unhex(t, `receipt.logs.${i}.topics.${j}`, 32)),
-      data: unhex(l.data, `receipt.logs.${i}.data`),
-    })),
+    logs: w.logs.map((l, i) => logFromWire(l, `receipt.logs.${i}`)),
     executor: unhex(w.executor, 'receipt.executor', 20),
     signature: unhex(w.signature, 'receipt.signature', 65),
   }
@@ -440,6 +447,25 @@ export function updateHash(h: UpdateHeader): Uint8Array {
   ])
 }
 
+/** The digest an executor enclave signs to answer an on-chain challenge (PoseManager.respondDigest). */
+export function respondDigest(p: {
+  chainId: bigint
+  manager: Uint8Array
+  instance: bigint
+  response: Uint8Array
+  eventIndex: bigint
+  eventHash: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-RESPOND-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    uintToWord(p.instance),
+    keccak256(p.response),
+    uintToWord(p.eventIndex, 'eventIndex', 64),
+    p.eventHash,
+  ])
+}
+
 /** The hash that update 1 chains to: it binds the genesis state. */
 export function genesisUpdateHash(instance: bigint, genesisDigest: Uint8Array): Uint8Array {
   return hashTagged('POSE-GENESIS-v1', [uintToWord(instance), genesisDigest])
@@ -455,9 +481,12 @@ export type UpdateBody = {
 }
 
 /** What an update's payload decrypts to. */
+/** The outcome of one transaction of a batch: enough for any member to re-issue its receipt. */
+export type ExecutedTx = Omit<Receipt, 'instance' | 'seq' | 'executor' | 'signature'>
+
 export type UpdatePayload = {
   writeSet: Uint8Array
-  txHashes: Uint8Array[]
+  results: ExecutedTx[]
   blockNumber: bigint
   timestamp: bigint
 }
@@ -486,7 +515,19 @@ const updateBodySchema = z.strictObject({
 })
 const updatePayloadSchema = z.strictObject({
   writeSet: hexSchema,
-  txHashes: z.array(bytes32Schema).max(LIMITS.maxBatchTxs),
+  results: z
+    .array(
+      z.strictObject({
+        txHash: bytes32Schema,
+        from: addressSchema,
+        nonce: uintSchema,
+        status: z.enum(STATUS),
+        gasUsed: uintSchema,
+        returnData: hexSchema,
+        logs: z.array(logSchema).max(1024),
+      }),
+    )
+    .max(LIMITS.maxBatchTxs),
   blockNumber: uintSchema,
   timestamp: uintSchema,
 })
@@ -532,7 +573,15 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
 export const encodeUpdatePayload = (p: UpdatePayload): Uint8Array =>
   encodeJson({
     writeSet: hex(p.writeSet),
-    txHashes: p.txHashes.map(hex),
+    results: p.results.map((r) => ({
+      txHash: hex(r.txHash),
+      from: hex(r.from),
+      nonce: dec(r.nonce),
+      status: r.status,
+      gasUsed: dec(r.gasUsed),
+      returnData: hex(r.returnData),
+      logs: r.logs.map(logToWire),
+    })),
     blockNumber: dec(p.blockNumber),
     timestamp: dec(p.timestamp),
   })
@@ -541,7 +590,15 @@ export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
   const w = decodeJson(bytes, updatePayloadSchema, 'update.payload', MAX)
   return {
     writeSet: unhex(w.writeSet, 'update.payload.writeSet'),
-    txHashes: w.txHashes.map((t, i) => unhex(t, `update.payload.txHashes.${i}`, 32)),
+    results: w.results.map((r, i) => ({
+      txHash: unhex(r.txHash, `update.payload.results.${i}.txHash`, 32),
+      from: unhex(r.from, `update.payload.results.${i}.from`, 20),
+      nonce: uint(r.nonce, `update.payload.results.${i}.nonce`, 64),
+      status: r.status,
+      gasUsed: uint(r.gasUsed, `update.payload.results.${i}.gasUsed`),
+      returnData: unhex(r.returnData, `update.payload.results.${i}.returnData`),
+      logs: r.logs.map((l, j) => logFromWire(l, `update.payload.results.${i}.logs.${j}`)),
+    })),
     blockNumber: uint(w.blockNumber, 'update.payload.blockNumber', 64),
     timestamp: uint(w.timestamp, 'update.payload.timestamp', 64),
   }

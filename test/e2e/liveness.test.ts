@@ -1,0 +1,149 @@
+/**
+ * Liveness end to end (SPEC §4, §6.8): under a steady stream of transactions the executor's
+ * operator and enclave are SIGKILLed; a user challenges the executor, anvil's clock passes Δ,
+ * an operator times the executor out, the lowest watchdog takes over and answers the
+ * continuing challenge, and clients fail over to it. No transaction that had a receipt is lost
+ * or re-ordered: the final state equals the replay of every receipt.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+
+let devnet: Devnet
+let clients: PoseClient[]
+let instance: bigint
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+describe('executor crash and replacement', { timeout: 300_000 }, () => {
+  before(async () => {
+    devnet = await startDevnet({ operators: 4, users: 3 })
+    clients = await Promise.all(
+      devnet.userKeys.map((k) =>
+        createPoseClient({
+          rpcUrl: devnet.rpcUrl,
+          manager: devnet.manager,
+          account: privateKeyToAccount(k),
+          pollingIntervalMs: 100,
+        }),
+      ),
+    )
+    const [alice] = clients as [PoseClient]
+    ;({ instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [3_000_000n],
+      watchdogCount: 2,
+    }))
+    for (const c of clients.slice(1)) {
+      await alice.writeContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [c.account.address, 1_000_000n],
+      })
+    }
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('no receipted transaction is lost or re-ordered; the promoted watchdog serves on', async () => {
+    const receipts: { from: number; to: number; amount: bigint; r: PoseReceipt }[] = []
+    let stop = false
+    const streams = clients.map(async (c, ci) => {
+      for (let k = 0; !stop && k < 400; k++) {
+        const to = (ci + 1 + (k % 2)) % 3
+        const amount = BigInt(1 + ((ci * 7 + k) % 11))
+        const r = await c.writeContract({
+          instance,
+          abi: privateTokenAbi,
+          functionName: 'transfer',
+          args: [clients[to]!.account.address, amount],
+        })
+        receipts.push({ from: ci, to, amount, r })
+      }
+    })
+
+    await waitFor('30 receipts', async () => receipts.length >= 30)
+    const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
+    const execIdx = devnet.operators.findIndex(
+      (o) => o.address === before.operators[before.executorSlot],
+    )
+    process.kill(devnet.enclavePid(execIdx)!, 'SIGKILL')
+    await devnet.killOperator(execIdx, 'SIGKILL')
+    const atCrash = receipts.length
+
+    // A user challenges the silent executor; Δ passes on the chain's clock.
+    await clients[0]!.challengeExecutor({ instance })
+    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
+    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    // An operator of a live member submits executorTimeout; the promoted executor answers.
+    await waitFor('a new executor', async () => {
+      const i = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
+      return i.executorSlot !== before.executorSlot && i.phaseName === 'Active'
+    })
+    const afterInfo = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
+    assert.equal(
+      afterInfo.operators[before.executorSlot],
+      '0x0000000000000000000000000000000000000000',
+    )
+
+    await waitFor(
+      '30 receipts from the new executor',
+      async () => receipts.length >= atCrash + 30,
+      120_000,
+    )
+    stop = true
+    await Promise.all(streams)
+
+    // Every later receipt is signed by the new executor.
+    const newExecutor = afterInfo.signers[afterInfo.executorSlot]!.toLowerCase()
+    assert.ok(receipts.slice(-10).every((x) => x.r.executor.toLowerCase() === newExecutor))
+
+    // Per user: nonces are consecutive and sequence numbers never go back (no re-ordering).
+    for (let u = 0; u < 3; u++) {
+      const mine = receipts.filter((x) => x.from === u).map((x) => x.r)
+      mine.forEach((r, i) => {
+        if (i === 0) return
+        assert.equal(r.nonce, mine[i - 1]!.nonce + 1n, `user ${u}: nonce gap`)
+        assert.ok(r.seq >= mine[i - 1]!.seq, `user ${u}: receipt order`)
+      })
+    }
+    // Replaying every receipt gives exactly the final state: nothing receipted was lost.
+    const expected = [1_000_000n, 1_000_000n, 1_000_000n]
+    for (const x of receipts) {
+      expected[x.from]! -= x.amount
+      expected[x.to]! += x.amount
+    }
+    for (const [u, c] of clients.entries()) {
+      const b = await c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' })
+      assert.equal(b, expected[u], `user ${u} balance`)
+    }
+    // The two live members hold the same state.
+    const digests = new Set<string>()
+    for (const [slot, op] of afterInfo.operators.entries()) {
+      if (/^0x0{40}$/.test(op)) continue
+      const { endpoint } = await readOperator(clients[0]!.publicClient, devnet.manager, op)
+      const d = (await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as {
+        seq: string
+        digest: string
+      }
+      digests.add(`${d.seq}:${d.digest}`)
+      assert.ok(slot !== before.executorSlot)
+    }
+    assert.equal(digests.size, 1)
+  })
+})
