@@ -134,6 +134,10 @@ contract PoseManager {
         uint64 watchdogDeadline;
         uint64 watchdogChallengeIndex;
         uint64 refillBlock;
+        uint16 joins; // members ever added
+        // Join order per slot, 16 bits each: promotion picks the longest-serving live member,
+        // which holds every acknowledged update (a refilled member may still be catching up).
+        uint256 joinOrder;
     }
 
     /// @notice A read-only view of an instance.
@@ -323,6 +327,10 @@ contract PoseManager {
             ++op.memberships;
         }
         inst.operators = pool;
+        uint256 order;
+        for (uint256 i; i < size; ++i) order |= (i + 1) << (16 * i);
+        inst.joinOrder = order;
+        inst.joins = uint16(size);
         inst.phase = Phase.Creating;
         emit PhaseChanged(id, Phase.Creating);
         // Encryption keys are bound by the running hash so an operator cannot substitute them.
@@ -417,12 +425,20 @@ contract PoseManager {
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
         if (slot != inst.executorSlot) return;
         uint256 n = inst.operators.length;
+        uint256 best = type(uint256).max;
+        uint256 bestOrder = type(uint256).max;
+        uint256 order = inst.joinOrder;
         for (uint256 i; i < n; ++i) {
-            if (inst.operators[i] != address(0)) {
-                // INVARIANT: a live instance always has exactly one executor.
-                inst.executorSlot = uint8(i);
-                return;
+            uint256 joined = (order >> (16 * i)) & 0xffff;
+            if (inst.operators[i] != address(0) && joined < bestOrder) {
+                best = i;
+                bestOrder = joined;
             }
+        }
+        if (best != type(uint256).max) {
+            // INVARIANT: a live instance always has exactly one executor: the longest-serving member.
+            inst.executorSlot = uint8(best);
+            return;
         }
         inst.phase = Phase.Frozen;
         inst.watchdogMask = 0;
@@ -609,6 +625,8 @@ contract PoseManager {
             Operator storage op = operators[chosen[k]];
             inst.operators[i] = chosen[k];
             ++op.memberships;
+            uint256 joined = ++inst.joins;
+            inst.joinOrder = (inst.joinOrder & ~(uint256(0xffff) << (16 * i))) | (joined << (16 * i));
             slots[k] = uint8(i);
             signers[k] = op.enclaveSigner;
             keys[k] = op.encryptionKey;

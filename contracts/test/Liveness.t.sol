@@ -279,6 +279,24 @@ contract LivenessTest is Fixture {
         assertEq(v.refillBlock, 0, "done");
     }
 
+    function test_promotion_prefersLongestServingMember() public {
+        // The executor (slot 0) times out and slot 0 is refilled with a fresh member.
+        challenge();
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.executorTimeout(id);
+        respond(1, manager.getInstance(id).eventIndex);
+        manager.refill(id);
+        vm.roll(block.number + 2);
+        vm.setBlockhash(block.number - 1, keccak256("refill"));
+        manager.refill(id);
+        assertTrue(opOf(0) != address(0), "slot 0 refilled");
+        // The executor at slot 1 goes: slot 2 (an original member) takes over, not fresh slot 0.
+        challenge();
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.executorTimeout(id);
+        assertEq(manager.getInstance(id).executorSlot, 2, "longest-serving member promoted");
+    }
+
     function test_refill_tooEarly_reverts() public {
         removeSlot2();
         manager.refill(id);

@@ -46,6 +46,9 @@ export class ChainView {
   contractEncryptionKey: Uint8Array | undefined
   genesisDigest: Uint8Array | undefined
   watchdogMask = 0
+  /** Join order per slot (as in PoseManager): promotion picks the longest-serving member. */
+  joinOrder: number[] = []
+  joins = 0
   /** Index of the event that opened (or, after a timeout, renewed) the executor challenge. */
   challengeIndex = 0n
 
@@ -106,6 +109,8 @@ export class ChainView {
         this.signers = p.signers
         this.encryptionKeys = p.encryptionKeys
         this.executorSlot = 0
+        this.joinOrder = p.signers.map((_, i) => i + 1)
+        this.joins = p.signers.length
         this.phase = Phase.Creating
         return
       }
@@ -117,14 +122,17 @@ export class ChainView {
         return
       }
       case EventKind.MemberRemoved: {
-        // Mirrors PoseManager._removeMember: an executor's lowest live slot takes over.
+        // Mirrors PoseManager._removeMember: the longest-serving live member takes over.
         const m = decodeMemberRemoved(data)
         if (m.slot >= this.signers.length)
           throw new ProtocolError('MALFORMED', 'MemberRemoved: slot outside the pool')
         this.signers[m.slot] = ZERO20
         this.watchdogMask &= ~(1 << m.slot)
         if (m.slot !== this.executorSlot) return
-        const next = this.signers.findIndex((s) => !equalBytes(s, ZERO20))
+        let next = -1
+        this.signers.forEach((s, i) => {
+          if (!equalBytes(s, ZERO20) && (next < 0 || this.joinOrder[i]! < this.joinOrder[next]!)) next = i
+        })
         if (next >= 0) this.executorSlot = next
         else {
           this.phase = Phase.Frozen
@@ -162,6 +170,7 @@ export class ChainView {
             throw new ProtocolError('MALFORMED', 'Refilled: slot outside the pool')
           this.signers[slot] = r.signers[i]!
           this.encryptionKeys[slot] = r.encryptionKeys[i]!
+          this.joinOrder[slot] = ++this.joins
         })
         return
       }
@@ -205,6 +214,8 @@ export class ChainView {
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
       watchdogMask: this.watchdogMask,
       challengeIndex: dec(this.challengeIndex),
+      joinOrder: this.joinOrder,
+      joins: this.joins,
     }
   }
 
@@ -225,6 +236,8 @@ export class ChainView {
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
     v.watchdogMask = w.watchdogMask
     v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
+    v.joinOrder = w.joinOrder
+    v.joins = w.joins
     return v
   }
 }
@@ -244,4 +257,6 @@ const viewSchema = z.strictObject({
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
   challengeIndex: z.string(),
+  joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
+  joins: z.number().int().min(0).max(0xffff),
 })
