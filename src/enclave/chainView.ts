@@ -51,6 +51,8 @@ export class ChainView {
   joins = 0
   /** Index of the event that opened (or, after a timeout, renewed) the executor challenge. */
   challengeIndex = 0n
+  /** Index of the event that opened the current watchdog challenge. */
+  watchdogChallengeIndex = 0n
 
   constructor(readonly instance: bigint) {}
 
@@ -131,7 +133,8 @@ export class ChainView {
         if (m.slot !== this.executorSlot) return
         let next = -1
         this.signers.forEach((s, i) => {
-          if (!equalBytes(s, ZERO20) && (next < 0 || this.joinOrder[i]! < this.joinOrder[next]!)) next = i
+          if (!equalBytes(s, ZERO20) && (next < 0 || this.joinOrder[i]! < this.joinOrder[next]!))
+            next = i
         })
         if (next >= 0) this.executorSlot = next
         else {
@@ -155,6 +158,7 @@ export class ChainView {
       case EventKind.WatchdogsChallenged: {
         const w = decodeWatchdogsChallenged(data)
         this.watchdogMask = w.mask
+        this.watchdogChallengeIndex = index
         if (this.phase === Phase.Active) this.phase = Phase.WatchdogsChallenged
         return
       }
@@ -215,6 +219,7 @@ export class ChainView {
       watchdogMask: this.watchdogMask,
       challengeIndex: dec(this.challengeIndex),
       joinOrder: this.joinOrder,
+      watchdogChallengeIndex: dec(this.watchdogChallengeIndex),
       joins: this.joins,
     }
   }
@@ -237,6 +242,7 @@ export class ChainView {
     v.watchdogMask = w.watchdogMask
     v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
     v.joinOrder = w.joinOrder
+    v.watchdogChallengeIndex = uint(w.watchdogChallengeIndex, 'view.watchdogChallengeIndex', 64)
     v.joins = w.joins
     return v
   }
@@ -257,6 +263,7 @@ const viewSchema = z.strictObject({
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
   challengeIndex: z.string(),
+  watchdogChallengeIndex: z.string(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),
 })

@@ -30,6 +30,8 @@ import {
 import { type EnclaveContext, Instance } from './instance.ts'
 
 const DEFAULT_MAX_GAS_PER_TX = 30_000_000n
+/** How long the executor waits for a watchdog's ack before challenging it on-chain. */
+const DEFAULT_ACK_TIMEOUT_MS = 5_000
 
 export class Enclave {
   private identity: Identity | undefined
@@ -139,6 +141,7 @@ export class Enclave {
       chainId: p.chainId,
       manager: p.manager,
       maxGasPerTx: DEFAULT_MAX_GAS_PER_TX,
+      ackTimeoutMs: DEFAULT_ACK_TIMEOUT_MS,
       out: (o) => this.outputs.push(o),
       block: () => ({ number: this.blockNumber, timestamp: this.timestamp }),
       now: this.now,
@@ -193,7 +196,8 @@ export class Enclave {
       }
       if (!view.apply(e)) continue
       let inst = this.instances.get(e.instance)
-      if (!inst && e.kind === EventKind.PoolDrawn && view.slotOf(this.identity!.signer) >= 0) {
+      const joins = e.kind === EventKind.PoolDrawn || e.kind === EventKind.Refilled
+      if (!inst && joins && view.slotOf(this.identity!.signer) >= 0) {
         inst = new Instance(view, this.ctx!)
         this.instances.set(e.instance, inst)
       }
@@ -207,6 +211,7 @@ export class Enclave {
     for (const inst of touched) {
       inst.syncMembers()
       inst.answerChallenge()
+      inst.answerWatchdogChallenge()
       await inst.pump()
     }
     return {}

@@ -73,6 +73,7 @@ import {
   unhex,
   updateHash,
   utf8,
+  watchdogResponseDigest,
   x25519PublicKey as x25519Public,
 } from '../protocol/index.ts'
 import { ChainView } from './chainView.ts'
@@ -87,6 +88,7 @@ export type EnclaveContext = {
   chainId: bigint
   manager: Uint8Array
   maxGasPerTx: bigint
+  ackTimeoutMs: number
   out: (o: EnclaveOutput) => void
   block: () => { number: bigint; timestamp: bigint }
   now: () => number
@@ -104,6 +106,7 @@ type LogEntry = {
   hash: Uint8Array
   executed: Executed[]
   sentAt: number
+  createdAt: number
 }
 
 const RESEND_MS = 1000
@@ -169,6 +172,9 @@ export class Instance {
   private replicated = new Map<string, { result: ExecutedTx; seq: bigint }>()
   /** The challenge index this enclave last answered. */
   private answeredChallenge = -1n
+  private answeredWatchdogChallenge = -1n
+  /** The seq for which this executor last challenged its watchdogs on-chain. */
+  private challengedAtSeq = -1n
 
   constructor(
     readonly view: ChainView,
@@ -240,6 +246,62 @@ export class Instance {
       this.sendGenesis(now)
     }
     this.release()
+  }
+
+  /** A watchdog answers an on-chain watchdog challenge that names its slot, once per challenge. */
+  answerWatchdogChallenge(): void {
+    if (this.role !== 'watchdog' || !this.world) return
+    const slot = this.view.slotOf(this.ctx.identity.signer)
+    if (slot < 0 || (this.view.watchdogMask & (1 << slot)) === 0) return
+    if (this.answeredWatchdogChallenge >= this.view.watchdogChallengeIndex) return
+    this.answeredWatchdogChallenge = this.view.index
+    const signature = signDigest(
+      watchdogResponseDigest({
+        chainId: this.ctx.chainId,
+        manager: this.ctx.manager,
+        instance: this.id,
+        slot,
+        eventIndex: this.view.index,
+        eventHash: this.view.hash,
+      }),
+      this.ctx.identity.signingKey,
+    )
+    this.ctx.out({
+      type: 'respondWatchdog',
+      instance: this.id,
+      slot,
+      eventIndex: this.view.index,
+      signature,
+    })
+    this.log_('info', 'Answering a watchdog challenge', { slot })
+  }
+
+  /**
+   * The executor challenges, on-chain, every watchdog whose ack for the oldest pending update
+   * is later than `ackTimeoutMs` (SPEC §6.9); the payload carries that update.
+   */
+  private challengeLateWatchdogs(now: number): void {
+    if (this.view.watchdogMask !== 0 || this.challengedAtSeq >= this.released + 1n) return
+    const oldest = this.log.get(this.released + 1n)
+    if (!oldest || now - oldest.createdAt < this.ctx.ackTimeoutMs) return
+    let mask = 0n
+    for (const slot of this.view.watchdogSlots()) {
+      const k = hexKey(this.view.signers[slot]!)
+      if (!this.joining.has(k) && (this.acked.get(k) ?? -1n) < oldest.seq)
+        mask |= 1n << BigInt(slot)
+    }
+    if (mask === 0n) return
+    this.challengedAtSeq = oldest.seq
+    this.ctx.out({
+      type: 'challengeWatchdogs',
+      instance: this.id,
+      memberMask: mask,
+      payload: encodeUpdateBody(oldest.body),
+    })
+    this.log_('warn', 'Watchdogs late to acknowledge; challenging them on-chain', {
+      mask: mask.toString(),
+      seq: Number(oldest.seq),
+    })
   }
 
   /** Answers an open on-chain challenge against this executor, once per challenge. */
@@ -397,7 +459,14 @@ export class Instance {
         ...body,
         payload: aeadSeal(this.stateKey!, plain, this.payloadAad(body.seq, body.prevHash)),
       }
-      this.log.set(body.seq, { seq: body.seq, body: sealedBody, hash, executed: [], sentAt: 0 })
+      this.log.set(body.seq, {
+        seq: body.seq,
+        body: sealedBody,
+        hash,
+        executed: [],
+        sentAt: 0,
+        createdAt: this.ctx.now(),
+      })
     }
   }
 
@@ -759,7 +828,14 @@ export class Instance {
     this.seq = seq
     this.lastHash = hash
     this.seal('append', this.updateRecord(body, plain))
-    const entry: LogEntry = { seq, body, hash, executed, sentAt: this.ctx.now() }
+    const entry: LogEntry = {
+      seq,
+      body,
+      hash,
+      executed,
+      sentAt: this.ctx.now(),
+      createdAt: this.ctx.now(),
+    }
     this.log.set(seq, entry)
     this.broadcastUpdate(entry)
     this.release()
@@ -1090,6 +1166,8 @@ export class Instance {
     for (const entry of this.log.values()) {
       if (now - entry.sentAt >= RESEND_MS) this.broadcastUpdate(entry)
     }
+    if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged)
+      this.challengeLateWatchdogs(now)
     for (const [from, m] of this.future) {
       for (const [nonce, p] of m) {
         if (now - p.receivedAt < FUTURE_TTL_MS) continue

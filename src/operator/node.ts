@@ -294,6 +294,20 @@ export class OperatorNode {
         case 'activate':
           void this.submitActivate(o)
           break
+        case 'challengeWatchdogs':
+          void this.submit(
+            'challengeWatchdogs',
+            [o.instance, o.memberMask, bytesToHex(o.payload)],
+            o.instance,
+          )
+          break
+        case 'respondWatchdog':
+          void this.submit(
+            'respondWatchdog',
+            [o.instance, o.slot, o.eventIndex, bytesToHex(o.signature)],
+            o.instance,
+          )
+          break
         case 'respondExecutor':
           void this.submit(
             'respondExecutor',

@@ -120,6 +120,14 @@ export type EnclaveOutput =
       eventIndex: bigint
       signature: Uint8Array
     }
+  | { type: 'challengeWatchdogs'; instance: bigint; memberMask: bigint; payload: Uint8Array }
+  | {
+      type: 'respondWatchdog'
+      instance: bigint
+      slot: number
+      eventIndex: bigint
+      signature: Uint8Array
+    }
   | {
       type: 'respondExecutor'
       instance: bigint

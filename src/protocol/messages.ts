@@ -466,6 +466,25 @@ export function respondDigest(p: {
   ])
 }
 
+/** The digest a watchdog enclave signs to answer a watchdog challenge (PoseManager.watchdogResponseDigest). */
+export function watchdogResponseDigest(p: {
+  chainId: bigint
+  manager: Uint8Array
+  instance: bigint
+  slot: number
+  eventIndex: bigint
+  eventHash: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-WATCHDOG-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    uintToWord(p.instance),
+    uintToWord(BigInt(p.slot), 'slot', 8),
+    uintToWord(p.eventIndex, 'eventIndex', 64),
+    p.eventHash,
+  ])
+}
+
 /** The hash that update 1 chains to: it binds the genesis state. */
 export function genesisUpdateHash(instance: bigint, genesisDigest: Uint8Array): Uint8Array {
   return hashTagged('POSE-GENESIS-v1', [uintToWord(instance), genesisDigest])

@@ -1,0 +1,92 @@
+/**
+ * A silent watchdog (SPEC §4, §6.9): its operator and enclave are SIGKILLed; the executor's
+ * operator challenges it on-chain when its ack is late, the chain's clock passes Δ, it is
+ * removed and slashed, refill draws a replacement, the executor hands it the full state, and
+ * the new member holds identical state and acknowledges later updates.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+
+let devnet: Devnet
+let alice: PoseClient
+let instance: bigint
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function digestsOfLiveMembers() {
+  const info = await readInstance(alice.publicClient, devnet.manager, instance)
+  const out: { slot: number; role: string; seq: string; digest: string }[] = []
+  for (const [slot, op] of info.operators.entries()) {
+    if (/^0x0{40}$/.test(op)) continue
+    const { endpoint } = await readOperator(alice.publicClient, devnet.manager, op)
+    out.push({ slot, ...((await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as { role: string; seq: string; digest: string }) })
+  }
+  return out
+}
+
+describe('silent watchdog', { timeout: 300_000 }, () => {
+  before(async () => {
+    devnet = await startDevnet({ operators: 4, users: 1 })
+    alice = await createPoseClient({ rpcUrl: devnet.rpcUrl, manager: devnet.manager, account: privateKeyToAccount(devnet.userKeys[0]!), pollingIntervalMs: 100 })
+    ;({ instance } = await alice.deployContract({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1_000_000n], watchdogCount: 2 }))
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('is challenged, removed, slashed and replaced; the new member holds the same state', async () => {
+    const friend = '0x000000000000000000000000000000000000bEEF'
+    const send = (n: bigint) => alice.writeContract({ instance, abi: privateTokenAbi, functionName: 'transfer', args: [friend, n] })
+    for (let i = 1n; i <= 5n; i++) await send(i)
+    const start = await readInstance(alice.publicClient, devnet.manager, instance)
+    const slot = start.executorSlot === 1 ? 2 : 1
+    const victim = start.operators[slot]!
+    const idx = devnet.operators.findIndex((o) => o.address === victim)
+    process.kill(devnet.enclavePid(idx)!, 'SIGKILL')
+    await devnet.killOperator(idx, 'SIGKILL')
+
+    // The next transaction stalls: one watchdog will never ack it.
+    const stalled = send(6n)
+    await waitFor('the executor to challenge the watchdog', async () => {
+      const i = await readInstance(alice.publicClient, devnet.manager, instance)
+      return i.watchdogMask === 1 << slot
+    })
+    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
+    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    const r = await stalled
+    assert.equal(r.status, 'success', 'the stalled tx got its receipt once the silent watchdog was removed')
+    const slashed = await readOperator(alice.publicClient, devnet.manager, victim)
+    assert.equal(slashed.stake, DEFAULT_MANAGER_PARAMS.minStake - DEFAULT_MANAGER_PARAMS.slashAmount, 'slashed')
+
+    await waitFor('refill', async () => {
+      const i = await readInstance(alice.publicClient, devnet.manager, instance)
+      return !/^0x0{40}$/.test(i.operators[slot]!)
+    })
+    const refilled = await readInstance(alice.publicClient, devnet.manager, instance)
+    assert.notEqual(refilled.operators[slot], victim)
+    assert.equal(new Set(refilled.operators).size, 3)
+
+    for (let i = 7n; i <= 12n; i++) await send(i)
+    await waitFor('the new member to catch up', async () => {
+      const ds = await digestsOfLiveMembers()
+      return ds.length === 3 && new Set(ds.map((d) => `${d.seq}:${d.digest}`)).size === 1
+    })
+    const ds = await digestsOfLiveMembers()
+    assert.equal(ds.find((d) => d.slot === slot)?.role, 'watchdog')
+    const mine = await alice.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' })
+    assert.equal(mine, 1_000_000n - 78n)
+  })
+})
