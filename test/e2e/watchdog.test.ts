@@ -32,7 +32,14 @@ async function digestsOfLiveMembers() {
   for (const [slot, op] of info.operators.entries()) {
     if (/^0x0{40}$/.test(op)) continue
     const { endpoint } = await readOperator(alice.publicClient, devnet.manager, op)
-    out.push({ slot, ...((await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as { role: string; seq: string; digest: string }) })
+    out.push({
+      slot,
+      ...((await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as {
+        role: string
+        seq: string
+        digest: string
+      }),
+    })
   }
   return out
 }
@@ -40,8 +47,18 @@ async function digestsOfLiveMembers() {
 describe('silent watchdog', { timeout: 300_000 }, () => {
   before(async () => {
     devnet = await startDevnet({ operators: 4, users: 1 })
-    alice = await createPoseClient({ rpcUrl: devnet.rpcUrl, manager: devnet.manager, account: privateKeyToAccount(devnet.userKeys[0]!), pollingIntervalMs: 100 })
-    ;({ instance } = await alice.deployContract({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1_000_000n], watchdogCount: 2 }))
+    alice = await createPoseClient({
+      rpcUrl: devnet.rpcUrl,
+      manager: devnet.manager,
+      account: privateKeyToAccount(devnet.userKeys[0]!),
+      pollingIntervalMs: 100,
+    })
+    ;({ instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000_000n],
+      watchdogCount: 2,
+    }))
   })
   after(async () => {
     await devnet?.stop()
@@ -49,7 +66,13 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
 
   test('is challenged, removed, slashed and replaced; the new member holds the same state', async () => {
     const friend = '0x000000000000000000000000000000000000bEEF'
-    const send = (n: bigint) => alice.writeContract({ instance, abi: privateTokenAbi, functionName: 'transfer', args: [friend, n] })
+    const send = (n: bigint) =>
+      alice.writeContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [friend, n],
+      })
     for (let i = 1n; i <= 5n; i++) await send(i)
     const start = await readInstance(alice.publicClient, devnet.manager, instance)
     const slot = start.executorSlot === 1 ? 2 : 1
@@ -67,9 +90,17 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
     await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
     await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
     const r = await stalled
-    assert.equal(r.status, 'success', 'the stalled tx got its receipt once the silent watchdog was removed')
+    assert.equal(
+      r.status,
+      'success',
+      'the stalled tx got its receipt once the silent watchdog was removed',
+    )
     const slashed = await readOperator(alice.publicClient, devnet.manager, victim)
-    assert.equal(slashed.stake, DEFAULT_MANAGER_PARAMS.minStake - DEFAULT_MANAGER_PARAMS.slashAmount, 'slashed')
+    assert.equal(
+      slashed.stake,
+      DEFAULT_MANAGER_PARAMS.minStake - DEFAULT_MANAGER_PARAMS.slashAmount,
+      'slashed',
+    )
 
     await waitFor('refill', async () => {
       const i = await readInstance(alice.publicClient, devnet.manager, instance)
@@ -86,7 +117,11 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
     })
     const ds = await digestsOfLiveMembers()
     assert.equal(ds.find((d) => d.slot === slot)?.role, 'watchdog')
-    const mine = await alice.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' })
+    const mine = await alice.readContract({
+      instance,
+      abi: privateTokenAbi,
+      functionName: 'myBalance',
+    })
     assert.equal(mine, 1_000_000n - 78n)
   })
 })
