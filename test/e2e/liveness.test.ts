@@ -7,13 +7,16 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
+import { decodeFunctionData } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import { ChainTxError } from '../../src/chain/sender.ts'
 import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { EventKind } from '../../src/protocol/index.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
@@ -25,6 +28,24 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 100))
   }
+}
+
+/** Arguments of the latest `respondExecutor` transaction for the instance. */
+async function lastResponse(): Promise<readonly unknown[]> {
+  const client = clients[0]!.publicClient
+  const logs = await client.getContractEvents({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    eventName: 'InstanceEvent',
+    fromBlock: 0n,
+  })
+  const responded = logs
+    .filter((l) => Number((l.args as { kind: number }).kind) === EventKind.ExecutorResponded)
+    .at(-1)!
+  const tx = await client.getTransaction({ hash: responded.transactionHash! })
+  const { functionName, args } = decodeFunctionData({ abi: poseManagerAbi, data: tx.input })
+  assert.equal(functionName, 'respondExecutor')
+  return args as readonly unknown[]
 }
 
 describe('executor crash and replacement', { timeout: 300_000 }, () => {
@@ -78,6 +99,15 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
     })
 
     await waitFor('30 receipts', async () => receipts.length >= 30)
+    // A live executor answers a challenge by itself (its operator submits the enclave's answer).
+    await clients[0]!.challengeExecutor({ instance })
+    await waitFor(
+      'the answer',
+      async () =>
+        (await readInstance(clients[0]!.publicClient, devnet.manager, instance)).phaseName ===
+        'Active',
+    )
+    const staleAnswer = await lastResponse()
     const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
     const execIdx = devnet.operators.findIndex(
       (o) => o.address === before.operators[before.executorSlot],
@@ -88,6 +118,17 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
 
     // A user challenges the silent executor; Δ passes on the chain's clock.
     await clients[0]!.challengeExecutor({ instance })
+    // Its operator cannot answer with the enclave's earlier signature (it never saw this challenge).
+    await assert.rejects(
+      clients[0]!.sender.write({
+        address: devnet.manager,
+        abi: poseManagerAbi,
+        functionName: 'respondExecutor',
+        args: staleAnswer,
+      }),
+      (e: unknown) =>
+        e instanceof ChainTxError && e.reason.startsWith('PoseManager_ResponseTooOld'),
+    )
     await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
     await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
     // An operator of a live member submits executorTimeout; the promoted executor answers.
