@@ -37,6 +37,8 @@ export type OperatorInfo = {
   stake: bigint
   registered: boolean
   exiting: boolean
+  memberships: number
+  exitRequestedAt: bigint
 }
 
 const ZERO = '0x0000000000000000000000000000000000000000'
@@ -97,6 +99,8 @@ export async function readOperator(
     stake: BigInt(r.stake as bigint),
     registered: Boolean(r.registered),
     exiting: Boolean(r.exiting),
+    memberships: Number(r.memberships),
+    exitRequestedAt: BigInt(r.exitRequestedAt as bigint),
   }
 }
 

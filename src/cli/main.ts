@@ -58,6 +58,23 @@ operator
   .option('--stake <wei>', 'stake to register with (default: the manager minimum)')
   .action((o) => runCommand('operator-start', o))
 
+operator
+  .command('exit')
+  .description('stop being drawn and hand over every membership (the stake stays until withdraw)')
+  .requiredOption('--rpc <url>', 'JSON-RPC endpoint of the chain')
+  .requiredOption('--manager <address>', 'PoseManager address', address)
+  .option('--key <hex>', 'operator account private key (or env POSE_OPERATOR_KEY)')
+  .action((o) => runCommand('operator-exit', o))
+operator
+  .command('withdraw')
+  .description(
+    'withdraw the stake after exit, once no membership is left and the exit delay passed',
+  )
+  .requiredOption('--rpc <url>', 'JSON-RPC endpoint of the chain')
+  .requiredOption('--manager <address>', 'PoseManager address', address)
+  .option('--key <hex>', 'operator account private key (or env POSE_OPERATOR_KEY)')
+  .action((o) => runCommand('operator-withdraw', o))
+
 const clientOptions = (c: Command) =>
   c
     .requiredOption('--rpc <url>', 'JSON-RPC endpoint of the chain')
@@ -89,6 +106,15 @@ clientOptions(program.command('call').description('signed view call to an instan
   .requiredOption('--function <name>', 'function name')
   .option('--args <json>', 'arguments as a JSON array', '[]')
   .action((o) => runCommand('call', o))
+
+clientOptions(
+  program
+    .command('challenge')
+    .description('challenge the executor of an instance on-chain (pays the challenge fee)'),
+)
+  .requiredOption('--instance <id>', 'instance id', instanceId)
+  .option('--payload <hex>', 'what the executor must answer, e.g. an ignored transaction box')
+  .action((o) => runCommand('challenge', o))
 
 program
   .command('status')

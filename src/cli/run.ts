@@ -8,8 +8,9 @@ import { devAttestationVerifierAbi } from '../chain/abi.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { createPoseClient } from '../client/index.ts'
 import { runDemo } from '../devnet/demo.ts'
+import { exitPool, withdrawStake } from '../operator/exit.ts'
 import { OperatorNode } from '../operator/node.ts'
-import { bytesToHex, keccak256 } from '../protocol/index.ts'
+import { bytesToHex, hexToBytes, keccak256 } from '../protocol/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
 import { buildEnclaveBundle, measureBundle } from '../tee/measurement.ts'
 
@@ -183,10 +184,27 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
         console.log(
           `\ninstance ${id}: phase ${info.phaseName}, s = ${info.watchdogCount}, event index ${info.eventIndex}`,
         )
+        const now = (await client.getBlock({ blockTag: 'latest' })).timestamp
+        const due = (t: bigint) => (t > now ? `in ${t - now} s` : `passed ${now - t} s ago`)
+        if (info.challengeDeadline > 0n) {
+          console.log(
+            `  executor challenged by ${info.challenger}; deadline ${due(info.challengeDeadline)}`,
+          )
+        }
+        if (info.watchdogMask !== 0) {
+          console.log(
+            `  watchdogs challenged (mask ${info.watchdogMask}, answered ${info.respondedMask}); deadline ${due(info.watchdogDeadline)}`,
+          )
+        }
+        if (info.refillBlock > 0n) console.log(`  refill scheduled from block ${info.refillBlock}`)
         for (let slot = 0; slot < info.signers.length; slot++) {
           const signer = info.signers[slot]!
           const operator = info.operators[slot]!
-          const role = slot === info.executorSlot ? 'executor' : 'watchdog'
+          const role = /^0x0{40}$/.test(operator)
+            ? 'empty'
+            : slot === info.executorSlot
+              ? 'executor'
+              : 'watchdog'
           let extra = ''
           if (!/^0x0{40}$/.test(operator)) {
             const op = await readOperator(client as never, manager, operator)
@@ -205,6 +223,40 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
           )
         }
       }
+      return
+    }
+    case 'operator-exit':
+    case 'operator-withdraw': {
+      const opts = {
+        rpcUrl: o.rpc as string,
+        manager: o.manager as Address,
+        privateKey: hexKey(o.key, 'POSE_OPERATOR_KEY', 'key'),
+        log: (l: string) => console.error(`… ${l}`),
+      }
+      if (cmd === 'operator-exit') {
+        const r = await exitPool(opts)
+        console.log(json(r))
+        console.error(
+          `Withdraw the stake with \`pose operator withdraw\` after chain time ${r.readyAt}.`,
+        )
+      } else {
+        console.log(json({ withdrawn: await withdrawStake(opts) }))
+      }
+      return
+    }
+    case 'challenge': {
+      const client = await createPoseClient({
+        rpcUrl: o.rpc as string,
+        manager: o.manager as Address,
+        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
+      })
+      const payload = o.payload ? hexToBytes(o.payload as string, '--payload') : new Uint8Array()
+      const hash = await client.challengeExecutor({ instance: o.instance as bigint, payload })
+      const info = await client.getInstance({ instance: o.instance as bigint, refresh: true })
+      console.log(json({ hash, phase: info.phaseName, deadline: info.challengeDeadline }))
+      console.error(
+        `The executor must answer before the deadline; afterwards anyone (operators by default) can call executorTimeout.`,
+      )
       return
     }
     case 'verify-measurement': {

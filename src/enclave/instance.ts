@@ -197,6 +197,31 @@ export class Instance {
     if (before === this.role) return
     this.sealView()
     if (before === 'watchdog' && this.role === 'executor' && this.world) this.takeOver()
+    if (before === 'executor') this.abandonPending()
+  }
+
+  /**
+   * No longer executor: every waiting request is answered WRONG_ROLE at once, so clients
+   * resubmit to the new executor instead of waiting for a timeout. Updates not acknowledged by
+   * every member produced no receipt; the new executor decides their fate.
+   */
+  private abandonPending(): void {
+    const err = new ProtocolError(
+      'WRONG_ROLE',
+      `instance ${this.id}: this enclave is no longer the executor; resubmit`,
+    )
+    const waiters: Waiter[] = []
+    for (const p of this.queue) waiters.push(...p.waiters)
+    for (const m of this.future.values()) for (const p of m.values()) waiters.push(...p.waiters)
+    for (const e of this.log.values()) for (const x of e.executed) waiters.push(...x.p.waiters)
+    for (const w of waiters) this.reject(w, err)
+    this.queue = []
+    this.future.clear()
+    this.byHash.clear()
+    this.nextNonce.clear()
+    this.log.clear()
+    this.acked.clear()
+    this.joining.clear()
   }
 
   /**

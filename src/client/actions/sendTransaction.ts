@@ -158,8 +158,9 @@ export async function sendTransaction(
     endpoint: info.executorEndpoint,
   })
   try {
-    const sealed = await submitWithFailover(client, p.instance, box)
-    const receipt = await openReceipt(client, { instance: p.instance, txHash, sealed, responseKey })
+    const receipt = await submitWithFailover(client, p.instance, box, (sealed) =>
+      openReceipt(client, { instance: p.instance, txHash, sealed, responseKey }),
+    )
     client.state.sent.delete(bytesToHex(txHash))
     return receipt
   } catch (e) {
@@ -179,11 +180,12 @@ const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
  * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
  * nonce; with `autoChallenge`, it also challenges the silent executor on-chain once.
  */
-export async function submitWithFailover(
+export async function submitWithFailover<T>(
   client: PoseClientBase,
   instance: bigint,
   box: Uint8Array,
-): Promise<Hex> {
+  open: (sealed: Hex) => Promise<T>,
+): Promise<T> {
   const deadline = Date.now() + client.failover.timeoutMs
   let challenged = false
   let info = await getInstance(client, { instance })
@@ -191,11 +193,10 @@ export async function submitWithFailover(
     try {
       const { sealed } = await postWhenReady<{ sealed: Hex }>(
         `${info.executorEndpoint}/v1/instances/${instance}/tx`,
-        {
-          box: bytesToHex(box),
-        },
+        { box: bytesToHex(box) },
       )
-      return sealed
+      // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
+      return await open(sealed)
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e

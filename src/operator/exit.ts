@@ -1,0 +1,71 @@
+/**
+ * Leaving the pool (SPEC §4): `requestExit` stops new draws, `leave` hands over every
+ * membership (an executor's longest-serving watchdog takes over), and `withdrawStake` pays the
+ * stake back once no membership is left and the exit delay has passed.
+ */
+import type { Address, Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { createChainClients } from '../chain/clients.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
+import { TxSender } from '../chain/sender.ts'
+
+export type ExitOptions = {
+  rpcUrl: string
+  manager: Address
+  privateKey: Hex
+  log?: (line: string) => void
+}
+
+async function connect(o: ExitOptions) {
+  const account = privateKeyToAccount(o.privateKey)
+  const chain = await createChainClients({ rpcUrl: o.rpcUrl, account, pollingIntervalMs: 100 })
+  return { account, chain, sender: new TxSender(chain.publicClient, chain.walletClient!) }
+}
+
+/** Requests exit (if not yet requested) and leaves every instance the operator is a member of. */
+export async function exitPool(o: ExitOptions): Promise<{ left: bigint[]; readyAt: bigint }> {
+  const log = o.log ?? (() => undefined)
+  const { account, chain, sender } = await connect(o)
+  const me = await readOperator(chain.publicClient, o.manager, account.address)
+  if (!me.registered)
+    throw new Error(`operator ${account.address} is not registered on ${o.manager}`)
+  if (!me.exiting) {
+    await sender.write({ address: o.manager, abi: poseManagerAbi, functionName: 'requestExit' })
+    log('exit requested: no longer drawn into new pools')
+  }
+  const count = (await chain.publicClient.readContract({
+    address: o.manager,
+    abi: poseManagerAbi,
+    functionName: 'instanceCount',
+  })) as bigint
+  const left: bigint[] = []
+  for (let id = 1n; id <= count; id++) {
+    const info = await readInstance(chain.publicClient, o.manager, id)
+    if (!info.operators.includes(account.address)) continue
+    await sender.write({
+      address: o.manager,
+      abi: poseManagerAbi,
+      functionName: 'leave',
+      args: [id],
+    })
+    left.push(id)
+    log(
+      `left instance ${id} (${info.operators[info.executorSlot] === account.address ? 'executor: handed over' : 'watchdog'})`,
+    )
+  }
+  const after = await readOperator(chain.publicClient, o.manager, account.address)
+  const delay = (await chain.publicClient.readContract({
+    address: o.manager,
+    abi: poseManagerAbi,
+    functionName: 'exitDelay',
+  })) as bigint
+  return { left, readyAt: after.exitRequestedAt + delay }
+}
+
+/** Withdraws the stake after the exit delay; returns the amount paid. */
+export async function withdrawStake(o: ExitOptions): Promise<bigint> {
+  const { account, chain, sender } = await connect(o)
+  const me = await readOperator(chain.publicClient, o.manager, account.address)
+  await sender.write({ address: o.manager, abi: poseManagerAbi, functionName: 'withdrawStake' })
+  return me.stake
+}

@@ -1,0 +1,94 @@
+/**
+ * Attrition (SPEC §1): with no spare operators to refill from, members are killed one after
+ * another; the instance keeps serving while one member is left, and freezes when the last dies.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+
+let devnet: Devnet
+let alice: PoseClient
+let instance: bigint
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+describe('members die one after another', { timeout: 300_000 }, () => {
+  before(async () => {
+    devnet = await startDevnet({ operators: 3, users: 1 })
+    alice = await createPoseClient({
+      rpcUrl: devnet.rpcUrl,
+      manager: devnet.manager,
+      account: privateKeyToAccount(devnet.userKeys[0]!),
+      pollingIntervalMs: 100,
+    })
+    ;({ instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000n],
+      watchdogCount: 2,
+    }))
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('serves while one member is left, then freezes', async () => {
+    const friend = '0x000000000000000000000000000000000000bEEF'
+    let sent = 0n
+    const send = async () => {
+      const r = await alice.writeContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [friend, 1n],
+      })
+      assert.equal(r.status, 'success')
+      sent++
+    }
+    await send()
+    for (let round = 0; round < 3; round++) {
+      const info = await readInstance(alice.publicClient, devnet.manager, instance)
+      const idx = devnet.operators.findIndex((o) => o.address === info.operators[info.executorSlot])
+      process.kill(devnet.enclavePid(idx)!, 'SIGKILL')
+      await devnet.killOperator(idx, 'SIGKILL')
+      await alice.challengeExecutor({ instance })
+      await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
+      await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+      if (round < 2) {
+        await waitFor('a new executor', async () => {
+          const i = await readInstance(alice.publicClient, devnet.manager, instance)
+          return i.executorSlot !== info.executorSlot && i.phaseName === 'Active'
+        })
+        await send()
+        await send()
+        const live = (
+          await readInstance(alice.publicClient, devnet.manager, instance)
+        ).operators.filter((o) => !/^0x0{40}$/.test(o))
+        assert.equal(live.length, 2 - round)
+      } else {
+        // Nobody is left to submit the timeout: the user does.
+        await alice.sender.write({
+          address: devnet.manager,
+          abi: (await import('../../src/chain/manager.ts')).poseManagerAbi,
+          functionName: 'executorTimeout',
+          args: [instance],
+        })
+        const i = await readInstance(alice.publicClient, devnet.manager, instance)
+        assert.equal(i.phaseName, 'Frozen')
+      }
+    }
+    assert.equal(sent, 5n)
+  })
+})

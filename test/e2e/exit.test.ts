@@ -1,0 +1,128 @@
+/**
+ * Operator exit (SPEC §4): the executor's operator requests exit while users send
+ * transactions; its memberships are handed over, no receipted transaction is lost, and it
+ * withdraws its stake after the exit delay (anvil's clock).
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { exitPool, withdrawStake } from '../../src/operator/exit.ts'
+
+let devnet: Devnet
+let clients: PoseClient[]
+let instance: bigint
+
+describe('operator exit while executor', { timeout: 300_000 }, () => {
+  before(async () => {
+    devnet = await startDevnet({ operators: 4, users: 2 })
+    clients = await Promise.all(
+      devnet.userKeys.map((k) =>
+        createPoseClient({
+          rpcUrl: devnet.rpcUrl,
+          manager: devnet.manager,
+          account: privateKeyToAccount(k),
+          pollingIntervalMs: 100,
+        }),
+      ),
+    )
+    const [alice, bob] = clients as [PoseClient, PoseClient]
+    ;({ instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [2_000_000n],
+      watchdogCount: 2,
+    }))
+    await alice.writeContract({
+      instance,
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [bob.account.address, 1_000_000n],
+    })
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('hands over without losing a transaction; the stake is withdrawn after the delay', async () => {
+    const receipts: { from: number; amount: bigint; r: PoseReceipt }[] = []
+    let stop = false
+    const streams = clients.map(async (c, ci) => {
+      for (let k = 0; !stop && k < 300; k++) {
+        const amount = BigInt(1 + (k % 5))
+        const r = await c.writeContract({
+          instance,
+          abi: privateTokenAbi,
+          functionName: 'transfer',
+          args: [clients[1 - ci]!.account.address, amount],
+        })
+        receipts.push({ from: ci, amount, r })
+      }
+    })
+    while (receipts.length < 20) await new Promise((r) => setTimeout(r, 50))
+
+    const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
+    const op = devnet.operators.find((o) => o.address === before.operators[before.executorSlot])!
+    const lines: string[] = []
+    const { left, readyAt } = await exitPool({
+      rpcUrl: devnet.rpcUrl,
+      manager: devnet.manager,
+      privateKey: op.key,
+      log: (l) => lines.push(l),
+    })
+    assert.deepEqual(left, [instance])
+    assert.match(lines.join('\n'), /executor: handed over/)
+    const atExit = receipts.length
+    while (receipts.length < atExit + 20) await new Promise((r) => setTimeout(r, 50))
+    stop = true
+    await Promise.all(streams)
+
+    const afterInfo = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
+    assert.notEqual(afterInfo.operators[afterInfo.executorSlot], op.address)
+    assert.ok(!afterInfo.operators.includes(op.address))
+    assert.equal(
+      receipts.at(-1)!.r.executor.toLowerCase(),
+      afterInfo.signers[afterInfo.executorSlot]!.toLowerCase(),
+    )
+
+    // Replaying every receipt gives the final balances.
+    const expected = [1_000_000n, 1_000_000n]
+    for (const x of receipts) {
+      expected[x.from]! -= x.amount
+      expected[1 - x.from]! += x.amount
+    }
+    for (const [u, c] of clients.entries()) {
+      assert.equal(
+        await c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' }),
+        expected[u],
+      )
+    }
+
+    // Stake: not before the exit delay, then all of it.
+    await assert.rejects(
+      withdrawStake({ rpcUrl: devnet.rpcUrl, manager: devnet.manager, privateKey: op.key }),
+      /PoseManager_CannotWithdraw/,
+    )
+    const now = (await clients[0]!.publicClient.getBlock({ blockTag: 'latest' })).timestamp
+    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(readyAt - now) + 1])
+    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    const balanceBefore = await clients[0]!.publicClient.getBalance({ address: op.address })
+    const paid = await withdrawStake({
+      rpcUrl: devnet.rpcUrl,
+      manager: devnet.manager,
+      privateKey: op.key,
+    })
+    assert.equal(paid, DEFAULT_MANAGER_PARAMS.minStake)
+    const balanceAfter = await clients[0]!.publicClient.getBalance({ address: op.address })
+    assert.ok(balanceAfter > balanceBefore + paid - 10n ** 16n, 'stake arrived (minus gas)')
+    assert.equal(
+      (await readOperator(clients[0]!.publicClient, devnet.manager, op.address)).stake,
+      0n,
+    )
+  })
+})
