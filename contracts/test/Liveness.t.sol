@@ -374,6 +374,62 @@ contract LivenessTest is Fixture {
         manager.leave(id);
     }
 
+    function test_leave_notMember_reverts() public {
+        address outsider;
+        for (uint256 i; i < OPS; ++i) {
+            if (manager.getOperator(operatorAddr(i)).memberships == 0) outsider = operatorAddr(i);
+        }
+        vm.prank(outsider);
+        manager.requestExit();
+        vm.prank(outsider);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotAllowed.selector, outsider, address(0)));
+        manager.leave(id);
+    }
+
+    function test_leave_whileDrawing_reverts() public {
+        vm.deal(address(this), FEE);
+        uint256 other = manager.createContract{value: FEE}(1, keccak256("code"));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Drawing, Phase.Active));
+        manager.leave(other);
+    }
+
+    function test_withdrawStake_notExiting_reverts() public {
+        address op = opOf(1);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_CannotWithdraw.selector, op, 1, EXIT_DELAY));
+        manager.withdrawStake();
+    }
+
+    function test_refill_wrongPhase_reverts() public {
+        challenge();
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active));
+        manager.refill(id);
+    }
+
+    function test_challengeExecutor_whileCreating_reverts() public {
+        uint256 other = createAndDraw(1);
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Creating, Phase.Active));
+        manager.challengeExecutor{value: CHALLENGE_FEE}(other, "");
+    }
+
+    function test_challengeWatchdogs_frozen_reverts() public {
+        challenge();
+        for (uint256 k; k < 3; ++k) {
+            vm.warp(block.timestamp + DELTA + 1);
+            manager.executorTimeout(id);
+        }
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Frozen, Phase.Active));
+        manager.challengeWatchdogs(id, 2, "");
+    }
+
+    function test_setEndpoint_badEndpoint_reverts() public {
+        address op = opOf(0);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadEndpoint.selector, 300));
+        manager.setEndpoint(string(new bytes(300)));
+    }
+
     // ------------------------------------------------------------ claim
 
     function test_claim_paysOnce() public {

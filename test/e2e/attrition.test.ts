@@ -6,14 +6,15 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { readInstance } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
+import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 
 let devnet: Devnet
 let alice: PoseClient
+let auto: PoseClient
 let instance: bigint
 
 const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
@@ -26,7 +27,7 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
 
 describe('members die one after another', { timeout: 300_000 }, () => {
   before(async () => {
-    devnet = await startDevnet({ operators: 3, users: 1 })
+    devnet = await startDevnet({ operators: 3, users: 2 })
     alice = await createPoseClient({
       rpcUrl: devnet.rpcUrl,
       manager: devnet.manager,
@@ -39,6 +40,26 @@ describe('members die one after another', { timeout: 300_000 }, () => {
       args: [1_000n],
       watchdogCount: 2,
     }))
+    // A second user whose client challenges silent executors by itself.
+    auto = await createPoseClient({
+      rpcUrl: devnet.rpcUrl,
+      manager: devnet.manager,
+      account: privateKeyToAccount(devnet.userKeys[1]!),
+      pollingIntervalMs: 100,
+      autoChallenge: true,
+    })
+    await alice.writeContract({
+      instance,
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [auto.account.address, 100n],
+    })
+    await auto.writeContract({
+      instance,
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [alice.account.address, 1n],
+    })
   })
   after(async () => {
     await devnet?.stop()
@@ -63,9 +84,38 @@ describe('members die one after another', { timeout: 300_000 }, () => {
       const idx = devnet.operators.findIndex((o) => o.address === info.operators[info.executorSlot])
       process.kill(devnet.enclavePid(idx)!, 'SIGKILL')
       await devnet.killOperator(idx, 'SIGKILL')
-      await alice.challengeExecutor({ instance })
+      // Round 0: a client with autoChallenge notices the silent executor, challenges it on-chain
+      // and fails over to the next one by itself. Later rounds: the user challenges by hand.
+      const pending =
+        round === 0
+          ? auto.writeContract({
+              instance,
+              abi: privateTokenAbi,
+              functionName: 'transfer',
+              args: [friend, 1n],
+            })
+          : undefined
+      if (pending) {
+        await waitFor(
+          'the automatic challenge',
+          async () =>
+            (await readInstance(alice.publicClient, devnet.manager, instance)).phaseName ===
+            'ExecutorChallenged',
+        )
+      } else {
+        await alice.challengeExecutor({ instance })
+      }
       await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
       await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+      if (pending) {
+        assert.equal((await pending).status, 'success', 'the auto-challenging client got a receipt')
+        const mine = await auto.readContract({
+          instance,
+          abi: privateTokenAbi,
+          functionName: 'myBalance',
+        })
+        assert.equal(mine, 98n)
+      }
       if (round < 2) {
         await waitFor('a new executor', async () => {
           const i = await readInstance(alice.publicClient, devnet.manager, instance)
@@ -81,7 +131,7 @@ describe('members die one after another', { timeout: 300_000 }, () => {
         // Nobody is left to submit the timeout: the user does.
         await alice.sender.write({
           address: devnet.manager,
-          abi: (await import('../../src/chain/manager.ts')).poseManagerAbi,
+          abi: poseManagerAbi,
           functionName: 'executorTimeout',
           args: [instance],
         })
