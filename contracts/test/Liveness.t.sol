@@ -207,6 +207,32 @@ contract LivenessTest is Fixture {
         manager.challengeWatchdogs(id, 2, "");
     }
 
+    function test_challengeWatchdogs_openWhileExecutorChallenged_reverts() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 2, "");
+        challenge();
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_WatchdogChallengeState.selector, id, true));
+        manager.challengeWatchdogs(id, 4, "");
+    }
+
+    function test_claim_rejectingReceiver_reverts() public {
+        // A challenger contract that refuses ETH cannot claim; its credit is kept, nothing is lost.
+        Rejecter r = new Rejecter();
+        vm.deal(address(r), 1 ether);
+        vm.prank(address(r));
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, "");
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.executorTimeout(id);
+        uint256 owed = manager.payouts(address(r));
+        assertEq(owed, SLASH / 2, "credited");
+        vm.prank(address(r));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TransferFailed.selector, address(r), owed));
+        manager.claim();
+        assertEq(manager.payouts(address(r)), owed, "credit kept");
+    }
+
     function test_respondWatchdog_notChallenged_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotChallenged.selector, id, 1));
         manager.respondWatchdog(id, 1, 0, "");
@@ -443,5 +469,11 @@ contract LivenessTest is Fixture {
         vm.prank(op);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToClaim.selector, op));
         manager.claim();
+    }
+}
+
+contract Rejecter {
+    receive() external payable {
+        revert("no");
     }
 }

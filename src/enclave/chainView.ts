@@ -51,6 +51,8 @@ export class ChainView {
   joins = 0
   /** Index of the event that opened (or, after a timeout, renewed) the executor challenge. */
   challengeIndex = 0n
+  /** What the open executor challenge asks (typically a transaction box). */
+  challengePayload: Uint8Array = new Uint8Array()
   /** Index of the event that opened the current watchdog challenge. */
   watchdogChallengeIndex = 0n
 
@@ -144,7 +146,7 @@ export class ChainView {
         return
       }
       case EventKind.ExecutorChallenged:
-        decodeExecutorChallenged(data)
+        this.challengePayload = decodeExecutorChallenged(data).payload
         this.phase = Phase.ExecutorChallenged
         this.challengeIndex = index
         return
@@ -218,6 +220,7 @@ export class ChainView {
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
       watchdogMask: this.watchdogMask,
       challengeIndex: dec(this.challengeIndex),
+      challengePayload: hex(this.challengePayload),
       joinOrder: this.joinOrder,
       watchdogChallengeIndex: dec(this.watchdogChallengeIndex),
       joins: this.joins,
@@ -241,6 +244,7 @@ export class ChainView {
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
     v.watchdogMask = w.watchdogMask
     v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
+    v.challengePayload = unhex(w.challengePayload, 'view.challengePayload')
     v.joinOrder = w.joinOrder
     v.watchdogChallengeIndex = uint(w.watchdogChallengeIndex, 'view.watchdogChallengeIndex', 64)
     v.joins = w.joins
@@ -263,6 +267,7 @@ const viewSchema = z.strictObject({
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
   challengeIndex: z.string(),
+  challengePayload: z.string().max(262_144),
   watchdogChallengeIndex: z.string(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),

@@ -94,7 +94,8 @@ export type EnclaveContext = {
   now: () => number
 }
 
-type Waiter = { requestId: string; responseKey: Uint8Array }
+/** Who waits for an answer: a client request, or an on-chain challenge (answered on-chain). */
+type Waiter = { requestId: string; responseKey: Uint8Array; challenge?: true }
 
 type Pending = { tx: SignedTx; txHash: Uint8Array; waiters: Waiter[]; receivedAt: number }
 
@@ -334,7 +335,33 @@ export class Instance {
     if (this.role !== 'executor' || this.view.phase !== Phase.ExecutorChallenged) return
     if (this.answeredChallenge >= this.view.challengeIndex) return
     this.answeredChallenge = this.view.index
-    const response = concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash)
+    this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
+    // A payload that is a transaction box is served like any request; its sealed answer (the
+    // user's encrypted receipt or rejection) becomes the on-chain response once released.
+    let opened: { plaintext: Uint8Array; responseKey: Uint8Array } | undefined
+    try {
+      opened = this.openClientBox(this.view.challengePayload, BOX_CONTEXT.tx)
+    } catch {
+      opened = undefined
+    }
+    if (!opened) {
+      this.respondOnChain(concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash))
+      return
+    }
+    const waiter: Waiter = {
+      requestId: `challenge:${this.view.challengeIndex}`,
+      responseKey: opened.responseKey,
+      challenge: true,
+    }
+    try {
+      this.acceptTx(decodeSignedTx(opened.plaintext), waiter)
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e
+      this.reject(waiter, e)
+    }
+  }
+
+  private respondOnChain(response: Uint8Array): void {
     const signature = signDigest(
       respondDigest({
         chainId: this.ctx.chainId,
@@ -353,7 +380,6 @@ export class Instance {
       eventIndex: this.view.index,
       signature,
     })
-    this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
   }
 
   sealView(): void {
@@ -644,11 +670,13 @@ export class Instance {
   // ------------------------------------------------------------ transactions (executor)
 
   private answer(w: Waiter, a: Answer): void {
-    this.ctx.out({
-      type: 'answer',
-      requestId: w.requestId,
-      sealed: aeadSeal(w.responseKey, encodeAnswer(a), utf8('POSE-ANSWER-v1')),
-    })
+    const sealed = aeadSeal(w.responseKey, encodeAnswer(a), utf8('POSE-ANSWER-v1'))
+    if (w.challenge) {
+      if (this.role === 'executor' && this.view.phase === Phase.ExecutorChallenged)
+        this.respondOnChain(sealed)
+      return
+    }
+    this.ctx.out({ type: 'answer', requestId: w.requestId, sealed })
   }
 
   private reject(w: Waiter, e: ProtocolError): void {

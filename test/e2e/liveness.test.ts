@@ -7,16 +7,30 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { decodeFunctionData } from 'viem'
+import { decodeFunctionData, encodeFunctionData, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
+import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
-import { EventKind } from '../../src/protocol/index.ts'
+import {
+  BOX_CONTEXT,
+  boxSeal,
+  bytesToHex,
+  EventKind,
+  encodeSignedTx,
+  generateSecretKey,
+  hashTx,
+  hexToBytes,
+  INSTANCE_ADDRESS,
+  instanceAad,
+  secretKeyToAddress,
+  signDigest,
+} from '../../src/protocol/index.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
@@ -99,15 +113,45 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
     })
 
     await waitFor('30 receipts', async () => receipts.length >= 30)
-    // A live executor answers a challenge by itself (its operator submits the enclave's answer).
-    await clients[0]!.challengeExecutor({ instance })
-    await waitFor(
-      'the answer',
-      async () =>
-        (await readInstance(clients[0]!.publicClient, devnet.manager, instance)).phaseName ===
-        'Active',
-    )
+    // A live executor answers a challenge by itself: the payload is a transaction box, and the
+    // on-chain response is that transaction's receipt, encrypted to its sender.
+    const stranger = generateSecretKey()
+    const info0 = await clients[0]!.getInstance({ instance, refresh: true })
+    const tx = {
+      instance,
+      from: secretKeyToAddress(stranger),
+      nonce: 0n,
+      to: INSTANCE_ADDRESS,
+      value: 0n,
+      data: hexToBytes(
+        encodeFunctionData({
+          abi: privateTokenAbi,
+          functionName: 'transfer',
+          args: [clients[1]!.account.address, 0n],
+        }),
+      ),
+      gasLimit: 200_000n,
+    }
+    const txHash = hashTx(clients[0]!.domain, tx)
+    const { box, responseKey } = boxSeal({
+      recipientPublicKey: hexToBytes(info0.contractEncryptionKey),
+      plaintext: encodeSignedTx({ ...tx, signature: signDigest(txHash, stranger) }),
+      context: BOX_CONTEXT.tx,
+      aad: instanceAad(instance),
+    })
+    await clients[0]!.challengeExecutor({ instance, payload: box })
+    const phase = async () =>
+      (await readInstance(clients[0]!.publicClient, devnet.manager, instance)).phaseName
+    await waitFor('the answer', async () => (await phase()) === 'Active')
     const staleAnswer = await lastResponse()
+    const answered = await openReceipt(clients[0]!, {
+      instance,
+      txHash,
+      sealed: staleAnswer[1] as Hex,
+      responseKey,
+    })
+    assert.equal(answered.status, 'success')
+    assert.equal(answered.from.toLowerCase(), bytesToHex(tx.from))
     const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
     const execIdx = devnet.operators.findIndex(
       (o) => o.address === before.operators[before.executorSlot],
