@@ -63,6 +63,14 @@ contract PoseManager {
     error PoseManager_Exiting(address operator);
     /// @notice The operator has not requested exit, still holds `memberships`, or waits until `readyAt`.
     error PoseManager_CannotWithdraw(address operator, uint16 memberships, uint64 readyAt);
+    /// @notice A deposit of zero.
+    error PoseManager_ZeroDeposit();
+    /// @notice `signer` never was a member enclave of instance `id`.
+    error PoseManager_NotAMember(uint256 id, address signer);
+    /// @notice The authorisation pays nothing: `cumulative` does not exceed what was withdrawn.
+    error PoseManager_NothingToWithdraw(uint256 id, address recipient, uint256 cumulative, uint256 withdrawn);
+    /// @notice Paying `amount` would take more out of instance `id` than was deposited.
+    error PoseManager_Insolvent(uint256 id, uint256 amount, uint256 available);
     /// @notice Nothing to pay out to `account`.
     error PoseManager_NothingToClaim(address account);
     /// @notice A payout to `to` failed.
@@ -87,6 +95,10 @@ contract PoseManager {
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
     /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
     event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);
+    /// @notice `from` deposited `amount` into instance `id`.
+    event Deposited(uint256 indexed id, address indexed from, uint256 amount);
+    /// @notice `recipient` withdrew `amount` from instance `id` (cumulative `cumulative`).
+    event Withdrawn(uint256 indexed id, address indexed recipient, uint256 amount, uint256 cumulative);
     /// @notice `account` may claim `amount` more.
     event PayoutCredited(address indexed account, uint256 amount);
     /// @notice `account` claimed `amount`.
@@ -138,6 +150,9 @@ contract PoseManager {
         // Join order per slot, 16 bits each: promotion picks the longest-serving live member,
         // which holds every acknowledged update (a refilled member may still be catching up).
         uint256 joinOrder;
+        // coins (SPEC §4 Coins)
+        uint256 deposited;
+        uint256 withdrawn;
     }
 
     /// @notice A read-only view of an instance.
@@ -221,6 +236,12 @@ contract PoseManager {
     uint256 public totalStake;
     /// @notice Sum of all unclaimed payouts.
     uint256 public totalPayouts;
+    /// @notice Coins held for all instances (deposited minus withdrawn).
+    uint256 public totalHeld;
+    /// @notice What each recipient has withdrawn from each instance (cumulative).
+    mapping(uint256 => mapping(address => uint256)) public withdrawnBy;
+    /// @notice Enclaves that are or were members of an instance: their authorisations count.
+    mapping(uint256 => mapping(address => bool)) public everMember;
     bool internal locked;
 
     modifier nonReentrant() {
@@ -325,6 +346,7 @@ contract PoseManager {
             signers[i] = op.enclaveSigner;
             keys[i] = op.encryptionKey;
             ++op.memberships;
+            everMember[id][op.enclaveSigner] = true;
         }
         inst.operators = pool;
         uint256 order;
@@ -629,6 +651,7 @@ contract PoseManager {
             inst.joinOrder = (inst.joinOrder & ~(uint256(0xffff) << (16 * i))) | (joined << (16 * i));
             slots[k] = uint8(i);
             signers[k] = op.enclaveSigner;
+            everMember[id][op.enclaveSigner] = true;
             keys[k] = op.encryptionKey;
             ++k;
         }
@@ -667,6 +690,71 @@ contract PoseManager {
             if (list[i] == a) return true;
         }
         return false;
+    }
+
+    // ------------------------------------------------------------------ coins (SPEC §4)
+
+    /// @notice Deposits coins into instance `id`; they are credited to the caller inside the
+    /// contract's world once its enclaves see this event.
+    function deposit(uint256 id) external payable {
+        Instance storage inst = instances[id];
+        Phase phase = inst.phase;
+        if (phase != Phase.Active && phase != Phase.ExecutorChallenged && phase != Phase.WatchdogsChallenged) {
+            revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
+        }
+        if (msg.value == 0) revert PoseManager_ZeroDeposit();
+        inst.deposited += msg.value;
+        totalHeld += msg.value;
+        emit Deposited(id, msg.sender, msg.value);
+        _appendEvent(id, inst, EventKind.Deposit, abi.encode(msg.sender, msg.value));
+    }
+
+    /// @notice Pays `recipient` what a member enclave authorised beyond what it already
+    /// withdrew. Authorisations are cumulative, so a replayed or older one pays nothing more.
+    function withdraw(
+        uint256 id,
+        address recipient,
+        uint256 cumulativeAmount,
+        uint64 eventIndex,
+        bytes calldata signature
+    ) external nonReentrant {
+        Instance storage inst = instances[id];
+        bytes32 digest = withdrawDigest(id, recipient, cumulativeAmount, eventIndex, eventHashAt(id, eventIndex));
+        address signer = ECDSA.recover(digest, signature);
+        // INVARIANT: only an enclave that is or was a member authorises coins out of an instance.
+        if (!everMember[id][signer]) revert PoseManager_NotAMember(id, signer);
+        uint256 already = withdrawnBy[id][recipient];
+        if (cumulativeAmount <= already) {
+            revert PoseManager_NothingToWithdraw(id, recipient, cumulativeAmount, already);
+        }
+        uint256 amount = cumulativeAmount - already;
+        uint256 available = inst.deposited - inst.withdrawn;
+        // INVARIANT: per instance, total withdrawn <= total deposited.
+        if (amount > available) revert PoseManager_Insolvent(id, amount, available);
+        withdrawnBy[id][recipient] = cumulativeAmount;
+        inst.withdrawn += amount;
+        totalHeld -= amount;
+        emit Withdrawn(id, recipient, amount, cumulativeAmount);
+        _appendEvent(id, inst, EventKind.Withdrawal, abi.encode(recipient, cumulativeAmount, amount));
+        _send(recipient, amount);
+    }
+
+    /// @notice The digest a member enclave signs to authorise a withdrawal.
+    function withdrawDigest(uint256 id, address recipient, uint256 cumulativeAmount, uint64 eventIndex, bytes32 eventHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                "POSE-WITHDRAW-v1", block.chainid, address(this), id, recipient, cumulativeAmount, eventIndex, eventHash
+            )
+        );
+    }
+
+    /// @notice Coins deposited into and withdrawn from instance `id`.
+    function balanceOfInstance(uint256 id) external view returns (uint256 deposited, uint256 withdrawn) {
+        return (instances[id].deposited, instances[id].withdrawn);
     }
 
     // ------------------------------------------------------------------ exit, stake, payouts

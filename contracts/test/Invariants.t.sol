@@ -186,6 +186,27 @@ contract ManagerHandler {
         _observe(id);
     }
 
+    function depositCoins(uint256 idSeed, uint64 amount) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || amount == 0) return;
+        if (v.phase != Phase.Active && v.phase != Phase.ExecutorChallenged && v.phase != Phase.WatchdogsChallenged) return;
+        vm.deal(address(this), amount);
+        manager.deposit{value: amount}(id);
+    }
+
+    /// @dev Any (former) member's authorisation of any cumulative amount: the manager must
+    /// never pay more than was deposited, nor twice.
+    function withdrawCoins(uint256 idSeed, uint256 slotSeed, uint64 cumulative, bool toSelf) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || v.signers.length == 0) return;
+        address signer = v.signers[slotSeed % v.signers.length];
+        if (signer == address(0)) return;
+        address recipient = toSelf ? address(this) : address(0xB0B);
+        bytes32 d = manager.withdrawDigest(id, recipient, cumulative, v.eventIndex, v.eventHash);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(signer), d);
+        try manager.withdraw(id, recipient, cumulative, v.eventIndex, abi.encodePacked(r, s, sv)) {} catch {}
+    }
+
     function claimAll() external {
         for (uint256 i; i < registered; ++i) {
             address op = address(uint160(0x9000 + i));
@@ -224,7 +245,8 @@ contract InvariantsTest is Fixture {
     function invariant_balanceEqualsWhatIsOwed() public view {
         assertEq(
             address(manager).balance,
-            manager.totalStake() + manager.totalPayouts() + manager.challengeEscrow() + manager.treasury(),
+            manager.totalStake() + manager.totalPayouts() + manager.challengeEscrow() + manager.treasury()
+                + manager.totalHeld(),
             "manager balance"
         );
         uint256 sum;
@@ -236,6 +258,18 @@ contract InvariantsTest is Fixture {
     function afterInvariant() public view {
         // Every challenged silent executor was timed out: the slashing path is really exercised.
         assertEq(handler.timeouts(), handler.dishonestChallenged(), "silent executors timed out");
+    }
+
+    /// P16: per instance, total withdrawn <= total deposited; the held total adds up.
+    function invariant_withdrawnNeverExceedsDeposited() public view {
+        uint256 n = manager.instanceCount();
+        uint256 held;
+        for (uint256 id = 1; id <= n; ++id) {
+            (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
+            assertTrue(withdrawn <= deposited, "instance solvent");
+            held += deposited - withdrawn;
+        }
+        assertEq(held, manager.totalHeld(), "held adds up");
     }
 
     /// P9: an honest, responsive enclave is never slashed.
