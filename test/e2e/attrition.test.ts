@@ -7,23 +7,14 @@ import { after, before, describe, test } from 'node:test'
 import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
-import { anvilRpc } from '../../src/devnet/anvil.ts'
-import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { killMember, passDelta, waitFor } from './helpers.ts'
 
 let devnet: Devnet
 let alice: PoseClient
 let auto: PoseClient
 let instance: bigint
-
-const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 describe('members die one after another', { timeout: 300_000 }, () => {
   before(async () => {
@@ -81,9 +72,7 @@ describe('members die one after another', { timeout: 300_000 }, () => {
     await send()
     for (let round = 0; round < 3; round++) {
       const info = await readInstance(alice.publicClient, devnet.manager, instance)
-      const idx = devnet.operators.findIndex((o) => o.address === info.operators[info.executorSlot])
-      process.kill(devnet.enclavePid(idx)!, 'SIGKILL')
-      await devnet.killOperator(idx, 'SIGKILL')
+      await killMember(devnet, info.operators[info.executorSlot]!)
       // Round 0: a client with autoChallenge notices the silent executor, challenges it on-chain
       // and fails over to the next one by itself. Later rounds: the user challenges by hand.
       const pending =
@@ -105,8 +94,7 @@ describe('members die one after another', { timeout: 300_000 }, () => {
       } else {
         await alice.challengeExecutor({ instance })
       }
-      await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
-      await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+      await passDelta(devnet)
       if (pending) {
         assert.equal((await pending).status, 'success', 'the auto-challenging client got a receipt')
         const mine = await auto.readContract({

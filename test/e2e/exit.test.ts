@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { readInstance, readOperator } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
+import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { exitPool, withdrawStake } from '../../src/operator/exit.ts'
+import { userClients } from './helpers.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
@@ -21,16 +21,7 @@ let instance: bigint
 describe('operator exit while executor', { timeout: 300_000 }, () => {
   before(async () => {
     devnet = await startDevnet({ operators: 4, users: 2 })
-    clients = await Promise.all(
-      devnet.userKeys.map((k) =>
-        createPoseClient({
-          rpcUrl: devnet.rpcUrl,
-          manager: devnet.manager,
-          account: privateKeyToAccount(k),
-          pollingIntervalMs: 100,
-        }),
-      ),
-    )
+    clients = await userClients(devnet)
     const [alice, bob] = clients as [PoseClient, PoseClient]
     ;({ instance } = await alice.deployContract({
       abi: privateTokenAbi,

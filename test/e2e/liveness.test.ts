@@ -8,14 +8,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeFunctionData, encodeFunctionData, type Hex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
-import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
-import { anvilRpc } from '../../src/devnet/anvil.ts'
-import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import {
   BOX_CONTEXT,
@@ -31,18 +28,11 @@ import {
   secretKeyToAddress,
   signDigest,
 } from '../../src/protocol/index.ts'
+import { killMember, memberDigests, passDelta, userClients, waitFor } from './helpers.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
 let instance: bigint
-
-const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 /** Arguments of the latest `respondExecutor` transaction for the instance. */
 async function lastResponse(): Promise<readonly unknown[]> {
@@ -65,16 +55,7 @@ async function lastResponse(): Promise<readonly unknown[]> {
 describe('executor crash and replacement', { timeout: 300_000 }, () => {
   before(async () => {
     devnet = await startDevnet({ operators: 4, users: 3 })
-    clients = await Promise.all(
-      devnet.userKeys.map((k) =>
-        createPoseClient({
-          rpcUrl: devnet.rpcUrl,
-          manager: devnet.manager,
-          account: privateKeyToAccount(k),
-          pollingIntervalMs: 100,
-        }),
-      ),
-    )
+    clients = await userClients(devnet)
     const [alice] = clients as [PoseClient]
     ;({ instance } = await alice.deployContract({
       abi: privateTokenAbi,
@@ -153,11 +134,7 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
     assert.equal(answered.status, 'success')
     assert.equal(answered.from.toLowerCase(), bytesToHex(tx.from))
     const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
-    const execIdx = devnet.operators.findIndex(
-      (o) => o.address === before.operators[before.executorSlot],
-    )
-    process.kill(devnet.enclavePid(execIdx)!, 'SIGKILL')
-    await devnet.killOperator(execIdx, 'SIGKILL')
+    await killMember(devnet, before.operators[before.executorSlot]!)
     const atCrash = receipts.length
 
     // A user challenges the silent executor; Δ passes on the chain's clock.
@@ -173,8 +150,7 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
       (e: unknown) =>
         e instanceof ChainTxError && e.reason.startsWith('PoseManager_ResponseTooOld'),
     )
-    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
-    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    await passDelta(devnet)
     // An operator of a live member submits executorTimeout; the promoted executor answers.
     await waitFor('a new executor', async () => {
       const i = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
@@ -218,17 +194,9 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
       assert.equal(b, expected[u], `user ${u} balance`)
     }
     // The two live members hold the same state.
-    const digests = new Set<string>()
-    for (const [slot, op] of afterInfo.operators.entries()) {
-      if (/^0x0{40}$/.test(op)) continue
-      const { endpoint } = await readOperator(clients[0]!.publicClient, devnet.manager, op)
-      const d = (await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as {
-        seq: string
-        digest: string
-      }
-      digests.add(`${d.seq}:${d.digest}`)
-      assert.ok(slot !== before.executorSlot)
-    }
-    assert.equal(digests.size, 1)
+    const digests = await memberDigests(devnet, clients[0]!, instance)
+    assert.equal(digests.length, 2)
+    assert.ok(digests.every((d) => d.slot !== before.executorSlot))
+    assert.equal(new Set(digests.map((d) => `${d.seq}:${d.digest}`)).size, 1)
   })
 })

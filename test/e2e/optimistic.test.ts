@@ -7,17 +7,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { type Address, encodeFunctionData } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import WebSocket from 'ws'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { readInstance, readOperator } from '../../src/chain/manager.ts'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
-import {
-  ContractRevertError,
-  createPoseClient,
-  type PoseClient,
-  PoseRequestError,
-} from '../../src/client/index.ts'
+import { ContractRevertError, type PoseClient, PoseRequestError } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import {
   BOX_CONTEXT,
@@ -38,26 +32,14 @@ import {
   utf8,
   verifyReceiptSignature,
 } from '../../src/protocol/index.ts'
+import { killMember, memberDigests, userClients } from './helpers.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
 let instance: bigint
 const expected = new Map<string, bigint>()
 
-async function digests(): Promise<{ slot: number; role: string; seq: string; digest: string }[]> {
-  const info = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
-  const out = []
-  for (let slot = 0; slot < info.operators.length; slot++) {
-    const op = await readOperator(clients[0]!.publicClient, devnet.manager, info.operators[slot]!)
-    const d = (await (await fetch(`${op.endpoint}/v1/instances/${instance}/digest`)).json()) as {
-      role: string
-      seq: string
-      digest: string
-    }
-    out.push({ slot, ...d })
-  }
-  return out
-}
+const digests = () => memberDigests(devnet, clients[0]!, instance)
 
 async function assertDigestsEqual(label: string): Promise<string> {
   const ds = await digests()
@@ -83,16 +65,7 @@ async function transfer(from: PoseClient, to: PoseClient, amount: bigint) {
 describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
   before(async () => {
     devnet = await startDevnet({ operators: 4, users: 3 })
-    clients = await Promise.all(
-      devnet.userKeys.map((k) =>
-        createPoseClient({
-          rpcUrl: devnet.rpcUrl,
-          manager: devnet.manager,
-          account: privateKeyToAccount(k),
-          pollingIntervalMs: 100,
-        }),
-      ),
-    )
+    clients = await userClients(devnet)
   })
   after(async () => {
     await devnet?.stop()
@@ -199,11 +172,8 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
     const info = await readInstance(alice.publicClient, devnet.manager, instance)
     const watchdogOperator = info.operators[(info.executorSlot + 1) % info.operators.length]!
     const idx = devnet.operators.findIndex((o) => o.address === watchdogOperator)
-    assert.ok(idx >= 0)
-    const enclavePid = devnet.enclavePid(idx)!
     const seqBefore = BigInt(await assertDigestsEqual('before kill'))
-    process.kill(enclavePid, 'SIGKILL')
-    await devnet.killOperator(idx, 'SIGKILL')
+    await killMember(devnet, watchdogOperator)
     // A transaction sent while the watchdog is down gets no receipt until it acks again.
     const pending = transfer(alice, bob, 7n)
     const early = await Promise.race([

@@ -10,39 +10,15 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { readInstance, readOperator } from '../../src/chain/manager.ts'
 import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
-import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { killMember, memberDigests, passDelta, waitFor } from './helpers.ts'
 
 let devnet: Devnet
 let alice: PoseClient
 let instance: bigint
 
-const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-async function digestsOfLiveMembers() {
-  const info = await readInstance(alice.publicClient, devnet.manager, instance)
-  const out: { slot: number; role: string; seq: string; digest: string }[] = []
-  for (const [slot, op] of info.operators.entries()) {
-    if (/^0x0{40}$/.test(op)) continue
-    const { endpoint } = await readOperator(alice.publicClient, devnet.manager, op)
-    out.push({
-      slot,
-      ...((await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as {
-        role: string
-        seq: string
-        digest: string
-      }),
-    })
-  }
-  return out
-}
+const digestsOfLiveMembers = () => memberDigests(devnet, alice, instance)
 
 describe('silent watchdog', { timeout: 300_000 }, () => {
   before(async () => {
@@ -77,9 +53,7 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
     const start = await readInstance(alice.publicClient, devnet.manager, instance)
     const slot = start.executorSlot === 1 ? 2 : 1
     const victim = start.operators[slot]!
-    const idx = devnet.operators.findIndex((o) => o.address === victim)
-    process.kill(devnet.enclavePid(idx)!, 'SIGKILL')
-    await devnet.killOperator(idx, 'SIGKILL')
+    await killMember(devnet, victim)
 
     // The next transaction stalls: one watchdog will never ack it.
     const stalled = send(6n)
@@ -87,8 +61,7 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
       const i = await readInstance(alice.publicClient, devnet.manager, instance)
       return i.watchdogMask === 1 << slot
     })
-    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
-    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    await passDelta(devnet)
     const r = await stalled
     assert.equal(
       r.status,

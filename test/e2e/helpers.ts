@@ -1,0 +1,80 @@
+/** Shared steps of the end-to-end tests: clients, member digests, crashes and anvil's clock. */
+import type { Address } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import {
+  type CreatePoseClientParameters,
+  createPoseClient,
+  type PoseClient,
+} from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import type { Devnet } from '../../src/devnet/devnet.ts'
+
+/** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** One SDK client per devnet user key. */
+export function userClients(
+  devnet: Devnet,
+  extra: Partial<Omit<CreatePoseClientParameters, 'rpcUrl' | 'manager' | 'account'>> = {},
+): Promise<PoseClient[]> {
+  return Promise.all(
+    devnet.userKeys.map((k) =>
+      createPoseClient({
+        rpcUrl: devnet.rpcUrl,
+        manager: devnet.manager,
+        account: privateKeyToAccount(k),
+        pollingIntervalMs: 100,
+        ...extra,
+      }),
+    ),
+  )
+}
+
+export type MemberDigest = { slot: number; role: string; seq: string; digest: string }
+
+/** The keyed state digest each live member of `instance` reports. */
+export async function memberDigests(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+): Promise<MemberDigest[]> {
+  const info = await readInstance(client.publicClient, devnet.manager, instance)
+  const out: MemberDigest[] = []
+  for (const [slot, op] of info.operators.entries()) {
+    if (/^0x0{40}$/.test(op)) continue
+    const { endpoint } = await readOperator(client.publicClient, devnet.manager, op)
+    const d = (await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as Omit<
+      MemberDigest,
+      'slot'
+    >
+    out.push({ slot, ...d })
+  }
+  return out
+}
+
+/** SIGKILLs the enclave and the operator process of `operator`. */
+export async function killMember(devnet: Devnet, operator: Address): Promise<void> {
+  const idx = devnet.operators.findIndex((o) => o.address === operator)
+  if (idx < 0) throw new Error(`${operator} is not a devnet operator`)
+  const pid = devnet.enclavePid(idx)
+  if (pid) process.kill(pid, 'SIGKILL')
+  await devnet.killOperator(idx, 'SIGKILL')
+}
+
+/** Moves anvil's clock past the challenge timeout Δ and mines a block. */
+export async function passDelta(devnet: Devnet): Promise<void> {
+  await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) + 1])
+  await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+}
