@@ -11,6 +11,7 @@ import {
   dec,
   decodeActivated,
   decodeCreated,
+  decodeDeposit,
   decodeExecutorChallenged,
   decodeJson,
   decodeMemberRemoved,
@@ -46,6 +47,8 @@ export class ChainView {
   contractEncryptionKey: Uint8Array | undefined
   genesisDigest: Uint8Array | undefined
   watchdogMask = 0
+  /** Deposits seen on-chain and not yet known to be credited in the world (SPEC §5). */
+  deposits: { index: bigint; from: Uint8Array; amount: bigint }[] = []
   /** Join order per slot (as in PoseManager): promotion picks the longest-serving member. */
   joinOrder: number[] = []
   joins = 0
@@ -57,6 +60,13 @@ export class ChainView {
   watchdogChallengeIndex = 0n
 
   constructor(readonly instance: bigint) {}
+
+  /** Forgets deposits up to `index`: the world's state shows they were credited. */
+  pruneDeposits(index: bigint): void {
+    if (this.deposits.length > 0 && this.deposits[0]!.index <= index) {
+      this.deposits = this.deposits.filter((d) => d.index > index)
+    }
+  }
 
   /** Applies the next event; returns false when it was already applied (a replay by the host). */
   apply(e: ChainEvent): boolean {
@@ -145,6 +155,11 @@ export class ChainView {
         }
         return
       }
+      case EventKind.Deposit: {
+        const d = decodeDeposit(data)
+        this.deposits.push({ index, from: d.from, amount: d.amount })
+        return
+      }
       case EventKind.ExecutorChallenged:
         this.challengePayload = decodeExecutorChallenged(data).payload
         this.phase = Phase.ExecutorChallenged
@@ -220,6 +235,11 @@ export class ChainView {
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
       watchdogMask: this.watchdogMask,
       challengeIndex: dec(this.challengeIndex),
+      deposits: this.deposits.map((d) => ({
+        index: dec(d.index),
+        from: hex(d.from),
+        amount: dec(d.amount),
+      })),
       challengePayload: hex(this.challengePayload),
       joinOrder: this.joinOrder,
       watchdogChallengeIndex: dec(this.watchdogChallengeIndex),
@@ -244,6 +264,11 @@ export class ChainView {
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
     v.watchdogMask = w.watchdogMask
     v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
+    v.deposits = w.deposits.map((d) => ({
+      index: uint(d.index, 'view.deposits.index', 64),
+      from: unhex(d.from, 'view.deposits.from', 20),
+      amount: uint(d.amount, 'view.deposits.amount'),
+    }))
     v.challengePayload = unhex(w.challengePayload, 'view.challengePayload')
     v.joinOrder = w.joinOrder
     v.watchdogChallengeIndex = uint(w.watchdogChallengeIndex, 'view.watchdogChallengeIndex', 64)
@@ -267,6 +292,9 @@ const viewSchema = z.strictObject({
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
   challengeIndex: z.string(),
+  deposits: z
+    .array(z.strictObject({ index: z.string(), from: z.string(), amount: z.string() }))
+    .max(100_000),
   challengePayload: z.string().max(262_144),
   watchdogChallengeIndex: z.string(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),

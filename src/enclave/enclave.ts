@@ -210,6 +210,7 @@ export class Enclave {
     // After the whole batch: the view is at its latest index, which challenge answers must name.
     for (const inst of touched) {
       inst.syncMembers()
+      inst.creditDeposits()
       inst.answerChallenge()
       inst.answerWatchdogChallenge()
       await inst.pump()

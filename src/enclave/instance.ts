@@ -10,6 +10,7 @@ import {
   type AckBody,
   type Answer,
   activationDigest,
+  addressToWord,
   aeadOpen,
   aeadSeal,
   BOX_CONTEXT,
@@ -46,6 +47,7 @@ import {
   hashTx,
   hashViewCall,
   hex,
+  hexToBytes,
   hkdf,
   INSTANCE_ADDRESS,
   initCommitment,
@@ -56,13 +58,17 @@ import {
   type PeerKind,
   Phase,
   ProtocolError,
+  poseSystemRuntime,
   type Receipt,
   randomBytes,
   recoverAddress,
   respondDigest,
   type SignedTx,
   SYSTEM_ADDRESS,
+  SYSTEM_AUTHORISATION_SELECTOR,
+  SYSTEM_LAST_CREDITED_SLOT,
   SYSTEM_NONCE_SELECTOR,
+  SYSTEM_WITHDRAWN_SLOT,
   signDigest,
   signEnvelope,
   signReceipt,
@@ -74,6 +80,8 @@ import {
   updateHash,
   utf8,
   watchdogResponseDigest,
+  withdrawDigest,
+  wordToUint,
   x25519PublicKey as x25519Public,
 } from '../protocol/index.ts'
 import { ChainView } from './chainView.ts'
@@ -165,6 +173,8 @@ export class Instance {
     | { body: Uint8Array; sentAt: number; startedAt: number; activated: boolean }
     | undefined
   private busy = false
+  /** System changes (credited deposits) waiting for the next replicated batch. */
+  private systemDirty = false
 
   // watchdog
   private ahead = new Map<bigint, { body: UpdateBody; from: Uint8Array }>()
@@ -563,6 +573,7 @@ export class Instance {
     const stateKey = randomBytes(32)
     const world = await this.makeWorld(stateKey)
     const block = this.ctx.block()
+    world.installCode(SYSTEM_ADDRESS, hexToBytes(poseSystemRuntime))
     const r = await world.deploy({
       from: this.view.creator,
       initCode: req.initCode,
@@ -819,7 +830,10 @@ export class Instance {
     if (this.busy || this.role !== 'executor' || !SERVING.has(this.view.phase)) return
     this.busy = true
     try {
-      while (this.queue.length > 0 && this.inFlight() < LIMITS.maxInFlightUpdates) {
+      while (
+        (this.queue.length > 0 || this.systemDirty) &&
+        this.inFlight() < LIMITS.maxInFlightUpdates
+      ) {
         await this.executeBatch(this.queue.splice(0, LIMITS.maxBatchTxs))
       }
     } finally {
@@ -852,7 +866,8 @@ export class Instance {
       })
       executed.push({ p, result })
     }
-    if (executed.length === 0) return
+    if (executed.length === 0 && !this.systemDirty) return
+    this.systemDirty = false
     const payload: UpdatePayload = {
       writeSet: encodeWriteSet(world.takeWriteSet()),
       results: executed.map(({ p, result }) => ({
@@ -959,6 +974,65 @@ export class Instance {
     }
   }
 
+  /**
+   * The caller's cumulative withdrawal, signed for the manager's `withdraw` (SPEC §4 Coins).
+   * Only released state is authorised: while an update is not yet acknowledged by every
+   * watchdog, a new executor might not hold it, and the coins would be both in the world and
+   * paid out.
+   */
+  private authorisation(account: Uint8Array): Uint8Array {
+    if (this.released < this.seq) {
+      throw new ProtocolError(
+        'NOT_READY',
+        'withdrawal authorisation: updates are still being replicated; retry',
+      )
+    }
+    const slot = wordToUint(
+      keccak256(concatBytes(addressToWord(account), uintToWord(SYSTEM_WITHDRAWN_SLOT))),
+    )
+    const cumulative = this.world!.getStorageWord(SYSTEM_ADDRESS, slot)
+    const signature = signDigest(
+      withdrawDigest({
+        chainId: this.ctx.chainId,
+        manager: this.ctx.manager,
+        instance: this.id,
+        recipient: account,
+        cumulative,
+        eventIndex: this.view.index,
+        eventHash: this.view.hash,
+      }),
+      this.ctx.identity.signingKey,
+    )
+    // abi.encode(uint256 cumulative, uint64 eventIndex, bytes signature)
+    const padded = new Uint8Array(96)
+    padded.set(signature)
+    return concatBytes(
+      uintToWord(cumulative),
+      uintToWord(this.view.index),
+      uintToWord(96n),
+      uintToWord(65n),
+      padded,
+    )
+  }
+
+  /**
+   * The executor credits deposits the chain reported (SPEC §5) exactly once: the index of the
+   * last credited event lives in the world's replicated state, so a new executor continues
+   * where the old one stopped, however often an operator replays the events.
+   */
+  creditDeposits(): void {
+    if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
+    let last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    for (const d of this.view.deposits) {
+      if (d.index <= last) continue
+      this.world.credit(d.from, d.amount)
+      last = d.index
+      this.systemDirty = true
+    }
+    if (this.systemDirty) this.world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT, last)
+    this.view.pruneDeposits(last)
+  }
+
   private makeReceipt(r: ExecutedTx, seq: bigint): Receipt {
     return signReceipt(
       { ...r, instance: this.id, seq, executor: this.ctx.identity.signer },
@@ -984,15 +1058,20 @@ export class Instance {
       if (v.expiry < this.ctx.block().timestamp) {
         throw new ProtocolError('REPLAYED', `view.expiry: ${v.expiry} is in the past`)
       }
-      if (equalBytes(v.to, SYSTEM_ADDRESS)) {
-        if (!equalBytes(v.data, SYSTEM_NONCE_SELECTOR)) {
-          throw new ProtocolError('MALFORMED', 'view.data: unknown system call')
-        }
+      if (equalBytes(v.to, SYSTEM_ADDRESS) && equalBytes(v.data, SYSTEM_NONCE_SELECTOR)) {
         const n = this.nextNonce.get(hex(v.from)) ?? this.world!.getNonce(v.from)
         return this.answer(waiter, {
           kind: 'view',
           status: 'success',
           returnData: uintToWord(n),
+          seq: this.seq,
+        })
+      }
+      if (equalBytes(v.to, SYSTEM_ADDRESS) && equalBytes(v.data, SYSTEM_AUTHORISATION_SELECTOR)) {
+        return this.answer(waiter, {
+          kind: 'view',
+          status: 'success',
+          returnData: this.authorisation(v.from),
           seq: this.seq,
         })
       }
@@ -1136,6 +1215,7 @@ export class Instance {
     }
     this.seq = body.seq
     this.lastHash = hash
+    this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
   }
 
   private async onUpdate(e: PeerEnvelope): Promise<void> {

@@ -12,6 +12,17 @@ export const SYSTEM_ADDRESS = hexToBytes(SYSTEM_ADDRESS_HEX)
 /** `nonce()` on the system address, answered by a signed view call: the caller's next nonce. */
 export const SYSTEM_NONCE_SELECTOR = hexToBytes('0xaffed0e0')
 
+/**
+ * `withdrawAuthorisation()` on the system address, answered by a signed view call:
+ * `abi.encode(uint256 cumulative, uint64 eventIndex, bytes signature)` for the caller, over
+ * released state only, ready for the manager's `withdraw`.
+ */
+export const SYSTEM_AUTHORISATION_SELECTOR = hexToBytes('0x62e5fcf9')
+
+/** Storage slots of PoseSystem: `withdrawn` mapping (0) and `lastCreditedEvent` (1). */
+export const SYSTEM_WITHDRAWN_SLOT = 0n
+export const SYSTEM_LAST_CREDITED_SLOT = 1n
+
 /** Kinds of the manager's running-hash events; same order as `EventKind` in PoseTypes.sol. */
 export const EventKind = {
   None: 0,

@@ -139,3 +139,13 @@ export function decodeWatchdogChallengeFinalized(data: Uint8Array): { silent: nu
     throw new ProtocolError('MALFORMED', 'WatchdogChallengeFinalized: expected 32 bytes')
   return { silent: smallUint(word(data, 0, 'WatchdogChallengeFinalized'), 'silent', 0xffffn) }
 }
+
+export type DepositEvent = { from: Uint8Array; amount: bigint }
+
+export function decodeDeposit(data: Uint8Array): DepositEvent {
+  if (data.length !== 64) throw new ProtocolError('MALFORMED', 'Deposit: expected 64 bytes of data')
+  return {
+    from: wordToAddress(word(data, 0, 'Deposit'), 'Deposit.from'),
+    amount: wordToUint(word(data, 1, 'Deposit')),
+  }
+}

@@ -466,6 +466,27 @@ export function respondDigest(p: {
   ])
 }
 
+/** The digest a member enclave signs to authorise a withdrawal (PoseManager.withdrawDigest). */
+export function withdrawDigest(p: {
+  chainId: bigint
+  manager: Uint8Array
+  instance: bigint
+  recipient: Uint8Array
+  cumulative: bigint
+  eventIndex: bigint
+  eventHash: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-WITHDRAW-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    uintToWord(p.instance),
+    addressToWord(p.recipient),
+    uintToWord(p.cumulative),
+    uintToWord(p.eventIndex, 'eventIndex', 64),
+    p.eventHash,
+  ])
+}
+
 /** The digest a watchdog enclave signs to answer a watchdog challenge (PoseManager.watchdogResponseDigest). */
 export function watchdogResponseDigest(p: {
   chainId: bigint

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { encodeAbiParameters, encodeDeployData, encodeFunctionData } from 'viem'
+import {
+  decodeAbiParameters,
+  encodeAbiParameters,
+  encodeDeployData,
+  encodeFunctionData,
+} from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import {
@@ -20,17 +25,23 @@ import {
   EventKind,
   encodeDeployRequest,
   encodeSignedTx,
+  encodeSignedView,
   generateSecretKey,
   hashTx,
+  hashViewCall,
   INSTANCE_ADDRESS,
   initCommitment,
   instanceAad,
   nextEventHash,
   ProtocolError,
   randomBytes,
+  recoverAddress,
+  SYSTEM_ADDRESS,
+  SYSTEM_AUTHORISATION_SELECTOR,
   secretKeyToAddress,
   signDigest,
   utf8,
+  withdrawDigest,
 } from '../../src/protocol/index.ts'
 
 const CHAIN_ID = 31337n
@@ -247,6 +258,107 @@ describe('enclave roles in-process', () => {
     }
     assert.equal(rd.seq, ds[0]!.seq)
     assert.deepEqual(rd.digest, ds[0]!.digest)
+
+    // Coins: a deposit seen on-chain is credited once by the executor and replicated; a
+    // replayed deposit event credits nothing more.
+    const deposit = ev(
+      EventKind.Deposit,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'address' }, { type: 'uint256' }],
+          [bytesToHex(creator), 10n ** 18n],
+        ),
+      ),
+    )
+    for (const n of nodes) {
+      const r = await n.enclave.call('chain', {
+        blockNumber: 12n,
+        timestamp: 1002n,
+        events: [deposit],
+      })
+      await pump(nodes, r.outputs, answers)
+    }
+    for (const n of nodes)
+      await n.enclave.call('chain', { blockNumber: 12n, timestamp: 1002n, events: [deposit] })
+    const afterDeposit = await Promise.all(
+      nodes.map(
+        async (n) =>
+          (await n.enclave.call('digest', { instance })).result as {
+            seq: bigint
+            digest: Uint8Array
+          },
+      ),
+    )
+    assert.equal(new Set(afterDeposit.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
+    assert.equal(afterDeposit[0]!.seq, ds[0]!.seq + 1n, 'one replicated update carries the credit')
+
+    // The creator withdraws 0.4 ETH through the system contract and gets an authorisation.
+    const wtx = {
+      instance,
+      from: creator,
+      nonce: 60n,
+      to: SYSTEM_ADDRESS,
+      value: 4n * 10n ** 17n,
+      data: hexb('0x3ccfd60b'),
+      gasLimit: 100_000n,
+    }
+    const wsealed = boxSeal({
+      recipientPublicKey: contractEncryptionKey,
+      plaintext: encodeSignedTx({ ...wtx, signature: signDigest(hashTx(domain, wtx), creatorKey) }),
+      context: BOX_CONTEXT.tx,
+      aad: instanceAad(instance),
+    })
+    await pump(
+      nodes,
+      (await exec.enclave.call('tx', { requestId: 'w', instance, box: wsealed.box })).outputs,
+      answers,
+    )
+    const wanswer = decodeAnswer(
+      aeadOpen(wsealed.responseKey, answers.get('w')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(wanswer.kind === 'receipt' && wanswer.receipt.status, 'success')
+    const view = {
+      instance,
+      from: creator,
+      to: SYSTEM_ADDRESS,
+      data: SYSTEM_AUTHORISATION_SELECTOR,
+      expiry: 10n ** 10n,
+    }
+    const vsealed = boxSeal({
+      recipientPublicKey: contractEncryptionKey,
+      plaintext: encodeSignedView({
+        ...view,
+        signature: signDigest(hashViewCall(domain, view), creatorKey),
+      }),
+      context: BOX_CONTEXT.view,
+      aad: instanceAad(instance),
+    })
+    await pump(
+      nodes,
+      (await exec.enclave.call('view', { requestId: 'a', instance, box: vsealed.box })).outputs,
+      answers,
+    )
+    const aanswer = decodeAnswer(
+      aeadOpen(vsealed.responseKey, answers.get('a')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(aanswer.kind, 'view')
+    if (aanswer.kind !== 'view') return
+    const [cumulative, eventIndex, authSig] = decodeAbiParameters(
+      [{ type: 'uint256' }, { type: 'uint64' }, { type: 'bytes' }],
+      bytesToHex(aanswer.returnData),
+    )
+    assert.equal(cumulative, 4n * 10n ** 17n)
+    assert.equal(eventIndex, deposit.index)
+    const digest = withdrawDigest({
+      chainId: CHAIN_ID,
+      manager: MANAGER,
+      instance,
+      recipient: creator,
+      cumulative,
+      eventIndex,
+      eventHash: deposit.hash,
+    })
+    assert.deepEqual(recoverAddress(digest, hexb(authSig)), exec.signer)
   })
 
   test('ecalls reject hostile input with typed errors', async () => {

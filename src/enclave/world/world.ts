@@ -280,6 +280,24 @@ export class World {
     this.sm.setAccountState(hex(a), { ...cur, balance: cur.balance - amount })
   }
 
+  /** Places runtime code at an address (the system contract at genesis). */
+  installCode(address: Uint8Array, code: Uint8Array): void {
+    const key = hex(address)
+    this.sm.setCode(key, code)
+    this.sm.setAccountState(key, { ...this.acct(address), codeHash: keccak_256(code) })
+  }
+
+  /** A storage word as an integer. */
+  getStorageWord(address: Uint8Array, slot: bigint): bigint {
+    return wordToUint(this.sm.getSlot(hex(address), hex(uintToWord(slot))))
+  }
+
+  setStorageWord(address: Uint8Array, slot: bigint, value: bigint): void {
+    const key = hex(address)
+    if (!this.sm.getAccountState(key)) this.sm.setAccountState(key, this.acct(address))
+    this.sm.setSlot(key, hex(uintToWord(slot)), uintToWord(value))
+  }
+
   // ---------------------------------------------------------------- replication
 
   private leafAccount(key: string, a: AccountState): bigint {
