@@ -36,6 +36,11 @@ contract PoseSystem {
         emit WithdrawalRequested(msg.sender, msg.value, cumulative);
     }
 
+    /// @notice The caller's native balance in the world (only its own: balances are private).
+    function balance() external view returns (uint256) {
+        return msg.sender.balance;
+    }
+
     /// @notice Ends the instance; callable only by the instance contract.
     function terminate() external {
         if (msg.sender != INSTANCE) revert PoseSystem_NotInstance(msg.sender);

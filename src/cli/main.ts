@@ -116,6 +116,28 @@ clientOptions(
   .option('--payload <hex>', 'what the executor must answer, e.g. an ignored transaction box')
   .action((o) => runCommand('challenge', o))
 
+clientOptions(program.command('deposit').description('deposit coins (wei) into an instance'))
+  .requiredOption('--instance <id>', 'instance id', instanceId)
+  .requiredOption('--value <wei>', 'amount in wei')
+  .action((o) => runCommand('deposit', o))
+
+clientOptions(
+  program.command('balance').description('your coin balance inside an instance (signed view)'),
+)
+  .requiredOption('--instance <id>', 'instance id', instanceId)
+  .action((o) => runCommand('balance', o))
+
+clientOptions(
+  program.command('withdraw').description('withdraw coins from an instance to your account'),
+)
+  .requiredOption('--instance <id>', 'instance id', instanceId)
+  .option(
+    '--amount <wei>',
+    'coins to take out of the world first (default: only claim what is authorised)',
+  )
+  .option('--no-submit', 'print the authorisation instead of submitting it')
+  .action((o) => runCommand('withdraw', o))
+
 program
   .command('status')
   .description('show operators and instances of a manager')

@@ -244,6 +244,31 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
       }
       return
     }
+    case 'deposit':
+    case 'balance':
+    case 'withdraw': {
+      const client = await createPoseClient({
+        rpcUrl: o.rpc as string,
+        manager: o.manager as Address,
+        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
+      })
+      const instance = o.instance as bigint
+      if (cmd === 'deposit')
+        console.log(
+          json({ hash: await client.deposit({ instance, value: BigInt(o.value as string) }) }),
+        )
+      else if (cmd === 'balance')
+        console.log(json({ balance: await client.getBalance({ instance }) }))
+      else {
+        const r = await client.withdraw({
+          instance,
+          ...(o.amount ? { amount: BigInt(o.amount as string) } : {}),
+          submit: o.submit !== false,
+        })
+        console.log(json(r))
+      }
+      return
+    }
     case 'challenge': {
       const client = await createPoseClient({
         rpcUrl: o.rpc as string,

@@ -17,10 +17,13 @@ import { TxSender } from '../chain/sender.ts'
 import { hexToBytes, type PoseDomain } from '../protocol/index.ts'
 import { type ChallengeExecutorParameters, challengeExecutor } from './actions/challengeExecutor.ts'
 import { type DeployContractParameters, deployContract } from './actions/deployContract.ts'
+import { type DepositParameters, deposit } from './actions/deposit.ts'
+import { getBalance } from './actions/getBalance.ts'
 import { type GetInstanceReturnType, getInstance } from './actions/getInstance.ts'
 import { type GetReceiptParameters, getReceipt } from './actions/getReceipt.ts'
 import { type ReadContractParameters, readContract } from './actions/readContract.ts'
 import { type SendTransactionParameters, sendTransaction } from './actions/sendTransaction.ts'
+import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
 
 export type CreatePoseClientParameters = {
@@ -78,6 +81,9 @@ export type PoseClient = PoseClientBase & {
   ) => ReturnType<typeof readContract<abi, functionName, args>>
   getReceipt: (p: GetReceiptParameters) => ReturnType<typeof getReceipt>
   challengeExecutor: (p: ChallengeExecutorParameters) => ReturnType<typeof challengeExecutor>
+  deposit: (p: DepositParameters) => ReturnType<typeof deposit>
+  getBalance: (p: { instance: bigint }) => ReturnType<typeof getBalance>
+  withdraw: (p: WithdrawParameters) => ReturnType<typeof withdraw>
   getInstance: (p: { instance: bigint; refresh?: boolean }) => Promise<GetInstanceReturnType>
 }
 
@@ -119,6 +125,9 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
   client.getReceipt = (q) => getReceipt(base, q)
   client.getInstance = (q) => getInstance(base, q)
   client.challengeExecutor = (q) => challengeExecutor(base, q)
+  client.deposit = (q) => deposit(base, q)
+  client.getBalance = (q) => getBalance(base, q)
+  client.withdraw = (q) => withdraw(base, q)
   return client
 }
 

@@ -717,7 +717,7 @@ export class Instance {
     if (this.role !== 'executor') {
       throw new ProtocolError('WRONG_ROLE', `instance ${this.id}: this enclave is not its executor`)
     }
-    if (this.view.phase !== Phase.Active) {
+    if (!SERVING.has(this.view.phase)) {
       throw new ProtocolError(
         'WRONG_PHASE',
         `instance ${this.id}: not active (phase ${this.view.phase})`,

@@ -12,7 +12,7 @@ import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { exitPool, withdrawStake } from '../../src/operator/exit.ts'
-import { userClients } from './helpers.ts'
+import { userClients, waitFor } from './helpers.ts'
 
 let devnet: Devnet
 let clients: PoseClient[]
@@ -43,19 +43,26 @@ describe('operator exit while executor', { timeout: 300_000 }, () => {
   test('hands over without losing a transaction; the stake is withdrawn after the delay', async () => {
     const receipts: { from: number; amount: bigint; r: PoseReceipt }[] = []
     let stop = false
-    const streams = clients.map(async (c, ci) => {
-      for (let k = 0; !stop && k < 300; k++) {
-        const amount = BigInt(1 + (k % 5))
-        const r = await c.writeContract({
-          instance,
-          abi: privateTokenAbi,
-          functionName: 'transfer',
-          args: [clients[1 - ci]!.account.address, amount],
-        })
-        receipts.push({ from: ci, amount, r })
-      }
-    })
-    while (receipts.length < 20) await new Promise((r) => setTimeout(r, 50))
+    let failed: unknown
+    const streams = clients
+      .map(async (c, ci) => {
+        for (let k = 0; !stop && k < 300; k++) {
+          const amount = BigInt(1 + (k % 5))
+          const r = await c.writeContract({
+            instance,
+            abi: privateTokenAbi,
+            functionName: 'transfer',
+            args: [clients[1 - ci]!.account.address, amount],
+          })
+          receipts.push({ from: ci, amount, r })
+        }
+      })
+      .map((p) =>
+        p.catch((e: unknown) => {
+          failed = e
+        }),
+      )
+    await waitFor('20 receipts', async () => receipts.length >= 20 || failed !== undefined)
 
     const before = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
     const op = devnet.operators.find((o) => o.address === before.operators[before.executorSlot])!
@@ -69,9 +76,13 @@ describe('operator exit while executor', { timeout: 300_000 }, () => {
     assert.deepEqual(left, [instance])
     assert.match(lines.join('\n'), /executor: handed over/)
     const atExit = receipts.length
-    while (receipts.length < atExit + 20) await new Promise((r) => setTimeout(r, 50))
+    await waitFor(
+      '20 receipts after the exit',
+      async () => receipts.length >= atExit + 20 || failed !== undefined,
+    )
     stop = true
     await Promise.all(streams)
+    if (failed) throw failed
 
     const afterInfo = await readInstance(clients[0]!.publicClient, devnet.manager, instance)
     assert.notEqual(afterInfo.operators[afterInfo.executorSlot], op.address)

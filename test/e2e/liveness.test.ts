@@ -79,21 +79,28 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
   test('no receipted transaction is lost or re-ordered; the promoted watchdog serves on', async () => {
     const receipts: { from: number; to: number; amount: bigint; r: PoseReceipt }[] = []
     let stop = false
-    const streams = clients.map(async (c, ci) => {
-      for (let k = 0; !stop && k < 400; k++) {
-        const to = (ci + 1 + (k % 2)) % 3
-        const amount = BigInt(1 + ((ci * 7 + k) % 11))
-        const r = await c.writeContract({
-          instance,
-          abi: privateTokenAbi,
-          functionName: 'transfer',
-          args: [clients[to]!.account.address, amount],
-        })
-        receipts.push({ from: ci, to, amount, r })
-      }
-    })
+    let failed: unknown
+    const streams = clients
+      .map(async (c, ci) => {
+        for (let k = 0; !stop && k < 400; k++) {
+          const to = (ci + 1 + (k % 2)) % 3
+          const amount = BigInt(1 + ((ci * 7 + k) % 11))
+          const r = await c.writeContract({
+            instance,
+            abi: privateTokenAbi,
+            functionName: 'transfer',
+            args: [clients[to]!.account.address, amount],
+          })
+          receipts.push({ from: ci, to, amount, r })
+        }
+      })
+      .map((p) =>
+        p.catch((e: unknown) => {
+          failed = e
+        }),
+      )
 
-    await waitFor('30 receipts', async () => receipts.length >= 30)
+    await waitFor('30 receipts', async () => receipts.length >= 30 || failed !== undefined)
     // A live executor answers a challenge by itself: the payload is a transaction box, and the
     // on-chain response is that transaction's receipt, encrypted to its sender.
     const stranger = generateSecretKey()
@@ -164,11 +171,12 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
 
     await waitFor(
       '30 receipts from the new executor',
-      async () => receipts.length >= atCrash + 30,
+      async () => receipts.length >= atCrash + 30 || failed !== undefined,
       120_000,
     )
     stop = true
     await Promise.all(streams)
+    if (failed) throw failed
 
     // Every later receipt is signed by the new executor.
     const newExecutor = afterInfo.signers[afterInfo.executorSlot]!.toLowerCase()

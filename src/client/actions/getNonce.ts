@@ -18,7 +18,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError } from '../errors.ts'
-import { postWhenReady } from '../transport.ts'
+import { requestWithFailover } from '../failover.ts'
 import { getInstance } from './getInstance.ts'
 
 /** Signs POSE typed data (EIP-712) with the client's account, as any wallet would. */
@@ -73,13 +73,16 @@ export async function signedView(
     context: BOX_CONTEXT.view,
     aad: instanceAad(p.instance),
   })
-  const { sealed } = await postWhenReady<{ sealed: Hex }>(
-    `${info.executorEndpoint}/v1/instances/${p.instance}/view`,
-    { box: bytesToHex(box) },
-  )
-  const answer = decodeAnswer(
-    aeadOpen(responseKey, hexToBytes(sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
-  )
+  const answer = await requestWithFailover(client, p.instance, 'view', box, async (sealed) => {
+    const a = decodeAnswer(
+      aeadOpen(responseKey, hexToBytes(sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
+    )
+    // WRONG_ROLE (the executor changed) makes the request fail over; other rejections return.
+    if (a.kind === 'rejected' && a.error.code === 'WRONG_ROLE') {
+      throw new PoseRequestError(a.error.message, { code: a.error.code })
+    }
+    return a
+  })
   if (answer.kind === 'rejected') {
     throw new PoseRequestError(answer.error.message, { code: answer.error.code })
   }

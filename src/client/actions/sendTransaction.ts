@@ -17,8 +17,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
-import { postWhenReady } from '../transport.ts'
-import { challengeExecutor } from './challengeExecutor.ts'
+import { requestWithFailover } from '../failover.ts'
 import { getInstance } from './getInstance.ts'
 import { getNonce, signTyped } from './getNonce.ts'
 
@@ -158,7 +157,7 @@ export async function sendTransaction(
     endpoint: info.executorEndpoint,
   })
   try {
-    const receipt = await submitWithFailover(client, p.instance, box, (sealed) =>
+    const receipt = await requestWithFailover(client, p.instance, 'tx', box, (sealed) =>
       openReceipt(client, { instance: p.instance, txHash, sealed, responseKey }),
     )
     client.state.sent.delete(bytesToHex(txHash))
@@ -169,43 +168,5 @@ export async function sendTransaction(
       client.state.sent.delete(bytesToHex(txHash))
     }
     throw e
-  }
-}
-
-/** Codes meaning the executor did not answer; the request may be retried elsewhere. */
-const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
-
-/**
- * Sends an encrypted request to the executor. If the executor does not answer, it follows the
- * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
- * nonce; with `autoChallenge`, it also challenges the silent executor on-chain once.
- */
-export async function submitWithFailover<T>(
-  client: PoseClientBase,
-  instance: bigint,
-  box: Uint8Array,
-  open: (sealed: Hex) => Promise<T>,
-): Promise<T> {
-  const deadline = Date.now() + client.failover.timeoutMs
-  let challenged = false
-  let info = await getInstance(client, { instance })
-  for (;;) {
-    try {
-      const { sealed } = await postWhenReady<{ sealed: Hex }>(
-        `${info.executorEndpoint}/v1/instances/${instance}/tx`,
-        { box: bytesToHex(box) },
-      )
-      // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
-      return await open(sealed)
-    } catch (e) {
-      if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
-        throw e
-      if (client.failover.autoChallenge && !challenged) {
-        challenged = true
-        await challengeExecutor(client, { instance, payload: box }).catch(() => undefined)
-      }
-      await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
-      info = await getInstance(client, { instance, refresh: true })
-    }
   }
 }

@@ -1,0 +1,84 @@
+import { decodeAbiParameters, type Hash, type Hex } from 'viem'
+import { poseManagerAbi } from '../../chain/manager.ts'
+import {
+  bytesToHex,
+  SYSTEM_ADDRESS_HEX,
+  SYSTEM_AUTHORISATION_SELECTOR,
+} from '../../protocol/index.ts'
+import type { PoseClientBase } from '../createPoseClient.ts'
+import { PoseError } from '../errors.ts'
+import { signedView } from './getNonce.ts'
+import { sendTransaction } from './sendTransaction.ts'
+
+export type WithdrawAuthorisation = { cumulative: bigint; eventIndex: bigint; signature: Hex }
+
+export type WithdrawParameters = {
+  instance: bigint
+  /** Coins to take out of the world first (sent to the system contract); omit to only claim. */
+  amount?: bigint
+  /** Submit the authorisation on-chain (default true); false returns it for someone else. */
+  submit?: boolean
+}
+
+export type WithdrawReturnType = WithdrawAuthorisation & { hash?: Hash }
+
+/**
+ * The caller's signed, cumulative withdrawal authorisation (over released state only).
+ *
+ * @example
+ * ```ts
+ * const auth = await getWithdrawAuthorisation(client, { instance })
+ * ```
+ */
+export async function getWithdrawAuthorisation(
+  client: PoseClientBase,
+  p: { instance: bigint },
+): Promise<WithdrawAuthorisation> {
+  const r = await signedView(client, {
+    instance: p.instance,
+    to: SYSTEM_ADDRESS_HEX,
+    data: bytesToHex(SYSTEM_AUTHORISATION_SELECTOR),
+  })
+  if (r.status !== 'success') throw new PoseError(`withdrawal authorisation failed (${r.status})`)
+  const [cumulative, eventIndex, signature] = decodeAbiParameters(
+    [{ type: 'uint256' }, { type: 'uint64' }, { type: 'bytes' }],
+    r.returnData,
+  )
+  return { cumulative, eventIndex, signature }
+}
+
+/**
+ * Withdraws coins: burns `amount` in the world (a transaction to the system contract), asks a
+ * member enclave for the cumulative authorisation and submits it to the manager, which pays
+ * the difference to what was already withdrawn.
+ *
+ * @example
+ * ```ts
+ * await withdraw(client, { instance, amount: parseEther('0.5') })
+ * ```
+ */
+export async function withdraw(
+  client: PoseClientBase,
+  p: WithdrawParameters,
+): Promise<WithdrawReturnType> {
+  if (p.amount !== undefined && p.amount > 0n) {
+    const r = await sendTransaction(client, {
+      instance: p.instance,
+      to: SYSTEM_ADDRESS_HEX,
+      value: p.amount,
+      data: '0x3ccfd60b', // withdraw()
+      gasLimit: 100_000n,
+    })
+    if (r.status !== 'success')
+      throw new PoseError(`withdraw(${p.amount}) failed in the world (${r.status})`)
+  }
+  const auth = await getWithdrawAuthorisation(client, { instance: p.instance })
+  if (p.submit === false) return auth
+  const { hash } = await client.sender.write({
+    address: client.manager,
+    abi: poseManagerAbi,
+    functionName: 'withdraw',
+    args: [p.instance, client.account.address, auth.cumulative, auth.eventIndex, auth.signature],
+  })
+  return { ...auth, hash }
+}
