@@ -3,10 +3,15 @@
  * users transferring tokens, signed view calls that show each user only their own balance, and
  * a check that every pool member holds the same state.
  */
-import type { Address } from 'viem'
+import { type Address, formatEther, parseEther } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { readOperator } from '../chain/manager.ts'
+import {
+  privateTokenAbi,
+  privateTokenBytecode,
+  prizePoolAbi,
+  prizePoolBytecode,
+} from '../../examples/contracts.generated.ts'
+import { poseManagerAbi, readOperator } from '../chain/manager.ts'
 import { ContractRevertError } from '../client/errors.ts'
 import { createPoseClient, type PoseClient } from '../client/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
@@ -160,6 +165,53 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     }
     if (digests.size !== 1) throw new Error('pool members disagree on the state digest')
     say('   all digests equal')
+
+    say('\n6. coins: deposits, a payout by contract rule, withdrawals')
+    const pool = await alice.deployContract({
+      abi: prizePoolAbi,
+      bytecode: prizePoolBytecode,
+      args: [parseEther('0.5'), 3n],
+      watchdogCount: o.watchdogs,
+    })
+    say(`   PrizePool deployed as instance ${pool.instance} (entry 0.5 ETH, 3 players)`)
+    for (const c of clients) await c.deposit({ instance: pool.instance, value: parseEther('1') })
+    for (const c of clients) {
+      const deadline = Date.now() + 30_000
+      while ((await c.getBalance({ instance: pool.instance })) < parseEther('1')) {
+        if (Date.now() > deadline) throw new Error('deposit not credited in time')
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    say('   alice, bob and carol each deposited 1 ETH on-chain; the world credited them')
+    for (const c of clients) {
+      await c.writeContract({
+        instance: pool.instance,
+        abi: prizePoolAbi,
+        functionName: 'enter',
+        value: parseEther('0.5'),
+      })
+    }
+    const inWorld = await Promise.all(clients.map((c) => c.getBalance({ instance: pool.instance })))
+    const winner = inWorld.findIndex((b) => b === parseEther('2'))
+    say(
+      `   all three entered with 0.5 ETH; ${names[winner]} won the 1.5 ETH pot (private randomness)`,
+    )
+    for (const [i, c] of clients.entries()) {
+      const before = await c.publicClient.getBalance({ address: c.account.address })
+      const r = await c.withdraw({ instance: pool.instance, amount: inWorld[i]! })
+      const after = await c.publicClient.getBalance({ address: c.account.address })
+      say(
+        `   ${names[i]} withdrew ${formatEther(r.cumulative)} ETH to the chain (balance ${after > before ? '+' : ''}${formatEther(after - before)} ETH after gas)`,
+      )
+    }
+    const [deposited, withdrawn] = (await alice.publicClient.readContract({
+      address: devnet.manager,
+      abi: poseManagerAbi,
+      functionName: 'balanceOfInstance',
+      args: [pool.instance],
+    })) as [bigint, bigint]
+    if (deposited !== withdrawn) throw new Error('the manager still holds coins of the instance')
+    say(`   the manager paid out exactly what was deposited (${formatEther(withdrawn)} ETH)`)
 
     if (o.keep) {
       say('\nThe devnet keeps running. Connect with:')
