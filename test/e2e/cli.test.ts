@@ -52,6 +52,10 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       'deploy',
       'send',
       'call',
+      'challenge',
+      'deposit',
+      'balance',
+      'withdraw',
       'status',
       'verify-measurement',
     ])
@@ -62,6 +66,12 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ['deploy'],
       ['send'],
       ['call'],
+      ['challenge'],
+      ['deposit'],
+      ['balance'],
+      ['withdraw'],
+      ['operator', 'exit'],
+      ['operator', 'withdraw'],
       ['status'],
       ['verify-measurement'],
     ]) {
