@@ -343,6 +343,9 @@ export class Instance {
   /** Answers an open on-chain challenge against this executor, once per challenge. */
   answerChallenge(): void {
     if (this.role !== 'executor' || this.view.phase !== Phase.ExecutorChallenged) return
+    // A member promoted before it received the state cannot serve: it must not claim to be
+    // alive, so the challenge times out and the next member takes over.
+    if (!this.world || !this.contractSecretKey) return
     if (this.answeredChallenge >= this.view.challengeIndex) return
     this.answeredChallenge = this.view.index
     this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
