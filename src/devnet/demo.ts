@@ -192,7 +192,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       })
     }
     const inWorld = await Promise.all(clients.map((c) => c.getBalance({ instance: pool.instance })))
-    const winner = inWorld.findIndex((b) => b === parseEther('2'))
+    const winner = inWorld.indexOf(parseEther('2'))
     say(
       `   all three entered with 0.5 ETH; ${names[winner]} won the 1.5 ETH pot (private randomness)`,
     )
