@@ -185,7 +185,8 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       }
     }
     await anvil.stop()
-    if (!opts.dir) rmSync(dir, { recursive: true, force: true })
+    // POSE_KEEP_DEVNET=1 keeps the operators' data dirs and logs for inspection.
+    if (!opts.dir && !process.env.POSE_KEEP_DEVNET) rmSync(dir, { recursive: true, force: true })
   }
 
   try {

@@ -136,6 +136,8 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
     seq: z.string(),
     lastHash: z.string(),
     state: z.string(),
+    stateFrom: z.string().nullable().optional(),
+    baseSeq: z.string().optional(),
   }),
   z.strictObject({
     kind: z.literal('update'),
@@ -144,6 +146,7 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
     eventIndex: z.string(),
     digest: z.string(),
     payload: z.string(),
+    from: z.string().optional(),
   }),
   z.strictObject({ kind: z.literal('view'), view: z.unknown() }),
 ])
@@ -158,6 +161,15 @@ export class Instance {
   world: World | undefined
   seq = 0n
   lastHash: Uint8Array = new Uint8Array(32)
+  /**
+   * The executor whose log this state follows (this enclave itself once it executes). A
+   * genesis from a different executor may replace the state even at a lower seq (its log is
+   * authoritative, SPEC §6.8); one from the same executor only moves forward, so a replayed
+   * old genesis cannot roll a watchdog back.
+   */
+  private stateFrom: Uint8Array | undefined
+  /** The seq at which this enclave became executor (0 for the first executor). */
+  private baseSeq = 0n
 
   // executor
   private queue: Pending[] = []
@@ -247,6 +259,9 @@ export class Instance {
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.log.clear()
     this.released = this.seq
+    this.stateFrom = this.ctx.identity.signer
+    this.baseSeq = this.seq
+    this.seal('snapshot', this.snapshotRecord())
     const now = this.ctx.now()
     this.genesis = { body: new Uint8Array(), sentAt: now, startedAt: now, activated: true }
     this.sendGenesis(now)
@@ -419,6 +434,8 @@ export class Instance {
       seq: dec(this.seq),
       lastHash: hex(this.lastHash),
       state: hex(this.world ? encodeWriteSet(this.world.snapshot()) : new Uint8Array()),
+      stateFrom: this.stateFrom ? hex(this.stateFrom) : null,
+      baseSeq: dec(this.baseSeq),
     }
   }
 
@@ -465,6 +482,8 @@ export class Instance {
         inst.seq = uint(rec.seq, 'sealed.seq', 64)
         inst.lastHash = unhex(rec.lastHash, 'sealed.lastHash', 32)
         inst.released = inst.seq
+        inst.stateFrom = rec.stateFrom ? unhex(rec.stateFrom, 'sealed.stateFrom', 20) : undefined
+        inst.baseSeq = rec.baseSeq ? uint(rec.baseSeq, 'sealed.baseSeq', 64) : 0n
       } else if (!inst) {
         if (rec.kind === 'view') {
           const view = ChainView.fromJSON(rec.view)
@@ -491,6 +510,7 @@ export class Instance {
         }
         const plain = unhex(rec.payload, 'sealed.payload')
         inst.applyPlainUpdate(body, plain)
+        if (rec.from) inst.stateFrom = unhex(rec.from, 'sealed.from', 20)
         inst.released = inst.seq
         recent.push({ body, plain })
         if (recent.length > RESTORED_LOG) recent.shift()
@@ -599,6 +619,8 @@ export class Instance {
     this.world = world
     this.seq = 0n
     this.lastHash = genesisUpdateHash(this.id, world.digest())
+    this.stateFrom = this.ctx.identity.signer
+    this.baseSeq = 0n
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.seal('snapshot', this.snapshotRecord())
@@ -634,6 +656,7 @@ export class Instance {
           lastHash: this.lastHash,
           digest: world.digest(),
           eventIndex: this.view.index,
+          baseSeq: this.baseSeq,
         }),
         context: BOX_CONTEXT.genesis,
         aad: instanceAad(this.id),
@@ -924,6 +947,7 @@ export class Instance {
       eventIndex: dec(body.eventIndex),
       digest: hex(body.digest),
       payload: hex(plain),
+      from: this.stateFrom ? hex(this.stateFrom) : undefined,
     }
   }
 
@@ -1149,12 +1173,16 @@ export class Instance {
       aad: instanceAad(this.id),
     })
     const g = decodeGenesisSecrets(plaintext)
-    if (this.world && this.seq >= g.seq) {
+    const sameExecutor = this.stateFrom !== undefined && equalBytes(this.stateFrom, e.from)
+    if (this.world && this.seq >= g.seq && sameExecutor) {
       if (this.seq === g.seq && equalBytes(this.lastHash, g.lastHash)) return this.ack(e.from)
       throw new ProtocolError(
         'OUT_OF_ORDER',
-        `genesis at seq ${g.seq}, but this enclave holds seq ${this.seq}`,
+        `genesis at seq ${g.seq}, but this enclave holds seq ${this.seq} from the same executor`,
       )
+    }
+    if (g.baseSeq > g.seq) {
+      throw new ProtocolError('MALFORMED', `genesis: baseSeq ${g.baseSeq} is beyond seq ${g.seq}`)
     }
     const world = await this.makeWorld(g.stateKey)
     world.applyWriteSet(decodeWriteSet(g.snapshot))
@@ -1163,8 +1191,17 @@ export class Instance {
       throw new ProtocolError('MALFORMED', 'genesis: state does not match its digest')
     }
     this.ahead.clear()
-    // Outcomes of updates the handover discards must never be re-issued as receipts.
-    for (const [k, r] of this.replicated) if (r.seq > g.seq) this.replicated.delete(k)
+    // Outcomes of updates the handover discards must never be re-issued as receipts: a new
+    // executor's log agrees with this one only up to the seq at which it took over.
+    const kept = sameExecutor ? g.seq : g.baseSeq
+    if (this.world && !sameExecutor && this.seq > g.baseSeq) {
+      this.log_('info', 'Following a new executor; updates after its takeover are replaced', {
+        heldSeq: Number(this.seq),
+        baseSeq: Number(g.baseSeq),
+        seq: Number(g.seq),
+      })
+    }
+    for (const [k, r] of this.replicated) if (r.seq > kept) this.replicated.delete(k)
     if (g.seq === 0n && !equalBytes(genesisUpdateHash(this.id, g.digest), g.lastHash)) {
       throw new ProtocolError('MALFORMED', 'genesis: lastHash does not bind the genesis digest')
     }
@@ -1174,6 +1211,7 @@ export class Instance {
     this.world = world
     this.seq = g.seq
     this.lastHash = g.lastHash
+    this.stateFrom = e.from
     this.seal('snapshot', this.snapshotRecord())
     this.log_('info', 'Genesis state received', { seq: Number(g.seq) })
     this.ack(e.from)
@@ -1241,6 +1279,7 @@ export class Instance {
     while (next) {
       const plain = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
       this.applyPlainUpdate(next, plain)
+      this.stateFrom = e.from
       this.seal('append', this.updateRecord(next, plain))
       this.ahead.delete(next.seq)
       next = this.ahead.get(this.seq + 1n)?.body

@@ -540,6 +540,12 @@ export type GenesisSecrets = {
   lastHash: Uint8Array
   digest: Uint8Array
   eventIndex: bigint
+  /**
+   * The seq at which the sender became executor (0 for the first executor). A watchdog that
+   * followed an earlier executor keeps what it knows about updates up to here, the prefix every
+   * member shares, and drops the rest.
+   */
+  baseSeq: bigint
 }
 export type GenesisBody = { box: Uint8Array }
 
@@ -579,6 +585,7 @@ const genesisSecretsSchema = z.strictObject({
   lastHash: bytes32Schema,
   digest: bytes32Schema,
   eventIndex: uintSchema,
+  baseSeq: uintSchema,
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
 const ackBodySchema = z.strictObject({
@@ -653,6 +660,7 @@ export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
     lastHash: hex(g.lastHash),
     digest: hex(g.digest),
     eventIndex: dec(g.eventIndex),
+    baseSeq: dec(g.baseSeq),
   })
 
 export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
@@ -665,6 +673,7 @@ export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
     lastHash: unhex(w.lastHash, 'genesis.lastHash', 32),
     digest: unhex(w.digest, 'genesis.digest', 32),
     eventIndex: uint(w.eventIndex, 'genesis.eventIndex', 64),
+    baseSeq: uint(w.baseSeq, 'genesis.baseSeq', 64),
   }
 }
 

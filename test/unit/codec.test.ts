@@ -173,8 +173,18 @@ test('codecs round-trip', () => {
       b(32),
       b(32),
       u(64),
-      (contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex) => {
-        const x = { contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex }
+      u(64),
+      (contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex, baseSeq) => {
+        const x = {
+          contractSecretKey,
+          stateKey,
+          snapshot,
+          seq,
+          lastHash,
+          digest,
+          eventIndex,
+          baseSeq,
+        }
         assert.deepEqual(decodeGenesisSecrets(encodeGenesisSecrets(x)), x)
         return true
       },

@@ -60,8 +60,9 @@ type Node = {
 async function newNode(
   platformSecret = randomBytes(32),
   sealedIdentity?: Uint8Array,
+  now?: () => number,
 ): Promise<Node> {
-  const enclave = new Enclave()
+  const enclave = new Enclave(now)
   const { result } = (await enclave.call('init', {
     platformSecret,
     measurement: MEASUREMENT,
@@ -117,113 +118,137 @@ async function pump(
   }
 }
 
+/** A signed PrivateToken transfer of 1 token, boxed to the contract's key. */
+function transferBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonce: bigint,
+  recipient: Uint8Array,
+) {
+  const tx = {
+    instance: target.instance,
+    from: secretKeyToAddress(key),
+    nonce,
+    to: INSTANCE_ADDRESS,
+    value: 0n,
+    data: hexb(
+      encodeFunctionData({
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [bytesToHex(recipient), 1n],
+      }),
+    ),
+    gasLimit: 200_000n,
+  }
+  const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
+  return boxSeal({
+    recipientPublicKey: target.contractEncryptionKey,
+    plaintext: encodeSignedTx({ ...tx, signature }),
+    context: BOX_CONTEXT.tx,
+    aad: instanceAad(target.instance),
+  })
+}
+
+/**
+ * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance: genesis
+ * replicated, activation signed, every chain event delivered. Sealed blobs are kept per node.
+ */
+async function setupActive(now?: () => number) {
+  const nodes = [
+    await newNode(undefined, undefined, now),
+    await newNode(undefined, undefined, now),
+    await newNode(undefined, undefined, now),
+  ]
+  // Seal bookkeeping wraps every call.
+  for (const n of nodes) {
+    const orig = n.enclave.call.bind(n.enclave)
+    n.enclave.call = async (m: string, p: unknown) => {
+      const r = await orig(m, p)
+      for (const o of r.outputs) {
+        if (o.type === 'seal') {
+          const list = n.sealed.get(o.instance) ?? []
+          if (o.mode === 'snapshot') list.length = 0
+          list.push(o.blob)
+          n.sealed.set(o.instance, list)
+        }
+      }
+      return r
+    }
+  }
+  const instance = 1n
+  const ev = eventChain(instance)
+  const creatorKey = generateSecretKey()
+  const creator = secretKeyToAddress(creatorKey)
+  const initCode = hexb(
+    encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }),
+  )
+  const created = ev(
+    EventKind.Created,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes32' }],
+        [bytesToHex(creator), 2, bytesToHex(initCommitment(initCode))],
+      ),
+    ),
+  )
+  const drawn = ev(
+    EventKind.PoolDrawn,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'address[]' }, { type: 'bytes32[]' }],
+        [nodes.map((n) => bytesToHex(n.signer)), nodes.map((n) => bytesToHex(n.encryptionKey))],
+      ),
+    ),
+  )
+  for (const n of nodes)
+    await n.enclave.call('chain', {
+      blockNumber: 10n,
+      timestamp: 1000n,
+      events: [created, drawn],
+    })
+
+  const [exec] = nodes as [Node]
+  const { box } = boxSeal({
+    recipientPublicKey: exec.encryptionKey,
+    plaintext: encodeDeployRequest({ instance, initCode }),
+    context: BOX_CONTEXT.deploy,
+    aad: instanceAad(instance),
+  })
+  const dep = await exec.enclave.call('deploy', { instance, box })
+  const { contractEncryptionKey, genesisDigest } = dep.result as {
+    contractEncryptionKey: Uint8Array
+    genesisDigest: Uint8Array
+  }
+  const activations: EnclaveOutput[] = []
+  const answers = new Map<string, Uint8Array>()
+  await pump(nodes, dep.outputs, answers, activations)
+  assert.equal(activations.length, 1, 'activation once every watchdog acked genesis')
+  const act = activations[0] as Extract<EnclaveOutput, { type: 'activate' }>
+  assert.equal(act.ackedMask, 7n)
+  const activated = ev(
+    EventKind.Activated,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
+        [bytesToHex(contractEncryptionKey), bytesToHex(genesisDigest), 7n],
+      ),
+    ),
+  )
+  for (const n of nodes)
+    await n.enclave.call('chain', { blockNumber: 11n, timestamp: 1001n, events: [activated] })
+
+  return { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers }
+}
+
 describe('enclave roles in-process', () => {
   test('genesis, replication of 60 txs, receipts only after acks, restore from sealed state', async () => {
-    const nodes = [await newNode(), await newNode(), await newNode()]
-    // Seal bookkeeping wraps every call.
-    for (const n of nodes) {
-      const orig = n.enclave.call.bind(n.enclave)
-      n.enclave.call = async (m: string, p: unknown) => {
-        const r = await orig(m, p)
-        for (const o of r.outputs) {
-          if (o.type === 'seal') {
-            const list = n.sealed.get(o.instance) ?? []
-            if (o.mode === 'snapshot') list.length = 0
-            list.push(o.blob)
-            n.sealed.set(o.instance, list)
-          }
-        }
-        return r
-      }
-    }
-    const instance = 1n
-    const ev = eventChain(instance)
-    const creatorKey = generateSecretKey()
-    const creator = secretKeyToAddress(creatorKey)
-    const initCode = hexb(
-      encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }),
-    )
-    const created = ev(
-      EventKind.Created,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes32' }],
-          [bytesToHex(creator), 2, bytesToHex(initCommitment(initCode))],
-        ),
-      ),
-    )
-    const drawn = ev(
-      EventKind.PoolDrawn,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'address[]' }, { type: 'bytes32[]' }],
-          [nodes.map((n) => bytesToHex(n.signer)), nodes.map((n) => bytesToHex(n.encryptionKey))],
-        ),
-      ),
-    )
-    for (const n of nodes)
-      await n.enclave.call('chain', {
-        blockNumber: 10n,
-        timestamp: 1000n,
-        events: [created, drawn],
-      })
-
-    const [exec] = nodes as [Node]
-    const { box } = boxSeal({
-      recipientPublicKey: exec.encryptionKey,
-      plaintext: encodeDeployRequest({ instance, initCode }),
-      context: BOX_CONTEXT.deploy,
-      aad: instanceAad(instance),
-    })
-    const dep = await exec.enclave.call('deploy', { instance, box })
-    const { contractEncryptionKey, genesisDigest } = dep.result as {
-      contractEncryptionKey: Uint8Array
-      genesisDigest: Uint8Array
-    }
-    const activations: EnclaveOutput[] = []
-    const answers = new Map<string, Uint8Array>()
-    await pump(nodes, dep.outputs, answers, activations)
-    assert.equal(activations.length, 1, 'activation once every watchdog acked genesis')
-    const act = activations[0] as Extract<EnclaveOutput, { type: 'activate' }>
-    assert.equal(act.ackedMask, 7n)
-    const activated = ev(
-      EventKind.Activated,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
-          [bytesToHex(contractEncryptionKey), bytesToHex(genesisDigest), 7n],
-        ),
-      ),
-    )
-    for (const n of nodes)
-      await n.enclave.call('chain', { blockNumber: 11n, timestamp: 1001n, events: [activated] })
-
+    const { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
     const domain = { chainId: CHAIN_ID, manager: MANAGER }
     const recipient = randomBytes(20)
     const keys = new Map<string, Uint8Array>()
     for (let nonce = 0n; nonce < 60n; nonce++) {
-      const tx = {
-        instance,
-        from: creator,
-        nonce,
-        to: INSTANCE_ADDRESS,
-        value: 0n,
-        data: hexb(
-          encodeFunctionData({
-            abi: privateTokenAbi,
-            functionName: 'transfer',
-            args: [bytesToHex(recipient), 1n],
-          }),
-        ),
-        gasLimit: 200_000n,
-      }
-      const signature = signDigest(hashTx(domain, tx), creatorKey)
-      const sealed = boxSeal({
-        recipientPublicKey: contractEncryptionKey,
-        plaintext: encodeSignedTx({ ...tx, signature }),
-        context: BOX_CONTEXT.tx,
-        aad: instanceAad(instance),
-      })
+      const sealed = transferBox({ instance, contractEncryptionKey }, creatorKey, nonce, recipient)
       keys.set(`r${nonce}`, sealed.responseKey)
       const r = await exec.enclave.call('tx', { requestId: `r${nonce}`, instance, box: sealed.box })
       // The executor holds the receipt until the watchdogs acked.
@@ -359,6 +384,111 @@ describe('enclave roles in-process', () => {
       eventHash: deposit.hash,
     })
     assert.deepEqual(recoverAddress(digest, hexb(authSig)), exec.signer)
+  })
+
+  test('a promoted watchdog behind another one: its log wins, and a replayed genesis cannot roll back', async () => {
+    let clock = 1_000_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const digestOf = async (n: Node) =>
+      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
+    const to = (n: Node) => (o: EnclaveOutput) =>
+      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
+    const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
+
+    // Update 1 reaches everyone; update 2 reaches only n2 (n1 misses it), so it is not released.
+    await pump(
+      nodes,
+      (
+        await n0.enclave.call('tx', {
+          requestId: 'a',
+          instance,
+          box: transferBox(target, creatorKey, 0n, recipient).box,
+        })
+      ).outputs,
+      answers,
+    )
+    assert.ok(answers.has('a'))
+    const r2 = await n0.enclave.call('tx', {
+      requestId: 'b',
+      instance,
+      box: transferBox(target, creatorKey, 1n, recipient).box,
+    })
+    await pump(
+      nodes,
+      r2.outputs.filter((o) => !to(n1)(o)),
+      answers,
+    )
+    assert.ok(!answers.has('b'), 'no receipt before every watchdog acknowledged')
+    assert.equal((await digestOf(n2)).seq, 2n)
+    assert.equal((await digestOf(n1)).seq, 1n)
+
+    // The executor is removed; n1 (longest serving) takes over at seq 1. n2 has not seen the
+    // event yet, so it refuses n1's first genesis; n1 then executes a different update 2.
+    const removed = ev(
+      EventKind.MemberRemoved,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+          [0n, bytesToHex(n0.signer), 1n],
+        ),
+      ),
+    )
+    const chain = (n: Node) =>
+      n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+    await chain(n0)
+    const takeover = await chain(n1)
+    const firstGenesis = takeover.outputs.find(to(n2))
+    assert.ok(firstGenesis && firstGenesis.type === 'send')
+    await assert.rejects(
+      n2.enclave.call('peer', { envelope: firstGenesis.envelope }),
+      isCode('WRONG_ROLE'),
+    )
+    const r3 = await n1.enclave.call('tx', {
+      requestId: 'c',
+      instance,
+      box: transferBox(target, creatorKey, 1n, recipient).box,
+    })
+    assert.equal((await digestOf(n1)).seq, 2n)
+    await chain(n2)
+    for (const o of r3.outputs.filter(to(n2)))
+      if (o.type === 'send')
+        await n2.enclave.call('peer', { envelope: o.envelope }).catch(() => undefined)
+    assert.ok(!answers.has('c'))
+
+    // n2 holds a different update 2; the resent genesis (same seq, other hash) replaces it.
+    clock += 2_000
+    await pump(nodes, (await n1.enclave.call('tick', { now: clock })).outputs, answers)
+    assert.ok(answers.has('c'), 'n1 released its update once n2 followed it')
+    const [d1, d2] = [await digestOf(n1), await digestOf(n2)]
+    assert.equal(d2.seq, 2n)
+    assert.deepEqual(d2.digest, d1.digest)
+
+    // More updates, then the first genesis (seq 1) replayed: refused, nothing rolls back.
+    for (const nonce of [2n, 3n])
+      await pump(
+        nodes,
+        (
+          await n1.enclave.call('tx', {
+            requestId: `d${nonce}`,
+            instance,
+            box: transferBox(target, creatorKey, nonce, recipient).box,
+          })
+        ).outputs,
+        answers,
+      )
+    const before = await digestOf(n2)
+    assert.equal(before.seq, 4n)
+    await assert.rejects(
+      n2.enclave.call('peer', { envelope: firstGenesis.envelope }),
+      isCode('OUT_OF_ORDER'),
+    )
+    assert.deepEqual(await digestOf(n2), before)
+    assert.deepEqual((await digestOf(n1)).digest, before.digest)
   })
 
   test('ecalls reject hostile input with typed errors', async () => {
