@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IAttestationVerifier} from "./IAttestationVerifier.sol";
 import {EventKind, Phase} from "./PoseTypes.sol";
 
@@ -73,6 +74,14 @@ contract PoseManager {
     error PoseManager_Insolvent(uint256 id, uint256 amount, uint256 available);
     /// @notice Nothing to pay out to `account`.
     error PoseManager_NothingToClaim(address account);
+    /// @notice The final balances name `accounts` accounts but `amounts` amounts, or more than allowed.
+    error PoseManager_BadFinalBalances(uint256 accounts, uint256 amounts);
+    /// @notice The final balances add up to `total`, more than the `available` coins.
+    error PoseManager_FinalBalancesExceedHeld(uint256 id, uint256 total, uint256 available);
+    /// @notice A termination must name the latest event `latest` (no deposit after the final state).
+    error PoseManager_TerminationNotLatest(uint256 id, uint64 eventIndex, uint64 latest);
+    /// @notice (`recipient`, `cumulative`) is not a leaf of instance `id`'s final balances.
+    error PoseManager_NotInFinalBalances(uint256 id, address recipient, uint256 cumulative);
     /// @notice A payout to `to` failed.
     error PoseManager_TransferFailed(address to, uint256 amount);
 
@@ -107,6 +116,8 @@ contract PoseManager {
     event ExitRequested(address indexed operator, uint64 at);
     /// @notice `operator` withdrew its stake.
     event StakeWithdrawn(address indexed operator, uint256 amount);
+    /// @notice Instance `id` ended; `root` commits to the final balances of `accounts` accounts.
+    event InstanceTerminated(uint256 indexed id, bytes32 root, uint256 accounts, uint256 total);
     /// @notice A step of the running event hash of instance `id` (SPEC §4).
     event InstanceEvent(uint256 indexed id, uint64 indexed index, uint8 kind, bytes data, bytes32 hash);
 
@@ -195,6 +206,8 @@ contract PoseManager {
     uint8 internal constant REMOVED_NOT_ACKED = 1;
     uint8 internal constant REMOVED_TIMED_OUT = 2;
     uint8 internal constant REMOVED_EXITED = 3;
+    /// @notice Most accounts a termination may list (their leaves travel in calldata).
+    uint256 public constant MAX_FINAL_ACCOUNTS = 1024;
 
     /// @notice Deployment parameters.
     struct Params {
@@ -242,6 +255,8 @@ contract PoseManager {
     mapping(uint256 => mapping(address => uint256)) public withdrawnBy;
     /// @notice Enclaves that are or were members of an instance: their authorisations count.
     mapping(uint256 => mapping(address => bool)) public everMember;
+    /// @notice Merkle root of each terminated instance's final cumulative withdrawals.
+    mapping(uint256 => bytes32) public finalRoot;
     bool internal locked;
 
     modifier nonReentrant() {
@@ -723,6 +738,11 @@ contract PoseManager {
         address signer = ECDSA.recover(digest, signature);
         // INVARIANT: only an enclave that is or was a member authorises coins out of an instance.
         if (!everMember[id][signer]) revert PoseManager_NotAMember(id, signer);
+        _payOut(id, inst, recipient, cumulativeAmount);
+    }
+
+    /// @dev Pays `recipient` the part of `cumulativeAmount` not yet withdrawn from instance `id`.
+    function _payOut(uint256 id, Instance storage inst, address recipient, uint256 cumulativeAmount) internal {
         uint256 already = withdrawnBy[id][recipient];
         if (cumulativeAmount <= already) {
             revert PoseManager_NothingToWithdraw(id, recipient, cumulativeAmount, already);
@@ -737,6 +757,104 @@ contract PoseManager {
         emit Withdrawn(id, recipient, amount, cumulativeAmount);
         _appendEvent(id, inst, EventKind.Withdrawal, abi.encode(recipient, cumulativeAmount, amount));
         _send(recipient, amount);
+    }
+
+    /// @notice Ends instance `id` with the final state its executor enclave signed: every
+    /// account's final cumulative withdrawal (`withdrawn + balance` in the world). The leaves
+    /// travel in the event so anyone can rebuild the tree; `withdrawFinal` pays against it.
+    /// The signature must name the latest event, so no deposit is left out of the final state.
+    /// The pool is released: its operators' memberships end.
+    function terminate(
+        uint256 id,
+        bytes32 root,
+        address[] calldata accounts,
+        uint256[] calldata cumulatives,
+        uint64 eventIndex,
+        bytes calldata signature
+    ) external {
+        Instance storage inst = instances[id];
+        _checkTermination(id, inst, accounts.length, cumulatives.length, eventIndex);
+        _requireExecutorSignature(
+            inst, _terminateDigestAt(id, root, keccak256(abi.encode(accounts, cumulatives)), eventIndex), signature
+        );
+        uint256 total = _sum(cumulatives);
+        // INVARIANT: the final balances never promise more than was deposited.
+        if (total > inst.deposited) revert PoseManager_FinalBalancesExceedHeld(id, total, inst.deposited);
+
+        finalRoot[id] = root;
+        _releasePool(inst);
+        emit PhaseChanged(id, Phase.Terminated);
+        emit InstanceTerminated(id, root, accounts.length, total);
+        _appendEvent(id, inst, EventKind.Terminated, abi.encode(root, accounts, cumulatives));
+    }
+
+    function _checkTermination(uint256 id, Instance storage inst, uint256 accounts, uint256 amounts, uint64 eventIndex)
+        internal
+        view
+    {
+        Phase phase = inst.phase;
+        if (phase != Phase.Active && phase != Phase.WatchdogsChallenged) {
+            revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
+        }
+        if (accounts != amounts || accounts > MAX_FINAL_ACCOUNTS) revert PoseManager_BadFinalBalances(accounts, amounts);
+        if (eventIndex != inst.eventIndex) revert PoseManager_TerminationNotLatest(id, eventIndex, inst.eventIndex);
+    }
+
+    function _terminateDigestAt(uint256 id, bytes32 root, bytes32 leavesHash, uint64 eventIndex)
+        internal
+        view
+        returns (bytes32)
+    {
+        return terminateDigest(id, root, leavesHash, eventIndex, eventHashAt(id, eventIndex));
+    }
+
+    function _sum(uint256[] calldata values) internal pure returns (uint256 total) {
+        uint256 n = values.length;
+        for (uint256 i; i < n; ++i) {
+            total += values[i];
+        }
+    }
+
+    /// @dev Ends every live membership of a terminated instance.
+    function _releasePool(Instance storage inst) internal {
+        inst.phase = Phase.Terminated;
+        inst.watchdogMask = 0;
+        inst.respondedMask = 0;
+        inst.watchdogDeadline = 0;
+        uint256 n = inst.operators.length;
+        for (uint256 i; i < n; ++i) {
+            address op = inst.operators[i];
+            if (op == address(0)) continue;
+            --operators[op].memberships;
+            inst.operators[i] = address(0);
+        }
+    }
+
+    /// @notice After termination: pays `recipient` its final cumulative withdrawal minus what it
+    /// already withdrew, proven against the final balances' Merkle root (OpenZeppelin's
+    /// standard leaf `keccak256(bytes.concat(keccak256(abi.encode(recipient, cumulative))))`).
+    function withdrawFinal(uint256 id, address recipient, uint256 cumulativeAmount, bytes32[] calldata proof)
+        external
+        nonReentrant
+    {
+        Instance storage inst = instances[id];
+        _requirePhase(id, inst, Phase.Terminated);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(recipient, cumulativeAmount))));
+        if (!MerkleProof.verifyCalldata(proof, finalRoot[id], leaf)) {
+            revert PoseManager_NotInFinalBalances(id, recipient, cumulativeAmount);
+        }
+        _payOut(id, inst, recipient, cumulativeAmount);
+    }
+
+    /// @notice The digest the executor enclave signs in `terminate`.
+    function terminateDigest(uint256 id, bytes32 root, bytes32 leavesHash, uint64 eventIndex, bytes32 eventHash)
+        public
+        view
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode("POSE-TERMINATE-v1", block.chainid, address(this), id, root, leavesHash, eventIndex, eventHash)
+        );
     }
 
     /// @notice The digest a member enclave signs to authorise a withdrawal.

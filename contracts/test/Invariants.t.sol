@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {DevAttestationVerifier} from "../src/DevAttestationVerifier.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {IAttestationVerifier} from "../src/IAttestationVerifier.sol";
@@ -43,6 +44,11 @@ contract ManagerHandler {
         if (manager.getInstance(id).phase == Phase.ExecutorChallenged) {
             this.timeout(id - 1, 0);
             ++timeouts;
+        }
+        // Half the life cycles end with coins in, a termination and final payouts.
+        if (uint8(seed[0]) % 2 == 0) {
+            this.depositCoins(id - 1, uint64(uint256(seed) >> 8) % 1e18 + 1);
+            this.terminateInstance(id - 1, uint64(uint256(seed) >> 72), uint64(uint256(seed) >> 136), true);
         }
     }
 
@@ -207,6 +213,59 @@ contract ManagerHandler {
         try manager.withdraw(id, recipient, cumulative, v.eventIndex, abi.encodePacked(r, s, sv)) {} catch {}
     }
 
+    uint256 public terminations;
+
+    /// @dev The executor signs arbitrary final balances for this handler and 0xB0B; whatever it
+    /// signs, final payouts must keep every instance solvent and pay each leaf at most once.
+    function terminateInstance(uint256 idSeed, uint64 a, uint64 b, bool payOut) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || (v.phase != Phase.Active && v.phase != Phase.WatchdogsChallenged)) return;
+        (address[] memory accounts, uint256[] memory amounts, bytes32 la, bytes32 lb) = _finalTree(a, b);
+        bytes memory signature = _signTermination(id, v, Hashes.commutativeKeccak256(la, lb), accounts, amounts);
+        try manager.terminate(id, Hashes.commutativeKeccak256(la, lb), accounts, amounts, v.eventIndex, signature) {
+            ++terminations;
+        } catch {
+            return;
+        }
+        _observe(id);
+        if (!payOut) return;
+        bytes32[] memory proof = new bytes32[](1);
+        proof[0] = lb;
+        try manager.withdrawFinal(id, accounts[0], a, proof) {} catch {}
+        proof[0] = la;
+        try manager.withdrawFinal(id, accounts[1], b, proof) {} catch {}
+        // A second time pays nothing.
+        try manager.withdrawFinal(id, accounts[1], b, proof) {
+            paidTwice = true;
+        } catch {}
+    }
+
+    bool public paidTwice;
+
+    function _finalTree(uint64 a, uint64 b)
+        internal
+        view
+        returns (address[] memory accounts, uint256[] memory amounts, bytes32 la, bytes32 lb)
+    {
+        accounts = new address[](2);
+        amounts = new uint256[](2);
+        (accounts[0], accounts[1], amounts[0], amounts[1]) = (address(this), address(0xB0B), a, b);
+        la = keccak256(bytes.concat(keccak256(abi.encode(accounts[0], amounts[0]))));
+        lb = keccak256(bytes.concat(keccak256(abi.encode(accounts[1], amounts[1]))));
+    }
+
+    function _signTermination(
+        uint256 id,
+        PoseManager.InstanceView memory v,
+        bytes32 root,
+        address[] memory accounts,
+        uint256[] memory amounts
+    ) internal view returns (bytes memory) {
+        bytes32 d = manager.terminateDigest(id, root, keccak256(abi.encode(accounts, amounts)), v.eventIndex, v.eventHash);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
+        return abi.encodePacked(r, s, sv);
+    }
+
     function claimAll() external {
         for (uint256 i; i < registered; ++i) {
             address op = address(uint160(0x9000 + i));
@@ -260,6 +319,21 @@ contract InvariantsTest is Fixture {
         assertEq(handler.timeouts(), handler.dishonestChallenged(), "silent executors timed out");
     }
 
+    /// The termination path is really exercised by the handler (guards against a vacuous P17).
+    function test_handlerReachesTermination() public {
+        // seed: even first byte (terminate), deposit 2^40 + 1 wei, final balances 2^20 and 2^30.
+        uint256 base = (uint256(1) << 48) | (uint256(1) << (72 + 20)) | (uint256(1) << (136 + 30));
+        for (uint256 k; k < 8 && handler.terminations() == 0; ++k) {
+            handler.lifecycle(1, bytes32(base | (k << 200)), 7);
+        }
+        assertTrue(handler.terminations() >= 1, "terminated");
+        uint256 id = manager.instanceCount();
+        assertTrue(manager.getInstance(id).phase == Phase.Terminated, "phase");
+        (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
+        assertEq(withdrawn, (uint256(1) << 20) + (uint256(1) << 30), "both final balances paid");
+        assertTrue(withdrawn <= deposited, "within deposits");
+    }
+
     /// P16: per instance, total withdrawn <= total deposited; the held total adds up.
     function invariant_withdrawnNeverExceedsDeposited() public view {
         uint256 n = manager.instanceCount();
@@ -270,6 +344,19 @@ contract InvariantsTest is Fixture {
             held += deposited - withdrawn;
         }
         assertEq(held, manager.totalHeld(), "held adds up");
+    }
+
+    /// P17: a final balance is paid at most once; a terminated instance holds no pool.
+    function invariant_terminatedReleasedAndPaidOnce() public view {
+        assertTrue(!handler.paidTwice(), "final balance paid twice");
+        uint256 n = manager.instanceCount();
+        for (uint256 id = 1; id <= n; ++id) {
+            PoseManager.InstanceView memory v = manager.getInstance(id);
+            if (v.phase != Phase.Terminated) continue;
+            for (uint256 i; i < v.operators.length; ++i) {
+                assertEq(v.operators[i], address(0), "terminated pool released");
+            }
+        }
     }
 
     /// P9: an honest, responsive enclave is never slashed.

@@ -128,7 +128,11 @@ clientOptions(
   .action((o) => runCommand('balance', o))
 
 clientOptions(
-  program.command('withdraw').description('withdraw coins from an instance to your account'),
+  program
+    .command('withdraw')
+    .description(
+      'withdraw coins from an instance to your account (after termination: your final balance)',
+    ),
 )
   .requiredOption('--instance <id>', 'instance id', instanceId)
   .option(

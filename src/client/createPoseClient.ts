@@ -24,6 +24,7 @@ import { type GetReceiptParameters, getReceipt } from './actions/getReceipt.ts'
 import { type ReadContractParameters, readContract } from './actions/readContract.ts'
 import { type SendTransactionParameters, sendTransaction } from './actions/sendTransaction.ts'
 import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
+import { getFinalBalances, withdrawFinal } from './actions/withdrawFinal.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
 
 export type CreatePoseClientParameters = {
@@ -84,6 +85,11 @@ export type PoseClient = PoseClientBase & {
   deposit: (p: DepositParameters) => ReturnType<typeof deposit>
   getBalance: (p: { instance: bigint }) => ReturnType<typeof getBalance>
   withdraw: (p: WithdrawParameters) => ReturnType<typeof withdraw>
+  withdrawFinal: (p: { instance: bigint; fromBlock?: bigint }) => ReturnType<typeof withdrawFinal>
+  getFinalBalances: (p: {
+    instance: bigint
+    fromBlock?: bigint
+  }) => ReturnType<typeof getFinalBalances>
   getInstance: (p: { instance: bigint; refresh?: boolean }) => Promise<GetInstanceReturnType>
 }
 
@@ -128,6 +134,8 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
   client.deposit = (q) => deposit(base, q)
   client.getBalance = (q) => getBalance(base, q)
   client.withdraw = (q) => withdraw(base, q)
+  client.withdrawFinal = (q) => withdrawFinal(base, q)
+  client.getFinalBalances = (q) => getFinalBalances(base, q)
   return client
 }
 

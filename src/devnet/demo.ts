@@ -11,7 +11,7 @@ import {
   prizePoolAbi,
   prizePoolBytecode,
 } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readOperator } from '../chain/manager.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { ContractRevertError } from '../client/errors.ts'
 import { createPoseClient, type PoseClient } from '../client/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
@@ -196,12 +196,38 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     say(
       `   all three entered with 0.5 ETH; ${names[winner]} won the 1.5 ETH pot (private randomness)`,
     )
+    const before = await clients[winner]!.publicClient.getBalance({
+      address: clients[winner]!.account.address,
+    })
+    const w = await clients[winner]!.withdraw({
+      instance: pool.instance,
+      amount: parseEther('1.5'),
+    })
+    const after = await clients[winner]!.publicClient.getBalance({
+      address: clients[winner]!.account.address,
+    })
+    say(
+      `   ${names[winner]} withdrew ${formatEther(w.cumulative)} ETH to the chain while the game runs (balance +${formatEther(after - before)} ETH after gas)`,
+    )
+
+    say('\n7. termination: the host closes the game, everyone takes their final balance')
+    await alice.writeContract({ instance: pool.instance, abi: prizePoolAbi, functionName: 'close' })
+    const deadline = Date.now() + 30_000
+    while (
+      (await readInstance(alice.publicClient, devnet.manager, pool.instance)).phaseName !==
+      'Terminated'
+    ) {
+      if (Date.now() > deadline) throw new Error('the final balances were not published in time')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const { balances } = await alice.getFinalBalances({ instance: pool.instance })
+    say(
+      `   the executor published ${balances.length} final balances on-chain; the pool is released`,
+    )
     for (const [i, c] of clients.entries()) {
-      const before = await c.publicClient.getBalance({ address: c.account.address })
-      const r = await c.withdraw({ instance: pool.instance, amount: inWorld[i]! })
-      const after = await c.publicClient.getBalance({ address: c.account.address })
+      const r = await c.withdraw({ instance: pool.instance })
       say(
-        `   ${names[i]} withdrew ${formatEther(r.cumulative)} ETH to the chain (balance ${after > before ? '+' : ''}${formatEther(after - before)} ETH after gas)`,
+        `   ${names[i]} withdrew the final ${formatEther(r.amount ?? 0n)} ETH with a Merkle proof`,
       )
     }
     const [deposited, withdrawn] = (await alice.publicClient.readContract({

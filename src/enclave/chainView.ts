@@ -17,6 +17,7 @@ import {
   decodeMemberRemoved,
   decodePoolDrawn,
   decodeRefilled,
+  decodeTerminated,
   decodeWatchdogChallengeFinalized,
   decodeWatchdogsChallenged,
   EventKind,
@@ -195,6 +196,13 @@ export class ChainView {
         })
         return
       }
+      case EventKind.Terminated:
+        // Mirrors PoseManager.terminate: the pool is released, the final balances are on-chain.
+        decodeTerminated(data)
+        this.signers = this.signers.map(() => ZERO20)
+        this.watchdogMask = 0
+        this.phase = Phase.Terminated
+        return
       default:
         // Kinds handled by later protocol stages still extend the running hash.
         return

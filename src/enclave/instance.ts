@@ -10,12 +10,12 @@ import {
   type AckBody,
   type Answer,
   activationDigest,
-  addressToWord,
   aeadOpen,
   aeadSeal,
   BOX_CONTEXT,
   boxOpen,
   boxSeal,
+  compareBytes,
   concatBytes,
   dec,
   decodeAckBody,
@@ -42,6 +42,9 @@ import {
   encodeWriteSet,
   envelopeToWire,
   equalBytes,
+  type FinalBalance,
+  finalBalancesHash,
+  finalBalancesRoot,
   generateX25519KeyPair,
   genesisUpdateHash,
   hashTx,
@@ -54,6 +57,7 @@ import {
   instanceAad,
   keccak256,
   LIMITS,
+  MAX_FINAL_ACCOUNTS,
   type PeerEnvelope,
   type PeerKind,
   Phase,
@@ -68,10 +72,12 @@ import {
   SYSTEM_AUTHORISATION_SELECTOR,
   SYSTEM_LAST_CREDITED_SLOT,
   SYSTEM_NONCE_SELECTOR,
-  SYSTEM_WITHDRAWN_SLOT,
+  SYSTEM_TERMINATED_SLOT,
   signDigest,
   signEnvelope,
   signReceipt,
+  systemWithdrawnSlot,
+  terminateDigest,
   type UpdateBody,
   type UpdatePayload,
   uint,
@@ -81,7 +87,6 @@ import {
   utf8,
   watchdogResponseDigest,
   withdrawDigest,
-  wordToUint,
   x25519PublicKey as x25519Public,
 } from '../protocol/index.ts'
 import { ChainView } from './chainView.ts'
@@ -119,6 +124,8 @@ type LogEntry = {
 }
 
 const RESEND_MS = 1000
+/** How often an executor re-publishes final balances the chain has not shown yet. */
+const TERMINATE_RETRY_MS = 5000
 const FUTURE_NONCE_WINDOW = 64n
 const FUTURE_TTL_MS = 10_000
 const RECEIPT_CACHE = 4096
@@ -196,6 +203,8 @@ export class Instance {
   /** The challenge index this enclave last answered. */
   private answeredChallenge = -1n
   private answeredWatchdogChallenge = -1n
+  /** The last final-balances publication (event index it named, when). */
+  private terminationSent: { eventIndex: bigint; at: number } | undefined
   /** The seq for which this executor last challenged its watchdogs on-chain. */
   private challengedAtSeq = -1n
 
@@ -796,6 +805,7 @@ export class Instance {
       known.waiters.push(waiter)
       return
     }
+    this.assertNotTerminated()
     const from = hex(tx.from)
     const expected = this.nextNonce.get(from) ?? this.world!.getNonce(tx.from)
     if (tx.nonce < expected) {
@@ -873,6 +883,13 @@ export class Instance {
     const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
     const executed: Executed[] = []
     for (const p of batch) {
+      if (this.terminatedInWorld()) {
+        // Transactions queued behind the one that terminated the contract never run.
+        this.byHash.delete(hex(p.txHash))
+        const err = this.terminatedError()
+        for (const w of p.waiters) this.reject(w, err)
+        continue
+      }
       const nonce = world.getNonce(p.tx.from)
       if (p.tx.nonce !== nonce) {
         // Only possible if a queued tx was reordered; it is answered, never silently dropped.
@@ -1001,6 +1018,91 @@ export class Instance {
     }
   }
 
+  // ------------------------------------------------------------ termination (SPEC §4 Coins)
+
+  /** Whether the contract called `PoseSystem.terminate()` in this enclave's state. */
+  private terminatedInWorld(): boolean {
+    return !!this.world && this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT) !== 0n
+  }
+
+  private terminatedError(): ProtocolError {
+    return new ProtocolError(
+      'WRONG_PHASE',
+      `instance ${this.id}: the contract terminated; final balances are withdrawn on-chain`,
+    )
+  }
+
+  private assertNotTerminated(): void {
+    if (this.terminatedInWorld()) throw this.terminatedError()
+  }
+
+  /**
+   * Every account's final cumulative withdrawal: what it already withdrew plus what it holds.
+   * Coins held by contracts are not listed (no key can claim them on-chain); a contract that
+   * holds users' coins pays them out before it terminates.
+   */
+  private finalBalances(): FinalBalance[] {
+    const world = this.world!
+    return world
+      .fundedAccounts()
+      .map(({ address, balance }) => ({
+        account: address,
+        cumulative: world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(address)) + balance,
+      }))
+      .sort((a, b) => compareBytes(a.account, b.account))
+  }
+
+  /**
+   * Once the update that terminated the contract is held by every watchdog and every deposit
+   * the manager recorded is credited, the executor publishes the final balances (retried until
+   * the chain shows them; the manager accepts only a signature naming its latest event).
+   */
+  private publishTermination(now: number): void {
+    if (this.view.phase !== Phase.Active && this.view.phase !== Phase.WatchdogsChallenged) return
+    if (!this.terminatedInWorld() || this.released < this.seq || this.systemDirty) return
+    if (this.view.deposits.length > 0) return
+    const t = this.terminationSent
+    if (t && t.eventIndex === this.view.index && now - t.at < TERMINATE_RETRY_MS) return
+    const balances = this.finalBalances()
+    if (balances.length > MAX_FINAL_ACCOUNTS) {
+      if (!t) {
+        this.log_('warn', 'Too many funded accounts to terminate in one transaction', {
+          accounts: balances.length,
+          max: MAX_FINAL_ACCOUNTS,
+        })
+      }
+      this.terminationSent = { eventIndex: this.view.index, at: now }
+      return
+    }
+    const root = finalBalancesRoot(balances)
+    const signature = signDigest(
+      terminateDigest({
+        chainId: this.ctx.chainId,
+        manager: this.ctx.manager,
+        instance: this.id,
+        root,
+        balancesHash: finalBalancesHash(balances),
+        eventIndex: this.view.index,
+        eventHash: this.view.hash,
+      }),
+      this.ctx.identity.signingKey,
+    )
+    this.terminationSent = { eventIndex: this.view.index, at: now }
+    this.ctx.out({
+      type: 'terminate',
+      instance: this.id,
+      root,
+      accounts: balances.map((b) => b.account),
+      cumulatives: balances.map((b) => b.cumulative),
+      eventIndex: this.view.index,
+      signature,
+    })
+    this.log_('info', 'Contract terminated; publishing its final balances', {
+      accounts: balances.length,
+      eventIndex: Number(this.view.index),
+    })
+  }
+
   /**
    * The caller's cumulative withdrawal, signed for the manager's `withdraw` (SPEC §4 Coins).
    * Only released state is authorised: while an update is not yet acknowledged by every
@@ -1014,10 +1116,7 @@ export class Instance {
         'withdrawal authorisation: updates are still being replicated; retry',
       )
     }
-    const slot = wordToUint(
-      keccak256(concatBytes(addressToWord(account), uintToWord(SYSTEM_WITHDRAWN_SLOT))),
-    )
-    const cumulative = this.world!.getStorageWord(SYSTEM_ADDRESS, slot)
+    const cumulative = this.world!.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(account))
     const signature = signDigest(
       withdrawDigest({
         chainId: this.ctx.chainId,
@@ -1343,6 +1442,7 @@ export class Instance {
     }
     if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged)
       this.challengeLateWatchdogs(now)
+    this.publishTermination(now)
     for (const [from, m] of this.future) {
       for (const [nonce, p] of m) {
         if (now - p.receivedAt < FUTURE_TTL_MS) continue

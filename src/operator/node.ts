@@ -315,6 +315,20 @@ export class OperatorNode {
             o.instance,
           )
           break
+        case 'terminate':
+          void this.submit(
+            'terminate',
+            [
+              o.instance,
+              bytesToHex(o.root),
+              o.accounts.map((a) => getAddress(bytesToHex(a))),
+              o.cumulatives,
+              o.eventIndex,
+              bytesToHex(o.signature),
+            ],
+            o.instance,
+          )
+          break
         case 'log':
           this.log[o.level](o.fields, o.message)
           break

@@ -55,6 +55,13 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0
 }
 
+/** Lexicographic order of byte strings (negative, zero or positive, like `localeCompare`). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return a.length - b.length
+}
+
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 
 const MAX_U256 = (1n << 256n) - 1n

@@ -19,9 +19,10 @@ export const SYSTEM_NONCE_SELECTOR = hexToBytes('0xaffed0e0')
  */
 export const SYSTEM_AUTHORISATION_SELECTOR = hexToBytes('0x62e5fcf9')
 
-/** Storage slots of PoseSystem: `withdrawn` mapping (0) and `lastCreditedEvent` (1). */
+/** Storage slots of PoseSystem: `withdrawn` (0), `lastCreditedEvent` (1), `terminated` (2). */
 export const SYSTEM_WITHDRAWN_SLOT = 0n
 export const SYSTEM_LAST_CREDITED_SLOT = 1n
+export const SYSTEM_TERMINATED_SLOT = 2n
 
 /** Kinds of the manager's running-hash events; same order as `EventKind` in PoseTypes.sol. */
 export const EventKind = {

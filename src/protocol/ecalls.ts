@@ -136,6 +136,15 @@ export type EnclaveOutput =
       signature: Uint8Array
     }
   | {
+      type: 'terminate'
+      instance: bigint
+      root: Uint8Array
+      accounts: Uint8Array[]
+      cumulatives: bigint[]
+      eventIndex: bigint
+      signature: Uint8Array
+    }
+  | {
       type: 'log'
       level: 'debug' | 'info' | 'warn'
       message: string

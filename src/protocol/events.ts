@@ -5,6 +5,7 @@
 import { wordToUint } from './bytes.ts'
 import { EventKind } from './constants.ts'
 import { ProtocolError } from './errors.ts'
+import { type FinalBalance, MAX_FINAL_ACCOUNTS } from './finalBalances.ts'
 
 function word(data: Uint8Array, i: number, what: string): Uint8Array {
   const w = data.subarray(i * 32, i * 32 + 32)
@@ -109,6 +110,20 @@ export function decodeRefilled(data: Uint8Array): RefilledEvent {
     throw new ProtocolError('MALFORMED', 'Refilled: arrays differ in length')
   }
   return { slots, signers, encryptionKeys }
+}
+
+export type TerminatedEvent = { root: Uint8Array; balances: FinalBalance[] }
+
+/** `abi.encode(root, accounts, cumulatives)`: the final balances, in the signed order. */
+export function decodeTerminated(data: Uint8Array): TerminatedEvent {
+  const root = word(data, 0, 'Terminated').slice()
+  const accounts = wordArray(data, 1, 'Terminated.accounts', MAX_FINAL_ACCOUNTS).map((w) =>
+    wordToAddress(w, 'Terminated.accounts'),
+  )
+  const amounts = wordArray(data, 2, 'Terminated.cumulatives', MAX_FINAL_ACCOUNTS).map(wordToUint)
+  if (accounts.length !== amounts.length)
+    throw new ProtocolError('MALFORMED', 'Terminated: arrays differ in length')
+  return { root, balances: accounts.map((account, i) => ({ account, cumulative: amounts[i]! })) }
 }
 
 /** Decodes dynamic `bytes` whose head offset sits at word `slot`. */

@@ -487,6 +487,27 @@ export function withdrawDigest(p: {
   ])
 }
 
+/** The digest the executor enclave signs to terminate an instance (PoseManager.terminateDigest). */
+export function terminateDigest(p: {
+  chainId: bigint
+  manager: Uint8Array
+  instance: bigint
+  root: Uint8Array
+  balancesHash: Uint8Array
+  eventIndex: bigint
+  eventHash: Uint8Array
+}): Uint8Array {
+  return hashTagged('POSE-TERMINATE-v1', [
+    uintToWord(p.chainId),
+    addressToWord(p.manager),
+    uintToWord(p.instance),
+    p.root,
+    p.balancesHash,
+    uintToWord(p.eventIndex, 'eventIndex', 64),
+    p.eventHash,
+  ])
+}
+
 /** The digest a watchdog enclave signs to answer a watchdog challenge (PoseManager.watchdogResponseDigest). */
 export function watchdogResponseDigest(p: {
   chainId: bigint

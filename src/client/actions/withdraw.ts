@@ -1,7 +1,8 @@
 import { decodeAbiParameters, type Hash, type Hex } from 'viem'
-import { poseManagerAbi } from '../../chain/manager.ts'
+import { poseManagerAbi, readInstance } from '../../chain/manager.ts'
 import {
   bytesToHex,
+  Phase,
   SYSTEM_ADDRESS_HEX,
   SYSTEM_AUTHORISATION_SELECTOR,
 } from '../../protocol/index.ts'
@@ -9,6 +10,7 @@ import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError } from '../errors.ts'
 import { signedView } from './getNonce.ts'
 import { sendTransaction } from './sendTransaction.ts'
+import { withdrawFinal } from './withdrawFinal.ts'
 
 export type WithdrawAuthorisation = { cumulative: bigint; eventIndex: bigint; signature: Hex }
 
@@ -20,7 +22,7 @@ export type WithdrawParameters = {
   submit?: boolean
 }
 
-export type WithdrawReturnType = WithdrawAuthorisation & { hash?: Hash }
+export type WithdrawReturnType = WithdrawAuthorisation & { hash?: Hash; amount?: bigint }
 
 /**
  * The caller's signed, cumulative withdrawal authorisation (over released state only).
@@ -50,7 +52,8 @@ export async function getWithdrawAuthorisation(
 /**
  * Withdraws coins: burns `amount` in the world (a transaction to the system contract), asks a
  * member enclave for the cumulative authorisation and submits it to the manager, which pays
- * the difference to what was already withdrawn.
+ * the difference to what was already withdrawn. Once the instance terminated, withdraws the
+ * caller's final balance instead (`withdrawFinal`; `amount` must then be omitted).
  *
  * @example
  * ```ts
@@ -61,6 +64,31 @@ export async function withdraw(
   client: PoseClientBase,
   p: WithdrawParameters,
 ): Promise<WithdrawReturnType> {
+  const { phase } = await readInstance(client.publicClient, client.manager, p.instance)
+  if (phase === Phase.Terminated) {
+    if (p.amount !== undefined && p.amount > 0n)
+      throw new PoseError(
+        `Instance ${p.instance} terminated: its final balances are withdrawn whole`,
+        {
+          details: 'Omit `amount`; the whole final balance is paid.',
+        },
+      )
+    if (p.submit === false)
+      throw new PoseError(
+        `Instance ${p.instance} terminated: there is no authorisation to hand over`,
+        {
+          details: 'Anyone can submit withdrawFinal with the proof from getFinalBalances.',
+        },
+      )
+    const r = await withdrawFinal(client, { instance: p.instance })
+    return {
+      cumulative: r.cumulative,
+      eventIndex: 0n,
+      signature: '0x',
+      hash: r.hash,
+      amount: r.amount,
+    }
+  }
   if (p.amount !== undefined && p.amount > 0n) {
     const r = await sendTransaction(client, {
       instance: p.instance,

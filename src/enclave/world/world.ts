@@ -416,6 +416,16 @@ export class World {
     return uintToWord(this.digestSum)
   }
 
+  /** Accounts without code that hold coins (the final balances of a terminated instance). */
+  fundedAccounts(): Array<{ address: Uint8Array; balance: bigint }> {
+    const out: Array<{ address: Uint8Array; balance: bigint }> = []
+    for (const [key, a] of this.sm.accounts) {
+      if (a.balance > 0n && !this.sm.code.get(key))
+        out.push({ address: unhexKey(key), balance: a.balance })
+    }
+    return out
+  }
+
   stateSize(): { accounts: number; slots: number } {
     let slots = 0
     for (const m of this.sm.storage.values()) slots += m.size

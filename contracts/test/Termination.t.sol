@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
+import {PoseManager} from "../src/PoseManager.sol";
+import {Phase} from "../src/PoseTypes.sol";
+import {Fixture} from "./utils/Fixture.sol";
+
+/// @notice `terminate` and `withdrawFinal` (SPEC §4 Coins): final balances signed by the
+/// executor, paid against their Merkle root, never more than was deposited.
+contract TerminationTest is Fixture {
+    uint256 internal constant OPS = 5;
+    uint256 internal id;
+    address internal alice = address(0xA11);
+    address internal bob = address(0xB0B);
+
+    function setUp() public override {
+        super.setUp();
+        id = activeInstance(OPS, 2);
+        vm.deal(alice, 100 ether);
+        vm.prank(alice);
+        manager.deposit{value: 5 ether}(id);
+    }
+
+    function leaf(address account, uint256 cumulative) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(account, cumulative))));
+    }
+
+    /// Two leaves: the root is their commutative hash, each proof the other leaf.
+    function finalBalances(uint256 a, uint256 b)
+        internal
+        view
+        returns (bytes32 root, address[] memory accounts, uint256[] memory amounts)
+    {
+        accounts = new address[](2);
+        amounts = new uint256[](2);
+        (accounts[0], accounts[1], amounts[0], amounts[1]) = (alice, bob, a, b);
+        root = Hashes.commutativeKeccak256(leaf(alice, a), leaf(bob, b));
+    }
+
+    function signTermination(uint256 slot, bytes32 root, address[] memory accounts, uint256[] memory amounts)
+        internal
+        view
+        returns (uint64 index, bytes memory s)
+    {
+        index = manager.getInstance(id).eventIndex;
+        bytes32 d = manager.terminateDigest(
+            id, root, keccak256(abi.encode(accounts, amounts)), index, manager.eventHashAt(id, index)
+        );
+        s = sig(slotKey(id, slot, OPS), d);
+    }
+
+    function withdrawBob(uint256 cumulative) internal returns (bool ok) {
+        uint64 wi = manager.getInstance(id).eventIndex;
+        bytes32 wd = manager.withdrawDigest(id, bob, cumulative, wi, manager.eventHashAt(id, wi));
+        try manager.withdraw(id, bob, cumulative, wi, sig(slotKey(id, 0, OPS), wd)) {
+            ok = true;
+        } catch {}
+    }
+
+    /// Terminates with final balances (alice `a`, bob `b`) signed by the executor.
+    function terminateWith(uint256 a, uint256 b) internal returns (bool ok) {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(a, b);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        try manager.terminate(id, root, accounts, amounts, index, s) {
+            ok = true;
+        } catch {}
+    }
+
+    function proofFor(bytes32 sibling) internal pure returns (bytes32[] memory p) {
+        p = new bytes32[](1);
+        p[0] = sibling;
+    }
+
+    function test_terminate_releasesPool_paysFinalBalancesOnce() public {
+        // bob already took 1 ether out with an ordinary authorisation.
+        assertTrue(withdrawBob(1 ether), "ordinary withdrawal");
+        PoseManager.InstanceView memory before = manager.getInstance(id);
+        assertTrue(terminateWith(3 ether, 2 ether), "terminated by the executor");
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(3 ether, 2 ether);
+        uint64 index = before.eventIndex;
+
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.Terminated, "terminated");
+        assertEq(v.eventIndex, index + 1, "one event");
+        assertEq(v.eventHash, manager.nextEventHash(before.eventHash, id, index + 1, 14, abi.encode(root, accounts, amounts)), "hash");
+        assertEq(manager.finalRoot(id), root, "root stored");
+        for (uint256 i; i < before.operators.length; ++i) {
+            assertEq(v.operators[i], address(0), "slot released");
+            assertEq(manager.getOperator(before.operators[i]).memberships, 0, "membership ended");
+        }
+
+        // bob gets the rest of his final 2 ether, alice her 3; replays pay nothing.
+        manager.withdrawFinal(id, bob, 2 ether, proofFor(leaf(alice, 3 ether)));
+        assertEq(bob.balance, 2 ether, "bob final");
+        uint256 aliceBefore = alice.balance;
+        manager.withdrawFinal(id, alice, 3 ether, proofFor(leaf(bob, 2 ether)));
+        assertEq(alice.balance - aliceBefore, 3 ether, "alice final");
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, alice, 3 ether, 3 ether));
+        manager.withdrawFinal(id, alice, 3 ether, proofFor(leaf(bob, 2 ether)));
+        (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
+        assertEq(withdrawn, deposited, "instance emptied");
+        assertEq(manager.totalHeld(), 0, "nothing held");
+
+        // The instance takes no more coins; a released operator can leave with its stake.
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active));
+        vm.prank(alice);
+        manager.deposit{value: 1}(id);
+        address op = before.operators[0];
+        vm.prank(op);
+        manager.requestExit();
+        vm.warp(block.timestamp + EXIT_DELAY + 1);
+        vm.prank(op);
+        manager.withdrawStake();
+        assertEq(manager.getOperator(op).stake, 0, "stake withdrawn");
+    }
+
+    function test_terminate_twice_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        manager.terminate(id, root, accounts, amounts, index, s);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active));
+        manager.terminate(id, root, accounts, amounts, index, s);
+    }
+
+    function test_terminate_moreThanDeposited_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(3 ether, 2 ether + 1);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_FinalBalancesExceedHeld.selector, id, 5 ether + 1, 5 ether));
+        manager.terminate(id, root, accounts, amounts, index, s);
+    }
+
+    function test_terminate_depositAfterSigning_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        vm.prank(alice);
+        manager.deposit{value: 1 ether}(id);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TerminationNotLatest.selector, id, index, index + 1));
+        manager.terminate(id, root, accounts, amounts, index, s);
+    }
+
+    function test_terminate_byWatchdog_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        (uint64 index, bytes memory s) = signTermination(1, root, accounts, amounts);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, v.signers[1], v.signers[0]));
+        manager.terminate(id, root, accounts, amounts, index, s);
+    }
+
+    function test_terminate_leavesNotSigned_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        amounts[1] = 3;
+        vm.expectRevert();
+        manager.terminate(id, root, accounts, amounts, index, s);
+    }
+
+    function test_terminate_lengthMismatch_reverts() public {
+        (bytes32 root, address[] memory accounts,) = finalBalances(1, 2);
+        uint256[] memory amounts = new uint256[](1);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadFinalBalances.selector, 2, 1));
+        manager.terminate(id, root, accounts, amounts, 0, "");
+    }
+
+    function test_withdrawFinal_beforeTermination_reverts() public {
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.Terminated));
+        manager.withdrawFinal(id, bob, 1, new bytes32[](0));
+    }
+
+    function test_withdrawFinal_wrongAmountOrProof_reverts() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(3 ether, 2 ether);
+        (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
+        manager.terminate(id, root, accounts, amounts, index, s);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotInFinalBalances.selector, id, bob, 3 ether));
+        manager.withdrawFinal(id, bob, 3 ether, proofFor(leaf(alice, 3 ether)));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotInFinalBalances.selector, id, bob, 2 ether));
+        manager.withdrawFinal(id, bob, 2 ether, proofFor(keccak256("other")));
+    }
+
+    /// Whatever final balances an executor signs, payouts never exceed deposits.
+    function testFuzz_terminate_neverPaysMoreThanDeposited(uint96 a, uint96 b, uint96 earlier) public {
+        withdrawBob(earlier);
+        if (terminateWith(a, b)) {
+            try manager.withdrawFinal(id, alice, a, proofFor(leaf(bob, b))) {} catch {}
+            try manager.withdrawFinal(id, bob, b, proofFor(leaf(alice, a))) {} catch {}
+        } else {
+            assertTrue(uint256(a) + b > 5 ether, "only over-promising terminations revert");
+        }
+        (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
+        assertTrue(withdrawn <= deposited, "solvent");
+        assertTrue(address(manager).balance >= manager.totalHeld(), "held is backed");
+    }
+}

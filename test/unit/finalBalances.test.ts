@@ -1,0 +1,120 @@
+/**
+ * Final balances of a terminated instance: the TypeScript tree must match what PoseManager
+ * checks (OpenZeppelin leaf encoding, sorted-pair hashing), cross-checked against viem's ABI
+ * encoder, for any set of balances.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import { encodeAbiParameters, keccak256 } from 'viem'
+import {
+  bytesToHex,
+  compareBytes,
+  type FinalBalance,
+  finalBalanceLeaf,
+  finalBalanceProof,
+  finalBalancesHash,
+  finalBalancesRoot,
+  ProtocolError,
+  processFinalBalanceProof,
+  systemWithdrawnSlot,
+  terminateDigest,
+} from '../../src/protocol/index.ts'
+
+const balance = fc.record({
+  account: fc.uint8Array({ minLength: 20, maxLength: 20 }),
+  cumulative: fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
+})
+const distinct = (bs: FinalBalance[]) =>
+  bs.filter((b, i) => bs.findIndex((o) => compareBytes(o.account, b.account) === 0) === i)
+
+describe('final balances', () => {
+  test('every leaf proves against the root; other leaves do not', () => {
+    fc.assert(
+      fc.property(fc.array(balance, { minLength: 1, maxLength: 40 }), balance, (raw, outsider) => {
+        const bs = distinct(raw)
+        const root = finalBalancesRoot(bs)
+        for (const b of bs) {
+          assert.deepEqual(processFinalBalanceProof(b, finalBalanceProof(bs, b)), root)
+        }
+        const wrong = { account: bs[0]!.account, cumulative: bs[0]!.cumulative + 1n }
+        assert.notDeepEqual(processFinalBalanceProof(wrong, finalBalanceProof(bs, bs[0]!)), root)
+        if (!bs.some((b) => compareBytes(b.account, outsider.account) === 0))
+          assert.throws(
+            () => finalBalanceProof(bs, outsider),
+            (e: unknown) => e instanceof ProtocolError && e.code === 'MALFORMED',
+          )
+        return true
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  test('leaf, balances hash, digest and withdrawn slot match viem encodings', () => {
+    fc.assert(
+      fc.property(fc.array(balance, { maxLength: 10 }), (bs) => {
+        for (const b of bs) {
+          const enc = encodeAbiParameters(
+            [{ type: 'address' }, { type: 'uint256' }],
+            [bytesToHex(b.account), b.cumulative],
+          )
+          assert.equal(bytesToHex(finalBalanceLeaf(b)), keccak256(keccak256(enc)))
+        }
+        const arrays = encodeAbiParameters(
+          [{ type: 'address[]' }, { type: 'uint256[]' }],
+          [bs.map((b) => bytesToHex(b.account)), bs.map((b) => b.cumulative)],
+        )
+        assert.equal(bytesToHex(finalBalancesHash(bs)), keccak256(arrays))
+        return true
+      }),
+      { numRuns: 40 },
+    )
+    const p = {
+      chainId: 31337n,
+      manager: new Uint8Array(20).fill(0x42),
+      instance: 7n,
+      root: new Uint8Array(32).fill(1),
+      balancesHash: new Uint8Array(32).fill(2),
+      eventIndex: 9n,
+      eventHash: new Uint8Array(32).fill(3),
+    }
+    const expected = keccak256(
+      encodeAbiParameters(
+        [
+          { type: 'string' },
+          { type: 'uint256' },
+          { type: 'address' },
+          { type: 'uint256' },
+          { type: 'bytes32' },
+          { type: 'bytes32' },
+          { type: 'uint64' },
+          { type: 'bytes32' },
+        ],
+        [
+          'POSE-TERMINATE-v1',
+          p.chainId,
+          bytesToHex(p.manager),
+          p.instance,
+          bytesToHex(p.root),
+          bytesToHex(p.balancesHash),
+          p.eventIndex,
+          bytesToHex(p.eventHash),
+        ],
+      ),
+    )
+    assert.equal(bytesToHex(terminateDigest(p)), expected)
+    const who = new Uint8Array(20).fill(0xab)
+    assert.equal(
+      systemWithdrawnSlot(who),
+      BigInt(
+        keccak256(
+          encodeAbiParameters([{ type: 'address' }, { type: 'uint256' }], [bytesToHex(who), 0n]),
+        ),
+      ),
+    )
+  })
+
+  test('no balances: the zero root', () => {
+    assert.deepEqual(finalBalancesRoot([]), new Uint8Array(32))
+  })
+})
