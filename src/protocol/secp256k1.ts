@@ -1,8 +1,9 @@
 /**
  * secp256k1 signatures over raw 32-byte digests, in Ethereum's `r || s || v` (v = 27/28) form,
- * checked on-chain with `ecrecover`. Recovery is the throughput ceiling per core, so it uses
- * the native `secp256k1` addon when it is installed and noble otherwise; a unit test proves
- * both agree.
+ * checked on-chain with `ecrecover`. Signing and recovery sit on every transaction's critical
+ * path, so both use the native `secp256k1` addon (libsecp256k1, RFC 6979 nonces, low s) when
+ * it is installed and noble otherwise; a unit test proves both give identical signatures and
+ * signers.
  */
 import { createRequire } from 'node:module'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
@@ -12,6 +13,7 @@ import { keccak256 } from './hash.ts'
 
 type NativeSecp = {
   ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed?: boolean): Uint8Array
+  ecdsaSign(msg32: Uint8Array, seckey: Uint8Array): { signature: Uint8Array; recid: number }
 }
 
 function loadNative(): NativeSecp | undefined {
@@ -44,10 +46,20 @@ export function secretKeyToAddress(secretKey: Uint8Array): Uint8Array {
 }
 
 /** Signs a 32-byte digest; returns 65 bytes `r || s || v` with v in {27, 28} and low s. */
-export function signDigest(digest: Uint8Array, secretKey: Uint8Array): Uint8Array {
+export function signDigest(
+  digest: Uint8Array,
+  secretKey: Uint8Array,
+  backend: 'native' | 'noble' = secp256k1Backend,
+): Uint8Array {
   assertBytes(digest, 'digest', 32)
-  const rec = secp256k1.sign(digest, secretKey, { prehash: false, format: 'recovered' })
   const out = new Uint8Array(65)
+  if (backend === 'native' && native) {
+    const { signature, recid } = native.ecdsaSign(digest, assertBytes(secretKey, 'secretKey', 32))
+    out.set(signature, 0)
+    out[64] = recid + 27
+    return out
+  }
+  const rec = secp256k1.sign(digest, secretKey, { prehash: false, format: 'recovered' })
   out.set(rec.subarray(1, 65), 0)
   out[64] = rec[0]! + 27
   return out
