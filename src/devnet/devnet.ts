@@ -32,6 +32,10 @@ export type DevnetOptions = {
   blockTime?: number
   params?: ManagerParams
   log?: (line: string) => void
+  /** Stake each operator registers with (default: the manager minimum). */
+  operatorStake?: bigint
+  /** Extra environment for operator `i` (e.g. the simulator's POSE_LINK_FAULTS). */
+  operatorEnv?: (i: number) => Record<string, string>
 }
 
 export type Devnet = {
@@ -118,6 +122,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         manager,
         '--data-dir',
         op.dataDir,
+        ...(opts.operatorStake !== undefined ? ['--stake', opts.operatorStake.toString()] : []),
       ],
       {
         cwd: REPO_ROOT,
@@ -126,6 +131,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
           POSE_OPERATOR_KEY: op.key,
           POSE_DEV_AUTHORITY_KEY: devAuthorityKey,
           POSE_LOG_LEVEL: process.env.POSE_LOG_LEVEL ?? 'info',
+          ...opts.operatorEnv?.(i),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },

@@ -22,6 +22,8 @@ export interface ApiBackend {
   request(kind: 'tx' | 'view', instance: bigint, box: Uint8Array): Promise<Uint8Array>
   digest(instance: bigint): Promise<{ role: string; seq: bigint; digest: Uint8Array }>
   status(): Promise<unknown>
+  /** Counts of injected link faults when the simulator enabled them. */
+  faults?(): Record<string, number>
 }
 
 const STATUS: Record<string, number> = {
@@ -82,7 +84,10 @@ export function createApi(backend: ApiBackend): FastifyInstance {
     return sendError(reply, error)
   })
 
-  app.get('/v1/health', async () => ({ ok: true }))
+  app.get('/v1/health', async () => {
+    const faults = backend.faults?.()
+    return faults ? { ok: true, faults } : { ok: true }
+  })
   app.get('/v1/info', async () => backend.info())
   app.get('/v1/status', async (_req, reply) => {
     try {

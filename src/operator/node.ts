@@ -31,6 +31,7 @@ import {
 import { type EcallReturn, EnclaveCallError, EnclaveHost } from '../tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
 import { createApi } from './api.ts'
+import { LinkFaults } from './faults.ts'
 import { PeerNetwork } from './peers.ts'
 import { SealedStore } from './store.ts'
 
@@ -149,9 +150,13 @@ export class OperatorNode {
     }
 
     // 2. API and peers
+    const faults = LinkFaults.fromEnv(process.env.POSE_LINK_FAULTS)
+    if (faults)
+      this.log.warn({ config: faults.config }, 'Injecting faults on peer links (simulator)')
     this.peers = new PeerNetwork(
       (envelope) => void this.onPeerEnvelope(envelope),
       (reason) => this.log.warn({ reason }, 'Peer frame rejected'),
+      faults,
     )
     this.api = createApi({
       info: () => ({
@@ -166,6 +171,7 @@ export class OperatorNode {
       deploy: async (instance, box) => (await this.ecall('deploy', { instance, box })).result,
       request: (kind, instance, box) => this.request(kind, instance, box),
       digest: async (instance) => (await this.ecall('digest', { instance })).result,
+      ...(faults ? { faults: () => ({ ...faults.counts }) } : {}),
       status: async () => {
         const s = (await this.ecall('status', {})).result
         return {

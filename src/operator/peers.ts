@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream'
 import WebSocket, { WebSocketServer } from 'ws'
 import type { PeerEnvelopeWire } from '../protocol/index.ts'
 import { LIMITS } from '../protocol/index.ts'
+import type { LinkFaults } from './faults.ts'
 
 const MAX_QUEUE = 10_000
 
@@ -23,6 +24,8 @@ export class PeerNetwork {
   constructor(
     private readonly onEnvelope: (envelope: unknown) => void,
     private readonly onProtocolError: (reason: string) => void,
+    /** Simulator only: drops, duplicates, delays and tampers with outbound frames. */
+    private readonly faults?: LinkFaults,
   ) {
     this.wss.on('connection', (ws) => {
       ws.on('message', (data, isBinary) => {
@@ -53,12 +56,24 @@ export class PeerNetwork {
 
   send(endpoint: string, envelope: PeerEnvelopeWire): void {
     if (this.closed) return
+    const frame = JSON.stringify({ envelope })
+    if (!this.faults) {
+      this.sendFrame(endpoint, frame)
+      return
+    }
+    for (const f of this.faults.apply(frame)) {
+      if (f.delayMs === 0) this.sendFrame(endpoint, f.frame)
+      else setTimeout(() => this.sendFrame(endpoint, f.frame), f.delayMs).unref()
+    }
+  }
+
+  private sendFrame(endpoint: string, frame: string): void {
+    if (this.closed) return
     let c = this.conns.get(endpoint)
     if (!c) {
       c = { ws: undefined, queue: [], connecting: false, retryAt: 0 }
       this.conns.set(endpoint, c)
     }
-    const frame = JSON.stringify({ envelope })
     if (c.ws?.readyState === WebSocket.OPEN) {
       c.ws.send(frame)
       return

@@ -7,7 +7,7 @@ import {
   SYSTEM_AUTHORISATION_SELECTOR,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
-import { PoseError } from '../errors.ts'
+import { PoseError, PoseRequestError } from '../errors.ts'
 import { signedView } from './getNonce.ts'
 import { sendTransaction } from './sendTransaction.ts'
 import { withdrawFinal } from './withdrawFinal.ts'
@@ -36,11 +36,24 @@ export async function getWithdrawAuthorisation(
   client: PoseClientBase,
   p: { instance: bigint },
 ): Promise<WithdrawAuthorisation> {
-  const r = await signedView(client, {
-    instance: p.instance,
-    to: SYSTEM_ADDRESS_HEX,
-    data: bytesToHex(SYSTEM_AUTHORISATION_SELECTOR),
-  })
+  // Members authorise released state only; while an update is being replicated they answer
+  // NOT_READY, which clears within an ack round trip (or a watchdog challenge).
+  const deadline = Date.now() + client.failover.timeoutMs
+  let r: Awaited<ReturnType<typeof signedView>>
+  for (;;) {
+    try {
+      r = await signedView(client, {
+        instance: p.instance,
+        to: SYSTEM_ADDRESS_HEX,
+        data: bytesToHex(SYSTEM_AUTHORISATION_SELECTOR),
+      })
+      break
+    } catch (e) {
+      if (!(e instanceof PoseRequestError) || e.code !== 'NOT_READY' || Date.now() > deadline)
+        throw e
+      await new Promise((res) => setTimeout(res, client.pollingIntervalMs))
+    }
+  }
   if (r.status !== 'success') throw new PoseError(`withdrawal authorisation failed (${r.status})`)
   const [cumulative, eventIndex, signature] = decodeAbiParameters(
     [{ type: 'uint256' }, { type: 'uint64' }, { type: 'bytes' }],

@@ -1,0 +1,67 @@
+/**
+ * The fault-injection simulator: `npm run sim -- --seeds N` runs N seeded scenarios
+ * (test/sim/scenario.ts; docs/simulator.md) one after another and prints a summary; `--seed S` replays one.
+ * Exits 1 if any invariant was violated. The last line is
+ * `sim: <S> scenarios, <F> faults, <R> receipts, <V> violations`.
+ */
+import { parseArgs } from 'node:util'
+import { runScenario, type ScenarioResult } from './scenario.ts'
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '1' },
+    seed: { type: 'string' },
+    from: { type: 'string', default: '1' },
+    txs: { type: 'string', default: '30' },
+    verbose: { type: 'boolean', default: false },
+  },
+})
+
+const count = (v: string, what: string, min: number) => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`sim: --${what} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`)
+    process.exit(2)
+  }
+  return n
+}
+const txs = count(values.txs, 'txs', 1)
+const seeds = values.seed
+  ? [count(values.seed, 'seed', 0)]
+  : Array.from(
+      { length: count(values.seeds, 'seeds', 1) },
+      (_, i) => count(values.from, 'from', 0) + i,
+    )
+
+const results: ScenarioResult[] = []
+for (const seed of seeds) {
+  const r = await runScenario({
+    seed,
+    txsPerUser: txs,
+    ...(values.verbose ? { log: (l: string) => console.error(l) } : {}),
+  })
+  results.push(r)
+  const faults = Object.entries(r.faults)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ')
+  console.log(
+    `seed ${seed}: s=${r.watchdogs}, ${r.receipts} receipts, ${r.checks} checks, max latency ${(r.maxLatencyMs / 1000).toFixed(1)} s, ${(r.durationMs / 1000).toFixed(1)} s; faults: ${faults || 'none'}`,
+  )
+  for (const v of r.violations) console.log(`  VIOLATION: ${v}`)
+  if (r.violations.length > 0) console.log(`  replay: npm run sim -- --seed ${seed} --txs ${txs}`)
+}
+
+const totals = new Map<string, number>()
+for (const r of results)
+  for (const [k, n] of Object.entries(r.faults)) totals.set(k, (totals.get(k) ?? 0) + n)
+console.log('\nfault class          injected')
+for (const [k, n] of [...totals].sort()) console.log(`${k.padEnd(20)} ${String(n).padStart(8)}`)
+const faults = [...totals.values()].reduce((a, b) => a + b, 0)
+const receipts = results.reduce((a, r) => a + r.receipts, 0)
+const checks = results.reduce((a, r) => a + r.checks, 0)
+const violations = results.reduce((a, r) => a + r.violations.length, 0)
+console.log(`invariant checks     ${String(checks).padStart(8)}`)
+console.log(
+  `sim: ${results.length} scenarios, ${faults} faults, ${receipts} receipts, ${violations} violations`,
+)
+process.exit(violations > 0 ? 1 : 0)

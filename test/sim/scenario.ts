@@ -1,0 +1,471 @@
+/**
+ * One fault-injection scenario (issue: simulator): a devnet of real processes on loopback,
+ * a seeded workload from three users (transfers, views, coin withdrawals), and a seeded fault
+ * schedule: crashes and restarts of operator and enclave processes, faulty peer links (drop,
+ * duplicate, delay/reorder, tamper), chain time jumps and challenge deadlines passed with
+ * anvil's clock. At the end every invariant is checked; each broken one is a violation.
+ */
+import { cpSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseEther } from 'viem'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import { ChainTxError } from '../../src/chain/sender.ts'
+import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
+import { SYSTEM_ADDRESS_HEX } from '../../src/protocol/index.ts'
+import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
+
+export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
+
+export type ScenarioResult = {
+  seed: number
+  watchdogs: number
+  receipts: number
+  faults: Record<string, number>
+  checks: number
+  violations: string[]
+  maxLatencyMs: number
+  durationMs: number
+}
+
+const OPERATORS = 5
+const USERS = 3
+const WITHDRAW_UNIT = parseEther('0.01')
+const DEPOSIT = parseEther('1')
+/** A receipt slower than this (wall clock) breaks the liveness bound. */
+const LATENCY_BOUND_MS = 60_000
+
+type Recorded = { user: number; receipt: PoseReceipt } & (
+  | { kind: 'transfer'; to: number; amount: bigint }
+  | { kind: 'burn'; amount: bigint }
+)
+
+export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
+  const t0 = performance.now()
+  const log = o.log ?? (() => undefined)
+  const rnd = seededRandom(o.seed)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const watchdogs = 1 + Math.floor(rnd() * 2)
+  const link: Omit<LinkFaultConfig, 'seed'> = {
+    drop: pick([0, 0.02, 0.05]),
+    duplicate: pick([0, 0.03]),
+    delay: pick([0, 0.1, 0.2]),
+    maxDelayMs: 40,
+    tamper: pick([0, 0.01, 0.03]),
+    replay: pick([0, 0.02]),
+  }
+  const faults: Record<string, number> = {}
+  const count = (k: string, n = 1) => {
+    faults[k] = (faults[k] ?? 0) + n
+  }
+  const violations: string[] = []
+  let checks = 0
+  const check = (ok: boolean, what: string) => {
+    checks++
+    if (!ok) violations.push(what)
+  }
+
+  const devnet = await startDevnet({
+    operators: OPERATORS,
+    users: USERS,
+    operatorStake: 10n * DEFAULT_MANAGER_PARAMS.minStake,
+    operatorEnv: (i) => ({
+      POSE_LINK_FAULTS: JSON.stringify({ ...link, seed: o.seed * 16 + i }),
+    }),
+  })
+  const down = new Set<number>()
+  const stopping = { value: false }
+  try {
+    const clients = await userClients(devnet, { autoChallenge: true, failoverTimeoutMs: 90_000 })
+    const admin = clients[0]!
+    const { instance } = await admin.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [3_000_000n],
+      watchdogCount: watchdogs,
+    })
+    log(`seed ${o.seed}: instance ${instance}, s = ${watchdogs}, link ${JSON.stringify(link)}`)
+
+    const recorded: Recorded[] = []
+    let maxLatencyMs = 0
+    const timed = async <T>(p: Promise<T>): Promise<T> => {
+      const start = performance.now()
+      const r = await p
+      maxLatencyMs = Math.max(maxLatencyMs, performance.now() - start)
+      return r
+    }
+    // Setup: alice hands out tokens; everyone deposits coins.
+    for (const to of [1, 2]) {
+      const receipt = await timed(
+        admin.writeContract({
+          instance,
+          abi: privateTokenAbi,
+          functionName: 'transfer',
+          args: [clients[to]!.account.address, 1_000_000n],
+        }),
+      )
+      recorded.push({ user: 0, receipt, kind: 'transfer', to, amount: 1_000_000n })
+    }
+    for (const c of clients) await c.deposit({ instance, value: DEPOSIT })
+    for (const c of clients)
+      await waitFor('deposit credit', async () => (await c.getBalance({ instance })) === DEPOSIT)
+
+    // Faults run beside the workload, triggered by progress so a seed replays the same plan.
+    const chain = chainController(devnet, instance, admin, count, stopping)
+    const plan = faultPlan(o.seed, o.txsPerUser * USERS)
+    let progress = 0
+    const faultLoop = (async () => {
+      for (const step of plan) {
+        await waitFor(
+          'workload progress',
+          async () => progress >= step.at || stopping.value,
+          600_000,
+        )
+        if (stopping.value) return
+        const later = async () =>
+          waitFor(
+            'workload progress',
+            async () => progress >= step.at + USERS * 3 || stopping.value,
+            600_000,
+          )
+        await injectFault(devnet, admin, instance, step.kind, down, count, log, later)
+      }
+    })()
+
+    const workload = clients.map(async (c, u) => {
+      const r = seededRandom(o.seed * 7 + u + 1)
+      for (let k = 0; k < o.txsPerUser; k++) {
+        const roll = r()
+        try {
+          if (roll < 0.75) {
+            const to = (u + 1 + Math.floor(r() * (USERS - 1))) % USERS
+            const amount = BigInt(1 + Math.floor(r() * 5))
+            const receipt = await timed(
+              c.writeContract({
+                instance,
+                abi: privateTokenAbi,
+                functionName: 'transfer',
+                args: [clients[to]!.account.address, amount],
+              }),
+            )
+            recorded.push({ user: u, receipt, kind: 'transfer', to, amount })
+          } else if (roll < 0.9) {
+            const bal = await timed(
+              c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' }),
+            )
+            check(bal >= 0n, `user ${u}: negative balance view`)
+          } else {
+            const receipt = await timed(
+              c.sendTransaction({
+                instance,
+                to: SYSTEM_ADDRESS_HEX,
+                value: WITHDRAW_UNIT,
+                data: '0x3ccfd60b',
+                gasLimit: 100_000n,
+              }),
+            )
+            recorded.push({ user: u, receipt, kind: 'burn', amount: WITHDRAW_UNIT })
+            await claim(c, instance)
+          }
+        } catch (e) {
+          violations.push(`user ${u} step ${k}: ${(e as Error).message.split('\n')[0]}`)
+        }
+        progress++
+      }
+    })
+    await Promise.all(workload)
+    stopping.value = true
+    await faultLoop
+    await chain
+
+    // Everyone back up, then every member must agree.
+    for (const i of [...down]) {
+      await devnet.startOperator(i)
+      down.delete(i)
+      count('restart')
+    }
+    await settle(devnet, admin, instance, check)
+    check(maxLatencyMs <= LATENCY_BOUND_MS, `a request took ${maxLatencyMs.toFixed(0)} ms`)
+    await checkInvariants(devnet, clients, instance, recorded, check)
+    for (const c of clients) await claim(c, instance)
+    await checkCoins(devnet, clients, instance, recorded, check)
+    for (const [i, op] of devnet.operators.entries()) {
+      const alive = op.process && op.process.exitCode === null && op.process.signalCode === null
+      check(!!alive, `operator ${i} process died without being killed`)
+      if (alive) addLinkFaults(await health(devnet, admin, i), count)
+    }
+    return {
+      seed: o.seed,
+      watchdogs,
+      receipts: recorded.length,
+      faults,
+      checks,
+      violations,
+      maxLatencyMs,
+      durationMs: performance.now() - t0,
+    }
+  } finally {
+    stopping.value = true
+    await devnet.stop()
+  }
+}
+
+type FaultKind =
+  | 'crash-executor'
+  | 'crash-watchdog'
+  | 'restart-member'
+  | 'stale-restart'
+  | 'time-jump'
+
+/** A seeded plan: a fault at each of a few progress points. */
+function faultPlan(seed: number, total: number): Array<{ at: number; kind: FaultKind }> {
+  const r = seededRandom(seed * 31 + 5)
+  const kinds: FaultKind[] = [
+    'crash-executor',
+    'crash-watchdog',
+    'restart-member',
+    'stale-restart',
+    'time-jump',
+  ]
+  const n = 2 + Math.floor(r() * 3)
+  const plan: Array<{ at: number; kind: FaultKind }> = []
+  for (let i = 0; i < n; i++) {
+    plan.push({
+      at: Math.floor(((i + 0.3 + r() * 0.5) / (n + 1)) * total),
+      kind: kinds[Math.floor(r() * kinds.length)]!,
+    })
+  }
+  return plan.sort((a, b) => a.at - b.at)
+}
+
+async function injectFault(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+  kind: FaultKind,
+  down: Set<number>,
+  count: (k: string, n?: number) => void,
+  log: (line: string) => void,
+  later: () => Promise<void>,
+): Promise<void> {
+  // Crashed members come back before the next fault: one member at most is down at a time.
+  for (const i of [...down]) {
+    await devnet.startOperator(i)
+    down.delete(i)
+    count('restart')
+  }
+  const info = await readInstance(client.publicClient, devnet.manager, instance)
+  const live = info.operators
+    .map((op, slot) => ({ slot, i: devnet.operators.findIndex((o) => o.address === op) }))
+    .filter((m) => m.i >= 0)
+  if (info.phaseName !== 'Active' || live.length < 2) return
+  const executor = live.find((m) => m.slot === info.executorSlot)!
+  const watchdogs = live.filter((m) => m.slot !== info.executorSlot)
+  if (kind === 'time-jump') {
+    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) / 2])
+    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    count('time-jump')
+    log(`  fault: time jump of Δ/2`)
+    return
+  }
+  const target = kind === 'crash-executor' || kind === 'stale-restart' ? executor : watchdogs[0]!
+  addLinkFaults(await health(devnet, client, target.i), count)
+  if (kind === 'stale-restart') {
+    // A malicious host keeps a copy of the sealed state and serves it after a restart: the
+    // member comes back behind the pool (an executor rolled back is challenged and replaced).
+    const dir = join(devnet.operators[target.i]!.dataDir, 'instances')
+    const copy = `${dir}.stale`
+    cpSync(dir, copy, { recursive: true })
+    await later()
+    const pid = devnet.enclavePid(target.i)
+    if (pid) process.kill(pid, 'SIGKILL')
+    await devnet.killOperator(target.i, 'SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+    cpSync(copy, dir, { recursive: true })
+    rmSync(copy, { recursive: true, force: true })
+    await devnet.startOperator(target.i)
+    count('stale-restart')
+    log(`  fault: stale sealed state served to operator ${target.i} (slot ${target.slot})`)
+    return
+  }
+  if (kind === 'restart-member') {
+    // A clean restart: the member resumes from its sealed state.
+    await devnet.killOperator(target.i, 'SIGTERM')
+    await devnet.startOperator(target.i)
+    count('restart-member')
+    log(`  fault: restart of operator ${target.i} (slot ${target.slot})`)
+    return
+  }
+  const pid = devnet.enclavePid(target.i)
+  if (pid) process.kill(pid, 'SIGKILL')
+  await devnet.killOperator(target.i, 'SIGKILL')
+  down.add(target.i)
+  count(kind)
+  log(`  fault: ${kind} (operator ${target.i}, slot ${target.slot})`)
+}
+
+/**
+ * Stands in for the passage of time on the chain: whenever a challenge is open, anvil's clock
+ * moves past its deadline, so timeouts and finalisations become possible at once.
+ */
+async function chainController(
+  devnet: Devnet,
+  instance: bigint,
+  client: PoseClient,
+  count: (k: string, n?: number) => void,
+  stopping: { value: boolean },
+): Promise<void> {
+  const deadline = Date.now() + 900_000
+  while (!stopping.value && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300))
+    try {
+      const info = await readInstance(client.publicClient, devnet.manager, instance)
+      const open =
+        info.phaseName === 'ExecutorChallenged'
+          ? info.challengeDeadline
+          : info.phaseName === 'WatchdogsChallenged' || info.watchdogMask !== 0
+            ? info.watchdogDeadline
+            : 0n
+      if (open === 0n) continue
+      const now = (await client.publicClient.getBlock({ blockTag: 'latest' })).timestamp
+      if (now <= open) {
+        await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(open - now) + 1])
+        await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+        count('deadline-passed')
+      }
+    } catch {
+      // The chain is local; a failed read is retried on the next round.
+    }
+  }
+}
+
+type Health = { ok: boolean; faults?: Record<string, number> }
+
+async function health(devnet: Devnet, client: PoseClient, i: number): Promise<Health | undefined> {
+  try {
+    const { endpoint } = await readOperator(
+      client.publicClient,
+      devnet.manager,
+      devnet.operators[i]!.address,
+    )
+    return (await (await fetch(`${endpoint}/v1/health`)).json()) as Health
+  } catch {
+    return undefined
+  }
+}
+
+function addLinkFaults(h: Health | undefined, count: (k: string, n?: number) => void): void {
+  for (const [k, n] of Object.entries(h?.faults ?? {})) if (n > 0) count(`link-${k}`, n)
+}
+
+/** Claims whatever the caller's authorisation allows beyond what it withdrew on-chain. */
+async function claim(c: PoseClient, instance: bigint): Promise<void> {
+  try {
+    await c.withdraw({ instance })
+  } catch (e) {
+    if (e instanceof ChainTxError && e.reason.startsWith('PoseManager_NothingToWithdraw')) return
+    throw e
+  }
+}
+
+/** Waits until the instance is active and every live member holds the same state. */
+async function settle(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+  check: (ok: boolean, what: string) => void,
+): Promise<void> {
+  let last = ''
+  try {
+    await waitFor(
+      'members to agree',
+      async () => {
+        const info = await readInstance(client.publicClient, devnet.manager, instance)
+        if (info.phaseName !== 'Active') {
+          last = `phase ${info.phaseName}`
+          return false
+        }
+        const ds = await memberDigests(devnet, client, instance).catch(() => [])
+        last = ds.map((d) => `${d.slot}:${d.seq}:${d.digest.slice(0, 10)}`).join(' ')
+        return ds.length > 0 && new Set(ds.map((d) => `${d.seq}:${d.digest}`)).size === 1
+      },
+      90_000,
+    )
+    check(true, 'members agree')
+  } catch {
+    check(false, `members did not converge (${last})`)
+  }
+}
+
+async function checkInvariants(
+  _devnet: Devnet,
+  clients: PoseClient[],
+  instance: bigint,
+  recorded: Recorded[],
+  check: (ok: boolean, what: string) => void,
+): Promise<void> {
+  // Each user's receipted transactions: nonces 0..n-1, each once, in seq order.
+  for (const u of clients.keys()) {
+    const mine = recorded.filter((x) => x.user === u).map((x) => x.receipt)
+    const nonces = mine.map((r) => r.nonce).sort((a, b) => (a < b ? -1 : 1))
+    check(
+      nonces.every((n, i) => n === BigInt(i)),
+      `user ${u}: receipted nonces are not 0..${nonces.length - 1}`,
+    )
+    const bySeq = [...mine].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+    check(
+      bySeq.every((r, i) => i === 0 || r.nonce > bySeq[i - 1]!.nonce),
+      `user ${u}: receipts out of order`,
+    )
+  }
+  // Replaying every receipted transfer gives the final token balances.
+  const expected = [1_000_000n, 0n, 0n]
+  for (const x of recorded) {
+    if (x.kind !== 'transfer' || x.receipt.status !== 'success') continue
+    expected[x.user]! -= x.amount
+    expected[x.to]! += x.amount
+  }
+  expected[0]! += 2_000_000n
+  for (const [u, c] of clients.entries()) {
+    const bal = await c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' })
+    check(bal === expected[u], `user ${u}: token balance ${bal}, receipts say ${expected[u]}`)
+  }
+}
+
+async function checkCoins(
+  devnet: Devnet,
+  clients: PoseClient[],
+  instance: bigint,
+  recorded: Recorded[],
+  check: (ok: boolean, what: string) => void,
+): Promise<void> {
+  for (const [u, c] of clients.entries()) {
+    const burned = recorded
+      .filter((x) => x.user === u && x.kind === 'burn' && x.receipt.status === 'success')
+      .reduce((a, x) => a + x.amount, 0n)
+    const inWorld = await c.getBalance({ instance })
+    check(
+      inWorld === DEPOSIT - burned,
+      `user ${u}: world balance ${inWorld}, expected ${DEPOSIT - burned}`,
+    )
+    const paid = (await c.publicClient.readContract({
+      address: devnet.manager,
+      abi: poseManagerAbi,
+      functionName: 'withdrawnBy',
+      args: [instance, c.account.address],
+    })) as bigint
+    check(paid === burned, `user ${u}: paid ${paid} on-chain, burned ${burned} in the world`)
+  }
+  const [deposited, withdrawn] = (await clients[0]!.publicClient.readContract({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    functionName: 'balanceOfInstance',
+    args: [instance],
+  })) as [bigint, bigint]
+  check(deposited === DEPOSIT * BigInt(clients.length), `deposited ${deposited}`)
+  check(withdrawn <= deposited, `withdrawn ${withdrawn} exceeds deposited ${deposited}`)
+}

@@ -1,0 +1,73 @@
+/**
+ * The simulator's link-fault injector: seeded (same seed, same decisions), faults at about the
+ * configured rates, tampered frames stay well-formed JSON with exactly one digit changed, and
+ * a malformed configuration is refused with a clear error.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { LinkFaults, seededRandom } from '../../src/operator/faults.ts'
+
+const frame = JSON.stringify({
+  envelope: {
+    kind: 'update',
+    instance: '1',
+    body: `0x${'ab'.repeat(64)}`,
+    signature: `0x${'cd'.repeat(65)}`,
+  },
+})
+
+test('same seed, same decisions; rates near the configuration', () => {
+  const config = {
+    seed: 9,
+    drop: 0.1,
+    duplicate: 0.1,
+    delay: 0.2,
+    maxDelayMs: 40,
+    tamper: 0.05,
+    replay: 0.05,
+  }
+  const a = new LinkFaults(config)
+  const b = new LinkFaults(config)
+  for (let i = 0; i < 2000; i++) assert.deepEqual(a.apply(frame), b.apply(frame))
+  assert.deepEqual(a.counts, b.counts)
+  const within = (n: number, p: number, total: number) => Math.abs(n / total - p) < p * 0.35
+  assert.ok(within(a.counts.drop, 0.1, 2000), `drops ${a.counts.drop}`)
+  assert.ok(within(a.counts.tamper, 0.05 * 0.9, 2000), `tampers ${a.counts.tamper}`)
+  assert.ok(within(a.counts.duplicate, 0.1 * 0.9, 2000), `duplicates ${a.counts.duplicate}`)
+})
+
+test('a tampered frame is valid JSON with one hex digit of body or signature changed', () => {
+  const f = new LinkFaults({
+    seed: 3,
+    drop: 0,
+    duplicate: 0,
+    delay: 0,
+    maxDelayMs: 0,
+    tamper: 1,
+    replay: 0,
+  })
+  for (let i = 0; i < 200; i++) {
+    const [out] = f.apply(frame)
+    const before = JSON.parse(frame).envelope
+    const after = JSON.parse(out!.frame).envelope
+    let diffs = 0
+    for (const k of ['body', 'signature'] as const)
+      for (let j = 0; j < before[k].length; j++) if (before[k][j] !== after[k][j]) diffs++
+    assert.equal(diffs, 1)
+    assert.equal(after.kind, before.kind)
+  }
+})
+
+test('configuration from the environment', () => {
+  assert.equal(LinkFaults.fromEnv(undefined), undefined)
+  assert.throws(() => LinkFaults.fromEnv('{'), /POSE_LINK_FAULTS: not JSON/)
+  assert.throws(() => LinkFaults.fromEnv('{"seed":1,"drop":2}'), /POSE_LINK_FAULTS/)
+  assert.throws(() => LinkFaults.fromEnv('{"seed":1,"bogus":1}'), /POSE_LINK_FAULTS/)
+  assert.equal(LinkFaults.fromEnv('{"seed":1}')?.config.drop, 0)
+})
+
+test('neighbouring seeds give different streams', () => {
+  const first = Array.from({ length: 50 }, (_, s) => seededRandom(s)())
+  assert.ok(first.some((x) => x < 0.5) && first.some((x) => x >= 0.5))
+  assert.notEqual(seededRandom(1)(), seededRandom(2)())
+})
