@@ -52,6 +52,30 @@ export class TxSender {
     return this.walletClient.account.address
   }
 
+  /**
+   * A call that passed simulation reverted when mined (the state changed in between): names
+   * the gas used against the limit and the revert the call gives against the state after its
+   * block, so the error says what went wrong.
+   */
+  private async explainRevert(
+    hash: Hash,
+    receipt: TransactionReceipt,
+    request: unknown,
+  ): Promise<Error> {
+    const tx = await this.publicClient.getTransaction({ hash }).catch(() => undefined)
+    let replayed = 'passes against the state after its block'
+    try {
+      await this.publicClient.simulateContract({
+        ...(request as object),
+        blockNumber: receipt.blockNumber,
+      } as never)
+    } catch (e) {
+      replayed = revertReason(e)
+    }
+    const gas = tx ? `gas ${receipt.gasUsed} of ${tx.gas}` : `gas ${receipt.gasUsed}`
+    return new Error(`transaction ${hash} reverted (${gas}; replayed: ${replayed})`)
+  }
+
   /** Simulates, sends and waits for one contract call; reverts become ChainTxError. */
   async write(p: {
     address: `0x${string}`
@@ -70,9 +94,15 @@ export class TxSender {
           args: p.args ?? [],
           ...(p.value !== undefined ? { value: p.value } : {}),
         } as never)
-        const hash = await this.walletClient.writeContract(request as never)
+        // The state can change between estimate and inclusion (other calls to the same
+        // instance land first), so the estimate gets headroom; unused gas is not paid.
+        const estimate = await this.publicClient.estimateContractGas(request as never)
+        const hash = await this.walletClient.writeContract({
+          ...(request as object),
+          gas: (estimate * 5n) / 4n + 20_000n,
+        } as never)
         const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 })
-        if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`)
+        if (receipt.status !== 'success') throw await this.explainRevert(hash, receipt, request)
         return { hash, receipt }
       } catch (e) {
         throw new ChainTxError(p.functionName, revertReason(e), { cause: e })

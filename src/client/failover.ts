@@ -30,6 +30,13 @@ export async function requestWithFailover<T>(
   let challenged = false
   let info = await getInstance(client, { instance })
   for (;;) {
+    if (!info.executorEndpoint) {
+      // Frozen (every member gone) or terminated: nobody can serve the request.
+      throw new PoseRequestError(`Instance ${instance} has no executor (phase ${info.phaseName})`, {
+        code: 'WRONG_PHASE',
+        details: 'A frozen instance serves nothing; a terminated one pays final balances on-chain.',
+      })
+    }
     try {
       const { sealed } = await postWhenReady<{ sealed: Hex }>(
         `${info.executorEndpoint}/v1/instances/${instance}/${kind}`,

@@ -45,6 +45,7 @@ import {
   type FinalBalance,
   finalBalancesHash,
   finalBalancesRoot,
+  type GenesisSecrets,
   generateX25519KeyPair,
   genesisUpdateHash,
   hashTx,
@@ -177,6 +178,16 @@ export class Instance {
   private stateFrom: Uint8Array | undefined
   /** The seq at which this enclave became executor (0 for the first executor). */
   private baseSeq = 0n
+  /**
+   * A restarted executor executes nothing until every watchdog acknowledged once: its sealed
+   * state may be older than the pool's (a host can serve a stale copy), and executing on it
+   * would fork the log.
+   */
+  private awaitingPool = false
+  /** The watchdog asked to hand back this executor's own, later state, and when. */
+  private pulling: { from: Uint8Array; at: number } | undefined
+  /** When this watchdog last handed its state to the executor (throttles replayed requests). */
+  private returnedStateAt = 0
 
   // executor
   private queue: Pending[] = []
@@ -237,11 +248,12 @@ export class Instance {
    * resubmit to the new executor instead of waiting for a timeout. Updates not acknowledged by
    * every member produced no receipt; the new executor decides their fate.
    */
-  private abandonPending(): void {
-    const err = new ProtocolError(
+  private abandonPending(
+    err = new ProtocolError(
       'WRONG_ROLE',
       `instance ${this.id}: this enclave is no longer the executor; resubmit`,
-    )
+    ),
+  ): void {
     const waiters: Waiter[] = []
     for (const p of this.queue) waiters.push(...p.waiters)
     for (const m of this.future.values()) for (const p of m.values()) waiters.push(...p.waiters)
@@ -539,6 +551,9 @@ export class Instance {
   private resumeLog(recent: Array<{ body: UpdateBody; plain: Uint8Array }>): void {
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
+    this.awaitingPool = this.view.watchdogSlots().length > 0
+    const now = this.ctx.now()
+    this.genesis = { body: new Uint8Array(), sentAt: 0, startedAt: now, activated: true }
     const first = recent[0]?.body.seq ?? this.seq + 1n
     this.released = first - 1n
     for (const { body, plain } of recent) {
@@ -655,24 +670,32 @@ export class Instance {
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       if (!this.needsFullState(signer)) continue
-      const { box } = boxSeal({
-        recipientPublicKey: this.view.encryptionKeys[slot]!,
-        plaintext: encodeGenesisSecrets({
-          contractSecretKey: this.contractSecretKey!,
-          stateKey: this.stateKey!,
-          snapshot,
-          seq: this.seq,
-          lastHash: this.lastHash,
-          digest: world.digest(),
-          eventIndex: this.view.index,
-          baseSeq: this.baseSeq,
-        }),
-        context: BOX_CONTEXT.genesis,
-        aad: instanceAad(this.id),
-      })
+      const box = this.sealState(this.view.encryptionKeys[slot]!, snapshot)
       this.send('genesis', signer, encodeGenesisBody({ box }))
     }
     this.genesis!.sentAt = now
+  }
+
+  /** The whole state (keys, snapshot, position in the log), boxed to one member. */
+  private sealState(
+    recipientPublicKey: Uint8Array,
+    snapshot = encodeWriteSet(this.world!.snapshot()),
+  ): Uint8Array {
+    return boxSeal({
+      recipientPublicKey,
+      plaintext: encodeGenesisSecrets({
+        contractSecretKey: this.contractSecretKey!,
+        stateKey: this.stateKey!,
+        snapshot,
+        seq: this.seq,
+        lastHash: this.lastHash,
+        digest: this.world!.digest(),
+        eventIndex: this.view.index,
+        baseSeq: this.baseSeq,
+      }),
+      context: BOX_CONTEXT.genesis,
+      aad: instanceAad(this.id),
+    }).box
   }
 
   private maybeActivate(): void {
@@ -864,6 +887,7 @@ export class Instance {
   /** Executes queued transactions as batches while the pipeline has room. */
   async pump(): Promise<void> {
     if (this.busy || this.role !== 'executor' || !SERVING.has(this.view.phase)) return
+    if (this.awaitingPool) return
     this.busy = true
     try {
       while (
@@ -1261,8 +1285,7 @@ export class Instance {
     }
   }
 
-  private async onGenesis(e: PeerEnvelope): Promise<void> {
-    this.requireFromExecutor(e)
+  private openGenesis(e: PeerEnvelope): GenesisSecrets {
     const { box } = decodeGenesisBody(e.body)
     const { plaintext } = boxOpen({
       recipientSecretKey: this.ctx.identity.encryptionSecretKey,
@@ -1271,10 +1294,30 @@ export class Instance {
       context: BOX_CONTEXT.genesis,
       aad: instanceAad(this.id),
     })
-    const g = decodeGenesisSecrets(plaintext)
+    return decodeGenesisSecrets(plaintext)
+  }
+
+  /** The world a genesis describes, checked against its digest. */
+  private async worldOf(g: GenesisSecrets): Promise<World> {
+    const world = await this.makeWorld(g.stateKey)
+    world.applyWriteSet(decodeWriteSet(g.snapshot))
+    world.takeWriteSet()
+    if (!equalBytes(world.digest(), g.digest)) {
+      throw new ProtocolError('MALFORMED', 'genesis: state does not match its digest')
+    }
+    return world
+  }
+
+  private async onGenesis(e: PeerEnvelope): Promise<void> {
+    if (this.role === 'executor') return this.onStateReturned(e)
+    this.requireFromExecutor(e)
+    const g = this.openGenesis(e)
     const sameExecutor = this.stateFrom !== undefined && equalBytes(this.stateFrom, e.from)
     if (this.world && this.seq >= g.seq && sameExecutor) {
-      if (this.seq === g.seq && equalBytes(this.lastHash, g.lastHash)) return this.ack(e.from)
+      // Either way the executor learns where this member stands (it may have been restarted
+      // from a stale copy of its own state, see onStateReturned).
+      this.ack(e.from)
+      if (this.seq === g.seq && equalBytes(this.lastHash, g.lastHash)) return
       throw new ProtocolError(
         'OUT_OF_ORDER',
         `genesis at seq ${g.seq}, but this enclave holds seq ${this.seq} from the same executor`,
@@ -1283,12 +1326,7 @@ export class Instance {
     if (g.baseSeq > g.seq) {
       throw new ProtocolError('MALFORMED', `genesis: baseSeq ${g.baseSeq} is beyond seq ${g.seq}`)
     }
-    const world = await this.makeWorld(g.stateKey)
-    world.applyWriteSet(decodeWriteSet(g.snapshot))
-    world.takeWriteSet()
-    if (!equalBytes(world.digest(), g.digest)) {
-      throw new ProtocolError('MALFORMED', 'genesis: state does not match its digest')
-    }
+    const world = await this.worldOf(g)
     this.ahead.clear()
     // Outcomes of updates the handover discards must never be re-issued as receipts: a new
     // executor's log agrees with this one only up to the seq at which it took over.
@@ -1316,8 +1354,81 @@ export class Instance {
     this.ack(e.from)
   }
 
+  /**
+   * A watchdog hands this executor back the state of the executor's own log, which the pool
+   * holds further than this enclave's sealed state did: the host restarted it from a stale
+   * copy. The executor adopts it; everything it queued on the stale state is answered
+   * UNAVAILABLE (clients resubmit), and every watchdog is brought to the adopted state.
+   */
+  private async onStateReturned(e: PeerEnvelope): Promise<void> {
+    const slot = this.view.slotOf(e.from)
+    if (slot < 0 || slot === this.view.executorSlot) {
+      throw new ProtocolError('WRONG_ROLE', 'genesis: sender is not a watchdog of this instance')
+    }
+    if (!this.pulling || !equalBytes(this.pulling.from, e.from)) {
+      throw new ProtocolError(
+        'OUT_OF_ORDER',
+        'genesis: this executor asked that member for nothing',
+      )
+    }
+    const g = this.openGenesis(e)
+    if (g.seq <= this.seq) {
+      throw new ProtocolError('OUT_OF_ORDER', `genesis: seq ${g.seq} is not beyond ${this.seq}`)
+    }
+    if (!this.contractSecretKey || !equalBytes(g.contractSecretKey, this.contractSecretKey)) {
+      throw new ProtocolError('MALFORMED', "genesis: not this instance's contract key")
+    }
+    const world = await this.worldOf(g)
+    const released = this.released
+    this.abandonPending(
+      new ProtocolError(
+        'UNAVAILABLE',
+        `instance ${this.id}: the executor resynchronised; resubmit`,
+      ),
+    )
+    this.world = world
+    this.stateKey = g.stateKey
+    this.seq = g.seq
+    this.lastHash = g.lastHash
+    // Updates beyond what was released before are released once every watchdog holds them.
+    this.released = released
+    this.pulling = undefined
+    for (const s of this.view.watchdogSlots()) this.acked.set(hexKey(this.view.signers[s]!), -1n)
+    this.seal('snapshot', this.snapshotRecord())
+    this.log_('warn', 'Sealed state was behind the pool; recovered it from a watchdog', {
+      seq: Number(g.seq),
+    })
+    const now = this.ctx.now()
+    this.genesis = { body: new Uint8Array(), sentAt: now, startedAt: now, activated: true }
+    this.sendGenesis(now)
+  }
+
+  /** A watchdog returns its state to the executor whose log it follows (see onStateReturned). */
+  private returnState(e: PeerEnvelope): void {
+    const exec = this.view.executor
+    if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
+      throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
+    }
+    if (!equalBytes(this.stateFrom, e.from)) {
+      throw new ProtocolError('OUT_OF_ORDER', 'sync: this member follows another executor')
+    }
+    const now = this.ctx.now()
+    if (now - this.returnedStateAt < RESEND_MS) return
+    this.returnedStateAt = now
+    this.send(
+      'genesis',
+      e.from,
+      encodeGenesisBody({ box: this.sealState(this.view.encryptionKeys[this.view.executorSlot]!) }),
+    )
+  }
+
   private ack(to: Uint8Array): void {
-    const body: AckBody = { seq: this.seq, updateHash: this.lastHash, digest: this.world!.digest() }
+    const body: AckBody = {
+      seq: this.seq,
+      updateHash: this.lastHash,
+      digest: this.world!.digest(),
+      stateFrom: this.stateFrom ?? new Uint8Array(20),
+    }
     this.send('ack', to, encodeAckBody(body))
   }
 
@@ -1395,8 +1506,14 @@ export class Instance {
       throw new ProtocolError('WRONG_ROLE', `ack: sender is not a watchdog of instance ${this.id}`)
     }
     const a = decodeAckBody(e.body)
-    if (a.seq > this.seq)
+    if (a.seq > this.seq) {
+      if (this.stateFrom && equalBytes(a.stateFrom, this.stateFrom)) {
+        // The member holds more of this executor's own log than this enclave does.
+        this.pullState(e.from)
+        return
+      }
       throw new ProtocolError('OUT_OF_ORDER', `ack for seq ${a.seq} beyond ${this.seq}`)
+    }
     const expected = a.seq === this.seq ? this.lastHash : this.log.get(a.seq)?.hash
     if (expected && !equalBytes(expected, a.updateHash)) {
       throw new ProtocolError(
@@ -1410,12 +1527,40 @@ export class Instance {
     const k = hexKey(e.from)
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
     if (a.seq === this.seq) this.joining.delete(k)
+    if (this.awaitingPool && !this.pulling && this.poolConfirmed()) {
+      this.awaitingPool = false
+      this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
+        seq: Number(this.seq),
+      })
+    }
     this.maybeActivate()
     this.release()
     await this.pump()
   }
 
+  private pullState(from: Uint8Array): void {
+    const now = this.ctx.now()
+    if (this.pulling && now - this.pulling.at < RESEND_MS) return
+    if (!this.pulling) {
+      this.log_('warn', "A watchdog holds more of this executor's log; fetching it", {
+        seq: Number(this.seq),
+      })
+    }
+    this.pulling = { from, at: now }
+    this.awaitingPool = true
+    this.send('sync', from, encodeSyncBody({ fromSeq: this.seq + 1n }))
+  }
+
+  /** Whether every watchdog acknowledged since the restart (members still joining excepted). */
+  private poolConfirmed(): boolean {
+    return this.view.watchdogSlots().every((s) => {
+      const k = hexKey(this.view.signers[s]!)
+      return this.joining.has(k) || (this.acked.get(k) ?? -1n) >= 0n
+    })
+  }
+
   private async onSync(e: PeerEnvelope): Promise<void> {
+    if (this.role === 'watchdog') return this.returnState(e)
     if (this.role !== 'executor')
       throw new ProtocolError('WRONG_ROLE', `sync: not the executor of instance ${this.id}`)
     if (this.view.slotOf(e.from) < 0)

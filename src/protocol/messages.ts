@@ -570,7 +570,13 @@ export type GenesisSecrets = {
 }
 export type GenesisBody = { box: Uint8Array }
 
-export type AckBody = { seq: bigint; updateHash: Uint8Array; digest: Uint8Array }
+export type AckBody = {
+  seq: bigint
+  updateHash: Uint8Array
+  digest: Uint8Array
+  /** The executor whose log the acknowledging member follows (zero before any state). */
+  stateFrom: Uint8Array
+}
 export type SyncBody = { fromSeq: bigint }
 
 const updateBodySchema = z.strictObject({
@@ -613,6 +619,7 @@ const ackBodySchema = z.strictObject({
   seq: uintSchema,
   updateHash: bytes32Schema,
   digest: bytes32Schema,
+  stateFrom: addressSchema,
 })
 const syncBodySchema = z.strictObject({ fromSeq: uintSchema })
 
@@ -705,13 +712,19 @@ export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
 }
 
 export const encodeAckBody = (b: AckBody): Uint8Array =>
-  encodeJson({ seq: dec(b.seq), updateHash: hex(b.updateHash), digest: hex(b.digest) })
+  encodeJson({
+    seq: dec(b.seq),
+    updateHash: hex(b.updateHash),
+    digest: hex(b.digest),
+    stateFrom: hex(b.stateFrom),
+  })
 export function decodeAckBody(bytes: Uint8Array): AckBody {
   const w = decodeJson(bytes, ackBodySchema, 'ack', 4096)
   return {
     seq: uint(w.seq, 'ack.seq', 64),
     updateHash: unhex(w.updateHash, 'ack.updateHash', 32),
     digest: unhex(w.digest, 'ack.digest', 32),
+    stateFrom: unhex(w.stateFrom, 'ack.stateFrom', 20),
   }
 }
 

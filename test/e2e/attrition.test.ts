@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test'
 import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
+import { createPoseClient, type PoseClient, PoseRequestError } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { killMember, passDelta, waitFor } from './helpers.ts'
 
@@ -125,6 +125,12 @@ describe('members die one after another', { timeout: 300_000 }, () => {
         })
         const i = await readInstance(alice.publicClient, devnet.manager, instance)
         assert.equal(i.phaseName, 'Frozen')
+        // Regression (simulator seed 13): a request to a frozen instance is a typed error,
+        // not an invalid URL.
+        await assert.rejects(
+          alice.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' }),
+          (e: unknown) => e instanceof PoseRequestError && e.code === 'WRONG_PHASE',
+        )
       }
     }
     assert.equal(sent, 5n)

@@ -195,11 +195,13 @@ test('codecs round-trip', () => {
       u(64),
       b(32),
       b(32),
-      (seq, updateHash, digest) =>
-        assert.deepEqual(decodeAckBody(encodeAckBody({ seq, updateHash, digest })), {
+      b(20),
+      (seq, updateHash, digest, stateFrom) =>
+        assert.deepEqual(decodeAckBody(encodeAckBody({ seq, updateHash, digest, stateFrom })), {
           seq,
           updateHash,
           digest,
+          stateFrom,
         }) ?? true,
     ),
   )
