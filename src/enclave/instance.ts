@@ -59,6 +59,7 @@ import {
   keccak256,
   LIMITS,
   MAX_FINAL_ACCOUNTS,
+  MAX_RECENT_RESULTS,
   type PeerEnvelope,
   type PeerKind,
   Phase,
@@ -680,6 +681,7 @@ export class Instance {
   private sealState(
     recipientPublicKey: Uint8Array,
     snapshot = encodeWriteSet(this.world!.snapshot()),
+    fromSeq = 0n,
   ): Uint8Array {
     return boxSeal({
       recipientPublicKey,
@@ -692,10 +694,33 @@ export class Instance {
         digest: this.world!.digest(),
         eventIndex: this.view.index,
         baseSeq: this.baseSeq,
+        recent: this.recentResults(fromSeq),
       }),
       context: BOX_CONTEXT.genesis,
       aad: instanceAad(this.id),
     }).box
+  }
+
+  /** Outcomes this enclave can re-issue receipts for, from `fromSeq` on, newest kept. */
+  private recentResults(fromSeq: bigint): Array<{ seq: bigint; result: ExecutedTx }> {
+    const byHash = new Map<string, { seq: bigint; result: ExecutedTx }>()
+    for (const [k, r] of this.replicated) if (r.seq >= fromSeq) byHash.set(k, r)
+    for (const [k, r] of this.receipts) {
+      if (r.seq < fromSeq) continue
+      const { instance: _i, seq: _s, executor: _e, signature: _g, ...result } = r
+      byHash.set(k, { seq: r.seq, result })
+    }
+    return [...byHash.values()]
+      .sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+      .slice(-MAX_RECENT_RESULTS)
+  }
+
+  private rememberResults(recent: Array<{ seq: bigint; result: ExecutedTx }>): void {
+    for (const r of recent) {
+      this.replicated.set(hex(r.result.txHash), r)
+      if (this.replicated.size > RECEIPT_CACHE)
+        this.replicated.delete(this.replicated.keys().next().value!)
+    }
   }
 
   private maybeActivate(): void {
@@ -1339,6 +1364,7 @@ export class Instance {
       })
     }
     for (const [k, r] of this.replicated) if (r.seq > kept) this.replicated.delete(k)
+    this.rememberResults(g.recent)
     if (g.seq === 0n && !equalBytes(genesisUpdateHash(this.id, g.digest), g.lastHash)) {
       throw new ProtocolError('MALFORMED', 'genesis: lastHash does not bind the genesis digest')
     }
@@ -1390,6 +1416,7 @@ export class Instance {
     this.stateKey = g.stateKey
     this.seq = g.seq
     this.lastHash = g.lastHash
+    this.rememberResults(g.recent)
     // Updates beyond what was released before are released once every watchdog holds them.
     this.released = released
     this.pulling = undefined
@@ -1412,14 +1439,16 @@ export class Instance {
     if (!equalBytes(this.stateFrom, e.from)) {
       throw new ProtocolError('OUT_OF_ORDER', 'sync: this member follows another executor')
     }
+    const { fromSeq } = decodeSyncBody(e.body)
     const now = this.ctx.now()
     if (now - this.returnedStateAt < RESEND_MS) return
     this.returnedStateAt = now
-    this.send(
-      'genesis',
-      e.from,
-      encodeGenesisBody({ box: this.sealState(this.view.encryptionKeys[this.view.executorSlot]!) }),
+    const box = this.sealState(
+      this.view.encryptionKeys[this.view.executorSlot]!,
+      encodeWriteSet(this.world.snapshot()),
+      fromSeq,
     )
+    this.send('genesis', e.from, encodeGenesisBody({ box }))
   }
 
   private ack(to: Uint8Array): void {

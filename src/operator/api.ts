@@ -84,6 +84,16 @@ export function createApi(backend: ApiBackend): FastifyInstance {
     return sendError(reply, error)
   })
 
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({
+      error: {
+        name: 'ProtocolError',
+        code: 'MALFORMED',
+        message: `no route ${req.method} ${req.url.slice(0, 100)}`,
+      },
+    }),
+  )
+
   app.get('/v1/health', async () => {
     const faults = backend.faults?.()
     return faults ? { ok: true, faults } : { ok: true }

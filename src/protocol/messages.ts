@@ -567,7 +567,15 @@ export type GenesisSecrets = {
    * member shares, and drops the rest.
    */
   baseSeq: bigint
+  /**
+   * Outcomes of the latest transactions the sender holds, so the receiver can re-issue their
+   * receipts (a resubmitted transaction gets its receipt, not REPLAYED).
+   */
+  recent: Array<{ seq: bigint; result: ExecutedTx }>
 }
+
+/** Most transaction outcomes a genesis carries. */
+export const MAX_RECENT_RESULTS = 1024
 export type GenesisBody = { box: Uint8Array }
 
 export type AckBody = {
@@ -586,21 +594,18 @@ const updateBodySchema = z.strictObject({
   digest: bytes32Schema,
   payload: hexSchema,
 })
+const executedTxSchema = z.strictObject({
+  txHash: bytes32Schema,
+  from: addressSchema,
+  nonce: uintSchema,
+  status: z.enum(STATUS),
+  gasUsed: uintSchema,
+  returnData: hexSchema,
+  logs: z.array(logSchema).max(1024),
+})
 const updatePayloadSchema = z.strictObject({
   writeSet: hexSchema,
-  results: z
-    .array(
-      z.strictObject({
-        txHash: bytes32Schema,
-        from: addressSchema,
-        nonce: uintSchema,
-        status: z.enum(STATUS),
-        gasUsed: uintSchema,
-        returnData: hexSchema,
-        logs: z.array(logSchema).max(1024),
-      }),
-    )
-    .max(LIMITS.maxBatchTxs),
+  results: z.array(executedTxSchema).max(LIMITS.maxBatchTxs),
   blockNumber: uintSchema,
   timestamp: uintSchema,
 })
@@ -613,6 +618,9 @@ const genesisSecretsSchema = z.strictObject({
   digest: bytes32Schema,
   eventIndex: uintSchema,
   baseSeq: uintSchema,
+  recent: z
+    .array(z.strictObject({ seq: uintSchema, result: executedTxSchema }))
+    .max(MAX_RECENT_RESULTS),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
 const ackBodySchema = z.strictObject({
@@ -645,18 +653,30 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
   }
 }
 
+const executedToWire = (r: ExecutedTx) => ({
+  txHash: hex(r.txHash),
+  from: hex(r.from),
+  nonce: dec(r.nonce),
+  status: r.status,
+  gasUsed: dec(r.gasUsed),
+  returnData: hex(r.returnData),
+  logs: r.logs.map(logToWire),
+})
+
+const executedFromWire = (r: z.infer<typeof executedTxSchema>, at: string): ExecutedTx => ({
+  txHash: unhex(r.txHash, `${at}.txHash`, 32),
+  from: unhex(r.from, `${at}.from`, 20),
+  nonce: uint(r.nonce, `${at}.nonce`, 64),
+  status: r.status,
+  gasUsed: uint(r.gasUsed, `${at}.gasUsed`),
+  returnData: unhex(r.returnData, `${at}.returnData`),
+  logs: r.logs.map((l, j) => logFromWire(l, `${at}.logs.${j}`)),
+})
+
 export const encodeUpdatePayload = (p: UpdatePayload): Uint8Array =>
   encodeJson({
     writeSet: hex(p.writeSet),
-    results: p.results.map((r) => ({
-      txHash: hex(r.txHash),
-      from: hex(r.from),
-      nonce: dec(r.nonce),
-      status: r.status,
-      gasUsed: dec(r.gasUsed),
-      returnData: hex(r.returnData),
-      logs: r.logs.map(logToWire),
-    })),
+    results: p.results.map(executedToWire),
     blockNumber: dec(p.blockNumber),
     timestamp: dec(p.timestamp),
   })
@@ -665,15 +685,7 @@ export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
   const w = decodeJson(bytes, updatePayloadSchema, 'update.payload', MAX)
   return {
     writeSet: unhex(w.writeSet, 'update.payload.writeSet'),
-    results: w.results.map((r, i) => ({
-      txHash: unhex(r.txHash, `update.payload.results.${i}.txHash`, 32),
-      from: unhex(r.from, `update.payload.results.${i}.from`, 20),
-      nonce: uint(r.nonce, `update.payload.results.${i}.nonce`, 64),
-      status: r.status,
-      gasUsed: uint(r.gasUsed, `update.payload.results.${i}.gasUsed`),
-      returnData: unhex(r.returnData, `update.payload.results.${i}.returnData`),
-      logs: r.logs.map((l, j) => logFromWire(l, `update.payload.results.${i}.logs.${j}`)),
-    })),
+    results: w.results.map((r, i) => executedFromWire(r, `update.payload.results.${i}`)),
     blockNumber: uint(w.blockNumber, 'update.payload.blockNumber', 64),
     timestamp: uint(w.timestamp, 'update.payload.timestamp', 64),
   }
@@ -689,6 +701,7 @@ export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
     digest: hex(g.digest),
     eventIndex: dec(g.eventIndex),
     baseSeq: dec(g.baseSeq),
+    recent: g.recent.map((x) => ({ seq: dec(x.seq), result: executedToWire(x.result) })),
   })
 
 export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
@@ -702,6 +715,10 @@ export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
     digest: unhex(w.digest, 'genesis.digest', 32),
     eventIndex: uint(w.eventIndex, 'genesis.eventIndex', 64),
     baseSeq: uint(w.baseSeq, 'genesis.baseSeq', 64),
+    recent: w.recent.map((x, i) => ({
+      seq: uint(x.seq, `genesis.recent.${i}.seq`, 64),
+      result: executedFromWire(x.result, `genesis.recent.${i}.result`),
+    })),
   }
 }
 

@@ -184,6 +184,7 @@ test('codecs round-trip', () => {
           digest,
           eventIndex,
           baseSeq,
+          recent: [],
         }
         assert.deepEqual(decodeGenesisSecrets(encodeGenesisSecrets(x)), x)
         return true

@@ -6,246 +6,43 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import {
-  decodeAbiParameters,
-  encodeAbiParameters,
-  encodeDeployData,
-  encodeFunctionData,
-} from 'viem'
-import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { decodeAbiParameters, encodeAbiParameters } from 'viem'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
   boxSeal,
   bytesToHex,
-  type ChainEvent,
   decodeAnswer,
   type EnclaveOutput,
   EventKind,
-  encodeDeployRequest,
   encodeSignedTx,
   encodeSignedView,
-  generateSecretKey,
   hashTx,
   hashViewCall,
-  INSTANCE_ADDRESS,
-  initCommitment,
   instanceAad,
-  nextEventHash,
   ProtocolError,
   randomBytes,
   recoverAddress,
   SYSTEM_ADDRESS,
   SYSTEM_AUTHORISATION_SELECTOR,
-  secretKeyToAddress,
   signDigest,
   utf8,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
 
-const CHAIN_ID = 31337n
-const MANAGER = new Uint8Array(20).fill(0x42)
-const MEASUREMENT = new Uint8Array(32).fill(0x11)
-
-type Node = {
-  enclave: Enclave
-  signer: Uint8Array
-  encryptionKey: Uint8Array
-  sealed: Map<bigint, Uint8Array[]>
-  platformSecret: Uint8Array
-  sealedIdentity: Uint8Array
-}
-
-async function newNode(
-  platformSecret = randomBytes(32),
-  sealedIdentity?: Uint8Array,
-  now?: () => number,
-): Promise<Node> {
-  const enclave = new Enclave(now)
-  const { result } = (await enclave.call('init', {
-    platformSecret,
-    measurement: MEASUREMENT,
-    chainId: CHAIN_ID,
-    manager: MANAGER,
-    operator: new Uint8Array(20).fill(1),
-    ...(sealedIdentity ? { sealedIdentity } : {}),
-  })) as { result: { signer: Uint8Array; encryptionKey: Uint8Array; sealedIdentity: Uint8Array } }
-  return {
-    enclave,
-    signer: result.signer,
-    encryptionKey: result.encryptionKey,
-    sealed: new Map(),
-    platformSecret,
-    sealedIdentity: result.sealedIdentity,
-  }
-}
-
-/** Builds manager-style events with the running hash. */
-function eventChain(instance: bigint) {
-  let prev: Uint8Array = new Uint8Array(32)
-  let index = 0n
-  return (kind: number, data: Uint8Array): ChainEvent => {
-    index++
-    const hash = nextEventHash({ prevHash: prev, instance, index, kind, data })
-    prev = hash
-    return { instance, index, kind, data, hash }
-  }
-}
-
-const hexb = (h: `0x${string}`) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'))
-
-/** Routes outputs between nodes until quiet; returns answers by request id. */
-async function pump(
-  nodes: Node[],
-  outputs: EnclaveOutput[],
-  answers: Map<string, Uint8Array>,
-  activations: EnclaveOutput[] = [],
-  /** Keep routing past refused peer messages (their outputs still count). */
-  tolerant = false,
-) {
-  const queue = [...outputs]
-  let guard = 0
-  while (queue.length > 0 && guard++ < 10_000) {
-    const o = queue.shift()!
-    if (o.type === 'send') {
-      const to = nodes.find((n) => bytesToHex(n.signer) === bytesToHex(o.to))!
-      try {
-        const r = await to.enclave.call('peer', { envelope: o.envelope })
-        queue.push(...r.outputs)
-      } catch (e) {
-        if (!tolerant || !(e instanceof ProtocolError)) throw e
-        queue.push(...((e as { outputs?: EnclaveOutput[] }).outputs ?? []))
-      }
-    } else if (o.type === 'answer') {
-      if (o.sealed) answers.set(o.requestId, o.sealed)
-    } else if (o.type === 'seal') {
-      // Routed to the node that produced it by the caller's bookkeeping below.
-    } else if (o.type === 'activate') activations.push(o)
-  }
-}
-
-/** A signed PrivateToken transfer of 1 token, boxed to the contract's key. */
-function transferBox(
-  target: { instance: bigint; contractEncryptionKey: Uint8Array },
-  key: Uint8Array,
-  nonce: bigint,
-  recipient: Uint8Array,
-) {
-  const tx = {
-    instance: target.instance,
-    from: secretKeyToAddress(key),
-    nonce,
-    to: INSTANCE_ADDRESS,
-    value: 0n,
-    data: hexb(
-      encodeFunctionData({
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: [bytesToHex(recipient), 1n],
-      }),
-    ),
-    gasLimit: 200_000n,
-  }
-  const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
-  return boxSeal({
-    recipientPublicKey: target.contractEncryptionKey,
-    plaintext: encodeSignedTx({ ...tx, signature }),
-    context: BOX_CONTEXT.tx,
-    aad: instanceAad(target.instance),
-  })
-}
-
-/**
- * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance: genesis
- * replicated, activation signed, every chain event delivered. Sealed blobs are kept per node.
- */
-async function setupActive(now?: () => number) {
-  const nodes = [
-    await newNode(undefined, undefined, now),
-    await newNode(undefined, undefined, now),
-    await newNode(undefined, undefined, now),
-  ]
-  // Seal bookkeeping wraps every call.
-  for (const n of nodes) {
-    const orig = n.enclave.call.bind(n.enclave)
-    n.enclave.call = async (m: string, p: unknown) => {
-      const r = await orig(m, p)
-      for (const o of r.outputs) {
-        if (o.type === 'seal') {
-          const list = n.sealed.get(o.instance) ?? []
-          if (o.mode === 'snapshot') list.length = 0
-          list.push(o.blob)
-          n.sealed.set(o.instance, list)
-        }
-      }
-      return r
-    }
-  }
-  const instance = 1n
-  const ev = eventChain(instance)
-  const creatorKey = generateSecretKey()
-  const creator = secretKeyToAddress(creatorKey)
-  const initCode = hexb(
-    encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }),
-  )
-  const created = ev(
-    EventKind.Created,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes32' }],
-        [bytesToHex(creator), 2, bytesToHex(initCommitment(initCode))],
-      ),
-    ),
-  )
-  const drawn = ev(
-    EventKind.PoolDrawn,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'address[]' }, { type: 'bytes32[]' }],
-        [nodes.map((n) => bytesToHex(n.signer)), nodes.map((n) => bytesToHex(n.encryptionKey))],
-      ),
-    ),
-  )
-  for (const n of nodes)
-    await n.enclave.call('chain', {
-      blockNumber: 10n,
-      timestamp: 1000n,
-      events: [created, drawn],
-    })
-
-  const [exec] = nodes as [Node]
-  const { box } = boxSeal({
-    recipientPublicKey: exec.encryptionKey,
-    plaintext: encodeDeployRequest({ instance, initCode }),
-    context: BOX_CONTEXT.deploy,
-    aad: instanceAad(instance),
-  })
-  const dep = await exec.enclave.call('deploy', { instance, box })
-  const { contractEncryptionKey, genesisDigest } = dep.result as {
-    contractEncryptionKey: Uint8Array
-    genesisDigest: Uint8Array
-  }
-  const activations: EnclaveOutput[] = []
-  const answers = new Map<string, Uint8Array>()
-  await pump(nodes, dep.outputs, answers, activations)
-  assert.equal(activations.length, 1, 'activation once every watchdog acked genesis')
-  const act = activations[0] as Extract<EnclaveOutput, { type: 'activate' }>
-  assert.equal(act.ackedMask, 7n)
-  const activated = ev(
-    EventKind.Activated,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
-        [bytesToHex(contractEncryptionKey), bytesToHex(genesisDigest), 7n],
-      ),
-    ),
-  )
-  for (const n of nodes)
-    await n.enclave.call('chain', { blockNumber: 11n, timestamp: 1001n, events: [activated] })
-
-  return { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers }
-}
+import {
+  CHAIN_ID,
+  eventChain,
+  hexb,
+  MANAGER,
+  MEASUREMENT,
+  type Node,
+  newNode,
+  pump,
+  setupActive,
+  transferBox,
+} from './harness.ts'
 
 describe('enclave roles in-process', () => {
   test('genesis, replication of 60 txs, receipts only after acks, restore from sealed state', async () => {
@@ -516,7 +313,8 @@ describe('enclave roles in-process', () => {
       (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
     for (const nonce of [0n, 1n, 2n]) await send(n0, nodes, `a${nonce}`, nonce)
     const stale = [...n0.sealed.get(instance)!]
-    for (const nonce of [3n, 4n, 5n]) await send(n0, nodes, `b${nonce}`, nonce)
+    let last = transferBox(target, creatorKey, 0n, recipient)
+    for (const nonce of [3n, 4n, 5n]) last = await send(n0, nodes, `b${nonce}`, nonce)
     const pool = await digestOf(n1)
     assert.equal(pool.seq, 6n)
 
@@ -536,6 +334,18 @@ describe('enclave roles in-process', () => {
     assert.deepEqual(recovered.digest, pool.digest)
     const c = decodeAnswer(aeadOpen(waiting.responseKey, answers.get('c')!, utf8('POSE-ANSWER-v1')))
     assert.equal(c.kind === 'rejected' && c.error.code, 'UNAVAILABLE')
+    // A transaction the stale copy never saw is resubmitted: its receipt, not REPLAYED.
+    await pump(
+      after,
+      (await r0.enclave.call('tx', { requestId: 'b5-again', instance, box: last.box })).outputs,
+      answers,
+      [],
+      true,
+    )
+    const b5 = decodeAnswer(
+      aeadOpen(last.responseKey, answers.get('b5-again')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(b5.kind === 'receipt' && b5.receipt.nonce, 5n)
     // Resubmitted, it executes at the right place and everyone agrees.
     const again = await r0.enclave.call('tx', { requestId: 'c2', instance, box: waiting.box })
     await pump(after, again.outputs, answers, [], true)

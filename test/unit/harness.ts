@@ -1,0 +1,231 @@
+/**
+ * In-process enclave harness shared by the unit tests: Enclave objects wired by hand play
+ * executor and watchdogs, with chain events built like the manager builds them.
+ */
+import assert from 'node:assert/strict'
+import { encodeAbiParameters, encodeDeployData, encodeFunctionData } from 'viem'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { Enclave } from '../../src/enclave/enclave.ts'
+import {
+  BOX_CONTEXT,
+  boxSeal,
+  bytesToHex,
+  type ChainEvent,
+  type EnclaveOutput,
+  EventKind,
+  encodeDeployRequest,
+  encodeSignedTx,
+  generateSecretKey,
+  hashTx,
+  INSTANCE_ADDRESS,
+  initCommitment,
+  instanceAad,
+  nextEventHash,
+  ProtocolError,
+  randomBytes,
+  secretKeyToAddress,
+  signDigest,
+} from '../../src/protocol/index.ts'
+
+export const CHAIN_ID = 31337n
+export const MANAGER = new Uint8Array(20).fill(0x42)
+export const MEASUREMENT = new Uint8Array(32).fill(0x11)
+
+export type Node = {
+  enclave: Enclave
+  signer: Uint8Array
+  encryptionKey: Uint8Array
+  sealed: Map<bigint, Uint8Array[]>
+  platformSecret: Uint8Array
+  sealedIdentity: Uint8Array
+}
+
+export async function newNode(
+  platformSecret = randomBytes(32),
+  sealedIdentity?: Uint8Array,
+  now?: () => number,
+): Promise<Node> {
+  const enclave = new Enclave(now)
+  const { result } = (await enclave.call('init', {
+    platformSecret,
+    measurement: MEASUREMENT,
+    chainId: CHAIN_ID,
+    manager: MANAGER,
+    operator: new Uint8Array(20).fill(1),
+    ...(sealedIdentity ? { sealedIdentity } : {}),
+  })) as { result: { signer: Uint8Array; encryptionKey: Uint8Array; sealedIdentity: Uint8Array } }
+  return {
+    enclave,
+    signer: result.signer,
+    encryptionKey: result.encryptionKey,
+    sealed: new Map(),
+    platformSecret,
+    sealedIdentity: result.sealedIdentity,
+  }
+}
+
+/** Builds manager-style events with the running hash. */
+export function eventChain(instance: bigint) {
+  let prev: Uint8Array = new Uint8Array(32)
+  let index = 0n
+  return (kind: number, data: Uint8Array): ChainEvent => {
+    index++
+    const hash = nextEventHash({ prevHash: prev, instance, index, kind, data })
+    prev = hash
+    return { instance, index, kind, data, hash }
+  }
+}
+
+export const hexb = (h: `0x${string}`) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'))
+
+/** Routes outputs between nodes until quiet; returns answers by request id. */
+export async function pump(
+  nodes: Node[],
+  outputs: EnclaveOutput[],
+  answers: Map<string, Uint8Array>,
+  activations: EnclaveOutput[] = [],
+  /** Keep routing past refused peer messages (their outputs still count). */
+  tolerant = false,
+) {
+  const queue = [...outputs]
+  let guard = 0
+  while (queue.length > 0 && guard++ < 10_000) {
+    const o = queue.shift()!
+    if (o.type === 'send') {
+      const to = nodes.find((n) => bytesToHex(n.signer) === bytesToHex(o.to))!
+      try {
+        const r = await to.enclave.call('peer', { envelope: o.envelope })
+        queue.push(...r.outputs)
+      } catch (e) {
+        if (!tolerant || !(e instanceof ProtocolError)) throw e
+        queue.push(...((e as { outputs?: EnclaveOutput[] }).outputs ?? []))
+      }
+    } else if (o.type === 'answer') {
+      if (o.sealed) answers.set(o.requestId, o.sealed)
+    } else if (o.type === 'seal') {
+      // Routed to the node that produced it by the caller's bookkeeping below.
+    } else if (o.type === 'activate') activations.push(o)
+  }
+}
+
+/** A signed PrivateToken transfer of 1 token, boxed to the contract's key. */
+export function transferBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonce: bigint,
+  recipient: Uint8Array,
+) {
+  const tx = {
+    instance: target.instance,
+    from: secretKeyToAddress(key),
+    nonce,
+    to: INSTANCE_ADDRESS,
+    value: 0n,
+    data: hexb(
+      encodeFunctionData({
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [bytesToHex(recipient), 1n],
+      }),
+    ),
+    gasLimit: 200_000n,
+  }
+  const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
+  return boxSeal({
+    recipientPublicKey: target.contractEncryptionKey,
+    plaintext: encodeSignedTx({ ...tx, signature }),
+    context: BOX_CONTEXT.tx,
+    aad: instanceAad(target.instance),
+  })
+}
+
+/**
+ * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance: genesis
+ * replicated, activation signed, every chain event delivered. Sealed blobs are kept per node.
+ */
+export async function setupActive(now?: () => number) {
+  const nodes = [
+    await newNode(undefined, undefined, now),
+    await newNode(undefined, undefined, now),
+    await newNode(undefined, undefined, now),
+  ]
+  // Seal bookkeeping wraps every call.
+  for (const n of nodes) {
+    const orig = n.enclave.call.bind(n.enclave)
+    n.enclave.call = async (m: string, p: unknown) => {
+      const r = await orig(m, p)
+      for (const o of r.outputs) {
+        if (o.type === 'seal') {
+          const list = n.sealed.get(o.instance) ?? []
+          if (o.mode === 'snapshot') list.length = 0
+          list.push(o.blob)
+          n.sealed.set(o.instance, list)
+        }
+      }
+      return r
+    }
+  }
+  const instance = 1n
+  const ev = eventChain(instance)
+  const creatorKey = generateSecretKey()
+  const creator = secretKeyToAddress(creatorKey)
+  const initCode = hexb(
+    encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }),
+  )
+  const created = ev(
+    EventKind.Created,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'address' }, { type: 'uint8' }, { type: 'bytes32' }],
+        [bytesToHex(creator), 2, bytesToHex(initCommitment(initCode))],
+      ),
+    ),
+  )
+  const drawn = ev(
+    EventKind.PoolDrawn,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'address[]' }, { type: 'bytes32[]' }],
+        [nodes.map((n) => bytesToHex(n.signer)), nodes.map((n) => bytesToHex(n.encryptionKey))],
+      ),
+    ),
+  )
+  for (const n of nodes)
+    await n.enclave.call('chain', {
+      blockNumber: 10n,
+      timestamp: 1000n,
+      events: [created, drawn],
+    })
+
+  const [exec] = nodes as [Node]
+  const { box } = boxSeal({
+    recipientPublicKey: exec.encryptionKey,
+    plaintext: encodeDeployRequest({ instance, initCode }),
+    context: BOX_CONTEXT.deploy,
+    aad: instanceAad(instance),
+  })
+  const dep = await exec.enclave.call('deploy', { instance, box })
+  const { contractEncryptionKey, genesisDigest } = dep.result as {
+    contractEncryptionKey: Uint8Array
+    genesisDigest: Uint8Array
+  }
+  const activations: EnclaveOutput[] = []
+  const answers = new Map<string, Uint8Array>()
+  await pump(nodes, dep.outputs, answers, activations)
+  assert.equal(activations.length, 1, 'activation once every watchdog acked genesis')
+  const act = activations[0] as Extract<EnclaveOutput, { type: 'activate' }>
+  assert.equal(act.ackedMask, 7n)
+  const activated = ev(
+    EventKind.Activated,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
+        [bytesToHex(contractEncryptionKey), bytesToHex(genesisDigest), 7n],
+      ),
+    ),
+  )
+  for (const n of nodes)
+    await n.enclave.call('chain', { blockNumber: 11n, timestamp: 1001n, events: [activated] })
+
+  return { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers }
+}
