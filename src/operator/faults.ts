@@ -114,3 +114,55 @@ export class LinkFaults {
     return JSON.stringify(msg)
   }
 }
+
+/** Points in the operator's handling of enclave outputs where the simulator may crash it. */
+export const CRASH_POINTS = ['before-seal', 'after-seal', 'handover', 'challenge-response'] as const
+export type CrashPoint = (typeof CRASH_POINTS)[number]
+
+const crashSchema = z.strictObject({
+  seed: z.number().int().nonnegative(),
+  /** Probability of crashing each time the point is reached. */
+  probability: z.number().min(0).max(1),
+  points: z.array(z.enum(CRASH_POINTS)).min(1),
+  /** Outputs handled before the first crash may happen (lets the node settle in). */
+  after: z.number().int().nonnegative().default(0),
+})
+
+/**
+ * Crashes at named points (simulator only, `POSE_CRASH_POINTS`): before a sealed blob is
+ * written, after it is written but before the outputs that depend on it (an ack) leave, while
+ * handing state to a member, and before a challenge response is submitted. The node leaves a
+ * marker file naming the point and SIGKILLs itself; its enclave exits with the IPC channel.
+ */
+export class CrashPoints {
+  private readonly random: () => number
+  private seen = 0
+
+  constructor(
+    readonly config: z.infer<typeof crashSchema>,
+    private readonly crash: (point: CrashPoint) => void,
+  ) {
+    this.random = seededRandom(config.seed)
+  }
+
+  static fromEnv(
+    value: string | undefined,
+    crash: (point: CrashPoint) => void,
+  ): CrashPoints | undefined {
+    if (!value) return undefined
+    let json: unknown
+    try {
+      json = JSON.parse(value)
+    } catch {
+      throw new Error('POSE_CRASH_POINTS: not JSON')
+    }
+    const r = crashSchema.safeParse(json)
+    if (!r.success) throw new Error(`POSE_CRASH_POINTS: ${r.error.issues[0]?.message ?? 'invalid'}`)
+    return new CrashPoints(r.data, crash)
+  }
+
+  reach(point: CrashPoint): void {
+    if (!this.config.points.includes(point) || ++this.seen <= this.config.after) return
+    if (this.random() < this.config.probability) this.crash(point)
+  }
+}

@@ -31,7 +31,7 @@ import {
 import { type EcallReturn, EnclaveCallError, EnclaveHost } from '../tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
 import { createApi } from './api.ts'
-import { LinkFaults } from './faults.ts'
+import { CrashPoints, LinkFaults } from './faults.ts'
 import { PeerNetwork } from './peers.ts'
 import { SealedStore } from './store.ts'
 
@@ -71,6 +71,8 @@ export class OperatorNode {
   private sender: TxSender | undefined
   private watcher: ManagerWatcher | undefined
   private peers: PeerNetwork | undefined
+  /** Simulator only: crashes this node at named points (POSE_CRASH_POINTS). */
+  private crashPoints: CrashPoints | undefined
   private api: ReturnType<typeof createApi> | undefined
   private store: SealedStore
   private attestation: AttestationBackend
@@ -150,6 +152,12 @@ export class OperatorNode {
     }
 
     // 2. API and peers
+    this.crashPoints = CrashPoints.fromEnv(process.env.POSE_CRASH_POINTS, (point) => {
+      writeFileSync(join(o.dataDir, 'crash-point'), point)
+      process.kill(process.pid, 'SIGKILL')
+    })
+    if (this.crashPoints)
+      this.log.warn({ config: this.crashPoints.config }, 'Crashing at named points (simulator)')
     const faults = LinkFaults.fromEnv(process.env.POSE_LINK_FAULTS)
     if (faults)
       this.log.warn({ config: faults.config }, 'Injecting faults on peer links (simulator)')
@@ -273,11 +281,14 @@ export class OperatorNode {
     for (const o of outputs) {
       switch (o.type) {
         case 'seal':
+          this.crashPoints?.reach('before-seal')
           // Persisted before any later output (an ack) leaves this node.
           if (o.mode === 'snapshot') this.store.writeSnapshot(o.instance, o.blob)
           else this.store.append(o.instance, o.blob)
+          this.crashPoints?.reach('after-seal')
           break
         case 'send': {
+          if (o.envelope.kind === 'genesis') this.crashPoints?.reach('handover')
           const to = getAddress(bytesToHex(o.to))
           const endpoint = this.endpointOf(to)
           if (endpoint) this.peers?.send(endpoint, o.envelope)
@@ -315,6 +326,7 @@ export class OperatorNode {
           )
           break
         case 'respondExecutor':
+          this.crashPoints?.reach('challenge-response')
           void this.submit(
             'respondExecutor',
             [o.instance, bytesToHex(o.response), o.eventIndex, bytesToHex(o.signature)],

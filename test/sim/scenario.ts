@@ -5,7 +5,7 @@
  * duplicate, delay/reorder, tamper), chain time jumps and challenge deadlines passed with
  * anvil's clock. At the end every invariant is checked; each broken one is a violation.
  */
-import { cpSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseEther } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
@@ -15,7 +15,7 @@ import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
-import { type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
+import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
 import { SYSTEM_ADDRESS_HEX } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
 
@@ -33,6 +33,8 @@ export type ScenarioResult = {
 }
 
 const OPERATORS = 5
+/** Crashes at named points per scenario, at most. */
+const MAX_POINT_CRASHES = 3
 const USERS = 3
 const WITHDRAW_UNIT = parseEther('0.01')
 const DEPOSIT = parseEther('1')
@@ -71,13 +73,29 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     if (!ok) violations.push(what)
   }
 
+  // Named crash points: in half the scenarios, two operators may crash at them (a few times).
+  const crashy = rnd() < 0.5 ? [Math.floor(rnd() * OPERATORS), Math.floor(rnd() * OPERATORS)] : []
+  const crashConfig = {
+    probability: pick([0.01, 0.03]),
+    points: CRASH_POINTS.filter(() => rnd() < 0.6),
+    after: 10,
+  }
+  const starts = new Map<number, number>()
+  let crashBudget = MAX_POINT_CRASHES
   const devnet = await startDevnet({
     operators: OPERATORS,
     users: USERS,
     operatorStake: 10n * DEFAULT_MANAGER_PARAMS.minStake,
-    operatorEnv: (i) => ({
-      POSE_LINK_FAULTS: JSON.stringify({ ...link, seed: o.seed * 16 + i }),
-    }),
+    operatorEnv: (i) => {
+      const n = (starts.get(i) ?? 0) + 1
+      starts.set(i, n)
+      const env: Record<string, string> = {
+        POSE_LINK_FAULTS: JSON.stringify({ ...link, seed: o.seed * 16 + i }),
+      }
+      if (crashy.includes(i) && crashBudget > 0 && crashConfig.points.length > 0)
+        env.POSE_CRASH_POINTS = JSON.stringify({ ...crashConfig, seed: o.seed * 64 + i * 8 + n })
+      return env
+    },
   })
   const down = new Set<number>()
   const stopping = { value: false }
@@ -118,6 +136,39 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
 
     // Faults run beside the workload, triggered by progress so a seed replays the same plan.
     const chain = chainController(devnet, instance, admin, count, stopping)
+    // Operators that crashed at a named point come back at once; any other death is a bug.
+    const busy = { value: false }
+    const watcher = (async () => {
+      const deadline = Date.now() + 900_000
+      while (!stopping.value && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200))
+        if (busy.value) continue
+        for (const [i, op] of devnet.operators.entries()) {
+          const p = op.process
+          if (!p || (p.exitCode === null && p.signalCode === null)) continue
+          const marker = join(op.dataDir, 'crash-point')
+          if (!existsSync(marker)) {
+            check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
+            op.process = undefined
+            continue
+          }
+          count(`crash-${readFileSync(marker, 'utf8')}`)
+          rmSync(marker)
+          crashBudget--
+          busy.value = true
+          try {
+            const pid = devnet.enclavePid(i)
+            if (pid) process.kill(pid, 'SIGKILL')
+          } catch {}
+          await devnet.killOperator(i, 'SIGKILL')
+          await devnet
+            .startOperator(i)
+            .catch((e: Error) => check(false, `restart ${i}: ${e.message}`))
+          busy.value = false
+          log(`  fault: operator ${i} crashed at a named point and restarted`)
+        }
+      }
+    })()
     const plan = faultPlan(o.seed, o.txsPerUser * USERS)
     let progress = 0
     const faultLoop = (async () => {
@@ -128,13 +179,25 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           600_000,
         )
         if (stopping.value) return
-        const later = async () =>
-          waitFor(
+        // Lets the workload move on (and crashed operators come back) before the fault's
+        // second half.
+        const later = async () => {
+          busy.value = false
+          await waitFor(
             'workload progress',
             async () => progress >= step.at + USERS * 3 || stopping.value,
             600_000,
           )
-        await injectFault(devnet, admin, instance, step.kind, down, count, log, later)
+          while (busy.value) await new Promise((r) => setTimeout(r, 50))
+          busy.value = true
+        }
+        while (busy.value) await new Promise((r) => setTimeout(r, 50))
+        busy.value = true
+        try {
+          await injectFault(devnet, admin, instance, step.kind, down, count, log, later)
+        } finally {
+          busy.value = false
+        }
       }
     })()
 
@@ -183,6 +246,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     stopping.value = true
     await faultLoop
     await chain
+    await watcher
 
     // Everyone back up, then every member must agree.
     for (const i of [...down]) {

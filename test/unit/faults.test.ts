@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { LinkFaults, seededRandom } from '../../src/operator/faults.ts'
+import { CrashPoints, LinkFaults, seededRandom } from '../../src/operator/faults.ts'
 
 const frame = JSON.stringify({
   envelope: {
@@ -70,4 +70,36 @@ test('neighbouring seeds give different streams', () => {
   const first = Array.from({ length: 50 }, (_, s) => seededRandom(s)())
   assert.ok(first.some((x) => x < 0.5) && first.some((x) => x >= 0.5))
   assert.notEqual(seededRandom(1)(), seededRandom(2)())
+})
+
+test('crash points: only the listed points, only after the settling count, seeded', () => {
+  const crashed: string[] = []
+  const c = new CrashPoints(
+    { seed: 1, probability: 1, points: ['after-seal', 'handover'], after: 2 },
+    (p) => crashed.push(p),
+  )
+  c.reach('before-seal')
+  c.reach('after-seal')
+  c.reach('handover')
+  assert.deepEqual(crashed, [])
+  c.reach('challenge-response')
+  c.reach('handover')
+  assert.deepEqual(crashed, ['handover'])
+  assert.equal(
+    CrashPoints.fromEnv(undefined, () => undefined),
+    undefined,
+  )
+  assert.throws(
+    () => CrashPoints.fromEnv('{"seed":1,"probability":1,"points":["nowhere"]}', () => undefined),
+    /POSE_CRASH_POINTS/,
+  )
+  const decisions = (seed: number) => {
+    const out: string[] = []
+    const x = new CrashPoints({ seed, probability: 0.3, points: ['before-seal'], after: 0 }, () =>
+      out.push('x'),
+    )
+    for (let i = 0; i < 100; i++) x.reach('before-seal')
+    return out.length
+  }
+  assert.equal(decisions(5), decisions(5))
 })
