@@ -13,6 +13,8 @@ import { postWhenReady } from './transport.ts'
 
 /** Codes meaning the executor did not answer; the request may be retried elsewhere. */
 const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
+/** Consecutive failed attempts before an auto-challenging client challenges on-chain. */
+const CHALLENGE_AFTER_FAILURES = 3
 
 /**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
@@ -28,6 +30,9 @@ export async function requestWithFailover<T>(
 ): Promise<T> {
   const deadline = Date.now() + client.failover.timeoutMs
   let challenged = false
+  // One lost connection is not a silent executor: challenge after a request timed out at the
+  // operator or after a few failed attempts.
+  let failures = 0
   let info = await getInstance(client, { instance })
   for (;;) {
     if (!info.executorEndpoint) {
@@ -47,7 +52,9 @@ export async function requestWithFailover<T>(
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
-      if (client.failover.autoChallenge && !challenged) {
+      failures++
+      const silent = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
+      if (client.failover.autoChallenge && !challenged && silent) {
         challenged = true
         await challengeExecutor(client, { instance, payload: box }).catch(() => undefined)
       }

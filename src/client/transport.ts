@@ -47,21 +47,26 @@ async function request<T>(url: string, init: RequestInit, timeoutMs: number): Pr
 /** Codes an operator answers while it has not caught up with the chain yet: safe to retry. */
 const CATCHING_UP = new Set(['NOT_READY', 'WRONG_PHASE', 'UNKNOWN_INSTANCE'])
 
+/** Catching up, or the connection failed: for requests that are idempotent at one operator. */
+export const RETRY_UNAVAILABLE = new Set([...CATCHING_UP, 'UNAVAILABLE'])
+
 /**
  * Posts a request the enclave refuses before acting on it while its operator lags the chain
- * (e.g. right after activation); retries those refusals for up to `waitMs`.
+ * (e.g. right after activation); retries those refusals (or the codes in `retry`) for up to
+ * `waitMs`.
  */
-export async function postWhenReady<T>(url: string, body: unknown, waitMs = 10_000): Promise<T> {
+export async function postWhenReady<T>(
+  url: string,
+  body: unknown,
+  waitMs = 10_000,
+  retry: ReadonlySet<string> = CATCHING_UP,
+): Promise<T> {
   const deadline = Date.now() + waitMs
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     try {
       return await postJson<T>(url, body)
     } catch (e) {
-      if (
-        !(e instanceof PoseRequestError) ||
-        !CATCHING_UP.has(e.code) ||
-        Date.now() + delay > deadline
-      )
+      if (!(e instanceof PoseRequestError) || !retry.has(e.code) || Date.now() + delay > deadline)
         throw e
       await new Promise((r) => setTimeout(r, delay))
     }

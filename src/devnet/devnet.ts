@@ -36,6 +36,8 @@ export type DevnetOptions = {
   operatorStake?: bigint
   /** Extra environment for operator `i` (e.g. the simulator's POSE_LINK_FAULTS). */
   operatorEnv?: (i: number) => Record<string, string>
+  /** Extra command-line options for operator `i` (e.g. `--port`, `--public-url`). */
+  operatorArgs?: (i: number) => string[]
 }
 
 export type Devnet = {
@@ -123,6 +125,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         '--data-dir',
         op.dataDir,
         ...(opts.operatorStake !== undefined ? ['--stake', opts.operatorStake.toString()] : []),
+        ...(opts.operatorArgs?.(i) ?? []),
       ],
       {
         cwd: REPO_ROOT,

@@ -39,7 +39,18 @@ for (const seed of seeds) {
     seed,
     txsPerUser: txs,
     ...(values.verbose ? { log: (l: string) => console.error(l) } : {}),
-  })
+  }).catch(
+    (e: unknown): ScenarioResult => ({
+      seed,
+      watchdogs: 0,
+      receipts: 0,
+      faults: {},
+      checks: 1,
+      violations: [`scenario failed: ${(e as Error).message.split('\n')[0]}`],
+      maxLatencyMs: 0,
+      durationMs: 0,
+    }),
+  )
   results.push(r)
   const faults = Object.entries(r.faults)
     .map(([k, n]) => `${k} ${n}`)

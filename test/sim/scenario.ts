@@ -18,6 +18,7 @@ import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
 import { SYSTEM_ADDRESS_HEX } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
+import { type FaultyProxy, freePort, type ProxyFaults, startFaultyProxy } from './proxy.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -80,6 +81,21 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     points: CRASH_POINTS.filter(() => rnd() < 0.6),
     after: 10,
   }
+  // Users and peers reach each operator through a proxy that delays and cuts connections.
+  const clientFaults: ProxyFaults = {
+    cut: pick([0, 0.01, 0.02]),
+    delay: pick([0, 0.05]),
+    maxDelayMs: 30,
+  }
+  const ports: number[] = []
+  const proxies: FaultyProxy[] = []
+  for (let i = 0; i < OPERATORS; i++) {
+    const targetPort = await freePort()
+    ports.push(targetPort)
+    proxies.push(
+      await startFaultyProxy({ targetPort, seed: o.seed * 32 + i, faults: clientFaults, count }),
+    )
+  }
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
   const devnet = await startDevnet({
@@ -96,6 +112,15 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         env.POSE_CRASH_POINTS = JSON.stringify({ ...crashConfig, seed: o.seed * 64 + i * 8 + n })
       return env
     },
+    operatorArgs: (i) => [
+      '--port',
+      String(ports[i]),
+      '--public-url',
+      `http://127.0.0.1:${proxies[i]!.port}`,
+    ],
+  }).catch(async (e: unknown) => {
+    await Promise.all(proxies.map((x) => x.close()))
+    throw e
   })
   const down = new Set<number>()
   const stopping = { value: false }
@@ -108,7 +133,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       args: [3_000_000n],
       watchdogCount: watchdogs,
     })
-    log(`seed ${o.seed}: instance ${instance}, s = ${watchdogs}, link ${JSON.stringify(link)}`)
+    log(
+      `seed ${o.seed}: instance ${instance}, s = ${watchdogs}, peer links ${JSON.stringify(link)}, client links ${JSON.stringify(clientFaults)}`,
+    )
 
     const recorded: Recorded[] = []
     let maxLatencyMs = 0
@@ -281,6 +308,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   } finally {
     stopping.value = true
     await devnet.stop()
+    await Promise.all(proxies.map((x) => x.close()))
   }
 }
 

@@ -20,7 +20,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError } from '../errors.ts'
-import { postWhenReady } from '../transport.ts'
+import { postWhenReady, RETRY_UNAVAILABLE } from '../transport.ts'
 import { getInstance } from './getInstance.ts'
 
 export type DeployContractParameters<abi extends Abi = Abi> = {
@@ -126,11 +126,13 @@ export async function deployContract<const abi extends Abi>(
     context: BOX_CONTEXT.deploy,
     aad: instanceAad(instance),
   })
-  // The executor's operator may not have seen the pool draw yet: retried until the deadline.
+  // The executor's operator may not have seen the pool draw yet, or the connection dropped: a
+  // repeated deploy answers with the same genesis, so it is retried until the deadline.
   const genesis = await postWhenReady<{ contractEncryptionKey: Hex; genesisDigest: Hex }>(
     `${info.executorEndpoint}/v1/instances/${instance}/deploy`,
     { box: bytesToHex(box) },
     Math.max(0, deadline - Date.now()),
+    RETRY_UNAVAILABLE,
   )
 
   progress(`instance ${instance}: genesis sent to watchdogs; waiting for activation`)
