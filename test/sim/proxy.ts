@@ -4,18 +4,63 @@
  * seeded probabilities per chunk it holds data back or cuts the connection, losing a request
  * before it arrives or a response after the work was done.
  */
+import { readdirSync, readFileSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import { join } from 'node:path'
 import { seededRandom } from '../../src/operator/faults.ts'
 
 export type ProxyFaults = { cut: number; delay: number; maxDelayMs: number }
 
 export type FaultyProxy = { port: number; close: () => Promise<void> }
 
+/**
+ * Finds secrets in a byte stream that arrives in chunks (a match may span two chunks): each
+ * pattern is searched as raw bytes and as lowercase hex text, as it would appear in JSON.
+ */
+export class SecretScanner {
+  private readonly patterns: Array<{ name: string; bytes: Buffer }> = []
+  private longest = 1
+  readonly found = new Set<string>()
+
+  add(secrets: Array<{ name: string; bytes: Uint8Array }>): void {
+    for (const s of secrets) {
+      this.patterns.push({ name: s.name, bytes: Buffer.from(s.bytes) })
+      this.patterns.push({ name: s.name, bytes: Buffer.from(Buffer.from(s.bytes).toString('hex')) })
+    }
+    this.longest = Math.max(1, ...this.patterns.map((x) => x.bytes.length))
+  }
+
+  /** A stream scanner: feed it chunks in order. */
+  stream(where: string): (chunk: Buffer) => void {
+    let tail = Buffer.alloc(0)
+    return (chunk) => {
+      const data = Buffer.concat([tail, chunk])
+      this.scan(data, where)
+      tail = data.subarray(Math.max(0, data.length - this.longest + 1))
+    }
+  }
+
+  /** Scans every file under `dir` (logs, sealed blobs, identity). */
+  scanDir(dir: string): void {
+    for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+      if (!e.isFile()) continue
+      const path = join(e.parentPath, e.name)
+      this.scan(readFileSync(path), path)
+    }
+  }
+
+  scan(data: Buffer, where: string): void {
+    for (const x of this.patterns)
+      if (data.includes(x.bytes)) this.found.add(`${x.name} in ${where}`)
+  }
+}
+
 export async function startFaultyProxy(p: {
   targetPort: number
   seed: number
   faults: ProxyFaults
   count: (kind: string) => void
+  scanner?: SecretScanner
 }): Promise<FaultyProxy> {
   const random = seededRandom(p.seed)
   const sockets = new Set<Socket>()
@@ -28,7 +73,9 @@ export async function startFaultyProxy(p: {
       upstream.destroy()
     }
     const relay = (from: Socket, to: Socket, direction: string) => {
+      const scan = p.scanner?.stream(`traffic (${direction}s) of the operator on ${p.targetPort}`)
       from.on('data', (chunk) => {
+        scan?.(chunk)
         if (random() < p.faults.cut) {
           p.count(`client-link-cut-${direction}`)
           cut()

@@ -16,9 +16,20 @@ import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
-import { SYSTEM_ADDRESS_HEX } from '../../src/protocol/index.ts'
+import {
+  addressToWord,
+  concatBytes,
+  hexToBytes,
+  SYSTEM_ADDRESS_HEX,
+} from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
-import { type FaultyProxy, freePort, type ProxyFaults, startFaultyProxy } from './proxy.ts'
+import {
+  type FaultyProxy,
+  freePort,
+  type ProxyFaults,
+  SecretScanner,
+  startFaultyProxy,
+} from './proxy.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -89,11 +100,19 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   }
   const ports: number[] = []
   const proxies: FaultyProxy[] = []
+  // Secrets that must never leave users' clients or enclaves in plaintext.
+  const scanner = new SecretScanner()
   for (let i = 0; i < OPERATORS; i++) {
     const targetPort = await freePort()
     ports.push(targetPort)
     proxies.push(
-      await startFaultyProxy({ targetPort, seed: o.seed * 32 + i, faults: clientFaults, count }),
+      await startFaultyProxy({
+        targetPort,
+        seed: o.seed * 32 + i,
+        faults: clientFaults,
+        count,
+        scanner,
+      }),
     )
   }
   const starts = new Map<number, number>()
@@ -124,8 +143,22 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   })
   const down = new Set<number>()
   const stopping = { value: false }
+  const ended = { value: false }
   try {
     const clients = await userClients(devnet, { autoChallenge: true, failoverTimeoutMs: 90_000 })
+    scanner.add(
+      clients.flatMap((c, u) => [
+        { name: `user ${u}'s private key`, bytes: hexToBytes(devnet.userKeys[u]!) },
+        {
+          // transfer(to, …) calldata up to the recipient: only ever inside an encrypted box.
+          name: `a plaintext transfer to user ${u}`,
+          bytes: concatBytes(
+            hexToBytes('0xa9059cbb'),
+            addressToWord(hexToBytes(c.account.address)),
+          ),
+        },
+      ]),
+    )
     const admin = clients[0]!
     const { instance } = await admin.deployContract({
       abi: privateTokenAbi,
@@ -167,7 +200,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const busy = { value: false }
     const watcher = (async () => {
       const deadline = Date.now() + 900_000
-      while (!stopping.value && Date.now() < deadline) {
+      while (!ended.value && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 200))
         if (busy.value) continue
         for (const [i, op] of devnet.operators.entries()) {
@@ -273,14 +306,17 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     stopping.value = true
     await faultLoop
     await chain
-    await watcher
 
-    // Everyone back up, then every member must agree.
+    // Everyone back up, then every member must agree (the watcher keeps restarting operators
+    // that crash at named points while the pool settles).
+    while (busy.value) await new Promise((r) => setTimeout(r, 50))
+    busy.value = true
     for (const i of [...down]) {
       await devnet.startOperator(i)
       down.delete(i)
       count('restart')
     }
+    busy.value = false
     await settle(devnet, admin, instance, check)
     check(maxLatencyMs <= LATENCY_BOUND_MS, `a request took ${maxLatencyMs.toFixed(0)} ms`)
     try {
@@ -290,6 +326,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     } catch (e) {
       check(false, `final checks failed: ${(e as Error).message.split('\n')[0]}`)
     }
+    ended.value = true
+    await watcher
+    for (const op of devnet.operators) scanner.scanDir(op.dataDir)
+    check(scanner.found.size === 0, `secret leaked: ${[...scanner.found].join('; ')}`)
     for (const [i, op] of devnet.operators.entries()) {
       const alive = op.process && op.process.exitCode === null && op.process.signalCode === null
       check(!!alive, `operator ${i} process died without being killed`)
@@ -307,6 +347,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
   } finally {
     stopping.value = true
+    ended.value = true
     await devnet.stop()
     await Promise.all(proxies.map((x) => x.close()))
   }

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { CrashPoints, LinkFaults, seededRandom } from '../../src/operator/faults.ts'
+import { SecretScanner } from '../sim/proxy.ts'
 
 const frame = JSON.stringify({
   envelope: {
@@ -102,4 +103,20 @@ test('crash points: only the listed points, only after the settling count, seede
     return out.length
   }
   assert.equal(decisions(5), decisions(5))
+})
+
+test('the secret scanner finds raw and hex matches, also across chunk boundaries', () => {
+  const s = new SecretScanner()
+  const secret = Uint8Array.from({ length: 32 }, (_, i) => i + 1)
+  s.add([{ name: 'key', bytes: secret }])
+  const feed = s.stream('a link')
+  const hex = Buffer.from(`{"x":"0x${Buffer.from(secret).toString('hex')}"}`)
+  feed(hex.subarray(0, 20))
+  feed(hex.subarray(20))
+  assert.deepEqual([...s.found], ['key in a link'])
+  const t = new SecretScanner()
+  t.add([{ name: 'key', bytes: secret }])
+  t.stream('raw')(Buffer.concat([Buffer.from('xx'), Buffer.from(secret)]))
+  t.stream('clean')(Buffer.from(secret.subarray(1)))
+  assert.deepEqual([...t.found], ['key in raw'])
 })
