@@ -166,3 +166,55 @@ export class CrashPoints {
     if (this.random() < this.config.probability) this.crash(point)
   }
 }
+
+const chainSchema = z.strictObject({
+  seed: z.number().int().nonnegative(),
+  /** Probability that a block batch is held back up to `maxHoldMs` (a lagging chain view). */
+  hold: z.number().min(0).max(1).default(0),
+  maxHoldMs: z.number().int().min(0).max(60_000).default(2_000),
+  /** Probability that a batch is hidden until after the next one was offered (reordering). */
+  reorder: z.number().min(0).max(1).default(0),
+  /** Probability that an earlier batch is offered again (a replay). */
+  replay: z.number().min(0).max(1).default(0),
+})
+
+export type ChainFaultCounts = { hold: number; reorder: number; replay: number }
+
+/**
+ * A malicious operator's chain feed (simulator only, `POSE_CHAIN_FAULTS`): it lags, reorders
+ * and replays the manager's events it hands its enclave. The running hash makes the enclave
+ * refuse anything out of order; the operator only harms its own enclave's timeliness.
+ */
+export class ChainFaults {
+  readonly counts: ChainFaultCounts = { hold: 0, reorder: 0, replay: 0 }
+  private readonly random: () => number
+
+  constructor(readonly config: z.infer<typeof chainSchema>) {
+    this.random = seededRandom(config.seed)
+  }
+
+  static fromEnv(value: string | undefined): ChainFaults | undefined {
+    if (!value) return undefined
+    let json: unknown
+    try {
+      json = JSON.parse(value)
+    } catch {
+      throw new Error('POSE_CHAIN_FAULTS: not JSON')
+    }
+    const r = chainSchema.safeParse(json)
+    if (!r.success) throw new Error(`POSE_CHAIN_FAULTS: ${r.error.issues[0]?.message ?? 'invalid'}`)
+    return new ChainFaults(r.data)
+  }
+
+  /** What to do with the next batch. */
+  decide(): { holdMs: number; reorder: boolean; replay: boolean } {
+    const c = this.config
+    const holdMs = this.random() < c.hold ? Math.floor(this.random() * c.maxHoldMs) : 0
+    const reorder = this.random() < c.reorder
+    const replay = this.random() < c.replay
+    if (holdMs > 0) this.counts.hold++
+    if (reorder) this.counts.reorder++
+    if (replay) this.counts.replay++
+    return { holdMs, reorder, replay }
+  }
+}

@@ -13,7 +13,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { TxSender } from '../chain/sender.ts'
-import { ManagerWatcher } from '../chain/watcher.ts'
+import { type ChainBatch, ManagerWatcher } from '../chain/watcher.ts'
 import {
   bytesToHex,
   type EcallName,
@@ -31,7 +31,7 @@ import {
 import { type EcallReturn, EnclaveCallError, EnclaveHost } from '../tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
 import { createApi } from './api.ts'
-import { CrashPoints, LinkFaults } from './faults.ts'
+import { ChainFaults, CrashPoints, LinkFaults } from './faults.ts'
 import { PeerNetwork } from './peers.ts'
 import { SealedStore } from './store.ts'
 
@@ -73,6 +73,10 @@ export class OperatorNode {
   private peers: PeerNetwork | undefined
   /** Simulator only: crashes this node at named points (POSE_CRASH_POINTS). */
   private crashPoints: CrashPoints | undefined
+  /** Simulator only: lags, reorders and replays the chain feed (POSE_CHAIN_FAULTS). */
+  private chainFaults = ChainFaults.fromEnv(process.env.POSE_CHAIN_FAULTS)
+  private hiddenBatch: ChainBatch | undefined
+  private lastBatch: ChainBatch | undefined
   private api: ReturnType<typeof createApi> | undefined
   private store: SealedStore
   private attestation: AttestationBackend
@@ -179,7 +183,16 @@ export class OperatorNode {
       deploy: async (instance, box) => (await this.ecall('deploy', { instance, box })).result,
       request: (kind, instance, box) => this.request(kind, instance, box),
       digest: async (instance) => (await this.ecall('digest', { instance })).result,
-      ...(faults ? { faults: () => ({ ...faults.counts }) } : {}),
+      ...(faults || this.chainFaults
+        ? {
+            faults: () => ({
+              ...faults?.counts,
+              ...Object.fromEntries(
+                Object.entries(this.chainFaults?.counts ?? {}).map(([k, v]) => [`chain-${k}`, v]),
+              ),
+            }),
+          }
+        : {}),
       status: async () => {
         const s = (await this.ecall('status', {})).result
         return {
@@ -438,7 +451,37 @@ export class OperatorNode {
     return op ? this.endpoints.get(op) : undefined
   }
 
-  private async onChainBatch(b: import('../chain/watcher.ts').ChainBatch): Promise<void> {
+  private async onChainBatch(b: ChainBatch): Promise<void> {
+    if (this.chainFaults) return this.onChainBatchFaulty(b, this.chainFaults)
+    await this.deliverBatch(b)
+  }
+
+  /** The simulator's malicious feed: held back, hidden until the next batch, replayed. */
+  private async onChainBatchFaulty(b: ChainBatch, f: ChainFaults): Promise<void> {
+    const d = f.decide()
+    if (d.holdMs > 0) await new Promise((r) => setTimeout(r, d.holdMs))
+    if (d.reorder && !this.hiddenBatch) {
+      this.hiddenBatch = b
+      return
+    }
+    const hidden = this.hiddenBatch
+    this.hiddenBatch = undefined
+    if (hidden) {
+      // The newer batch first: the enclave refuses what does not extend its running hash.
+      await this.deliverBatch(b).catch(() => undefined)
+      try {
+        await this.deliverBatch(hidden)
+      } catch (e) {
+        this.hiddenBatch = hidden
+        throw e
+      }
+    }
+    await this.deliverBatch(b)
+    if (d.replay && this.lastBatch) await this.deliverBatch(this.lastBatch).catch(() => undefined)
+    this.lastBatch = b
+  }
+
+  private async deliverBatch(b: ChainBatch): Promise<void> {
     for (const e of b.instanceEvents) this.memberOf.add(e.instance)
     for (const e of b.operatorEvents) {
       const op = getAddress(e.operator)

@@ -115,6 +115,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       }),
     )
   }
+  // A malicious chain feed: in half the scenarios one operator lags, reorders and replays the
+  // manager's events it hands its enclave.
+  const lying = rnd() < 0.5 ? [Math.floor(rnd() * OPERATORS)] : []
+  const chainConfig = { hold: 0.1, maxHoldMs: 1_500, reorder: 0.1, replay: 0.1 }
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
   const devnet = await startDevnet({
@@ -127,6 +131,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       const env: Record<string, string> = {
         POSE_LINK_FAULTS: JSON.stringify({ ...link, seed: o.seed * 16 + i }),
       }
+      if (lying.includes(i))
+        env.POSE_CHAIN_FAULTS = JSON.stringify({ ...chainConfig, seed: o.seed * 64 + i * 8 + n })
       if (crashy.includes(i) && crashBudget > 0 && crashConfig.points.length > 0)
         env.POSE_CRASH_POINTS = JSON.stringify({ ...crashConfig, seed: o.seed * 64 + i * 8 + n })
       return env
@@ -503,8 +509,10 @@ async function health(devnet: Devnet, client: PoseClient, i: number): Promise<He
   }
 }
 
+/** Adds an operator's injected peer-link and chain-feed faults (reported by its health API). */
 function addLinkFaults(h: Health | undefined, count: (k: string, n?: number) => void): void {
-  for (const [k, n] of Object.entries(h?.faults ?? {})) if (n > 0) count(`link-${k}`, n)
+  for (const [k, n] of Object.entries(h?.faults ?? {}))
+    if (n > 0) count(k.startsWith('chain-') ? k : `link-${k}`, n)
 }
 
 /** Claims whatever the caller's authorisation allows beyond what it withdrew on-chain. */

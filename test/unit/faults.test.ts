@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { CrashPoints, LinkFaults, seededRandom } from '../../src/operator/faults.ts'
+import { ChainFaults, CrashPoints, LinkFaults, seededRandom } from '../../src/operator/faults.ts'
 import { SecretScanner } from '../sim/proxy.ts'
 
 const frame = JSON.stringify({
@@ -119,4 +119,21 @@ test('the secret scanner finds raw and hex matches, also across chunk boundaries
   t.stream('raw')(Buffer.concat([Buffer.from('xx'), Buffer.from(secret)]))
   t.stream('clean')(Buffer.from(secret.subarray(1)))
   assert.deepEqual([...t.found], ['key in raw'])
+})
+
+test('chain faults: seeded decisions, counted, configuration checked', () => {
+  const config = { seed: 4, hold: 0.5, maxHoldMs: 100, reorder: 0.2, replay: 0.3 }
+  const a = new ChainFaults(config)
+  const b = new ChainFaults(config)
+  for (let i = 0; i < 500; i++) {
+    const d = a.decide()
+    assert.deepEqual(d, b.decide())
+    assert.ok(d.holdMs >= 0 && d.holdMs < 100)
+  }
+  assert.ok(
+    a.counts.hold > 150 && a.counts.reorder > 50 && a.counts.replay > 100,
+    JSON.stringify(a.counts),
+  )
+  assert.throws(() => ChainFaults.fromEnv('{"seed":1,"hold":3}'), /POSE_CHAIN_FAULTS/)
+  assert.equal(ChainFaults.fromEnv(undefined), undefined)
 })
