@@ -67,6 +67,9 @@ import {
   poseSystemRuntime,
   type Receipt,
   randomBytes,
+  recentResultsFromWire,
+  recentResultsSchema,
+  recentResultsToWire,
   recoverAddress,
   respondDigest,
   type SignedTx,
@@ -147,6 +150,7 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
     state: z.string(),
     stateFrom: z.string().nullable().optional(),
     baseSeq: z.string().optional(),
+    recent: recentResultsSchema.optional(),
   }),
   z.strictObject({
     kind: z.literal('update'),
@@ -189,6 +193,8 @@ export class Instance {
   private pulling: { from: Uint8Array; at: number } | undefined
   /** When this watchdog last handed its state to the executor (throttles replayed requests). */
   private returnedStateAt = 0
+  /** Updates appended to the sealed log since the last snapshot. */
+  private appendedSinceSnapshot = 0
 
   // executor
   private queue: Pending[] = []
@@ -446,7 +452,22 @@ export class Instance {
     })
   }
 
+  /**
+   * Every `snapshotEveryUpdates` appended updates the member seals a fresh snapshot (state,
+   * position, recent outcomes), which replaces its log: restart time stays bounded. An
+   * executor that restarts from it re-offers nothing; its watchdogs are brought level by the
+   * full state it sends after a restart. An executor compacts only when nothing is in
+   * flight: a restored snapshot counts as released, and only released state is authorised.
+   */
+  private compactSealedLog(appended = 1): void {
+    this.appendedSinceSnapshot += appended
+    if (this.appendedSinceSnapshot < LIMITS.snapshotEveryUpdates) return
+    if (this.role === 'executor' && this.released < this.seq) return
+    this.seal('snapshot', this.snapshotRecord())
+  }
+
   private snapshotRecord(): unknown {
+    this.appendedSinceSnapshot = 0
     return {
       kind: 'snapshot',
       role: this.role,
@@ -458,6 +479,7 @@ export class Instance {
       state: hex(this.world ? encodeWriteSet(this.world.snapshot()) : new Uint8Array()),
       stateFrom: this.stateFrom ? hex(this.stateFrom) : null,
       baseSeq: dec(this.baseSeq),
+      recent: recentResultsToWire(this.recentResults(0n)),
     }
   }
 
@@ -506,6 +528,7 @@ export class Instance {
         inst.released = inst.seq
         inst.stateFrom = rec.stateFrom ? unhex(rec.stateFrom, 'sealed.stateFrom', 20) : undefined
         inst.baseSeq = rec.baseSeq ? uint(rec.baseSeq, 'sealed.baseSeq', 64) : 0n
+        if (rec.recent) inst.rememberResults(recentResultsFromWire(rec.recent, 'sealed.recent'))
       } else if (!inst) {
         if (rec.kind === 'view') {
           const view = ChainView.fromJSON(rec.view)
@@ -988,6 +1011,7 @@ export class Instance {
     this.seq = seq
     this.lastHash = hash
     this.seal('append', this.updateRecord(body, plain))
+    this.compactSealedLog()
     const entry: LogEntry = {
       seq,
       body,
@@ -1065,6 +1089,7 @@ export class Instance {
         for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
       }
     }
+    this.compactSealedLog(0)
   }
 
   // ------------------------------------------------------------ termination (SPEC §4 Coins)
@@ -1520,6 +1545,7 @@ export class Instance {
       this.applyPlainUpdate(next, plain)
       this.stateFrom = e.from
       this.seal('append', this.updateRecord(next, plain))
+      this.compactSealedLog()
       this.ahead.delete(next.seq)
       next = this.ahead.get(this.seq + 1n)?.body
     }

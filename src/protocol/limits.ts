@@ -16,6 +16,8 @@ export const LIMITS = {
   maxQueuedTxs: 4096,
   /** Updates an executor keeps in flight before it waits for acks. */
   maxInFlightUpdates: 4,
+  /** Sealed updates appended after a snapshot before a member seals a fresh snapshot. */
+  snapshotEveryUpdates: 512,
   /** Pool size ceiling (executor plus watchdogs), as in the manager. */
   maxPoolSize: 16,
 } as const

@@ -618,9 +618,7 @@ const genesisSecretsSchema = z.strictObject({
   digest: bytes32Schema,
   eventIndex: uintSchema,
   baseSeq: uintSchema,
-  recent: z
-    .array(z.strictObject({ seq: uintSchema, result: executedTxSchema }))
-    .max(MAX_RECENT_RESULTS),
+  recent: z.lazy(() => recentResultsSchema),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
 const ackBodySchema = z.strictObject({
@@ -691,6 +689,23 @@ export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
   }
 }
 
+export const recentResultsSchema = z
+  .array(z.strictObject({ seq: uintSchema, result: executedTxSchema }))
+  .max(MAX_RECENT_RESULTS)
+
+/** Transaction outcomes as JSON values (in a genesis and in a sealed snapshot). */
+export const recentResultsToWire = (recent: Array<{ seq: bigint; result: ExecutedTx }>) =>
+  recent.map((x) => ({ seq: dec(x.seq), result: executedToWire(x.result) }))
+
+export const recentResultsFromWire = (
+  w: z.infer<typeof recentResultsSchema>,
+  at: string,
+): Array<{ seq: bigint; result: ExecutedTx }> =>
+  w.map((x, i) => ({
+    seq: uint(x.seq, `${at}.${i}.seq`, 64),
+    result: executedFromWire(x.result, `${at}.${i}.result`),
+  }))
+
 export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
   encodeJson({
     contractSecretKey: hex(g.contractSecretKey),
@@ -701,7 +716,7 @@ export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
     digest: hex(g.digest),
     eventIndex: dec(g.eventIndex),
     baseSeq: dec(g.baseSeq),
-    recent: g.recent.map((x) => ({ seq: dec(x.seq), result: executedToWire(x.result) })),
+    recent: recentResultsToWire(g.recent),
   })
 
 export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
@@ -715,10 +730,7 @@ export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
     digest: unhex(w.digest, 'genesis.digest', 32),
     eventIndex: uint(w.eventIndex, 'genesis.eventIndex', 64),
     baseSeq: uint(w.baseSeq, 'genesis.baseSeq', 64),
-    recent: w.recent.map((x, i) => ({
-      seq: uint(x.seq, `genesis.recent.${i}.seq`, 64),
-      result: executedFromWire(x.result, `genesis.recent.${i}.result`),
-    })),
+    recent: recentResultsFromWire(w.recent, 'genesis.recent'),
   }
 }
 

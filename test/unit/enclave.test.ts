@@ -21,6 +21,7 @@ import {
   hashTx,
   hashViewCall,
   instanceAad,
+  LIMITS,
   ProtocolError,
   randomBytes,
   recoverAddress,
@@ -356,6 +357,44 @@ describe('enclave roles in-process', () => {
     const final = await Promise.all(after.map(digestOf))
     assert.equal(new Set(final.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
     assert.equal(final[0]!.seq, 7n)
+  })
+
+  test('sealed logs are compacted into snapshots; a member restarts from them with its receipts', async () => {
+    let clock = 3_000_000
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const total = LIMITS.snapshotEveryUpdates + 20
+    let last = transferBox(target, creatorKey, 0n, recipient)
+    for (let nonce = 0n; nonce < BigInt(total); nonce++) {
+      last = transferBox(target, creatorKey, nonce, recipient)
+      const r = await n0.enclave.call('tx', { requestId: `t${nonce}`, instance, box: last.box })
+      await pump(nodes, r.outputs, answers)
+    }
+    const digestOf = async (n: Node) =>
+      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
+    const head = await digestOf(n1)
+    assert.equal(head.seq, BigInt(total))
+    // Each member keeps one snapshot and the updates after it, not every update.
+    for (const n of [n0, n1]) assert.ok(n.sealed.get(instance)!.length <= 1 + 20 + 4)
+    // Both restart from their compacted logs; the executor still re-issues a receipt.
+    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
+    await r1.enclave.call('restore', { instance, blobs: n1.sealed.get(instance)! })
+    assert.deepEqual(await digestOf(r1), head)
+    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
+    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const after = [r0, r1, nodes[2]!]
+    clock += 2_000
+    await pump(after, (await r0.enclave.call('tick', { now: clock })).outputs, answers, [], true)
+    const again = await r0.enclave.call('tx', { requestId: 'again', instance, box: last.box })
+    await pump(after, again.outputs, answers, [], true)
+    const a = decodeAnswer(
+      aeadOpen(last.responseKey, answers.get('again')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(a.kind === 'receipt' && a.receipt.nonce, BigInt(total - 1))
   })
 
   test('ecalls reject hostile input with typed errors', async () => {
