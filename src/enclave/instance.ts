@@ -203,7 +203,6 @@ export class Instance {
   private future = new Map<string, Map<bigint, Pending>>()
   private log = new Map<bigint, LogEntry>()
   private acked = new Map<string, bigint>()
-  private joining = new Set<string>()
   private released = 0n
   private receipts = new Map<string, Receipt>()
   private genesis:
@@ -272,7 +271,6 @@ export class Instance {
     this.nextNonce.clear()
     this.log.clear()
     this.acked.clear()
-    this.joining.clear()
   }
 
   /**
@@ -282,7 +280,6 @@ export class Instance {
    */
   private takeOver(): void {
     this.acked.clear()
-    this.joining.clear()
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.log.clear()
@@ -299,8 +296,10 @@ export class Instance {
   }
 
   /**
-   * Members added by refill (or reset by a takeover) get the full state; release() waits only
-   * for members that acknowledged it once.
+   * Members added by refill get the full state. They count for every release from the moment
+   * the executor sees them: whatever the pool has released, each current member holds, so a
+   * member promoted later never rolls released state back (one that never received the state
+   * cannot serve, and the instance moves on or freezes).
    */
   syncMembers(): void {
     if (this.role !== 'executor' || !this.world) return
@@ -309,14 +308,12 @@ export class Instance {
       const k = hexKey(this.view.signers[slot]!)
       if (!this.acked.has(k)) {
         this.acked.set(k, -1n)
-        this.joining.add(k)
         added = true
       }
     }
     for (const k of [...this.acked.keys()]) {
       if (!this.view.watchdogSlots().some((s) => hexKey(this.view.signers[s]!) === k)) {
         this.acked.delete(k)
-        this.joining.delete(k)
       }
     }
     if (added) {
@@ -366,8 +363,7 @@ export class Instance {
     let mask = 0n
     for (const slot of this.view.watchdogSlots()) {
       const k = hexKey(this.view.signers[slot]!)
-      if (!this.joining.has(k) && (this.acked.get(k) ?? -1n) < oldest.seq)
-        mask |= 1n << BigInt(slot)
+      if ((this.acked.get(k) ?? -1n) < oldest.seq) mask |= 1n << BigInt(slot)
     }
     if (mask === 0n) return
     this.challengedAtSeq = oldest.seq
@@ -1058,8 +1054,6 @@ export class Instance {
     let min = this.seq
     for (const slot of this.view.watchdogSlots()) {
       const a = this.acked.get(hexKey(this.view.signers[slot]!)) ?? -1n
-      // A member added by refill joins the ack set once it acknowledged the full state.
-      if (this.joining.has(hexKey(this.view.signers[slot]!))) continue
       if (a < min) min = a
     }
     while (this.released < min) {
@@ -1581,7 +1575,6 @@ export class Instance {
     }
     const k = hexKey(e.from)
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
-    if (a.seq === this.seq) this.joining.delete(k)
     if (this.awaitingPool && !this.pulling && this.poolConfirmed()) {
       this.awaitingPool = false
       this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
@@ -1606,11 +1599,11 @@ export class Instance {
     this.send('sync', from, encodeSyncBody({ fromSeq: this.seq + 1n }))
   }
 
-  /** Whether every watchdog acknowledged since the restart (members still joining excepted). */
+  /** Whether every watchdog acknowledged since the restart. */
   private poolConfirmed(): boolean {
     return this.view.watchdogSlots().every((s) => {
       const k = hexKey(this.view.signers[s]!)
-      return this.joining.has(k) || (this.acked.get(k) ?? -1n) >= 0n
+      return (this.acked.get(k) ?? -1n) >= 0n
     })
   }
 

@@ -397,6 +397,74 @@ describe('enclave roles in-process', () => {
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, BigInt(total - 1))
   })
 
+  test('a refilled member counts for every release at once, so a later promotion rolls nothing back', async () => {
+    let clock = 4_000_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    // Watchdog n2 is removed; n3 is drawn into its slot.
+    const n3 = await newNode(undefined, undefined, () => clock)
+    const removed = ev(
+      EventKind.MemberRemoved,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+          [2n, bytesToHex(n2.signer), 2n],
+        ),
+      ),
+    )
+    const refilled = ev(
+      EventKind.Refilled,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+          [[2], [bytesToHex(n3.signer)], [bytesToHex(n3.encryptionKey)]],
+        ),
+      ),
+    )
+    const all = [n0, n1, n2, n3]
+    const outs: EnclaveOutput[] = []
+    for (const n of all) {
+      // n3 learns the instance from the start of its event feed.
+      const events = n === n3 ? ev.history() : [removed, refilled]
+      outs.push(
+        ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
+      )
+    }
+    const toN3 = (o: EnclaveOutput) =>
+      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n3.signer)
+    // The genesis for n3 is held back: a transaction acknowledged by n1 alone is not released.
+    const sealed = transferBox(target, creatorKey, 0n, recipient)
+    const r = await n0.enclave.call('tx', { requestId: 'x', instance, box: sealed.box })
+    const held = [...outs, ...r.outputs].filter(toN3)
+    await pump(
+      all,
+      [...outs, ...r.outputs].filter((o) => !toN3(o)),
+      answers,
+      [],
+      true,
+    )
+    assert.ok(!answers.has('x'), 'no receipt before the new member holds the update')
+    // Once n3 has the state and acknowledged, the receipt is released.
+    await pump(all, held, answers, [], true)
+    clock += 2_000
+    await pump(all, (await n0.enclave.call('tick', { now: clock })).outputs, answers, [], true)
+    assert.ok(answers.has('x'))
+    const d = await Promise.all(
+      [n0, n1, n3].map(async (n) => {
+        const x = (await n.enclave.call('digest', { instance })).result as {
+          seq: bigint
+          digest: Uint8Array
+        }
+        return `${x.seq}:${bytesToHex(x.digest)}`
+      }),
+    )
+    assert.equal(new Set(d).size, 1)
+  })
+
   test('ecalls reject hostile input with typed errors', async () => {
     const fresh = new Enclave()
     await assert.rejects(

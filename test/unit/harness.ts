@@ -68,12 +68,18 @@ export async function newNode(
 export function eventChain(instance: bigint) {
   let prev: Uint8Array = new Uint8Array(32)
   let index = 0n
-  return (kind: number, data: Uint8Array): ChainEvent => {
+  const all: ChainEvent[] = []
+  const next = (kind: number, data: Uint8Array): ChainEvent => {
     index++
     const hash = nextEventHash({ prevHash: prev, instance, index, kind, data })
     prev = hash
-    return { instance, index, kind, data, hash }
+    const e = { instance, index, kind, data, hash }
+    all.push(e)
+    return e
   }
+  /** Every event made so far (a late joiner's feed starts from the first). */
+  next.history = () => [...all]
+  return next
 }
 
 export const hexb = (h: `0x${string}`) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'))
