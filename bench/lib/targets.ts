@@ -1,0 +1,80 @@
+/**
+ * The benchmark issue's targets, checked against the summary in latest.json (so a partial run
+ * checks its own sections against the latest figures of the others).
+ */
+import { PAPER_GAS } from '../sections/faults.ts'
+import { printTable, type Row, round } from './common.ts'
+
+export type TargetCheck = { target: string; measured: string; met: boolean | null }
+
+type Numbers = Record<string, number | boolean | null | undefined>
+
+export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
+  const tp = (latest.throughput_tps ?? {}) as Numbers
+  const lat = (latest.latency_ms ?? {}) as Numbers
+  const gas = (latest.gas ?? {}) as Numbers
+  const rec = (latest.recovery_s ?? {}) as Numbers
+  const mem = (latest.memory ?? {}) as Numbers
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
+  const out: TargetCheck[] = []
+
+  const s2 = num(tp.s2)
+  const bare = num(tp.bare_evm)
+  const anvil = num(tp.anvil)
+  out.push({
+    target: 's=2 throughput ≥ 50 % of bare EVM',
+    measured:
+      s2 && bare ? `${s2} vs ${bare} tx/s = ${round((100 * s2) / bare, 1)} %` : 'not measured',
+    met: s2 && bare ? s2 >= bare / 2 : null,
+  })
+  out.push({
+    target: 's=2 throughput ≥ 3 × anvil',
+    measured: s2 && anvil ? `${s2} vs ${anvil} tx/s = ${round(s2 / anvil, 2)} ×` : 'not measured',
+    met: s2 && anvil ? s2 >= 3 * anvil : null,
+  })
+  const p50 = num(lat.s2_p50)
+  out.push({
+    target: 's=2 p50 latency < 10 ms at low load',
+    measured: p50 !== undefined ? `${p50} ms` : 'not measured',
+    met: p50 !== undefined ? p50 < 10 : null,
+  })
+  for (const [fn, ref] of Object.entries(PAPER_GAS)) {
+    const g = num(gas[fn])
+    out.push({
+      target: `gas ${fn} ≤ ${ref.toLocaleString('en-US')} (paper)`,
+      measured: g !== undefined ? `${g.toLocaleString('en-US')} (pool of 3)` : 'not measured',
+      met: g !== undefined ? g <= ref : null,
+    })
+  }
+  const deltas = Object.keys(rec)
+    .map((k) => /^executor_crash_delta(\d+)$/.exec(k))
+    .filter((m): m is RegExpExecArray => m !== null)
+  if (deltas.length === 0) {
+    out.push({ target: 'executor crash recovery ≤ Δ + 5 s', measured: 'not measured', met: null })
+  }
+  for (const m of deltas) {
+    const d = Number(m[1])
+    const v = num(rec[m[0]])
+    out.push({
+      target: `executor crash recovery ≤ Δ + 5 s (Δ = ${d} s, autoChallenge)`,
+      measured: v !== undefined ? `${v} s` : 'not measured',
+      met: v !== undefined ? v <= d + 5 : null,
+    })
+  }
+  const perInstance = num(mem.per_instance_kib)
+  out.push({
+    target: 'memory per idle instance ≤ 1 MiB (all members, PrivateToken state)',
+    measured: perInstance !== undefined ? `${perInstance} KiB` : 'not measured',
+    met: perInstance !== undefined ? perInstance <= 1024 : null,
+  })
+  return out
+}
+
+export function printTargets(checks: TargetCheck[]): void {
+  const rows: Row[] = checks.map((c) => ({
+    target: c.target,
+    measured: c.measured,
+    met: c.met === null ? '–' : c.met ? 'yes' : 'NO',
+  }))
+  printTable('Targets (from latest.json)', rows)
+}

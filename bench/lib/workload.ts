@@ -1,0 +1,161 @@
+/**
+ * The benchmark workload: PrivateToken transfers through the full protocol. Each user has its
+ * own key and SDK client and sends sequentially; several users run concurrently.
+ */
+import type { Address } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance } from '../../src/chain/manager.ts'
+import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
+import type { Devnet } from '../../src/devnet/devnet.ts'
+import { type LatencySummary, round, summarize } from './common.ts'
+
+export const TOKEN_SUPPLY = 10n ** 15n
+const SHARE = 10n ** 12n
+
+export function devnetClients(
+  devnet: Devnet,
+  opts: { autoChallenge?: boolean; count?: number } = {},
+): Promise<PoseClient[]> {
+  return Promise.all(
+    devnet.userKeys.slice(0, opts.count ?? devnet.userKeys.length).map((k) =>
+      createPoseClient({
+        rpcUrl: devnet.rpcUrl,
+        manager: devnet.manager,
+        account: privateKeyToAccount(k),
+        pollingIntervalMs: 100,
+        autoChallenge: opts.autoChallenge ?? false,
+      }),
+    ),
+  )
+}
+
+export function transfer(
+  client: PoseClient,
+  instance: bigint,
+  to: Address,
+  amount = 1n,
+): Promise<PoseReceipt> {
+  return client.writeContract({
+    instance,
+    abi: privateTokenAbi,
+    functionName: 'transfer',
+    args: [to, amount],
+  })
+}
+
+/**
+ * Deploys a PrivateToken instance with `s` watchdogs from `owner` and gives every other client
+ * a share, so every client can send transfers.
+ */
+export async function deployToken(
+  owner: PoseClient,
+  others: PoseClient[],
+  s: number,
+): Promise<bigint> {
+  const { instance } = await owner.deployContract({
+    abi: privateTokenAbi,
+    bytecode: privateTokenBytecode,
+    args: [TOKEN_SUPPLY],
+    watchdogCount: s,
+  })
+  for (const c of others) {
+    if (c === owner) continue
+    const r = await transfer(owner, instance, c.account.address, SHARE)
+    if (r.status !== 'success') throw new Error(`funding transfer failed: ${r.status}`)
+  }
+  return instance
+}
+
+export type LoadResult = {
+  clients: number
+  txs: number
+  seconds: number
+  tps: number
+  latencyMs: LatencySummary
+}
+
+/**
+ * `perClient` sequential transfers from each client (all clients at once); client `i` sends to
+ * client `i + 1` on instance `instances[i % instances.length]`.
+ */
+export async function runLoad(
+  clients: PoseClient[],
+  instances: bigint[],
+  perClient: number,
+): Promise<LoadResult> {
+  const latencies: number[] = []
+  const t0 = performance.now()
+  await Promise.all(
+    clients.map(async (c, i) => {
+      const to = clients[(i + 1) % clients.length]!.account.address
+      const instance = instances[i % instances.length]!
+      for (let k = 0; k < perClient; k++) {
+        const s = performance.now()
+        const r = await transfer(c, instance, to)
+        latencies.push(performance.now() - s)
+        if (r.status !== 'success') throw new Error(`transfer ${k} of client ${i}: ${r.status}`)
+      }
+    }),
+  )
+  const seconds = (performance.now() - t0) / 1000
+  return {
+    clients: clients.length,
+    txs: latencies.length,
+    seconds: round(seconds, 2),
+    tps: round(latencies.length / seconds, 1),
+    latencyMs: summarize(latencies),
+  }
+}
+
+export type StreamEvent = {
+  client: number
+  sentAt: number
+  receivedAt: number
+  executor: string
+  seq: bigint
+}
+
+/**
+ * Transfers sent continuously by every client (sequential per client) until `stop()`; every
+ * receipt is recorded with its send and receive times (ms, `performance.now()`).
+ */
+export function startStreams(clients: PoseClient[], instance: bigint) {
+  const events: StreamEvent[] = []
+  const errors: unknown[] = []
+  let stopped = false
+  const loops = clients.map(async (c, i) => {
+    const to = clients[(i + 1) % clients.length]!.account.address
+    while (!stopped) {
+      const sentAt = performance.now()
+      try {
+        const r = await transfer(c, instance, to)
+        events.push({
+          client: i,
+          sentAt,
+          receivedAt: performance.now(),
+          executor: r.executor.toLowerCase(),
+          seq: r.seq,
+        })
+      } catch (e) {
+        errors.push(e)
+        if (errors.length > 20) return
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    }
+  })
+  return {
+    events,
+    errors,
+    stop: async () => {
+      stopped = true
+      await Promise.all(loops)
+    },
+  }
+}
+
+/** The enclave signer of the current executor, lowercase. */
+export async function executorSigner(client: PoseClient, instance: bigint): Promise<string> {
+  const info = await readInstance(client.publicClient, client.manager, instance)
+  return info.signers[info.executorSlot]!.toLowerCase()
+}

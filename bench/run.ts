@@ -1,0 +1,317 @@
+/**
+ * The benchmark harness (`npm run bench`; `npm run bench -- --quick`; `--only a,b`).
+ * Sections: throughput, gas, recovery, scaling, memory, state, profile (bench/README.md says
+ * what each figure means). Prints one table per section on stdout, progress on stderr, and
+ * writes `bench/results/<timestamp>-<mode>.json` (everything measured) and
+ * `bench/results/latest.json` (the summary; sections not run keep their previous values, with
+ * the file they came from).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import {
+  cleanupAll,
+  machineInfo,
+  progress,
+  round,
+  sleep,
+  startForeignCpuMonitor,
+} from './lib/common.ts'
+import { checkTargets, printTargets } from './lib/targets.ts'
+import { benchFaults, type FaultsResult } from './sections/faults.ts'
+import { benchMemory, type MemoryResult } from './sections/memory.ts'
+import { benchProfile, type ProfileResult } from './sections/profile.ts'
+import { benchScaling, type ScalingResult } from './sections/scaling.ts'
+import { benchState, type StateResult } from './sections/state.ts'
+import { benchThroughput, type ThroughputResult } from './sections/throughput.ts'
+
+const SECTIONS = ['throughput', 'gas', 'recovery', 'scaling', 'memory', 'state', 'profile'] as const
+type Section = (typeof SECTIONS)[number]
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    skip: { type: 'string' },
+    'wait-idle': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+})
+
+if (values.help) {
+  console.log(
+    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES]`,
+  )
+  process.exit(0)
+}
+
+const parseList = (v: string | undefined, flag: string): Section[] => {
+  if (!v) return []
+  const out = v.split(',').map((s) => s.trim())
+  for (const s of out) {
+    if (!(SECTIONS as readonly string[]).includes(s)) {
+      console.error(
+        `bench: --${flag}: unknown section ${JSON.stringify(s)} (${SECTIONS.join(', ')})`,
+      )
+      process.exit(2)
+    }
+  }
+  return out as Section[]
+}
+const only = parseList(values.only, 'only')
+const skip = parseList(values.skip, 'skip')
+const selected = SECTIONS.filter(
+  (s) => (only.length === 0 || only.includes(s)) && !skip.includes(s),
+)
+const quick = values.quick
+const mode = quick ? 'quick' : 'full'
+
+const RESULTS = join(import.meta.dirname, 'results')
+mkdirSync(RESULTS, { recursive: true })
+const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+const detailedPath = join(RESULTS, `${stamp}-${mode}.json`)
+
+type Detailed = {
+  mode: string
+  startedAt: string
+  sections: Section[]
+  durationsS: Partial<Record<Section | 'total', number>>
+  /** Cores other workloads on the machine used during each section (see README). */
+  foreignCores: Partial<Record<Section | 'total', number>>
+  machine: ReturnType<typeof machineInfo>
+  throughput?: ThroughputResult
+  faults?: FaultsResult
+  scaling?: ScalingResult
+  memory?: MemoryResult
+  state?: StateResult
+  profile?: ProfileResult
+  errors: Partial<Record<Section, string>>
+}
+
+const detailed: Detailed = {
+  mode,
+  startedAt: new Date().toISOString(),
+  sections: selected,
+  durationsS: {},
+  foreignCores: {},
+  machine: machineInfo(),
+  errors: {},
+}
+
+const t0 = Date.now()
+const foreignTotal = startForeignCpuMonitor()
+progress(`bench (${mode}): ${selected.join(', ')}`)
+
+/**
+ * With --wait-idle M: before each section, waits (up to M minutes) until other workloads use
+ * less than 0.15 cores over 5 s, so a shared machine's load does not depress the figures.
+ */
+async function waitIdle(name: string): Promise<void> {
+  const minutes = Number(values['wait-idle'] ?? 0)
+  if (!(minutes > 0)) return
+  const deadline = Date.now() + minutes * 60_000
+  for (;;) {
+    const stop = startForeignCpuMonitor(500)
+    await sleep(5000)
+    const foreign = stop()
+    if (foreign < 0.15) return
+    if (Date.now() > deadline) {
+      progress(`${name}: machine still busy (${foreign} foreign cores); starting anyway`)
+      return
+    }
+    progress(`${name}: waiting for an idle machine (other workloads use ${foreign} cores)`)
+  }
+}
+
+async function section(name: Section | 'faults', fn: () => Promise<void>): Promise<void> {
+  await waitIdle(name)
+  const s = Date.now()
+  const foreignSection = startForeignCpuMonitor()
+  try {
+    await fn()
+  } catch (e) {
+    const msg = e instanceof Error ? (e.stack ?? e.message) : String(e)
+    progress(`${name}: FAILED: ${msg}`)
+    for (const n of name === 'faults' ? (['gas', 'recovery'] as const) : [name])
+      if (selected.includes(n)) detailed.errors[n] = msg.split('\n')[0]!
+    await cleanupAll()
+  }
+  const secs = round((Date.now() - s) / 1000, 1)
+  const foreign = foreignSection()
+  for (const n of name === 'faults' ? (['gas', 'recovery'] as const) : [name]) {
+    if (!selected.includes(n)) continue
+    detailed.durationsS[n] = secs
+    detailed.foreignCores[n] = foreign
+  }
+  progress(
+    `${name}: done in ${secs} s` +
+      (foreign > 0.2
+        ? `; WARNING: other workloads used ${foreign} cores meanwhile, figures are depressed`
+        : ''),
+  )
+}
+
+if (selected.includes('throughput')) {
+  await section('throughput', async () => {
+    detailed.throughput = await benchThroughput(
+      quick
+        ? {
+            bareTxs: 2_000,
+            clients: 8,
+            lowTxs: 40,
+            satTxsPerClient: 15,
+            repeats: 1,
+            watchdogCounts: [0, 1, 2, 4],
+          }
+        : {
+            bareTxs: 10_000,
+            clients: 8,
+            lowTxs: 200,
+            satTxsPerClient: 100,
+            repeats: 3,
+            watchdogCounts: [0, 1, 2, 4],
+          },
+    )
+  })
+}
+if (selected.includes('gas') || selected.includes('recovery')) {
+  await section('faults', async () => {
+    detailed.faults = await benchFaults({
+      quick,
+      gas: selected.includes('gas'),
+      recovery: selected.includes('recovery'),
+    })
+    const failed = detailed.faults.scenarios.filter((x) => x.error)
+    if (failed.length > 0) {
+      const msg = failed
+        .map(
+          (x) =>
+            `pool ${x.pool}, Δ=${x.delta} s${x.timeTravel ? ' (time travel)' : ''}: ${x.error}`,
+        )
+        .join('; ')
+      for (const n of ['gas', 'recovery'] as const)
+        if (selected.includes(n)) detailed.errors[n] = `scenario failed: ${msg}`
+    }
+  })
+}
+if (selected.includes('scaling')) {
+  await section('scaling', async () => {
+    detailed.scaling = await benchScaling(
+      quick
+        ? { operators: 8, clients: 8, txsPerClient: 15, instanceCounts: [1, 2, 4] }
+        : { operators: 8, clients: 8, txsPerClient: 60, instanceCounts: [1, 2, 4] },
+    )
+  })
+}
+if (selected.includes('memory')) {
+  await section('memory', async () => {
+    detailed.memory = await benchMemory(
+      quick
+        ? { operators: 4, instanceCounts: [1, 10, 30], settleMs: 1500, idleMs: 3000 }
+        : { operators: 4, instanceCounts: [1, 10, 100], settleMs: 3000, idleMs: 5000 },
+    )
+  })
+}
+if (selected.includes('state')) {
+  await section('state', async () => {
+    detailed.state = await benchState(
+      quick
+        ? { slotCounts: [1_000, 10_000], updates: 100 }
+        : { slotCounts: [1_000, 10_000, 100_000], updates: 300 },
+    )
+  })
+}
+if (selected.includes('profile')) {
+  await section('profile', async () => {
+    detailed.profile = await benchProfile(quick ? { txs: 300, batch: 8 } : { txs: 1_000, batch: 8 })
+  })
+}
+await cleanupAll()
+detailed.durationsS.total = round((Date.now() - t0) / 1000, 1)
+detailed.foreignCores.total = foreignTotal()
+
+// ------------------------------------------------------------------ latest.json
+
+type Latest = Record<string, unknown> & { sources?: Record<string, string> }
+const latestPath = join(RESULTS, 'latest.json')
+let previous: Latest = {}
+if (existsSync(latestPath)) {
+  try {
+    previous = JSON.parse(readFileSync(latestPath, 'utf8')) as Latest
+  } catch {}
+}
+const latest: Latest = { ...previous, machine: detailed.machine }
+const sources: Record<string, string> = { ...(previous.sources ?? {}) }
+const file = detailedPath.slice(RESULTS.length + 1)
+// A section that failed part-way still reports what it measured; its error is in last_run.
+const ok = (s: Section) => selected.includes(s)
+
+const tp = detailed.throughput
+if (ok('throughput') && tp) {
+  const bySat = Object.fromEntries(tp.pose.map((p) => [`s${p.s}`, p.saturation.tps]))
+  latest.throughput_tps = { bare_evm: tp.bareEvm.tps, anvil: tp.anvil.saturation.tps, ...bySat }
+  const s2 = tp.pose.find((p) => p.s === 2)
+  latest.latency_ms = {
+    s2_p50: s2?.low.latencyMs.p50 ?? null,
+    s2_p99: s2?.low.latencyMs.p99 ?? null,
+    s2_saturation_p50: s2?.saturation.latencyMs.p50 ?? null,
+    s2_saturation_p99: s2?.saturation.latencyMs.p99 ?? null,
+    anvil_p50: tp.anvil.low.latencyMs.p50,
+    anvil_p99: tp.anvil.low.latencyMs.p99,
+  }
+  sources.throughput = file
+}
+const f = detailed.faults
+if (ok('gas') && f) {
+  latest.gas = f.gasSummary
+  latest.gas_by_pool = f.gasByPool
+  sources.gas = file
+}
+if (ok('recovery') && f) {
+  latest.recovery_s = f.recoverySummary
+  sources.recovery = file
+}
+if (ok('scaling') && detailed.scaling) {
+  latest.scaling_tps = detailed.scaling.summary
+  sources.scaling = file
+}
+if (ok('memory') && detailed.memory) {
+  latest.memory = detailed.memory.summary
+  sources.memory = file
+}
+if (ok('state') && detailed.state) {
+  latest.state = detailed.state.summary
+  sources.state = file
+}
+if (ok('profile') && detailed.profile) {
+  latest.enclave_inprocess_tps = {
+    s2_sequential: detailed.profile.sequentialTps,
+    s2_batched: detailed.profile.batchedTps,
+  }
+  sources.profile = file
+}
+latest.sources = sources
+const targets = checkTargets(latest)
+latest.targets = targets
+printTargets(targets)
+latest.last_run = {
+  file,
+  mode,
+  sections: selected,
+  duration_s: detailed.durationsS.total,
+  foreign_cores: detailed.foreignCores,
+  errors: detailed.errors,
+}
+
+writeFileSync(detailedPath, `${JSON.stringify(detailed, replacer, 2)}\n`)
+writeFileSync(latestPath, `${JSON.stringify(latest, replacer, 2)}\n`)
+const failed = Object.keys(detailed.errors)
+console.log(
+  `\nbench ${mode}: ${selected.join(', ')} in ${detailed.durationsS.total} s; results: ${detailedPath}, ${latestPath}` +
+    (failed.length ? `\nFAILED sections: ${failed.join(', ')}` : ''),
+)
+process.exit(failed.length ? 1 : 0)
+
+function replacer(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? Number(v) : v
+}

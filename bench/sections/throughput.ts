@@ -1,0 +1,368 @@
+/**
+ * Section `throughput`: PrivateToken transfers three ways.
+ *
+ * - `bare_evm`: the enclave's EVM world (`World`) in this process, no protocol at all: one
+ *   `call` per transfer (and, as a second figure, the executor's per-transaction work on the
+ *   world: nonce, call, write set, encoding).
+ * - `anvil`: real transactions on a fresh automining anvil, signed locally, each client waiting
+ *   for its receipt before sending the next.
+ * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, HTTP, EIP-712,
+ *   encryption, replication to every watchdog, verified receipts) with s watchdogs.
+ *
+ * Low load = one client sending sequentially; saturation = `clients` clients at once.
+ */
+import { cpus } from 'node:os'
+import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  encodeDeployData,
+  encodeFunctionData,
+  type Hex,
+  http,
+} from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
+import { World } from '../../src/enclave/world/world.ts'
+import {
+  bytesToHex,
+  encodeWriteSet,
+  hexToBytes,
+  INSTANCE_ADDRESS,
+} from '../../src/protocol/index.ts'
+import {
+  type LatencySummary,
+  onCleanup,
+  printTable,
+  progress,
+  round,
+  summarize,
+  withDevnet,
+} from '../lib/common.ts'
+import { cpuByKind, cpuDelta, type ProcessKind } from '../lib/procs.ts'
+import { deployToken, devnetClients, type LoadResult, runLoad } from '../lib/workload.ts'
+
+export type ThroughputConfig = {
+  /** Transfers for the in-process EVM figure. */
+  bareTxs: number
+  /** Concurrent clients at saturation. */
+  clients: number
+  /** Sequential transfers of the single low-load client. */
+  lowTxs: number
+  /** Transfers per client at saturation. */
+  satTxsPerClient: number
+  /** Saturation runs per system; the run with the median rate is reported. */
+  repeats: number
+  watchdogCounts: number[]
+}
+
+export type ThroughputResult = {
+  bareEvm: { txs: number; tps: number; tpsWithWriteSet: number; gasPerTx: number }
+  anvil: { low: LoadResult; saturation: LoadResult; saturationRuns: number[] }
+  pose: Array<{
+    s: number
+    operators: number
+    low: LoadResult
+    saturation: LoadResult
+    /** Rate of every saturation run (the reported one has the median rate). */
+    saturationRuns: number[]
+    /** CPU time per transaction at saturation (all runs), by kind of process. */
+    cpuMsPerTx: Record<ProcessKind, number>
+  }>
+}
+
+const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
+
+async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
+  const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
+  const world = await World.create({
+    chainId: 31337n,
+    maxGasPerTx: 30_000_000n,
+    digestKey: new Uint8Array(32).fill(7),
+  })
+  const d = await world.deploy({
+    from: users[0]!,
+    initCode: hexToBytes(
+      encodeDeployData({
+        abi: privateTokenAbi,
+        bytecode: privateTokenBytecode,
+        args: [10n ** 15n],
+      }),
+    ),
+    value: 0n,
+    gasLimit: 5_000_000n,
+    block: BLOCK,
+    address: INSTANCE_ADDRESS,
+  })
+  if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
+  const data = (to: Uint8Array, amount: bigint) =>
+    hexToBytes(
+      encodeFunctionData({
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [bytesToHex(to), amount],
+      }),
+    )
+  for (const u of users.slice(1)) {
+    await world.call({
+      from: users[0]!,
+      to: INSTANCE_ADDRESS,
+      value: 0n,
+      data: data(u, 10n ** 12n),
+      gasLimit: 200_000n,
+      block: BLOCK,
+    })
+  }
+  world.takeWriteSet()
+  // Calldata is prepared up front: the figure is the EVM's work, not ABI encoding.
+  const calls = users.map((_, i) => data(users[(i + 1) % users.length]!, 1n))
+  const run = async (n: number, withWriteSet: boolean) => {
+    let gas = 0n
+    const t0 = performance.now()
+    for (let k = 0; k < n; k++) {
+      const i = k % users.length
+      const from = users[i]!
+      if (withWriteSet) world.setNonce(from, world.getNonce(from) + 1n)
+      const r = await world.call({
+        from,
+        to: INSTANCE_ADDRESS,
+        value: 0n,
+        data: calls[i]!,
+        gasLimit: 200_000n,
+        block: BLOCK,
+      })
+      if (r.status !== 'success') throw new Error(`bare transfer ${k}: ${r.status}`)
+      gas += r.gasUsed
+      if (withWriteSet) encodeWriteSet(world.takeWriteSet())
+    }
+    if (!withWriteSet) world.takeWriteSet()
+    return { tps: n / ((performance.now() - t0) / 1000), gas: Number(gas) / n }
+  }
+  await run(Math.min(500, txs), false) // warm-up (JIT)
+  const plain = await run(txs, false)
+  const withWs = await run(txs, true)
+  return {
+    txs,
+    tps: round(plain.tps, 0),
+    tpsWithWriteSet: round(withWs.tps, 0),
+    gasPerTx: round(plain.gas, 0),
+  }
+}
+
+/** The run with the median rate (the lower middle one for an even count). */
+function medianRun(runs: LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((a, b) => a.tps - b.tps)
+  return sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
+async function rpc<T>(url: string, method: string, params: unknown[]): Promise<T> {
+  return (await anvilRpc(url, method, params)) as T
+}
+
+async function anvilBaseline(cfg: ThroughputConfig): Promise<ThroughputResult['anvil']> {
+  const anvil = await startAnvil({})
+  const remove = onCleanup(() => anvil.stop())
+  try {
+    const keys = Array.from({ length: cfg.clients }, () => generatePrivateKey())
+    const accounts = keys.map((k) => privateKeyToAccount(k))
+    for (const a of accounts)
+      await anvilRpc(anvil.url, 'anvil_setBalance', [a.address, `0x${(10n ** 22n).toString(16)}`])
+    const chain = {
+      id: 31337,
+      name: 'anvil',
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [anvil.url] } },
+    } as const
+    const publicClient = createPublicClient({ chain, transport: http(anvil.url) })
+    const owner = createWalletClient({ chain, transport: http(anvil.url), account: accounts[0]! })
+    const hash = await owner.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [10n ** 15n],
+    })
+    const token = (await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 20 }))
+      .contractAddress as Address
+    for (const a of accounts.slice(1)) {
+      const h = await owner.writeContract({
+        address: token,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [a.address, 10n ** 12n],
+      })
+      await publicClient.waitForTransactionReceipt({ hash: h, pollingInterval: 20 })
+    }
+    const nonces = await Promise.all(
+      accounts.map((a) => publicClient.getTransactionCount({ address: a.address })),
+    )
+
+    /** Sends `n` transfers from each of `count` accounts; each waits for its receipt. */
+    const load = async (count: number, n: number): Promise<LoadResult> => {
+      const latencies: number[] = []
+      const t0 = performance.now()
+      await Promise.all(
+        accounts.slice(0, count).map(async (a, i) => {
+          const to = accounts[(i + 1) % accounts.length]!.address
+          for (let k = 0; k < n; k++) {
+            const s = performance.now()
+            const raw = await a.signTransaction({
+              chainId: 31337,
+              type: 'eip1559',
+              to: token,
+              data: encodeFunctionData({
+                abi: privateTokenAbi,
+                functionName: 'transfer',
+                args: [to, 1n],
+              }),
+              nonce: nonces[i]!++,
+              gas: 100_000n,
+              maxFeePerGas: 10n ** 11n,
+              maxPriorityFeePerGas: 1n,
+            })
+            const txHash = await rpc<Hex>(anvil.url, 'eth_sendRawTransaction', [raw])
+            for (;;) {
+              const r = await rpc<{ status: Hex } | null>(anvil.url, 'eth_getTransactionReceipt', [
+                txHash,
+              ])
+              if (r) {
+                if (r.status !== '0x1') throw new Error(`anvil transfer reverted: ${txHash}`)
+                break
+              }
+              await new Promise((res) => setTimeout(res, 2))
+            }
+            latencies.push(performance.now() - s)
+          }
+        }),
+      )
+      const seconds = (performance.now() - t0) / 1000
+      return {
+        clients: count,
+        txs: latencies.length,
+        seconds: round(seconds, 2),
+        tps: round(latencies.length / seconds, 1),
+        latencyMs: summarize(latencies),
+      }
+    }
+    await load(cfg.clients, 5) // warm-up
+    const low = await load(1, cfg.lowTxs)
+    const runs: LoadResult[] = []
+    for (let i = 0; i < cfg.repeats; i++) runs.push(await load(cfg.clients, cfg.satTxsPerClient))
+    return { low, saturation: medianRun(runs), saturationRuns: runs.map((r) => r.tps) }
+  } finally {
+    remove()
+    await anvil.stop()
+  }
+}
+
+export async function benchThroughput(cfg: ThroughputConfig): Promise<ThroughputResult> {
+  progress(`throughput: bare EVM, ${cfg.bareTxs} transfers in-process`)
+  const bare = await bareEvm(cfg.bareTxs)
+  progress(`throughput: bare EVM ${bare.tps} tx/s (${bare.tpsWithWriteSet} with write sets)`)
+
+  progress(`throughput: anvil, 1 client × ${cfg.lowTxs}, ${cfg.clients} × ${cfg.satTxsPerClient}`)
+  const anvil = await anvilBaseline(cfg)
+  progress(`throughput: anvil ${anvil.saturation.tps} tx/s at saturation`)
+
+  const operators = Math.max(...cfg.watchdogCounts) + 1
+  const pose = await withDevnet({ operators, users: cfg.clients }, async (devnet) => {
+    const clients = await devnetClients(devnet)
+    const out: ThroughputResult['pose'] = []
+    for (const s of cfg.watchdogCounts) {
+      progress(`throughput: s=${s}: deploying PrivateToken and funding ${clients.length} users`)
+      const instance = await deployToken(clients[0]!, clients, s)
+      await runLoad(clients, [instance], 3) // warm-up: nonces, instance info, JIT on every process
+      progress(`throughput: s=${s}: low load, 1 client × ${cfg.lowTxs}`)
+      const low = await runLoad(clients.slice(0, 1), [instance], cfg.lowTxs)
+      progress(
+        `throughput: s=${s}: low load p50 ${low.latencyMs.p50} ms; saturation, ${clients.length} clients × ${cfg.satTxsPerClient}`,
+      )
+      const cpu0 = cpuByKind(devnet)
+      const runs: LoadResult[] = []
+      for (let i = 0; i < cfg.repeats; i++)
+        runs.push(await runLoad(clients, [instance], cfg.satTxsPerClient))
+      const cpu = cpuDelta(cpu0, cpuByKind(devnet))
+      const txs = runs.reduce((a, r) => a + r.txs, 0)
+      const cpuMsPerTx = Object.fromEntries(
+        Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / txs, 2)]),
+      ) as Record<ProcessKind, number>
+      const saturation = medianRun(runs)
+      const saturationRuns = runs.map((r) => r.tps)
+      progress(
+        `throughput: s=${s}: ${saturation.tps} tx/s at saturation (runs: ${saturationRuns.join(', ')})`,
+      )
+      out.push({ s, operators, low, saturation, saturationRuns, cpuMsPerTx })
+    }
+    return out
+  })
+  const result = { bareEvm: bare, anvil, pose }
+  printThroughput(result)
+  return result
+}
+
+const lat = (l: LatencySummary) => ({ p50_ms: l.p50, p99_ms: l.p99 })
+
+export function printThroughput(r: ThroughputResult): void {
+  const rows = [
+    {
+      system: 'bare_evm (World.call, in-process)',
+      low_tps: null,
+      low_p50_ms: null,
+      low_p99_ms: null,
+      sat_tps: r.bareEvm.tps,
+      sat_p50_ms: null,
+      sat_p99_ms: null,
+    },
+    {
+      system: 'bare_evm + nonce + write set',
+      low_tps: null,
+      low_p50_ms: null,
+      low_p99_ms: null,
+      sat_tps: r.bareEvm.tpsWithWriteSet,
+      sat_p50_ms: null,
+      sat_p99_ms: null,
+    },
+    ...[
+      ['anvil (automine, real txs)', r.anvil] as const,
+      ...r.pose.map((p) => [`POSE s=${p.s} (${p.operators} operators)`, p] as const),
+    ].map(([system, x]) => ({
+      system,
+      low_tps: x.low.tps,
+      ...Object.fromEntries(Object.entries(lat(x.low.latencyMs)).map(([k, v]) => [`low_${k}`, v])),
+      sat_tps: x.saturation.tps,
+      ...Object.fromEntries(
+        Object.entries(lat(x.saturation.latencyMs)).map(([k, v]) => [`sat_${k}`, v]),
+      ),
+    })),
+  ]
+  const clients = r.pose[0]?.saturation.clients ?? r.anvil.saturation.clients
+  printTable('Throughput and latency: PrivateToken transfers', rows, [
+    `low = 1 client sending sequentially; sat = ${clients} clients at once, each sequential (median of ${r.anvil.saturationRuns.length} runs).`,
+    `saturation runs (tx/s): anvil ${r.anvil.saturationRuns.join(', ')}; ${r.pose.map((p) => `s=${p.s} ${p.saturationRuns.join(', ')}`).join('; ')}.`,
+    `bare EVM gas per transfer: ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
+  ])
+  printTable(
+    'CPU time per transaction at saturation (ms, summed over processes of each kind)',
+    r.pose.map((p) => ({
+      system: `POSE s=${p.s}`,
+      ...p.cpuMsPerTx,
+      total: round(
+        Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
+        2,
+      ),
+      [`cpu_ceiling_tps (${cpus().length} cores)`]: round(
+        (1000 * cpus().length) / Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
+        0,
+      ),
+      server_ceiling_tps: round(
+        (1000 * cpus().length) /
+          (p.cpuMsPerTx.operators + p.cpuMsPerTx.enclaves + p.cpuMsPerTx.anvil),
+        0,
+      ),
+    })),
+    [
+      'bench = this process: the SDK clients (EIP-712 signing, encryption, receipt checks).',
+      'cpu_ceiling_tps = cores / CPU per tx: the rate at which every core would be busy.',
+      "server_ceiling_tps = the same without the clients (their CPU would be on users' machines).",
+    ],
+  )
+}
