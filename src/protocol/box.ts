@@ -13,6 +13,7 @@ import {
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
+  type KeyObject,
   randomBytes as nodeRandomBytes,
 } from 'node:crypto'
 import { assertBytes, concatBytes, utf8 } from './bytes.ts'
@@ -46,15 +47,31 @@ export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
   return new Uint8Array(pk.subarray(SPKI_PREFIX.length))
 }
 
+/**
+ * Long-lived secret keys (an enclave's, a contract's) are imported once: the import cost
+ * about a fifth of an enclave's time per transaction. Keyed by the array itself, which key
+ * holders never modify; ephemeral keys are fresh arrays and are collected with them.
+ */
+const privateKeyObjects = new WeakMap<Uint8Array, KeyObject>()
+
+function privateKeyObject(secretKey: Uint8Array): KeyObject {
+  let key = privateKeyObjects.get(secretKey)
+  if (!key) {
+    key = createPrivateKey({
+      key: Buffer.concat([PKCS8_PREFIX, secretKey]),
+      format: 'der',
+      type: 'pkcs8',
+    })
+    privateKeyObjects.set(secretKey, key)
+  }
+  return key
+}
+
 function sharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   try {
     return new Uint8Array(
       diffieHellman({
-        privateKey: createPrivateKey({
-          key: Buffer.concat([PKCS8_PREFIX, secretKey]),
-          format: 'der',
-          type: 'pkcs8',
-        }),
+        privateKey: privateKeyObject(secretKey),
         publicKey: createPublicKey({
           key: Buffer.concat([SPKI_PREFIX, publicKey]),
           format: 'der',
