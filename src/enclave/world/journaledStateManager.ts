@@ -7,7 +7,7 @@
  */
 import type { AccountFields, StateManagerInterface } from '@ethereumjs/common'
 import { Account, type Address, KECCAK256_NULL } from '@ethereumjs/util'
-import { keccak_256 } from '@noble/hashes/sha3.js'
+import { keccak256 } from '../../protocol/index.ts'
 
 export type AccountState = { nonce: bigint; balance: bigint; codeHash: Uint8Array }
 
@@ -180,7 +180,7 @@ export class JournaledStateManager implements StateManagerInterface {
     const cur = this.accounts.get(key) ?? { nonce: 0n, balance: 0n, codeHash: KECCAK256_NULL }
     this.setAccountState(key, {
       ...cur,
-      codeHash: value.length === 0 ? KECCAK256_NULL : keccak_256(value),
+      codeHash: value.length === 0 ? KECCAK256_NULL : keccak256(value),
     })
   }
 

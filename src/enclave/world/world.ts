@@ -14,10 +14,10 @@ import {
   NobleBN254,
 } from '@ethereumjs/evm'
 import { Address, KECCAK256_NULL } from '@ethereumjs/util'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import {
   type AccountWrite,
   canonicalizeWriteSet,
+  keccak256,
   ProtocolError,
   uintToWord,
   type WriteSet,
@@ -90,6 +90,8 @@ export class World {
       throw new ProtocolError('MALFORMED', 'digestKey: expected 32 bytes')
     const common = createCustomCommon({ chainId: Number(opts.chainId) }, Mainnet, {
       hardfork: Hardfork.Cancun,
+      // KECCAK256 (mapping slots, events) through the WebAssembly implementation.
+      customCrypto: { keccak256 },
     })
     const sm = new JournaledStateManager()
     const evm = new WorldEVM({
@@ -284,7 +286,7 @@ export class World {
   installCode(address: Uint8Array, code: Uint8Array): void {
     const key = hex(address)
     this.sm.setCode(key, code)
-    this.sm.setAccountState(key, { ...this.acct(address), codeHash: keccak_256(code) })
+    this.sm.setAccountState(key, { ...this.acct(address), codeHash: keccak256(code) })
   }
 
   /** A storage word as an integer. */
@@ -308,7 +310,7 @@ export class World {
     buf.set(uintToWord(a.nonce), 53)
     buf.set(uintToWord(a.balance), 85)
     buf.set(a.codeHash, 117)
-    return wordToUint(keccak_256(buf))
+    return wordToUint(keccak256(buf))
   }
 
   private leafSlot(key: string, slot: string, value: Uint8Array): bigint {
@@ -318,7 +320,7 @@ export class World {
     buf.set(unhexKey(key), 33)
     buf.set(pad32(unhexKey(slot)), 53)
     buf.set(pad32(value), 85)
-    return wordToUint(keccak_256(buf))
+    return wordToUint(keccak256(buf))
   }
 
   /** Folds changes into the digest and builds the write set of what really changed. */
@@ -382,7 +384,7 @@ export class World {
       const codeHash = a.code
         ? a.code.length === 0
           ? KECCAK256_NULL
-          : keccak_256(a.code)
+          : keccak256(a.code)
         : (cur?.codeHash ?? KECCAK256_NULL)
       if (a.code) this.sm.setCode(key, a.code)
       this.sm.setAccountState(key, { nonce: a.nonce, balance: a.balance, codeHash })
