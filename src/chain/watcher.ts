@@ -2,6 +2,12 @@
  * Follows the manager's events by polling `eth_getLogs` (works against any JSON-RPC endpoint)
  * and hands each block range to a callback in order. A failing callback stops the cursor, so
  * the same range is offered again on the next poll: nothing is skipped.
+ *
+ * Only blocks at least `confirmations` deep are offered: an event the enclave has applied (a
+ * deposit credited, a member removed) cannot be taken back, so it must not be in a block a
+ * reorganisation can still replace. The watcher remembers the hashes of the blocks it offered
+ * and reports a reorganisation that reached below the confirmation depth (the enclave's
+ * running-hash check then refuses any event that differs from what it already holds).
  */
 import {
   type Address,
@@ -29,15 +35,26 @@ export type WatcherOptions = {
   fromBlock?: bigint
   pollIntervalMs?: number
   maxRange?: bigint
+  /** Blocks a block must have on top of it before its events are offered (default 0). */
+  confirmations?: bigint
   onBatch: (b: ChainBatch) => Promise<void>
   onError?: (e: unknown) => void
+  /** A block the watcher offered is no longer on the chain: up to `depth` blocks replaced. */
+  onReorg?: (r: { depth: number; block: bigint }) => void
 }
+
+/** Offered block hashes remembered to measure the depth of a reorganisation. */
+const REMEMBERED_BLOCKS = 64
 
 export class ManagerWatcher {
   private cursor: bigint
   private timer: NodeJS.Timeout | undefined
   private running = false
   private polling: Promise<void> | undefined
+  /** The last offered batch ends, oldest first. */
+  private offered: Array<{ number: bigint; hash: `0x${string}` }> = []
+  /** Reorganisations seen that replaced offered blocks. */
+  reorgs = 0
 
   constructor(private readonly opts: WatcherOptions) {
     this.cursor = opts.fromBlock ?? 0n
@@ -67,7 +84,9 @@ export class ManagerWatcher {
   /** Processes every block up to the chain head once. */
   async poll(): Promise<void> {
     const { client, manager } = this.opts
-    const head = await client.getBlockNumber({ cacheTime: 0 })
+    const latest = await client.getBlockNumber({ cacheTime: 0 })
+    const head = latest - (this.opts.confirmations ?? 0n)
+    await this.checkOffered()
     while (this.cursor <= head) {
       const to =
         this.cursor + (this.opts.maxRange ?? 2000n) - 1n < head
@@ -112,6 +131,29 @@ export class ManagerWatcher {
       }
       await this.opts.onBatch(batch)
       this.cursor = to + 1n
+      if (block.hash) {
+        this.offered.push({ number: to, hash: block.hash })
+        if (this.offered.length > REMEMBERED_BLOCKS) this.offered.shift()
+      }
     }
+  }
+
+  /** Compares the newest offered block with the chain; on a mismatch, finds the fork depth. */
+  private async checkOffered(): Promise<void> {
+    const last = this.offered.at(-1)
+    if (!last) return
+    const now = await this.opts.client.getBlock({ blockNumber: last.number })
+    if (now.hash === last.hash) return
+    // The newest offered block still on the chain bounds the fork point from below.
+    let kept = -1n
+    for (let k = this.offered.length - 2; k >= 0 && kept < 0n; k--) {
+      const b = this.offered[k]!
+      const there = await this.opts.client.getBlock({ blockNumber: b.number })
+      if (there.hash === b.hash) kept = b.number
+    }
+    const depth = Number(last.number - kept)
+    this.reorgs++
+    this.offered = []
+    this.opts.onReorg?.({ depth, block: last.number })
   }
 }

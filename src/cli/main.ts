@@ -56,6 +56,12 @@ operator
   .option('--port <port>', 'listen port (0 = any free port)', positiveInt, 0)
   .option('--public-url <url>', 'URL users and peers reach this node at')
   .option('--stake <wei>', 'stake to register with (default: the manager minimum)')
+  .option(
+    '--confirmations <n>',
+    'blocks on top of an event before the enclave sees it (default: 0 on chain 31337, else 64)',
+    positiveInt,
+  )
+  .option('--peer-source-address <ip>', 'local address for outbound peer connections')
   .action((o) => runCommand('operator-start', o))
 
 operator

@@ -97,6 +97,8 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
         port: o.port as number,
         ...(o.publicUrl ? { publicUrl: o.publicUrl as string } : {}),
         ...(o.stake ? { stake: BigInt(o.stake as string) } : {}),
+        ...(o.confirmations !== undefined ? { confirmations: o.confirmations as number } : {}),
+        ...(o.peerSourceAddress ? { peerSourceAddress: o.peerSourceAddress as string } : {}),
         logger,
       })
       const shutdown = async (signal: string) => {

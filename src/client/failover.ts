@@ -3,8 +3,9 @@
  * does not answer, the client follows the manager to the next one and resends the same box
  * (idempotent: a transaction by its nonce, a view call trivially).
  */
-import type { Hex } from 'viem'
-import { bytesToHex } from '../protocol/index.ts'
+import { decodeAbiParameters, getAbiItem, type Hex } from 'viem'
+import { poseManagerAbi } from '../chain/manager.ts'
+import { bytesToHex, EventKind, ProtocolError } from '../protocol/index.ts'
 import { challengeExecutor } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
@@ -15,6 +16,30 @@ import { postWhenReady } from './transport.ts'
 const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
 /** Consecutive failed attempts before an auto-challenging client challenges on-chain. */
 const CHALLENGE_AFTER_FAILURES = 3
+
+const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
+
+/**
+ * The executor's on-chain answers (`respondExecutor`) since `fromBlock`: an executor that users
+ * cannot reach but the chain can answers a challenge whose payload is a request box with the
+ * sealed answer to it, so the client reads its answer there.
+ */
+async function onChainAnswers(
+  client: PoseClientBase,
+  instance: bigint,
+  fromBlock: bigint,
+): Promise<Hex[]> {
+  const logs = await client.publicClient.getLogs({
+    address: client.manager,
+    event: instanceEvent,
+    args: { id: instance },
+    fromBlock,
+    toBlock: 'latest',
+  })
+  return logs
+    .filter((l) => Number(l.args.kind) === EventKind.ExecutorResponded && l.args.data)
+    .map((l) => decodeAbiParameters([{ type: 'bytes' }], l.args.data!)[0])
+}
 
 /**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
@@ -29,7 +54,8 @@ export async function requestWithFailover<T>(
   open: (sealed: Hex) => Promise<T>,
 ): Promise<T> {
   const deadline = Date.now() + client.failover.timeoutMs
-  let challenged = false
+  /** Set once this client's challenge landed: answers on-chain are read from that block on. */
+  let challengedAt: bigint | undefined
   // One lost connection is not a silent executor: challenge after a request timed out at the
   // operator or after a few failed attempts.
   let failures = 0
@@ -54,9 +80,26 @@ export async function requestWithFailover<T>(
         throw e
       failures++
       const silent = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
-      if (client.failover.autoChallenge && !challenged && silent) {
-        challenged = true
-        await challengeExecutor(client, { instance, payload: box }).catch(() => undefined)
+      if (client.failover.autoChallenge && challengedAt === undefined && silent) {
+        // Another user's open challenge makes this one revert: it is tried again later.
+        const from = await client.publicClient.getBlockNumber({ cacheTime: 0 })
+        await challengeExecutor(client, { instance, payload: box }).then(
+          () => {
+            challengedAt = from
+          },
+          () => undefined,
+        )
+      }
+      if (challengedAt !== undefined) {
+        for (const sealed of await onChainAnswers(client, instance, challengedAt).catch(() => [])) {
+          // Answers to other users' challenges do not open with this request's key; an answer
+          // that opens is this request's (a receipt, or a rejection thrown from here).
+          try {
+            return await open(sealed)
+          } catch (err) {
+            if (!(err instanceof ProtocolError && err.code === 'DECRYPTION_FAILED')) throw err
+          }
+        }
       }
       await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
       info = await getInstance(client, { instance, refresh: true })

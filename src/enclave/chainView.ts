@@ -19,6 +19,7 @@ import {
   decodeRefilled,
   decodeTerminated,
   decodeWatchdogChallengeFinalized,
+  decodeWatchdogResponded,
   decodeWatchdogsChallenged,
   EventKind,
   encodeJson,
@@ -59,6 +60,10 @@ export class ChainView {
   challengePayload: Uint8Array = new Uint8Array()
   /** Index of the event that opened the current watchdog challenge. */
   watchdogChallengeIndex = 0n
+  /** The open watchdog challenge's payload (a signed update, see `ChallengeUpdate`). */
+  watchdogChallengePayload: Uint8Array = new Uint8Array()
+  /** Slots that answered the open watchdog challenge on-chain. */
+  watchdogResponded = 0
 
   constructor(readonly instance: bigint) {}
 
@@ -177,12 +182,20 @@ export class ChainView {
         const w = decodeWatchdogsChallenged(data)
         this.watchdogMask = w.mask
         this.watchdogChallengeIndex = index
+        this.watchdogChallengePayload = w.payload
+        this.watchdogResponded = 0
         if (this.phase === Phase.Active) this.phase = Phase.WatchdogsChallenged
+        return
+      }
+      case EventKind.WatchdogResponded: {
+        this.watchdogResponded |= 1 << decodeWatchdogResponded(data).slot
         return
       }
       case EventKind.WatchdogChallengeFinalized:
         decodeWatchdogChallengeFinalized(data)
         this.watchdogMask = 0
+        this.watchdogResponded = 0
+        this.watchdogChallengePayload = new Uint8Array()
         if (this.phase === Phase.WatchdogsChallenged) this.phase = Phase.Active
         return
       case EventKind.Refilled: {
@@ -251,6 +264,8 @@ export class ChainView {
       challengePayload: hex(this.challengePayload),
       joinOrder: this.joinOrder,
       watchdogChallengeIndex: dec(this.watchdogChallengeIndex),
+      watchdogChallengePayload: hex(this.watchdogChallengePayload),
+      watchdogResponded: this.watchdogResponded,
       joins: this.joins,
     }
   }
@@ -280,6 +295,8 @@ export class ChainView {
     v.challengePayload = unhex(w.challengePayload, 'view.challengePayload')
     v.joinOrder = w.joinOrder
     v.watchdogChallengeIndex = uint(w.watchdogChallengeIndex, 'view.watchdogChallengeIndex', 64)
+    v.watchdogChallengePayload = unhex(w.watchdogChallengePayload ?? '0x', 'view.wcPayload')
+    v.watchdogResponded = w.watchdogResponded ?? 0
     v.joins = w.joins
     return v
   }
@@ -305,6 +322,8 @@ const viewSchema = z.strictObject({
     .max(100_000),
   challengePayload: z.string().max(262_144),
   watchdogChallengeIndex: z.string(),
+  watchdogChallengePayload: z.string().max(262_144).optional(),
+  watchdogResponded: z.number().int().min(0).max(0xffff).optional(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),
 })

@@ -213,6 +213,7 @@ export class Enclave {
       inst.creditDeposits()
       inst.answerChallenge()
       inst.answerWatchdogChallenge()
+      inst.countWatchdogResponses()
       await inst.pump()
     }
     return {}

@@ -13,12 +13,14 @@ import {
   aeadOpen,
   aeadSeal,
   BOX_CONTEXT,
+  BROADCAST,
   boxOpen,
   boxSeal,
   compareBytes,
   concatBytes,
   dec,
   decodeAckBody,
+  decodeChallengeUpdate,
   decodeDeployRequest,
   decodeGenesisBody,
   decodeGenesisSecrets,
@@ -33,6 +35,7 @@ import {
   type ExecutedTx,
   encodeAckBody,
   encodeAnswer,
+  encodeChallengeUpdate,
   encodeGenesisBody,
   encodeGenesisSecrets,
   encodeJson,
@@ -90,6 +93,7 @@ import {
   unhex,
   updateHash,
   utf8,
+  verifyEnvelope,
   watchdogResponseDigest,
   withdrawDigest,
   x25519PublicKey as x25519Public,
@@ -224,6 +228,10 @@ export class Instance {
   private terminationSent: { eventIndex: bigint; at: number } | undefined
   /** The seq for which this executor last challenged its watchdogs on-chain. */
   private challengedAtSeq = -1n
+  /** The payload of this executor's open watchdog challenge (the update at challengedAtSeq). */
+  private challengeSent: Uint8Array | undefined
+  /** The watchdog challenge this watchdog last logged it cannot answer (index). */
+  private unanswerableChallenge = -1n
 
   constructor(
     readonly view: ChainView,
@@ -324,12 +332,19 @@ export class Instance {
     this.release()
   }
 
-  /** A watchdog answers an on-chain watchdog challenge that names its slot, once per challenge. */
+  /**
+   * A watchdog answers an on-chain watchdog challenge that names its slot, once per challenge.
+   * When the payload is an update signed by the executor, the watchdog first applies it (the
+   * peer link may be what failed) and answers only once it holds it: the executor counts the
+   * on-chain answer as the ack. A watchdog missing earlier updates cannot answer and is
+   * removed when the challenge is finalised.
+   */
   answerWatchdogChallenge(): void {
     if (this.role !== 'watchdog' || !this.world) return
     const slot = this.view.slotOf(this.ctx.identity.signer)
     if (slot < 0 || (this.view.watchdogMask & (1 << slot)) === 0) return
     if (this.answeredWatchdogChallenge >= this.view.watchdogChallengeIndex) return
+    if (!this.takeChallengeUpdate()) return
     this.answeredWatchdogChallenge = this.view.index
     const signature = signDigest(
       watchdogResponseDigest({
@@ -353,6 +368,64 @@ export class Instance {
   }
 
   /**
+   * Applies the update a watchdog challenge carries. True when the watchdog may answer: it now
+   * holds the update, or the payload is not an update signed by the current executor (then the
+   * answer is a plain liveness proof, which the executor does not count as an ack).
+   */
+  private takeChallengeUpdate(): boolean {
+    const exec = this.view.executor
+    let body: UpdateBody
+    try {
+      const c = decodeChallengeUpdate(this.view.watchdogChallengePayload)
+      if (!exec) return true
+      verifyEnvelope({
+        kind: 'update',
+        instance: this.id,
+        from: exec,
+        to: BROADCAST,
+        body: c.body,
+        signature: c.signature,
+      })
+      body = decodeUpdateBody(c.body)
+    } catch {
+      return true
+    }
+    if (body.seq > this.seq) {
+      try {
+        this.acceptUpdate(body, exec!)
+      } catch (e) {
+        this.log_('warn', 'The challenge update does not apply', {
+          err: (e as Error).message.slice(0, 200),
+        })
+      }
+    }
+    if (this.seq >= body.seq) return true
+    if (this.unanswerableChallenge !== this.view.watchdogChallengeIndex) {
+      this.unanswerableChallenge = this.view.watchdogChallengeIndex
+      this.log_('warn', 'Cannot answer the watchdog challenge: updates before it are missing', {
+        seq: Number(this.seq),
+        challenged: Number(body.seq),
+      })
+    }
+    return false
+  }
+
+  /**
+   * The executor counts an on-chain answer to its own watchdog challenge as that watchdog's
+   * ack of the challenged update: the watchdog's enclave answers only once it holds it.
+   */
+  countWatchdogResponses(): void {
+    if (this.role !== 'executor' || !this.challengeSent || this.view.watchdogResponded === 0) return
+    if (!equalBytes(this.view.watchdogChallengePayload, this.challengeSent)) return
+    for (const slot of this.view.watchdogSlots()) {
+      if ((this.view.watchdogResponded & (1 << slot)) === 0) continue
+      const k = hexKey(this.view.signers[slot]!)
+      if ((this.acked.get(k) ?? -1n) < this.challengedAtSeq) this.acked.set(k, this.challengedAtSeq)
+    }
+    this.release()
+  }
+
+  /**
    * The executor challenges, on-chain, every watchdog whose ack for the oldest pending update
    * is later than `ackTimeoutMs` (SPEC §6.9); the payload carries that update.
    */
@@ -367,11 +440,17 @@ export class Instance {
     }
     if (mask === 0n) return
     this.challengedAtSeq = oldest.seq
+    const body = encodeUpdateBody(oldest.body)
+    const signed = signEnvelope(
+      { kind: 'update', instance: this.id, from: this.ctx.identity.signer, to: BROADCAST, body },
+      this.ctx.identity.signingKey,
+    )
+    this.challengeSent = encodeChallengeUpdate({ signature: signed.signature, body })
     this.ctx.out({
       type: 'challengeWatchdogs',
       instance: this.id,
       memberMask: mask,
-      payload: encodeUpdateBody(oldest.body),
+      payload: this.challengeSent,
     })
     this.log_('warn', 'Watchdogs late to acknowledge; challenging them on-chain', {
       mask: mask.toString(),
@@ -1519,17 +1598,23 @@ export class Instance {
 
   private async onUpdate(e: PeerEnvelope): Promise<void> {
     this.requireFromExecutor(e)
+    this.acceptUpdate(decodeUpdateBody(e.body), e.from)
+  }
+
+  /** A watchdog takes an update from the executor `from`: applies it in order, then acks. */
+  private acceptUpdate(body: UpdateBody, from: Uint8Array): void {
     if (!this.world || !this.stateKey)
       throw new ProtocolError('NOT_READY', `instance ${this.id}: no genesis yet`)
-    const body = decodeUpdateBody(e.body)
-    if (body.seq <= this.seq) return this.ack(e.from)
+    if (body.seq <= this.seq) {
+      this.ack(from)
+      return
+    }
     if (body.seq > this.seq + 1n) {
-      if (this.ahead.size < LIMITS.maxInFlightUpdates * 4)
-        this.ahead.set(body.seq, { body, from: e.from })
+      if (this.ahead.size < LIMITS.maxInFlightUpdates * 4) this.ahead.set(body.seq, { body, from })
       const now = this.ctx.now()
       if (now - this.lastSyncAt > RESEND_MS / 2) {
         this.lastSyncAt = now
-        this.send('sync', e.from, encodeSyncBody({ fromSeq: this.seq + 1n }))
+        this.send('sync', from, encodeSyncBody({ fromSeq: this.seq + 1n }))
       }
       return
     }
@@ -1537,14 +1622,14 @@ export class Instance {
     while (next) {
       const plain = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
       this.applyPlainUpdate(next, plain)
-      this.stateFrom = e.from
+      this.stateFrom = from
       this.seal('append', this.updateRecord(next, plain))
       this.compactSealedLog()
       this.ahead.delete(next.seq)
       next = this.ahead.get(this.seq + 1n)?.body
     }
     for (const k of this.ahead.keys()) if (k <= this.seq) this.ahead.delete(k)
-    this.ack(e.from)
+    this.ack(from)
   }
 
   private async onAck(e: PeerEnvelope): Promise<void> {

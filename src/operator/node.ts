@@ -47,6 +47,15 @@ export type OperatorOptions = {
   publicUrl?: string
   /** Stake sent with registration; defaults to the manager's minimum. */
   stake?: bigint
+  /**
+   * Blocks an event's block must have on top of it before the enclave sees the event. Set it
+   * at least as deep as the chain can reorganise: an applied event (a deposit credited) cannot
+   * be taken back. Default: 0 on a local dev chain (id 31337), else 64 (two Ethereum epochs,
+   * finality).
+   */
+  confirmations?: number
+  /** Local address outbound peer connections are made from (multi-homed hosts). */
+  peerSourceAddress?: string
   /** Dev attestation authority key (simulated TEE). */
   devAuthorityKey: Hex
   bundlePath?: string
@@ -57,6 +66,9 @@ export type OperatorOptions = {
   requestTimeoutMs?: number
   logger?: Logger
 }
+
+/** anvil's and Hardhat's chain id: a local chain that does not reorganise. */
+const DEV_CHAIN_ID = 31337
 
 type Waiting = {
   resolve: (sealed: Uint8Array) => void
@@ -169,6 +181,7 @@ export class OperatorNode {
       (envelope) => void this.onPeerEnvelope(envelope),
       (reason) => this.log.warn({ reason }, 'Peer frame rejected'),
       faults,
+      o.peerSourceAddress,
     )
     this.api = createApi({
       info: () => ({
@@ -224,7 +237,13 @@ export class OperatorNode {
       manager: o.manager,
       fromBlock: 0n,
       pollIntervalMs: o.pollIntervalMs ?? 200,
+      confirmations: BigInt(o.confirmations ?? (this.chain.chain.id === DEV_CHAIN_ID ? 0 : 64)),
       onBatch: (b) => this.onChainBatch(b),
+      onReorg: (r) =>
+        this.log.error(
+          { code: 'CHAIN_REORG', depth: r.depth, block: r.block.toString() },
+          'The chain reorganised below the confirmation depth; events that differ from those already applied are refused (raise --confirmations)',
+        ),
       onError: (e) =>
         this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),
     })

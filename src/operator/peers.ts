@@ -26,6 +26,8 @@ export class PeerNetwork {
     private readonly onProtocolError: (reason: string) => void,
     /** Simulator only: drops, duplicates, delays and tampers with outbound frames. */
     private readonly faults?: LinkFaults,
+    /** Local address outbound connections are made from (default: the system's choice). */
+    private readonly sourceAddress?: string,
   ) {
     this.wss.on('connection', (ws) => {
       ws.on('message', (data, isBinary) => {
@@ -86,7 +88,10 @@ export class PeerNetwork {
     if (c.connecting || this.closed || Date.now() < c.retryAt) return
     c.connecting = true
     const url = `${endpoint.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/peer`
-    const ws = new WebSocket(url, { maxPayload: LIMITS.maxPeerMessageBytes })
+    const ws = new WebSocket(url, {
+      maxPayload: LIMITS.maxPeerMessageBytes,
+      ...(this.sourceAddress ? { localAddress: this.sourceAddress } : {}),
+    })
     ws.on('open', () => {
       c.connecting = false
       c.ws = ws

@@ -155,6 +155,12 @@ export function decodeWatchdogChallengeFinalized(data: Uint8Array): { silent: nu
   return { silent: smallUint(word(data, 0, 'WatchdogChallengeFinalized'), 'silent', 0xffffn) }
 }
 
+export function decodeWatchdogResponded(data: Uint8Array): { slot: number } {
+  if (data.length !== 32)
+    throw new ProtocolError('MALFORMED', 'WatchdogResponded: expected 32 bytes')
+  return { slot: smallUint(word(data, 0, 'WatchdogResponded'), 'WatchdogResponded.slot', 15n) }
+}
+
 export type DepositEvent = { from: Uint8Array; amount: bigint }
 
 export function decodeDeposit(data: Uint8Array): DepositEvent {

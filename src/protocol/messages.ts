@@ -394,6 +394,29 @@ export function verifyEnvelope(e: PeerEnvelope): void {
   }
 }
 
+/** `to` of an envelope meant for every member (a watchdog challenge's update). */
+export const BROADCAST = new Uint8Array(20)
+
+/**
+ * A watchdog challenge's payload (SPEC §6.9): the update the executor waits an ack for, with
+ * the executor's signature over it as an `update` envelope to every member (`to` =
+ * {@link BROADCAST}). A challenged watchdog that can apply it does so before it answers on-chain,
+ * so its answer proves it holds the update even when no peer link reaches it.
+ */
+export type ChallengeUpdate = { signature: Uint8Array; body: Uint8Array }
+
+export function encodeChallengeUpdate(c: ChallengeUpdate): Uint8Array {
+  if (c.signature.length !== 65)
+    throw new ProtocolError('MALFORMED', 'challenge update: signature must be 65 bytes')
+  return concatBytes(c.signature, c.body)
+}
+
+export function decodeChallengeUpdate(bytes: Uint8Array): ChallengeUpdate {
+  if (bytes.length <= 65)
+    throw new ProtocolError('MALFORMED', 'challenge update: shorter than a signature and a body')
+  return { signature: bytes.slice(0, 65), body: bytes.slice(65) }
+}
+
 export type PeerEnvelopeWire = z.infer<typeof envelopeSchema>
 
 export function envelopeToWire(e: PeerEnvelope): PeerEnvelopeWire {

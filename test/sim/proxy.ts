@@ -61,10 +61,17 @@ export async function startFaultyProxy(p: {
   faults: ProxyFaults
   count: (kind: string) => void
   scanner?: SecretScanner
+  /** A network partition: connections from this remote address are cut while it holds. */
+  blocked?: (remoteAddress: string) => boolean
 }): Promise<FaultyProxy> {
   const random = seededRandom(p.seed)
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
+    const remote = client.remoteAddress ?? ''
+    if (p.blocked?.(remote)) {
+      client.destroy()
+      return
+    }
     const upstream = connect(p.targetPort, '127.0.0.1')
     sockets.add(client)
     sockets.add(upstream)
@@ -75,6 +82,10 @@ export async function startFaultyProxy(p: {
     const relay = (from: Socket, to: Socket, direction: string) => {
       const scan = p.scanner?.stream(`traffic (${direction}s) of the operator on ${p.targetPort}`)
       from.on('data', (chunk) => {
+        if (p.blocked?.(remote)) {
+          cut()
+          return
+        }
         scan?.(chunk)
         if (random() < p.faults.cut) {
           p.count(`client-link-cut-${direction}`)

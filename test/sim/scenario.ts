@@ -30,6 +30,7 @@ import {
   SecretScanner,
   startFaultyProxy,
 } from './proxy.ts'
+import { reorgChain } from './reorg.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -54,6 +55,12 @@ const DEPOSIT = parseEther('1')
 const ANSWER_GRACE_MS = 8_000
 /** A receipt slower than this (wall clock) breaks the liveness bound. */
 const LATENCY_BOUND_MS = 60_000
+/** Operators feed their enclaves events this many blocks deep; reorgs stay within it. */
+const CONFIRMATIONS = 2
+/** A partition lasts at most this long (wall clock). */
+const PARTITION_MS = 20_000
+/** Operator `i` makes its peer connections from 127.0.0.(PEER_SOURCE_BASE + i). */
+const PEER_SOURCE_BASE = 10
 
 type Recorded = { user: number; receipt: PoseReceipt } & (
   | { kind: 'transfer'; to: number; amount: bigint }
@@ -100,6 +107,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   }
   const ports: number[] = []
   const proxies: FaultyProxy[] = []
+  // A network partition: the isolated operators reach nobody (users, peers) and nobody reaches
+  // them; each operator's peer connections come from its own loopback address, so the proxies
+  // can tell them apart. The chain stays reachable from both sides.
+  const isolated = new Set<number>()
+  const sideOf = (remote: string): boolean => {
+    const m = /^(?:::ffff:)?127\.0\.0\.(\d+)$/.exec(remote)
+    return m ? isolated.has(Number(m[1]) - PEER_SOURCE_BASE) : false
+  }
   // Secrets that must never leave users' clients or enclaves in plaintext.
   const scanner = new SecretScanner()
   for (let i = 0; i < OPERATORS; i++) {
@@ -112,6 +127,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         faults: clientFaults,
         count,
         scanner,
+        blocked: (remote) => sideOf(remote) !== isolated.has(i),
       }),
     )
   }
@@ -142,6 +158,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       String(ports[i]),
       '--public-url',
       `http://127.0.0.1:${proxies[i]!.port}`,
+      '--confirmations',
+      String(CONFIRMATIONS),
+      '--peer-source-address',
+      `127.0.0.${PEER_SOURCE_BASE + i}`,
     ],
   }).catch(async (e: unknown) => {
     await Promise.all(proxies.map((x) => x.close()))
@@ -247,11 +267,12 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         if (stopping.value) return
         // Lets the workload move on (and crashed operators come back) before the fault's
         // second half.
-        const later = async () => {
+        const later = async (maxMs = Number.POSITIVE_INFINITY) => {
           busy.value = false
+          const until = Date.now() + maxMs
           await waitFor(
             'workload progress',
-            async () => progress >= step.at + USERS * 3 || stopping.value,
+            async () => progress >= step.at + USERS * 3 || stopping.value || Date.now() > until,
             600_000,
           )
           while (busy.value) await new Promise((r) => setTimeout(r, 50))
@@ -260,7 +281,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         while (busy.value) await new Promise((r) => setTimeout(r, 50))
         busy.value = true
         try {
-          await injectFault(devnet, admin, instance, step.kind, down, count, log, later)
+          await injectFault(
+            { devnet, client: admin, instance, down, isolated, count, log, later },
+            step.kind,
+            seededRandom(o.seed * 131 + step.at),
+          )
         } finally {
           busy.value = false
         }
@@ -335,6 +360,12 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     ended.value = true
     await watcher
     for (const op of devnet.operators) scanner.scanDir(op.dataDir)
+    // Reorganisations stay within the confirmation depth: no operator may have offered its
+    // enclave a block that was later replaced.
+    for (const [i, op] of devnet.operators.entries()) {
+      const logText = existsSync(op.logPath) ? readFileSync(op.logPath, 'utf8') : ''
+      check(!logText.includes('CHAIN_REORG'), `operator ${i} fed its enclave a replaced block`)
+    }
     check(scanner.found.size === 0, `secret leaked: ${[...scanner.found].join('; ')}`)
     for (const [i, op] of devnet.operators.entries()) {
       const alive = op.process && op.process.exitCode === null && op.process.signalCode === null
@@ -365,6 +396,8 @@ type FaultKind =
   | 'restart-member'
   | 'stale-restart'
   | 'time-jump'
+  | 'partition'
+  | 'reorg'
 
 /** A seeded plan: a fault at each of a few progress points. */
 function faultPlan(seed: number, total: number): Array<{ at: number; kind: FaultKind }> {
@@ -375,6 +408,8 @@ function faultPlan(seed: number, total: number): Array<{ at: number; kind: Fault
     'restart-member',
     'stale-restart',
     'time-jump',
+    'partition',
+    'reorg',
   ]
   const n = 2 + Math.floor(r() * 3)
   const plan: Array<{ at: number; kind: FaultKind }> = []
@@ -387,16 +422,22 @@ function faultPlan(seed: number, total: number): Array<{ at: number; kind: Fault
   return plan.sort((a, b) => a.at - b.at)
 }
 
-async function injectFault(
-  devnet: Devnet,
-  client: PoseClient,
-  instance: bigint,
-  kind: FaultKind,
-  down: Set<number>,
-  count: (k: string, n?: number) => void,
-  log: (line: string) => void,
-  later: () => Promise<void>,
-): Promise<void> {
+type FaultContext = {
+  devnet: Devnet
+  client: PoseClient
+  instance: bigint
+  /** Operators crashed by a fault, restarted before the next one. */
+  down: Set<number>
+  /** Operators cut off by a network partition. */
+  isolated: Set<number>
+  count: (k: string, n?: number) => void
+  log: (line: string) => void
+  /** Returns once the workload has moved on (or `maxMs` passed); the second half follows. */
+  later: (maxMs?: number) => Promise<void>
+}
+
+async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number): Promise<void> {
+  const { devnet, client, instance, down, count, log, later } = ctx
   // Crashed members come back before the next fault: one member at most is down at a time.
   for (const i of [...down]) {
     await devnet.startOperator(i)
@@ -410,6 +451,32 @@ async function injectFault(
   if (info.phaseName !== 'Active' || live.length < 2) return
   const executor = live.find((m) => m.slot === info.executorSlot)!
   const watchdogs = live.filter((m) => m.slot !== info.executorSlot)
+  if (kind === 'reorg') {
+    const r = await reorgChain(devnet.rpcUrl, 1 + Math.floor(rnd() * CONFIRMATIONS), rnd)
+    count('chain-reorg')
+    log(`  fault: chain reorganisation of ${r.depth} blocks (${r.moved} transactions moved)`)
+    return
+  }
+  if (kind === 'partition') {
+    // The executor, a watchdog or an operator outside the pool, cut off until the workload
+    // has moved on or PARTITION_MS passed (views wait for the executor to be reachable again;
+    // transactions get their receipts through on-chain challenges meanwhile).
+    const outside = devnet.operators.map((_, i) => i).filter((i) => !live.some((m) => m.i === i))
+    const roll = rnd()
+    const who =
+      roll < 0.4
+        ? executor.i
+        : roll < 0.8 || outside.length === 0
+          ? watchdogs[0]!.i
+          : outside[Math.floor(rnd() * outside.length)]!
+    ctx.isolated.add(who)
+    count('partition')
+    log(`  fault: operator ${who} partitioned from users and peers`)
+    await later(PARTITION_MS)
+    ctx.isolated.delete(who)
+    log(`  fault: partition of operator ${who} healed`)
+    return
+  }
   if (kind === 'time-jump') {
     await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) / 2])
     await anvilRpc(devnet.rpcUrl, 'evm_mine', [])

@@ -1,0 +1,51 @@
+/**
+ * Chain reorganisations on anvil (`anvil_reorg`): the last `depth` blocks are replaced by new
+ * blocks that carry the same signed transactions, with senders interleaved in a seeded order
+ * (each sender's nonces stay in order) and spread over different heights. Block hashes,
+ * numbers and timestamps of those transactions change, and so may the order of the manager's
+ * events, as in a reorganisation on a live chain where the dropped transactions return from
+ * the mempool.
+ */
+import { anvilRpc } from '../../src/devnet/anvil.ts'
+
+type RpcTx = { hash: `0x${string}`; from: string; nonce: string }
+type RpcBlock = { transactions: RpcTx[] }
+
+export async function reorgChain(
+  rpcUrl: string,
+  depth: number,
+  random: () => number,
+): Promise<{ depth: number; moved: number }> {
+  const head = Number(BigInt((await anvilRpc(rpcUrl, 'eth_blockNumber', [])) as string))
+  if (depth < 1 || depth >= head) return { depth: 0, moved: 0 }
+  const bySender = new Map<string, Array<`0x${string}`>>()
+  for (let n = head - depth + 1; n <= head; n++) {
+    const block = (await anvilRpc(rpcUrl, 'eth_getBlockByNumber', [
+      `0x${n.toString(16)}`,
+      true,
+    ])) as RpcBlock
+    for (const tx of block.transactions) {
+      const raw = (await anvilRpc(rpcUrl, 'eth_getRawTransactionByHash', [
+        tx.hash,
+      ])) as `0x${string}`
+      const q = bySender.get(tx.from) ?? []
+      q.push(raw)
+      bySender.set(tx.from, q)
+    }
+  }
+  // Interleave senders at random, keeping each sender's own order (nonces).
+  const queues = [...bySender.values()]
+  const order: Array<`0x${string}`> = []
+  while (queues.some((q) => q.length > 0)) {
+    const open = queues.filter((q) => q.length > 0)
+    order.push(open[Math.floor(random() * open.length)]!.shift()!)
+  }
+  // Non-decreasing heights within the replaced range.
+  let at = 0
+  const pairs = order.map((raw) => {
+    if (random() < 0.5) at = Math.min(depth - 1, at + 1)
+    return [raw, at] as const
+  })
+  await anvilRpc(rpcUrl, 'anvil_reorg', [depth, pairs])
+  return { depth, moved: order.length }
+}
