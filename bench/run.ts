@@ -19,13 +19,23 @@ import {
 } from './lib/common.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
 import { benchFaults, type FaultsResult } from './sections/faults.ts'
+import { benchFloor, type FloorResult, printFloor } from './sections/floor.ts'
 import { benchMemory, type MemoryResult } from './sections/memory.ts'
 import { benchProfile, type ProfileResult } from './sections/profile.ts'
 import { benchScaling, type ScalingResult } from './sections/scaling.ts'
 import { benchState, type StateResult } from './sections/state.ts'
 import { benchThroughput, type ThroughputResult } from './sections/throughput.ts'
 
-const SECTIONS = ['throughput', 'gas', 'recovery', 'scaling', 'memory', 'state', 'profile'] as const
+const SECTIONS = [
+  'throughput',
+  'gas',
+  'recovery',
+  'scaling',
+  'memory',
+  'state',
+  'profile',
+  'floor',
+] as const
 type Section = (typeof SECTIONS)[number]
 
 const { values } = parseArgs({
@@ -85,6 +95,7 @@ type Detailed = {
   memory?: MemoryResult
   state?: StateResult
   profile?: ProfileResult
+  floor?: FloorResult
   errors: Partial<Record<Section, string>>
 }
 
@@ -226,6 +237,16 @@ if (selected.includes('profile')) {
     detailed.profile = await benchProfile(quick ? { txs: 300, batch: 8 } : { txs: 1_000, batch: 8 })
   })
 }
+if (selected.includes('floor')) {
+  await section('floor', async () => {
+    detailed.floor = await benchFloor(
+      quick
+        ? { iterations: 2_000, bareTxs: 3_000, httpRequests: 1_000 }
+        : { iterations: 10_000, bareTxs: 10_000, httpRequests: 4_000 },
+    )
+    printFloor(detailed.floor)
+  })
+}
 await cleanupAll()
 detailed.durationsS.total = round((Date.now() - t0) / 1000, 1)
 detailed.foreignCores.total = foreignTotal()
@@ -289,6 +310,15 @@ if (ok('profile') && detailed.profile) {
     s2_batched: detailed.profile.batchedTps,
   }
   sources.profile = file
+}
+if (ok('floor') && detailed.floor) {
+  latest.floor = {
+    us_per_tx: detailed.floor.floorUsPerTx,
+    ceiling_tps: detailed.floor.ceilingTps,
+    server_ceiling_tps: detailed.floor.serverCeilingTps,
+    target_tps: detailed.floor.targetTps,
+  }
+  sources.floor = file
 }
 latest.sources = sources
 const targets = checkTargets(latest)

@@ -74,7 +74,7 @@ export type ThroughputResult = {
 
 const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
 
-async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
+export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
   const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
   const world = await World.create({
     chainId: 31337n,

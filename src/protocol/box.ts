@@ -30,11 +30,18 @@ export const SEALED_OVERHEAD = NONCE_BYTES + TAG_BYTES
 
 export type X25519KeyPair = { secretKey: Uint8Array; publicKey: Uint8Array }
 
+/*
+ * Keys cross into node:crypto as JWK: OpenSSL's DER decoder costs 56–77 µs per key on these
+ * machines, JWK 1–7 µs (a box seal went from 585 to under 100 µs).
+ */
+const b64u = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
+const fromB64u = (s: string | undefined): Uint8Array =>
+  new Uint8Array(Buffer.from(s ?? '', 'base64url'))
+
 export function generateX25519KeyPair(): X25519KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
-  const sk = privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_PREFIX.length)
-  const pk = publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length)
-  return { secretKey: new Uint8Array(sk), publicKey: new Uint8Array(pk) }
+  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' })
+  return { secretKey: fromB64u(jwk.d), publicKey: fromB64u(jwk.x) }
 }
 
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
@@ -67,15 +74,15 @@ function privateKeyObject(secretKey: Uint8Array): KeyObject {
   return key
 }
 
-function sharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+function sharedSecret(secretKey: Uint8Array | KeyObject, publicKey: Uint8Array): Uint8Array {
   try {
+    if (publicKey.length !== KEY_BYTES) throw new RangeError('expected 32 bytes')
     return new Uint8Array(
       diffieHellman({
-        privateKey: privateKeyObject(secretKey),
+        privateKey: secretKey instanceof Uint8Array ? privateKeyObject(secretKey) : secretKey,
         publicKey: createPublicKey({
-          key: Buffer.concat([SPKI_PREFIX, publicKey]),
-          format: 'der',
-          type: 'spki',
+          key: { kty: 'OKP', crv: 'X25519', x: b64u(publicKey) },
+          format: 'jwk',
         }),
       }),
     )
@@ -160,16 +167,13 @@ export function boxSeal(p: {
   aad?: Uint8Array
 }): { box: Uint8Array; responseKey: Uint8Array } {
   assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
-  const eph = generateX25519KeyPair()
-  const shared = sharedSecret(eph.secretKey, p.recipientPublicKey)
-  const { requestKey, responseKey } = boxKeys(
-    shared,
-    eph.publicKey,
-    p.recipientPublicKey,
-    p.context,
-  )
+  // The ephemeral key is used as generated: no export and re-import of its secret half.
+  const eph = generateKeyPairSync('x25519')
+  const ephPublic = fromB64u(eph.publicKey.export({ format: 'jwk' }).x)
+  const shared = sharedSecret(eph.privateKey, p.recipientPublicKey)
+  const { requestKey, responseKey } = boxKeys(shared, ephPublic, p.recipientPublicKey, p.context)
   const sealed = aeadSeal(requestKey, p.plaintext, p.aad)
-  return { box: concatBytes(eph.publicKey, sealed), responseKey }
+  return { box: concatBytes(ephPublic, sealed), responseKey }
 }
 
 export function boxOpen(p: {

@@ -286,6 +286,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             step.kind,
             seededRandom(o.seed * 131 + step.at),
           )
+        } catch (e) {
+          // A fault that cannot be carried out (an operator that does not come back) is a
+          // finding, reported with the seed, not a crash of the simulator.
+          check(false, `fault ${step.kind}: ${(e as Error).message.split('\n')[0]}`)
         } finally {
           busy.value = false
         }

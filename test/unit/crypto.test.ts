@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { x25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
 import {
   hashTypedData,
@@ -26,6 +27,7 @@ import {
   secp256k1Backend,
   secretKeyToAddress,
   signDigest,
+  utf8,
   x25519PublicKey,
 } from '../../src/protocol/index.ts'
 
@@ -149,6 +151,37 @@ test('box: round trip, response key shared, bound to context and aad', () => {
       },
     ),
     { numRuns: 60 },
+  )
+})
+
+test('x25519 keys through JWK agree with the DER path and with noble; bad points are refused', () => {
+  for (let i = 0; i < 50; i++) {
+    const kp = generateX25519KeyPair()
+    assert.equal(bytesToHex(kp.publicKey), bytesToHex(x25519PublicKey(kp.secretKey)))
+    assert.equal(bytesToHex(kp.publicKey), bytesToHex(x25519.getPublicKey(kp.secretKey)))
+  }
+  // A box sealed to a key opens with the secret key, and the shared secret is noble's.
+  const r = generateX25519KeyPair()
+  const { box } = boxSeal({ recipientPublicKey: r.publicKey, plaintext: utf8('hi'), context: 't' })
+  const opened = boxOpen({
+    recipientSecretKey: r.secretKey,
+    recipientPublicKey: r.publicKey,
+    box,
+    context: 't',
+  })
+  assert.equal(new TextDecoder().decode(opened.plaintext), 'hi')
+  // An all-zero (low-order) ephemeral key is refused with a typed error.
+  const zero = box.slice()
+  zero.fill(0, 0, 32)
+  assert.throws(
+    () =>
+      boxOpen({
+        recipientSecretKey: r.secretKey,
+        recipientPublicKey: r.publicKey,
+        box: zero,
+        context: 't',
+      }),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'DECRYPTION_FAILED',
   )
 })
 

@@ -1,0 +1,227 @@
+/**
+ * Section `floor`: the least CPU one PrivateToken transfer can cost through any implementation
+ * of the protocol on this machine, from the primitives it cannot skip, each measured here in
+ * one process: the EVM transfer itself (the bare-EVM figure), the user's signature and box,
+ * the enclave opening the box and recovering the signer, the receipt's signature and sealed
+ * answer, the client opening and checking it, one HTTP round trip for request and answer
+ * (server and client side), and the replication signatures for s = 2 with updates batched 8
+ * to a batch. Summed and spread over every core, it bounds full-protocol throughput from above:
+ * a target above that bound is out of reach on this hardware whatever the code does.
+ */
+import { createServer } from 'node:http'
+import { cpus } from 'node:os'
+import {
+  aeadOpen,
+  aeadSeal,
+  BOX_CONTEXT,
+  boxOpen,
+  boxSeal,
+  encodeSignedTx,
+  generateSecretKey,
+  generateX25519KeyPair,
+  hashTx,
+  INSTANCE_ADDRESS,
+  instanceAad,
+  randomBytes,
+  recoverAddress,
+  secretKeyToAddress,
+  signDigest,
+  utf8,
+} from '../../src/protocol/index.ts'
+import { printTable, progress, type Row, round } from '../lib/common.ts'
+import { bareEvm } from './throughput.ts'
+
+export type FloorConfig = { iterations: number; bareTxs: number; httpRequests: number }
+
+export type FloorResult = {
+  cores: number
+  bareEvmTps: number
+  /** Microseconds of CPU per primitive, and how often a transfer needs it. */
+  primitives: Array<{ name: string; side: string; us: number; perTx: number }>
+  floorUsPerTx: number
+  /** cores × 10⁶ / floor: the most transfers per second any implementation could reach. */
+  ceilingTps: number
+  serverFloorUsPerTx: number
+  serverCeilingTps: number
+  /** The benchmark issue's target: half the bare-EVM rate. */
+  targetTps: number
+}
+
+const S = 2
+const BATCH = 8
+
+/** CPU microseconds per call of `f` (user + system time of this process). */
+function cpuUs(n: number, f: (i: number) => void): number {
+  for (let i = 0; i < Math.min(50, n); i++) f(i)
+  const c0 = process.cpuUsage()
+  for (let i = 0; i < n; i++) f(i)
+  const c = process.cpuUsage(c0)
+  return (c.user + c.system) / n
+}
+
+async function httpRoundTripUs(n: number): Promise<number> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ sealed: `0x${'ab'.repeat(300)}` }))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`
+  const body = JSON.stringify({ box: `0x${'cd'.repeat(420)}` })
+  const once = async () => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    })
+    await res.json()
+  }
+  for (let i = 0; i < 50; i++) await once()
+  const c0 = process.cpuUsage()
+  for (let i = 0; i < n; i++) await once()
+  const c = process.cpuUsage(c0)
+  await new Promise<void>((r) => server.close(() => r()))
+  return (c.user + c.system) / n
+}
+
+export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
+  const cores = cpus().length
+  progress(`floor: bare EVM, ${cfg.bareTxs} transfers`)
+  const bare = await bareEvm(cfg.bareTxs)
+  const n = cfg.iterations
+  progress(`floor: primitives, ${n} each`)
+  const domain = { chainId: 31337n, manager: new Uint8Array(20).fill(0x42) }
+  const userKey = generateSecretKey()
+  const contract = generateX25519KeyPair()
+  const tx = {
+    instance: 1n,
+    from: secretKeyToAddress(userKey),
+    nonce: 0n,
+    to: INSTANCE_ADDRESS,
+    value: 0n,
+    data: randomBytes(68),
+    gasLimit: 200_000n,
+  }
+  const digest = hashTx(domain, tx)
+  const signature = signDigest(digest, userKey)
+  const plaintext = encodeSignedTx({ ...tx, signature })
+  const boxes = Array.from({ length: 64 }, () =>
+    boxSeal({
+      recipientPublicKey: contract.publicKey,
+      plaintext,
+      context: BOX_CONTEXT.tx,
+      aad: instanceAad(1n),
+    }),
+  )
+  const enclaveKey = generateSecretKey()
+  const receiptDigest = randomBytes(32)
+  const receiptSig = signDigest(receiptDigest, enclaveKey)
+  const answer = randomBytes(260)
+  const responseKey = boxes[0]!.responseKey
+  const sealedAnswer = aeadSeal(responseKey, answer, utf8('POSE-ANSWER-v1'))
+  const sign = cpuUs(n, () => signDigest(digest, userKey))
+  const recover = cpuUs(n, () => recoverAddress(digest, signature))
+  const primitives: FloorResult['primitives'] = [
+    { name: 'EVM transfer (bare EVM)', side: 'enclave', us: 1e6 / bare.tps, perTx: 1 },
+    {
+      name: 'EIP-712 digest of the tx',
+      side: 'client',
+      us: cpuUs(n, () => hashTx(domain, tx)),
+      perTx: 1,
+    },
+    { name: 'sign the tx (secp256k1)', side: 'client', us: sign, perTx: 1 },
+    {
+      name: 'seal the box (x25519 + AES-GCM)',
+      side: 'client',
+      us: cpuUs(n, () =>
+        boxSeal({
+          recipientPublicKey: contract.publicKey,
+          plaintext,
+          context: BOX_CONTEXT.tx,
+          aad: instanceAad(1n),
+        }),
+      ),
+      perTx: 1,
+    },
+    {
+      name: 'open the box',
+      side: 'enclave',
+      us: cpuUs(n, (i) =>
+        boxOpen({
+          recipientSecretKey: contract.secretKey,
+          recipientPublicKey: contract.publicKey,
+          box: boxes[i % boxes.length]!.box,
+          context: BOX_CONTEXT.tx,
+          aad: instanceAad(1n),
+        }),
+      ),
+      perTx: 1,
+    },
+    { name: 'recover the tx signer', side: 'enclave', us: recover, perTx: 1 },
+    { name: 'sign the receipt', side: 'enclave', us: sign, perTx: 1 },
+    {
+      name: 'seal the answer (AES-GCM)',
+      side: 'enclave',
+      us: cpuUs(n, () => aeadSeal(responseKey, answer, utf8('POSE-ANSWER-v1'))),
+      perTx: 1,
+    },
+    {
+      name: 'open the answer',
+      side: 'client',
+      us: cpuUs(n, () => aeadOpen(responseKey, sealedAnswer, utf8('POSE-ANSWER-v1'))),
+      perTx: 1,
+    },
+    { name: 'verify the receipt signature', side: 'client', us: recover, perTx: 1 },
+    {
+      name: `replication: sign update + ack (s = ${S}, batch ${BATCH})`,
+      side: 'enclave',
+      us: sign,
+      perTx: (2 * S) / BATCH,
+    },
+    {
+      name: `replication: verify update + ack (s = ${S}, batch ${BATCH})`,
+      side: 'enclave',
+      us: recover,
+      perTx: (2 * S) / BATCH,
+    },
+  ]
+  void receiptSig
+  progress(`floor: HTTP round trips, ${cfg.httpRequests}`)
+  primitives.push({
+    name: 'HTTP POST round trip (server + fetch client)',
+    side: 'transport',
+    us: await httpRoundTripUs(cfg.httpRequests),
+    perTx: 1,
+  })
+  const sum = (xs: typeof primitives) => xs.reduce((a, p) => a + p.us * p.perTx, 0)
+  const floorUsPerTx = sum(primitives)
+  const serverFloorUsPerTx = sum(primitives.filter((p) => p.side !== 'client'))
+  return {
+    cores,
+    bareEvmTps: bare.tps,
+    primitives: primitives.map((p) => ({ ...p, us: round(p.us, 1), perTx: round(p.perTx, 2) })),
+    floorUsPerTx: round(floorUsPerTx, 1),
+    ceilingTps: round((cores * 1e6) / floorUsPerTx, 0),
+    serverFloorUsPerTx: round(serverFloorUsPerTx, 1),
+    serverCeilingTps: round((cores * 1e6) / serverFloorUsPerTx, 0),
+    targetTps: round(bare.tps / 2, 0),
+  }
+}
+
+export function printFloor(r: FloorResult): void {
+  const rows: Row[] = r.primitives.map((p) => ({
+    primitive: p.name,
+    side: p.side,
+    cpu_us: p.us,
+    per_tx: p.perTx,
+    us_per_tx: round(p.us * p.perTx, 1),
+  }))
+  printTable('Least CPU per transfer through the protocol (unavoidable primitives)', rows, [
+    `floor ${r.floorUsPerTx} µs per transfer → at most ${r.ceilingTps} tx/s on ${r.cores} cores (${r.serverCeilingTps} tx/s if clients ran elsewhere: ${r.serverFloorUsPerTx} µs).`,
+    `target (50 % of bare EVM ${round(r.bareEvmTps, 0)} tx/s): ${r.targetTps} tx/s → ${r.ceilingTps >= r.targetTps ? 'within' : 'ABOVE'} the ceiling.`,
+    'Not counted: state replication and sealing, hashing of updates, JSON framing, IPC to the enclave process, scheduling.',
+  ])
+}
