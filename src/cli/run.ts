@@ -1,8 +1,11 @@
-/** Implementations of the `pose` commands; each delegates to the SDK, operator or devnet. */
-import { readFileSync, writeFileSync } from 'node:fs'
+/**
+ * Implementations of the `pose` commands; each delegates to the SDK, operator or devnet. They
+ * receive commands already validated by src/cli/program.ts.
+ */
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
-import { type Abi, type AbiParameter, type Address, createPublicClient, type Hex, http } from 'viem'
+import { type Address, createPublicClient, type Hex, http } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { devAttestationVerifierAbi } from '../chain/abi.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
@@ -13,92 +16,40 @@ import { OperatorNode } from '../operator/node.ts'
 import { bytesToHex, hexToBytes, keccak256 } from '../protocol/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
 import { buildEnclaveBundle, measureBundle } from '../tee/measurement.ts'
-
-type Opts = Record<string, unknown>
-
-function hexKey(value: unknown, envName: string, what: string): Hex {
-  const v = (value as string | undefined) ?? process.env[envName]
-  if (!v)
-    throw new Error(`${what} is required: pass --${what.replace(/ /g, '-')} or set ${envName}`)
-  if (!/^0x[0-9a-fA-F]{64}$/.test(v))
-    throw new Error(`${what}: expected 0x followed by 64 hex digits`)
-  return v as Hex
-}
-
-export function loadArtifact(path: string): { abi: Abi; bytecode: Hex } {
-  let json: Record<string, unknown>
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'))
-  } catch (e) {
-    throw new Error(`artifact ${path}: cannot read JSON (${(e as Error).message})`)
-  }
-  const abi = json.abi as Abi | undefined
-  const bc = json.bytecode as { object?: string } | string | undefined
-  const evm = json.evm as { bytecode?: { object?: string } } | undefined
-  let bytecode = typeof bc === 'string' ? bc : (bc?.object ?? evm?.bytecode?.object ?? '')
-  if (bytecode && !bytecode.startsWith('0x')) bytecode = `0x${bytecode}`
-  if (!Array.isArray(abi)) throw new Error(`artifact ${path}: no "abi" array`)
-  return { abi, bytecode: bytecode as Hex }
-}
-
-/** JSON arguments → ABI values (integers may be given as strings). */
-export function coerceArgs(inputs: readonly AbiParameter[], raw: string): unknown[] {
-  let args: unknown
-  try {
-    args = JSON.parse(raw)
-  } catch {
-    throw new Error('--args: expected a JSON array, e.g. \'["0xabc...", "100"]\'')
-  }
-  if (!Array.isArray(args)) throw new Error('--args: expected a JSON array')
-  if (args.length !== inputs.length)
-    throw new Error(`--args: expected ${inputs.length} arguments, got ${args.length}`)
-  return args.map((a, i) => {
-    const t = inputs[i]!.type
-    if (/^u?int\d*$/.test(t)) {
-      try {
-        return BigInt(a as string)
-      } catch {
-        throw new Error(`--args[${i}]: expected an integer for ${t}`)
-      }
-    }
-    return a
-  })
-}
-
-function fnInputs(abi: Abi, name: string): readonly AbiParameter[] {
-  const f = abi.find((x) => x.type === 'function' && x.name === name)
-  if (f?.type !== 'function') throw new Error(`function ${name} is not in the ABI`)
-  return f.inputs
-}
+import type { CliCommand } from './program.ts'
 
 const json = (v: unknown) =>
   JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)
 
-export async function runCommand(cmd: string, o: Opts): Promise<void> {
-  switch (cmd) {
+/** The user's SDK client of a command that acts for an account. */
+const userClient = (c: { rpc: string; manager: Address; key: Hex }) =>
+  createPoseClient({ rpcUrl: c.rpc, manager: c.manager, account: privateKeyToAccount(c.key) })
+
+export async function runCommand(c: CliCommand): Promise<void> {
+  switch (c.cmd) {
     case 'devnet':
       return runDemo({
-        operators: o.operators as number,
-        watchdogs: o.watchdogs as number,
-        txs: o.txs as number,
-        keep: Boolean(o.keep),
-        ...(o.dir ? { dir: o.dir as string } : {}),
+        operators: c.operators,
+        watchdogs: c.watchdogs,
+        txs: c.txs,
+        keep: c.keep,
+        ...(c.dir ? { dir: c.dir } : {}),
       })
     case 'operator-start': {
       console.error(`WARNING: ${DEV_TEE_WARNING}`)
       const logger = pino({ name: 'pose-operator', level: process.env.POSE_LOG_LEVEL ?? 'info' })
       const node = new OperatorNode({
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        privateKey: hexKey(o.key, 'POSE_OPERATOR_KEY', 'key'),
-        devAuthorityKey: hexKey(o.devAuthorityKey, 'POSE_DEV_AUTHORITY_KEY', 'dev authority key'),
-        dataDir: o.dataDir as string,
-        host: o.host as string,
-        port: o.port as number,
-        ...(o.publicUrl ? { publicUrl: o.publicUrl as string } : {}),
-        ...(o.stake ? { stake: BigInt(o.stake as string) } : {}),
-        ...(o.confirmations !== undefined ? { confirmations: o.confirmations as number } : {}),
-        ...(o.peerSourceAddress ? { peerSourceAddress: o.peerSourceAddress as string } : {}),
+        rpcUrl: c.rpc,
+        manager: c.manager,
+        privateKey: c.key,
+        devAuthorityKey: c.devAuthorityKey,
+        dataDir: c.dataDir,
+        host: c.host,
+        port: c.port,
+        ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
+        ...(c.stake !== undefined ? { stake: c.stake } : {}),
+        ...(c.confirmations !== undefined ? { confirmations: c.confirmations } : {}),
+        ...(c.peerSourceAddress ? { peerSourceAddress: c.peerSourceAddress } : {}),
         logger,
       })
       const shutdown = async (signal: string) => {
@@ -115,26 +66,16 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
         await node.stop()
         throw e
       }
-      writeFileSync(join(o.dataDir as string, 'operator.pid'), String(process.pid))
+      writeFileSync(join(c.dataDir, 'operator.pid'), String(process.pid))
       return
     }
     case 'deploy': {
-      const { abi, bytecode } = loadArtifact(o.artifact as string)
-      const ctor = abi.find((x) => x.type === 'constructor')
-      const args = coerceArgs(
-        ctor && ctor.type === 'constructor' ? ctor.inputs : [],
-        o.args as string,
-      )
-      const client = await createPoseClient({
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
-      })
+      const client = await userClient(c)
       const r = await client.deployContract({
-        abi,
-        bytecode,
-        args,
-        watchdogCount: o.watchdogs as number,
+        abi: c.abi,
+        bytecode: c.bytecode,
+        args: c.args,
+        watchdogCount: c.watchdogs,
         onProgress: (s: string) => console.error(`… ${s}`),
       } as never)
       console.log(json(r))
@@ -142,44 +83,29 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
     }
     case 'send':
     case 'call': {
-      const { abi } = loadArtifact(o.artifact as string)
-      const args = coerceArgs(fnInputs(abi, o.function as string), o.args as string)
-      const client = await createPoseClient({
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
-      })
+      const client = await userClient(c)
       const started = performance.now()
+      const call = { instance: c.instance, abi: c.abi, functionName: c.functionName, args: c.args }
       const r =
-        cmd === 'send'
-          ? await client.writeContract({
-              instance: o.instance as bigint,
-              abi,
-              functionName: o.function as string,
-              args,
-              value: BigInt(o.value as string),
-            } as never)
-          : await client.readContract({
-              instance: o.instance as bigint,
-              abi,
-              functionName: o.function as string,
-              args,
-            } as never)
+        c.cmd === 'send'
+          ? await client.writeContract({ ...call, value: c.value } as never)
+          : await client.readContract(call as never)
       console.log(json(r))
       console.error(`(${(performance.now() - started).toFixed(1)} ms)`)
       return
     }
     case 'status': {
-      const client = createPublicClient({ transport: http(o.rpc as string) })
-      const manager = o.manager as Address
+      const client = createPublicClient({ transport: http(c.rpc) })
+      const manager = c.manager
       const count = (await client.readContract({
         address: manager,
         abi: poseManagerAbi,
         functionName: 'instanceCount',
       })) as bigint
-      const ids = o.instance
-        ? [o.instance as bigint]
-        : Array.from({ length: Number(count) }, (_, i) => BigInt(i + 1))
+      const ids =
+        c.instance !== undefined
+          ? [c.instance]
+          : Array.from({ length: Number(count) }, (_, i) => BigInt(i + 1))
       console.log(`manager ${manager}: ${count} instance(s)`)
       for (const id of ids) {
         const info = await readInstance(client as never, manager, id)
@@ -230,12 +156,12 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
     case 'operator-exit':
     case 'operator-withdraw': {
       const opts = {
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        privateKey: hexKey(o.key, 'POSE_OPERATOR_KEY', 'key'),
+        rpcUrl: c.rpc,
+        manager: c.manager,
+        privateKey: c.key,
         log: (l: string) => console.error(`… ${l}`),
       }
-      if (cmd === 'operator-exit') {
+      if (c.cmd === 'operator-exit') {
         const r = await exitPool(opts)
         console.log(json(r))
         console.error(
@@ -247,39 +173,31 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
       return
     }
     case 'deposit':
+      console.log(
+        json({
+          hash: await (await userClient(c)).deposit({ instance: c.instance, value: c.value }),
+        }),
+      )
+      return
     case 'balance':
+      console.log(
+        json({ balance: await (await userClient(c)).getBalance({ instance: c.instance }) }),
+      )
+      return
     case 'withdraw': {
-      const client = await createPoseClient({
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
+      const r = await (await userClient(c)).withdraw({
+        instance: c.instance,
+        ...(c.amount !== undefined ? { amount: c.amount } : {}),
+        submit: c.submit,
       })
-      const instance = o.instance as bigint
-      if (cmd === 'deposit')
-        console.log(
-          json({ hash: await client.deposit({ instance, value: BigInt(o.value as string) }) }),
-        )
-      else if (cmd === 'balance')
-        console.log(json({ balance: await client.getBalance({ instance }) }))
-      else {
-        const r = await client.withdraw({
-          instance,
-          ...(o.amount ? { amount: BigInt(o.amount as string) } : {}),
-          submit: o.submit !== false,
-        })
-        console.log(json(r))
-      }
+      console.log(json(r))
       return
     }
     case 'challenge': {
-      const client = await createPoseClient({
-        rpcUrl: o.rpc as string,
-        manager: o.manager as Address,
-        account: privateKeyToAccount(hexKey(o.key, 'POSE_KEY', 'key')),
-      })
-      const payload = o.payload ? hexToBytes(o.payload as string, '--payload') : new Uint8Array()
-      const hash = await client.challengeExecutor({ instance: o.instance as bigint, payload })
-      const info = await client.getInstance({ instance: o.instance as bigint, refresh: true })
+      const client = await userClient(c)
+      const payload = hexToBytes(c.payload, '--payload')
+      const hash = await client.challengeExecutor({ instance: c.instance, payload })
+      const info = await client.getInstance({ instance: c.instance, refresh: true })
       console.log(json({ hash, phase: info.phaseName, deadline: info.challengeDeadline }))
       console.error(
         `The executor must answer before the deadline; afterwards anyone (operators by default) can call executorTimeout.`,
@@ -288,26 +206,24 @@ export async function runCommand(cmd: string, o: Opts): Promise<void> {
     }
     case 'verify-measurement': {
       const rebuilt = keccak256(await buildEnclaveBundle())
-      const expected = (o.expected as string | undefined) ?? bytesToHex(measureBundle())
+      const expected = c.expected ?? bytesToHex(measureBundle())
       console.log(`rebuilt measurement:  ${bytesToHex(rebuilt)}`)
       console.log(`expected measurement: ${expected}`)
       let ok = bytesToHex(rebuilt).toLowerCase() === expected.toLowerCase()
-      if (o.rpc && o.verifier) {
-        const client = createPublicClient({ transport: http(o.rpc as string) })
+      if (c.rpc && c.verifier) {
+        const client = createPublicClient({ transport: http(c.rpc) })
         const allowed = (await client.readContract({
-          address: o.verifier as Address,
+          address: c.verifier,
           abi: devAttestationVerifierAbi,
           functionName: 'allowedMeasurements',
           args: [bytesToHex(rebuilt)],
         })) as boolean
-        console.log(`allowed by verifier ${o.verifier}: ${allowed}`)
+        console.log(`allowed by verifier ${c.verifier}: ${allowed}`)
         ok &&= allowed
       }
       console.log(ok ? 'OK: the measurement matches' : 'MISMATCH')
       if (!ok) process.exitCode = 1
       return
     }
-    default:
-      throw new Error(`unknown command ${cmd}`)
   }
 }

@@ -52,7 +52,8 @@ export function decodeJson<T>(
 /** No message of the protocol nests deeper; deeper input is hostile (stack exhaustion). */
 export const MAX_JSON_DEPTH = 16
 
-function nestingDepth(text: string): number {
+/** Bracket depth of JSON text, counted without parsing it (strings skipped). */
+export function nestingDepth(text: string): number {
   let depth = 0
   let max = 0
   let inString = false

@@ -81,13 +81,13 @@ describe('pose CLI', { timeout: 300_000 }, () => {
     }
   })
 
-  test('bad input gets a clear error and exit code 1', async () => {
+  test('bad input gets a clear, typed error and exit code 2', async () => {
     const missing = await pose(['deploy', '--rpc', devnet.rpcUrl])
-    assert.equal(missing.code, 1)
-    assert.match(missing.stderr, /required option '--manager <address>'/)
+    assert.equal(missing.code, 2)
+    assert.match(missing.stderr, /^error \[MISSING_OPTION\]: required option '--manager <address>'/)
     const badAddress = await pose(['status', '--rpc', devnet.rpcUrl, '--manager', '0x1234'])
-    assert.equal(badAddress.code, 1)
-    assert.match(badAddress.stderr, /20-byte address/)
+    assert.equal(badAddress.code, 2)
+    assert.match(badAddress.stderr, /^error \[BAD_OPTION\]: --manager: .*20-byte address/)
     const noKey = await pose(
       [
         'call',
@@ -104,7 +104,7 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ],
       { POSE_KEY: '' },
     )
-    assert.equal(noKey.code, 1)
+    assert.equal(noKey.code, 2)
     assert.match(noKey.stderr, /key is required/)
     const noArtifact = await pose(
       [
@@ -118,8 +118,8 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ],
       { POSE_KEY: devnet.userKeys[0]! },
     )
-    assert.equal(noArtifact.code, 1)
-    assert.match(noArtifact.stderr, /cannot read JSON/)
+    assert.equal(noArtifact.code, 2)
+    assert.match(noArtifact.stderr, /^error \[BAD_ARTIFACT\]: .*cannot read JSON/)
     const badArgs = await pose(
       [
         'deploy',
@@ -134,7 +134,7 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ],
       { POSE_KEY: devnet.userKeys[0]! },
     )
-    assert.equal(badArgs.code, 1)
+    assert.equal(badArgs.code, 2)
     assert.match(badArgs.stderr, /expected 1 arguments, got 2/)
   })
 
@@ -202,8 +202,8 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ['send', ...common, '--instance', instance, '--artifact', ARTIFACT, '--function', 'steal'],
       env,
     )
-    assert.equal(unknown.code, 1)
-    assert.match(unknown.stderr, /function steal is not in the ABI/)
+    assert.equal(unknown.code, 2)
+    assert.match(unknown.stderr, /^error \[UNKNOWN_FUNCTION\]: function steal is not in the ABI/)
     const status = await pose(['status', ...common, '--instance', instance])
     assert.equal(status.code, 0, status.stderr)
     assert.match(status.stdout, /phase Active/)
