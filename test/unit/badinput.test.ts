@@ -76,7 +76,9 @@ const typed = (e: unknown, where: string): ProtocolError => {
 
 const deep = (depth: number): unknown => (depth === 0 ? 1 : { a: [deep(depth - 1)] })
 
-test('HTTP API: 3,000 hostile requests get 4xx with a typed code; none reaches the enclave', async () => {
+test('HTTP API: 3,000 hostile requests get 4xx with a typed code; none reaches the enclave', {
+  timeout: 120_000,
+}, async () => {
   let reached = 0
   const api = createApi({
     info: () => ({ ok: true }),
@@ -132,13 +134,15 @@ test('HTTP API: 3,000 hostile requests get 4xx with a typed code; none reaches t
         assert.ok((ERROR_CODES as readonly string[]).includes(err?.code), r.body.slice(0, 200))
       },
     ),
-    { numRuns: 3000 },
+    { numRuns: 3000, seed: 11 },
   )
   // Only well-formed boxes for valid ids reach the backend, which refuses them itself.
   assert.ok(reached < counts.http!)
 })
 
-test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs lose nothing', async () => {
+test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs lose nothing', {
+  timeout: 120_000,
+}, async () => {
   const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive()
   const [n0, n1] = nodes as [Node, Node, Node]
   const target = { instance, contractEncryptionKey }
@@ -198,7 +202,7 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
         typed(e, 'peer')
       }
     }),
-    { numRuns: 3000 },
+    { numRuns: 3000, seed: 12 },
   )
   for (const o of captured)
     await n1.enclave.call('peer', { envelope: o.envelope }).catch(() => undefined)
@@ -232,7 +236,7 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
         }
       },
     ),
-    { numRuns: 2000 },
+    { numRuns: 2000, seed: 13 },
   )
 
   // Encrypted transactions that open but are wrong: forged signatures, another instance,
@@ -285,7 +289,7 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
         typed(e, `tx ${flavour}`)
       }
     }),
-    { numRuns: 1500 },
+    { numRuns: 1500, seed: 14 },
   )
 
   // Nothing changed, and the instance still serves.
@@ -300,7 +304,9 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
   assert.equal(a.kind === 'receipt' && a.receipt.status, 'success')
 })
 
-test('wire decoders: 1,500 hostile byte strings give a value or a typed error, never a crash', () => {
+test('wire decoders: 1,500 hostile byte strings give a value or a typed error, never a crash', {
+  timeout: 120_000,
+}, () => {
   const decoders: Array<[string, (b: Uint8Array) => unknown]> = [
     ['signed tx', decodeSignedTx],
     ['signed view', decodeSignedView],
@@ -339,7 +345,7 @@ test('wire decoders: 1,500 hostile byte strings give a value or a typed error, n
         typed(e, name)
       }
     }),
-    { numRuns: 1500 },
+    { numRuns: 1500, seed: 15 },
   )
 })
 
@@ -1044,7 +1050,9 @@ function commandDefects(): { listed: Hostile[]; random: fc.Arbitrary<Hostile> } 
   return { listed, random }
 }
 
-test('CLI: every listed bad value of every command, 2,000 random hostile argv vectors and 400 valid ones', async () => {
+test('CLI: every listed bad value of every command, 2,000 random hostile argv vectors and 400 valid ones', {
+  timeout: 120_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pose-cli-badinput-'))
   try {
     const art = writeArtifacts(dir)
@@ -1104,7 +1112,9 @@ test('CLI: every listed bad value of every command, 2,000 random hostile argv ve
   }
 })
 
-test('CLI as a process: a rejected command line prints error [CODE] and exits with 2', async () => {
+test('CLI as a process: a rejected command line prints error [CODE] and exits with 2', {
+  timeout: 120_000,
+}, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pose-cli-spawn-'))
   const root = join(import.meta.dirname, '..', '..')
   const pose = (args: string[], env: Record<string, string> = {}) =>
