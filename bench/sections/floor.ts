@@ -116,9 +116,6 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
       aad: instanceAad(1n),
     }),
   )
-  const enclaveKey = generateSecretKey()
-  const receiptDigest = randomBytes(32)
-  const receiptSig = signDigest(receiptDigest, enclaveKey)
   const answer = randomBytes(260)
   const responseKey = boxes[0]!.responseKey
   const sealedAnswer = aeadSeal(responseKey, answer, utf8('POSE-ANSWER-v1'))
@@ -188,7 +185,6 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
       perTx: (2 * S) / BATCH,
     },
   ]
-  void receiptSig
   progress(`floor: HTTP round trips, ${cfg.httpRequests}`)
   primitives.push({
     name: 'HTTP POST round trip (server + fetch client)',

@@ -10,10 +10,8 @@
  */
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { encodeDeployData, encodeFunctionData } from 'viem'
-import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { World } from '../../src/enclave/world/world.ts'
+import { encodeFunctionData } from 'viem'
+import { privateTokenAbi } from '../../examples/contracts.generated.ts'
 import {
   aeadOpen,
   aeadSeal,
@@ -27,10 +25,12 @@ import {
   generateX25519KeyPair,
   hexToBytes,
   INSTANCE_ADDRESS,
+  keccak256,
   randomBytes,
   wordToUint,
 } from '../../src/protocol/index.ts'
 import { printTable, progress, type Row, round } from '../lib/common.ts'
+import { BLOCK, newWorld, tokenWorld } from '../lib/world.ts'
 
 export type StateConfig = { slotCounts: number[]; updates: number }
 
@@ -54,10 +54,6 @@ export type StatePoint = {
 
 export type StateResult = { points: StatePoint[]; summary: Record<string, number> }
 
-const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
-const KEY = new Uint8Array(32).fill(7)
-const newWorld = () => World.create({ chainId: 31337n, maxGasPerTx: 30_000_000n, digestKey: KEY })
-
 const ms = (t: number) => round(performance.now() - t, 3)
 
 // A forced GC makes the heap-per-slot figure meaningful (the flag can be set at run time).
@@ -65,23 +61,7 @@ setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
 
 async function measure(slots: number, updates: number): Promise<StatePoint> {
-  const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
-  const exec = await newWorld()
-  const d = await exec.deploy({
-    from: users[0]!,
-    initCode: hexToBytes(
-      encodeDeployData({
-        abi: privateTokenAbi,
-        bytecode: privateTokenBytecode,
-        args: [10n ** 15n],
-      }),
-    ),
-    value: 0n,
-    gasLimit: 5_000_000n,
-    block: BLOCK,
-    address: INSTANCE_ADDRESS,
-  })
-  if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
+  const { world: exec, users } = await tokenWorld()
   gc()
   const heap0 = process.memoryUsage().heapUsed
   const seed = new Uint8Array(32)
@@ -89,7 +69,7 @@ async function measure(slots: number, updates: number): Promise<StatePoint> {
   for (let i = 0; i < slots; i++) {
     view.setUint32(0, i)
     // Mapping-like slots (keccak of a key) with non-zero values.
-    exec.setStorageWord(INSTANCE_ADDRESS, wordToUint(keccak_256(seed)), BigInt(i + 1))
+    exec.setStorageWord(INSTANCE_ADDRESS, wordToUint(keccak256(seed)), BigInt(i + 1))
   }
   exec.takeWriteSet()
   gc()

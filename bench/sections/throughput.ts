@@ -16,7 +16,6 @@ import {
   type Address,
   createPublicClient,
   createWalletClient,
-  encodeDeployData,
   encodeFunctionData,
   type Hex,
   http,
@@ -24,7 +23,6 @@ import {
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
-import { World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
   encodeWriteSet,
@@ -42,6 +40,7 @@ import {
 } from '../lib/common.ts'
 import { cpuByKind, cpuDelta, type ProcessKind } from '../lib/procs.ts'
 import { deployToken, devnetClients, type LoadResult, runLoad } from '../lib/workload.ts'
+import { BLOCK, tokenWorld } from '../lib/world.ts'
 
 export type ThroughputConfig = {
   /** Transfers for the in-process EVM figure. */
@@ -72,30 +71,8 @@ export type ThroughputResult = {
   }>
 }
 
-const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
-
 export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
-  const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
-  const world = await World.create({
-    chainId: 31337n,
-    maxGasPerTx: 30_000_000n,
-    digestKey: new Uint8Array(32).fill(7),
-  })
-  const d = await world.deploy({
-    from: users[0]!,
-    initCode: hexToBytes(
-      encodeDeployData({
-        abi: privateTokenAbi,
-        bytecode: privateTokenBytecode,
-        args: [10n ** 15n],
-      }),
-    ),
-    value: 0n,
-    gasLimit: 5_000_000n,
-    block: BLOCK,
-    address: INSTANCE_ADDRESS,
-  })
-  if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
+  const { world, users } = await tokenWorld()
   const data = (to: Uint8Array, amount: bigint) =>
     hexToBytes(
       encodeFunctionData({

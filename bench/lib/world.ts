@@ -1,0 +1,38 @@
+/**
+ * The enclave's EVM world in the benchmark process: a fresh world with PrivateToken deployed at
+ * the instance address, the supply held by the first of eight users.
+ */
+import { encodeDeployData } from 'viem'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { World } from '../../src/enclave/world/world.ts'
+import { hexToBytes, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
+
+export const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
+
+export const newWorld = () =>
+  World.create({
+    chainId: 31337n,
+    maxGasPerTx: 30_000_000n,
+    digestKey: new Uint8Array(32).fill(7),
+  })
+
+export async function tokenWorld(): Promise<{ world: World; users: Uint8Array[] }> {
+  const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
+  const world = await newWorld()
+  const d = await world.deploy({
+    from: users[0]!,
+    initCode: hexToBytes(
+      encodeDeployData({
+        abi: privateTokenAbi,
+        bytecode: privateTokenBytecode,
+        args: [10n ** 15n],
+      }),
+    ),
+    value: 0n,
+    gasLimit: 5_000_000n,
+    block: BLOCK,
+    address: INSTANCE_ADDRESS,
+  })
+  if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
+  return { world, users }
+}
