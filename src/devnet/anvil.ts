@@ -15,15 +15,29 @@ export function anvilBinary(): string {
   return join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports below Linux's ephemeral range (32768–60999): the kernel never hands these to outbound
+ * connections or to `listen(0)`, so a port reserved here for a process started a little later
+ * is not taken by some connection in between.
+ */
+const RESERVABLE_FROM = 20_000
+const RESERVABLE_TO = 32_000
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
+    srv.once('error', () => resolve(false))
+    srv.listen(port, host, () => srv.close(() => resolve(true)))
   })
+}
+
+/** A loopback port that is free now and stays free until a process of ours binds it. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = RESERVABLE_FROM + Math.floor(Math.random() * (RESERVABLE_TO - RESERVABLE_FROM))
+    if (await canListen(port, host)) return port
+  }
+  throw new Error(`no free port between ${RESERVABLE_FROM} and ${RESERVABLE_TO} on ${host}`)
 }
 
 export type AnvilOptions = {

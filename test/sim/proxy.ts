@@ -126,12 +126,3 @@ export async function startFaultyProxy(p: {
     },
   }
 }
-
-/** A port that was free a moment ago on loopback. */
-export async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}

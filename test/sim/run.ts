@@ -46,7 +46,7 @@ for (const seed of seeds) {
       receipts: 0,
       faults: {},
       checks: 1,
-      violations: [`scenario failed: ${(e as Error).message.split('\n')[0]}`],
+      violations: [`scenario failed: ${firstAndLast((e as Error).message)}`],
       maxLatencyMs: 0,
       durationMs: 0,
     }),
@@ -76,3 +76,9 @@ console.log(
   `sim: ${results.length} scenarios, ${faults} faults, ${receipts} receipts, ${violations} violations`,
 )
 process.exit(violations > 0 ? 1 : 0)
+
+/** An error's first line and, for a long one (an operator log tail), its last line too. */
+function firstAndLast(message: string): string {
+  const lines = message.split('\n').filter((l) => l.trim() !== '')
+  return lines.length > 1 ? `${lines[0]} … ${lines.at(-1)!.slice(0, 500)}` : (lines[0] ?? '')
+}

@@ -12,7 +12,7 @@ import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.
 import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
-import { anvilRpc } from '../../src/devnet/anvil.ts'
+import { anvilRpc, freePort } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
@@ -23,13 +23,7 @@ import {
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
-import {
-  type FaultyProxy,
-  freePort,
-  type ProxyFaults,
-  SecretScanner,
-  startFaultyProxy,
-} from './proxy.ts'
+import { type FaultyProxy, type ProxyFaults, SecretScanner, startFaultyProxy } from './proxy.ts'
 import { reorgChain } from './reorg.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
