@@ -1,11 +1,13 @@
 /**
  * The fault-injection simulator: `npm run sim -- --seeds N` runs N seeded scenarios
- * (test/sim/scenario.ts; docs/simulator.md) one after another and prints a summary; `--seed S` replays one.
+ * (test/sim/scenario.ts; docs/simulator.md) and prints a summary; `--seed S` replays one.
+ * `--jobs J` runs up to J scenarios at once, each on its own devnet (a scenario spends most of
+ * its time waiting on faults and timeouts, so two share a 2-core machine well).
  * Exits 1 if any invariant was violated. The last line is
  * `sim: <S> scenarios, <F> faults, <R> receipts, <V> violations`.
  */
 import { parseArgs } from 'node:util'
-import { runScenario, type ScenarioResult } from './scenario.ts'
+import { runScenario, type ScenarioResult, stopRunningScenarios } from './scenario.ts'
 
 const { values } = parseArgs({
   options: {
@@ -13,6 +15,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     from: { type: 'string', default: '1' },
     txs: { type: 'string', default: '30' },
+    jobs: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
   },
 })
@@ -33,12 +36,33 @@ const seeds = values.seed
       (_, i) => count(values.from, 'from', 0) + i,
     )
 
+const jobs = Math.min(count(values.jobs, 'jobs', 1), seeds.length)
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    console.error(`sim: ${signal}, stopping the running scenarios`)
+    void stopRunningScenarios().then(() => process.exit(130))
+  })
+
 const results: ScenarioResult[] = []
-for (const seed of seeds) {
+let next = 0
+await Promise.all(
+  Array.from({ length: jobs }, async () => {
+    while (next < seeds.length) {
+      const seed = seeds[next++]!
+      results.push(await runOne(seed))
+    }
+  }),
+)
+results.sort((a, b) => a.seed - b.seed)
+
+async function runOne(seed: number): Promise<ScenarioResult> {
   const r = await runScenario({
     seed,
     txsPerUser: txs,
-    ...(values.verbose ? { log: (l: string) => console.error(l) } : {}),
+    ...(values.verbose
+      ? { log: (l: string) => console.error(jobs > 1 ? `[${seed}] ${l}` : l) }
+      : {}),
   }).catch(
     (e: unknown): ScenarioResult => ({
       seed,
@@ -51,7 +75,6 @@ for (const seed of seeds) {
       durationMs: 0,
     }),
   )
-  results.push(r)
   const faults = Object.entries(r.faults)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ')
@@ -60,18 +83,19 @@ for (const seed of seeds) {
   )
   for (const v of r.violations) console.log(`  VIOLATION: ${v}`)
   if (r.violations.length > 0) console.log(`  replay: npm run sim -- --seed ${seed} --txs ${txs}`)
+  return r
 }
 
 const totals = new Map<string, number>()
 for (const r of results)
   for (const [k, n] of Object.entries(r.faults)) totals.set(k, (totals.get(k) ?? 0) + n)
-console.log('\nfault class          injected')
-for (const [k, n] of [...totals].sort()) console.log(`${k.padEnd(20)} ${String(n).padStart(8)}`)
+console.log(`\n${'fault class'.padEnd(26)} injected`)
+for (const [k, n] of [...totals].sort()) console.log(`${k.padEnd(26)} ${String(n).padStart(8)}`)
 const faults = [...totals.values()].reduce((a, b) => a + b, 0)
 const receipts = results.reduce((a, r) => a + r.receipts, 0)
 const checks = results.reduce((a, r) => a + r.checks, 0)
 const violations = results.reduce((a, r) => a + r.violations.length, 0)
-console.log(`invariant checks     ${String(checks).padStart(8)}`)
+console.log(`${'invariant checks'.padEnd(26)} ${String(checks).padStart(8)}`)
 console.log(
   `sim: ${results.length} scenarios, ${faults} faults, ${receipts} receipts, ${violations} violations`,
 )

@@ -61,6 +61,14 @@ type Recorded = { user: number; receipt: PoseReceipt } & (
   | { kind: 'burn'; amount: bigint }
 )
 
+/** Devnets of the scenarios running now, so an interrupted run can stop them all. */
+const running = new Set<Devnet>()
+
+/** Stops every running scenario's devnet (anvil, operators, enclaves). */
+export async function stopRunningScenarios(): Promise<void> {
+  await Promise.all([...running].map((d) => d.stop().catch(() => undefined)))
+}
+
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const t0 = performance.now()
   const log = o.log ?? (() => undefined)
@@ -161,6 +169,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     await Promise.all(proxies.map((x) => x.close()))
     throw e
   })
+  running.add(devnet)
   const down = new Set<number>()
   const stopping = { value: false }
   const ended = { value: false }
@@ -384,6 +393,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     stopping.value = true
     ended.value = true
     await devnet.stop()
+    running.delete(devnet)
     await Promise.all(proxies.map((x) => x.close()))
   }
 }
