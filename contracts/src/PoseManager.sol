@@ -3,15 +3,21 @@ pragma solidity ^0.8.24;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAttestationVerifier} from "./IAttestationVerifier.sol";
+import {PoseDigests} from "./PoseDigests.sol";
 import {EventKind, Phase} from "./PoseTypes.sol";
 
 /// @title PoseManager
 /// @notice The on-chain half of POSE (SPEC §4): registry of attested enclaves with operator
 /// stake, contract instances whose pools are drawn on-chain, activation by the executor
 /// enclave's signature, and a per-instance running event hash that every enclave signature the
-/// manager checks must name. Challenges, coins and exits extend this contract in later stages.
-contract PoseManager {
+/// manager checks must name; challenges, coins, termination and exits (SPEC §4).
+/// @dev Gas: each instance's hot fields share one storage slot, `InstanceEvent` is the only log
+/// of an instance's transitions (its kind and data say what happened), and membership history
+/// and join order are written only when a member leaves or joins late (docs/decisions/0005).
+contract PoseManager is ReentrancyGuardTransient {
     // ------------------------------------------------------------------ errors
 
     /// @notice `operator` already registered an enclave.
@@ -98,16 +104,10 @@ contract PoseManager {
     );
     /// @notice An operator changed its endpoint.
     event EndpointChanged(address indexed operator, string endpoint);
-    /// @notice An instance changed phase.
-    event PhaseChanged(uint256 indexed id, Phase phase);
     /// @notice The pool draw was moved to a later block because the old block hash expired.
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
     /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
     event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);
-    /// @notice `from` deposited `amount` into instance `id`.
-    event Deposited(uint256 indexed id, address indexed from, uint256 amount);
-    /// @notice `recipient` withdrew `amount` from instance `id` (cumulative `cumulative`).
-    event Withdrawn(uint256 indexed id, address indexed recipient, uint256 amount, uint256 cumulative);
     /// @notice `account` may claim `amount` more.
     event PayoutCredited(address indexed account, uint256 amount);
     /// @notice `account` claimed `amount`.
@@ -116,54 +116,60 @@ contract PoseManager {
     event ExitRequested(address indexed operator, uint64 at);
     /// @notice `operator` withdrew its stake.
     event StakeWithdrawn(address indexed operator, uint256 amount);
-    /// @notice Instance `id` ended; `root` commits to the final balances of `accounts` accounts.
-    event InstanceTerminated(uint256 indexed id, bytes32 root, uint256 accounts, uint256 total);
-    /// @notice A step of the running event hash of instance `id` (SPEC §4).
+    /// @notice A step of the running event hash of instance `id` (SPEC §4), and the one log of
+    /// every transition of an instance: `kind` is an `EventKind`, `data` its ABI-encoded fields.
     event InstanceEvent(uint256 indexed id, uint64 indexed index, uint8 kind, bytes data, bytes32 hash);
 
     // ------------------------------------------------------------------ types and state
 
     struct Operator {
+        // slot 0: everything but the key, the stake and the endpoint
         address enclaveSigner;
-        uint64 eligiblePosition; // 1-based position in `eligible`; 0 = not eligible
+        uint24 eligiblePosition; // 1-based position in `eligible`; 0 = not eligible
         bool registered;
         bool exiting;
         uint16 memberships; // live pool slots held
+        uint40 exitRequestedAt;
         bytes32 encryptionKey;
         uint256 stake;
-        uint64 exitRequestedAt;
         string endpoint;
     }
 
     struct Instance {
+        // slot 0: what nearly every operation reads and writes
         Phase phase;
         uint8 watchdogCount;
         uint8 executorSlot;
+        uint8 watchdogRounds; // watchdog rounds started while the executor is challenged
+        uint16 watchdogMask; // watchdogs under an open watchdog challenge
+        uint16 respondedMask;
         uint64 eventIndex;
-        uint64 drawBlock;
-        address creator;
-        bytes32 initCommitment;
-        bytes32 contractEncryptionKey;
-        bytes32 genesisDigest;
-        address[] operators; // per slot; address(0) once removed
-        // executor challenge
-        address challenger;
+        uint96 deposited; // coins (SPEC §4 Coins), cumulative
+        // slot 1: challenge deadlines and the event indices answers must reach
         uint64 challengeDeadline;
         uint64 challengeIndex; // event index of the challenge (or of the latest promotion)
-        uint8 watchdogRounds;
-        // watchdog challenge
-        uint16 watchdogMask;
-        uint16 respondedMask;
         uint64 watchdogDeadline;
         uint64 watchdogChallengeIndex;
-        uint64 refillBlock;
+        // slot 2: kept after the challenge closes (the phase says whether one is open), so the
+        // next challenge rewrites a non-zero slot
+        address challenger;
+        // slot 3
+        address creator;
+        uint40 drawBlock;
+        uint40 refillBlock;
         uint16 joins; // members ever added
+        // slot 4: the executor enclave's key (checked by every executor signature and most
+        // withdrawal authorisations) beside what withdrawals write
+        address executorSigner;
+        uint96 withdrawn; // cumulative
+        // remaining fields: one slot each. The code commitment and genesis digest are not stored:
+        // nothing on-chain reads them, and they are in the `Created` and `Activated` events.
+        bytes32 contractEncryptionKey;
+        address[] operators; // per slot; address(0) once removed
         // Join order per slot, 16 bits each: promotion picks the longest-serving live member,
         // which holds every acknowledged update (a refilled member may still be catching up).
+        // Zero until the first refill: slot i joined i-th (see `_joinOrder`).
         uint256 joinOrder;
-        // coins (SPEC §4 Coins)
-        uint256 deposited;
-        uint256 withdrawn;
     }
 
     /// @notice A read-only view of an instance.
@@ -171,11 +177,9 @@ contract PoseManager {
         Phase phase;
         uint8 watchdogCount;
         address creator;
-        bytes32 initCommitment;
         uint64 drawBlock;
         uint8 executorSlot;
         bytes32 contractEncryptionKey;
-        bytes32 genesisDigest;
         uint64 eventIndex;
         bytes32 eventHash;
         address[] signers;
@@ -233,7 +237,17 @@ contract PoseManager {
     /// @notice Watchdog challenge rounds an executor may start while itself challenged.
     uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
 
-    uint256 public instanceCount;
+    // One slot: what registration, creation and slashing update together.
+    /// @notice Creation fees and the unrewarded part of slashes.
+    uint96 public treasury;
+    /// @notice Sum of all operators' stakes.
+    uint96 public totalStake;
+    uint64 public instanceCount;
+    // One slot: what a challenge answer or timeout updates together.
+    /// @notice Sum of all unclaimed payouts.
+    uint128 public totalPayouts;
+    /// @notice Challenge fees of open executor challenges.
+    uint128 public challengeEscrow;
     mapping(address => Operator) internal operators;
     mapping(address => address) public operatorOfSigner;
     address[] internal eligible;
@@ -241,30 +255,13 @@ contract PoseManager {
     mapping(uint256 => mapping(uint256 => bytes32)) internal eventHashes;
     /// @notice Amounts each account may `claim` (fees, rewards, refunds).
     mapping(address => uint256) public payouts;
-    /// @notice Creation fees and the unrewarded part of slashes.
-    uint256 public treasury;
-    /// @notice Challenge fees of open executor challenges.
-    uint256 public challengeEscrow;
-    /// @notice Sum of all operators' stakes.
-    uint256 public totalStake;
-    /// @notice Sum of all unclaimed payouts.
-    uint256 public totalPayouts;
-    /// @notice Coins held for all instances (deposited minus withdrawn).
-    uint256 public totalHeld;
     /// @notice What each recipient has withdrawn from each instance (cumulative).
     mapping(uint256 => mapping(address => uint256)) public withdrawnBy;
-    /// @notice Enclaves that are or were members of an instance: their authorisations count.
-    mapping(uint256 => mapping(address => bool)) public everMember;
+    /// @notice Enclaves that were members of an instance and left it (removed, or released by
+    /// termination); with the current members, the enclaves whose authorisations count.
+    mapping(uint256 => mapping(address => bool)) public formerMember;
     /// @notice Merkle root of each terminated instance's final cumulative withdrawals.
     mapping(uint256 => bytes32) public finalRoot;
-    bool internal locked;
-
-    modifier nonReentrant() {
-        require(!locked);
-        locked = true;
-        _;
-        locked = false;
-    }
 
     constructor(IAttestationVerifier verifier_, Params memory p) {
         verifier = verifier_;
@@ -296,11 +293,11 @@ contract PoseManager {
 
         eligible.push(msg.sender);
         op.enclaveSigner = enclaveSigner;
-        op.eligiblePosition = uint64(eligible.length);
+        op.eligiblePosition = SafeCast.toUint24(eligible.length);
         op.registered = true;
         op.encryptionKey = encryptionKey;
         op.stake = msg.value;
-        totalStake += msg.value;
+        totalStake += SafeCast.toUint96(msg.value);
         op.endpoint = endpoint;
         operatorOfSigner[enclaveSigner] = msg.sender;
         emit OperatorRegistered(msg.sender, enclaveSigner, encryptionKey, measurement, endpoint, msg.value);
@@ -326,16 +323,14 @@ contract PoseManager {
     function createContract(uint8 watchdogCount, bytes32 initCommitment) external payable returns (uint256 id) {
         if (msg.value != creationFee) revert PoseManager_WrongFee(msg.value, creationFee);
         if (uint256(watchdogCount) + 1 > MAX_POOL) revert PoseManager_BadWatchdogCount(watchdogCount);
-        treasury += msg.value;
+        treasury += SafeCast.toUint96(msg.value);
         id = ++instanceCount;
         Instance storage inst = instances[id];
         inst.phase = Phase.Drawing;
         inst.watchdogCount = watchdogCount;
         inst.creator = msg.sender;
-        inst.initCommitment = initCommitment;
         // INVARIANT: the pool comes from the hash of a block after the creation block.
-        inst.drawBlock = uint64(block.number + 1);
-        emit PhaseChanged(id, Phase.Drawing);
+        inst.drawBlock = SafeCast.toUint40(block.number + 1);
         _appendEvent(id, inst, EventKind.Created, abi.encode(msg.sender, watchdogCount, initCommitment));
     }
 
@@ -348,7 +343,7 @@ contract PoseManager {
         bytes32 seedHash = blockhash(drawBlock);
         if (seedHash == bytes32(0)) {
             // The hash left the 256-block window: draw from a fresh later block instead.
-            inst.drawBlock = uint64(block.number + 1);
+            inst.drawBlock = SafeCast.toUint40(block.number + 1);
             emit DrawRescheduled(id, block.number + 1);
             return;
         }
@@ -361,15 +356,11 @@ contract PoseManager {
             signers[i] = op.enclaveSigner;
             keys[i] = op.encryptionKey;
             ++op.memberships;
-            everMember[id][op.enclaveSigner] = true;
         }
         inst.operators = pool;
-        uint256 order;
-        for (uint256 i; i < size; ++i) order |= (i + 1) << (16 * i);
-        inst.joinOrder = order;
         inst.joins = uint16(size);
+        inst.executorSigner = signers[0];
         inst.phase = Phase.Creating;
-        emit PhaseChanged(id, Phase.Creating);
         // Encryption keys are bound by the running hash so an operator cannot substitute them.
         _appendEvent(id, inst, EventKind.PoolDrawn, abi.encode(signers, keys));
     }
@@ -425,9 +416,7 @@ contract PoseManager {
         );
 
         inst.contractEncryptionKey = contractEncryptionKey;
-        inst.genesisDigest = genesisDigest;
         inst.phase = Phase.Active;
-        emit PhaseChanged(id, Phase.Active);
         _appendEvent(id, inst, EventKind.Activated, abi.encode(contractEncryptionKey, genesisDigest, ackedMask));
         for (uint256 slot = 1; slot < size; ++slot) {
             if (ackedMask & (1 << slot) == 0) _removeMember(id, inst, slot, REMOVED_NOT_ACKED);
@@ -442,12 +431,14 @@ contract PoseManager {
         uint64 eventIndex
     ) internal view returns (bytes32) {
         bytes32 eventHash = eventHashAt(id, eventIndex);
-        return activationDigest(id, contractEncryptionKey, genesisDigest, ackedMask, eventIndex, eventHash);
+        return PoseDigests.activation(
+            address(this), id, contractEncryptionKey, genesisDigest, ackedMask, eventIndex, eventHash
+        );
     }
 
     /// @dev Reverts unless `signature` over `digest` is by the executor enclave of `inst`.
     function _requireExecutorSignature(Instance storage inst, bytes32 digest, bytes calldata signature) internal view {
-        address executor = operators[inst.operators[inst.executorSlot]].enclaveSigner;
+        address executor = inst.executorSigner;
         address recovered = ECDSA.recover(digest, signature);
         if (recovered != executor) revert PoseManager_BadSignature(recovered, executor);
     }
@@ -457,6 +448,7 @@ contract PoseManager {
         Operator storage op = operators[inst.operators[slot]];
         address signer = op.enclaveSigner;
         --op.memberships;
+        formerMember[id][signer] = true;
         inst.operators[slot] = address(0);
         inst.watchdogMask &= ~uint16(1 << slot);
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
@@ -464,7 +456,7 @@ contract PoseManager {
         uint256 n = inst.operators.length;
         uint256 best = type(uint256).max;
         uint256 bestOrder = type(uint256).max;
-        uint256 order = inst.joinOrder;
+        uint256 order = _joinOrder(inst, n);
         for (uint256 i; i < n; ++i) {
             uint256 joined = (order >> (16 * i)) & 0xffff;
             if (inst.operators[i] != address(0) && joined < bestOrder) {
@@ -475,11 +467,22 @@ contract PoseManager {
         if (best != type(uint256).max) {
             // INVARIANT: a live instance always has exactly one executor: the longest-serving member.
             inst.executorSlot = uint8(best);
+            inst.executorSigner = operators[inst.operators[best]].enclaveSigner;
             return;
         }
         inst.phase = Phase.Frozen;
         inst.watchdogMask = 0;
-        emit PhaseChanged(id, Phase.Frozen);
+        inst.executorSigner = address(0);
+    }
+
+    /// @dev Join order per slot (16 bits each). Until the first refill every slot joined in slot
+    /// order, which is not stored: the draw saves that write.
+    function _joinOrder(Instance storage inst, uint256 n) internal view returns (uint256 order) {
+        order = inst.joinOrder;
+        if (order != 0) return order;
+        for (uint256 i; i < n; ++i) {
+            order |= (i + 1) << (16 * i);
+        }
     }
 
     // ------------------------------------------------------------------ challenges (SPEC §4)
@@ -492,12 +495,11 @@ contract PoseManager {
             revert PoseManager_UnexpectedPhase(id, inst.phase, Phase.Active);
         }
         if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
-        challengeEscrow += msg.value;
+        challengeEscrow += SafeCast.toUint128(msg.value);
         inst.challenger = msg.sender;
         inst.challengeDeadline = uint64(block.timestamp) + delta;
         inst.watchdogRounds = 0;
         inst.phase = Phase.ExecutorChallenged;
-        emit PhaseChanged(id, Phase.ExecutorChallenged);
         _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
         inst.challengeIndex = inst.eventIndex;
     }
@@ -514,15 +516,17 @@ contract PoseManager {
         }
         // INVARIANT: a response proves its enclave saw the challenge (running hash at or after it).
         if (eventIndex < inst.challengeIndex) revert PoseManager_ResponseTooOld(id, eventIndex, inst.challengeIndex);
-        _requireExecutorSignature(inst, respondDigest(id, keccak256(response), eventIndex, eventHashAt(id, eventIndex)), signature);
+        _requireExecutorSignature(
+            inst,
+            PoseDigests.respond(address(this), id, keccak256(response), eventIndex, eventHashAt(id, eventIndex)),
+            signature
+        );
 
         uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
-        challengeEscrow -= fee;
+        challengeEscrow -= uint128(fee);
         _credit(inst.operators[inst.executorSlot], fee);
-        inst.challenger = address(0);
         inst.challengeDeadline = 0;
         inst.phase = inst.watchdogMask != 0 ? Phase.WatchdogsChallenged : Phase.Active;
-        emit PhaseChanged(id, inst.phase);
         _appendEvent(id, inst, EventKind.ExecutorResponded, abi.encode(response));
     }
 
@@ -543,7 +547,7 @@ contract PoseManager {
         _appendEvent(id, inst, EventKind.ExecutorTimedOut, abi.encode(slashed, challenger));
         if (inst.phase == Phase.Frozen) {
             uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
-            challengeEscrow -= fee;
+            challengeEscrow -= uint128(fee);
             _credit(challenger, fee);
             return;
         }
@@ -568,19 +572,22 @@ contract PoseManager {
             revert PoseManager_BadMemberMask(memberMask);
         }
         for (uint256 i; i < n; ++i) {
-            if (memberMask & (1 << i) != 0 && inst.operators[i] == address(0)) revert PoseManager_BadMemberMask(memberMask);
+            if (memberMask & (1 << i) != 0 && inst.operators[i] == address(0)) {
+                revert PoseManager_BadMemberMask(memberMask);
+            }
         }
         inst.watchdogMask = uint16(memberMask);
         inst.respondedMask = 0;
         inst.watchdogDeadline = uint64(block.timestamp) + delta;
         if (phase == Phase.ExecutorChallenged) {
             // INVARIANT: a challenged executor extends its own deadline by at most MAX_WATCHDOG_ROUNDS × Δ.
-            if (inst.watchdogRounds >= MAX_WATCHDOG_ROUNDS) revert PoseManager_TooManyWatchdogRounds(id, inst.watchdogRounds);
+            if (inst.watchdogRounds >= MAX_WATCHDOG_ROUNDS) {
+                revert PoseManager_TooManyWatchdogRounds(id, inst.watchdogRounds);
+            }
             ++inst.watchdogRounds;
             inst.challengeDeadline += delta;
         } else {
             inst.phase = Phase.WatchdogsChallenged;
-            emit PhaseChanged(id, Phase.WatchdogsChallenged);
         }
         _appendEvent(id, inst, EventKind.WatchdogsChallenged, abi.encode(uint16(memberMask), payload));
         inst.watchdogChallengeIndex = inst.eventIndex;
@@ -600,8 +607,9 @@ contract PoseManager {
             revert PoseManager_ResponseTooOld(id, eventIndex, inst.watchdogChallengeIndex);
         }
         address expected = operators[inst.operators[slot]].enclaveSigner;
-        address recovered =
-            ECDSA.recover(watchdogResponseDigest(id, slot, eventIndex, eventHashAt(id, eventIndex)), signature);
+        address recovered = ECDSA.recover(
+            PoseDigests.watchdogResponse(address(this), id, slot, eventIndex, eventHashAt(id, eventIndex)), signature
+        );
         if (recovered != expected) revert PoseManager_BadSignature(recovered, expected);
         inst.respondedMask |= uint16(1 << slot);
         _appendEvent(id, inst, EventKind.WatchdogResponded, abi.encode(slot));
@@ -627,10 +635,7 @@ contract PoseManager {
             _removeMember(id, inst, i, REMOVED_TIMED_OUT);
             _slash(slashed, beneficiary);
         }
-        if (inst.phase == Phase.WatchdogsChallenged) {
-            inst.phase = Phase.Active;
-            emit PhaseChanged(id, Phase.Active);
-        }
+        if (inst.phase == Phase.WatchdogsChallenged) inst.phase = Phase.Active;
     }
 
     /// @notice Fills empty slots of an active instance with operators drawn from the hash of a
@@ -647,12 +652,14 @@ contract PoseManager {
         if (empty == 0) revert PoseManager_NothingToRefill(id);
         uint64 at = inst.refillBlock;
         if (at == 0 || (block.number > at && blockhash(at) == bytes32(0))) {
-            inst.refillBlock = uint64(block.number + 1);
+            inst.refillBlock = SafeCast.toUint40(block.number + 1);
             return;
         }
         if (block.number <= at) revert PoseManager_DrawTooEarly(id, at, block.number);
         inst.refillBlock = 0;
-        address[] memory chosen = _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, empty);
+        uint256 order = _joinOrder(inst, n);
+        address[] memory chosen =
+            _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, empty);
         uint8[] memory slots = new uint8[](chosen.length);
         address[] memory signers = new address[](chosen.length);
         bytes32[] memory keys = new bytes32[](chosen.length);
@@ -663,13 +670,13 @@ contract PoseManager {
             inst.operators[i] = chosen[k];
             ++op.memberships;
             uint256 joined = ++inst.joins;
-            inst.joinOrder = (inst.joinOrder & ~(uint256(0xffff) << (16 * i))) | (joined << (16 * i));
+            order = (order & ~(uint256(0xffff) << (16 * i))) | (joined << (16 * i));
             slots[k] = uint8(i);
             signers[k] = op.enclaveSigner;
-            everMember[id][op.enclaveSigner] = true;
             keys[k] = op.encryptionKey;
             ++k;
         }
+        inst.joinOrder = order;
         _appendEvent(id, inst, EventKind.Refilled, abi.encode(slots, signers, keys));
     }
 
@@ -696,7 +703,9 @@ contract PoseManager {
             if (!_contains(current, candidate)) pool[got++] = candidate;
         }
         chosen = new address[](got);
-        for (uint256 i; i < got; ++i) chosen[i] = pool[i];
+        for (uint256 i; i < got; ++i) {
+            chosen[i] = pool[i];
+        }
     }
 
     function _contains(address[] storage list, address a) internal view returns (bool) {
@@ -718,9 +727,7 @@ contract PoseManager {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
         if (msg.value == 0) revert PoseManager_ZeroDeposit();
-        inst.deposited += msg.value;
-        totalHeld += msg.value;
-        emit Deposited(id, msg.sender, msg.value);
+        inst.deposited = SafeCast.toUint96(inst.deposited + msg.value);
         _appendEvent(id, inst, EventKind.Deposit, abi.encode(msg.sender, msg.value));
     }
 
@@ -734,11 +741,26 @@ contract PoseManager {
         bytes calldata signature
     ) external nonReentrant {
         Instance storage inst = instances[id];
-        bytes32 digest = withdrawDigest(id, recipient, cumulativeAmount, eventIndex, eventHashAt(id, eventIndex));
+        bytes32 digest = PoseDigests.withdraw(
+            address(this), id, recipient, cumulativeAmount, eventIndex, eventHashAt(id, eventIndex)
+        );
         address signer = ECDSA.recover(digest, signature);
         // INVARIANT: only an enclave that is or was a member authorises coins out of an instance.
-        if (!everMember[id][signer]) revert PoseManager_NotAMember(id, signer);
+        if (!_isOrWasMember(id, inst, signer)) revert PoseManager_NotAMember(id, signer);
         _payOut(id, inst, recipient, cumulativeAmount);
+    }
+
+    /// @dev The executor first (it signs most authorisations), then members that left
+    /// (`formerMember`), then the other current members.
+    function _isOrWasMember(uint256 id, Instance storage inst, address signer) internal view returns (bool) {
+        if (signer == address(0)) return false;
+        if (signer == inst.executorSigner || formerMember[id][signer]) return true;
+        uint256 n = inst.operators.length;
+        for (uint256 i; i < n; ++i) {
+            address op = inst.operators[i];
+            if (op != address(0) && operators[op].enclaveSigner == signer) return true;
+        }
+        return false;
     }
 
     /// @dev Pays `recipient` the part of `cumulativeAmount` not yet withdrawn from instance `id`.
@@ -752,9 +774,8 @@ contract PoseManager {
         // INVARIANT: per instance, total withdrawn <= total deposited.
         if (amount > available) revert PoseManager_Insolvent(id, amount, available);
         withdrawnBy[id][recipient] = cumulativeAmount;
-        inst.withdrawn += amount;
-        totalHeld -= amount;
-        emit Withdrawn(id, recipient, amount, cumulativeAmount);
+        // Cannot overflow: withdrawn + amount <= deposited, a uint96.
+        inst.withdrawn += uint96(amount);
         _appendEvent(id, inst, EventKind.Withdrawal, abi.encode(recipient, cumulativeAmount, amount));
         _send(recipient, amount);
     }
@@ -782,9 +803,7 @@ contract PoseManager {
         if (total > inst.deposited) revert PoseManager_FinalBalancesExceedHeld(id, total, inst.deposited);
 
         finalRoot[id] = root;
-        _releasePool(inst);
-        emit PhaseChanged(id, Phase.Terminated);
-        emit InstanceTerminated(id, root, accounts.length, total);
+        _releasePool(id, inst);
         _appendEvent(id, inst, EventKind.Terminated, abi.encode(root, accounts, cumulatives));
     }
 
@@ -796,7 +815,9 @@ contract PoseManager {
         if (phase != Phase.Active && phase != Phase.WatchdogsChallenged) {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
-        if (accounts != amounts || accounts > MAX_FINAL_ACCOUNTS) revert PoseManager_BadFinalBalances(accounts, amounts);
+        if (accounts != amounts || accounts > MAX_FINAL_ACCOUNTS) {
+            revert PoseManager_BadFinalBalances(accounts, amounts);
+        }
         if (eventIndex != inst.eventIndex) revert PoseManager_TerminationNotLatest(id, eventIndex, inst.eventIndex);
     }
 
@@ -805,7 +826,7 @@ contract PoseManager {
         view
         returns (bytes32)
     {
-        return terminateDigest(id, root, leavesHash, eventIndex, eventHashAt(id, eventIndex));
+        return PoseDigests.terminate(address(this), id, root, leavesHash, eventIndex, eventHashAt(id, eventIndex));
     }
 
     function _sum(uint256[] calldata values) internal pure returns (uint256 total) {
@@ -816,7 +837,7 @@ contract PoseManager {
     }
 
     /// @dev Ends every live membership of a terminated instance.
-    function _releasePool(Instance storage inst) internal {
+    function _releasePool(uint256 id, Instance storage inst) internal {
         inst.phase = Phase.Terminated;
         inst.watchdogMask = 0;
         inst.respondedMask = 0;
@@ -826,6 +847,7 @@ contract PoseManager {
             address op = inst.operators[i];
             if (op == address(0)) continue;
             --operators[op].memberships;
+            formerMember[id][operators[op].enclaveSigner] = true;
             inst.operators[i] = address(0);
         }
     }
@@ -846,30 +868,6 @@ contract PoseManager {
         _payOut(id, inst, recipient, cumulativeAmount);
     }
 
-    /// @notice The digest the executor enclave signs in `terminate`.
-    function terminateDigest(uint256 id, bytes32 root, bytes32 leavesHash, uint64 eventIndex, bytes32 eventHash)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(
-            abi.encode("POSE-TERMINATE-v1", block.chainid, address(this), id, root, leavesHash, eventIndex, eventHash)
-        );
-    }
-
-    /// @notice The digest a member enclave signs to authorise a withdrawal.
-    function withdrawDigest(uint256 id, address recipient, uint256 cumulativeAmount, uint64 eventIndex, bytes32 eventHash)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(
-            abi.encode(
-                "POSE-WITHDRAW-v1", block.chainid, address(this), id, recipient, cumulativeAmount, eventIndex, eventHash
-            )
-        );
-    }
-
     /// @notice Coins deposited into and withdrawn from instance `id`.
     function balanceOfInstance(uint256 id) external view returns (uint256 deposited, uint256 withdrawn) {
         return (instances[id].deposited, instances[id].withdrawn);
@@ -884,7 +882,7 @@ contract PoseManager {
         if (!op.registered) revert PoseManager_NotRegistered(msg.sender);
         if (op.exiting) revert PoseManager_Exiting(msg.sender);
         op.exiting = true;
-        op.exitRequestedAt = uint64(block.timestamp);
+        op.exitRequestedAt = uint40(block.timestamp);
         _removeEligible(msg.sender);
         emit ExitRequested(msg.sender, uint64(block.timestamp));
     }
@@ -911,7 +909,7 @@ contract PoseManager {
     /// @notice Pays out the stake of an exited operator with no memberships after the exit delay.
     function withdrawStake() external nonReentrant {
         Operator storage op = operators[msg.sender];
-        uint64 readyAt = op.exitRequestedAt + exitDelay;
+        uint64 readyAt = uint64(op.exitRequestedAt) + exitDelay;
         // INVARIANT: stake leaves the manager only through withdrawStake or a slash payout.
         if (!op.exiting || op.memberships != 0 || block.timestamp < readyAt) {
             revert PoseManager_CannotWithdraw(msg.sender, op.memberships, readyAt);
@@ -919,7 +917,8 @@ contract PoseManager {
         uint256 amount = op.stake;
         op.stake = 0;
         op.registered = false;
-        totalStake -= amount;
+        // Cannot truncate: a stake is at most totalStake, a uint96.
+        totalStake -= uint96(amount);
         emit StakeWithdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -929,7 +928,8 @@ contract PoseManager {
         uint256 amount = payouts[msg.sender];
         if (amount == 0) revert PoseManager_NothingToClaim(msg.sender);
         payouts[msg.sender] = 0;
-        totalPayouts -= amount;
+        // Cannot truncate: a payout is at most totalPayouts, a uint128.
+        totalPayouts -= uint128(amount);
         emit PayoutClaimed(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -942,7 +942,7 @@ contract PoseManager {
     function _credit(address account, uint256 amount) internal {
         if (amount == 0) return;
         payouts[account] += amount;
-        totalPayouts += amount;
+        totalPayouts += SafeCast.toUint128(amount);
         emit PayoutCredited(account, amount);
     }
 
@@ -951,12 +951,10 @@ contract PoseManager {
         Operator storage op = operators[operator];
         uint256 amount = op.stake < slashAmount ? op.stake : slashAmount;
         op.stake -= amount;
-        totalStake -= amount;
+        // Cannot truncate: amount <= op.stake <= totalStake, a uint96; reward <= amount.
+        totalStake -= uint96(amount);
         uint256 reward = amount / 2;
-        // Cannot overflow: reward <= amount.
-        unchecked {
-            treasury += amount - reward;
-        }
+        treasury += uint96(amount - reward);
         _credit(beneficiary, reward);
         if (op.stake < minStake) _removeEligible(operator);
         emit Slashed(operator, amount, beneficiary, reward);
@@ -968,29 +966,9 @@ contract PoseManager {
         if (pos == 0) return;
         address last = eligible[eligible.length - 1];
         eligible[pos - 1] = last;
-        operators[last].eligiblePosition = uint64(pos);
+        operators[last].eligiblePosition = uint24(pos);
         eligible.pop();
         op.eligiblePosition = 0;
-    }
-
-    /// @notice The digest an executor enclave signs to answer a challenge.
-    function respondDigest(uint256 id, bytes32 responseHash, uint64 eventIndex, bytes32 eventHash)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(
-            abi.encode("POSE-RESPOND-v1", block.chainid, address(this), id, responseHash, eventIndex, eventHash)
-        );
-    }
-
-    /// @notice The digest a watchdog enclave signs to answer a watchdog challenge.
-    function watchdogResponseDigest(uint256 id, uint8 slot, uint64 eventIndex, bytes32 eventHash)
-        public
-        view
-        returns (bytes32)
-    {
-        return keccak256(abi.encode("POSE-WATCHDOG-v1", block.chainid, address(this), id, slot, eventIndex, eventHash));
     }
 
     // ------------------------------------------------------------------ running event hash
@@ -998,19 +976,10 @@ contract PoseManager {
     function _appendEvent(uint256 id, Instance storage inst, EventKind kind, bytes memory data) internal {
         uint64 index = inst.eventIndex + 1;
         bytes32 prev = index == 1 ? bytes32(0) : eventHashes[id][(index - 1) % EVENT_HISTORY];
-        bytes32 h = nextEventHash(prev, id, index, uint8(kind), data);
+        bytes32 h = PoseDigests.nextEventHash(prev, id, index, uint8(kind), data);
         inst.eventIndex = index;
         eventHashes[id][index % EVENT_HISTORY] = h;
         emit InstanceEvent(id, index, uint8(kind), data, h);
-    }
-
-    /// @notice One step of the running hash: what enclaves recompute from the events.
-    function nextEventHash(bytes32 prev, uint256 id, uint64 index, uint8 kind, bytes memory data)
-        public
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(prev, id, index, kind, keccak256(data)));
     }
 
     /// @notice The running hash of instance `id` after event `index`; only the most recent
@@ -1025,30 +994,6 @@ contract PoseManager {
         return eventHashes[id][index % EVENT_HISTORY];
     }
 
-    /// @notice The digest the executor enclave signs in `activate`.
-    function activationDigest(
-        uint256 id,
-        bytes32 contractEncryptionKey,
-        bytes32 genesisDigest,
-        uint256 ackedMask,
-        uint64 eventIndex,
-        bytes32 eventHash
-    ) public view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                "POSE-ACTIVATE-v1",
-                block.chainid,
-                address(this),
-                id,
-                contractEncryptionKey,
-                genesisDigest,
-                ackedMask,
-                eventIndex,
-                eventHash
-            )
-        );
-    }
-
     function _requirePhase(uint256 id, Instance storage inst, Phase expected) internal view {
         if (inst.phase != expected) revert PoseManager_UnexpectedPhase(id, inst.phase, expected);
     }
@@ -1061,11 +1006,9 @@ contract PoseManager {
         v.phase = inst.phase;
         v.watchdogCount = inst.watchdogCount;
         v.creator = inst.creator;
-        v.initCommitment = inst.initCommitment;
         v.drawBlock = inst.drawBlock;
         v.executorSlot = inst.executorSlot;
         v.contractEncryptionKey = inst.contractEncryptionKey;
-        v.genesisDigest = inst.genesisDigest;
         v.eventIndex = inst.eventIndex;
         v.eventHash = inst.eventIndex == 0 ? bytes32(0) : eventHashes[id][inst.eventIndex % EVENT_HISTORY];
         uint256 n = inst.operators.length;
@@ -1076,7 +1019,7 @@ contract PoseManager {
             v.operators[i] = op;
             v.signers[i] = op == address(0) ? address(0) : operators[op].enclaveSigner;
         }
-        v.challenger = inst.challenger;
+        if (inst.phase == Phase.ExecutorChallenged) v.challenger = inst.challenger;
         v.challengeDeadline = inst.challengeDeadline;
         v.watchdogMask = inst.watchdogMask;
         v.respondedMask = inst.respondedMask;

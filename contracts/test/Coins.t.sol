@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {PoseDigests} from "../src/PoseDigests.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
@@ -17,9 +19,14 @@ contract CoinsTest is Fixture {
         vm.deal(alice, 100 ether);
     }
 
-    function authorise(uint256 slot, address recipient, uint256 cumulative) internal view returns (uint64, bytes memory) {
+    function authorise(uint256 slot, address recipient, uint256 cumulative)
+        internal
+        view
+        returns (uint64, bytes memory)
+    {
         uint64 index = manager.getInstance(id).eventIndex;
-        bytes32 d = manager.withdrawDigest(id, recipient, cumulative, index, manager.eventHashAt(id, index));
+        bytes32 d =
+            PoseDigests.withdraw(address(manager), id, recipient, cumulative, index, manager.eventHashAt(id, index));
         return (index, sig(slotKey(id, slot, OPS), d));
     }
 
@@ -29,10 +36,14 @@ contract CoinsTest is Fixture {
         manager.deposit{value: 3 ether}(id);
         (uint256 deposited,) = manager.balanceOfInstance(id);
         assertEq(deposited, 3 ether, "deposited");
-        assertEq(manager.totalHeld(), 3 ether, "held");
+        assertEq(address(manager).balance - manager.totalStake() - manager.treasury(), 3 ether, "held by the manager");
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertEq(v.eventIndex, before + 1, "deposit event");
-        assertEq(v.eventHash, manager.nextEventHash(manager.eventHashAt(id, before), id, before + 1, 5, abi.encode(alice, 3 ether)), "hash");
+        assertEq(
+            v.eventHash,
+            PoseDigests.nextEventHash(manager.eventHashAt(id, before), id, before + 1, 5, abi.encode(alice, 3 ether)),
+            "hash"
+        );
     }
 
     function test_deposit_zero_reverts() public {
@@ -44,7 +55,9 @@ contract CoinsTest is Fixture {
         vm.deal(address(this), FEE);
         uint256 other = manager.createContract{value: FEE}(1, keccak256("code"));
         vm.prank(alice);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Drawing, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Drawing, Phase.Active)
+        );
         manager.deposit{value: 1}(other);
     }
 
@@ -55,14 +68,18 @@ contract CoinsTest is Fixture {
         manager.withdraw(id, bob, 2 ether, i1, s1);
         assertEq(bob.balance, 2 ether, "first payment");
         // The same authorisation again pays nothing.
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, 2 ether, 2 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, 2 ether, 2 ether)
+        );
         manager.withdraw(id, bob, 2 ether, i1, s1);
         // A newer, higher cumulative authorisation pays the difference.
         (uint64 i2, bytes memory s2) = authorise(0, bob, 3 ether);
         manager.withdraw(id, bob, 3 ether, i2, s2);
         assertEq(bob.balance, 3 ether, "difference paid");
         // An older authorisation after a newer one pays nothing more.
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, 2 ether, 3 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, 2 ether, 3 ether)
+        );
         manager.withdraw(id, bob, 2 ether, i1, s1);
     }
 
@@ -80,11 +97,46 @@ contract CoinsTest is Fixture {
         assertEq(bob.balance, 1 ether, "paid");
     }
 
+    function test_deposit_beyondUint96_reverts() public {
+        uint256 huge = uint256(type(uint96).max) + 1;
+        vm.deal(alice, huge);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 96, huge));
+        manager.deposit{value: huge}(id);
+    }
+
+    function test_withdraw_byWatchdog_succeeds() public {
+        vm.prank(alice);
+        manager.deposit{value: 1 ether}(id);
+        (uint64 index, bytes memory s) = authorise(2, bob, 1 ether);
+        manager.withdraw(id, bob, 1 ether, index, s);
+        assertEq(bob.balance, 1 ether, "paid on a watchdog's authorisation");
+    }
+
+    function test_withdraw_byEnclaveOutsideThePool_reverts() public {
+        vm.prank(alice);
+        manager.deposit{value: 1 ether}(id);
+        address[] memory pool = manager.getInstance(id).signers;
+        uint256 outsider;
+        for (uint256 i; i < OPS && outsider == 0; ++i) {
+            bool inPool;
+            for (uint256 j; j < pool.length; ++j) {
+                if (pool[j] == vm.addr(enclaveKey(i))) inPool = true;
+            }
+            if (!inPool) outsider = enclaveKey(i);
+        }
+        assertTrue(outsider != 0, "a registered enclave outside the pool");
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d = PoseDigests.withdraw(address(manager), id, bob, 1 ether, index, manager.eventHashAt(id, index));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotAMember.selector, id, vm.addr(outsider)));
+        manager.withdraw(id, bob, 1 ether, index, sig(outsider, d));
+    }
+
     function test_withdraw_forged_reverts() public {
         vm.prank(alice);
         manager.deposit{value: 1 ether}(id);
         uint64 index = manager.getInstance(id).eventIndex;
-        bytes32 d = manager.withdrawDigest(id, bob, 1 ether, index, manager.eventHashAt(id, index));
+        bytes32 d = PoseDigests.withdraw(address(manager), id, bob, 1 ether, index, manager.eventHashAt(id, index));
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotAMember.selector, id, vm.addr(0xBAD)));
         manager.withdraw(id, bob, 1 ether, index, sig(0xBAD, d));
     }
@@ -100,7 +152,11 @@ contract CoinsTest is Fixture {
     function test_withdraw_staleIndex_reverts() public {
         vm.prank(alice);
         manager.deposit{value: 1 ether}(id);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, 999, manager.getInstance(id).eventIndex));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_StaleEventIndex.selector, id, 999, manager.getInstance(id).eventIndex
+            )
+        );
         manager.withdraw(id, bob, 1 ether, 999, "");
     }
 

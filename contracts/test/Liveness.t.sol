@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {PoseDigests} from "../src/PoseDigests.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
@@ -22,7 +23,8 @@ contract LivenessTest is Fixture {
     }
 
     function respond(uint256 slot, uint64 index) internal {
-        bytes32 d = manager.respondDigest(id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        bytes32 d =
+            PoseDigests.respond(address(manager), id, keccak256("answer"), index, manager.eventHashAt(id, index));
         manager.respondExecutor(id, "answer", index, sig(slotKey(id, slot, OPS), d));
     }
 
@@ -50,7 +52,11 @@ contract LivenessTest is Fixture {
     function test_challengeExecutor_twice_reverts() public {
         challenge();
         vm.prank(user);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active
+            )
+        );
         manager.challengeExecutor{value: CHALLENGE_FEE}(id, "");
     }
 
@@ -69,7 +75,8 @@ contract LivenessTest is Fixture {
         // older event: rejected.
         uint64 before = manager.getInstance(id).eventIndex;
         challenge();
-        bytes32 d = manager.respondDigest(id, keccak256("answer"), before, manager.eventHashAt(id, before));
+        bytes32 d =
+            PoseDigests.respond(address(manager), id, keccak256("answer"), before, manager.eventHashAt(id, before));
         bytes memory s = sig(slotKey(id, 0, OPS), d);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_ResponseTooOld.selector, id, before, before + 1));
         manager.respondExecutor(id, "answer", before, s);
@@ -78,10 +85,15 @@ contract LivenessTest is Fixture {
     function test_respondExecutor_byWatchdog_reverts() public {
         challenge();
         uint64 index = manager.getInstance(id).eventIndex;
-        bytes32 d = manager.respondDigest(id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        bytes32 d =
+            PoseDigests.respond(address(manager), id, keccak256("answer"), index, manager.eventHashAt(id, index));
         uint256 key = slotKey(id, 1, OPS);
         bytes memory s = sig(key, d);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[0]));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[0]
+            )
+        );
         manager.respondExecutor(id, "answer", index, s);
     }
 
@@ -89,12 +101,18 @@ contract LivenessTest is Fixture {
         challenge();
         uint64 deadline = manager.getInstance(id).challengeDeadline;
         vm.warp(deadline + 1);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1)
+        );
         manager.respondExecutor(id, "answer", 0, "");
     }
 
     function test_respondExecutor_notChallenged_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged
+            )
+        );
         manager.respondExecutor(id, "answer", 0, "");
     }
 
@@ -120,7 +138,9 @@ contract LivenessTest is Fixture {
     function test_executorTimeout_beforeDeadline_reverts() public {
         challenge();
         uint64 deadline = manager.getInstance(id).challengeDeadline;
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp)
+        );
         manager.executorTimeout(id);
     }
 
@@ -136,7 +156,11 @@ contract LivenessTest is Fixture {
     }
 
     function test_executorTimeout_notChallenged_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.ExecutorChallenged
+            )
+        );
         manager.executorTimeout(id);
     }
 
@@ -148,7 +172,7 @@ contract LivenessTest is Fixture {
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertTrue(v.phase == Phase.WatchdogsChallenged, "phase");
         uint64 index = v.eventIndex;
-        bytes32 d = manager.watchdogResponseDigest(id, 1, index, manager.eventHashAt(id, index));
+        bytes32 d = PoseDigests.watchdogResponse(address(manager), id, 1, index, manager.eventHashAt(id, index));
         manager.respondWatchdog(id, 1, index, sig(slotKey(id, 1, OPS), d));
         address silent = opOf(2);
         vm.warp(block.timestamp + DELTA + 1);
@@ -185,7 +209,11 @@ contract LivenessTest is Fixture {
         vm.prank(exec);
         manager.challengeWatchdogs(id, 2, "");
         vm.prank(exec);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.WatchdogsChallenged, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.WatchdogsChallenged, Phase.Active
+            )
+        );
         manager.challengeWatchdogs(id, 4, "");
     }
 
@@ -196,12 +224,16 @@ contract LivenessTest is Fixture {
         for (uint256 r; r < manager.MAX_WATCHDOG_ROUNDS(); ++r) {
             vm.prank(exec);
             manager.challengeWatchdogs(id, 2, "");
-            bytes32 d = manager.watchdogResponseDigest(id, 1, manager.getInstance(id).eventIndex, manager.getInstance(id).eventHash);
+            bytes32 d = PoseDigests.watchdogResponse(
+                address(manager), id, 1, manager.getInstance(id).eventIndex, manager.getInstance(id).eventHash
+            );
             manager.respondWatchdog(id, 1, manager.getInstance(id).eventIndex, sig(slotKey(id, 1, OPS), d));
             vm.warp(block.timestamp + DELTA + 1);
             manager.finalizeWatchdogChallenge(id);
         }
-        assertEq(manager.getInstance(id).challengeDeadline, deadline + 2 * DELTA, "deadline extended by at most 2 rounds");
+        assertEq(
+            manager.getInstance(id).challengeDeadline, deadline + 2 * DELTA, "deadline extended by at most 2 rounds"
+        );
         vm.prank(exec);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TooManyWatchdogRounds.selector, id, 2));
         manager.challengeWatchdogs(id, 2, "");
@@ -242,7 +274,7 @@ contract LivenessTest is Fixture {
         uint64 before = manager.getInstance(id).eventIndex;
         vm.prank(opOf(0));
         manager.challengeWatchdogs(id, 2, "");
-        bytes32 d = manager.watchdogResponseDigest(id, 1, before, manager.eventHashAt(id, before));
+        bytes32 d = PoseDigests.watchdogResponse(address(manager), id, 1, before, manager.eventHashAt(id, before));
         bytes memory s = sig(slotKey(id, 1, OPS), d);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_ResponseTooOld.selector, id, before, before + 1));
         manager.respondWatchdog(id, 1, before, s);
@@ -252,10 +284,14 @@ contract LivenessTest is Fixture {
         vm.prank(opOf(0));
         manager.challengeWatchdogs(id, 2, "");
         uint64 index = manager.getInstance(id).eventIndex;
-        bytes32 d = manager.watchdogResponseDigest(id, 1, index, manager.eventHashAt(id, index));
+        bytes32 d = PoseDigests.watchdogResponse(address(manager), id, 1, index, manager.eventHashAt(id, index));
         uint256 key = slotKey(id, 2, OPS);
         bytes memory s = sig(key, d);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[1]));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[1]
+            )
+        );
         manager.respondWatchdog(id, 1, index, s);
     }
 
@@ -264,7 +300,9 @@ contract LivenessTest is Fixture {
         manager.challengeWatchdogs(id, 2, "");
         uint64 deadline = manager.getInstance(id).watchdogDeadline;
         vm.warp(deadline + 1);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, deadline + 1)
+        );
         manager.respondWatchdog(id, 1, 0, "");
     }
 
@@ -277,7 +315,9 @@ contract LivenessTest is Fixture {
         vm.prank(opOf(0));
         manager.challengeWatchdogs(id, 2, "");
         uint64 deadline = manager.getInstance(id).watchdogDeadline;
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DeadlineNotPassed.selector, id, deadline, block.timestamp)
+        );
         manager.finalizeWatchdogChallenge(id);
     }
 
@@ -415,7 +455,9 @@ contract LivenessTest is Fixture {
     function test_leave_whileDrawing_reverts() public {
         vm.deal(address(this), FEE);
         uint256 other = manager.createContract{value: FEE}(1, keccak256("code"));
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Drawing, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Drawing, Phase.Active)
+        );
         manager.leave(other);
     }
 
@@ -428,14 +470,22 @@ contract LivenessTest is Fixture {
 
     function test_refill_wrongPhase_reverts() public {
         challenge();
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active
+            )
+        );
         manager.refill(id);
     }
 
     function test_challengeExecutor_whileCreating_reverts() public {
         uint256 other = createAndDraw(1);
         vm.prank(user);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Creating, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, other, Phase.Creating, Phase.Active
+            )
+        );
         manager.challengeExecutor{value: CHALLENGE_FEE}(other, "");
     }
 
@@ -445,7 +495,9 @@ contract LivenessTest is Fixture {
             vm.warp(block.timestamp + DELTA + 1);
             manager.executorTimeout(id);
         }
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Frozen, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Frozen, Phase.Active)
+        );
         manager.challengeWatchdogs(id, 2, "");
     }
 

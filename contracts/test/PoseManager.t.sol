@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {PoseDigests} from "../src/PoseDigests.sol";
 import {DevAttestationVerifier} from "../src/DevAttestationVerifier.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
 
 contract RegisterTest is Fixture {
+    /// The manager must deploy on Ethereum: its runtime code stays within EIP-170's 24,576 bytes
+    /// (forge does not enforce the limit; anvil and mainnet do).
+    function test_runtimeCode_fitsEip170() public view {
+        assertTrue(address(manager).code.length <= 24_576, "PoseManager runtime code exceeds EIP-170");
+    }
+
     function test_register_succeeds() public {
         registerOperator(0);
         PoseManager.OperatorView memory v = manager.getOperator(operatorAddr(0));
@@ -73,7 +80,11 @@ contract RegisterTest is Fixture {
         bytes memory ev = evidence(op, signer, encKey(0), MEASUREMENT, 0xBAD);
         vm.deal(op, MIN_STAKE);
         vm.prank(op);
-        vm.expectRevert(abi.encodeWithSelector(DevAttestationVerifier.DevAttestationVerifier_WrongAuthority.selector, vm.addr(0xBAD)));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                DevAttestationVerifier.DevAttestationVerifier_WrongAuthority.selector, vm.addr(0xBAD)
+            )
+        );
         manager.register{value: MIN_STAKE}(signer, encKey(0), "http://x", ev);
     }
 
@@ -95,14 +106,18 @@ contract RegisterTest is Fixture {
         bytes memory ev = evidence(op, signer, encKey(0), other, AUTHORITY_KEY);
         vm.deal(op, MIN_STAKE);
         vm.prank(op);
-        vm.expectRevert(abi.encodeWithSelector(DevAttestationVerifier.DevAttestationVerifier_MeasurementNotAllowed.selector, other));
+        vm.expectRevert(
+            abi.encodeWithSelector(DevAttestationVerifier.DevAttestationVerifier_MeasurementNotAllowed.selector, other)
+        );
         manager.register{value: MIN_STAKE}(signer, encKey(0), "http://x", ev);
     }
 
     function test_register_malformedEvidence_reverts() public {
         vm.deal(operatorAddr(0), MIN_STAKE);
         vm.prank(operatorAddr(0));
-        vm.expectRevert(abi.encodeWithSelector(DevAttestationVerifier.DevAttestationVerifier_MalformedEvidence.selector));
+        vm.expectRevert(
+            abi.encodeWithSelector(DevAttestationVerifier.DevAttestationVerifier_MalformedEvidence.selector)
+        );
         manager.register{value: MIN_STAKE}(vm.addr(enclaveKey(0)), encKey(0), "http://x", hex"1234");
     }
 
@@ -110,7 +125,9 @@ contract RegisterTest is Fixture {
         registerOperator(0);
         vm.prank(operatorAddr(0));
         manager.setEndpoint("http://127.0.0.1:2");
-        assertEq(keccak256(bytes(manager.getOperator(operatorAddr(0)).endpoint)), keccak256("http://127.0.0.1:2"), "endpoint");
+        assertEq(
+            keccak256(bytes(manager.getOperator(operatorAddr(0)).endpoint)), keccak256("http://127.0.0.1:2"), "endpoint"
+        );
     }
 
     function test_setEndpoint_notRegistered_reverts() public {
@@ -139,7 +156,9 @@ contract RegisterTest is Fixture {
 contract InstanceTest is Fixture {
     function setUp() public override {
         super.setUp();
-        for (uint256 i; i < 5; ++i) registerOperator(i);
+        for (uint256 i; i < 5; ++i) {
+            registerOperator(i);
+        }
     }
 
     function test_createContract_succeeds() public {
@@ -150,7 +169,11 @@ contract InstanceTest is Fixture {
         assertTrue(v.phase == Phase.Drawing, "phase");
         assertEq(v.drawBlock, block.number + 1, "draw block");
         assertEq(v.eventIndex, 1, "created event");
-        assertEq(v.eventHash, manager.nextEventHash(0, id, 1, 1, abi.encode(address(this), uint8(2), keccak256("code"))), "running hash");
+        assertEq(
+            v.eventHash,
+            PoseDigests.nextEventHash(0, id, 1, 1, abi.encode(address(this), uint8(2), keccak256("code"))),
+            "running hash"
+        );
     }
 
     function test_createContract_wrongFee_reverts() public {
@@ -168,7 +191,9 @@ contract InstanceTest is Fixture {
         vm.deal(address(this), FEE);
         uint256 id = manager.createContract{value: FEE}(2, keccak256("code"));
         vm.roll(block.number + 1);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_DrawTooEarly.selector, id, block.number, block.number));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DrawTooEarly.selector, id, block.number, block.number)
+        );
         manager.drawPool(id);
     }
 
@@ -178,14 +203,18 @@ contract InstanceTest is Fixture {
         assertTrue(v.phase == Phase.Creating, "phase");
         assertEq(v.signers.length, 3, "pool size");
         for (uint256 i; i < 3; ++i) {
-            for (uint256 j = i + 1; j < 3; ++j) assertTrue(v.operators[i] != v.operators[j], "distinct");
+            for (uint256 j = i + 1; j < 3; ++j) {
+                assertTrue(v.operators[i] != v.operators[j], "distinct");
+            }
             assertEq(manager.operatorOfSigner(v.signers[i]), v.operators[i], "signer of operator");
         }
     }
 
     function test_drawPool_twice_reverts() public {
         uint256 id = createAndDraw(1);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Creating, Phase.Drawing));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Creating, Phase.Drawing)
+        );
         manager.drawPool(id);
     }
 
@@ -220,7 +249,9 @@ contract InstanceTest is Fixture {
         assertEq(v.operators.length, uint256(watchdogs) + 1, "size");
         for (uint256 i; i < v.operators.length; ++i) {
             assertTrue(manager.getOperator(v.operators[i]).registered, "registered");
-            for (uint256 j = i + 1; j < v.operators.length; ++j) assertTrue(v.operators[i] != v.operators[j], "distinct");
+            for (uint256 j = i + 1; j < v.operators.length; ++j) {
+                assertTrue(v.operators[i] != v.operators[j], "distinct");
+            }
         }
     }
 
@@ -229,14 +260,18 @@ contract InstanceTest is Fixture {
     }
 
     function activationSig(uint256 id, uint256 mask, uint64 index, uint256 key) internal view returns (bytes memory) {
-        bytes32 digest = manager.activationDigest(id, keccak256("cek"), keccak256("genesis"), mask, index, manager.eventHashAt(id, index));
+        bytes32 digest = PoseDigests.activation(
+            address(manager), id, keccak256("cek"), keccak256("genesis"), mask, index, manager.eventHashAt(id, index)
+        );
         return sig(key, digest);
     }
 
     function test_activate_succeeds() public {
         uint256 id = createAndDraw(2);
         uint64 index = manager.getInstance(id).eventIndex;
-        manager.activate(id, keccak256("cek"), keccak256("genesis"), 7, index, activationSig(id, 7, index, slotKey(id, 0, 5)));
+        manager.activate(
+            id, keccak256("cek"), keccak256("genesis"), 7, index, activationSig(id, 7, index, slotKey(id, 0, 5))
+        );
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertTrue(v.phase == Phase.Active, "active");
         assertEq(v.contractEncryptionKey, keccak256("cek"), "cek");
@@ -246,7 +281,9 @@ contract InstanceTest is Fixture {
     function test_activate_dropsMembersThatDidNotAck() public {
         uint256 id = createAndDraw(2);
         uint64 index = manager.getInstance(id).eventIndex;
-        manager.activate(id, keccak256("cek"), keccak256("genesis"), 3, index, activationSig(id, 3, index, slotKey(id, 0, 5)));
+        manager.activate(
+            id, keccak256("cek"), keccak256("genesis"), 3, index, activationSig(id, 3, index, slotKey(id, 0, 5))
+        );
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertEq(v.operators[2], address(0), "slot 2 removed");
         assertEq(v.eventIndex, index + 2, "activated + removed events");
@@ -258,7 +295,9 @@ contract InstanceTest is Fixture {
         uint256 key = slotKey(id, 1, 5);
         bytes memory s = activationSig(id, 7, index, key);
         vm.expectRevert(
-            abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[0])
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_BadSignature.selector, vm.addr(key), manager.getInstance(id).signers[0]
+            )
         );
         manager.activate(id, keccak256("cek"), keccak256("genesis"), 7, index, s);
     }
@@ -280,7 +319,9 @@ contract InstanceTest is Fixture {
     function test_activate_wrongPhase_reverts() public {
         vm.deal(address(this), FEE);
         uint256 id = manager.createContract{value: FEE}(2, keccak256("code"));
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Drawing, Phase.Creating));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Drawing, Phase.Creating)
+        );
         manager.activate(id, 0, 0, 7, 1, "");
     }
 

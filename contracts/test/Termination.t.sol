@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {PoseDigests} from "../src/PoseDigests.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {Phase} from "../src/PoseTypes.sol";
@@ -44,15 +45,15 @@ contract TerminationTest is Fixture {
         returns (uint64 index, bytes memory s)
     {
         index = manager.getInstance(id).eventIndex;
-        bytes32 d = manager.terminateDigest(
-            id, root, keccak256(abi.encode(accounts, amounts)), index, manager.eventHashAt(id, index)
+        bytes32 d = PoseDigests.terminate(
+            address(manager), id, root, keccak256(abi.encode(accounts, amounts)), index, manager.eventHashAt(id, index)
         );
         s = sig(slotKey(id, slot, OPS), d);
     }
 
     function withdrawBob(uint256 cumulative) internal returns (bool ok) {
         uint64 wi = manager.getInstance(id).eventIndex;
-        bytes32 wd = manager.withdrawDigest(id, bob, cumulative, wi, manager.eventHashAt(id, wi));
+        bytes32 wd = PoseDigests.withdraw(address(manager), id, bob, cumulative, wi, manager.eventHashAt(id, wi));
         try manager.withdraw(id, bob, cumulative, wi, sig(slotKey(id, 0, OPS), wd)) {
             ok = true;
         } catch {}
@@ -83,7 +84,11 @@ contract TerminationTest is Fixture {
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertTrue(v.phase == Phase.Terminated, "terminated");
         assertEq(v.eventIndex, index + 1, "one event");
-        assertEq(v.eventHash, manager.nextEventHash(before.eventHash, id, index + 1, 14, abi.encode(root, accounts, amounts)), "hash");
+        assertEq(
+            v.eventHash,
+            PoseDigests.nextEventHash(before.eventHash, id, index + 1, 14, abi.encode(root, accounts, amounts)),
+            "hash"
+        );
         assertEq(manager.finalRoot(id), root, "root stored");
         for (uint256 i; i < before.operators.length; ++i) {
             assertEq(v.operators[i], address(0), "slot released");
@@ -96,14 +101,18 @@ contract TerminationTest is Fixture {
         uint256 aliceBefore = alice.balance;
         manager.withdrawFinal(id, alice, 3 ether, proofFor(leaf(bob, 2 ether)));
         assertEq(alice.balance - aliceBefore, 3 ether, "alice final");
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, alice, 3 ether, 3 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, alice, 3 ether, 3 ether)
+        );
         manager.withdrawFinal(id, alice, 3 ether, proofFor(leaf(bob, 2 ether)));
         (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
         assertEq(withdrawn, deposited, "instance emptied");
-        assertEq(manager.totalHeld(), 0, "nothing held");
+        assertEq(address(manager).balance, manager.totalStake() + manager.treasury(), "nothing held for the instance");
 
         // The instance takes no more coins; a released operator can leave with its stake.
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active)
+        );
         vm.prank(alice);
         manager.deposit{value: 1}(id);
         address op = before.operators[0];
@@ -115,18 +124,34 @@ contract TerminationTest is Fixture {
         assertEq(manager.getOperator(op).stake, 0, "stake withdrawn");
     }
 
+    /// A member's authorisation signed before termination still pays once its pool is released.
+    function test_withdraw_byReleasedMember_afterTermination() public {
+        uint64 wi = manager.getInstance(id).eventIndex;
+        bytes32 wd = PoseDigests.withdraw(address(manager), id, bob, 1 ether, wi, manager.eventHashAt(id, wi));
+        bytes memory s = sig(slotKey(id, 1, OPS), wd);
+        assertTrue(terminateWith(3 ether, 2 ether), "terminated");
+        manager.withdraw(id, bob, 1 ether, wi, s);
+        assertEq(bob.balance, 1 ether, "paid on a released watchdog's authorisation");
+        manager.withdrawFinal(id, bob, 2 ether, proofFor(leaf(alice, 3 ether)));
+        assertEq(bob.balance, 2 ether, "the final balance pays only the rest");
+    }
+
     function test_terminate_twice_reverts() public {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
         manager.terminate(id, root, accounts, amounts, index, s);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active)
+        );
         manager.terminate(id, root, accounts, amounts, index, s);
     }
 
     function test_terminate_moreThanDeposited_reverts() public {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(3 ether, 2 ether + 1);
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_FinalBalancesExceedHeld.selector, id, 5 ether + 1, 5 ether));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_FinalBalancesExceedHeld.selector, id, 5 ether + 1, 5 ether)
+        );
         manager.terminate(id, root, accounts, amounts, index, s);
     }
 
@@ -135,7 +160,9 @@ contract TerminationTest is Fixture {
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
         vm.prank(alice);
         manager.deposit{value: 1 ether}(id);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TerminationNotLatest.selector, id, index, index + 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_TerminationNotLatest.selector, id, index, index + 1)
+        );
         manager.terminate(id, root, accounts, amounts, index, s);
     }
 
@@ -143,7 +170,9 @@ contract TerminationTest is Fixture {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
         (uint64 index, bytes memory s) = signTermination(1, root, accounts, amounts);
         PoseManager.InstanceView memory v = manager.getInstance(id);
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, v.signers[1], v.signers[0]));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, v.signers[1], v.signers[0])
+        );
         manager.terminate(id, root, accounts, amounts, index, s);
     }
 
@@ -163,7 +192,9 @@ contract TerminationTest is Fixture {
     }
 
     function test_withdrawFinal_beforeTermination_reverts() public {
-        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.Terminated));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.Terminated)
+        );
         manager.withdrawFinal(id, bob, 1, new bytes32[](0));
     }
 
@@ -188,6 +219,6 @@ contract TerminationTest is Fixture {
         }
         (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
         assertTrue(withdrawn <= deposited, "solvent");
-        assertTrue(address(manager).balance >= manager.totalHeld(), "held is backed");
+        assertTrue(address(manager).balance >= deposited - withdrawn, "held is backed");
     }
 }

@@ -11,11 +11,9 @@ export type InstanceInfo = {
   phaseName: string
   watchdogCount: number
   creator: Address
-  initCommitment: Hex
   drawBlock: bigint
   executorSlot: number
   contractEncryptionKey: Hex
-  genesisDigest: Hex
   eventIndex: bigint
   eventHash: Hex
   signers: Address[]
@@ -61,11 +59,9 @@ export async function readInstance(
     phaseName: PHASE_NAMES[phase] ?? `Unknown(${phase})`,
     watchdogCount: Number(r.watchdogCount),
     creator: r.creator as Address,
-    initCommitment: r.initCommitment as Hex,
     drawBlock: BigInt(r.drawBlock as bigint),
     executorSlot: Number(r.executorSlot),
     contractEncryptionKey: r.contractEncryptionKey as Hex,
-    genesisDigest: r.genesisDigest as Hex,
     eventIndex: BigInt(r.eventIndex as bigint),
     eventHash: r.eventHash as Hex,
     signers: [...(r.signers as Address[])],

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {DevAttestationVerifier} from "../../src/DevAttestationVerifier.sol";
+import {PoseDigests} from "../../src/PoseDigests.sol";
 import {PoseManager} from "../../src/PoseManager.sol";
 import {Test} from "./Test.sol";
 
@@ -77,7 +78,9 @@ abstract contract Fixture is Test {
 
     /// @notice Registers `operators` operators and returns an active instance with `watchdogs`.
     function activeInstance(uint256 operators_, uint8 watchdogs) internal returns (uint256 id) {
-        for (uint256 i; i < operators_; ++i) registerOperator(i);
+        for (uint256 i; i < operators_; ++i) {
+            registerOperator(i);
+        }
         id = createAndDraw(watchdogs);
         activateAll(id, watchdogs, operators_);
     }
@@ -86,7 +89,9 @@ abstract contract Fixture is Test {
         uint64 index = manager.getInstance(id).eventIndex;
         uint256 mask = (1 << (uint256(watchdogs) + 1)) - 1;
         bytes32 eventHash = manager.eventHashAt(id, index);
-        bytes32 digest = manager.activationDigest(id, keccak256("cek"), keccak256("genesis"), mask, index, eventHash);
+        bytes32 digest = PoseDigests.activation(
+            address(manager), id, keccak256("cek"), keccak256("genesis"), mask, index, eventHash
+        );
         uint256 key = slotKey(id, 0, operators_);
         manager.activate(id, keccak256("cek"), keccak256("genesis"), mask, index, sig(key, digest));
     }
