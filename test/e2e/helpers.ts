@@ -55,10 +55,13 @@ export async function memberDigests(
   for (const [slot, op] of info.operators.entries()) {
     if (/^0x0{40}$/.test(op)) continue
     const { endpoint } = await readOperator(client.publicClient, devnet.manager, op)
-    const d = (await (await fetch(`${endpoint}/v1/instances/${instance}/digest`)).json()) as Omit<
-      MemberDigest,
-      'slot'
-    >
+    const res = await fetch(`${endpoint}/v1/instances/${instance}/digest`)
+    const body = await res.text()
+    const d = (res.ok ? JSON.parse(body) : undefined) as Omit<MemberDigest, 'slot'> | undefined
+    if (typeof d?.digest !== 'string' || typeof d.seq !== 'string')
+      throw new Error(
+        `slot ${slot} (${endpoint}) gave no digest: HTTP ${res.status} ${body.slice(0, 200)}`,
+      )
     out.push({ slot, ...d })
   }
   return out

@@ -611,15 +611,22 @@ async function settle(
   try {
     await waitFor(
       'members to agree',
+      // A member that is restarting or catching up may not serve its digest yet, and a read
+      // can fail while the chain reorganises: both mean "not yet", with the reason kept.
       async () => {
-        const info = await readInstance(client.publicClient, devnet.manager, instance)
-        if (info.phaseName !== 'Active') {
-          last = `phase ${info.phaseName}`
+        try {
+          const info = await readInstance(client.publicClient, devnet.manager, instance)
+          if (info.phaseName !== 'Active') {
+            last = `phase ${info.phaseName}`
+            return false
+          }
+          const ds = await memberDigests(devnet, client, instance)
+          last = ds.map((d) => `${d.slot}:${d.seq}:${d.digest.slice(0, 10)}`).join(' ')
+          return ds.length > 0 && new Set(ds.map((d) => `${d.seq}:${d.digest}`)).size === 1
+        } catch (e) {
+          last = (e as Error).message.split('\n')[0]!.slice(0, 300)
           return false
         }
-        const ds = await memberDigests(devnet, client, instance).catch(() => [])
-        last = ds.map((d) => `${d.slot}:${d.seq}:${d.digest.slice(0, 10)}`).join(' ')
-        return ds.length > 0 && new Set(ds.map((d) => `${d.seq}:${d.digest}`)).size === 1
       },
       90_000,
     )
