@@ -16,22 +16,30 @@ export async function reorgChain(
   depth: number,
   random: () => number,
 ): Promise<{ depth: number; moved: number }> {
-  const head = Number(BigInt((await anvilRpc(rpcUrl, 'eth_blockNumber', [])) as string))
-  if (depth < 1 || depth >= head) return { depth: 0, moved: 0 }
-  const bySender = new Map<string, Array<`0x${string}`>>()
-  for (let n = head - depth + 1; n <= head; n++) {
-    const block = (await anvilRpc(rpcUrl, 'eth_getBlockByNumber', [
-      `0x${n.toString(16)}`,
-      true,
-    ])) as RpcBlock
-    for (const tx of block.transactions) {
-      const raw = (await anvilRpc(rpcUrl, 'eth_getRawTransactionByHash', [
-        tx.hash,
-      ])) as `0x${string}`
-      const q = bySender.get(tx.from) ?? []
-      q.push(raw)
-      bySender.set(tx.from, q)
+  // A block mined between reading the range and replacing it would be replaced unread and its
+  // transactions dropped for good (outside the model): read again if the head moved.
+  let head = 0
+  let bySender = new Map<string, Array<`0x${string}`>>()
+  for (let attempt = 0; ; attempt++) {
+    head = await blockNumber(rpcUrl)
+    if (depth < 1 || depth >= head) return { depth: 0, moved: 0 }
+    bySender = new Map()
+    for (let n = head - depth + 1; n <= head; n++) {
+      const block = (await anvilRpc(rpcUrl, 'eth_getBlockByNumber', [
+        `0x${n.toString(16)}`,
+        true,
+      ])) as RpcBlock
+      for (const tx of block.transactions) {
+        const raw = (await anvilRpc(rpcUrl, 'eth_getRawTransactionByHash', [
+          tx.hash,
+        ])) as `0x${string}`
+        const q = bySender.get(tx.from) ?? []
+        q.push(raw)
+        bySender.set(tx.from, q)
+      }
     }
+    if ((await blockNumber(rpcUrl)) === head) break
+    if (attempt === 4) return { depth: 0, moved: 0 }
   }
   // Interleave senders at random, keeping each sender's own order (nonces).
   const queues = [...bySender.values()]
@@ -48,4 +56,8 @@ export async function reorgChain(
   })
   await anvilRpc(rpcUrl, 'anvil_reorg', [depth, pairs])
   return { depth, moved: order.length }
+}
+
+async function blockNumber(rpcUrl: string): Promise<number> {
+  return Number(BigInt((await anvilRpc(rpcUrl, 'eth_blockNumber', [])) as string))
 }

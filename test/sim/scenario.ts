@@ -7,7 +7,7 @@
  */
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseEther } from 'viem'
+import { BaseError, parseEther } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
@@ -335,7 +335,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             await claim(c, instance)
           }
         } catch (e) {
-          violations.push(`user ${u} step ${k}: ${(e as Error).message.split('\n')[0]}`)
+          const what = roll < 0.75 ? 'transfer' : roll < 0.9 ? 'view' : 'burn and withdrawal'
+          violations.push(`user ${u} step ${k} (${what}): ${describeError(e)}`)
         }
         progress++
       }
@@ -598,6 +599,17 @@ async function claim(c: PoseClient, instance: bigint): Promise<void> {
     if (e instanceof ChainTxError && e.reason.startsWith('PoseManager_NothingToWithdraw')) return
     throw e
   }
+}
+
+/** An error's first line, with a viem error's details and the RPC method it came from. */
+function describeError(e: unknown): string {
+  const first = (e as Error).message.split('\n')[0]
+  if (!(e instanceof BaseError)) return first ?? ''
+  const request = e.walk((x) => typeof (x as { body?: unknown }).body === 'object') as {
+    body?: { method?: unknown }
+  } | null
+  const method = typeof request?.body?.method === 'string' ? ` [${request.body.method}]` : ''
+  return `${first}${e.details ? ` (${e.details})` : ''}${method}`
 }
 
 /** Waits until the instance is active and every live member holds the same state. */
