@@ -139,12 +139,20 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     )
-    child.stdout?.pipe(out)
-    child.stderr?.pipe(out)
+    // Both streams feed one log; it ends once the process has closed them both.
+    child.stdout?.pipe(out, { end: false })
+    child.stderr?.pipe(out, { end: false })
+    child.once('close', () => out.end())
     op.process = child
     const deadline = Date.now() + 60_000
     for (;;) {
       if (child.exitCode !== null) {
+        // Its output reaches the log asynchronously: wait until it is all written.
+        await new Promise<void>((resolve) => {
+          if (out.writableFinished) resolve()
+          else out.once('finish', () => resolve())
+          setTimeout(resolve, 2_000).unref()
+        })
         throw new Error(
           `operator ${i} exited with code ${child.exitCode}; see ${op.logPath}:\n${readFileSync(op.logPath, 'utf8').slice(-2000)}`,
         )
