@@ -38,8 +38,12 @@ const seeds = values.seed
 
 const jobs = Math.min(count(values.jobs, 'jobs', 1), seeds.length)
 
+// A second signal (a wrapper such as tsx forwards the one it got) must not cut the cleanup short.
+let interrupted = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (interrupted) return
+    interrupted = true
     console.error(`sim: ${signal}, stopping the running scenarios`)
     void stopRunningScenarios().then(() => process.exit(130))
   })
