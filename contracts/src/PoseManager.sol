@@ -445,11 +445,7 @@ contract PoseManager is ReentrancyGuardTransient {
 
     /// @dev Empties `slot`; if it held the executor, promotes the lowest live slot or freezes.
     function _removeMember(uint256 id, Instance storage inst, uint256 slot, uint8 reason) internal {
-        Operator storage op = operators[inst.operators[slot]];
-        address signer = op.enclaveSigner;
-        --op.memberships;
-        formerMember[id][signer] = true;
-        inst.operators[slot] = address(0);
+        address signer = _vacate(id, inst, slot);
         inst.watchdogMask &= ~uint16(1 << slot);
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
         if (slot != inst.executorSlot) return;
@@ -473,6 +469,15 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.phase = Phase.Frozen;
         inst.watchdogMask = 0;
         inst.executorSigner = address(0);
+    }
+
+    /// @dev Ends the membership in `slot`; its enclave's authorisations keep counting.
+    function _vacate(uint256 id, Instance storage inst, uint256 slot) internal returns (address signer) {
+        Operator storage op = operators[inst.operators[slot]];
+        signer = op.enclaveSigner;
+        --op.memberships;
+        formerMember[id][signer] = true;
+        inst.operators[slot] = address(0);
     }
 
     /// @dev Join order per slot (16 bits each). Until the first refill every slot joined in slot
@@ -844,11 +849,7 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.watchdogDeadline = 0;
         uint256 n = inst.operators.length;
         for (uint256 i; i < n; ++i) {
-            address op = inst.operators[i];
-            if (op == address(0)) continue;
-            --operators[op].memberships;
-            formerMember[id][operators[op].enclaveSigner] = true;
-            inst.operators[i] = address(0);
+            if (inst.operators[i] != address(0)) _vacate(id, inst, i);
         }
     }
 
