@@ -31,11 +31,25 @@ function canListen(port: number, host: string): Promise<boolean> {
   })
 }
 
+/**
+ * Ports this process handed out and when: a port is free until the process it was reserved for
+ * binds it, so without this two reservations made before either process starts could get the
+ * same port (a devnet start-up failed with EADDRINUSE that way).
+ */
+const handedOut = new Map<number, number>()
+const HANDED_OUT_MS = 10 * 60_000
+
 /** A loopback port that is free now and stays free until a process of ours binds it. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const now = Date.now()
+  for (const [port, at] of handedOut) if (now - at > HANDED_OUT_MS) handedOut.delete(port)
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = RESERVABLE_FROM + Math.floor(Math.random() * (RESERVABLE_TO - RESERVABLE_FROM))
-    if (await canListen(port, host)) return port
+    if (handedOut.has(port)) continue
+    if (await canListen(port, host)) {
+      handedOut.set(port, now)
+      return port
+    }
   }
   throw new Error(`no free port between ${RESERVABLE_FROM} and ${RESERVABLE_TO} on ${host}`)
 }
