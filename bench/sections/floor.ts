@@ -10,6 +10,7 @@
  */
 import { createServer } from 'node:http'
 import { cpus } from 'node:os'
+import { postJson } from '../../src/client/transport.ts'
 import {
   aeadOpen,
   aeadSeal,
@@ -70,15 +71,9 @@ async function httpRoundTripUs(n: number): Promise<number> {
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`
-  const body = JSON.stringify({ box: `0x${'cd'.repeat(420)}` })
-  const once = async () => {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-    })
-    await res.json()
-  }
+  const body = { box: `0x${'cd'.repeat(420)}` }
+  // The SDK's transport (keep-alive node:http), as every client request uses it.
+  const once = () => postJson(url, body)
   for (let i = 0; i < 50; i++) await once()
   const c0 = process.cpuUsage()
   for (let i = 0; i < n; i++) await once()
@@ -187,7 +182,7 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   ]
   progress(`floor: HTTP round trips, ${cfg.httpRequests}`)
   primitives.push({
-    name: 'HTTP POST round trip (server + fetch client)',
+    name: 'HTTP POST round trip (server + SDK client)',
     side: 'transport',
     us: await httpRoundTripUs(cfg.httpRequests),
     perTx: 1,

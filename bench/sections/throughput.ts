@@ -5,7 +5,8 @@
  *   `call` per transfer (and, as a second figure, the executor's per-transaction work on the
  *   world: nonce, call, write set, encoding).
  * - `anvil`: real transactions on a fresh automining anvil, signed locally, each client waiting
- *   for its receipt before sending the next.
+ *   for its receipt before sending the next. Its JSON-RPC goes through the SDK's HTTP transport
+ *   and its signatures through viem's local account, as the POSE clients' requests do.
  * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, HTTP, EIP-712,
  *   encryption, replication to every watchdog, verified receipts) with s watchdogs.
  *
@@ -22,6 +23,7 @@ import {
 } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import {
   bytesToHex,
@@ -133,8 +135,19 @@ function medianRun(runs: LoadResult[]): LoadResult {
   return sorted[Math.floor((sorted.length - 1) / 2)]!
 }
 
+/**
+ * JSON-RPC to anvil over the SDK's own transport (keep-alive node:http), so both sides of the
+ * comparison pay the same per-request cost.
+ */
 async function rpc<T>(url: string, method: string, params: unknown[]): Promise<T> {
-  return (await anvilRpc(url, method, params)) as T
+  const r = await postJson<{ result?: T; error?: { message: string } }>(url, {
+    jsonrpc: '2.0',
+    id: 1,
+    method,
+    params,
+  })
+  if (r.error) throw new Error(`${method}: ${r.error.message}`)
+  return r.result as T
 }
 
 async function anvilBaseline(cfg: ThroughputConfig): Promise<ThroughputResult['anvil']> {

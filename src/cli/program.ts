@@ -399,6 +399,32 @@ function fromCommander(e: CommanderError, c: Command): CliError | undefined {
 }
 
 /**
+ * `help <topic>` for a topic that is not a command: commander would print the whole help and
+ * call it a missing command, so it is named as the unknown command it is.
+ */
+function unknownHelpTopic(program: Command, argv: readonly string[]): CliError | undefined {
+  let c = program
+  const path = [program.name()]
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === 'help') {
+      const topic = argv[i + 1]
+      if (topic === undefined || topic.startsWith('-') || topic === 'help') return undefined
+      if (c.commands.some((s) => s.name() === topic)) return undefined
+      return new CliError(
+        'UNKNOWN_COMMAND',
+        `${path.join(' ')} help: unknown command ${JSON.stringify(topic.slice(0, 40))}`,
+      )
+    }
+    const sub = c.commands.find((s) => s.name() === a)
+    if (!sub) return undefined
+    c = sub
+    path.push(a)
+  }
+  return undefined
+}
+
+/**
  * Parses `argv` (the arguments after `pose`) and runs the command through `deps.run`.
  * Resolves after the command, or after help or the version was shown; rejects with a CliError
  * for any usage error (nothing has run then) and with the runner's own error otherwise.
@@ -423,6 +449,8 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<vo
       throw fromCommander(e, c) ?? e
     })
   try {
+    const helpTopic = unknownHelpTopic(program, argv)
+    if (helpTopic) throw helpTopic
     await program.parseAsync([...argv], { from: 'user' })
   } catch (e) {
     if (at.phase === 'run') throw e

@@ -224,8 +224,9 @@ export class OperatorNode {
     )
     await this.api.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 })
     const addr = this.api.server.address() as AddressInfo
+    // Registered on-chain and joined with `/v1/...` paths by users and peers: no trailing slash.
     this.url =
-      o.publicUrl ??
+      o.publicUrl?.replace(/\/+$/, '') ??
       `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
 
     // 3. registration

@@ -16,6 +16,11 @@ export const LIMITS = {
   maxQueuedTxs: 4096,
   /** Updates an executor keeps in flight before it waits for acks. */
   maxInFlightUpdates: 4,
+  /**
+   * Transactions that must be queued before an executor starts an update while another is in
+   * flight; fewer wait for the next acknowledgement and then go as one batch.
+   */
+  pipelineMinBatchTxs: 8,
   /** Sealed updates appended after a snapshot before a member seals a fresh snapshot. */
   snapshotEveryUpdates: 512,
   /** Pool size ceiling (executor plus watchdogs), as in the manager. */

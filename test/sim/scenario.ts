@@ -159,7 +159,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       '--port',
       String(ports[i]),
       '--public-url',
-      `http://127.0.0.1:${proxies[i]!.port}`,
+      // Half the operators are given a URL with a trailing slash, as people type them.
+      `http://127.0.0.1:${proxies[i]!.port}${i % 2 === 1 ? '/' : ''}`,
       '--confirmations',
       String(CONFIRMATIONS),
       '--peer-source-address',

@@ -1035,6 +1035,10 @@ function commandDefects(): { listed: Hostile[]; random: fc.Arbitrary<Hostile> } 
   const listed: Hostile[] = [
     { argv: [], env: {}, code: 'MISSING_COMMAND' },
     { argv: ['operator'], env: {}, code: 'MISSING_COMMAND' },
+    { argv: ['help', 'nope'], env: {}, code: 'UNKNOWN_COMMAND', names: 'nope' },
+    { argv: ['help', 'Deploy', 'x'], env: {}, code: 'UNKNOWN_COMMAND', names: 'Deploy' },
+    { argv: ['operator', 'help', 'stop'], env: {}, code: 'UNKNOWN_COMMAND', names: 'stop' },
+    { argv: ['help', LONG], env: {}, code: 'UNKNOWN_COMMAND' },
     ...['deplot', 'Deploy', 'start', 'exit', '', 'DEVNET', 'verify', '\u0000', LONG].flatMap(
       unknownCommand,
     ),
@@ -1112,7 +1116,7 @@ test('CLI: every listed bad value of every command, 2,000 random hostile argv ve
   }
 })
 
-test('CLI as a process: a rejected command line prints error [CODE] and exits with 2', {
+test('CLI as a process: a rejected command line prints error [CODE] and exits with 2; a failed run prints one short error', {
   timeout: 120_000,
 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pose-cli-spawn-'))
@@ -1160,6 +1164,12 @@ test('CLI as a process: a rejected command line prints error [CODE] and exits wi
       assert.ok(r.stderr.trim().split('\n').length <= 2, r.stderr)
       assert.equal(r.stdout, '')
     })
+    // A valid command that fails while running (nothing listens on port 1): viem's long
+    // message (request arguments, docs, version) is cut to its short message and details.
+    const failed = await pose(['status', ...chain])
+    assert.equal(failed.code, 1, failed.stderr)
+    assert.match(failed.stderr, /^error: [^\n]+\n(details: [^\n]+\n)?$/)
+    assert.doesNotMatch(failed.stderr, /Version: viem|Request body/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

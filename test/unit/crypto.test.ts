@@ -9,6 +9,7 @@ import {
   recoverAddress as viemRecover,
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { signTyped } from '../../src/client/actions/getNonce.ts'
 import {
   aeadOpen,
   aeadSeal,
@@ -334,4 +335,60 @@ test('EIP-712 Tx and View digests equal viem hashTypedData and wallet signatures
     bytesToHex(recoverAddress(digest, Buffer.from(sig.slice(2), 'hex'))),
     account.address.toLowerCase(),
   )
+})
+
+test('the SDK signs the EIP-712 digest directly only where that equals the wallet signature', async () => {
+  const local = privateKeyToAccount(bytesToHex(generateSecretKey()))
+  // A wallet that only signs typed data (no raw-digest signing), like a JSON-RPC account.
+  const wallet = { ...local, sign: undefined }
+  let rawSigns = 0
+  const counting = {
+    ...local,
+    sign: (p: { hash: `0x${string}` }) => {
+      rawSigns++
+      return local.sign(p)
+    },
+  }
+  const manager = new Uint8Array(20).fill(7)
+  const domain = { chainId: 31337n, manager }
+  const base = { domain, manager: bytesToHex(manager) }
+  for (const s of fc.sample(fc.record({ nonce: u(64), to: addr(), data: bytes(0, 80) }), 10)) {
+    const tx = {
+      instance: 3n,
+      from: Buffer.from(local.address.slice(2), 'hex'),
+      nonce: s.nonce,
+      to: s.to,
+      value: 0n,
+      data: s.data,
+      gasLimit: 21000n,
+    }
+    const message = { ...tx, from: local.address, to: bytesToHex(s.to), data: bytesToHex(s.data) }
+    const digest = hashTx(domain, tx)
+    const viaDigest = await signTyped(
+      { ...base, account: counting } as never,
+      'Tx',
+      message,
+      digest,
+    )
+    const viaTypedData = await signTyped(
+      { ...base, account: wallet } as never,
+      'Tx',
+      message,
+      digest,
+    )
+    assert.equal(viaDigest, viaTypedData)
+    const view = { instance: 3n, from: tx.from, to: s.to, data: s.data, expiry: s.nonce }
+    const viewMessage = {
+      ...view,
+      from: local.address,
+      to: bytesToHex(s.to),
+      data: bytesToHex(s.data),
+    }
+    const viewDigest = hashViewCall(domain, view)
+    assert.equal(
+      await signTyped({ ...base, account: counting } as never, 'View', viewMessage, viewDigest),
+      await signTyped({ ...base, account: wallet } as never, 'View', viewMessage, viewDigest),
+    )
+  }
+  assert.equal(rawSigns, 20)
 })

@@ -191,6 +191,56 @@ describe('enclave roles in-process', () => {
     assert.deepEqual(recoverAddress(digest, hexb(authSig)), exec.signer)
   })
 
+  test('group commit: while an update is in flight, fewer than a batch wait and go as one update', async () => {
+    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
+    const recipient = randomBytes(20)
+    const keys = new Map<string, Uint8Array>()
+    let nonce = 0n
+    const submit = async (id: string) => {
+      const sealed = transferBox(
+        { instance, contractEncryptionKey },
+        creatorKey,
+        nonce++,
+        recipient,
+      )
+      keys.set(id, sealed.responseKey)
+      return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box })).outputs
+    }
+    const updates = (outs: EnclaveOutput[]) =>
+      outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
+    const seqOf = (id: string) => {
+      const a = decodeAnswer(aeadOpen(keys.get(id)!, answers.get(id)!, utf8('POSE-ANSWER-v1')))
+      assert.equal(a.kind, 'receipt', id)
+      return a.kind === 'receipt' ? a.receipt.seq : -1n
+    }
+
+    // A lone transaction goes at once: one update to each of the two watchdogs.
+    const held = await submit('a0')
+    assert.equal(updates(held), 2)
+    // While it is in flight, three more wait (no update leaves the executor)...
+    for (const id of ['a1', 'a2', 'a3']) assert.equal(updates(await submit(id)), 0, id)
+    // ...and go as one update once the first is acknowledged.
+    await pump(nodes, held, answers)
+    assert.equal(seqOf('a1'), seqOf('a0') + 1n)
+    assert.equal(seqOf('a2'), seqOf('a1'))
+    assert.equal(seqOf('a3'), seqOf('a1'))
+
+    // A full batch's worth of queued transactions does not wait: it is pipelined.
+    const inFlight = await submit('b0')
+    assert.equal(updates(inFlight), 2)
+    const later: EnclaveOutput[] = []
+    const batch = Array.from({ length: LIMITS.pipelineMinBatchTxs }, (_, i) => `b${i + 1}`)
+    for (const [i, id] of batch.entries()) {
+      const outs = await submit(id)
+      assert.equal(updates(outs), i === batch.length - 1 ? 2 : 0, id)
+      later.push(...outs)
+    }
+    await pump(nodes, [...inFlight, ...later], answers)
+    for (const id of batch) assert.equal(seqOf(id), seqOf('b0') + 1n, id)
+    assert.equal(answers.size, 4 + 1 + batch.length)
+  })
+
   test('a promoted watchdog behind another one: its log wins, and a replayed genesis cannot roll back', async () => {
     let clock = 1_000_000
     const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(

@@ -6,6 +6,7 @@ import {
   bytesToHex,
   decodeAnswer,
   encodeSignedView,
+  hashViewCall,
   hexToBytes,
   instanceAad,
   POSE_DOMAIN_NAME,
@@ -21,12 +22,20 @@ import { PoseError, PoseRequestError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
 import { getInstance } from './getInstance.ts'
 
-/** Signs POSE typed data (EIP-712) with the client's account, as any wallet would. */
+/**
+ * Signs POSE typed data (EIP-712) with the client's account, as any wallet would. `digest` is
+ * the EIP-712 digest of the same message, computed by the caller (it identifies the request
+ * everywhere): an account that signs raw digests (viem's local accounts) signs it directly,
+ * which gives the same signature without hashing the typed data a second time; other accounts
+ * get the typed data.
+ */
 export async function signTyped(
   client: PoseClientBase,
   primaryType: 'Tx' | 'View',
   message: Record<string, unknown>,
+  digest: Uint8Array,
 ): Promise<Hex> {
+  if (client.account.sign) return client.account.sign({ hash: bytesToHex(digest) })
   return client.account.signTypedData({
     domain: {
       name: POSE_DOMAIN_NAME,
@@ -53,23 +62,22 @@ export async function signedView(
   }
   const latest = await client.publicClient.getBlock({ blockTag: 'latest' })
   const expiry = latest.timestamp + 600n
-  const signature = await signTyped(client, 'View', {
+  const view = {
     instance: p.instance,
-    from: client.account.address,
-    to: p.to,
-    data: p.data,
+    from: hexToBytes(client.account.address, 'from', 20),
+    to: hexToBytes(p.to, 'to', 20),
+    data: hexToBytes(p.data, 'data'),
     expiry,
-  })
+  }
+  const signature = await signTyped(
+    client,
+    'View',
+    { instance: p.instance, from: client.account.address, to: p.to, data: p.data, expiry },
+    hashViewCall(client.domain, view),
+  )
   const { box, responseKey } = boxSeal({
     recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
-    plaintext: encodeSignedView({
-      instance: p.instance,
-      from: hexToBytes(client.account.address, 'from', 20),
-      to: hexToBytes(p.to, 'to', 20),
-      data: hexToBytes(p.data, 'data'),
-      expiry,
-      signature: hexToBytes(signature, 'signature', 65),
-    }),
+    plaintext: encodeSignedView({ ...view, signature: hexToBytes(signature, 'signature', 65) }),
     context: BOX_CONTEXT.view,
     aad: instanceAad(p.instance),
   })

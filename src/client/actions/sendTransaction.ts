@@ -132,15 +132,20 @@ export async function sendTransaction(
   }
   const txHash = hashTx(client.domain, tx)
   const signature = hexToBytes(
-    await signTyped(client, 'Tx', {
-      instance: tx.instance,
-      from: client.account.address,
-      nonce: tx.nonce,
-      to: bytesToHex(tx.to),
-      value: tx.value,
-      data: bytesToHex(tx.data),
-      gasLimit: tx.gasLimit,
-    }),
+    await signTyped(
+      client,
+      'Tx',
+      {
+        instance: tx.instance,
+        from: client.account.address,
+        nonce: tx.nonce,
+        to: bytesToHex(tx.to),
+        value: tx.value,
+        data: bytesToHex(tx.data),
+        gasLimit: tx.gasLimit,
+      },
+      txHash,
+    ),
     'signature',
     65,
   )

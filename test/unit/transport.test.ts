@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:http'
+import { after, before, test } from 'node:test'
+import { PoseRequestError } from '../../src/client/errors.ts'
+import { getJson, postJson } from '../../src/client/transport.ts'
+import { freePort } from '../../src/devnet/anvil.ts'
+
+let server: Server
+let base: string
+const seen: { method: string; body: string; type: string | undefined }[] = []
+
+before(async () => {
+  server = createServer((req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (c: string) => {
+      body += c
+    })
+    req.on('end', () => {
+      seen.push({ method: req.method!, body, type: req.headers['content-type'] })
+      switch (req.url) {
+        case '/ok':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          return res.end(JSON.stringify({ echo: body ? JSON.parse(body) : null }))
+        case '/refused':
+          res.writeHead(409, { 'content-type': 'application/json' })
+          return res.end(
+            JSON.stringify({
+              error: { name: 'ProtocolError', code: 'BAD_NONCE', message: 'nope' },
+            }),
+          )
+        case '/html':
+          res.writeHead(502, { 'content-type': 'text/html' })
+          return res.end('<html>bad gateway</html>')
+        case '/silent':
+          return // never answers
+        case '/cut':
+          return req.socket.destroy()
+      }
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+})
+
+after(() => {
+  server.closeAllConnections()
+  server.close()
+})
+
+async function rejection(p: Promise<unknown>): Promise<PoseRequestError> {
+  const e = await p.then(
+    () => assert.fail('expected a rejection'),
+    (err: unknown) => err,
+  )
+  assert.ok(e instanceof PoseRequestError, `expected PoseRequestError, got ${e}`)
+  return e
+}
+
+test('postJson sends a JSON body and parses the JSON answer; keep-alive reuses the connection', async () => {
+  const connections = new Set<unknown>()
+  server.on('connection', (s) => connections.add(s))
+  for (let i = 0; i < 20; i++) {
+    assert.deepEqual(await postJson(`${base}/ok`, { box: `0x0${i}` }), { echo: { box: `0x0${i}` } })
+  }
+  assert.deepEqual(await getJson(`${base}/ok`), { echo: null })
+  const last = seen.at(-2)!
+  assert.equal(last.method, 'POST')
+  assert.equal(last.type, 'application/json')
+  assert.equal(seen.at(-1)!.method, 'GET')
+  assert.ok(connections.size <= 1, `20 sequential requests opened ${connections.size} connections`)
+})
+
+test('an error body becomes a PoseRequestError with the operator code', async () => {
+  const e = await rejection(postJson(`${base}/refused`, {}))
+  assert.equal(e.code, 'BAD_NONCE')
+})
+
+test('a non-JSON answer is MALFORMED and names the status', async () => {
+  const e = await rejection(getJson(`${base}/html`))
+  assert.equal(e.code, 'MALFORMED')
+  assert.match(e.message, /502/)
+})
+
+test('a cut connection, a closed port and a silent operator are UNAVAILABLE', async () => {
+  assert.equal((await rejection(postJson(`${base}/cut`, {}))).code, 'UNAVAILABLE')
+  const closed = await rejection(getJson(`http://127.0.0.1:${await freePort()}/v1/health`))
+  assert.equal(closed.code, 'UNAVAILABLE')
+  assert.match(closed.message, /unreachable/)
+  const silent = await rejection(postJson(`${base}/silent`, {}, 200))
+  assert.equal(silent.code, 'UNAVAILABLE')
+  assert.match(silent.details ?? '', /200 ms/)
+  // The server is still usable afterwards (the timed-out socket was dropped, not reused).
+  assert.deepEqual(await getJson(`${base}/ok`), { echo: null })
+})
+
+test('an unsupported scheme is refused before any I/O', async () => {
+  const e = await rejection(getJson('ftp://127.0.0.1/x'))
+  assert.equal(e.code, 'UNAVAILABLE')
+  assert.match(e.details ?? '', /unsupported protocol/)
+})
