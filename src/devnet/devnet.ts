@@ -170,7 +170,9 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         } catch {}
       }
       if (Date.now() > deadline)
-        throw new Error(`operator ${i} did not start within 60 s; see ${op.logPath}`)
+        throw new Error(
+          `operator ${i} did not start within 60 s (registered ${info.registered}, endpoint ${info.endpoint}); see ${op.logPath}:\n${readFileSync(op.logPath, 'utf8').slice(-2000)}`,
+        )
       await new Promise((r) => setTimeout(r, 100))
     }
     log(`operator ${i} (${op.address}) up`)
