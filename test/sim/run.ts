@@ -52,7 +52,8 @@ const results: ScenarioResult[] = []
 let next = 0
 await Promise.all(
   Array.from({ length: jobs }, async () => {
-    while (next < seeds.length) {
+    // An interrupted run starts no further scenario.
+    while (next < seeds.length && !interrupted) {
       const seed = seeds[next++]!
       results.push(await runOne(seed))
     }

@@ -63,10 +63,19 @@ type Recorded = { user: number; receipt: PoseReceipt } & (
 
 /** Devnets of the scenarios running now, so an interrupted run can stop them all. */
 const running = new Set<Devnet>()
+/** Devnets still starting (their processes exist before `startDevnet` resolves). */
+const starting = new Set<Promise<Devnet>>()
 
-/** Stops every running scenario's devnet (anvil, operators, enclaves). */
+/**
+ * Stops every running scenario's devnet (anvil, operators, enclaves), including those still
+ * starting: they are stopped as soon as they are up (a failed start cleans up after itself).
+ */
 export async function stopRunningScenarios(): Promise<void> {
-  await Promise.all([...running].map((d) => d.stop().catch(() => undefined)))
+  const stop = (d: Devnet) => d.stop().catch(() => undefined)
+  await Promise.all([
+    ...[...running].map(stop),
+    ...[...starting].map((p) => p.then(stop, () => undefined)),
+  ])
 }
 
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
@@ -139,7 +148,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const chainConfig = { hold: 0.1, maxHoldMs: 1_500, reorder: 0.1, replay: 0.1 }
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
-  const devnet = await startDevnet({
+  const start = startDevnet({
     operators: OPERATORS,
     users: USERS,
     operatorStake: 10n * DEFAULT_MANAGER_PARAMS.minStake,
@@ -166,10 +175,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       '--peer-source-address',
       `127.0.0.${PEER_SOURCE_BASE + i}`,
     ],
-  }).catch(async (e: unknown) => {
-    await Promise.all(proxies.map((x) => x.close()))
-    throw e
   })
+  starting.add(start)
+  const devnet = await start
+    .catch(async (e: unknown) => {
+      await Promise.all(proxies.map((x) => x.close()))
+      throw e
+    })
+    .finally(() => starting.delete(start))
   running.add(devnet)
   const down = new Set<number>()
   const stopping = { value: false }
