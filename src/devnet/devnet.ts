@@ -4,7 +4,14 @@
  * `pose devnet`, the e2e tests and the benchmarks.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import {
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  type WriteStream,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Address, createPublicClient, type Hex, http } from 'viem'
@@ -60,6 +67,46 @@ const FUND = 10n ** 22n
 
 async function fund(rpcUrl: string, address: Address): Promise<void> {
   await anvilRpc(rpcUrl, 'anvil_setBalance', [address, `0x${FUND.toString(16)}`])
+}
+
+/**
+ * Waits until `ready()` returns true for a process just started, polling every 100 ms. Fails at
+ * once, with the tail of its log, if the process exits or is killed by a signal (a crash while
+ * it starts); fails after `timeoutMs` with the last thing `ready()` reported otherwise.
+ */
+export async function waitForStart(p: {
+  child: ChildProcess
+  out: WriteStream
+  logPath: string
+  what: string
+  ready: () => Promise<true | string>
+  timeoutMs?: number
+}): Promise<void> {
+  const { child, out, logPath, what } = p
+  const deadline = Date.now() + (p.timeoutMs ?? 60_000)
+  const tail = () => readFileSync(logPath, 'utf8').slice(-2000)
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      // Its output reaches the log asynchronously: wait until it is all written.
+      await new Promise<void>((resolve) => {
+        if (out.writableFinished) resolve()
+        else out.once('finish', () => resolve())
+        setTimeout(resolve, 2_000).unref()
+      })
+      const how =
+        child.signalCode !== null
+          ? `was killed by ${child.signalCode}`
+          : `exited with code ${child.exitCode}`
+      throw new Error(`${what} ${how} while starting; see ${logPath}:\n${tail()}`)
+    }
+    const state = await p.ready()
+    if (state === true) return
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what} did not start within ${(p.timeoutMs ?? 60_000) / 1000} s (${state}); see ${logPath}:\n${tail()}`,
+      )
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
@@ -144,37 +191,29 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     child.stderr?.pipe(out, { end: false })
     child.once('close', () => out.end())
     op.process = child
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      if (child.exitCode !== null) {
-        // Its output reaches the log asynchronously: wait until it is all written.
-        await new Promise<void>((resolve) => {
-          if (out.writableFinished) resolve()
-          else out.once('finish', () => resolve())
-          setTimeout(resolve, 2_000).unref()
-        })
-        throw new Error(
-          `operator ${i} exited with code ${child.exitCode}; see ${op.logPath}:\n${readFileSync(op.logPath, 'utf8').slice(-2000)}`,
-        )
-      }
-      const info = (await client.readContract({
-        address: manager,
-        abi: poseManagerAbi,
-        functionName: 'getOperator',
-        args: [op.address],
-      })) as { registered: boolean; endpoint: string }
-      if (info.registered && readPid(op.dataDir, 'operator.pid') === child.pid) {
+    await waitForStart({
+      child,
+      out,
+      logPath: op.logPath,
+      what: `operator ${i}`,
+      ready: async () => {
+        const info = (await client.readContract({
+          address: manager,
+          abi: poseManagerAbi,
+          functionName: 'getOperator',
+          args: [op.address],
+        })) as { registered: boolean; endpoint: string }
+        if (!info.registered || readPid(op.dataDir, 'operator.pid') !== child.pid)
+          return `registered ${info.registered}, endpoint ${info.endpoint}`
         try {
-          const res = await fetch(`${info.endpoint}/v1/health`)
-          if (res.ok) break
+          const res = await fetch(`${info.endpoint}/v1/health`, {
+            signal: AbortSignal.timeout(2_000),
+          })
+          if (res.ok) return true
         } catch {}
-      }
-      if (Date.now() > deadline)
-        throw new Error(
-          `operator ${i} did not start within 60 s (registered ${info.registered}, endpoint ${info.endpoint}); see ${op.logPath}:\n${readFileSync(op.logPath, 'utf8').slice(-2000)}`,
-        )
-      await new Promise((r) => setTimeout(r, 100))
-    }
+        return `registered, endpoint ${info.endpoint} not answering`
+      },
+    })
     log(`operator ${i} (${op.address}) up`)
   }
 

@@ -1,0 +1,77 @@
+/**
+ * A process that dies while it starts is reported at once, with its log: a restarted operator
+ * that crashed at a named point during start-up (killed by SIGKILL, so no exit code) used to be
+ * polled for the whole 60 s and reported as "did not start" (simulator seed 42).
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, test } from 'node:test'
+import { waitForStart } from '../../src/devnet/devnet.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'pose-devnet-start-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+function start(name: string, script: string) {
+  const logPath = join(dir, `${name}.log`)
+  const out = createWriteStream(logPath, { flags: 'a' })
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.pipe(out, { end: false })
+  child.stderr.pipe(out, { end: false })
+  child.once('close', () => out.end())
+  return { child, out, logPath, what: name }
+}
+
+test('a process killed by a signal while it starts fails the wait at once, with its log', async () => {
+  const p = start(
+    'killed',
+    "console.log('restoring sealed state'); setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200)",
+  )
+  const t0 = Date.now()
+  await assert.rejects(
+    waitForStart({ ...p, ready: async () => 'not registered', timeoutMs: 30_000 }),
+    (e: Error) => {
+      assert.match(e.message, /killed was killed by SIGKILL while starting/)
+      assert.match(e.message, /restoring sealed state/)
+      return true
+    },
+  )
+  assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`)
+})
+
+test('a process that exits while it starts fails the wait with its exit code', async () => {
+  const p = start('exits', "console.error('EADDRINUSE'); process.exit(3)")
+  await assert.rejects(
+    waitForStart({ ...p, ready: async () => 'not registered', timeoutMs: 30_000 }),
+    /exits exited with code 3 while starting[^]*EADDRINUSE/,
+  )
+})
+
+test('a process that stays up but never gets ready times out naming what it waited for', async () => {
+  const p = start('slow', 'setTimeout(() => {}, 20_000)')
+  try {
+    await assert.rejects(
+      waitForStart({
+        ...p,
+        ready: async () => 'registered, endpoint not answering',
+        timeoutMs: 500,
+      }),
+      /slow did not start within 0.5 s \(registered, endpoint not answering\)/,
+    )
+  } finally {
+    p.child.kill('SIGKILL')
+  }
+})
+
+test('the wait ends as soon as the process is ready', async () => {
+  const p = start('ready', 'setTimeout(() => {}, 20_000)')
+  let polls = 0
+  try {
+    await waitForStart({ ...p, ready: async () => (++polls >= 3 ? true : 'starting') })
+    assert.equal(polls, 3)
+  } finally {
+    p.child.kill('SIGKILL')
+  }
+})
