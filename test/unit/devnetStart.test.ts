@@ -45,7 +45,7 @@ test('a process that exits while it starts fails the wait with its exit code', a
   const p = start('exits', "console.error('EADDRINUSE'); process.exit(3)")
   await assert.rejects(
     waitForStart({ ...p, ready: async () => 'not registered', timeoutMs: 30_000 }),
-    /exits exited with code 3 while starting[^]*EADDRINUSE/,
+    /exits exited with code 3 while starting[\s\S]*EADDRINUSE/,
   )
 })
 
