@@ -11,15 +11,31 @@ import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
 
-/** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
+/**
+ * Polls `check` until it holds; throws naming `what` after `timeoutMs`. A check that throws
+ * counts as "not yet" (a member that has not seen its refill yet answers UNKNOWN_INSTANCE);
+ * the last such error is part of the timeout's message.
+ */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+  let last: unknown
+  for (;;) {
+    try {
+      if (await check()) return
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() > deadline) {
+      const why =
+        last === undefined
+          ? ''
+          : `; last error: ${last instanceof Error ? last.message : String(last)}`
+      throw new Error(`timed out waiting for ${what}${why}`)
+    }
     await new Promise((r) => setTimeout(r, 100))
   }
 }
