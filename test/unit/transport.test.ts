@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { getJson, postJson } from '../../src/client/transport.ts'
 import { freePort } from '../../src/devnet/anvil.ts'
+import { LIMITS } from '../../src/protocol/index.ts'
 
 let server: Server
 let base: string
@@ -36,6 +37,13 @@ before(async () => {
           return // never answers
         case '/cut':
           return req.socket.destroy()
+        case '/huge': {
+          // Just over the limit, in 1 MiB chunks, never a valid JSON end.
+          res.writeHead(200, { 'content-type': 'application/json' })
+          const chunk = Buffer.alloc(1024 * 1024, 0x20)
+          for (let i = 0; i <= LIMITS.maxPeerMessageBytes / chunk.length; i++) res.write(chunk)
+          return res.end()
+        }
       }
     })
   })
@@ -92,6 +100,12 @@ test('a cut connection, a closed port and a silent operator are UNAVAILABLE', as
   assert.match(silent.details ?? '', /200 ms/)
   // The server is still usable afterwards (the timed-out socket was dropped, not reused).
   assert.deepEqual(await getJson(`${base}/ok`), { echo: null })
+})
+
+test('an answer over the size limit is dropped, not buffered whole', async () => {
+  const e = await rejection(getJson(`${base}/huge`))
+  assert.equal(e.code, 'UNAVAILABLE')
+  assert.match(e.details ?? '', /answer larger than/)
 })
 
 test('an unsupported scheme is refused before any I/O', async () => {
