@@ -128,6 +128,11 @@ type LogEntry = {
   body: UpdateBody
   hash: Uint8Array
   executed: Executed[]
+  /**
+   * Requests for transactions this update carries that were executed before a restart (their
+   * first requests died with the old process): answered once every watchdog holds the update.
+   */
+  late?: Array<{ result: ExecutedTx; waiter: Waiter }>
   sentAt: number
   createdAt: number
 }
@@ -271,7 +276,10 @@ export class Instance {
     const waiters: Waiter[] = []
     for (const p of this.queue) waiters.push(...p.waiters)
     for (const m of this.future.values()) for (const p of m.values()) waiters.push(...p.waiters)
-    for (const e of this.log.values()) for (const x of e.executed) waiters.push(...x.p.waiters)
+    for (const e of this.log.values()) {
+      for (const x of e.executed) waiters.push(...x.p.waiters)
+      for (const l of e.late ?? []) waiters.push(l.waiter)
+    }
     for (const w of waiters) this.reject(w, err)
     this.queue = []
     this.future.clear()
@@ -940,6 +948,16 @@ export class Instance {
       return
     }
     const earlier = this.replicated.get(key)
+    if (earlier && this.role === 'executor' && earlier.seq > this.released) {
+      // Executed before a restart, in an update not every watchdog is known to hold: a receipt
+      // now could be rolled back if this executor were replaced before they get it.
+      const entry = this.log.get(earlier.seq)
+      if (!entry)
+        throw new ProtocolError('UNAVAILABLE', 'tx: its update is being replicated; resubmit')
+      entry.late ??= []
+      entry.late.push({ result: earlier.result, waiter })
+      return
+    }
     if (earlier) {
       const receipt = this.makeReceipt(earlier.result, earlier.seq)
       this.receipts.set(key, receipt)
@@ -1167,6 +1185,17 @@ export class Instance {
         if (this.receipts.size > RECEIPT_CACHE)
           this.receipts.delete(this.receipts.keys().next().value!)
         for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
+      }
+      for (const { result, waiter } of entry.late ?? []) {
+        const key = hex(result.txHash)
+        let receipt = this.receipts.get(key)
+        if (!receipt) {
+          receipt = this.makeReceipt(result, seq)
+          this.receipts.set(key, receipt)
+          if (this.receipts.size > RECEIPT_CACHE)
+            this.receipts.delete(this.receipts.keys().next().value!)
+        }
+        this.answer(waiter, { kind: 'receipt', receipt })
       }
     }
     this.compactSealedLog(0)

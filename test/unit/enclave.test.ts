@@ -346,6 +346,58 @@ describe('enclave roles in-process', () => {
     assert.deepEqual((await digestOf(n1)).digest, before.digest)
   })
 
+  test('an executor that crashed after sealing an update gives no receipt for it before every watchdog holds it (simulator seed 34)', async () => {
+    let clock = 3_000_000
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const first = transferBox(target, creatorKey, 0n, recipient)
+    await pump(
+      nodes,
+      (await n0.enclave.call('tx', { requestId: 'a0', instance, box: first.box })).outputs,
+      answers,
+    )
+    // The executor executes and seals the next update, then dies before it leaves the node.
+    const lost = transferBox(target, creatorKey, 1n, recipient)
+    const dropped = await n0.enclave.call('tx', { requestId: 'a1', instance, box: lost.box })
+    assert.ok(dropped.outputs.some((o) => o.type === 'send' && o.envelope.kind === 'update'))
+    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
+    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const after = [r0, n1, n2]
+    // The user resubmits the same transaction: the restarted executor holds its outcome but no
+    // watchdog does, so no receipt yet (one now would be lost if this executor were replaced).
+    const resubmitted = await r0.enclave.call('tx', {
+      requestId: 'a1-again',
+      instance,
+      box: lost.box,
+    })
+    assert.equal(
+      resubmitted.outputs.filter((o) => o.type === 'answer').length,
+      0,
+      'a receipt for an update no watchdog holds',
+    )
+    for (const w of [n1, n2])
+      assert.equal(
+        ((await w.enclave.call('digest', { instance })).result as { seq: bigint }).seq,
+        1n,
+      )
+    // Once the re-offered update is acknowledged by both watchdogs, the receipt is released.
+    clock += 2_000
+    await pump(after, (await r0.enclave.call('tick', { now: clock })).outputs, answers, [], true)
+    const a = decodeAnswer(
+      aeadOpen(lost.responseKey, answers.get('a1-again')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(a.kind === 'receipt' && a.receipt.nonce, 1n)
+    for (const w of [n1, n2])
+      assert.equal(
+        ((await w.enclave.call('digest', { instance })).result as { seq: bigint }).seq,
+        2n,
+      )
+  })
+
   test("an executor restarted from a stale copy of its sealed state recovers the pool's state before executing", async () => {
     let clock = 2_000_000
     const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
