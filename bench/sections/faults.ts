@@ -134,8 +134,7 @@ async function killMember(
   pending: Array<Promise<unknown>>,
 ): Promise<void> {
   const i = operatorIndex(devnet, operator)
-  const pid = devnet.enclavePid(i)
-  if (pid) process.kill(pid, 'SIGKILL')
+  devnet.killEnclave(i)
   await devnet.killOperator(i, 'SIGKILL')
   pending.push(
     operatorSender(devnet, devnet.operators[i]!.key)

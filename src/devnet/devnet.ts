@@ -3,7 +3,7 @@
  * with its own enclave process and data directory (SPEC §2: Devnet). Used by `npm start`,
  * `pose devnet`, the e2e tests and the benchmarks.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import {
   createWriteStream,
   mkdirSync,
@@ -13,7 +13,7 @@ import {
   type WriteStream,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { type Address, createPublicClient, type Hex, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { poseManagerAbi } from '../chain/abi.generated.ts'
@@ -60,6 +60,11 @@ export type Devnet = {
   startOperator: (i: number) => Promise<void>
   killOperator: (i: number, signal?: NodeJS.Signals) => Promise<void>
   enclavePid: (i: number) => number | undefined
+  /**
+   * SIGKILLs operator `i`'s enclave process if it still runs; false if there is none (a pid
+   * file names a process that exited, whose pid may since belong to another process).
+   */
+  killEnclave: (i: number) => boolean
   stop: () => Promise<void>
 }
 
@@ -67,6 +72,36 @@ const FUND = 10n ** 22n
 
 async function fund(rpcUrl: string, address: Address): Promise<void> {
   await anvilRpc(rpcUrl, 'anvil_setBalance', [address, `0x${FUND.toString(16)}`])
+}
+
+/**
+ * SIGKILLs `pid` only if it is the enclave process of the operator whose data directory is
+ * `dataDir` (the operator passes it as the enclave's argument). A pid read from a file may have
+ * been reused by any other process since: on a busy machine with 32,768 pids a long simulator
+ * run reuses them within minutes, and killing blindly took down another scenario's operator.
+ */
+export function killIfEnclaveOf(pid: number, dataDir: string): boolean {
+  const label = resolve(dataDir)
+  let ours: boolean
+  try {
+    ours = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(label)
+  } catch {
+    try {
+      const command = execFileSync('ps', ['-o', 'command=', '-p', String(pid)], {
+        encoding: 'utf8',
+      })
+      ours = command.trimEnd().endsWith(` ${label}`)
+    } catch {
+      return false // no such process
+    }
+  }
+  if (!ours) return false
+  try {
+    process.kill(pid, 'SIGKILL')
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -230,18 +265,15 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   }
 
   const enclavePid = (i: number) => readPid(operators[i]!.dataDir, 'enclave.pid')
+  const killEnclave = (i: number): boolean => {
+    const pid = enclavePid(i)
+    return pid !== undefined && killIfEnclaveOf(pid, operators[i]!.dataDir)
+  }
 
   const stop = async () => {
     await Promise.all(operators.map((_, i) => killOperator(i)))
     // An enclave whose operator was SIGKILLed exits on IPC disconnect; make sure.
-    for (let i = 0; i < operators.length; i++) {
-      const pid = enclavePid(i)
-      if (pid) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {}
-      }
-    }
+    for (let i = 0; i < operators.length; i++) killEnclave(i)
     await anvil.stop()
     // POSE_KEEP_DEVNET=1 keeps the operators' data dirs and logs for inspection.
     if (!opts.dir && !process.env.POSE_KEEP_DEVNET) rmSync(dir, { recursive: true, force: true })
@@ -266,6 +298,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     startOperator,
     killOperator,
     enclavePid,
+    killEnclave,
     stop,
   }
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { type Address, getAddress, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -132,6 +132,7 @@ export class OperatorNode {
     this.measurement = bytesToHex(measurement)
     this.host = new EnclaveHost({
       bundlePath,
+      label: resolve(o.dataDir),
       onExit: (code, signal) => {
         this.log.error({ code, signal }, 'Enclave process exited; stopping the operator node')
         process.exitCode = 1

@@ -31,6 +31,11 @@ export class EnclaveCallError extends ProtocolError {
 
 export type EnclaveHostOptions = {
   bundlePath: string
+  /**
+   * Passed as the process's only argument (the enclave ignores it) so tools can tell this
+   * enclave process from others by its command line, e.g. the operator's data directory.
+   */
+  label?: string
   /** Called when the enclave process exits unexpectedly. */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
   startTimeoutMs?: number
@@ -52,7 +57,7 @@ export class EnclaveHost {
   }
 
   async start(): Promise<void> {
-    const child = fork(this.opts.bundlePath, [], {
+    const child = fork(this.opts.bundlePath, this.opts.label ? [this.opts.label] : [], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: [],

@@ -87,8 +87,7 @@ export async function memberDigests(
 export async function killMember(devnet: Devnet, operator: Address): Promise<void> {
   const idx = devnet.operators.findIndex((o) => o.address === operator)
   if (idx < 0) throw new Error(`${operator} is not a devnet operator`)
-  const pid = devnet.enclavePid(idx)
-  if (pid) process.kill(pid, 'SIGKILL')
+  devnet.killEnclave(idx)
   await devnet.killOperator(idx, 'SIGKILL')
 }
 

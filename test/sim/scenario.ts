@@ -259,10 +259,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           rmSync(marker)
           crashBudget--
           busy.value = true
-          try {
-            const pid = devnet.enclavePid(i)
-            if (pid) process.kill(pid, 'SIGKILL')
-          } catch {}
+          devnet.killEnclave(i)
           await devnet.killOperator(i, 'SIGKILL')
           await devnet.startOperator(i).catch((e: Error) => {
             // Crashing at a named point again while it starts (restoring or catching up, before
@@ -518,8 +515,7 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     const copy = `${dir}.stale`
     cpSync(dir, copy, { recursive: true })
     await later()
-    const pid = devnet.enclavePid(target.i)
-    if (pid) process.kill(pid, 'SIGKILL')
+    devnet.killEnclave(target.i)
     await devnet.killOperator(target.i, 'SIGKILL')
     rmSync(dir, { recursive: true, force: true })
     cpSync(copy, dir, { recursive: true })
@@ -537,8 +533,7 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     log(`  fault: restart of operator ${target.i} (slot ${target.slot})`)
     return
   }
-  const pid = devnet.enclavePid(target.i)
-  if (pid) process.kill(pid, 'SIGKILL')
+  devnet.killEnclave(target.i)
   await devnet.killOperator(target.i, 'SIGKILL')
   down.add(target.i)
   count(kind)

@@ -1,7 +1,8 @@
 /**
  * A process that dies while it starts is reported at once, with its log: a restarted operator
  * that crashed at a named point during start-up (killed by SIGKILL, so no exit code) used to be
- * polled for the whole 60 s and reported as "did not start" (simulator seed 42).
+ * polled for the whole 60 s and reported as "did not start" (simulator seed 42). A pid read
+ * from a pid file is killed only if it is still that operator's enclave (simulator seed 37).
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -9,7 +10,7 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { waitForStart } from '../../src/devnet/devnet.ts'
+import { killIfEnclaveOf, waitForStart } from '../../src/devnet/devnet.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pose-devnet-start-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -74,4 +75,23 @@ test('the wait ends as soon as the process is ready', async () => {
   } finally {
     p.child.kill('SIGKILL')
   }
+})
+
+test('a pid from a pid file is killed only while it is the enclave of that data directory', async () => {
+  const mine = join(dir, 'operator-10')
+  const theirs = join(dir, 'operator-1')
+  // Stands in for an enclave process: the operator passes its data directory as the argument.
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30_000)', mine], {
+    stdio: 'ignore',
+  })
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, sig) => r(sig)))
+  await new Promise((r) => child.once('spawn', r))
+  const pid = child.pid!
+  // Another operator's data directory (even one whose path is a prefix of it): left alone.
+  assert.equal(killIfEnclaveOf(pid, theirs), false)
+  assert.equal(child.exitCode, null)
+  assert.equal(killIfEnclaveOf(pid, mine), true)
+  assert.equal(await exited, 'SIGKILL')
+  // Gone: nothing to kill, no error.
+  assert.equal(killIfEnclaveOf(pid, mine), false)
 })
