@@ -143,6 +143,12 @@ const TERMINATE_RETRY_MS = 5000
 const FUTURE_NONCE_WINDOW = 64n
 const FUTURE_TTL_MS = 10_000
 const RECEIPT_CACHE = 4096
+
+/** Sets `key` in a cache of at most RECEIPT_CACHE entries, evicting the oldest. */
+function cacheSet<V>(cache: Map<string, V>, key: string, value: V): void {
+  cache.set(key, value)
+  if (cache.size > RECEIPT_CACHE) cache.delete(cache.keys().next().value!)
+}
 const RESTORED_LOG = 64
 /** Phases in which the executor serves transactions (a challenge does not stop it). */
 const SERVING = new Set<number>([Phase.Active, Phase.ExecutorChallenged, Phase.WatchdogsChallenged])
@@ -823,9 +829,7 @@ export class Instance {
 
   private rememberResults(recent: Array<{ seq: bigint; result: ExecutedTx }>): void {
     for (const r of recent) {
-      this.replicated.set(hex(r.result.txHash), r)
-      if (this.replicated.size > RECEIPT_CACHE)
-        this.replicated.delete(this.replicated.keys().next().value!)
+      cacheSet(this.replicated, hex(r.result.txHash), r)
     }
   }
 
@@ -1181,9 +1185,7 @@ export class Instance {
         )
         const key = hex(p.txHash)
         this.byHash.delete(key)
-        this.receipts.set(key, receipt)
-        if (this.receipts.size > RECEIPT_CACHE)
-          this.receipts.delete(this.receipts.keys().next().value!)
+        cacheSet(this.receipts, key, receipt)
         for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
       }
       for (const { result, waiter } of entry.late ?? []) {
@@ -1191,9 +1193,7 @@ export class Instance {
         let receipt = this.receipts.get(key)
         if (!receipt) {
           receipt = this.makeReceipt(result, seq)
-          this.receipts.set(key, receipt)
-          if (this.receipts.size > RECEIPT_CACHE)
-            this.receipts.delete(this.receipts.keys().next().value!)
+          cacheSet(this.receipts, key, receipt)
         }
         this.answer(waiter, { kind: 'receipt', receipt })
       }
@@ -1608,9 +1608,7 @@ export class Instance {
     }
     const payload = decodeUpdatePayload(plain)
     for (const r of payload.results) {
-      this.replicated.set(hex(r.txHash), { result: r, seq: body.seq })
-      if (this.replicated.size > RECEIPT_CACHE)
-        this.replicated.delete(this.replicated.keys().next().value!)
+      cacheSet(this.replicated, hex(r.txHash), { result: r, seq: body.seq })
     }
     const hash = updateHash({
       instance: this.id,
