@@ -45,6 +45,11 @@ export type DevnetOptions = {
   operatorEnv?: (i: number) => Record<string, string>
   /** Extra command-line options for operator `i` (e.g. `--port`, `--public-url`). */
   operatorArgs?: (i: number) => string[]
+  /**
+   * Where to probe operator `i`'s health while it starts, when its registered endpoint is not
+   * reachable from here (a proxy in front of it that may be cut). Default: that endpoint.
+   */
+  healthUrl?: (i: number) => string | undefined
 }
 
 export type Devnet = {
@@ -241,7 +246,8 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         if (!info.registered || readPid(op.dataDir, 'operator.pid') !== child.pid)
           return `registered ${info.registered}, endpoint ${info.endpoint}`
         try {
-          const res = await fetch(`${info.endpoint}/v1/health`, {
+          const base = opts.healthUrl?.(i) ?? info.endpoint
+          const res = await fetch(`${base}/v1/health`, {
             signal: AbortSignal.timeout(2_000),
           })
           if (res.ok) return true

@@ -128,11 +128,6 @@ type LogEntry = {
   body: UpdateBody
   hash: Uint8Array
   executed: Executed[]
-  /**
-   * Requests for transactions this update carries that were executed before a restart (their
-   * first requests died with the old process): answered once every watchdog holds the update.
-   */
-  late?: Array<{ result: ExecutedTx; waiter: Waiter }>
   sentAt: number
   createdAt: number
 }
@@ -220,6 +215,12 @@ export class Instance {
   private acked = new Map<string, bigint>()
   private released = 0n
   private receipts = new Map<string, Receipt>()
+  /**
+   * Requests for transactions executed before a restart or by the previous executor (their
+   * first requests died with it), in updates not every current watchdog is known to hold:
+   * answered once each does, since a receipt earlier could be rolled back by a replacement.
+   */
+  private late: Array<{ result: ExecutedTx; seq: bigint; waiter: Waiter }> = []
   private genesis:
     | { body: Uint8Array; sentAt: number; startedAt: number; activated: boolean }
     | undefined
@@ -282,11 +283,10 @@ export class Instance {
     const waiters: Waiter[] = []
     for (const p of this.queue) waiters.push(...p.waiters)
     for (const m of this.future.values()) for (const p of m.values()) waiters.push(...p.waiters)
-    for (const e of this.log.values()) {
-      for (const x of e.executed) waiters.push(...x.p.waiters)
-      for (const l of e.late ?? []) waiters.push(l.waiter)
-    }
+    for (const e of this.log.values()) for (const x of e.executed) waiters.push(...x.p.waiters)
+    for (const l of this.late) waiters.push(l.waiter)
     for (const w of waiters) this.reject(w, err)
+    this.late = []
     this.queue = []
     this.future.clear()
     this.byHash.clear()
@@ -952,14 +952,13 @@ export class Instance {
       return
     }
     const earlier = this.replicated.get(key)
-    if (earlier && this.role === 'executor' && earlier.seq > this.released) {
-      // Executed before a restart, in an update not every watchdog is known to hold: a receipt
-      // now could be rolled back if this executor were replaced before they get it.
-      const entry = this.log.get(earlier.seq)
-      if (!entry)
+    if (earlier && this.role === 'executor' && earlier.seq > this.heldByAll()) {
+      // Executed before a restart or a takeover, in an update not every current watchdog is
+      // known to hold: a receipt now could be rolled back if this executor were replaced
+      // before they get it (after a takeover, until each acknowledged the handover).
+      if (this.late.length >= LIMITS.maxQueuedTxs)
         throw new ProtocolError('UNAVAILABLE', 'tx: its update is being replicated; resubmit')
-      entry.late ??= []
-      entry.late.push({ result: earlier.result, waiter })
+      this.late.push({ result: earlier.result, seq: earlier.seq, waiter })
       return
     }
     if (earlier) {
@@ -1157,13 +1156,19 @@ export class Instance {
     entry.sentAt = this.ctx.now()
   }
 
-  /** Releases receipts of every update that all current watchdogs acknowledged, in order. */
-  private release(): void {
+  /** The last seq every current watchdog acknowledged (this.seq without watchdogs). */
+  private heldByAll(): bigint {
     let min = this.seq
     for (const slot of this.view.watchdogSlots()) {
       const a = this.acked.get(hexKey(this.view.signers[slot]!)) ?? -1n
       if (a < min) min = a
     }
+    return min
+  }
+
+  /** Releases receipts of every update that all current watchdogs acknowledged, in order. */
+  private release(): void {
+    const min = this.heldByAll()
     while (this.released < min) {
       const seq = this.released + 1n
       const entry = this.log.get(seq)
@@ -1188,15 +1193,23 @@ export class Instance {
         cacheSet(this.receipts, key, receipt)
         for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
       }
-      for (const { result, waiter } of entry.late ?? []) {
-        const key = hex(result.txHash)
+    }
+    if (this.late.length > 0) {
+      const waiting: typeof this.late = []
+      for (const l of this.late) {
+        if (l.seq > min) {
+          waiting.push(l)
+          continue
+        }
+        const key = hex(l.result.txHash)
         let receipt = this.receipts.get(key)
         if (!receipt) {
-          receipt = this.makeReceipt(result, seq)
+          receipt = this.makeReceipt(l.result, l.seq)
           cacheSet(this.receipts, key, receipt)
         }
-        this.answer(waiter, { kind: 'receipt', receipt })
+        this.answer(l.waiter, { kind: 'receipt', receipt })
       }
+      this.late = waiting
     }
     this.compactSealedLog(0)
   }

@@ -175,6 +175,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       '--peer-source-address',
       `127.0.0.${PEER_SOURCE_BASE + i}`,
     ],
+    // A restarted operator is probed directly: its proxy may be cut by a partition meanwhile.
+    healthUrl: (i) => `http://127.0.0.1:${ports[i]}`,
   })
   starting.add(start)
   const devnet = await start

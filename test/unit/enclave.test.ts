@@ -346,6 +346,78 @@ describe('enclave roles in-process', () => {
     assert.deepEqual((await digestOf(n1)).digest, before.digest)
   })
 
+  test("a promoted executor re-issues a receipt only once every watchdog holds its handover (the old executor's unreleased update)", async () => {
+    let clock = 4_000_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const digestOf = async (n: Node) =>
+      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
+    const to = (n: Node) => (o: EnclaveOutput) =>
+      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
+    await pump(
+      nodes,
+      (
+        await n0.enclave.call('tx', {
+          requestId: 'a',
+          instance,
+          box: transferBox(target, creatorKey, 0n, recipient).box,
+        })
+      ).outputs,
+      answers,
+    )
+    // Update 2 reaches n1 only: never released, and its sender's request dies with n0.
+    const unreleased = transferBox(target, creatorKey, 1n, recipient)
+    const r2 = await n0.enclave.call('tx', { requestId: 'b', instance, box: unreleased.box })
+    await pump(nodes, r2.outputs.filter(to(n1)), answers)
+    assert.ok(!answers.has('b'))
+    assert.equal((await digestOf(n1)).seq, 2n)
+    assert.equal((await digestOf(n2)).seq, 1n)
+
+    // n0 is removed; n1 takes over at seq 2. Its handover to n2 is lost for now.
+    const removed = ev(
+      EventKind.MemberRemoved,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+          [0n, bytesToHex(n0.signer), 1n],
+        ),
+      ),
+    )
+    const chain = (n: Node) =>
+      n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+    await chain(n0)
+    await chain(n1)
+    await chain(n2)
+    // The user resubmits to the new executor: it holds the outcome, n2 does not, so a receipt
+    // now would be rolled back if n1 failed and n2 were promoted.
+    const again = await n1.enclave.call('tx', {
+      requestId: 'b-again',
+      instance,
+      box: unreleased.box,
+    })
+    assert.equal(
+      again.outputs.filter((o) => o.type === 'answer').length,
+      0,
+      'a receipt for an update a watchdog does not hold',
+    )
+    // The handover is resent and acknowledged: the receipt follows, at the update's seq.
+    clock += 2_000
+    await pump(nodes, (await n1.enclave.call('tick', { now: clock })).outputs, answers, [], true)
+    const b = decodeAnswer(
+      aeadOpen(unreleased.responseKey, answers.get('b-again')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.ok(b.kind === 'receipt')
+    assert.equal(b.receipt.nonce, 1n)
+    assert.equal(b.receipt.seq, 2n)
+    const [d1, d2] = [await digestOf(n1), await digestOf(n2)]
+    assert.equal(d2.seq, 2n)
+    assert.deepEqual(d2.digest, d1.digest)
+  })
+
   test('an executor that crashed after sealing an update gives no receipt for it before every watchdog holds it (simulator seed 34)', async () => {
     let clock = 3_000_000
     const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
