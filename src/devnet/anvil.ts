@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
+import { killOnExit } from './children.ts'
 
 export type Anvil = { url: string; port: number; process: ChildProcess; stop: () => Promise<void> }
 
@@ -73,7 +74,7 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
     String(opts.chainId ?? 31337),
   ]
   if (opts.blockTime) args.push('--block-time', String(opts.blockTime), '--mixed-mining')
-  const child = spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = killOnExit(spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] }))
   let stderr = ''
   child.stderr?.on('data', (d) => {
     stderr = (stderr + d.toString()).slice(-4000)

@@ -20,6 +20,7 @@ import { poseManagerAbi } from '../chain/abi.generated.ts'
 import { bytesToHex, hexToBytes } from '../protocol/index.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle, REPO_ROOT } from '../tee/measurement.ts'
 import { type Anvil, anvilRpc, startAnvil } from './anvil.ts'
+import { killOnExit } from './children.ts'
 import { DEFAULT_MANAGER_PARAMS, deployManager, type ManagerParams } from './deploy.ts'
 
 export type OperatorProcess = {
@@ -226,6 +227,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     )
+    killOnExit(child)
     // Both streams feed one log; it ends once the process has closed them both.
     child.stdout?.pipe(out, { end: false })
     child.stderr?.pipe(out, { end: false })

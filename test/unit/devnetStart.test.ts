@@ -3,15 +3,17 @@
  * that crashed at a named point during start-up (killed by SIGKILL, so no exit code) used to be
  * polled for the whole 60 s and reported as "did not start" (simulator seed 42). A pid read
  * from a pid file is killed only if it is still that operator's enclave (simulator seed 37).
+ * Anvil and operators die with the process that started them, however it exits.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { after, test } from 'node:test'
 import { killIfEnclaveOf, waitForStart } from '../../src/devnet/devnet.ts'
 
+const REPO = resolve(import.meta.dirname, '..', '..')
 const dir = mkdtempSync(join(tmpdir(), 'pose-devnet-start-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -94,4 +96,41 @@ test('a pid from a pid file is killed only while it is the enclave of that data 
   assert.equal(await exited, 'SIGKILL')
   // Gone: nothing to kill, no error.
   assert.equal(killIfEnclaveOf(pid, mine), false)
+})
+
+/** Whether `pid` is a live process (not gone, not a zombie waiting to be reaped). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+test('anvil started by a process that dies of an uncaught error does not outlive it', async () => {
+  // A simulator run piped into a command that quit died of EPIPE and left its devnets running.
+  const script = join(dir, 'orphan.mts')
+  writeFileSync(
+    script,
+    `import { startAnvil } from ${JSON.stringify(join(REPO, 'src', 'devnet', 'anvil.ts'))}
+const anvil = await startAnvil()
+console.log(anvil.process.pid)
+setTimeout(() => { throw new Error('write EPIPE') }, 50)
+`,
+  )
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => {
+    out += d
+  })
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+  assert.notEqual(code, 0, 'the parent died of its error')
+  const pid = Number(out.trim())
+  assert.ok(Number.isInteger(pid) && pid > 0, `anvil's pid printed: ${out}`)
+  const deadline = Date.now() + 5_000
+  while (running(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  assert.equal(running(pid), false, `anvil ${pid} still runs after its parent died`)
 })
