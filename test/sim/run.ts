@@ -2,10 +2,12 @@
  * The fault-injection simulator: `npm run sim -- --seeds N` runs N seeded scenarios
  * (test/sim/scenario.ts; docs/simulator.md) and prints a summary; `--seed S` replays one.
  * `--jobs J` runs up to J scenarios at once, each on its own devnet (a scenario spends most of
- * its time waiting on faults and timeouts, so two share a 2-core machine well).
+ * its time waiting on faults and timeouts and uses about 0.8 of a core, so two share a 2-core
+ * machine well); the default is one per core, at most 4.
  * Exits 1 if any invariant was violated. The last line is
  * `sim: <S> scenarios, <F> faults, <R> receipts, <V> violations`.
  */
+import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import { runScenario, type ScenarioResult, stopRunningScenarios } from './scenario.ts'
 
@@ -15,7 +17,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     from: { type: 'string', default: '1' },
     txs: { type: 'string', default: '30' },
-    jobs: { type: 'string', default: '1' },
+    jobs: { type: 'string', default: String(Math.min(4, Math.max(1, availableParallelism()))) },
     verbose: { type: 'boolean', default: false },
   },
 })
