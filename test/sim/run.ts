@@ -90,6 +90,7 @@ async function runOne(seed: number): Promise<ScenarioResult> {
   )
   for (const v of r.violations) console.log(`  VIOLATION: ${v}`)
   if (r.violations.length > 0) console.log(`  replay: npm run sim -- --seed ${seed} --txs ${txs}`)
+  if (r.logsDir) console.log(`  logs: ${r.logsDir} (operator logs, timeline.log)`)
   return r
 }
 

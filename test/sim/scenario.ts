@@ -5,7 +5,8 @@
  * duplicate, delay/reorder, tamper), chain time jumps and challenge deadlines passed with
  * anvil's clock. At the end every invariant is checked; each broken one is a violation.
  */
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BaseError, parseEther } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
@@ -37,6 +38,8 @@ export type ScenarioResult = {
   violations: string[]
   maxLatencyMs: number
   durationMs: number
+  /** Kept for a scenario with violations: every process's log and the fault timeline. */
+  logsDir?: string
 }
 
 const OPERATORS = 5
@@ -80,7 +83,14 @@ export async function stopRunningScenarios(): Promise<void> {
 
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const t0 = performance.now()
-  const log = o.log ?? (() => undefined)
+  // The devnet's data directories (operator logs, sealed state) and the scenario's own
+  // timeline: removed after a clean scenario, kept after one with violations.
+  const dir = mkdtempSync(join(tmpdir(), `pose-sim-${o.seed}-`))
+  const timeline = join(dir, 'timeline.log')
+  const log = (line: string) => {
+    appendFileSync(timeline, `${new Date().toISOString()} ${line}\n`)
+    o.log?.(line)
+  }
   const rnd = seededRandom(o.seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const watchdogs = 1 + Math.floor(rnd() * 2)
@@ -149,6 +159,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
   const start = startDevnet({
+    dir,
     operators: OPERATORS,
     users: USERS,
     operatorStake: 10n * DEFAULT_MANAGER_PARAMS.minStake,
@@ -182,7 +193,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const devnet = await start
     .catch(async (e: unknown) => {
       await Promise.all(proxies.map((x) => x.close()))
-      throw e
+      throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
     })
     .finally(() => starting.delete(start))
   running.add(devnet)
@@ -217,10 +228,18 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
 
     const recorded: Recorded[] = []
     let maxLatencyMs = 0
-    const timed = async <T>(p: Promise<T>): Promise<T> => {
+    let slowest = ''
+    const timed = async <T>(p: Promise<T>, what = 'setup'): Promise<T> => {
       const start = performance.now()
+      const startedAt = new Date().toISOString()
       const r = await p
-      maxLatencyMs = Math.max(maxLatencyMs, performance.now() - start)
+      const ms = performance.now() - start
+      if (ms > maxLatencyMs) {
+        maxLatencyMs = ms
+        slowest = `${what}, sent ${startedAt}`
+      }
+      if (ms > LATENCY_BOUND_MS)
+        log(`  slow request: ${what}, sent ${startedAt}, ${ms.toFixed(0)} ms`)
       return r
     }
     // Setup: alice hands out tokens; everyone deposits coins.
@@ -240,7 +259,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       await waitFor('deposit credit', async () => (await c.getBalance({ instance })) === DEPOSIT)
 
     // Faults run beside the workload, triggered by progress so a seed replays the same plan.
-    const chain = chainController(devnet, instance, admin, count, stopping)
+    // Runs until the end of the final checks: a challenge still open when the workload ends
+    // would otherwise hold the pool's settling for a real-time Δ.
+    const chain = chainController(devnet, instance, admin, count, ended)
     // Operators that crashed at a named point come back at once; any other death is a bug.
     const busy = { value: false }
     const watcher = (async () => {
@@ -329,11 +350,13 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
                 functionName: 'transfer',
                 args: [clients[to]!.account.address, amount],
               }),
+              `user ${u} step ${k} (transfer)`,
             )
             recorded.push({ user: u, receipt, kind: 'transfer', to, amount })
           } else if (roll < 0.9) {
             const bal = await timed(
               c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' }),
+              `user ${u} step ${k} (view)`,
             )
             check(bal >= 0n, `user ${u}: negative balance view`)
           } else {
@@ -345,6 +368,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
                 data: '0x3ccfd60b',
                 gasLimit: 100_000n,
               }),
+              `user ${u} step ${k} (burn)`,
             )
             recorded.push({ user: u, receipt, kind: 'burn', amount: WITHDRAW_UNIT })
             await claim(c, instance)
@@ -357,9 +381,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       }
     })
     await Promise.all(workload)
+    log('  workload done; restarting crashed members, then waiting for the pool to settle')
     stopping.value = true
     await faultLoop
-    await chain
 
     // Everyone back up, then every member must agree (the watcher keeps restarting operators
     // that crash at named points while the pool settles).
@@ -372,7 +396,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     busy.value = false
     await settle(devnet, admin, instance, check)
-    check(maxLatencyMs <= LATENCY_BOUND_MS, `a request took ${maxLatencyMs.toFixed(0)} ms`)
+    check(
+      maxLatencyMs <= LATENCY_BOUND_MS,
+      `a request took ${maxLatencyMs.toFixed(0)} ms (${slowest})`,
+    )
     try {
       await checkInvariants(devnet, clients, instance, recorded, check)
       for (const c of clients) await claim(c, instance)
@@ -382,6 +409,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     ended.value = true
     await watcher
+    await chain
     for (const op of devnet.operators) scanner.scanDir(op.dataDir)
     // Reorganisations stay within the confirmation depth: no operator may have offered its
     // enclave a block that was later replaced.
@@ -404,6 +432,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       violations,
       maxLatencyMs,
       durationMs: performance.now() - t0,
+      ...(violations.length > 0 ? { logsDir: dir } : {}),
     }
   } finally {
     stopping.value = true
@@ -411,6 +440,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     await devnet.stop()
     running.delete(devnet)
     await Promise.all(proxies.map((x) => x.close()))
+    if (violations.length === 0 && !process.env.POSE_KEEP_DEVNET)
+      rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -545,18 +576,19 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
 /**
  * Stands in for the passage of time on the chain: once a challenge has been open for
  * `ANSWER_GRACE_MS` of wall-clock time (ample for an honest member to answer), anvil's clock
- * moves past its deadline, so the timeout or finalisation follows without waiting for Δ.
+ * moves past its deadline, so the timeout or finalisation follows without waiting for Δ. Runs
+ * until the scenario's final checks are done.
  */
 async function chainController(
   devnet: Devnet,
   instance: bigint,
   client: PoseClient,
   count: (k: string, n?: number) => void,
-  stopping: { value: boolean },
+  ended: { value: boolean },
 ): Promise<void> {
   const deadline = Date.now() + 900_000
   const seen = new Map<string, number>()
-  while (!stopping.value && Date.now() < deadline) {
+  while (!ended.value && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 300))
     try {
       const info = await readInstance(client.publicClient, devnet.manager, instance)
