@@ -100,6 +100,24 @@ export async function readOperator(
   }
 }
 
+/**
+ * Whether the enclave `signer` was a member of `instance` and left it (removed, replaced or
+ * exited): its receipts and authorisations from its time as a member stay valid.
+ */
+export async function readFormerMember(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  instance: bigint,
+  signer: Address,
+): Promise<boolean> {
+  return (await client.readContract({
+    address: manager,
+    abi: poseManagerAbi,
+    functionName: 'formerMember',
+    args: [instance, signer],
+  })) as boolean
+}
+
 /** The operator running the enclave `signer`, or undefined. */
 export async function readOperatorOfSigner(
   client: PublicClient<Transport, Chain>,

@@ -12,13 +12,16 @@ import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
+import { ReceiptVerificationError } from '../../src/client/errors.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import {
+  aeadSeal,
   BOX_CONTEXT,
   boxSeal,
   bytesToHex,
   EventKind,
+  encodeAnswer,
   encodeSignedTx,
   generateSecretKey,
   hashTx,
@@ -27,6 +30,8 @@ import {
   instanceAad,
   secretKeyToAddress,
   signDigest,
+  signReceipt,
+  utf8,
 } from '../../src/protocol/index.ts'
 import { killMember, memberDigests, passDelta, userClients, waitFor } from './helpers.ts'
 
@@ -167,6 +172,50 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
     assert.equal(
       afterInfo.operators[before.executorSlot],
       '0x0000000000000000000000000000000000000000',
+    )
+    // A receipt the replaced executor released stays valid: its sender may get it only after
+    // the replacement (simulator seeds 62 and 65 saw exactly this and reported the receipted
+    // transfer as failed). One signed by an enclave that was never a member is refused.
+    const fromFormer = await openReceipt(clients[0]!, {
+      instance,
+      txHash,
+      sealed: staleAnswer[1] as Hex,
+      responseKey,
+    })
+    assert.equal(fromFormer.executor.toLowerCase(), answered.executor.toLowerCase())
+    assert.ok(!afterInfo.signers.some((x) => x.toLowerCase() === answered.executor.toLowerCase()))
+    const outsider = generateSecretKey()
+    const forgedReceipt = signReceipt(
+      {
+        instance,
+        txHash,
+        from: tx.from,
+        nonce: answered.nonce,
+        seq: answered.seq,
+        status: answered.status,
+        gasUsed: answered.gasUsed,
+        returnData: hexToBytes(answered.returnData),
+        logs: [],
+        executor: secretKeyToAddress(outsider),
+      },
+      clients[0]!.domain,
+      outsider,
+    )
+    await assert.rejects(
+      openReceipt(clients[0]!, {
+        instance,
+        txHash,
+        sealed: bytesToHex(
+          aeadSeal(
+            responseKey,
+            encodeAnswer({ kind: 'receipt', receipt: forgedReceipt }),
+            utf8('POSE-ANSWER-v1'),
+          ),
+        ),
+        responseKey,
+      }),
+      (e: unknown) =>
+        e instanceof ReceiptVerificationError && /not a registered member enclave/.test(e.message),
     )
 
     await waitFor(
