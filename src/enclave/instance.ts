@@ -267,6 +267,33 @@ export class Instance {
     this.sealView()
     if (before === 'watchdog' && this.role === 'executor' && this.world) this.takeOver()
     if (before === 'executor') this.abandonPending()
+    if (this.role === 'none' && this.world && this.view.phase !== Phase.Terminated)
+      this.forgetState()
+  }
+
+  /**
+   * Removed from the pool: this copy of the state stops following the executor, so it is
+   * dropped, sealed copy included. If a refill draws this enclave again, it starts from the
+   * executor's full state like any newcomer: its old copy may lack updates the pool released
+   * while it was out, and promoted it would roll their receipts back (simulator seed 15).
+   */
+  private forgetState(): void {
+    this.world = undefined
+    this.stateKey = undefined
+    this.contractSecretKey = undefined
+    this.contractPublicKey = undefined
+    this.seq = 0n
+    this.lastHash = new Uint8Array(32)
+    this.stateFrom = undefined
+    this.baseSeq = 0n
+    this.released = 0n
+    this.replicated.clear()
+    this.receipts.clear()
+    this.ahead.clear()
+    this.pulling = undefined
+    this.awaitingPool = false
+    this.seal('snapshot', this.snapshotRecord())
+    this.log_('info', 'Removed from the pool; state dropped', {})
   }
 
   /**

@@ -197,10 +197,56 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     })
     .finally(() => starting.delete(start))
   running.add(devnet)
+  // Operators being (re)started right now. Δ on a real chain is far longer than a restart, so
+  // the chain controller lets no deadline pass while one is starting: an honest member that
+  // crashed and came back answers its challenges in time.
+  const restarting = { count: 0 }
+  const startOperator = devnet.startOperator
+  devnet.startOperator = async (i: number) => {
+    restarting.count++
+    try {
+      await startOperator(i)
+    } finally {
+      restarting.count--
+    }
+  }
   const down = new Set<number>()
   const stopping = { value: false }
   const ended = { value: false }
   try {
+    // Operators that crashed at a named point come back at once (from the start: a crash can
+    // come while the instance is set up); any other death is a bug.
+    const busy = { value: false }
+    const watcher = (async () => {
+      const deadline = Date.now() + 900_000
+      while (!ended.value && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200))
+        if (busy.value) continue
+        for (const [i, op] of devnet.operators.entries()) {
+          const p = op.process
+          if (!p || (p.exitCode === null && p.signalCode === null)) continue
+          const marker = join(op.dataDir, 'crash-point')
+          if (!existsSync(marker)) {
+            check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
+            op.process = undefined
+            continue
+          }
+          count(`crash-${readFileSync(marker, 'utf8')}`)
+          rmSync(marker)
+          crashBudget--
+          busy.value = true
+          devnet.killEnclave(i)
+          await devnet.killOperator(i, 'SIGKILL')
+          await devnet.startOperator(i).catch((e: Error) => {
+            // Crashing at a named point again while it starts (restoring or catching up, before
+            // it serves) is one more injected crash: the next round counts it and restarts it.
+            if (!existsSync(marker)) check(false, `restart ${i}: ${e.message}`)
+          })
+          busy.value = false
+          log(`  fault: operator ${i} crashed at a named point and restarted`)
+        }
+      }
+    })()
     const clients = await userClients(devnet, { autoChallenge: true, failoverTimeoutMs: 90_000 })
     scanner.add(
       clients.flatMap((c, u) => [
@@ -225,6 +271,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     log(
       `seed ${o.seed}: instance ${instance}, s = ${watchdogs}, peer links ${JSON.stringify(link)}, client links ${JSON.stringify(clientFaults)}`,
     )
+
+    // Challenge deadlines pass from the set-up on and until the end of the final checks: a
+    // challenge open then would otherwise hold the scenario for a real-time Δ.
+    const chain = chainController(devnet, instance, admin, count, ended, restarting)
 
     const recorded: Recorded[] = []
     let maxLatencyMs = 0
@@ -259,41 +309,6 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       await waitFor('deposit credit', async () => (await c.getBalance({ instance })) === DEPOSIT)
 
     // Faults run beside the workload, triggered by progress so a seed replays the same plan.
-    // Runs until the end of the final checks: a challenge still open when the workload ends
-    // would otherwise hold the pool's settling for a real-time Δ.
-    const chain = chainController(devnet, instance, admin, count, ended)
-    // Operators that crashed at a named point come back at once; any other death is a bug.
-    const busy = { value: false }
-    const watcher = (async () => {
-      const deadline = Date.now() + 900_000
-      while (!ended.value && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200))
-        if (busy.value) continue
-        for (const [i, op] of devnet.operators.entries()) {
-          const p = op.process
-          if (!p || (p.exitCode === null && p.signalCode === null)) continue
-          const marker = join(op.dataDir, 'crash-point')
-          if (!existsSync(marker)) {
-            check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
-            op.process = undefined
-            continue
-          }
-          count(`crash-${readFileSync(marker, 'utf8')}`)
-          rmSync(marker)
-          crashBudget--
-          busy.value = true
-          devnet.killEnclave(i)
-          await devnet.killOperator(i, 'SIGKILL')
-          await devnet.startOperator(i).catch((e: Error) => {
-            // Crashing at a named point again while it starts (restoring or catching up, before
-            // it serves) is one more injected crash: the next round counts it and restarts it.
-            if (!existsSync(marker)) check(false, `restart ${i}: ${e.message}`)
-          })
-          busy.value = false
-          log(`  fault: operator ${i} crashed at a named point and restarted`)
-        }
-      }
-    })()
     const plan = faultPlan(o.seed, o.txsPerUser * USERS)
     let progress = 0
     const faultLoop = (async () => {
@@ -491,6 +506,41 @@ type FaultContext = {
   later: (maxMs?: number) => Promise<void>
 }
 
+/** Faults that take a member out (crash, restart, stale state, partition). */
+const MEMBER_FAULTS = new Set<FaultKind>([
+  'crash-executor',
+  'crash-watchdog',
+  'stale-restart',
+  'restart-member',
+  'partition',
+])
+/** How long a member fault waits for the pool to recover from the previous one. */
+const HEALTHY_WAIT_MS = 60_000
+
+/** Why the pool has not recovered from a failure yet, or '' once it has. */
+async function poolUnhealthy(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+): Promise<string> {
+  try {
+    const info = await readInstance(client.publicClient, devnet.manager, instance)
+    if (info.phaseName !== 'Active') return `phase ${info.phaseName}`
+    if (info.watchdogMask !== 0) return 'a watchdog challenge is open'
+    if (info.operators.some((op) => /^0x0{40}$/.test(op))) return 'a slot is empty'
+    const ds = await memberDigests(devnet, client, instance)
+    const seqs = ds.map((d) => Number(d.seq))
+    const max = Math.max(0, ...seqs)
+    // Members a few updates apart are in step (updates are in flight under load); a member
+    // without the state (seq 0) or far behind is still catching up.
+    if (seqs.some((q) => q === 0 && max > 0) || seqs.some((q) => max - q > 16))
+      return `members at seq ${seqs.join('/')}`
+    return ''
+  } catch (e) {
+    return (e as Error).message.split('\n')[0]!.slice(0, 200)
+  }
+}
+
 async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number): Promise<void> {
   const { devnet, client, instance, down, count, log, later } = ctx
   // Crashed members come back before the next fault: one member at most is down at a time.
@@ -498,6 +548,27 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     await devnet.startOperator(i)
     down.delete(i)
     count('restart')
+  }
+  if (MEMBER_FAULTS.has(kind)) {
+    // One failure at a time: a member fails only once the pool has recovered from the last
+    // failure (every slot refilled, no challenge open, every member holding the state). With
+    // s = 1 a second failure before that leaves no member with the state, and the instance
+    // freezes by design (SPEC: live while one member with the state answers).
+    let why = ''
+    try {
+      await waitFor(
+        'the pool to recover',
+        async () => {
+          why = await poolUnhealthy(devnet, client, instance)
+          return why === ''
+        },
+        HEALTHY_WAIT_MS,
+      )
+    } catch {
+      count('skipped-pool-recovering')
+      log(`  fault: ${kind} skipped, the pool has not recovered (${why})`)
+      return
+    }
   }
   const info = await readInstance(client.publicClient, devnet.manager, instance)
   const live = info.operators
@@ -585,11 +656,17 @@ async function chainController(
   client: PoseClient,
   count: (k: string, n?: number) => void,
   ended: { value: boolean },
+  restarting: { count: number },
 ): Promise<void> {
   const deadline = Date.now() + 900_000
   const seen = new Map<string, number>()
   while (!ended.value && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 300))
+    if (restarting.count > 0) {
+      // The grace restarts once every operator is up again.
+      for (const k of seen.keys()) seen.set(k, Date.now())
+      continue
+    }
     try {
       const info = await readInstance(client.publicClient, devnet.manager, instance)
       const open =

@@ -639,6 +639,102 @@ describe('enclave roles in-process', () => {
     assert.equal(new Set(d).size, 1)
   })
 
+  test('a member removed and drawn again by a refill starts from the executor state, not its old copy (simulator seed 15)', async () => {
+    const clock = 5_000_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const digestOf = async (n: Node) =>
+      (await n.enclave.call('digest', { instance })).result as {
+        role: string
+        seq: bigint
+        digest: Uint8Array
+      }
+    const removal = (slot: bigint, n: Node) =>
+      ev(
+        EventKind.MemberRemoved,
+        hexb(
+          encodeAbiParameters(
+            [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+            [slot, bytesToHex(n.signer), 2n],
+          ),
+        ),
+      )
+    const feed = async (events: ReturnType<typeof ev>[], to: Node[]) => {
+      const outs: EnclaveOutput[] = []
+      for (const n of to)
+        outs.push(
+          ...(await n.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events }))
+            .outputs,
+        )
+      return outs
+    }
+    await pump(
+      nodes,
+      (
+        await n0.enclave.call('tx', {
+          requestId: 'a',
+          instance,
+          box: transferBox(target, creatorKey, 0n, recipient).box,
+        })
+      ).outputs,
+      answers,
+    )
+    assert.equal((await digestOf(n2)).seq, 1n)
+    // Watchdog n2 is removed (it was down); n1 alone acknowledges the next update, released.
+    await pump(nodes, await feed([removal(2n, n2)], nodes), answers, [], true)
+    await pump(
+      [n0, n1],
+      (
+        await n0.enclave.call('tx', {
+          requestId: 'b',
+          instance,
+          box: transferBox(target, creatorKey, 1n, recipient).box,
+        })
+      ).outputs,
+      answers,
+      [],
+      true,
+    )
+    assert.ok(answers.has('b'))
+    assert.equal((await digestOf(n1)).seq, 2n)
+    // The refill draws n2 again; the executor's full state for it is lost on the way.
+    const refilled = ev(
+      EventKind.Refilled,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+          [[2], [bytesToHex(n2.signer)], [bytesToHex(n2.encryptionKey)]],
+        ),
+      ),
+    )
+    await feed([refilled], nodes)
+    const back = await digestOf(n2)
+    assert.equal(back.role, 'watchdog')
+    assert.equal(back.seq, 0n, 'the old copy (seq 1) is gone')
+    // Executor and n1 fail; n2 is promoted. It holds nothing, so it serves nothing rather
+    // than an old state without the released transfer b.
+    await feed([removal(1n, n1), removal(0n, n0)], [n2])
+    const promoted = await digestOf(n2)
+    assert.equal(promoted.role, 'executor')
+    assert.equal(promoted.seq, 0n)
+    await assert.rejects(
+      n2.enclave.call('tx', {
+        requestId: 'c',
+        instance,
+        box: transferBox(target, creatorKey, 1n, recipient).box,
+      }),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'NOT_READY',
+    )
+    // Its sealed blobs hold no old state either: a restart does not bring it back.
+    const r2 = await newNode(n2.platformSecret, n2.sealedIdentity, () => clock)
+    await r2.enclave.call('restore', { instance, blobs: n2.sealed.get(instance)! })
+    assert.equal((await digestOf(r2)).seq, 0n)
+  })
+
   test('ecalls reject hostile input with typed errors', async () => {
     const fresh = new Enclave()
     await assert.rejects(
