@@ -725,13 +725,20 @@ async function claim(c: PoseClient, instance: bigint): Promise<void> {
 
 /** An error's first line, with a viem error's details and the RPC method it came from. */
 function describeError(e: unknown): string {
-  const first = (e as Error).message.split('\n')[0]
-  if (!(e instanceof BaseError)) return first ?? ''
-  const request = e.walk((x) => typeof (x as { body?: unknown }).body === 'object') as {
-    body?: { method?: unknown }
+  const first = (e as Error).message.split('\n')[0] ?? ''
+  // The viem error may be the cause of the SDK's or the chain sender's error.
+  let viem: unknown = e
+  for (let i = 0; i < 5 && viem && !(viem instanceof BaseError); i++)
+    viem = (viem as { cause?: unknown }).cause
+  if (!(viem instanceof BaseError)) return first
+  const request = viem.walk((x) => typeof (x as { body?: unknown }).body === 'object') as {
+    body?: { method?: unknown; params?: unknown }
   } | null
-  const method = typeof request?.body?.method === 'string' ? ` [${request.body.method}]` : ''
-  return `${first}${e.details ? ` (${e.details})` : ''}${method}`
+  const method =
+    typeof request?.body?.method === 'string'
+      ? ` [${request.body.method} ${JSON.stringify(request.body.params ?? []).slice(0, 300)}]`
+      : ''
+  return `${first}${viem.details ? ` (${viem.details})` : ''}${method}`
 }
 
 /** Waits until the instance is active and every live member holds the same state. */
