@@ -332,11 +332,21 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           while (busy.value) await new Promise((r) => setTimeout(r, 50))
           busy.value = true
         }
+        // Lets the watcher restart operators that crash at named points while `f` waits.
+        const unbusy = async <T>(f: () => Promise<T>): Promise<T> => {
+          busy.value = false
+          try {
+            return await f()
+          } finally {
+            while (busy.value) await new Promise((r) => setTimeout(r, 50))
+            busy.value = true
+          }
+        }
         while (busy.value) await new Promise((r) => setTimeout(r, 50))
         busy.value = true
         try {
           await injectFault(
-            { devnet, client: admin, instance, down, isolated, count, log, later },
+            { devnet, client: admin, instance, down, isolated, count, log, later, unbusy },
             step.kind,
             seededRandom(o.seed * 131 + step.at),
           )
@@ -504,6 +514,8 @@ type FaultContext = {
   log: (line: string) => void
   /** Returns once the workload has moved on (or `maxMs` passed); the second half follows. */
   later: (maxMs?: number) => Promise<void>
+  /** Runs `f` while operators that crash at named points may be restarted. */
+  unbusy: <T>(f: () => Promise<T>) => Promise<T>
 }
 
 /** Faults that take a member out (crash, restart, stale state, partition). */
@@ -556,13 +568,16 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     // freezes by design (SPEC: live while one member with the state answers).
     let why = ''
     try {
-      await waitFor(
-        'the pool to recover',
-        async () => {
-          why = await poolUnhealthy(devnet, client, instance)
-          return why === ''
-        },
-        HEALTHY_WAIT_MS,
+      // The pool recovers only if a member that crashes at a named point meanwhile comes back.
+      await ctx.unbusy(() =>
+        waitFor(
+          'the pool to recover',
+          async () => {
+            why = await poolUnhealthy(devnet, client, instance)
+            return why === ''
+          },
+          HEALTHY_WAIT_MS,
+        ),
       )
     } catch {
       count('skipped-pool-recovering')
