@@ -989,9 +989,10 @@ export class Instance {
       return
     }
     if (earlier) {
-      const receipt = this.makeReceipt(earlier.result, earlier.seq)
-      this.receipts.set(key, receipt)
-      this.answer(waiter, { kind: 'receipt', receipt })
+      this.answer(waiter, {
+        kind: 'receipt',
+        receipt: this.receiptFor(earlier.result, earlier.seq),
+      })
       return
     }
     const known = this.byHash.get(key)
@@ -1183,6 +1184,17 @@ export class Instance {
     entry.sentAt = this.ctx.now()
   }
 
+  /** The receipt of a transaction executed earlier (cached, signed once). */
+  private receiptFor(result: ExecutedTx, seq: bigint): Receipt {
+    const key = hex(result.txHash)
+    let receipt = this.receipts.get(key)
+    if (!receipt) {
+      receipt = this.makeReceipt(result, seq)
+      cacheSet(this.receipts, key, receipt)
+    }
+    return receipt
+  }
+
   /** The last seq every current watchdog acknowledged (this.seq without watchdogs). */
   private heldByAll(): bigint {
     let min = this.seq
@@ -1228,13 +1240,7 @@ export class Instance {
           waiting.push(l)
           continue
         }
-        const key = hex(l.result.txHash)
-        let receipt = this.receipts.get(key)
-        if (!receipt) {
-          receipt = this.makeReceipt(l.result, l.seq)
-          cacheSet(this.receipts, key, receipt)
-        }
-        this.answer(l.waiter, { kind: 'receipt', receipt })
+        this.answer(l.waiter, { kind: 'receipt', receipt: this.receiptFor(l.result, l.seq) })
       }
       this.late = waiting
     }

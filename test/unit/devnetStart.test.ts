@@ -9,11 +9,11 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { killIfEnclaveOf, waitForStart } from '../../src/devnet/devnet.ts'
+import { REPO_ROOT as REPO } from '../../src/tee/measurement.ts'
 
-const REPO = resolve(import.meta.dirname, '..', '..')
 const dir = mkdtempSync(join(tmpdir(), 'pose-devnet-start-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 

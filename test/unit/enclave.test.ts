@@ -34,13 +34,16 @@ import {
 
 import {
   CHAIN_ID,
+  digestOf as digestOfNode,
   eventChain,
   hexb,
   MANAGER,
   MEASUREMENT,
+  memberRemovedData,
   type Node,
   newNode,
   pump,
+  sentTo,
   setupActive,
   transferBox,
 } from './harness.ts'
@@ -249,10 +252,7 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    const digestOf = async (n: Node) =>
-      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
-    const to = (n: Node) => (o: EnclaveOutput) =>
-      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
+    const digestOf = (n: Node) => digestOfNode(n, instance)
     const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
 
     // Update 1 reaches everyone; update 2 reaches only n2 (n1 misses it), so it is not released.
@@ -275,7 +275,7 @@ describe('enclave roles in-process', () => {
     })
     await pump(
       nodes,
-      r2.outputs.filter((o) => !to(n1)(o)),
+      r2.outputs.filter((o) => !sentTo(n1)(o)),
       answers,
     )
     assert.ok(!answers.has('b'), 'no receipt before every watchdog acknowledged')
@@ -284,20 +284,12 @@ describe('enclave roles in-process', () => {
 
     // The executor is removed; n1 (longest serving) takes over at seq 1. n2 has not seen the
     // event yet, so it refuses n1's first genesis; n1 then executes a different update 2.
-    const removed = ev(
-      EventKind.MemberRemoved,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
-          [0n, bytesToHex(n0.signer), 1n],
-        ),
-      ),
-    )
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
     const chain = (n: Node) =>
       n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
     await chain(n0)
     const takeover = await chain(n1)
-    const firstGenesis = takeover.outputs.find(to(n2))
+    const firstGenesis = takeover.outputs.find(sentTo(n2))
     assert.ok(firstGenesis && firstGenesis.type === 'send')
     await assert.rejects(
       n2.enclave.call('peer', { envelope: firstGenesis.envelope }),
@@ -310,7 +302,7 @@ describe('enclave roles in-process', () => {
     })
     assert.equal((await digestOf(n1)).seq, 2n)
     await chain(n2)
-    for (const o of r3.outputs.filter(to(n2)))
+    for (const o of r3.outputs.filter(sentTo(n2)))
       if (o.type === 'send')
         await n2.enclave.call('peer', { envelope: o.envelope }).catch(() => undefined)
     assert.ok(!answers.has('c'))
@@ -354,10 +346,7 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    const digestOf = async (n: Node) =>
-      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
-    const to = (n: Node) => (o: EnclaveOutput) =>
-      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
+    const digestOf = (n: Node) => digestOfNode(n, instance)
     await pump(
       nodes,
       (
@@ -372,21 +361,13 @@ describe('enclave roles in-process', () => {
     // Update 2 reaches n1 only: never released, and its sender's request dies with n0.
     const unreleased = transferBox(target, creatorKey, 1n, recipient)
     const r2 = await n0.enclave.call('tx', { requestId: 'b', instance, box: unreleased.box })
-    await pump(nodes, r2.outputs.filter(to(n1)), answers)
+    await pump(nodes, r2.outputs.filter(sentTo(n1)), answers)
     assert.ok(!answers.has('b'))
     assert.equal((await digestOf(n1)).seq, 2n)
     assert.equal((await digestOf(n2)).seq, 1n)
 
     // n0 is removed; n1 takes over at seq 2. Its handover to n2 is lost for now.
-    const removed = ev(
-      EventKind.MemberRemoved,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
-          [0n, bytesToHex(n0.signer), 1n],
-        ),
-      ),
-    )
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
     const chain = (n: Node) =>
       n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
     await chain(n0)
@@ -484,8 +465,7 @@ describe('enclave roles in-process', () => {
       await pump(all, r.outputs, answers, [], true)
       return sealed
     }
-    const digestOf = async (n: Node) =>
-      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
+    const digestOf = (n: Node) => digestOfNode(n, instance)
     for (const nonce of [0n, 1n, 2n]) await send(n0, nodes, `a${nonce}`, nonce)
     const stale = [...n0.sealed.get(instance)!]
     let last = transferBox(target, creatorKey, 0n, recipient)
@@ -548,8 +528,7 @@ describe('enclave roles in-process', () => {
       const r = await n0.enclave.call('tx', { requestId: `t${nonce}`, instance, box: last.box })
       await pump(nodes, r.outputs, answers)
     }
-    const digestOf = async (n: Node) =>
-      (await n.enclave.call('digest', { instance })).result as { seq: bigint; digest: Uint8Array }
+    const digestOf = (n: Node) => digestOfNode(n, instance)
     const head = await digestOf(n1)
     assert.equal(head.seq, BigInt(total))
     // Each member keeps one snapshot and the updates after it, not every update.
@@ -581,15 +560,7 @@ describe('enclave roles in-process', () => {
     const recipient = randomBytes(20)
     // Watchdog n2 is removed; n3 is drawn into its slot.
     const n3 = await newNode(undefined, undefined, () => clock)
-    const removed = ev(
-      EventKind.MemberRemoved,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
-          [2n, bytesToHex(n2.signer), 2n],
-        ),
-      ),
-    )
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
     const refilled = ev(
       EventKind.Refilled,
       hexb(
@@ -608,8 +579,7 @@ describe('enclave roles in-process', () => {
         ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
       )
     }
-    const toN3 = (o: EnclaveOutput) =>
-      o.type === 'send' && bytesToHex(o.to) === bytesToHex(n3.signer)
+    const toN3 = sentTo(n3)
     // The genesis for n3 is held back: a transaction acknowledged by n1 alone is not released.
     const sealed = transferBox(target, creatorKey, 0n, recipient)
     const r = await n0.enclave.call('tx', { requestId: 'x', instance, box: sealed.box })
@@ -647,22 +617,9 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    const digestOf = async (n: Node) =>
-      (await n.enclave.call('digest', { instance })).result as {
-        role: string
-        seq: bigint
-        digest: Uint8Array
-      }
+    const digestOf = (n: Node) => digestOfNode(n, instance)
     const removal = (slot: bigint, n: Node) =>
-      ev(
-        EventKind.MemberRemoved,
-        hexb(
-          encodeAbiParameters(
-            [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
-            [slot, bytesToHex(n.signer), 2n],
-          ),
-        ),
-      )
+      ev(EventKind.MemberRemoved, memberRemovedData(slot, n.signer, 2n))
     const feed = async (events: ReturnType<typeof ev>[], to: Node[]) => {
       const outs: EnclaveOutput[] = []
       for (const n of to)

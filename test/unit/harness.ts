@@ -84,6 +84,29 @@ export function eventChain(instance: bigint) {
 
 export const hexb = (h: `0x${string}`) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'))
 
+/** The data of a `MemberRemoved` event, as `PoseManager._removeMember` emits it. */
+export function memberRemovedData(slot: bigint, signer: Uint8Array, reason: bigint): Uint8Array {
+  return hexb(
+    encodeAbiParameters(
+      [{ type: 'uint256' }, { type: 'address' }, { type: 'uint256' }],
+      [slot, bytesToHex(signer), reason],
+    ),
+  )
+}
+
+/** A member's role, seq and state digest for `instance`. */
+export async function digestOf(n: Node, instance: bigint) {
+  return (await n.enclave.call('digest', { instance })).result as {
+    role: string
+    seq: bigint
+    digest: Uint8Array
+  }
+}
+
+/** Selects the peer messages addressed to `n`. */
+export const sentTo = (n: Node) => (o: EnclaveOutput) =>
+  o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
+
 /** Routes outputs between nodes until quiet; returns answers by request id. */
 export async function pump(
   nodes: Node[],
