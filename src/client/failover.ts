@@ -42,6 +42,29 @@ async function onChainAnswers(
 }
 
 /**
+ * The first of the executor's on-chain answers that is this request's final answer: its
+ * receipt, or a rejection (thrown). Answers to other users' challenges do not open with this
+ * request's key and are skipped; so is a rejection that says to resubmit (an executor that
+ * resynchronised while the challenge was open abandons the request with `UNAVAILABLE`), and
+ * the request is sent again.
+ */
+export async function firstFinalAnswer<T>(
+  answers: readonly Hex[],
+  open: (sealed: Hex) => Promise<T>,
+): Promise<{ value: T } | undefined> {
+  for (const sealed of answers) {
+    try {
+      return { value: await open(sealed) }
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === 'DECRYPTION_FAILED') continue
+      if (err instanceof PoseRequestError && EXECUTOR_DOWN.has(err.code)) continue
+      throw err
+    }
+  }
+  return undefined
+}
+
+/**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
  * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
  * nonce; with `autoChallenge`, it also challenges the silent executor on-chain once.
@@ -91,15 +114,9 @@ export async function requestWithFailover<T>(
         )
       }
       if (challengedAt !== undefined) {
-        for (const sealed of await onChainAnswers(client, instance, challengedAt).catch(() => [])) {
-          // Answers to other users' challenges do not open with this request's key; an answer
-          // that opens is this request's (a receipt, or a rejection thrown from here).
-          try {
-            return await open(sealed)
-          } catch (err) {
-            if (!(err instanceof ProtocolError && err.code === 'DECRYPTION_FAILED')) throw err
-          }
-        }
+        const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
+        const found = await firstFinalAnswer(answers, open)
+        if (found) return found.value
       }
       await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
       info = await getInstance(client, { instance, refresh: true })
