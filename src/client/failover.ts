@@ -45,23 +45,24 @@ async function onChainAnswers(
  * The first of the executor's on-chain answers that is this request's final answer: its
  * receipt, or a rejection (thrown). Answers to other users' challenges do not open with this
  * request's key and are skipped; so is a rejection that says to resubmit (an executor that
- * resynchronised while the challenge was open abandons the request with `UNAVAILABLE`), and
- * the request is sent again.
+ * resynchronised while the challenge was open abandons the request with `UNAVAILABLE`):
+ * `{ resubmit: true }` then says the request must be sent again.
  */
 export async function firstFinalAnswer<T>(
   answers: readonly Hex[],
   open: (sealed: Hex) => Promise<T>,
-): Promise<{ value: T } | undefined> {
+): Promise<{ value: T } | { resubmit: true } | undefined> {
+  let resubmit = false
   for (const sealed of answers) {
     try {
       return { value: await open(sealed) }
     } catch (err) {
       if (err instanceof ProtocolError && err.code === 'DECRYPTION_FAILED') continue
-      if (err instanceof PoseRequestError && EXECUTOR_DOWN.has(err.code)) continue
-      throw err
+      if (!(err instanceof PoseRequestError && EXECUTOR_DOWN.has(err.code))) throw err
+      resubmit = true
     }
   }
-  return undefined
+  return resubmit ? { resubmit } : undefined
 }
 
 /**
@@ -116,7 +117,12 @@ export async function requestWithFailover<T>(
       if (challengedAt !== undefined) {
         const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
         const found = await firstFinalAnswer(answers, open)
-        if (found) return found.value
+        if (found && 'value' in found) return found.value
+        // Told to resubmit on-chain: a client that cannot reach the executor may challenge again.
+        if (found) {
+          challengedAt = undefined
+          failures = 0
+        }
       }
       await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
       info = await getInstance(client, { instance, refresh: true })

@@ -41,7 +41,8 @@ test('an on-chain answer that says to resubmit is not the final answer (simulato
       'instance 1: the executor resynchronised; resubmit',
     ),
   ]
-  assert.equal(await firstFinalAnswer(answers, open), undefined)
+  assert.deepEqual(await firstFinalAnswer(answers, open), { resubmit: true })
+  assert.equal(await firstFinalAnswer(answers.slice(0, 1), open), undefined)
 })
 
 test('a final rejection on-chain is thrown; a receipt is returned', async () => {
