@@ -63,6 +63,11 @@ export type Devnet = {
   userKeys: Hex[]
   operators: OperatorProcess[]
   dir: string
+  /**
+   * Starts operator `i` and waits until it serves. A start already under way is awaited
+   * rather than repeated, and an operator that runs is left alone: a second process would find
+   * its port taken and leave the first one untracked.
+   */
   startOperator: (i: number) => Promise<void>
   killOperator: (i: number, signal?: NodeJS.Signals) => Promise<void>
   enclavePid: (i: number) => number | undefined
@@ -195,7 +200,19 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
 
   const client = createPublicClient({ transport: http(anvil.url) })
 
-  const startOperator = async (i: number): Promise<void> => {
+  const running = (op: OperatorProcess) =>
+    op.process !== undefined && op.process.exitCode === null && op.process.signalCode === null
+  const starting = new Map<number, Promise<void>>()
+  const startOperator = (i: number): Promise<void> => {
+    const inFlight = starting.get(i)
+    if (inFlight) return inFlight
+    if (running(operators[i]!)) return Promise.resolve()
+    const started = spawnOperator(i).finally(() => starting.delete(i))
+    starting.set(i, started)
+    return started
+  }
+
+  const spawnOperator = async (i: number): Promise<void> => {
     const op = operators[i]!
     const out = createWriteStream(op.logPath, { flags: 'a' })
     const child = spawn(
@@ -263,7 +280,10 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
   const killOperator = async (i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const op = operators[i]!
     const child = op.process
-    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    if (!child || !running(op)) {
+      op.process = undefined
+      return
+    }
     const exited = new Promise<void>((r) => child.once('exit', () => r()))
     child.kill(signal)
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000)

@@ -3,15 +3,23 @@
  * that crashed at a named point during start-up (killed by SIGKILL, so no exit code) used to be
  * polled for the whole 60 s and reported as "did not start" (simulator seed 42). A pid read
  * from a pid file is killed only if it is still that operator's enclave (simulator seed 37).
- * Anvil and operators die with the process that started them, however it exits.
+ * Anvil and operators die with the process that started them, however it exits. Starting an
+ * operator that runs, or twice at once, keeps one process (simulator seed 83).
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  createWriteStream,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { killIfEnclaveOf, waitForStart } from '../../src/devnet/devnet.ts'
+import { killIfEnclaveOf, startDevnet, waitForStart } from '../../src/devnet/devnet.ts'
 import { REPO_ROOT as REPO } from '../../src/tee/measurement.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pose-devnet-start-'))
@@ -133,4 +141,35 @@ setTimeout(() => { throw new Error('write EPIPE') }, 50)
   const deadline = Date.now() + 5_000
   while (running(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   assert.equal(running(pid), false, `anvil ${pid} still runs after its parent died`)
+})
+
+test('an operator started while it runs or twice at once is one process (simulator seed 83)', async () => {
+  // Seed 83: the simulator restarted an operator that another of its tasks had already brought
+  // back; the second process found the port taken and exited, the devnet tracked only that
+  // one, and the first ran on after the scenario ended.
+  const devnet = await startDevnet({ operators: 1, users: 0, dir: join(dir, 'devnet') })
+  try {
+    const op = devnet.operators[0]!
+    const first = op.process!.pid!
+    await Promise.all([devnet.startOperator(0), devnet.startOperator(0)])
+    assert.equal(op.process!.pid, first, 'a running operator is left alone')
+    await devnet.killOperator(0, 'SIGKILL')
+    assert.equal(running(first), false)
+    await Promise.all([devnet.startOperator(0), devnet.startOperator(0)])
+    const second = op.process!.pid!
+    assert.notEqual(second, first)
+    const operatorsOfDir = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p) && running(Number(p)))
+      .filter((p) => {
+        try {
+          const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+          return argv.includes('operator') && argv.includes(op.dataDir)
+        } catch {
+          return false
+        }
+      })
+    assert.deepEqual(operatorsOfDir, [String(second)], 'one operator process for the data dir')
+  } finally {
+    await devnet.stop()
+  }
 })
