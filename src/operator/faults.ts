@@ -123,6 +123,11 @@ const crashSchema = z.strictObject({
   seed: z.number().int().nonnegative(),
   /** Probability of crashing each time the point is reached. */
   probability: z.number().min(0).max(1),
+  /**
+   * Per point, instead of `probability`: points reached a few times per run (a handover, a
+   * challenge response) need a far higher one than a seal, reached at every update.
+   */
+  probabilities: z.partialRecord(z.enum(CRASH_POINTS), z.number().min(0).max(1)).optional(),
   points: z.array(z.enum(CRASH_POINTS)).min(1),
   /** Outputs handled before the first crash may happen (lets the node settle in). */
   after: z.number().int().nonnegative().default(0),
@@ -163,7 +168,8 @@ export class CrashPoints {
 
   reach(point: CrashPoint): void {
     if (!this.config.points.includes(point) || ++this.seen <= this.config.after) return
-    if (this.random() < this.config.probability) this.crash(point)
+    if (this.random() < (this.config.probabilities?.[point] ?? this.config.probability))
+      this.crash(point)
   }
 }
 

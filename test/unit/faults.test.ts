@@ -103,6 +103,21 @@ test('crash points: only the listed points, only after the settling count, seede
     return out.length
   }
   assert.equal(decisions(5), decisions(5))
+  // A per-point probability overrides the general one (rare points get a high one).
+  const rare: string[] = []
+  const r = new CrashPoints(
+    {
+      seed: 3,
+      probability: 0,
+      probabilities: { 'challenge-response': 1 },
+      points: ['before-seal', 'challenge-response'],
+      after: 0,
+    },
+    (p) => rare.push(p),
+  )
+  for (let i = 0; i < 50; i++) r.reach('before-seal')
+  r.reach('challenge-response')
+  assert.deepEqual(rare, ['challenge-response'])
 })
 
 test('the secret scanner finds raw and hex matches, also across chunk boundaries', () => {
