@@ -43,6 +43,7 @@ import {
   type Node,
   newNode,
   pump,
+  sendTransfer,
   sentTo,
   setupActive,
   transferBox,
@@ -256,17 +257,7 @@ describe('enclave roles in-process', () => {
     const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
 
     // Update 1 reaches everyone; update 2 reaches only n2 (n1 misses it), so it is not released.
-    await pump(
-      nodes,
-      (
-        await n0.enclave.call('tx', {
-          requestId: 'a',
-          instance,
-          box: transferBox(target, creatorKey, 0n, recipient).box,
-        })
-      ).outputs,
-      answers,
-    )
+    await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 'a'), answers)
     assert.ok(answers.has('a'))
     const r2 = await n0.enclave.call('tx', {
       requestId: 'b',
@@ -347,17 +338,7 @@ describe('enclave roles in-process', () => {
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
     const digestOf = (n: Node) => digestOfNode(n, instance)
-    await pump(
-      nodes,
-      (
-        await n0.enclave.call('tx', {
-          requestId: 'a',
-          instance,
-          box: transferBox(target, creatorKey, 0n, recipient).box,
-        })
-      ).outputs,
-      answers,
-    )
+    await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 'a'), answers)
     // Update 2 reaches n1 only: never released, and its sender's request dies with n0.
     const unreleased = transferBox(target, creatorKey, 1n, recipient)
     const r2 = await n0.enclave.call('tx', { requestId: 'b', instance, box: unreleased.box })
@@ -629,29 +610,13 @@ describe('enclave roles in-process', () => {
         )
       return outs
     }
-    await pump(
-      nodes,
-      (
-        await n0.enclave.call('tx', {
-          requestId: 'a',
-          instance,
-          box: transferBox(target, creatorKey, 0n, recipient).box,
-        })
-      ).outputs,
-      answers,
-    )
+    await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 'a'), answers)
     assert.equal((await digestOf(n2)).seq, 1n)
     // Watchdog n2 is removed (it was down); n1 alone acknowledges the next update, released.
     await pump(nodes, await feed([removal(2n, n2)], nodes), answers, [], true)
     await pump(
       [n0, n1],
-      (
-        await n0.enclave.call('tx', {
-          requestId: 'b',
-          instance,
-          box: transferBox(target, creatorKey, 1n, recipient).box,
-        })
-      ).outputs,
+      await sendTransfer(n0, target, creatorKey, 1n, recipient, 'b'),
       answers,
       [],
       true,

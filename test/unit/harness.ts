@@ -168,6 +168,19 @@ export function transferBox(
   })
 }
 
+/** Sends `transferBox(target, key, nonce, recipient)` to `exec`; returns the enclave's outputs. */
+export async function sendTransfer(
+  exec: Node,
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonce: bigint,
+  recipient: Uint8Array,
+  requestId: string,
+): Promise<EnclaveOutput[]> {
+  const { box } = transferBox(target, key, nonce, recipient)
+  return (await exec.enclave.call('tx', { requestId, instance: target.instance, box })).outputs
+}
+
 /**
  * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance: genesis
  * replicated, activation signed, every chain event delivered. Sealed blobs are kept per node.
