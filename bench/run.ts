@@ -316,6 +316,8 @@ if (ok('floor') && detailed.floor) {
     us_per_tx: detailed.floor.floorUsPerTx,
     ceiling_tps: detailed.floor.ceilingTps,
     server_ceiling_tps: detailed.floor.serverCeilingTps,
+    arch_us_per_tx: detailed.floor.archFloorUsPerTx,
+    arch_ceiling_tps: detailed.floor.archCeilingTps,
     target_tps: detailed.floor.targetTps,
   }
   sources.floor = file
