@@ -24,6 +24,7 @@ import {
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
+import { nextDeadline } from './deadlines.ts'
 import { type FaultyProxy, type ProxyFaults, SecretScanner, startFaultyProxy } from './proxy.ts'
 import { reorgChain } from './reorg.ts'
 
@@ -686,14 +687,9 @@ async function chainController(
     }
     try {
       const info = await readInstance(client.publicClient, devnet.manager, instance)
-      const open =
-        info.phaseName === 'ExecutorChallenged'
-          ? info.challengeDeadline
-          : info.phaseName === 'WatchdogsChallenged' || info.watchdogMask !== 0
-            ? info.watchdogDeadline
-            : 0n
+      const open = nextDeadline(info)
       if (open === 0n) continue
-      const key = `${info.phaseName}:${open}`
+      const key = `${info.phaseName}:${info.watchdogMask}:${open}`
       const first = seen.get(key) ?? Date.now()
       seen.set(key, first)
       if (Date.now() - first < ANSWER_GRACE_MS) continue
