@@ -27,6 +27,7 @@ import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
 import { nextDeadline } from './deadlines.ts'
 import { type FaultyProxy, type ProxyFaults, SecretScanner, startFaultyProxy } from './proxy.ts'
 import { reorgChain } from './reorg.ts'
+import { crashMarker, restartCrashed } from './restart.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -228,7 +229,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         for (const [i, op] of devnet.operators.entries()) {
           const p = op.process
           if (!p || (p.exitCode === null && p.signalCode === null)) continue
-          const marker = join(op.dataDir, 'crash-point')
+          const marker = crashMarker(op.dataDir)
           if (!existsSync(marker)) {
             check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
             op.process = undefined
@@ -418,7 +419,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     while (busy.value) await new Promise((r) => setTimeout(r, 50))
     busy.value = true
     for (const i of [...down]) {
-      await devnet.startOperator(i)
+      await restartCrashed(devnet, i)
       down.delete(i)
       count('restart')
     }
@@ -560,7 +561,7 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   const { devnet, client, instance, down, count, log, later } = ctx
   // Crashed members come back before the next fault: one member at most is down at a time.
   for (const i of [...down]) {
-    await devnet.startOperator(i)
+    await restartCrashed(devnet, i)
     down.delete(i)
     count('restart')
   }
