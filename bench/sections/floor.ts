@@ -73,6 +73,15 @@ function cpuUs(n: number, f: (i: number) => void): number {
   return (c.user + c.system) / n
 }
 
+/** CPU microseconds of this process per awaited call of `f`, after `warmup` calls. */
+async function cpuUsAsync(n: number, f: () => Promise<unknown>, warmup = 50): Promise<number> {
+  for (let i = 0; i < warmup; i++) await f()
+  const c0 = process.cpuUsage()
+  for (let i = 0; i < n; i++) await f()
+  const c = process.cpuUsage(c0)
+  return (c.user + c.system) / n
+}
+
 async function httpRoundTripUs(n: number): Promise<number> {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -86,13 +95,9 @@ async function httpRoundTripUs(n: number): Promise<number> {
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`
   const body = { box: `0x${'cd'.repeat(420)}` }
   // The SDK's transport (keep-alive node:http), as every client request uses it.
-  const once = () => postJson(url, body)
-  for (let i = 0; i < 50; i++) await once()
-  const c0 = process.cpuUsage()
-  for (let i = 0; i < n; i++) await once()
-  const c = process.cpuUsage(c0)
+  const us = await cpuUsAsync(n, () => postJson(url, body))
   await new Promise<void>((r) => server.close(() => r()))
-  return (c.user + c.system) / n
+  return us
 }
 
 /** Sizes of the messages on the architecture's channels (bytes, batches of 8 transfers). */
@@ -139,11 +144,8 @@ async function ipcRoundTripUs(
     }
     for (let i = 0; i < 200; i++) await call()
     const k0 = await childCpu()
-    const c0 = process.cpuUsage()
-    for (let i = 0; i < n; i++) await call()
-    const c = process.cpuUsage(c0)
-    const k = (await childCpu()) - k0
-    return (c.user + c.system + k) / n
+    const parent = await cpuUsAsync(n, call, 0)
+    return parent + ((await childCpu()) - k0) / n
   } finally {
     child.kill('SIGKILL')
   }
@@ -166,11 +168,7 @@ async function wsExchangeUs(n: number, updateBytes: number, ackBytes: number): P
         answered = resolve
         ws.send(update)
       })
-    for (let i = 0; i < 200; i++) await one()
-    const c0 = process.cpuUsage()
-    for (let i = 0; i < n; i++) await one()
-    const c = process.cpuUsage(c0)
-    return (c.user + c.system) / n
+    return await cpuUsAsync(n, one, 200)
   } finally {
     ws.terminate()
     await new Promise<void>((r) => wss.close(() => r()))

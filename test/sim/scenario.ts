@@ -241,11 +241,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           busy.value = true
           devnet.killEnclave(i)
           await devnet.killOperator(i, 'SIGKILL')
-          await devnet.startOperator(i).catch((e: Error) => {
-            // Crashing at a named point again while it starts (restoring or catching up, before
-            // it serves) is one more injected crash: the next round counts it and restarts it.
-            if (!existsSync(marker)) check(false, `restart ${i}: ${e.message}`)
-          })
+          // Crashing at a named point again while it starts is one more injected crash: the
+          // next round counts it and restarts it.
+          await restartCrashed(devnet, i).catch((e: Error) =>
+            check(false, `restart ${i}: ${e.message}`),
+          )
           busy.value = false
           log(`  fault: operator ${i} crashed at a named point and restarted`)
         }
