@@ -135,6 +135,9 @@ contract PoseManager is ReentrancyGuardTransient {
         string endpoint;
     }
 
+    /// @dev Most slots a pool has (the executor and up to 15 watchdogs).
+    uint256 internal constant MAX_POOL = 16;
+
     struct Instance {
         // slot 0: what nearly every operation reads and writes
         Phase phase;
@@ -145,27 +148,27 @@ contract PoseManager is ReentrancyGuardTransient {
         uint16 respondedMask;
         uint64 eventIndex;
         uint96 deposited; // coins (SPEC §4 Coins), cumulative
-        // slot 1: challenge deadlines and the event indices answers must reach
-        uint64 challengeDeadline;
-        uint64 challengeIndex; // event index of the challenge (or of the latest promotion)
+        // slot 1: the executor challenge. Written at creation (the creator and the draw block fill
+        // it until the draw) and kept after a challenge closes (the phase says whether one is
+        // open), so a challenge always rewrites a non-zero slot.
+        address challenger; // the creator until the first challenge
+        uint40 challengeDeadline; // the draw block while Drawing
+        uint56 challengeIndex; // event index of the challenge (or of the latest promotion)
+        // slot 2: watchdog challenges and refills
         uint64 watchdogDeadline;
         uint64 watchdogChallengeIndex;
-        // slot 2: kept after the challenge closes (the phase says whether one is open), so the
-        // next challenge rewrites a non-zero slot
-        address challenger;
-        // slot 3
-        address creator;
-        uint40 drawBlock;
         uint40 refillBlock;
-        uint16 joins; // members ever added
-        // slot 4: the executor enclave's key (checked by every executor signature and most
+        uint16 joins; // members ever added; 0 until the first refill (the pool size)
+        // slot 3: the executor enclave's key (checked by every executor signature and most
         // withdrawal authorisations) beside what withdrawals write
         address executorSigner;
         uint96 withdrawn; // cumulative
         // remaining fields: one slot each. The code commitment and genesis digest are not stored:
         // nothing on-chain reads them, and they are in the `Created` and `Activated` events.
         bytes32 contractEncryptionKey;
-        address[] operators; // per slot; address(0) once removed
+        // Per slot, `watchdogCount + 1` of them; address(0) before the draw and once removed. A
+        // fixed array: its size is the watchdog count's, so no length slot is written.
+        address[MAX_POOL] operators;
         // Join order per slot, 16 bits each: promotion picks the longest-serving live member,
         // which holds every acknowledged update (a refilled member may still be catching up).
         // Zero until the first refill: slot i joined i-th (see `_joinOrder`).
@@ -176,8 +179,7 @@ contract PoseManager is ReentrancyGuardTransient {
     struct InstanceView {
         Phase phase;
         uint8 watchdogCount;
-        address creator;
-        uint64 drawBlock;
+        uint64 drawBlock; // while Drawing
         uint8 executorSlot;
         bytes32 contractEncryptionKey;
         uint64 eventIndex;
@@ -206,7 +208,6 @@ contract PoseManager is ReentrancyGuardTransient {
 
     /// @notice Number of recent running-hash values kept per instance.
     uint64 public constant EVENT_HISTORY = 32;
-    uint256 internal constant MAX_POOL = 16;
     uint8 internal constant REMOVED_NOT_ACKED = 1;
     uint8 internal constant REMOVED_TIMED_OUT = 2;
     uint8 internal constant REMOVED_EXITED = 3;
@@ -237,17 +238,8 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @notice Watchdog challenge rounds an executor may start while itself challenged.
     uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
 
-    // One slot: what registration, creation and slashing update together.
-    /// @notice Creation fees and the unrewarded part of slashes.
-    uint96 public treasury;
-    /// @notice Sum of all operators' stakes.
-    uint96 public totalStake;
+    /// @notice Instances created so far (ids run from 1).
     uint64 public instanceCount;
-    // One slot: what a challenge answer or timeout updates together.
-    /// @notice Sum of all unclaimed payouts.
-    uint128 public totalPayouts;
-    /// @notice Challenge fees of open executor challenges.
-    uint128 public challengeEscrow;
     mapping(address => Operator) internal operators;
     mapping(address => address) public operatorOfSigner;
     address[] internal eligible;
@@ -297,7 +289,6 @@ contract PoseManager is ReentrancyGuardTransient {
         op.registered = true;
         op.encryptionKey = encryptionKey;
         op.stake = msg.value;
-        totalStake += SafeCast.toUint96(msg.value);
         op.endpoint = endpoint;
         operatorOfSigner[enclaveSigner] = msg.sender;
         emit OperatorRegistered(msg.sender, enclaveSigner, encryptionKey, measurement, endpoint, msg.value);
@@ -323,14 +314,13 @@ contract PoseManager is ReentrancyGuardTransient {
     function createContract(uint8 watchdogCount, bytes32 initCommitment) external payable returns (uint256 id) {
         if (msg.value != creationFee) revert PoseManager_WrongFee(msg.value, creationFee);
         if (uint256(watchdogCount) + 1 > MAX_POOL) revert PoseManager_BadWatchdogCount(watchdogCount);
-        treasury += SafeCast.toUint96(msg.value);
         id = ++instanceCount;
         Instance storage inst = instances[id];
         inst.phase = Phase.Drawing;
         inst.watchdogCount = watchdogCount;
-        inst.creator = msg.sender;
+        inst.challenger = msg.sender;
         // INVARIANT: the pool comes from the hash of a block after the creation block.
-        inst.drawBlock = SafeCast.toUint40(block.number + 1);
+        inst.challengeDeadline = SafeCast.toUint40(block.number + 1);
         _appendEvent(id, inst, EventKind.Created, abi.encode(msg.sender, watchdogCount, initCommitment));
     }
 
@@ -338,12 +328,12 @@ contract PoseManager is ReentrancyGuardTransient {
     function drawPool(uint256 id) external {
         Instance storage inst = instances[id];
         _requirePhase(id, inst, Phase.Drawing);
-        uint256 drawBlock = inst.drawBlock;
+        uint256 drawBlock = inst.challengeDeadline;
         if (block.number <= drawBlock) revert PoseManager_DrawTooEarly(id, drawBlock, block.number);
         bytes32 seedHash = blockhash(drawBlock);
         if (seedHash == bytes32(0)) {
             // The hash left the 256-block window: draw from a fresh later block instead.
-            inst.drawBlock = SafeCast.toUint40(block.number + 1);
+            inst.challengeDeadline = SafeCast.toUint40(block.number + 1);
             emit DrawRescheduled(id, block.number + 1);
             return;
         }
@@ -357,8 +347,9 @@ contract PoseManager is ReentrancyGuardTransient {
             keys[i] = op.encryptionKey;
             ++op.memberships;
         }
-        inst.operators = pool;
-        inst.joins = uint16(size);
+        for (uint256 i; i < size; ++i) {
+            inst.operators[i] = pool[i];
+        }
         inst.executorSigner = signers[0];
         inst.phase = Phase.Creating;
         // Encryption keys are bound by the running hash so an operator cannot substitute them.
@@ -408,7 +399,7 @@ contract PoseManager is ReentrancyGuardTransient {
     ) external {
         Instance storage inst = instances[id];
         _requirePhase(id, inst, Phase.Creating);
-        uint256 size = inst.operators.length;
+        uint256 size = _poolSize(inst);
         if (ackedMask & 1 == 0 || ackedMask >> size != 0) revert PoseManager_BadAckedMask(ackedMask);
         // INVARIANT: only the executor enclave's signature activates an instance.
         _requireExecutorSignature(
@@ -449,7 +440,7 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.watchdogMask &= ~uint16(1 << slot);
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
         if (slot != inst.executorSlot) return;
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         uint256 best = type(uint256).max;
         uint256 bestOrder = type(uint256).max;
         uint256 order = _joinOrder(inst, n);
@@ -466,6 +457,8 @@ contract PoseManager is ReentrancyGuardTransient {
             inst.executorSigner = operators[inst.operators[best]].enclaveSigner;
             return;
         }
+        // No member is left to answer an open executor challenge: its fee goes back.
+        if (inst.phase == Phase.ExecutorChallenged) _credit(inst.challenger, challengeFee);
         inst.phase = Phase.Frozen;
         inst.watchdogMask = 0;
         inst.executorSigner = address(0);
@@ -499,14 +492,15 @@ contract PoseManager is ReentrancyGuardTransient {
         if (inst.phase != Phase.Active && inst.phase != Phase.WatchdogsChallenged) {
             revert PoseManager_UnexpectedPhase(id, inst.phase, Phase.Active);
         }
+        // INVARIANT: an open executor challenge holds exactly one challenge fee, paid out once:
+        // to the executor's operator on an answer, back to the challenger if the instance freezes.
         if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
-        challengeEscrow += SafeCast.toUint128(msg.value);
-        inst.challenger = msg.sender;
-        inst.challengeDeadline = uint64(block.timestamp) + delta;
         inst.watchdogRounds = 0;
         inst.phase = Phase.ExecutorChallenged;
         _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
-        inst.challengeIndex = inst.eventIndex;
+        inst.challenger = msg.sender;
+        inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
+        inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
     }
 
     /// @notice The executor enclave's answer to the open challenge. The signature must name an
@@ -527,10 +521,7 @@ contract PoseManager is ReentrancyGuardTransient {
             signature
         );
 
-        uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
-        challengeEscrow -= uint128(fee);
-        _credit(inst.operators[inst.executorSlot], fee);
-        inst.challengeDeadline = 0;
+        _credit(inst.operators[inst.executorSlot], challengeFee);
         inst.phase = inst.watchdogMask != 0 ? Phase.WatchdogsChallenged : Phase.Active;
         _appendEvent(id, inst, EventKind.ExecutorResponded, abi.encode(response));
     }
@@ -550,14 +541,9 @@ contract PoseManager is ReentrancyGuardTransient {
         _removeMember(id, inst, inst.executorSlot, REMOVED_TIMED_OUT);
         _slash(slashed, challenger);
         _appendEvent(id, inst, EventKind.ExecutorTimedOut, abi.encode(slashed, challenger));
-        if (inst.phase == Phase.Frozen) {
-            uint256 fee = challengeEscrow >= challengeFee ? challengeFee : challengeEscrow;
-            challengeEscrow -= uint128(fee);
-            _credit(challenger, fee);
-            return;
-        }
-        inst.challengeDeadline = uint64(block.timestamp) + delta;
-        inst.challengeIndex = inst.eventIndex;
+        if (inst.phase == Phase.Frozen) return;
+        inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
+        inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
         inst.watchdogRounds = 0;
     }
 
@@ -572,7 +558,7 @@ contract PoseManager is ReentrancyGuardTransient {
         address executorOperator = inst.operators[inst.executorSlot];
         if (msg.sender != executorOperator) revert PoseManager_NotAllowed(msg.sender, executorOperator);
         if (inst.watchdogMask != 0) revert PoseManager_WatchdogChallengeState(id, true);
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         if (memberMask == 0 || memberMask >> n != 0 || memberMask & (1 << inst.executorSlot) != 0) {
             revert PoseManager_BadMemberMask(memberMask);
         }
@@ -590,7 +576,7 @@ contract PoseManager is ReentrancyGuardTransient {
                 revert PoseManager_TooManyWatchdogRounds(id, inst.watchdogRounds);
             }
             ++inst.watchdogRounds;
-            inst.challengeDeadline += delta;
+            inst.challengeDeadline = SafeCast.toUint40(inst.challengeDeadline + delta);
         } else {
             inst.phase = Phase.WatchdogsChallenged;
         }
@@ -633,7 +619,7 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.watchdogMask = 0;
         inst.respondedMask = 0;
         _appendEvent(id, inst, EventKind.WatchdogChallengeFinalized, abi.encode(silent));
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         for (uint256 i; i < n; ++i) {
             if (silent & (1 << i) == 0 || inst.operators[i] == address(0)) continue;
             address slashed = inst.operators[i];
@@ -649,7 +635,7 @@ contract PoseManager is ReentrancyGuardTransient {
     function refill(uint256 id) external {
         Instance storage inst = instances[id];
         _requirePhase(id, inst, Phase.Active);
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         uint256 empty;
         for (uint256 i; i < n; ++i) {
             if (inst.operators[i] == address(0)) ++empty;
@@ -663,8 +649,9 @@ contract PoseManager is ReentrancyGuardTransient {
         if (block.number <= at) revert PoseManager_DrawTooEarly(id, at, block.number);
         inst.refillBlock = 0;
         uint256 order = _joinOrder(inst, n);
+        uint256 joins = inst.joins == 0 ? n : inst.joins;
         address[] memory chosen =
-            _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, empty);
+            _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, n, empty);
         uint8[] memory slots = new uint8[](chosen.length);
         address[] memory signers = new address[](chosen.length);
         bytes32[] memory keys = new bytes32[](chosen.length);
@@ -674,7 +661,7 @@ contract PoseManager is ReentrancyGuardTransient {
             Operator storage op = operators[chosen[k]];
             inst.operators[i] = chosen[k];
             ++op.memberships;
-            uint256 joined = ++inst.joins;
+            uint256 joined = ++joins;
             order = (order & ~(uint256(0xffff) << (16 * i))) | (joined << (16 * i));
             slots[k] = uint8(i);
             signers[k] = op.enclaveSigner;
@@ -682,11 +669,12 @@ contract PoseManager is ReentrancyGuardTransient {
             ++k;
         }
         inst.joinOrder = order;
+        inst.joins = uint16(joins);
         _appendEvent(id, inst, EventKind.Refilled, abi.encode(slots, signers, keys));
     }
 
     /// @dev Up to `want` distinct eligible operators that are not in `current`, uniformly.
-    function _drawExcluding(bytes32 seed, address[] storage current, uint256 want)
+    function _drawExcluding(bytes32 seed, address[MAX_POOL] storage current, uint256 size, uint256 want)
         internal
         view
         returns (address[] memory chosen)
@@ -705,7 +693,7 @@ contract PoseManager is ReentrancyGuardTransient {
             swapTo[swaps] = atI;
             ++swaps;
             address candidate = eligible[atJ];
-            if (!_contains(current, candidate)) pool[got++] = candidate;
+            if (!_contains(current, size, candidate)) pool[got++] = candidate;
         }
         chosen = new address[](got);
         for (uint256 i; i < got; ++i) {
@@ -713,9 +701,8 @@ contract PoseManager is ReentrancyGuardTransient {
         }
     }
 
-    function _contains(address[] storage list, address a) internal view returns (bool) {
-        uint256 n = list.length;
-        for (uint256 i; i < n; ++i) {
+    function _contains(address[MAX_POOL] storage list, uint256 size, address a) internal view returns (bool) {
+        for (uint256 i; i < size; ++i) {
             if (list[i] == a) return true;
         }
         return false;
@@ -760,7 +747,7 @@ contract PoseManager is ReentrancyGuardTransient {
     function _isOrWasMember(uint256 id, Instance storage inst, address signer) internal view returns (bool) {
         if (signer == address(0)) return false;
         if (signer == inst.executorSigner || formerMember[id][signer]) return true;
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         for (uint256 i; i < n; ++i) {
             address op = inst.operators[i];
             if (op != address(0) && operators[op].enclaveSigner == signer) return true;
@@ -847,7 +834,7 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.watchdogMask = 0;
         inst.respondedMask = 0;
         inst.watchdogDeadline = 0;
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         for (uint256 i; i < n; ++i) {
             if (inst.operators[i] != address(0)) _vacate(id, inst, i);
         }
@@ -897,7 +884,7 @@ contract PoseManager is ReentrancyGuardTransient {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
         if (!operators[msg.sender].exiting) revert PoseManager_NotAllowed(msg.sender, address(0));
-        uint256 n = inst.operators.length;
+        uint256 n = _poolSize(inst);
         for (uint256 i; i < n; ++i) {
             if (inst.operators[i] == msg.sender) {
                 _removeMember(id, inst, i, REMOVED_EXITED);
@@ -918,8 +905,6 @@ contract PoseManager is ReentrancyGuardTransient {
         uint256 amount = op.stake;
         op.stake = 0;
         op.registered = false;
-        // Cannot truncate: a stake is at most totalStake, a uint96.
-        totalStake -= uint96(amount);
         emit StakeWithdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -929,8 +914,6 @@ contract PoseManager is ReentrancyGuardTransient {
         uint256 amount = payouts[msg.sender];
         if (amount == 0) revert PoseManager_NothingToClaim(msg.sender);
         payouts[msg.sender] = 0;
-        // Cannot truncate: a payout is at most totalPayouts, a uint128.
-        totalPayouts -= uint128(amount);
         emit PayoutClaimed(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -943,7 +926,6 @@ contract PoseManager is ReentrancyGuardTransient {
     function _credit(address account, uint256 amount) internal {
         if (amount == 0) return;
         payouts[account] += amount;
-        totalPayouts += SafeCast.toUint128(amount);
         emit PayoutCredited(account, amount);
     }
 
@@ -952,10 +934,8 @@ contract PoseManager is ReentrancyGuardTransient {
         Operator storage op = operators[operator];
         uint256 amount = op.stake < slashAmount ? op.stake : slashAmount;
         op.stake -= amount;
-        // Cannot truncate: amount <= op.stake <= totalStake, a uint96; reward <= amount.
-        totalStake -= uint96(amount);
+        // The other half stays in the manager: nothing pays it out.
         uint256 reward = amount / 2;
-        treasury += uint96(amount - reward);
         _credit(beneficiary, reward);
         if (op.stake < minStake) _removeEligible(operator);
         emit Slashed(operator, amount, beneficiary, reward);
@@ -995,6 +975,11 @@ contract PoseManager is ReentrancyGuardTransient {
         return eventHashes[id][index % EVENT_HISTORY];
     }
 
+    /// @dev Slots of the pool: the executor and the watchdogs.
+    function _poolSize(Instance storage inst) internal view returns (uint256) {
+        return uint256(inst.watchdogCount) + 1;
+    }
+
     function _requirePhase(uint256 id, Instance storage inst, Phase expected) internal view {
         if (inst.phase != expected) revert PoseManager_UnexpectedPhase(id, inst.phase, expected);
     }
@@ -1006,13 +991,13 @@ contract PoseManager is ReentrancyGuardTransient {
         Instance storage inst = instances[id];
         v.phase = inst.phase;
         v.watchdogCount = inst.watchdogCount;
-        v.creator = inst.creator;
-        v.drawBlock = inst.drawBlock;
+        if (inst.phase == Phase.Drawing) v.drawBlock = inst.challengeDeadline;
         v.executorSlot = inst.executorSlot;
         v.contractEncryptionKey = inst.contractEncryptionKey;
         v.eventIndex = inst.eventIndex;
         v.eventHash = inst.eventIndex == 0 ? bytes32(0) : eventHashes[id][inst.eventIndex % EVENT_HISTORY];
-        uint256 n = inst.operators.length;
+        // Before the draw there is no pool to show.
+        uint256 n = inst.phase == Phase.None || inst.phase == Phase.Drawing ? 0 : _poolSize(inst);
         v.operators = new address[](n);
         v.signers = new address[](n);
         for (uint256 i; i < n; ++i) {
@@ -1020,8 +1005,10 @@ contract PoseManager is ReentrancyGuardTransient {
             v.operators[i] = op;
             v.signers[i] = op == address(0) ? address(0) : operators[op].enclaveSigner;
         }
-        if (inst.phase == Phase.ExecutorChallenged) v.challenger = inst.challenger;
-        v.challengeDeadline = inst.challengeDeadline;
+        if (inst.phase == Phase.ExecutorChallenged) {
+            v.challenger = inst.challenger;
+            v.challengeDeadline = inst.challengeDeadline;
+        }
         v.watchdogMask = inst.watchdogMask;
         v.respondedMask = inst.respondedMask;
         v.watchdogDeadline = inst.watchdogDeadline;

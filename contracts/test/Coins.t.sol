@@ -36,7 +36,7 @@ contract CoinsTest is Fixture {
         manager.deposit{value: 3 ether}(id);
         (uint256 deposited,) = manager.balanceOfInstance(id);
         assertEq(deposited, 3 ether, "deposited");
-        assertEq(address(manager).balance - manager.totalStake() - manager.treasury(), 3 ether, "held by the manager");
+        assertEq(address(manager).balance - stakesAndFees(OPS), 3 ether, "held by the manager");
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertEq(v.eventIndex, before + 1, "deposit event");
         assertEq(

@@ -35,12 +35,13 @@ contract LivenessTest is Fixture {
     // ------------------------------------------------------------ challengeExecutor
 
     function test_challengeExecutor_succeeds() public {
+        uint256 held = address(manager).balance;
         challenge();
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertTrue(v.phase == Phase.ExecutorChallenged, "phase");
         assertEq(v.challenger, user, "challenger");
         assertEq(v.challengeDeadline, block.timestamp + DELTA, "deadline");
-        assertEq(manager.challengeEscrow(), CHALLENGE_FEE, "escrow");
+        assertEq(address(manager).balance - held, CHALLENGE_FEE, "fee held");
     }
 
     function test_challengeExecutor_wrongFee_reverts() public {
@@ -67,7 +68,6 @@ contract LivenessTest is Fixture {
         respond(0, manager.getInstance(id).eventIndex);
         assertTrue(manager.getInstance(id).phase == Phase.Active, "active again");
         assertEq(manager.payouts(opOf(0)), CHALLENGE_FEE, "fee to the responding operator");
-        assertEq(manager.challengeEscrow(), 0, "escrow released");
     }
 
     function test_respondExecutor_staleIndex_reverts() public {
@@ -152,7 +152,25 @@ contract LivenessTest is Fixture {
         }
         assertTrue(manager.getInstance(id).phase == Phase.Frozen, "frozen");
         assertEq(manager.payouts(user), 3 * (SLASH / 2) + CHALLENGE_FEE, "rewards and refund");
-        assertEq(manager.challengeEscrow(), 0, "escrow empty");
+    }
+
+    /// The last member leaving while the executor is challenged freezes the instance; nobody is
+    /// left to answer, so the challenger gets its fee back instead of it staying in the manager.
+    function test_leave_lastMemberDuringChallenge_freezesAndRefunds() public {
+        challenge();
+        for (uint256 slot = 3; slot > 0; --slot) {
+            address op = opOf(slot - 1);
+            vm.prank(op);
+            manager.requestExit();
+            vm.prank(op);
+            manager.leave(id);
+        }
+        assertTrue(manager.getInstance(id).phase == Phase.Frozen, "frozen");
+        assertEq(manager.payouts(user), CHALLENGE_FEE, "fee refunded");
+        uint256 before = user.balance;
+        vm.prank(user);
+        manager.claim();
+        assertEq(user.balance - before, CHALLENGE_FEE, "refund claimed");
     }
 
     function test_executorTimeout_notChallenged_reverts() public {
@@ -393,7 +411,7 @@ contract LivenessTest is Fixture {
         vm.prank(exec);
         manager.withdrawStake();
         assertEq(exec.balance - before, MIN_STAKE, "stake paid, unslashed");
-        assertEq(manager.totalStake(), (OPS - 1) * MIN_STAKE, "total stake");
+        assertEq(manager.getOperator(exec).stake, 0, "stake record emptied");
     }
 
     function test_withdrawStake_early_reverts() public {

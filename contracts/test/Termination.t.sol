@@ -107,7 +107,7 @@ contract TerminationTest is Fixture {
         manager.withdrawFinal(id, alice, 3 ether, proofFor(leaf(bob, 2 ether)));
         (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
         assertEq(withdrawn, deposited, "instance emptied");
-        assertEq(address(manager).balance, manager.totalStake() + manager.treasury(), "nothing held for the instance");
+        assertEq(address(manager).balance, stakesAndFees(OPS), "nothing held for the instance");
 
         // The instance takes no more coins; a released operator can leave with its stake.
         vm.expectRevert(

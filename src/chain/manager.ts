@@ -10,7 +10,7 @@ export type InstanceInfo = {
   phase: Phase
   phaseName: string
   watchdogCount: number
-  creator: Address
+  /** The block whose hash draws the pool; 0 once the pool is drawn. */
   drawBlock: bigint
   executorSlot: number
   contractEncryptionKey: Hex
@@ -18,6 +18,7 @@ export type InstanceInfo = {
   eventHash: Hex
   signers: Address[]
   operators: Address[]
+  /** Who challenged the executor and until when it may answer; zero unless `ExecutorChallenged`. */
   challenger: Address
   challengeDeadline: bigint
   watchdogMask: number
@@ -58,7 +59,6 @@ export async function readInstance(
     phase,
     phaseName: PHASE_NAMES[phase] ?? `Unknown(${phase})`,
     watchdogCount: Number(r.watchdogCount),
-    creator: r.creator as Address,
     drawBlock: BigInt(r.drawBlock as bigint),
     executorSlot: Number(r.executorSlot),
     contractEncryptionKey: r.contractEncryptionKey as Hex,

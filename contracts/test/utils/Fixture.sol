@@ -96,6 +96,15 @@ abstract contract Fixture is Test {
         manager.activate(id, keccak256("cek"), keccak256("genesis"), mask, index, sig(key, digest));
     }
 
+    /// @notice What the manager holds outside instances while no payout, slash or challenge is
+    /// outstanding: the stakes of operators `0..operators_-1` and every creation fee.
+    function stakesAndFees(uint256 operators_) internal view returns (uint256 sum) {
+        for (uint256 i; i < operators_; ++i) {
+            sum += manager.getOperator(operatorAddr(i)).stake;
+        }
+        sum += FEE * manager.instanceCount();
+    }
+
     /// @notice The private key of the enclave in `slot` of instance `id`.
     function slotKey(uint256 id, uint256 slot, uint256 registered) internal view returns (uint256) {
         address signer = manager.getInstance(id).signers[slot];
