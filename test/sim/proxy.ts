@@ -126,3 +126,20 @@ export async function startFaultyProxy(p: {
     },
   }
 }
+
+/**
+ * Where operator `i`, listening on `port` behind its proxy on `proxyPort`, is reached. Users
+ * and peers use the public URL, through the proxy (half the operators are given one with a
+ * trailing slash, as people type them). The devnet probes a restarted operator's health
+ * directly: a partition may cut its proxy meanwhile (seed 34's restart timeout).
+ */
+export function operatorUrls(
+  i: number,
+  port: number,
+  proxyPort: number,
+): { publicUrl: string; healthUrl: string } {
+  return {
+    publicUrl: `http://127.0.0.1:${proxyPort}${i % 2 === 1 ? '/' : ''}`,
+    healthUrl: `http://127.0.0.1:${port}`,
+  }
+}

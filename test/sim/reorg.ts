@@ -6,13 +6,15 @@
  * events, as in a reorganisation on a live chain where the dropped transactions return from
  * the mempool.
  */
-import { anvilRpc } from '../../src/devnet/anvil.ts'
+
+/** A JSON-RPC call to the chain (`anvilRpc` against the devnet's anvil). */
+export type Rpc = (method: string, params: unknown[]) => Promise<unknown>
 
 type RpcTx = { hash: `0x${string}`; from: string; nonce: string }
 type RpcBlock = { transactions: RpcTx[] }
 
 export async function reorgChain(
-  rpcUrl: string,
+  rpc: Rpc,
   depth: number,
   random: () => number,
 ): Promise<{ depth: number; moved: number }> {
@@ -21,24 +23,19 @@ export async function reorgChain(
   let head = 0
   let bySender = new Map<string, Array<`0x${string}`>>()
   for (let attempt = 0; ; attempt++) {
-    head = await blockNumber(rpcUrl)
+    head = await blockNumber(rpc)
     if (depth < 1 || depth >= head) return { depth: 0, moved: 0 }
     bySender = new Map()
     for (let n = head - depth + 1; n <= head; n++) {
-      const block = (await anvilRpc(rpcUrl, 'eth_getBlockByNumber', [
-        `0x${n.toString(16)}`,
-        true,
-      ])) as RpcBlock
+      const block = (await rpc('eth_getBlockByNumber', [`0x${n.toString(16)}`, true])) as RpcBlock
       for (const tx of block.transactions) {
-        const raw = (await anvilRpc(rpcUrl, 'eth_getRawTransactionByHash', [
-          tx.hash,
-        ])) as `0x${string}`
+        const raw = (await rpc('eth_getRawTransactionByHash', [tx.hash])) as `0x${string}`
         const q = bySender.get(tx.from) ?? []
         q.push(raw)
         bySender.set(tx.from, q)
       }
     }
-    if ((await blockNumber(rpcUrl)) === head) break
+    if ((await blockNumber(rpc)) === head) break
     if (attempt === 4) return { depth: 0, moved: 0 }
   }
   // Interleave senders at random, keeping each sender's own order (nonces).
@@ -54,10 +51,10 @@ export async function reorgChain(
     if (random() < 0.5) at = Math.min(depth - 1, at + 1)
     return [raw, at] as const
   })
-  await anvilRpc(rpcUrl, 'anvil_reorg', [depth, pairs])
+  await rpc('anvil_reorg', [depth, pairs])
   return { depth, moved: order.length }
 }
 
-async function blockNumber(rpcUrl: string): Promise<number> {
-  return Number(BigInt((await anvilRpc(rpcUrl, 'eth_blockNumber', [])) as string))
+async function blockNumber(rpc: Rpc): Promise<number> {
+  return Number(BigInt((await rpc('eth_blockNumber', [])) as string))
 }

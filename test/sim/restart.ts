@@ -1,14 +1,27 @@
 /**
- * Restarting an operator the fault schedule crashed, in a simulator whose operators also crash
- * at named points.
+ * Restarting operators in a simulator whose operators also crash at named points: the crash
+ * watcher that brings those back at once, the lock it shares with the fault schedule, and the
+ * restart of an operator the fault schedule crashed.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { waitFor } from '../e2e/helpers.ts'
+import type { Stages } from './stages.ts'
 
 /** What the restart needs of the devnet. */
 export type Restartable = {
   operators: ReadonlyArray<{ dataDir: string }>
   startOperator: (i: number) => Promise<void>
+}
+
+/** What the crash watcher needs of the devnet. */
+export type Watched = Pick<Restartable, 'startOperator'> & {
+  operators: Array<{
+    dataDir: string
+    process: { exitCode: number | null; signalCode: NodeJS.Signals | null } | undefined
+  }>
+  killEnclave: (i: number) => unknown
+  killOperator: (i: number, signal: NodeJS.Signals) => Promise<void>
 }
 
 /** The marker an operator leaves in its data directory when it crashes at a named point. */
@@ -24,4 +37,97 @@ export async function restartCrashed(devnet: Restartable, i: number): Promise<vo
   await devnet.startOperator(i).catch((e: Error) => {
     if (!existsSync(crashMarker(devnet.operators[i]!.dataDir))) throw e
   })
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Taken by the fault schedule while it injects a fault and by the crash watcher while it
+ * restarts an operator, so the two do not kill and start operators at once.
+ */
+export class Lock {
+  private taken = false
+
+  get held(): boolean {
+    return this.taken
+  }
+
+  /** Waits until the lock is free and takes it. */
+  async take(): Promise<void> {
+    while (this.taken) await pause(50)
+    this.taken = true
+  }
+
+  release(): void {
+    this.taken = false
+  }
+
+  /** Releases the lock while `f` runs and takes it back afterwards. */
+  async lend<T>(f: () => Promise<T>): Promise<T> {
+    this.release()
+    try {
+      return await f()
+    } finally {
+      await this.take()
+    }
+  }
+}
+
+/**
+ * Restarts operators that crash at named points, at once, from the instance's set-up on (a
+ * crash can come while the instance is set up) until the scenario ends; any other death is a
+ * violation. A round is skipped while the fault schedule holds the lock.
+ */
+export async function watchCrashes(
+  devnet: Watched,
+  o: {
+    stages: Stages
+    lock: Lock
+    /** Counts a crash at the named point `point`. */
+    crashed: (point: string) => void
+    check: (ok: boolean, what: string) => void
+    log: (line: string) => void
+  },
+): Promise<void> {
+  const deadline = Date.now() + 900_000
+  while (!o.stages.reached('ended') && Date.now() < deadline) {
+    await pause(200)
+    if (o.lock.held) continue
+    for (const [i, op] of devnet.operators.entries()) {
+      const p = op.process
+      if (!p || (p.exitCode === null && p.signalCode === null)) continue
+      const marker = crashMarker(op.dataDir)
+      if (!existsSync(marker)) {
+        o.check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
+        op.process = undefined
+        continue
+      }
+      o.crashed(readFileSync(marker, 'utf8'))
+      rmSync(marker)
+      await o.lock.take()
+      devnet.killEnclave(i)
+      await devnet.killOperator(i, 'SIGKILL')
+      // Crashing at a named point again while it starts is one more injected crash: the next
+      // round counts it and restarts it.
+      await restartCrashed(devnet, i).catch((e: Error) =>
+        o.check(false, `restart ${i}: ${e.message}`),
+      )
+      o.lock.release()
+      o.log(`  fault: operator ${i} crashed at a named point and restarted`)
+    }
+  }
+}
+
+/**
+ * Waits up to `timeoutMs` until `recovered` holds, with the lock lent to the crash watcher
+ * meanwhile: the pool recovers only if a member that crashes at a named point meanwhile comes
+ * back (seed 62: the executor crashed at one while a fault waited, stayed down for two minutes,
+ * and the s = 1 instance froze).
+ */
+export async function waitForRecovery(
+  lock: Lock,
+  recovered: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  await lock.lend(() => waitFor('the pool to recover', recovered, timeoutMs))
 }

@@ -9,6 +9,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
+import { onInterrupt, runSeeds } from './interrupt.ts'
 import { runScenario, type ScenarioResult, stopRunningScenarios } from './scenario.ts'
 
 const { values } = parseArgs({
@@ -40,27 +41,8 @@ const seeds = values.seed
 
 const jobs = Math.min(count(values.jobs, 'jobs', 1), seeds.length)
 
-// A second signal (a wrapper such as tsx forwards the one it got) must not cut the cleanup short.
-let interrupted = false
-for (const signal of ['SIGINT', 'SIGTERM'] as const)
-  process.on(signal, () => {
-    if (interrupted) return
-    interrupted = true
-    console.error(`sim: ${signal}, stopping the running scenarios`)
-    void stopRunningScenarios().then(() => process.exit(130))
-  })
-
-const results: ScenarioResult[] = []
-let next = 0
-await Promise.all(
-  Array.from({ length: jobs }, async () => {
-    // An interrupted run starts no further scenario.
-    while (next < seeds.length && !interrupted) {
-      const seed = seeds[next++]!
-      results.push(await runOne(seed))
-    }
-  }),
-)
+const interruption = onInterrupt(stopRunningScenarios)
+const results = await runSeeds(seeds, jobs, runOne, () => interruption.interrupted)
 results.sort((a, b) => a.seed - b.seed)
 
 async function runOne(seed: number): Promise<ScenarioResult> {

@@ -24,10 +24,19 @@ import {
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
-import { nextDeadline } from './deadlines.ts'
-import { type FaultyProxy, type ProxyFaults, SecretScanner, startFaultyProxy } from './proxy.ts'
+import { chainController } from './deadlines.ts'
+import { Devnets } from './interrupt.ts'
+import {
+  type FaultyProxy,
+  operatorUrls,
+  type ProxyFaults,
+  SecretScanner,
+  startFaultyProxy,
+} from './proxy.ts'
 import { reorgChain } from './reorg.ts'
-import { crashMarker, restartCrashed } from './restart.ts'
+import { Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
+import { converge } from './settle.ts'
+import { Stages } from './stages.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -50,8 +59,6 @@ const MAX_POINT_CRASHES = 3
 const USERS = 3
 const WITHDRAW_UNIT = parseEther('0.01')
 const DEPOSIT = parseEther('1')
-/** Wall-clock time an open challenge gets before the simulator lets Δ pass. */
-const ANSWER_GRACE_MS = 8_000
 /** A receipt slower than this (wall clock) breaks the liveness bound. */
 const LATENCY_BOUND_MS = 60_000
 /** Operators feed their enclaves events this many blocks deep; reorgs stay within it. */
@@ -67,20 +74,14 @@ type Recorded = { user: number; receipt: PoseReceipt } & (
 )
 
 /** Devnets of the scenarios running now, so an interrupted run can stop them all. */
-const running = new Set<Devnet>()
-/** Devnets still starting (their processes exist before `startDevnet` resolves). */
-const starting = new Set<Promise<Devnet>>()
+const devnets = new Devnets<Devnet>()
 
 /**
  * Stops every running scenario's devnet (anvil, operators, enclaves), including those still
- * starting: they are stopped as soon as they are up (a failed start cleans up after itself).
+ * starting.
  */
 export async function stopRunningScenarios(): Promise<void> {
-  const stop = (d: Devnet) => d.stop().catch(() => undefined)
-  await Promise.all([
-    ...[...running].map(stop),
-    ...[...starting].map((p) => p.then(stop, () => undefined)),
-  ])
+  await devnets.stopAll()
 }
 
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
@@ -183,24 +184,18 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       '--port',
       String(ports[i]),
       '--public-url',
-      // Half the operators are given a URL with a trailing slash, as people type them.
-      `http://127.0.0.1:${proxies[i]!.port}${i % 2 === 1 ? '/' : ''}`,
+      operatorUrls(i, ports[i]!, proxies[i]!.port).publicUrl,
       '--confirmations',
       String(CONFIRMATIONS),
       '--peer-source-address',
       `127.0.0.${PEER_SOURCE_BASE + i}`,
     ],
-    // A restarted operator is probed directly: its proxy may be cut by a partition meanwhile.
-    healthUrl: (i) => `http://127.0.0.1:${ports[i]}`,
+    healthUrl: (i) => operatorUrls(i, ports[i]!, proxies[i]!.port).healthUrl,
   })
-  starting.add(start)
-  const devnet = await start
-    .catch(async (e: unknown) => {
-      await Promise.all(proxies.map((x) => x.close()))
-      throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
-    })
-    .finally(() => starting.delete(start))
-  running.add(devnet)
+  const devnet = await devnets.add(start).catch(async (e: unknown) => {
+    await Promise.all(proxies.map((x) => x.close()))
+    throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
+  })
   // Operators being (re)started right now. Δ on a real chain is far longer than a restart, so
   // the chain controller lets no deadline pass while one is starting: an honest member that
   // crashed and came back answers its challenges in time.
@@ -215,42 +210,21 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
   }
   const down = new Set<number>()
-  const stopping = { value: false }
-  const ended = { value: false }
+  const stages = new Stages()
   try {
-    // Operators that crashed at a named point come back at once (from the start: a crash can
-    // come while the instance is set up); any other death is a bug.
-    const busy = { value: false }
-    const watcher = (async () => {
-      const deadline = Date.now() + 900_000
-      while (!ended.value && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200))
-        if (busy.value) continue
-        for (const [i, op] of devnet.operators.entries()) {
-          const p = op.process
-          if (!p || (p.exitCode === null && p.signalCode === null)) continue
-          const marker = crashMarker(op.dataDir)
-          if (!existsSync(marker)) {
-            check(false, `operator ${i} died (${p.signalCode ?? p.exitCode}) without being killed`)
-            op.process = undefined
-            continue
-          }
-          count(`crash-${readFileSync(marker, 'utf8')}`)
-          rmSync(marker)
-          crashBudget--
-          busy.value = true
-          devnet.killEnclave(i)
-          await devnet.killOperator(i, 'SIGKILL')
-          // Crashing at a named point again while it starts is one more injected crash: the
-          // next round counts it and restarts it.
-          await restartCrashed(devnet, i).catch((e: Error) =>
-            check(false, `restart ${i}: ${e.message}`),
-          )
-          busy.value = false
-          log(`  fault: operator ${i} crashed at a named point and restarted`)
-        }
-      }
-    })()
+    // Operators that crashed at a named point come back at once; any other death is a bug.
+    // The fault schedule holds `lock` while it injects a fault.
+    const lock = new Lock()
+    const watcher = watchCrashes(devnet, {
+      stages,
+      lock,
+      crashed: (point) => {
+        count(`crash-${point}`)
+        crashBudget--
+      },
+      check,
+      log,
+    })
     const clients = await userClients(devnet, { autoChallenge: true, failoverTimeoutMs: 90_000 })
     scanner.add(
       clients.flatMap((c, u) => [
@@ -278,7 +252,15 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
 
     // Challenge deadlines pass from the set-up on and until the end of the final checks: a
     // challenge open then would otherwise hold the scenario for a real-time Δ.
-    const chain = chainController(devnet, instance, admin, count, ended, restarting)
+    const chain = chainController(
+      {
+        read: () => readInstance(admin.publicClient, devnet.manager, instance),
+        timestamp: async () =>
+          (await admin.publicClient.getBlock({ blockTag: 'latest' })).timestamp,
+        advance: (seconds) => advanceChain(devnet, seconds),
+      },
+      { stages, restarting, passed: () => count('deadline-passed') },
+    )
 
     const recorded: Recorded[] = []
     let maxLatencyMs = 0
@@ -313,44 +295,34 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       await waitFor('deposit credit', async () => (await c.getBalance({ instance })) === DEPOSIT)
 
     // Faults run beside the workload, triggered by progress so a seed replays the same plan.
+    stages.enter('workload')
     const plan = faultPlan(o.seed, o.txsPerUser * USERS)
     let progress = 0
     const faultLoop = (async () => {
       for (const step of plan) {
         await waitFor(
           'workload progress',
-          async () => progress >= step.at || stopping.value,
+          async () => progress >= step.at || stages.reached('settling'),
           600_000,
         )
-        if (stopping.value) return
+        if (stages.reached('settling')) return
         // Lets the workload move on (and crashed operators come back) before the fault's
         // second half.
         const later = async (maxMs = Number.POSITIVE_INFINITY) => {
-          busy.value = false
+          lock.release()
           const until = Date.now() + maxMs
           await waitFor(
             'workload progress',
-            async () => progress >= step.at + USERS * 3 || stopping.value || Date.now() > until,
+            async () =>
+              progress >= step.at + USERS * 3 || stages.reached('settling') || Date.now() > until,
             600_000,
           )
-          while (busy.value) await new Promise((r) => setTimeout(r, 50))
-          busy.value = true
+          await lock.take()
         }
-        // Lets the watcher restart operators that crash at named points while `f` waits.
-        const unbusy = async <T>(f: () => Promise<T>): Promise<T> => {
-          busy.value = false
-          try {
-            return await f()
-          } finally {
-            while (busy.value) await new Promise((r) => setTimeout(r, 50))
-            busy.value = true
-          }
-        }
-        while (busy.value) await new Promise((r) => setTimeout(r, 50))
-        busy.value = true
+        await lock.take()
         try {
           await injectFault(
-            { devnet, client: admin, instance, down, isolated, count, log, later, unbusy },
+            { devnet, client: admin, instance, down, isolated, count, log, later, lock },
             step.kind,
             seededRandom(o.seed * 131 + step.at),
           )
@@ -359,7 +331,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           // finding, reported with the seed, not a crash of the simulator.
           check(false, `fault ${step.kind}: ${(e as Error).message.split('\n')[0]}`)
         } finally {
-          busy.value = false
+          lock.release()
         }
       }
     })()
@@ -411,19 +383,18 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     })
     await Promise.all(workload)
     log('  workload done; restarting crashed members, then waiting for the pool to settle')
-    stopping.value = true
+    stages.enter('settling')
     await faultLoop
 
     // Everyone back up, then every member must agree (the watcher keeps restarting operators
     // that crash at named points while the pool settles).
-    while (busy.value) await new Promise((r) => setTimeout(r, 50))
-    busy.value = true
+    await lock.take()
     for (const i of [...down]) {
       await restartCrashed(devnet, i)
       down.delete(i)
       count('restart')
     }
-    busy.value = false
+    lock.release()
     await settle(devnet, admin, instance, check)
     check(
       maxLatencyMs <= LATENCY_BOUND_MS,
@@ -436,7 +407,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     } catch (e) {
       check(false, `final checks failed: ${(e as Error).message.split('\n')[0]}`)
     }
-    ended.value = true
+    stages.enter('ended')
     await watcher
     await chain
     for (const op of devnet.operators) scanner.scanDir(op.dataDir)
@@ -464,10 +435,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       ...(violations.length > 0 ? { logsDir: dir } : {}),
     }
   } finally {
-    stopping.value = true
-    ended.value = true
+    stages.enter('ended')
     await devnet.stop()
-    running.delete(devnet)
+    devnets.delete(devnet)
     await Promise.all(proxies.map((x) => x.close()))
     if (violations.length === 0 && !process.env.POSE_KEEP_DEVNET)
       rmSync(dir, { recursive: true, force: true })
@@ -518,8 +488,8 @@ type FaultContext = {
   log: (line: string) => void
   /** Returns once the workload has moved on (or `maxMs` passed); the second half follows. */
   later: (maxMs?: number) => Promise<void>
-  /** Runs `f` while operators that crash at named points may be restarted. */
-  unbusy: <T>(f: () => Promise<T>) => Promise<T>
+  /** Held while the fault is injected; the crash watcher restarts operators in between. */
+  lock: Lock
 }
 
 /** Faults that take a member out (crash, restart, stale state, partition). */
@@ -572,16 +542,13 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     // freezes by design (SPEC: live while one member with the state answers).
     let why = ''
     try {
-      // The pool recovers only if a member that crashes at a named point meanwhile comes back.
-      await ctx.unbusy(() =>
-        waitFor(
-          'the pool to recover',
-          async () => {
-            why = await poolUnhealthy(devnet, client, instance)
-            return why === ''
-          },
-          HEALTHY_WAIT_MS,
-        ),
+      await waitForRecovery(
+        ctx.lock,
+        async () => {
+          why = await poolUnhealthy(devnet, client, instance)
+          return why === ''
+        },
+        HEALTHY_WAIT_MS,
       )
     } catch {
       count('skipped-pool-recovering')
@@ -597,7 +564,11 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   const executor = live.find((m) => m.slot === info.executorSlot)!
   const watchdogs = live.filter((m) => m.slot !== info.executorSlot)
   if (kind === 'reorg') {
-    const r = await reorgChain(devnet.rpcUrl, 1 + Math.floor(rnd() * CONFIRMATIONS), rnd)
+    const r = await reorgChain(
+      (method, params) => anvilRpc(devnet.rpcUrl, method, params),
+      1 + Math.floor(rnd() * CONFIRMATIONS),
+      rnd,
+    )
     count('chain-reorg')
     log(`  fault: chain reorganisation of ${r.depth} blocks (${r.moved} transactions moved)`)
     return
@@ -623,8 +594,7 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     return
   }
   if (kind === 'time-jump') {
-    await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(DEFAULT_MANAGER_PARAMS.delta) / 2])
-    await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
+    await advanceChain(devnet, Number(DEFAULT_MANAGER_PARAMS.delta) / 2)
     count('time-jump')
     log(`  fault: time jump of Δ/2`)
     return
@@ -663,47 +633,10 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   log(`  fault: ${kind} (operator ${target.i}, slot ${target.slot})`)
 }
 
-/**
- * Stands in for the passage of time on the chain: once a challenge has been open for
- * `ANSWER_GRACE_MS` of wall-clock time (ample for an honest member to answer), anvil's clock
- * moves past its deadline, so the timeout or finalisation follows without waiting for Δ. Runs
- * until the scenario's final checks are done.
- */
-async function chainController(
-  devnet: Devnet,
-  instance: bigint,
-  client: PoseClient,
-  count: (k: string, n?: number) => void,
-  ended: { value: boolean },
-  restarting: { count: number },
-): Promise<void> {
-  const deadline = Date.now() + 900_000
-  const seen = new Map<string, number>()
-  while (!ended.value && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 300))
-    if (restarting.count > 0) {
-      // The grace restarts once every operator is up again.
-      for (const k of seen.keys()) seen.set(k, Date.now())
-      continue
-    }
-    try {
-      const info = await readInstance(client.publicClient, devnet.manager, instance)
-      const open = nextDeadline(info)
-      if (open === 0n) continue
-      const key = `${info.phaseName}:${info.watchdogMask}:${open}`
-      const first = seen.get(key) ?? Date.now()
-      seen.set(key, first)
-      if (Date.now() - first < ANSWER_GRACE_MS) continue
-      const now = (await client.publicClient.getBlock({ blockTag: 'latest' })).timestamp
-      if (now <= open) {
-        await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [Number(open - now) + 1])
-        await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
-        count('deadline-passed')
-      }
-    } catch {
-      // The chain is local; a failed read is retried on the next round.
-    }
-  }
+/** Moves anvil's clock `seconds` on and mines a block. */
+async function advanceChain(devnet: Devnet, seconds: number): Promise<void> {
+  await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [seconds])
+  await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
 }
 
 type Health = { ok: boolean; faults?: Record<string, number> }
@@ -762,32 +695,18 @@ async function settle(
   instance: bigint,
   check: (ok: boolean, what: string) => void,
 ): Promise<void> {
-  let last = ''
   try {
-    await waitFor(
-      'members to agree',
-      // A member that is restarting or catching up may not serve its digest yet, and a read
-      // can fail while the chain reorganises: both mean "not yet", with the reason kept.
-      async () => {
-        try {
-          const info = await readInstance(client.publicClient, devnet.manager, instance)
-          if (info.phaseName !== 'Active') {
-            last = `phase ${info.phaseName}`
-            return false
-          }
-          const ds = await memberDigests(devnet, client, instance)
-          last = ds.map((d) => `${d.slot}:${d.seq}:${d.digest.slice(0, 10)}`).join(' ')
-          return ds.length > 0 && new Set(ds.map((d) => `${d.seq}:${d.digest}`)).size === 1
-        } catch (e) {
-          last = (e as Error).message.split('\n')[0]!.slice(0, 300)
-          return false
-        }
+    await converge(
+      {
+        phase: async () =>
+          (await readInstance(client.publicClient, devnet.manager, instance)).phaseName,
+        digests: () => memberDigests(devnet, client, instance),
       },
       90_000,
     )
     check(true, 'members agree')
-  } catch {
-    check(false, `members did not converge (${last})`)
+  } catch (e) {
+    check(false, (e as Error).message)
   }
 }
 

@@ -1,0 +1,304 @@
+/**
+ * SDK faults found by the fault-injection simulator, replayed against the real SDK actions
+ * (src/client/). The far side is faked: the manager is an object that answers the SDK's reads
+ * and records its transactions instead of mining them; the executor is the harness's enclave
+ * behind the operator's HTTP API (src/operator/api.ts) on a loopback port, whose connections
+ * can be cut after the enclave answered, as the simulator's proxy cuts them.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { type Address, encodeAbiParameters, encodeEventTopics, type Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { anvil } from 'viem/chains'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { poseManagerAbi } from '../../src/chain/manager.ts'
+import { deployContract } from '../../src/client/actions/deployContract.ts'
+import { getNonce } from '../../src/client/actions/getNonce.ts'
+import { withdraw } from '../../src/client/actions/withdraw.ts'
+import type { PoseClientBase } from '../../src/client/createPoseClient.ts'
+import { type ApiBackend, createApi } from '../../src/operator/api.ts'
+import {
+  bytesToHex,
+  type EnclaveOutput,
+  EventKind,
+  generateSecretKey,
+  Phase,
+  ProtocolError,
+  recoverAddress,
+  withdrawDigest,
+} from '../../src/protocol/index.ts'
+import {
+  CHAIN_ID,
+  digestOf,
+  hexb,
+  MANAGER,
+  MEASUREMENT,
+  pump,
+  sendTransfer,
+  setupActive,
+} from './harness.ts'
+
+type Setup = Awaited<ReturnType<typeof setupActive>>
+
+const ZERO_ADDRESS: Address = '0x0000000000000000000000000000000000000000'
+const ZERO_WORD: Hex = `0x${'00'.repeat(32)}`
+
+/** The manager as the SDK sees it: the harness's instance, and the transactions sent to it. */
+type FakeManager = {
+  phase: Phase
+  contractEncryptionKey: Hex
+  /** The executor's operator endpoint. */
+  endpoint: string
+  writes: Array<{ functionName: string; args: readonly unknown[] }>
+}
+
+/**
+ * A client of `setup`'s creator whose chain is `manager`: reads answer from it, writes are
+ * recorded there (a `createContract` receipt carries the instance's `Created` event).
+ */
+function sdkClient(
+  setup: Setup,
+  manager: FakeManager,
+  opts: { autoChallenge?: boolean } = {},
+): PoseClientBase {
+  const { exec } = setup
+  const operators = setup.nodes.map((_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
+  const readContract = async ({ functionName }: { functionName: string }) => {
+    if (functionName === 'getInstance')
+      return {
+        phase: manager.phase,
+        watchdogCount: setup.nodes.length - 1,
+        drawBlock: 10n,
+        executorSlot: 0,
+        contractEncryptionKey: manager.contractEncryptionKey,
+        eventIndex: 3n,
+        eventHash: ZERO_WORD,
+        signers: setup.nodes.map((n) => bytesToHex(n.signer)),
+        operators,
+        challenger: ZERO_ADDRESS,
+        challengeDeadline: 0n,
+        watchdogMask: 0,
+        respondedMask: 0,
+        watchdogDeadline: 0n,
+        refillBlock: 0n,
+      }
+    if (functionName === 'getOperator')
+      return {
+        enclaveSigner: bytesToHex(exec.signer),
+        encryptionKey: bytesToHex(exec.encryptionKey),
+        measurement: bytesToHex(MEASUREMENT),
+        endpoint: manager.endpoint,
+        stake: 0n,
+        registered: true,
+        exiting: false,
+        memberships: 1,
+        exitRequestedAt: 0n,
+      }
+    return 0n // creationFee, challengeFee
+  }
+  const created = {
+    topics: encodeEventTopics({
+      abi: poseManagerAbi,
+      eventName: 'InstanceEvent',
+      args: { id: setup.instance, index: 1n },
+    }),
+    data: encodeAbiParameters(
+      [{ type: 'uint8' }, { type: 'bytes' }, { type: 'bytes32' }],
+      [EventKind.Created, '0x', ZERO_WORD],
+    ),
+  }
+  const sender = {
+    write: async (call: { functionName: string; args: readonly unknown[] }) => {
+      manager.writes.push({ functionName: call.functionName, args: call.args })
+      const logs = call.functionName === 'createContract' ? [created] : []
+      return { hash: ZERO_WORD, receipt: { logs } }
+    },
+  }
+  return {
+    chain: anvil,
+    publicClient: {
+      readContract,
+      // The head the harness's enclaves last saw (view expiries are counted from it).
+      getBlock: async () => ({ timestamp: 1001n }),
+      getBlockNumber: async () => 12n,
+      getLogs: async () => [],
+    } as never,
+    account: privateKeyToAccount(bytesToHex(setup.creatorKey)),
+    manager: bytesToHex(MANAGER),
+    domain: { chainId: CHAIN_ID, manager: MANAGER },
+    sender: sender as never,
+    pollingIntervalMs: 10,
+    failover: { autoChallenge: opts.autoChallenge ?? false, timeoutMs: 3_000 },
+    state: { nonces: new Map(), instances: new Map(), sent: new Map() },
+  }
+}
+
+/**
+ * Passes requests to the harness's executor enclave and returns its sealed answer, as the
+ * operator node does; `answered(kind)` runs after each answer, before it is sent.
+ */
+function executorBackend(
+  setup: Setup,
+  answered: (kind: 'tx' | 'view') => Promise<void> = async () => undefined,
+): ApiBackend {
+  let requests = 0
+  return {
+    info: () => ({}),
+    deploy: async () => {
+      throw new ProtocolError('WRONG_PHASE', 'deploy: not served here')
+    },
+    request: async (kind, instance, box) => {
+      const requestId = `r${++requests}`
+      const { outputs } = await setup.exec.enclave.call(kind, { requestId, instance, box })
+      const answer = outputs.find((o) => o.type === 'answer' && o.requestId === requestId)
+      assert.ok(answer?.type === 'answer' && answer.sealed, `${kind}: the enclave answered`)
+      await answered(kind)
+      return answer.sealed
+    },
+    digest: (instance) => digestOf(setup.exec, instance),
+    status: async () => ({}),
+  }
+}
+
+/**
+ * `backend` behind the operator's HTTP API on a loopback port; a request for which `cut(path)`
+ * holds loses its connection after the backend answered, before the answer is sent.
+ */
+async function serve(backend: ApiBackend, cut: (path: string) => boolean = () => false) {
+  const app = createApi(backend)
+  app.addHook('onSend', async (req, _reply, payload) => {
+    if (cut(req.url)) req.raw.socket.destroy()
+    return payload
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  return { endpoint: `http://127.0.0.1:${port}`, close: () => app.close() }
+}
+
+/** True the first time a path ending in `/${kind}` is seen, false after. */
+function firstOf(kind: string): (path: string) => boolean {
+  let cut = false
+  return (path) => {
+    if (cut || !path.endsWith(`/${kind}`)) return false
+    cut = true
+    return true
+  }
+}
+
+test('a withdrawal authorisation answered NOT_READY while an update replicates is asked again (simulator, commit 635a1c5)', {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, instance, exec, ev } = setup
+  // Another user's transfer was executed and its update has not reached the watchdogs: the
+  // executor authorises no withdrawal (NOT_READY) until their acks release it.
+  let replicating: EnclaveOutput[] | undefined = await sendTransfer(
+    exec,
+    setup,
+    generateSecretKey(),
+    0n,
+    new Uint8Array(20).fill(5),
+    'transfer',
+  )
+  const answered: string[] = []
+  const operator = await serve(
+    executorBackend(setup, async (kind) => {
+      answered.push(kind)
+      // The acks arrive once the first answer is on its way.
+      if (replicating) await pump(nodes, replicating, setup.answers)
+      replicating = undefined
+    }),
+  )
+  try {
+    const manager: FakeManager = {
+      phase: Phase.Active,
+      contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+      endpoint: operator.endpoint,
+      writes: [],
+    }
+    const client = sdkClient(setup, manager)
+    const auth = await withdraw(client, { instance })
+    assert.deepEqual(answered, ['view', 'view'], 'asked once more after NOT_READY')
+    assert.equal(auth.cumulative, 0n)
+    assert.equal(auth.eventIndex, 3n)
+    const digest = withdrawDigest({
+      chainId: CHAIN_ID,
+      manager: MANAGER,
+      instance,
+      recipient: setup.creator,
+      cumulative: 0n,
+      eventIndex: 3n,
+      eventHash: ev.history().at(-1)!.hash,
+    })
+    assert.deepEqual(recoverAddress(digest, hexb(auth.signature)), exec.signer, 'by the executor')
+    assert.deepEqual(manager.writes, [
+      {
+        functionName: 'withdraw',
+        args: [instance, client.account.address, 0n, 3n, auth.signature],
+      },
+    ])
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a deploy whose connection is cut is sent again, and an auto-challenging client does not challenge the executor after one lost connection (simulator, commit b16a9af)', {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance, exec } = setup
+  const { digest: genesisDigest } = await digestOf(exec, instance)
+  const manager: FakeManager = {
+    phase: Phase.Creating,
+    contractEncryptionKey: ZERO_WORD,
+    endpoint: '',
+    writes: [],
+  }
+  const deploys: bigint[] = []
+  const cutDeploy = firstOf('deploy')
+  const cutView = firstOf('view')
+  const answered: string[] = []
+  const operator = await serve(
+    {
+      ...executorBackend(setup, async (kind) => {
+        answered.push(kind)
+      }),
+      // A repeated deploy answers with the genesis of the first; the watchdogs' acks activate
+      // the instance on-chain.
+      deploy: async (id) => {
+        deploys.push(id)
+        manager.phase = Phase.Active
+        manager.contractEncryptionKey = bytesToHex(setup.contractEncryptionKey)
+        return { contractEncryptionKey: setup.contractEncryptionKey, genesisDigest }
+      },
+    },
+    (path) => cutDeploy(path) || cutView(path),
+  )
+  manager.endpoint = operator.endpoint
+  try {
+    const client = sdkClient(setup, manager, { autoChallenge: true })
+    const deployed = await deployContract(client, {
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1000n],
+      watchdogCount: 2,
+      timeoutMs: 3_000,
+    })
+    assert.deepEqual(deploys, [instance, instance], 'the deploy was sent again after the cut')
+    assert.equal(deployed.instance, instance)
+    assert.equal(deployed.contractEncryptionKey, bytesToHex(setup.contractEncryptionKey))
+    assert.equal(deployed.genesisDigest, bytesToHex(genesisDigest))
+
+    // A view whose first answer is lost with its connection: one lost connection is not a
+    // silent executor, so the view is sent again and nothing is challenged.
+    assert.equal(await getNonce(client, { instance }), 0n)
+    assert.deepEqual(answered, ['view', 'view'], 'the view was sent again after the cut')
+    assert.deepEqual(
+      manager.writes.map((w) => w.functionName),
+      ['createContract'],
+      'no challengeExecutor after one lost connection',
+    )
+  } finally {
+    await operator.close()
+  }
+})
