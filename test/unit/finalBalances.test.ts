@@ -28,26 +28,42 @@ const balance = fc.record({
 const distinct = (bs: FinalBalance[]) =>
   bs.filter((b, i) => bs.findIndex((o) => compareBytes(o.account, b.account) === 0) === i)
 
+/** Every leaf of `raw` (first entry per account) proves against the root; others do not. */
+function checkProofs(raw: FinalBalance[], outsider: FinalBalance): true {
+  const bs = distinct(raw)
+  const root = finalBalancesRoot(bs)
+  for (const b of bs) {
+    assert.deepEqual(processFinalBalanceProof(b, finalBalanceProof(bs, b)), root)
+  }
+  // Another amount in range (+1 would leave uint256 for the largest cumulative).
+  const wrong = { account: bs[0]!.account, cumulative: bs[0]!.cumulative ^ 1n }
+  assert.notDeepEqual(processFinalBalanceProof(wrong, finalBalanceProof(bs, bs[0]!)), root)
+  if (!bs.some((b) => compareBytes(b.account, outsider.account) === 0))
+    assert.throws(
+      () => finalBalanceProof(bs, outsider),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'MALFORMED',
+    )
+  return true
+}
+
 describe('final balances', () => {
   test('every leaf proves against the root; other leaves do not', () => {
     fc.assert(
-      fc.property(fc.array(balance, { minLength: 1, maxLength: 40 }), balance, (raw, outsider) => {
-        const bs = distinct(raw)
-        const root = finalBalancesRoot(bs)
-        for (const b of bs) {
-          assert.deepEqual(processFinalBalanceProof(b, finalBalanceProof(bs, b)), root)
-        }
-        // Another amount in range (+1 would leave uint256 for the largest cumulative).
-        const wrong = { account: bs[0]!.account, cumulative: bs[0]!.cumulative ^ 1n }
-        assert.notDeepEqual(processFinalBalanceProof(wrong, finalBalanceProof(bs, bs[0]!)), root)
-        if (!bs.some((b) => compareBytes(b.account, outsider.account) === 0))
-          assert.throws(
-            () => finalBalanceProof(bs, outsider),
-            (e: unknown) => e instanceof ProtocolError && e.code === 'MALFORMED',
-          )
-        return true
-      }),
-      { numRuns: 60 },
+      fc.property(fc.array(balance, { minLength: 1, maxLength: 40 }), balance, checkProofs),
+      {
+        numRuns: 60,
+      },
+    )
+  })
+
+  test('the largest cumulative amount: a wrong amount fails its proof instead of overflowing (property counterexample, seed 352120946)', () => {
+    const zero = new Uint8Array(20)
+    checkProofs(
+      [
+        { account: zero, cumulative: (1n << 256n) - 1n },
+        { account: zero, cumulative: 0n },
+      ],
+      { account: zero, cumulative: 0n },
     )
   })
 
