@@ -945,6 +945,22 @@ export class Instance {
     }
   }
 
+  /**
+   * An executor restarted from a sealed copy may be behind its own log, which the watchdogs
+   * hold further (the host may serve a stale copy): until every watchdog confirmed its state,
+   * what it would answer from that state (a view, a user's next nonce, a nonce gap) may be
+   * wrong, so it answers nothing final. UNAVAILABLE: the client tries again (simulator seed 144:
+   * a stale nonce led a user to re-use nonces already spent).
+   */
+  private assertConfirmed(): void {
+    if (this.awaitingPool) {
+      throw new ProtocolError(
+        'UNAVAILABLE',
+        `instance ${this.id}: the executor restarted and is confirming its state with the watchdogs; retry`,
+      )
+    }
+  }
+
   /** Accepts an encrypted, signed transaction; the answer comes later through the outbox. */
   async submitTx(requestId: string, box: Uint8Array): Promise<void> {
     this.assertServing()
@@ -1015,6 +1031,8 @@ export class Instance {
     const p: Pending = { tx, txHash, waiters: [waiter], receivedAt: this.ctx.now() }
     if (tx.nonce > expected) {
       if (tx.nonce - expected > FUTURE_NONCE_WINDOW) {
+        // The gap may be this enclave's stale state, not the user's.
+        this.assertConfirmed()
         throw new ProtocolError(
           'BAD_NONCE',
           `tx.nonce: ${tx.nonce} is too far ahead; next is ${expected}`,
@@ -1400,6 +1418,7 @@ export class Instance {
 
   async viewCall(requestId: string, box: Uint8Array): Promise<void> {
     this.assertServing()
+    this.assertConfirmed()
     const { plaintext, responseKey } = this.openClientBox(box, BOX_CONTEXT.view)
     const waiter: Waiter = { requestId, responseKey }
     try {
@@ -1801,6 +1820,10 @@ export class Instance {
     if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged)
       this.challengeLateWatchdogs(now)
     this.publishTermination(now)
+    // Transactions waiting for earlier nonces expire only while this executor executes: one
+    // restarted from a stale copy waits for its pool, and their nonces may well be next.
+    if (this.awaitingPool)
+      for (const m of this.future.values()) for (const p of m.values()) p.receivedAt = now
     for (const [from, m] of this.future) {
       for (const [nonce, p] of m) {
         if (now - p.receivedAt < FUTURE_TTL_MS) continue

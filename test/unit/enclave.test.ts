@@ -27,6 +27,7 @@ import {
   recoverAddress,
   SYSTEM_ADDRESS,
   SYSTEM_AUTHORISATION_SELECTOR,
+  SYSTEM_NONCE_SELECTOR,
   signDigest,
   utf8,
   withdrawDigest,
@@ -492,6 +493,82 @@ describe('enclave roles in-process', () => {
     const final = await Promise.all(after.map(digestOf))
     assert.equal(new Set(final.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
     assert.equal(final[0]!.seq, 7n)
+  })
+
+  test('an executor restarted from a stale copy answers nothing final from it before its watchdogs confirmed its state (simulator seed 144)', async () => {
+    let clock = 2_500_000
+    const { nodes, instance, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    for (const nonce of [0n, 1n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    const stale = [...n0.sealed.get(instance)!]
+    for (const nonce of [2n, 3n, 4n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+
+    // Restarted from the copy two updates behind, its pool not heard from yet (links down).
+    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
+    await r0.enclave.call('restore', { instance, blobs: stale })
+    const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
+    // The user's next nonce is 5; the stale state says 2, so nonce 5 waits for 2, 3 and 4.
+    const next = transferBox(target, creatorKey, 5n, recipient)
+    const r = await r0.enclave.call('tx', { requestId: 'n5', instance, box: next.box })
+    await pump([], answersOnly(r.outputs), answers)
+    // Past the wait for earlier nonces: no BAD_NONCE ("waited too long"), the user's nonce is
+    // fine; the stale executor just cannot tell yet.
+    clock += 15_000
+    await pump([], answersOnly((await r0.enclave.call('tick', { now: clock })).outputs), answers)
+    assert.equal(answers.has('n5'), false, 'no final answer from the stale state')
+    // Nor does it tell the user a nonce from that state (it would be 2, already spent).
+    const view = {
+      instance,
+      from: creator,
+      to: SYSTEM_ADDRESS,
+      data: SYSTEM_NONCE_SELECTOR,
+      expiry: 10n ** 10n,
+    }
+    const domain = { chainId: CHAIN_ID, manager: MANAGER }
+    const vbox = boxSeal({
+      recipientPublicKey: contractEncryptionKey,
+      plaintext: encodeSignedView({
+        ...view,
+        signature: signDigest(hashViewCall(domain, view), creatorKey),
+      }),
+      context: BOX_CONTEXT.view,
+      aad: instanceAad(instance),
+    }).box
+    await assert.rejects(
+      r0.enclave.call('view', { requestId: 'nonce', instance, box: vbox }),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
+    )
+    // Once the links are back it takes the pool's state and tells the waiting user to resubmit.
+    clock += 2_000
+    await pump(
+      [r0, n1, n2],
+      (await r0.enclave.call('tick', { now: clock })).outputs,
+      answers,
+      [],
+      true,
+    )
+    assert.equal((await digestOfNode(r0, instance)).seq, 5n)
+    const n5 = decodeAnswer(aeadOpen(next.responseKey, answers.get('n5')!, utf8('POSE-ANSWER-v1')))
+    assert.equal(n5.kind === 'rejected' && n5.error.code, 'UNAVAILABLE')
+    const again = await r0.enclave.call('tx', { requestId: 'n5-again', instance, box: next.box })
+    await pump([r0, n1, n2], again.outputs, answers, [], true)
+    const receipt = decodeAnswer(
+      aeadOpen(next.responseKey, answers.get('n5-again')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
   test('sealed logs are compacted into snapshots; a member restarts from them with its receipts', async () => {
