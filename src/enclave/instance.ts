@@ -370,7 +370,18 @@ export class Instance {
       this.genesis ??= { body: new Uint8Array(), sentAt: now, startedAt: now, activated: true }
       this.sendGenesis(now)
     }
+    // A restarted executor whose silent watchdogs were removed has nobody left to wait for.
+    this.endPoolWaitIfConfirmed()
     this.release()
+  }
+
+  /** Serves again once every current watchdog confirmed the restored state (or none is left). */
+  private endPoolWaitIfConfirmed(): void {
+    if (!this.awaitingPool || this.pulling || !this.poolConfirmed()) return
+    this.awaitingPool = false
+    this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
+      seq: Number(this.seq),
+    })
   }
 
   /**
@@ -1759,12 +1770,7 @@ export class Instance {
     }
     const k = hexKey(e.from)
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
-    if (this.awaitingPool && !this.pulling && this.poolConfirmed()) {
-      this.awaitingPool = false
-      this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
-        seq: Number(this.seq),
-      })
-    }
+    this.endPoolWaitIfConfirmed()
     this.maybeActivate()
     this.release()
     await this.pump()

@@ -571,6 +571,47 @@ describe('enclave roles in-process', () => {
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
+  test('a restarted executor whose silent watchdogs are removed serves again without them (simulator seed 159, second run)', async () => {
+    let clock = 2_700_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const n0 = nodes[0]!
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 't0'), answers)
+    // The executor restarts while both watchdogs are down: it waits for them to confirm.
+    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
+    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
+    const next = transferBox(target, creatorKey, 1n, recipient)
+    await pump(
+      [],
+      answersOnly(
+        (await r0.enclave.call('tx', { requestId: 'n1', instance, box: next.box })).outputs,
+      ),
+      answers,
+    )
+    clock += 2_000
+    await pump([], answersOnly((await r0.enclave.call('tick', { now: clock })).outputs), answers)
+    assert.equal(answers.has('n1'), false, 'waits for the watchdogs')
+    // Their challenge times out and both are removed: nobody is left to wait for.
+    const removed = [1n, 2n].map((slot) =>
+      ev(EventKind.MemberRemoved, memberRemovedData(slot, nodes[Number(slot)]!.signer, 2n)),
+    )
+    const r = await r0.enclave.call('chain', {
+      blockNumber: 30n,
+      timestamp: 1020n,
+      events: removed,
+    })
+    await pump([], answersOnly(r.outputs), answers)
+    assert.ok(answers.has('n1'), 'served once its silent watchdogs were removed')
+    const receipt = decodeAnswer(
+      aeadOpen(next.responseKey, answers.get('n1')!, utf8('POSE-ANSWER-v1')),
+    )
+    assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 1n)
+  })
+
   test('sealed logs are compacted into snapshots; a member restarts from them with its receipts', async () => {
     let clock = 3_000_000
     const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
