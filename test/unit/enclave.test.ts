@@ -17,9 +17,7 @@ import {
   type EnclaveOutput,
   EventKind,
   encodeSignedTx,
-  encodeSignedView,
   hashTx,
-  hashViewCall,
   instanceAad,
   LIMITS,
   ProtocolError,
@@ -47,8 +45,12 @@ import {
   sendTransfer,
   sentTo,
   setupActive,
+  systemViewBox,
   transferBox,
 } from './harness.ts'
+
+/** The answers among an enclave's outputs (its peer messages left undelivered: links down). */
+const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
 
 describe('enclave roles in-process', () => {
   test('genesis, replication of 60 txs, receipts only after acks, restore from sealed state', async () => {
@@ -152,22 +154,11 @@ describe('enclave roles in-process', () => {
       aeadOpen(wsealed.responseKey, answers.get('w')!, utf8('POSE-ANSWER-v1')),
     )
     assert.equal(wanswer.kind === 'receipt' && wanswer.receipt.status, 'success')
-    const view = {
-      instance,
-      from: creator,
-      to: SYSTEM_ADDRESS,
-      data: SYSTEM_AUTHORISATION_SELECTOR,
-      expiry: 10n ** 10n,
-    }
-    const vsealed = boxSeal({
-      recipientPublicKey: contractEncryptionKey,
-      plaintext: encodeSignedView({
-        ...view,
-        signature: signDigest(hashViewCall(domain, view), creatorKey),
-      }),
-      context: BOX_CONTEXT.view,
-      aad: instanceAad(instance),
-    })
+    const vsealed = systemViewBox(
+      { instance, contractEncryptionKey },
+      creatorKey,
+      SYSTEM_AUTHORISATION_SELECTOR,
+    )
     await pump(
       nodes,
       (await exec.enclave.call('view', { requestId: 'a', instance, box: vsealed.box })).outputs,
@@ -497,8 +488,9 @@ describe('enclave roles in-process', () => {
 
   test('an executor restarted from a stale copy answers nothing final from it before its watchdogs confirmed its state (simulator seed 144)', async () => {
     let clock = 2_500_000
-    const { nodes, instance, creator, creatorKey, contractEncryptionKey, answers } =
-      await setupActive(() => clock)
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
@@ -519,7 +511,6 @@ describe('enclave roles in-process', () => {
     // Restarted from the copy two updates behind, its pool not heard from yet (links down).
     const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
     await r0.enclave.call('restore', { instance, blobs: stale })
-    const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
     // The user's next nonce is 5; the stale state says 2, so nonce 5 waits for 2, 3 and 4.
     const next = transferBox(target, creatorKey, 5n, recipient)
     const r = await r0.enclave.call('tx', { requestId: 'n5', instance, box: next.box })
@@ -530,23 +521,7 @@ describe('enclave roles in-process', () => {
     await pump([], answersOnly((await r0.enclave.call('tick', { now: clock })).outputs), answers)
     assert.equal(answers.has('n5'), false, 'no final answer from the stale state')
     // Nor does it tell the user a nonce from that state (it would be 2, already spent).
-    const view = {
-      instance,
-      from: creator,
-      to: SYSTEM_ADDRESS,
-      data: SYSTEM_NONCE_SELECTOR,
-      expiry: 10n ** 10n,
-    }
-    const domain = { chainId: CHAIN_ID, manager: MANAGER }
-    const vbox = boxSeal({
-      recipientPublicKey: contractEncryptionKey,
-      plaintext: encodeSignedView({
-        ...view,
-        signature: signDigest(hashViewCall(domain, view), creatorKey),
-      }),
-      context: BOX_CONTEXT.view,
-      aad: instanceAad(instance),
-    }).box
+    const vbox = systemViewBox(target, creatorKey, SYSTEM_NONCE_SELECTOR).box
     await assert.rejects(
       r0.enclave.call('view', { requestId: 'nonce', instance, box: vbox }),
       (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
@@ -583,7 +558,6 @@ describe('enclave roles in-process', () => {
     // The executor restarts while both watchdogs are down: it waits for them to confirm.
     const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
     await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
-    const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
     const next = transferBox(target, creatorKey, 1n, recipient)
     await pump(
       [],

@@ -15,14 +15,17 @@ import {
   EventKind,
   encodeDeployRequest,
   encodeSignedTx,
+  encodeSignedView,
   generateSecretKey,
   hashTx,
+  hashViewCall,
   INSTANCE_ADDRESS,
   initCommitment,
   instanceAad,
   nextEventHash,
   ProtocolError,
   randomBytes,
+  SYSTEM_ADDRESS,
   secretKeyToAddress,
   signDigest,
 } from '../../src/protocol/index.ts'
@@ -164,6 +167,28 @@ export function transferBox(
     recipientPublicKey: target.contractEncryptionKey,
     plaintext: encodeSignedTx({ ...tx, signature }),
     context: BOX_CONTEXT.tx,
+    aad: instanceAad(target.instance),
+  })
+}
+
+/** A signed view call of the system contract's `selector` by `key`'s account, boxed to the contract's key. */
+export function systemViewBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  selector: Uint8Array,
+) {
+  const view = {
+    instance: target.instance,
+    from: secretKeyToAddress(key),
+    to: SYSTEM_ADDRESS,
+    data: selector,
+    expiry: 10n ** 10n,
+  }
+  const signature = signDigest(hashViewCall({ chainId: CHAIN_ID, manager: MANAGER }, view), key)
+  return boxSeal({
+    recipientPublicKey: target.contractEncryptionKey,
+    plaintext: encodeSignedView({ ...view, signature }),
+    context: BOX_CONTEXT.view,
     aad: instanceAad(target.instance),
   })
 }
