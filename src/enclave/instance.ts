@@ -379,6 +379,8 @@ export class Instance {
   private endPoolWaitIfConfirmed(): void {
     if (!this.awaitingPool || this.pulling || !this.poolConfirmed()) return
     this.awaitingPool = false
+    const now = this.ctx.now()
+    for (const m of this.future.values()) for (const p of m.values()) p.receivedAt = now
     this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
       seq: Number(this.seq),
     })
@@ -1826,10 +1828,17 @@ export class Instance {
     if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged)
       this.challengeLateWatchdogs(now)
     this.publishTermination(now)
-    // Transactions waiting for earlier nonces expire only while this executor executes: one
-    // restarted from a stale copy waits for its pool, and their nonces may well be next.
-    if (this.awaitingPool)
-      for (const m of this.future.values()) for (const p of m.values()) p.receivedAt = now
+    this.expireFuture(now)
+    await this.pump()
+  }
+
+  /**
+   * Answers BAD_NONCE to transactions that waited FUTURE_TTL_MS for earlier nonces. Not while
+   * a restarted executor waits for its pool: its state may be stale and their nonces next (the
+   * wait starts again when it serves, see endPoolWaitIfConfirmed).
+   */
+  private expireFuture(now: number): void {
+    if (this.awaitingPool) return
     for (const [from, m] of this.future) {
       for (const [nonce, p] of m) {
         if (now - p.receivedAt < FUTURE_TTL_MS) continue
@@ -1843,7 +1852,6 @@ export class Instance {
       }
       if (m.size === 0) this.future.delete(from)
     }
-    await this.pump()
   }
 
   status() {
