@@ -495,11 +495,22 @@ contract PoseManager is ReentrancyGuardTransient {
         // INVARIANT: an open executor challenge holds exactly one challenge fee, paid out once:
         // to the executor's operator on an answer, back to the challenger if the instance freezes.
         if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
-        inst.watchdogRounds = 0;
+        // Δ counts from now, or from the deadline of the executor's own open watchdog challenge:
+        // it cannot start another round to extend its deadline while one is open, and a silent
+        // watchdog's removal is what lets it serve again (docs/decisions/0006). That round counts
+        // as one of its MAX_WATCHDOG_ROUNDS.
+        uint256 from = block.timestamp;
+        uint8 rounds;
+        if (inst.phase == Phase.WatchdogsChallenged) {
+            uint256 w = inst.watchdogDeadline;
+            if (w > from) from = w;
+            rounds = 1;
+        }
+        inst.watchdogRounds = rounds;
         inst.phase = Phase.ExecutorChallenged;
         _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
         inst.challenger = msg.sender;
-        inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
+        inst.challengeDeadline = SafeCast.toUint40(from + delta);
         inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
     }
 

@@ -267,6 +267,61 @@ contract LivenessTest is Fixture {
         manager.challengeWatchdogs(id, 4, "");
     }
 
+    /// Simulator seed 159 (second run): the executor's watchdog challenge was open when a user
+    /// challenged the executor a moment later, so both deadlines were Δ from nearly the same time.
+    /// The executor, waiting for its silent watchdog's removal to serve again, was timed out just
+    /// after that removal. Its Δ now counts from its open round's deadline.
+    function test_challengeExecutor_duringWatchdogChallenge_deadlineAfterIt() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 2, hex"ab");
+        uint64 watchdogDeadline = manager.getInstance(id).watchdogDeadline;
+        vm.warp(block.timestamp + 3);
+        challenge();
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.challengeDeadline, watchdogDeadline + DELTA, "executor deadline follows the watchdog round");
+        // The silent watchdog is removed after its deadline; the executor still has Δ to answer.
+        vm.warp(watchdogDeadline + 1);
+        manager.finalizeWatchdogChallenge(id);
+        assertEq(manager.getInstance(id).operators[1], address(0), "silent watchdog removed");
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_DeadlineNotPassed.selector, id, v.challengeDeadline, block.timestamp
+            )
+        );
+        manager.executorTimeout(id);
+        respond(0, manager.getInstance(id).eventIndex);
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "answered in time");
+    }
+
+    function test_challengeExecutor_afterWatchdogDeadlinePassed_deltaFromNow() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, hex"ab");
+        vm.warp(manager.getInstance(id).watchdogDeadline + 10);
+        challenge();
+        assertEq(manager.getInstance(id).challengeDeadline, block.timestamp + DELTA, "never earlier than now + delta");
+    }
+
+    function test_challengeExecutor_duringWatchdogChallenge_oneRoundLeft() public {
+        address exec = opOf(0);
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 2, hex"ab");
+        challenge();
+        vm.warp(manager.getInstance(id).watchdogDeadline + 1);
+        manager.finalizeWatchdogChallenge(id);
+        // The open round counted as one: one more is left to the executor, not two.
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 4, hex"ab");
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d = PoseDigests.watchdogResponse(address(manager), id, 2, index, manager.eventHashAt(id, index));
+        manager.respondWatchdog(id, 2, index, sig(slotKey(id, 2, OPS), d));
+        vm.warp(manager.getInstance(id).watchdogDeadline + 1);
+        manager.finalizeWatchdogChallenge(id);
+        vm.prank(exec);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_TooManyWatchdogRounds.selector, id, 2));
+        manager.challengeWatchdogs(id, 4, hex"ab");
+    }
+
     function test_claim_rejectingReceiver_reverts() public {
         // A challenger contract that refuses ETH cannot claim; its credit is kept, nothing is lost.
         Rejecter r = new Rejecter();

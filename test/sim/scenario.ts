@@ -26,6 +26,7 @@ import {
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
 import { chainController } from './deadlines.ts'
 import { Devnets } from './interrupt.ts'
+import { BlockClock } from './mining.ts'
 import {
   type FaultyProxy,
   operatorUrls,
@@ -211,7 +212,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   }
   const down = new Set<number>()
   const stages = new Stages()
+  // Blocks every second, paused while the chain is reorganised (test/sim/mining.ts).
+  const blocks = new BlockClock((method, params) => anvilRpc(devnet.rpcUrl, method, params))
   try {
+    await blocks.start()
     // Operators that crashed at a named point come back at once; any other death is a bug.
     // The fault schedule holds `lock` while it injects a fault.
     const lock = new Lock()
@@ -257,7 +261,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         read: () => readInstance(admin.publicClient, devnet.manager, instance),
         timestamp: async () =>
           (await admin.publicClient.getBlock({ blockTag: 'latest' })).timestamp,
-        advance: (seconds) => advanceChain(devnet, seconds),
+        advance: (seconds) => blocks.advance(seconds),
       },
       { stages, restarting, passed: () => count('deadline-passed') },
     )
@@ -322,7 +326,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         await lock.take()
         try {
           await injectFault(
-            { devnet, client: admin, instance, down, isolated, count, log, later, lock },
+            { devnet, client: admin, instance, down, isolated, count, log, later, lock, blocks },
             step.kind,
             seededRandom(o.seed * 131 + step.at),
           )
@@ -436,6 +440,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
   } finally {
     stages.enter('ended')
+    blocks.stop()
     await devnet.stop()
     devnets.delete(devnet)
     await Promise.all(proxies.map((x) => x.close()))
@@ -490,6 +495,8 @@ type FaultContext = {
   later: (maxMs?: number) => Promise<void>
   /** Held while the fault is injected; the crash watcher restarts operators in between. */
   lock: Lock
+  /** The chain's block production (paused while the chain is reorganised). */
+  blocks: BlockClock
 }
 
 /** Faults that take a member out (crash, restart, stale state, partition). */
@@ -564,10 +571,9 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   const executor = live.find((m) => m.slot === info.executorSlot)!
   const watchdogs = live.filter((m) => m.slot !== info.executorSlot)
   if (kind === 'reorg') {
-    const r = await reorgChain(
-      (method, params) => anvilRpc(devnet.rpcUrl, method, params),
-      1 + Math.floor(rnd() * CONFIRMATIONS),
-      rnd,
+    const depth = 1 + Math.floor(rnd() * CONFIRMATIONS)
+    const r = await ctx.blocks.paused(() =>
+      reorgChain((method, params) => anvilRpc(devnet.rpcUrl, method, params), depth, rnd),
     )
     count('chain-reorg')
     log(`  fault: chain reorganisation of ${r.depth} blocks (${r.moved} transactions moved)`)
@@ -594,7 +600,7 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     return
   }
   if (kind === 'time-jump') {
-    await advanceChain(devnet, Number(DEFAULT_MANAGER_PARAMS.delta) / 2)
+    await ctx.blocks.advance(Number(DEFAULT_MANAGER_PARAMS.delta) / 2)
     count('time-jump')
     log(`  fault: time jump of Δ/2`)
     return
@@ -631,12 +637,6 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   down.add(target.i)
   count(kind)
   log(`  fault: ${kind} (operator ${target.i}, slot ${target.slot})`)
-}
-
-/** Moves anvil's clock `seconds` on and mines a block. */
-async function advanceChain(devnet: Devnet, seconds: number): Promise<void> {
-  await anvilRpc(devnet.rpcUrl, 'evm_increaseTime', [seconds])
-  await anvilRpc(devnet.rpcUrl, 'evm_mine', [])
 }
 
 type Health = { ok: boolean; faults?: Record<string, number> }

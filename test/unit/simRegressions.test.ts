@@ -5,10 +5,12 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { seededRandom } from '../../src/operator/faults.ts'
 import { waitFor } from '../e2e/helpers.ts'
 import { ANSWER_GRACE_MS, chainController, type OpenChallenges } from '../sim/deadlines.ts'
 import { Devnets, onInterrupt, runSeeds } from '../sim/interrupt.ts'
+import { BlockClock } from '../sim/mining.ts'
 import { operatorUrls, startFaultyProxy } from '../sim/proxy.ts'
 import { type Rpc, reorgChain } from '../sim/reorg.ts'
 import { crashMarker, Lock, type Watched, waitForRecovery, watchCrashes } from '../sim/restart.ts'
@@ -241,6 +243,44 @@ describe('simulator regressions', () => {
     assert.equal(depth, 2)
     assert.deepEqual(pairs.map(([raw]) => raw).sort(), ['raw 0x10', 'raw 0x11'])
     assert.deepEqual(r, { depth: 2, moved: 2 })
+  })
+
+  it('seed 196: a transaction sent while the chain is reorganised is mined, not replaced unread', {
+    timeout: 60_000,
+  }, async () => {
+    // The devnet's anvil (automine and a block a second). A transaction arrives after the
+    // reorganisation read the blocks it replaces and before it replaces them: mined at once,
+    // it would land in a block replaced unread and be lost (a user's withdraw never mined).
+    const anvil = await startAnvil({ blockTime: 1 })
+    const blocks = new BlockClock((method, params) => anvilRpc(anvil.url, method, params))
+    try {
+      await blocks.start()
+      const [a, b] = (await anvilRpc(anvil.url, 'eth_accounts')) as string[]
+      const send = (from: string) =>
+        anvilRpc(anvil.url, 'eth_sendTransaction', [
+          { from, to: from, value: '0x1' },
+        ]) as Promise<string>
+      const receipt = (hash: string) => anvilRpc(anvil.url, 'eth_getTransactionReceipt', [hash])
+      const head = async () => Number(await anvilRpc(anvil.url, 'eth_blockNumber'))
+      // Blocks keep coming without transactions (confirmations and time progress).
+      const first = await head()
+      await waitFor('a block from the block clock', async () => (await head()) > first, 10_000)
+      await anvilRpc(anvil.url, 'anvil_mine', ['0x4'])
+      const moved = await send(a!)
+      assert.ok(await receipt(moved), 'automine still mines a transaction at once')
+      let late = ''
+      const racing: Rpc = async (method, params) => {
+        if (method === 'anvil_reorg') late = await send(b!)
+        return anvilRpc(anvil.url, method, params)
+      }
+      await blocks.paused(() => reorgChain(racing, 2, seededRandom(196)))
+      assert.ok(late, 'the transaction was sent inside the window')
+      for (const hash of [moved, late])
+        await waitFor(`transaction ${hash} mined`, async () => !!(await receipt(hash)), 10_000)
+    } finally {
+      blocks.stop()
+      await anvil.stop()
+    }
   })
 
   it('seed 34: a restarted operator is probed directly, not through its proxy cut by a partition', async () => {
