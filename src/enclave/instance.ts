@@ -203,6 +203,18 @@ export class Instance {
   private pulling: { from: Uint8Array; at: number } | undefined
   /** When this watchdog last handed its state to the executor (throttles replayed requests). */
   private returnedStateAt = 0
+  /**
+   * Restored from a sealed copy as a watchdog: the host may have served an older copy, so this
+   * enclave may lack updates the pool released since. Nothing a watchdog receives proves it
+   * current (the network may replay old updates), so the mark stays until the enclave leaves
+   * the pool or, promoted, has checked its state against another member.
+   */
+  private restoredCopy = false
+  /**
+   * Promoted while `restoredCopy`: the handover waits until a watchdog that followed the same
+   * predecessor says it holds no more of that log, or hands this enclave the rest of it.
+   */
+  private provisional: { predecessor: Uint8Array; askedAt: number } | undefined
   /** Updates appended to the sealed log since the last snapshot. */
   private appendedSinceSnapshot = 0
 
@@ -221,6 +233,8 @@ export class Instance {
    * answered once each does, since a receipt earlier could be rolled back by a replacement.
    */
   private late: Array<{ result: ExecutedTx; seq: bigint; waiter: Waiter }> = []
+  /** When each member behind the log last got the whole state (see onSync). */
+  private fullStateSentAt = new Map<string, number>()
   private genesis:
     | { body: Uint8Array; sentAt: number; startedAt: number; activated: boolean }
     | undefined
@@ -266,7 +280,10 @@ export class Instance {
     if (before === this.role) return
     this.sealView()
     if (before === 'watchdog' && this.role === 'executor' && this.world) this.takeOver()
-    if (before === 'executor') this.abandonPending()
+    if (before === 'executor') {
+      this.provisional = undefined
+      this.abandonPending()
+    }
     if (this.role === 'none' && this.world && this.view.phase !== Phase.Terminated)
       this.forgetState()
   }
@@ -292,6 +309,8 @@ export class Instance {
     this.ahead.clear()
     this.pulling = undefined
     this.awaitingPool = false
+    this.restoredCopy = false
+    this.provisional = undefined
     this.seal('snapshot', this.snapshotRecord())
     this.log_('info', 'Removed from the pool; state dropped', {})
   }
@@ -328,6 +347,42 @@ export class Instance {
    * once it acknowledged.
    */
   private takeOver(): void {
+    const predecessor = this.stateFrom
+    if (this.restoredCopy && predecessor && this.view.watchdogSlots().length > 0) {
+      // Its copy may be older than what the pool released (simulator review: a stale copy
+      // promoted rolled back released receipts): it first asks the watchdogs what they hold.
+      this.provisional = { predecessor, askedAt: 0 }
+      this.awaitingPool = true
+      this.log_('warn', 'Promoted from a restored copy; checking it against the pool first', {
+        seq: Number(this.seq),
+      })
+      this.askPool(this.ctx.now())
+      return
+    }
+    this.handOver()
+  }
+
+  /** Asks every watchdog for whatever it holds of the predecessor's log beyond this enclave. */
+  private askPool(now: number): void {
+    if (!this.provisional || now - this.provisional.askedAt < RESEND_MS) return
+    this.provisional.askedAt = now
+    for (const slot of this.view.watchdogSlots())
+      this.send('sync', this.view.signers[slot]!, encodeSyncBody({ fromSeq: this.seq + 1n }))
+  }
+
+  /** The promoted member's state is confirmed: it hands it to the pool and serves. */
+  private endProvisional(how: string): void {
+    this.provisional = undefined
+    this.restoredCopy = false
+    this.awaitingPool = false
+    this.log_('info', 'The restored copy is checked against the pool', {
+      how,
+      seq: Number(this.seq),
+    })
+    this.handOver()
+  }
+
+  private handOver(): void {
     this.acked.clear()
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
@@ -351,7 +406,7 @@ export class Instance {
    * cannot serve, and the instance moves on or freezes).
    */
   syncMembers(): void {
-    if (this.role !== 'executor' || !this.world) return
+    if (this.role !== 'executor' || !this.world || this.provisional) return
     let added = false
     for (const slot of this.view.watchdogSlots()) {
       const k = hexKey(this.view.signers[slot]!)
@@ -377,7 +432,7 @@ export class Instance {
 
   /** Serves again once every current watchdog confirmed the restored state (or none is left). */
   private endPoolWaitIfConfirmed(): void {
-    if (!this.awaitingPool || this.pulling || !this.poolConfirmed()) return
+    if (!this.awaitingPool || this.pulling || this.provisional || !this.poolConfirmed()) return
     this.awaitingPool = false
     const now = this.ctx.now()
     for (const m of this.future.values()) for (const p of m.values()) p.receivedAt = now
@@ -693,6 +748,7 @@ export class Instance {
     if (!inst) throw new ProtocolError('MALFORMED', `instance ${instance}: nothing sealed`)
     if (inst.contractSecretKey) inst.contractPublicKey = x25519Public(inst.contractSecretKey)
     if (inst.role === 'executor' && inst.stateKey) inst.resumeLog(recent)
+    if (inst.role === 'watchdog' && inst.world) inst.restoredCopy = true
     return inst
   }
 
@@ -1603,7 +1659,10 @@ export class Instance {
     if (slot < 0 || slot === this.view.executorSlot) {
       throw new ProtocolError('WRONG_ROLE', 'genesis: sender is not a watchdog of this instance')
     }
-    if (!this.pulling || !equalBytes(this.pulling.from, e.from)) {
+    const asked = this.provisional
+      ? true
+      : this.pulling !== undefined && equalBytes(this.pulling.from, e.from)
+    if (!asked) {
       throw new ProtocolError(
         'OUT_OF_ORDER',
         'genesis: this executor asked that member for nothing',
@@ -1629,6 +1688,10 @@ export class Instance {
     this.seq = g.seq
     this.lastHash = g.lastHash
     this.rememberResults(g.recent)
+    if (this.provisional) {
+      this.endProvisional(`took the predecessor's log up to seq ${g.seq} from a watchdog`)
+      return
+    }
     // Updates beyond what was released before are released once every watchdog holds them.
     this.released = released
     this.pulling = undefined
@@ -1648,10 +1711,13 @@ export class Instance {
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
-    if (!equalBytes(this.stateFrom, e.from)) {
-      throw new ProtocolError('OUT_OF_ORDER', 'sync: this member follows another executor')
-    }
     const { fromSeq } = decodeSyncBody(e.body)
+    if (!equalBytes(this.stateFrom, e.from) && this.seq < fromSeq) {
+      // A member promoted from a restored copy asks what this watchdog holds of the log it
+      // followed before the promotion: nothing beyond its copy, says the ack.
+      this.ack(e.from)
+      return
+    }
     const now = this.ctx.now()
     if (now - this.returnedStateAt < RESEND_MS) return
     this.returnedStateAt = now
@@ -1752,6 +1818,13 @@ export class Instance {
       throw new ProtocolError('WRONG_ROLE', `ack: sender is not a watchdog of instance ${this.id}`)
     }
     const a = decodeAckBody(e.body)
+    if (this.provisional) {
+      // A watchdog of the same predecessor that holds no more of its log than this enclave:
+      // everything the pool released is here (each watchdog held all of it).
+      if (a.seq <= this.seq && equalBytes(a.stateFrom, this.provisional.predecessor))
+        this.endProvisional('a watchdog holds no more of the log')
+      return
+    }
     if (a.seq > this.seq) {
       if (this.stateFrom && equalBytes(a.stateFrom, this.stateFrom)) {
         // The member holds more of this executor's own log than this enclave does.
@@ -1806,7 +1879,20 @@ export class Instance {
     if (this.view.slotOf(e.from) < 0)
       throw new ProtocolError('WRONG_ROLE', 'sync: sender is not a member')
     const { fromSeq } = decodeSyncBody(e.body)
-    const only = new Set([hexKey(e.from)])
+    const k = hexKey(e.from)
+    if (fromSeq <= this.released && !this.log.has(fromSeq) && !this.awaitingPool) {
+      // The member is behind what was released (a restart from an older copy): the updates it
+      // lacks left the log, so it gets the whole state, at most once per RESEND_MS.
+      const slot = this.view.slotOf(e.from)
+      const now = this.ctx.now()
+      if (slot === this.view.executorSlot || now - (this.fullStateSentAt.get(k) ?? 0) < RESEND_MS)
+        return
+      this.fullStateSentAt.set(k, now)
+      const box = this.sealState(this.view.encryptionKeys[slot]!)
+      this.send('genesis', e.from, encodeGenesisBody({ box }))
+      return
+    }
+    const only = new Set([k])
     for (let s = fromSeq; s <= this.seq; s++) {
       const entry = this.log.get(s)
       if (entry) this.broadcastUpdate(entry, only)
@@ -1817,6 +1903,7 @@ export class Instance {
 
   async tick(now: number): Promise<void> {
     if (this.role !== 'executor' || !this.world) return
+    if (this.provisional) return this.askPool(now)
     const g = this.genesis
     const waiting = this.view
       .watchdogSlots()

@@ -605,7 +605,12 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     log(`  fault: time jump of Δ/2`)
     return
   }
-  const target = kind === 'crash-executor' || kind === 'stale-restart' ? executor : watchdogs[0]!
+  // A stale copy is served to the executor or to a watchdog (which, promoted later, checks its
+  // copy against the pool before it hands it over).
+  const target =
+    kind === 'crash-executor' || (kind === 'stale-restart' && rnd() < 0.5)
+      ? executor
+      : watchdogs[0]!
   addLinkFaults(await health(devnet, client, target.i), count)
   if (kind === 'stale-restart') {
     // A malicious host keeps a copy of the sealed state and serves it after a restart: the

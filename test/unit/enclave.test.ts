@@ -546,6 +546,190 @@ describe('enclave roles in-process', () => {
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
+  test('an executor restarted from a sealed snapshot with no update after it asks its watchdogs to confirm its state (simulator seed 144, stalled pull)', async () => {
+    let clock = 2_500_000
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    // The executor's sealed copy is a snapshot with no update after it (as right after genesis,
+    // a handover or a state pull): it has no update to offer its watchdogs again, and they
+    // only acknowledge what they are sent.
+    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
+    await r0.enclave.call('restore', { instance, blobs: [...n0.sealed.get(instance)!] })
+    const first = transferBox(target, creatorKey, 0n, recipient)
+    const r = await r0.enclave.call('tx', { requestId: 't0', instance, box: first.box })
+    await pump([r0, n1, n2], r.outputs, answers, [], true)
+    for (let i = 0; i < 3 && !answers.has('t0'); i++) {
+      clock += 1_500
+      await pump(
+        [r0, n1, n2],
+        (await r0.enclave.call('tick', { now: clock })).outputs,
+        answers,
+        [],
+        true,
+      )
+    }
+    const a = decodeAnswer(aeadOpen(first.responseKey, answers.get('t0')!, utf8('POSE-ANSWER-v1')))
+    assert.equal(a.kind === 'receipt' && a.receipt.nonce, 0n, 'served once its watchdogs confirmed')
+  })
+
+  test('a watchdog restarted from a stale copy and then promoted rolls no released receipt back', async () => {
+    let clock = 3_000_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    for (const nonce of [0n, 1n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    const stale = [...n1.sealed.get(instance)!]
+    for (const nonce of [2n, 3n, 4n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    assert.ok(answers.has('t4'), 'update 5 released: every watchdog holds it')
+    const held = await digestOfNode(n2, instance)
+    assert.equal(held.seq, 5n)
+
+    // n1's host serves it the copy from before updates 3–5; then the executor is removed and
+    // n1, the longest-serving member, is promoted.
+    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
+    await r1.enclave.call('restore', { instance, blobs: stale })
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    const chain = (n: Node) =>
+      n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+    await chain(n2)
+    const takeover = await chain(r1)
+    await pump([r1, n2], takeover.outputs, answers, [], true)
+    for (let i = 0; i < 4; i++) {
+      clock += 1_500
+      await pump(
+        [r1, n2],
+        (await r1.enclave.call('tick', { now: clock })).outputs,
+        answers,
+        [],
+        true,
+      )
+    }
+    const [d1, d2] = [await digestOfNode(r1, instance), await digestOfNode(n2, instance)]
+    assert.equal(d2.seq >= held.seq, true, `n2 rolled back to seq ${d2.seq}`)
+    assert.equal(d1.seq, held.seq, 'the promoted executor took the rest of the log from n2')
+    assert.deepEqual(d1.digest, held.digest)
+    // It serves on from there: the user's next nonce is 5.
+    const next = await r1.enclave.call('tx', {
+      requestId: 't5',
+      instance,
+      box: transferBox(target, creatorKey, 5n, recipient).box,
+    })
+    await pump([r1, n2], next.outputs, answers, [], true)
+    assert.ok(answers.has('t5'), 'a receipt for the next nonce')
+    assert.equal((await digestOfNode(n2, instance)).seq, held.seq + 1n)
+  })
+
+  test('a watchdog restarted from a stale copy gets the whole state from its executor, since the updates it lacks left the log', async () => {
+    let clock = 3_200_000
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    for (const nonce of [0n, 1n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    const stale = [...n1.sealed.get(instance)!]
+    for (const nonce of [2n, 3n, 4n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
+    await r1.enclave.call('restore', { instance, blobs: stale })
+    assert.equal((await digestOfNode(r1, instance)).seq, 2n)
+    // The next update reaches it; it asks for updates 3–5, released and gone from the log.
+    await pump(
+      [n0, r1, n2],
+      await sendTransfer(n0, target, creatorKey, 5n, recipient, 't5'),
+      answers,
+      [],
+      true,
+    )
+    for (let i = 0; i < 3 && !answers.has('t5'); i++) {
+      clock += 1_500
+      await pump(
+        [n0, r1, n2],
+        (await n0.enclave.call('tick', { now: clock })).outputs,
+        answers,
+        [],
+        true,
+      )
+    }
+    assert.ok(answers.has('t5'), 'released once the restarted watchdog caught up')
+    assert.deepEqual(
+      (await digestOfNode(r1, instance)).digest,
+      (await digestOfNode(n0, instance)).digest,
+    )
+  })
+
+  test('a watchdog restarted from its latest copy and then promoted serves once another watchdog confirms it', async () => {
+    let clock = 3_500_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    for (const nonce of [0n, 1n])
+      await pump(
+        nodes,
+        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
+        answers,
+      )
+    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
+    await r1.enclave.call('restore', { instance, blobs: [...n1.sealed.get(instance)!] })
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    const chain = (n: Node) =>
+      n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+    // The promoted copy asks first: nothing is served before a watchdog answered.
+    const takeover = await chain(r1)
+    const t2 = transferBox(target, creatorKey, 2n, recipient)
+    const waiting = await r1.enclave.call('tx', { requestId: 't2', instance, box: t2.box })
+    await pump([r1], waiting.outputs, answers, [], true)
+    assert.equal(answers.has('t2'), false, 'nothing served before the pool answered')
+    await chain(n2)
+    await pump([r1, n2], takeover.outputs, answers, [], true)
+    for (let i = 0; i < 3 && !answers.has('t2'); i++) {
+      clock += 1_500
+      await pump(
+        [r1, n2],
+        (await r1.enclave.call('tick', { now: clock })).outputs,
+        answers,
+        [],
+        true,
+      )
+    }
+    const a = decodeAnswer(aeadOpen(t2.responseKey, answers.get('t2')!, utf8('POSE-ANSWER-v1')))
+    assert.equal(a.kind === 'receipt' && a.receipt.nonce, 2n)
+    assert.deepEqual(
+      (await digestOfNode(n2, instance)).digest,
+      (await digestOfNode(r1, instance)).digest,
+    )
+  })
+
   test('a restarted executor whose silent watchdogs are removed serves again without them (simulator seed 159, second run)', async () => {
     let clock = 2_700_000
     const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
