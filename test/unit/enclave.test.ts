@@ -546,7 +546,7 @@ describe('enclave roles in-process', () => {
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
-  test('an executor restarted from a sealed snapshot with no update after it asks its watchdogs to confirm its state (simulator seed 144, stalled pull)', async () => {
+  test('an executor restarted from a sealed snapshot with no update after it asks its watchdogs to confirm its state', async () => {
     let clock = 2_500_000
     const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
       () => clock,
