@@ -66,8 +66,10 @@ export async function chainController(
   o: {
     stages: Stages
     restarting: { count: number }
-    /** Called for each deadline passed. */
-    passed: () => void
+    /** Called for each deadline passed, with the instance's open challenges before it passed. */
+    passed: (deadline: bigint, info: OpenChallenges) => void
+    /** Called when an open deadline is first seen (for the scenario's timeline). */
+    opened?: (deadline: bigint, info: OpenChallenges) => void
     clock?: Clock
   },
 ): Promise<void> {
@@ -86,12 +88,13 @@ export async function chainController(
       if (open === 0n) continue
       const key = `${info.phaseName}:${info.watchdogMask}:${open}`
       const first = seen.get(key) ?? clock.now()
+      if (!seen.has(key)) o.opened?.(open, info)
       seen.set(key, first)
       if (clock.now() - first < ANSWER_GRACE_MS) continue
       const now = await chain.timestamp()
       if (now <= open) {
         await chain.advance(Number(open - now) + 1)
-        o.passed()
+        o.passed(open, info)
       }
     } catch {
       // The chain is local; a failed read is retried on the next round.

@@ -24,7 +24,7 @@ import {
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
-import { chainController } from './deadlines.ts'
+import { chainController, type OpenChallenges } from './deadlines.ts'
 import { Devnets } from './interrupt.ts'
 import { BlockClock } from './mining.ts'
 import {
@@ -263,7 +263,16 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           (await admin.publicClient.getBlock({ blockTag: 'latest' })).timestamp,
         advance: (seconds) => blocks.advance(seconds),
       },
-      { stages, restarting, passed: () => count('deadline-passed') },
+      {
+        stages,
+        restarting,
+        passed: (deadline, info) => {
+          count('deadline-passed')
+          log(`  chain: deadline ${deadline} passed (${describeOpen(info)})`)
+        },
+        opened: (deadline, info) =>
+          log(`  chain: deadline ${deadline} open (${describeOpen(info)})`),
+      },
     )
 
     const recorded: Recorded[] = []
@@ -509,6 +518,15 @@ const MEMBER_FAULTS = new Set<FaultKind>([
 ])
 /** How long a member fault waits for the pool to recover from the previous one. */
 const HEALTHY_WAIT_MS = 60_000
+
+/** An instance's open challenges, for the timeline. */
+function describeOpen(info: OpenChallenges): string {
+  const parts = [info.phaseName]
+  if (info.phaseName === 'ExecutorChallenged') parts.push(`executor by ${info.challengeDeadline}`)
+  if (info.watchdogMask !== 0)
+    parts.push(`watchdogs ${info.watchdogMask} by ${info.watchdogDeadline}`)
+  return parts.join(', ')
+}
 
 /** Why the pool has not recovered from a failure yet, or '' once it has. */
 async function poolUnhealthy(
