@@ -6,7 +6,7 @@
 import { decodeAbiParameters, getAbiItem, type Hex } from 'viem'
 import { poseManagerAbi } from '../chain/manager.ts'
 import { bytesToHex, EventKind, ProtocolError } from '../protocol/index.ts'
-import { challengeExecutor } from './actions/challengeExecutor.ts'
+import { submitChallenge } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
 import { PoseRequestError } from './errors.ts'
@@ -19,25 +19,33 @@ const CHALLENGE_AFTER_FAILURES = 3
 
 const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
 
+/** Where a log sits in the chain. */
+type LogPosition = { blockNumber: bigint; logIndex: number }
+
 /**
- * The executor's on-chain answers (`respondExecutor`) since `fromBlock`: an executor that users
- * cannot reach but the chain can answers a challenge whose payload is a request box with the
- * sealed answer to it, so the client reads its answer there.
+ * The executor's on-chain answers (`respondExecutor`) after `after` (the client's challenge): an
+ * executor that users cannot reach but the chain can answers a challenge whose payload is a
+ * request box with the sealed answer to it, so the client reads its answer there.
  */
 async function onChainAnswers(
   client: PoseClientBase,
   instance: bigint,
-  fromBlock: bigint,
+  after: LogPosition,
 ): Promise<Hex[]> {
   const logs = await client.publicClient.getLogs({
     address: client.manager,
     event: instanceEvent,
     args: { id: instance },
-    fromBlock,
+    fromBlock: after.blockNumber,
     toBlock: 'latest',
   })
   return logs
-    .filter((l) => Number(l.args.kind) === EventKind.ExecutorResponded && l.args.data)
+    .filter(
+      (l) =>
+        (l.blockNumber! > after.blockNumber || (l.logIndex ?? 0) > after.logIndex) &&
+        Number(l.args.kind) === EventKind.ExecutorResponded &&
+        l.args.data,
+    )
     .map((l) => decodeAbiParameters([{ type: 'bytes' }], l.args.data!)[0])
 }
 
@@ -66,6 +74,27 @@ export async function firstFinalAnswer<T>(
 }
 
 /**
+ * What the executor's on-chain answers since this client's challenge say about its request.
+ * Challenges are open one at a time and a promoted executor inherits the open one, so the first
+ * answer after the challenge answers it. A receipt or final rejection is returned (or thrown).
+ * An answer that is not this request's final answer — a rejection that says to resubmit, or the
+ * liveness answer an executor gives a payload that is not a transaction (a view call's box) —
+ * closed the challenge: `{ again: true }`, the client may challenge again if it still cannot
+ * reach the executor (simulator seed 110: a view's challenge was answered by an executor that
+ * crashed right after, and the client never challenged again). No answer yet: undefined.
+ */
+export async function challengeOutcome<T>(
+  answers: readonly Hex[],
+  open: (sealed: Hex) => Promise<T>,
+): Promise<{ value: T } | { again: true } | undefined> {
+  const found = await firstFinalAnswer(answers, open)
+  if (found && 'value' in found) return found
+  return found || answers.length > 0 ? { again: true } : undefined
+}
+
+const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+
+/**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
  * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
  * nonce; with `autoChallenge`, it also challenges the silent executor on-chain once.
@@ -78,8 +107,8 @@ export async function requestWithFailover<T>(
   open: (sealed: Hex) => Promise<T>,
 ): Promise<T> {
   const deadline = Date.now() + client.failover.timeoutMs
-  /** Set once this client's challenge landed: answers on-chain are read from that block on. */
-  let challengedAt: bigint | undefined
+  /** Set once this client's challenge landed: answers on-chain are read from there on. */
+  let challengedAt: LogPosition | undefined
   // One lost connection is not a silent executor: challenge after a request timed out at the
   // operator or after a few failed attempts.
   let failures = 0
@@ -106,20 +135,24 @@ export async function requestWithFailover<T>(
       const silent = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
       if (client.failover.autoChallenge && challengedAt === undefined && silent) {
         // Another user's open challenge makes this one revert: it is tried again later.
-        const from = await client.publicClient.getBlockNumber({ cacheTime: 0 })
-        await challengeExecutor(client, { instance, payload: box }).then(
-          () => {
-            challengedAt = from
+        await submitChallenge(client, { instance, payload: box }).then(
+          ({ receipt }) => {
+            const own = receipt.logs.filter((l) => sameAddress(l.address, client.manager))
+            challengedAt = {
+              blockNumber: receipt.blockNumber,
+              logIndex: Math.max(-1, ...own.map((l) => l.logIndex ?? -1)),
+            }
           },
           () => undefined,
         )
       }
       if (challengedAt !== undefined) {
         const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
-        const found = await firstFinalAnswer(answers, open)
-        if (found && 'value' in found) return found.value
-        // Told to resubmit on-chain: a client that cannot reach the executor may challenge again.
-        if (found) {
+        const outcome = await challengeOutcome(answers, open)
+        if (outcome && 'value' in outcome) return outcome.value
+        // The challenge closed without this request's answer: a client that still cannot
+        // reach the executor may challenge again.
+        if (outcome) {
           challengedAt = undefined
           failures = 0
         }

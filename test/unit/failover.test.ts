@@ -6,10 +6,11 @@ import { test } from 'node:test'
 import type { Hex } from 'viem'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
-import { firstFinalAnswer } from '../../src/client/failover.ts'
+import { challengeOutcome, firstFinalAnswer } from '../../src/client/failover.ts'
 import {
   aeadSeal,
   bytesToHex,
+  concatBytes,
   type ErrorCode,
   encodeAnswer,
   utf8,
@@ -53,6 +54,28 @@ test('a final rejection on-chain is thrown; a receipt is returned', async () => 
   )
   const found = await firstFinalAnswer([resubmit, '0x01'], async (s) => {
     if (s === resubmit) return open(s)
+    return 'receipt'
+  })
+  assert.deepEqual(found, { value: 'receipt' })
+})
+
+test("a challenge closed without this request's answer lets the client challenge again (simulator seed 110)", async () => {
+  // Seed 110: a user's view call could not reach the executor, so the SDK challenged with the
+  // view's box. The executor answered with its liveness answer (a view box is not a
+  // transaction) and crashed right after; the SDK kept waiting for an answer of its own on-chain
+  // and never challenged again, and the view failed after 90 s.
+  const alive = bytesToHex(
+    concatBytes(utf8('POSE-ALIVE-v1'), new Uint8Array(32), new Uint8Array(32).fill(3)),
+  )
+  assert.deepEqual(await challengeOutcome([alive], open), { again: true })
+  // Told to resubmit: the same.
+  const resubmit = sealedRejection(responseKey, 'UNAVAILABLE', 'resubmit')
+  assert.deepEqual(await challengeOutcome([resubmit], open), { again: true })
+  // Not answered yet: keep waiting.
+  assert.equal(await challengeOutcome([], open), undefined)
+  // Its own receipt after the liveness answer of an earlier challenge is still found.
+  const found = await challengeOutcome([alive, '0x01'], async (s) => {
+    if (s === alive) return open(s)
     return 'receipt'
   })
   assert.deepEqual(found, { value: 'receipt' })

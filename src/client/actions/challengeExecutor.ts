@@ -1,4 +1,4 @@
-import type { Hash } from 'viem'
+import type { Hash, TransactionReceipt } from 'viem'
 import { poseManagerAbi } from '../../chain/manager.ts'
 import { bytesToHex } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
@@ -22,17 +22,24 @@ export async function challengeExecutor(
   client: PoseClientBase,
   p: ChallengeExecutorParameters,
 ): Promise<Hash> {
+  return (await submitChallenge(client, p)).hash
+}
+
+/** Challenges the executor and returns the mined transaction's receipt too. */
+export async function submitChallenge(
+  client: PoseClientBase,
+  p: ChallengeExecutorParameters,
+): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
   const fee = (await client.publicClient.readContract({
     address: client.manager,
     abi: poseManagerAbi,
     functionName: 'challengeFee',
   })) as bigint
-  const { hash } = await client.sender.write({
+  return client.sender.write({
     address: client.manager,
     abi: poseManagerAbi,
     functionName: 'challengeExecutor',
     args: [p.instance, bytesToHex(p.payload ?? new Uint8Array())],
     value: fee,
   })
-  return hash
 }
