@@ -54,7 +54,15 @@ import {
   signDigest,
   utf8,
 } from '../../src/protocol/index.ts'
-import { CHAIN_ID, MANAGER, type Node, pump, setupActive, transferBox } from './harness.ts'
+import {
+  answerOf,
+  CHAIN_ID,
+  MANAGER,
+  type Node,
+  pump,
+  setupActive,
+  transferBox,
+} from './harness.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -300,7 +308,7 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
     (await n0.enclave.call('tx', { requestId: 'next', instance, box: next.box })).outputs,
     answers,
   )
-  const a = decodeAnswer(aeadOpen(next.responseKey, answers.get('next')!, utf8('POSE-ANSWER-v1')))
+  const a = answerOf(answers, 'next', next.responseKey)
   assert.equal(a.kind === 'receipt' && a.receipt.status, 'success')
 })
 

@@ -32,6 +32,7 @@ import {
 } from '../../src/protocol/index.ts'
 
 import {
+  answerOf,
   CHAIN_ID,
   digestOf as digestOfNode,
   eventChain,
@@ -42,10 +43,13 @@ import {
   type Node,
   newNode,
   pump,
+  restartNode,
   sendTransfer,
+  sendTransfers,
   sentTo,
   setupActive,
   systemViewBox,
+  tickUntil,
   transferBox,
 } from './harness.ts'
 
@@ -150,9 +154,7 @@ describe('enclave roles in-process', () => {
       (await exec.enclave.call('tx', { requestId: 'w', instance, box: wsealed.box })).outputs,
       answers,
     )
-    const wanswer = decodeAnswer(
-      aeadOpen(wsealed.responseKey, answers.get('w')!, utf8('POSE-ANSWER-v1')),
-    )
+    const wanswer = answerOf(answers, 'w', wsealed.responseKey)
     assert.equal(wanswer.kind === 'receipt' && wanswer.receipt.status, 'success')
     const vsealed = systemViewBox(
       { instance, contractEncryptionKey },
@@ -164,9 +166,7 @@ describe('enclave roles in-process', () => {
       (await exec.enclave.call('view', { requestId: 'a', instance, box: vsealed.box })).outputs,
       answers,
     )
-    const aanswer = decodeAnswer(
-      aeadOpen(vsealed.responseKey, answers.get('a')!, utf8('POSE-ANSWER-v1')),
-    )
+    const aanswer = answerOf(answers, 'a', vsealed.responseKey)
     assert.equal(aanswer.kind, 'view')
     if (aanswer.kind !== 'view') return
     const [cumulative, eventIndex, authSig] = decodeAbiParameters(
@@ -206,7 +206,7 @@ describe('enclave roles in-process', () => {
     const updates = (outs: EnclaveOutput[]) =>
       outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
     const seqOf = (id: string) => {
-      const a = decodeAnswer(aeadOpen(keys.get(id)!, answers.get(id)!, utf8('POSE-ANSWER-v1')))
+      const a = answerOf(answers, id, keys.get(id)!)
       assert.equal(a.kind, 'receipt', id)
       return a.kind === 'receipt' ? a.receipt.seq : -1n
     }
@@ -361,9 +361,7 @@ describe('enclave roles in-process', () => {
     // The handover is resent and acknowledged: the receipt follows, at the update's seq.
     clock += 2_000
     await pump(nodes, (await n1.enclave.call('tick', { now: clock })).outputs, answers, [], true)
-    const b = decodeAnswer(
-      aeadOpen(unreleased.responseKey, answers.get('b-again')!, utf8('POSE-ANSWER-v1')),
-    )
+    const b = answerOf(answers, 'b-again', unreleased.responseKey)
     assert.ok(b.kind === 'receipt')
     assert.equal(b.receipt.nonce, 1n)
     assert.equal(b.receipt.seq, 2n)
@@ -390,8 +388,7 @@ describe('enclave roles in-process', () => {
     const lost = transferBox(target, creatorKey, 1n, recipient)
     const dropped = await n0.enclave.call('tx', { requestId: 'a1', instance, box: lost.box })
     assert.ok(dropped.outputs.some((o) => o.type === 'send' && o.envelope.kind === 'update'))
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const r0 = await restartNode(n0, instance, () => clock)
     const after = [r0, n1, n2]
     // The user resubmits the same transaction: the restarted executor holds its outcome but no
     // watchdog does, so no receipt yet (one now would be lost if this executor were replaced).
@@ -413,9 +410,7 @@ describe('enclave roles in-process', () => {
     // Once the re-offered update is acknowledged by both watchdogs, the receipt is released.
     clock += 2_000
     await pump(after, (await r0.enclave.call('tick', { now: clock })).outputs, answers, [], true)
-    const a = decodeAnswer(
-      aeadOpen(lost.responseKey, answers.get('a1-again')!, utf8('POSE-ANSWER-v1')),
-    )
+    const a = answerOf(answers, 'a1-again', lost.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, 1n)
     for (const w of [n1, n2])
       assert.equal(
@@ -447,8 +442,7 @@ describe('enclave roles in-process', () => {
     assert.equal(pool.seq, 6n)
 
     // The host restarts the executor from the copy taken three updates ago.
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: stale })
+    const r0 = await restartNode(n0, instance, () => clock, stale)
     assert.equal((await digestOf(r0)).seq, 3n)
     const after = [r0, n1, n2]
     // A transaction arriving now waits: nothing executes before the pool answered.
@@ -460,7 +454,7 @@ describe('enclave roles in-process', () => {
     const recovered = await digestOf(r0)
     assert.equal(recovered.seq, 6n)
     assert.deepEqual(recovered.digest, pool.digest)
-    const c = decodeAnswer(aeadOpen(waiting.responseKey, answers.get('c')!, utf8('POSE-ANSWER-v1')))
+    const c = answerOf(answers, 'c', waiting.responseKey)
     assert.equal(c.kind === 'rejected' && c.error.code, 'UNAVAILABLE')
     // A transaction the stale copy never saw is resubmitted: its receipt, not REPLAYED.
     await pump(
@@ -470,16 +464,12 @@ describe('enclave roles in-process', () => {
       [],
       true,
     )
-    const b5 = decodeAnswer(
-      aeadOpen(last.responseKey, answers.get('b5-again')!, utf8('POSE-ANSWER-v1')),
-    )
+    const b5 = answerOf(answers, 'b5-again', last.responseKey)
     assert.equal(b5.kind === 'receipt' && b5.receipt.nonce, 5n)
     // Resubmitted, it executes at the right place and everyone agrees.
     const again = await r0.enclave.call('tx', { requestId: 'c2', instance, box: waiting.box })
     await pump(after, again.outputs, answers, [], true)
-    const a = decodeAnswer(
-      aeadOpen(waiting.responseKey, answers.get('c2')!, utf8('POSE-ANSWER-v1')),
-    )
+    const a = answerOf(answers, 'c2', waiting.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, 6n)
     const final = await Promise.all(after.map(digestOf))
     assert.equal(new Set(final.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
@@ -494,23 +484,12 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    for (const nonce of [0n, 1n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
     const stale = [...n0.sealed.get(instance)!]
-    for (const nonce of [2n, 3n, 4n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
+    await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
 
     // Restarted from the copy two updates behind, its pool not heard from yet (links down).
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: stale })
+    const r0 = await restartNode(n0, instance, () => clock, stale)
     // The user's next nonce is 5; the stale state says 2, so nonce 5 waits for 2, 3 and 4.
     const next = transferBox(target, creatorKey, 5n, recipient)
     const r = await r0.enclave.call('tx', { requestId: 'n5', instance, box: next.box })
@@ -536,13 +515,11 @@ describe('enclave roles in-process', () => {
       true,
     )
     assert.equal((await digestOfNode(r0, instance)).seq, 5n)
-    const n5 = decodeAnswer(aeadOpen(next.responseKey, answers.get('n5')!, utf8('POSE-ANSWER-v1')))
+    const n5 = answerOf(answers, 'n5', next.responseKey)
     assert.equal(n5.kind === 'rejected' && n5.error.code, 'UNAVAILABLE')
     const again = await r0.enclave.call('tx', { requestId: 'n5-again', instance, box: next.box })
     await pump([r0, n1, n2], again.outputs, answers, [], true)
-    const receipt = decodeAnswer(
-      aeadOpen(next.responseKey, answers.get('n5-again')!, utf8('POSE-ANSWER-v1')),
-    )
+    const receipt = answerOf(answers, 'n5-again', next.responseKey)
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
@@ -557,22 +534,18 @@ describe('enclave roles in-process', () => {
     // The executor's sealed copy is a snapshot with no update after it (as right after genesis,
     // a handover or a state pull): it has no update to offer its watchdogs again, and they
     // only acknowledge what they are sent.
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: [...n0.sealed.get(instance)!] })
+    const r0 = await restartNode(n0, instance, () => clock)
     const first = transferBox(target, creatorKey, 0n, recipient)
     const r = await r0.enclave.call('tx', { requestId: 't0', instance, box: first.box })
     await pump([r0, n1, n2], r.outputs, answers, [], true)
-    for (let i = 0; i < 3 && !answers.has('t0'); i++) {
-      clock += 1_500
-      await pump(
-        [r0, n1, n2],
-        (await r0.enclave.call('tick', { now: clock })).outputs,
-        answers,
-        [],
-        true,
-      )
-    }
-    const a = decodeAnswer(aeadOpen(first.responseKey, answers.get('t0')!, utf8('POSE-ANSWER-v1')))
+    await tickUntil(
+      [r0, n1, n2],
+      r0,
+      answers,
+      () => (clock += 1_500),
+      () => answers.has('t0'),
+    )
+    const a = answerOf(answers, 't0', first.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, 0n, 'served once its watchdogs confirmed')
   })
 
@@ -584,43 +557,30 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    for (const nonce of [0n, 1n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
     const stale = [...n1.sealed.get(instance)!]
-    for (const nonce of [2n, 3n, 4n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
+    await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
     assert.ok(answers.has('t4'), 'update 5 released: every watchdog holds it')
     const held = await digestOfNode(n2, instance)
     assert.equal(held.seq, 5n)
 
     // n1's host serves it the copy from before updates 3–5; then the executor is removed and
     // n1, the longest-serving member, is promoted.
-    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
-    await r1.enclave.call('restore', { instance, blobs: stale })
+    const r1 = await restartNode(n1, instance, () => clock, stale)
     const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
     const chain = (n: Node) =>
       n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
     await chain(n2)
     const takeover = await chain(r1)
     await pump([r1, n2], takeover.outputs, answers, [], true)
-    for (let i = 0; i < 4; i++) {
-      clock += 1_500
-      await pump(
-        [r1, n2],
-        (await r1.enclave.call('tick', { now: clock })).outputs,
-        answers,
-        [],
-        true,
-      )
-    }
+    await tickUntil(
+      [r1, n2],
+      r1,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      4,
+    )
     const [d1, d2] = [await digestOfNode(r1, instance), await digestOfNode(n2, instance)]
     assert.equal(d2.seq >= held.seq, true, `n2 rolled back to seq ${d2.seq}`)
     assert.equal(d1.seq, held.seq, 'the promoted executor took the rest of the log from n2')
@@ -644,21 +604,10 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    for (const nonce of [0n, 1n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
     const stale = [...n1.sealed.get(instance)!]
-    for (const nonce of [2n, 3n, 4n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
-    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
-    await r1.enclave.call('restore', { instance, blobs: stale })
+    await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
+    const r1 = await restartNode(n1, instance, () => clock, stale)
     assert.equal((await digestOfNode(r1, instance)).seq, 2n)
     // The next update reaches it; it asks for updates 3–5, released and gone from the log.
     await pump(
@@ -668,16 +617,13 @@ describe('enclave roles in-process', () => {
       [],
       true,
     )
-    for (let i = 0; i < 3 && !answers.has('t5'); i++) {
-      clock += 1_500
-      await pump(
-        [n0, r1, n2],
-        (await n0.enclave.call('tick', { now: clock })).outputs,
-        answers,
-        [],
-        true,
-      )
-    }
+    await tickUntil(
+      [n0, r1, n2],
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => answers.has('t5'),
+    )
     assert.ok(answers.has('t5'), 'released once the restarted watchdog caught up')
     assert.deepEqual(
       (await digestOfNode(r1, instance)).digest,
@@ -693,14 +639,8 @@ describe('enclave roles in-process', () => {
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    for (const nonce of [0n, 1n])
-      await pump(
-        nodes,
-        await sendTransfer(n0, target, creatorKey, nonce, recipient, `t${nonce}`),
-        answers,
-      )
-    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
-    await r1.enclave.call('restore', { instance, blobs: [...n1.sealed.get(instance)!] })
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+    const r1 = await restartNode(n1, instance, () => clock)
     const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
     const chain = (n: Node) =>
       n.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
@@ -712,17 +652,14 @@ describe('enclave roles in-process', () => {
     assert.equal(answers.has('t2'), false, 'nothing served before the pool answered')
     await chain(n2)
     await pump([r1, n2], takeover.outputs, answers, [], true)
-    for (let i = 0; i < 3 && !answers.has('t2'); i++) {
-      clock += 1_500
-      await pump(
-        [r1, n2],
-        (await r1.enclave.call('tick', { now: clock })).outputs,
-        answers,
-        [],
-        true,
-      )
-    }
-    const a = decodeAnswer(aeadOpen(t2.responseKey, answers.get('t2')!, utf8('POSE-ANSWER-v1')))
+    await tickUntil(
+      [r1, n2],
+      r1,
+      answers,
+      () => (clock += 1_500),
+      () => answers.has('t2'),
+    )
+    const a = answerOf(answers, 't2', t2.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, 2n)
     assert.deepEqual(
       (await digestOfNode(n2, instance)).digest,
@@ -740,8 +677,7 @@ describe('enclave roles in-process', () => {
     const recipient = randomBytes(20)
     await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 't0'), answers)
     // The executor restarts while both watchdogs are down: it waits for them to confirm.
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const r0 = await restartNode(n0, instance, () => clock)
     const next = transferBox(target, creatorKey, 1n, recipient)
     await pump(
       [],
@@ -764,9 +700,7 @@ describe('enclave roles in-process', () => {
     })
     await pump([], answersOnly(r.outputs), answers)
     assert.ok(answers.has('n1'), 'served once its silent watchdogs were removed')
-    const receipt = decodeAnswer(
-      aeadOpen(next.responseKey, answers.get('n1')!, utf8('POSE-ANSWER-v1')),
-    )
+    const receipt = answerOf(answers, 'n1', next.responseKey)
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 1n)
   })
 
@@ -791,19 +725,15 @@ describe('enclave roles in-process', () => {
     // Each member keeps one snapshot and the updates after it, not every update.
     for (const n of [n0, n1]) assert.ok(n.sealed.get(instance)!.length <= 1 + 20 + 4)
     // Both restart from their compacted logs; the executor still re-issues a receipt.
-    const r1 = await newNode(n1.platformSecret, n1.sealedIdentity, () => clock)
-    await r1.enclave.call('restore', { instance, blobs: n1.sealed.get(instance)! })
+    const r1 = await restartNode(n1, instance, () => clock)
     assert.deepEqual(await digestOf(r1), head)
-    const r0 = await newNode(n0.platformSecret, n0.sealedIdentity, () => clock)
-    await r0.enclave.call('restore', { instance, blobs: n0.sealed.get(instance)! })
+    const r0 = await restartNode(n0, instance, () => clock)
     const after = [r0, r1, nodes[2]!]
     clock += 2_000
     await pump(after, (await r0.enclave.call('tick', { now: clock })).outputs, answers, [], true)
     const again = await r0.enclave.call('tx', { requestId: 'again', instance, box: last.box })
     await pump(after, again.outputs, answers, [], true)
-    const a = decodeAnswer(
-      aeadOpen(last.responseKey, answers.get('again')!, utf8('POSE-ANSWER-v1')),
-    )
+    const a = answerOf(answers, 'again', last.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, BigInt(total - 1))
   })
 
@@ -928,8 +858,7 @@ describe('enclave roles in-process', () => {
       (e: unknown) => e instanceof ProtocolError && e.code === 'NOT_READY',
     )
     // Its sealed blobs hold no old state either: a restart does not bring it back.
-    const r2 = await newNode(n2.platformSecret, n2.sealedIdentity, () => clock)
-    await r2.enclave.call('restore', { instance, blobs: n2.sealed.get(instance)! })
+    const r2 = await restartNode(n2, instance, () => clock)
     assert.equal((await digestOf(r2)).seq, 0n)
   })
 

@@ -7,10 +7,12 @@ import { encodeAbiParameters, encodeDeployData, encodeFunctionData } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import {
+  aeadOpen,
   BOX_CONTEXT,
   boxSeal,
   bytesToHex,
   type ChainEvent,
+  decodeAnswer,
   type EnclaveOutput,
   EventKind,
   encodeDeployRequest,
@@ -28,6 +30,7 @@ import {
   SYSTEM_ADDRESS,
   secretKeyToAddress,
   signDigest,
+  utf8,
 } from '../../src/protocol/index.ts'
 
 export const CHAIN_ID = 31337n
@@ -65,6 +68,21 @@ export async function newNode(
     platformSecret,
     sealedIdentity: result.sealedIdentity,
   }
+}
+
+/**
+ * `n` restarted: a new enclave process with the same platform secret and sealed identity,
+ * restored from `blobs` (by default everything `n` sealed for `instance`).
+ */
+export async function restartNode(
+  n: Node,
+  instance: bigint,
+  now?: () => number,
+  blobs: Uint8Array[] = [...n.sealed.get(instance)!],
+): Promise<Node> {
+  const r = await newNode(n.platformSecret, n.sealedIdentity, now)
+  await r.enclave.call('restore', { instance, blobs })
+  return r
 }
 
 /** Builds manager-style events with the running hash. */
@@ -204,6 +222,46 @@ export async function sendTransfer(
 ): Promise<EnclaveOutput[]> {
   const { box } = transferBox(target, key, nonce, recipient)
   return (await exec.enclave.call('tx', { requestId, instance: target.instance, box })).outputs
+}
+
+/**
+ * Sends one transfer per nonce through `exec` and routes each to completion among `nodes`
+ * before the next (request ids `t<nonce>`).
+ */
+export async function sendTransfers(
+  nodes: Node[],
+  exec: Node,
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonces: bigint[],
+  recipient: Uint8Array,
+  answers: Map<string, Uint8Array>,
+): Promise<void> {
+  for (const nonce of nonces)
+    await pump(nodes, await sendTransfer(exec, target, key, nonce, recipient, `t${nonce}`), answers)
+}
+
+/**
+ * Up to `rounds` timer ticks of `node` at the times `advance` returns, their outputs routed
+ * among `nodes` (refusals tolerated), until `done` holds.
+ */
+export async function tickUntil(
+  nodes: Node[],
+  node: Node,
+  answers: Map<string, Uint8Array>,
+  advance: () => number,
+  done: () => boolean,
+  rounds = 3,
+): Promise<void> {
+  for (let i = 0; i < rounds && !done(); i++) {
+    const { outputs } = await node.enclave.call('tick', { now: advance() })
+    await pump(nodes, outputs, answers, [], true)
+  }
+}
+
+/** The decoded answer to request `id`, opened with its response key. */
+export function answerOf(answers: Map<string, Uint8Array>, id: string, responseKey: Uint8Array) {
+  return decodeAnswer(aeadOpen(responseKey, answers.get(id)!, utf8('POSE-ANSWER-v1')))
 }
 
 /**
