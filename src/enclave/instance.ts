@@ -879,20 +879,19 @@ export class Instance {
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       if (!this.needsFullState(signer)) continue
-      const box = this.sealState(this.view.encryptionKeys[slot]!, snapshot)
-      this.send('genesis', signer, encodeGenesisBody({ box }))
+      this.sendState(slot, snapshot)
     }
     this.genesis!.sentAt = now
   }
 
-  /** The whole state (keys, snapshot, position in the log), boxed to one member. */
-  private sealState(
-    recipientPublicKey: Uint8Array,
+  /** Sends the member at `slot` the whole state (keys, snapshot, position in the log), boxed to it. */
+  private sendState(
+    slot: number,
     snapshot = encodeWriteSet(this.world!.snapshot()),
     fromSeq = 0n,
-  ): Uint8Array {
-    return boxSeal({
-      recipientPublicKey,
+  ): void {
+    const { box } = boxSeal({
+      recipientPublicKey: this.view.encryptionKeys[slot]!,
       plaintext: encodeGenesisSecrets({
         contractSecretKey: this.contractSecretKey!,
         stateKey: this.stateKey!,
@@ -906,7 +905,8 @@ export class Instance {
       }),
       context: BOX_CONTEXT.genesis,
       aad: instanceAad(this.id),
-    }).box
+    })
+    this.send('genesis', this.view.signers[slot]!, encodeGenesisBody({ box }))
   }
 
   /** Outcomes this enclave can re-issue receipts for, from `fromSeq` on, newest kept. */
@@ -1659,9 +1659,9 @@ export class Instance {
     if (slot < 0 || slot === this.view.executorSlot) {
       throw new ProtocolError('WRONG_ROLE', 'genesis: sender is not a watchdog of this instance')
     }
-    const asked = this.provisional
-      ? true
-      : this.pulling !== undefined && equalBytes(this.pulling.from, e.from)
+    const asked =
+      this.provisional !== undefined ||
+      (this.pulling !== undefined && equalBytes(this.pulling.from, e.from))
     if (!asked) {
       throw new ProtocolError(
         'OUT_OF_ORDER',
@@ -1721,12 +1721,7 @@ export class Instance {
     const now = this.ctx.now()
     if (now - this.returnedStateAt < RESEND_MS) return
     this.returnedStateAt = now
-    const box = this.sealState(
-      this.view.encryptionKeys[this.view.executorSlot]!,
-      encodeWriteSet(this.world.snapshot()),
-      fromSeq,
-    )
-    this.send('genesis', e.from, encodeGenesisBody({ box }))
+    this.sendState(this.view.executorSlot, undefined, fromSeq)
   }
 
   private ack(to: Uint8Array): void {
@@ -1888,8 +1883,7 @@ export class Instance {
       if (slot === this.view.executorSlot || now - (this.fullStateSentAt.get(k) ?? 0) < RESEND_MS)
         return
       this.fullStateSentAt.set(k, now)
-      const box = this.sealState(this.view.encryptionKeys[slot]!)
-      this.send('genesis', e.from, encodeGenesisBody({ box }))
+      this.sendState(slot)
       return
     }
     const only = new Set([k])
