@@ -52,18 +52,23 @@ async function runOne(seed: number): Promise<ScenarioResult> {
     ...(values.verbose
       ? { log: (l: string) => console.error(jobs > 1 ? `[${seed}] ${l}` : l) }
       : {}),
-  }).catch(
-    (e: unknown): ScenarioResult => ({
+  }).catch((e: unknown): ScenarioResult => {
+    // A scenario that stopped short names its kept logs on the error's last line.
+    const lines = (e as Error).message.split('\n')
+    const logs = /^logs: (.+)$/.exec(lines.at(-1) ?? '')?.[1]
+    const message = logs ? lines.slice(0, -1).join('\n') : (e as Error).message
+    return {
       seed,
       watchdogs: 0,
       receipts: 0,
       faults: {},
       checks: 1,
-      violations: [`scenario failed: ${firstAndLast((e as Error).message)}`],
+      violations: [`scenario failed: ${firstAndLast(message)}`],
       maxLatencyMs: 0,
       durationMs: 0,
-    }),
-  )
+      ...(logs ? { logsDir: logs } : {}),
+    }
+  })
   const faults = Object.entries(r.faults)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ')

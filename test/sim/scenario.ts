@@ -88,7 +88,7 @@ export async function stopRunningScenarios(): Promise<void> {
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const t0 = performance.now()
   // The devnet's data directories (operator logs, sealed state) and the scenario's own
-  // timeline: removed after a clean scenario, kept after one with violations.
+  // timeline: removed after a clean scenario, kept after one with violations or that failed.
   const dir = mkdtempSync(join(tmpdir(), `pose-sim-${o.seed}-`))
   const timeline = join(dir, 'timeline.log')
   const log = (line: string) => {
@@ -214,6 +214,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const stages = new Stages()
   // Blocks every second, paused while the chain is reorganised (test/sim/mining.ts).
   const blocks = new BlockClock((method, params) => anvilRpc(devnet.rpcUrl, method, params))
+  let threw = false
   try {
     await blocks.start()
     // Operators that crashed at a named point come back at once; any other death is a bug.
@@ -304,8 +305,17 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       recorded.push({ user: 0, receipt, kind: 'transfer', to, amount: 1_000_000n })
     }
     for (const c of clients) await c.deposit({ instance, value: DEPOSIT })
-    for (const c of clients)
-      await waitFor('deposit credit', async () => (await c.getBalance({ instance })) === DEPOSIT)
+    for (const [u, c] of clients.entries()) {
+      // The balance last read names a credit missing (0) apart from one counted twice.
+      let seen = 'none read'
+      await waitFor(`user ${u}'s deposit credit`, async () => {
+        const balance = await c.getBalance({ instance })
+        seen = `${balance} of ${DEPOSIT}`
+        return balance === DEPOSIT
+      }).catch((e: Error) => {
+        throw new Error(`${e.message} (balance ${seen})`)
+      })
+    }
 
     // Faults run beside the workload, triggered by progress so a seed replays the same plan.
     stages.enter('workload')
@@ -447,13 +457,19 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       durationMs: performance.now() - t0,
       ...(violations.length > 0 ? { logsDir: dir } : {}),
     }
+  } catch (e) {
+    // A scenario that stopped short (a step timed out, a process would not start) keeps its
+    // logs like one with violations.
+    threw = true
+    log(`scenario failed: ${(e as Error).message}`)
+    throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
   } finally {
     stages.enter('ended')
     blocks.stop()
     await devnet.stop()
     devnets.delete(devnet)
     await Promise.all(proxies.map((x) => x.close()))
-    if (violations.length === 0 && !process.env.POSE_KEEP_DEVNET)
+    if (!threw && violations.length === 0 && !process.env.POSE_KEEP_DEVNET)
       rmSync(dir, { recursive: true, force: true })
   }
 }
