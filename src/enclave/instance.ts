@@ -1155,6 +1155,9 @@ export class Instance {
     if (this.awaitingPool) return
     this.busy = true
     try {
+      // Deposits the view holds and the world has not credited: after a restart whose sealed
+      // view is ahead of its sealed state, or once a wait for the pool ends (simulator seed 30).
+      this.creditDeposits()
       for (;;) {
         const inFlight = this.inFlight()
         const pending = this.queue.length > 0 || this.systemDirty
@@ -1331,6 +1334,10 @@ export class Instance {
       }
       this.late = waiting
     }
+    // Credited deposits are forgotten only once every watchdog holds the credit: until then the
+    // world may yet be replaced by the pool's, and they would have to be credited again.
+    if (this.released === this.seq && !this.systemDirty && this.world)
+      this.view.pruneDeposits(this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
     this.compactSealedLog(0)
   }
 
@@ -1460,10 +1467,14 @@ export class Instance {
   /**
    * The executor credits deposits the chain reported (SPEC §5) exactly once: the index of the
    * last credited event lives in the world's replicated state, so a new executor continues
-   * where the old one stopped, however often an operator replays the events.
+   * where the old one stopped, however often an operator replays the events. The view keeps
+   * them until every watchdog holds the credit (release()).
    */
   creditDeposits(): void {
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
+    // Not into a state that may yet be replaced by the pool's: the credited deposits would be
+    // forgotten with it. pump() credits them once the executor serves again.
+    if (this.awaitingPool || this.provisional || this.pulling) return
     let last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
     for (const d of this.view.deposits) {
       if (d.index <= last) continue
@@ -1472,7 +1483,6 @@ export class Instance {
       this.systemDirty = true
     }
     if (this.systemDirty) this.world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT, last)
-    this.view.pruneDeposits(last)
   }
 
   private makeReceipt(r: ExecutedTx, seq: bigint): Receipt {

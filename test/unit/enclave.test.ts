@@ -33,7 +33,9 @@ import {
 
 import {
   answerOf,
+  BALANCE_SELECTOR,
   CHAIN_ID,
+  depositData,
   digestOf as digestOfNode,
   eventChain,
   hexb,
@@ -102,15 +104,7 @@ describe('enclave roles in-process', () => {
 
     // Coins: a deposit seen on-chain is credited once by the executor and replicated; a
     // replayed deposit event credits nothing more.
-    const deposit = ev(
-      EventKind.Deposit,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'address' }, { type: 'uint256' }],
-          [bytesToHex(creator), 10n ** 18n],
-        ),
-      ),
-    )
+    const deposit = ev(EventKind.Deposit, depositData(creator, 10n ** 18n))
     for (const n of nodes) {
       const r = await n.enclave.call('chain', {
         blockNumber: 12n,
@@ -547,6 +541,100 @@ describe('enclave roles in-process', () => {
     )
     const a = answerOf(answers, 't0', first.responseKey)
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, 0n, 'served once its watchdogs confirmed')
+  })
+
+  test('a restarted executor credits a deposit its sealed view holds and its sealed state lacks (simulator seed 30)', async () => {
+    let clock = 2_600_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const amount = 10n ** 18n
+    const deposit = ev(EventKind.Deposit, depositData(creator, amount))
+    const before = [...n0.sealed.get(instance)!]
+    for (const w of [n1, n2])
+      await w.enclave.call('chain', { blockNumber: 12n, timestamp: 1002n, events: [deposit] })
+    // The executor seals its view with the deposit, credits it and seals the update carrying
+    // the credit; its host dies after writing the first blob, before the second and before the
+    // update leaves. No later chain event comes to make it credit the deposit again.
+    const r = await n0.enclave.call('chain', {
+      blockNumber: 12n,
+      timestamp: 1002n,
+      events: [deposit],
+    })
+    const seals = r.outputs.filter((o) => o.type === 'seal')
+    assert.deepEqual(
+      seals.map((o) => o.mode),
+      ['append', 'append'],
+      'the view, then the update carrying the credit',
+    )
+    assert.ok(r.outputs.some((o) => o.type === 'send' && o.envelope.kind === 'update'))
+    const r0 = await restartNode(n0, instance, () => clock, [...before, seals[0]!.blob])
+    const after = [r0, n1, n2]
+    await tickUntil(
+      after,
+      r0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      4,
+    )
+    const v = systemViewBox({ instance, contractEncryptionKey }, creatorKey, BALANCE_SELECTOR)
+    await pump(
+      after,
+      (await r0.enclave.call('view', { requestId: 'b', instance, box: v.box })).outputs,
+      answers,
+    )
+    const a = answerOf(answers, 'b', v.responseKey)
+    assert.equal(a.kind, 'view')
+    if (a.kind !== 'view') return
+    assert.equal(BigInt(bytesToHex(a.returnData)), amount, 'the deposit is credited once')
+    const ds = await Promise.all(after.map((n) => digestOfNode(n, instance)))
+    assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
+  })
+
+  test('a deposit seen while a restarted executor waits for its pool is credited on the state it takes back from the pool', async () => {
+    let clock = 2_700_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+    const stale = [...n0.sealed.get(instance)!]
+    await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n], recipient, answers)
+    const pool = await digestOfNode(n1, instance)
+    // Restarted from the older copy, the executor waits for its pool; a deposit comes meanwhile.
+    const r0 = await restartNode(n0, instance, () => clock, stale)
+    const after = [r0, n1, n2]
+    const amount = 3n * 10n ** 17n
+    const deposit = ev(EventKind.Deposit, depositData(creator, amount))
+    for (const n of after) {
+      const r = await n.enclave.call('chain', {
+        blockNumber: 12n,
+        timestamp: 1002n,
+        events: [deposit],
+      })
+      await pump(after, r.outputs, answers, [], true)
+    }
+    await tickUntil(
+      after,
+      r0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      4,
+    )
+    const ds = await Promise.all(after.map((n) => digestOfNode(n, instance)))
+    assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
+    assert.ok(ds[0]!.seq > pool.seq, 'the credit went out on the state taken back from the pool')
+    const v = systemViewBox(target, creatorKey, BALANCE_SELECTOR)
+    await pump(
+      after,
+      (await r0.enclave.call('view', { requestId: 'b', instance, box: v.box })).outputs,
+      answers,
+    )
+    const a = answerOf(answers, 'b', v.responseKey)
+    assert.equal(a.kind === 'view' && BigInt(bytesToHex(a.returnData)), amount)
   })
 
   test('a watchdog restarted from a stale copy and then promoted rolls no released receipt back', async () => {

@@ -24,6 +24,7 @@ import {
   INSTANCE_ADDRESS,
   initCommitment,
   instanceAad,
+  keccak256,
   nextEventHash,
   ProtocolError,
   randomBytes,
@@ -114,6 +115,16 @@ export function memberRemovedData(slot: bigint, signer: Uint8Array, reason: bigi
     ),
   )
 }
+
+/** The data of a `Deposit` event: `amount` wei from `from`. */
+export function depositData(from: Uint8Array, amount: bigint): Uint8Array {
+  return hexb(
+    encodeAbiParameters([{ type: 'address' }, { type: 'uint256' }], [bytesToHex(from), amount]),
+  )
+}
+
+/** The caller's coin balance: `balance()` of the system contract. */
+export const BALANCE_SELECTOR = keccak256(utf8('balance()')).subarray(0, 4)
 
 /** A member's role, seq and state digest for `instance`. */
 export async function digestOf(n: Node, instance: bigint) {
