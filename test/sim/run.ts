@@ -9,6 +9,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
+import { failedScenario } from './failure.ts'
 import { onInterrupt, runSeeds } from './interrupt.ts'
 import { runScenario, type ScenarioResult, stopRunningScenarios } from './scenario.ts'
 
@@ -52,23 +53,7 @@ async function runOne(seed: number): Promise<ScenarioResult> {
     ...(values.verbose
       ? { log: (l: string) => console.error(jobs > 1 ? `[${seed}] ${l}` : l) }
       : {}),
-  }).catch((e: unknown): ScenarioResult => {
-    // A scenario that stopped short names its kept logs on the error's last line.
-    const lines = (e as Error).message.split('\n')
-    const logs = /^logs: (.+)$/.exec(lines.at(-1) ?? '')?.[1]
-    const message = logs ? lines.slice(0, -1).join('\n') : (e as Error).message
-    return {
-      seed,
-      watchdogs: 0,
-      receipts: 0,
-      faults: {},
-      checks: 1,
-      violations: [`scenario failed: ${firstAndLast(message)}`],
-      maxLatencyMs: 0,
-      durationMs: 0,
-      ...(logs ? { logsDir: logs } : {}),
-    }
-  })
+  }).catch((e: unknown) => failedScenario(seed, e))
   const faults = Object.entries(r.faults)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ')
@@ -95,9 +80,3 @@ console.log(
   `sim: ${results.length} scenarios, ${faults} faults, ${receipts} receipts, ${violations} violations`,
 )
 process.exit(violations > 0 ? 1 : 0)
-
-/** An error's first line and, for a long one (an operator log tail), its last line too. */
-function firstAndLast(message: string): string {
-  const lines = message.split('\n').filter((l) => l.trim() !== '')
-  return lines.length > 1 ? `${lines[0]} … ${lines.at(-1)!.slice(0, 500)}` : (lines[0] ?? '')
-}

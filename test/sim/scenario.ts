@@ -25,6 +25,7 @@ import {
 } from '../../src/protocol/index.ts'
 import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
 import { chainController, type OpenChallenges } from './deadlines.ts'
+import { stoppedShort } from './failure.ts'
 import { Devnets } from './interrupt.ts'
 import { BlockClock } from './mining.ts'
 import {
@@ -195,7 +196,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   })
   const devnet = await devnets.add(start).catch(async (e: unknown) => {
     await Promise.all(proxies.map((x) => x.close()))
-    throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
+    throw stoppedShort(e, dir)
   })
   // Operators being (re)started right now. Δ on a real chain is far longer than a restart, so
   // the chain controller lets no deadline pass while one is starting: an honest member that
@@ -462,7 +463,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // logs like one with violations.
     threw = true
     log(`scenario failed: ${(e as Error).message}`)
-    throw new Error(`${(e as Error).message}\nlogs: ${dir}`)
+    throw stoppedShort(e, dir)
   } finally {
     stages.enter('ended')
     blocks.stop()

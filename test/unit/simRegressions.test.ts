@@ -9,6 +9,7 @@ import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { seededRandom } from '../../src/operator/faults.ts'
 import { waitFor } from '../e2e/helpers.ts'
 import { ANSWER_GRACE_MS, chainController, type OpenChallenges } from '../sim/deadlines.ts'
+import { failedScenario, stoppedShort } from '../sim/failure.ts'
 import { Devnets, onInterrupt, runSeeds } from '../sim/interrupt.ts'
 import { BlockClock } from '../sim/mining.ts'
 import { operatorUrls, startFaultyProxy } from '../sim/proxy.ts'
@@ -312,6 +313,20 @@ describe('simulator regressions', () => {
       operator.closeAllConnections()
       await new Promise((r) => operator.close(r))
     }
+  })
+
+  it('seed 30: a scenario that stops short keeps its logs and the run names them', () => {
+    const cause = new Error("timed out waiting for user 2's deposit credit (balance 0 of 1000)")
+    const r = failedScenario(30, stoppedShort(cause, '/tmp/pose-sim-30-x'))
+    assert.deepEqual(r.violations, [`scenario failed: ${cause.message}`])
+    assert.equal(r.logsDir, '/tmp/pose-sim-30-x')
+    // A start-up failure quotes an operator's log tail: its first and last lines are kept.
+    const tail = stoppedShort(new Error('operator 3 exited (1)\n  at boot\nEADDRINUSE'), '/d')
+    assert.deepEqual(failedScenario(7, tail).violations, [
+      'scenario failed: operator 3 exited (1) … EADDRINUSE',
+    ])
+    // An error from outside a scenario names no logs.
+    assert.equal(failedScenario(8, new Error('no anvil')).logsDir, undefined)
   })
 
   it('a repeated SIGINT or SIGTERM does not cut the devnet clean-up short', async () => {
