@@ -128,6 +128,8 @@ type LogEntry = {
   body: UpdateBody
   hash: Uint8Array
   executed: Executed[]
+  /** The index of the last deposit credited in the state after this update. */
+  credited: bigint
   sentAt: number
   createdAt: number
 }
@@ -781,6 +783,8 @@ export class Instance {
         body: sealedBody,
         hash,
         executed: [],
+        // Not known per re-offered update: release() prunes once all of them are held.
+        credited: 0n,
         sentAt: 0,
         createdAt: this.ctx.now(),
       })
@@ -1238,6 +1242,7 @@ export class Instance {
       body,
       hash,
       executed,
+      credited: world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT),
       sentAt: this.ctx.now(),
       createdAt: this.ctx.now(),
     }
@@ -1304,6 +1309,9 @@ export class Instance {
       this.released = seq
       if (!entry) continue
       this.log.delete(seq)
+      // Every watchdog holds the credits of this update: the view forgets their deposits (until
+      // then the world may yet be replaced by the pool's, and they would be credited again).
+      this.view.pruneDeposits(entry.credited)
       for (const { p, result } of entry.executed) {
         const receipt = this.makeReceipt(
           {
@@ -1334,8 +1342,7 @@ export class Instance {
       }
       this.late = waiting
     }
-    // Credited deposits are forgotten only once every watchdog holds the credit: until then the
-    // world may yet be replaced by the pool's, and they would have to be credited again.
+    // Also once nothing is unreleased (a restored log has no entries to prune by).
     if (this.released === this.seq && !this.systemDirty && this.world)
       this.view.pruneDeposits(this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
     this.compactSealedLog(0)
