@@ -50,6 +50,7 @@ import {
   sendTransfers,
   sentTo,
   setupActive,
+  systemView,
   systemViewBox,
   tickUntil,
   transferBox,
@@ -150,22 +151,17 @@ describe('enclave roles in-process', () => {
     )
     const wanswer = answerOf(answers, 'w', wsealed.responseKey)
     assert.equal(wanswer.kind === 'receipt' && wanswer.receipt.status, 'success')
-    const vsealed = systemViewBox(
+    const authorisation = await systemView(
+      nodes,
+      exec,
       { instance, contractEncryptionKey },
       creatorKey,
       SYSTEM_AUTHORISATION_SELECTOR,
-    )
-    await pump(
-      nodes,
-      (await exec.enclave.call('view', { requestId: 'a', instance, box: vsealed.box })).outputs,
       answers,
     )
-    const aanswer = answerOf(answers, 'a', vsealed.responseKey)
-    assert.equal(aanswer.kind, 'view')
-    if (aanswer.kind !== 'view') return
     const [cumulative, eventIndex, authSig] = decodeAbiParameters(
       [{ type: 'uint256' }, { type: 'uint64' }, { type: 'bytes' }],
-      bytesToHex(aanswer.returnData),
+      bytesToHex(authorisation),
     )
     assert.equal(cumulative, 4n * 10n ** 17n)
     assert.equal(eventIndex, deposit.index)
@@ -578,16 +574,9 @@ describe('enclave roles in-process', () => {
       () => false,
       4,
     )
-    const v = systemViewBox({ instance, contractEncryptionKey }, creatorKey, BALANCE_SELECTOR)
-    await pump(
-      after,
-      (await r0.enclave.call('view', { requestId: 'b', instance, box: v.box })).outputs,
-      answers,
-    )
-    const a = answerOf(answers, 'b', v.responseKey)
-    assert.equal(a.kind, 'view')
-    if (a.kind !== 'view') return
-    assert.equal(BigInt(bytesToHex(a.returnData)), amount, 'the deposit is credited once')
+    const target = { instance, contractEncryptionKey }
+    const balance = await systemView(after, r0, target, creatorKey, BALANCE_SELECTOR, answers)
+    assert.equal(BigInt(bytesToHex(balance)), amount, 'the deposit is credited once')
     const ds = await Promise.all(after.map((n) => digestOfNode(n, instance)))
     assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
   })
@@ -627,14 +616,8 @@ describe('enclave roles in-process', () => {
     const ds = await Promise.all(after.map((n) => digestOfNode(n, instance)))
     assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
     assert.ok(ds[0]!.seq > pool.seq, 'the credit went out on the state taken back from the pool')
-    const v = systemViewBox(target, creatorKey, BALANCE_SELECTOR)
-    await pump(
-      after,
-      (await r0.enclave.call('view', { requestId: 'b', instance, box: v.box })).outputs,
-      answers,
-    )
-    const a = answerOf(answers, 'b', v.responseKey)
-    assert.equal(a.kind === 'view' && BigInt(bytesToHex(a.returnData)), amount)
+    const balance = await systemView(after, r0, target, creatorKey, BALANCE_SELECTOR, answers)
+    assert.equal(BigInt(bytesToHex(balance)), amount)
   })
 
   test('a watchdog restarted from a stale copy and then promoted rolls no released receipt back', async () => {

@@ -270,6 +270,27 @@ export async function tickUntil(
   }
 }
 
+/**
+ * `key`'s view call of the system contract's `selector` through `exec`, routed among `nodes`:
+ * its return data (the test fails if the answer is not a view result).
+ */
+export async function systemView(
+  nodes: Node[],
+  exec: Node,
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  selector: Uint8Array,
+  answers: Map<string, Uint8Array>,
+): Promise<Uint8Array> {
+  const v = systemViewBox(target, key, selector)
+  const requestId = `view-${answers.size}`
+  const r = await exec.enclave.call('view', { requestId, instance: target.instance, box: v.box })
+  await pump(nodes, r.outputs, answers)
+  const a = answerOf(answers, requestId, v.responseKey)
+  assert.equal(a.kind, 'view')
+  return a.kind === 'view' ? a.returnData : new Uint8Array()
+}
+
 /** The decoded answer to request `id`, opened with its response key. */
 export function answerOf(answers: Map<string, Uint8Array>, id: string, responseKey: Uint8Array) {
   return decodeAnswer(aeadOpen(responseKey, answers.get(id)!, utf8('POSE-ANSWER-v1')))
