@@ -1,11 +1,10 @@
 // The README's SDK example, run by test/e2e/optimistic.test.ts against a real devnet.
 import type { Address, Hex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
-import { createPoseClient } from '../src/client/index.ts'
+import { createPoseClient, privateKeyToPoseAccount } from '../src/client/index.ts'
 import { privateTokenAbi, privateTokenBytecode } from './contracts.generated.ts'
 
 export async function quickstart(rpcUrl: string, manager: Address, key: Hex, friend: Address) {
-  const client = await createPoseClient({ rpcUrl, manager, account: privateKeyToAccount(key) })
+  const client = await createPoseClient({ rpcUrl, manager, account: privateKeyToPoseAccount(key) })
   const { instance } = await client.deployContract({
     abi: privateTokenAbi,
     bytecode: privateTokenBytecode,

@@ -3,10 +3,14 @@
  * own key and SDK client and sends sequentially; several users run concurrently.
  */
 import type { Address } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { readInstance } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient, type PoseReceipt } from '../../src/client/index.ts'
+import {
+  createPoseClient,
+  type PoseClient,
+  type PoseReceipt,
+  privateKeyToPoseAccount,
+} from '../../src/client/index.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
 import { type LatencySummary, round, summarize } from './common.ts'
 
@@ -22,7 +26,7 @@ export function devnetClients(
       createPoseClient({
         rpcUrl: devnet.rpcUrl,
         manager: devnet.manager,
-        account: privateKeyToAccount(k),
+        account: privateKeyToPoseAccount(k),
         pollingIntervalMs: 100,
         autoChallenge: opts.autoChallenge ?? false,
       }),

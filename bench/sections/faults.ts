@@ -14,11 +14,10 @@
  * protocol's overhead without Δ. Gas = `gasUsed` of every manager transaction in the blocks.
  */
 import type { Address, Hex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { createChainClients } from '../../src/chain/clients.ts'
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
 import { TxSender } from '../../src/chain/sender.ts'
-import type { PoseClient } from '../../src/client/index.ts'
+import { type PoseClient, privateKeyToPoseAccount } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
@@ -412,7 +411,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
 async function operatorSender(devnet: Devnet, key: Hex): Promise<TxSender> {
   const chain = await createChainClients({
     rpcUrl: devnet.rpcUrl,
-    account: privateKeyToAccount(key),
+    account: privateKeyToPoseAccount(key),
     pollingIntervalMs: 50,
   })
   return new TxSender(chain.publicClient, chain.walletClient!)

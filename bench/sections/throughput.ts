@@ -22,8 +22,9 @@ import {
   type Hex,
   http,
 } from 'viem'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { generatePrivateKey } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { privateKeyToPoseAccount } from '../../src/client/account.ts'
 import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import {
@@ -165,7 +166,7 @@ async function withFreshAnvil<T>(
   const remove = onCleanup(() => anvil.stop())
   try {
     const keys = Array.from({ length: count }, () => generatePrivateKey())
-    const accounts = keys.map((k) => privateKeyToAccount(k))
+    const accounts = keys.map((k) => privateKeyToPoseAccount(k))
     for (const a of accounts)
       await anvilRpc(anvil.url, 'anvil_setBalance', [a.address, `0x${(10n ** 22n).toString(16)}`])
     const chain = {

@@ -6,10 +6,9 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import { type Address, createPublicClient, type Hex, http } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { devAttestationVerifierAbi } from '../chain/abi.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
-import { createPoseClient } from '../client/index.ts'
+import { createPoseClient, privateKeyToPoseAccount } from '../client/index.ts'
 import { runDemo } from '../devnet/demo.ts'
 import { exitPool, withdrawStake } from '../operator/exit.ts'
 import { OperatorNode } from '../operator/node.ts'
@@ -23,7 +22,7 @@ const json = (v: unknown) =>
 
 /** The user's SDK client of a command that acts for an account. */
 const userClient = (c: { rpc: string; manager: Address; key: Hex }) =>
-  createPoseClient({ rpcUrl: c.rpc, manager: c.manager, account: privateKeyToAccount(c.key) })
+  createPoseClient({ rpcUrl: c.rpc, manager: c.manager, account: privateKeyToPoseAccount(c.key) })
 
 export async function runCommand(c: CliCommand): Promise<void> {
   switch (c.cmd) {

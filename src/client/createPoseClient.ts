@@ -32,7 +32,10 @@ export type CreatePoseClientParameters = {
   rpcUrl: string
   /** Address of the PoseManager contract. */
   manager: Address
-  /** The user's account; a viem LocalAccount (e.g. `privateKeyToAccount`). */
+  /**
+   * The user's account, a viem LocalAccount: `privateKeyToPoseAccount` (native signatures) or
+   * viem's `privateKeyToAccount`.
+   */
   account: LocalAccount
   /** How often to poll the chain while waiting, in ms (default 250). */
   pollingIntervalMs?: number

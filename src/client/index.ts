@@ -1,5 +1,6 @@
 /** The POSE client SDK. */
 
+export { privateKeyToPoseAccount } from './account.ts'
 export {
   type DeployContractParameters,
   type DeployContractReturnType,

@@ -4,7 +4,6 @@
  * a check that every pool member holds the same state.
  */
 import { type Address, formatEther, parseEther } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import {
   privateTokenAbi,
   privateTokenBytecode,
@@ -13,7 +12,7 @@ import {
 } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { ContractRevertError } from '../client/errors.ts'
-import { createPoseClient, type PoseClient } from '../client/index.ts'
+import { createPoseClient, type PoseClient, privateKeyToPoseAccount } from '../client/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
 import { startDevnet } from './devnet.ts'
 
@@ -59,7 +58,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         await createPoseClient({
           rpcUrl: devnet.rpcUrl,
           manager: devnet.manager,
-          account: privateKeyToAccount(key),
+          account: privateKeyToPoseAccount(key),
           pollingIntervalMs: 100,
         }),
       )

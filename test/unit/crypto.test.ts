@@ -9,6 +9,7 @@ import {
   recoverAddress as viemRecover,
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToPoseAccount } from '../../src/client/account.ts'
 import { signTyped } from '../../src/client/actions/getNonce.ts'
 import {
   aeadOpen,
@@ -75,6 +76,70 @@ test('native and noble backends sign identically and recover the signer alike', 
       return true
     }),
     { numRuns: 50 },
+  )
+})
+
+test('privateKeyToPoseAccount signs every kind of payload byte for byte as viem does', async () => {
+  const typed = {
+    domain: {
+      name: 'Mail',
+      version: '1',
+      chainId: 31337,
+      verifyingContract: `0x${'42'.repeat(20)}`,
+    },
+    types: {
+      Mail: [
+        { name: 'to', type: 'address' },
+        { name: 'body', type: 'string' },
+      ],
+    },
+    primaryType: 'Mail',
+    message: { to: `0x${'17'.repeat(20)}`, body: 'hello' },
+  } as const
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.string(),
+      fc.bigInt({ min: 0n, max: 2n ** 64n }),
+      async (hash, message, nonce) => {
+        const key = bytesToHex(generateSecretKey())
+        const ours = privateKeyToPoseAccount(key)
+        const viems = privateKeyToAccount(key)
+        assert.equal(ours.address, viems.address)
+        assert.equal(
+          await ours.sign({ hash: bytesToHex(hash) }),
+          await viems.sign({ hash: bytesToHex(hash) }),
+        )
+        assert.equal(await ours.signMessage({ message }), await viems.signMessage({ message }))
+        assert.equal(await ours.signTypedData(typed), await viems.signTypedData(typed))
+        for (const tx of [
+          {
+            type: 'eip1559',
+            chainId: 31337,
+            nonce: Number(nonce % 1000n),
+            to: typed.message.to,
+            value: nonce,
+            gas: 21_000n,
+            maxFeePerGas: 10n ** 9n,
+            maxPriorityFeePerGas: 1n,
+          },
+          {
+            type: 'legacy',
+            chainId: 1,
+            nonce: 7,
+            to: typed.message.to,
+            value: nonce,
+            gas: 21_000n,
+            gasPrice: 10n ** 9n,
+            data: viemHex(hash),
+          },
+        ] as const) {
+          assert.equal(await ours.signTransaction(tx), await viems.signTransaction(tx))
+        }
+        return true
+      },
+    ),
+    { numRuns: 20 },
   )
 })
 
