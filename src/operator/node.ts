@@ -99,8 +99,15 @@ export class OperatorNode {
   private ticking = false
   private dutyBusy = false
   private dutyTimer: NodeJS.Timeout | undefined
-  /** Instances whose duties this node checks (pruned once it is no longer a member). */
-  private memberOf = new Set<bigint>()
+  /**
+   * Instances this node has seen, and the ones its duty check reads: an instance enters the
+   * check on every `InstanceEvent` (the manager's only transition log, so every change of phase,
+   * deadline or membership) and leaves it once a read finds nothing this node could be due to do
+   * (no pending challenge, no empty slot, or not a member). A quiet pool costs no chain reads.
+   */
+  private known = new Set<bigint>()
+  private dutyCheck = new Map<bigint, number>()
+  private dutyRounds = 0
   private stopped = false
   signer: Address | undefined
   encryptionKey: Hex | undefined
@@ -432,33 +439,49 @@ export class OperatorNode {
     }
   }
 
+  /** Marks an instance for the duty check; the count tells a read that raced an event. */
+  private markForDuties(id: bigint): void {
+    this.known.add(id)
+    this.dutyCheck.set(id, (this.dutyCheck.get(id) ?? 0) + 1)
+  }
+
   /**
    * Operators' duties (SPEC §7): for instances this enclave is a member of, time out a silent
    * executor, finalize watchdog challenges and refill empty slots once they are due.
    */
   private async duties(): Promise<void> {
-    if (this.dutyBusy || this.stopped || this.memberOf.size === 0) return
+    if (this.dutyBusy || this.stopped) return
+    // Every 60 rounds (30 s by default) every known instance is read again, as a safety net.
+    if (++this.dutyRounds % 60 === 0) for (const id of this.known) this.markForDuties(id)
+    if (this.dutyCheck.size === 0) return
     this.dutyBusy = true
     try {
       const client = this.chain!.publicClient
       const now = (await client.getBlock({ blockTag: 'latest' })).timestamp
-      for (const id of this.memberOf) {
+      for (const [id, mark] of [...this.dutyCheck]) {
         const info = await readInstance(client, this.opts.manager, id)
-        const mine = info.signers.some((s) => s === this.signer)
-        if (!mine) {
-          if (info.phase === Phase.Frozen || info.phase === Phase.Terminated)
-            this.memberOf.delete(id)
+        const quiet = () => {
+          if (this.dutyCheck.get(id) === mark) this.dutyCheck.delete(id)
+        }
+        if (!info.signers.some((s) => s === this.signer)) {
+          if (info.phase === Phase.Frozen || info.phase === Phase.Terminated) this.known.delete(id)
+          quiet()
           continue
         }
+        const emptySlot =
+          info.phase === Phase.Active && info.signers.some((s) => /^0x0{40}$/.test(s))
         if (info.phase === Phase.ExecutorChallenged && now > info.challengeDeadline) {
           await this.submit('executorTimeout', [id], id)
         } else if (info.watchdogMask !== 0 && now > info.watchdogDeadline) {
           await this.submit('finalizeWatchdogChallenge', [id], id)
-        } else if (info.phase === Phase.Active && info.signers.some((s) => /^0x0{40}$/.test(s))) {
+        } else if (emptySlot) {
           const head = await client.getBlockNumber({ cacheTime: 0 })
           if (info.refillBlock === 0n || head > info.refillBlock)
             await this.submit('refill', [id], id)
         }
+        // Nothing pending: no deadline can fall due and no slot is empty until the next event.
+        if (info.phase !== Phase.ExecutorChallenged && info.watchdogMask === 0 && !emptySlot)
+          quiet()
       }
     } catch (e) {
       this.log.warn({ err: toProtocolError(e).shortMessage }, 'Duty check failed')
@@ -473,6 +496,8 @@ export class OperatorNode {
   }
 
   private async onChainBatch(b: ChainBatch): Promise<void> {
+    // From the chain as it is, before any simulated feed fault: duties read the chain directly.
+    for (const e of b.instanceEvents) this.markForDuties(e.instance)
     if (this.chainFaults) return this.onChainBatchFaulty(b, this.chainFaults)
     await this.deliverBatch(b)
   }
@@ -503,7 +528,6 @@ export class OperatorNode {
   }
 
   private async deliverBatch(b: ChainBatch): Promise<void> {
-    for (const e of b.instanceEvents) this.memberOf.add(e.instance)
     for (const e of b.operatorEvents) {
       const op = getAddress(e.operator)
       this.endpoints.set(op, e.endpoint)
