@@ -11,6 +11,7 @@ import {
   type Transport,
   type WalletClient,
 } from 'viem'
+import { nodeFetch } from './fetch.ts'
 
 export type ChainClients = {
   chain: Chain
@@ -25,7 +26,7 @@ export async function createChainClients(p: {
   pollingIntervalMs?: number
 }): Promise<ChainClients> {
   const probe = createPublicClient({
-    transport: http(p.rpcUrl, { retryCount: 2, timeout: 10_000 }),
+    transport: http(p.rpcUrl, { retryCount: 2, timeout: 10_000, fetchFn: nodeFetch }),
   })
   const chainId = await probe.getChainId()
   const chain = defineChain({
@@ -34,7 +35,9 @@ export async function createChainClients(p: {
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
     rpcUrls: { default: { http: [p.rpcUrl] } },
   })
-  const transport = retryingStaleHeads(http(p.rpcUrl, { retryCount: 3, timeout: 20_000 }))
+  const transport = retryingStaleHeads(
+    http(p.rpcUrl, { retryCount: 3, timeout: 20_000, fetchFn: nodeFetch }),
+  )
   const pollingInterval = p.pollingIntervalMs ?? 250
   const publicClient = createPublicClient({ chain, transport, pollingInterval })
   const clients: ChainClients = { chain, publicClient }

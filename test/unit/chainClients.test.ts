@@ -1,13 +1,21 @@
 /**
  * Reads that race a reorganisation (src/chain/clients.ts `retryingStaleHeads`), against a
- * JSON-RPC server on loopback that answers the way anvil does mid-reorg.
+ * JSON-RPC server on loopback that answers the way anvil does mid-reorg; and the node:http
+ * `fetch` (src/chain/fetch.ts) every chain client sends its requests through.
  */
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
-import { createPublicClient, http, InvalidParamsRpcError } from 'viem'
+import {
+  createPublicClient,
+  HttpRequestError,
+  http,
+  InvalidParamsRpcError,
+  TimeoutError,
+} from 'viem'
 import { isStaleHeadError, retryingStaleHeads } from '../../src/chain/clients.ts'
+import { nodeFetch } from '../../src/chain/fetch.ts'
 
 /** Errors still to serve, per method; every request is counted. */
 const failures = new Map<string, Array<{ code: number; message: string }>>()
@@ -17,6 +25,12 @@ let url: string
 
 before(async () => {
   server = createServer((req, res) => {
+    if (req.url === '/hang') return // never answers
+    if (req.url === '/broken') {
+      res.writeHead(502, { 'content-type': 'text/plain', 'x-hop': ['a', 'b'] })
+      res.end('upstream down')
+      return
+    }
     let body = ''
     req.on('data', (c) => {
       body += c
@@ -47,7 +61,9 @@ const anvilMidReorg = {
 function client() {
   failures.clear()
   seen.clear()
-  return createPublicClient({ transport: retryingStaleHeads(http(url, { retryCount: 0 }), 1) })
+  return createPublicClient({
+    transport: retryingStaleHeads(http(url, { retryCount: 0, fetchFn: nodeFetch }), 1),
+  })
 }
 
 test('a read that races a reorg is sent again (simulator seeds 4 and 27)', async () => {
@@ -80,4 +96,36 @@ test('writes, other errors and a lasting stale head are not hidden', async () =>
     (e: unknown) => e instanceof InvalidParamsRpcError && isStaleHeadError(e),
   )
   assert.equal(seen.get('eth_estimateGas'), 5)
+})
+
+test('nodeFetch: viem reads through it; timeouts abort the request; HTTP errors keep status and headers', async () => {
+  const ok = createPublicClient({ transport: http(url, { retryCount: 0, fetchFn: nodeFetch }) })
+  assert.equal(await ok.getChainId(), 31337)
+  assert.equal(await ok.getBlockNumber({ cacheTime: 0 }), 42n)
+
+  const hang = createPublicClient({
+    transport: http(`${url}/hang`, { retryCount: 0, timeout: 200, fetchFn: nodeFetch }),
+  })
+  const t0 = Date.now()
+  await assert.rejects(hang.getBlockNumber({ cacheTime: 0 }), TimeoutError)
+  assert.ok(Date.now() - t0 < 5_000, 'the timeout aborts the request')
+
+  const broken = createPublicClient({
+    transport: http(`${url}/broken`, { retryCount: 0, fetchFn: nodeFetch }),
+  })
+  await assert.rejects(broken.getBlockNumber({ cacheTime: 0 }), (e: unknown) => {
+    assert.ok(e instanceof HttpRequestError)
+    assert.equal(e.status, 502)
+    assert.equal(e.headers?.get('x-hop'), 'a, b')
+    assert.match(e.details, /upstream down/)
+    return true
+  })
+
+  const aborted = new AbortController()
+  aborted.abort(new Error('stop'))
+  await assert.rejects(
+    nodeFetch(url, { method: 'POST', body: '{}', signal: aborted.signal }),
+    /stop/,
+  )
+  await assert.rejects(nodeFetch('ftp://127.0.0.1/'), /unsupported protocol/)
 })
