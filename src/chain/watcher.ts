@@ -53,6 +53,8 @@ export class ManagerWatcher {
   private polling: Promise<void> | undefined
   /** The last offered batch ends, oldest first. */
   private offered: Array<{ number: bigint; hash: `0x${string}` }> = []
+  /** The head block when the last poll completed. */
+  private seen: { number: bigint; hash: `0x${string}` } | undefined
   /** Reorganisations seen that replaced offered blocks. */
   reorgs = 0
 
@@ -84,7 +86,11 @@ export class ManagerWatcher {
   /** Processes every block up to the chain head once. */
   async poll(): Promise<void> {
     const { client, manager } = this.opts
-    const latest = await client.getBlockNumber({ cacheTime: 0 })
+    const tip = await client.getBlock({ blockTag: 'latest' })
+    // The same head block as at the end of the last complete poll: its hash commits to every
+    // block below it, so nothing was added or replaced (one request per idle poll).
+    if (tip.number === this.seen?.number && tip.hash === this.seen.hash) return
+    const latest = tip.number
     const head = latest - (this.opts.confirmations ?? 0n)
     await this.checkOffered()
     while (this.cursor <= head) {
@@ -136,6 +142,7 @@ export class ManagerWatcher {
         if (this.offered.length > REMEMBERED_BLOCKS) this.offered.shift()
       }
     }
+    this.seen = { number: tip.number, hash: tip.hash }
   }
 
   /** Compares the newest offered block with the chain; on a mismatch, finds the fork depth. */
