@@ -319,6 +319,7 @@ if (ok('floor') && detailed.floor) {
     arch_us_per_tx: detailed.floor.archFloorUsPerTx,
     arch_ceiling_tps: detailed.floor.archCeilingTps,
     target_tps: detailed.floor.targetTps,
+    bare_evm_tps: detailed.floor.bareEvmTps,
   }
   sources.floor = file
 }

@@ -23,22 +23,26 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
   const anvil = num(tp.anvil)
   const floor = (latest.floor ?? {}) as Numbers
   const ceiling = num(floor.arch_ceiling_tps) ?? num(floor.ceiling_tps)
+  const floorBare = num(floor.bare_evm_tps) ?? (num(floor.target_tps) ?? 0) * 2
   const sources = (latest.sources ?? {}) as Record<string, unknown>
   /**
    * Whether a throughput target lies above the floor section's ceiling (out of reach). Only
-   * figures from one run are compared: the machine's speed varies between runs.
+   * figures from one run are compared, and the floor's ceiling is taken relative to the bare
+   * EVM rate measured beside it: the machine's speed drifts between runs and between sections
+   * of one run. `target` is given as a fraction of the throughput section's bare EVM rate.
    */
-  const reach = (target: number) =>
-    ceiling === undefined
-      ? ''
-      : sources.floor !== sources.throughput
-        ? '; floor ceiling from another run, not compared'
-        : `; floor ceiling ${ceiling} tx/s ${ceiling < target ? '< target: out of reach' : '≥ target'}`
+  const reach = (targetShareOfBare: number) => {
+    if (ceiling === undefined || !bare || !floorBare) return ''
+    if (sources.floor !== sources.throughput)
+      return '; floor ceiling from another run, not compared'
+    const share = ceiling / floorBare
+    return `; floor ceiling ${ceiling} tx/s = ${round(100 * share, 1)} % of its bare EVM run ${share < targetShareOfBare ? '< target: out of reach' : '≥ target'}`
+  }
   out.push({
     target: 's=2 throughput ≥ 50 % of bare EVM',
     measured:
       s2 && bare
-        ? `${s2} vs ${bare} tx/s = ${round((100 * s2) / bare, 1)} %${reach(bare / 2)}`
+        ? `${s2} vs ${bare} tx/s = ${round((100 * s2) / bare, 1)} %${reach(0.5)}`
         : 'not measured',
     met: s2 && bare ? s2 >= bare / 2 : null,
   })
@@ -46,7 +50,7 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     target: 's=2 throughput ≥ 3 × anvil',
     measured:
       s2 && anvil
-        ? `${s2} vs ${anvil} tx/s = ${round(s2 / anvil, 2)} ×${reach(3 * anvil)}`
+        ? `${s2} vs ${anvil} tx/s = ${round(s2 / anvil, 2)} ×${bare ? ` (target = ${round((300 * anvil) / bare, 1)} % of bare EVM)${reach((3 * anvil) / bare)}` : ''}`
         : 'not measured',
     met: s2 && anvil ? s2 >= 3 * anvil : null,
   })
