@@ -108,6 +108,7 @@ export class OperatorNode {
   private known = new Set<bigint>()
   private dutyCheck = new Map<bigint, number>()
   private dutyRounds = 0
+  private dutyReads = 0
   private stopped = false
   signer: Address | undefined
   encryptionKey: Hex | undefined
@@ -224,6 +225,11 @@ export class OperatorNode {
             seq: i.seq.toString(),
             eventIndex: i.eventIndex.toString(),
           })),
+          duties: {
+            rounds: this.dutyRounds,
+            reads: this.dutyReads,
+            checking: [...this.dutyCheck.keys()].map(String),
+          },
         }
       },
     })
@@ -460,6 +466,7 @@ export class OperatorNode {
       const now = (await client.getBlock({ blockTag: 'latest' })).timestamp
       for (const [id, mark] of [...this.dutyCheck]) {
         const info = await readInstance(client, this.opts.manager, id)
+        this.dutyReads++
         const quiet = () => {
           if (this.dutyCheck.get(id) === mark) this.dutyCheck.delete(id)
         }

@@ -9,11 +9,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { decodeFunctionData, encodeFunctionData, type Hex } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { ReceiptVerificationError } from '../../src/client/errors.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
+import { getJson } from '../../src/client/transport.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import {
   aeadSeal,
@@ -79,6 +80,65 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
   })
   after(async () => {
     await devnet?.stop()
+  })
+
+  test('operators stop reading a quiet pool from the chain; an InstanceEvent puts it back in their duty check', async () => {
+    type Duties = { rounds: number; reads: number; checking: string[] }
+    const client = clients[0]!.publicClient
+    const info = await readInstance(client, devnet.manager, instance)
+    const endpoints = await Promise.all(
+      info.operators.map(async (o) => (await readOperator(client, devnet.manager, o)).endpoint),
+    )
+    const duties = (url: string) =>
+      getJson<{ duties: Duties }>(`${url}/v1/status`).then((r) => r.duties)
+    const quiet = async () => {
+      for (const url of endpoints) {
+        await waitFor(`${url}'s duty check to empty`, async () => {
+          const d = await duties(url)
+          return d.checking.length === 0
+        })
+      }
+    }
+    await quiet()
+    // Three duty rounds later no operator has read the instance again. Every 60th round reads
+    // every known instance on purpose (a safety net); a window holding one is measured again.
+    for (const url of endpoints) {
+      for (let attempt = 0; ; attempt++) {
+        const d0 = await duties(url)
+        let d1 = d0
+        await waitFor('three duty rounds', async () => {
+          d1 = await duties(url)
+          return d1.rounds >= d0.rounds + 3
+        })
+        const sweep = Math.floor(d1.rounds / 60) !== Math.floor(d0.rounds / 60)
+        if (sweep && attempt < 3) continue
+        assert.equal(d1.reads, d0.reads, `${url} read a quiet instance`)
+        assert.deepEqual(d1.checking, [])
+        break
+      }
+    }
+    // A challenge is an InstanceEvent: every member's operator reads the instance again within
+    // a few rounds, until the executor has answered, then leaves it alone. A window holding a
+    // safety-net round proves nothing about the event and is tried again with a new challenge.
+    for (let attempt = 0; ; attempt++) {
+      const before = await Promise.all(endpoints.map(duties))
+      await clients[0]!.challengeExecutor({ instance })
+      let inconclusive = false
+      for (const [k, url] of endpoints.entries()) {
+        let d = before[k]!
+        await waitFor(`${url} to read the challenged instance or ten rounds`, async () => {
+          d = await duties(url)
+          return d.reads > before[k]!.reads || d.rounds >= before[k]!.rounds + 10
+        })
+        if (Math.floor(d.rounds / 60) !== Math.floor(before[k]!.rounds / 60)) inconclusive = true
+        else assert.ok(d.reads > before[k]!.reads, `${url} did not read the challenged instance`)
+      }
+      await waitFor('the answer', async () => {
+        return (await readInstance(client, devnet.manager, instance)).phaseName === 'Active'
+      })
+      await quiet()
+      if (!inconclusive || attempt >= 2) break
+    }
   })
 
   test('no receipted transaction is lost or re-ordered; the promoted watchdog serves on', async () => {
