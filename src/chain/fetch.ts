@@ -5,88 +5,152 @@
  * one `eth_blockNumber` through viem costs ≈ 1.2–1.8 ms of CPU with the global fetch and
  * ≈ 0.45–0.6 ms with this one (bench/README.md, "chain RPC transport"). viem keeps its own
  * timeouts, retries, size limit and error classes: this only moves bytes and honours the
- * abort signal it is given.
+ * abort signal it is given. `httpExchange`, underneath it, also carries the SDK's requests to
+ * operators (src/client/transport.ts).
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 
-const agents = {
-  http: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
-  https: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
-}
+/** Keep-alive agents for http: and https: URLs. */
+export type KeepAliveAgents = { http: HttpAgent; https: HttpsAgent }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError')
-}
-
-function responseHeaders(res: IncomingMessage): Headers {
-  const headers = new Headers()
-  for (const [name, value] of Object.entries(res.headers)) {
-    if (value === undefined) continue
-    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v)
+export function keepAliveAgents(maxSockets: number): KeepAliveAgents {
+  return {
+    http: new HttpAgent({ keepAlive: true, maxSockets }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets }),
   }
-  return headers
 }
 
-export function nodeFetch(
-  input: string | URL | Request,
-  init: RequestInit = {},
-): Promise<Response> {
-  return new Promise<Response>((resolve, reject) => {
-    const url = new URL(input instanceof Request ? input.url : input)
+export type HttpExchange = {
+  status: number
+  statusMessage: string
+  headers: IncomingHttpHeaders
+  body: Buffer
+}
+
+/**
+ * One request over node:http(s) and its whole answer. Rejects on a transport failure, when
+ * `signal` aborts (with its reason), after `timeoutMs` (the timer alone keeps no process alive)
+ * and once the answer exceeds `maxBytes`.
+ */
+export function httpExchange(
+  url: URL,
+  o: {
+    agents: KeepAliveAgents
+    method: string
+    headers: Record<string, string | number>
+    body?: string | undefined
+    signal?: AbortSignal | undefined
+    timeoutMs?: number | undefined
+    maxBytes?: number | undefined
+  },
+): Promise<HttpExchange> {
+  return new Promise<HttpExchange>((resolve, reject) => {
     const https = url.protocol === 'https:'
     if (!https && url.protocol !== 'http:') {
-      reject(new TypeError(`nodeFetch: unsupported protocol ${url.protocol}`))
+      reject(new Error(`unsupported protocol ${url.protocol}`))
       return
     }
-    const signal = init.signal ?? undefined
+    const { signal } = o
     if (signal?.aborted) {
       reject(abortReason(signal))
       return
     }
-    const body = init.body
-    if (body !== undefined && body !== null && typeof body !== 'string') {
-      reject(new TypeError('nodeFetch: only string bodies are supported'))
-      return
-    }
-    const headers = Object.fromEntries(new Headers(init.headers).entries())
-    if (body) headers['content-length'] = String(Buffer.byteLength(body))
-    const options = {
-      method: init.method ?? 'GET',
-      headers,
-      agent: https ? agents.https : agents.http,
-    }
+    let timer: NodeJS.Timeout | undefined
     const onAbort = () => req.destroy(abortReason(signal!) as Error)
-    const done = () => signal?.removeEventListener('abort', onAbort)
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
+      let size = 0
+      res.on('data', (c: Buffer) => {
+        size += c.length
+        if (o.maxBytes !== undefined && size > o.maxBytes) {
+          req.destroy(new Error(`answer larger than ${o.maxBytes} bytes`))
+          return
+        }
+        chunks.push(c)
+      })
       res.on('error', (e) => {
         done()
         reject(e)
       })
       res.on('end', () => {
         done()
-        const status = res.statusCode ?? 0
-        // A Response cannot carry a body with these statuses.
-        const empty = status === 204 || status === 205 || status === 304
-        resolve(
-          new Response(empty ? null : Buffer.concat(chunks), {
-            status,
-            statusText: res.statusMessage ?? '',
-            headers: responseHeaders(res),
-          }),
-        )
+        resolve({
+          status: res.statusCode ?? 0,
+          statusMessage: res.statusMessage ?? '',
+          headers: res.headers,
+          body: Buffer.concat(chunks),
+        })
       })
+    }
+    const options = {
+      method: o.method,
+      headers: o.headers,
+      agent: https ? o.agents.https : o.agents.http,
     }
     const req = https
       ? httpsRequest(url, options, onResponse)
       : httpRequest(url, options, onResponse)
+    if (o.timeoutMs !== undefined) {
+      const ms = o.timeoutMs
+      timer = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms)
+      timer.unref()
+    }
     signal?.addEventListener('abort', onAbort, { once: true })
     req.on('error', (e) => {
       done()
       reject(e)
     })
-    req.end(body ?? undefined)
+    req.end(o.body)
+  })
+}
+
+const agents = keepAliveAgents(64)
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError')
+}
+
+function responseHeaders(raw: IncomingHttpHeaders): Headers {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v)
+  }
+  return headers
+}
+
+export async function nodeFetch(
+  input: string | URL | Request,
+  init: RequestInit = {},
+): Promise<Response> {
+  const body = init.body
+  if (body !== undefined && body !== null && typeof body !== 'string') {
+    throw new TypeError('nodeFetch: only string bodies are supported')
+  }
+  const headers: Record<string, string> = Object.fromEntries(new Headers(init.headers).entries())
+  if (body) headers['content-length'] = String(Buffer.byteLength(body))
+  const res = await httpExchange(new URL(input instanceof Request ? input.url : input), {
+    agents,
+    method: init.method ?? 'GET',
+    headers,
+    body: body ?? undefined,
+    signal: init.signal ?? undefined,
+  })
+  // A Response cannot carry a body with these statuses.
+  const empty = res.status === 204 || res.status === 205 || res.status === 304
+  return new Response(empty ? null : res.body, {
+    status: res.status,
+    statusText: res.statusMessage,
+    headers: responseHeaders(res.headers),
   })
 }

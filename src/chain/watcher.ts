@@ -90,8 +90,7 @@ export class ManagerWatcher {
     // The same head block as at the end of the last complete poll: its hash commits to every
     // block below it, so nothing was added or replaced (one request per idle poll).
     if (tip.number === this.seen?.number && tip.hash === this.seen.hash) return
-    const latest = tip.number
-    const head = latest - (this.opts.confirmations ?? 0n)
+    const head = tip.number - (this.opts.confirmations ?? 0n)
     await this.checkOffered()
     while (this.cursor <= head) {
       const to =

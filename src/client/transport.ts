@@ -4,15 +4,11 @@
  * request per transaction) it costs a fraction of `fetch`'s CPU per round trip
  * (bench/README.md, "client transport").
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { httpExchange, keepAliveAgents } from '../chain/fetch.ts'
 import { LIMITS, ProtocolError } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
 
-const agents = {
-  http: new HttpAgent({ keepAlive: true, maxSockets: 256 }),
-  https: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
-}
+const agents = keepAliveAgents(256)
 /** The largest answer body a client reads (an operator's answers are far smaller). */
 const MAX_RESPONSE_BYTES = LIMITS.maxPeerMessageBytes
 
@@ -25,59 +21,26 @@ export async function getJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
 }
 
 /** One request; resolves with the status and the body text, rejects on a transport failure. */
-function send(
+async function send(
   url: URL,
   method: 'GET' | 'POST',
   body: string | undefined,
   timeoutMs: number,
 ): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const https = url.protocol === 'https:'
-    if (!https && url.protocol !== 'http:') {
-      reject(new Error(`unsupported protocol ${url.protocol}`))
-      return
-    }
-    const headers: Record<string, string | number> = { accept: 'application/json' }
-    if (body !== undefined) {
-      headers['content-type'] = 'application/json'
-      headers['content-length'] = Buffer.byteLength(body)
-    }
-    const onResponse = (res: IncomingMessage) => {
-      const chunks: Buffer[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => {
-        size += c.length
-        if (size > MAX_RESPONSE_BYTES) {
-          req.destroy(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`))
-          return
-        }
-        chunks.push(c)
-      })
-      res.on('error', (e) => {
-        clearTimeout(timer)
-        reject(e)
-      })
-      res.on('end', () => {
-        clearTimeout(timer)
-        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') })
-      })
-    }
-    const options = { method, headers, agent: https ? agents.https : agents.http }
-    const req = https
-      ? httpsRequest(url, options, onResponse)
-      : httpRequest(url, options, onResponse)
-    const timer = setTimeout(
-      () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    )
-    // Like AbortSignal.timeout: the timer alone does not keep the process alive.
-    timer.unref()
-    req.on('error', (e) => {
-      clearTimeout(timer)
-      reject(e)
-    })
-    req.end(body)
+  const headers: Record<string, string | number> = { accept: 'application/json' }
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    headers['content-length'] = Buffer.byteLength(body)
+  }
+  const res = await httpExchange(url, {
+    agents,
+    method,
+    headers,
+    body,
+    timeoutMs,
+    maxBytes: MAX_RESPONSE_BYTES,
   })
+  return { status: res.status, text: res.body.toString('utf8') }
 }
 
 async function request<T>(
