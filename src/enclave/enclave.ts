@@ -6,6 +6,7 @@
  */
 import {
   attestationReportHash,
+  BROADCAST,
   type ChainEvent,
   type EcallName,
   type EcallResults,
@@ -223,7 +224,10 @@ export class Enclave {
     const env = envelopeFromWire(p.envelope)
     if (env.body.length > LIMITS.maxPeerMessageBytes)
       throw new ProtocolError('OVERSIZED', 'peer: body too large')
-    if (!equalBytes(env.to, this.identity!.signer)) {
+    // An update goes to every member under one signature (`to` = BROADCAST); anything else
+    // names its receiver.
+    const broadcast = env.kind === 'update' && equalBytes(env.to, BROADCAST)
+    if (!broadcast && !equalBytes(env.to, this.identity!.signer)) {
       throw new ProtocolError('MALFORMED', 'peer: message is addressed to another enclave')
     }
     verifyEnvelope(env)

@@ -64,6 +64,7 @@ import {
   MAX_FINAL_ACCOUNTS,
   MAX_RECENT_RESULTS,
   type PeerEnvelope,
+  type PeerEnvelopeWire,
   type PeerKind,
   Phase,
   ProtocolError,
@@ -132,6 +133,11 @@ type LogEntry = {
   credited: bigint
   sentAt: number
   createdAt: number
+  /**
+   * The update as one envelope to every member (`to` = BROADCAST), signed once: sent to each
+   * watchdog, re-sent unchanged, and the payload of a watchdog challenge.
+   */
+  envelope?: PeerEnvelope
 }
 
 const RESEND_MS = 1000
@@ -551,12 +557,8 @@ export class Instance {
     }
     if (mask === 0n) return
     this.challengedAtSeq = oldest.seq
-    const body = encodeUpdateBody(oldest.body)
-    const signed = signEnvelope(
-      { kind: 'update', instance: this.id, from: this.ctx.identity.signer, to: BROADCAST, body },
-      this.ctx.identity.signingKey,
-    )
-    this.challengeSent = encodeChallengeUpdate({ signature: signed.signature, body })
+    const signed = this.updateEnvelope(oldest)
+    this.challengeSent = encodeChallengeUpdate({ signature: signed.signature, body: signed.body })
     this.ctx.out({
       type: 'challengeWatchdogs',
       instance: this.id,
@@ -1268,15 +1270,31 @@ export class Instance {
   }
 
   private broadcastUpdate(entry: LogEntry, only?: Set<string>): void {
-    const body = encodeUpdateBody(entry.body)
+    let wire: PeerEnvelopeWire | undefined
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       const k = hexKey(signer)
       if ((this.acked.get(k) ?? -1n) >= entry.seq) continue
       if (only && !only.has(k)) continue
-      this.send('update', signer, body)
+      wire ??= envelopeToWire(this.updateEnvelope(entry))
+      this.ctx.out({ type: 'send', to: signer, envelope: wire })
     }
     entry.sentAt = this.ctx.now()
+  }
+
+  /** The update's envelope to every member, signed on first use. */
+  private updateEnvelope(entry: LogEntry): PeerEnvelope {
+    entry.envelope ??= signEnvelope(
+      {
+        kind: 'update',
+        instance: this.id,
+        from: this.ctx.identity.signer,
+        to: BROADCAST,
+        body: encodeUpdateBody(entry.body),
+      },
+      this.ctx.identity.signingKey,
+    )
+    return entry.envelope
   }
 
   /** The receipt of a transaction executed earlier (cached, signed once). */

@@ -11,12 +11,16 @@ import { Enclave } from '../../src/enclave/enclave.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
+  BROADCAST,
   boxSeal,
   bytesToHex,
   decodeAnswer,
   type EnclaveOutput,
   EventKind,
   encodeSignedTx,
+  envelopeFromWire,
+  envelopeToWire,
+  generateSecretKey,
   hashTx,
   instanceAad,
   LIMITS,
@@ -27,6 +31,7 @@ import {
   SYSTEM_AUTHORISATION_SELECTOR,
   SYSTEM_NONCE_SELECTOR,
   signDigest,
+  signEnvelope,
   utf8,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
@@ -225,6 +230,55 @@ describe('enclave roles in-process', () => {
     await pump(nodes, [...inFlight, ...later], answers)
     for (const id of batch) assert.equal(seqOf(id), seqOf('b0') + 1n, id)
     assert.equal(answers.size, 4 + 1 + batch.length)
+  })
+
+  test('an update goes to every watchdog under one signature; only updates may be addressed to every member', async () => {
+    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
+    const [, w1, w2] = nodes as [Node, Node, Node]
+    const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
+    const outs = await sendTransfer(
+      exec,
+      { instance, contractEncryptionKey },
+      creatorKey,
+      0n,
+      randomBytes(20),
+      'u0',
+    )
+    const sends = outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update')
+    assert.equal(sends.length, 2)
+    const [a, b] = sends as Array<Extract<EnclaveOutput, { type: 'send' }>>
+    // Routed to each watchdog; one envelope, signed once, addressed to every member.
+    assert.deepEqual(
+      new Set([bytesToHex(a!.to), bytesToHex(b!.to)]),
+      new Set([bytesToHex(w1.signer), bytesToHex(w2.signer)]),
+    )
+    assert.equal(a!.envelope.signature, b!.envelope.signature)
+    assert.equal(a!.envelope.to, bytesToHex(BROADCAST))
+
+    // An ack addressed to every member is refused: only updates are broadcast.
+    const acks: EnclaveOutput[] = []
+    for (const w of [w1, w2])
+      acks.push(...(await w.enclave.call('peer', { envelope: a!.envelope })).outputs)
+    const ack = acks.find((o) => o.type === 'send' && o.envelope.kind === 'ack')
+    assert.ok(ack && ack.type === 'send')
+    const env = envelopeFromWire(ack.envelope)
+    // (Signed by another key: the address check comes first, so a wrong code shows it missing.)
+    const forged = signEnvelope({ ...env, to: BROADCAST }, generateSecretKey())
+    await assert.rejects(
+      exec.enclave.call('peer', { envelope: envelopeToWire(forged) }),
+      isCode('MALFORMED'),
+    )
+    // An update addressed to one watchdog does not serve another.
+    const update = envelopeFromWire(a!.envelope)
+    const toW1 = signEnvelope({ ...update, to: w1.signer }, generateSecretKey())
+    await assert.rejects(
+      w2.enclave.call('peer', { envelope: envelopeToWire(toW1) }),
+      isCode('MALFORMED'),
+    )
+    // The acks release the receipt.
+    await pump(nodes, acks, answers)
+    assert.ok(answers.has('u0'))
   })
 
   test('a promoted watchdog behind another one: its log wins, and a replayed genesis cannot roll back', async () => {
