@@ -3,6 +3,7 @@
  * (bytes and bigints) and a wire form (JSON); `encodeX`/`decodeX` convert and validate.
  */
 import { z } from 'zod'
+import { ByteReader, ByteWriter } from './binary.ts'
 import { addressToWord, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
 import {
   addressSchema,
@@ -610,13 +611,6 @@ export type AckBody = {
 }
 export type SyncBody = { fromSeq: bigint }
 
-const updateBodySchema = z.strictObject({
-  seq: uintSchema,
-  prevHash: bytes32Schema,
-  eventIndex: uintSchema,
-  digest: bytes32Schema,
-  payload: hexSchema,
-})
 const executedTxSchema = z.strictObject({
   txHash: bytes32Schema,
   from: addressSchema,
@@ -625,12 +619,6 @@ const executedTxSchema = z.strictObject({
   gasUsed: uintSchema,
   returnData: hexSchema,
   logs: z.array(logSchema).max(1024),
-})
-const updatePayloadSchema = z.strictObject({
-  writeSet: hexSchema,
-  results: z.array(executedTxSchema).max(LIMITS.maxBatchTxs),
-  blockNumber: uintSchema,
-  timestamp: uintSchema,
 })
 const genesisSecretsSchema = z.strictObject({
   contractSecretKey: bytes32Schema,
@@ -654,24 +642,121 @@ const syncBodySchema = z.strictObject({ fromSeq: uintSchema })
 
 const MAX = LIMITS.maxPeerMessageBytes
 
-export const encodeUpdateBody = (b: UpdateBody): Uint8Array =>
-  encodeJson({
-    seq: dec(b.seq),
-    prevHash: hex(b.prevHash),
-    eventIndex: dec(b.eventIndex),
-    digest: hex(b.digest),
-    payload: hex(b.payload),
-  })
+/**
+ * Update bodies and payloads are binary (big-endian, version byte first, no trailing bytes): they
+ * are the bulk of replication traffic, and hex inside JSON inside hex doubled their size twice.
+ *
+ * body    = version u8 = 1 | seq u64 | prevHash[32] | eventIndex u64 | digest[32] | payload*
+ * payload = version u8 = 1 | blockNumber u64 | timestamp u64 | writeSet bytes | results u32 | result*
+ * result  = txHash[32] | from[20] | nonce u64 | status u8 | gasUsed u64 | returnData bytes
+ *           | logs u32 | (address[20] | topics u8 | topic[32]* | data bytes)*
+ * where `bytes` is a u32 length and the bytes.
+ */
+const UPDATE_BODY_VERSION = 1
+const UPDATE_PAYLOAD_VERSION = 1
+const MAX_LOGS_PER_TX = 1024
+const MAX_TOPICS = 4
+
+function checkSize(bytes: Uint8Array, what: string): void {
+  if (bytes instanceof Uint8Array && bytes.length > MAX)
+    throw new ProtocolError('OVERSIZED', `${what}: ${bytes.length} bytes exceeds ${MAX}`)
+}
+
+export function encodeUpdateBody(b: UpdateBody): Uint8Array {
+  return new ByteWriter('update', 81 + b.payload.length)
+    .u8(UPDATE_BODY_VERSION)
+    .u64(b.seq, 'seq')
+    .fixed(b.prevHash, 32, 'prevHash')
+    .u64(b.eventIndex, 'eventIndex')
+    .fixed(b.digest, 32, 'digest')
+    .raw(b.payload)
+    .finish()
+}
 
 export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
-  const w = decodeJson(bytes, updateBodySchema, 'update', MAX)
+  checkSize(bytes, 'update')
+  const r = new ByteReader(bytes, 'update')
+  const version = r.u8('version')
+  if (version !== UPDATE_BODY_VERSION)
+    throw new ProtocolError('MALFORMED', `update.version: unknown version ${version}`)
   return {
-    seq: uint(w.seq, 'update.seq', 64),
-    prevHash: unhex(w.prevHash, 'update.prevHash', 32),
-    eventIndex: uint(w.eventIndex, 'update.eventIndex', 64),
-    digest: unhex(w.digest, 'update.digest', 32),
-    payload: unhex(w.payload, 'update.payload'),
+    seq: r.u64('seq'),
+    prevHash: r.fixed(32, 'prevHash'),
+    eventIndex: r.u64('eventIndex'),
+    digest: r.fixed(32, 'digest'),
+    payload: r.rest(),
   }
+}
+
+export function encodeUpdatePayload(p: UpdatePayload): Uint8Array {
+  const w = new ByteWriter('update.payload', 64 + p.writeSet.length + p.results.length * 256)
+    .u8(UPDATE_PAYLOAD_VERSION)
+    .u64(p.blockNumber, 'blockNumber')
+    .u64(p.timestamp, 'timestamp')
+    .bytes(p.writeSet)
+    .u32(p.results.length)
+  for (const r of p.results) {
+    w.fixed(r.txHash, 32, 'txHash')
+      .fixed(r.from, 20, 'from')
+      .u64(r.nonce, 'nonce')
+      .u8(STATUS.indexOf(r.status))
+      .u64(r.gasUsed, 'gasUsed')
+      .bytes(r.returnData)
+      .u32(r.logs.length)
+    for (const l of r.logs) {
+      if (l.topics.length > MAX_TOPICS)
+        throw new ProtocolError(
+          'MALFORMED',
+          `update.payload: a log has more than ${MAX_TOPICS} topics`,
+        )
+      w.fixed(l.address, 20, 'log.address').u8(l.topics.length)
+      for (const t of l.topics) w.fixed(t, 32, 'log.topic')
+      w.bytes(l.data)
+    }
+  }
+  return w.finish()
+}
+
+export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
+  checkSize(bytes, 'update.payload')
+  const r = new ByteReader(bytes, 'update.payload')
+  const version = r.u8('version')
+  if (version !== UPDATE_PAYLOAD_VERSION)
+    throw new ProtocolError('MALFORMED', `update.payload.version: unknown version ${version}`)
+  const blockNumber = r.u64('blockNumber')
+  const timestamp = r.u64('timestamp')
+  const writeSet = r.bytes('writeSet')
+  const n = r.count('results', LIMITS.maxBatchTxs)
+  const results: ExecutedTx[] = []
+  for (let i = 0; i < n; i++) {
+    const at = `results.${i}`
+    const txHash = r.fixed(32, `${at}.txHash`)
+    const from = r.fixed(20, `${at}.from`)
+    const nonce = r.u64(`${at}.nonce`)
+    const code = r.u8(`${at}.status`)
+    const status = STATUS[code]
+    if (status === undefined)
+      throw new ProtocolError('MALFORMED', `update.payload.${at}.status: unknown status ${code}`)
+    const gasUsed = r.u64(`${at}.gasUsed`)
+    const returnData = r.bytes(`${at}.returnData`)
+    const logs: ReceiptLog[] = []
+    const m = r.count(`${at}.logs`, MAX_LOGS_PER_TX)
+    for (let j = 0; j < m; j++) {
+      const address = r.fixed(20, `${at}.logs.${j}.address`)
+      const k = r.u8(`${at}.logs.${j}.topics`)
+      if (k > MAX_TOPICS)
+        throw new ProtocolError(
+          'MALFORMED',
+          `update.payload.${at}.logs.${j}.topics: ${k} exceeds ${MAX_TOPICS}`,
+        )
+      const topics: Uint8Array[] = []
+      for (let t = 0; t < k; t++) topics.push(r.fixed(32, `${at}.logs.${j}.topics.${t}`))
+      logs.push({ address, topics, data: r.bytes(`${at}.logs.${j}.data`) })
+    }
+    results.push({ txHash, from, nonce, status, gasUsed, returnData, logs })
+  }
+  r.end()
+  return { writeSet, results, blockNumber, timestamp }
 }
 
 const executedToWire = (r: ExecutedTx) => ({
@@ -693,24 +778,6 @@ const executedFromWire = (r: z.infer<typeof executedTxSchema>, at: string): Exec
   returnData: unhex(r.returnData, `${at}.returnData`),
   logs: r.logs.map((l, j) => logFromWire(l, `${at}.logs.${j}`)),
 })
-
-export const encodeUpdatePayload = (p: UpdatePayload): Uint8Array =>
-  encodeJson({
-    writeSet: hex(p.writeSet),
-    results: p.results.map(executedToWire),
-    blockNumber: dec(p.blockNumber),
-    timestamp: dec(p.timestamp),
-  })
-
-export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
-  const w = decodeJson(bytes, updatePayloadSchema, 'update.payload', MAX)
-  return {
-    writeSet: unhex(w.writeSet, 'update.payload.writeSet'),
-    results: w.results.map((r, i) => executedFromWire(r, `update.payload.results.${i}`)),
-    blockNumber: uint(w.blockNumber, 'update.payload.blockNumber', 64),
-    timestamp: uint(w.timestamp, 'update.payload.timestamp', 64),
-  }
-}
 
 export const recentResultsSchema = z
   .array(z.strictObject({ seq: uintSchema, result: executedTxSchema }))

@@ -265,6 +265,104 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
   )
 })
 
+const executed = receipt.map(
+  ({ instance: _i, seq: _s, executor: _e, signature: _g, ...rest }) => rest,
+)
+const updatePayload = fc.record(
+  {
+    writeSet: bytes(),
+    results: fc.array(executed, { maxLength: 4 }),
+    blockNumber: u(64),
+    timestamp: u(64),
+  },
+  { noNullPrototype: true },
+)
+
+test('update bodies and payloads are binary and canonical: every cut, trailing byte and flipped byte is refused or re-encodes to itself', () => {
+  fc.assert(
+    fc.property(
+      updatePayload,
+      fc.nat(),
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      (x, cutAt, flipAt, mask) => {
+        const enc = encodeUpdatePayload(x)
+        // A cut anywhere and a byte appended are refused, naming the message.
+        const cut = cutAt % enc.length
+        assert.throws(() => decodeUpdatePayload(enc.slice(0, cut)), isCode('MALFORMED'))
+        assert.throws(
+          () => decodeUpdatePayload(Uint8Array.from([...enc, 0])),
+          (e: unknown) => isCode('MALFORMED')(e) && /trailing/.test((e as Error).message),
+        )
+        // A flipped byte is refused or decodes to something that encodes back to the same bytes.
+        const flipped = enc.slice()
+        flipped[flipAt % enc.length]! ^= mask
+        try {
+          assert.deepEqual(encodeUpdatePayload(decodeUpdatePayload(flipped)), flipped)
+        } catch (e) {
+          assert.ok(e instanceof ProtocolError && e.code === 'MALFORMED', String(e))
+        }
+        return true
+      },
+    ),
+    { numRuns: 500 },
+  )
+  const body = {
+    seq: 7n,
+    prevHash: new Uint8Array(32).fill(1),
+    eventIndex: 3n,
+    digest: new Uint8Array(32).fill(2),
+    payload: new Uint8Array(40).fill(3),
+  }
+  const enc = encodeUpdateBody(body)
+  assert.equal(enc.length, 1 + 8 + 32 + 8 + 32 + 40)
+  for (let i = 0; i < 81; i++)
+    assert.throws(() => decodeUpdateBody(enc.slice(0, i)), isCode('MALFORMED'), `cut at ${i}`)
+  const v2 = enc.slice()
+  v2[0] = 2
+  assert.throws(() => decodeUpdateBody(v2), /update\.version: unknown version 2/)
+  assert.throws(() => encodeUpdateBody({ ...body, seq: 1n << 64n }), /update\.seq: .* not a 64-bit/)
+  assert.throws(
+    () => encodeUpdateBody({ ...body, digest: new Uint8Array(31) }),
+    /update\.digest: expected 32 bytes/,
+  )
+
+  // Out-of-range fields in a payload: status, topic count, result count.
+  const one = {
+    writeSet: new Uint8Array(0),
+    results: [
+      {
+        txHash: new Uint8Array(32),
+        from: new Uint8Array(20),
+        nonce: 0n,
+        status: 'success' as const,
+        gasUsed: 21000n,
+        returnData: new Uint8Array(0),
+        logs: [{ address: new Uint8Array(20), topics: [], data: new Uint8Array(0) }],
+      },
+    ],
+    blockNumber: 1n,
+    timestamp: 2n,
+  }
+  const p = encodeUpdatePayload(one)
+  const statusAt = 1 + 8 + 8 + 4 + 4 + 32 + 20 + 8
+  assert.equal(p[statusAt], 0)
+  const badStatus = p.slice()
+  badStatus[statusAt] = 3
+  assert.throws(() => decodeUpdatePayload(badStatus), /results\.0\.status: unknown status 3/)
+  const topicsAt = statusAt + 1 + 8 + 4 + 4 + 20
+  const badTopics = p.slice()
+  badTopics[topicsAt] = 5
+  assert.throws(() => decodeUpdatePayload(badTopics), /logs\.0\.topics: 5 exceeds 4/)
+  const badCount = p.slice()
+  new DataView(badCount.buffer).setUint32(1 + 8 + 8 + 4, 0xffffffff)
+  assert.throws(() => decodeUpdatePayload(badCount), /results: 4294967295 exceeds/)
+  assert.throws(
+    () => encodeUpdatePayload({ ...one, results: [{ ...one.results[0]!, gasUsed: 1n << 64n }] }),
+    /gasUsed/,
+  )
+})
+
 test('receipts and envelopes verify only untampered', () => {
   const sk = generateSecretKey()
   const me = secretKeyToAddress(sk)

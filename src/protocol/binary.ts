@@ -1,0 +1,155 @@
+/**
+ * Big-endian building blocks for the protocol's binary codecs (update bodies and payloads):
+ * a writer that sizes its buffer as it goes and a reader that names the field it could not read.
+ * Every reader error is a `ProtocolError('MALFORMED')` prefixed with the message being decoded.
+ */
+import { ProtocolError } from './errors.ts'
+
+const MAX_U64 = (1n << 64n) - 1n
+
+export class ByteWriter {
+  private buf: Uint8Array
+  private view: DataView
+  private o = 0
+
+  constructor(
+    private readonly what: string,
+    capacity = 256,
+  ) {
+    this.buf = new Uint8Array(capacity)
+    this.view = new DataView(this.buf.buffer)
+  }
+
+  private room(n: number): void {
+    if (this.o + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.o + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.buf.subarray(0, this.o))
+    this.buf = next
+    this.view = new DataView(next.buffer)
+  }
+
+  u8(v: number): this {
+    this.room(1)
+    this.buf[this.o++] = v
+    return this
+  }
+
+  u32(v: number): this {
+    this.room(4)
+    this.view.setUint32(this.o, v)
+    this.o += 4
+    return this
+  }
+
+  u64(v: bigint, field: string): this {
+    if (v < 0n || v > MAX_U64)
+      throw new ProtocolError(
+        'MALFORMED',
+        `${this.what}.${field}: ${v} is not a 64-bit unsigned integer`,
+      )
+    this.room(8)
+    this.view.setBigUint64(this.o, v)
+    this.o += 8
+    return this
+  }
+
+  /** Exactly `length` bytes (a hash, an address). */
+  fixed(b: Uint8Array, length: number, field: string): this {
+    if (b.length !== length)
+      throw new ProtocolError(
+        'MALFORMED',
+        `${this.what}.${field}: expected ${length} bytes, got ${b.length}`,
+      )
+    return this.raw(b)
+  }
+
+  /** A u32 length, then the bytes. */
+  bytes(b: Uint8Array): this {
+    return this.u32(b.length).raw(b)
+  }
+
+  raw(b: Uint8Array): this {
+    this.room(b.length)
+    this.buf.set(b, this.o)
+    this.o += b.length
+    return this
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.o)
+  }
+}
+
+export class ByteReader {
+  private readonly view: DataView
+  private o = 0
+
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly what: string,
+  ) {
+    if (!(b instanceof Uint8Array)) throw new ProtocolError('MALFORMED', `${what}: expected bytes`)
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  }
+
+  private need(n: number, field: string): void {
+    if (this.o + n > this.b.length)
+      throw new ProtocolError(
+        'MALFORMED',
+        `${this.what}.${field}: truncated (needs ${n} bytes at offset ${this.o} of ${this.b.length})`,
+      )
+  }
+
+  u8(field: string): number {
+    this.need(1, field)
+    return this.b[this.o++]!
+  }
+
+  u32(field: string): number {
+    this.need(4, field)
+    const v = this.view.getUint32(this.o)
+    this.o += 4
+    return v
+  }
+
+  u64(field: string): bigint {
+    this.need(8, field)
+    const v = this.view.getBigUint64(this.o)
+    this.o += 8
+    return v
+  }
+
+  /** A count prefix (u32) no larger than `max`. */
+  count(field: string, max: number): number {
+    const n = this.u32(field)
+    if (n > max) throw new ProtocolError('MALFORMED', `${this.what}.${field}: ${n} exceeds ${max}`)
+    return n
+  }
+
+  fixed(length: number, field: string): Uint8Array {
+    this.need(length, field)
+    const v = this.b.slice(this.o, this.o + length)
+    this.o += length
+    return v
+  }
+
+  /** A u32 length, then the bytes. */
+  bytes(field: string): Uint8Array {
+    return this.fixed(this.u32(`${field}.length`), field)
+  }
+
+  /** Everything left. */
+  rest(): Uint8Array {
+    const v = this.b.slice(this.o)
+    this.o = this.b.length
+    return v
+  }
+
+  /** Throws unless every byte was read. */
+  end(): void {
+    if (this.o !== this.b.length)
+      throw new ProtocolError('MALFORMED', `${this.what}: ${this.b.length - this.o} trailing bytes`)
+  }
+}
