@@ -8,6 +8,7 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createHmac,
   createPrivateKey,
   createPublicKey,
   diffieHellman,
@@ -91,13 +92,28 @@ function sharedSecret(secretKey: Uint8Array | KeyObject, publicKey: Uint8Array):
   }
 }
 
+/*
+ * HKDF-SHA256 (RFC 5869) from HMACs: `hkdfSync` costs about twice as much per call on these
+ * machines, and a box derives two keys from one extracted PRK.
+ */
+const hkdfExtract = (ikm: Uint8Array, salt: Uint8Array): Buffer =>
+  createHmac('sha256', salt).update(ikm).digest()
+
+/** The first block of HKDF-Expand: keys of up to 32 bytes. */
+function hkdfExpand(prk: Buffer, info: string, length: number): Uint8Array {
+  const t = createHmac('sha256', prk).update(info).update(ONE).digest()
+  return new Uint8Array(t.buffer, t.byteOffset, length)
+}
+const ONE = Uint8Array.of(1)
+
 export function hkdf(
   ikm: Uint8Array,
   salt: Uint8Array,
   info: string,
   length = KEY_BYTES,
 ): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', ikm, salt, utf8(info), length))
+  if (length > 32) return new Uint8Array(hkdfSync('sha256', ikm, salt, utf8(info), length))
+  return hkdfExpand(hkdfExtract(ikm, salt), info, length)
 }
 
 /** AES-256-GCM with a random nonce: `nonce || ciphertext || tag`. */
@@ -152,10 +168,10 @@ function boxKeys(
   recipient: Uint8Array,
   context: string,
 ) {
-  const salt = concatBytes(ephemeral, recipient)
+  const prk = hkdfExtract(shared, concatBytes(ephemeral, recipient))
   return {
-    requestKey: hkdf(shared, salt, `POSE-BOX-v1/request/${context}`),
-    responseKey: hkdf(shared, salt, `POSE-BOX-v1/response/${context}`),
+    requestKey: hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES),
+    responseKey: hkdfExpand(prk, `POSE-BOX-v1/response/${context}`, KEY_BYTES),
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createDecipheriv, hkdfSync } from 'node:crypto'
 import { test } from 'node:test'
 import { x25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
@@ -21,6 +22,7 @@ import {
   generateX25519KeyPair,
   hashTx,
   hashViewCall,
+  hkdf,
   keccak256,
   keccak256Js,
   ProtocolError,
@@ -217,6 +219,55 @@ test('box: round trip, response key shared, bound to context and aad', () => {
       },
     ),
     { numRuns: 60 },
+  )
+})
+
+test('HKDF equals RFC 5869 (node:crypto hkdfSync), and a box opens with an independent x25519 + HKDF + AES-GCM', () => {
+  fc.assert(
+    fc.property(
+      bytes(0, 64),
+      bytes(0, 80),
+      fc.string({ maxLength: 40 }),
+      fc.integer({ min: 1, max: 64 }),
+      (ikm, salt, info, length) => {
+        const expected = new Uint8Array(hkdfSync('sha256', ikm, salt, utf8(info), length))
+        assert.deepEqual(hkdf(ikm, salt, info, length), expected)
+        return true
+      },
+    ),
+    { numRuns: 200 },
+  )
+  fc.assert(
+    fc.property(
+      bytes(0, 300),
+      bytes(0, 40),
+      fc.constantFrom('tx', 'view'),
+      (plaintext, aad, context) => {
+        const r = generateX25519KeyPair()
+        const { box, responseKey } = boxSeal({
+          recipientPublicKey: r.publicKey,
+          plaintext,
+          context,
+          aad,
+        })
+        // SPEC §6.1 by hand: ephemeral(32) | nonce(12) | ciphertext | tag(16).
+        const eph = box.subarray(0, 32)
+        const shared = x25519.getSharedSecret(r.secretKey, eph)
+        const salt = new Uint8Array([...eph, ...r.publicKey])
+        const key = (dir: string) =>
+          new Uint8Array(
+            hkdfSync('sha256', shared, salt, utf8(`POSE-BOX-v1/${dir}/${context}`), 32),
+          )
+        const d = createDecipheriv('aes-256-gcm', key('request'), box.subarray(32, 44))
+        d.setAAD(aad)
+        d.setAuthTag(box.subarray(box.length - 16))
+        const opened = Buffer.concat([d.update(box.subarray(44, box.length - 16)), d.final()])
+        assert.deepEqual(new Uint8Array(opened), plaintext)
+        assert.deepEqual(responseKey, key('response'))
+        return true
+      },
+    ),
+    { numRuns: 40 },
   )
 })
 
