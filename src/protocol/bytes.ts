@@ -62,9 +62,11 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length
 }
 
-export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+const encoder = new TextEncoder()
+export const utf8 = (s: string): Uint8Array => encoder.encode(s)
 
 const MAX_U256 = (1n << 256n) - 1n
+const MASK_64 = (1n << 64n) - 1n
 
 /** A 32-byte big-endian word, as in the ABI encoding of uintN. */
 export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
@@ -72,15 +74,26 @@ export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Arr
     throw new ProtocolError('OUT_OF_RANGE', `${field}: ${value} does not fit in uint${bits}`)
   }
   const out = new Uint8Array(32)
-  let v = value
-  for (let i = 31; i >= 0 && v > 0n; i--) {
-    out[i] = Number(v & 0xffn)
-    v >>= 8n
-  }
+  if (value === 0n) return out
+  const view = new DataView(out.buffer)
+  view.setBigUint64(0, value >> 192n)
+  view.setBigUint64(8, (value >> 128n) & MASK_64)
+  view.setBigUint64(16, (value >> 64n) & MASK_64)
+  view.setBigUint64(24, value & MASK_64)
   return out
 }
 
+/** A big-endian unsigned integer of any length (a 32-byte word in four 64-bit reads). */
 export function wordToUint(word: Uint8Array): bigint {
+  if (word.length === 32) {
+    const v = new DataView(word.buffer, word.byteOffset, 32)
+    return (
+      (v.getBigUint64(0) << 192n) |
+      (v.getBigUint64(8) << 128n) |
+      (v.getBigUint64(16) << 64n) |
+      v.getBigUint64(24)
+    )
+  }
   let v = 0n
   for (const b of word) v = (v << 8n) | BigInt(b)
   return v

@@ -7,6 +7,7 @@
  * account = address[20] nonce u64 balance[32] flags u8 (bit 0: code follows)
  *           [codeLength u32 code] slots u32 (key[32] value[32])*.
  */
+import { uintToWord, wordToUint } from './bytes.ts'
 import { ProtocolError } from './errors.ts'
 
 export type AccountWrite = {
@@ -72,11 +73,7 @@ export function encodeWriteSet(ws: WriteSet): Uint8Array {
     o += 20
     view.setBigUint64(o, a.nonce)
     o += 8
-    let b = a.balance
-    for (let i = 31; i >= 0; i--) {
-      out[o + i] = Number(b & 0xffn)
-      b >>= 8n
-    }
+    out.set(uintToWord(a.balance), o)
     o += 32
     out[o++] = a.code ? 1 : 0
     if (a.code) {
@@ -144,8 +141,7 @@ export function decodeWriteSet(bytes: Uint8Array, limits: WriteSetLimits = {}): 
     prev = address
     const nonce = view.getBigUint64(o)
     o += 8
-    let balance = 0n
-    for (let j = 0; j < 32; j++) balance = (balance << 8n) | BigInt(bytes[o + j]!)
+    const balance = wordToUint(bytes.subarray(o, o + 32))
     o += 32
     const flags = bytes[o++]!
     if (flags > 1) throw new WriteSetDecodeError(`account ${i}: unknown flags ${flags}`)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { encodeAbiParameters, keccak256 as viemKeccak } from 'viem'
+import { encodeAbiParameters, hexToBigInt, numberToHex, keccak256 as viemKeccak } from 'viem'
 import {
   activationDigest,
   attestationReportHash,
@@ -35,9 +35,11 @@ import {
   secretKeyToAddress,
   signEnvelope,
   signReceipt,
+  uintToWord,
   utf8,
   verifyEnvelope,
   verifyReceiptSignature,
+  wordToUint,
 } from '../../src/protocol/index.ts'
 
 const b = (n: number) => fc.uint8Array({ minLength: n, maxLength: n })
@@ -82,6 +84,32 @@ const receipt = fc.record(
   },
   { noNullPrototype: true },
 )
+
+test('256-bit words: uintToWord and wordToUint agree with viem and invert each other', () => {
+  fc.assert(
+    fc.property(u(256), (x) => {
+      const w = uintToWord(x)
+      assert.equal(bytesToHex(w), numberToHex(x, { size: 32 }))
+      assert.equal(wordToUint(w), x)
+      return true
+    }),
+    { numRuns: 500 },
+  )
+  fc.assert(
+    fc.property(bytes(40), (w) => {
+      assert.equal(wordToUint(w), w.length === 0 ? 0n : hexToBigInt(bytesToHex(w)))
+      // A view into a larger buffer reads only its own bytes.
+      const framed = new Uint8Array(w.length + 7).fill(0xff)
+      framed.set(w, 3)
+      assert.equal(wordToUint(framed.subarray(3, 3 + w.length)), wordToUint(w))
+      return true
+    }),
+    { numRuns: 500 },
+  )
+  assert.throws(() => uintToWord(1n << 256n), isCode('OUT_OF_RANGE'))
+  assert.throws(() => uintToWord(-1n), isCode('OUT_OF_RANGE'))
+  assert.throws(() => uintToWord(1n << 64n, 'seq', 64), /seq: .* does not fit in uint64/)
+})
 
 test('codecs round-trip', () => {
   fc.assert(
