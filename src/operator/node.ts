@@ -610,6 +610,7 @@ export class OperatorNode {
     await this.peers?.close()
     await this.api?.close()
     await this.host?.stop()
+    this.store.close()
     this.log.info('Operator node stopped')
   }
 }

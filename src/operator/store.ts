@@ -6,18 +6,25 @@
 
 import { randomBytes } from 'node:crypto'
 import {
-  appendFileSync,
+  closeSync,
   existsSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  truncateSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
 
 export class SealedStore {
+  /** Instance directories known to exist, and each instance's open log (append mode). */
+  private readonly dirs = new Set<string>()
+  private readonly logs = new Map<string, number>()
+
   constructor(readonly dir: string) {
     mkdirSync(join(dir, 'instances'), { recursive: true })
   }
@@ -45,8 +52,24 @@ export class SealedStore {
 
   private instanceDir(instance: bigint): string {
     const d = join(this.dir, 'instances', instance.toString())
-    mkdirSync(d, { recursive: true })
+    if (!this.dirs.has(d)) {
+      mkdirSync(d, { recursive: true })
+      this.dirs.add(d)
+    }
     return d
+  }
+
+  private closeLog(instance: bigint): void {
+    const fd = this.logs.get(instance.toString())
+    if (fd === undefined) return
+    this.logs.delete(instance.toString())
+    closeSync(fd)
+  }
+
+  /** Closes every open log (a stopped node; appends after this reopen them). */
+  close(): void {
+    for (const fd of this.logs.values()) closeSync(fd)
+    this.logs.clear()
   }
 
   private atomicWrite(path: string, data: Uint8Array): void {
@@ -59,13 +82,30 @@ export class SealedStore {
   writeSnapshot(instance: bigint, blob: Uint8Array): void {
     const d = this.instanceDir(instance)
     this.atomicWrite(join(d, 'snapshot.sealed'), blob)
+    this.closeLog(instance)
     rmSync(join(d, 'log.sealed'), { force: true })
   }
 
+  /** Appends one length-prefixed record in a single write to the instance's open log. */
   append(instance: bigint, blob: Uint8Array): void {
-    const header = Buffer.alloc(4)
-    header.writeUInt32BE(blob.length)
-    appendFileSync(join(this.instanceDir(instance), 'log.sealed'), Buffer.concat([header, blob]))
+    const key = instance.toString()
+    let fd = this.logs.get(key)
+    if (fd === undefined) {
+      const path = join(this.instanceDir(instance), 'log.sealed')
+      // A record cut short by a crash would hide every record appended after it: cut it off.
+      if (existsSync(path)) {
+        const log = readFileSync(path)
+        const complete = completeLength(log)
+        if (complete < log.length) truncateSync(path, complete)
+      }
+      fd = openSync(path, 'a')
+      this.logs.set(key, fd)
+    }
+    const record = Buffer.allocUnsafe(4 + blob.length)
+    record.writeUInt32BE(blob.length, 0)
+    record.set(blob, 4)
+    let off = 0
+    while (off < record.length) off += writeSync(fd, record, off)
   }
 
   instances(): bigint[] {
@@ -84,15 +124,21 @@ export class SealedStore {
     const logPath = join(d, 'log.sealed')
     if (existsSync(logPath)) {
       const log = readFileSync(logPath)
-      let off = 0
       // A record cut short by a crash mid-write is ignored: the enclave never acked it.
-      while (off + 4 <= log.length) {
-        const len = log.readUInt32BE(off)
-        if (off + 4 + len > log.length) break
-        out.push(new Uint8Array(log.subarray(off + 4, off + 4 + len)))
-        off += 4 + len
-      }
+      completeLength(log, (record) => out.push(new Uint8Array(record)))
     }
     return out
   }
+}
+
+/** The length of the log's complete length-prefixed records, each passed to `each` in order. */
+function completeLength(log: Buffer, each?: (record: Buffer) => void): number {
+  let off = 0
+  while (off + 4 <= log.length) {
+    const len = log.readUInt32BE(off)
+    if (off + 4 + len > log.length) break
+    each?.(log.subarray(off + 4, off + 4 + len))
+    off += 4 + len
+  }
+  return off
 }
