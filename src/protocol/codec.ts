@@ -17,6 +17,8 @@ export const addressSchema = fixedHex(20)
 export const bytes32Schema = fixedHex(32)
 export const signatureSchema = fixedHex(65)
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
+
 /** Parses UTF-8 JSON of at most `maxBytes` and validates it against `schema`. */
 export function decodeJson<T>(
   bytes: Uint8Array,
@@ -35,7 +37,7 @@ export function decodeJson<T>(
   let text: string
   let parsed: unknown
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    text = UTF8.decode(bytes)
     parsed = JSON.parse(text)
   } catch {
     throw new ProtocolError('MALFORMED', `${what}: not valid UTF-8 JSON`)

@@ -28,6 +28,8 @@ import {
   encodeSyncBody,
   encodeUpdateBody,
   encodeUpdatePayload,
+  envelopeFromWire,
+  envelopeSchema,
   generateSecretKey,
   nextEventHash,
   ProtocolError,
@@ -388,6 +390,82 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
   assert.throws(
     () => encodeUpdatePayload({ ...one, results: [{ ...one.results[0]!, gasUsed: 1n << 64n }] }),
     /gasUsed/,
+  )
+})
+
+test('envelopeFromWire accepts exactly what envelopeSchema accepts (differential)', () => {
+  const hexOf = (n: number) => b(n).map((x) => bytesToHex(x))
+  const valid = fc.record({
+    kind: fc.constantFrom('genesis', 'update', 'ack', 'sync'),
+    instance: u(256).map((x) => x.toString()),
+    from: hexOf(20),
+    to: hexOf(20),
+    body: bytes(64).map((x) => bytesToHex(x)),
+    signature: hexOf(65),
+  })
+  const junk = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom(
+      '',
+      '0x',
+      '0x0',
+      '0xzz',
+      '01',
+      '-1',
+      '1.5',
+      '0x' + '00'.repeat(21),
+      'upd',
+      'UPDATE',
+    ),
+    u(300).map((x) => x.toString()),
+    fc.constant((1n << 256n).toString()),
+    fc.integer(),
+    fc.constant(null),
+    fc.array(fc.nat(), { maxLength: 2 }),
+  )
+  const mutated = fc
+    .tuple(
+      valid,
+      fc.constantFrom('kind', 'instance', 'from', 'to', 'body', 'signature', 'extra', 'drop'),
+      junk,
+    )
+    .map(([v, field, j]) => {
+      const o: Record<string, unknown> = { ...v }
+      if (field === 'extra') o.extra = j
+      else if (field === 'drop') delete o.kind
+      else o[field] = j
+      return o
+    })
+  fc.assert(
+    fc.property(fc.oneof(valid, mutated, fc.anything()), (value) => {
+      const reference = envelopeSchema.safeParse(value).success
+      let ours: boolean
+      try {
+        envelopeFromWire(value)
+        ours = true
+      } catch (e) {
+        assert.ok(
+          e instanceof ProtocolError && (e.code === 'MALFORMED' || e.code === 'OUT_OF_RANGE'),
+          String(e),
+        )
+        ours = false
+      }
+      // The schema leaves the instance's range to the decoder (uint256), so compare on in-range values.
+      if (
+        reference &&
+        typeof value === 'object' &&
+        value &&
+        BigInt((value as { instance: string }).instance) >= 1n << 256n
+      )
+        return true
+      assert.equal(
+        ours,
+        reference,
+        JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+      )
+      return true
+    }),
+    { numRuns: 3000 },
   )
 })
 
