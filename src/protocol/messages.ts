@@ -17,7 +17,6 @@ import {
   uint,
   uintSchema,
   unhex,
-  validate,
 } from './codec.ts'
 import { ERROR_CODES, type ErrorObject, ProtocolError } from './errors.ts'
 import { hashTagged, keccak256 } from './hash.ts'
