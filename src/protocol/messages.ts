@@ -654,12 +654,6 @@ const genesisSecretsSchema = z.strictObject({
   recent: z.lazy(() => recentResultsSchema),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
-const ackBodySchema = z.strictObject({
-  seq: uintSchema,
-  updateHash: bytes32Schema,
-  digest: bytes32Schema,
-  stateFrom: addressSchema,
-})
 const syncBodySchema = z.strictObject({ fromSeq: uintSchema })
 
 const MAX = LIMITS.maxPeerMessageBytes
@@ -852,21 +846,31 @@ export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
   return { box: unhex(w.box, 'genesis.box') }
 }
 
+/** ack = version u8 = 1 | seq u64 | updateHash[32] | digest[32] | stateFrom[20] (93 bytes). */
+const ACK_VERSION = 1
+
 export const encodeAckBody = (b: AckBody): Uint8Array =>
-  encodeJson({
-    seq: dec(b.seq),
-    updateHash: hex(b.updateHash),
-    digest: hex(b.digest),
-    stateFrom: hex(b.stateFrom),
-  })
+  new ByteWriter('ack', 93)
+    .u8(ACK_VERSION)
+    .u64(b.seq, 'seq')
+    .fixed(b.updateHash, 32, 'updateHash')
+    .fixed(b.digest, 32, 'digest')
+    .fixed(b.stateFrom, 20, 'stateFrom')
+    .finish()
+
 export function decodeAckBody(bytes: Uint8Array): AckBody {
-  const w = decodeJson(bytes, ackBodySchema, 'ack', 4096)
-  return {
-    seq: uint(w.seq, 'ack.seq', 64),
-    updateHash: unhex(w.updateHash, 'ack.updateHash', 32),
-    digest: unhex(w.digest, 'ack.digest', 32),
-    stateFrom: unhex(w.stateFrom, 'ack.stateFrom', 20),
+  const r = new ByteReader(bytes, 'ack')
+  const version = r.u8('version')
+  if (version !== ACK_VERSION)
+    throw new ProtocolError('MALFORMED', `ack.version: unknown version ${version}`)
+  const body = {
+    seq: r.u64('seq'),
+    updateHash: r.fixed(32, 'updateHash'),
+    digest: r.fixed(32, 'digest'),
+    stateFrom: r.fixed(20, 'stateFrom'),
   }
+  r.end()
+  return body
 }
 
 export const encodeSyncBody = (b: SyncBody): Uint8Array => encodeJson({ fromSeq: dec(b.fromSeq) })

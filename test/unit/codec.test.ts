@@ -357,6 +357,20 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     /update\.digest: expected 32 bytes/,
   )
 
+  // An ack: 93 bytes, every cut and a trailing byte refused.
+  const ack = {
+    seq: 9n,
+    updateHash: new Uint8Array(32).fill(4),
+    digest: new Uint8Array(32).fill(5),
+    stateFrom: new Uint8Array(20).fill(6),
+  }
+  const ackBytes = encodeAckBody(ack)
+  assert.equal(ackBytes.length, 93)
+  assert.deepEqual(decodeAckBody(ackBytes), ack)
+  for (let i = 0; i < 93; i++)
+    assert.throws(() => decodeAckBody(ackBytes.slice(0, i)), isCode('MALFORMED'))
+  assert.throws(() => decodeAckBody(Uint8Array.from([...ackBytes, 0])), /ack: 1 trailing bytes/)
+
   // Out-of-range fields in a payload: status, topic count, result count.
   const one = {
     writeSet: new Uint8Array(0),
