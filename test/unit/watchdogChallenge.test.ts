@@ -9,8 +9,14 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeAbiParameters } from 'viem'
-import { bytesToHex, type EnclaveOutput, EventKind, randomBytes } from '../../src/protocol/index.ts'
-import { hexb, type Node, pump, setupActive, transferBox } from './harness.ts'
+import {
+  bytesToHex,
+  type EnclaveOutput,
+  EventKind,
+  randomBytes,
+  utf8,
+} from '../../src/protocol/index.ts'
+import { hexb, type Node, pump, restartNode, setupActive, transferBox } from './harness.ts'
 
 const ACK_TIMEOUT_MS = 5_000
 
@@ -86,4 +92,36 @@ test('an answer to a challenge whose payload the operator replaced is not counte
   const r = await p.deliver(EventKind.WatchdogResponded, p.responded)
   await pump(p.nodes, r.outs[0]!.filter(p.notTo(p.w1)), p.answers)
   assert.equal(p.answers.size, 0)
+})
+
+test('an executor restarted after it sealed a challenge but before its answer left answers on its next tick (simulator seed 197)', async () => {
+  let clock = 1_000_000
+  const s = await setupActive(() => clock)
+  const [exec] = s.nodes as [Node, Node, Node]
+  const payload = utf8('are you there?')
+  const challenge = s.ev(
+    EventKind.ExecutorChallenged,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'address' }, { type: 'bytes' }],
+        [bytesToHex(randomBytes(20)), bytesToHex(payload)],
+      ),
+    ),
+  )
+  const feed = { blockNumber: 20n, timestamp: 1100n, events: [challenge] }
+  const answered = (outs: EnclaveOutput[]) => outs.filter((o) => o.type === 'respondExecutor')
+  const first = await exec.enclave.call('chain', feed)
+  assert.equal(answered(first.outputs).length, 1, 'the executor answers the challenge')
+  // The host crashed after sealing the challenge's view and before submitting the answer.
+  const restarted = await restartNode(exec, s.instance, () => clock)
+  const again = await restarted.enclave.call('chain', feed)
+  assert.equal(answered(again.outputs).length, 0, 'a re-fed event the view holds changes nothing')
+  clock += 500
+  const ticked = await restarted.enclave.call('tick', { now: clock })
+  const [r] = answered(ticked.outputs)
+  assert.ok(r && r.type === 'respondExecutor', 'the restarted executor answers on its tick')
+  assert.equal(r.eventIndex, challenge.index)
+  // Once per challenge: the next tick does not answer again.
+  clock += 500
+  assert.equal(answered((await restarted.enclave.call('tick', { now: clock })).outputs).length, 0)
 })
