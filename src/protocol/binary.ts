@@ -16,7 +16,7 @@ export class ByteWriter {
     private readonly what: string,
     capacity = 256,
   ) {
-    this.buf = new Uint8Array(capacity)
+    this.buf = new Uint8Array(Math.max(16, capacity))
     this.view = new DataView(this.buf.buffer)
   }
 

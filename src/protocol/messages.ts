@@ -1,6 +1,7 @@
 /**
  * Messages of the optimistic path (SPEC §6) and their codecs. Each message has a typed form
- * (bytes and bigints) and a wire form (JSON); `encodeX`/`decodeX` convert and validate.
+ * (bytes and bigints) and a wire form: JSON, except update bodies, update payloads and acks,
+ * which are binary (docs/decisions/0008); `encodeX`/`decodeX` convert and validate.
  */
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
@@ -704,6 +705,12 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
   }
 }
 
+function statusCode(status: ExecutedTx['status']): number {
+  const code = STATUS.indexOf(status)
+  if (code < 0) throw new ProtocolError('MALFORMED', `update.payload: unknown status ${status}`)
+  return code
+}
+
 export function encodeUpdatePayload(p: UpdatePayload): Uint8Array {
   const w = new ByteWriter('update.payload', 64 + p.writeSet.length + p.results.length * 256)
     .u8(UPDATE_PAYLOAD_VERSION)
@@ -715,7 +722,7 @@ export function encodeUpdatePayload(p: UpdatePayload): Uint8Array {
     w.fixed(r.txHash, 32, 'txHash')
       .fixed(r.from, 20, 'from')
       .u64(r.nonce, 'nonce')
-      .u8(STATUS.indexOf(r.status))
+      .u8(statusCode(r.status))
       .u64(r.gasUsed, 'gasUsed')
       .bytes(r.returnData)
       .u32(r.logs.length)

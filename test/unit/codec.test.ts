@@ -402,6 +402,11 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
   new DataView(badCount.buffer).setUint32(1 + 8 + 8 + 4, 0xffffffff)
   assert.throws(() => decodeUpdatePayload(badCount), /results: 4294967295 exceeds/)
   assert.throws(
+    () =>
+      encodeUpdatePayload({ ...one, results: [{ ...one.results[0]!, status: 'weird' as never }] }),
+    /unknown status weird/,
+  )
+  assert.throws(
     () => encodeUpdatePayload({ ...one, results: [{ ...one.results[0]!, gasUsed: 1n << 64n }] }),
     /gasUsed/,
   )
