@@ -12,7 +12,9 @@ const HEX = /^0x(?:[0-9a-fA-F]{2})*$/
 export const hexSchema = z.string().regex(HEX, 'expected 0x-prefixed even-length hex')
 export const fixedHex = (bytes: number) =>
   z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `expected ${bytes} bytes of hex`)
-export const uintSchema = z.string().regex(/^(?:0|[1-9][0-9]{0,77})$/, 'expected a decimal integer')
+/** A decimal unsigned integer of at most 78 digits, without leading zeros. */
+export const DECIMAL_UINT = /^(?:0|[1-9][0-9]{0,77})$/
+export const uintSchema = z.string().regex(DECIMAL_UINT, 'expected a decimal integer')
 export const addressSchema = fixedHex(20)
 export const bytes32Schema = fixedHex(32)
 export const signatureSchema = fixedHex(65)

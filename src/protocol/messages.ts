@@ -9,6 +9,7 @@ import { addressToWord, concatBytes, equalBytes, uintToWord, utf8 } from './byte
 import {
   addressSchema,
   bytes32Schema,
+  DECIMAL_UINT,
   dec,
   decodeJson,
   encodeJson,
@@ -455,7 +456,7 @@ export function envelopeFromWire(value: unknown): PeerEnvelope {
   if (!PEER_KINDS.includes(kind))
     throw new ProtocolError('MALFORMED', `peer.kind: expected one of ${PEER_KINDS.join(', ')}`)
   const instance = w.instance as string
-  if (!/^(?:0|[1-9][0-9]{0,77})$/.test(instance))
+  if (!DECIMAL_UINT.test(instance))
     throw new ProtocolError('MALFORMED', 'peer.instance: expected a decimal integer')
   return {
     kind,

@@ -113,6 +113,19 @@ test('256-bit words: uintToWord and wordToUint agree with viem and invert each o
   assert.throws(() => uintToWord(1n << 64n, 'seq', 64), /seq: .* does not fit in uint64/)
 })
 
+const executed = receipt.map(
+  ({ instance: _i, seq: _s, executor: _e, signature: _g, ...rest }) => rest,
+)
+const updatePayload = fc.record(
+  {
+    writeSet: bytes(),
+    results: fc.array(executed, { maxLength: 4 }),
+    blockNumber: u(64),
+    timestamp: u(64),
+  },
+  { noNullPrototype: true },
+)
+
 test('codecs round-trip', () => {
   fc.assert(
     fc.property(signedTx, (x) => assert.deepEqual(decodeSignedTx(encodeSignedTx(x)), x) ?? true),
@@ -180,18 +193,8 @@ test('codecs round-trip', () => {
   )
   fc.assert(
     fc.property(
-      bytes(),
-      fc.array(
-        receipt.map(({ instance: _i, seq: _s, executor: _e, signature: _g, ...rest }) => rest),
-        { maxLength: 4 },
-      ),
-      u(64),
-      u(64),
-      (writeSet, results, blockNumber, timestamp) => {
-        const x = { writeSet, results, blockNumber, timestamp }
-        assert.deepEqual(decodeUpdatePayload(encodeUpdatePayload(x)), x)
-        return true
-      },
+      updatePayload,
+      (x) => assert.deepEqual(decodeUpdatePayload(encodeUpdatePayload(x)), x) ?? true,
     ),
   )
   fc.assert(
@@ -294,19 +297,6 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
     { numRuns: 300 },
   )
 })
-
-const executed = receipt.map(
-  ({ instance: _i, seq: _s, executor: _e, signature: _g, ...rest }) => rest,
-)
-const updatePayload = fc.record(
-  {
-    writeSet: bytes(),
-    results: fc.array(executed, { maxLength: 4 }),
-    blockNumber: u(64),
-    timestamp: u(64),
-  },
-  { noNullPrototype: true },
-)
 
 test('update bodies and payloads are binary and canonical: every cut, trailing byte and flipped byte is refused or re-encodes to itself', () => {
   fc.assert(
