@@ -15,6 +15,7 @@ import {
   progress,
   round,
   sleep,
+  stallGuard,
   startForeignCpuMonitor,
 } from './lib/common.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
@@ -44,13 +45,14 @@ const { values } = parseArgs({
     only: { type: 'string' },
     skip: { type: 'string' },
     'wait-idle': { type: 'string' },
+    'stall-minutes': { type: 'string', default: '10' },
     help: { type: 'boolean', default: false },
   },
 })
 
 if (values.help) {
   console.log(
-    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES]`,
+    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES] [--stall-minutes MINUTES]`,
   )
   process.exit(0)
 }
@@ -74,6 +76,13 @@ const selected = SECTIONS.filter(
   (s) => (only.length === 0 || only.includes(s)) && !skip.includes(s),
 )
 const quick = values.quick
+const stallMinutes = Number(values['stall-minutes'])
+if (!(stallMinutes > 0)) {
+  console.error(
+    `bench: --stall-minutes: expected a positive number, got ${values['stall-minutes']}`,
+  )
+  process.exit(2)
+}
 const mode = quick ? 'quick' : 'full'
 
 const RESULTS = join(import.meta.dirname, 'results')
@@ -138,14 +147,19 @@ async function section(name: Section | 'faults', fn: () => Promise<void>): Promi
   await waitIdle(name)
   const s = Date.now()
   const foreignSection = startForeignCpuMonitor()
+  // A section that prints no progress for --stall-minutes fails: its processes are stopped by
+  // cleanupAll below and the run goes on with the next section.
+  const guard = stallGuard(stallMinutes * 60_000)
   try {
-    await fn()
+    await Promise.race([fn(), guard.stalled])
   } catch (e) {
     const msg = e instanceof Error ? (e.stack ?? e.message) : String(e)
     progress(`${name}: FAILED: ${msg}`)
     for (const n of name === 'faults' ? (['gas', 'recovery'] as const) : [name])
       if (selected.includes(n)) detailed.errors[n] = msg.split('\n')[0]!
     await cleanupAll()
+  } finally {
+    guard.stop()
   }
   const secs = round((Date.now() - s) / 1000, 1)
   const foreign = foreignSection()

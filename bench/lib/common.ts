@@ -9,11 +9,52 @@ import type { Devnet, DevnetOptions } from '../../src/devnet/devnet.ts'
 import { startDevnet } from '../../src/devnet/devnet.ts'
 
 const started = Date.now()
+let lastProgress = { at: started, line: '(none yet)' }
 
 /** One progress line on stderr, prefixed with the time since the harness started. */
 export function progress(line: string): void {
   const s = ((Date.now() - started) / 1000).toFixed(1).padStart(6)
   process.stderr.write(`[${s} s] ${line}\n`)
+  lastProgress = { at: Date.now(), line }
+}
+
+/**
+ * Rejects once no progress line has been printed for `stallMs`, naming the last one, so a
+ * section that stops making progress fails instead of holding the run (and the machine) open.
+ * Call the returned `stop` when the guarded work ends.
+ */
+export function stallGuard(stallMs: number): { stalled: Promise<never>; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined
+  const stalled = new Promise<never>((_, reject) => {
+    const check = () => {
+      const idle = Date.now() - lastProgress.at
+      if (idle >= stallMs) {
+        reject(
+          new Error(
+            `no progress for ${Math.round(idle / 1000)} s (last: ${JSON.stringify(lastProgress.line)})`,
+          ),
+        )
+        return
+      }
+      timer = setTimeout(check, Math.min(stallMs - idle + 10, 30_000))
+    }
+    timer = setTimeout(check, Math.min(stallMs, 30_000))
+  })
+  stalled.catch(() => undefined)
+  return { stalled, stop: () => clearTimeout(timer) }
+}
+
+/** Settles like `p`, or rejects naming `what` after `ms`. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

@@ -37,8 +37,11 @@ import {
   signDigest,
   utf8,
 } from '../../src/protocol/index.ts'
-import { printTable, progress, type Row, round } from '../lib/common.ts'
+import { onCleanup, printTable, progress, type Row, round, within } from '../lib/common.ts'
 import { bareEvm } from './throughput.ts'
+
+/** Longest wait for one message on a measured channel; a lost message fails the section. */
+const CHANNEL_WAIT_MS = 60_000
 
 export type FloorConfig = { iterations: number; bareTxs: number; httpRequests: number }
 
@@ -120,26 +123,43 @@ async function ipcRoundTripUs(
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],
   })
+  const removeCleanup = onCleanup(async () => void child.kill('SIGKILL'))
+  // A child that exits fails the call waiting on it (and every later one) at once.
+  let gone: Error | undefined
+  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+  child.once('exit', (code, signal) => {
+    gone = new Error(`floor: IPC echo child exited (${signal ?? code})`)
+    for (const p of pending.values()) p.reject(gone)
+    pending.clear()
+  })
   try {
-    await once(child, 'message')
-    const pending = new Map<number, () => void>()
+    await within(once(child, 'message'), CHANNEL_WAIT_MS, 'the IPC echo child to start')
     child.on('message', (m: { id?: number }) => {
       if (typeof m?.id !== 'number') return
-      pending.get(m.id)?.()
+      pending.get(m.id)?.resolve()
       pending.delete(m.id)
     })
     let next = 1
     const box = new Uint8Array(requestBytes).fill(7)
     const call = () =>
-      new Promise<void>((resolve) => {
-        const id = next++
-        pending.set(id, resolve)
-        child.send({ id, method: 'tx', params: { requestId: id, instance: '1', box, answerBytes } })
-      })
+      within(
+        new Promise<void>((resolve, reject) => {
+          if (gone) return reject(gone)
+          const id = next++
+          pending.set(id, { resolve, reject })
+          child.send({
+            id,
+            method: 'tx',
+            params: { requestId: id, instance: '1', box, answerBytes },
+          })
+        }),
+        CHANNEL_WAIT_MS,
+        'an IPC echo',
+      )
     const childCpu = async () => {
       const reply = once(child, 'message') as Promise<[{ cpu: NodeJS.CpuUsage }]>
       child.send('cpu')
-      const [{ cpu }] = await reply
+      const [{ cpu }] = await within(reply, CHANNEL_WAIT_MS, "the IPC echo child's CPU time")
       return cpu.user + cpu.system
     }
     for (let i = 0; i < 200; i++) await call()
@@ -148,6 +168,7 @@ async function ipcRoundTripUs(
     return parent + ((await childCpu()) - k0) / n
   } finally {
     child.kill('SIGKILL')
+    removeCleanup()
   }
 }
 
@@ -159,15 +180,22 @@ async function wsExchangeUs(n: number, updateBytes: number, ackBytes: number): P
   wss.on('connection', (peer) => peer.on('message', () => peer.send(ack)))
   const ws = new WebSocket(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`)
   try {
-    await once(ws, 'open')
+    await within(once(ws, 'open'), CHANNEL_WAIT_MS, 'the WebSocket to open')
     const update = Buffer.alloc(updateBytes, 5)
     let answered: () => void = () => {}
+    let failed: (e: Error) => void = () => {}
     ws.on('message', () => answered())
+    ws.once('close', () => failed(new Error('floor: the WebSocket closed mid-exchange')))
     const one = () =>
-      new Promise<void>((resolve) => {
-        answered = resolve
-        ws.send(update)
-      })
+      within(
+        new Promise<void>((resolve, reject) => {
+          answered = resolve
+          failed = reject
+          ws.send(update)
+        }),
+        CHANNEL_WAIT_MS,
+        'a WebSocket ack',
+      )
     return await cpuUsAsync(n, one, 200)
   } finally {
     ws.terminate()
