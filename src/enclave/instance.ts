@@ -266,6 +266,12 @@ export class Instance {
   private challengeSent: Uint8Array | undefined
   /** The watchdog challenge this watchdog last logged it cannot answer (index). */
   private unanswerableChallenge = -1n
+  /** The open watchdog challenge's payload as last checked (see `challengeUpdate`). */
+  private checkedChallenge?: {
+    payload: Uint8Array
+    executor: Uint8Array
+    body: UpdateBody | undefined
+  }
 
   constructor(
     readonly view: ChainView,
@@ -491,25 +497,12 @@ export class Instance {
    */
   private takeChallengeUpdate(): boolean {
     const exec = this.view.executor
-    let body: UpdateBody
-    try {
-      const c = decodeChallengeUpdate(this.view.watchdogChallengePayload)
-      if (!exec) return true
-      verifyEnvelope({
-        kind: 'update',
-        instance: this.id,
-        from: exec,
-        to: BROADCAST,
-        body: c.body,
-        signature: c.signature,
-      })
-      body = decodeUpdateBody(c.body)
-    } catch {
-      return true
-    }
+    if (!exec) return true
+    const body = this.challengeUpdate(exec)
+    if (!body) return true
     if (body.seq > this.seq) {
       try {
-        this.acceptUpdate(body, exec!)
+        this.acceptUpdate(body, exec)
       } catch (e) {
         this.log_('warn', 'The challenge update does not apply', {
           err: (e as Error).message.slice(0, 200),
@@ -525,6 +518,34 @@ export class Instance {
       })
     }
     return false
+  }
+
+  /**
+   * The update the open watchdog challenge carries, if it is one signed by `exec`. Checked once
+   * per challenge (payload and executor): a watchdog that cannot answer yet retries on every
+   * tick, and the signature does not change between them.
+   */
+  private challengeUpdate(exec: Uint8Array): UpdateBody | undefined {
+    const payload = this.view.watchdogChallengePayload
+    const c = this.checkedChallenge
+    if (c && c.payload === payload && equalBytes(c.executor, exec)) return c.body
+    let body: UpdateBody | undefined
+    try {
+      const u = decodeChallengeUpdate(payload)
+      verifyEnvelope({
+        kind: 'update',
+        instance: this.id,
+        from: exec,
+        to: BROADCAST,
+        body: u.body,
+        signature: u.signature,
+      })
+      body = decodeUpdateBody(u.body)
+    } catch {
+      body = undefined
+    }
+    this.checkedChallenge = { payload, executor: exec, body }
+    return body
   }
 
   /**

@@ -11,8 +11,11 @@ import { test } from 'node:test'
 import { encodeAbiParameters } from 'viem'
 import {
   bytesToHex,
+  decodeUpdateBody,
   type EnclaveOutput,
   EventKind,
+  encodeChallengeUpdate,
+  LIMITS,
   randomBytes,
   utf8,
 } from '../../src/protocol/index.ts'
@@ -28,6 +31,7 @@ async function partitioned() {
     !(o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer))
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   // Two updates (a, then b) reach the executor and watchdog 2; nothing reaches watchdog 1.
+  const heldFromW1: EnclaveOutput[] = []
   for (const [id, nonce] of [
     ['a', 0n],
     ['b', 1n],
@@ -38,10 +42,12 @@ async function partitioned() {
       box: transferBox(target, s.creatorKey, nonce, randomBytes(20)).box,
     })
     await pump(s.nodes, r.outputs.filter(notTo(w1)), s.answers)
+    heldFromW1.push(...r.outputs.filter((o) => !notTo(w1)(o)))
   }
   assert.equal(s.answers.size, 0, 'no receipt while watchdog 1 has not acked')
   clock += ACK_TIMEOUT_MS + 1_000
   const ticked = await exec.enclave.call('tick', { now: clock })
+  heldFromW1.push(...ticked.outputs.filter((o) => !notTo(w1)(o)))
   const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
   assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'the executor challenges')
   assert.equal(challenge.memberMask, 2n, 'only watchdog 1 (slot 1) is late')
@@ -61,7 +67,22 @@ async function partitioned() {
   const challenged = (payload: Uint8Array) =>
     hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [2, bytesToHex(payload)]))
   const responded = hexb(encodeAbiParameters([{ type: 'uint8' }], [1]))
-  return { ...s, exec, w1, challenge, deliver, challenged, responded, digestOf, notTo }
+  return {
+    ...s,
+    exec,
+    w1,
+    challenge,
+    deliver,
+    challenged,
+    responded,
+    digestOf,
+    notTo,
+    heldFromW1,
+    tick: (n: Node) => {
+      clock += 500
+      return n.enclave.call('tick', { now: clock })
+    },
+  }
 }
 
 test('a watchdog cut off from the executor applies the update the challenge carries, answers, and the executor releases on that answer', async () => {
@@ -92,6 +113,45 @@ test('an answer to a challenge whose payload the operator replaced is not counte
   const r = await p.deliver(EventKind.WatchdogResponded, p.responded)
   await pump(p.nodes, r.outs[0]!.filter(p.notTo(p.w1)), p.answers)
   assert.equal(p.answers.size, 0)
+})
+
+test('a watchdog challenged with an update it cannot apply yet answers on a later tick, once it holds the updates before it', async () => {
+  const p = await partitioned()
+  // The updates held back from watchdog 1, by sequence number (re-sends included). While
+  // update 1 is in flight the executor starts update 2 only for a full batch: send one.
+  const held = new Map<bigint, EnclaveOutput & { type: 'send' }>()
+  const target = { instance: p.instance, contractEncryptionKey: p.contractEncryptionKey }
+  for (let nonce = 2n; nonce < 2n + BigInt(LIMITS.pipelineMinBatchTxs); nonce++) {
+    const r = await p.exec.enclave.call('tx', {
+      requestId: `c${nonce}`,
+      instance: p.instance,
+      box: transferBox(target, p.creatorKey, nonce, randomBytes(20)).box,
+    })
+    await pump(p.nodes, r.outputs.filter(p.notTo(p.w1)), p.answers)
+    p.heldFromW1.push(...r.outputs.filter((o) => !p.notTo(p.w1)(o)))
+  }
+  for (const o of p.heldFromW1)
+    if (o.type === 'send' && o.envelope.kind === 'update')
+      held.set(decodeUpdateBody(hexb(o.envelope.body as `0x${string}`)).seq, o)
+  const [a, b] = [held.get(1n), held.get(2n)]
+  assert.ok(a && b, 'updates 1 and 2 were held back from watchdog 1')
+  // A challenge naming update 2, signed by the executor, while watchdog 1 holds neither.
+  const payload = encodeChallengeUpdate({
+    body: hexb(b.envelope.body as `0x${string}`),
+    signature: hexb(b.envelope.signature as `0x${string}`),
+  })
+  const answers = (outs: EnclaveOutput[]) => outs.filter((o) => o.type === 'respondWatchdog')
+  const c = await p.deliver(EventKind.WatchdogsChallenged, p.challenged(payload))
+  assert.equal(answers(c.outs[1]!).length, 0, 'update 1 is missing: no answer')
+  for (let i = 0; i < 3; i++)
+    assert.equal(answers((await p.tick(p.w1)).outputs).length, 0, `tick ${i}: still missing`)
+  // Update 1 arrives; watchdog 1 applies it, then update 2, which the challenge carried.
+  await pump(p.nodes, [a], p.answers)
+  assert.ok((await p.digestOf(p.w1)).seq >= 2n, 'it holds update 2')
+  const [r] = answers((await p.tick(p.w1)).outputs)
+  assert.ok(r && r.type === 'respondWatchdog', 'it answers on its next tick')
+  assert.equal(r.eventIndex, c.event.index)
+  assert.equal(answers((await p.tick(p.w1)).outputs).length, 0, 'once per challenge')
 })
 
 test('an executor restarted after it sealed a challenge but before its answer left answers on its next tick (simulator seed 197)', async () => {
