@@ -15,9 +15,8 @@ import {
   generateKeyPairSync,
   hkdfSync,
   type KeyObject,
-  randomBytes as nodeRandomBytes,
 } from 'node:crypto'
-import { assertBytes, concatBytes, utf8 } from './bytes.ts'
+import { assertBytes, concatBytes, randomBytes, utf8 } from './bytes.ts'
 import { ProtocolError } from './errors.ts'
 
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
@@ -123,7 +122,7 @@ export function aeadSeal(
   aad: Uint8Array = new Uint8Array(),
 ): Uint8Array {
   assertBytes(key, 'key', KEY_BYTES)
-  const nonce = nodeRandomBytes(NONCE_BYTES)
+  const nonce = randomBytes(NONCE_BYTES)
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   cipher.setAAD(aad)
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])

@@ -27,6 +27,7 @@ import {
   keccak256Js,
   ProtocolError,
   poseTypes,
+  randomBytes,
   recoverAddress,
   secp256k1Backend,
   secretKeyToAddress,
@@ -337,6 +338,33 @@ test('box: any flipped byte is rejected with DECRYPTION_FAILED', () => {
       }),
     /expected at least/,
   )
+})
+
+test('randomBytes: right lengths, fresh arrays, no string handed out twice across pool refills', () => {
+  // 12-byte nonces over several refills of the 4 KiB pool, mixed with other sizes.
+  const seen = new Set<string>()
+  const drawn: Uint8Array[] = []
+  for (let i = 0; i < 2_000; i++) {
+    const n = [12, 32, 1, 20, 512, 513, 5_000][i % 7]!
+    const r = randomBytes(n)
+    assert.ok(r instanceof Uint8Array && r.length === n && r.byteOffset === 0)
+    assert.equal(r.buffer.byteLength, n, 'its own buffer, not a view of the pool')
+    if (n >= 12) {
+      const k = bytesToHex(r)
+      assert.ok(!seen.has(k), `a ${n}-byte string repeated`)
+      seen.add(k)
+    }
+    drawn.push(r)
+  }
+  // Later draws do not change earlier ones (nothing aliases the pool).
+  const copy = drawn.map((r) => r.slice())
+  for (let i = 0; i < 1_000; i++) randomBytes(12)
+  assert.deepEqual(drawn, copy)
+  // Not constant: the bytes of many draws cover most byte values.
+  const values = new Set<number>()
+  for (const r of drawn.slice(0, 200)) for (const b of r) values.add(b)
+  assert.ok(values.size > 200)
+  assert.equal(randomBytes(0).length, 0)
 })
 
 test('aead: round trip and wrong key', () => {
