@@ -26,6 +26,14 @@ export function keepAliveAgents(maxSockets: number): KeepAliveAgents {
   }
 }
 
+/** The server accepted the request but sent no complete answer within the time allowed. */
+export class AnswerTimeoutError extends Error {
+  override name = 'AnswerTimeoutError'
+  constructor(readonly timeoutMs: number) {
+    super(`no answer within ${timeoutMs} ms`)
+  }
+}
+
 export type HttpExchange = {
   status: number
   statusMessage: string
@@ -102,7 +110,7 @@ export function httpExchange(
       : httpRequest(url, options, onResponse)
     if (o.timeoutMs !== undefined) {
       const ms = o.timeoutMs
-      timer = setTimeout(() => req.destroy(new Error(`no answer within ${ms} ms`)), ms)
+      timer = setTimeout(() => req.destroy(new AnswerTimeoutError(ms)), ms)
       timer.unref()
     }
     signal?.addEventListener('abort', onAbort, { once: true })

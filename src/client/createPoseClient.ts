@@ -26,6 +26,7 @@ import { type SendTransactionParameters, sendTransaction } from './actions/sendT
 import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
 import { getFinalBalances, withdrawFinal } from './actions/withdrawFinal.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './transport.ts'
 
 export type CreatePoseClientParameters = {
   /** JSON-RPC endpoint of the chain holding the manager. */
@@ -43,6 +44,12 @@ export type CreatePoseClientParameters = {
   autoChallenge?: boolean
   /** How long a transaction waits for a live executor, following changes of executor (default 120 s). */
   failoverTimeoutMs?: number
+  /**
+   * How long one request to an operator may go unanswered before it fails with TIMEOUT and the
+   * executor counts as silent (with `autoChallenge`, it is challenged at once). Default 35 s:
+   * above the 30 s after which operators answer TIMEOUT themselves while their enclave is busy.
+   */
+  requestTimeoutMs?: number
 }
 
 export type PoseClientState = {
@@ -60,7 +67,7 @@ export type PoseClientBase = ChainClients & {
   domain: PoseDomain
   sender: TxSender
   pollingIntervalMs: number
-  failover: { autoChallenge: boolean; timeoutMs: number }
+  failover: { autoChallenge: boolean; timeoutMs: number; requestTimeoutMs: number }
   state: PoseClientState
 }
 
@@ -123,6 +130,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
     failover: {
       autoChallenge: p.autoChallenge ?? false,
       timeoutMs: p.failoverTimeoutMs ?? 120_000,
+      requestTimeoutMs: p.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }

@@ -109,8 +109,9 @@ export async function requestWithFailover<T>(
   const deadline = Date.now() + client.failover.timeoutMs
   /** Set once this client's challenge landed: answers on-chain are read from there on. */
   let challengedAt: LogPosition | undefined
-  // One lost connection is not a silent executor: challenge after a request timed out at the
-  // operator or after a few failed attempts.
+  // One lost connection is not a silent executor: challenge after a request went unanswered
+  // (the operator's own TIMEOUT, or no answer within `requestTimeoutMs`) or after a few failed
+  // attempts.
   let failures = 0
   let info = await getInstance(client, { instance })
   for (;;) {
@@ -125,6 +126,7 @@ export async function requestWithFailover<T>(
       const { sealed } = await postWhenReady<{ sealed: Hex }>(
         `${info.executorEndpoint}/v1/instances/${instance}/${kind}`,
         { box: bytesToHex(box) },
+        { timeoutMs: client.failover.requestTimeoutMs },
       )
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)

@@ -4,7 +4,7 @@
  * request per transaction) it costs a fraction of `fetch`'s CPU per round trip
  * (bench/README.md, "client transport").
  */
-import { httpExchange, keepAliveAgents } from '../chain/fetch.ts'
+import { AnswerTimeoutError, httpExchange, keepAliveAgents } from '../chain/fetch.ts'
 import { LIMITS, ProtocolError } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
 
@@ -54,6 +54,14 @@ async function request<T>(
   try {
     res = await send(target, method, body, timeoutMs)
   } catch (cause) {
+    // Connected but unanswered: the host is up and silent (withholding, or stopped), which
+    // the SDK's failover treats like an operator's own TIMEOUT answer.
+    if (cause instanceof AnswerTimeoutError) {
+      throw new PoseRequestError(
+        `Operator at ${target.origin} did not answer within ${cause.timeoutMs} ms`,
+        { code: 'TIMEOUT', cause },
+      )
+    }
     throw new PoseRequestError(`Operator at ${target.origin} is unreachable`, {
       details: cause instanceof Error ? cause.message : String(cause),
       code: 'UNAVAILABLE',
@@ -82,23 +90,29 @@ async function request<T>(
 const CATCHING_UP = new Set(['NOT_READY', 'WRONG_PHASE', 'UNKNOWN_INSTANCE'])
 
 /** Catching up, or the connection failed: for requests that are idempotent at one operator. */
-export const RETRY_UNAVAILABLE = new Set([...CATCHING_UP, 'UNAVAILABLE'])
+export const RETRY_UNAVAILABLE = new Set([...CATCHING_UP, 'UNAVAILABLE', 'TIMEOUT'])
+
+/**
+ * How long a request to an operator may go unanswered (default of the SDK's `requestTimeoutMs`):
+ * above the 30 s within which an operator answers TIMEOUT itself when its enclave is slow.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 35_000
 
 /**
  * Posts a request the enclave refuses before acting on it while its operator lags the chain
  * (e.g. right after activation); retries those refusals (or the codes in `retry`) for up to
- * `waitMs`.
+ * `waitMs`. Each attempt may go unanswered for `timeoutMs` (then it fails with TIMEOUT).
  */
 export async function postWhenReady<T>(
   url: string,
   body: unknown,
-  waitMs = 10_000,
-  retry: ReadonlySet<string> = CATCHING_UP,
+  o: { waitMs?: number; retry?: ReadonlySet<string>; timeoutMs?: number } = {},
 ): Promise<T> {
-  const deadline = Date.now() + waitMs
+  const retry = o.retry ?? CATCHING_UP
+  const deadline = Date.now() + (o.waitMs ?? 10_000)
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     try {
-      return await postJson<T>(url, body)
+      return await postJson<T>(url, body, o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !retry.has(e.code) || Date.now() + delay > deadline)
         throw e

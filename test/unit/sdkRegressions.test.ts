@@ -6,6 +6,7 @@
  * can be cut after the enclave answered, as the simulator's proxy cuts them.
  */
 import assert from 'node:assert/strict'
+import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { type Address, encodeAbiParameters, encodeEventTopics, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -16,6 +17,8 @@ import { deployContract } from '../../src/client/actions/deployContract.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
 import type { PoseClientBase } from '../../src/client/createPoseClient.ts'
+import { PoseRequestError } from '../../src/client/errors.ts'
+import { postJson } from '../../src/client/transport.ts'
 import { type ApiBackend, createApi } from '../../src/operator/api.ts'
 import {
   bytesToHex,
@@ -50,6 +53,8 @@ type FakeManager = {
   /** The executor's operator endpoint. */
   endpoint: string
   writes: Array<{ functionName: string; args: readonly unknown[] }>
+  /** Called with each transaction as it is sent. */
+  onWrite?: (functionName: string) => void
 }
 
 /**
@@ -59,7 +64,7 @@ type FakeManager = {
 function sdkClient(
   setup: Setup,
   manager: FakeManager,
-  opts: { autoChallenge?: boolean } = {},
+  opts: { autoChallenge?: boolean; requestTimeoutMs?: number } = {},
 ): PoseClientBase {
   const { exec } = setup
   const operators = setup.nodes.map((_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
@@ -110,6 +115,7 @@ function sdkClient(
   const sender = {
     write: async (call: { functionName: string; args: readonly unknown[] }) => {
       manager.writes.push({ functionName: call.functionName, args: call.args })
+      manager.onWrite?.(call.functionName)
       const logs = call.functionName === 'createContract' ? [created] : []
       return { hash: ZERO_WORD, receipt: { logs } }
     },
@@ -128,7 +134,11 @@ function sdkClient(
     domain: { chainId: CHAIN_ID, manager: MANAGER },
     sender: sender as never,
     pollingIntervalMs: 10,
-    failover: { autoChallenge: opts.autoChallenge ?? false, timeoutMs: 3_000 },
+    failover: {
+      autoChallenge: opts.autoChallenge ?? false,
+      timeoutMs: 3_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 3_000,
+    },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }
 }
@@ -300,5 +310,80 @@ test('a deploy whose connection is cut is sent again, and an auto-challenging cl
     )
   } finally {
     await operator.close()
+  }
+})
+
+/** A host that accepts connections and never answers (a withholding or stopped operator). */
+async function silentHost() {
+  const sockets = new Set<Socket>()
+  const host = { accepted: 0 }
+  const server = createServer((s) => {
+    host.accepted++
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const { port } = server.address() as { port: number }
+  return Object.assign(host, {
+    endpoint: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    },
+  })
+}
+
+test('a request a host accepts and never answers fails with TIMEOUT; a refused one with UNAVAILABLE', {
+  timeout: 5_000,
+}, async () => {
+  const host = await silentHost()
+  try {
+    const t0 = performance.now()
+    const err = await postJson(`${host.endpoint}/v1/health`, {}, 150).catch((e: unknown) => e)
+    assert.ok(err instanceof PoseRequestError, String(err))
+    assert.equal(err.code, 'TIMEOUT')
+    assert.match(err.shortMessage, /did not answer within 150 ms/)
+    assert.ok(performance.now() - t0 >= 140, 'after the time allowed')
+  } finally {
+    await host.close()
+  }
+  // The same port, now closed: nobody accepts.
+  const refused = await postJson(`${host.endpoint}/v1/health`, {}, 150).catch((e: unknown) => e)
+  assert.ok(refused instanceof PoseRequestError)
+  assert.equal(refused.code, 'UNAVAILABLE')
+})
+
+test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const host = await silentHost()
+  const manager: FakeManager = {
+    phase: Phase.Active,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: host.endpoint,
+    writes: [],
+  }
+  const requestsBeforeChallenge: number[] = []
+  manager.onWrite = (fn) => {
+    if (fn === 'challengeExecutor') requestsBeforeChallenge.push(host.accepted)
+  }
+  try {
+    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
+    const t0 = performance.now()
+    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
+    // Nobody answers, on- or off-chain: the request gives up after the failover deadline ...
+    assert.ok(err instanceof PoseRequestError, String(err))
+    assert.equal(err.code, 'TIMEOUT')
+    assert.ok(performance.now() - t0 >= 3_000)
+    // ... having challenged the executor once, right after the first unanswered request
+    // (before, an unanswered request counted as one lost connection of three).
+    assert.deepEqual(
+      manager.writes.map((w) => w.functionName),
+      ['challengeExecutor'],
+    )
+    assert.deepEqual(requestsBeforeChallenge, [1], 'challenged after the first request')
+  } finally {
+    await host.close()
   }
 })

@@ -131,8 +131,11 @@ export async function deployContract<const abi extends Abi>(
   const genesis = await postWhenReady<{ contractEncryptionKey: Hex; genesisDigest: Hex }>(
     `${info.executorEndpoint}/v1/instances/${instance}/deploy`,
     { box: bytesToHex(box) },
-    Math.max(0, deadline - Date.now()),
-    RETRY_UNAVAILABLE,
+    {
+      waitMs: Math.max(0, deadline - Date.now()),
+      retry: RETRY_UNAVAILABLE,
+      timeoutMs: client.failover.requestTimeoutMs,
+    },
   )
 
   progress(`instance ${instance}: genesis sent to watchdogs; waiting for activation`)

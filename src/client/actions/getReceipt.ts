@@ -31,6 +31,7 @@ export async function getReceipt(
   const { sealed } = await postWhenReady<{ sealed: Hex }>(
     `${sent.endpoint}/v1/instances/${sent.instance}/tx`,
     { box: bytesToHex(sent.box) },
+    { timeoutMs: client.failover.requestTimeoutMs },
   )
   const r = await openReceipt(client, {
     instance: sent.instance,
