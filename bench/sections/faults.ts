@@ -5,8 +5,9 @@
  *
  *   deploy → deposit/withdraw → challenge of a live executor (answered) → a watchdog paused
  *   (SIGSTOP) past the ack timeout, challenged and answering → watchdog crash (SIGKILL) →
- *   executor crash (SIGKILL, clients challenge automatically) → planned exit of the executor →
- *   stake withdrawal after the exit delay.
+ *   executor crash (SIGKILL, clients challenge automatically) → executor withholding (its host
+ *   stopped with SIGSTOP: connections accepted, nothing answered; full runs, pool of 3) →
+ *   planned exit of the executor → stake withdrawal after the exit delay.
  *
  * Recovery = wall-clock time from the fault to the first receipt that needed the recovery
  * (a tx sent after a watchdog died; a receipt signed by the new executor). With `timeTravel`,
@@ -35,10 +36,16 @@ import { deployToken, devnetClients, runLoad, startStreams, transfer } from '../
 
 export type FaultsConfig = { quick: boolean; gas: boolean; recovery: boolean }
 
-type Scenario = { pool: number; delta: number; timeTravel: boolean }
+type Scenario = {
+  pool: number
+  delta: number
+  timeTravel: boolean
+  /** Also measure an executor whose host withholds (full runs, pool of 3). */
+  withholding?: boolean
+}
 
 export type RecoveryFigure = {
-  failure: 'executor_crash' | 'watchdog_crash' | 'operator_exit'
+  failure: 'executor_crash' | 'watchdog_crash' | 'executor_withholding' | 'operator_exit'
   pool: number
   deltaS: number
   timeTravel: boolean
@@ -144,6 +151,17 @@ async function killMember(
   )
 }
 
+/**
+ * A withholding host: its operator and enclave processes are stopped (SIGSTOP), so the kernel
+ * still accepts connections to its port but nothing answers users or peers and nothing reaches
+ * the chain from it. Users notice only when a request goes unanswered (`requestTimeoutMs`).
+ */
+function stopHost(devnet: Devnet, operator: Address): void {
+  const i = operatorIndex(devnet, operator)
+  for (const pid of [devnet.operators[i]!.process?.pid, devnet.enclavePid(i)])
+    if (pid !== undefined) process.kill(pid, 'SIGSTOP')
+}
+
 function maxGap(times: number[], from: number, to: number): number {
   const ts = [from, ...times.filter((t) => t > from && t < to).sort((a, b) => a - b), to]
   let gap = 0
@@ -238,8 +256,9 @@ async function measureFault(p: {
 }
 
 async function runScenario(sc: Scenario): Promise<ScenarioResult> {
-  // Spares for the refills after the watchdog crash, the executor crash and the exit.
-  const operators = sc.pool + 3
+  // Spares for the refills after the watchdog crash, the executor crash, the withholding
+  // executor and the exit.
+  const operators = sc.pool + (sc.withholding ? 4 : 3)
   const label = `pool ${sc.pool}, Δ=${sc.delta} s${sc.timeTravel ? ' (time travel)' : ''}`
   const t0 = Date.now()
   const recovery: RecoveryFigure[] = []
@@ -345,6 +364,41 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
         // The refilled member receives the state before it may serve: let it catch up.
         for (const c of plain) c.state.nonces.clear()
         await runLoad(plain, [instance], 2)
+
+        if (sc.withholding) {
+          await mark('executor_withholding')
+          progress(
+            `faults [${label}]: executor withholding (its host accepts connections and answers nothing)`,
+          )
+          const held = await info(plain[0]!, instance)
+          const heldSigner = held.signers[held.executorSlot]!.toLowerCase()
+          const heldOperator = held.operators[held.executorSlot]!
+          const wh = await measureFault({
+            failure: 'executor_withholding',
+            scenario: sc,
+            devnet,
+            clients: auto,
+            instance,
+            fault: async () => stopHost(devnet, heldOperator),
+            recovered: (e) => e.executor !== heldSigner,
+            challenged: (t) => t.phase === 'ExecutorChallenged',
+            replaced: (t) => t.executorSlot !== held.executorSlot && t.phase === 'Active',
+          })
+          recovery.push(wh)
+          progress(
+            `faults [${label}]: executor withholding: first receipt after ${wh.recoveryS} s (challenged after ${wh.challengedAfterS ?? '?'} s)`,
+          )
+          // The silent host is then shut down for good, like a crashed one.
+          await killMember(devnet, heldOperator, background)
+          await waitFor(
+            'refill after the withholding executor',
+            async () => !ZERO.test((await info(plain[0]!, instance)).operators[held.executorSlot]!),
+            60_000,
+            100,
+          )
+          for (const c of plain) c.state.nonces.clear()
+          await runLoad(plain, [instance], 2)
+        }
 
         await mark('exit')
         progress(`faults [${label}]: planned exit of the executor's operator`)
@@ -470,9 +524,13 @@ async function pauseWatchdog(devnet: Devnet, client: PoseClient, instance: bigin
  */
 function scenarios(cfg: FaultsConfig): Scenario[] {
   if (cfg.quick) return [{ pool: 3, delta: 5, timeTravel: false }]
-  const list: Scenario[] = [{ pool: 3, delta: 60, timeTravel: true }]
+  const withholding = cfg.recovery
+  const list: Scenario[] = [{ pool: 3, delta: 60, timeTravel: true, withholding }]
   if (cfg.recovery)
-    list.push({ pool: 3, delta: 5, timeTravel: false }, { pool: 3, delta: 15, timeTravel: false })
+    list.push(
+      { pool: 3, delta: 5, timeTravel: false, withholding },
+      { pool: 3, delta: 15, timeTravel: false, withholding },
+    )
   if (cfg.gas)
     list.push({ pool: 5, delta: 60, timeTravel: true }, { pool: 11, delta: 60, timeTravel: true })
   return list
@@ -529,6 +587,9 @@ export async function benchFaults(cfg: FaultsConfig): Promise<FaultsResult> {
   return out
 }
 
+/** Phases in which users challenge a silent executor with their transaction as the payload. */
+const FAILED_EXECUTOR = new Set(['executor_crash', 'executor_withholding'])
+
 /** Names the variants of a call whose cost differs by situation. */
 function variant(g: GasSample): string {
   switch (g.fn) {
@@ -537,9 +598,9 @@ function variant(g: GasSample): string {
     case 'finalizeWatchdogChallenge':
       return g.phase === 'paused_watchdog' ? `${g.fn} (all answered)` : `${g.fn} (remove, slash)`
     case 'challengeExecutor':
-      return g.phase === 'executor_crash' ? `${g.fn} (tx payload)` : g.fn
+      return FAILED_EXECUTOR.has(g.phase ?? '') ? `${g.fn} (tx payload)` : g.fn
     case 'respondExecutor':
-      return g.phase === 'executor_crash' ? `${g.fn} (promoted, with receipt)` : g.fn
+      return FAILED_EXECUTOR.has(g.phase ?? '') ? `${g.fn} (promoted, with receipt)` : g.fn
     case 'leave':
       return g.phase === 'exit' ? `${g.fn} (executor)` : g.fn
     default:
@@ -592,5 +653,6 @@ export function printRecovery(r: FaultsResult): void {
   printTable('Time to recovery (fault → first receipt that needed the recovery)', rows, [
     "Δ by time travel = yes: anvil's clock was moved past Δ once the challenge was on-chain; the figure excludes Δ.",
     'executor crash: clients with autoChallenge; watchdog crash: the executor challenges after the ack timeout A = 5 s.',
+    "executor withholding: its host stopped (SIGSTOP); clients challenge after one request goes unanswered for the SDK's requestTimeoutMs (35 s).",
   ])
 }
