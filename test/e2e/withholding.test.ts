@@ -1,0 +1,103 @@
+/**
+ * A withholding executor (SPEC §4, §6.8): its host stays up, so the kernel still accepts
+ * connections to the operator's port, but the operator and enclave answer nothing (SIGSTOP).
+ * An auto-challenging client learns of it when its request goes unanswered for
+ * `requestTimeoutMs`, and challenges at once with its transaction as the payload; the chain's
+ * clock passes Δ; another member's operator times the executor out; the promoted watchdog
+ * takes over and the client gets its receipt from it.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { readInstance } from '../../src/chain/manager.ts'
+import type { PoseClient } from '../../src/client/index.ts'
+import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
+import { killMember, passDelta, userClients, waitFor } from './helpers.ts'
+
+let devnet: Devnet
+let alice: PoseClient
+let instance: bigint
+
+/** Unanswered this long, a request fails with TIMEOUT (the SDK's default is 35 s). */
+const REQUEST_TIMEOUT_MS = 2_000
+const friend = '0x000000000000000000000000000000000000bEEF'
+
+describe('withholding executor', { timeout: 240_000 }, () => {
+  before(async () => {
+    devnet = await startDevnet({ operators: 3, users: 1 })
+    ;[alice] = (await userClients(devnet, {
+      autoChallenge: true,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    })) as [PoseClient]
+    ;({ instance } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000n],
+      watchdogCount: 2,
+    }))
+  })
+  after(async () => {
+    await devnet?.stop()
+  })
+
+  test('is challenged after one unanswered request, timed out and replaced; the transaction gets its receipt', async () => {
+    const send = (n: bigint) =>
+      alice.writeContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [friend, n],
+      })
+    await send(1n)
+    const start = await readInstance(alice.publicClient, devnet.manager, instance)
+    const held = start.operators[start.executorSlot]!
+    const i = devnet.operators.findIndex((o) => o.address === held)
+    const pids = [devnet.operators[i]!.process?.pid, devnet.enclavePid(i)]
+    assert.ok(pids.every((p) => p !== undefined))
+    for (const pid of pids) process.kill(pid!, 'SIGSTOP')
+    try {
+      const sentAt = Date.now()
+      let settled = false
+      const pending = send(2n).finally(() => {
+        settled = true
+      })
+      pending.catch(() => undefined)
+      await waitFor(
+        'the client to challenge the executor',
+        async () =>
+          (await readInstance(alice.publicClient, devnet.manager, instance)).phaseName ===
+          'ExecutorChallenged',
+        30_000,
+      )
+      const challenged = await readInstance(alice.publicClient, devnet.manager, instance)
+      assert.equal(challenged.challenger.toLowerCase(), alice.account.address.toLowerCase())
+      assert.ok(
+        Date.now() - sentAt >= REQUEST_TIMEOUT_MS,
+        'the client waited for its request to go unanswered',
+      )
+      assert.equal(settled, false, 'no receipt while the executor withholds')
+
+      await passDelta(devnet)
+      const receipt = await pending
+      assert.equal(receipt.status, 'success')
+      const now = await readInstance(alice.publicClient, devnet.manager, instance)
+      assert.notEqual(now.executorSlot, start.executorSlot, 'a watchdog took over')
+      assert.ok(/^0x0{40}$/.test(now.operators[start.executorSlot]!), 'the executor was removed')
+      assert.equal(
+        receipt.executor.toLowerCase(),
+        now.signers[now.executorSlot]!.toLowerCase(),
+        'the receipt comes from the new executor',
+      )
+      // The state the withholding executor had replicated carried over.
+      const balance = await alice.readContract({
+        instance,
+        abi: privateTokenAbi,
+        functionName: 'myBalance',
+      })
+      assert.equal(balance, 1_000n - 1n - 2n)
+    } finally {
+      // A stopped process only dies of SIGKILL.
+      await killMember(devnet, held)
+    }
+  })
+})
