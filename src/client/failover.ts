@@ -113,14 +113,39 @@ export async function requestWithFailover<T>(
   // (the operator's own TIMEOUT, or no answer within `requestTimeoutMs`) or after a few failed
   // attempts.
   let failures = 0
+  /** The executor endpoint that left a request unanswered (TIMEOUT), and that error. */
+  let silent: { endpoint: string; error: PoseRequestError } | undefined
   let info = await getInstance(client, { instance })
-  for (;;) {
+  for (let first = true; ; first = false) {
+    if (!first) {
+      await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
+      info = await getInstance(client, { instance, refresh: true })
+    }
+    if (challengedAt !== undefined) {
+      const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
+      const outcome = await challengeOutcome(answers, open)
+      if (outcome && 'value' in outcome) return outcome.value
+      // The challenge closed without this request's answer: a client that still cannot reach
+      // the executor may challenge again.
+      if (outcome) {
+        challengedAt = undefined
+        failures = 0
+      }
+    }
     if (!info.executorEndpoint) {
       // Frozen (every member gone) or terminated: nobody can serve the request.
       throw new PoseRequestError(`Instance ${instance} has no executor (phase ${info.phaseName})`, {
         code: 'WRONG_PHASE',
         details: 'A frozen instance serves nothing; a terminated one pays final balances on-chain.',
       })
+    }
+    if (silent?.endpoint === info.executorEndpoint && info.phaseName === 'ExecutorChallenged') {
+      // A challenge (this client's or another's) is open against the executor that left this
+      // request unanswered: sending it there again would wait out another request timeout.
+      // The challenge ends on-chain, with an answer (read above when it is this client's) or
+      // with a new executor.
+      if (Date.now() > deadline) throw silent.error
+      continue
     }
     try {
       const { sealed } = await postWhenReady<{ sealed: Hex }>(
@@ -134,8 +159,9 @@ export async function requestWithFailover<T>(
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
       failures++
-      const silent = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
-      if (client.failover.autoChallenge && challengedAt === undefined && silent) {
+      if (e.code === 'TIMEOUT') silent = { endpoint: info.executorEndpoint, error: e }
+      const unresponsive = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
+      if (client.failover.autoChallenge && challengedAt === undefined && unresponsive) {
         // Another user's open challenge makes this one revert: it is tried again later.
         await submitChallenge(client, { instance, payload: box }).then(
           ({ receipt }) => {
@@ -148,19 +174,6 @@ export async function requestWithFailover<T>(
           () => undefined,
         )
       }
-      if (challengedAt !== undefined) {
-        const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
-        const outcome = await challengeOutcome(answers, open)
-        if (outcome && 'value' in outcome) return outcome.value
-        // The challenge closed without this request's answer: a client that still cannot
-        // reach the executor may challenge again.
-        if (outcome) {
-          challengedAt = undefined
-          failures = 0
-        }
-      }
-      await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
-      info = await getInstance(client, { instance, refresh: true })
     }
   }
 }

@@ -353,7 +353,7 @@ test('a request a host accepts and never answers fails with TIMEOUT; a refused o
   assert.equal(refused.code, 'UNAVAILABLE')
 })
 
-test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one', {
+test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
   timeout: 10_000,
 }, async () => {
   const setup = await setupActive()
@@ -366,7 +366,9 @@ test('an auto-challenging client challenges an executor whose host accepts reque
   }
   const requestsBeforeChallenge: number[] = []
   manager.onWrite = (fn) => {
-    if (fn === 'challengeExecutor') requestsBeforeChallenge.push(host.accepted)
+    if (fn !== 'challengeExecutor') return
+    requestsBeforeChallenge.push(host.accepted)
+    manager.phase = Phase.ExecutorChallenged
   }
   try {
     const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
@@ -383,6 +385,9 @@ test('an auto-challenging client challenges an executor whose host accepts reque
       ['challengeExecutor'],
     )
     assert.deepEqual(requestsBeforeChallenge, [1], 'challenged after the first request')
+    // While the challenge is open the client waits for its outcome on-chain instead of sending
+    // the request to the silent host again (each try would wait out the request timeout).
+    assert.equal(host.accepted, 1, 'no request to the challenged host while its challenge is open')
   } finally {
     await host.close()
   }
