@@ -286,6 +286,8 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     }
     const exited = new Promise<void>((r) => child.once('exit', () => r()))
     child.kill(signal)
+    // A stopped (SIGSTOP) operator acts on the signal only once it runs again.
+    if (signal !== 'SIGKILL') child.kill('SIGCONT')
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
     await exited
     clearTimeout(timer)
