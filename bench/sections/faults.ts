@@ -157,9 +157,15 @@ async function killMember(
  * the chain from it. Users notice only when a request goes unanswered (`requestTimeoutMs`).
  */
 function stopHost(devnet: Devnet, operator: Address): void {
+  for (const pid of hostPids(devnet, operator)) process.kill(pid, 'SIGSTOP')
+}
+
+/** The operator and enclave processes of `operator`'s host that run. */
+function hostPids(devnet: Devnet, operator: Address): number[] {
   const i = operatorIndex(devnet, operator)
-  for (const pid of [devnet.operators[i]!.process?.pid, devnet.enclavePid(i)])
-    if (pid !== undefined) process.kill(pid, 'SIGSTOP')
+  return [devnet.operators[i]!.process?.pid, devnet.enclavePid(i)].filter(
+    (x): x is number => x !== undefined,
+  )
 }
 
 function maxGap(times: number[], from: number, to: number): number {
@@ -284,6 +290,18 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
         await mark('deploy')
         progress(`faults [${label}]: deploy with s=${sc.pool - 1}`)
         const instance = await deployToken(auto[0]!, auto, sc.pool - 1)
+        /** Waits until `slot` is refilled, then lets the newcomer catch up under load. */
+        const refilled = async (slot: number, fault: string) => {
+          await waitFor(
+            `refill after ${fault}`,
+            async () => !ZERO.test((await info(plain[0]!, instance)).operators[slot]!),
+            60_000,
+            100,
+          )
+          // The refilled member receives the state before it may serve: let it catch up.
+          for (const c of plain) c.state.nonces.clear()
+          await runLoad(plain, [instance], 2)
+        }
         await runLoad(auto, [instance], 2)
         // Plain clients share the users' keys; each set asks the executor for nonces when it
         // takes over from the other (measureFault does too).
@@ -355,15 +373,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
         })
         recovery.push(ex)
         progress(`faults [${label}]: executor crash: first receipt after ${ex.recoveryS} s`)
-        await waitFor(
-          'refill after the executor crash',
-          async () => !ZERO.test((await info(plain[0]!, instance)).operators[before.executorSlot]!),
-          60_000,
-          100,
-        )
-        // The refilled member receives the state before it may serve: let it catch up.
-        for (const c of plain) c.state.nonces.clear()
-        await runLoad(plain, [instance], 2)
+        await refilled(before.executorSlot, 'the executor crash')
 
         if (sc.withholding) {
           await mark('executor_withholding')
@@ -390,14 +400,7 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
           )
           // The silent host is then shut down for good, like a crashed one.
           await killMember(devnet, heldOperator, background)
-          await waitFor(
-            'refill after the withholding executor',
-            async () => !ZERO.test((await info(plain[0]!, instance)).operators[held.executorSlot]!),
-            60_000,
-            100,
-          )
-          for (const c of plain) c.state.nonces.clear()
-          await runLoad(plain, [instance], 2)
+          await refilled(held.executorSlot, 'the withholding executor')
         }
 
         await mark('exit')
@@ -480,10 +483,7 @@ async function pauseWatchdog(devnet: Devnet, client: PoseClient, instance: bigin
   const start = await info(client, instance)
   const slot = start.signers.findIndex((s, i) => i !== start.executorSlot && !ZERO.test(s))
   if (slot < 0) return
-  const idx = operatorIndex(devnet, start.operators[slot]!)
-  const pids = [devnet.operators[idx]!.process?.pid, devnet.enclavePid(idx)].filter(
-    (x): x is number => x !== undefined,
-  )
+  const pids = hostPids(devnet, start.operators[slot]!)
   for (const pid of pids) process.kill(pid, 'SIGSTOP')
   try {
     const friend = '0x000000000000000000000000000000000000bEEF'
