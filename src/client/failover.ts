@@ -5,7 +5,7 @@
  */
 import { decodeAbiParameters, getAbiItem, type Hex } from 'viem'
 import { poseManagerAbi } from '../chain/manager.ts'
-import { bytesToHex, EventKind, ProtocolError } from '../protocol/index.ts'
+import { bytesToHex, EventKind, Phase, ProtocolError } from '../protocol/index.ts'
 import { submitChallenge } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
@@ -92,6 +92,15 @@ export async function challengeOutcome<T>(
   return found || answers.length > 0 ? { again: true } : undefined
 }
 
+/**
+ * Whether the executor's watchdog round is open now. Read after an unanswered request, which
+ * may have waited since before the round opened.
+ */
+async function inWatchdogRound(client: PoseClientBase, instance: bigint): Promise<boolean> {
+  const now = await getInstance(client, { instance, refresh: true }).catch(() => undefined)
+  return now?.phase === Phase.WatchdogsChallenged
+}
+
 const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
 /**
@@ -158,6 +167,12 @@ export async function requestWithFailover<T>(
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
+      if (e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
+        // The executor has challenged its watchdogs on-chain: it is live, and holds receipts
+        // until the silent watchdog answers or is removed. The chain bounds that wait (Δ), so
+        // the request is sent again (idempotent) instead of paying to challenge a live executor.
+        continue
+      }
       failures++
       if (e.code === 'TIMEOUT') silent = { endpoint: info.executorEndpoint, error: e }
       const unresponsive = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES

@@ -313,11 +313,12 @@ test('a deploy whose connection is cut is sent again, and an auto-challenging cl
 })
 
 /** A host that accepts connections and never answers (a withholding or stopped operator). */
-async function silentHost() {
+async function silentHost(onAccept?: (accepted: number) => void) {
   const sockets = new Set<Socket>()
   const host = { accepted: 0 }
   const server = createServer((s) => {
     host.accepted++
+    onAccept?.(host.accepted)
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
@@ -367,6 +368,46 @@ test('an auto-challenging client challenges an executor whose host accepts reque
     // While the challenge is open the client waits for its outcome on-chain instead of sending
     // the request to the silent host again (each try would wait out the request timeout).
     assert.equal(host.accepted, 1, 'no request to the challenged host while its challenge is open')
+  } finally {
+    await host.close()
+  }
+})
+
+test('an auto-challenging client does not challenge an executor whose watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const manager: FakeManager = {
+    phase: Phase.WatchdogsChallenged,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: '',
+    writes: [],
+  }
+  // The executor holds receipts while it waits for a silent watchdog: requests go unanswered
+  // until the round closes (here, while the third request waits).
+  const host = await silentHost((accepted) => {
+    if (accepted === 3) manager.phase = Phase.Active
+  })
+  manager.endpoint = host.endpoint
+  const requestsBeforeChallenge: number[] = []
+  manager.onWrite = (fn) => {
+    if (fn !== 'challengeExecutor') return
+    requestsBeforeChallenge.push(host.accepted)
+    manager.phase = Phase.ExecutorChallenged
+  }
+  try {
+    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
+    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
+    assert.ok(err instanceof PoseRequestError, String(err))
+    assert.equal(err.code, 'TIMEOUT')
+    // Requests unanswered during the round were sent again, unchallenged; the first one
+    // unanswered after it (the round closed while it waited) led to the challenge.
+    assert.deepEqual(
+      manager.writes.map((w) => w.functionName),
+      ['challengeExecutor'],
+    )
+    assert.deepEqual(requestsBeforeChallenge, [3], 'challenged after the round closed')
+    assert.equal(host.accepted, 3, 'no request to the challenged host while its challenge is open')
   } finally {
     await host.close()
   }
