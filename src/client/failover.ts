@@ -93,12 +93,20 @@ export async function challengeOutcome<T>(
 }
 
 /**
- * Whether the executor's watchdog round is open now. Read after an unanswered request, which
- * may have waited since before the round opened.
+ * Whether the executor's watchdog round is open now, before its deadline. Read after an
+ * unanswered request, which may have waited since before the round opened. Past the deadline
+ * the executor should have removed the silent watchdogs and answered; a challenge then gets Δ
+ * from now (decision 0006), so a round its executor never closes does not shield it.
  */
 async function inWatchdogRound(client: PoseClientBase, instance: bigint): Promise<boolean> {
-  const now = await getInstance(client, { instance, refresh: true }).catch(() => undefined)
-  return now?.phase === Phase.WatchdogsChallenged
+  try {
+    const info = await getInstance(client, { instance, refresh: true })
+    if (info.phase !== Phase.WatchdogsChallenged) return false
+    const head = await client.publicClient.getBlock()
+    return head.timestamp <= info.watchdogDeadline
+  } catch {
+    return false
+  }
 }
 
 const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()

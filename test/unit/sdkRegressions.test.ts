@@ -48,6 +48,8 @@ const ZERO_WORD: Hex = `0x${'00'.repeat(32)}`
 /** The manager as the SDK sees it: the harness's instance, and the transactions sent to it. */
 type FakeManager = {
   phase: Phase
+  /** Until when the executor's watchdog round runs (chain time; the fake head is at 1001). */
+  watchdogDeadline?: bigint
   contractEncryptionKey: Hex
   /** The executor's operator endpoint. */
   endpoint: string
@@ -83,7 +85,7 @@ function sdkClient(
         challengeDeadline: 0n,
         watchdogMask: 0,
         respondedMask: 0,
-        watchdogDeadline: 0n,
+        watchdogDeadline: manager.watchdogDeadline ?? 0n,
         refillBlock: 0n,
       }
     if (functionName === 'getOperator')
@@ -379,6 +381,7 @@ test('an auto-challenging client does not challenge an executor whose watchdog r
   const setup = await setupActive()
   const manager: FakeManager = {
     phase: Phase.WatchdogsChallenged,
+    watchdogDeadline: 1001n,
     contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
     endpoint: '',
     writes: [],
@@ -408,6 +411,36 @@ test('an auto-challenging client does not challenge an executor whose watchdog r
     )
     assert.deepEqual(requestsBeforeChallenge, [3], 'challenged after the round closed')
     assert.equal(host.accepted, 3, 'no request to the challenged host while its challenge is open')
+  } finally {
+    await host.close()
+  }
+})
+
+test('an auto-challenging client challenges an executor whose watchdog round is past its deadline and still open', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const host = await silentHost()
+  const manager: FakeManager = {
+    phase: Phase.WatchdogsChallenged,
+    watchdogDeadline: 1000n,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: host.endpoint,
+    writes: [],
+  }
+  const requestsBeforeChallenge: number[] = []
+  manager.onWrite = (fn) => {
+    if (fn !== 'challengeExecutor') return
+    requestsBeforeChallenge.push(host.accepted)
+    manager.phase = Phase.ExecutorChallenged
+  }
+  try {
+    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
+    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
+    assert.ok(err instanceof PoseRequestError, String(err))
+    // An executor that never closes its round is not shielded by it: the chain's head is past
+    // the round's deadline, so the first unanswered request leads to the challenge.
+    assert.deepEqual(requestsBeforeChallenge, [1])
   } finally {
     await host.close()
   }
