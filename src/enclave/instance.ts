@@ -145,6 +145,11 @@ const RESEND_MS = 1000
 const TERMINATE_RETRY_MS = 5000
 const FUTURE_NONCE_WINDOW = 64n
 const FUTURE_TTL_MS = 10_000
+/**
+ * Copies of one pending transaction's request that wait for its answer (a client resends after
+ * its operator's TIMEOUT while the update waits for a watchdog); more answer the oldest at once.
+ */
+const MAX_WAITERS_PER_TX = 8
 const RECEIPT_CACHE = 4096
 
 /** Sets `key` in a cache of at most RECEIPT_CACHE entries, evicting the oldest. */
@@ -1109,6 +1114,20 @@ export class Instance {
     }
     const known = this.byHash.get(key)
     if (known) {
+      const clients = known.waiters.filter((w) => !w.challenge)
+      if (clients.length >= MAX_WAITERS_PER_TX) {
+        // Each copy of the request waits for the same answer; the oldest copy's client has
+        // most likely given up on it. A challenge's waiter is answered on-chain and stays.
+        const oldest = clients[0]!
+        known.waiters.splice(known.waiters.indexOf(oldest), 1)
+        this.reject(
+          oldest,
+          new ProtocolError(
+            'UNAVAILABLE',
+            `tx: more than ${MAX_WAITERS_PER_TX} copies of this request wait; the oldest is dropped, resubmit`,
+          ),
+        )
+      }
       known.waiters.push(waiter)
       return
     }

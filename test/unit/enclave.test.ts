@@ -232,6 +232,38 @@ describe('enclave roles in-process', () => {
     assert.equal(answers.size, 4 + 1 + batch.length)
   })
 
+  test('copies of a pending request wait for its answer up to a bound; beyond it the oldest copy is answered UNAVAILABLE', async () => {
+    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const keys = new Map<string, Uint8Array>()
+    const submit = async (id: string, nonce: bigint) => {
+      const sealed = transferBox(target, creatorKey, nonce, recipient)
+      keys.set(id, sealed.responseKey)
+      return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box })).outputs
+    }
+    // Nonce 1 waits for nonce 0; ten copies of it arrive meanwhile (a client resending).
+    const early: EnclaveOutput[] = []
+    for (let i = 0; i < 10; i++) early.push(...(await submit(`c${i}`, 1n)))
+    await pump(nodes, early, answers)
+    assert.deepEqual([...answers.keys()].sort(), ['c0', 'c1'], 'the two oldest copies answered')
+    for (const id of ['c0', 'c1']) {
+      const a = answerOf(answers, id, keys.get(id)!)
+      assert.equal(a.kind === 'rejected' && a.error.code, 'UNAVAILABLE', id)
+    }
+    // The eight that still wait get the receipt once nonce 0 lets the transaction run.
+    await pump(nodes, await submit('n0', 0n), answers)
+    const receipts = Array.from({ length: 8 }, (_, i) =>
+      answerOf(answers, `c${i + 2}`, keys.get(`c${i + 2}`)!),
+    )
+    for (const a of receipts) assert.equal(a.kind, 'receipt')
+    const hashes = new Set(
+      receipts.map((a) => (a.kind === 'receipt' ? bytesToHex(a.receipt.txHash) : '')),
+    )
+    assert.equal(hashes.size, 1, 'every copy got the same receipt')
+  })
+
   test('an update goes to every watchdog under one signature; only updates may be addressed to every member', async () => {
     const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
       await setupActive()
