@@ -335,113 +335,83 @@ async function silentHost(onAccept?: (accepted: number) => void) {
   })
 }
 
-test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
-  timeout: 10_000,
-}, async () => {
+/**
+ * An auto-challenging client's view request to an executor whose host never answers, with the
+ * instance in `phase` (`onAccept` may change it as connections arrive). A challenge moves the
+ * fake manager to `ExecutorChallenged`; nobody answers it. Returns the connections the host had
+ * accepted when each challenge was sent, and the request's time to fail.
+ */
+async function askSilentHost(
+  phase: Pick<FakeManager, 'phase' | 'watchdogDeadline'>,
+  onAccept?: (accepted: number, manager: FakeManager) => void,
+) {
   const setup = await setupActive()
-  const host = await silentHost()
   const manager: FakeManager = {
-    phase: Phase.Active,
+    ...phase,
     contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
-    endpoint: host.endpoint,
+    endpoint: '',
     writes: [],
   }
-  const requestsBeforeChallenge: number[] = []
+  const host = await silentHost((accepted) => onAccept?.(accepted, manager))
+  manager.endpoint = host.endpoint
+  const challengedAfter: number[] = []
   manager.onWrite = (fn) => {
     if (fn !== 'challengeExecutor') return
-    requestsBeforeChallenge.push(host.accepted)
+    challengedAfter.push(host.accepted)
     manager.phase = Phase.ExecutorChallenged
   }
   try {
     const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
     const t0 = performance.now()
     const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
-    // Nobody answers, on- or off-chain: the request gives up after the failover deadline ...
+    // Nobody answers, on- or off-chain: the request gives up after the failover deadline.
     assert.ok(err instanceof PoseRequestError, String(err))
     assert.equal(err.code, 'TIMEOUT')
-    assert.ok(performance.now() - t0 >= 3_000)
-    // ... having challenged the executor once, right after the first unanswered request
-    // (before, an unanswered request counted as one lost connection of three).
     assert.deepEqual(
       manager.writes.map((w) => w.functionName),
-      ['challengeExecutor'],
+      challengedAfter.map(() => 'challengeExecutor'),
     )
-    assert.deepEqual(requestsBeforeChallenge, [1], 'challenged after the first request')
-    // While the challenge is open the client waits for its outcome on-chain instead of sending
-    // the request to the silent host again (each try would wait out the request timeout).
-    assert.equal(host.accepted, 1, 'no request to the challenged host while its challenge is open')
+    return { challengedAfter, accepted: host.accepted, ms: performance.now() - t0 }
   } finally {
     await host.close()
   }
+}
+
+test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
+  timeout: 10_000,
+}, async () => {
+  const r = await askSilentHost({ phase: Phase.Active })
+  assert.ok(r.ms >= 3_000, 'gave up after the failover deadline')
+  // Challenged once, right after the first unanswered request (before, an unanswered request
+  // counted as one lost connection of three).
+  assert.deepEqual(r.challengedAfter, [1], 'challenged after the first request')
+  // While the challenge is open the client waits for its outcome on-chain instead of sending
+  // the request to the silent host again (each try would wait out the request timeout).
+  assert.equal(r.accepted, 1, 'no request to the challenged host while its challenge is open')
 })
 
 test('an auto-challenging client does not challenge an executor whose watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
   timeout: 10_000,
 }, async () => {
-  const setup = await setupActive()
-  const manager: FakeManager = {
-    phase: Phase.WatchdogsChallenged,
-    watchdogDeadline: 1001n,
-    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
-    endpoint: '',
-    writes: [],
-  }
   // The executor holds receipts while it waits for a silent watchdog: requests go unanswered
-  // until the round closes (here, while the third request waits).
-  const host = await silentHost((accepted) => {
-    if (accepted === 3) manager.phase = Phase.Active
-  })
-  manager.endpoint = host.endpoint
-  const requestsBeforeChallenge: number[] = []
-  manager.onWrite = (fn) => {
-    if (fn !== 'challengeExecutor') return
-    requestsBeforeChallenge.push(host.accepted)
-    manager.phase = Phase.ExecutorChallenged
-  }
-  try {
-    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
-    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
-    assert.ok(err instanceof PoseRequestError, String(err))
-    assert.equal(err.code, 'TIMEOUT')
-    // Requests unanswered during the round were sent again, unchallenged; the first one
-    // unanswered after it (the round closed while it waited) led to the challenge.
-    assert.deepEqual(
-      manager.writes.map((w) => w.functionName),
-      ['challengeExecutor'],
-    )
-    assert.deepEqual(requestsBeforeChallenge, [3], 'challenged after the round closed')
-    assert.equal(host.accepted, 3, 'no request to the challenged host while its challenge is open')
-  } finally {
-    await host.close()
-  }
+  // until the round closes (here, while the third request waits; the fake head is at 1001).
+  const r = await askSilentHost(
+    { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1001n },
+    (n, m) => {
+      if (n === 3) m.phase = Phase.Active
+    },
+  )
+  // Requests unanswered during the round were sent again, unchallenged; the first one
+  // unanswered after it (the round closed while it waited) led to the challenge.
+  assert.deepEqual(r.challengedAfter, [3], 'challenged after the round closed')
+  assert.equal(r.accepted, 3, 'no request to the challenged host while its challenge is open')
 })
 
 test('an auto-challenging client challenges an executor whose watchdog round is past its deadline and still open', {
   timeout: 10_000,
 }, async () => {
-  const setup = await setupActive()
-  const host = await silentHost()
-  const manager: FakeManager = {
-    phase: Phase.WatchdogsChallenged,
-    watchdogDeadline: 1000n,
-    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
-    endpoint: host.endpoint,
-    writes: [],
-  }
-  const requestsBeforeChallenge: number[] = []
-  manager.onWrite = (fn) => {
-    if (fn !== 'challengeExecutor') return
-    requestsBeforeChallenge.push(host.accepted)
-    manager.phase = Phase.ExecutorChallenged
-  }
-  try {
-    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
-    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
-    assert.ok(err instanceof PoseRequestError, String(err))
-    // An executor that never closes its round is not shielded by it: the chain's head is past
-    // the round's deadline, so the first unanswered request leads to the challenge.
-    assert.deepEqual(requestsBeforeChallenge, [1])
-  } finally {
-    await host.close()
-  }
+  // An executor that never closes its round is not shielded by it: the chain's head (1001) is
+  // past the round's deadline, so the first unanswered request leads to the challenge.
+  const r = await askSilentHost({ phase: Phase.WatchdogsChallenged, watchdogDeadline: 1000n })
+  assert.deepEqual(r.challengedAfter, [1])
 })
