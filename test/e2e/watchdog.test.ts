@@ -2,17 +2,19 @@
  * A silent watchdog (SPEC §4, §6.9): its operator and enclave are SIGKILLed; the executor's
  * operator challenges it on-chain when its ack is late, the chain's clock passes Δ, it is
  * removed and slashed, refill draws a replacement, the executor hands it the full state, and
- * the new member holds identical state and acknowledges later updates.
+ * the new member holds identical state and acknowledges later updates. The user's client
+ * challenges automatically, yet not the live executor that holds its receipt meanwhile.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { privateKeyToAccount } from 'viem/accounts'
+import { getAbiItem } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { readInstance, readOperator } from '../../src/chain/manager.ts'
-import { createPoseClient, type PoseClient } from '../../src/client/index.ts'
+import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import type { PoseClient } from '../../src/client/index.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
-import { killMember, memberDigests, passDelta, waitFor } from './helpers.ts'
+import { EventKind } from '../../src/protocol/index.ts'
+import { killMember, memberDigests, passDelta, userClients, waitFor } from './helpers.ts'
 
 let devnet: Devnet
 let alice: PoseClient
@@ -20,15 +22,31 @@ let instance: bigint
 
 const digestsOfLiveMembers = () => memberDigests(devnet, alice, instance)
 
+/**
+ * Unanswered this long, the client's request fails with TIMEOUT: longer than the executor
+ * takes to challenge a late watchdog (its ack timeout, 5 s, and a block, with a margin for a
+ * loaded machine), so the request goes unanswered while that challenge is open.
+ */
+const REQUEST_TIMEOUT_MS = 12_000
+
+/** The kinds of the instance's on-chain events so far. */
+async function eventKinds(): Promise<EventKind[]> {
+  const logs = await alice.publicClient.getLogs({
+    address: devnet.manager,
+    event: getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' }),
+    args: { id: instance },
+    fromBlock: 0n,
+  })
+  return logs.map((l) => Number(l.args.kind) as EventKind)
+}
+
 describe('silent watchdog', { timeout: 300_000 }, () => {
   before(async () => {
     devnet = await startDevnet({ operators: 4, users: 1 })
-    alice = await createPoseClient({
-      rpcUrl: devnet.rpcUrl,
-      manager: devnet.manager,
-      account: privateKeyToAccount(devnet.userKeys[0]!),
-      pollingIntervalMs: 100,
-    })
+    ;[alice] = (await userClients(devnet, {
+      autoChallenge: true,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    })) as [PoseClient]
     ;({ instance } = await alice.deployContract({
       abi: privateTokenAbi,
       bytecode: privateTokenBytecode,
@@ -56,17 +74,32 @@ describe('silent watchdog', { timeout: 300_000 }, () => {
     await killMember(devnet, victim)
 
     // The next transaction stalls: one watchdog will never ack it.
+    const sentAt = Date.now()
     const stalled = send(6n)
     await waitFor('the executor to challenge the watchdog', async () => {
       const i = await readInstance(alice.publicClient, devnet.manager, instance)
       return i.watchdogMask === 1 << slot
     })
+    // The client's request goes unanswered while the watchdog challenge is open (a real-time
+    // timeout in the client, which anvil's clock does not drive): the client sends it again
+    // instead of challenging the live executor that holds its receipt.
+    await waitFor(
+      "the client's request to time out",
+      async () => Date.now() > sentAt + REQUEST_TIMEOUT_MS + 1_500,
+      REQUEST_TIMEOUT_MS + 5_000,
+    )
     await passDelta(devnet)
     const r = await stalled
     assert.equal(
       r.status,
       'success',
       'the stalled tx got its receipt once the silent watchdog was removed',
+    )
+    const kinds = await eventKinds()
+    assert.ok(kinds.includes(EventKind.WatchdogsChallenged))
+    assert.ok(
+      !kinds.includes(EventKind.ExecutorChallenged),
+      'the client did not challenge the executor during its watchdog round',
     )
     const slashed = await readOperator(alice.publicClient, devnet.manager, victim)
     assert.equal(
