@@ -48,9 +48,10 @@ export type CreatePoseClientParameters = {
    * How long one request to an operator may go unanswered before it fails with TIMEOUT and the
    * executor counts as silent (with `autoChallenge`, it is challenged at once). Default 35 s:
    * above the 30 s after which operators answer TIMEOUT themselves while their enclave is busy.
-   * Not while the executor's own challenge of a late watchdog is open on-chain: the request is
-   * sent again then. Keep it above the executors' ack timeout (5 s) plus a block, or a request
-   * that waits for a late watchdog challenges the executor before it challenges the watchdog.
+   * A transaction left unanswered while the executor's own challenge of a late watchdog is
+   * open on-chain is sent again instead. Keep it above the executors' ack timeout (5 s) plus a
+   * block, or a transaction that waits for a late watchdog challenges the executor before it
+   * challenges the watchdog.
    */
   requestTimeoutMs?: number
 }

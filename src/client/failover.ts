@@ -175,10 +175,11 @@ export async function requestWithFailover<T>(
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
-      if (e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
+      if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
         // The executor has challenged its watchdogs on-chain: it is live, and holds receipts
         // until the silent watchdog answers or is removed. The chain bounds that wait (Δ), so
-        // the request is sent again (idempotent) instead of paying to challenge a live executor.
+        // the transaction is sent again (idempotent) instead of paying to challenge a live
+        // executor. (A view waits for no watchdog: left unanswered, it counts as silence.)
         continue
       }
       failures++

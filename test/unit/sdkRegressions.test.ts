@@ -15,6 +15,7 @@ import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.
 import { poseManagerAbi } from '../../src/chain/manager.ts'
 import { deployContract } from '../../src/client/actions/deployContract.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
+import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
 import type { PoseClientBase } from '../../src/client/createPoseClient.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
@@ -336,12 +337,13 @@ async function silentHost(onAccept?: (accepted: number) => void) {
 }
 
 /**
- * An auto-challenging client's view request to an executor whose host never answers, with the
- * instance in `phase` (`onAccept` may change it as connections arrive). A challenge moves the
- * fake manager to `ExecutorChallenged`; nobody answers it. Returns the connections the host had
- * accepted when each challenge was sent, and the request's time to fail.
+ * An auto-challenging client's request (a transfer, or a view) to an executor whose host never
+ * answers, with the instance in `phase` (`onAccept` may change it as connections arrive). A
+ * challenge moves the fake manager to `ExecutorChallenged`; nobody answers it. Returns the
+ * connections the host had accepted when each challenge was sent, and the request's time to fail.
  */
 async function askSilentHost(
+  kind: 'tx' | 'view',
   phase: Pick<FakeManager, 'phase' | 'watchdogDeadline'>,
   onAccept?: (accepted: number, manager: FakeManager) => void,
 ) {
@@ -363,7 +365,11 @@ async function askSilentHost(
   try {
     const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
     const t0 = performance.now()
-    const err = await getNonce(client, { instance: setup.instance }).catch((e: unknown) => e)
+    client.state.nonces.set(setup.instance.toString(), 0n)
+    const err = await (kind === 'tx'
+      ? sendTransaction(client, { instance: setup.instance, data: '0x' })
+      : getNonce(client, { instance: setup.instance })
+    ).catch((e: unknown) => e)
     // Nobody answers, on- or off-chain: the request gives up after the failover deadline.
     assert.ok(err instanceof PoseRequestError, String(err))
     assert.equal(err.code, 'TIMEOUT')
@@ -380,7 +386,7 @@ async function askSilentHost(
 test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
   timeout: 10_000,
 }, async () => {
-  const r = await askSilentHost({ phase: Phase.Active })
+  const r = await askSilentHost('view', { phase: Phase.Active })
   assert.ok(r.ms >= 3_000, 'gave up after the failover deadline')
   // Challenged once, right after the first unanswered request (before, an unanswered request
   // counted as one lost connection of three).
@@ -390,12 +396,13 @@ test('an auto-challenging client challenges an executor whose host accepts reque
   assert.equal(r.accepted, 1, 'no request to the challenged host while its challenge is open')
 })
 
-test('an auto-challenging client does not challenge an executor whose watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
+test('an auto-challenging client does not challenge an executor that leaves a transaction unanswered while its watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
   timeout: 10_000,
 }, async () => {
   // The executor holds receipts while it waits for a silent watchdog: requests go unanswered
   // until the round closes (here, while the third request waits; the fake head is at 1001).
   const r = await askSilentHost(
+    'tx',
     { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1001n },
     (n, m) => {
       if (n === 3) m.phase = Phase.Active
@@ -412,6 +419,17 @@ test('an auto-challenging client challenges an executor whose watchdog round is 
 }, async () => {
   // An executor that never closes its round is not shielded by it: the chain's head (1001) is
   // past the round's deadline, so the first unanswered request leads to the challenge.
-  const r = await askSilentHost({ phase: Phase.WatchdogsChallenged, watchdogDeadline: 1000n })
+  const r = await askSilentHost('tx', { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1000n })
+  assert.deepEqual(r.challengedAfter, [1])
+})
+
+test('an auto-challenging client challenges an executor that leaves a view unanswered during its watchdog round', {
+  timeout: 10_000,
+}, async () => {
+  // A view waits for no watchdog: the executor answers it at once whatever its round.
+  const r = await askSilentHost('view', {
+    phase: Phase.WatchdogsChallenged,
+    watchdogDeadline: 1001n,
+  })
   assert.deepEqual(r.challengedAfter, [1])
 })
