@@ -46,13 +46,14 @@ const { values } = parseArgs({
     skip: { type: 'string' },
     'wait-idle': { type: 'string' },
     'stall-minutes': { type: 'string', default: '10' },
+    clients: { type: 'string', default: '8' },
     help: { type: 'boolean', default: false },
   },
 })
 
 if (values.help) {
   console.log(
-    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES] [--stall-minutes MINUTES]`,
+    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES] [--stall-minutes MINUTES] [--clients N]`,
   )
   process.exit(0)
 }
@@ -83,6 +84,13 @@ if (!(stallMinutes > 0)) {
   )
   process.exit(2)
 }
+const satClients = Number(values.clients)
+if (!Number.isInteger(satClients) || satClients < 1 || satClients > 64) {
+  console.error(`bench: --clients: expected an integer from 1 to 64, got ${values.clients}`)
+  process.exit(2)
+}
+/** Transfers at saturation per run, shared by the clients (8 × 100 in a full run). */
+const satTxs = quick ? 120 : 800
 const mode = quick ? 'quick' : 'full'
 
 const RESULTS = join(import.meta.dirname, 'results')
@@ -182,17 +190,17 @@ if (selected.includes('throughput')) {
       quick
         ? {
             bareTxs: 2_000,
-            clients: 8,
+            clients: satClients,
             lowTxs: 40,
-            satTxsPerClient: 15,
+            satTxsPerClient: Math.ceil(satTxs / satClients),
             repeats: 1,
             watchdogCounts: [0, 1, 2, 4],
           }
         : {
             bareTxs: 10_000,
-            clients: 8,
+            clients: satClients,
             lowTxs: 200,
-            satTxsPerClient: 100,
+            satTxsPerClient: Math.ceil(satTxs / satClients),
             repeats: 3,
             watchdogCounts: [0, 1, 2, 4],
           },
