@@ -101,7 +101,7 @@ export class Enclave {
           // restored view and is fed nothing new: it answers here, once the chain feed has
           // resumed (simulator seed 197). Each answer goes out once per challenge.
           if (this.fed) {
-            inst.answerChallenge()
+            await inst.answerChallenge()
             inst.answerWatchdogChallenge()
           }
           await inst.tick((p as { now: number }).now)
@@ -225,7 +225,7 @@ export class Enclave {
     for (const inst of touched) {
       inst.syncMembers()
       inst.creditDeposits()
-      inst.answerChallenge()
+      await inst.answerChallenge()
       inst.answerWatchdogChallenge()
       inst.countWatchdogResponses()
       await inst.pump()

@@ -598,7 +598,7 @@ export class Instance {
   }
 
   /** Answers an open on-chain challenge against this executor, once per challenge. */
-  answerChallenge(): void {
+  async answerChallenge(): Promise<void> {
     if (this.role !== 'executor' || this.view.phase !== Phase.ExecutorChallenged) return
     // A member promoted before it received the state cannot serve: it must not claim to be
     // alive, so the challenge times out and the next member takes over.
@@ -606,14 +606,18 @@ export class Instance {
     if (this.answeredChallenge >= this.view.challengeIndex) return
     this.answeredChallenge = this.view.index
     this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
-    // A payload that is a transaction box is served like any request; its sealed answer (the
-    // user's encrypted receipt or rejection) becomes the on-chain response once released.
-    let opened: { plaintext: Uint8Array; responseKey: Uint8Array } | undefined
-    try {
-      opened = this.openClientBox(this.view.challengePayload, BOX_CONTEXT.tx)
-    } catch {
-      opened = undefined
+    // A payload that is a transaction or view box is served like any request; its sealed
+    // answer (the user's encrypted receipt, view result or rejection) becomes the on-chain
+    // response (a receipt once released). Anything else gets a signed liveness answer.
+    const open = (context: string) => {
+      try {
+        return this.openClientBox(this.view.challengePayload, context)
+      } catch {
+        return undefined
+      }
     }
+    const asTx = open(BOX_CONTEXT.tx)
+    const opened = asTx ?? open(BOX_CONTEXT.view)
     if (!opened) {
       this.respondOnChain(concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash))
       return
@@ -622,6 +626,15 @@ export class Instance {
       requestId: `challenge:${this.view.challengeIndex}`,
       responseKey: opened.responseKey,
       challenge: true,
+    }
+    if (!asTx) {
+      if (this.awaitingPool)
+        this.reject(
+          waiter,
+          new ProtocolError('UNAVAILABLE', `instance ${this.id}: confirming its state; retry`),
+        )
+      else await this.serveView(opened.plaintext, waiter)
+      return
     }
     try {
       this.acceptTx(decodeSignedTx(opened.plaintext), waiter)
@@ -1564,7 +1577,11 @@ export class Instance {
     this.assertServing()
     this.assertConfirmed()
     const { plaintext, responseKey } = this.openClientBox(box, BOX_CONTEXT.view)
-    const waiter: Waiter = { requestId, responseKey }
+    await this.serveView(plaintext, { requestId, responseKey })
+  }
+
+  /** Runs a signed view call and answers `waiter`: a client's request, or a challenge on-chain. */
+  private async serveView(plaintext: Uint8Array, waiter: Waiter): Promise<void> {
     try {
       const v = decodeSignedView(plaintext)
       if (v.instance !== this.id)

@@ -10,16 +10,29 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeAbiParameters } from 'viem'
 import {
+  aeadOpen,
   bytesToHex,
+  decodeAnswer,
   decodeUpdateBody,
   type EnclaveOutput,
   EventKind,
   encodeChallengeUpdate,
   LIMITS,
   randomBytes,
+  SYSTEM_NONCE_SELECTOR,
+  uintToWord,
   utf8,
 } from '../../src/protocol/index.ts'
-import { hexb, type Node, pump, restartNode, setupActive, transferBox } from './harness.ts'
+import {
+  hexb,
+  type Node,
+  pump,
+  restartNode,
+  sendTransfers,
+  setupActive,
+  systemViewBox,
+  transferBox,
+} from './harness.ts'
 
 const ACK_TIMEOUT_MS = 5_000
 
@@ -184,4 +197,47 @@ test('an executor restarted after it sealed a challenge but before its answer le
   // Once per challenge: the next tick does not answer again.
   clock += 500
   assert.equal(answered((await restarted.enclave.call('tick', { now: clock })).outputs).length, 0)
+})
+
+test("an executor challenged with a view call's box answers the view on-chain, sealed to its caller; other payloads get a liveness answer", async () => {
+  const s = await setupActive()
+  const [exec] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  await sendTransfers(s.nodes, exec, target, s.creatorKey, [0n, 1n], randomBytes(20), s.answers)
+  const challenge = (payload: Uint8Array, block: bigint) =>
+    exec.enclave.call('chain', {
+      blockNumber: block,
+      timestamp: 1000n + block,
+      events: [
+        s.ev(
+          EventKind.ExecutorChallenged,
+          hexb(
+            encodeAbiParameters(
+              [{ type: 'address' }, { type: 'bytes' }],
+              [bytesToHex(randomBytes(20)), bytesToHex(payload)],
+            ),
+          ),
+        ),
+      ],
+    })
+  const responses = (outs: EnclaveOutput[]) =>
+    outs.flatMap((o) => (o.type === 'respondExecutor' ? [o.response] : []))
+
+  // The user's nonce view (a partitioned client challenges with the box it could not deliver).
+  const view = systemViewBox(target, s.creatorKey, SYSTEM_NONCE_SELECTOR)
+  const [sealed] = responses((await challenge(view.box, 20n)).outputs)
+  assert.ok(sealed, 'the executor answers the challenge')
+  const answer = decodeAnswer(aeadOpen(view.responseKey, sealed, utf8('POSE-ANSWER-v1')))
+  assert.equal(answer.kind, 'view')
+  assert.equal(answer.kind === 'view' && bytesToHex(answer.returnData), bytesToHex(uintToWord(2n)))
+
+  // The challenge is answered; a later one whose payload is no box gets the liveness answer.
+  await exec.enclave.call('chain', {
+    blockNumber: 21n,
+    timestamp: 1021n,
+    events: [s.ev(EventKind.ExecutorResponded, new Uint8Array())],
+  })
+  const [alive] = responses((await challenge(utf8('are you there?'), 22n)).outputs)
+  assert.ok(alive, 'the executor answers the second challenge')
+  assert.equal(bytesToHex(alive.subarray(0, 13)), bytesToHex(utf8('POSE-ALIVE-v1')))
 })
