@@ -3,7 +3,8 @@
  * that crashed at a named point during start-up (killed by SIGKILL, so no exit code) used to be
  * polled for the whole 60 s and reported as "did not start" (simulator seed 42). A pid read
  * from a pid file is killed only if it is still that operator's enclave (simulator seed 37).
- * Anvil and operators die with the process that started them, however it exits. Starting an
+ * Anvil and operators die with the process that started them, however it exits, and an
+ * interrupted run stops them even when its launcher is signalled too. Starting an
  * operator that runs, or twice at once, keeps one process (simulator seed 83).
  */
 import assert from 'node:assert/strict'
@@ -142,6 +143,74 @@ setTimeout(() => { throw new Error('write EPIPE') }, 50)
   while (running(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   assert.equal(running(pid), false, `anvil ${pid} still runs after its parent died`)
 })
+
+/** Live processes whose command line has `arg` as one of its words (what `pkill -f` finds). */
+function processesWith(arg: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p) && running(Number(p)) && Number(p) !== process.pid)
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(arg)
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+test('a run started the way `npm run sim` starts it stops its anvil on SIGINT to the run and its launcher while its event loop is busy', async () => {
+  // `pkill -INT -f test/sim/run.ts` signalled the run and the `tsx` CLI that launched it. tsx
+  // relays the signal and SIGKILLs a child that does not report it within 30 ms, which a loaded
+  // run does not: its clean-up never ran and its anvil outlived it. The long-running npm
+  // scripts (sim, bench, start, pose) now run `node --import tsx` with no launcher between.
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>
+  }
+  const runner = pkg.scripts.sim!.split(' test/sim/run.ts')[0]!
+  for (const name of ['bench', 'start', 'pose'])
+    assert.ok(pkg.scripts[name]!.includes(`${runner} `), `${name} runs like sim: ${runner}`)
+  const script = join(dir, 'interruptible.mts')
+  writeFileSync(
+    script,
+    `import { startAnvil } from ${JSON.stringify(join(REPO, 'src', 'devnet', 'anvil.ts'))}
+import { onInterrupt } from ${JSON.stringify(join(REPO, 'test', 'sim', 'interrupt.ts'))}
+const anvil = await startAnvil()
+onInterrupt(() => anvil.stop())
+console.log(anvil.process.pid)
+// A loaded run: its event loop is busy most of the time, here for 300 ms after each line.
+setInterval(() => { console.log('busy'); const t = Date.now(); while (Date.now() - t < 300) {} }, 350)
+`,
+  )
+  const child = spawn('sh', ['-c', `exec ${runner} ${script}`], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => {
+    out += d
+  })
+  await waitForLine(() => out, 'busy')
+  const pid = Number(out.split('\n')[0])
+  // Signalled as the run starts a busy stretch (its stdout is a pipe: written synchronously).
+  for (const p of processesWith(script)) process.kill(p, 'SIGINT')
+  await new Promise((r) => child.once('exit', r))
+  const deadline = Date.now() + 10_000
+  while ((processesWith(script).length > 0 || running(pid)) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50))
+  const outlived = running(pid)
+  if (outlived) process.kill(pid, 'SIGKILL')
+  assert.deepEqual(processesWith(script), [], 'the run exited')
+  assert.equal(outlived, false, `anvil ${pid} outlived the interrupted run`)
+})
+
+/** Waits (at most 20 s) until `out()` holds the line `line`; polls every 2 ms. */
+async function waitForLine(out: () => string, line: string): Promise<void> {
+  const deadline = Date.now() + 20_000
+  while (!out().includes(`\n${line}\n`)) {
+    if (Date.now() > deadline) throw new Error(`the run printed no ${line} line within 20 s`)
+    await new Promise((r) => setTimeout(r, 2))
+  }
+}
 
 test('an operator started while it runs or twice at once is one process (simulator seed 83)', async () => {
   // Seed 83: the simulator restarted an operator that another of its tasks had already brought
