@@ -11,7 +11,8 @@
  * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, HTTP, EIP-712,
  *   encryption, replication to every watchdog, verified receipts) with s watchdogs.
  *
- * Low load = one client sending sequentially; saturation = `clients` clients at once.
+ * Low load = one client sending sequentially; saturation = the best median rate over the
+ * numbers of clients in `clients`, each client sending sequentially.
  */
 import { cpus } from 'node:os'
 import {
@@ -49,30 +50,48 @@ import { BLOCK, tokenWorld } from '../lib/world.ts'
 export type ThroughputConfig = {
   /** Transfers for the in-process EVM figure. */
   bareTxs: number
-  /** Concurrent clients at saturation. */
-  clients: number
+  /** Numbers of concurrent clients tried for saturation; the best median rate is reported. */
+  clients: number[]
   /** Sequential transfers of the single low-load client. */
   lowTxs: number
-  /** Transfers per client at saturation. */
-  satTxsPerClient: number
+  /** Transfers per saturation run, shared by its clients. */
+  satTxs: number
   /** Saturation runs per system; the run with the median rate is reported. */
   repeats: number
   watchdogCounts: number[]
 }
 
+/** Saturation runs with one number of clients. */
+export type ClientsResult = {
+  clients: number
+  /** The run with the median rate. */
+  median: LoadResult
+  /** Rate of every run. */
+  runs: number[]
+  /** CPU time per transaction over these runs, by kind of process (devnet runs only). */
+  cpuMsPerTx?: Record<ProcessKind, number>
+}
+
+/** Saturation: the number of clients whose median rate is best, and every number tried. */
+export type Saturation = {
+  saturation: LoadResult
+  /** Rate of every saturation run with the reported number of clients. */
+  saturationRuns: number[]
+  byClients: ClientsResult[]
+}
+
 export type ThroughputResult = {
   bareEvm: { txs: number; tps: number; tpsWithWriteSet: number; gasPerTx: number }
-  anvil: { low: LoadResult; saturation: LoadResult; saturationRuns: number[] }
-  pose: Array<{
-    s: number
-    operators: number
-    low: LoadResult
-    saturation: LoadResult
-    /** Rate of every saturation run (the reported one has the median rate). */
-    saturationRuns: number[]
-    /** CPU time per transaction at saturation (all runs), by kind of process. */
-    cpuMsPerTx: Record<ProcessKind, number>
-  }>
+  anvil: { low: LoadResult } & Saturation
+  pose: Array<
+    {
+      s: number
+      operators: number
+      low: LoadResult
+      /** CPU time per transaction at saturation (its runs), by kind of process. */
+      cpuMsPerTx: Record<ProcessKind, number>
+    } & Saturation
+  >
 }
 
 export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
@@ -135,6 +154,47 @@ export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']>
 function medianRun(runs: LoadResult[]): LoadResult {
   const sorted = [...runs].sort((a, b) => a.tps - b.tps)
   return sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
+/**
+ * Runs `repeats` saturation runs for each number of clients (`satTxs` transfers per run,
+ * shared by its clients) and reports the number whose median rate is best.
+ */
+async function saturate(
+  cfg: ThroughputConfig,
+  run: (clients: number, perClient: number) => Promise<LoadResult>,
+  label: string,
+  /** The devnet whose processes' CPU time is counted per number of clients. */
+  devnet?: Parameters<typeof cpuByKind>[0],
+): Promise<Saturation> {
+  const byClients: ClientsResult[] = []
+  for (const c of cfg.clients) {
+    const cpu0 = devnet ? cpuByKind(devnet) : undefined
+    const runs: LoadResult[] = []
+    for (let i = 0; i < cfg.repeats; i++) runs.push(await run(c, Math.ceil(cfg.satTxs / c)))
+    const median = medianRun(runs)
+    const txs = runs.reduce((a, r) => a + r.txs, 0)
+    const cpuMsPerTx =
+      devnet && cpu0
+        ? (Object.fromEntries(
+            Object.entries(cpuDelta(cpu0, cpuByKind(devnet))).map(([k, v]) => [
+              k,
+              round((v * 1000) / txs, 2),
+            ]),
+          ) as Record<ProcessKind, number>)
+        : undefined
+    byClients.push({
+      clients: c,
+      median,
+      runs: runs.map((r) => r.tps),
+      ...(cpuMsPerTx ? { cpuMsPerTx } : {}),
+    })
+    progress(
+      `throughput: ${label}: ${c} clients ${median.tps} tx/s (runs: ${runs.map((r) => r.tps).join(', ')})`,
+    )
+  }
+  const best = byClients.reduce((a, b) => (b.median.tps > a.median.tps ? b : a))
+  return { saturation: best.median, saturationRuns: best.runs, byClients }
 }
 
 /**
@@ -254,10 +314,12 @@ async function withFreshAnvil<T>(
 
 async function anvilBaseline(cfg: ThroughputConfig): Promise<ThroughputResult['anvil']> {
   const low = await withFreshAnvil(1, (load) => load(cfg.lowTxs))
-  const runs: LoadResult[] = []
-  for (let i = 0; i < cfg.repeats; i++)
-    runs.push(await withFreshAnvil(cfg.clients, (load) => load(cfg.satTxsPerClient)))
-  return { low, saturation: medianRun(runs), saturationRuns: runs.map((r) => r.tps) }
+  const sat = await saturate(
+    cfg,
+    (clients, perClient) => withFreshAnvil(clients, (load) => load(perClient)),
+    'anvil',
+  )
+  return { low, ...sat }
 }
 
 export async function benchThroughput(cfg: ThroughputConfig): Promise<ThroughputResult> {
@@ -265,12 +327,14 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   const bare = await bareEvm(cfg.bareTxs)
   progress(`throughput: bare EVM ${bare.tps} tx/s (${bare.tpsWithWriteSet} with write sets)`)
 
-  progress(`throughput: anvil, 1 client × ${cfg.lowTxs}, ${cfg.clients} × ${cfg.satTxsPerClient}`)
+  progress(
+    `throughput: anvil, 1 client × ${cfg.lowTxs}; saturation: ${cfg.satTxs} transfers shared by ${cfg.clients.join(' / ')} clients`,
+  )
   const anvil = await anvilBaseline(cfg)
   progress(`throughput: anvil ${anvil.saturation.tps} tx/s at saturation`)
 
   const operators = Math.max(...cfg.watchdogCounts) + 1
-  const pose = await withDevnet({ operators, users: cfg.clients }, async (devnet) => {
+  const pose = await withDevnet({ operators, users: Math.max(...cfg.clients) }, async (devnet) => {
     const clients = await devnetClients(devnet)
     const out: ThroughputResult['pose'] = []
     for (const s of cfg.watchdogCounts) {
@@ -279,24 +343,20 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       await runLoad(clients, [instance], 3) // warm-up: nonces, instance info, JIT on every process
       progress(`throughput: s=${s}: low load, 1 client × ${cfg.lowTxs}`)
       const low = await runLoad(clients.slice(0, 1), [instance], cfg.lowTxs)
-      progress(
-        `throughput: s=${s}: low load p50 ${low.latencyMs.p50} ms; saturation, ${clients.length} clients × ${cfg.satTxsPerClient}`,
+      progress(`throughput: s=${s}: low load p50 ${low.latencyMs.p50} ms; saturation`)
+      const sat = await saturate(
+        cfg,
+        (c, perClient) => runLoad(clients.slice(0, c), [instance], perClient),
+        `s=${s}`,
+        devnet,
       )
-      const cpu0 = cpuByKind(devnet)
-      const runs: LoadResult[] = []
-      for (let i = 0; i < cfg.repeats; i++)
-        runs.push(await runLoad(clients, [instance], cfg.satTxsPerClient))
-      const cpu = cpuDelta(cpu0, cpuByKind(devnet))
-      const txs = runs.reduce((a, r) => a + r.txs, 0)
-      const cpuMsPerTx = Object.fromEntries(
-        Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / txs, 2)]),
-      ) as Record<ProcessKind, number>
-      const saturation = medianRun(runs)
-      const saturationRuns = runs.map((r) => r.tps)
+      // CPU per transaction with the number of clients that gave the saturation rate.
+      const cpuMsPerTx = sat.byClients.find((b) => b.clients === sat.saturation.clients)!
+        .cpuMsPerTx!
       progress(
-        `throughput: s=${s}: ${saturation.tps} tx/s at saturation (runs: ${saturationRuns.join(', ')})`,
+        `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
       )
-      out.push({ s, operators, low, saturation, saturationRuns, cpuMsPerTx })
+      out.push({ s, operators, low, ...sat, cpuMsPerTx })
     }
     return out
   })
@@ -340,16 +400,20 @@ export function printThroughput(r: ThroughputResult): void {
       ),
     })),
   ]
-  const clients = r.pose[0]?.saturation.clients ?? r.anvil.saturation.clients
+  const tried = r.anvil.byClients.map((b) => b.clients)
+  const sweep = (x: Saturation) =>
+    x.byClients.map((b) => `${b.clients}: ${b.runs.join(', ')}`).join('; ')
   printTable('Throughput and latency: PrivateToken transfers', rows, [
-    `low = 1 client sending sequentially; sat = ${clients} clients at once, each sequential (median of ${r.anvil.saturationRuns.length} runs).`,
-    `saturation runs (tx/s): anvil ${r.anvil.saturationRuns.join(', ')}; ${r.pose.map((p) => `s=${p.s} ${p.saturationRuns.join(', ')}`).join('; ')}.`,
+    `low = 1 client sending sequentially; sat = clients at once, each sequential: the best median of ${r.anvil.saturationRuns.length} runs over ${tried.join(' / ')} clients.`,
+    `clients at saturation: anvil ${r.anvil.saturation.clients}; ${r.pose.map((p) => `s=${p.s} ${p.saturation.clients}`).join('; ')}.`,
+    `saturation runs (tx/s) by clients: anvil ${sweep(r.anvil)}; ${r.pose.map((p) => `s=${p.s} ${sweep(p)}`).join(' | ')}.`,
     `bare EVM gas per transfer: ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
   ])
   printTable(
     'CPU time per transaction at saturation (ms, summed over processes of each kind)',
     r.pose.map((p) => ({
       system: `POSE s=${p.s}`,
+      clients: p.saturation.clients,
       ...p.cpuMsPerTx,
       total: round(
         Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
@@ -366,6 +430,7 @@ export function printThroughput(r: ThroughputResult): void {
       ),
     })),
     [
+      'Over the saturation runs with the number of clients that gave the saturation rate.',
       'bench = this process: the SDK clients (EIP-712 signing, encryption, receipt checks).',
       'cpu_ceiling_tps = cores / CPU per tx: the rate at which every core would be busy.',
       "server_ceiling_tps = the same without the clients (their CPU would be on users' machines).",
