@@ -88,7 +88,7 @@ if (!(stallMinutes > 0)) {
  * Numbers of clients tried for saturation: with 8, the executor's updates carried about 3
  * transfers each and the per-update work capped the rate (bench/README.md).
  */
-const satClients = (values.clients ?? (quick ? '8,32' : '8,16,32,64'))
+const satClients = (values.clients ?? (quick ? '16' : '8,16,32,64'))
   .split(',')
   .map((v) => Number(v.trim()))
 if (satClients.some((c) => !Number.isInteger(c) || c < 1 || c > 64)) {
@@ -246,7 +246,7 @@ if (selected.includes('memory')) {
   await section('memory', async () => {
     detailed.memory = await benchMemory(
       quick
-        ? { operators: 4, instanceCounts: [1, 10, 30], settleMs: 1500, idleMs: 3000 }
+        ? { operators: 4, instanceCounts: [1, 10], settleMs: 1500, idleMs: 3000 }
         : { operators: 4, instanceCounts: [1, 10, 100], settleMs: 3000, idleMs: 5000 },
     )
   })
