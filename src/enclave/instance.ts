@@ -617,7 +617,9 @@ export class Instance {
       }
     }
     const asTx = open(BOX_CONTEXT.tx)
-    const opened = asTx ?? open(BOX_CONTEXT.view)
+    // A restarted executor confirming its state serves no view yet: the liveness answer tells
+    // the caller to ask again (a sealed UNAVAILABLE would read as the view's final answer).
+    const opened = asTx ?? (this.awaitingPool ? undefined : open(BOX_CONTEXT.view))
     if (!opened) {
       this.respondOnChain(concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash))
       return
@@ -628,12 +630,7 @@ export class Instance {
       challenge: true,
     }
     if (!asTx) {
-      if (this.awaitingPool)
-        this.reject(
-          waiter,
-          new ProtocolError('UNAVAILABLE', `instance ${this.id}: confirming its state; retry`),
-        )
-      else await this.serveView(opened.plaintext, waiter)
+      await this.serveView(opened.plaintext, waiter)
       return
     }
     try {

@@ -554,7 +554,7 @@ describe('enclave roles in-process', () => {
 
   test('an executor restarted from a stale copy answers nothing final from it before its watchdogs confirmed its state (simulator seed 144)', async () => {
     let clock = 2_500_000
-    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
       () => clock,
     )
     const [n0, n1, n2] = nodes as [Node, Node, Node]
@@ -581,6 +581,29 @@ describe('enclave roles in-process', () => {
       r0.enclave.call('view', { requestId: 'nonce', instance, box: vbox }),
       (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
     )
+    // Challenged on-chain with that view's box, it gives the liveness answer, which tells the
+    // caller to ask again, not a sealed rejection the caller would take as the view's answer
+    // (simulator seed 164: a withdrawal failed with "confirming its state").
+    const challenged = await r0.enclave.call('chain', {
+      blockNumber: 30n,
+      timestamp: 1030n,
+      events: [
+        ev(
+          EventKind.ExecutorChallenged,
+          hexb(
+            encodeAbiParameters(
+              [{ type: 'address' }, { type: 'bytes' }],
+              [bytesToHex(randomBytes(20)), bytesToHex(vbox)],
+            ),
+          ),
+        ),
+      ],
+    })
+    const [alive] = challenged.outputs.flatMap((o) =>
+      o.type === 'respondExecutor' ? [o.response] : [],
+    )
+    assert.ok(alive, 'it answers the challenge')
+    assert.equal(bytesToHex(alive.subarray(0, 13)), bytesToHex(utf8('POSE-ALIVE-v1')))
     // Once the links are back it takes the pool's state and tells the waiting user to resubmit.
     clock += 2_000
     await pump(
