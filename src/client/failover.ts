@@ -78,10 +78,11 @@ export async function firstFinalAnswer<T>(
  * Challenges are open one at a time and a promoted executor inherits the open one, so the first
  * answer after the challenge answers it. A receipt or final rejection is returned (or thrown).
  * An answer that is not this request's final answer — a rejection that says to resubmit, or the
- * liveness answer an executor gives a payload that is not a request box (and gave a view
- * call's box before it answered views on-chain) — closed the challenge: `{ again: true }`, the client may challenge again if it still cannot
- * reach the executor (simulator seed 110: a view's challenge was answered by an executor that
- * crashed right after, and the client never challenged again). No answer yet: undefined.
+ * liveness answer an executor gives a payload that is not a request box (or a view call's box
+ * while it confirms its state after a restart) — closed the challenge: `{ again: true }`, the
+ * client may challenge again if it still cannot reach the executor (simulator seed 110: a
+ * view's challenge was answered by an executor that crashed right after, and the client never
+ * challenged again). No answer yet: undefined.
  */
 export async function challengeOutcome<T>(
   answers: readonly Hex[],
