@@ -94,16 +94,19 @@ export type ThroughputResult = {
   >
 }
 
+/** Calldata of `PrivateToken.transfer(to, amount)`. */
+export const transferCalldata = (to: Uint8Array, amount: bigint): Uint8Array =>
+  hexToBytes(
+    encodeFunctionData({
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [bytesToHex(to), amount],
+    }),
+  )
+
 export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
   const { world, users } = await tokenWorld()
-  const data = (to: Uint8Array, amount: bigint) =>
-    hexToBytes(
-      encodeFunctionData({
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: [bytesToHex(to), amount],
-      }),
-    )
+  const data = transferCalldata
   for (const u of users.slice(1)) {
     await world.call({
       from: users[0]!,
