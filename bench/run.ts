@@ -1,6 +1,6 @@
 /**
  * The benchmark harness (`npm run bench`; `npm run bench -- --quick`; `--only a,b`).
- * Sections: throughput, gas, recovery, scaling, memory, state, profile (bench/README.md says
+ * Sections: throughput, anatomy, gas, recovery, scaling, memory, state, profile, floor (bench/README.md says
  * what each figure means). Prints one table per section on stdout, progress on stderr, and
  * writes `bench/results/<timestamp>-<mode>.json` (everything measured) and
  * `bench/results/latest.json` (the summary; sections not run keep their previous values, with
@@ -19,6 +19,7 @@ import {
   startForeignCpuMonitor,
 } from './lib/common.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
+import { type AnatomyResult, benchAnatomy, printAnatomy } from './sections/anatomy.ts'
 import { benchFaults, type FaultsResult } from './sections/faults.ts'
 import { benchFloor, type FloorResult, printFloor } from './sections/floor.ts'
 import { benchMemory, type MemoryResult } from './sections/memory.ts'
@@ -29,6 +30,7 @@ import { benchThroughput, type ThroughputResult } from './sections/throughput.ts
 
 const SECTIONS = [
   'throughput',
+  'anatomy',
   'gas',
   'recovery',
   'scaling',
@@ -73,10 +75,13 @@ const parseList = (v: string | undefined, flag: string): Section[] => {
 }
 const only = parseList(values.only, 'only')
 const skip = parseList(values.skip, 'skip')
-const selected = SECTIONS.filter(
-  (s) => (only.length === 0 || only.includes(s)) && !skip.includes(s),
-)
 const quick = values.quick
+/** Sections a quick run leaves out unless `--only` names them (they would pass its 3 minutes). */
+const NOT_QUICK: readonly Section[] = ['anatomy']
+const selected = SECTIONS.filter(
+  (s) =>
+    (only.length === 0 ? !(quick && NOT_QUICK.includes(s)) : only.includes(s)) && !skip.includes(s),
+)
 const stallMinutes = Number(values['stall-minutes'])
 if (!(stallMinutes > 0)) {
   console.error(
@@ -113,6 +118,7 @@ type Detailed = {
   foreignCores: Partial<Record<Section | 'total', number>>
   machine: ReturnType<typeof machineInfo>
   throughput?: ThroughputResult
+  anatomy?: AnatomyResult
   faults?: FaultsResult
   scaling?: ScalingResult
   memory?: MemoryResult
@@ -213,6 +219,12 @@ if (selected.includes('throughput')) {
     )
   })
 }
+if (selected.includes('anatomy')) {
+  await section('anatomy', async () => {
+    detailed.anatomy = await benchAnatomy({ txs: 200 })
+    printAnatomy(detailed.anatomy)
+  })
+}
 if (selected.includes('gas') || selected.includes('recovery')) {
   await section('faults', async () => {
     detailed.faults = await benchFaults({
@@ -237,8 +249,8 @@ if (selected.includes('scaling')) {
   await section('scaling', async () => {
     detailed.scaling = await benchScaling(
       quick
-        ? { operators: 8, clients: 8, txsPerClient: 15, instanceCounts: [1, 2, 4] }
-        : { operators: 8, clients: 8, txsPerClient: 60, instanceCounts: [1, 2, 4] },
+        ? { operators: 8, clients: 32, txsPerClient: 4, instanceCounts: [1, 2, 4] }
+        : { operators: 8, clients: 32, txsPerClient: 15, instanceCounts: [1, 2, 4] },
     )
   })
 }
@@ -314,6 +326,14 @@ if (ok('throughput') && tp) {
     anvil_p99: tp.anvil.low.latencyMs.p99,
   }
   sources.throughput = file
+}
+if (ok('anatomy') && detailed.anatomy) {
+  // Median milliseconds from the SDK call to each step of a low-load s = 2 transfer.
+  latest.latency_anatomy_ms = {
+    p50: detailed.anatomy.p50Ms,
+    ...Object.fromEntries(detailed.anatomy.steps.map((x) => [x.step, x.atMs])),
+  }
+  sources.anatomy = file
 }
 const f = detailed.faults
 if (ok('gas') && f) {

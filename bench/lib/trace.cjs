@@ -1,0 +1,99 @@
+/**
+ * Timeline probe of the `anatomy` section, preloaded into the devnet's operator and enclave
+ * processes with `NODE_OPTIONS=--require` (and loaded by the benchmark process itself). It
+ * records when messages cross each process boundary: HTTP requests at the operator's API, peer
+ * WebSocket frames, ecalls entering and answers leaving the enclave process, and the SDK's
+ * requests. Only names and timestamps are kept: the method or message kind, never a payload.
+ * Nothing happens unless BENCH_TRACE_DIR is set; on SIGUSR2 the process writes what it recorded
+ * since the last signal to `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh (`take()` does
+ * the same for the process that loaded it with `require`).
+ */
+'use strict'
+const dir = process.env.BENCH_TRACE_DIR
+if (dir) {
+  const { performance } = require('node:perf_hooks')
+  const { writeFileSync } = require('node:fs')
+  const { join } = require('node:path')
+  const http = require('node:http')
+  const { syncBuiltinESMExports } = require('node:module')
+
+  /** Milliseconds since the epoch, comparable across processes on one machine. */
+  const now = () => performance.timeOrigin + performance.now()
+  const MAX_EVENTS = 1_000_000
+  let events = []
+  const record = (what) => {
+    if (events.length < MAX_EVENTS) events.push([now(), what])
+  }
+  const kinds = (outputs) =>
+    Array.isArray(outputs)
+      ? outputs.map((o) => (o?.envelope?.kind ? `${o.type}.${o.envelope.kind}` : o?.type)).join(',')
+      : ''
+
+  if (typeof process.send === 'function' && process.argv[1]?.includes('enclave')) {
+    // The enclave process: ecalls in, answers out.
+    const emit = process.emit
+    process.emit = function (name, msg, ...rest) {
+      if (name === 'message' && typeof msg?.method === 'string') {
+        record(
+          `enclave in ${msg.method}${msg.params?.envelope?.kind ? ` ${msg.params.envelope.kind}` : ''}`,
+        )
+      }
+      return emit.call(this, name, msg, ...rest)
+    }
+    const send = process.send.bind(process)
+    process.send = (msg, ...rest) => {
+      if (msg?.id !== 0) record(`enclave out ${kinds(msg?.outputs)}`)
+      return send(msg, ...rest)
+    }
+  } else {
+    // Operators and the benchmark process: the HTTP API, the SDK's requests, peer frames.
+    const serverEmit = http.Server.prototype.emit
+    http.Server.prototype.emit = function (...args) {
+      const [name, req, res] = args
+      if (name === 'request' && req.method === 'POST') {
+        const route = String(req.url).split('/').pop()
+        record(`api in ${route}`)
+        res.once('finish', () => record(`api out ${route}`))
+      }
+      return serverEmit.apply(this, args)
+    }
+    const request = http.request
+    http.request = function (...args) {
+      const [url, options] = args
+      const req = request.apply(this, args)
+      const path = url instanceof URL ? url.pathname : (url?.path ?? options?.path ?? '')
+      if (String(path).endsWith('/tx')) {
+        record('sdk request tx')
+        req.once('response', (res) => res.once('end', () => record('sdk answer tx')))
+      }
+      return req
+    }
+    syncBuiltinESMExports()
+    try {
+      const WebSocket = require(require.resolve('ws', { paths: [process.cwd(), __dirname] }))
+      const send = WebSocket.prototype.send
+      WebSocket.prototype.send = function (...args) {
+        record('peer send')
+        return send.apply(this, args)
+      }
+      const emit = WebSocket.prototype.emit
+      WebSocket.prototype.emit = function (name, ...args) {
+        if (name === 'message') record('peer receive')
+        return emit.call(this, name, ...args)
+      }
+    } catch {
+      // No `ws` here: this process has no peer links.
+    }
+  }
+
+  /** What was recorded since the last call, then starts afresh. */
+  const take = () => {
+    const out = events
+    events = []
+    return out
+  }
+  process.on('SIGUSR2', () =>
+    writeFileSync(join(dir, `trace-${process.pid}.json`), JSON.stringify(take())),
+  )
+  module.exports = { take }
+}
