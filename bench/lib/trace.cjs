@@ -11,14 +11,13 @@
 'use strict'
 const dir = process.env.BENCH_TRACE_DIR
 if (dir) {
-  const { performance } = require('node:perf_hooks')
   const { writeFileSync } = require('node:fs')
   const { join } = require('node:path')
   const http = require('node:http')
   const { syncBuiltinESMExports } = require('node:module')
 
-  /** Milliseconds since the epoch, comparable across processes on one machine. */
-  const now = () => performance.timeOrigin + performance.now()
+  /** Milliseconds on the machine's monotonic clock: one clock for every process on it. */
+  const now = () => Number(process.hrtime.bigint()) / 1e6
   const MAX_EVENTS = 1_000_000
   let events = []
   const record = (what) => {

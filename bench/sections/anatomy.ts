@@ -3,7 +3,7 @@
  * sequentially). Every devnet process and the benchmark process record when a message crosses
  * their boundary (bench/lib/trace.cjs: names and timestamps only); each transfer's events,
  * from the SDK call to the verified receipt, are lined up and the median time of each step
- * since the call is reported, with the median time between consecutive steps.
+ * since the call is reported, with the median per-transfer gap to the step before.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -21,7 +21,7 @@ export type AnatomyStep = {
   step: string
   /** Median milliseconds from the SDK call to this step. */
   atMs: number
-  /** Median milliseconds from the previous step. */
+  /** Median over transfers of the milliseconds from the step before in this order. */
   sinceLastMs: number
 }
 
@@ -72,7 +72,8 @@ export async function benchAnatomy(cfg: AnatomyConfig): Promise<AnatomyResult> {
         for (const f of readdirSync(dir)) rmSync(join(dir, f))
         progress(`anatomy: ${cfg.txs} transfers, one at a time`)
         const calls: Array<{ start: number; end: number }> = []
-        const clock = () => performance.timeOrigin + performance.now()
+        // The probe's clock (the machine's monotonic clock, shared by every process).
+        const clock = () => Number(process.hrtime.bigint()) / 1e6
         for (let k = 0; k < cfg.txs; k++) {
           const start = clock()
           const r = await transfer(client, instance, to)
@@ -178,11 +179,13 @@ function lineUp(
   const ordered = common
     .map(([step, v]) => ({ step, atMs: median(v) }))
     .sort((a, b) => a.atMs - b.atMs)
-  const steps: AnatomyStep[] = ordered.map((s, k) => ({
-    step: s.step,
-    atMs: round(s.atMs, 2),
-    sinceLastMs: round(k === 0 ? s.atMs : s.atMs - ordered[k - 1]!.atMs, 2),
-  }))
+  const steps: AnatomyStep[] = ordered.map((s, k) => {
+    const prev = ordered[k - 1]?.step
+    const gaps = perTx
+      .filter((x) => x.has(s.step) && (prev === undefined || x.has(prev)))
+      .map((x) => x.get(s.step)! - (prev === undefined ? 0 : x.get(prev)!))
+    return { step: s.step, atMs: round(s.atMs, 2), sinceLastMs: round(median(gaps), 2) }
+  })
   const used = perTx.filter((s) => common.every(([k]) => s.has(k))).length
   return {
     txs: calls.length,
@@ -200,6 +203,6 @@ export function printAnatomy(r: AnatomyResult): void {
   }))
   printTable('Anatomy of a low-load transfer (s = 2, medians per step)', rows, [
     `${r.txs} transfers one at a time, p50 ${r.p50Ms} ms; steps present in at least 90 % of them (${r.used} have all).`,
-    'Times are wall clock across processes (performance.timeOrigin + now), so they include waiting for a core.',
+    'Times are wall clock on the monotonic clock all processes share, so they include waiting for a core; since_last_ms is the median per-transfer gap (transfers whose steps come in another order give negative gaps).',
   ])
 }
