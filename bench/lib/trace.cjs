@@ -41,7 +41,7 @@ if (dir) {
     }
     const send = process.send.bind(process)
     process.send = (msg, ...rest) => {
-      if (msg?.id !== 0) record(`enclave out ${kinds(msg?.outputs)}`)
+      if (msg?.id !== 0) record(`enclave out ${kinds(msg?.outputs) || '(no outputs)'}`)
       return send(msg, ...rest)
     }
   } else {
