@@ -5,8 +5,9 @@
  * WebSocket frames, ecalls entering and answers leaving the enclave process, and the SDK's
  * requests. Only names and timestamps are kept: the method or message kind, never a payload.
  * Nothing happens unless BENCH_TRACE_DIR is set; on SIGUSR2 the process writes what it recorded
- * since the last signal to `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh (`take()` does
- * the same for the process that loaded it with `require`).
+ * since the last signal to `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh. In the process
+ * that loads it with `require`, `take()` does the same and `stop()` / `start()` pause and resume
+ * the recording.
  */
 'use strict'
 const dir = process.env.BENCH_TRACE_DIR
@@ -20,8 +21,9 @@ if (dir) {
   const now = () => Number(process.hrtime.bigint()) / 1e6
   const MAX_EVENTS = 1_000_000
   let events = []
+  let recording = true
   const record = (what) => {
-    if (events.length < MAX_EVENTS) events.push([now(), what])
+    if (recording && events.length < MAX_EVENTS) events.push([now(), what])
   }
   const kinds = (outputs) =>
     Array.isArray(outputs)
@@ -94,5 +96,13 @@ if (dir) {
   process.on('SIGUSR2', () =>
     writeFileSync(join(dir, `trace-${process.pid}.json`), JSON.stringify(take())),
   )
-  module.exports = { take }
+  /** Stops and resumes recording (the hooks stay in place and only pass calls through). */
+  const stop = () => {
+    recording = false
+    events = []
+  }
+  const start = () => {
+    recording = true
+  }
+  module.exports = { take, stop, start }
 }

@@ -46,8 +46,14 @@ export async function benchAnatomy(cfg: AnatomyConfig): Promise<AnatomyResult> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-trace-'))
   const previous = process.env.BENCH_TRACE_DIR
   process.env.BENCH_TRACE_DIR = dir
-  const hook = createRequire(import.meta.url)(TRACE_HOOK) as { take(): TraceEvent[] }
-  const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --require ${TRACE_HOOK}`.trim()
+  const hook = createRequire(import.meta.url)(TRACE_HOOK) as {
+    take(): TraceEvent[]
+    stop(): void
+    start(): void
+  }
+  hook.start()
+  const nodeOptions =
+    `${process.env.NODE_OPTIONS ?? ''} --require ${JSON.stringify(TRACE_HOOK)}`.trim()
   try {
     return await withDevnet(
       { operators: 3, users: 2, operatorEnv: () => ({ NODE_OPTIONS: nodeOptions }) },
@@ -105,6 +111,8 @@ export async function benchAnatomy(cfg: AnatomyConfig): Promise<AnatomyResult> {
       },
     )
   } finally {
+    // The harness's own hooks stay loaded for the later sections; they record nothing more.
+    hook.stop()
     if (previous === undefined) delete process.env.BENCH_TRACE_DIR
     else process.env.BENCH_TRACE_DIR = previous
     rmSync(dir, { recursive: true, force: true })
