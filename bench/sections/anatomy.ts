@@ -5,7 +5,7 @@
  * from the SDK call to the verified receipt, are lined up and the median time of each step
  * since the call is reported, with the median per-transfer gap to the step before.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,10 +87,18 @@ export async function benchAnatomy(cfg: AnatomyConfig): Promise<AnatomyResult> {
           if (r.status !== 'success') throw new Error(`anatomy: transfer ${k}: ${r.status}`)
         }
         const sdk = hook.take()
+        const signalledAt = Date.now()
         signalAll()
-        // Each process writes its file on the signal; wait for every one of them.
-        const expected = pids().length
-        for (let i = 0; i < 100 && readdirSync(dir).length < expected; i++) await sleep(50)
+        // Each process writes its file on the signal; wait (up to 5 s) until every one has
+        // written it since (a late answer to the first signal may have left an older file).
+        const written = (pid: number) => {
+          try {
+            return statSync(join(dir, `trace-${pid}.json`)).mtimeMs >= signalledAt - 1
+          } catch {
+            return false
+          }
+        }
+        for (let i = 0; i < 100 && !pids().every(written); i++) await sleep(50)
         const events: Array<{ t: number; pid: number; what: string }> = sdk.map(([t, what]) => ({
           t,
           pid: process.pid,
