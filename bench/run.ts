@@ -1,10 +1,10 @@
 /**
  * The benchmark harness (`npm run bench`; `npm run bench -- --quick`; `--only a,b`).
- * Sections: throughput, anatomy, gas, recovery, scaling, memory, state, profile, floor (bench/README.md says
- * what each figure means). Prints one table per section on stdout, progress on stderr, and
- * writes `bench/results/<timestamp>-<mode>.json` (everything measured) and
- * `bench/results/latest.json` (the summary; sections not run keep their previous values, with
- * the file they came from).
+ * Sections: throughput, anatomy, gas, recovery, scaling, memory, state, profile, floor
+ * (bench/README.md says what each figure means). Prints one table per section on stdout,
+ * progress on stderr, and writes `bench/results/<timestamp>-<mode>.json` (everything measured)
+ * and `bench/results/latest.json` (the summary; sections not run keep their previous values,
+ * with the file they came from).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

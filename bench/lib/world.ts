@@ -2,10 +2,10 @@
  * The enclave's EVM world in the benchmark process: a fresh world with PrivateToken deployed at
  * the instance address, the supply held by the first of eight users.
  */
-import { encodeDeployData } from 'viem'
+import { encodeDeployData, encodeFunctionData } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { World } from '../../src/enclave/world/world.ts'
-import { hexToBytes, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
+import { bytesToHex, hexToBytes, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
 
 export const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
 
@@ -34,5 +34,36 @@ export async function tokenWorld(): Promise<{ world: World; users: Uint8Array[] 
     address: INSTANCE_ADDRESS,
   })
   if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
+  return { world, users }
+}
+
+/** Calldata of `PrivateToken.transfer(to, amount)`. */
+export const transferCalldata = (to: Uint8Array, amount: bigint): Uint8Array =>
+  hexToBytes(
+    encodeFunctionData({
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [bytesToHex(to), amount],
+    }),
+  )
+
+/**
+ * `tokenWorld` with 10¹² tokens sent from the first user to each other one, and the write set
+ * of that set-up taken: the state transfers between any two users start from.
+ */
+export async function fundedTokenWorld(): Promise<{ world: World; users: Uint8Array[] }> {
+  const { world, users } = await tokenWorld()
+  for (const u of users.slice(1)) {
+    const r = await world.call({
+      from: users[0]!,
+      to: INSTANCE_ADDRESS,
+      value: 0n,
+      data: transferCalldata(u, 10n ** 12n),
+      gasLimit: 200_000n,
+      block: BLOCK,
+    })
+    if (r.status !== 'success') throw new Error(`funding transfer: ${r.status}`)
+  }
+  world.takeWriteSet()
   return { world, users }
 }

@@ -47,8 +47,8 @@ import {
   utf8,
 } from '../../src/protocol/index.ts'
 import { onCleanup, printTable, progress, type Row, round, within } from '../lib/common.ts'
-import { BLOCK, tokenWorld } from '../lib/world.ts'
-import { bareEvm, transferCalldata } from './throughput.ts'
+import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
+import { bareEvm } from './throughput.ts'
 
 /** Longest wait for a channel to open or for one measured loop on it; a lost message fails the step. */
 const CHANNEL_WAIT_MS = 60_000
@@ -207,24 +207,19 @@ async function wsExchangeUs(n: number, updateBytes: number, ackBytes: number): P
  * digests, nothing else (no results, no framing beyond the write set's own encoding).
  */
 async function batchUpdate(): Promise<Uint8Array> {
-  const { world, users } = await tokenWorld()
-  const transfer = async (from: Uint8Array, to: Uint8Array, amount: bigint) => {
+  const { world, users } = await fundedTokenWorld()
+  for (let k = 0; k < BATCH; k++) {
+    const from = users[k % users.length]!
+    world.setNonce(from, world.getNonce(from) + 1n)
     const r = await world.call({
       from,
       to: INSTANCE_ADDRESS,
       value: 0n,
-      data: transferCalldata(to, amount),
+      data: transferCalldata(users[(k + 1) % users.length]!, 1n),
       gasLimit: 200_000n,
       block: BLOCK,
     })
-    if (r.status !== 'success') throw new Error(`floor: transfer: ${r.status}`)
-  }
-  for (const u of users.slice(1)) await transfer(users[0]!, u, 10n ** 12n)
-  world.takeWriteSet()
-  for (let k = 0; k < BATCH; k++) {
-    const from = users[k % users.length]!
-    world.setNonce(from, world.getNonce(from) + 1n)
-    await transfer(from, users[(k + 1) % users.length]!, 1n)
+    if (r.status !== 'success') throw new Error(`floor: batch transfer ${k}: ${r.status}`)
   }
   const digests = Array.from({ length: BATCH }, () => randomBytes(32))
   return concatBytes(encodeWriteSet(world.takeWriteSet()), ...digests)

@@ -28,12 +28,7 @@ import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.
 import { privateKeyToPoseAccount } from '../../src/client/account.ts'
 import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
-import {
-  bytesToHex,
-  encodeWriteSet,
-  hexToBytes,
-  INSTANCE_ADDRESS,
-} from '../../src/protocol/index.ts'
+import { encodeWriteSet, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
 import {
   type LatencySummary,
   onCleanup,
@@ -45,7 +40,7 @@ import {
 } from '../lib/common.ts'
 import { cpuByKind, cpuDelta, type ProcessKind } from '../lib/procs.ts'
 import { deployToken, devnetClients, type LoadResult, runLoad } from '../lib/workload.ts'
-import { BLOCK, tokenWorld } from '../lib/world.ts'
+import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
 
 export type ThroughputConfig = {
   /** Transfers for the in-process EVM figure. */
@@ -94,32 +89,10 @@ export type ThroughputResult = {
   >
 }
 
-/** Calldata of `PrivateToken.transfer(to, amount)`. */
-export const transferCalldata = (to: Uint8Array, amount: bigint): Uint8Array =>
-  hexToBytes(
-    encodeFunctionData({
-      abi: privateTokenAbi,
-      functionName: 'transfer',
-      args: [bytesToHex(to), amount],
-    }),
-  )
-
 export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']> {
-  const { world, users } = await tokenWorld()
-  const data = transferCalldata
-  for (const u of users.slice(1)) {
-    await world.call({
-      from: users[0]!,
-      to: INSTANCE_ADDRESS,
-      value: 0n,
-      data: data(u, 10n ** 12n),
-      gasLimit: 200_000n,
-      block: BLOCK,
-    })
-  }
-  world.takeWriteSet()
+  const { world, users } = await fundedTokenWorld()
   // Calldata is prepared up front: the figure is the EVM's work, not ABI encoding.
-  const calls = users.map((_, i) => data(users[(i + 1) % users.length]!, 1n))
+  const calls = users.map((_, i) => transferCalldata(users[(i + 1) % users.length]!, 1n))
   const run = async (n: number, withWriteSet: boolean) => {
     let gas = 0n
     const t0 = performance.now()
