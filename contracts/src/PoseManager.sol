@@ -26,6 +26,8 @@ contract PoseManager is ReentrancyGuardTransient {
     error PoseManager_NotRegistered(address operator);
     /// @notice The stake sent is below the minimum.
     error PoseManager_StakeTooLow(uint256 sent, uint256 minimum);
+    /// @notice Stake (and the stake parameters) must be whole gwei: `amount` is not.
+    error PoseManager_StakeNotWholeGwei(uint256 amount);
     /// @notice The enclave signer is already registered by `operator`.
     error PoseManager_SignerInUse(address signer, address operator);
     /// @notice The signer or encryption key is zero.
@@ -122,17 +124,26 @@ contract PoseManager is ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ types and state
 
+    /// @dev Where an operator stands: not registered (or stake withdrawn), registered, exiting.
+    enum OperatorStatus {
+        None,
+        Registered,
+        Exiting
+    }
+
+    /// @dev The endpoint is not stored: it is in `OperatorRegistered` and `EndpointChanged`
+    /// (docs/decisions/0009).
     struct Operator {
-        // slot 0: everything but the key, the stake and the endpoint
+        // slot 0: written by registration, every draw and removal, and every slash
         address enclaveSigner;
         uint24 eligiblePosition; // 1-based position in `eligible`; 0 = not eligible
-        bool registered;
-        bool exiting;
         uint16 memberships; // live pool slots held
-        uint40 exitRequestedAt;
+        OperatorStatus status;
+        uint48 stakeGwei; // stake in gwei (up to 281,474 ether)
+        // slot 1
         bytes32 encryptionKey;
-        uint256 stake;
-        string endpoint;
+        // slot 2: written by `requestExit` only
+        uint40 exitRequestedAt;
     }
 
     /// @dev Most slots a pool has (the executor and up to 15 watchdogs).
@@ -198,7 +209,6 @@ contract PoseManager is ReentrancyGuardTransient {
     struct OperatorView {
         address enclaveSigner;
         bytes32 encryptionKey;
-        string endpoint;
         uint256 stake;
         bool registered;
         bool exiting;
@@ -256,6 +266,8 @@ contract PoseManager is ReentrancyGuardTransient {
     mapping(uint256 => bytes32) public finalRoot;
 
     constructor(IAttestationVerifier verifier_, Params memory p) {
+        if (p.minStake % 1 gwei != 0) revert PoseManager_StakeNotWholeGwei(p.minStake);
+        if (p.slashAmount % 1 gwei != 0) revert PoseManager_StakeNotWholeGwei(p.slashAmount);
         verifier = verifier_;
         minStake = p.minStake;
         creationFee = p.creationFee;
@@ -274,8 +286,9 @@ contract PoseManager is ReentrancyGuardTransient {
     {
         Operator storage op = operators[msg.sender];
         // INVARIANT: one enclave per operator.
-        if (op.registered) revert PoseManager_AlreadyRegistered(msg.sender);
+        if (op.status != OperatorStatus.None) revert PoseManager_AlreadyRegistered(msg.sender);
         if (msg.value < minStake) revert PoseManager_StakeTooLow(msg.value, minStake);
+        if (msg.value % 1 gwei != 0) revert PoseManager_StakeNotWholeGwei(msg.value);
         if (enclaveSigner == address(0) || encryptionKey == bytes32(0)) revert PoseManager_InvalidKey();
         address holder = operatorOfSigner[enclaveSigner];
         // INVARIANT: an enclave key identifies exactly one operator.
@@ -286,19 +299,19 @@ contract PoseManager is ReentrancyGuardTransient {
         eligible.push(msg.sender);
         op.enclaveSigner = enclaveSigner;
         op.eligiblePosition = SafeCast.toUint24(eligible.length);
-        op.registered = true;
+        op.status = OperatorStatus.Registered;
+        op.stakeGwei = SafeCast.toUint48(msg.value / 1 gwei);
         op.encryptionKey = encryptionKey;
-        op.stake = msg.value;
-        op.endpoint = endpoint;
         operatorOfSigner[enclaveSigner] = msg.sender;
         emit OperatorRegistered(msg.sender, enclaveSigner, encryptionKey, measurement, endpoint, msg.value);
     }
 
-    /// @notice Changes the caller's endpoint (e.g. after a restart on another port).
+    /// @notice Changes the caller's endpoint (e.g. after a restart on another port). Only the
+    /// event records it: the latest `OperatorRegistered` or `EndpointChanged` of an operator is
+    /// its endpoint.
     function setEndpoint(string calldata endpoint) external {
-        if (!operators[msg.sender].registered) revert PoseManager_NotRegistered(msg.sender);
+        if (operators[msg.sender].status == OperatorStatus.None) revert PoseManager_NotRegistered(msg.sender);
         _checkEndpoint(endpoint);
-        operators[msg.sender].endpoint = endpoint;
         emit EndpointChanged(msg.sender, endpoint);
     }
 
@@ -878,9 +891,10 @@ contract PoseManager is ReentrancyGuardTransient {
     /// with `leave`, and its stake is withdrawable after the exit delay.
     function requestExit() external {
         Operator storage op = operators[msg.sender];
-        if (!op.registered) revert PoseManager_NotRegistered(msg.sender);
-        if (op.exiting) revert PoseManager_Exiting(msg.sender);
-        op.exiting = true;
+        OperatorStatus status = op.status;
+        if (status == OperatorStatus.None) revert PoseManager_NotRegistered(msg.sender);
+        if (status == OperatorStatus.Exiting) revert PoseManager_Exiting(msg.sender);
+        op.status = OperatorStatus.Exiting;
         op.exitRequestedAt = uint40(block.timestamp);
         _removeEligible(msg.sender);
         emit ExitRequested(msg.sender, uint64(block.timestamp));
@@ -894,7 +908,9 @@ contract PoseManager is ReentrancyGuardTransient {
         if (phase == Phase.None || phase == Phase.Drawing || phase == Phase.Frozen || phase == Phase.Terminated) {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
-        if (!operators[msg.sender].exiting) revert PoseManager_NotAllowed(msg.sender, address(0));
+        if (operators[msg.sender].status != OperatorStatus.Exiting) {
+            revert PoseManager_NotAllowed(msg.sender, address(0));
+        }
         uint256 n = _poolSize(inst);
         for (uint256 i; i < n; ++i) {
             if (inst.operators[i] == msg.sender) {
@@ -910,12 +926,12 @@ contract PoseManager is ReentrancyGuardTransient {
         Operator storage op = operators[msg.sender];
         uint64 readyAt = uint64(op.exitRequestedAt) + exitDelay;
         // INVARIANT: stake leaves the manager only through withdrawStake or a slash payout.
-        if (!op.exiting || op.memberships != 0 || block.timestamp < readyAt) {
+        if (op.status != OperatorStatus.Exiting || op.memberships != 0 || block.timestamp < readyAt) {
             revert PoseManager_CannotWithdraw(msg.sender, op.memberships, readyAt);
         }
-        uint256 amount = op.stake;
-        op.stake = 0;
-        op.registered = false;
+        uint256 amount = uint256(op.stakeGwei) * 1 gwei;
+        op.stakeGwei = 0;
+        op.status = OperatorStatus.None;
         emit StakeWithdrawn(msg.sender, amount);
         _send(msg.sender, amount);
     }
@@ -943,12 +959,15 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @dev Takes `slashAmount` (or what is left) from `operator`; half rewards `beneficiary`.
     function _slash(address operator, address beneficiary) internal {
         Operator storage op = operators[operator];
-        uint256 amount = op.stake < slashAmount ? op.stake : slashAmount;
-        op.stake -= amount;
+        uint256 stake = uint256(op.stakeGwei) * 1 gwei;
+        // Whole gwei: the stake and `slashAmount` are (checked at registration and deployment).
+        uint256 amount = stake < slashAmount ? stake : slashAmount;
+        stake -= amount;
+        op.stakeGwei = uint48(stake / 1 gwei);
         // The other half stays in the manager: nothing pays it out.
         uint256 reward = amount / 2;
         _credit(beneficiary, reward);
-        if (op.stake < minStake) _removeEligible(operator);
+        if (stake < minStake) _removeEligible(operator);
         emit Slashed(operator, amount, beneficiary, reward);
     }
 
@@ -1031,10 +1050,9 @@ contract PoseManager is ReentrancyGuardTransient {
         Operator storage op = operators[operator];
         v.enclaveSigner = op.enclaveSigner;
         v.encryptionKey = op.encryptionKey;
-        v.endpoint = op.endpoint;
-        v.stake = op.stake;
-        v.registered = op.registered;
-        v.exiting = op.exiting;
+        v.stake = uint256(op.stakeGwei) * 1 gwei;
+        v.registered = op.status != OperatorStatus.None;
+        v.exiting = op.status == OperatorStatus.Exiting;
         v.memberships = op.memberships;
         v.exitRequestedAt = op.exitRequestedAt;
     }

@@ -67,7 +67,7 @@ contract ManagerHandler {
         bytes32 enc = keccak256(abi.encode(i));
         bytes32 digest = verifier.reportHash(block.chainid, address(manager), measurement, signer, enc, op);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(authorityKey, digest);
-        uint256 stake = manager.minStake() + (uint256(stakeExtra) % 1 ether);
+        uint256 stake = manager.minStake() + (uint256(stakeExtra) % 1 ether) / 1 gwei * 1 gwei;
         vm.deal(op, stake);
         vm.prank(op);
         manager.register{value: stake}(
@@ -447,7 +447,7 @@ contract PoseManagerHarness is PoseManager {
         PoseManager(
             IAttestationVerifier(address(0)),
             PoseManager.Params({
-                minStake: 1, creationFee: 0, challengeFee: 0, slashAmount: 0, delta: 60, exitDelay: 600
+                minStake: 1 gwei, creationFee: 0, challengeFee: 0, slashAmount: 0, delta: 60, exitDelay: 600
             })
         )
     {}

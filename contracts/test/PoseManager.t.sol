@@ -5,6 +5,7 @@ import {PoseDigests} from "../src/PoseDigests.sol";
 import {DevAttestationVerifier} from "../src/DevAttestationVerifier.sol";
 import {PoseManager} from "../src/PoseManager.sol";
 import {Phase} from "../src/PoseTypes.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Fixture} from "./utils/Fixture.sol";
 
 contract RegisterTest is Fixture {
@@ -124,10 +125,54 @@ contract RegisterTest is Fixture {
     function test_setEndpoint_succeeds() public {
         registerOperator(0);
         vm.prank(operatorAddr(0));
+        // The endpoint is only in the event (docs/decisions/0009): clients read the latest one.
+        vm.expectEmit(true, false, false, true, address(manager));
+        emit PoseManager.EndpointChanged(operatorAddr(0), "http://127.0.0.1:2");
         manager.setEndpoint("http://127.0.0.1:2");
-        assertEq(
-            keccak256(bytes(manager.getOperator(operatorAddr(0)).endpoint)), keccak256("http://127.0.0.1:2"), "endpoint"
-        );
+    }
+
+    function test_setEndpoint_tooLong_reverts() public {
+        registerOperator(0);
+        vm.prank(operatorAddr(0));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadEndpoint.selector, 257));
+        manager.setEndpoint(string(new bytes(257)));
+    }
+
+    function test_register_stakeNotWholeGwei_reverts() public {
+        address op = operatorAddr(0);
+        address signer = vm.addr(enclaveKey(0));
+        bytes memory ev = evidence(op, signer, encKey(0), MEASUREMENT, AUTHORITY_KEY);
+        vm.deal(op, MIN_STAKE + 1);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StakeNotWholeGwei.selector, MIN_STAKE + 1));
+        manager.register{value: MIN_STAKE + 1}(signer, encKey(0), "http://x", ev);
+    }
+
+    /// Stake is kept in gwei in 48 bits: up to 281,474.976710655 ether; more is refused, not truncated.
+    function test_register_stakeAboveCap_reverts() public {
+        address op = operatorAddr(0);
+        address signer = vm.addr(enclaveKey(0));
+        bytes memory ev = evidence(op, signer, encKey(0), MEASUREMENT, AUTHORITY_KEY);
+        uint256 cap = uint256(type(uint48).max) * 1 gwei;
+        vm.deal(op, cap + 1 gwei);
+        vm.prank(op);
+        vm.expectRevert(abi.encodeWithSelector(SafeCast.SafeCastOverflowedUintDowncast.selector, 48, cap / 1 gwei + 1));
+        manager.register{value: cap + 1 gwei}(signer, encKey(0), "http://x", ev);
+        vm.prank(op);
+        manager.register{value: cap}(signer, encKey(0), "http://x", ev);
+        assertEq(manager.getOperator(op).stake, cap, "largest stake kept exactly");
+    }
+
+    function test_constructor_stakeParamsNotWholeGwei_revert() public {
+        PoseManager.Params memory p = PoseManager.Params({
+            minStake: 1 ether + 1, creationFee: 0, challengeFee: 0, slashAmount: 1 gwei, delta: 60, exitDelay: 600
+        });
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StakeNotWholeGwei.selector, 1 ether + 1));
+        new PoseManager(verifier, p);
+        p.minStake = 1 ether;
+        p.slashAmount = 1;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StakeNotWholeGwei.selector, 1));
+        new PoseManager(verifier, p);
     }
 
     function test_setEndpoint_notRegistered_reverts() public {

@@ -1,5 +1,12 @@
 /** Typed reads of the PoseManager (SPEC §4) with plain TypeScript results. */
-import type { Address, Chain, Hex, PublicClient, Transport } from 'viem'
+import {
+  type Address,
+  type Chain,
+  getAbiItem,
+  type Hex,
+  type PublicClient,
+  type Transport,
+} from 'viem'
 import { PHASE_NAMES, type Phase } from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
 
@@ -75,29 +82,90 @@ export async function readInstance(
   }
 }
 
+/**
+ * Reads `operator` from the manager. The endpoint and the enclave measurement are not in the
+ * manager's storage (docs/decisions/0009): they come from the operator's latest
+ * `OperatorRegistered` log and any later `EndpointChanged`, searched from `fromBlock` (the
+ * manager's deployment block on chains whose nodes limit log ranges; default 0).
+ */
 export async function readOperator(
   client: PublicClient<Transport, Chain>,
   manager: Address,
   operator: Address,
+  opts: { fromBlock?: bigint } = {},
 ): Promise<OperatorInfo> {
-  const r = (await client.readContract({
-    address: manager,
-    abi: poseManagerAbi,
-    functionName: 'getOperator',
-    args: [operator],
-  })) as Record<string, unknown>
+  const [r, announced] = await Promise.all([
+    client.readContract({
+      address: manager,
+      abi: poseManagerAbi,
+      functionName: 'getOperator',
+      args: [operator],
+    }) as Promise<Record<string, unknown>>,
+    readAnnouncement(client, manager, operator, opts.fromBlock ?? 0n),
+  ])
   return {
     operator,
     enclaveSigner: r.enclaveSigner as Address,
     encryptionKey: r.encryptionKey as Hex,
-    measurement: r.measurement as Hex,
-    endpoint: r.endpoint as string,
+    measurement: announced.measurement,
+    endpoint: announced.endpoint,
     stake: BigInt(r.stake as bigint),
     registered: Boolean(r.registered),
     exiting: Boolean(r.exiting),
     memberships: Number(r.memberships),
     exitRequestedAt: BigInt(r.exitRequestedAt as bigint),
   }
+}
+
+const operatorRegistered = getAbiItem({ abi: poseManagerAbi, name: 'OperatorRegistered' })
+const endpointChanged = getAbiItem({ abi: poseManagerAbi, name: 'EndpointChanged' })
+const ZERO_HASH = `0x${'0'.repeat(64)}` as Hex
+
+type LogAt = { blockNumber: bigint | null; logIndex: number | null }
+const after = (a: LogAt, b: LogAt) =>
+  (a.blockNumber ?? 0n) > (b.blockNumber ?? 0n) ||
+  (a.blockNumber === b.blockNumber && (a.logIndex ?? 0) > (b.logIndex ?? 0))
+
+/**
+ * The endpoint and measurement `operator` announced: its latest registration, with the endpoint
+ * of any `EndpointChanged` after it. Empty endpoint and zero measurement if it never registered.
+ */
+async function readAnnouncement(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  operator: Address,
+  fromBlock: bigint,
+): Promise<{ endpoint: string; measurement: Hex }> {
+  const [registrations, changes] = await Promise.all([
+    client.getLogs({
+      address: manager,
+      event: operatorRegistered,
+      args: { operator },
+      fromBlock,
+      toBlock: 'latest',
+    }),
+    client.getLogs({
+      address: manager,
+      event: endpointChanged,
+      args: { operator },
+      fromBlock,
+      toBlock: 'latest',
+    }),
+  ])
+  const reg = registrations.reduce<(typeof registrations)[number] | undefined>(
+    (best, l) => (!best || after(l, best) ? l : best),
+    undefined,
+  )
+  if (!reg) return { endpoint: '', measurement: ZERO_HASH }
+  let endpoint = reg.args.endpoint ?? ''
+  let latest: LogAt = reg
+  for (const c of changes) {
+    if (after(c, latest)) {
+      latest = c
+      endpoint = c.args.endpoint ?? endpoint
+    }
+  }
+  return { endpoint, measurement: reg.args.measurement ?? ZERO_HASH }
 }
 
 /**

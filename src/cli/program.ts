@@ -26,6 +26,7 @@ import {
   path,
   payload,
   privateKey,
+  stakeWei,
   wei,
 } from './validate.ts'
 
@@ -193,7 +194,13 @@ export function buildProgram(deps: CliDeps): Command {
     .addOption(opt('--host <host>', 'listen address', host).default('127.0.0.1'))
     .addOption(opt('--port <port>', 'listen port (0 = any free port)', count(65_535)).default(0))
     .addOption(opt('--public-url <url>', 'URL users and peers reach this node at', httpUrl))
-    .addOption(opt('--stake <wei>', 'stake to register with (default: the manager minimum)', wei()))
+    .addOption(
+      opt(
+        '--stake <wei>',
+        'stake to register with, in whole gwei (default: the manager minimum)',
+        stakeWei,
+      ),
+    )
     .addOption(
       opt(
         '--confirmations <n>',

@@ -106,6 +106,18 @@ export const wei =
     return n
   }
 
+const GWEI = 10n ** 9n
+/** The largest stake the manager keeps: it stores stake in gwei in 48 bits. */
+export const MAX_STAKE = ((1n << 48n) - 1n) * GWEI
+
+/** A stake in wei: whole gwei, at most `MAX_STAKE` (the manager's stake record). */
+export function stakeWei(value: string, name: string): bigint {
+  const n = wei()(value, name)
+  if (n % GWEI !== 0n) throw bad(name, 'a stake in whole gwei (a multiple of 10^9 wei)', value)
+  if (n > MAX_STAKE) throw bad(name, `a stake of at most ${MAX_STAKE} wei`, value)
+  return n
+}
+
 const MAX_URL = 2048
 
 /** An absolute http(s) URL without whitespace or control characters. */

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { type Address, createPublicClient, type Hex, http } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
-import { poseManagerAbi } from '../chain/abi.generated.ts'
+import { readOperator } from '../chain/manager.ts'
 import { bytesToHex, hexToBytes } from '../protocol/index.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle, REPO_ROOT } from '../tee/measurement.ts'
 import { type Anvil, anvilRpc, startAnvil } from './anvil.ts'
@@ -256,12 +256,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
       logPath: op.logPath,
       what: `operator ${i}`,
       ready: async () => {
-        const info = (await client.readContract({
-          address: manager,
-          abi: poseManagerAbi,
-          functionName: 'getOperator',
-          args: [op.address],
-        })) as { registered: boolean; endpoint: string }
+        const info = await readOperator(client as never, manager, op.address)
         if (!info.registered || readPid(op.dataDir, 'operator.pid') !== child.pid)
           return `registered ${info.registered}, endpoint ${info.endpoint}`
         try {

@@ -399,6 +399,35 @@ const wei = (min: bigint): Kind => ({
   ),
   code: 'BAD_OPTION',
 })
+/** A stake: whole gwei up to the manager's 48-bit gwei record. */
+const GWEI = 10n ** 9n
+const STAKE_CAP = ((1n << 48n) - 1n) * GWEI
+const stake: Kind = {
+  valid: fc.tuple(fc.bigInt({ min: 0n, max: STAKE_CAP / GWEI }), fc.boolean()).map(([g, asHex]) => {
+    const n = g * GWEI
+    return [asHex ? `0x${n.toString(16)}` : String(n), n] as const
+  }),
+  edge: [
+    '1',
+    String(GWEI + 1n),
+    String(STAKE_CAP + GWEI),
+    String(STAKE_CAP + 1n),
+    `0x1${'0'.repeat(64)}`,
+    '-5',
+    '1e99',
+    '1.5',
+    '0x',
+  ],
+  random: fc.oneof(
+    fc.constantFrom('abc', '', '0xg', ' 5', '+5', '1_000', 'NaN', LONG),
+    notMatching(/^(?:[0-9]+|0x[0-9a-fA-F]+)$/),
+    fc
+      .bigInt({ min: 1n, max: U256 })
+      .filter((n) => n % GWEI !== 0n || n > STAKE_CAP)
+      .map(String),
+  ),
+  code: 'BAD_OPTION',
+}
 const kinds = {
   url: {
     valid: same(
@@ -552,7 +581,7 @@ const SPECS: Spec[] = [
       { flag: '--host', kind: kinds.host, field: 'host', dflt: '127.0.0.1' },
       { flag: '--port', kind: int(0, 65_535), field: 'port', dflt: 0 },
       { flag: '--public-url', kind: kinds.url, field: 'publicUrl' },
-      { flag: '--stake', kind: wei(0n), field: 'stake' },
+      { flag: '--stake', kind: stake, field: 'stake' },
       { flag: '--confirmations', kind: int(0, 100_000), field: 'confirmations' },
       { flag: '--peer-source-address', kind: kinds.ip, field: 'peerSourceAddress' },
     ],

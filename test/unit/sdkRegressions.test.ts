@@ -93,8 +93,6 @@ function sdkClient(
       return {
         enclaveSigner: bytesToHex(exec.signer),
         encryptionKey: bytesToHex(exec.encryptionKey),
-        measurement: bytesToHex(MEASUREMENT),
-        endpoint: manager.endpoint,
         stake: 0n,
         registered: true,
         exiting: false,
@@ -129,7 +127,17 @@ function sdkClient(
       // The head the harness's enclaves last saw (view expiries are counted from it).
       getBlock: async () => ({ timestamp: 1001n }),
       getBlockNumber: async () => 12n,
-      getLogs: async () => [],
+      // The manager stores no endpoint: it is in the operator's registration log.
+      getLogs: async ({ event }: { event?: { name: string } }) =>
+        event?.name === 'OperatorRegistered'
+          ? [
+              {
+                args: { endpoint: manager.endpoint, measurement: bytesToHex(MEASUREMENT) },
+                blockNumber: 1n,
+                logIndex: 0,
+              },
+            ]
+          : [],
     } as never,
     account: privateKeyToAccount(bytesToHex(setup.creatorKey)),
     manager: bytesToHex(MANAGER),

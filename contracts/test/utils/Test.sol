@@ -15,6 +15,7 @@ interface Vm {
     function assume(bool condition) external pure;
     function etch(address target, bytes calldata code) external;
     function chainId(uint256 newChainId) external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
 }
 
 /// @notice A minimal test base: cheatcodes and assertions with messages.

@@ -1,0 +1,128 @@
+/**
+ * `readOperator` on a real manager: the manager stores no endpoint (docs/decisions/0009), so
+ * an operator's endpoint and measurement come from its latest registration log and any later
+ * `EndpointChanged`; stake round-trips through the manager's gwei record.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { type Address, type Hex, hexToBytes } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { devAttestationVerifierAbi, poseManagerAbi } from '../../src/chain/abi.generated.ts'
+import { createChainClients } from '../../src/chain/clients.ts'
+import { readOperator } from '../../src/chain/manager.ts'
+import { TxSender } from '../../src/chain/sender.ts'
+import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
+import { DEFAULT_MANAGER_PARAMS, deployManager } from '../../src/devnet/deploy.ts'
+import { createDevAttestationBackend } from '../../src/tee/attestation.ts'
+
+const ETHER = 10n ** 18n
+
+test('readOperator takes the endpoint from the latest registration and later endpoint changes, per operator', {
+  timeout: 60_000,
+}, async () => {
+  const anvil = await startAnvil()
+  try {
+    const authorityKey = hexToBytes(generatePrivateKey())
+    const measurement = hexToBytes(`0x${'ab'.repeat(32)}`)
+    const { manager, verifier } = await deployManager({
+      rpcUrl: anvil.url,
+      deployerKey: (await funded()).key,
+      devAuthorityKey: authorityKey,
+      measurements: [measurement],
+      params: { ...DEFAULT_MANAGER_PARAMS, exitDelay: 10n },
+    })
+    const attestation = createDevAttestationBackend(authorityKey)
+
+    async function funded() {
+      const key = generatePrivateKey()
+      const account = privateKeyToAccount(key)
+      await anvilRpc(anvil.url, 'anvil_setBalance', [account.address, '0xffffffffffffffffffffff'])
+      return { key, account }
+    }
+    async function operator() {
+      const { account } = await funded()
+      const clients = await createChainClients({ rpcUrl: anvil.url, account })
+      const sender = new TxSender(clients.publicClient, clients.walletClient!)
+      const write = (functionName: string, args: readonly unknown[] = [], value?: bigint) =>
+        sender.write({
+          address: manager,
+          abi: poseManagerAbi,
+          functionName,
+          args,
+          ...(value !== undefined ? { value } : {}),
+        } as never)
+      const register = async (endpoint: string, stake: bigint) => {
+        const signer = privateKeyToAccount(generatePrivateKey()).address
+        const encryptionKey: Hex = `0x${'11'.repeat(32)}`
+        const reportHash = (await clients.publicClient.readContract({
+          address: verifier,
+          abi: devAttestationVerifierAbi,
+          functionName: 'reportHash',
+          args: [
+            BigInt(clients.chain.id),
+            manager,
+            `0x${'ab'.repeat(32)}`,
+            signer,
+            encryptionKey,
+            account.address,
+          ],
+        })) as Hex
+        const evidence = await attestation.evidence({
+          reportHash: hexToBytes(reportHash),
+          measurement,
+        })
+        await write('register', [signer, encryptionKey, endpoint, evidence], stake)
+        return signer
+      }
+      const read = () => readOperator(clients.publicClient, manager, account.address as Address)
+      return { account, write, register, read, clients }
+    }
+
+    const a = await operator()
+    const b = await operator()
+    const none = await a.read()
+    assert.equal(none.registered, false)
+    assert.equal(none.endpoint, '', 'an operator that never registered has no endpoint')
+
+    const signerA = await a.register('http://127.0.0.1:1001', 2n * ETHER)
+    await b.register('http://127.0.0.1:2001', ETHER)
+    let info = await a.read()
+    assert.equal(info.registered, true)
+    assert.equal(info.enclaveSigner, signerA)
+    assert.equal(info.endpoint, 'http://127.0.0.1:1001')
+    assert.equal(info.measurement, `0x${'ab'.repeat(32)}`)
+    assert.equal(info.stake, 2n * ETHER, 'stake kept exactly (whole gwei)')
+
+    await a.write('setEndpoint', ['http://127.0.0.1:1002'])
+    await b.write('setEndpoint', ['http://127.0.0.1:2002'])
+    assert.equal((await a.read()).endpoint, 'http://127.0.0.1:1002', 'the latest change wins')
+    assert.equal((await b.read()).endpoint, 'http://127.0.0.1:2002', 'each operator its own')
+
+    // Exit, withdraw and register again: the new registration's endpoint replaces the change
+    // made under the old one.
+    await a.write('requestExit')
+    await anvilRpc(anvil.url, 'evm_increaseTime', [20])
+    await anvilRpc(anvil.url, 'evm_mine')
+    await a.write('withdrawStake')
+    info = await a.read()
+    assert.equal(info.registered, false)
+    assert.equal(info.stake, 0n)
+    const signerA2 = await a.register('http://127.0.0.1:1003', ETHER + 10n ** 9n)
+    info = await a.read()
+    assert.equal(info.enclaveSigner, signerA2)
+    assert.equal(info.endpoint, 'http://127.0.0.1:1003')
+    assert.equal(info.stake, ETHER + 10n ** 9n)
+    assert.equal((await b.read()).endpoint, 'http://127.0.0.1:2002')
+
+    await assert.rejects(a.write('setEndpoint', ['']), (e: Error) =>
+      /PoseManager_BadEndpoint/.test(`${e.message} ${JSON.stringify(e)}`),
+    )
+    const c = await operator()
+    await assert.rejects(c.register('http://127.0.0.1:3001', ETHER + 1n), (e: Error) =>
+      /PoseManager_StakeNotWholeGwei/.test(`${e.message} ${JSON.stringify(e)}`),
+    )
+    assert.equal((await c.read()).registered, false, 'a refused stake registers nothing')
+  } finally {
+    await anvil.stop()
+  }
+})
