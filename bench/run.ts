@@ -249,8 +249,22 @@ if (selected.includes('scaling')) {
   await section('scaling', async () => {
     detailed.scaling = await benchScaling(
       quick
-        ? { operators: 8, clients: 32, txsPerClient: 4, instanceCounts: [1, 2, 4] }
-        : { operators: 8, clients: 32, txsPerClient: 15, instanceCounts: [1, 2, 4] },
+        ? {
+            operators: 8,
+            clients: 32,
+            txsPerClient: 4,
+            instanceCounts: [1, 2, 4],
+            warmupPerClient: 4,
+            repeats: 1,
+          }
+        : {
+            operators: 8,
+            clients: 32,
+            txsPerClient: 40,
+            instanceCounts: [1, 2, 4],
+            warmupPerClient: 40,
+            repeats: 3,
+          },
     )
   })
 }
