@@ -1,7 +1,7 @@
 /**
  * Messages of the optimistic path (SPEC §6) and their codecs. Each message has a typed form
  * (bytes and bigints) and a wire form: JSON, except update bodies, update payloads and acks,
- * which are binary (docs/decisions/0009); `encodeX`/`decodeX` convert and validate.
+ * which are binary (docs/decisions/0008); `encodeX`/`decodeX` convert and validate.
  */
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
