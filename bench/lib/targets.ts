@@ -84,10 +84,18 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     })
   }
   const perInstance = num(mem.per_instance_kib)
+  // RSS moves with the heap's collection, so a small step in instances (the quick run adds 9)
+  // can show no growth or less memory: that says nothing about the target.
+  const inconclusive = perInstance !== undefined && perInstance <= 0
   out.push({
     target: 'memory per idle instance ≤ 1 MiB (all members, PrivateToken state)',
-    measured: perInstance !== undefined ? `${perInstance} KiB` : 'not measured',
-    met: perInstance !== undefined ? perInstance <= 1024 : null,
+    measured:
+      perInstance === undefined
+        ? 'not measured'
+        : inconclusive
+          ? `${perInstance} KiB: RSS noise exceeded the growth, inconclusive (a full run adds 90 instances)`
+          : `${perInstance} KiB`,
+    met: perInstance !== undefined && !inconclusive ? perInstance <= 1024 : null,
   })
   return out
 }

@@ -119,6 +119,11 @@ export async function benchMemory(cfg: MemoryConfig): Promise<MemoryResult> {
   printTable(`Memory (VmRSS) with idle instances (s = 1, ${cfg.operators} operators)`, rows, [
     `per idle instance (all its members): ${summary.per_instance_kib} KiB; per membership: ${summary.per_membership_kib} KiB (enclave RSS growth ${prev.instances}→${last.instances}).`,
     `idle_cpu_* = cores busy over ${cfg.idleMs / 1000} s while nobody sends (chain polling, duty checks, ticks).`,
+    ...(perInstance <= 0
+      ? [
+          `RSS did not grow from ${prev.instances} to ${last.instances} instances: the garbage collector's swings exceed ${added} instances' memory, so this run says nothing per instance.`,
+        ]
+      : []),
   ])
   return { points, summary }
 }
