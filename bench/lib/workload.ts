@@ -79,6 +79,12 @@ export type LoadResult = {
   latencyMs: LatencySummary
 }
 
+/** The run with the median rate (the lower middle one for an even count). */
+export function medianRun<T extends { tps: number }>(runs: T[]): T {
+  const sorted = [...runs].sort((a, b) => a.tps - b.tps)
+  return sorted[Math.floor((sorted.length - 1) / 2)]!
+}
+
 /**
  * `perClient` sequential transfers from each client (all clients at once); client `i` sends to
  * client `i + 1` on instance `instances[i % instances.length]`.

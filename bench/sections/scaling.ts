@@ -11,7 +11,7 @@ import { cpus } from 'node:os'
 import { readInstance } from '../../src/chain/manager.ts'
 import { printTable, progress, type Row, round, withDevnet } from '../lib/common.ts'
 import { cpuByKind, cpuDelta } from '../lib/procs.ts'
-import { deployToken, devnetClients, type LoadResult, runLoad } from '../lib/workload.ts'
+import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 
 export type ScalingConfig = {
   operators: number
@@ -57,7 +57,10 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
       for (const id of instances) await runLoad(clients, [id], 2)
       progress(`scaling: warm-up, ${clients.length} clients × ${cfg.warmupPerClient}`)
       await runLoad(clients, instances, cfg.warmupPerClient)
-      const measured = new Map<number, Array<{ load: LoadResult; utilisation: number }>>()
+      const measured = new Map<
+        number,
+        Array<{ load: LoadResult; tps: number; utilisation: number }>
+      >()
       for (let r = 0; r < cfg.repeats; r++) {
         for (const k of cfg.instanceCounts) {
           const c0 = cpuByKind(devnet)
@@ -65,7 +68,11 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
           const cpu = cpuDelta(c0, cpuByKind(devnet))
           const busy = Object.values(cpu).reduce((a, b) => a + b, 0)
           const runs = measured.get(k) ?? []
-          runs.push({ load, utilisation: round(busy / load.seconds / cpus().length, 2) })
+          runs.push({
+            load,
+            tps: load.tps,
+            utilisation: round(busy / load.seconds / cpus().length, 2),
+          })
           measured.set(k, runs)
           progress(
             `scaling: ${k} instance(s), ${clients.length} clients × ${cfg.txsPerClient}, run ${r + 1}/${cfg.repeats}: ${load.tps} tx/s`,
@@ -76,9 +83,7 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
         const used = pools.slice(0, k)
         const all = used.flat()
         const runs = measured.get(k)!
-        const median = [...runs].sort((a, b) => a.load.tps - b.load.tps)[
-          Math.floor(runs.length / 2)
-        ]!
+        const median = medianRun(runs)
         return {
           instances: k,
           pools: used,

@@ -39,7 +39,7 @@ import {
   withDevnet,
 } from '../lib/common.ts'
 import { cpuByKind, cpuDelta, type ProcessKind } from '../lib/procs.ts'
-import { deployToken, devnetClients, type LoadResult, runLoad } from '../lib/workload.ts'
+import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
 
 export type ThroughputConfig = {
@@ -124,12 +124,6 @@ export async function bareEvm(txs: number): Promise<ThroughputResult['bareEvm']>
     tpsWithWriteSet: round(withWs.tps, 0),
     gasPerTx: round(plain.gas, 0),
   }
-}
-
-/** The run with the median rate (the lower middle one for an even count). */
-function medianRun(runs: LoadResult[]): LoadResult {
-  const sorted = [...runs].sort((a, b) => a.tps - b.tps)
-  return sorted[Math.floor((sorted.length - 1) / 2)]!
 }
 
 /**
