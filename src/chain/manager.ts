@@ -82,11 +82,39 @@ export async function readInstance(
   }
 }
 
+/** What the manager stores of an operator: everything but its endpoint and measurement. */
+export type OperatorRecord = Omit<OperatorInfo, 'endpoint' | 'measurement'>
+
+/** Reads `operator`'s stored record (one call; no log search). */
+export async function readOperatorRecord(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  operator: Address,
+): Promise<OperatorRecord> {
+  const r = (await client.readContract({
+    address: manager,
+    abi: poseManagerAbi,
+    functionName: 'getOperator',
+    args: [operator],
+  })) as Record<string, unknown>
+  return {
+    operator,
+    enclaveSigner: r.enclaveSigner as Address,
+    encryptionKey: r.encryptionKey as Hex,
+    stake: BigInt(r.stake as bigint),
+    registered: Boolean(r.registered),
+    exiting: Boolean(r.exiting),
+    memberships: Number(r.memberships),
+    exitRequestedAt: BigInt(r.exitRequestedAt as bigint),
+  }
+}
+
 /**
- * Reads `operator` from the manager. The endpoint and the enclave measurement are not in the
- * manager's storage (docs/decisions/0009): they come from the operator's latest
+ * Reads `operator` from the manager with its endpoint and enclave measurement. Those are not in
+ * the manager's storage (docs/decisions/0009): they come from the operator's latest
  * `OperatorRegistered` log and any later `EndpointChanged`, searched from `fromBlock` (the
- * manager's deployment block on chains whose nodes limit log ranges; default 0).
+ * manager's deployment block on chains whose nodes limit log ranges; default 0). Callers that
+ * need neither use `readOperatorRecord`.
  */
 export async function readOperator(
   client: PublicClient<Transport, Chain>,
@@ -94,27 +122,11 @@ export async function readOperator(
   operator: Address,
   opts: { fromBlock?: bigint } = {},
 ): Promise<OperatorInfo> {
-  const [r, announced] = await Promise.all([
-    client.readContract({
-      address: manager,
-      abi: poseManagerAbi,
-      functionName: 'getOperator',
-      args: [operator],
-    }) as Promise<Record<string, unknown>>,
+  const [record, announced] = await Promise.all([
+    readOperatorRecord(client, manager, operator),
     readAnnouncement(client, manager, operator, opts.fromBlock ?? 0n),
   ])
-  return {
-    operator,
-    enclaveSigner: r.enclaveSigner as Address,
-    encryptionKey: r.encryptionKey as Hex,
-    measurement: announced.measurement,
-    endpoint: announced.endpoint,
-    stake: BigInt(r.stake as bigint),
-    registered: Boolean(r.registered),
-    exiting: Boolean(r.exiting),
-    memberships: Number(r.memberships),
-    exitRequestedAt: BigInt(r.exitRequestedAt as bigint),
-  }
+  return { ...record, ...announced }
 }
 
 const operatorRegistered = getAbiItem({ abi: poseManagerAbi, name: 'OperatorRegistered' })

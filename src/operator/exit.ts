@@ -6,7 +6,7 @@
 import type { Address, Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createChainClients } from '../chain/clients.ts'
-import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
+import { poseManagerAbi, readInstance, readOperatorRecord } from '../chain/manager.ts'
 import { TxSender } from '../chain/sender.ts'
 
 export type ExitOptions = {
@@ -26,7 +26,7 @@ async function connect(o: ExitOptions) {
 export async function exitPool(o: ExitOptions): Promise<{ left: bigint[]; readyAt: bigint }> {
   const log = o.log ?? (() => undefined)
   const { account, chain, sender } = await connect(o)
-  const me = await readOperator(chain.publicClient, o.manager, account.address)
+  const me = await readOperatorRecord(chain.publicClient, o.manager, account.address)
   if (!me.registered)
     throw new Error(`operator ${account.address} is not registered on ${o.manager}`)
   if (!me.exiting) {
@@ -53,7 +53,7 @@ export async function exitPool(o: ExitOptions): Promise<{ left: bigint[]; readyA
       `left instance ${id} (${info.operators[info.executorSlot] === account.address ? 'executor: handed over' : 'watchdog'})`,
     )
   }
-  const after = await readOperator(chain.publicClient, o.manager, account.address)
+  const after = await readOperatorRecord(chain.publicClient, o.manager, account.address)
   const delay = (await chain.publicClient.readContract({
     address: o.manager,
     abi: poseManagerAbi,
@@ -65,7 +65,7 @@ export async function exitPool(o: ExitOptions): Promise<{ left: bigint[]; readyA
 /** Withdraws the stake after the exit delay; returns the amount paid. */
 export async function withdrawStake(o: ExitOptions): Promise<bigint> {
   const { account, chain, sender } = await connect(o)
-  const me = await readOperator(chain.publicClient, o.manager, account.address)
+  const me = await readOperatorRecord(chain.publicClient, o.manager, account.address)
   await sender.write({ address: o.manager, abi: poseManagerAbi, functionName: 'withdrawStake' })
   return me.stake
 }

@@ -6,7 +6,7 @@ import {
   type Hash,
   type Hex,
 } from 'viem'
-import { poseManagerAbi, readOperator } from '../../chain/manager.ts'
+import { poseManagerAbi, readOperatorRecord } from '../../chain/manager.ts'
 import {
   BOX_CONTEXT,
   boxSeal,
@@ -118,7 +118,7 @@ export async function deployContract<const abi extends Abi>(
     `instance ${instance}: pool drawn (${info.signers.length} enclaves); sending code to the executor`,
   )
   const executorOperator = info.operators[info.executorSlot]!
-  const execKey = (await readOperator(client.publicClient, client.manager, executorOperator))
+  const execKey = (await readOperatorRecord(client.publicClient, client.manager, executorOperator))
     .encryptionKey
   const { box } = boxSeal({
     recipientPublicKey: hexToBytes(execKey, 'encryptionKey', 32),
