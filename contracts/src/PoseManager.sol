@@ -245,6 +245,9 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @notice Δ: seconds a challenged member has to answer.
     uint64 public immutable delta;
     uint64 public immutable exitDelay;
+    /// @notice The block this manager was created in: none of its logs is older, so clients and
+    /// operators search its logs from here, not from genesis.
+    uint256 public immutable deploymentBlock;
     /// @notice Watchdog challenge rounds an executor may start while itself challenged.
     uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
 
@@ -275,6 +278,7 @@ contract PoseManager is ReentrancyGuardTransient {
         slashAmount = p.slashAmount;
         delta = p.delta;
         exitDelay = p.exitDelay;
+        deploymentBlock = block.number;
     }
 
     // ------------------------------------------------------------------ operators

@@ -175,6 +175,15 @@ contract RegisterTest is Fixture {
         new PoseManager(verifier, p);
     }
 
+    /// Clients and operators search the manager's logs from the block it was created in.
+    function test_constructor_recordsDeploymentBlock() public {
+        assertEq(manager.deploymentBlock(), block.number, "fixture's manager");
+        vm.roll(block.number + 1234);
+        PoseManager later = new PoseManager(verifier, params());
+        assertEq(later.deploymentBlock(), block.number, "manager created later");
+        assertEq(manager.deploymentBlock(), block.number - 1234, "unchanged by later blocks");
+    }
+
     function test_setEndpoint_notRegistered_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotRegistered.selector, address(this)));
         manager.setEndpoint("http://x");

@@ -49,6 +49,45 @@ export type OperatorInfo = {
 
 const ZERO = '0x0000000000000000000000000000000000000000'
 
+/** Per client, per manager address (one address may name different managers on two chains). */
+const deploymentBlocks = new WeakMap<object, Map<string, Promise<bigint>>>()
+
+/**
+ * The block `manager` was created in (its `deploymentBlock`), where searches of its logs start:
+ * nodes of public chains refuse or time out log searches from genesis. Read once per client and
+ * manager; a failed read is not kept, so the next call asks again.
+ */
+export function readDeploymentBlock(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+): Promise<bigint> {
+  let byManager = deploymentBlocks.get(client)
+  if (!byManager) {
+    byManager = new Map()
+    deploymentBlocks.set(client, byManager)
+  }
+  const key = manager.toLowerCase()
+  let block = byManager.get(key)
+  if (!block) {
+    const cache = byManager
+    block = (
+      client.readContract({
+        address: manager,
+        abi: poseManagerAbi,
+        functionName: 'deploymentBlock',
+      }) as Promise<bigint>
+    ).then(
+      (b) => BigInt(b),
+      (e: unknown) => {
+        cache.delete(key)
+        throw e
+      },
+    )
+    byManager.set(key, block)
+  }
+  return block
+}
+
 export async function readInstance(
   client: PublicClient<Transport, Chain>,
   manager: Address,
@@ -112,9 +151,8 @@ export async function readOperatorRecord(
 /**
  * Reads `operator` from the manager with its endpoint and enclave measurement. Those are not in
  * the manager's storage (docs/decisions/0009): they come from the operator's latest
- * `OperatorRegistered` log and any later `EndpointChanged`, searched from `fromBlock` (the
- * manager's deployment block on chains whose nodes limit log ranges; default 0). Callers that
- * need neither use `readOperatorRecord`.
+ * `OperatorRegistered` log and any later `EndpointChanged`, searched from `fromBlock` (default:
+ * the manager's deployment block). Callers that need neither use `readOperatorRecord`.
  */
 export async function readOperator(
   client: PublicClient<Transport, Chain>,
@@ -124,7 +162,13 @@ export async function readOperator(
 ): Promise<OperatorInfo> {
   const [record, announced] = await Promise.all([
     readOperatorRecord(client, manager, operator),
-    readAnnouncement(client, manager, operator, opts.fromBlock ?? 0n),
+    (async () =>
+      readAnnouncement(
+        client,
+        manager,
+        operator,
+        opts.fromBlock ?? (await readDeploymentBlock(client, manager)),
+      ))(),
   ])
   return { ...record, ...announced }
 }

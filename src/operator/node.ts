@@ -11,7 +11,12 @@ import pino, { type Logger } from 'pino'
 import { type Address, getAddress, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
-import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
+import {
+  poseManagerAbi,
+  readDeploymentBlock,
+  readInstance,
+  readOperator,
+} from '../chain/manager.ts'
 import { TxSender } from '../chain/sender.ts'
 import { type ChainBatch, ManagerWatcher } from '../chain/watcher.ts'
 import {
@@ -246,11 +251,11 @@ export class OperatorNode {
     // 3. registration
     await this.ensureRegistered(init.result.reportHash, measurement)
 
-    // 4. chain feed and timers
+    // 4. chain feed and timers (the manager has no logs before the block it was created in)
     this.watcher = new ManagerWatcher({
       client: this.chain.publicClient,
       manager: o.manager,
-      fromBlock: 0n,
+      fromBlock: await readDeploymentBlock(this.chain.publicClient, o.manager),
       pollIntervalMs: o.pollIntervalMs ?? 200,
       confirmations: BigInt(o.confirmations ?? (this.chain.chain.id === DEV_CHAIN_ID ? 0 : 64)),
       onBatch: (b) => this.onChainBatch(b),

@@ -1,7 +1,8 @@
 /**
  * `readOperator` on a real manager: the manager stores no endpoint (docs/decisions/0009), so
  * an operator's endpoint and measurement come from its latest registration log and any later
- * `EndpointChanged`; stake round-trips through the manager's gwei record.
+ * `EndpointChanged`; stake round-trips through the manager's gwei record. Log searches start at
+ * the block the manager was created in.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -9,7 +10,7 @@ import { type Address, type Hex, hexToBytes } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { devAttestationVerifierAbi, poseManagerAbi } from '../../src/chain/abi.generated.ts'
 import { createChainClients } from '../../src/chain/clients.ts'
-import { readOperator } from '../../src/chain/manager.ts'
+import { readDeploymentBlock, readOperator } from '../../src/chain/manager.ts'
 import { TxSender } from '../../src/chain/sender.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS, deployManager } from '../../src/devnet/deploy.ts'
@@ -122,6 +123,74 @@ test('readOperator takes the endpoint from the latest registration and later end
       /PoseManager_StakeNotWholeGwei/.test(`${e.message} ${JSON.stringify(e)}`),
     )
     assert.equal((await c.read()).registered, false, 'a refused stake registers nothing')
+  } finally {
+    await anvil.stop()
+  }
+})
+
+test('log searches start at the block the manager was created in, read once per client', {
+  timeout: 60_000,
+}, async () => {
+  const anvil = await startAnvil()
+  try {
+    await anvilRpc(anvil.url, 'anvil_mine', ['0x40'])
+    const key = generatePrivateKey()
+    await anvilRpc(anvil.url, 'anvil_setBalance', [
+      privateKeyToAccount(key).address,
+      '0xffffffffffffffffffffff',
+    ])
+    const { manager } = await deployManager({
+      rpcUrl: anvil.url,
+      deployerKey: key,
+      devAuthorityKey: hexToBytes(generatePrivateKey()),
+      measurements: [hexToBytes(`0x${'ab'.repeat(32)}`)],
+      params: DEFAULT_MANAGER_PARAMS,
+    })
+    const { publicClient } = await createChainClients({ rpcUrl: anvil.url })
+    const created = await readDeploymentBlock(publicClient, manager)
+    assert.ok(created > 0x40n, `created after the 64 mined blocks (${created})`)
+    assert.equal(
+      await publicClient.getCode({ address: manager, blockNumber: created - 1n }),
+      undefined,
+    )
+    assert.notEqual(
+      await publicClient.getCode({ address: manager, blockNumber: created }),
+      undefined,
+    )
+
+    // Every log search of readOperator starts there, and the block is read only once.
+    const fromBlocks: bigint[] = []
+    let blockReads = 0
+    let failNext = true
+    const watched = new Proxy(publicClient, {
+      get(target, prop, receiver) {
+        if (prop === 'getLogs')
+          return (args: { fromBlock: bigint }) => {
+            fromBlocks.push(args.fromBlock)
+            return target.getLogs(args as never)
+          }
+        if (prop === 'readContract')
+          return async (args: { functionName: string }) => {
+            if (args.functionName === 'deploymentBlock') {
+              blockReads++
+              if (failNext) {
+                failNext = false
+                throw new Error('node unavailable')
+              }
+            }
+            return target.readContract(args as never)
+          }
+        return Reflect.get(target, prop, receiver)
+      },
+    })
+    const someone = privateKeyToAccount(generatePrivateKey()).address
+    await assert.rejects(readOperator(watched, manager, someone), /node unavailable/)
+    assert.equal((await readOperator(watched, manager, someone)).endpoint, '')
+    await readOperator(watched, manager, someone)
+    assert.equal(blockReads, 2, 'a failed read is not kept; a good one is')
+    assert.deepEqual(fromBlocks, [created, created, created, created])
+    await readOperator(watched, manager, someone, { fromBlock: 3n })
+    assert.deepEqual(fromBlocks.slice(4), [3n, 3n], 'an explicit fromBlock wins')
   } finally {
     await anvil.stop()
   }

@@ -1,5 +1,5 @@
 import { type Address, getAbiItem, type Hash, type Hex } from 'viem'
-import { poseManagerAbi } from '../../chain/manager.ts'
+import { poseManagerAbi, readDeploymentBlock } from '../../chain/manager.ts'
 import {
   bytesToHex,
   decodeTerminated,
@@ -22,7 +22,8 @@ const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
 
 /**
  * The final balances of a terminated instance, rebuilt from the manager's `Terminated` event
- * and checked against the root the manager pays against.
+ * and checked against the root the manager pays against. The event is searched from
+ * `fromBlock` (default: the manager's deployment block).
  *
  * @example
  * ```ts
@@ -43,7 +44,7 @@ export async function getFinalBalances(
     address: client.manager,
     event: instanceEvent,
     args: { id: p.instance },
-    fromBlock: p.fromBlock ?? 0n,
+    fromBlock: p.fromBlock ?? (await readDeploymentBlock(client.publicClient, client.manager)),
     toBlock: 'latest',
   })
   const log = logs.find((l) => Number(l.args.kind) === EventKind.Terminated)
