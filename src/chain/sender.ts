@@ -40,6 +40,35 @@ export function revertReason(e: unknown): string {
   return e instanceof Error ? e.message : String(e)
 }
 
+/**
+ * Why a mined call reverted although it passed simulation (the state changed in between, or
+ * the node misjudged it): the gas it used against its limit and the revert the same call
+ * gives when replayed on the state before its block (what it ran on, if it was the block's
+ * first transaction) and on the state after it.
+ */
+export async function explainRevert(
+  publicClient: PublicClient<Transport, Chain>,
+  receipt: TransactionReceipt,
+  request: object,
+): Promise<Error> {
+  const tx = await publicClient
+    .getTransaction({ hash: receipt.transactionHash })
+    .catch(() => undefined)
+  const replay = (blockNumber: bigint) =>
+    publicClient.simulateContract({ ...request, blockNumber } as never).then(
+      () => 'passes',
+      (e: unknown) => revertReason(e),
+    )
+  const [before, after] = await Promise.all([
+    replay(receipt.blockNumber - 1n),
+    replay(receipt.blockNumber),
+  ])
+  const gas = tx ? `gas ${receipt.gasUsed} of ${tx.gas}` : `gas ${receipt.gasUsed}`
+  return new Error(
+    `transaction ${receipt.transactionHash} reverted in block ${receipt.blockNumber} (${gas}; replayed before its block: ${before}; after it: ${after})`,
+  )
+}
+
 export class TxSender {
   private queue: Promise<unknown> = Promise.resolve()
 
@@ -50,30 +79,6 @@ export class TxSender {
 
   get address() {
     return this.walletClient.account.address
-  }
-
-  /**
-   * A call that passed simulation reverted when mined (the state changed in between): names
-   * the gas used against the limit and the revert the call gives against the state after its
-   * block, so the error says what went wrong.
-   */
-  private async explainRevert(
-    hash: Hash,
-    receipt: TransactionReceipt,
-    request: unknown,
-  ): Promise<Error> {
-    const tx = await this.publicClient.getTransaction({ hash }).catch(() => undefined)
-    let replayed = 'passes against the state after its block'
-    try {
-      await this.publicClient.simulateContract({
-        ...(request as object),
-        blockNumber: receipt.blockNumber,
-      } as never)
-    } catch (e) {
-      replayed = revertReason(e)
-    }
-    const gas = tx ? `gas ${receipt.gasUsed} of ${tx.gas}` : `gas ${receipt.gasUsed}`
-    return new Error(`transaction ${hash} reverted (${gas}; replayed: ${replayed})`)
   }
 
   /** Simulates, sends and waits for one contract call; reverts become ChainTxError. */
@@ -102,7 +107,8 @@ export class TxSender {
           gas: (estimate * 5n) / 4n + 20_000n,
         } as never)
         const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 })
-        if (receipt.status !== 'success') throw await this.explainRevert(hash, receipt, request)
+        if (receipt.status !== 'success')
+          throw await explainRevert(this.publicClient, receipt, request as object)
         return { hash, receipt }
       } catch (e) {
         throw new ChainTxError(p.functionName, revertReason(e), { cause: e })

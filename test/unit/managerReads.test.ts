@@ -2,7 +2,7 @@
  * `readOperator` on a real manager: the manager stores no endpoint (docs/decisions/0009), so
  * an operator's endpoint and measurement come from its latest registration log and any later
  * `EndpointChanged`; stake round-trips through the manager's gwei record. Log searches start at
- * the block the manager was created in.
+ * the block the manager was created in. A mined call that reverts is explained by a replay.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -11,7 +11,8 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { devAttestationVerifierAbi, poseManagerAbi } from '../../src/chain/abi.generated.ts'
 import { createChainClients } from '../../src/chain/clients.ts'
 import { readDeploymentBlock, readOperator } from '../../src/chain/manager.ts'
-import { TxSender } from '../../src/chain/sender.ts'
+import { explainRevert, TxSender } from '../../src/chain/sender.ts'
+
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS, deployManager } from '../../src/devnet/deploy.ts'
 import { createDevAttestationBackend } from '../../src/tee/attestation.ts'
@@ -191,6 +192,49 @@ test('log searches start at the block the manager was created in, read once per 
     assert.deepEqual(fromBlocks, [created, created, created, created])
     await readOperator(watched, manager, someone, { fromBlock: 3n })
     assert.deepEqual(fromBlocks.slice(4), [3n, 3n], 'an explicit fromBlock wins')
+  } finally {
+    await anvil.stop()
+  }
+})
+
+test('a mined call that reverts is explained by its gas and a replay on the state before and after its block', {
+  timeout: 60_000,
+}, async () => {
+  const anvil = await startAnvil()
+  try {
+    const key = generatePrivateKey()
+    const account = privateKeyToAccount(key)
+    await anvilRpc(anvil.url, 'anvil_setBalance', [account.address, '0xffffffffffffffffffffff'])
+    const { manager } = await deployManager({
+      rpcUrl: anvil.url,
+      deployerKey: key,
+      devAuthorityKey: hexToBytes(generatePrivateKey()),
+      measurements: [hexToBytes(`0x${'ab'.repeat(32)}`)],
+      params: DEFAULT_MANAGER_PARAMS,
+    })
+    const { publicClient, walletClient } = await createChainClients({ rpcUrl: anvil.url, account })
+    const request = {
+      address: manager,
+      abi: poseManagerAbi,
+      functionName: 'setEndpoint',
+      args: ['http://127.0.0.1:1'],
+      account,
+    } as const
+    // An explicit gas limit skips the node's estimate, so the call is mined and reverts.
+    const hash = await walletClient!.writeContract({ ...request, gas: 100_000n } as never)
+    const receipt = await publicClient.waitForTransactionReceipt({ hash })
+    assert.equal(receipt.status, 'reverted')
+    const { message } = await explainRevert(publicClient, receipt, request)
+    assert.match(
+      message,
+      new RegExp(`transaction ${hash} reverted in block ${receipt.blockNumber}`),
+    )
+    assert.match(message, new RegExp(`gas ${receipt.gasUsed} of 100000`))
+    const notRegistered = `PoseManager_NotRegistered\\(${account.address}\\)`
+    assert.match(
+      message,
+      new RegExp(`before its block: ${notRegistered}; after it: ${notRegistered}`),
+    )
   } finally {
     await anvil.stop()
   }
