@@ -129,12 +129,15 @@ test('readOperator takes the endpoint from the latest registration and later end
   }
 })
 
-test('log searches start at the block the manager was created in, read once per client', {
-  timeout: 60_000,
-}, async () => {
+/** A fresh anvil with a manager deployed by a funded account, after `blocksBefore` blocks. */
+async function withManager(
+  blocksBefore: number,
+  fn: (m: { url: string; manager: Address; key: Hex }) => Promise<void>,
+): Promise<void> {
   const anvil = await startAnvil()
   try {
-    await anvilRpc(anvil.url, 'anvil_mine', ['0x40'])
+    if (blocksBefore > 0)
+      await anvilRpc(anvil.url, 'anvil_mine', [`0x${blocksBefore.toString(16)}`])
     const key = generatePrivateKey()
     await anvilRpc(anvil.url, 'anvil_setBalance', [
       privateKeyToAccount(key).address,
@@ -147,95 +150,97 @@ test('log searches start at the block the manager was created in, read once per 
       measurements: [hexToBytes(`0x${'ab'.repeat(32)}`)],
       params: DEFAULT_MANAGER_PARAMS,
     })
-    const { publicClient } = await createChainClients({ rpcUrl: anvil.url })
-    const created = await readDeploymentBlock(publicClient, manager)
-    assert.ok(created > 0x40n, `created after the 64 mined blocks (${created})`)
-    assert.equal(
-      await publicClient.getCode({ address: manager, blockNumber: created - 1n }),
-      undefined,
-    )
-    assert.notEqual(
-      await publicClient.getCode({ address: manager, blockNumber: created }),
-      undefined,
-    )
+    await fn({ url: anvil.url, manager, key })
+  } finally {
+    await anvil.stop()
+  }
+}
 
-    // Every log search of readOperator starts there, and the block is read only once.
-    const fromBlocks: bigint[] = []
-    let blockReads = 0
-    let failNext = true
-    const watched = new Proxy(publicClient, {
-      get(target, prop, receiver) {
-        if (prop === 'getLogs')
-          return (args: { fromBlock: bigint }) => {
-            fromBlocks.push(args.fromBlock)
-            return target.getLogs(args as never)
-          }
-        if (prop === 'readContract')
-          return async (args: { functionName: string }) => {
-            if (args.functionName === 'deploymentBlock') {
-              blockReads++
-              if (failNext) {
-                failNext = false
-                throw new Error('node unavailable')
-              }
+test(
+  'log searches start at the block the manager was created in, read once per client',
+  {
+    timeout: 60_000,
+  },
+  () =>
+    withManager(0x40, async ({ url, manager }) => {
+      const { publicClient } = await createChainClients({ rpcUrl: url })
+      const created = await readDeploymentBlock(publicClient, manager)
+      assert.ok(created > 0x40n, `created after the 64 mined blocks (${created})`)
+      assert.equal(
+        await publicClient.getCode({ address: manager, blockNumber: created - 1n }),
+        undefined,
+      )
+      assert.notEqual(
+        await publicClient.getCode({ address: manager, blockNumber: created }),
+        undefined,
+      )
+
+      // Every log search of readOperator starts there, and the block is read only once.
+      const fromBlocks: bigint[] = []
+      let blockReads = 0
+      let failNext = true
+      const watched = new Proxy(publicClient, {
+        get(target, prop, receiver) {
+          if (prop === 'getLogs')
+            return (args: { fromBlock: bigint }) => {
+              fromBlocks.push(args.fromBlock)
+              return target.getLogs(args as never)
             }
-            return target.readContract(args as never)
-          }
-        return Reflect.get(target, prop, receiver)
-      },
-    })
-    const someone = privateKeyToAccount(generatePrivateKey()).address
-    await assert.rejects(readOperator(watched, manager, someone), /node unavailable/)
-    assert.equal((await readOperator(watched, manager, someone)).endpoint, '')
-    await readOperator(watched, manager, someone)
-    assert.equal(blockReads, 2, 'a failed read is not kept; a good one is')
-    assert.deepEqual(fromBlocks, [created, created, created, created])
-    await readOperator(watched, manager, someone, { fromBlock: 3n })
-    assert.deepEqual(fromBlocks.slice(4), [3n, 3n], 'an explicit fromBlock wins')
-  } finally {
-    await anvil.stop()
-  }
-})
+          if (prop === 'readContract')
+            return async (args: { functionName: string }) => {
+              if (args.functionName === 'deploymentBlock') {
+                blockReads++
+                if (failNext) {
+                  failNext = false
+                  throw new Error('node unavailable')
+                }
+              }
+              return target.readContract(args as never)
+            }
+          return Reflect.get(target, prop, receiver)
+        },
+      })
+      const someone = privateKeyToAccount(generatePrivateKey()).address
+      await assert.rejects(readOperator(watched, manager, someone), /node unavailable/)
+      assert.equal((await readOperator(watched, manager, someone)).endpoint, '')
+      await readOperator(watched, manager, someone)
+      assert.equal(blockReads, 2, 'a failed read is not kept; a good one is')
+      assert.deepEqual(fromBlocks, [created, created, created, created])
+      await readOperator(watched, manager, someone, { fromBlock: 3n })
+      assert.deepEqual(fromBlocks.slice(4), [3n, 3n], 'an explicit fromBlock wins')
+    }),
+)
 
-test('a mined call that reverts is explained by its gas and a replay on the state before and after its block', {
-  timeout: 60_000,
-}, async () => {
-  const anvil = await startAnvil()
-  try {
-    const key = generatePrivateKey()
-    const account = privateKeyToAccount(key)
-    await anvilRpc(anvil.url, 'anvil_setBalance', [account.address, '0xffffffffffffffffffffff'])
-    const { manager } = await deployManager({
-      rpcUrl: anvil.url,
-      deployerKey: key,
-      devAuthorityKey: hexToBytes(generatePrivateKey()),
-      measurements: [hexToBytes(`0x${'ab'.repeat(32)}`)],
-      params: DEFAULT_MANAGER_PARAMS,
-    })
-    const { publicClient, walletClient } = await createChainClients({ rpcUrl: anvil.url, account })
-    const request = {
-      address: manager,
-      abi: poseManagerAbi,
-      functionName: 'setEndpoint',
-      args: ['http://127.0.0.1:1'],
-      account,
-    } as const
-    // An explicit gas limit skips the node's estimate, so the call is mined and reverts.
-    const hash = await walletClient!.writeContract({ ...request, gas: 100_000n } as never)
-    const receipt = await publicClient.waitForTransactionReceipt({ hash })
-    assert.equal(receipt.status, 'reverted')
-    const { message } = await explainRevert(publicClient, receipt, request)
-    assert.match(
-      message,
-      new RegExp(`transaction ${hash} reverted in block ${receipt.blockNumber}`),
-    )
-    assert.match(message, new RegExp(`gas ${receipt.gasUsed} of 100000`))
-    const notRegistered = `PoseManager_NotRegistered\\(${account.address}\\)`
-    assert.match(
-      message,
-      new RegExp(`before its block: ${notRegistered}; after it: ${notRegistered}`),
-    )
-  } finally {
-    await anvil.stop()
-  }
-})
+test(
+  'a mined call that reverts is explained by its gas and a replay on the state before and after its block',
+  {
+    timeout: 60_000,
+  },
+  () =>
+    withManager(0, async ({ url, manager, key }) => {
+      const account = privateKeyToAccount(key)
+      const { publicClient, walletClient } = await createChainClients({ rpcUrl: url, account })
+      const request = {
+        address: manager,
+        abi: poseManagerAbi,
+        functionName: 'setEndpoint',
+        args: ['http://127.0.0.1:1'],
+        account,
+      } as const
+      // An explicit gas limit skips the node's estimate, so the call is mined and reverts.
+      const hash = await walletClient!.writeContract({ ...request, gas: 100_000n } as never)
+      const receipt = await publicClient.waitForTransactionReceipt({ hash })
+      assert.equal(receipt.status, 'reverted')
+      const { message } = await explainRevert(publicClient, receipt, request)
+      assert.match(
+        message,
+        new RegExp(`transaction ${hash} reverted in block ${receipt.blockNumber}`),
+      )
+      assert.match(message, new RegExp(`gas ${receipt.gasUsed} of 100000`))
+      const notRegistered = `PoseManager_NotRegistered\\(${account.address}\\)`
+      assert.match(
+        message,
+        new RegExp(`before its block: ${notRegistered}; after it: ${notRegistered}`),
+      )
+    }),
+)
