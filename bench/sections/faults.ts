@@ -154,7 +154,9 @@ async function killMember(
 /**
  * A withholding host: its operator and enclave processes are stopped (SIGSTOP), so the kernel
  * still accepts connections to its port but nothing answers users or peers and nothing reaches
- * the chain from it. Users notice only when a request goes unanswered (`requestTimeoutMs`).
+ * the chain from it. Users notice when two health checks of its operator go unanswered while a
+ * request is pending (the SDK's `hostProbeMs`), or else when the request goes unanswered
+ * (`requestTimeoutMs`).
  */
 function stopHost(devnet: Devnet, operator: Address): void {
   for (const pid of hostPids(devnet, operator)) process.kill(pid, 'SIGSTOP')
@@ -653,6 +655,6 @@ export function printRecovery(r: FaultsResult): void {
   printTable('Time to recovery (fault → first receipt that needed the recovery)', rows, [
     "Δ by time travel = yes: anvil's clock was moved past Δ once the challenge was on-chain; the figure excludes Δ.",
     'executor crash: clients with autoChallenge; watchdog crash: the executor challenges after the ack timeout A = 5 s.',
-    "executor withholding: its host stopped (SIGSTOP); clients challenge after one request goes unanswered for the SDK's requestTimeoutMs (35 s).",
+    "executor withholding: its host stopped (SIGSTOP); clients challenge once two of the SDK's health checks of its operator (hostProbeMs, 2 s each) go unanswered while a request is pending.",
   ])
 }

@@ -26,7 +26,7 @@ import { type SendTransactionParameters, sendTransaction } from './actions/sendT
 import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
 import { getFinalBalances, withdrawFinal } from './actions/withdrawFinal.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
-import { DEFAULT_REQUEST_TIMEOUT_MS } from './transport.ts'
+import { DEFAULT_HOST_PROBE_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './transport.ts'
 
 export type CreatePoseClientParameters = {
   /** JSON-RPC endpoint of the chain holding the manager. */
@@ -54,6 +54,14 @@ export type CreatePoseClientParameters = {
    * challenges the watchdog.
    */
   requestTimeoutMs?: number
+  /**
+   * While a request to the executor is pending, its operator's `/v1/health` is checked every
+   * `hostProbeMs` (default 2 s; 0: never), each check allowed as long: two checks in a row left
+   * unanswered or refused mean a stopped, frozen or cut-off host, treated like an unanswered
+   * request (with `autoChallenge`, challenged at once) instead of waiting out
+   * `requestTimeoutMs`. A host whose operator answers keeps its request waiting.
+   */
+  hostProbeMs?: number
 }
 
 export type PoseClientState = {
@@ -71,7 +79,12 @@ export type PoseClientBase = ChainClients & {
   domain: PoseDomain
   sender: TxSender
   pollingIntervalMs: number
-  failover: { autoChallenge: boolean; timeoutMs: number; requestTimeoutMs: number }
+  failover: {
+    autoChallenge: boolean
+    timeoutMs: number
+    requestTimeoutMs: number
+    hostProbeMs: number
+  }
   state: PoseClientState
 }
 
@@ -135,6 +148,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       autoChallenge: p.autoChallenge ?? false,
       timeoutMs: p.failoverTimeoutMs ?? 120_000,
       requestTimeoutMs: p.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      hostProbeMs: p.hostProbeMs ?? DEFAULT_HOST_PROBE_MS,
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }

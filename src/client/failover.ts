@@ -10,7 +10,7 @@ import { submitChallenge } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
 import { PoseRequestError } from './errors.ts'
-import { postWhenReady } from './transport.ts'
+import { getJson, postWhenReady } from './transport.ts'
 
 /** Codes meaning the executor did not answer; the request may be retried elsewhere. */
 const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
@@ -112,6 +112,63 @@ async function inWatchdogRound(client: PoseClientBase, instance: bigint): Promis
 
 const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
 
+/** Health checks in a row a host must leave unanswered to count as hung. */
+const HUNG_AFTER_MISSES = 2
+
+/**
+ * Watches the host of a pending request. A host that is stopped, frozen or wedged still has its
+ * connections accepted by the kernel, so the request alone would only fail after
+ * `requestTimeoutMs` (35 s by default, which a busy enclave may need). Its operator answers
+ * `/v1/health` without the enclave, so a health check left unanswered (or refused) for
+ * `probeMs`, twice in a row, says the host itself is gone: `hung` then rejects with TIMEOUT, as
+ * an unanswered request does. A host whose operator answers keeps its request waiting.
+ */
+export function watchHost(
+  endpoint: string,
+  probeMs: number,
+): { hung: Promise<never>; stop: () => void } {
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let fail: (e: PoseRequestError) => void = () => undefined
+  const hung = new Promise<never>((_, reject) => {
+    fail = reject
+  })
+  // Nobody awaits `hung` once the request settled first.
+  hung.catch(() => undefined)
+  if (probeMs > 0) {
+    let misses = 0
+    const probe = async () => {
+      if (stopped) return
+      try {
+        await getJson(`${endpoint}/v1/health`, probeMs)
+        misses = 0
+      } catch (e) {
+        const answered = e instanceof PoseRequestError && !EXECUTOR_DOWN.has(e.code)
+        misses = answered ? 0 : misses + 1
+      }
+      if (stopped) return
+      if (misses >= HUNG_AFTER_MISSES) {
+        fail(
+          new PoseRequestError(
+            `Operator at ${endpoint} left ${misses} health checks unanswered for ${probeMs} ms each while a request was pending`,
+            { code: 'TIMEOUT', details: 'its host is stopped, frozen or cut off' },
+          ),
+        )
+        return
+      }
+      timer = setTimeout(() => void probe(), probeMs)
+    }
+    timer = setTimeout(() => void probe(), probeMs)
+  }
+  return {
+    hung,
+    stop: () => {
+      stopped = true
+      clearTimeout(timer)
+    },
+  }
+}
+
 /**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
  * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
@@ -165,15 +222,21 @@ export async function requestWithFailover<T>(
       if (Date.now() > deadline) throw silent.error
       continue
     }
+    const host = watchHost(info.executorEndpoint, client.failover.hostProbeMs)
     try {
-      const { sealed } = await postWhenReady<{ sealed: Hex }>(
+      const pending = postWhenReady<{ sealed: Hex }>(
         `${info.executorEndpoint}/v1/instances/${instance}/${kind}`,
         { box: bytesToHex(box) },
         { timeoutMs: client.failover.requestTimeoutMs },
       )
+      // A request abandoned for a hung host may still settle later; nobody awaits it then.
+      pending.catch(() => undefined)
+      const { sealed } = await Promise.race([pending, host.hung])
+      host.stop()
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
     } catch (e) {
+      host.stop()
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
       if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {

@@ -98,6 +98,9 @@ export const RETRY_UNAVAILABLE = new Set([...CATCHING_UP, 'UNAVAILABLE', 'TIMEOU
  */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 35_000
 
+/** Default of the SDK's `hostProbeMs`: how often, and how long, a pending request's host is checked. */
+export const DEFAULT_HOST_PROBE_MS = 2_000
+
 /**
  * Posts a request the enclave refuses before acting on it while its operator lags the chain
  * (e.g. right after activation); retries those refusals (or the codes in `retry`) for up to

@@ -1,10 +1,11 @@
 /**
  * A withholding executor (SPEC §4, §6.8): its host stays up, so the kernel still accepts
  * connections to the operator's port, but the operator and enclave answer nothing (SIGSTOP).
- * An auto-challenging client learns of it when its request goes unanswered for
- * `requestTimeoutMs`, and challenges at once with its transaction as the payload; the chain's
- * clock passes Δ; another member's operator times the executor out; the promoted watchdog
- * takes over and the client gets its receipt from it.
+ * An auto-challenging client learns of it when its operator leaves two health checks
+ * unanswered while the request is pending (`hostProbeMs`), long before the request's own
+ * timeout (`requestTimeoutMs`, 35 s by default), and challenges at once with its transaction as
+ * the payload; the chain's clock passes Δ; another member's operator times the executor out;
+ * the promoted watchdog takes over and the client gets its receipt from it.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
@@ -18,8 +19,8 @@ let devnet: Devnet
 let alice: PoseClient
 let instance: bigint
 
-/** Unanswered this long, a request fails with TIMEOUT (the SDK's default is 35 s). */
-const REQUEST_TIMEOUT_MS = 2_000
+/** How often, and how long, the client checks the host of a pending request. */
+const HOST_PROBE_MS = 1_000
 const friend = '0x000000000000000000000000000000000000bEEF'
 
 describe('withholding executor', { timeout: 240_000 }, () => {
@@ -27,7 +28,7 @@ describe('withholding executor', { timeout: 240_000 }, () => {
     devnet = await startDevnet({ operators: 3, users: 1 })
     ;[alice] = (await userClients(devnet, {
       autoChallenge: true,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      hostProbeMs: HOST_PROBE_MS,
     })) as [PoseClient]
     ;({ instance } = await alice.deployContract({
       abi: privateTokenAbi,
@@ -71,9 +72,11 @@ describe('withholding executor', { timeout: 240_000 }, () => {
       )
       const challenged = await readInstance(alice.publicClient, devnet.manager, instance)
       assert.equal(challenged.challenger.toLowerCase(), alice.account.address.toLowerCase())
+      // Two checks left unanswered, within the 30 s waited for here: well before the request's
+      // own 35 s timeout.
       assert.ok(
-        Date.now() - sentAt >= REQUEST_TIMEOUT_MS,
-        'the client waited for its request to go unanswered',
+        Date.now() - sentAt >= 2 * HOST_PROBE_MS,
+        'the client waited for two health checks to go unanswered',
       )
       assert.equal(settled, false, 'no receipt while the executor withholds')
 

@@ -66,7 +66,7 @@ type FakeManager = {
 function sdkClient(
   setup: Setup,
   manager: FakeManager,
-  opts: { autoChallenge?: boolean; requestTimeoutMs?: number } = {},
+  opts: { autoChallenge?: boolean; requestTimeoutMs?: number; hostProbeMs?: number } = {},
 ): PoseClientBase {
   const { exec } = setup
   const operators = setup.nodes.map((_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
@@ -148,6 +148,7 @@ function sdkClient(
       autoChallenge: opts.autoChallenge ?? false,
       timeoutMs: 3_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 3_000,
+      hostProbeMs: opts.hostProbeMs ?? 0,
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }
@@ -324,14 +325,27 @@ test('a deploy whose connection is cut is sent again, and an auto-challenging cl
 })
 
 /** A host that accepts connections and never answers (a withholding or stopped operator). */
-async function silentHost(onAccept?: (accepted: number) => void) {
+/**
+ * A host that accepts connections and answers nothing, or (`answerHealth`) answers only its
+ * operator's `/v1/health`, as an operator whose enclave holds every request would.
+ */
+async function silentHost(onAccept?: (accepted: number) => void, answerHealth = false) {
   const sockets = new Set<Socket>()
-  const host = { accepted: 0 }
+  const host = { accepted: 0, healthAnswered: 0 }
   const server = createServer((s) => {
     host.accepted++
     onAccept?.(host.accepted)
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
+    if (!answerHealth) return
+    s.on('data', (chunk) => {
+      if (!chunk.toString('latin1').startsWith('GET /v1/health ')) return
+      host.healthAnswered++
+      const body = '{"ok":true}'
+      s.write(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n${body}`,
+      )
+    })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
   const { port } = server.address() as { port: number }
@@ -354,6 +368,7 @@ async function askSilentHost(
   kind: 'tx' | 'view',
   phase: Pick<FakeManager, 'phase' | 'watchdogDeadline'>,
   onAccept?: (accepted: number, manager: FakeManager) => void,
+  opts: { requestTimeoutMs?: number; hostProbeMs?: number; answerHealth?: boolean } = {},
 ) {
   const setup = await setupActive()
   const manager: FakeManager = {
@@ -362,17 +377,25 @@ async function askSilentHost(
     endpoint: '',
     writes: [],
   }
-  const host = await silentHost((accepted) => onAccept?.(accepted, manager))
+  const host = await silentHost((accepted) => onAccept?.(accepted, manager), opts.answerHealth)
   manager.endpoint = host.endpoint
   const challengedAfter: number[] = []
+  /** Milliseconds from the request to each challenge. */
+  const challengedAtMs: number[] = []
+  let t0 = performance.now()
   manager.onWrite = (fn) => {
     if (fn !== 'challengeExecutor') return
     challengedAfter.push(host.accepted)
+    challengedAtMs.push(performance.now() - t0)
     manager.phase = Phase.ExecutorChallenged
   }
   try {
-    const client = sdkClient(setup, manager, { autoChallenge: true, requestTimeoutMs: 200 })
-    const t0 = performance.now()
+    const client = sdkClient(setup, manager, {
+      autoChallenge: true,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 200,
+      hostProbeMs: opts.hostProbeMs ?? 0,
+    })
+    t0 = performance.now()
     client.state.nonces.set(setup.instance.toString(), 0n)
     const err = await (kind === 'tx'
       ? sendTransaction(client, { instance: setup.instance, data: '0x' })
@@ -385,7 +408,14 @@ async function askSilentHost(
       manager.writes.map((w) => w.functionName),
       challengedAfter.map(() => 'challengeExecutor'),
     )
-    return { challengedAfter, accepted: host.accepted, ms: performance.now() - t0 }
+    return {
+      challengedAfter,
+      challengedAtMs,
+      accepted: host.accepted,
+      healthAnswered: host.healthAnswered,
+      ms: performance.now() - t0,
+      message: err.message,
+    }
   } finally {
     await host.close()
   }
@@ -440,4 +470,38 @@ test('an auto-challenging client challenges an executor that leaves a view unans
     watchdogDeadline: 1001n,
   })
   assert.deepEqual(r.challengedAfter, [1])
+})
+
+test('an auto-challenging client challenges an executor whose host leaves two health checks unanswered, without waiting out the request timeout', {
+  timeout: 10_000,
+}, async () => {
+  // A stopped or frozen host: the kernel accepts connections, nothing answers. The request may
+  // wait a minute; the operator's health check answers without the enclave, so two of them
+  // left unanswered (100 ms each) say the host is gone.
+  const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
+    requestTimeoutMs: 60_000,
+    hostProbeMs: 100,
+  })
+  assert.deepEqual(r.challengedAfter, [3], 'challenged after the request and two health checks')
+  assert.ok(r.challengedAtMs[0]! < 30_000, `challenged by the checks (${r.challengedAtMs[0]} ms)`)
+  assert.match(r.message, /left 2 health checks unanswered for 100 ms each/)
+})
+
+test('an executor whose operator answers its health checks keeps the request waiting until the request timeout', {
+  timeout: 10_000,
+}, async () => {
+  // A busy enclave behind a live operator: the request is not given up before
+  // `requestTimeoutMs`, however many checks pass meanwhile.
+  const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
+    requestTimeoutMs: 1_000,
+    hostProbeMs: 100,
+    answerHealth: true,
+  })
+  assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
+  assert.equal(r.challengedAtMs.length, 1)
+  assert.ok(
+    r.challengedAtMs[0]! >= 1_000,
+    `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
+  )
+  assert.match(r.message, /did not answer within 1000 ms/)
 })
