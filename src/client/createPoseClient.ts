@@ -57,9 +57,10 @@ export type CreatePoseClientParameters = {
   /**
    * While a request to the executor is pending, its operator's `/v1/health` is checked every
    * `hostProbeMs` (default 2 s; 0: never), each check allowed as long: two checks in a row left
-   * unanswered or refused mean a stopped, frozen or cut-off host, treated like an unanswered
-   * request (with `autoChallenge`, challenged at once) instead of waiting out
-   * `requestTimeoutMs`. A host whose operator answers keeps its request waiting.
+   * unanswered or refused (the second right after the first) mean a stopped, frozen or cut-off
+   * host, treated like an unanswered request (with `autoChallenge`, challenged at once: about
+   * 3 × `hostProbeMs` after the request) instead of waiting out `requestTimeoutMs`. A host
+   * whose operator answers keeps its request waiting.
    */
   hostProbeMs?: number
 }

@@ -120,7 +120,8 @@ const HUNG_AFTER_MISSES = 2
  * connections accepted by the kernel, so the request alone would only fail after
  * `requestTimeoutMs` (35 s by default, which a busy enclave may need). Its operator answers
  * `/v1/health` without the enclave, so a health check left unanswered (or refused) for
- * `probeMs`, twice in a row, says the host itself is gone: `hung` then rejects with TIMEOUT, as
+ * `probeMs`, twice in a row, says the host itself is gone (checks start `probeMs` after the
+ * request, and follow each other every `probeMs` while answered, at once after a miss): `hung` then rejects with TIMEOUT, as
  * an unanswered request does. A host whose operator answers keeps its request waiting.
  */
 export function watchHost(
@@ -156,7 +157,9 @@ export function watchHost(
         )
         return
       }
-      timer = setTimeout(() => void probe(), probeMs)
+      // After a miss the next check follows at once: a hung host is found 3 × probeMs after
+      // the request was sent.
+      timer = setTimeout(() => void probe(), misses > 0 ? 0 : probeMs)
     }
     timer = setTimeout(() => void probe(), probeMs)
   }
