@@ -120,14 +120,12 @@ const HUNG_AFTER_MISSES = 2
  * connections accepted by the kernel, so the request alone would only fail after
  * `requestTimeoutMs` (35 s by default, which a busy enclave may need). Its operator answers
  * `/v1/health` without the enclave, so a health check left unanswered (or refused) for
- * `probeMs`, twice in a row, says the host itself is gone (checks start `probeMs` after the
- * request, and follow each other every `probeMs` while answered, at once after a miss): `hung` then rejects with TIMEOUT, as
- * an unanswered request does. A host whose operator answers keeps its request waiting.
+ * `probeMs`, twice in a row, says the host itself is gone: `hung` then rejects with TIMEOUT, as
+ * an unanswered request does. Checks start `probeMs` after the request and follow each other
+ * every `probeMs` while answered, at once after a miss. A host whose operator answers keeps its
+ * request waiting.
  */
-export function watchHost(
-  endpoint: string,
-  probeMs: number,
-): { hung: Promise<never>; stop: () => void } {
+function watchHost(endpoint: string, probeMs: number): { hung: Promise<never>; stop: () => void } {
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   let fail: (e: PoseRequestError) => void = () => undefined
