@@ -162,13 +162,7 @@ export async function readOperator(
 ): Promise<OperatorInfo> {
   const [record, announced] = await Promise.all([
     readOperatorRecord(client, manager, operator),
-    (async () =>
-      readAnnouncement(
-        client,
-        manager,
-        operator,
-        opts.fromBlock ?? (await readDeploymentBlock(client, manager)),
-      ))(),
+    readAnnouncement(client, manager, operator, opts.fromBlock),
   ])
   return { ...record, ...announced }
 }
@@ -184,14 +178,16 @@ const after = (a: LogAt, b: LogAt) =>
 
 /**
  * The endpoint and measurement `operator` announced: its latest registration, with the endpoint
- * of any `EndpointChanged` after it. Empty endpoint and zero measurement if it never registered.
+ * of any `EndpointChanged` after it, searched from `from` (default: the manager's deployment
+ * block). Empty endpoint and zero measurement if it never registered.
  */
 async function readAnnouncement(
   client: PublicClient<Transport, Chain>,
   manager: Address,
   operator: Address,
-  fromBlock: bigint,
+  from: bigint | undefined,
 ): Promise<{ endpoint: string; measurement: Hex }> {
+  const fromBlock = from ?? (await readDeploymentBlock(client, manager))
   const [registrations, changes] = await Promise.all([
     client.getLogs({
       address: manager,

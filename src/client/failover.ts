@@ -232,12 +232,10 @@ export async function requestWithFailover<T>(
       )
       // A request abandoned for a hung host may still settle later; nobody awaits it then.
       pending.catch(() => undefined)
-      const { sealed } = await Promise.race([pending, host.hung])
-      host.stop()
+      const { sealed } = await Promise.race([pending, host.hung]).finally(host.stop)
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
     } catch (e) {
-      host.stop()
       if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
         throw e
       if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {

@@ -12,7 +12,6 @@ import { devAttestationVerifierAbi, poseManagerAbi } from '../../src/chain/abi.g
 import { createChainClients } from '../../src/chain/clients.ts'
 import { readDeploymentBlock, readOperator } from '../../src/chain/manager.ts'
 import { explainRevert, TxSender } from '../../src/chain/sender.ts'
-
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS, deployManager } from '../../src/devnet/deploy.ts'
 import { createDevAttestationBackend } from '../../src/tee/attestation.ts'
