@@ -556,9 +556,14 @@ export class Instance {
   /**
    * The executor counts an on-chain answer to its own watchdog challenge as that watchdog's
    * ack of the challenged update: the watchdog's enclave answers only once it holds it.
+   * Not while a restarted executor waits for its pool: the answer says the watchdog holds the
+   * challenged update, not that it holds nothing beyond this enclave's copy. Only a peer ack
+   * (which names the watchdog's seq) shows that; counted as confirmation, the answers let an
+   * executor restored from a stale copy serve from it (simulator seed 157).
    */
   countWatchdogResponses(): void {
     if (this.role !== 'executor' || !this.challengeSent || this.view.watchdogResponded === 0) return
+    if (this.awaitingPool) return
     if (!equalBytes(this.view.watchdogChallengePayload, this.challengeSent)) return
     for (const slot of this.view.watchdogSlots()) {
       if ((this.view.watchdogResponded & (1 << slot)) === 0) continue

@@ -18,12 +18,16 @@ import {
   EventKind,
   encodeChallengeUpdate,
   LIMITS,
+  ProtocolError,
   randomBytes,
   SYSTEM_NONCE_SELECTOR,
   uintToWord,
   utf8,
 } from '../../src/protocol/index.ts'
 import {
+  answerOf,
+  depositData,
+  digestOf,
   hexb,
   type Node,
   pump,
@@ -240,4 +244,95 @@ test("an executor challenged with a view call's box answers the view on-chain, s
   const [alive] = responses((await challenge(utf8('are you there?'), 22n)).outputs)
   assert.ok(alive, 'the executor answers the second challenge')
   assert.equal(bytesToHex(alive.subarray(0, 13)), bytesToHex(utf8('POSE-ALIVE-v1')))
+})
+
+test("on-chain answers to a restarted executor's watchdog challenge do not confirm its restored state (simulator seed 157)", async () => {
+  let clock = 1_000_000
+  const s = await setupActive(() => clock)
+  const [exec, w1, w2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  const recipient = randomBytes(20)
+  await sendTransfers(s.nodes, exec, target, s.creatorKey, [0n, 1n], recipient, s.answers)
+  const stale = [...exec.sealed.get(s.instance)!]
+  await sendTransfers(s.nodes, exec, target, s.creatorKey, [2n, 3n, 4n], recipient, s.answers)
+  assert.ok(s.answers.has('t4'), 'receipts up to nonce 4 were released')
+
+  // The host restarts the executor from the copy two updates old; its peer links are down, so
+  // the watchdogs' acks of the updates it offers again (which would show them ahead) are lost.
+  const r0 = await restartNode(exec, s.instance, () => clock, stale)
+  const nodes = [r0, w1, w2]
+  clock += ACK_TIMEOUT_MS + 1_000
+  const ticked = await r0.enclave.call('tick', { now: clock })
+  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'it challenges its watchdogs')
+  assert.equal(challenge.memberMask, 6n)
+  // Both watchdogs hold the update it names (seq 1) and answer on-chain.
+  const feed = async (kind: number, data: Uint8Array) => {
+    const e = s.ev(kind, data)
+    const outs: EnclaveOutput[][] = []
+    for (const n of nodes)
+      outs.push(
+        (await n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] }))
+          .outputs,
+      )
+    return outs
+  }
+  const challenged = await feed(
+    EventKind.WatchdogsChallenged,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'uint16' }, { type: 'bytes' }],
+        [6, bytesToHex(challenge.payload)],
+      ),
+    ),
+  )
+  for (const i of [1, 2])
+    assert.ok(
+      challenged[i]!.some((o) => o.type === 'respondWatchdog'),
+      `watchdog ${i} answers`,
+    )
+  for (const slot of [1, 2])
+    await feed(EventKind.WatchdogResponded, hexb(encodeAbiParameters([{ type: 'uint8' }], [slot])))
+  // Another event: the executor re-checks its pool (it did serve again here, from seq 2).
+  await feed(EventKind.Deposit, depositData(s.creator, 1n))
+
+  // The answers prove the watchdogs hold update 1, not that they hold nothing beyond seq 2:
+  // the executor still answers nothing from its stale state.
+  const nonceView = systemViewBox(target, s.creatorKey, SYSTEM_NONCE_SELECTOR)
+  await assert.rejects(
+    r0.enclave.call('view', { requestId: 'nonce', instance: s.instance, box: nonceView.box }),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
+  )
+  const next = transferBox(target, s.creatorKey, 5n, recipient)
+  const held = await r0.enclave.call('tx', { requestId: 'n5', instance: s.instance, box: next.box })
+  assert.equal(
+    held.outputs.some((o) => o.type === 'send'),
+    false,
+    'nothing executed on the stale state',
+  )
+  clock += 15_000
+  const later = await r0.enclave.call('tick', { now: clock })
+  assert.equal(
+    later.outputs.some((o) => o.type === 'answer'),
+    false,
+    'no BAD_NONCE from the stale state',
+  )
+  assert.equal((await digestOf(r0, s.instance)).seq, 2n)
+
+  // Once the links are back, the watchdogs' acks show them ahead: it takes the pool's state
+  // (five transfers), then credits the deposit.
+  await pump(nodes, later.outputs, s.answers, [], true)
+  clock += 2_000
+  await pump(nodes, (await r0.enclave.call('tick', { now: clock })).outputs, s.answers, [], true)
+  const [d0, d1] = [await digestOf(r0, s.instance), await digestOf(w1, s.instance)]
+  assert.equal(d0.seq, 6n)
+  assert.deepEqual(d0.digest, d1.digest)
+  const again = await r0.enclave.call('tx', {
+    requestId: 'n5-again',
+    instance: s.instance,
+    box: next.box,
+  })
+  await pump(nodes, again.outputs, s.answers, [], true)
+  const receipt = answerOf(s.answers, 'n5-again', next.responseKey)
+  assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
 })
