@@ -498,13 +498,21 @@ export class Instance {
   /**
    * Applies the update a watchdog challenge carries. True when the watchdog may answer: it now
    * holds the update, or the payload is not an update signed by the current executor (then the
-   * answer is a plain liveness proof, which the executor does not count as an ack).
+   * answer is a plain liveness proof, which the executor does not count as an ack). A watchdog
+   * that still follows the previous executor's log (the new one's handover has not reached it)
+   * holds none of the new executor's updates, whatever its seq: its answer would count as the
+   * ack of an update it lacks, and a receipt released on it could be rolled back by its own
+   * promotion.
    */
   private takeChallengeUpdate(): boolean {
     const exec = this.view.executor
     if (!exec) return true
     const body = this.challengeUpdate(exec)
     if (!body) return true
+    if (!this.stateFrom || !equalBytes(this.stateFrom, exec)) {
+      this.cannotAnswer(body.seq, "it follows the previous executor's log")
+      return false
+    }
     if (body.seq > this.seq) {
       try {
         this.acceptUpdate(body, exec)
@@ -515,14 +523,18 @@ export class Instance {
       }
     }
     if (this.seq >= body.seq) return true
-    if (this.unanswerableChallenge !== this.view.watchdogChallengeIndex) {
-      this.unanswerableChallenge = this.view.watchdogChallengeIndex
-      this.log_('warn', 'Cannot answer the watchdog challenge: updates before it are missing', {
-        seq: Number(this.seq),
-        challenged: Number(body.seq),
-      })
-    }
+    this.cannotAnswer(body.seq, 'updates before it are missing')
     return false
+  }
+
+  /** Logs, once per watchdog challenge, why this watchdog cannot answer it yet. */
+  private cannotAnswer(challenged: bigint, why: string): void {
+    if (this.unanswerableChallenge === this.view.watchdogChallengeIndex) return
+    this.unanswerableChallenge = this.view.watchdogChallengeIndex
+    this.log_('warn', `Cannot answer the watchdog challenge: ${why}`, {
+      seq: Number(this.seq),
+      challenged: Number(challenged),
+    })
   }
 
   /**

@@ -29,6 +29,7 @@ import {
   depositData,
   digestOf,
   hexb,
+  memberRemovedData,
   type Node,
   pump,
   restartNode,
@@ -335,4 +336,85 @@ test("on-chain answers to a restarted executor's watchdog challenge do not confi
   await pump(nodes, again.outputs, s.answers, [], true)
   const receipt = answerOf(s.answers, 'n5-again', next.responseKey)
   assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
+})
+
+test("a watchdog still on the previous executor's log does not answer the new executor's challenge for an update it lacks", async () => {
+  let clock = 1_000_000
+  const s = await setupActive(() => clock)
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  const recipient = randomBytes(20)
+  const toN2 = (o: EnclaveOutput) => o.type === 'send' && bytesToHex(o.to) === bytesToHex(n2.signer)
+  const seqOf = async (n: Node) => (await digestOf(n, s.instance)).seq
+  // Update 1 reaches everyone; the old executor's update 2 only n2, so it is never released.
+  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
+  const b = await n0.enclave.call('tx', {
+    requestId: 'b',
+    instance: s.instance,
+    box: transferBox(target, s.creatorKey, 1n, recipient).box,
+  })
+  await pump(
+    s.nodes,
+    b.outputs.filter((o) => !(o.type === 'send' && bytesToHex(o.to) === bytesToHex(n1.signer))),
+    s.answers,
+  )
+  assert.equal(await seqOf(n2), 2n)
+
+  // The executor is removed and n1 takes over at seq 1; nothing of n1 reaches n2 (its
+  // handover included), and n1 executes its own update 2.
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const feed = (n: Node, e: ReturnType<typeof s.ev>) =>
+    n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] })
+  for (const n of s.nodes) await feed(n, removed)
+  const c = transferBox(target, s.creatorKey, 1n, recipient)
+  await n1.enclave.call('tx', { requestId: 'c', instance: s.instance, box: c.box })
+  assert.equal(await seqOf(n1), 2n)
+  clock += ACK_TIMEOUT_MS + 1_000
+  const ticked = await n1.enclave.call('tick', { now: clock })
+  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'n1 challenges n2')
+  assert.equal(challenge.memberMask, 4n)
+
+  // n2 holds a seq 2, but the old executor's: answering would count as holding n1's update 2,
+  // and n1 would release a receipt that n2, promoted next, would roll back.
+  const challenged = s.ev(
+    EventKind.WatchdogsChallenged,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'uint16' }, { type: 'bytes' }],
+        [4, bytesToHex(challenge.payload)],
+      ),
+    ),
+  )
+  await feed(n1, challenged)
+  const first = await feed(n2, challenged)
+  assert.equal(
+    first.outputs.some((o) => o.type === 'respondWatchdog'),
+    false,
+    'no answer while it follows the old log',
+  )
+  clock += 500
+  const quiet = await n2.enclave.call('tick', { now: clock })
+  assert.equal(
+    quiet.outputs.some((o) => o.type === 'respondWatchdog'),
+    false,
+  )
+
+  // Once n1's handover reaches it, n2 follows n1's log and answers on its next tick.
+  clock += 2_000
+  await pump(
+    s.nodes,
+    (await n1.enclave.call('tick', { now: clock })).outputs.filter(toN2),
+    s.answers,
+    [],
+    true,
+  )
+  assert.equal(await seqOf(n2), 2n)
+  assert.deepEqual((await digestOf(n2, s.instance)).digest, (await digestOf(n1, s.instance)).digest)
+  clock += 500
+  const answered = await n2.enclave.call('tick', { now: clock })
+  assert.ok(
+    answered.outputs.some((o) => o.type === 'respondWatchdog'),
+    'it answers now',
+  )
 })
