@@ -509,12 +509,9 @@ export class Instance {
     if (!exec) return true
     const body = this.challengeUpdate(exec)
     if (!body) return true
-    if (!this.stateFrom || !equalBytes(this.stateFrom, exec)) {
-      this.cannotAnswer(body.seq, "it follows the previous executor's log")
-      return false
-    }
     if (body.seq > this.seq) {
       try {
+        // Applies only on top of this watchdog's log (its prevHash): then it follows `exec`.
         this.acceptUpdate(body, exec)
       } catch (e) {
         this.log_('warn', 'The challenge update does not apply', {
@@ -522,9 +519,15 @@ export class Instance {
         })
       }
     }
-    if (this.seq >= body.seq) return true
-    this.cannotAnswer(body.seq, 'updates before it are missing')
-    return false
+    if (this.seq < body.seq) {
+      this.cannotAnswer(body.seq, 'updates before it are missing')
+      return false
+    }
+    if (!this.stateFrom || !equalBytes(this.stateFrom, exec)) {
+      this.cannotAnswer(body.seq, "it follows the previous executor's log")
+      return false
+    }
+    return true
   }
 
   /** Logs, once per watchdog challenge, why this watchdog cannot answer it yet. */

@@ -418,3 +418,41 @@ test("a watchdog still on the previous executor's log does not answer the new ex
     'it answers now',
   )
 })
+
+test("a watchdog the new executor's handover missed answers its challenge once the update applies on its log", async () => {
+  let clock = 1_000_000
+  const s = await setupActive(() => clock)
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  const recipient = randomBytes(20)
+  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
+  // The executor is removed and n1 takes over at seq 1, where n2 is too; the handover and
+  // n1's update 2 do not reach n2.
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const feed = (n: Node, e: ReturnType<typeof s.ev>) =>
+    n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] })
+  for (const n of s.nodes) await feed(n, removed)
+  const c = transferBox(target, s.creatorKey, 1n, recipient)
+  await n1.enclave.call('tx', { requestId: 'c', instance: s.instance, box: c.box })
+  clock += ACK_TIMEOUT_MS + 1_000
+  const ticked = await n1.enclave.call('tick', { now: clock })
+  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(challenge && challenge.type === 'challengeWatchdogs')
+  const challenged = s.ev(
+    EventKind.WatchdogsChallenged,
+    hexb(
+      encodeAbiParameters(
+        [{ type: 'uint16' }, { type: 'bytes' }],
+        [4, bytesToHex(challenge.payload)],
+      ),
+    ),
+  )
+  await feed(n1, challenged)
+  // n1's update 2 follows n2's seq 1 (the log they share): n2 applies it and answers.
+  const out = await feed(n2, challenged)
+  assert.ok(
+    out.outputs.some((o) => o.type === 'respondWatchdog'),
+    'n2 answers',
+  )
+  assert.deepEqual((await digestOf(n2, s.instance)).digest, (await digestOf(n1, s.instance)).digest)
+})
