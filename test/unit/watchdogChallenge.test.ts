@@ -41,6 +41,49 @@ import {
 
 const ACK_TIMEOUT_MS = 5_000
 
+/** The data of a `WatchdogsChallenged` event: the challenged slots' mask and the payload. */
+const challengedData = (mask: number, payload: Uint8Array) =>
+  hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [mask, bytesToHex(payload)]))
+/** The data of a `WatchdogResponded` event. */
+const respondedData = (slot: number) => hexb(encodeAbiParameters([{ type: 'uint8' }], [slot]))
+const answersChallenge = (outs: EnclaveOutput[]) => outs.some((o) => o.type === 'respondWatchdog')
+type Active = Awaited<ReturnType<typeof setupActive>>
+
+/** Feeds one manager event (the next of `s`'s chain) to each of `nodes`; their outputs. */
+async function feedAll(s: Active, nodes: Node[], kind: number, data: Uint8Array) {
+  const e = s.ev(kind, data)
+  const outs: EnclaveOutput[][] = []
+  for (const n of nodes)
+    outs.push(
+      (await n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] })).outputs,
+    )
+  return { event: e, outs }
+}
+
+/**
+ * The executor (n0) is removed and n1 takes over; nothing of n1 reaches n2 (its handover
+ * included). n1 executes a transfer with `nonce` and, after the ack timeout, challenges n2
+ * on-chain; the challenge event reaches n1. Returns n2's outputs for that event.
+ */
+async function takeoverChallengesN2(s: Active, nonce: bigint, advance: (ms: number) => number) {
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  await feedAll(s, s.nodes, EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const box = transferBox(target, s.creatorKey, nonce, randomBytes(20)).box
+  await n1.enclave.call('tx', { requestId: 'c', instance: s.instance, box })
+  const ticked = await n1.enclave.call('tick', { now: advance(ACK_TIMEOUT_MS + 1_000) })
+  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'n1 challenges')
+  assert.equal(challenge.memberMask, 4n, 'n2 (slot 2) only')
+  const { outs } = await feedAll(
+    s,
+    [n1, n2],
+    EventKind.WatchdogsChallenged,
+    challengedData(4, challenge.payload),
+  )
+  return outs[1]!
+}
+
 async function partitioned() {
   let clock = 1_000_000
   const s = await setupActive(() => clock)
@@ -72,19 +115,9 @@ async function partitioned() {
   const digestOf = async (n: Node) =>
     (await n.enclave.call('digest', { instance: s.instance })).result as { seq: bigint }
   /** Delivers one manager event to every node; returns each node's outputs. */
-  const deliver = async (kind: number, data: Uint8Array) => {
-    const e = s.ev(kind, data)
-    const outs: EnclaveOutput[][] = []
-    for (const n of s.nodes)
-      outs.push(
-        (await n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] }))
-          .outputs,
-      )
-    return { event: e, outs }
-  }
-  const challenged = (payload: Uint8Array) =>
-    hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [2, bytesToHex(payload)]))
-  const responded = hexb(encodeAbiParameters([{ type: 'uint8' }], [1]))
+  const deliver = (kind: number, data: Uint8Array) => feedAll(s, s.nodes, kind, data)
+  const challenged = (payload: Uint8Array) => challengedData(2, payload)
+  const responded = respondedData(1)
   return {
     ...s,
     exec,
@@ -268,32 +301,10 @@ test("on-chain answers to a restarted executor's watchdog challenge do not confi
   assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'it challenges its watchdogs')
   assert.equal(challenge.memberMask, 6n)
   // Both watchdogs hold the update it names (seq 1) and answer on-chain.
-  const feed = async (kind: number, data: Uint8Array) => {
-    const e = s.ev(kind, data)
-    const outs: EnclaveOutput[][] = []
-    for (const n of nodes)
-      outs.push(
-        (await n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] }))
-          .outputs,
-      )
-    return outs
-  }
-  const challenged = await feed(
-    EventKind.WatchdogsChallenged,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'uint16' }, { type: 'bytes' }],
-        [6, bytesToHex(challenge.payload)],
-      ),
-    ),
-  )
-  for (const i of [1, 2])
-    assert.ok(
-      challenged[i]!.some((o) => o.type === 'respondWatchdog'),
-      `watchdog ${i} answers`,
-    )
-  for (const slot of [1, 2])
-    await feed(EventKind.WatchdogResponded, hexb(encodeAbiParameters([{ type: 'uint8' }], [slot])))
+  const feed = async (kind: number, data: Uint8Array) => (await feedAll(s, nodes, kind, data)).outs
+  const challenged = await feed(EventKind.WatchdogsChallenged, challengedData(6, challenge.payload))
+  for (const i of [1, 2]) assert.ok(answersChallenge(challenged[i]!), `watchdog ${i} answers`)
+  for (const slot of [1, 2]) await feed(EventKind.WatchdogResponded, respondedData(slot))
   // Another event: the executor re-checks its pool (it did serve again here, from seq 2).
   await feed(EventKind.Deposit, depositData(s.creator, 1n))
 
@@ -344,7 +355,8 @@ test("a watchdog still on the previous executor's log does not answer the new ex
   const [n0, n1, n2] = s.nodes as [Node, Node, Node]
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   const recipient = randomBytes(20)
-  const toN2 = (o: EnclaveOutput) => o.type === 'send' && bytesToHex(o.to) === bytesToHex(n2.signer)
+  const to = (n: Node) => (o: EnclaveOutput) =>
+    o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
   const seqOf = async (n: Node) => (await digestOf(n, s.instance)).seq
   // Update 1 reaches everyone; the old executor's update 2 only n2, so it is never released.
   await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
@@ -355,68 +367,30 @@ test("a watchdog still on the previous executor's log does not answer the new ex
   })
   await pump(
     s.nodes,
-    b.outputs.filter((o) => !(o.type === 'send' && bytesToHex(o.to) === bytesToHex(n1.signer))),
+    b.outputs.filter((o) => !to(n1)(o)),
     s.answers,
   )
   assert.equal(await seqOf(n2), 2n)
 
-  // The executor is removed and n1 takes over at seq 1; nothing of n1 reaches n2 (its
-  // handover included), and n1 executes its own update 2.
-  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  const feed = (n: Node, e: ReturnType<typeof s.ev>) =>
-    n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] })
-  for (const n of s.nodes) await feed(n, removed)
-  const c = transferBox(target, s.creatorKey, 1n, recipient)
-  await n1.enclave.call('tx', { requestId: 'c', instance: s.instance, box: c.box })
+  // n1 takes over at seq 1 and executes its own update 2. n2 holds a seq 2, but the old
+  // executor's: answering would count as holding n1's update 2, and n1 would release a
+  // receipt that n2, promoted next, would roll back.
+  const first = await takeoverChallengesN2(s, 1n, (ms) => (clock += ms))
   assert.equal(await seqOf(n1), 2n)
-  clock += ACK_TIMEOUT_MS + 1_000
-  const ticked = await n1.enclave.call('tick', { now: clock })
-  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
-  assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'n1 challenges n2')
-  assert.equal(challenge.memberMask, 4n)
-
-  // n2 holds a seq 2, but the old executor's: answering would count as holding n1's update 2,
-  // and n1 would release a receipt that n2, promoted next, would roll back.
-  const challenged = s.ev(
-    EventKind.WatchdogsChallenged,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'uint16' }, { type: 'bytes' }],
-        [4, bytesToHex(challenge.payload)],
-      ),
-    ),
-  )
-  await feed(n1, challenged)
-  const first = await feed(n2, challenged)
-  assert.equal(
-    first.outputs.some((o) => o.type === 'respondWatchdog'),
-    false,
-    'no answer while it follows the old log',
-  )
+  assert.equal(answersChallenge(first), false, 'no answer while it follows the old log')
   clock += 500
-  const quiet = await n2.enclave.call('tick', { now: clock })
-  assert.equal(
-    quiet.outputs.some((o) => o.type === 'respondWatchdog'),
-    false,
-  )
+  assert.equal(answersChallenge((await n2.enclave.call('tick', { now: clock })).outputs), false)
 
   // Once n1's handover reaches it, n2 follows n1's log and answers on its next tick.
   clock += 2_000
-  await pump(
-    s.nodes,
-    (await n1.enclave.call('tick', { now: clock })).outputs.filter(toN2),
-    s.answers,
-    [],
-    true,
-  )
-  assert.equal(await seqOf(n2), 2n)
-  assert.deepEqual((await digestOf(n2, s.instance)).digest, (await digestOf(n1, s.instance)).digest)
+  const resent = (await n1.enclave.call('tick', { now: clock })).outputs.filter(to(n2))
+  await pump(s.nodes, resent, s.answers, [], true)
+  const [d1, d2] = [await digestOf(n1, s.instance), await digestOf(n2, s.instance)]
+  assert.equal(d2.seq, 2n)
+  assert.deepEqual(d2.digest, d1.digest)
   clock += 500
   const answered = await n2.enclave.call('tick', { now: clock })
-  assert.ok(
-    answered.outputs.some((o) => o.type === 'respondWatchdog'),
-    'it answers now',
-  )
+  assert.ok(answersChallenge(answered.outputs), 'it answers now')
 })
 
 test("a watchdog the new executor's handover missed answers its challenge once the update applies on its log", async () => {
@@ -424,35 +398,10 @@ test("a watchdog the new executor's handover missed answers its challenge once t
   const s = await setupActive(() => clock)
   const [n0, n1, n2] = s.nodes as [Node, Node, Node]
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
-  const recipient = randomBytes(20)
-  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
-  // The executor is removed and n1 takes over at seq 1, where n2 is too; the handover and
-  // n1's update 2 do not reach n2.
-  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  const feed = (n: Node, e: ReturnType<typeof s.ev>) =>
-    n.enclave.call('chain', { blockNumber: 20n, timestamp: 1100n, events: [e] })
-  for (const n of s.nodes) await feed(n, removed)
-  const c = transferBox(target, s.creatorKey, 1n, recipient)
-  await n1.enclave.call('tx', { requestId: 'c', instance: s.instance, box: c.box })
-  clock += ACK_TIMEOUT_MS + 1_000
-  const ticked = await n1.enclave.call('tick', { now: clock })
-  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
-  assert.ok(challenge && challenge.type === 'challengeWatchdogs')
-  const challenged = s.ev(
-    EventKind.WatchdogsChallenged,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'uint16' }, { type: 'bytes' }],
-        [4, bytesToHex(challenge.payload)],
-      ),
-    ),
-  )
-  await feed(n1, challenged)
-  // n1's update 2 follows n2's seq 1 (the log they share): n2 applies it and answers.
-  const out = await feed(n2, challenged)
-  assert.ok(
-    out.outputs.some((o) => o.type === 'respondWatchdog'),
-    'n2 answers',
-  )
+  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], randomBytes(20), s.answers)
+  // n1 takes over at seq 1, where n2 is too; its update 2 follows the log they share, so n2
+  // applies it from the challenge and answers.
+  const out = await takeoverChallengesN2(s, 1n, (ms) => (clock += ms))
+  assert.ok(answersChallenge(out), 'n2 answers')
   assert.deepEqual((await digestOf(n2, s.instance)).digest, (await digestOf(n1, s.instance)).digest)
 })
