@@ -151,6 +151,11 @@ export class OperatorNode {
         process.exitCode = 1
         void this.stop()
       },
+      onSlowEcall: (method, waitedMs, pending) =>
+        this.log.warn(
+          { method, waitedMs, pending },
+          'An ecall is still unanswered by the enclave (it may be hung)',
+        ),
     })
     await this.host.start()
     if (this.host.pid) writeFileSync(join(o.dataDir, 'enclave.pid'), String(this.host.pid))

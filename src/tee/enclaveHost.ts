@@ -39,7 +39,16 @@ export type EnclaveHostOptions = {
   /** Called when the enclave process exits unexpectedly. */
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
   startTimeoutMs?: number
+  /**
+   * Called once for an ecall still unanswered after `slowEcallMs` (default 10 s), with the
+   * number of ecalls pending: an enclave that stops answering otherwise goes unnoticed, since
+   * its process stays up and every later ecall just waits.
+   */
+  onSlowEcall?: (method: string, waitedMs: number, pending: number) => void
+  slowEcallMs?: number
 }
+
+export const DEFAULT_SLOW_ECALL_MS = 10_000
 
 export class EnclaveHost {
   private child: ChildProcess | undefined
@@ -106,6 +115,11 @@ export class EnclaveHost {
     const child = this.child
     if (!child?.connected) throw new ProtocolError('UNAVAILABLE', 'enclave process is not running')
     const id = this.nextId++
+    const onSlow = this.opts.onSlowEcall
+    const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS
+    const slow = onSlow
+      ? setTimeout(() => onSlow(method, slowMs, this.pending.size), slowMs).unref()
+      : undefined
     const res = await new Promise<EcallResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
       child.send({ id, method, params }, (err) => {
@@ -114,7 +128,7 @@ export class EnclaveHost {
           reject(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
         }
       })
-    })
+    }).finally(() => clearTimeout(slow))
     if (!res.ok)
       throw new EnclaveCallError(method, ProtocolError.fromObject(res.error), res.outputs)
     return { result: res.result as EcallResults[N], outputs: res.outputs }
