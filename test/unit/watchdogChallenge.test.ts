@@ -34,6 +34,7 @@ import {
   pump,
   restartNode,
   sendTransfers,
+  sentTo,
   setupActive,
   systemViewBox,
   transferBox,
@@ -88,8 +89,7 @@ async function partitioned() {
   let clock = 1_000_000
   const s = await setupActive(() => clock)
   const [exec, w1] = s.nodes as [Node, Node, Node]
-  const notTo = (n: Node) => (o: EnclaveOutput) =>
-    !(o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer))
+  const notTo = (n: Node) => (o: EnclaveOutput) => !sentTo(n)(o)
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   // Two updates (a, then b) reach the executor and watchdog 2; nothing reaches watchdog 1.
   const heldFromW1: EnclaveOutput[] = []
@@ -112,8 +112,6 @@ async function partitioned() {
   const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
   assert.ok(challenge && challenge.type === 'challengeWatchdogs', 'the executor challenges')
   assert.equal(challenge.memberMask, 2n, 'only watchdog 1 (slot 1) is late')
-  const digestOf = async (n: Node) =>
-    (await n.enclave.call('digest', { instance: s.instance })).result as { seq: bigint }
   /** Delivers one manager event to every node; returns each node's outputs. */
   const deliver = (kind: number, data: Uint8Array) => feedAll(s, s.nodes, kind, data)
   const challenged = (payload: Uint8Array) => challengedData(2, payload)
@@ -126,7 +124,7 @@ async function partitioned() {
     deliver,
     challenged,
     responded,
-    digestOf,
+    digestOf: (n: Node) => digestOf(n, s.instance),
     notTo,
     heldFromW1,
     tick: (n: Node) => {
@@ -355,8 +353,6 @@ test("a watchdog still on the previous executor's log does not answer the new ex
   const [n0, n1, n2] = s.nodes as [Node, Node, Node]
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   const recipient = randomBytes(20)
-  const to = (n: Node) => (o: EnclaveOutput) =>
-    o.type === 'send' && bytesToHex(o.to) === bytesToHex(n.signer)
   const seqOf = async (n: Node) => (await digestOf(n, s.instance)).seq
   // Update 1 reaches everyone; the old executor's update 2 only n2, so it is never released.
   await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
@@ -367,7 +363,7 @@ test("a watchdog still on the previous executor's log does not answer the new ex
   })
   await pump(
     s.nodes,
-    b.outputs.filter((o) => !to(n1)(o)),
+    b.outputs.filter((o) => !sentTo(n1)(o)),
     s.answers,
   )
   assert.equal(await seqOf(n2), 2n)
@@ -383,7 +379,7 @@ test("a watchdog still on the previous executor's log does not answer the new ex
 
   // Once n1's handover reaches it, n2 follows n1's log and answers on its next tick.
   clock += 2_000
-  const resent = (await n1.enclave.call('tick', { now: clock })).outputs.filter(to(n2))
+  const resent = (await n1.enclave.call('tick', { now: clock })).outputs.filter(sentTo(n2))
   await pump(s.nodes, resent, s.answers, [], true)
   const [d1, d2] = [await digestOf(n1, s.instance), await digestOf(n2, s.instance)]
   assert.equal(d2.seq, 2n)
