@@ -40,24 +40,33 @@ export type EnclaveHostOptions = {
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void
   startTimeoutMs?: number
   /**
-   * Called once for an ecall still unanswered after `slowEcallMs` (default 10 s), with the
-   * number of ecalls pending: an enclave that stops answering otherwise goes unnoticed, since
-   * its process stays up and every later ecall just waits.
+   * Called once for an ecall still unanswered after `slowEcallMs` (default 10 s; noticed
+   * within a quarter of that), with the number of ecalls pending: an enclave that stops
+   * answering otherwise goes unnoticed, since its process stays up and every later ecall
+   * just waits.
    */
   onSlowEcall?: (method: string, waitedMs: number, pending: number) => void
   slowEcallMs?: number
 }
 
-export const DEFAULT_SLOW_ECALL_MS = 10_000
+const DEFAULT_SLOW_ECALL_MS = 10_000
 
 export class EnclaveHost {
   private child: ChildProcess | undefined
   private nextId = 1
   private pending = new Map<
     number,
-    { resolve: (r: EcallResponse) => void; reject: (e: Error) => void }
+    {
+      resolve: (r: EcallResponse) => void
+      reject: (e: Error) => void
+      method: string
+      sentAt: number
+      reported?: boolean
+    }
   >()
   private stopping = false
+  /** Looks for ecalls unanswered past `slowEcallMs` (one timer, not one per ecall). */
+  private slowCheck: NodeJS.Timeout | undefined
 
   constructor(private readonly opts: EnclaveHostOptions) {}
 
@@ -98,7 +107,23 @@ export class EnclaveHost {
       this.pending.delete(msg.id)
       p.resolve(msg)
     })
+    const onSlow = this.opts.onSlowEcall
+    if (onSlow) {
+      const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS
+      this.slowCheck = setInterval(
+        () => {
+          const now = performance.now()
+          for (const p of this.pending.values()) {
+            if (p.reported || now - p.sentAt < slowMs) continue
+            p.reported = true
+            onSlow(p.method, slowMs, this.pending.size)
+          }
+        },
+        Math.max(1, slowMs / 4),
+      ).unref()
+    }
     child.on('exit', (code, signal) => {
+      clearInterval(this.slowCheck)
       const err = new ProtocolError(
         'UNAVAILABLE',
         `enclave process exited (code ${code}, signal ${signal})`,
@@ -115,20 +140,15 @@ export class EnclaveHost {
     const child = this.child
     if (!child?.connected) throw new ProtocolError('UNAVAILABLE', 'enclave process is not running')
     const id = this.nextId++
-    const onSlow = this.opts.onSlowEcall
-    const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS
-    const slow = onSlow
-      ? setTimeout(() => onSlow(method, slowMs, this.pending.size), slowMs).unref()
-      : undefined
     const res = await new Promise<EcallResponse>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
+      this.pending.set(id, { resolve, reject, method, sentAt: performance.now() })
       child.send({ id, method, params }, (err) => {
         if (err) {
           this.pending.delete(id)
           reject(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
         }
       })
-    }).finally(() => clearTimeout(slow))
+    })
     if (!res.ok)
       throw new EnclaveCallError(method, ProtocolError.fromObject(res.error), res.outputs)
     return { result: res.result as EcallResults[N], outputs: res.outputs }
@@ -136,6 +156,7 @@ export class EnclaveHost {
 
   async stop(): Promise<void> {
     this.stopping = true
+    clearInterval(this.slowCheck)
     const child = this.child
     if (!child) return
     await new Promise<void>((resolve) => {
