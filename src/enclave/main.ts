@@ -3,18 +3,33 @@
  * only the ecall protocol over Node's IPC channel and never writes secrets anywhere.
  */
 
-import type { EnclaveOutput } from '../protocol/index.ts'
-import { type EcallResponse, toProtocolError } from '../protocol/index.ts'
+import {
+  type EcallBatch,
+  type EcallResponse,
+  type EnclaveOutput,
+  LIMITS,
+  ProtocolError,
+  toProtocolError,
+} from '../protocol/index.ts'
 import { Enclave } from './enclave.ts'
 
 const enclave = new Enclave()
 let chain: Promise<void> = Promise.resolve()
+/** Responses produced during this turn of the event loop, sent together at its end. */
+let replies: EcallResponse[] = []
 
-function reply(msg: EcallResponse): void {
+function flushReplies(): void {
+  const r = replies
+  replies = []
+  const msg: EcallResponse | EcallBatch<EcallResponse> = r.length === 1 ? r[0]! : { batch: r }
   process.send?.(msg)
 }
 
-process.on('message', (raw: unknown) => {
+function reply(msg: EcallResponse): void {
+  if (replies.push(msg) === 1) setImmediate(flushReplies)
+}
+
+function run(raw: unknown): void {
   const req = raw as { id?: unknown; method?: unknown; params?: unknown }
   const id = typeof req?.id === 'number' ? req.id : -1
   // Ecalls run strictly one after another: the enclave's state is never interleaved.
@@ -27,6 +42,21 @@ process.on('message', (raw: unknown) => {
       reply({ id, ok: false, error: toProtocolError(e).toObject(), outputs })
     }
   })
+}
+
+process.on('message', (raw: unknown) => {
+  const batch = (raw as { batch?: unknown } | null)?.batch
+  if (batch === undefined) return run(raw)
+  if (!Array.isArray(batch) || batch.length === 0 || batch.length > LIMITS.maxEcallBatch) {
+    const error = new ProtocolError(
+      'MALFORMED',
+      `ecall batch: expected 1 to ${LIMITS.maxEcallBatch} ecalls`,
+    ).toObject()
+    // Behind the ecalls already queued, like any other answer.
+    chain = chain.then(() => reply({ id: -1, ok: false, error, outputs: [] }))
+    return
+  }
+  for (const r of batch) run(r)
 })
 
 process.on('disconnect', () => process.exit(0))

@@ -155,3 +155,10 @@ export type EcallRequest = { id: number; method: EcallName; params: unknown }
 export type EcallResponse =
   | { id: number; ok: true; result: unknown; outputs: EnclaveOutput[] }
   | { id: number; ok: false; error: ErrorObject; outputs: EnclaveOutput[] }
+/**
+ * Several ecalls (or their responses) in one message over the channel: each side sends
+ * whatever it queued during one turn of its event loop together, so a busy channel costs one
+ * write and one wake-up per turn instead of one per ecall. Ecalls still run one after another,
+ * in the order of the batch.
+ */
+export type EcallBatch<T> = { batch: T[] }

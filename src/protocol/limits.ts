@@ -23,6 +23,8 @@ export const LIMITS = {
   pipelineMinBatchTxs: 8,
   /** Sealed updates appended after a snapshot before a member seals a fresh snapshot. */
   snapshotEveryUpdates: 512,
+  /** Ecalls (or responses) in one message over the ecall channel. */
+  maxEcallBatch: 1024,
   /** Pool size ceiling (executor plus watchdogs), as in the manager. */
   maxPoolSize: 16,
 } as const

@@ -5,10 +5,13 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import {
+  type EcallBatch,
   type EcallName,
+  type EcallRequest,
   type EcallResponse,
   type EcallResults,
   type EnclaveOutput,
+  LIMITS,
   ProtocolError,
 } from '../protocol/index.ts'
 
@@ -64,6 +67,8 @@ export class EnclaveHost {
       reported?: boolean
     }
   >()
+  /** Ecalls made during this turn of the event loop, sent together at its end. */
+  private outbox: EcallRequest[] = []
   private stopping = false
   /** Looks for ecalls unanswered past `slowEcallMs` (one timer, not one per ecall). */
   private slowCheck: NodeJS.Timeout | undefined
@@ -101,11 +106,9 @@ export class EnclaveHost {
         )
       })
     })
-    child.on('message', (msg: EcallResponse) => {
-      const p = this.pending.get(msg.id)
-      if (!p) return
-      this.pending.delete(msg.id)
-      p.resolve(msg)
+    child.on('message', (msg: EcallResponse | EcallBatch<EcallResponse>) => {
+      if ('batch' in msg) for (const r of msg.batch) this.settle(r)
+      else this.settle(msg)
     })
     const onSlow = this.opts.onSlowEcall
     if (onSlow) {
@@ -135,23 +138,55 @@ export class EnclaveHost {
     })
   }
 
-  /** Makes one ecall. Rejects with EnclaveCallError (carrying any outputs) when the enclave refuses. */
+  /**
+   * Makes one ecall. Rejects with EnclaveCallError (carrying any outputs) when the enclave
+   * refuses. Ecalls made in one turn of the event loop go to the enclave in one message.
+   */
   async ecall<N extends EcallName>(method: N, params: unknown): Promise<EcallReturn<N>> {
-    const child = this.child
-    if (!child?.connected) throw new ProtocolError('UNAVAILABLE', 'enclave process is not running')
+    if (!this.child?.connected)
+      throw new ProtocolError('UNAVAILABLE', 'enclave process is not running')
     const id = this.nextId++
     const res = await new Promise<EcallResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, method, sentAt: performance.now() })
-      child.send({ id, method, params }, (err) => {
-        if (err) {
-          this.pending.delete(id)
-          reject(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
-        }
-      })
+      if (this.outbox.push({ id, method, params }) === 1) setImmediate(this.flush)
     })
     if (!res.ok)
       throw new EnclaveCallError(method, ProtocolError.fromObject(res.error), res.outputs)
     return { result: res.result as EcallResults[N], outputs: res.outputs }
+  }
+
+  /** Sends the ecalls queued during this turn, at most `maxEcallBatch` per message. */
+  private readonly flush = (): void => {
+    const queued = this.outbox
+    this.outbox = []
+    for (let i = 0; i < queued.length; i += LIMITS.maxEcallBatch) {
+      const part = queued.slice(i, i + LIMITS.maxEcallBatch)
+      const fail = (why: string) => {
+        for (const r of part) {
+          const p = this.pending.get(r.id)
+          if (!p) continue
+          this.pending.delete(r.id)
+          p.reject(new ProtocolError('UNAVAILABLE', `ecall ${r.method}: ${why}`))
+        }
+      }
+      const child = this.child
+      if (!child?.connected) {
+        fail('enclave process is not running')
+        continue
+      }
+      const msg: EcallRequest | EcallBatch<EcallRequest> =
+        part.length === 1 ? part[0]! : { batch: part }
+      child.send(msg, (err) => {
+        if (err) fail(err.message)
+      })
+    }
+  }
+
+  private settle(r: EcallResponse): void {
+    const p = this.pending.get(r.id)
+    if (!p) return
+    this.pending.delete(r.id)
+    p.resolve(r)
   }
 
   async stop(): Promise<void> {

@@ -1,28 +1,43 @@
 /**
- * The ecall channel's host side against a stand-in enclave process that answers every ecall
+ * The ecall channel. Host side, against a stand-in enclave process that answers every ecall
  * but one method, which it never answers (as an enclave that hangs; simulator seed 128): the
- * host reports that ecall once it has waited `slowEcallMs`, and not the answered ones.
+ * host reports that ecall once it has waited `slowEcallMs`, and not the answered ones; and
+ * ecalls made in one turn of the host's event loop reach the enclave as one message. Enclave
+ * side, against the real bundle: a malformed batch is refused and runs nothing.
  */
 import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { type EcallResponse, LIMITS } from '../../src/protocol/index.ts'
 import { EnclaveHost } from '../../src/tee/enclaveHost.ts'
+import { DEFAULT_BUNDLE_PATH } from '../../src/tee/measurement.ts'
 
+/** Answers `status` with how many messages it had received and its place in its message. */
 const STAND_IN = `
+let messages = 0
 process.send({ ready: true })
 process.on('message', (m) => {
-  if (m.method === 'tick') return
-  process.send({ id: m.id, ok: true, result: {}, outputs: [] })
+  messages++
+  const answer = (r, place) => r.method === 'tick' ? undefined
+    : { id: r.id, ok: true, result: { messages, place }, outputs: [] }
+  if (m.batch) process.send({ batch: m.batch.map(answer).filter(Boolean) })
+  else if (answer(m, 0)) process.send(answer(m, 0))
 })
 process.on('disconnect', () => process.exit(0))
 `
 
-test('an ecall the enclave leaves unanswered is reported once, with its method and the ecalls pending', async () => {
+function standIn(): { bundlePath: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'enclave-host-'))
   const bundlePath = join(dir, 'stand-in.mjs')
   writeFileSync(bundlePath, STAND_IN)
+  return { bundlePath, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+test('an ecall the enclave leaves unanswered is reported once, with its method and the ecalls pending', async () => {
+  const { bundlePath, remove } = standIn()
   const slow: Array<{ method: string; waitedMs: number; pending: number }> = []
   let reported: () => void = () => {}
   const firstReport = new Promise<void>((r) => {
@@ -55,6 +70,80 @@ test('an ecall the enclave leaves unanswered is reported once, with its method a
     assert.deepEqual(slow, [{ method: 'tick', waitedMs: 200, pending: 1 }])
   } finally {
     await host.stop()
-    rmSync(dir, { recursive: true, force: true })
+    remove()
+  }
+})
+
+test('ecalls made in one turn of the event loop reach the enclave as one message, answered in order', async () => {
+  const { bundlePath, remove } = standIn()
+  const host = new EnclaveHost({ bundlePath })
+  try {
+    await host.start()
+    const one = await host.ecall('status', {})
+    assert.deepEqual(one.result, { messages: 1, place: 0 })
+    const five = await Promise.all(Array.from({ length: 5 }, () => host.ecall('status', {})))
+    // One message (the second), each ecall answered with its own result.
+    assert.deepEqual(
+      five.map((r) => r.result),
+      [0, 1, 2, 3, 4].map((place) => ({ messages: 2, place })),
+    )
+    const later = await host.ecall('status', {})
+    assert.deepEqual(later.result, { messages: 3, place: 0 })
+  } finally {
+    await host.stop()
+    remove()
+  }
+})
+
+test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it and keeps answering', async () => {
+  const child = fork(DEFAULT_BUNDLE_PATH, [], {
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const inbox: EcallResponse[] = []
+  let wake: () => void = () => {}
+  child.on('message', (m: EcallResponse | { batch: EcallResponse[] }) => {
+    if ('batch' in m) inbox.push(...m.batch)
+    else inbox.push(m)
+    wake()
+  })
+  const next = async (): Promise<EcallResponse> => {
+    for (let i = 0; i < 100 && inbox.length === 0; i++) {
+      await new Promise<void>((r) => {
+        wake = r
+        setTimeout(r, 100)
+      })
+    }
+    const m = inbox.shift()
+    if (!m) throw new Error('no answer from the enclave process within 10 s')
+    return m
+  }
+  try {
+    const ready = await next()
+    assert.ok(ready.ok && (ready.result as { ready?: boolean }).ready)
+    const status = (id: number) => ({ id, method: 'status', params: {} })
+    const tooMany = Array.from({ length: LIMITS.maxEcallBatch + 1 }, (_, i) => status(100 + i))
+    for (const batch of ['status', [], { 0: status(7) }, tooMany]) {
+      child.send({ batch })
+      const r = await next()
+      assert.equal(r.ok, false)
+      assert.equal(r.id, -1)
+      if (!r.ok) assert.equal(r.error.code, 'MALFORMED')
+    }
+    // A well-formed batch runs its ecalls in order; the uninitialised enclave refuses `status`
+    // with NOT_READY, so each answer carries its own id.
+    child.send({ batch: [status(1), { id: 2, method: 'nope', params: {} }, status(3)] })
+    const answers = [await next(), await next(), await next()]
+    assert.deepEqual(
+      answers.map((a) => [a.id, a.ok ? 'ok' : a.error.code]),
+      [
+        [1, 'NOT_READY'],
+        [2, 'MALFORMED'],
+        [3, 'NOT_READY'],
+      ],
+    )
+    assert.equal(inbox.length, 0, 'nothing ran from the refused batches')
+  } finally {
+    child.kill()
   }
 })
