@@ -3,6 +3,7 @@ import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { decodeFunctionResult, encodeDeployData, encodeFunctionData } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { jumpAnalysisCached, jumpAnalysisCounts } from '../../src/enclave/world/jumpAnalysis.ts'
 import { World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
@@ -82,6 +83,29 @@ describe('EVM world', () => {
       }),
       250n,
     )
+  })
+
+  test("a contract's code is analysed for jumps once, not on every call; outcomes are unchanged", async () => {
+    const a = await newWorld()
+    await deployToken(a)
+    const first = await transfer(a, users[0]!, users[1]!, 1n)
+    assert.ok(jumpAnalysisCached(), 'the first run hooks the cache into the interpreter')
+    const analysed = jumpAnalysisCounts.analysed
+    const reused = jumpAnalysisCounts.reused
+    const onA = [first]
+    for (let i = 0; i < 5; i++) onA.push(await transfer(a, users[0]!, users[1]!, 1n))
+    assert.equal(jumpAnalysisCounts.analysed, analysed)
+    assert.ok(jumpAnalysisCounts.reused >= reused + 5)
+    // A second world holds its own copy of the code: analysed once for it, same outcomes.
+    const b = await newWorld()
+    await deployToken(b)
+    const onB = []
+    for (let i = 0; i < 6; i++) onB.push(await transfer(b, users[0]!, users[1]!, 1n))
+    assert.ok(jumpAnalysisCounts.analysed > analysed)
+    const outcome = (r: Awaited<ReturnType<typeof transfer>>) => [r.status, r.gasUsed, r.logs]
+    assert.deepEqual(onA.map(outcome), onB.map(outcome))
+    assert.equal(onA[0]!.gasUsed > onA[1]!.gasUsed, true, 'the first transfer writes a fresh slot')
+    assert.deepEqual(a.digest(), b.digest())
   })
 
   test('a revert keeps nothing; views enforce msg.sender; views change nothing', async () => {
