@@ -5,7 +5,9 @@
  * interpreter only reads it. Code does not change once stored (the state manager keeps its own
  * copy and hands out that same array on every call), so the analysis is kept per code array and
  * opcode table, in weak maps: code that is no longer held (a replaced world, a deploy's creation
- * code) takes its analysis with it.
+ * code) takes its analysis with it. The price is memory: an analysis holds a pointer per code
+ * byte and the PUSH values, roughly ten times the code it describes, for as long as the code is
+ * held.
  *
  * The interpreter class is not exported by the package; `cacheJumpAnalysis` is given an
  * interpreter from a finished run (`execResult.runState.interpreter`) and wraps its class's
