@@ -21,8 +21,24 @@ let replies: EcallResponse[] = []
 function flushReplies(): void {
   const r = replies
   replies = []
+  sendReplies(r)
+}
+
+function sendReplies(r: EcallResponse[]): void {
   const msg: EcallResponse | EcallBatch<EcallResponse> = r.length === 1 ? r[0]! : { batch: r }
-  process.send?.(msg)
+  try {
+    process.send?.(msg)
+  } catch (e) {
+    // Nothing was written: the response at fault is replaced by an error, the others still go.
+    if (r.length > 1) for (const one of r) sendReplies([one])
+    else {
+      const error = new ProtocolError(
+        'INTERNAL',
+        `ecall response cannot be passed to the host (${(e as Error).message})`,
+      ).toObject()
+      process.send?.({ id: r[0]!.id, ok: false, error, outputs: [] })
+    }
+  }
 }
 
 function reply(msg: EcallResponse): void {

@@ -159,26 +159,42 @@ export class EnclaveHost {
   private readonly flush = (): void => {
     const queued = this.outbox
     this.outbox = []
-    for (let i = 0; i < queued.length; i += LIMITS.maxEcallBatch) {
-      const part = queued.slice(i, i + LIMITS.maxEcallBatch)
-      const fail = (why: string) => {
-        for (const r of part) {
-          const p = this.pending.get(r.id)
-          if (!p) continue
-          this.pending.delete(r.id)
-          p.reject(new ProtocolError('UNAVAILABLE', `ecall ${r.method}: ${why}`))
-        }
+    for (let i = 0; i < queued.length; i += LIMITS.maxEcallBatch)
+      this.sendPart(queued.slice(i, i + LIMITS.maxEcallBatch))
+  }
+
+  private sendPart(part: EcallRequest[]): void {
+    const fail = (err: ProtocolError) => {
+      for (const r of part) {
+        const p = this.pending.get(r.id)
+        if (!p) continue
+        this.pending.delete(r.id)
+        p.reject(err)
       }
-      const child = this.child
-      if (!child?.connected) {
-        fail('enclave process is not running')
-        continue
-      }
-      const msg: EcallRequest | EcallBatch<EcallRequest> =
-        part.length === 1 ? part[0]! : { batch: part }
+    }
+    const child = this.child
+    const method = part.length === 1 ? part[0]!.method : `batch of ${part.length}`
+    if (!child?.connected) {
+      fail(new ProtocolError('UNAVAILABLE', `ecall ${method}: enclave process is not running`))
+      return
+    }
+    const msg: EcallRequest | EcallBatch<EcallRequest> =
+      part.length === 1 ? part[0]! : { batch: part }
+    try {
       child.send(msg, (err) => {
-        if (err) fail(err.message)
+        if (err) fail(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
       })
+    } catch (e) {
+      // Serialisation failed before anything was written (e.g. a peer's envelope nested too
+      // deep for the structured clone): the ecall at fault fails alone, the others still go.
+      if (part.length > 1) for (const r of part) this.sendPart([r])
+      else
+        fail(
+          new ProtocolError(
+            'MALFORMED',
+            `ecall ${method}: its parameters cannot be passed to the enclave (${(e as Error).message})`,
+          ),
+        )
     }
   }
 

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { type EcallResponse, LIMITS } from '../../src/protocol/index.ts'
+import { type EcallResponse, LIMITS, type ProtocolError } from '../../src/protocol/index.ts'
 import { EnclaveHost } from '../../src/tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH } from '../../src/tee/measurement.ts'
 
@@ -36,7 +36,9 @@ function standIn(): { bundlePath: string; remove: () => void } {
   return { bundlePath, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
-test('an ecall the enclave leaves unanswered is reported once, with its method and the ecalls pending', async () => {
+test('an ecall the enclave leaves unanswered is reported once, with its method and the ecalls pending', {
+  timeout: 15_000,
+}, async () => {
   const { bundlePath, remove } = standIn()
   const slow: Array<{ method: string; waitedMs: number; pending: number }> = []
   let reported: () => void = () => {}
@@ -74,7 +76,9 @@ test('an ecall the enclave leaves unanswered is reported once, with its method a
   }
 })
 
-test('ecalls made in one turn of the event loop reach the enclave as one message, answered in order', async () => {
+test('ecalls made in one turn of the event loop reach the enclave as one message, answered in order', {
+  timeout: 15_000,
+}, async () => {
   const { bundlePath, remove } = standIn()
   const host = new EnclaveHost({ bundlePath })
   try {
@@ -95,7 +99,40 @@ test('ecalls made in one turn of the event loop reach the enclave as one message
   }
 })
 
-test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it and keeps answering', async () => {
+test('an ecall whose parameters cannot be sent fails alone with MALFORMED; the rest of its turn is answered', {
+  timeout: 15_000,
+}, async () => {
+  const { bundlePath, remove } = standIn()
+  const host = new EnclaveHost({ bundlePath })
+  try {
+    await host.start()
+    // A peer's envelope nested deeper than the structured clone can serialise.
+    let deep: unknown[] = []
+    for (let i = 0; i < 10_000; i++) deep = [deep]
+    const turn = [
+      host.ecall('status', {}),
+      host.ecall('peer', { envelope: deep }),
+      host.ecall('status', {}),
+    ]
+    const settled = await Promise.allSettled(turn)
+    assert.deepEqual(
+      settled.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    )
+    const err = (settled[1] as PromiseRejectedResult).reason as ProtocolError
+    assert.equal(err.code, 'MALFORMED')
+    assert.match(err.message, /ecall peer: its parameters cannot be passed to the enclave/)
+    // The channel still works.
+    assert.ok((await host.ecall('status', {})).result)
+  } finally {
+    await host.stop()
+    remove()
+  }
+})
+
+test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it and keeps answering', {
+  timeout: 15_000,
+}, async () => {
   const child = fork(DEFAULT_BUNDLE_PATH, [], {
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
