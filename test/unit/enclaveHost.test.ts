@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { type EcallResponse, LIMITS, type ProtocolError } from '../../src/protocol/index.ts'
-import { EnclaveHost } from '../../src/tee/enclaveHost.ts'
+import { EnclaveHost, type EnclaveHostOptions } from '../../src/tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH } from '../../src/tee/measurement.ts'
 
 /** Answers `status` with how many messages it had received and its place in its message. */
@@ -29,60 +29,67 @@ process.on('message', (m) => {
 process.on('disconnect', () => process.exit(0))
 `
 
-function standIn(): { bundlePath: string; remove: () => void } {
+/** Runs `fn` with a started host over the stand-in; stops it and removes the stand-in after. */
+async function withStandIn(
+  opts: Omit<EnclaveHostOptions, 'bundlePath'>,
+  fn: (host: EnclaveHost) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'enclave-host-'))
   const bundlePath = join(dir, 'stand-in.mjs')
   writeFileSync(bundlePath, STAND_IN)
-  return { bundlePath, remove: () => rmSync(dir, { recursive: true, force: true }) }
+  const host = new EnclaveHost({ ...opts, bundlePath })
+  try {
+    await host.start()
+    await fn(host)
+  } finally {
+    await host.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 test('an ecall the enclave leaves unanswered is reported once, with its method and the ecalls pending', {
   timeout: 15_000,
 }, async () => {
-  const { bundlePath, remove } = standIn()
   const slow: Array<{ method: string; waitedMs: number; pending: number }> = []
   let reported: () => void = () => {}
   const firstReport = new Promise<void>((r) => {
     reported = r
   })
-  const host = new EnclaveHost({
-    bundlePath,
-    slowEcallMs: 200,
-    onSlowEcall: (method, waitedMs, pending) => {
-      slow.push({ method, waitedMs, pending })
-      reported()
+  await withStandIn(
+    {
+      slowEcallMs: 200,
+      onSlowEcall: (method, waitedMs, pending) => {
+        slow.push({ method, waitedMs, pending })
+        reported()
+      },
     },
-  })
-  try {
-    await host.start()
-    const answered = await host.ecall('status', {})
-    assert.deepEqual(answered.outputs, [])
-    const hung = host.ecall('tick', { now: 1 })
-    hung.catch(() => undefined)
-    let bound: NodeJS.Timeout | undefined
-    await Promise.race([
-      firstReport,
-      new Promise((_, reject) => {
-        bound = setTimeout(() => reject(new Error('the unanswered ecall was not reported')), 5_000)
-      }),
-    ]).finally(() => clearTimeout(bound))
-    // Answered ecalls made meanwhile and after are not reported.
-    await host.ecall('status', {})
-    await new Promise((r) => setTimeout(r, 400))
-    assert.deepEqual(slow, [{ method: 'tick', waitedMs: 200, pending: 1 }])
-  } finally {
-    await host.stop()
-    remove()
-  }
+    async (host) => {
+      const answered = await host.ecall('status', {})
+      assert.deepEqual(answered.outputs, [])
+      const hung = host.ecall('tick', { now: 1 })
+      hung.catch(() => undefined)
+      let bound: NodeJS.Timeout | undefined
+      await Promise.race([
+        firstReport,
+        new Promise((_, reject) => {
+          bound = setTimeout(
+            () => reject(new Error('the unanswered ecall was not reported')),
+            5_000,
+          )
+        }),
+      ]).finally(() => clearTimeout(bound))
+      // Answered ecalls made meanwhile and after are not reported.
+      await host.ecall('status', {})
+      await new Promise((r) => setTimeout(r, 400))
+      assert.deepEqual(slow, [{ method: 'tick', waitedMs: 200, pending: 1 }])
+    },
+  )
 })
 
 test('ecalls made in one turn of the event loop reach the enclave as one message, answered in order', {
   timeout: 15_000,
 }, async () => {
-  const { bundlePath, remove } = standIn()
-  const host = new EnclaveHost({ bundlePath })
-  try {
-    await host.start()
+  await withStandIn({}, async (host) => {
     const one = await host.ecall('status', {})
     assert.deepEqual(one.result, { messages: 1, place: 0 })
     const five = await Promise.all(Array.from({ length: 5 }, () => host.ecall('status', {})))
@@ -93,19 +100,13 @@ test('ecalls made in one turn of the event loop reach the enclave as one message
     )
     const later = await host.ecall('status', {})
     assert.deepEqual(later.result, { messages: 3, place: 0 })
-  } finally {
-    await host.stop()
-    remove()
-  }
+  })
 })
 
 test('an ecall whose parameters cannot be sent fails alone with MALFORMED; the rest of its turn is answered', {
   timeout: 15_000,
 }, async () => {
-  const { bundlePath, remove } = standIn()
-  const host = new EnclaveHost({ bundlePath })
-  try {
-    await host.start()
+  await withStandIn({}, async (host) => {
     // A peer's envelope nested deeper than the structured clone can serialise.
     let deep: unknown[] = []
     for (let i = 0; i < 10_000; i++) deep = [deep]
@@ -124,10 +125,7 @@ test('an ecall whose parameters cannot be sent fails alone with MALFORMED; the r
     assert.match(err.message, /ecall peer: its parameters cannot be passed to the enclave/)
     // The channel still works.
     assert.ok((await host.ecall('status', {})).result)
-  } finally {
-    await host.stop()
-    remove()
-  }
+  })
 })
 
 test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it and keeps answering', {
