@@ -4,46 +4,30 @@
  */
 
 import {
-  type EcallBatch,
   type EcallResponse,
   type EnclaveOutput,
   LIMITS,
   ProtocolError,
   toProtocolError,
+  turnBatcher,
 } from '../protocol/index.ts'
 import { Enclave } from './enclave.ts'
 
 const enclave = new Enclave()
 let chain: Promise<void> = Promise.resolve()
-/** Responses produced during this turn of the event loop, sent together at its end. */
-let replies: EcallResponse[] = []
-
-function flushReplies(): void {
-  const r = replies
-  replies = []
-  sendReplies(r)
-}
-
-function sendReplies(r: EcallResponse[]): void {
-  const msg: EcallResponse | EcallBatch<EcallResponse> = r.length === 1 ? r[0]! : { batch: r }
-  try {
+/** Sends the responses produced during one turn of the event loop together, at its end. */
+const reply = turnBatcher<EcallResponse>(
+  (msg) => {
     process.send?.(msg)
-  } catch (e) {
-    // Nothing was written: the response at fault is replaced by an error, the others still go.
-    if (r.length > 1) for (const one of r) sendReplies([one])
-    else {
-      const error = new ProtocolError(
-        'INTERNAL',
-        `ecall response cannot be passed to the host (${(e as Error).message})`,
-      ).toObject()
-      process.send?.({ id: r[0]!.id, ok: false, error, outputs: [] })
-    }
-  }
-}
-
-function reply(msg: EcallResponse): void {
-  if (replies.push(msg) === 1) setImmediate(flushReplies)
-}
+  },
+  (r, e) => {
+    const error = new ProtocolError(
+      'INTERNAL',
+      `ecall response cannot be passed to the host (${e.message})`,
+    ).toObject()
+    process.send?.({ id: r.id, ok: false, error, outputs: [] })
+  },
+)
 
 function run(raw: unknown): void {
   const req = raw as { id?: unknown; method?: unknown; params?: unknown }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import type { ErrorObject } from './errors.ts'
+import { LIMITS } from './limits.ts'
 import type { PeerEnvelopeWire } from './messages.ts'
 
 const bytes = (length?: number, max = 64 * 1024 * 1024) =>
@@ -162,3 +163,34 @@ export type EcallResponse =
  * in the order of the batch.
  */
 export type EcallBatch<T> = { batch: T[] }
+
+/**
+ * One side's sender on the ecall channel: items queued during one turn of the event loop go
+ * out at its end, one alone or several as an `EcallBatch` of at most `maxEcallBatch`. `send`
+ * may throw when a message cannot be serialised (nothing is written then): that message is
+ * sent item by item, and an item that cannot go even alone is handed to `unsendable`, so one
+ * bad item never holds up the rest of its turn.
+ */
+export function turnBatcher<T>(
+  send: (msg: T | EcallBatch<T>, items: T[]) => void,
+  unsendable: (item: T, err: Error) => void,
+): (item: T) => void {
+  let queued: T[] = []
+  const sendPart = (part: T[]): void => {
+    try {
+      send(part.length === 1 ? part[0]! : { batch: part }, part)
+    } catch (e) {
+      if (part.length > 1) for (const item of part) sendPart([item])
+      else unsendable(part[0]!, e as Error)
+    }
+  }
+  const flush = (): void => {
+    const all = queued
+    queued = []
+    for (let i = 0; i < all.length; i += LIMITS.maxEcallBatch)
+      sendPart(all.slice(i, i + LIMITS.maxEcallBatch))
+  }
+  return (item) => {
+    if (queued.push(item) === 1) setImmediate(flush)
+  }
+}

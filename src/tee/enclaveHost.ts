@@ -11,8 +11,8 @@ import {
   type EcallResponse,
   type EcallResults,
   type EnclaveOutput,
-  LIMITS,
   ProtocolError,
+  turnBatcher,
 } from '../protocol/index.ts'
 
 export type EcallReturn<N extends EcallName> = { result: EcallResults[N]; outputs: EnclaveOutput[] }
@@ -67,8 +67,29 @@ export class EnclaveHost {
       reported?: boolean
     }
   >()
-  /** Ecalls made during this turn of the event loop, sent together at its end. */
-  private outbox: EcallRequest[] = []
+  /** Sends the ecalls made during one turn of the event loop together, at its end. */
+  private readonly enqueue = turnBatcher<EcallRequest>(
+    (msg, part) => {
+      const what = part.length === 1 ? `ecall ${part[0]!.method}` : `ecall batch of ${part.length}`
+      const child = this.child
+      if (!child?.connected) {
+        this.fail(part, new ProtocolError('UNAVAILABLE', `${what}: enclave process is not running`))
+        return
+      }
+      child.send(msg, (err) => {
+        if (err) this.fail(part, new ProtocolError('UNAVAILABLE', `${what}: ${err.message}`))
+      })
+    },
+    // E.g. a peer's envelope nested too deep for the structured clone: that ecall fails alone.
+    (r, e) =>
+      this.fail(
+        [r],
+        new ProtocolError(
+          'MALFORMED',
+          `ecall ${r.method}: its parameters cannot be passed to the enclave (${e.message})`,
+        ),
+      ),
+  )
   private stopping = false
   /** Looks for ecalls unanswered past `slowEcallMs` (one timer, not one per ecall). */
   private slowCheck: NodeJS.Timeout | undefined
@@ -148,53 +169,20 @@ export class EnclaveHost {
     const id = this.nextId++
     const res = await new Promise<EcallResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, method, sentAt: performance.now() })
-      if (this.outbox.push({ id, method, params }) === 1) setImmediate(this.flush)
+      this.enqueue({ id, method, params })
     })
     if (!res.ok)
       throw new EnclaveCallError(method, ProtocolError.fromObject(res.error), res.outputs)
     return { result: res.result as EcallResults[N], outputs: res.outputs }
   }
 
-  /** Sends the ecalls queued during this turn, at most `maxEcallBatch` per message. */
-  private readonly flush = (): void => {
-    const queued = this.outbox
-    this.outbox = []
-    for (let i = 0; i < queued.length; i += LIMITS.maxEcallBatch)
-      this.sendPart(queued.slice(i, i + LIMITS.maxEcallBatch))
-  }
-
-  private sendPart(part: EcallRequest[]): void {
-    const fail = (err: ProtocolError) => {
-      for (const r of part) {
-        const p = this.pending.get(r.id)
-        if (!p) continue
-        this.pending.delete(r.id)
-        p.reject(err)
-      }
-    }
-    const child = this.child
-    const method = part.length === 1 ? part[0]!.method : `batch of ${part.length}`
-    if (!child?.connected) {
-      fail(new ProtocolError('UNAVAILABLE', `ecall ${method}: enclave process is not running`))
-      return
-    }
-    const msg: EcallRequest | EcallBatch<EcallRequest> =
-      part.length === 1 ? part[0]! : { batch: part }
-    try {
-      child.send(msg, (err) => {
-        if (err) fail(new ProtocolError('UNAVAILABLE', `ecall ${method}: ${err.message}`))
-      })
-    } catch (e) {
-      // Serialisation failed before anything was written (e.g. a peer's envelope nested too
-      // deep for the structured clone): the ecall at fault fails alone, the others still go.
-      if (part.length > 1) for (const r of part) this.sendPart([r])
-      else
-        fail(
-          new ProtocolError(
-            'MALFORMED',
-            `ecall ${method}: its parameters cannot be passed to the enclave (${(e as Error).message})`,
-          ),
-        )
+  /** Rejects the ecalls of `part` still waiting. */
+  private fail(part: EcallRequest[], err: ProtocolError): void {
+    for (const r of part) {
+      const p = this.pending.get(r.id)
+      if (!p) continue
+      this.pending.delete(r.id)
+      p.reject(err)
     }
   }
 
