@@ -27,6 +27,7 @@ export function jumpAnalysisCached(): boolean {
   return wrapped !== undefined
 }
 
+/** Wraps the analysis of `interpreter`'s class, once; later calls return at once. */
 export function cacheJumpAnalysis(interpreter: unknown): void {
   if (wrapped || typeof interpreter !== 'object' || interpreter === null) return
   const proto = Object.getPrototypeOf(interpreter) as { _getValidJumpDestinations?: Analyse }

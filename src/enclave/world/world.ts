@@ -29,7 +29,7 @@ import {
   JournaledStateManager,
   stripZeros,
 } from './journaledStateManager.ts'
-import { cacheJumpAnalysis, jumpAnalysisCached } from './jumpAnalysis.ts'
+import { cacheJumpAnalysis } from './jumpAnalysis.ts'
 
 export type BlockContext = { number: bigint; timestamp: bigint; prevRandao: Uint8Array }
 export type ExecLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Array }
@@ -192,7 +192,7 @@ export class World {
       // Nonces of users are managed by the executor role, not by the EVM.
       skipNonceIncrement: true,
     })
-    if (!jumpAnalysisCached()) cacheJumpAnalysis(r.execResult.runState?.interpreter)
+    cacheJumpAnalysis(r.execResult.runState?.interpreter)
     return this.finish(r)
   }
 
