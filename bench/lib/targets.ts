@@ -22,21 +22,33 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
   const bare = num(tp.bare_evm)
   const anvil = num(tp.anvil)
   const floor = (latest.floor ?? {}) as Numbers
-  const ceiling = num(floor.arch_ceiling_tps) ?? num(floor.ceiling_tps)
+  /** The sum of the primitives: a bound on any implementation. */
+  const ceiling = num(floor.ceiling_tps)
+  /**
+   * With the architecture's channels, each charged one unbatched round trip: an estimate, not a
+   * bound, since the ecall channel batches what one turn of the event loop queues.
+   */
+  const archCeiling = num(floor.arch_ceiling_tps)
   const floorBare = num(floor.bare_evm_tps) ?? (num(floor.target_tps) ?? 0) * 2
   const sources = (latest.sources ?? {}) as Record<string, unknown>
   /**
    * Whether a throughput target lies above the floor section's ceiling (out of reach). Only
    * figures from one run are compared, and the floor's ceiling is taken relative to the bare
    * EVM rate measured beside it: the machine's speed drifts between runs and between sections
-   * of one run. `target` is given as a fraction of the throughput section's bare EVM rate.
+   * of one run. `target` is given as a fraction of the throughput section's bare EVM rate. The
+   * verdict comes from the primitives' ceiling alone; the estimate with the channels is shown
+   * beside it.
    */
   const reach = (targetShareOfBare: number) => {
     if (ceiling === undefined || !bare || !floorBare) return ''
     if (sources.floor !== sources.throughput)
       return '; floor ceiling from another run, not compared'
     const share = ceiling / floorBare
-    return `; floor ceiling ${ceiling} tx/s = ${round(100 * share, 1)} % of its bare EVM run ${share < targetShareOfBare ? '< target: out of reach' : '≥ target'}`
+    const arch =
+      archCeiling !== undefined
+        ? ` (with the channels ≈ ${round((100 * archCeiling) / floorBare, 1)} %, an estimate)`
+        : ''
+    return `; floor ceiling ${ceiling} tx/s = ${round(100 * share, 1)} % of its bare EVM run${arch} ${share < targetShareOfBare ? '< target: out of reach' : '≥ target'}`
   }
   out.push({
     target: 's=2 throughput ≥ 50 % of bare EVM',
