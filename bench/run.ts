@@ -295,8 +295,8 @@ if (selected.includes('floor')) {
   await section('floor', async () => {
     detailed.floor = await benchFloor(
       quick
-        ? { iterations: 2_000, bareTxs: 3_000, httpRequests: 1_000 }
-        : { iterations: 10_000, bareTxs: 10_000, httpRequests: 4_000 },
+        ? { iterations: 2_000, bareTxs: 3_000, channelRequests: 1_000 }
+        : { iterations: 10_000, bareTxs: 10_000, channelRequests: 4_000 },
     )
     printFloor(detailed.floor)
   })
@@ -324,7 +324,15 @@ const ok = (s: Section) => selected.includes(s)
 const tp = detailed.throughput
 if (ok('throughput') && tp) {
   const bySat = Object.fromEntries(tp.pose.map((p) => [`s${p.s}`, p.saturation.tps]))
-  latest.throughput_tps = { bare_evm: tp.bareEvm.tps, anvil: tp.anvil.saturation.tps, ...bySat }
+  latest.throughput_tps = {
+    bare_evm: tp.bareEvm.tps,
+    anvil: tp.anvil.saturation.tps,
+    ...bySat,
+    // s = 2 over HTTP POSTs instead of the WebSocket API (alternating runs, medians).
+    ...(tp.apiTransport
+      ? { s2_api_ws: tp.apiTransport.tps.ws, s2_api_http: tp.apiTransport.tps.http }
+      : {}),
+  }
   // How many clients reached each saturation rate (the best of those `--clients` tried).
   latest.saturation_clients = {
     anvil: tp.anvil.saturation.clients,

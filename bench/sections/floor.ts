@@ -3,8 +3,8 @@
  * of the protocol on this machine, from the primitives it cannot skip, each measured here in
  * one process: the EVM transfer itself (the bare-EVM figure), the user's signature and box,
  * the enclave opening the box and recovering the signer, the receipt's signature and sealed
- * answer, the client opening and checking it, one HTTP round trip for request and answer
- * (server and client side), and for s = 2 with updates batched 8 to a batch the replication
+ * answer, the client opening and checking it, one request and answer over the users'
+ * WebSocket API (server and SDK side, as many in flight as the workload keeps), and for s = 2 with updates batched 8 to a batch the replication
  * SPEC §6 prescribes: the executor takes the transfer's write set, encrypts the update under
  * the state key, hashes it into its log and signs it (taking the write set out of the EVM is
  * not counted: ours also updates the state digest there); each watchdog checks the signature,
@@ -22,7 +22,8 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { cpus } from 'node:os'
 import WebSocket, { WebSocketServer } from 'ws'
-import { postJson } from '../../src/client/transport.ts'
+import { socketRequest } from '../../src/client/socketTransport.ts'
+import { ApiSockets } from '../../src/operator/apiSocket.ts'
 import {
   aeadOpen,
   aeadSeal,
@@ -53,7 +54,7 @@ import { bareEvm } from './throughput.ts'
 /** Longest wait for a channel to open or for one measured loop on it; a lost message fails the step. */
 const CHANNEL_WAIT_MS = 60_000
 
-export type FloorConfig = { iterations: number; bareTxs: number; httpRequests: number }
+export type FloorConfig = { iterations: number; bareTxs: number; channelRequests: number }
 
 export type FloorResult = {
   cores: number
@@ -95,27 +96,41 @@ async function cpuUsAsync(n: number, f: () => Promise<unknown>, warmup = 50): Pr
   return (c.user + c.system) / n
 }
 
-async function httpRoundTripUs(n: number): Promise<number> {
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      res.setHeader('content-type', 'application/json')
-      res.end(JSON.stringify({ sealed: `0x${'ab'.repeat(300)}` }))
-    })
-  })
+async function apiRoundTripUs(n: number): Promise<number> {
+  const answer = new Uint8Array(ANSWER).fill(0xab)
+  const sockets = new ApiSockets(async () => answer)
+  const server = createServer((_req, res) => res.writeHead(404).end())
+  server.on('upgrade', (req, socket, head) => sockets.handleUpgrade(req, socket, head))
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`
-  const body = { box: `0x${'cd'.repeat(420)}` }
-  // The SDK's transport (keep-alive node:http), as every client request uses it.
-  const us = await cpuUsAsync(n, () => postJson(url, body))
-  await new Promise<void>((r) => server.close(() => r()))
-  return us
+  const endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const box = new Uint8Array(TX_BOX).fill(0xcd)
+  // The SDK's transport, with as many requests in flight as the throughput workload's clients.
+  const one = () => socketRequest(endpoint, 'tx', 1n, box, CHANNEL_WAIT_MS)
+  const inFlight = async (count: number) => {
+    await Promise.all(
+      Array.from({ length: API_IN_FLIGHT }, async (_, k) => {
+        for (let i = k; i < count; i += API_IN_FLIGHT) await one()
+      }),
+    )
+  }
+  try {
+    await within(inFlight(API_IN_FLIGHT * 4), CHANNEL_WAIT_MS, 'WebSocket API answers')
+    const c0 = process.cpuUsage()
+    await within(inFlight(n), CHANNEL_WAIT_MS, 'WebSocket API answers')
+    const c = process.cpuUsage(c0)
+    return (c.user + c.system) / n
+  } finally {
+    await sockets.close()
+    server.closeAllConnections()
+    await new Promise<void>((r) => server.close(() => r()))
+  }
 }
 
 /** Sizes of the messages on the architecture's channels (bytes, batches of 8 transfers). */
 const TX_BOX = 420
 const ANSWER = 300
+/** Requests in flight on the users' API, as the throughput workload's 64 clients keep them. */
+const API_IN_FLIGHT = 64
 const UPDATE = 2048
 const ACK = 160
 
@@ -369,33 +384,33 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
       perTx: S / BATCH,
     },
   ]
-  progress(`floor: HTTP round trips, ${cfg.httpRequests}`)
+  progress(`floor: API round trips, ${cfg.channelRequests}`)
   primitives.push({
-    name: 'HTTP POST round trip (server + SDK client)',
+    name: `API round trip: box in, sealed answer out (WebSocket API, server + SDK; ${API_IN_FLIGHT} in flight)`,
     side: 'transport',
-    us: await httpRoundTripUs(cfg.httpRequests),
+    us: await apiRoundTripUs(cfg.channelRequests),
     perTx: 1,
   })
   progress(`floor: architecture channels (IPC to a child process, peer WebSocket)`)
   const architecture: FloorResult['architecture'] = [
     {
       name: 'ecall round trip: tx box in, sealed answer out (IPC)',
-      us: await ipcRoundTripUs(cfg.httpRequests, TX_BOX, ANSWER),
+      us: await ipcRoundTripUs(cfg.channelRequests, TX_BOX, ANSWER),
       perTx: 1,
     },
     {
       name: `peer link: update to a watchdog, ack back (WebSocket; s = ${S}, batch ${BATCH})`,
-      us: await wsExchangeUs(cfg.httpRequests, UPDATE, ACK),
+      us: await wsExchangeUs(cfg.channelRequests, UPDATE, ACK),
       perTx: S / BATCH,
     },
     {
       name: `ecall round trip: update into a watchdog (IPC; s = ${S}, batch ${BATCH})`,
-      us: await ipcRoundTripUs(cfg.httpRequests, UPDATE, ACK),
+      us: await ipcRoundTripUs(cfg.channelRequests, UPDATE, ACK),
       perTx: S / BATCH,
     },
     {
       name: `ecall round trip: ack into the executor (IPC; s = ${S}, batch ${BATCH})`,
-      us: await ipcRoundTripUs(cfg.httpRequests, ACK, 64),
+      us: await ipcRoundTripUs(cfg.channelRequests, ACK, 64),
       perTx: S / BATCH,
     },
   ]

@@ -27,6 +27,7 @@ import {
 import { generatePrivateKey } from 'viem/accounts'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { privateKeyToPoseAccount } from '../../src/client/account.ts'
+import type { ApiTransport, PoseClient } from '../../src/client/index.ts'
 import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { encodeWriteSet, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
@@ -94,6 +95,20 @@ export type ThroughputResult = {
       cpuMsPerTx: Record<ProcessKind, number>
     } & Saturation
   >
+  /**
+   * The users' API over WebSocket (the SDK's default) and over HTTP, in alternating runs with
+   * the same clients on the s = 2 instance, at the largest number of clients.
+   */
+  apiTransport?: ApiTransportAb
+}
+
+export type ApiTransportAb = {
+  s: number
+  clients: number
+  runs: Record<ApiTransport, number[]>
+  /** Median rate of each transport's runs. */
+  tps: Record<ApiTransport, number>
+  cpuMsPerTx: Record<ApiTransport, Record<ProcessKind, number>>
 }
 
 export async function bareEvm(txs: number): Promise<BareEvmResult> {
@@ -320,6 +335,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   const pose = await withDevnet({ operators, users: Math.max(...cfg.clients) }, async (devnet) => {
     const clients = await devnetClients(devnet)
     const out: ThroughputResult['pose'] = []
+    let ab: ApiTransportAb | undefined
     for (const s of cfg.watchdogCounts) {
       progress(`throughput: s=${s}: deploying PrivateToken and funding ${clients.length} users`)
       const instance = await deployToken(clients[0]!, clients, s)
@@ -340,13 +356,81 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
       )
       out.push({ s, operators, low, ...sat, cpuMsPerTx })
+      if (s === 2) ab = await apiTransportAb(cfg, devnet, clients, instance)
     }
-    return out
+    return { out, ab }
   })
   await measureBare('(3 of 3)')
   const fastest = bareRuns.reduce((a, b) => (b.tps > a.tps ? b : a))
-  const result = { bareEvm: { ...fastest, runs: bareRuns.map((b) => b.tps) }, anvil, pose }
+  const result: ThroughputResult = {
+    bareEvm: { ...fastest, runs: bareRuns.map((b) => b.tps) },
+    anvil,
+    pose: pose.out,
+    ...(pose.ab ? { apiTransport: pose.ab } : {}),
+  }
   printThroughput(result)
+  return result
+}
+
+/**
+ * The same clients on one instance, switched between the users' WebSocket API and HTTP POSTs,
+ * in alternating runs (`repeats` of each, the WebSocket API first).
+ */
+async function apiTransportAb(
+  cfg: ThroughputConfig,
+  devnet: Parameters<typeof cpuByKind>[0],
+  all: PoseClient[],
+  instance: bigint,
+): Promise<ApiTransportAb> {
+  const clients = all.slice(0, Math.max(...cfg.clients))
+  const perClient = Math.ceil(cfg.satTxs / clients.length)
+  const runs: Record<ApiTransport, number[]> = { ws: [], http: [] }
+  const cpu: Record<ApiTransport, Array<Record<ProcessKind, number>>> = { ws: [], http: [] }
+  const txs: Record<ApiTransport, number> = { ws: 0, http: 0 }
+  const order: ApiTransport[] = ['ws', 'http']
+  const use = (t: ApiTransport) => {
+    for (const c of all) c.failover.apiTransport = t
+  }
+  try {
+    for (const t of order) {
+      use(t)
+      await runLoad(clients, [instance], 3) // each transport's connections opened and warm
+    }
+    for (let i = 0; i < cfg.repeats; i++)
+      for (const t of order) {
+        use(t)
+        const c0 = cpuByKind(devnet)
+        const r = await runLoad(clients, [instance], perClient)
+        cpu[t].push(cpuDelta(c0, cpuByKind(devnet)))
+        runs[t].push(r.tps)
+        txs[t] += r.txs
+      }
+  } finally {
+    use('ws')
+  }
+  const perTx = (t: ApiTransport) => {
+    const sum = cpu[t].reduce(
+      (a, d) => {
+        for (const [k, v] of Object.entries(d)) a[k as ProcessKind] = (a[k as ProcessKind] ?? 0) + v
+        return a
+      },
+      {} as Record<ProcessKind, number>,
+    )
+    return Object.fromEntries(
+      Object.entries(sum).map(([k, v]) => [k, round((v * 1000) / txs[t], 2)]),
+    ) as Record<ProcessKind, number>
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+  const result: ApiTransportAb = {
+    s: 2,
+    clients: clients.length,
+    runs,
+    tps: { ws: median(runs.ws), http: median(runs.http) },
+    cpuMsPerTx: { ws: perTx('ws'), http: perTx('http') },
+  }
+  progress(
+    `throughput: s=2 users' API: WebSocket ${runs.ws.join(', ')} tx/s; HTTP ${runs.http.join(', ')} tx/s (${clients.length} clients)`,
+  )
   return result
 }
 
@@ -421,4 +505,19 @@ export function printThroughput(r: ThroughputResult): void {
       "server_ceiling_tps = the same without the clients (their CPU would be on users' machines).",
     ],
   )
+  const ab = r.apiTransport
+  if (ab)
+    printTable(
+      `Users' API: WebSocket (SDK default) against HTTP POST, s=${ab.s}, ${ab.clients} clients`,
+      (['ws', 'http'] as const).map((t) => ({
+        api: t === 'ws' ? 'WebSocket /v1/ws' : 'HTTP POST',
+        median_tps: ab.tps[t],
+        runs: ab.runs[t].join(' / '),
+        ...ab.cpuMsPerTx[t],
+      })),
+      [
+        'The same clients and instance, alternating runs; CPU ms per transaction by kind of process.',
+        `WebSocket / HTTP = ${round(ab.tps.ws / ab.tps.http, 2)} × in this run.`,
+      ],
+    )
 }

@@ -26,7 +26,11 @@ import { type SendTransactionParameters, sendTransaction } from './actions/sendT
 import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
 import { getFinalBalances, withdrawFinal } from './actions/withdrawFinal.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
-import { DEFAULT_HOST_PROBE_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './transport.ts'
+import {
+  type ApiTransport,
+  DEFAULT_HOST_PROBE_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from './transport.ts'
 
 export type CreatePoseClientParameters = {
   /** JSON-RPC endpoint of the chain holding the manager. */
@@ -63,6 +67,13 @@ export type CreatePoseClientParameters = {
    * whose operator answers keeps its request waiting.
    */
   hostProbeMs?: number
+  /**
+   * How transactions and view calls reach the executor: `'ws'` (default), the operators'
+   * WebSocket API, one connection per operator shared by the clients of the process; `'http'`,
+   * one `POST /v1/instances/:id/{tx,view}` each. Over `'ws'`, an operator whose WebSocket
+   * cannot be opened is sent the request over HTTP.
+   */
+  apiTransport?: ApiTransport
 }
 
 export type PoseClientState = {
@@ -85,6 +96,7 @@ export type PoseClientBase = ChainClients & {
     timeoutMs: number
     requestTimeoutMs: number
     hostProbeMs: number
+    apiTransport: ApiTransport
   }
   state: PoseClientState
 }
@@ -150,6 +162,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       timeoutMs: p.failoverTimeoutMs ?? 120_000,
       requestTimeoutMs: p.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       hostProbeMs: p.hostProbeMs ?? DEFAULT_HOST_PROBE_MS,
+      apiTransport: p.apiTransport ?? 'ws',
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }

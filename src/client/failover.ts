@@ -5,12 +5,12 @@
  */
 import { decodeAbiParameters, getAbiItem, type Hex } from 'viem'
 import { poseManagerAbi } from '../chain/manager.ts'
-import { bytesToHex, EventKind, Phase, ProtocolError } from '../protocol/index.ts'
+import { EventKind, Phase, ProtocolError } from '../protocol/index.ts'
 import { submitChallenge } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
 import { PoseRequestError } from './errors.ts'
-import { getJson, postWhenReady } from './transport.ts'
+import { getJson, requestSealed } from './transport.ts'
 
 /** Codes meaning the executor did not answer; the request may be retried elsewhere. */
 const EXECUTOR_DOWN = new Set(['UNAVAILABLE', 'TIMEOUT', 'WRONG_ROLE'])
@@ -225,14 +225,13 @@ export async function requestWithFailover<T>(
     }
     const host = watchHost(info.executorEndpoint, client.failover.hostProbeMs)
     try {
-      const pending = postWhenReady<{ sealed: Hex }>(
-        `${info.executorEndpoint}/v1/instances/${instance}/${kind}`,
-        { box: bytesToHex(box) },
-        { timeoutMs: client.failover.requestTimeoutMs },
-      )
+      const pending = requestSealed(info.executorEndpoint, kind, instance, box, {
+        transport: client.failover.apiTransport,
+        timeoutMs: client.failover.requestTimeoutMs,
+      })
       // A request abandoned for a hung host may still settle later; nobody awaits it then.
       pending.catch(() => undefined)
-      const { sealed } = await Promise.race([pending, host.hung]).finally(host.stop)
+      const sealed = await Promise.race([pending, host.hung]).finally(host.stop)
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
     } catch (e) {

@@ -26,3 +26,4 @@ export {
   type PoseClient,
 } from './createPoseClient.ts'
 export * from './errors.ts'
+export type { ApiTransport } from './transport.ts'

@@ -1,12 +1,15 @@
 /**
- * JSON over HTTP to operator nodes; error bodies become PoseRequestError with their code.
+ * Requests to operator nodes: JSON over HTTP, and transactions and view calls over the
+ * operators' WebSocket API (`socketTransport.ts`); error bodies become PoseRequestError with
+ * their code.
  * Requests go through node:http(s) with one keep-alive agent per scheme: on this path (one
  * request per transaction) it costs a fraction of `fetch`'s CPU per round trip
  * (bench/README.md, "client transport").
  */
 import { AnswerTimeoutError, httpExchange, keepAliveAgents } from '../chain/fetch.ts'
-import { LIMITS, ProtocolError } from '../protocol/index.ts'
+import { bytesToHex, type Hex, LIMITS, ProtocolError } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
+import { SocketUnavailableError, socketRequest } from './socketTransport.ts'
 
 const agents = keepAliveAgents(256)
 /** The largest answer body a client reads (an operator's answers are far smaller). */
@@ -106,16 +109,66 @@ export const DEFAULT_HOST_PROBE_MS = 2_000
  * (e.g. right after activation); retries those refusals (or the codes in `retry`) for up to
  * `waitMs`. Each attempt may go unanswered for `timeoutMs` (then it fails with TIMEOUT).
  */
-export async function postWhenReady<T>(
+export function postWhenReady<T>(
   url: string,
   body: unknown,
   o: { waitMs?: number; retry?: ReadonlySet<string>; timeoutMs?: number } = {},
+): Promise<T> {
+  return whenReady(() => postJson<T>(url, body, o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS), o)
+}
+
+/** How the SDK sends transactions and view calls to an executor. */
+export type ApiTransport = 'ws' | 'http'
+
+/** Endpoints whose WebSocket API could not be opened, until when (ms) HTTP is used instead. */
+const httpOnly = new Map<string, number>()
+const HTTP_ONLY_MS = 60_000
+
+/**
+ * Sends a transaction or view box to the operator at `endpoint` and returns the sealed answer;
+ * refusals while the operator catches up are retried as in `postWhenReady`. Over `ws`, the
+ * operator's WebSocket API; an operator whose WebSocket cannot be opened is sent the request
+ * over HTTP (and, when it answers there, gets HTTP for the next minute).
+ */
+export function requestSealed(
+  endpoint: string,
+  kind: 'tx' | 'view',
+  instance: bigint,
+  box: Uint8Array,
+  o: { transport: ApiTransport; timeoutMs?: number; waitMs?: number },
+): Promise<Hex> {
+  const timeoutMs = o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const http = async () =>
+    (
+      await postJson<{ sealed: Hex }>(
+        `${endpoint}/v1/instances/${instance}/${kind}`,
+        { box: bytesToHex(box) },
+        timeoutMs,
+      )
+    ).sealed
+  return whenReady(async () => {
+    if (o.transport === 'http' || (httpOnly.get(endpoint) ?? 0) > Date.now()) return http()
+    try {
+      return bytesToHex(await socketRequest(endpoint, kind, instance, box, timeoutMs))
+    } catch (e) {
+      if (!(e instanceof SocketUnavailableError)) throw e
+      const sealed = await http()
+      // Up, answering over HTTP, without the WebSocket API: not tried again for a while.
+      httpOnly.set(endpoint, Date.now() + HTTP_ONLY_MS)
+      return sealed
+    }
+  }, o)
+}
+
+async function whenReady<T>(
+  attempt: () => Promise<T>,
+  o: { waitMs?: number; retry?: ReadonlySet<string> },
 ): Promise<T> {
   const retry = o.retry ?? CATCHING_UP
   const deadline = Date.now() + (o.waitMs ?? 10_000)
   for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
     try {
-      return await postJson<T>(url, body, o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
+      return await attempt()
     } catch (e) {
       if (!(e instanceof PoseRequestError) || !retry.has(e.code) || Date.now() + delay > deadline)
         throw e

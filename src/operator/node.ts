@@ -20,6 +20,7 @@ import {
 import { TxSender } from '../chain/sender.ts'
 import { type ChainBatch, ManagerWatcher } from '../chain/watcher.ts'
 import {
+  API_SOCKET_PATH,
   bytesToHex,
   type EcallName,
   type EnclaveOutput,
@@ -36,6 +37,7 @@ import {
 import { type EcallReturn, EnclaveCallError, EnclaveHost } from '../tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
 import { createApi } from './api.ts'
+import { ApiSockets } from './apiSocket.ts'
 import { ChainFaults, CrashPoints, LinkFaults } from './faults.ts'
 import { PeerNetwork } from './peers.ts'
 import { SealedStore } from './store.ts'
@@ -95,6 +97,7 @@ export class OperatorNode {
   private hiddenBatch: ChainBatch | undefined
   private lastBatch: ChainBatch | undefined
   private api: ReturnType<typeof createApi> | undefined
+  private apiSockets: ApiSockets | undefined
   private store: SealedStore
   private attestation: AttestationBackend
   private endpoints = new Map<string, string>()
@@ -243,9 +246,13 @@ export class OperatorNode {
         }
       },
     })
-    this.api.server.on('upgrade', (req, socket, head) =>
-      this.peers!.handleUpgrade(req, socket, head),
-    )
+    const sockets = new ApiSockets((kind, instance, box) => this.request(kind, instance, box))
+    this.apiSockets = sockets
+    this.api.server.on('upgrade', (req, socket, head) => {
+      const path = req.url?.split('?')[0]
+      if (path === API_SOCKET_PATH) sockets.handleUpgrade(req, socket, head)
+      else this.peers!.handleUpgrade(req, socket, head)
+    })
     await this.api.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 })
     const addr = this.api.server.address() as AddressInfo
     // Registered on-chain and joined with `/v1/...` paths by users and peers: no trailing slash.
@@ -618,6 +625,7 @@ export class OperatorNode {
     }
     this.waiting.clear()
     await this.peers?.close()
+    await this.apiSockets?.close()
     await this.api?.close()
     await this.host?.stop()
     this.store.close()

@@ -1,4 +1,5 @@
 /** The protocol: message types, codecs, EIP-712 domains, hashing and errors. Pure, no I/O. */
+export * from './apiSocket.ts'
 export * from './box.ts'
 export * from './bytes.ts'
 export * from './codec.ts'

@@ -149,6 +149,9 @@ function sdkClient(
       timeoutMs: 3_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 3_000,
       hostProbeMs: opts.hostProbeMs ?? 0,
+      // These tests cut HTTP connections at chosen points (test/unit/apiSocket.test.ts covers
+      // the WebSocket API).
+      apiTransport: 'http',
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
   }

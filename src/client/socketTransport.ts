@@ -1,0 +1,206 @@
+/**
+ * The SDK's end of the users' WebSocket API (`src/protocol/apiSocket.ts`): one connection per
+ * operator endpoint, shared by every client in the process (as the HTTP keep-alive agent is),
+ * requests numbered per connection and the requests of one event-loop turn sent as one frame.
+ * Errors match the HTTP transport's: an operator's rejection keeps its code, an unanswered
+ * request fails with TIMEOUT, a lost connection with UNAVAILABLE. A connection that cannot be
+ * opened (an operator without the WebSocket API, or one that is down) throws
+ * `SocketUnavailableError`, and the caller sends the request over HTTP instead.
+ */
+import WebSocket from 'ws'
+import {
+  API_SOCKET_LIMITS,
+  API_SOCKET_PATH,
+  type ApiRequest,
+  type ApiRequestKind,
+  decodeApiAnswers,
+  encodeApiRequests,
+  frameBytes,
+  ProtocolError,
+  requestRecordBytes,
+} from '../protocol/index.ts'
+import { PoseRequestError } from './errors.ts'
+
+/** The connection never opened: nothing was sent on it. */
+export class SocketUnavailableError extends Error {
+  override name = 'SocketUnavailableError'
+}
+
+type Pending = {
+  resolve: (sealed: Uint8Array) => void
+  reject: (e: Error) => void
+  timer: NodeJS.Timeout
+}
+
+/** Bytes of requests per frame before a batch is split (well below the frame limit). */
+const FRAME_SPLIT_BYTES = 1024 * 1024
+
+class ApiSocket {
+  private readonly ws: WebSocket
+  private opened = false
+  private closed = false
+  private tcp: { ref(): unknown; unref(): unknown } | undefined
+  private readonly pending = new Map<number, Pending>()
+  private queue: ApiRequest[] = []
+  private flushing = false
+  private nextId = 1
+
+  constructor(
+    private readonly endpoint: string,
+    private readonly onGone: () => void,
+  ) {
+    const url = `${endpoint.replace(/^http/, 'ws')}${API_SOCKET_PATH}`
+    this.ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      maxPayload: API_SOCKET_LIMITS.maxFrameBytes,
+    })
+    this.ws.on('upgrade', (res) => {
+      this.tcp = res.socket
+    })
+    this.ws.on('open', () => {
+      this.opened = true
+      this.flush()
+    })
+    this.ws.on('message', (data, isBinary) => this.onFrame(data, isBinary))
+    this.ws.on('error', (e) => this.fail(e))
+    this.ws.on('close', () => this.fail(new Error('the connection closed')))
+  }
+
+  request(
+    kind: ApiRequestKind,
+    instance: bigint,
+    box: Uint8Array,
+    timeoutMs: number,
+  ): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new SocketUnavailableError('connection closed'))
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const id = this.nextId
+      this.nextId = this.nextId >= 0xffff_ffff ? 1 : this.nextId + 1
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        this.idle()
+        reject(
+          new PoseRequestError(
+            `Operator at ${this.endpoint} did not answer within ${timeoutMs} ms`,
+            { code: 'TIMEOUT' },
+          ),
+        )
+      }, timeoutMs)
+      this.pending.set(id, { resolve, reject, timer })
+      this.tcp?.ref()
+      this.queue.push({ kind, id, instance, box })
+      if (this.opened && !this.flushing) {
+        this.flushing = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  private flush(): void {
+    this.flushing = false
+    if (!this.opened || this.closed) return
+    const queue = this.queue
+    this.queue = []
+    for (let i = 0; i < queue.length; ) {
+      let bytes = 0
+      let j = i
+      while (
+        j < queue.length &&
+        j - i < API_SOCKET_LIMITS.maxRecords &&
+        (j === i || bytes + requestRecordBytes(queue[j]!) <= FRAME_SPLIT_BYTES)
+      ) {
+        bytes += requestRecordBytes(queue[j]!)
+        j++
+      }
+      this.ws.send(encodeApiRequests(queue.slice(i, j)))
+      i = j
+    }
+  }
+
+  private onFrame(data: WebSocket.RawData, isBinary: boolean): void {
+    let answers: ReturnType<typeof decodeApiAnswers>
+    try {
+      if (!isBinary) throw new ProtocolError('MALFORMED', 'api answer frame: text frame')
+      answers = decodeApiAnswers(frameBytes(data))
+    } catch (e) {
+      // An operator that sends what no operator sends: nothing on this connection is trusted.
+      this.fail(
+        new PoseRequestError(`Operator at ${this.endpoint} sent an unreadable answer frame`, {
+          code: 'MALFORMED',
+          details: e instanceof Error ? e.message : String(e),
+        }),
+      )
+      return
+    }
+    for (const a of answers) {
+      const p = this.pending.get(a.id)
+      if (!p) continue // answered after its timeout, or an error about a frame (id 0)
+      this.pending.delete(a.id)
+      clearTimeout(p.timer)
+      if (a.kind === 'sealed') p.resolve(a.sealed)
+      else {
+        const err = ProtocolError.fromObject(a.error)
+        p.reject(
+          new PoseRequestError(err.shortMessage, {
+            code: err.code,
+            ...(err.details ? { details: err.details } : {}),
+          }),
+        )
+      }
+    }
+    this.idle()
+  }
+
+  /** Lets the process exit while nothing waits on this connection. */
+  private idle(): void {
+    if (this.pending.size === 0) this.tcp?.unref()
+  }
+
+  private fail(cause: Error): void {
+    if (!this.closed) {
+      this.closed = true
+      this.onGone()
+      this.ws.terminate()
+    }
+    const error =
+      cause instanceof PoseRequestError
+        ? cause
+        : !this.opened
+          ? new SocketUnavailableError(cause.message)
+          : new PoseRequestError(`Operator at ${this.endpoint} is unreachable`, {
+              code: 'UNAVAILABLE',
+              details: cause.message,
+              cause,
+            })
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(error)
+    }
+    this.pending.clear()
+    this.queue = []
+  }
+}
+
+const sockets = new Map<string, ApiSocket>()
+
+/**
+ * Sends a transaction or view box to the operator at `endpoint` over its WebSocket API; resolves
+ * with the sealed answer.
+ */
+export function socketRequest(
+  endpoint: string,
+  kind: ApiRequestKind,
+  instance: bigint,
+  box: Uint8Array,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  let s = sockets.get(endpoint)
+  if (!s) {
+    const created: ApiSocket = new ApiSocket(endpoint, () => {
+      if (sockets.get(endpoint) === created) sockets.delete(endpoint)
+    })
+    s = created
+    sockets.set(endpoint, s)
+  }
+  return s.request(kind, instance, box, timeoutMs)
+}

@@ -1,0 +1,103 @@
+/**
+ * The operator's end of the users' WebSocket API (`src/protocol/apiSocket.ts`): requests go to
+ * the same backend as the HTTP API's, answers and errors go back by request id, and the answers
+ * ready in one event-loop turn leave as one frame. A frame that cannot be read is answered with
+ * an error (id 0) and dropped; the connection stays open. A connection may have
+ * `API_SOCKET_LIMITS.maxInFlight` requests unanswered; more are refused with UNAVAILABLE.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import WebSocket, { WebSocketServer } from 'ws'
+import {
+  API_SOCKET_LIMITS,
+  type ApiAnswer,
+  decodeApiRequests,
+  encodeApiAnswers,
+  frameBytes,
+  ProtocolError,
+  toProtocolError,
+} from '../protocol/index.ts'
+import type { ApiBackend } from './api.ts'
+
+export class ApiSockets {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: API_SOCKET_LIMITS.maxFrameBytes,
+    perMessageDeflate: false,
+  })
+
+  constructor(private readonly request: ApiBackend['request']) {
+    this.wss.on('connection', (ws) => this.serve(ws))
+  }
+
+  /** Open connections. */
+  get connections(): number {
+    return this.wss.clients.size
+  }
+
+  /** Takes over an upgrade to `API_SOCKET_PATH`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req))
+  }
+
+  private serve(ws: WebSocket): void {
+    let inFlight = 0
+    let out: ApiAnswer[] = []
+    let flushing = false
+    const flush = () => {
+      flushing = false
+      const answers = out
+      out = []
+      if (ws.readyState !== WebSocket.OPEN) return
+      for (let i = 0; i < answers.length; i += API_SOCKET_LIMITS.maxRecords)
+        ws.send(encodeApiAnswers(answers.slice(i, i + API_SOCKET_LIMITS.maxRecords)))
+    }
+    const answer = (a: ApiAnswer) => {
+      out.push(a)
+      if (!flushing) {
+        flushing = true
+        setImmediate(flush)
+      }
+    }
+    const reject = (id: number, e: unknown) =>
+      answer({ kind: 'error', id, error: toProtocolError(e).toObject() })
+
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary)
+        return reject(0, new ProtocolError('MALFORMED', 'ws: text frames are not accepted'))
+      let decoded: ReturnType<typeof decodeApiRequests>
+      try {
+        decoded = decodeApiRequests(frameBytes(data))
+      } catch (e) {
+        return reject(0, e)
+      }
+      for (const { id, error } of decoded.rejected) reject(id, error)
+      for (const q of decoded.requests) {
+        if (inFlight >= API_SOCKET_LIMITS.maxInFlight) {
+          reject(
+            q.id,
+            new ProtocolError(
+              'UNAVAILABLE',
+              `ws: more than ${API_SOCKET_LIMITS.maxInFlight} requests in flight on this connection`,
+            ),
+          )
+          continue
+        }
+        inFlight++
+        Promise.resolve()
+          .then(() => this.request(q.kind, q.instance, q.box))
+          .then(
+            (sealed) => answer({ kind: 'sealed', id: q.id, sealed }),
+            (e) => reject(q.id, e),
+          )
+          .finally(() => inFlight--)
+      }
+    })
+    ws.on('error', () => ws.terminate())
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate()
+    await new Promise<void>((r) => this.wss.close(() => r()))
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The users' WebSocket API (SPEC §2: user ──HTTP/WS──► operator node), at `/v1/ws` on the
+ * operator's HTTP port: transactions and view calls as binary frames on one long-lived
+ * connection, many in flight at once, answered in any order by request id. It carries the same
+ * boxes and sealed answers as `POST /v1/instances/:id/{tx,view}`, without a request line,
+ * headers and hex per call, and a side batches the records of one event-loop turn into one
+ * frame (a released batch of receipts leaves as one write).
+ *
+ * A frame is `version u8 (1) | count u32 | count records`. A request record is
+ * `kind u8 (1 tx, 2 view) | id u32 | instance (32-byte big-endian) | box (u32 length, bytes)`;
+ * an answer record is `kind u8 (0x81 sealed answer, 0x82 error) | id u32 | payload (u32 length,
+ * bytes)`, where an error's payload is the UTF-8 JSON of the error object the HTTP API sends
+ * (`{ name, code, message, details? }`). An error about a frame that could not be read carries
+ * id 0 (clients number their requests from 1).
+ */
+import { ByteReader, ByteWriter } from './binary.ts'
+import { uintToWord, utf8, wordToUint } from './bytes.ts'
+import { type ErrorObject, ProtocolError } from './errors.ts'
+import { LIMITS } from './limits.ts'
+
+export const API_SOCKET_PATH = '/v1/ws'
+const VERSION = 1
+
+export const API_SOCKET_LIMITS = {
+  /** Records in one frame. */
+  maxRecords: 1024,
+  /** Bytes of one frame (a side splits larger batches). */
+  maxFrameBytes: 4 * 1024 * 1024,
+  /** Requests one connection may have unanswered at an operator. */
+  maxInFlight: LIMITS.maxQueuedTxs,
+} as const
+
+export type ApiRequestKind = 'tx' | 'view'
+export type ApiRequest = { kind: ApiRequestKind; id: number; instance: bigint; box: Uint8Array }
+export type ApiAnswer =
+  | { kind: 'sealed'; id: number; sealed: Uint8Array }
+  | { kind: 'error'; id: number; error: ErrorObject }
+
+const REQUEST_CODES: Record<ApiRequestKind, number> = { tx: 1, view: 2 }
+const SEALED = 0x81
+const ERROR = 0x82
+const RECORD_OVERHEAD = 1 + 4 + 32 + 4
+
+/** Bytes a request adds to a frame. */
+export const requestRecordBytes = (r: ApiRequest): number => RECORD_OVERHEAD + r.box.length
+
+function header(what: string, count: number): ByteWriter {
+  if (count < 1 || count > API_SOCKET_LIMITS.maxRecords)
+    throw new ProtocolError(
+      'OUT_OF_RANGE',
+      `${what}: ${count} records (1 to ${API_SOCKET_LIMITS.maxRecords})`,
+    )
+  return new ByteWriter(what, 512).u8(VERSION).u32(count)
+}
+
+function readHeader(frame: Uint8Array, what: string): { r: ByteReader; count: number } {
+  if (frame.length > API_SOCKET_LIMITS.maxFrameBytes)
+    throw new ProtocolError(
+      'OVERSIZED',
+      `${what}: ${frame.length} bytes (at most ${API_SOCKET_LIMITS.maxFrameBytes})`,
+    )
+  const r = new ByteReader(frame, what)
+  const version = r.u8('version')
+  if (version !== VERSION)
+    throw new ProtocolError('MALFORMED', `${what}: version ${version} (expected ${VERSION})`)
+  const count = r.count('count', API_SOCKET_LIMITS.maxRecords)
+  if (count === 0) throw new ProtocolError('MALFORMED', `${what}: no records`)
+  return { r, count }
+}
+
+/**
+ * A received frame (one buffer, an ArrayBuffer or fragments) as a plain Uint8Array, so that the
+ * boxes and answers read from it are copies rather than views of a Node Buffer.
+ */
+export function frameBytes(data: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data)
+  if (data instanceof Uint8Array) return new Uint8Array(data.buffer, data.byteOffset, data.length)
+  const out = new Uint8Array(data.reduce((n, c) => n + c.length, 0))
+  let o = 0
+  for (const c of data) {
+    out.set(c, o)
+    o += c.length
+  }
+  return out
+}
+
+export function encodeApiRequests(requests: readonly ApiRequest[]): Uint8Array {
+  const w = header('api request frame', requests.length)
+  for (const q of requests) {
+    w.u8(REQUEST_CODES[q.kind]).u32(q.id)
+    w.raw(uintToWord(q.instance, 'instance')).bytes(q.box)
+  }
+  return w.finish()
+}
+
+/**
+ * The requests of a frame, each checked on its own: a record with an unknown kind, a zero
+ * instance or an oversized box becomes a rejection naming its id; a frame that cannot be read
+ * to the end throws (MALFORMED or OVERSIZED), and nothing in it is acted on.
+ */
+export function decodeApiRequests(frame: Uint8Array): {
+  requests: ApiRequest[]
+  rejected: Array<{ id: number; error: ProtocolError }>
+} {
+  const { r, count } = readHeader(frame, 'api request frame')
+  const requests: ApiRequest[] = []
+  const rejected: Array<{ id: number; error: ProtocolError }> = []
+  for (let i = 0; i < count; i++) {
+    const code = r.u8(`records[${i}].kind`)
+    const id = r.u32(`records[${i}].id`)
+    const instance = wordToUint(r.fixed(32, `records[${i}].instance`))
+    const box = r.bytes(`records[${i}].box`)
+    const kind = code === 1 ? 'tx' : code === 2 ? 'view' : undefined
+    if (!kind) {
+      rejected.push({ id, error: new ProtocolError('MALFORMED', `request ${id}: kind ${code}`) })
+    } else if (instance === 0n) {
+      rejected.push({
+        id,
+        error: new ProtocolError('MALFORMED', `request ${id}: instance must be positive`),
+      })
+    } else if (box.length > LIMITS.maxTxBoxBytes) {
+      rejected.push({
+        id,
+        error: new ProtocolError(
+          'OVERSIZED',
+          `request ${id}: box larger than ${LIMITS.maxTxBoxBytes} bytes`,
+        ),
+      })
+    } else requests.push({ kind, id, instance, box })
+  }
+  r.end()
+  return { requests, rejected }
+}
+
+export function encodeApiAnswers(answers: readonly ApiAnswer[]): Uint8Array {
+  const w = header('api answer frame', answers.length)
+  for (const a of answers) {
+    if (a.kind === 'sealed') w.u8(SEALED).u32(a.id).bytes(a.sealed)
+    else
+      w.u8(ERROR)
+        .u32(a.id)
+        .bytes(utf8(JSON.stringify(a.error)))
+  }
+  return w.finish()
+}
+
+export function decodeApiAnswers(frame: Uint8Array): ApiAnswer[] {
+  const { r, count } = readHeader(frame, 'api answer frame')
+  const answers: ApiAnswer[] = []
+  for (let i = 0; i < count; i++) {
+    const code = r.u8(`records[${i}].kind`)
+    const id = r.u32(`records[${i}].id`)
+    const payload = r.bytes(`records[${i}].payload`)
+    if (code === SEALED) answers.push({ kind: 'sealed', id, sealed: payload })
+    else if (code === ERROR) {
+      let error: unknown
+      try {
+        error = JSON.parse(new TextDecoder().decode(payload))
+      } catch {
+        throw new ProtocolError('MALFORMED', `api answer frame.records[${i}]: error is not JSON`)
+      }
+      answers.push({ kind: 'error', id, error: ProtocolError.fromObject(error).toObject() })
+    } else
+      throw new ProtocolError('MALFORMED', `api answer frame.records[${i}].kind: ${code} unknown`)
+  }
+  r.end()
+  return answers
+}

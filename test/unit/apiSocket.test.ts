@@ -1,0 +1,374 @@
+/**
+ * The users' WebSocket API (`/v1/ws`): its frame codec, the operator's end behind a real HTTP
+ * server on loopback, and the SDK's end (matching by id, errors, timeouts, lost connections,
+ * falling back to HTTP, not holding the process open).
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { after, before, test } from 'node:test'
+import fc from 'fast-check'
+import WebSocket from 'ws'
+import { PoseRequestError } from '../../src/client/errors.ts'
+import { SocketUnavailableError, socketRequest } from '../../src/client/socketTransport.ts'
+import { requestSealed } from '../../src/client/transport.ts'
+import { type ApiBackend, createApi } from '../../src/operator/api.ts'
+import { ApiSockets } from '../../src/operator/apiSocket.ts'
+import {
+  API_SOCKET_LIMITS,
+  API_SOCKET_PATH,
+  type ApiAnswer,
+  type ApiRequest,
+  bytesToHex,
+  decodeApiAnswers,
+  decodeApiRequests,
+  encodeApiAnswers,
+  encodeApiRequests,
+  LIMITS,
+  ProtocolError,
+} from '../../src/protocol/index.ts'
+
+// ------------------------------------------------------------------ codec
+
+const MAX_UINT256 = (1n << 256n) - 1n
+
+test('request and answer frames round-trip', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record(
+          {
+            kind: fc.constantFrom('tx' as const, 'view' as const),
+            id: fc.integer({ min: 1, max: 0xffff_ffff }),
+            instance: fc.bigInt({ min: 1n, max: MAX_UINT256 }),
+            box: fc.uint8Array({ maxLength: 600 }),
+          },
+          { noNullPrototype: true },
+        ),
+        { minLength: 1, maxLength: 20 },
+      ),
+      (requests: ApiRequest[]) => {
+        const d = decodeApiRequests(encodeApiRequests(requests))
+        assert.deepEqual(d, { requests, rejected: [] })
+        const answers: ApiAnswer[] = requests.map((q, i) =>
+          i % 2
+            ? { kind: 'sealed', id: q.id, sealed: q.box }
+            : {
+                kind: 'error',
+                id: q.id,
+                error: { name: 'ProtocolError', code: 'BAD_NONCE', message: `n${i}` },
+              },
+        )
+        assert.deepEqual(decodeApiAnswers(encodeApiAnswers(answers)), answers)
+      },
+    ),
+    { numRuns: 200 },
+  )
+})
+
+function code(f: () => unknown): string {
+  try {
+    f()
+  } catch (e) {
+    assert.ok(e instanceof ProtocolError, `a ProtocolError, not ${String(e)}`)
+    return `${e.code}: ${e.shortMessage}`
+  }
+  return 'accepted'
+}
+
+test('unreadable frames are refused with the field that was wrong', () => {
+  const one = encodeApiRequests([{ kind: 'tx', id: 5, instance: 1n, box: new Uint8Array(8) }])
+  const cases: Array<[Uint8Array, RegExp]> = [
+    [new Uint8Array(0), /^MALFORMED: api request frame\.version: truncated/],
+    [Uint8Array.of(2, 0, 0, 0, 1), /^MALFORMED: api request frame: version 2/],
+    [Uint8Array.of(1, 0, 0, 0, 0), /^MALFORMED: api request frame: no records/],
+    [Uint8Array.of(1, 0, 0, 0x04, 1), /^MALFORMED: api request frame\.count: 1025 exceeds 1024/],
+    [
+      one.subarray(0, one.length - 1),
+      /^MALFORMED: api request frame\.records\[0\]\.box: truncated/,
+    ],
+    [Uint8Array.of(...one, 0), /^MALFORMED: api request frame: 1 trailing bytes/],
+    [
+      new Uint8Array(API_SOCKET_LIMITS.maxFrameBytes + 1),
+      /^OVERSIZED: api request frame: \d+ bytes/,
+    ],
+  ]
+  for (const [frame, want] of cases)
+    assert.match(
+      code(() => decodeApiRequests(frame)),
+      want,
+    )
+  const a = encodeApiAnswers([{ kind: 'sealed', id: 1, sealed: new Uint8Array(3) }])
+  const badKind = Uint8Array.from(a)
+  badKind[5] = 0x83
+  assert.match(
+    code(() => decodeApiAnswers(badKind)),
+    /records\[0\]\.kind: 131 unknown/,
+  )
+  const notJson = Uint8Array.from(a)
+  notJson[5] = 0x82
+  assert.match(
+    code(() => decodeApiAnswers(notJson)),
+    /records\[0\]: error is not JSON/,
+  )
+})
+
+test('a bad record is refused by its id; the others in its frame stand', () => {
+  const frame = encodeApiRequests([
+    { kind: 'tx', id: 1, instance: 3n, box: new Uint8Array(4) },
+    { kind: 'view', id: 2, instance: 0n, box: new Uint8Array(4) },
+    { kind: 'tx', id: 3, instance: 3n, box: new Uint8Array(LIMITS.maxTxBoxBytes + 1) },
+    { kind: 'view', id: 4, instance: 9n, box: new Uint8Array(0) },
+  ])
+  const bad = Uint8Array.from(frame)
+  bad[5] = 7 // the first record's kind
+  const d = decodeApiRequests(bad)
+  assert.deepEqual(
+    d.requests.map((q) => q.id),
+    [4],
+  )
+  assert.deepEqual(
+    d.rejected.map((r) => `${r.id} ${r.error.code}`),
+    ['1 MALFORMED', '2 MALFORMED', '3 OVERSIZED'],
+  )
+})
+
+test('arbitrary bytes decode or throw a ProtocolError, never anything else', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      const frame = bytes.length > 0 ? Uint8Array.of(1, 0, 0, 0, 1, ...bytes) : bytes
+      for (const decode of [decodeApiRequests, decodeApiAnswers]) {
+        try {
+          decode(frame)
+        } catch (e) {
+          assert.ok(e instanceof ProtocolError)
+        }
+      }
+    }),
+    { numRuns: 500 },
+  )
+})
+
+// ------------------------------------------------------------------ both ends on loopback
+
+/**
+ * The backend answers a box by its first byte: 1 refuses (BAD_NONCE), 2 never answers, 3 throws
+ * synchronously, anything else answers `[kind, ...box]` after `box[1]` ms.
+ */
+const backend: ApiBackend = {
+  info: () => ({}),
+  deploy: async () => {
+    throw new ProtocolError('WRONG_PHASE', 'not here')
+  },
+  request: (kind, _instance, box) => {
+    if (box[0] === 3) throw new Error('backend bug')
+    if (box[0] === 1) return Promise.reject(new ProtocolError('BAD_NONCE', 'tx.nonce: used'))
+    if (box[0] === 2) return new Promise<Uint8Array>(() => undefined)
+    return new Promise((r) =>
+      setTimeout(() => r(Uint8Array.of(kind === 'tx' ? 1 : 2, ...box)), box[1] ?? 0),
+    )
+  },
+  digest: async () => ({ role: 'executor', seq: 0n, digest: new Uint8Array(32) }),
+  status: async () => ({}),
+}
+
+/** The HTTP API with (or without) the WebSocket API on its port, as an operator node serves it. */
+async function serve(withSockets: boolean) {
+  const app = createApi(backend)
+  const sockets = new ApiSockets(backend.request)
+  if (withSockets)
+    app.server.on('upgrade', (req, socket, head) => {
+      if (req.url === API_SOCKET_PATH) sockets.handleUpgrade(req, socket, head)
+      else socket.destroy()
+    })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    sockets,
+    close: async () => {
+      await sockets.close()
+      await app.close()
+    },
+  }
+}
+
+let server: Awaited<ReturnType<typeof serve>>
+let plain: Awaited<ReturnType<typeof serve>>
+before(async () => {
+  server = await serve(true)
+  plain = await serve(false)
+})
+after(async () => {
+  await server.close()
+  await plain.close()
+})
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  assert.ok(e instanceof Error, 'the request was refused')
+  return e
+}
+
+test('concurrent requests share one connection and get their own answers, in any order', async () => {
+  const boxes = Array.from({ length: 40 }, (_, i) => Uint8Array.of(9, (40 - i) % 7, i))
+  const answers = await Promise.all(
+    boxes.map((box, i) => socketRequest(server.endpoint, i % 3 ? 'tx' : 'view', 5n, box, 5_000)),
+  )
+  boxes.forEach((box, i) => {
+    assert.deepEqual(answers[i], Uint8Array.of(i % 3 ? 1 : 2, ...box))
+  })
+  assert.equal(server.sockets.connections, 1)
+})
+
+test("an operator's refusal keeps its code; a silent one is TIMEOUT; a backend that throws is INTERNAL", async () => {
+  const refused = await rejection(socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(1), 5_000))
+  assert.ok(refused instanceof PoseRequestError)
+  assert.equal(refused.code, 'BAD_NONCE')
+  assert.equal(refused.shortMessage, 'tx.nonce: used')
+  const silent = await rejection(socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(2), 150))
+  assert.ok(silent instanceof PoseRequestError)
+  assert.equal(silent.code, 'TIMEOUT')
+  assert.match(silent.message, /did not answer within 150 ms/)
+  const thrown = await rejection(
+    socketRequest(server.endpoint, 'view', 5n, Uint8Array.of(3), 5_000),
+  )
+  assert.ok(thrown instanceof PoseRequestError)
+  assert.equal(thrown.code, 'INTERNAL')
+  // The connection still serves.
+  assert.deepEqual(
+    await socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(9, 0), 5_000),
+    Uint8Array.of(1, 9, 0),
+  )
+})
+
+/** A raw client: frames out, answers in. */
+async function raw(endpoint: string) {
+  const ws = new WebSocket(`${endpoint.replace('http', 'ws')}${API_SOCKET_PATH}`)
+  await once(ws, 'open')
+  const answers: ApiAnswer[] = []
+  const frames: number[] = []
+  ws.on('message', (data) => {
+    const a = decodeApiAnswers(data as Buffer)
+    frames.push(a.length)
+    answers.push(...a)
+  })
+  const until = async (n: number) => {
+    for (let i = 0; i < 500 && answers.length < n; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.ok(answers.length >= n, `${n} answers arrived (${answers.length})`)
+  }
+  return { ws, answers, frames, until }
+}
+
+test('bad frames are answered with a typed error and the connection keeps serving', async () => {
+  const c = await raw(server.endpoint)
+  try {
+    c.ws.send('{"box":"0x00"}')
+    c.ws.send(Uint8Array.of(1, 0, 0, 0, 1, 1))
+    const frame = encodeApiRequests([
+      { kind: 'tx', id: 7, instance: 0n, box: new Uint8Array(1) },
+      { kind: 'tx', id: 8, instance: 2n, box: Uint8Array.of(9, 0) },
+    ])
+    c.ws.send(frame)
+    await c.until(4)
+    const text = c.answers.map((a) =>
+      a.kind === 'error' ? `${a.id} ${a.error.code} ${a.error.message}` : `${a.id} sealed`,
+    )
+    assert.deepEqual(text.slice(0, 2), [
+      '0 MALFORMED ws: text frames are not accepted',
+      '0 MALFORMED api request frame.records[0].id: truncated (needs 4 bytes at offset 6 of 6)',
+    ])
+    assert.deepEqual(text.slice(2).sort(), [
+      '7 MALFORMED request 7: instance must be positive',
+      '8 sealed',
+    ])
+  } finally {
+    c.ws.terminate()
+  }
+})
+
+test('answers ready in one turn leave in one frame; requests past the in-flight limit are refused', async () => {
+  const c = await raw(server.endpoint)
+  try {
+    const n = API_SOCKET_LIMITS.maxInFlight
+    const silent: ApiRequest[] = Array.from({ length: n + 1 }, (_, i) => ({
+      kind: 'tx',
+      id: i + 1,
+      instance: 1n,
+      box: Uint8Array.of(2),
+    }))
+    for (let i = 0; i < silent.length; i += API_SOCKET_LIMITS.maxRecords)
+      c.ws.send(encodeApiRequests(silent.slice(i, i + API_SOCKET_LIMITS.maxRecords)))
+    await c.until(1)
+    assert.deepEqual(
+      c.answers.map((a) => (a.kind === 'error' ? `${a.id} ${a.error.code}` : 'sealed')),
+      [`${n + 1} UNAVAILABLE`],
+    )
+  } finally {
+    c.ws.terminate()
+  }
+  const d = await raw(server.endpoint)
+  try {
+    const quick: ApiRequest[] = Array.from({ length: 16 }, (_, i) => ({
+      kind: 'view',
+      id: i + 1,
+      instance: 1n,
+      box: Uint8Array.of(9, 0, i),
+    }))
+    d.ws.send(encodeApiRequests(quick))
+    await d.until(16)
+    assert.ok(d.frames.length < 16, `16 answers came in ${d.frames.length} frames`)
+  } finally {
+    d.ws.terminate()
+  }
+})
+
+test('a connection lost with requests pending fails them with UNAVAILABLE', async () => {
+  const s = await serve(true)
+  try {
+    const pending = rejection(socketRequest(s.endpoint, 'tx', 5n, Uint8Array.of(2), 5_000))
+    // Opened and sent: the operator holds the request when it goes.
+    for (let i = 0; i < 200 && s.sockets.connections === 0; i++)
+      await new Promise((r) => setTimeout(r, 5))
+    await new Promise((r) => setTimeout(r, 50))
+    await s.sockets.close()
+    const e = await pending
+    assert.ok(e instanceof PoseRequestError)
+    assert.equal(e.code, 'UNAVAILABLE')
+  } finally {
+    await s.close()
+  }
+})
+
+test('an operator without the WebSocket API is sent the request over HTTP', async () => {
+  const e = await rejection(socketRequest(plain.endpoint, 'tx', 5n, Uint8Array.of(9, 0), 5_000))
+  assert.ok(e instanceof SocketUnavailableError)
+  const sealed = await requestSealed(plain.endpoint, 'tx', 5n, Uint8Array.of(9, 0), {
+    transport: 'ws',
+  })
+  assert.equal(sealed, bytesToHex(Uint8Array.of(1, 9, 0)))
+})
+
+test('an idle connection does not keep the process alive', async () => {
+  const script = [
+    `import { socketRequest } from ${JSON.stringify(new URL('../../src/client/socketTransport.ts', import.meta.url).href)}`,
+    `const a = await socketRequest(${JSON.stringify(server.endpoint)}, 'tx', 5n, Uint8Array.of(9, 0), 5000)`,
+    `console.log(Array.from(a).join(','))`,
+  ].join('\n')
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => {
+    out += c
+  })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+  const [exitCode, signal] = await once(child, 'exit')
+  clearTimeout(timer)
+  assert.equal(signal, null, 'the process exited by itself')
+  assert.equal(exitCode, 0)
+  assert.equal(out.trim(), '1,9,0')
+})
