@@ -12,7 +12,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   hkdfSync,
   type KeyObject,
 } from 'node:crypto'
@@ -39,9 +38,32 @@ const b64u = (b: Uint8Array): string =>
 const fromB64u = (s: string | undefined): Uint8Array =>
   new Uint8Array(Buffer.from(s ?? '', 'base64url'))
 
+/*
+ * Key pairs come from random secrets imported as JWK, never from `generateKeyPairSync`: Node
+ * (20.x) holds a key's lock while `export()` allocates its JWK strings, and a garbage
+ * collection at that moment that frees the finished key-generation job of the same key takes
+ * the same lock in the job's destructor: the thread waits on itself for ever. Seen as a client
+ * process hung in `boxSeal` (gdb: `ExportJWKEdKey` → GC → `~KeyGenJob` → `uv_mutex_lock`);
+ * test/unit/crypto.test.ts reproduces it with `--stress-compaction`. OpenSSL derives the public
+ * key from `d` and ignores the JWK's `x` for a private key, so `x` is a placeholder here.
+ */
+const X_PLACEHOLDER = b64u(new Uint8Array(32))
+
+/** A fresh x25519 key pair as key objects, and the public key's bytes. */
+function freshKeyPair(): { privateKey: KeyObject; publicKey: Uint8Array } {
+  const privateKey = createPrivateKey({
+    key: { kty: 'OKP', crv: 'X25519', d: b64u(randomBytes(32)), x: X_PLACEHOLDER },
+    format: 'jwk',
+  })
+  return {
+    privateKey,
+    publicKey: fromB64u(createPublicKey(privateKey).export({ format: 'jwk' }).x),
+  }
+}
+
 export function generateX25519KeyPair(): X25519KeyPair {
-  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' })
-  return { secretKey: fromB64u(jwk.d), publicKey: fromB64u(jwk.x) }
+  const { privateKey, publicKey } = freshKeyPair()
+  return { secretKey: fromB64u(privateKey.export({ format: 'jwk' }).d), publicKey }
 }
 
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
@@ -182,9 +204,9 @@ export function boxSeal(p: {
   aad?: Uint8Array
 }): { box: Uint8Array; responseKey: Uint8Array } {
   assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
-  // The ephemeral key is used as generated: no export and re-import of its secret half.
-  const eph = generateKeyPairSync('x25519')
-  const ephPublic = fromB64u(eph.publicKey.export({ format: 'jwk' }).x)
+  // The ephemeral key is used as imported: no export and re-import of its secret half.
+  const eph = freshKeyPair()
+  const ephPublic = eph.publicKey
   const shared = sharedSecret(eph.privateKey, p.recipientPublicKey)
   const { requestKey, responseKey } = boxKeys(shared, ephPublic, p.recipientPublicKey, p.context)
   const sealed = aeadSeal(requestKey, p.plaintext, p.aad)

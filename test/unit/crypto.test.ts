@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { createDecipheriv, hkdfSync } from 'node:crypto'
+import { once } from 'node:events'
 import { test } from 'node:test'
 import { x25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
@@ -301,6 +303,49 @@ test('x25519 keys through JWK agree with the DER path and with noble; bad points
       }),
     (e: unknown) => e instanceof ProtocolError && e.code === 'DECRYPTION_FAILED',
   )
+})
+
+test('key generation and box sealing never deadlock in a garbage collection (Node 20 KeyGenJob lock)', async () => {
+  // Exporting a key made by generateKeyPairSync deadlocked when a collection during the export
+  // freed that key's generation job (its destructor takes the lock the export holds): a client
+  // hung in boxSeal. Compaction on every collection and a 1 MiB young generation hang the old
+  // code within seconds (4 runs of 4); the loop is bounded in count and time.
+  const box = new URL('../../src/protocol/box.ts', import.meta.url).href
+  const script = [
+    `import { boxSeal, generateX25519KeyPair } from ${JSON.stringify(box)}`,
+    'const r = generateX25519KeyPair()',
+    'const plaintext = new Uint8Array(200)',
+    'const t0 = Date.now()',
+    'let i = 0',
+    'for (; i < 30_000 && Date.now() - t0 < 20_000; i++) {',
+    "  boxSeal({ recipientPublicKey: r.publicKey, plaintext, context: 'tx' })",
+    '  if (i % 1000 === 0) generateX25519KeyPair()',
+    '}',
+    'console.log(i)',
+  ].join('\n')
+  const child = spawn(
+    process.execPath,
+    [
+      '--stress-compaction',
+      '--max-semi-space-size=1',
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      script,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => {
+    out += c
+  })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 45_000)
+  const [code, signal] = await once(child, 'exit')
+  clearTimeout(timer)
+  assert.equal(signal, null, 'the process finished instead of hanging')
+  assert.equal(code, 0)
+  assert.ok(Number(out.trim()) > 1000, `boxes sealed: ${out.trim()}`)
 })
 
 test('box: any flipped byte is rejected with DECRYPTION_FAILED', () => {
