@@ -1,8 +1,8 @@
 /**
  * Timeline probe of the `anatomy` section, preloaded into the devnet's operator and enclave
  * processes with `NODE_OPTIONS=--require` (and loaded by the benchmark process itself). It
- * records when messages cross each process boundary: HTTP requests at the operator's API, peer
- * WebSocket frames, ecalls entering and answers leaving the enclave process, and the SDK's
+ * records when messages cross each process boundary: requests at the operator's API (HTTP or
+ * its WebSocket API, `/v1/ws`: at low load one request per frame), peer WebSocket frames, ecalls entering and answers leaving the enclave process, and the SDK's
  * requests. Only names and timestamps are kept: the method or message kind, never a payload.
  * Nothing happens unless BENCH_TRACE_DIR is set; on SIGUSR2 the process writes what it recorded
  * since the last signal to `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh. In the process
@@ -71,15 +71,29 @@ if (dir) {
     }
     syncBuiltinESMExports()
     try {
-      const WebSocket = require(require.resolve('ws', { paths: [process.cwd(), __dirname] }))
+      const resolved = require.resolve('ws', { paths: [process.cwd(), __dirname] })
+      const WebSocket = require(resolved)
+      // The users' WebSocket API (`/v1/ws`) is told apart from peer links by its path: a
+      // client socket has its URL, a server socket is tagged with its upgrade request's.
+      const route = Symbol('trace route')
+      const { WebSocketServer } = require(resolved)
+      const handleUpgrade = WebSocketServer.prototype.handleUpgrade
+      WebSocketServer.prototype.handleUpgrade = function (req, socket, head, cb) {
+        return handleUpgrade.call(this, req, socket, head, (ws, ...rest) => {
+          ws[route] = String(req.url)
+          return cb(ws, ...rest)
+        })
+      }
+      const isApi = (ws) => String(ws[route] ?? ws.url ?? '').endsWith('/v1/ws')
       const send = WebSocket.prototype.send
       WebSocket.prototype.send = function (...args) {
-        record('peer send')
+        record(isApi(this) ? (this.url ? 'sdk request tx' : 'api out tx') : 'peer send')
         return send.apply(this, args)
       }
       const emit = WebSocket.prototype.emit
       WebSocket.prototype.emit = function (name, ...args) {
-        if (name === 'message') record('peer receive')
+        if (name === 'message')
+          record(isApi(this) ? (this.url ? 'sdk answer tx' : 'api in tx') : 'peer receive')
         return emit.call(this, name, ...args)
       }
     } catch {

@@ -109,6 +109,8 @@ export type ApiTransportAb = {
   /** Median rate of each transport's runs. */
   tps: Record<ApiTransport, number>
   cpuMsPerTx: Record<ApiTransport, Record<ProcessKind, number>>
+  /** One client sending `lowTxs` sequentially, twice per transport, alternating: p50 of each run. */
+  lowP50Ms: Record<ApiTransport, number[]>
 }
 
 export async function bareEvm(txs: number): Promise<BareEvmResult> {
@@ -387,6 +389,7 @@ async function apiTransportAb(
   const runs: Record<ApiTransport, number[]> = { ws: [], http: [] }
   const cpu: Record<ApiTransport, Array<Record<ProcessKind, number>>> = { ws: [], http: [] }
   const txs: Record<ApiTransport, number> = { ws: 0, http: 0 }
+  const lowP50Ms: Record<ApiTransport, number[]> = { ws: [], http: [] }
   const order: ApiTransport[] = ['ws', 'http']
   const use = (t: ApiTransport) => {
     for (const c of all) c.failover.apiTransport = t
@@ -404,6 +407,11 @@ async function apiTransportAb(
         cpu[t].push(cpuDelta(c0, cpuByKind(devnet)))
         runs[t].push(r.tps)
         txs[t] += r.txs
+      }
+    for (let i = 0; i < 2; i++)
+      for (const t of order) {
+        use(t)
+        lowP50Ms[t].push((await runLoad(clients.slice(0, 1), [instance], cfg.lowTxs)).latencyMs.p50)
       }
   } finally {
     use('ws')
@@ -427,9 +435,10 @@ async function apiTransportAb(
     runs,
     tps: { ws: median(runs.ws), http: median(runs.http) },
     cpuMsPerTx: { ws: perTx('ws'), http: perTx('http') },
+    lowP50Ms,
   }
   progress(
-    `throughput: s=2 users' API: WebSocket ${runs.ws.join(', ')} tx/s; HTTP ${runs.http.join(', ')} tx/s (${clients.length} clients)`,
+    `throughput: s=2 users' API: WebSocket ${runs.ws.join(', ')} tx/s, low-load p50 ${lowP50Ms.ws.join(', ')} ms; HTTP ${runs.http.join(', ')} tx/s, ${lowP50Ms.http.join(', ')} ms (${clients.length} clients)`,
   )
   return result
 }
@@ -513,10 +522,11 @@ export function printThroughput(r: ThroughputResult): void {
         api: t === 'ws' ? 'WebSocket /v1/ws' : 'HTTP POST',
         median_tps: ab.tps[t],
         runs: ab.runs[t].join(' / '),
+        low_p50_ms: ab.lowP50Ms[t].join(' / '),
         ...ab.cpuMsPerTx[t],
       })),
       [
-        'The same clients and instance, alternating runs; CPU ms per transaction by kind of process.',
+        'The same clients and instance, alternating runs; CPU ms per transaction by kind of process at saturation; low_p50_ms: one client, two runs each.',
         `WebSocket / HTTP = ${round(ab.tps.ws / ab.tps.http, 2)} × in this run.`,
       ],
     )
