@@ -16,6 +16,7 @@ import {
   decodeApiAnswers,
   encodeApiRequests,
   frameBytes,
+  frameRuns,
   ProtocolError,
   requestRecordBytes,
 } from '../protocol/index.ts'
@@ -31,9 +32,6 @@ type Pending = {
   reject: (e: Error) => void
   timer: NodeJS.Timeout
 }
-
-/** Bytes of requests per frame before a batch is split (well below the frame limit). */
-const FRAME_SPLIT_BYTES = 1024 * 1024
 
 class ApiSocket {
   private readonly ws: WebSocket
@@ -52,7 +50,7 @@ class ApiSocket {
     const url = `${endpoint.replace(/^http/, 'ws')}${API_SOCKET_PATH}`
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
-      maxPayload: API_SOCKET_LIMITS.maxFrameBytes,
+      maxPayload: API_SOCKET_LIMITS.maxAnswerFrameBytes,
     })
     this.ws.on('upgrade', (res) => {
       this.tcp = res.socket
@@ -101,20 +99,7 @@ class ApiSocket {
     if (!this.opened || this.closed) return
     const queue = this.queue
     this.queue = []
-    for (let i = 0; i < queue.length; ) {
-      let bytes = 0
-      let j = i
-      while (
-        j < queue.length &&
-        j - i < API_SOCKET_LIMITS.maxRecords &&
-        (j === i || bytes + requestRecordBytes(queue[j]!) <= FRAME_SPLIT_BYTES)
-      ) {
-        bytes += requestRecordBytes(queue[j]!)
-        j++
-      }
-      this.ws.send(encodeApiRequests(queue.slice(i, j)))
-      i = j
-    }
+    for (const run of frameRuns(queue, requestRecordBytes)) this.ws.send(encodeApiRequests(run))
   }
 
   private onFrame(data: WebSocket.RawData, isBinary: boolean): void {

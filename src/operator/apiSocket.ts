@@ -11,9 +11,11 @@ import WebSocket, { WebSocketServer } from 'ws'
 import {
   API_SOCKET_LIMITS,
   type ApiAnswer,
+  answerRecordBytes,
   decodeApiRequests,
   encodeApiAnswers,
   frameBytes,
+  frameRuns,
   ProtocolError,
   toProtocolError,
 } from '../protocol/index.ts'
@@ -49,8 +51,7 @@ export class ApiSockets {
       const answers = out
       out = []
       if (ws.readyState !== WebSocket.OPEN) return
-      for (let i = 0; i < answers.length; i += API_SOCKET_LIMITS.maxRecords)
-        ws.send(encodeApiAnswers(answers.slice(i, i + API_SOCKET_LIMITS.maxRecords)))
+      for (const run of frameRuns(answers, answerRecordBytes)) ws.send(encodeApiAnswers(run))
     }
     const answer = (a: ApiAnswer) => {
       out.push(a)

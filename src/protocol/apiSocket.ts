@@ -24,8 +24,12 @@ const VERSION = 1
 export const API_SOCKET_LIMITS = {
   /** Records in one frame. */
   maxRecords: 1024,
-  /** Bytes of one frame (a side splits larger batches). */
+  /** Bytes of one request frame (the SDK splits larger batches). */
   maxFrameBytes: 4 * 1024 * 1024,
+  /** Bytes of one answer frame: one view result may be this large, as over HTTP. */
+  maxAnswerFrameBytes: LIMITS.maxPeerMessageBytes,
+  /** Bytes of records a side puts in one frame before it starts another. */
+  splitFrameBytes: 1024 * 1024,
   /** Requests one connection may have unanswered at an operator. */
   maxInFlight: LIMITS.maxQueuedTxs,
 } as const
@@ -43,6 +47,34 @@ const RECORD_OVERHEAD = 1 + 4 + 32 + 4
 
 /** Bytes a request adds to a frame. */
 export const requestRecordBytes = (r: ApiRequest): number => RECORD_OVERHEAD + r.box.length
+/** Bytes an answer adds to a frame (an error's JSON is small). */
+export const answerRecordBytes = (a: ApiAnswer): number =>
+  9 + (a.kind === 'sealed' ? a.sealed.length : 256)
+
+/**
+ * `items` cut into runs of at most `maxRecords` and about `splitFrameBytes` each (a single
+ * larger item makes a run of its own): the records of one frame each.
+ */
+export function frameRuns<T>(items: readonly T[], bytes: (item: T) => number): T[][] {
+  const runs: T[][] = []
+  let run: T[] = []
+  let size = 0
+  for (const item of items) {
+    const n = bytes(item)
+    if (
+      run.length > 0 &&
+      (run.length >= API_SOCKET_LIMITS.maxRecords || size + n > API_SOCKET_LIMITS.splitFrameBytes)
+    ) {
+      runs.push(run)
+      run = []
+      size = 0
+    }
+    run.push(item)
+    size += n
+  }
+  if (run.length > 0) runs.push(run)
+  return runs
+}
 
 function header(what: string, count: number): ByteWriter {
   if (count < 1 || count > API_SOCKET_LIMITS.maxRecords)
@@ -53,12 +85,13 @@ function header(what: string, count: number): ByteWriter {
   return new ByteWriter(what, 512).u8(VERSION).u32(count)
 }
 
-function readHeader(frame: Uint8Array, what: string): { r: ByteReader; count: number } {
-  if (frame.length > API_SOCKET_LIMITS.maxFrameBytes)
-    throw new ProtocolError(
-      'OVERSIZED',
-      `${what}: ${frame.length} bytes (at most ${API_SOCKET_LIMITS.maxFrameBytes})`,
-    )
+function readHeader(
+  frame: Uint8Array,
+  what: string,
+  maxBytes: number,
+): { r: ByteReader; count: number } {
+  if (frame.length > maxBytes)
+    throw new ProtocolError('OVERSIZED', `${what}: ${frame.length} bytes (at most ${maxBytes})`)
   const r = new ByteReader(frame, what)
   const version = r.u8('version')
   if (version !== VERSION)
@@ -102,7 +135,7 @@ export function decodeApiRequests(frame: Uint8Array): {
   requests: ApiRequest[]
   rejected: Array<{ id: number; error: ProtocolError }>
 } {
-  const { r, count } = readHeader(frame, 'api request frame')
+  const { r, count } = readHeader(frame, 'api request frame', API_SOCKET_LIMITS.maxFrameBytes)
   const requests: ApiRequest[] = []
   const rejected: Array<{ id: number; error: ProtocolError }> = []
   for (let i = 0; i < count; i++) {
@@ -145,7 +178,7 @@ export function encodeApiAnswers(answers: readonly ApiAnswer[]): Uint8Array {
 }
 
 export function decodeApiAnswers(frame: Uint8Array): ApiAnswer[] {
-  const { r, count } = readHeader(frame, 'api answer frame')
+  const { r, count } = readHeader(frame, 'api answer frame', API_SOCKET_LIMITS.maxAnswerFrameBytes)
   const answers: ApiAnswer[] = []
   for (let i = 0; i < count; i++) {
     const code = r.u8(`records[${i}].kind`)

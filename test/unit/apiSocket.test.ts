@@ -24,6 +24,7 @@ import {
   decodeApiRequests,
   encodeApiAnswers,
   encodeApiRequests,
+  frameRuns,
   LIMITS,
   ProtocolError,
 } from '../../src/protocol/index.ts'
@@ -113,6 +114,20 @@ test('unreadable frames are refused with the field that was wrong', () => {
   )
 })
 
+test('frames are cut at the record limit and about a mebibyte; a larger record goes alone', () => {
+  const sizes = [10, 600_000, 600_000, 3_000_000, 5, ...Array(2000).fill(1)]
+  const runs = frameRuns(sizes, (n) => n)
+  assert.deepEqual(runs.flat(), sizes)
+  assert.deepEqual(
+    runs.slice(0, 4).map((r) => r.length),
+    [2, 1, 1, 1024],
+  )
+  for (const r of runs) {
+    assert.ok(r.length <= API_SOCKET_LIMITS.maxRecords)
+    assert.ok(r.length === 1 || r.reduce((a, b) => a + b, 0) <= API_SOCKET_LIMITS.splitFrameBytes)
+  }
+})
+
 test('a bad record is refused by its id; the others in its frame stand', () => {
   const frame = encodeApiRequests([
     { kind: 'tx', id: 1, instance: 3n, box: new Uint8Array(4) },
@@ -153,7 +168,8 @@ test('arbitrary bytes decode or throw a ProtocolError, never anything else', () 
 
 /**
  * The backend answers a box by its first byte: 1 refuses (BAD_NONCE), 2 never answers, 3 throws
- * synchronously, anything else answers `[kind, ...box]` after `box[1]` ms.
+ * synchronously, 4 answers `box[1]` MiB of `box[1]`s, anything else answers `[kind, ...box]` after
+ * `box[1]` ms.
  */
 const backend: ApiBackend = {
   info: () => ({}),
@@ -164,6 +180,7 @@ const backend: ApiBackend = {
     if (box[0] === 3) throw new Error('backend bug')
     if (box[0] === 1) return Promise.reject(new ProtocolError('BAD_NONCE', 'tx.nonce: used'))
     if (box[0] === 2) return new Promise<Uint8Array>(() => undefined)
+    if (box[0] === 4) return Promise.resolve(new Uint8Array(box[1]! * 1024 * 1024).fill(box[1]!))
     return new Promise((r) =>
       setTimeout(() => r(Uint8Array.of(kind === 'tx' ? 1 : 2, ...box)), box[1] ?? 0),
     )
@@ -324,6 +341,17 @@ test('answers ready in one turn leave in one frame; requests past the in-flight 
   } finally {
     d.ws.terminate()
   }
+})
+
+test('answers larger than a request frame arrive whole, in frames of their own', async () => {
+  const [big, small] = await Promise.all([
+    socketRequest(server.endpoint, 'view', 5n, Uint8Array.of(4, 5), 10_000),
+    socketRequest(server.endpoint, 'view', 5n, Uint8Array.of(4, 1), 10_000),
+  ])
+  assert.equal(big.length, 5 * 1024 * 1024)
+  assert.ok(big.every((b) => b === 5))
+  assert.equal(small.length, 1024 * 1024)
+  assert.ok(API_SOCKET_LIMITS.maxFrameBytes < big.length)
 })
 
 test('a connection lost with requests pending fails them with UNAVAILABLE', async () => {
