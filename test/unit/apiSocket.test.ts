@@ -4,7 +4,6 @@
  * falling back to HTTP, not holding the process open).
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { after, before, test } from 'node:test'
 import fc from 'fast-check'
@@ -28,6 +27,7 @@ import {
   LIMITS,
   ProtocolError,
 } from '../../src/protocol/index.ts'
+import { runScript } from './childScript.ts'
 
 // ------------------------------------------------------------------ codec
 
@@ -386,16 +386,7 @@ test('an idle connection does not keep the process alive', async () => {
     `const a = await socketRequest(${JSON.stringify(server.endpoint)}, 'tx', 5n, Uint8Array.of(9, 0), 5000)`,
     `console.log(Array.from(a).join(','))`,
   ].join('\n')
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => {
-    out += c
-  })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  const [exitCode, signal] = await once(child, 'exit')
-  clearTimeout(timer)
+  const { code: exitCode, signal, out } = await runScript(script, { killAfterMs: 15_000 })
   assert.equal(signal, null, 'the process exited by itself')
   assert.equal(exitCode, 0)
   assert.equal(out.trim(), '1,9,0')

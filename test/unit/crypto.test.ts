@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createDecipheriv, hkdfSync } from 'node:crypto'
-import { once } from 'node:events'
 import { test } from 'node:test'
 import { x25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
@@ -37,6 +35,7 @@ import {
   utf8,
   x25519PublicKey,
 } from '../../src/protocol/index.ts'
+import { runScript } from './childScript.ts'
 
 const bytes = (min = 0, max = 512) => fc.uint8Array({ minLength: min, maxLength: max })
 const addr = () => fc.uint8Array({ minLength: 20, maxLength: 20 })
@@ -323,26 +322,10 @@ test('key generation and box sealing never deadlock in a garbage collection (Nod
     '}',
     'console.log(i)',
   ].join('\n')
-  const child = spawn(
-    process.execPath,
-    [
-      '--stress-compaction',
-      '--max-semi-space-size=1',
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      script,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  )
-  let out = ''
-  child.stdout.on('data', (c: Buffer) => {
-    out += c
+  const { code, signal, out } = await runScript(script, {
+    nodeFlags: ['--stress-compaction', '--max-semi-space-size=1'],
+    killAfterMs: 45_000,
   })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 45_000)
-  const [code, signal] = await once(child, 'exit')
-  clearTimeout(timer)
   assert.equal(signal, null, 'the process finished instead of hanging')
   assert.equal(code, 0)
   assert.ok(Number(out.trim()) > 1000, `boxes sealed: ${out.trim()}`)
