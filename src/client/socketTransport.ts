@@ -77,6 +77,9 @@ class ApiSocket {
       const timer = setTimeout(() => {
         this.pending.delete(id)
         this.idle()
+        // A connection still waiting for its handshake with nothing left to send is dropped:
+        // a stopped host would otherwise hold it (and the process) open.
+        if (!this.opened && this.pending.size === 0) this.fail(new Error('no handshake in time'))
         reject(
           new PoseRequestError(
             `Operator at ${this.endpoint} did not answer within ${timeoutMs} ms`,
@@ -97,7 +100,8 @@ class ApiSocket {
   private flush(): void {
     this.flushing = false
     if (!this.opened || this.closed) return
-    const queue = this.queue
+    // Requests that timed out while the connection opened are not sent.
+    const queue = this.queue.filter((q) => this.pending.has(q.id))
     this.queue = []
     for (const run of frameRuns(queue, requestRecordBytes)) this.ws.send(encodeApiRequests(run))
   }

@@ -2,9 +2,9 @@
  * Requests to operator nodes: JSON over HTTP, and transactions and view calls over the
  * operators' WebSocket API (`socketTransport.ts`); error bodies become PoseRequestError with
  * their code.
- * Requests go through node:http(s) with one keep-alive agent per scheme: on this path (one
- * request per transaction) it costs a fraction of `fetch`'s CPU per round trip
- * (bench/README.md, "client transport").
+ * HTTP requests go through node:http(s) with one keep-alive agent per scheme: with one request
+ * per transaction it costs a fraction of `fetch`'s CPU per round trip (bench/README.md, "client
+ * transport").
  */
 import { AnswerTimeoutError, httpExchange, keepAliveAgents } from '../chain/fetch.ts'
 import { bytesToHex, type Hex, LIMITS, ProtocolError } from '../protocol/index.ts'

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import fc from 'fast-check'
 import WebSocket from 'ws'
@@ -368,6 +369,30 @@ test('a connection lost with requests pending fails them with UNAVAILABLE', asyn
     assert.equal(e.code, 'UNAVAILABLE')
   } finally {
     await s.close()
+  }
+})
+
+test('a host that accepts connections and never answers: TIMEOUT, and the connection is dropped', async () => {
+  // A stopped host (SIGSTOP): the kernel accepts the connection, nobody reads it.
+  const sockets: Socket[] = []
+  let closed = 0
+  const silent = createServer((c) => {
+    sockets.push(c)
+    c.on('close', () => closed++).on('error', () => undefined)
+    c.resume() // reads and drops: sees the client's end
+  })
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`
+  try {
+    const e = await rejection(socketRequest(endpoint, 'tx', 5n, Uint8Array.of(9, 0), 200))
+    assert.ok(e instanceof PoseRequestError)
+    assert.equal(e.code, 'TIMEOUT')
+    assert.equal(sockets.length, 1)
+    for (let i = 0; i < 200 && closed === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(closed, 1, 'the client closed the connection')
+  } finally {
+    for (const c of sockets) c.destroy()
+    await new Promise<void>((r) => silent.close(() => r()))
   }
 })
 
