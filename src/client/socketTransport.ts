@@ -47,7 +47,7 @@ class ApiSocket {
     private readonly endpoint: string,
     private readonly onGone: () => void,
   ) {
-    const url = `${endpoint.replace(/^http/, 'ws')}${API_SOCKET_PATH}`
+    const url = `${endpoint.replace(/^http/, 'ws').replace(/\/+$/, '')}${API_SOCKET_PATH}`
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       maxPayload: API_SOCKET_LIMITS.maxAnswerFrameBytes,

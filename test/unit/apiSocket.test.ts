@@ -256,7 +256,11 @@ test("an operator's refusal keeps its code; a silent one is TIMEOUT; a backend t
   )
   assert.ok(thrown instanceof PoseRequestError)
   assert.equal(thrown.code, 'INTERNAL')
-  // The connection still serves.
+  // The connection still serves; an endpoint written with a trailing slash reaches /v1/ws too.
+  assert.deepEqual(
+    await socketRequest(`${server.endpoint}/`, 'tx', 5n, Uint8Array.of(9, 1), 5_000),
+    Uint8Array.of(1, 9, 1),
+  )
   assert.deepEqual(
     await socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(9, 0), 5_000),
     Uint8Array.of(1, 9, 0),
