@@ -185,9 +185,16 @@ export function socketRequest(
 ): Promise<Uint8Array> {
   let s = sockets.get(endpoint)
   if (!s) {
-    const created: ApiSocket = new ApiSocket(endpoint, () => {
-      if (sockets.get(endpoint) === created) sockets.delete(endpoint)
-    })
+    let created: ApiSocket
+    try {
+      created = new ApiSocket(endpoint, () => {
+        if (sockets.get(endpoint) === created) sockets.delete(endpoint)
+      })
+    } catch (e) {
+      // Not a URL a WebSocket can open (an operator registered something else): the HTTP
+      // transport refuses it with its own typed error.
+      return Promise.reject(new SocketUnavailableError(e instanceof Error ? e.message : String(e)))
+    }
     s = created
     sockets.set(endpoint, s)
   }

@@ -400,6 +400,16 @@ test('a host that accepts connections and never answers: TIMEOUT, and the connec
   }
 })
 
+test("an endpoint no WebSocket can open is refused with the HTTP transport's typed error", async () => {
+  const e = await rejection(socketRequest('ftp://127.0.0.1/x', 'tx', 5n, Uint8Array.of(9), 1_000))
+  assert.ok(e instanceof SocketUnavailableError)
+  const viaHttp = await rejection(
+    requestSealed('ftp://127.0.0.1/x', 'tx', 5n, Uint8Array.of(9), { transport: 'ws' }),
+  )
+  assert.ok(viaHttp instanceof PoseRequestError)
+  assert.equal(viaHttp.code, 'UNAVAILABLE')
+})
+
 test('an operator without the WebSocket API is sent the request over HTTP', async () => {
   const e = await rejection(socketRequest(plain.endpoint, 'tx', 5n, Uint8Array.of(9, 0), 5_000))
   assert.ok(e instanceof SocketUnavailableError)
