@@ -14,7 +14,7 @@
  * id 0 (clients number their requests from 1).
  */
 import { ByteReader, ByteWriter } from './binary.ts'
-import { uintToWord, utf8, wordToUint } from './bytes.ts'
+import { concatBytes, uintToWord, utf8, wordToUint } from './bytes.ts'
 import { type ErrorObject, ProtocolError } from './errors.ts'
 import { LIMITS } from './limits.ts'
 
@@ -108,13 +108,7 @@ function readHeader(
 export function frameBytes(data: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array {
   if (data instanceof ArrayBuffer) return new Uint8Array(data)
   if (data instanceof Uint8Array) return new Uint8Array(data.buffer, data.byteOffset, data.length)
-  const out = new Uint8Array(data.reduce((n, c) => n + c.length, 0))
-  let o = 0
-  for (const c of data) {
-    out.set(c, o)
-    o += c.length
-  }
-  return out
+  return concatBytes(...data)
 }
 
 export function encodeApiRequests(requests: readonly ApiRequest[]): Uint8Array {
