@@ -49,21 +49,23 @@ const fromB64u = (s: string | undefined): Uint8Array =>
  */
 const X_PLACEHOLDER = b64u(new Uint8Array(32))
 
-/** A fresh x25519 key pair as key objects, and the public key's bytes. */
-function freshKeyPair(): { privateKey: KeyObject; publicKey: Uint8Array } {
+/** A fresh x25519 key pair: the secret's bytes, its key object, and the public key's bytes. */
+function freshKeyPair(): X25519KeyPair & { privateKey: KeyObject } {
+  const secretKey = randomBytes(32)
   const privateKey = createPrivateKey({
-    key: { kty: 'OKP', crv: 'X25519', d: b64u(randomBytes(32)), x: X_PLACEHOLDER },
+    key: { kty: 'OKP', crv: 'X25519', d: b64u(secretKey), x: X_PLACEHOLDER },
     format: 'jwk',
   })
   return {
+    secretKey,
     privateKey,
     publicKey: fromB64u(createPublicKey(privateKey).export({ format: 'jwk' }).x),
   }
 }
 
 export function generateX25519KeyPair(): X25519KeyPair {
-  const { privateKey, publicKey } = freshKeyPair()
-  return { secretKey: fromB64u(privateKey.export({ format: 'jwk' }).d), publicKey }
+  const { secretKey, publicKey } = freshKeyPair()
+  return { secretKey, publicKey }
 }
 
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
