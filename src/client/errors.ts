@@ -2,7 +2,7 @@
  * SDK errors in viem's style: one base class with `shortMessage`, `details`, `docsPath` and
  * `cause`, and a message that says what to do next.
  */
-import type { ErrorCode } from '../protocol/index.ts'
+import { type ErrorCode, ProtocolError } from '../protocol/index.ts'
 
 export class PoseError extends Error {
   override name = 'PoseError'
@@ -34,6 +34,15 @@ export class PoseError extends Error {
 /** The enclave or operator refused a request; `code` says why (e.g. BAD_NONCE). */
 export class PoseRequestError extends PoseError {
   override name = 'PoseRequestError'
+
+  /** An operator's error object (`{ name, code, message, details? }`), checked, as an SDK error. */
+  static fromObject(o: unknown): PoseRequestError {
+    const err = ProtocolError.fromObject(o)
+    return new PoseRequestError(err.shortMessage, {
+      code: err.code,
+      ...(err.details ? { details: err.details } : {}),
+    })
+  }
 }
 
 /** A receipt that does not verify against the enclave keys registered on-chain. */

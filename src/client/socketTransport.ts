@@ -127,15 +127,7 @@ class ApiSocket {
       this.pending.delete(a.id)
       clearTimeout(p.timer)
       if (a.kind === 'sealed') p.resolve(a.sealed)
-      else {
-        const err = ProtocolError.fromObject(a.error)
-        p.reject(
-          new PoseRequestError(err.shortMessage, {
-            code: err.code,
-            ...(err.details ? { details: err.details } : {}),
-          }),
-        )
-      }
+      else p.reject(PoseRequestError.fromObject(a.error))
     }
     this.idle()
   }

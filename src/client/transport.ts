@@ -7,7 +7,7 @@
  * transport").
  */
 import { AnswerTimeoutError, httpExchange, keepAliveAgents } from '../chain/fetch.ts'
-import { bytesToHex, type Hex, LIMITS, ProtocolError } from '../protocol/index.ts'
+import { bytesToHex, type Hex, LIMITS } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
 import { SocketUnavailableError, socketRequest } from './socketTransport.ts'
 
@@ -80,11 +80,7 @@ async function request<T>(
     })
   }
   if (res.status < 200 || res.status > 299) {
-    const err = ProtocolError.fromObject((json as { error?: unknown }).error)
-    throw new PoseRequestError(err.shortMessage, {
-      code: err.code,
-      ...(err.details ? { details: err.details } : {}),
-    })
+    throw PoseRequestError.fromObject((json as { error?: unknown }).error)
   }
   return json as T
 }
