@@ -1,13 +1,13 @@
 /**
  * Timeline probe of the `anatomy` section, preloaded into the devnet's operator and enclave
- * processes with `NODE_OPTIONS=--require` (and loaded by the benchmark process itself). It
- * records when messages cross each process boundary: requests at the operator's API (HTTP or
- * its WebSocket API, `/v1/ws`: at low load one request per frame), peer WebSocket frames, ecalls entering and answers leaving the enclave process, and the SDK's
- * requests. Only names and timestamps are kept: the method or message kind, never a payload.
- * Nothing happens unless BENCH_TRACE_DIR is set; on SIGUSR2 the process writes what it recorded
- * since the last signal to `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh. In the process
- * that loads it with `require`, `take()` does the same and `stop()` / `start()` pause and resume
- * the recording.
+ * processes with `NODE_OPTIONS=--require` (and loaded by the benchmark process itself). It records
+ * when messages cross each process boundary: requests at the operator's API (HTTP or its WebSocket
+ * API, `/v1/ws`: at low load one request per frame), peer WebSocket frames, ecalls entering and
+ * answers leaving the enclave process, and the SDK's requests. Only names and timestamps are kept:
+ * the method or message kind, never a payload. Nothing happens unless BENCH_TRACE_DIR is set; on
+ * SIGUSR2 the process writes what it recorded since the last signal to
+ * `$BENCH_TRACE_DIR/trace-<pid>.json` and starts afresh. In the process that loads it with
+ * `require`, `take()` does the same and `stop()` / `start()` pause and resume the recording.
  */
 'use strict'
 const dir = process.env.BENCH_TRACE_DIR

@@ -1,15 +1,15 @@
 /**
- * Section `floor`: the least CPU one PrivateToken transfer can cost through any implementation
- * of the protocol on this machine, from the primitives it cannot skip, each measured here in
- * one process: the EVM transfer itself (the bare-EVM figure), the user's signature and box,
- * the enclave opening the box and recovering the signer, the receipt's signature and sealed
- * answer, the client opening and checking it, one request and answer over the users'
- * WebSocket API (server and SDK side, as many in flight as the workload keeps), and for s = 2 with updates batched 8 to a batch the replication
- * SPEC §6 prescribes: the executor takes the transfer's write set, encrypts the update under
- * the state key, hashes it into its log and signs it (taking the write set out of the EVM is
- * not counted: ours also updates the state digest there); each watchdog checks the signature,
- * decrypts, hashes, applies the write set, seals it and signs its ack. Summed and spread over
- * every core, it bounds full-protocol throughput from above: a target above that bound is out
+ * Section `floor`: the least CPU one PrivateToken transfer can cost through any implementation of
+ * the protocol on this machine, from the primitives it cannot skip, each measured here in one
+ * process: the EVM transfer itself (the bare-EVM figure), the user's signature and box, the enclave
+ * opening the box and recovering the signer, the receipt's signature and sealed answer, the client
+ * opening and checking it, one request and answer over the users' WebSocket API (server and SDK
+ * side, as many in flight as the workload keeps), and for s = 2 with updates batched 8 to a batch
+ * the replication SPEC §6 prescribes: the executor takes the transfer's write set, encrypts the
+ * update under the state key, hashes it into its log and signs it (taking the write set out of the
+ * EVM is not counted: ours also updates the state digest there); each watchdog checks the
+ * signature, decrypts, hashes, applies the write set, seals it and signs its ack. Summed and spread
+ * over every core, it bounds full-protocol throughput from above: a target above that bound is out
  * of reach on this hardware whatever the code does.
  *
  * A second, higher floor adds what SPEC §2's architecture makes every transfer pay on top: the

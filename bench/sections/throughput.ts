@@ -386,9 +386,9 @@ async function apiTransportAb(
 ): Promise<ApiTransportAb> {
   const clients = all.slice(0, Math.max(...cfg.clients))
   const perClient = Math.ceil(cfg.satTxs / clients.length)
-  const runs: Record<ApiTransport, number[]> = { ws: [], http: [] }
-  const cpu: Record<ApiTransport, Array<Record<ProcessKind, number>>> = { ws: [], http: [] }
-  const txs: Record<ApiTransport, number> = { ws: 0, http: 0 }
+  const runs: Record<ApiTransport, LoadResult[]> = { ws: [], http: [] }
+  /** CPU seconds by kind of process, summed over each transport's runs. */
+  const cpu: Record<ApiTransport, Partial<Record<ProcessKind, number>>> = { ws: {}, http: {} }
   const lowP50Ms: Record<ApiTransport, number[]> = { ws: [], http: [] }
   const order: ApiTransport[] = ['ws', 'http']
   const use = (t: ApiTransport) => {
@@ -403,10 +403,9 @@ async function apiTransportAb(
       for (const t of order) {
         use(t)
         const c0 = cpuByKind(devnet)
-        const r = await runLoad(clients, [instance], perClient)
-        cpu[t].push(cpuDelta(c0, cpuByKind(devnet)))
-        runs[t].push(r.tps)
-        txs[t] += r.txs
+        runs[t].push(await runLoad(clients, [instance], perClient))
+        for (const [k, v] of Object.entries(cpuDelta(c0, cpuByKind(devnet))))
+          cpu[t][k as ProcessKind] = (cpu[t][k as ProcessKind] ?? 0) + v
       }
     for (let i = 0; i < 2; i++)
       for (const t of order) {
@@ -417,28 +416,22 @@ async function apiTransportAb(
     use('ws')
   }
   const perTx = (t: ApiTransport) => {
-    const sum = cpu[t].reduce(
-      (a, d) => {
-        for (const [k, v] of Object.entries(d)) a[k as ProcessKind] = (a[k as ProcessKind] ?? 0) + v
-        return a
-      },
-      {} as Record<ProcessKind, number>,
-    )
+    const txs = runs[t].reduce((a, r) => a + r.txs, 0)
     return Object.fromEntries(
-      Object.entries(sum).map(([k, v]) => [k, round((v * 1000) / txs[t], 2)]),
+      Object.entries(cpu[t]).map(([k, v]) => [k, round((v * 1000) / txs, 2)]),
     ) as Record<ProcessKind, number>
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
+  const rates = { ws: runs.ws.map((r) => r.tps), http: runs.http.map((r) => r.tps) }
   const result: ApiTransportAb = {
     s: 2,
     clients: clients.length,
-    runs,
-    tps: { ws: median(runs.ws), http: median(runs.http) },
+    runs: rates,
+    tps: { ws: medianRun(runs.ws).tps, http: medianRun(runs.http).tps },
     cpuMsPerTx: { ws: perTx('ws'), http: perTx('http') },
     lowP50Ms,
   }
   progress(
-    `throughput: s=2 users' API: WebSocket ${runs.ws.join(', ')} tx/s, low-load p50 ${lowP50Ms.ws.join(', ')} ms; HTTP ${runs.http.join(', ')} tx/s, ${lowP50Ms.http.join(', ')} ms (${clients.length} clients)`,
+    `throughput: s=2 users' API: WebSocket ${rates.ws.join(', ')} tx/s, low-load p50 ${lowP50Ms.ws.join(', ')} ms; HTTP ${rates.http.join(', ')} tx/s, ${lowP50Ms.http.join(', ')} ms (${clients.length} clients)`,
   )
   return result
 }
