@@ -428,7 +428,9 @@ test('an auto-challenging client challenges an executor whose host accepts reque
   timeout: 10_000,
 }, async () => {
   const r = await askSilentHost('view', { phase: Phase.Active })
-  assert.ok(r.ms >= 3_000, 'gave up after the failover deadline')
+  // The deadline is a 3 s timer, and libuv starts timers from the time its loop last read the
+  // clock: on a loaded machine it fires a few milliseconds short of 3 s by performance.now().
+  assert.ok(r.ms >= 2_950, `gave up after the failover deadline (${r.ms.toFixed(1)} ms)`)
   // Challenged once, right after the first unanswered request (before, an unanswered request
   // counted as one lost connection of three).
   assert.deepEqual(r.challengedAfter, [1], 'challenged after the first request')
