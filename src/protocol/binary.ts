@@ -1,8 +1,10 @@
 /**
- * Big-endian building blocks for the protocol's binary codecs (update bodies and payloads):
+ * Big-endian building blocks for the protocol's binary codecs (update bodies and payloads, acks,
+ * and the client messages: transactions, view calls, receipts and answers):
  * a writer that sizes its buffer as it goes and a reader that names the field it could not read.
  * Every reader error is a `ProtocolError('MALFORMED')` prefixed with the message being decoded.
  */
+import { uintToWord, wordToUint } from './bytes.ts'
 import { ProtocolError } from './errors.ts'
 
 const MAX_U64 = (1n << 64n) - 1n
@@ -53,6 +55,16 @@ export class ByteWriter {
     this.view.setBigUint64(this.o, v)
     this.o += 8
     return this
+  }
+
+  /** A 256-bit unsigned integer as a 32-byte word. */
+  u256(v: bigint, field: string): this {
+    if (v < 0n || v >= 1n << 256n)
+      throw new ProtocolError(
+        'MALFORMED',
+        `${this.what}.${field}: ${v} is not a 256-bit unsigned integer`,
+      )
+    return this.raw(uintToWord(v, field))
   }
 
   /** Exactly `length` bytes (a hash, an address). */
@@ -118,6 +130,19 @@ export class ByteReader {
     this.need(8, field)
     const v = this.view.getBigUint64(this.o)
     this.o += 8
+    return v
+  }
+
+  /** A MALFORMED error for `field` of the message being read. */
+  error(field: string, message: string): ProtocolError {
+    return new ProtocolError('MALFORMED', `${this.what}.${field}: ${message}`)
+  }
+
+  /** A 32-byte word as a 256-bit unsigned integer. */
+  u256(field: string): bigint {
+    this.need(32, field)
+    const v = wordToUint(this.b.subarray(this.o, this.o + 32))
+    this.o += 32
     return v
   }
 

@@ -1,7 +1,8 @@
 /**
  * Messages of the optimistic path (SPEC §6) and their codecs. Each message has a typed form
- * (bytes and bigints) and a wire form: JSON, except update bodies, update payloads and acks,
- * which are binary (docs/decisions/0008); `encodeX`/`decodeX` convert and validate.
+ * (bytes and bigints) and a wire form, `encodeX`/`decodeX` convert and validate. Binary: update
+ * bodies, update payloads and acks (docs/decisions/0008), and transactions, view calls, receipts
+ * and answers (0011). JSON: deployments, peer envelopes, genesis and sync bodies.
  */
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
@@ -41,83 +42,102 @@ export const instanceAad = (instance: bigint): Uint8Array => uintToWord(instance
 
 export type SignedTx = Tx & { signature: Uint8Array }
 
-const signedTxSchema = z.strictObject({
-  instance: uintSchema,
-  from: addressSchema,
-  nonce: uintSchema,
-  to: addressSchema,
-  value: uintSchema,
-  data: hexSchema,
-  gasLimit: uintSchema,
-  signature: signatureSchema,
-})
+/*
+ * Transactions, view calls, receipts and answers are binary (docs/decisions/0011): every
+ * transaction crosses them once each way, and as JSON with hex fields their encoding, parsing
+ * and validation cost the client and the executor more than the EVM's own bookkeeping.
+ * Big-endian, a version byte first, no trailing bytes; `bytes` is a u32 length and the bytes.
+ *
+ * tx      = version u8 = 1 | instance[32] | from[20] | nonce u64 | to[20] | value[32]
+ *           | gasLimit u64 | signature[65] | data bytes
+ * view    = version u8 = 1 | instance[32] | from[20] | to[20] | expiry u64 | signature[65]
+ *           | data bytes
+ * receipt = version u8 = 1 | instance[32] | seq u64 | result | executor[20] | signature[65]
+ *           (result as in an update payload, below)
+ * answer  = version u8 = 1 | kind u8, then by kind: 1 = receipt; 2 = view: status u8 | seq u64
+ *           | returnData bytes; 3 = rejected: the error object as UTF-8 JSON
+ */
+const TX_VERSION = 1
+const VIEW_VERSION = 1
+const RECEIPT_VERSION = 1
+const ANSWER_VERSION = 1
+
+function readVersion(r: ByteReader, expected: number): void {
+  const version = r.u8('version')
+  if (version !== expected) throw r.error('version', `unknown version ${version}`)
+}
+
+function checkBoxed(bytes: Uint8Array, what: string): void {
+  if (bytes instanceof Uint8Array && bytes.length > LIMITS.maxTxBoxBytes)
+    throw new ProtocolError(
+      'OVERSIZED',
+      `${what}: ${bytes.length} bytes exceeds ${LIMITS.maxTxBoxBytes}`,
+    )
+}
 
 export function encodeSignedTx(tx: SignedTx): Uint8Array {
-  return encodeJson({
-    instance: dec(tx.instance),
-    from: hex(tx.from),
-    nonce: dec(tx.nonce),
-    to: hex(tx.to),
-    value: dec(tx.value),
-    data: hex(tx.data),
-    gasLimit: dec(tx.gasLimit),
-    signature: hex(tx.signature),
-  })
+  return new ByteWriter('tx', 210 + tx.data.length)
+    .u8(TX_VERSION)
+    .u256(tx.instance, 'instance')
+    .fixed(tx.from, 20, 'from')
+    .u64(tx.nonce, 'nonce')
+    .fixed(tx.to, 20, 'to')
+    .u256(tx.value, 'value')
+    .u64(tx.gasLimit, 'gasLimit')
+    .fixed(tx.signature, 65, 'signature')
+    .bytes(tx.data)
+    .finish()
 }
 
 export function decodeSignedTx(bytes: Uint8Array): SignedTx {
-  const w = decodeJson(bytes, signedTxSchema, 'tx', LIMITS.maxTxBoxBytes)
-  const data = unhex(w.data, 'tx.data')
-  if (data.length > LIMITS.maxTxDataBytes) {
-    throw new ProtocolError(
-      'OVERSIZED',
-      `tx.data: ${data.length} bytes exceeds ${LIMITS.maxTxDataBytes}`,
-    )
+  checkBoxed(bytes, 'tx')
+  const r = new ByteReader(bytes, 'tx')
+  readVersion(r, TX_VERSION)
+  const tx = {
+    instance: r.u256('instance'),
+    from: r.fixed(20, 'from'),
+    nonce: r.u64('nonce'),
+    to: r.fixed(20, 'to'),
+    value: r.u256('value'),
+    gasLimit: r.u64('gasLimit'),
+    signature: r.fixed(65, 'signature'),
   }
-  return {
-    instance: uint(w.instance, 'tx.instance'),
-    from: unhex(w.from, 'tx.from', 20),
-    nonce: uint(w.nonce, 'tx.nonce', 64),
-    to: unhex(w.to, 'tx.to', 20),
-    value: uint(w.value, 'tx.value'),
-    data,
-    gasLimit: uint(w.gasLimit, 'tx.gasLimit', 64),
-    signature: unhex(w.signature, 'tx.signature', 65),
-  }
+  const n = r.u32('data.length')
+  if (n > LIMITS.maxTxDataBytes)
+    throw new ProtocolError('OVERSIZED', `tx.data: ${n} bytes exceeds ${LIMITS.maxTxDataBytes}`)
+  const data = r.fixed(n, 'data')
+  r.end()
+  return { ...tx, data }
 }
 
 export type SignedView = ViewCall & { signature: Uint8Array }
 
-const signedViewSchema = z.strictObject({
-  instance: uintSchema,
-  from: addressSchema,
-  to: addressSchema,
-  data: hexSchema,
-  expiry: uintSchema,
-  signature: signatureSchema,
-})
-
 export function encodeSignedView(v: SignedView): Uint8Array {
-  return encodeJson({
-    instance: dec(v.instance),
-    from: hex(v.from),
-    to: hex(v.to),
-    data: hex(v.data),
-    expiry: dec(v.expiry),
-    signature: hex(v.signature),
-  })
+  return new ByteWriter('view', 150 + v.data.length)
+    .u8(VIEW_VERSION)
+    .u256(v.instance, 'instance')
+    .fixed(v.from, 20, 'from')
+    .fixed(v.to, 20, 'to')
+    .u64(v.expiry, 'expiry')
+    .fixed(v.signature, 65, 'signature')
+    .bytes(v.data)
+    .finish()
 }
 
 export function decodeSignedView(bytes: Uint8Array): SignedView {
-  const w = decodeJson(bytes, signedViewSchema, 'view', LIMITS.maxTxBoxBytes)
-  return {
-    instance: uint(w.instance, 'view.instance'),
-    from: unhex(w.from, 'view.from', 20),
-    to: unhex(w.to, 'view.to', 20),
-    data: unhex(w.data, 'view.data'),
-    expiry: uint(w.expiry, 'view.expiry', 64),
-    signature: unhex(w.signature, 'view.signature', 65),
+  checkBoxed(bytes, 'view')
+  const r = new ByteReader(bytes, 'view')
+  readVersion(r, VIEW_VERSION)
+  const v = {
+    instance: r.u256('instance'),
+    from: r.fixed(20, 'from'),
+    to: r.fixed(20, 'to'),
+    expiry: r.u64('expiry'),
+    signature: r.fixed(65, 'signature'),
+    data: r.bytes('data'),
   }
+  r.end()
+  return v
 }
 
 // ---------------------------------------------------------------- deployment
@@ -167,20 +187,6 @@ const logSchema = z.strictObject({
   address: addressSchema,
   topics: z.array(bytes32Schema).max(4),
   data: hexSchema,
-})
-
-const receiptSchema = z.strictObject({
-  instance: uintSchema,
-  txHash: bytes32Schema,
-  from: addressSchema,
-  nonce: uintSchema,
-  seq: uintSchema,
-  status: z.enum(STATUS),
-  gasUsed: uintSchema,
-  returnData: hexSchema,
-  logs: z.array(logSchema).max(1024),
-  executor: addressSchema,
-  signature: signatureSchema,
 })
 
 function logToWire(l: ReceiptLog) {
@@ -253,36 +259,34 @@ export function verifyReceiptSignature(
 }
 
 export function encodeReceipt(r: Receipt): Uint8Array {
-  return encodeJson({
-    instance: dec(r.instance),
-    txHash: hex(r.txHash),
-    from: hex(r.from),
-    nonce: dec(r.nonce),
-    seq: dec(r.seq),
-    status: r.status,
-    gasUsed: dec(r.gasUsed),
-    returnData: hex(r.returnData),
-    logs: r.logs.map(logToWire),
-    executor: hex(r.executor),
-    signature: hex(r.signature),
-  })
+  return writeReceipt(new ByteWriter('receipt', 256 + r.returnData.length), r).finish()
+}
+
+function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
+  w.u8(RECEIPT_VERSION).u256(r.instance, 'instance').u64(r.seq, 'seq')
+  return writeExecuted(w, r).fixed(r.executor, 20, 'executor').fixed(r.signature, 65, 'signature')
+}
+
+function readReceipt(r: ByteReader): Receipt {
+  readVersion(r, RECEIPT_VERSION)
+  const instance = r.u256('instance')
+  const seq = r.u64('seq')
+  const executed = readExecuted(r, 'result')
+  return {
+    instance,
+    seq,
+    ...executed,
+    executor: r.fixed(20, 'executor'),
+    signature: r.fixed(65, 'signature'),
+  }
 }
 
 export function decodeReceipt(bytes: Uint8Array): Receipt {
-  const w = decodeJson(bytes, receiptSchema, 'receipt', LIMITS.maxPeerMessageBytes)
-  return {
-    instance: uint(w.instance, 'receipt.instance'),
-    txHash: unhex(w.txHash, 'receipt.txHash', 32),
-    from: unhex(w.from, 'receipt.from', 20),
-    nonce: uint(w.nonce, 'receipt.nonce', 64),
-    seq: uint(w.seq, 'receipt.seq', 64),
-    status: w.status,
-    gasUsed: uint(w.gasUsed, 'receipt.gasUsed'),
-    returnData: unhex(w.returnData, 'receipt.returnData'),
-    logs: w.logs.map((l, i) => logFromWire(l, `receipt.logs.${i}`)),
-    executor: unhex(w.executor, 'receipt.executor', 20),
-    signature: unhex(w.signature, 'receipt.signature', 65),
-  }
+  checkSize(bytes, 'receipt')
+  const r = new ByteReader(bytes, 'receipt')
+  const receipt = readReceipt(r)
+  r.end()
+  return receipt
 }
 
 /**
@@ -301,49 +305,37 @@ const errorObjectSchema = z.strictObject({
   details: z.string().max(4000).optional(),
 })
 
-const answerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('receipt'), receipt: z.unknown() }),
-  z.strictObject({
-    kind: z.literal('view'),
-    status: z.enum(STATUS),
-    returnData: hexSchema,
-    seq: uintSchema,
-  }),
-  z.strictObject({ kind: z.literal('rejected'), error: errorObjectSchema }),
-])
+const ANSWER_KIND = { receipt: 1, view: 2, rejected: 3 } as const
 
 export function encodeAnswer(a: Answer): Uint8Array {
-  if (a.kind === 'receipt') {
-    return encodeJson({
-      kind: 'receipt',
-      receipt: JSON.parse(new TextDecoder().decode(encodeReceipt(a.receipt))),
-    })
-  }
-  if (a.kind === 'view') {
-    return encodeJson({
-      kind: 'view',
-      status: a.status,
-      returnData: hex(a.returnData),
-      seq: dec(a.seq),
-    })
-  }
-  return encodeJson(a)
+  const w = new ByteWriter('answer', 320).u8(ANSWER_VERSION).u8(ANSWER_KIND[a.kind])
+  if (a.kind === 'receipt') return writeReceipt(w, a.receipt).finish()
+  if (a.kind === 'view')
+    return w.u8(statusCode(a.status)).u64(a.seq, 'seq').bytes(a.returnData).finish()
+  return w.raw(encodeJson(a.error)).finish()
 }
 
 export function decodeAnswer(bytes: Uint8Array): Answer {
-  const w = decodeJson(bytes, answerSchema, 'answer', LIMITS.maxPeerMessageBytes)
-  if (w.kind === 'receipt')
-    return { kind: 'receipt', receipt: decodeReceipt(encodeJson(w.receipt)) }
-  if (w.kind === 'view') {
-    return {
-      kind: 'view',
-      status: w.status,
-      returnData: unhex(w.returnData, 'answer.returnData'),
-      seq: uint(w.seq, 'answer.seq', 64),
-    }
+  checkSize(bytes, 'answer')
+  const r = new ByteReader(bytes, 'answer')
+  readVersion(r, ANSWER_VERSION)
+  const kind = r.u8('kind')
+  if (kind === ANSWER_KIND.receipt) {
+    const receipt = readReceipt(r)
+    r.end()
+    return { kind: 'receipt', receipt }
   }
-  const error: ErrorObject = { name: w.error.name, code: w.error.code, message: w.error.message }
-  if (w.error.details !== undefined) error.details = w.error.details
+  if (kind === ANSWER_KIND.view) {
+    const status = readStatus(r, 'status')
+    const seq = r.u64('seq')
+    const returnData = r.bytes('returnData')
+    r.end()
+    return { kind: 'view', status, returnData, seq }
+  }
+  if (kind !== ANSWER_KIND.rejected) throw r.error('kind', `unknown kind ${kind}`)
+  const w = decodeJson(r.rest(), errorObjectSchema, 'answer.error', 8 * 1024)
+  const error: ErrorObject = { name: w.name, code: w.code, message: w.message }
+  if (w.details !== undefined) error.details = w.details
   return { kind: 'rejected', error }
 }
 
@@ -694,9 +686,7 @@ export function encodeUpdateBody(b: UpdateBody): Uint8Array {
 export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
   checkSize(bytes, 'update')
   const r = new ByteReader(bytes, 'update')
-  const version = r.u8('version')
-  if (version !== UPDATE_BODY_VERSION)
-    throw new ProtocolError('MALFORMED', `update.version: unknown version ${version}`)
+  readVersion(r, UPDATE_BODY_VERSION)
   return {
     seq: r.u64('seq'),
     prevHash: r.fixed(32, 'prevHash'),
@@ -708,7 +698,7 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
 
 function statusCode(status: ExecutedTx['status']): number {
   const code = STATUS.indexOf(status)
-  if (code < 0) throw new ProtocolError('MALFORMED', `update.payload: unknown status ${status}`)
+  if (code < 0) throw new ProtocolError('MALFORMED', `result.status: unknown status ${status}`)
   return code
 }
 
@@ -719,66 +709,66 @@ export function encodeUpdatePayload(p: UpdatePayload): Uint8Array {
     .u64(p.timestamp, 'timestamp')
     .bytes(p.writeSet)
     .u32(p.results.length)
-  for (const r of p.results) {
-    w.fixed(r.txHash, 32, 'txHash')
-      .fixed(r.from, 20, 'from')
-      .u64(r.nonce, 'nonce')
-      .u8(statusCode(r.status))
-      .u64(r.gasUsed, 'gasUsed')
-      .bytes(r.returnData)
-      .u32(r.logs.length)
-    for (const l of r.logs) {
-      if (l.topics.length > MAX_TOPICS)
-        throw new ProtocolError(
-          'MALFORMED',
-          `update.payload: a log has more than ${MAX_TOPICS} topics`,
-        )
-      w.fixed(l.address, 20, 'log.address').u8(l.topics.length)
-      for (const t of l.topics) w.fixed(t, 32, 'log.topic')
-      w.bytes(l.data)
-    }
-  }
+  for (const r of p.results) writeExecuted(w, r)
   return w.finish()
+}
+
+/** One transaction's outcome (`result` in the layouts above). */
+function writeExecuted(w: ByteWriter, r: ExecutedTx): ByteWriter {
+  w.fixed(r.txHash, 32, 'txHash')
+    .fixed(r.from, 20, 'from')
+    .u64(r.nonce, 'nonce')
+    .u8(statusCode(r.status))
+    .u64(r.gasUsed, 'gasUsed')
+    .bytes(r.returnData)
+    .u32(r.logs.length)
+  for (const l of r.logs) {
+    if (l.topics.length > MAX_TOPICS)
+      throw new ProtocolError('MALFORMED', `a log has more than ${MAX_TOPICS} topics`)
+    w.fixed(l.address, 20, 'log.address').u8(l.topics.length)
+    for (const t of l.topics) w.fixed(t, 32, 'log.topic')
+    w.bytes(l.data)
+  }
+  return w
+}
+
+function readStatus(r: ByteReader, at: string): ExecutedTx['status'] {
+  const code = r.u8(at)
+  const status = STATUS[code]
+  if (status === undefined) throw r.error(at, `unknown status ${code}`)
+  return status
+}
+
+function readExecuted(r: ByteReader, at: string): ExecutedTx {
+  const txHash = r.fixed(32, `${at}.txHash`)
+  const from = r.fixed(20, `${at}.from`)
+  const nonce = r.u64(`${at}.nonce`)
+  const status = readStatus(r, `${at}.status`)
+  const gasUsed = r.u64(`${at}.gasUsed`)
+  const returnData = r.bytes(`${at}.returnData`)
+  const logs: ReceiptLog[] = []
+  const m = r.count(`${at}.logs`, MAX_LOGS_PER_TX)
+  for (let j = 0; j < m; j++) {
+    const address = r.fixed(20, `${at}.logs.${j}.address`)
+    const k = r.u8(`${at}.logs.${j}.topics`)
+    if (k > MAX_TOPICS) throw r.error(`${at}.logs.${j}.topics`, `${k} exceeds ${MAX_TOPICS}`)
+    const topics: Uint8Array[] = []
+    for (let t = 0; t < k; t++) topics.push(r.fixed(32, `${at}.logs.${j}.topics.${t}`))
+    logs.push({ address, topics, data: r.bytes(`${at}.logs.${j}.data`) })
+  }
+  return { txHash, from, nonce, status, gasUsed, returnData, logs }
 }
 
 export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
   checkSize(bytes, 'update.payload')
   const r = new ByteReader(bytes, 'update.payload')
-  const version = r.u8('version')
-  if (version !== UPDATE_PAYLOAD_VERSION)
-    throw new ProtocolError('MALFORMED', `update.payload.version: unknown version ${version}`)
+  readVersion(r, UPDATE_PAYLOAD_VERSION)
   const blockNumber = r.u64('blockNumber')
   const timestamp = r.u64('timestamp')
   const writeSet = r.bytes('writeSet')
   const n = r.count('results', LIMITS.maxBatchTxs)
   const results: ExecutedTx[] = []
-  for (let i = 0; i < n; i++) {
-    const at = `results.${i}`
-    const txHash = r.fixed(32, `${at}.txHash`)
-    const from = r.fixed(20, `${at}.from`)
-    const nonce = r.u64(`${at}.nonce`)
-    const code = r.u8(`${at}.status`)
-    const status = STATUS[code]
-    if (status === undefined)
-      throw new ProtocolError('MALFORMED', `update.payload.${at}.status: unknown status ${code}`)
-    const gasUsed = r.u64(`${at}.gasUsed`)
-    const returnData = r.bytes(`${at}.returnData`)
-    const logs: ReceiptLog[] = []
-    const m = r.count(`${at}.logs`, MAX_LOGS_PER_TX)
-    for (let j = 0; j < m; j++) {
-      const address = r.fixed(20, `${at}.logs.${j}.address`)
-      const k = r.u8(`${at}.logs.${j}.topics`)
-      if (k > MAX_TOPICS)
-        throw new ProtocolError(
-          'MALFORMED',
-          `update.payload.${at}.logs.${j}.topics: ${k} exceeds ${MAX_TOPICS}`,
-        )
-      const topics: Uint8Array[] = []
-      for (let t = 0; t < k; t++) topics.push(r.fixed(32, `${at}.logs.${j}.topics.${t}`))
-      logs.push({ address, topics, data: r.bytes(`${at}.logs.${j}.data`) })
-    }
-    results.push({ txHash, from, nonce, status, gasUsed, returnData, logs })
-  }
+  for (let i = 0; i < n; i++) results.push(readExecuted(r, `results.${i}`))
   r.end()
   return { writeSet, results, blockNumber, timestamp }
 }
@@ -868,9 +858,7 @@ export const encodeAckBody = (b: AckBody): Uint8Array =>
 
 export function decodeAckBody(bytes: Uint8Array): AckBody {
   const r = new ByteReader(bytes, 'ack')
-  const version = r.u8('version')
-  if (version !== ACK_VERSION)
-    throw new ProtocolError('MALFORMED', `ack.version: unknown version ${version}`)
+  readVersion(r, ACK_VERSION)
   const body = {
     seq: r.u64('seq'),
     updateHash: r.fixed(32, 'updateHash'),

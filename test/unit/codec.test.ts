@@ -249,24 +249,50 @@ test('codecs round-trip', () => {
 })
 
 test('decoders reject malformed, oversized and out-of-range input with a typed error', () => {
-  const good = JSON.parse(new TextDecoder().decode(encodeSignedTx(fc.sample(signedTx, 1)[0]!)))
-  const enc = (v: unknown) => utf8(JSON.stringify(v))
-  assert.throws(() => decodeSignedTx(utf8('{')), isCode('MALFORMED'))
-  assert.throws(() => decodeSignedTx(new Uint8Array([0xff, 0xfe])), isCode('MALFORMED'))
-  assert.throws(() => decodeSignedTx(enc({ ...good, extra: 1 })), isCode('MALFORMED'))
+  // Binary client messages: every fault names its message and field.
+  const tx = { ...fc.sample(signedTx, 1)[0]!, data: new Uint8Array(10) }
+  const good = encodeSignedTx(tx)
+  assert.throws(() => decodeSignedTx(good.subarray(0, 40)), /^ProtocolError: tx\.from: truncated/)
+  assert.throws(() => decodeSignedTx(Uint8Array.of(2, ...good.subarray(1))), /tx\.version: unknown/)
+  assert.throws(() => decodeSignedTx(Uint8Array.of(...good, 0)), /tx: 1 trailing bytes/)
+  assert.throws(() => decodeSignedTx(good.subarray(0, good.length - 1)), /tx\.data: truncated/)
+  const huge = encodeSignedTx({ ...tx, data: new Uint8Array(70_000) })
   assert.throws(
-    () => decodeSignedTx(enc({ ...good, nonce: (1n << 64n).toString() })),
-    isCode('OUT_OF_RANGE'),
-  )
-  assert.throws(() => decodeSignedTx(enc({ ...good, nonce: -1 })), isCode('MALFORMED'))
-  assert.throws(() => decodeSignedTx(enc({ ...good, from: '0x1234' })), /tx\.from/)
-  assert.throws(
-    () => decodeSignedTx(enc({ ...good, data: `0x${'00'.repeat(70_000)}` })),
-    isCode('OVERSIZED'),
+    () => decodeSignedTx(huge),
+    (e: unknown) => isCode('OVERSIZED')(e) && /tx\.data/.test(`${e}`),
   )
   assert.throws(() => decodeSignedTx(new Uint8Array(200_000)), isCode('OVERSIZED'))
+  assert.throws(() => encodeSignedTx({ ...tx, nonce: 1n << 64n }), /tx\.nonce: .* not a 64-bit/)
+  assert.throws(
+    () => encodeSignedTx({ ...tx, from: new Uint8Array(3) }),
+    /tx\.from: expected 20 bytes/,
+  )
+  const view = encodeSignedView(fc.sample(signedView, 1)[0]!)
+  assert.throws(() => decodeSignedView(view.subarray(0, 60)), /view\.to: truncated/)
+  const r = fc.sample(receipt, 1)[0]!
+  const answer = encodeAnswer({ kind: 'receipt', receipt: { ...r, status: 'revert' } })
+  const statusAt = 1 + 1 + 1 + 32 + 8 + 32 + 20 + 8
+  assert.equal(answer[statusAt], 1)
+  const badStatus = Uint8Array.from(answer)
+  badStatus[statusAt] = 7
+  assert.throws(() => decodeAnswer(badStatus), /answer\.result\.status: unknown status 7/)
+  assert.throws(() => decodeAnswer(Uint8Array.of(1, 9)), /answer\.kind: unknown kind 9/)
+  assert.throws(
+    () => decodeReceipt(Uint8Array.of(2, ...encodeReceipt(r).subarray(1))),
+    /receipt\.version/,
+  )
+  const rejected = (error: object) => Uint8Array.of(1, 3, ...utf8(JSON.stringify(error)))
+  assert.throws(
+    () => decodeAnswer(rejected({ name: 'X', code: 'NOPE', message: 'm' })),
+    /answer\.error/,
+  )
+  assert.throws(
+    () => decodeAnswer(rejected({ name: 'X', code: 'BAD_NONCE', message: 'm', x: 1 })),
+    isCode('MALFORMED'),
+  )
+  // JSON messages (deployments, genesis, sync) keep their depth limit.
   const deep = `${'['.repeat(5000)}1${']'.repeat(5000)}`
-  assert.throws(() => decodeSignedTx(utf8(`{"data":${deep}}`)), /nested deeper/)
+  assert.throws(() => decodeDeployRequest(utf8(`{"initCode":${deep}}`)), /nested deeper/)
   // Arbitrary garbage never escapes as anything but a ProtocolError.
   fc.assert(
     fc.property(
