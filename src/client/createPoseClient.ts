@@ -14,7 +14,7 @@ import type {
 } from 'viem'
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
 import { TxSender } from '../chain/sender.ts'
-import { hexToBytes, type PoseDomain } from '../protocol/index.ts'
+import { BoxSessions, hexToBytes, type PoseDomain } from '../protocol/index.ts'
 import { type ChallengeExecutorParameters, challengeExecutor } from './actions/challengeExecutor.ts'
 import { type DeployContractParameters, deployContract } from './actions/deployContract.ts'
 import { type DepositParameters, deposit } from './actions/deposit.ts'
@@ -74,6 +74,14 @@ export type CreatePoseClientParameters = {
    * cannot be opened is sent the request over HTTP.
    */
   apiTransport?: ApiTransport
+  /**
+   * Reuse one ephemeral encryption key per instance key for many requests (default true): a
+   * request then costs no key exchange (docs/decisions/0012). Each request still has its own
+   * nonce and response key; a session lasts at most 65,536 requests or 10 minutes. `false`
+   * seals every request with a fresh ephemeral key, so that no two requests can be linked by
+   * their ciphertexts.
+   */
+  sessionKeys?: boolean
 }
 
 export type PoseClientState = {
@@ -99,6 +107,8 @@ export type PoseClientBase = ChainClients & {
     apiTransport: ApiTransport
   }
   state: PoseClientState
+  /** Box sessions for requests (`sessionKeys`); none: a fresh ephemeral key per request. */
+  boxSessions?: BoxSessions
 }
 
 export type PoseClient = PoseClientBase & {
@@ -165,6 +175,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       apiTransport: p.apiTransport ?? 'ws',
     },
     state: { nonces: new Map(), instances: new Map(), sent: new Map() },
+    ...(p.sessionKeys === false ? {} : { boxSessions: new BoxSessions() }),
   }
   const client = base as PoseClient
   client.deployContract = (q) => deployContract(base, q)

@@ -1,9 +1,12 @@
 /**
- * Encryption glue (SPEC §6.1): x25519 ECDH with a per-message ephemeral key, HKDF-SHA256 and
- * AES-256-GCM from node:crypto. A box is `ephemeralPublicKey(32) || nonce(12) || ciphertext ||
- * tag(16)`. The response key is derived from the same shared secret, so only the sender of a box
- * can read the answer to it. Every box is bound to a `context` label and optional associated
- * data, so a box made for one purpose cannot be replayed as another.
+ * Encryption glue (SPEC §6.1): x25519 ECDH with an ephemeral key, HKDF-SHA256 and AES-256-GCM
+ * from node:crypto. A box is `ephemeralPublicKey(32) || nonce(12) || ciphertext || tag(16)`.
+ * The response key is derived from the same shared secret and the box's nonce, so only the
+ * sender of a box can read the answer to it, and an answer opens only with the key of the box
+ * it answers. Every box is bound to a `context` label and optional associated data, so a box
+ * made for one purpose cannot be replayed as another. `boxSeal` uses a fresh ephemeral key per
+ * box; a `BoxSessions` sealer reuses one per recipient for a bounded number of boxes and time
+ * (docs/decisions/0012), and `boxOpen` remembers the shared secrets of recent ephemeral keys.
  */
 import {
   createCipheriv,
@@ -144,9 +147,9 @@ export function aeadSeal(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array = new Uint8Array(),
+  nonce: Uint8Array = randomBytes(NONCE_BYTES),
 ): Uint8Array {
   assertBytes(key, 'key', KEY_BYTES)
-  const nonce = randomBytes(NONCE_BYTES)
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
   cipher.setAAD(aad)
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
@@ -185,34 +188,137 @@ export function aeadOpen(
   }
 }
 
-function boxKeys(
-  shared: Uint8Array,
-  ephemeral: Uint8Array,
-  recipient: Uint8Array,
-  context: string,
-) {
-  const prk = hkdfExtract(shared, concatBytes(ephemeral, recipient))
+/** HKDF-Extract of a box's shared secret, salted with both public keys. */
+const boxPrk = (shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): Buffer =>
+  hkdfExtract(shared, concatBytes(ephemeral, recipient))
+
+/**
+ * A box's keys: the request key from its context; the response key from its context and the
+ * box's nonce, so each box of a session has its own (an operator cannot hand one request's
+ * answer to another).
+ */
+function boxKeys(prk: Buffer, context: string, nonce: Uint8Array) {
   return {
     requestKey: hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES),
-    responseKey: hkdfExpand(prk, `POSE-BOX-v1/response/${context}`, KEY_BYTES),
+    responseKey: hkdfExpandWith(prk, `POSE-BOX-v1/response/${context}`, nonce),
   }
 }
 
-/** Encrypts to an x25519 public key. Keep `responseKey` to read the answer. */
-export function boxSeal(p: {
+/** HKDF-Expand's first block with `info` = the label's UTF-8 bytes followed by `extra`. */
+function hkdfExpandWith(prk: Buffer, label: string, extra: Uint8Array): Uint8Array {
+  const t = createHmac('sha256', prk).update(label).update(extra).update(ONE).digest()
+  return new Uint8Array(t.buffer, t.byteOffset, KEY_BYTES)
+}
+
+export type BoxSealParams = {
   recipientPublicKey: Uint8Array
   plaintext: Uint8Array
   context: string
   aad?: Uint8Array
-}): { box: Uint8Array; responseKey: Uint8Array } {
+}
+export type SealedBox = { box: Uint8Array; responseKey: Uint8Array }
+
+function sealWith(eph: { publicKey: Uint8Array; prk: Buffer }, p: BoxSealParams): SealedBox {
+  const nonce = randomBytes(NONCE_BYTES)
+  const { requestKey, responseKey } = boxKeys(eph.prk, p.context, nonce)
+  return {
+    box: concatBytes(eph.publicKey, aeadSeal(requestKey, p.plaintext, p.aad, nonce)),
+    responseKey,
+  }
+}
+
+/** Encrypts to an x25519 public key with a fresh ephemeral key. Keep `responseKey` to read the answer. */
+export function boxSeal(p: BoxSealParams): SealedBox {
   assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
   // The ephemeral key is used as imported: no export and re-import of its secret half.
   const eph = freshKeyPair()
-  const ephPublic = eph.publicKey
-  const shared = sharedSecret(eph.privateKey, p.recipientPublicKey)
-  const { requestKey, responseKey } = boxKeys(shared, ephPublic, p.recipientPublicKey, p.context)
-  const sealed = aeadSeal(requestKey, p.plaintext, p.aad)
-  return { box: concatBytes(ephPublic, sealed), responseKey }
+  const prk = boxPrk(
+    sharedSecret(eph.privateKey, p.recipientPublicKey),
+    eph.publicKey,
+    p.recipientPublicKey,
+  )
+  return sealWith({ publicKey: eph.publicKey, prk }, p)
+}
+
+/** Limits of a sender's session with one recipient. */
+export const BOX_SESSION_LIMITS = {
+  /** Boxes sealed under one ephemeral key (AES-GCM random nonces stay far from collisions). */
+  maxBoxes: 65_536,
+  /** How long one ephemeral key is used. */
+  maxAgeMs: 10 * 60_000,
+  /** Recipients with a session at once; the oldest session is dropped beyond. */
+  maxRecipients: 64,
+}
+
+/**
+ * A sender's box sealer that reuses one ephemeral key per recipient: the key exchange (two
+ * x25519 multiplications for the sender, one for the recipient, which remembers it) happens
+ * once per session instead of once per box. A session ends after `maxBoxes` boxes or
+ * `maxAgeMs`; its boxes are otherwise exactly `boxSeal`'s, each with its own nonce and response
+ * key. Boxes of one session are linkable to each other by their ephemeral key.
+ */
+export class BoxSessions {
+  private readonly sessions = new Map<
+    string,
+    { publicKey: Uint8Array; prk: Buffer; boxes: number; expiresAt: number }
+  >()
+
+  constructor(private readonly limits: Partial<typeof BOX_SESSION_LIMITS> = {}) {}
+
+  seal(p: BoxSealParams): SealedBox {
+    assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
+    const { maxBoxes, maxAgeMs, maxRecipients } = { ...BOX_SESSION_LIMITS, ...this.limits }
+    const id = Buffer.from(p.recipientPublicKey).toString('hex')
+    const now = Date.now()
+    let s = this.sessions.get(id)
+    if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
+      const eph = freshKeyPair()
+      s = {
+        publicKey: eph.publicKey,
+        prk: boxPrk(
+          sharedSecret(eph.privateKey, p.recipientPublicKey),
+          eph.publicKey,
+          p.recipientPublicKey,
+        ),
+        boxes: 0,
+        expiresAt: now + maxAgeMs,
+      }
+      this.sessions.delete(id)
+      this.sessions.set(id, s)
+      if (this.sessions.size > maxRecipients)
+        this.sessions.delete(this.sessions.keys().next().value!)
+    }
+    s.boxes++
+    return sealWith(s, p)
+  }
+}
+
+/**
+ * Extracted shared secrets of the ephemeral keys a recipient saw last, per recipient secret key:
+ * the boxes of a sender's session cost one x25519 multiplication in all. Bounded; the oldest
+ * entry goes first. A function of the two keys only, so remembering it changes no outcome.
+ */
+const RECENT_EPHEMERALS = 1024
+const recentPrks = new WeakMap<Uint8Array, Map<string, Buffer>>()
+
+function recipientPrk(
+  secretKey: Uint8Array,
+  recipientPublicKey: Uint8Array,
+  ephemeral: Uint8Array,
+): Buffer {
+  let cache = recentPrks.get(secretKey)
+  if (!cache) {
+    cache = new Map()
+    recentPrks.set(secretKey, cache)
+  }
+  const id = Buffer.from(ephemeral.buffer, ephemeral.byteOffset, KEY_BYTES).toString('hex')
+  let prk = cache.get(id)
+  if (!prk) {
+    prk = boxPrk(sharedSecret(secretKey, ephemeral), ephemeral, recipientPublicKey)
+    if (cache.size >= RECENT_EPHEMERALS) cache.delete(cache.keys().next().value!)
+    cache.set(id, prk)
+  }
+  return prk
 }
 
 export function boxOpen(p: {
@@ -226,7 +332,8 @@ export function boxOpen(p: {
     throw new ProtocolError('DECRYPTION_FAILED', `box: expected at least ${BOX_OVERHEAD} bytes`)
   }
   const ephemeral = p.box.subarray(0, KEY_BYTES)
-  const shared = sharedSecret(p.recipientSecretKey, ephemeral)
-  const { requestKey, responseKey } = boxKeys(shared, ephemeral, p.recipientPublicKey, p.context)
-  return { plaintext: aeadOpen(requestKey, p.box.subarray(KEY_BYTES), p.aad), responseKey }
+  const prk = recipientPrk(p.recipientSecretKey, p.recipientPublicKey, ephemeral)
+  const sealed = p.box.subarray(KEY_BYTES)
+  const { requestKey, responseKey } = boxKeys(prk, p.context, sealed.subarray(0, NONCE_BYTES))
+  return { plaintext: aeadOpen(requestKey, sealed, p.aad), responseKey }
 }

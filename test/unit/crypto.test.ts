@@ -15,6 +15,7 @@ import { signTyped } from '../../src/client/actions/getNonce.ts'
 import {
   aeadOpen,
   aeadSeal,
+  BoxSessions,
   boxOpen,
   boxSeal,
   bytesToHex,
@@ -256,21 +257,79 @@ test('HKDF equals RFC 5869 (node:crypto hkdfSync), and a box opens with an indep
         const eph = box.subarray(0, 32)
         const shared = x25519.getSharedSecret(r.secretKey, eph)
         const salt = new Uint8Array([...eph, ...r.publicKey])
-        const key = (dir: string) =>
+        const key = (dir: string, extra: Uint8Array = new Uint8Array()) =>
           new Uint8Array(
-            hkdfSync('sha256', shared, salt, utf8(`POSE-BOX-v1/${dir}/${context}`), 32),
+            hkdfSync(
+              'sha256',
+              shared,
+              salt,
+              new Uint8Array([...utf8(`POSE-BOX-v1/${dir}/${context}`), ...extra]),
+              32,
+            ),
           )
         const d = createDecipheriv('aes-256-gcm', key('request'), box.subarray(32, 44))
         d.setAAD(aad)
         d.setAuthTag(box.subarray(box.length - 16))
         const opened = Buffer.concat([d.update(box.subarray(44, box.length - 16)), d.final()])
         assert.deepEqual(new Uint8Array(opened), plaintext)
-        assert.deepEqual(responseKey, key('response'))
+        // The response key's info ends with the box's nonce.
+        assert.deepEqual(responseKey, key('response', box.subarray(32, 44)))
         return true
       },
     ),
     { numRuns: 40 },
   )
+})
+
+test('box sessions: one ephemeral key per recipient for a bounded number of boxes, a response key per box', () => {
+  const open = (r: { secretKey: Uint8Array; publicKey: Uint8Array }, box: Uint8Array) =>
+    boxOpen({
+      recipientSecretKey: r.secretKey,
+      recipientPublicKey: r.publicKey,
+      box,
+      context: 'tx',
+    })
+  const a = generateX25519KeyPair()
+  const b = generateX25519KeyPair()
+  const sessions = new BoxSessions({ maxBoxes: 3, maxRecipients: 1 })
+  const seal = (r: { publicKey: Uint8Array }, text: string) =>
+    sessions.seal({ recipientPublicKey: r.publicKey, plaintext: utf8(text), context: 'tx' })
+  const boxes = [seal(a, 'one'), seal(a, 'two'), seal(a, 'three'), seal(a, 'four')]
+  const eph = boxes.map((x) => bytesToHex(x.box.subarray(0, 32)))
+  // Three boxes share the ephemeral key, the fourth starts a new session.
+  assert.equal(new Set(eph.slice(0, 3)).size, 1)
+  assert.notEqual(eph[3], eph[0])
+  // Every box opens, with its own response key; an answer opens only with its box's key.
+  for (const [i, text] of ['one', 'two', 'three', 'four'].entries()) {
+    const opened = open(a, boxes[i]!.box)
+    assert.equal(new TextDecoder().decode(opened.plaintext), text)
+    assert.deepEqual(opened.responseKey, boxes[i]!.responseKey)
+  }
+  assert.equal(new Set(boxes.map((x) => bytesToHex(x.responseKey))).size, 4)
+  const answer = aeadSeal(boxes[0]!.responseKey, utf8('receipt'))
+  assert.throws(() => aeadOpen(boxes[1]!.responseKey, answer), /authentication failed/)
+  // A nonce changed on the way gives another response key, and the request does not open.
+  const tampered = boxes[1]!.box.slice()
+  tampered[32]! ^= 1
+  assert.throws(() => open(a, tampered), /authentication failed/)
+  // A session per recipient: another recipient gets another key, and (one recipient at most
+  // here) the first recipient's session is dropped.
+  const toB = seal(b, 'b')
+  assert.notEqual(bytesToHex(toB.box.subarray(0, 32)), eph[3])
+  assert.equal(new TextDecoder().decode(open(b, toB.box).plaintext), 'b')
+  assert.notEqual(bytesToHex(seal(a, 'again').box.subarray(0, 32)), eph[3])
+  // Sessions expire.
+  const short = new BoxSessions({ maxAgeMs: 0 })
+  const x = short.seal({ recipientPublicKey: a.publicKey, plaintext: utf8('x'), context: 'tx' })
+  const y = short.seal({ recipientPublicKey: a.publicKey, plaintext: utf8('y'), context: 'tx' })
+  assert.notEqual(bytesToHex(x.box.subarray(0, 32)), bytesToHex(y.box.subarray(0, 32)))
+  // The recipient remembers a bounded number of ephemeral keys: boxes from more sessions than
+  // that, and then from the first again, all open.
+  const many = Array.from({ length: 1100 }, (_, i) =>
+    boxSeal({ recipientPublicKey: a.publicKey, plaintext: utf8(`m${i}`), context: 'tx' }),
+  )
+  for (const [i, m] of [...many, many[0]!].entries())
+    assert.equal(new TextDecoder().decode(open(a, m.box).plaintext), `m${i % 1100}`)
 })
 
 test('x25519 keys through JWK agree with the DER path and with noble; bad points are refused', () => {

@@ -2,6 +2,7 @@ import type { Address, Hex } from 'viem'
 import {
   aeadOpen,
   BOX_CONTEXT,
+  type BoxSealParams,
   boxSeal,
   bytesToHex,
   decodeAnswer,
@@ -49,6 +50,14 @@ export async function signTyped(
   } as never)
 }
 
+/**
+ * Encrypts a request to an instance's contract key: under the client's box session for that
+ * key (`sessionKeys`, the default) or with a fresh ephemeral key.
+ */
+export function sealRequest(client: PoseClientBase, p: BoxSealParams) {
+  return client.boxSessions ? client.boxSessions.seal(p) : boxSeal(p)
+}
+
 export type ViewAnswer = { status: 'success' | 'revert' | 'error'; returnData: Hex; seq: bigint }
 
 /** Sends a signed view call and opens its answer. */
@@ -75,7 +84,7 @@ export async function signedView(
     { instance: p.instance, from: client.account.address, to: p.to, data: p.data, expiry },
     hashViewCall(client.domain, view),
   )
-  const { box, responseKey } = boxSeal({
+  const { box, responseKey } = sealRequest(client, {
     recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
     plaintext: encodeSignedView({ ...view, signature: hexToBytes(signature, 'signature', 65) }),
     context: BOX_CONTEXT.view,

@@ -3,7 +3,6 @@ import { readFormerMember } from '../../chain/manager.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
-  boxSeal,
   bytesToHex,
   decodeAnswer,
   encodeSignedTx,
@@ -20,7 +19,7 @@ import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
 import { getInstance } from './getInstance.ts'
-import { getNonce, signTyped } from './getNonce.ts'
+import { getNonce, sealRequest, signTyped } from './getNonce.ts'
 
 export type SendTransactionParameters = {
   instance: bigint
@@ -156,7 +155,7 @@ export async function sendTransaction(
     'signature',
     65,
   )
-  const { box, responseKey } = boxSeal({
+  const { box, responseKey } = sealRequest(client, {
     recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
     plaintext: encodeSignedTx({ ...tx, signature }),
     context: BOX_CONTEXT.tx,
