@@ -227,17 +227,21 @@ function sealWith(eph: { publicKey: Uint8Array; prk: Buffer }, p: BoxSealParams)
   }
 }
 
-/** Encrypts to an x25519 public key with a fresh ephemeral key. Keep `responseKey` to read the answer. */
-export function boxSeal(p: BoxSealParams): SealedBox {
-  assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
+/** A fresh ephemeral key for `recipient`: its public half and the box PRK it shares. */
+function freshEphemeral(recipient: Uint8Array): { publicKey: Uint8Array; prk: Buffer } {
   // The ephemeral key is used as imported: no export and re-import of its secret half.
   const eph = freshKeyPair()
-  const prk = boxPrk(
-    sharedSecret(eph.privateKey, p.recipientPublicKey),
-    eph.publicKey,
-    p.recipientPublicKey,
-  )
-  return sealWith({ publicKey: eph.publicKey, prk }, p)
+  const prk = boxPrk(sharedSecret(eph.privateKey, recipient), eph.publicKey, recipient)
+  return { publicKey: eph.publicKey, prk }
+}
+
+/**
+ * Encrypts to an x25519 public key with a fresh ephemeral key. Keep `responseKey` to read the
+ * answer.
+ */
+export function boxSeal(p: BoxSealParams): SealedBox {
+  assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
+  return sealWith(freshEphemeral(p.recipientPublicKey), p)
 }
 
 /** Limits of a sender's session with one recipient. */
@@ -272,17 +276,7 @@ export class BoxSessions {
     const now = Date.now()
     let s = this.sessions.get(id)
     if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
-      const eph = freshKeyPair()
-      s = {
-        publicKey: eph.publicKey,
-        prk: boxPrk(
-          sharedSecret(eph.privateKey, p.recipientPublicKey),
-          eph.publicKey,
-          p.recipientPublicKey,
-        ),
-        boxes: 0,
-        expiresAt: now + maxAgeMs,
-      }
+      s = { ...freshEphemeral(p.recipientPublicKey), boxes: 0, expiresAt: now + maxAgeMs }
       this.sessions.delete(id)
       this.sessions.set(id, s)
       if (this.sessions.size > maxRecipients)
