@@ -18,9 +18,11 @@ export const LIMITS = {
   maxInFlightUpdates: 4,
   /**
    * Transactions that must be queued before an executor starts an update while another is in
-   * flight; fewer wait for the next acknowledgement and then go as one batch.
+   * flight; fewer wait for the next acknowledgement and then go as one batch. 32 rather than 8
+   * since 2026-12-03: larger batches spread each update's signatures, sealing and messages over
+   * more transactions (bench/README.md, "night").
    */
-  pipelineMinBatchTxs: 8,
+  pipelineMinBatchTxs: 32,
   /** Sealed updates appended after a snapshot before a member seals a fresh snapshot. */
   snapshotEveryUpdates: 512,
   /** Ecalls (or responses) in one message over the ecall channel. */
