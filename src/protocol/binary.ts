@@ -57,6 +57,11 @@ export class ByteWriter {
     return this
   }
 
+  /** A MALFORMED error for `field` of the message being written. */
+  error(field: string, message: string): ProtocolError {
+    return new ProtocolError('MALFORMED', `${this.what}.${field}: ${message}`)
+  }
+
   /** A 256-bit unsigned integer as a 32-byte word. */
   u256(v: bigint, field: string): this {
     if (v < 0n || v >= 1n << 256n)

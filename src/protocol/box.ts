@@ -125,9 +125,14 @@ function sharedSecret(secretKey: Uint8Array | KeyObject, publicKey: Uint8Array):
 const hkdfExtract = (ikm: Uint8Array, salt: Uint8Array): Buffer =>
   createHmac('sha256', salt).update(ikm).digest()
 
-/** The first block of HKDF-Expand: keys of up to 32 bytes. */
-function hkdfExpand(prk: Buffer, info: string, length: number): Uint8Array {
-  const t = createHmac('sha256', prk).update(info).update(ONE).digest()
+/**
+ * The first block of HKDF-Expand: keys of up to 32 bytes. `info` is the label's UTF-8 bytes,
+ * followed by `extra` when given.
+ */
+function hkdfExpand(prk: Buffer, info: string, length: number, extra?: Uint8Array): Uint8Array {
+  const h = createHmac('sha256', prk).update(info)
+  if (extra) h.update(extra)
+  const t = h.update(ONE).digest()
   return new Uint8Array(t.buffer, t.byteOffset, length)
 }
 const ONE = Uint8Array.of(1)
@@ -147,11 +152,20 @@ export function aeadSeal(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array = new Uint8Array(),
-  nonce: Uint8Array = randomBytes(NONCE_BYTES),
+): Uint8Array {
+  return gcmSeal(key, plaintext, aad, randomBytes(NONCE_BYTES))
+}
+
+/** `aeadSeal` with a nonce the caller drew at random (a box derives its response key from it). */
+function gcmSeal(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array | undefined,
+  nonce: Uint8Array,
 ): Uint8Array {
   assertBytes(key, 'key', KEY_BYTES)
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
-  cipher.setAAD(aad)
+  cipher.setAAD(aad ?? new Uint8Array())
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
   return concatBytes(nonce, ct, cipher.getAuthTag())
 }
@@ -200,14 +214,8 @@ const boxPrk = (shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array
 function boxKeys(prk: Buffer, context: string, nonce: Uint8Array) {
   return {
     requestKey: hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES),
-    responseKey: hkdfExpandWith(prk, `POSE-BOX-v1/response/${context}`, nonce),
+    responseKey: hkdfExpand(prk, `POSE-BOX-v1/response/${context}`, KEY_BYTES, nonce),
   }
-}
-
-/** HKDF-Expand's first block with `info` = the label's UTF-8 bytes followed by `extra`. */
-function hkdfExpandWith(prk: Buffer, label: string, extra: Uint8Array): Uint8Array {
-  const t = createHmac('sha256', prk).update(label).update(extra).update(ONE).digest()
-  return new Uint8Array(t.buffer, t.byteOffset, KEY_BYTES)
 }
 
 export type BoxSealParams = {
@@ -222,7 +230,7 @@ function sealWith(eph: { publicKey: Uint8Array; prk: Buffer }, p: BoxSealParams)
   const nonce = randomBytes(NONCE_BYTES)
   const { requestKey, responseKey } = boxKeys(eph.prk, p.context, nonce)
   return {
-    box: concatBytes(eph.publicKey, aeadSeal(requestKey, p.plaintext, p.aad, nonce)),
+    box: concatBytes(eph.publicKey, gcmSeal(requestKey, p.plaintext, p.aad, nonce)),
     responseKey,
   }
 }
@@ -243,6 +251,10 @@ export function boxSeal(p: BoxSealParams): SealedBox {
   assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
   return sealWith(freshEphemeral(p.recipientPublicKey), p)
 }
+
+/** A 32-byte public key as a map key (hex, read in place). */
+const keyId = (key: Uint8Array): string =>
+  Buffer.from(key.buffer, key.byteOffset, KEY_BYTES).toString('hex')
 
 /** Limits of a sender's session with one recipient. */
 export const BOX_SESSION_LIMITS = {
@@ -272,7 +284,7 @@ export class BoxSessions {
   seal(p: BoxSealParams): SealedBox {
     assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
     const { maxBoxes, maxAgeMs, maxRecipients } = { ...BOX_SESSION_LIMITS, ...this.limits }
-    const id = Buffer.from(p.recipientPublicKey).toString('hex')
+    const id = keyId(p.recipientPublicKey)
     const now = Date.now()
     let s = this.sessions.get(id)
     if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
@@ -305,7 +317,7 @@ function recipientPrk(
     cache = new Map()
     recentPrks.set(secretKey, cache)
   }
-  const id = Buffer.from(ephemeral.buffer, ephemeral.byteOffset, KEY_BYTES).toString('hex')
+  const id = keyId(ephemeral)
   let prk = cache.get(id)
   if (!prk) {
     prk = boxPrk(sharedSecret(secretKey, ephemeral), ephemeral, recipientPublicKey)

@@ -311,7 +311,11 @@ export function encodeAnswer(a: Answer): Uint8Array {
   const w = new ByteWriter('answer', 320).u8(ANSWER_VERSION).u8(ANSWER_KIND[a.kind])
   if (a.kind === 'receipt') return writeReceipt(w, a.receipt).finish()
   if (a.kind === 'view')
-    return w.u8(statusCode(a.status)).u64(a.seq, 'seq').bytes(a.returnData).finish()
+    return w
+      .u8(statusCode(w, a.status, 'status'))
+      .u64(a.seq, 'seq')
+      .bytes(a.returnData)
+      .finish()
   return w.raw(encodeJson(a.error)).finish()
 }
 
@@ -696,9 +700,9 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
   }
 }
 
-function statusCode(status: ExecutedTx['status']): number {
+function statusCode(w: ByteWriter, status: ExecutedTx['status'], field: string): number {
   const code = STATUS.indexOf(status)
-  if (code < 0) throw new ProtocolError('MALFORMED', `result.status: unknown status ${status}`)
+  if (code < 0) throw w.error(field, `unknown status ${status}`)
   return code
 }
 
@@ -718,13 +722,13 @@ function writeExecuted(w: ByteWriter, r: ExecutedTx): ByteWriter {
   w.fixed(r.txHash, 32, 'txHash')
     .fixed(r.from, 20, 'from')
     .u64(r.nonce, 'nonce')
-    .u8(statusCode(r.status))
+    .u8(statusCode(w, r.status, 'result.status'))
     .u64(r.gasUsed, 'gasUsed')
     .bytes(r.returnData)
     .u32(r.logs.length)
   for (const l of r.logs) {
     if (l.topics.length > MAX_TOPICS)
-      throw new ProtocolError('MALFORMED', `a log has more than ${MAX_TOPICS} topics`)
+      throw w.error('result.logs.topics', `a log has more than ${MAX_TOPICS} topics`)
     w.fixed(l.address, 20, 'log.address').u8(l.topics.length)
     for (const t of l.topics) w.fixed(t, 32, 'log.topic')
     w.bytes(l.data)
