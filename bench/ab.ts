@@ -1,0 +1,226 @@
+/**
+ * A/B of two builds or two settings at saturation (`npm run bench:ab -- --b-dir ../other`):
+ * devnets of side A and side B take turns, each running a PrivateToken instance with `s`
+ * watchdogs under `clients` concurrent clients for several runs; the first runs of every devnet
+ * warm it up and are left out. Saturation rates on a shared machine drift by ±15 % over
+ * minutes, more than most changes gain, so only settings measured alternately in one sitting
+ * are compared (bench/README.md, "A/B of builds").
+ *
+ * A side is a checkout (`--a-dir`, `--b-dir`; default: this one), built with `npm run build`
+ * beforehand, plus environment for its devnet's processes (`--a-env`, `--b-env`: `K=V`
+ * separated by spaces; the enclave processes inherit the operators' environment). Each devnet
+ * runs in a child process started in its side's directory (`node --import tsx bench/ab.ts
+ * --child`), so an older checkout needs this file copied in.
+ *
+ * Prints one row per side (median rate with its range, median p50 latency, CPU per transfer by
+ * kind of process) and writes `bench/results/<timestamp>-ab.json` with every run.
+ */
+import { spawn } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+
+type RunResult = {
+  tps: number
+  p50: number
+  cpuMsPerTx: { operators: number; enclaves: number; clients: number }
+}
+
+const { values } = parseArgs({
+  options: {
+    child: { type: 'boolean', default: false },
+    'a-dir': { type: 'string' },
+    'b-dir': { type: 'string' },
+    'a-env': { type: 'string', default: '' },
+    'b-env': { type: 'string', default: '' },
+    pairs: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '6' },
+    warm: { type: 'string', default: '2' },
+    clients: { type: 'string', default: '64' },
+    txs: { type: 'string', default: '1600' },
+    s: { type: 'string', default: '2' },
+    operators: { type: 'string', default: '3' },
+    help: { type: 'boolean', default: false },
+  },
+})
+
+function int(name: keyof typeof values, min: number, max: number): number {
+  const v = Number(values[name])
+  if (!Number.isInteger(v) || v < min || v > max) {
+    console.error(
+      `bench:ab: --${name}: expected an integer from ${min} to ${max}, got ${values[name]}`,
+    )
+    process.exit(2)
+  }
+  return v
+}
+
+if (values.help) {
+  console.log(
+    'npm run bench:ab -- [--a-dir DIR] [--b-dir DIR] [--a-env "K=V ..."] [--b-env "K=V ..."] [--pairs 3] [--runs 6] [--warm 2] [--clients 64] [--txs 1600] [--s 2] [--operators 3]',
+  )
+  process.exit(0)
+}
+
+const cfg = {
+  runs: int('runs', 1, 50),
+  warm: int('warm', 0, 49),
+  clients: int('clients', 1, 256),
+  txs: int('txs', 1, 100_000),
+  s: int('s', 0, 10),
+  operators: int('operators', 1, 16),
+}
+if (cfg.warm >= cfg.runs) {
+  console.error(`bench:ab: --warm (${cfg.warm}) must be below --runs (${cfg.runs})`)
+  process.exit(2)
+}
+if (cfg.operators < cfg.s + 1) {
+  console.error(`bench:ab: --operators (${cfg.operators}) must be at least s + 1 (${cfg.s + 1})`)
+  process.exit(2)
+}
+
+if (values.child) await child()
+else await parent()
+
+/** One devnet of one side: prints a JSON line per measured run on stdout. */
+async function child(): Promise<void> {
+  const { progress, withDevnet } = await import('./lib/common.ts')
+  const { cpuByKind, cpuDelta } = await import('./lib/procs.ts')
+  const { deployToken, devnetClients, runLoad } = await import('./lib/workload.ts')
+  await withDevnet({ operators: cfg.operators, users: cfg.clients }, async (devnet) => {
+    const clients = await devnetClients(devnet)
+    const instance = await deployToken(clients[0]!, clients, cfg.s)
+    await runLoad(clients, [instance], 3) // nonces, instance info, JIT in every process
+    const perClient = Math.max(1, Math.round(cfg.txs / clients.length))
+    for (let i = 0; i < cfg.runs; i++) {
+      const before = cpuByKind(devnet)
+      const r = await runLoad(clients, [instance], perClient)
+      const d = cpuDelta(before, cpuByKind(devnet))
+      const per = (sec: number) => (sec * 1000) / r.txs
+      progress(`run ${i + 1}/${cfg.runs}: ${r.tps} tx/s, p50 ${r.latencyMs.p50} ms`)
+      if (i < cfg.warm) continue
+      const out: RunResult = {
+        tps: r.tps,
+        p50: r.latencyMs.p50,
+        cpuMsPerTx: {
+          operators: per(d.operators),
+          enclaves: per(d.enclaves),
+          clients: per(d.bench),
+        },
+      }
+      console.log(JSON.stringify(out))
+    }
+  })
+  process.exit(0)
+}
+
+/** Parses `K=V K2=V2` into an environment. */
+function parseEnv(spec: string, flag: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const part of spec.split(/\s+/).filter(Boolean)) {
+    const eq = part.indexOf('=')
+    if (eq <= 0) {
+      console.error(`bench:ab: ${flag}: expected K=V pairs separated by spaces, got ${part}`)
+      process.exit(2)
+    }
+    env[part.slice(0, eq)] = part.slice(eq + 1)
+  }
+  return env
+}
+
+function runChild(dir: string, env: Record<string, string>, label: string): Promise<RunResult[]> {
+  const args = ['--import', 'tsx', 'bench/ab.ts', '--child']
+  for (const k of ['runs', 'warm', 'clients', 'txs', 's', 'operators'] as const)
+    args.push(`--${k}`, String(cfg[k]))
+  return new Promise((resolveRuns, reject) => {
+    const p = spawn(process.execPath, args, {
+      cwd: dir,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    p.stdout.on('data', (d) => {
+      out += d
+    })
+    p.stderr.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean))
+        process.stderr.write(`[${label}] ${line}\n`)
+    })
+    p.on('error', reject)
+    p.on('exit', (code) => {
+      const runs = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as RunResult)
+      if (code !== 0 || runs.length === 0)
+        reject(new Error(`side ${label}: devnet run exited with code ${code} in ${dir}`))
+      else resolveRuns(runs)
+    })
+  })
+}
+
+async function parent(): Promise<void> {
+  const { median, printTable, progress, round } = await import('./lib/common.ts')
+  const pairs = int('pairs', 1, 20)
+  const here = resolve(import.meta.dirname, '..')
+  const sides = [
+    {
+      label: 'A',
+      dir: resolve(values['a-dir'] ?? here),
+      env: parseEnv(values['a-env']!, '--a-env'),
+    },
+    {
+      label: 'B',
+      dir: resolve(values['b-dir'] ?? here),
+      env: parseEnv(values['b-env']!, '--b-env'),
+    },
+  ]
+  const runs: Record<string, RunResult[]> = { A: [], B: [] }
+  for (let i = 0; i < pairs; i++) {
+    for (const side of sides) {
+      progress(`ab: pair ${i + 1}/${pairs}, side ${side.label}`)
+      runs[side.label]!.push(...(await runChild(side.dir, side.env, side.label)))
+    }
+  }
+  const rows = sides.map((side) => {
+    const r = runs[side.label]!
+    const tps = r.map((x) => x.tps)
+    const cpu = (k: keyof RunResult['cpuMsPerTx']) =>
+      round(median(r.map((x) => x.cpuMsPerTx[k])), 3)
+    const total = round(
+      median(r.map((x) => x.cpuMsPerTx.operators + x.cpuMsPerTx.enclaves + x.cpuMsPerTx.clients)),
+      3,
+    )
+    return {
+      side: side.label,
+      dir: side.dir,
+      env: Object.entries(side.env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' '),
+      runs: r.length,
+      median_tps: round(median(tps), 1),
+      range_tps: `${Math.min(...tps)}–${Math.max(...tps)}`,
+      p50_ms: round(median(r.map((x) => x.p50)), 2),
+      cpu_ms_operators: cpu('operators'),
+      cpu_ms_enclaves: cpu('enclaves'),
+      cpu_ms_clients: cpu('clients'),
+      cpu_ms_total: total,
+    }
+  })
+  printTable(
+    `A/B at saturation: s = ${cfg.s}, ${cfg.operators} operators, ${cfg.clients} clients, ${cfg.txs} transfers per run`,
+    rows,
+    [
+      `${pairs} devnets per side, alternating; runs ${cfg.warm + 1}–${cfg.runs} of each counted.`,
+      'cpu_ms_* = CPU milliseconds per transfer by kind of process (clients: the process of the SDK clients).',
+    ],
+  )
+  const dir = join(import.meta.dirname, 'results')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-ab.json`)
+  writeFileSync(
+    file,
+    `${JSON.stringify({ config: { ...cfg, pairs }, sides, rows, runs }, null, 2)}\n`,
+  )
+  progress(`ab: results in ${file}`)
+}
