@@ -16,7 +16,7 @@
  * kind of process) and writes `bench/results/<timestamp>-ab.json` with every run.
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -79,8 +79,13 @@ if (cfg.operators < cfg.s + 1) {
   process.exit(2)
 }
 
-if (values.child) await child()
-else await parent()
+try {
+  if (values.child) await child()
+  else await parent()
+} catch (e) {
+  console.error(`bench:ab: ${(e as Error).message}`)
+  process.exit(1)
+}
 
 /** One devnet of one side: prints a JSON line per measured run on stdout. */
 async function child(): Promise<void> {
@@ -175,6 +180,14 @@ async function parent(): Promise<void> {
       env: parseEnv(values['b-env']!, '--b-env'),
     },
   ]
+  for (const side of sides) {
+    if (!existsSync(join(side.dir, 'bench', 'ab.ts')))
+      throw new Error(
+        `side ${side.label}: no bench/ab.ts in ${side.dir} (copy it into that checkout)`,
+      )
+    if (!existsSync(join(side.dir, 'dist', 'enclave.mjs')))
+      throw new Error(`side ${side.label}: ${side.dir} is not built (npm run build there first)`)
+  }
   const runs: Record<string, RunResult[]> = { A: [], B: [] }
   for (let i = 0; i < pairs; i++) {
     for (const side of sides) {
