@@ -46,11 +46,7 @@ export class ByteWriter {
   }
 
   u64(v: bigint, field: string): this {
-    if (v < 0n || v > MAX_U64)
-      throw new ProtocolError(
-        'MALFORMED',
-        `${this.what}.${field}: ${v} is not a 64-bit unsigned integer`,
-      )
+    if (v < 0n || v > MAX_U64) throw this.error(field, `${v} is not a 64-bit unsigned integer`)
     this.room(8)
     this.view.setBigUint64(this.o, v)
     this.o += 8
@@ -64,21 +60,13 @@ export class ByteWriter {
 
   /** A 256-bit unsigned integer as a 32-byte word. */
   u256(v: bigint, field: string): this {
-    if (v < 0n || v >= 1n << 256n)
-      throw new ProtocolError(
-        'MALFORMED',
-        `${this.what}.${field}: ${v} is not a 256-bit unsigned integer`,
-      )
+    if (v < 0n || v >= 1n << 256n) throw this.error(field, `${v} is not a 256-bit unsigned integer`)
     return this.raw(uintToWord(v, field))
   }
 
   /** Exactly `length` bytes (a hash, an address). */
   fixed(b: Uint8Array, length: number, field: string): this {
-    if (b.length !== length)
-      throw new ProtocolError(
-        'MALFORMED',
-        `${this.what}.${field}: expected ${length} bytes, got ${b.length}`,
-      )
+    if (b.length !== length) throw this.error(field, `expected ${length} bytes, got ${b.length}`)
     return this.raw(b)
   }
 
@@ -113,9 +101,9 @@ export class ByteReader {
 
   private need(n: number, field: string): void {
     if (this.o + n > this.b.length)
-      throw new ProtocolError(
-        'MALFORMED',
-        `${this.what}.${field}: truncated (needs ${n} bytes at offset ${this.o} of ${this.b.length})`,
+      throw this.error(
+        field,
+        `truncated (needs ${n} bytes at offset ${this.o} of ${this.b.length})`,
       )
   }
 
@@ -154,7 +142,7 @@ export class ByteReader {
   /** A count prefix (u32) no larger than `max`. */
   count(field: string, max: number): number {
     const n = this.u32(field)
-    if (n > max) throw new ProtocolError('MALFORMED', `${this.what}.${field}: ${n} exceeds ${max}`)
+    if (n > max) throw this.error(field, `${n} exceeds ${max}`)
     return n
   }
 
