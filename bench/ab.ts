@@ -19,11 +19,13 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { ProcessKind } from './lib/procs.ts'
 
 type RunResult = {
   tps: number
   p50: number
-  cpuMsPerTx: { operators: number; enclaves: number; clients: number }
+  /** By kind of process; `bench` = the process of the SDK clients. */
+  cpuMsPerTx: Record<ProcessKind, number>
 }
 
 const { values } = parseArgs({
@@ -90,7 +92,7 @@ try {
 /** One devnet of one side: prints a JSON line per measured run on stdout. */
 async function child(): Promise<void> {
   const { progress, withDevnet } = await import('./lib/common.ts')
-  const { cpuByKind, cpuDelta } = await import('./lib/procs.ts')
+  const { cpuByKind, cpuPerTx } = await import('./lib/procs.ts')
   const { deployToken, devnetClients, runLoad } = await import('./lib/workload.ts')
   await withDevnet({ operators: cfg.operators, users: cfg.clients }, async (devnet) => {
     const clients = await devnetClients(devnet)
@@ -100,19 +102,10 @@ async function child(): Promise<void> {
     for (let i = 0; i < cfg.runs; i++) {
       const before = cpuByKind(devnet)
       const r = await runLoad(clients, [instance], perClient)
-      const d = cpuDelta(before, cpuByKind(devnet))
-      const per = (sec: number) => (sec * 1000) / r.txs
+      const cpuMsPerTx = cpuPerTx(devnet, before, r.txs, 3)
       progress(`run ${i + 1}/${cfg.runs}: ${r.tps} tx/s, p50 ${r.latencyMs.p50} ms`)
       if (i < cfg.warm) continue
-      const out: RunResult = {
-        tps: r.tps,
-        p50: r.latencyMs.p50,
-        cpuMsPerTx: {
-          operators: per(d.operators),
-          enclaves: per(d.enclaves),
-          clients: per(d.bench),
-        },
-      }
+      const out: RunResult = { tps: r.tps, p50: r.latencyMs.p50, cpuMsPerTx }
       console.log(JSON.stringify(out))
     }
   })
@@ -198,10 +191,9 @@ async function parent(): Promise<void> {
   const rows = sides.map((side) => {
     const r = runs[side.label]!
     const tps = r.map((x) => x.tps)
-    const cpu = (k: keyof RunResult['cpuMsPerTx']) =>
-      round(median(r.map((x) => x.cpuMsPerTx[k])), 3)
+    const cpu = (k: ProcessKind) => round(median(r.map((x) => x.cpuMsPerTx[k])), 3)
     const total = round(
-      median(r.map((x) => x.cpuMsPerTx.operators + x.cpuMsPerTx.enclaves + x.cpuMsPerTx.clients)),
+      median(r.map((x) => x.cpuMsPerTx.operators + x.cpuMsPerTx.enclaves + x.cpuMsPerTx.bench)),
       3,
     )
     return {
@@ -216,7 +208,7 @@ async function parent(): Promise<void> {
       p50_ms: round(median(r.map((x) => x.p50)), 2),
       cpu_ms_operators: cpu('operators'),
       cpu_ms_enclaves: cpu('enclaves'),
-      cpu_ms_clients: cpu('clients'),
+      cpu_ms_clients: cpu('bench'),
       cpu_ms_total: total,
     }
   })

@@ -1,6 +1,6 @@
 /** The devnet's processes by kind, with their CPU time and resident memory. */
 import type { Devnet } from '../../src/devnet/devnet.ts'
-import { cpuSeconds, rssKiB } from './common.ts'
+import { cpuSeconds, round, rssKiB } from './common.ts'
 
 export type ProcessKind = 'operators' | 'enclaves' | 'anvil' | 'bench'
 
@@ -35,6 +35,26 @@ export function cpuDelta(
     enclaves: b.enclaves - a.enclaves,
     anvil: b.anvil - a.anvil,
     bench: b.bench - a.bench,
+  }
+}
+
+/**
+ * CPU milliseconds per transaction by kind of process since `before` (a `cpuByKind` of the same
+ * devnet), over `txs` transactions, rounded to `digits` decimals.
+ */
+export function cpuPerTx(
+  devnet: Devnet,
+  before: Record<ProcessKind, number>,
+  txs: number,
+  digits = 2,
+): Record<ProcessKind, number> {
+  const d = cpuDelta(before, cpuByKind(devnet))
+  const per = (seconds: number) => round((seconds * 1000) / txs, digits)
+  return {
+    operators: per(d.operators),
+    enclaves: per(d.enclaves),
+    anvil: per(d.anvil),
+    bench: per(d.bench),
   }
 }
 

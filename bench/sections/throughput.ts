@@ -40,7 +40,7 @@ import {
   summarize,
   withDevnet,
 } from '../lib/common.ts'
-import { cpuByKind, cpuDelta, type ProcessKind } from '../lib/procs.ts'
+import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
 
@@ -168,15 +168,7 @@ async function saturate(
     for (let i = 0; i < cfg.repeats; i++) runs.push(await run(c, Math.ceil(cfg.satTxs / c)))
     const median = medianRun(runs)
     const txs = runs.reduce((a, r) => a + r.txs, 0)
-    const cpuMsPerTx =
-      devnet && cpu0
-        ? (Object.fromEntries(
-            Object.entries(cpuDelta(cpu0, cpuByKind(devnet))).map(([k, v]) => [
-              k,
-              round((v * 1000) / txs, 2),
-            ]),
-          ) as Record<ProcessKind, number>)
-        : undefined
+    const cpuMsPerTx = devnet && cpu0 ? cpuPerTx(devnet, cpu0, txs) : undefined
     byClients.push({
       clients: c,
       median,
