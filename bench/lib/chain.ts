@@ -13,6 +13,8 @@ export type GasSample = {
   ok: boolean
   /** Logs the transaction emitted (e.g. a refill that only schedules its draw emits none). */
   logs: number
+  /** Bytes of the call's `payload` argument (the challenges carry one, encrypted). */
+  payloadBytes?: number
   /** What the scenario was doing when it was mined (set by the caller). */
   phase?: string
 }
@@ -32,8 +34,15 @@ export async function managerGas(
     for (const tx of block.transactions) {
       if (tx.to?.toLowerCase() !== lower) continue
       let fn = 'unknown'
+      let payloadBytes: number | undefined
       try {
-        fn = decodeFunctionData({ abi: poseManagerAbi, data: tx.input as Hex }).functionName
+        const call = decodeFunctionData({ abi: poseManagerAbi, data: tx.input as Hex })
+        fn = call.functionName
+        const inputs = poseManagerAbi.find((x) => x.type === 'function' && x.name === fn)
+        const at =
+          inputs && 'inputs' in inputs ? inputs.inputs.findIndex((i) => i.name === 'payload') : -1
+        const payload = at >= 0 ? call.args?.[at] : undefined
+        if (typeof payload === 'string') payloadBytes = (payload.length - 2) / 2
       } catch {}
       const r = await pc.getTransactionReceipt({ hash: tx.hash })
       out.push({
@@ -42,6 +51,7 @@ export async function managerGas(
         block: Number(n),
         ok: r.status === 'success',
         logs: r.logs.length,
+        ...(payloadBytes !== undefined ? { payloadBytes } : {}),
       })
     }
   }

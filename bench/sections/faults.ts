@@ -74,6 +74,8 @@ export type FaultsResult = {
   gasSummary: Record<string, number>
   /** Median gas per function and pool size. */
   gasByPool: Record<string, Record<string, number>>
+  /** Median bytes of the payload argument per function and pool size (challenges). */
+  payloadBytesByPool: Record<string, Record<string, number>>
   recoverySummary: Record<string, number | boolean>
 }
 
@@ -543,15 +545,22 @@ export async function benchFaults(cfg: FaultsConfig): Promise<FaultsResult> {
   for (const sc of scenarios(cfg)) results.push(await runScenario(sc))
 
   const gasByPool: Record<string, Record<string, number>> = {}
+  const payloadBytesByPool: Record<string, Record<string, number>> = {}
   for (const r of results) {
     if (!r.timeTravel && results.some((x) => x.pool === r.pool && x.timeTravel)) continue
     const by = new Map<string, number[]>()
+    const bytes = new Map<string, number[]>()
     for (const g of r.gas.filter((x) => x.ok)) {
       const name = variant(g)
       by.set(name, [...(by.get(name) ?? []), g.gas])
+      if (g.payloadBytes !== undefined)
+        bytes.set(name, [...(bytes.get(name) ?? []), g.payloadBytes])
     }
     const pool: Record<string, number> = {}
     for (const [fn, v] of by) pool[fn] = median(v)
+    payloadBytesByPool[`pool${r.pool}`] = Object.fromEntries(
+      [...bytes].map(([fn, v]) => [fn, median(v)]),
+    )
     const setup = ['createContract', 'drawPool', 'activate'].map((f) => pool[f])
     if (setup.every((x) => x !== undefined))
       pool['setup (createContract+drawPool+activate)'] = setup.reduce((a, b) => a! + b!, 0)!
@@ -583,7 +592,7 @@ export async function benchFaults(cfg: FaultsConfig): Promise<FaultsResult> {
     for (const f of real.recovery) recoverySummary[f.failure] = f.recoveryS
   }
 
-  const out = { scenarios: results, gasSummary, gasByPool, recoverySummary }
+  const out = { scenarios: results, gasSummary, gasByPool, payloadBytesByPool, recoverySummary }
   if (cfg.gas) printGas(out)
   if (cfg.recovery) printRecovery(out)
   return out
@@ -631,6 +640,10 @@ export function printGas(r: FaultsResult): void {
   printTable('Gas of manager transactions (median gasUsed from receipts on anvil)', rows, [
     'gasUsed includes the 21k intrinsic cost and calldata; "paper" = reference figures of the POSE paper.',
     'register: one per operator at devnet start; refill/leave/timeouts: submitted by operator nodes.',
+    ...Object.keys(r.payloadBytesByPool.pool3 ?? {}).map(
+      (fn) =>
+        `${fn}: payload of ${pools.map((p) => `${r.payloadBytesByPool[p]?.[fn] ?? '–'} B (${p})`).join(', ')} (median; its gas grows with it).`,
+    ),
   ])
 }
 

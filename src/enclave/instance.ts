@@ -68,6 +68,7 @@ import {
   type PeerKind,
   Phase,
   ProtocolError,
+  packUpdatePayload,
   poseSystemRuntime,
   type Receipt,
   randomBytes,
@@ -92,6 +93,7 @@ import {
   uint,
   uintToWord,
   unhex,
+  unpackUpdatePayload,
   updateHash,
   utf8,
   verifyEnvelope,
@@ -834,7 +836,7 @@ export class Instance {
       })
       const sealedBody = {
         ...body,
-        payload: aeadSeal(this.stateKey!, plain, this.payloadAad(body.seq, body.prevHash)),
+        payload: this.sealPayload(plain, body.seq, body.prevHash),
       }
       this.log.set(body.seq, {
         seq: body.seq,
@@ -1303,7 +1305,7 @@ export class Instance {
       prevHash,
       eventIndex: this.view.index,
       digest: world.digest(),
-      payload: aeadSeal(this.stateKey!, plain, this.payloadAad(seq, prevHash)),
+      payload: this.sealPayload(plain, seq, prevHash),
     }
     this.seq = seq
     this.lastHash = hash
@@ -1323,8 +1325,14 @@ export class Instance {
     this.release()
   }
 
+  /** An update's payload as it travels: deflated, then sealed under the state key. */
+  private sealPayload(plain: Uint8Array, seq: bigint, prevHash: Uint8Array): Uint8Array {
+    return aeadSeal(this.stateKey!, packUpdatePayload(plain), this.payloadAad(seq, prevHash))
+  }
+
+  /** v2: the sealed payload is deflated (decision 0013); a v1 body does not open as v2. */
   private payloadAad(seq: bigint, prevHash: Uint8Array): Uint8Array {
-    return concatBytes(utf8('POSE-UPDATE-v1'), uintToWord(this.id), uintToWord(seq), prevHash)
+    return concatBytes(utf8('POSE-UPDATE-v2'), uintToWord(this.id), uintToWord(seq), prevHash)
   }
 
   private updateRecord(body: UpdateBody, plain: Uint8Array): unknown {
@@ -1902,7 +1910,9 @@ export class Instance {
     }
     let next: UpdateBody | undefined = body
     while (next) {
-      const plain = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
+      const plain = unpackUpdatePayload(
+        aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash)),
+      )
       this.applyPlainUpdate(next, plain)
       this.stateFrom = from
       this.seal('append', this.updateRecord(next, plain))

@@ -4,6 +4,7 @@
  * bodies, update payloads and acks (docs/decisions/0008), and transactions, view calls, receipts
  * and answers (0011). JSON: deployments, peer envelopes, genesis and sync bodies.
  */
+import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
 import { addressToWord, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
@@ -661,6 +662,7 @@ const MAX = LIMITS.maxPeerMessageBytes
  * are the bulk of replication traffic, and hex inside JSON inside hex doubled their size twice.
  *
  * body    = version u8 = 1 | seq u64 | prevHash[32] | eventIndex u64 | digest[32] | payload*
+ *           (* the payload deflated, `packUpdatePayload`, then sealed under the state key)
  * payload = version u8 = 1 | blockNumber u64 | timestamp u64 | writeSet bytes | results u32 | result*
  * result  = txHash[32] | from[20] | nonce u64 | status u8 | gasUsed u64 | returnData bytes
  *           | logs u32 | (address[20] | topics u8 | topic[32]* | data bytes)*
@@ -761,6 +763,31 @@ function readExecuted(r: ByteReader, at: string): ExecutedTx {
     logs.push({ address, topics, data: r.bytes(`${at}.logs.${j}.data`) })
   }
   return { txHash, from, nonce, status, gasUsed, returnData, logs }
+}
+
+/**
+ * An update's payload travels deflated (raw DEFLATE, RFC 1951) inside its encryption
+ * (docs/decisions/0013): about half of a payload is zero bytes (amounts, return values and
+ * padded addresses in 32-byte words), and each byte of it is calldata and log data when the
+ * executor challenges its watchdogs on-chain. The update's hash stays over the plain payload.
+ */
+export function packUpdatePayload(plain: Uint8Array): Uint8Array {
+  const packed = deflateRawSync(plain)
+  return new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength)
+}
+
+/** The plain payload of `packed`; MALFORMED if it does not inflate within the size limit. */
+export function unpackUpdatePayload(packed: Uint8Array): Uint8Array {
+  let plain: Buffer
+  try {
+    plain = inflateRawSync(packed, { maxOutputLength: LIMITS.maxPeerMessageBytes })
+  } catch (e) {
+    throw new ProtocolError(
+      'MALFORMED',
+      `update.payload: does not inflate (${(e as Error).message.slice(0, 80)})`,
+    )
+  }
+  return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength)
 }
 
 export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {

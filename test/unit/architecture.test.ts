@@ -29,7 +29,7 @@ function imports(file: string): string[] {
 const layerOf = (file: string) => relative(SRC, file).split('/')[0]!
 
 const RULES: Record<string, { src: string[]; npm: RegExp }> = {
-  protocol: { src: ['protocol'], npm: /^(@noble\/|hash-wasm$|zod$|node:(crypto|module)$)/ },
+  protocol: { src: ['protocol'], npm: /^(@noble\/|hash-wasm$|zod$|node:(crypto|module|zlib)$)/ },
   enclave: { src: ['enclave', 'protocol'], npm: /^(@noble\/|@ethereumjs\/|zod$)/ },
   client: { src: ['client', 'protocol', 'chain'], npm: /.*/ },
   chain: { src: ['chain', 'protocol'], npm: /.*/ },

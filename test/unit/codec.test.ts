@@ -33,11 +33,13 @@ import {
   generateSecretKey,
   nextEventHash,
   ProtocolError,
+  packUpdatePayload,
   type Receipt,
   secretKeyToAddress,
   signEnvelope,
   signReceipt,
   uintToWord,
+  unpackUpdatePayload,
   utf8,
   verifyEnvelope,
   verifyReceiptSignature,
@@ -426,6 +428,64 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     () => encodeUpdatePayload({ ...one, results: [{ ...one.results[0]!, gasUsed: 1n << 64n }] }),
     /gasUsed/,
   )
+})
+
+test('update payloads travel deflated: they unpack to the same bytes, and input that does not inflate or inflates past the limit is MALFORMED', () => {
+  fc.assert(
+    fc.property(updatePayload, fc.nat(), fc.integer({ min: 1, max: 255 }), (x, at, mask) => {
+      const plain = encodeUpdatePayload(x)
+      const packed = packUpdatePayload(plain)
+      assert.deepEqual(unpackUpdatePayload(packed), plain)
+      // A flipped byte either fails to inflate or inflates to other bytes the payload decoder
+      // judges (the AEAD around a packed payload refuses any change before this point).
+      const flipped = packed.slice()
+      flipped[at % packed.length]! ^= mask
+      try {
+        unpackUpdatePayload(flipped)
+      } catch (e) {
+        assert.ok(isCode('MALFORMED')(e), String(e))
+      }
+      return true
+    }),
+    { numRuns: 300 },
+  )
+  // A one-transfer payload: half of it is zero bytes, and packing halves it.
+  const word = (n: bigint) => uintToWord(n)
+  const padded = (a: Uint8Array) => Uint8Array.from([...new Uint8Array(12), ...a])
+  const from = new Uint8Array(20).fill(0xa1)
+  const to = new Uint8Array(20).fill(0xb2)
+  const transfer = encodeUpdatePayload({
+    writeSet: Uint8Array.from([...word(5n), ...word(1000n), ...word(7n)]),
+    results: [
+      {
+        txHash: new Uint8Array(32).fill(0x33),
+        from,
+        nonce: 4n,
+        status: 'success',
+        gasUsed: 34_567n,
+        returnData: word(1n),
+        logs: [
+          {
+            address: new Uint8Array(20).fill(0xc3),
+            topics: [new Uint8Array(32).fill(0xdd), padded(from), padded(to)],
+            data: word(1n),
+          },
+        ],
+      },
+    ],
+    blockNumber: 1234n,
+    timestamp: 1_700_000_000n,
+  })
+  assert.ok(packUpdatePayload(transfer).length < transfer.length / 2)
+  assert.throws(() => unpackUpdatePayload(Uint8Array.of(0xff, 0xff, 0xff)), isCode('MALFORMED'))
+  assert.throws(
+    () => unpackUpdatePayload(new Uint8Array(0)),
+    (e: unknown) => isCode('MALFORMED')(e) && /update\.payload: does not inflate/.test(String(e)),
+  )
+  // A deflate bomb: 65 MiB of zeros packs into about 64 KiB and is refused past 64 MiB.
+  const bomb = packUpdatePayload(new Uint8Array(65 * 1024 * 1024))
+  assert.ok(bomb.length < 128 * 1024)
+  assert.throws(() => unpackUpdatePayload(bomb), isCode('MALFORMED'))
 })
 
 test('envelopeFromWire accepts exactly what envelopeSchema accepts (differential)', () => {
