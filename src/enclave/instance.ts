@@ -25,6 +25,7 @@ import {
   decodeGenesisBody,
   decodeGenesisSecrets,
   decodeJson,
+  decodeSealedUpdate,
   decodeSignedTx,
   decodeSignedView,
   decodeSyncBody,
@@ -39,6 +40,7 @@ import {
   encodeGenesisBody,
   encodeGenesisSecrets,
   encodeJson,
+  encodeSealedUpdate,
   encodeSyncBody,
   encodeUpdateBody,
   encodeUpdatePayload,
@@ -77,6 +79,7 @@ import {
   recentResultsToWire,
   recoverAddress,
   respondDigest,
+  SEALED_UPDATE_TAG,
   type SignedTx,
   SYSTEM_ADDRESS,
   SYSTEM_AUTHORISATION_SELECTOR,
@@ -190,6 +193,36 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
 ])
 
 const hexKey = (b: Uint8Array) => hex(b)
+
+type SealedRecord =
+  | Exclude<z.infer<typeof sealedRecordSchema>, { kind: 'update' }>
+  | { kind: 'update'; body: UpdateBody; plain: Uint8Array; from: Uint8Array | undefined }
+
+/**
+ * A sealed record: an update in binary (`encodeSealedUpdate`), or JSON (snapshots, views, and
+ * updates sealed before updates were binary, whose payload is plain hex).
+ */
+function readSealedRecord(bytes: Uint8Array): SealedRecord {
+  if (bytes[0] === SEALED_UPDATE_TAG) {
+    const { body, from } = decodeSealedUpdate(bytes)
+    const plain = unpackUpdatePayload(body.payload)
+    return { kind: 'update', body: { ...body, payload: new Uint8Array() }, plain, from }
+  }
+  const rec = decodeJson(bytes, sealedRecordSchema, 'sealed record', LIMITS.maxPeerMessageBytes)
+  if (rec.kind !== 'update') return rec
+  return {
+    kind: 'update',
+    body: {
+      seq: uint(rec.seq, 'sealed.seq', 64),
+      prevHash: unhex(rec.prevHash, 'sealed.prevHash', 32),
+      eventIndex: uint(rec.eventIndex, 'sealed.eventIndex', 64),
+      digest: unhex(rec.digest, 'sealed.digest', 32),
+      payload: new Uint8Array(),
+    },
+    plain: unhex(rec.payload, 'sealed.payload'),
+    from: rec.from ? unhex(rec.from, 'sealed.from', 20) : undefined,
+  }
+}
 
 export class Instance {
   role: Role = 'none'
@@ -689,12 +722,14 @@ export class Instance {
     this.seal('append', { kind: 'view', view: this.view.toJSON() })
   }
 
+  /** Seals a record: JSON, or bytes already encoded (an update, `encodeSealedUpdate`). */
   private seal(mode: 'snapshot' | 'append', record: unknown): void {
+    const bytes = record instanceof Uint8Array ? record : encodeJson(record)
     this.ctx.out({
       type: 'seal',
       instance: this.id,
       mode,
-      blob: this.ctx.sealer.seal(this.label, encodeJson(record)),
+      blob: this.ctx.sealer.seal(this.label, bytes),
     })
   }
 
@@ -748,12 +783,7 @@ export class Instance {
     let inst: Instance | undefined
     const recent: Array<{ body: UpdateBody; plain: Uint8Array }> = []
     for (const blob of blobs) {
-      const rec = decodeJson(
-        ctx.sealer.unseal(`instance/${instance}`, blob),
-        sealedRecordSchema,
-        'sealed record',
-        LIMITS.maxPeerMessageBytes,
-      )
+      const rec = readSealedRecord(ctx.sealer.unseal(`instance/${instance}`, blob))
       if (rec.kind === 'snapshot') {
         const view = ChainView.fromJSON(rec.view)
         if (view.instance !== instance)
@@ -792,16 +822,9 @@ export class Instance {
         Object.assign(inst.view, fresh.view)
         inst.updateRoleQuiet()
       } else {
-        const body: UpdateBody = {
-          seq: uint(rec.seq, 'sealed.seq', 64),
-          prevHash: unhex(rec.prevHash, 'sealed.prevHash', 32),
-          eventIndex: uint(rec.eventIndex, 'sealed.eventIndex', 64),
-          digest: unhex(rec.digest, 'sealed.digest', 32),
-          payload: new Uint8Array(),
-        }
-        const plain = unhex(rec.payload, 'sealed.payload')
+        const { body, plain, from } = rec
         inst.applyPlainUpdate(body, plain)
-        if (rec.from) inst.stateFrom = unhex(rec.from, 'sealed.from', 20)
+        if (from) inst.stateFrom = from
         inst.released = inst.seq
         recent.push({ body, plain })
         if (recent.length > RESTORED_LOG) recent.shift()
@@ -1297,6 +1320,7 @@ export class Instance {
       timestamp: block.timestamp,
     }
     const plain = encodeUpdatePayload(payload)
+    const packed = packUpdatePayload(plain)
     const seq = this.seq + 1n
     const prevHash = this.lastHash
     const hash = updateHash({ instance: this.id, seq, prevHash, payloadHash: keccak256(plain) })
@@ -1305,11 +1329,11 @@ export class Instance {
       prevHash,
       eventIndex: this.view.index,
       digest: world.digest(),
-      payload: this.sealPayload(plain, seq, prevHash),
+      payload: aeadSeal(this.stateKey!, packed, this.payloadAad(seq, prevHash)),
     }
     this.seq = seq
     this.lastHash = hash
-    this.seal('append', this.updateRecord(body, plain))
+    this.seal('append', this.updateRecord(body, packed))
     this.compactSealedLog()
     const entry: LogEntry = {
       seq,
@@ -1335,16 +1359,9 @@ export class Instance {
     return concatBytes(utf8('POSE-UPDATE-v2'), uintToWord(this.id), uintToWord(seq), prevHash)
   }
 
-  private updateRecord(body: UpdateBody, plain: Uint8Array): unknown {
-    return {
-      kind: 'update',
-      seq: dec(body.seq),
-      prevHash: hex(body.prevHash),
-      eventIndex: dec(body.eventIndex),
-      digest: hex(body.digest),
-      payload: hex(plain),
-      from: this.stateFrom ? hex(this.stateFrom) : undefined,
-    }
+  /** The sealed record of an update this member holds; `packed`: its payload, deflated. */
+  private updateRecord(body: UpdateBody, packed: Uint8Array): Uint8Array {
+    return encodeSealedUpdate({ body: { ...body, payload: packed }, from: this.stateFrom })
   }
 
   private broadcastUpdate(entry: LogEntry, only?: Set<string>): void {
@@ -1910,12 +1927,10 @@ export class Instance {
     }
     let next: UpdateBody | undefined = body
     while (next) {
-      const plain = unpackUpdatePayload(
-        aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash)),
-      )
-      this.applyPlainUpdate(next, plain)
+      const packed = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
+      this.applyPlainUpdate(next, unpackUpdatePayload(packed))
       this.stateFrom = from
-      this.seal('append', this.updateRecord(next, plain))
+      this.seal('append', this.updateRecord(next, packed))
       this.compactSealedLog()
       this.ahead.delete(next.seq)
       next = this.ahead.get(this.seq + 1n)?.body

@@ -702,6 +702,40 @@ export function decodeUpdateBody(bytes: Uint8Array): UpdateBody {
   }
 }
 
+/**
+ * A member's sealed record of one update it holds (src/enclave/instance.ts seals it, appended
+ * after its last snapshot): binary, and the payload deflated as it travels (decision 0013).
+ * Other sealed records are JSON, whose first byte is `{`.
+ *
+ * record = tag u8 = 0xb1 | body bytes (`encodeUpdateBody`, payload = packed payload)
+ *          | from? u8 (0 or 1) | from[20] if present
+ */
+export const SEALED_UPDATE_TAG = 0xb1
+
+export type SealedUpdate = { body: UpdateBody; from?: Uint8Array | undefined }
+
+export function encodeSealedUpdate(u: SealedUpdate): Uint8Array {
+  const w = new ByteWriter('sealed.update', 110 + u.body.payload.length)
+    .u8(SEALED_UPDATE_TAG)
+    .bytes(encodeUpdateBody(u.body))
+    .u8(u.from ? 1 : 0)
+  if (u.from) w.fixed(u.from, 20, 'from')
+  return w.finish()
+}
+
+export function decodeSealedUpdate(bytes: Uint8Array): SealedUpdate {
+  checkSize(bytes, 'sealed.update')
+  const r = new ByteReader(bytes, 'sealed.update')
+  const tag = r.u8('tag')
+  if (tag !== SEALED_UPDATE_TAG) throw r.error('tag', `expected ${SEALED_UPDATE_TAG}, got ${tag}`)
+  const body = decodeUpdateBody(r.bytes('body'))
+  const hasFrom = r.u8('from?')
+  if (hasFrom > 1) throw r.error('from?', `expected 0 or 1, got ${hasFrom}`)
+  const from = hasFrom === 1 ? r.fixed(20, 'from') : undefined
+  r.end()
+  return { body, from }
+}
+
 function statusCode(w: ByteWriter, status: ExecutedTx['status'], field: string): number {
   const code = STATUS.indexOf(status)
   if (code < 0) throw w.error(field, `unknown status ${status}`)

@@ -12,6 +12,7 @@ import {
   decodeEnvelope,
   decodeGenesisSecrets,
   decodeReceipt,
+  decodeSealedUpdate,
   decodeSignedTx,
   decodeSignedView,
   decodeSyncBody,
@@ -23,6 +24,7 @@ import {
   encodeEnvelope,
   encodeGenesisSecrets,
   encodeReceipt,
+  encodeSealedUpdate,
   encodeSignedTx,
   encodeSignedView,
   encodeSyncBody,
@@ -482,6 +484,28 @@ test('update payloads travel deflated: they unpack to the same bytes, and input 
     () => unpackUpdatePayload(new Uint8Array(0)),
     (e: unknown) => isCode('MALFORMED')(e) && /update\.payload: does not inflate/.test(String(e)),
   )
+  // A member's sealed record of an update: binary, with or without the executor it came from;
+  // every cut, a trailing byte and an unknown tag or flag are refused.
+  const body = {
+    seq: 3n,
+    prevHash: new Uint8Array(32).fill(1),
+    eventIndex: 9n,
+    digest: new Uint8Array(32).fill(2),
+    payload: packUpdatePayload(transfer),
+  }
+  for (const from of [undefined, new Uint8Array(20).fill(7)]) {
+    const rec = encodeSealedUpdate({ body, from })
+    assert.deepEqual(decodeSealedUpdate(rec), { body, from })
+    for (let i = 0; i < rec.length; i++)
+      assert.throws(() => decodeSealedUpdate(rec.slice(0, i)), isCode('MALFORMED'), `cut ${i}`)
+    assert.throws(() => decodeSealedUpdate(Uint8Array.from([...rec, 0])), /trailing/)
+    const tag = rec.slice()
+    tag[0] = 0x7b
+    assert.throws(() => decodeSealedUpdate(tag), /sealed\.update\.tag: expected 177, got 123/)
+  }
+  const noFrom = encodeSealedUpdate({ body })
+  noFrom[noFrom.length - 1] = 2
+  assert.throws(() => decodeSealedUpdate(noFrom), /expected 0 or 1, got 2/)
   // A deflate bomb: 65 MiB of zeros packs into about 64 KiB and is refused past 64 MiB.
   const bomb = packUpdatePayload(new Uint8Array(65 * 1024 * 1024))
   assert.ok(bomb.length < 128 * 1024)

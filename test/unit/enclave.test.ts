@@ -8,6 +8,7 @@ import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { decodeAbiParameters, encodeAbiParameters } from 'viem'
 import { Enclave } from '../../src/enclave/enclave.ts'
+import { createSealer } from '../../src/enclave/identity.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
@@ -15,6 +16,7 @@ import {
   boxSeal,
   bytesToHex,
   decodeAnswer,
+  decodeSealedUpdate,
   type EnclaveOutput,
   EventKind,
   encodeSignedTx,
@@ -27,11 +29,13 @@ import {
   ProtocolError,
   randomBytes,
   recoverAddress,
+  SEALED_UPDATE_TAG,
   SYSTEM_ADDRESS,
   SYSTEM_AUTHORISATION_SELECTOR,
   SYSTEM_NONCE_SELECTOR,
   signDigest,
   signEnvelope,
+  unpackUpdatePayload,
   utf8,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
@@ -107,6 +111,36 @@ describe('enclave roles in-process', () => {
     }
     assert.equal(rd.seq, ds[0]!.seq)
     assert.deepEqual(rd.digest, ds[0]!.digest)
+
+    // Its sealed updates are binary with deflated payloads; the JSON records sealed before
+    // (payload as plain hex) restore to the same state.
+    const sealer = createSealer(w.platformSecret, MEASUREMENT)
+    const label = `instance/${instance}`
+    let binary = 0
+    const legacy = w.sealed.get(instance)!.map((blob) => {
+      const bytes = sealer.unseal(label, blob)
+      if (bytes[0] !== SEALED_UPDATE_TAG) return blob
+      binary++
+      const { body, from } = decodeSealedUpdate(bytes)
+      const record = {
+        kind: 'update',
+        seq: String(body.seq),
+        prevHash: bytesToHex(body.prevHash),
+        eventIndex: String(body.eventIndex),
+        digest: bytesToHex(body.digest),
+        payload: bytesToHex(unpackUpdatePayload(body.payload)),
+        ...(from ? { from: bytesToHex(from) } : {}),
+      }
+      return sealer.seal(label, utf8(JSON.stringify(record)))
+    })
+    assert.ok(binary >= 2, `${binary} sealed updates`)
+    const fromLegacy = await newNode(w.platformSecret, w.sealedIdentity)
+    await fromLegacy.enclave.call('restore', { instance, blobs: legacy })
+    assert.deepEqual((await fromLegacy.enclave.call('digest', { instance })).result, {
+      role: 'watchdog',
+      seq: rd.seq,
+      digest: rd.digest,
+    })
 
     // Coins: a deposit seen on-chain is credited once by the executor and replicated; a
     // replayed deposit event credits nothing more.
