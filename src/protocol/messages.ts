@@ -1,7 +1,8 @@
 /**
  * Messages of the optimistic path (SPEC §6) and their codecs. Each message has a typed form
  * (bytes and bigints) and a wire form, `encodeX`/`decodeX` convert and validate. Binary: update
- * bodies, update payloads and acks (docs/decisions/0008), and transactions, view calls, receipts
+ * bodies, update payloads and acks (docs/decisions/0008; payloads travel deflated and members
+ * seal the updates they hold as binary records, 0013), and transactions, view calls, receipts
  * and answers (0011). JSON: deployments, peer envelopes, genesis and sync bodies.
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
