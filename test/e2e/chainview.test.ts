@@ -69,8 +69,7 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
     const r = await client.waitForTransactionReceipt({ hash })
     // A revert names its gas and what a replay of the call gives.
     if (r.status !== 'success') {
-      const request = { address: manager, abi: poseManagerAbi, functionName, args, account }
-      assert.fail((await explainRevert(client as never, r, { ...request, value })).message)
+      assert.fail((await explainRevert(client as never, r, call)).message)
     }
     await syncAndCompare(functionName)
   }
