@@ -194,9 +194,19 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
 
 const hexKey = (b: Uint8Array) => hex(b)
 
+/** An update restored from sealed records: its body (no payload), payload plain and packed. */
+type RestoredUpdate = { body: UpdateBody; plain: Uint8Array; packed: Uint8Array }
+
 type SealedRecord =
   | Exclude<z.infer<typeof sealedRecordSchema>, { kind: 'update' }>
-  | { kind: 'update'; body: UpdateBody; plain: Uint8Array; from: Uint8Array | undefined }
+  | {
+      kind: 'update'
+      body: UpdateBody
+      plain: Uint8Array
+      /** The payload deflated, as it travels (a record sealed before 0013 is packed here). */
+      packed: Uint8Array
+      from: Uint8Array | undefined
+    }
 
 /**
  * A sealed record: an update in binary (`encodeSealedUpdate`), or JSON (snapshots, views, and
@@ -206,10 +216,17 @@ function readSealedRecord(bytes: Uint8Array): SealedRecord {
   if (bytes[0] === SEALED_UPDATE_TAG) {
     const { body, from } = decodeSealedUpdate(bytes)
     const plain = unpackUpdatePayload(body.payload)
-    return { kind: 'update', body: { ...body, payload: new Uint8Array() }, plain, from }
+    return {
+      kind: 'update',
+      body: { ...body, payload: new Uint8Array() },
+      plain,
+      packed: body.payload,
+      from,
+    }
   }
   const rec = decodeJson(bytes, sealedRecordSchema, 'sealed record', LIMITS.maxPeerMessageBytes)
   if (rec.kind !== 'update') return rec
+  const plain = unhex(rec.payload, 'sealed.payload')
   return {
     kind: 'update',
     body: {
@@ -219,7 +236,8 @@ function readSealedRecord(bytes: Uint8Array): SealedRecord {
       digest: unhex(rec.digest, 'sealed.digest', 32),
       payload: new Uint8Array(),
     },
-    plain: unhex(rec.payload, 'sealed.payload'),
+    plain,
+    packed: packUpdatePayload(plain),
     from: rec.from ? unhex(rec.from, 'sealed.from', 20) : undefined,
   }
 }
@@ -781,7 +799,7 @@ export class Instance {
     blobs: Uint8Array[],
   ): Promise<Instance> {
     let inst: Instance | undefined
-    const recent: Array<{ body: UpdateBody; plain: Uint8Array }> = []
+    const recent: RestoredUpdate[] = []
     for (const blob of blobs) {
       const rec = readSealedRecord(ctx.sealer.unseal(`instance/${instance}`, blob))
       if (rec.kind === 'snapshot') {
@@ -822,11 +840,11 @@ export class Instance {
         Object.assign(inst.view, fresh.view)
         inst.updateRoleQuiet()
       } else {
-        const { body, plain, from } = rec
+        const { body, plain, packed, from } = rec
         inst.applyPlainUpdate(body, plain)
         if (from) inst.stateFrom = from
         inst.released = inst.seq
-        recent.push({ body, plain })
+        recent.push({ body, plain, packed })
         if (recent.length > RESTORED_LOG) recent.shift()
       }
     }
@@ -842,7 +860,7 @@ export class Instance {
    * it re-offers them (watchdogs re-acknowledge what they have) and releases nothing for them,
    * since their requests died with the old process.
    */
-  private resumeLog(recent: Array<{ body: UpdateBody; plain: Uint8Array }>): void {
+  private resumeLog(recent: RestoredUpdate[]): void {
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.awaitingPool = this.view.watchdogSlots().length > 0
@@ -850,7 +868,7 @@ export class Instance {
     this.genesis = { body: new Uint8Array(), sentAt: 0, startedAt: now, activated: true }
     const first = recent[0]?.body.seq ?? this.seq + 1n
     this.released = first - 1n
-    for (const { body, plain } of recent) {
+    for (const { body, plain, packed } of recent) {
       const hash = updateHash({
         instance: this.id,
         seq: body.seq,
@@ -859,7 +877,7 @@ export class Instance {
       })
       const sealedBody = {
         ...body,
-        payload: this.sealPayload(plain, body.seq, body.prevHash),
+        payload: this.sealPacked(packed, body.seq, body.prevHash),
       }
       this.log.set(body.seq, {
         seq: body.seq,
@@ -1329,7 +1347,7 @@ export class Instance {
       prevHash,
       eventIndex: this.view.index,
       digest: world.digest(),
-      payload: aeadSeal(this.stateKey!, packed, this.payloadAad(seq, prevHash)),
+      payload: this.sealPacked(packed, seq, prevHash),
     }
     this.seq = seq
     this.lastHash = hash
@@ -1349,9 +1367,9 @@ export class Instance {
     this.release()
   }
 
-  /** An update's payload as it travels: deflated, then sealed under the state key. */
-  private sealPayload(plain: Uint8Array, seq: bigint, prevHash: Uint8Array): Uint8Array {
-    return aeadSeal(this.stateKey!, packUpdatePayload(plain), this.payloadAad(seq, prevHash))
+  /** An update's payload as it travels: deflated (`packed`), then sealed under the state key. */
+  private sealPacked(packed: Uint8Array, seq: bigint, prevHash: Uint8Array): Uint8Array {
+    return aeadSeal(this.stateKey!, packed, this.payloadAad(seq, prevHash))
   }
 
   /** v2: the sealed payload is deflated (decision 0013); a v1 body does not open as v2. */
