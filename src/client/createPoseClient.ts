@@ -82,6 +82,14 @@ export type CreatePoseClientParameters = {
    * their ciphertexts.
    */
   sessionKeys?: boolean
+  /**
+   * With `sessionKeys`, sign once per box session instead of once per transaction (default
+   * true): the account signs a `Session` message (EIP-712) authorising the session's key for
+   * an hour of chain time, and the enclave accepts the transactions in that session's boxes as
+   * the account's (docs/decisions/0014). `false` signs every transaction, so that a wallet
+   * shows each one.
+   */
+  sessionAuth?: boolean
 }
 
 export type PoseClientState = {
@@ -91,6 +99,8 @@ export type PoseClientState = {
     string,
     { instance: bigint; box: Uint8Array; responseKey: Uint8Array; endpoint: string }
   >
+  /** Session authorisations by instance and box key (decision 0014), signed or being signed. */
+  sessionAuths: Map<string, Promise<{ validUntil: bigint; signature: Uint8Array }>>
 }
 
 export type PoseClientBase = ChainClients & {
@@ -109,6 +119,8 @@ export type PoseClientBase = ChainClients & {
   state: PoseClientState
   /** Box sessions for requests (`sessionKeys`); none: a fresh ephemeral key per request. */
   boxSessions?: BoxSessions
+  /** Transactions are authorised per box session (`sessionAuth`), not signed one by one. */
+  sessionAuth: boolean
 }
 
 export type PoseClient = PoseClientBase & {
@@ -174,8 +186,9 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       hostProbeMs: p.hostProbeMs ?? DEFAULT_HOST_PROBE_MS,
       apiTransport: p.apiTransport ?? 'ws',
     },
-    state: { nonces: new Map(), instances: new Map(), sent: new Map() },
+    state: { nonces: new Map(), instances: new Map(), sent: new Map(), sessionAuths: new Map() },
     ...(p.sessionKeys === false ? {} : { boxSessions: new BoxSessions() }),
+    sessionAuth: p.sessionKeys !== false && p.sessionAuth !== false,
   }
   const client = base as PoseClient
   client.deployContract = (q) => deployContract(base, q)

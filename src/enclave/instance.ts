@@ -15,6 +15,7 @@ import {
   BOX_CONTEXT,
   BROADCAST,
   boxOpen,
+  boxSenderKey,
   boxSeal,
   compareBytes,
   concatBytes,
@@ -53,6 +54,7 @@ import {
   type GenesisSecrets,
   generateX25519KeyPair,
   genesisUpdateHash,
+  hashSession,
   hashTx,
   hashViewCall,
   hex,
@@ -155,6 +157,8 @@ const FUTURE_TTL_MS = 10_000
  * its operator's TIMEOUT while the update waits for a watchdog); more answer the oldest at once.
  */
 const MAX_WAITERS_PER_TX = 8
+/** Session authorisations remembered per instance (decision 0014); the oldest goes first. */
+const MAX_SESSIONS = 4096
 const RECEIPT_CACHE = 4096
 
 /** Sets `key` in a cache of at most RECEIPT_CACHE entries, evicting the oldest. */
@@ -293,6 +297,8 @@ export class Instance {
   private acked = new Map<string, bigint>()
   private released = 0n
   private receipts = new Map<string, Receipt>()
+  /** Checked session authorisations: box key and sender (hex) → `validUntil:signature`. */
+  private sessions = new Map<string, string>()
   /**
    * Requests for transactions executed before a restart or by the previous executor (their
    * first requests died with it), in updates not every current watchdog is known to hold:
@@ -707,7 +713,7 @@ export class Instance {
       return
     }
     try {
-      this.acceptTx(decodeSignedTx(opened.plaintext), waiter)
+      this.acceptTx(decodeSignedTx(opened.plaintext), opened.boxKey, waiter)
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e
       this.reject(waiter, e)
@@ -1091,20 +1097,21 @@ export class Instance {
   private openClientBox(
     box: Uint8Array,
     context: string,
-  ): { plaintext: Uint8Array; responseKey: Uint8Array } {
+  ): { plaintext: Uint8Array; responseKey: Uint8Array; boxKey: Uint8Array } {
     if (!this.contractSecretKey || !this.contractPublicKey) {
       throw new ProtocolError(
         'NOT_READY',
         `instance ${this.id}: no contract key in this enclave yet`,
       )
     }
-    return boxOpen({
+    const opened = boxOpen({
       recipientSecretKey: this.contractSecretKey,
       recipientPublicKey: this.contractPublicKey,
       box,
       context,
       aad: instanceAad(this.id),
     })
+    return { ...opened, boxKey: boxSenderKey(box) }
   }
 
   private assertServing(): void {
@@ -1138,10 +1145,10 @@ export class Instance {
   /** Accepts an encrypted, signed transaction; the answer comes later through the outbox. */
   async submitTx(requestId: string, box: Uint8Array): Promise<void> {
     this.assertServing()
-    const { plaintext, responseKey } = this.openClientBox(box, BOX_CONTEXT.tx)
+    const { plaintext, responseKey, boxKey } = this.openClientBox(box, BOX_CONTEXT.tx)
     const waiter: Waiter = { requestId, responseKey }
     try {
-      this.acceptTx(decodeSignedTx(plaintext), waiter)
+      this.acceptTx(decodeSignedTx(plaintext), boxKey, waiter)
     } catch (e) {
       if (e instanceof ProtocolError) return this.reject(waiter, e)
       throw e
@@ -1149,7 +1156,40 @@ export class Instance {
     await this.pump()
   }
 
-  private acceptTx(tx: SignedTx, waiter: Waiter): void {
+  /**
+   * Checks that `tx.from` sent `tx`: its own signature, or its authorisation of the box's
+   * ephemeral key (`boxKey`), checked once per session and then remembered (decision 0014).
+   */
+  private checkSender(tx: SignedTx, txHash: Uint8Array, boxKey: Uint8Array): void {
+    const domain = { chainId: this.ctx.chainId, manager: this.ctx.manager }
+    if (!tx.session) {
+      if (!equalBytes(recoverAddress(txHash, tx.signature), tx.from))
+        throw new ProtocolError('BAD_SIGNATURE', 'tx.signature: not signed by tx.from')
+      return
+    }
+    const { validUntil } = tx.session
+    if (validUntil < this.ctx.block().timestamp) {
+      throw new ProtocolError(
+        'EXPIRED',
+        `tx.session.validUntil: ${validUntil} is in the past; authorise a new session`,
+      )
+    }
+    const key = hex(boxKey) + hex(tx.from)
+    const authorised = `${validUntil}:${hex(tx.signature)}`
+    if (this.sessions.get(key) === authorised) return
+    const digest = hashSession(domain, { instance: this.id, account: tx.from, boxKey, validUntil })
+    if (!equalBytes(recoverAddress(digest, tx.signature), tx.from)) {
+      throw new ProtocolError(
+        'BAD_SIGNATURE',
+        "tx.signature: tx.from did not authorise this box's session key",
+      )
+    }
+    this.sessions.delete(key)
+    this.sessions.set(key, authorised)
+    if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!)
+  }
+
+  private acceptTx(tx: SignedTx, boxKey: Uint8Array, waiter: Waiter): void {
     if (tx.instance !== this.id)
       throw new ProtocolError('MALFORMED', `tx.instance: expected ${this.id}, got ${tx.instance}`)
     if (tx.gasLimit > this.ctx.maxGasPerTx || tx.gasLimit < 21_000n) {
@@ -1159,9 +1199,7 @@ export class Instance {
       )
     }
     const txHash = hashTx({ chainId: this.ctx.chainId, manager: this.ctx.manager }, tx)
-    const signer = recoverAddress(txHash, tx.signature)
-    if (!equalBytes(signer, tx.from))
-      throw new ProtocolError('BAD_SIGNATURE', 'tx.signature: not signed by tx.from')
+    this.checkSender(tx, txHash, boxKey)
     const key = hex(txHash)
     const done = this.receipts.get(key)
     if (done) {

@@ -243,6 +243,13 @@ function freshEphemeral(recipient: Uint8Array): { publicKey: Uint8Array; prk: Bu
   return { publicKey: eph.publicKey, prk }
 }
 
+/** The sender's ephemeral public key of a box (its first 32 bytes), copied. */
+export function boxSenderKey(box: Uint8Array): Uint8Array {
+  if (!(box instanceof Uint8Array) || box.length < BOX_OVERHEAD)
+    throw new ProtocolError('MALFORMED', `box: expected at least ${BOX_OVERHEAD} bytes`)
+  return box.slice(0, KEY_BYTES)
+}
+
 /**
  * Encrypts to an x25519 public key with a fresh ephemeral key. Keep `responseKey` to read the
  * answer.
@@ -274,29 +281,47 @@ export const BOX_SESSION_LIMITS = {
  * key. Boxes of one session are linkable to each other by their ephemeral key.
  */
 export class BoxSessions {
-  private readonly sessions = new Map<
-    string,
-    { publicKey: Uint8Array; prk: Buffer; boxes: number; expiresAt: number }
-  >()
+  private readonly sessions = new Map<string, BoxSession>()
 
   constructor(private readonly limits: Partial<typeof BOX_SESSION_LIMITS> = {}) {}
 
-  seal(p: BoxSealParams): SealedBox {
-    assertBytes(p.recipientPublicKey, 'recipientPublicKey', 32)
+  /** The current session with `recipientPublicKey`, begun now if there is none or it ended. */
+  session(recipientPublicKey: Uint8Array): BoxSession {
+    assertBytes(recipientPublicKey, 'recipientPublicKey', 32)
     const { maxBoxes, maxAgeMs, maxRecipients } = { ...BOX_SESSION_LIMITS, ...this.limits }
-    const id = keyId(p.recipientPublicKey)
+    const id = keyId(recipientPublicKey)
     const now = Date.now()
     let s = this.sessions.get(id)
     if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
-      s = { ...freshEphemeral(p.recipientPublicKey), boxes: 0, expiresAt: now + maxAgeMs }
+      s = { ...freshEphemeral(recipientPublicKey), boxes: 0, expiresAt: now + maxAgeMs }
       this.sessions.delete(id)
       this.sessions.set(id, s)
       if (this.sessions.size > maxRecipients)
         this.sessions.delete(this.sessions.keys().next().value!)
     }
-    s.boxes++
-    return sealWith(s, p)
+    return s
   }
+
+  seal(p: BoxSealParams): SealedBox {
+    return this.sealIn(this.session(p.recipientPublicKey), p)
+  }
+
+  /**
+   * Seals under `session` (from `session()` for the same recipient), even if a newer session
+   * has begun since: a box sealed with a key the sender just authorised stays under that key.
+   */
+  sealIn(session: BoxSession, p: BoxSealParams): SealedBox {
+    session.boxes++
+    return sealWith(session, p)
+  }
+}
+
+/** One sender's session with one recipient: its ephemeral public key and when it ends. */
+export type BoxSession = {
+  readonly publicKey: Uint8Array
+  readonly prk: Buffer
+  boxes: number
+  readonly expiresAt: number
 }
 
 /**

@@ -42,7 +42,12 @@ export const instanceAad = (instance: bigint): Uint8Array => uintToWord(instance
 
 // ---------------------------------------------------------------- signed transactions
 
-export type SignedTx = Tx & { signature: Uint8Array }
+/**
+ * A transaction as sent: signed itself (`signature` over its EIP-712 digest), or, with
+ * `session`, in a box whose ephemeral key the sender authorised (`signature` over the `Session`
+ * message naming that key and `session.validUntil`; docs/decisions/0014).
+ */
+export type SignedTx = Tx & { signature: Uint8Array; session?: { validUntil: bigint } }
 
 /*
  * Transactions, view calls, receipts and answers are binary (docs/decisions/0011): every
@@ -52,6 +57,8 @@ export type SignedTx = Tx & { signature: Uint8Array }
  *
  * tx      = version u8 = 1 | instance[32] | from[20] | nonce u64 | to[20] | value[32]
  *           | gasLimit u64 | signature[65] | data bytes
+ *           or, session-authorised (0014), version u8 = 2 | the same up to gasLimit
+ *           | validUntil u64 | signature[65] (over the Session message) | data bytes
  * view    = version u8 = 1 | instance[32] | from[20] | to[20] | expiry u64 | signature[65]
  *           | data bytes
  * receipt = version u8 = 1 | instance[32] | seq u64 | result | executor[20] | signature[65]
@@ -60,6 +67,7 @@ export type SignedTx = Tx & { signature: Uint8Array }
  *           | returnData bytes; 3 = rejected: the error object as UTF-8 JSON
  */
 const TX_VERSION = 1
+const TX_SESSION_VERSION = 2
 const VIEW_VERSION = 1
 const RECEIPT_VERSION = 1
 const ANSWER_VERSION = 1
@@ -78,23 +86,24 @@ function checkBoxed(bytes: Uint8Array, what: string): void {
 }
 
 export function encodeSignedTx(tx: SignedTx): Uint8Array {
-  return new ByteWriter('tx', 210 + tx.data.length)
-    .u8(TX_VERSION)
+  const w = new ByteWriter('tx', 218 + tx.data.length)
+    .u8(tx.session ? TX_SESSION_VERSION : TX_VERSION)
     .u256(tx.instance, 'instance')
     .fixed(tx.from, 20, 'from')
     .u64(tx.nonce, 'nonce')
     .fixed(tx.to, 20, 'to')
     .u256(tx.value, 'value')
     .u64(tx.gasLimit, 'gasLimit')
-    .fixed(tx.signature, 65, 'signature')
-    .bytes(tx.data)
-    .finish()
+  if (tx.session) w.u64(tx.session.validUntil, 'session.validUntil')
+  return w.fixed(tx.signature, 65, 'signature').bytes(tx.data).finish()
 }
 
 export function decodeSignedTx(bytes: Uint8Array): SignedTx {
   checkBoxed(bytes, 'tx')
   const r = new ByteReader(bytes, 'tx')
-  readVersion(r, TX_VERSION)
+  const version = r.u8('version')
+  if (version !== TX_VERSION && version !== TX_SESSION_VERSION)
+    throw r.error('version', `unknown version ${version}`)
   const tx = {
     instance: r.u256('instance'),
     from: r.fixed(20, 'from'),
@@ -102,14 +111,16 @@ export function decodeSignedTx(bytes: Uint8Array): SignedTx {
     to: r.fixed(20, 'to'),
     value: r.u256('value'),
     gasLimit: r.u64('gasLimit'),
-    signature: r.fixed(65, 'signature'),
   }
+  const session =
+    version === TX_SESSION_VERSION ? { validUntil: r.u64('session.validUntil') } : undefined
+  const signature = r.fixed(65, 'signature')
   const n = r.u32('data.length')
   if (n > LIMITS.maxTxDataBytes)
     throw new ProtocolError('OVERSIZED', `tx.data: ${n} bytes exceeds ${LIMITS.maxTxDataBytes}`)
   const data = r.fixed(n, 'data')
   r.end()
-  return { ...tx, data }
+  return session ? { ...tx, signature, session, data } : { ...tx, signature, data }
 }
 
 export type SignedView = ViewCall & { signature: Uint8Array }

@@ -28,11 +28,26 @@ export type ViewCall = {
   expiry: bigint
 }
 
+/**
+ * A user's authorisation of a box session (docs/decisions/0014): transactions for `instance`
+ * from `account` carried in boxes sealed with the ephemeral x25519 key `boxKey` are the user's
+ * until the chain's clock passes `validUntil` (unix seconds). One signature per session instead
+ * of one per transaction.
+ */
+export type SessionAuth = {
+  instance: bigint
+  account: Uint8Array
+  boxKey: Uint8Array
+  validUntil: bigint
+}
+
 export const EIP712_DOMAIN_TYPE =
   'EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)'
 export const TX_TYPE =
   'Tx(uint256 instance,address from,uint64 nonce,address to,uint256 value,bytes data,uint64 gasLimit)'
 export const VIEW_TYPE = 'View(uint256 instance,address from,address to,bytes data,uint64 expiry)'
+export const SESSION_TYPE =
+  'Session(uint256 instance,address account,bytes32 boxKey,uint64 validUntil)'
 
 /** viem-compatible `types` for wallets (`signTypedData`). */
 export const poseTypes = {
@@ -52,6 +67,12 @@ export const poseTypes = {
     { name: 'data', type: 'bytes' },
     { name: 'expiry', type: 'uint64' },
   ],
+  Session: [
+    { name: 'instance', type: 'uint256' },
+    { name: 'account', type: 'address' },
+    { name: 'boxKey', type: 'bytes32' },
+    { name: 'validUntil', type: 'uint64' },
+  ],
 } as const
 
 export const POSE_DOMAIN_NAME = 'POSE'
@@ -60,6 +81,7 @@ export const POSE_DOMAIN_VERSION = '1'
 const DOMAIN_TYPEHASH = keccak256(utf8(EIP712_DOMAIN_TYPE))
 const TX_TYPEHASH = keccak256(utf8(TX_TYPE))
 const VIEW_TYPEHASH = keccak256(utf8(VIEW_TYPE))
+const SESSION_TYPEHASH = keccak256(utf8(SESSION_TYPE))
 const NAME_HASH = keccak256(utf8(POSE_DOMAIN_NAME))
 const VERSION_HASH = keccak256(utf8(POSE_DOMAIN_VERSION))
 
@@ -119,6 +141,22 @@ export function hashViewCall(domain: PoseDomain, view: ViewCall): Uint8Array {
         addressToWord(view.to),
         keccak256(assertBytes(view.data, 'data')),
         uintToWord(view.expiry, 'expiry', 64),
+      ),
+    ),
+  )
+}
+
+/** The EIP-712 digest of a session authorisation (what the user signs once per box session). */
+export function hashSession(domain: PoseDomain, s: SessionAuth): Uint8Array {
+  return typedDigest(
+    domain,
+    keccak256(
+      concatBytes(
+        SESSION_TYPEHASH,
+        uintToWord(s.instance, 'instance'),
+        addressToWord(s.account),
+        assertBytes(s.boxKey, 'boxKey', 32),
+        uintToWord(s.validUntil, 'validUntil', 64),
       ),
     ),
   )

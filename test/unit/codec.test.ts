@@ -63,8 +63,12 @@ const signedTx = fc.record(
     data: bytes(),
     gasLimit: u(64),
     signature: b(65),
+    session: fc.record({ validUntil: u(64) }, { noNullPrototype: true }),
   },
-  { noNullPrototype: true },
+  {
+    noNullPrototype: true,
+    requiredKeys: ['instance', 'from', 'nonce', 'to', 'value', 'data', 'gasLimit', 'signature'],
+  },
 )
 const signedView = fc.record(
   { instance: u(256), from: b(20), to: b(20), data: bytes(), expiry: u(64), signature: b(65) },
@@ -254,10 +258,22 @@ test('codecs round-trip', () => {
 
 test('decoders reject malformed, oversized and out-of-range input with a typed error', () => {
   // Binary client messages: every fault names its message and field.
-  const tx = { ...fc.sample(signedTx, 1)[0]!, data: new Uint8Array(10) }
+  const { session: _, ...tx } = { ...fc.sample(signedTx, 1)[0]!, data: new Uint8Array(10) }
   const good = encodeSignedTx(tx)
   assert.throws(() => decodeSignedTx(good.subarray(0, 40)), /^ProtocolError: tx\.from: truncated/)
-  assert.throws(() => decodeSignedTx(Uint8Array.of(2, ...good.subarray(1))), /tx\.version: unknown/)
+  assert.throws(() => decodeSignedTx(Uint8Array.of(3, ...good.subarray(1))), /tx\.version: unknown/)
+  // Session-authorised (version 2): validUntil sits between gasLimit and the signature.
+  const bySession = encodeSignedTx({ ...tx, session: { validUntil: 5n } })
+  assert.equal(bySession.length, good.length + 8)
+  assert.throws(
+    () => decodeSignedTx(bySession.subarray(0, 1 + 32 + 20 + 8 + 20 + 32 + 8 + 4)),
+    /tx\.session\.validUntil: truncated/,
+  )
+  assert.deepEqual(decodeSignedTx(bySession).session, { validUntil: 5n })
+  assert.throws(
+    () => encodeSignedTx({ ...tx, session: { validUntil: -1n } }),
+    /tx\.session\.validUntil/,
+  )
   assert.throws(() => decodeSignedTx(Uint8Array.of(...good, 0)), /tx: 1 trailing bytes/)
   assert.throws(() => decodeSignedTx(good.subarray(0, good.length - 1)), /tx\.data: truncated/)
   const huge = encodeSignedTx({ ...tx, data: new Uint8Array(70_000) })

@@ -21,6 +21,7 @@ import {
   bytesToHex,
   generateSecretKey,
   generateX25519KeyPair,
+  hashSession,
   hashTx,
   hashViewCall,
   hkdf,
@@ -472,7 +473,7 @@ test('x25519 public key derivation is consistent', () => {
   assert.deepEqual(x25519PublicKey(kp.secretKey), kp.publicKey)
 })
 
-test('EIP-712 Tx and View digests equal viem hashTypedData and wallet signatures recover', async () => {
+test('EIP-712 Tx, View and Session digests equal viem hashTypedData and wallet signatures recover', async () => {
   const account = privateKeyToAccount(bytesToHex(generateSecretKey()))
   const samples = fc.sample(
     fc.record({
@@ -485,6 +486,7 @@ test('EIP-712 Tx and View digests equal viem hashTypedData and wallet signatures
       chainId: u(64),
       manager: addr(),
       expiry: u(64),
+      boxKey: bytes(32, 32),
     }),
     25,
   )
@@ -532,6 +534,26 @@ test('EIP-712 Tx and View digests equal viem hashTypedData and wallet signatures
           to: bytesToHex(s.to),
           data: bytesToHex(s.data),
           expiry: s.expiry,
+        },
+      }),
+    )
+    const session = {
+      instance: s.instance,
+      account: tx.from,
+      boxKey: s.boxKey,
+      validUntil: s.expiry,
+    }
+    assert.equal(
+      bytesToHex(hashSession({ chainId: s.chainId, manager: s.manager }, session)),
+      hashTypedData({
+        domain,
+        types: poseTypes,
+        primaryType: 'Session',
+        message: {
+          instance: s.instance,
+          account: from,
+          boxKey: bytesToHex(s.boxKey),
+          validUntil: s.expiry,
         },
       }),
     )

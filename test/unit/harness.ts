@@ -9,6 +9,7 @@ import { Enclave } from '../../src/enclave/enclave.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
+  type BoxSessions,
   boxSeal,
   bytesToHex,
   type ChainEvent,
@@ -19,6 +20,7 @@ import {
   encodeSignedTx,
   encodeSignedView,
   generateSecretKey,
+  hashSession,
   hashTx,
   hashViewCall,
   INSTANCE_ADDRESS,
@@ -31,6 +33,7 @@ import {
   SYSTEM_ADDRESS,
   secretKeyToAddress,
   signDigest,
+  type Tx,
   utf8,
 } from '../../src/protocol/index.ts'
 
@@ -169,14 +172,14 @@ export async function pump(
   }
 }
 
-/** A signed PrivateToken transfer of 1 token, boxed to the contract's key. */
-export function transferBox(
+/** A PrivateToken transfer of 1 token from `key`'s account, unsigned. */
+export function transferTx(
   target: { instance: bigint; contractEncryptionKey: Uint8Array },
   key: Uint8Array,
   nonce: bigint,
   recipient: Uint8Array,
-) {
-  const tx = {
+): Tx {
+  return {
     instance: target.instance,
     from: secretKeyToAddress(key),
     nonce,
@@ -191,6 +194,16 @@ export function transferBox(
     ),
     gasLimit: 200_000n,
   }
+}
+
+/** A signed PrivateToken transfer of 1 token, boxed to the contract's key. */
+export function transferBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonce: bigint,
+  recipient: Uint8Array,
+) {
+  const tx = transferTx(target, key, nonce, recipient)
   const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
   return boxSeal({
     recipientPublicKey: target.contractEncryptionKey,
@@ -198,6 +211,44 @@ export function transferBox(
     context: BOX_CONTEXT.tx,
     aad: instanceAad(target.instance),
   })
+}
+
+/**
+ * A PrivateToken transfer in a box of `sessions`' session with the contract key, authorised by
+ * a Session signature (decision 0014): by `authKey` (default `key`) for `authBoxKey` (default
+ * the session's key) until `validUntil`.
+ */
+export function sessionTransferBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  nonce: bigint,
+  recipient: Uint8Array,
+  s: {
+    sessions: BoxSessions
+    validUntil: bigint
+    authKey?: Uint8Array
+    authBoxKey?: Uint8Array
+    signature?: Uint8Array
+  },
+) {
+  const tx = transferTx(target, key, nonce, recipient)
+  const session = s.sessions.session(target.contractEncryptionKey)
+  const auth = {
+    instance: target.instance,
+    account: tx.from,
+    boxKey: s.authBoxKey ?? session.publicKey,
+    validUntil: s.validUntil,
+  }
+  const signature =
+    s.signature ??
+    signDigest(hashSession({ chainId: CHAIN_ID, manager: MANAGER }, auth), s.authKey ?? key)
+  const sealed = s.sessions.sealIn(session, {
+    recipientPublicKey: target.contractEncryptionKey,
+    plaintext: encodeSignedTx({ ...tx, signature, session: { validUntil: s.validUntil } }),
+    context: BOX_CONTEXT.tx,
+    aad: instanceAad(target.instance),
+  })
+  return { ...sealed, tx }
 }
 
 /** A signed view call of the system contract's `selector` by `key`'s account, boxed to the contract's key. */

@@ -153,7 +153,8 @@ function sdkClient(
       // the WebSocket API).
       apiTransport: 'http',
     },
-    state: { nonces: new Map(), instances: new Map(), sent: new Map() },
+    state: { nonces: new Map(), instances: new Map(), sent: new Map(), sessionAuths: new Map() },
+    sessionAuth: true,
   }
 }
 

@@ -32,7 +32,7 @@ import { getInstance } from './getInstance.ts'
  */
 export async function signTyped(
   client: PoseClientBase,
-  primaryType: 'Tx' | 'View',
+  primaryType: 'Tx' | 'View' | 'Session',
   message: Record<string, unknown>,
   digest: Uint8Array,
 ): Promise<Hex> {

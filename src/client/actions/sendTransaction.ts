@@ -6,6 +6,7 @@ import {
   bytesToHex,
   decodeAnswer,
   encodeSignedTx,
+  hashSession,
   hashTx,
   hexToBytes,
   INSTANCE_ADDRESS_HEX,
@@ -137,6 +138,78 @@ export async function sendTransaction(
     gasLimit: p.gasLimit ?? 1_000_000n,
   }
   const txHash = hashTx(client.domain, tx)
+  const recipientPublicKey = hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32)
+  let sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth)
+  try {
+    return await sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
+  } catch (e) {
+    // The session's authorisation expired on the chain's clock (or an enclave refused it): the
+    // transaction goes again, signed itself. Same transaction, same hash: idempotent.
+    if (!(e instanceof PoseRequestError) || !sealed.session) throw e
+    if (e.code !== 'EXPIRED' && e.code !== 'BAD_SIGNATURE') throw e
+    client.state.sessionAuths.delete(sealed.session)
+    sealed = await sealTx(client, tx, txHash, recipientPublicKey, false)
+    return sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
+  }
+}
+
+/** How long a session authorisation is valid on the chain's clock (decision 0014). */
+export const SESSION_AUTH_SECONDS = 3600n
+
+/**
+ * The account's authorisation of a box session's key for `instance`: signed once per session
+ * (concurrent sends share the signing), valid for `SESSION_AUTH_SECONDS` from the latest block.
+ */
+function sessionAuthFor(
+  client: PoseClientBase,
+  instance: bigint,
+  boxKey: Uint8Array,
+): { key: string; auth: Promise<{ validUntil: bigint; signature: Uint8Array }> } {
+  const key = `${instance}:${bytesToHex(boxKey)}`
+  let auth = client.state.sessionAuths.get(key)
+  if (!auth) {
+    auth = (async () => {
+      const latest = await client.publicClient.getBlock({ blockTag: 'latest' })
+      const validUntil = latest.timestamp + SESSION_AUTH_SECONDS
+      const account = hexToBytes(client.account.address, 'account', 20)
+      const session = { instance, account, boxKey, validUntil }
+      const signature = await signTyped(
+        client,
+        'Session',
+        { instance, account: client.account.address, boxKey: bytesToHex(boxKey), validUntil },
+        hashSession(client.domain, session),
+      )
+      return { validUntil, signature: hexToBytes(signature, 'signature', 65) }
+    })()
+    auth.catch(() => client.state.sessionAuths.delete(key))
+    // Sessions last minutes; the map only needs the current ones.
+    if (client.state.sessionAuths.size >= 256) client.state.sessionAuths.clear()
+    client.state.sessionAuths.set(key, auth)
+  }
+  return { key, auth }
+}
+
+type SealedTx = { box: Uint8Array; responseKey: Uint8Array; session?: string }
+
+/**
+ * Signs and encrypts a transaction: in the client's box session with that session's
+ * authorisation (`bySession`), or signed itself.
+ */
+async function sealTx(
+  client: PoseClientBase,
+  tx: Tx,
+  txHash: Uint8Array,
+  recipientPublicKey: Uint8Array,
+  bySession: boolean,
+): Promise<SealedTx> {
+  const params = { recipientPublicKey, context: BOX_CONTEXT.tx, aad: instanceAad(tx.instance) }
+  if (bySession && client.boxSessions) {
+    const session = client.boxSessions.session(recipientPublicKey)
+    const { key, auth } = sessionAuthFor(client, tx.instance, session.publicKey)
+    const { validUntil, signature } = await auth
+    const plaintext = encodeSignedTx({ ...tx, signature, session: { validUntil } })
+    return { ...client.boxSessions.sealIn(session, { ...params, plaintext }), session: key }
+  }
   const signature = hexToBytes(
     await signTyped(
       client,
@@ -155,21 +228,22 @@ export async function sendTransaction(
     'signature',
     65,
   )
-  const { box, responseKey } = sealRequest(client, {
-    recipientPublicKey: hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32),
-    plaintext: encodeSignedTx({ ...tx, signature }),
-    context: BOX_CONTEXT.tx,
-    aad: instanceAad(p.instance),
-  })
-  client.state.sent.set(bytesToHex(txHash), {
-    instance: p.instance,
-    box,
-    responseKey,
-    endpoint: info.executorEndpoint,
-  })
+  return sealRequest(client, { ...params, plaintext: encodeSignedTx({ ...tx, signature }) })
+}
+
+/** Sends a sealed transaction (with failover) and returns its verified receipt. */
+async function sendSealed(
+  client: PoseClientBase,
+  tx: Tx,
+  txHash: Uint8Array,
+  { box, responseKey }: SealedTx,
+  endpoint: string,
+): Promise<SendTransactionReturnType> {
+  const nonceKey = tx.instance.toString()
+  client.state.sent.set(bytesToHex(txHash), { instance: tx.instance, box, responseKey, endpoint })
   try {
-    const receipt = await requestWithFailover(client, p.instance, 'tx', box, (sealed) =>
-      openReceipt(client, { instance: p.instance, txHash, sealed, responseKey }),
+    const receipt = await requestWithFailover(client, tx.instance, 'tx', box, (sealed) =>
+      openReceipt(client, { instance: tx.instance, txHash, sealed, responseKey }),
     )
     client.state.sent.delete(bytesToHex(txHash))
     return receipt
