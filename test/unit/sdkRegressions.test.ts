@@ -8,7 +8,13 @@
 import assert from 'node:assert/strict'
 import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
-import { type Address, encodeAbiParameters, encodeEventTopics, type Hex } from 'viem'
+import {
+  type Address,
+  encodeAbiParameters,
+  encodeEventTopics,
+  encodeFunctionData,
+  type Hex,
+} from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { anvil } from 'viem/chains'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
@@ -21,6 +27,7 @@ import type { PoseClientBase } from '../../src/client/createPoseClient.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { type ApiBackend, createApi } from '../../src/operator/api.ts'
 import {
+  BoxSessions,
   bytesToHex,
   type EnclaveOutput,
   EventKind,
@@ -510,4 +517,66 @@ test('an executor whose operator answers its health checks keeps the request wai
     `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
   )
   assert.match(r.message, /did not answer within 1000 ms/)
+})
+
+test("a transaction whose session authorisation expired on the enclave's chain clock is sent again signed itself, and the next session is authorised anew", {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, instance, exec } = setup
+  let requests = 0
+  const backend: ApiBackend = {
+    ...executorBackend(setup),
+    request: async (kind, inst, box) => {
+      const requestId = `s${++requests}`
+      const { outputs } = await exec.enclave.call(kind, { requestId, instance: inst, box })
+      await pump(nodes, outputs, setup.answers)
+      const sealed = setup.answers.get(requestId)
+      assert.ok(sealed, `${kind}: the enclave answered`)
+      return sealed
+    },
+  }
+  const operator = await serve(backend)
+  try {
+    const manager: FakeManager = {
+      phase: Phase.Active,
+      contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+      endpoint: operator.endpoint,
+      writes: [],
+    }
+    const client = sdkClient(setup, manager)
+    client.boxSessions = new BoxSessions()
+    let head = 1001n
+    ;(client.publicClient as { getBlock: unknown }).getBlock = async () => ({ timestamp: head })
+    let signatures = 0
+    const sign = client.account.sign!.bind(client.account)
+    client.account.sign = (p) => {
+      signatures++
+      return sign(p)
+    }
+    const transfer = async () => {
+      const before = signatures
+      const r = await sendTransaction(client, {
+        instance,
+        data: encodeFunctionData({
+          abi: privateTokenAbi,
+          functionName: 'transfer',
+          args: [ZERO_ADDRESS, 1n],
+        }),
+      })
+      assert.equal(r.status, 'success')
+      return signatures - before
+    }
+    // The nonce view is signed; the first transfer signs the session's authorisation.
+    assert.equal(await transfer(), 2, 'nonce view + Session')
+    assert.equal(await transfer(), 0, 'the session is authorised already')
+    // The enclave's chain clock passes validUntil (1001 + 3600).
+    await exec.enclave.call('chain', { blockNumber: 12n, timestamp: 1001n + 3601n, events: [] })
+    assert.equal(await transfer(), 1, 'EXPIRED, then the transaction signed itself')
+    head = 1001n + 3601n
+    assert.equal(await transfer(), 1, 'a new authorisation from the new head')
+    assert.equal(await transfer(), 0)
+  } finally {
+    await operator.close()
+  }
 })
