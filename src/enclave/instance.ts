@@ -1159,6 +1159,8 @@ export class Instance {
   /**
    * Checks that `tx.from` sent `tx`: its own signature, or its authorisation of the box's
    * ephemeral key (`boxKey`), checked once per session and then remembered (decision 0014).
+   * The authorisation's expiry counts only for a transaction not seen before (`acceptTx`): a
+   * resubmitted box still gets the receipt it has.
    */
   private checkSender(tx: SignedTx, txHash: Uint8Array, boxKey: Uint8Array): void {
     const domain = { chainId: this.ctx.chainId, manager: this.ctx.manager }
@@ -1168,12 +1170,6 @@ export class Instance {
       return
     }
     const { validUntil } = tx.session
-    if (validUntil < this.ctx.block().timestamp) {
-      throw new ProtocolError(
-        'EXPIRED',
-        `tx.session.validUntil: ${validUntil} is in the past; authorise a new session`,
-      )
-    }
     const key = hex(boxKey) + hex(tx.from)
     const authorised = `${validUntil}:${hex(tx.signature)}`
     if (this.sessions.get(key) === authorised) return
@@ -1243,6 +1239,12 @@ export class Instance {
       return
     }
     this.assertNotTerminated()
+    if (tx.session && tx.session.validUntil < this.ctx.block().timestamp) {
+      throw new ProtocolError(
+        'EXPIRED',
+        `tx.session.validUntil: ${tx.session.validUntil} is in the past; authorise a new session`,
+      )
+    }
     const from = hex(tx.from)
     const expected = this.nextNonce.get(from) ?? this.world!.getNonce(tx.from)
     if (tx.nonce < expected) {

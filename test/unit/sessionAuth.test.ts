@@ -48,10 +48,12 @@ describe('session-authorised transactions', () => {
     const a0 = await send('s0', first)
     assert.equal(a0.kind === 'receipt' && a0.receipt.status, 'success')
     // The second box of the session carries the same authorisation: accepted without a new one.
-    const a1 = await send(
-      's1',
-      sessionTransferBox(target, creatorKey, 1n, recipient, { sessions, validUntil: FAR }),
-    )
+    const soon = 5000n
+    const second = sessionTransferBox(target, creatorKey, 1n, recipient, {
+      sessions,
+      validUntil: soon,
+    })
+    const a1 = await send('s1', second)
     assert.equal(a1.kind === 'receipt' && a1.receipt.status, 'success')
     const before = await digest()
 
@@ -125,6 +127,20 @@ describe('session-authorised transactions', () => {
     assert.equal(
       bytesToHex(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx1)),
       bytesToHex(a1.receipt.txHash),
+    )
+    assert.equal(await digest(), before)
+
+    // Past `soon` on the enclave's chain clock, the same box still gets its receipt; a new
+    // transaction under that authorisation is refused.
+    await exec.enclave.call('chain', { blockNumber: 12n, timestamp: soon + 1n, events: [] })
+    const a3 = await send('s1-late', second)
+    assert.ok(a3.kind === 'receipt', 'the receipt it has')
+    assert.equal(bytesToHex(a3.receipt.txHash), bytesToHex(a1.receipt.txHash))
+    await refused(
+      'late-new',
+      sessionTransferBox(target, creatorKey, 2n, recipient, { sessions, validUntil: soon }),
+      'EXPIRED',
+      /validUntil: 5000 is in the past/,
     )
     assert.equal(await digest(), before)
   })
