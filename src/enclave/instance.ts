@@ -91,6 +91,7 @@ import {
   signDigest,
   signEnvelope,
   signReceipt,
+  signReceipts,
   systemWithdrawnSlot,
   terminateDigest,
   type UpdateBody,
@@ -1474,6 +1475,8 @@ export class Instance {
   /** Releases receipts of every update that all current watchdogs acknowledged, in order. */
   private release(): void {
     const min = this.heldByAll()
+    // Receipts released by this call are signed together, under one signature (decision 0015).
+    const released: Array<{ result: ExecutedTx; seq: bigint; waiters: Waiter[] }> = []
     while (this.released < min) {
       const seq = this.released + 1n
       const entry = this.log.get(seq)
@@ -1484,8 +1487,9 @@ export class Instance {
       // then the world may yet be replaced by the pool's, and they would be credited again).
       this.view.pruneDeposits(entry.credited)
       for (const { p, result } of entry.executed) {
-        const receipt = this.makeReceipt(
-          {
+        this.byHash.delete(hex(p.txHash))
+        released.push({
+          result: {
             txHash: p.txHash,
             from: p.tx.from,
             nonce: p.tx.nonce,
@@ -1495,11 +1499,20 @@ export class Instance {
             logs: result.logs,
           },
           seq,
-        )
-        const key = hex(p.txHash)
-        this.byHash.delete(key)
-        cacheSet(this.receipts, key, receipt)
-        for (const w of p.waiters) this.answer(w, { kind: 'receipt', receipt })
+          waiters: p.waiters,
+        })
+      }
+    }
+    if (released.length > 0) {
+      const receipts = signReceipts(
+        released.map(({ result, seq }) => this.unsignedReceipt(result, seq)),
+        { chainId: this.ctx.chainId, manager: this.ctx.manager },
+        this.ctx.identity.signingKey,
+      )
+      for (const [i, { result, waiters }] of released.entries()) {
+        const receipt = receipts[i]!
+        cacheSet(this.receipts, hex(result.txHash), receipt)
+        for (const w of waiters) this.answer(w, { kind: 'receipt', receipt })
       }
     }
     if (this.late.length > 0) {
@@ -1663,9 +1676,13 @@ export class Instance {
     if (this.systemDirty) this.world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT, last)
   }
 
+  private unsignedReceipt(r: ExecutedTx, seq: bigint): Omit<Receipt, 'signature' | 'proof'> {
+    return { ...r, instance: this.id, seq, executor: this.ctx.identity.signer }
+  }
+
   private makeReceipt(r: ExecutedTx, seq: bigint): Receipt {
     return signReceipt(
-      { ...r, instance: this.id, seq, executor: this.ctx.identity.signer },
+      this.unsignedReceipt(r, seq),
       { chainId: this.ctx.chainId, manager: this.ctx.manager },
       this.ctx.identity.signingKey,
     )

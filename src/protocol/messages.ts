@@ -8,7 +8,7 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
-import { addressToWord, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
+import { addressToWord, compareBytes, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
 import {
   addressSchema,
   bytes32Schema,
@@ -61,15 +61,16 @@ export type SignedTx = Tx & { signature: Uint8Array; session?: { validUntil: big
  *           | validUntil u64 | signature[65] (over the Session message) | data bytes
  * view    = version u8 = 1 | instance[32] | from[20] | to[20] | expiry u64 | signature[65]
  *           | data bytes
- * receipt = version u8 = 1 | instance[32] | seq u64 | result | executor[20] | signature[65]
- *           (result as in an update payload, below)
+ * receipt = version u8 = 2 | instance[32] | seq u64 | result | executor[20] | proof count u8
+ *           | proof[32] × count | signature[65] (result as in an update payload, below;
+ *           version 1, before decision 0015, has no proof count and no proof)
  * answer  = version u8 = 1 | kind u8, then by kind: 1 = receipt; 2 = view: status u8 | seq u64
  *           | returnData bytes; 3 = rejected: the error object as UTF-8 JSON
  */
 const TX_VERSION = 1
 const TX_SESSION_VERSION = 2
 const VIEW_VERSION = 1
-const RECEIPT_VERSION = 1
+const RECEIPT_VERSION = 2
 const ANSWER_VERSION = 1
 
 function readVersion(r: ByteReader, expected: number): void {
@@ -191,6 +192,12 @@ export type Receipt = {
   returnData: Uint8Array
   logs: ReceiptLog[]
   executor: Uint8Array
+  /**
+   * The receipt's path in the tree of receipts its executor released together (siblings from
+   * the leaf up; `receiptTree`): the signature is over the tree's root. Empty or absent: the
+   * signature is over the receipt's own digest.
+   */
+  proof?: Uint8Array[]
   signature: Uint8Array
 }
 
@@ -232,7 +239,7 @@ function logsHash(logs: ReceiptLog[]): Uint8Array {
 
 /** The digest an executor enclave signs for a receipt. */
 export function receiptDigest(
-  r: Omit<Receipt, 'signature'>,
+  r: Omit<Receipt, 'signature' | 'proof'>,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
   return hashTagged('POSE-RECEIPT-v1', [
@@ -251,12 +258,69 @@ export function receiptDigest(
   ])
 }
 
-export function signReceipt(
+/** Most siblings in a receipt's proof: trees of up to 2^20 receipts. */
+export const MAX_RECEIPT_PROOF = 20
+
+/** An interior node of a receipt tree: its children in byte order, tagged apart from leaves. */
+export function receiptNode(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return hashTagged('POSE-RECEIPT-NODE-v1', compareBytes(a, b) <= 0 ? [a, b] : [b, a])
+}
+
+/**
+ * A binary tree over receipt digests (docs/decisions/0015): pairs from the left at each level,
+ * an odd last node moves up as it is. Returns the root and each leaf's siblings from the leaf
+ * up; one leaf is its own root with no siblings.
+ */
+export function receiptTree(leaves: Uint8Array[]): { root: Uint8Array; proofs: Uint8Array[][] } {
+  if (leaves.length === 0) throw new ProtocolError('MALFORMED', 'receipt tree: no leaves')
+  const proofs: Uint8Array[][] = leaves.map(() => [])
+  const at = leaves.map((_, i) => i)
+  let level = leaves
+  while (level.length > 1) {
+    const next: Uint8Array[] = []
+    for (let j = 0; j < level.length; j += 2)
+      next.push(j + 1 < level.length ? receiptNode(level[j]!, level[j + 1]!) : level[j]!)
+    for (let i = 0; i < leaves.length; i++) {
+      const sibling = at[i]! ^ 1
+      if (sibling < level.length) proofs[i]!.push(level[sibling]!)
+      at[i] = at[i]! >> 1
+    }
+    level = next
+  }
+  return { root: level[0]!, proofs }
+}
+
+/** The root a receipt's signature is over: its digest folded with its proof. */
+export function receiptRoot(
   r: Omit<Receipt, 'signature'>,
+  domain: { chainId: bigint; manager: Uint8Array },
+): Uint8Array {
+  let node = receiptDigest(r, domain)
+  for (const sibling of r.proof ?? []) node = receiptNode(node, sibling)
+  return node
+}
+
+export function signReceipt(
+  r: Omit<Receipt, 'signature' | 'proof'>,
   domain: { chainId: bigint; manager: Uint8Array },
   secretKey: Uint8Array,
 ): Receipt {
   return { ...r, signature: signDigest(receiptDigest(r, domain), secretKey) }
+}
+
+/**
+ * Signs receipts released together under one signature over their tree's root (decision
+ * 0015); each receipt carries its proof. One receipt gets a plain signature.
+ */
+export function signReceipts(
+  rs: Array<Omit<Receipt, 'signature' | 'proof'>>,
+  domain: { chainId: bigint; manager: Uint8Array },
+  secretKey: Uint8Array,
+): Receipt[] {
+  if (rs.length === 1) return [signReceipt(rs[0]!, domain, secretKey)]
+  const { root, proofs } = receiptTree(rs.map((r) => receiptDigest(r, domain)))
+  const signature = signDigest(root, secretKey)
+  return rs.map((r, i) => ({ ...r, proof: proofs[i]!, signature }))
 }
 
 /** Checks the receipt's signature and that it was made by `executor`. Returns the signer. */
@@ -264,7 +328,7 @@ export function verifyReceiptSignature(
   r: Receipt,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
-  const signer = recoverAddress(receiptDigest(r, domain), r.signature)
+  const signer = recoverAddress(receiptRoot(r, domain), r.signature)
   if (!equalBytes(signer, r.executor)) {
     throw new ProtocolError('BAD_SIGNATURE', 'receipt: signature is not by the named executor')
   }
@@ -276,22 +340,31 @@ export function encodeReceipt(r: Receipt): Uint8Array {
 }
 
 function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
+  const proof = r.proof ?? []
+  if (proof.length > MAX_RECEIPT_PROOF)
+    throw new ProtocolError('OUT_OF_RANGE', `receipt.proof: more than ${MAX_RECEIPT_PROOF} nodes`)
   w.u8(RECEIPT_VERSION).u256(r.instance, 'instance').u64(r.seq, 'seq')
-  return writeExecuted(w, r).fixed(r.executor, 20, 'executor').fixed(r.signature, 65, 'signature')
+  writeExecuted(w, r).fixed(r.executor, 20, 'executor').u8(proof.length)
+  for (const [i, node] of proof.entries()) w.fixed(node, 32, `proof.${i}`)
+  return w.fixed(r.signature, 65, 'signature')
 }
 
 function readReceipt(r: ByteReader): Receipt {
-  readVersion(r, RECEIPT_VERSION)
+  const version = r.u8('version')
+  if (version !== RECEIPT_VERSION && version !== 1)
+    throw r.error('version', `unknown version ${version}`)
   const instance = r.u256('instance')
   const seq = r.u64('seq')
   const executed = readExecuted(r, 'result')
-  return {
-    instance,
-    seq,
-    ...executed,
-    executor: r.fixed(20, 'executor'),
-    signature: r.fixed(65, 'signature'),
-  }
+  const executor = r.fixed(20, 'executor')
+  const proof: Uint8Array[] = []
+  // Version 1 (before decision 0015) has no proof.
+  const n = version === 1 ? 0 : r.u8('proof.length')
+  if (n > MAX_RECEIPT_PROOF)
+    throw r.error('proof.length', `${n} nodes exceeds ${MAX_RECEIPT_PROOF}`)
+  for (let i = 0; i < n; i++) proof.push(r.fixed(32, `proof.${i}`))
+  const signature = r.fixed(65, 'signature')
+  return { instance, seq, ...executed, executor, ...(n > 0 ? { proof } : {}), signature }
 }
 
 export function decodeReceipt(bytes: Uint8Array): Receipt {
@@ -600,7 +673,7 @@ export type UpdateBody = {
 
 /** What an update's payload decrypts to. */
 /** The outcome of one transaction of a batch: enough for any member to re-issue its receipt. */
-export type ExecutedTx = Omit<Receipt, 'instance' | 'seq' | 'executor' | 'signature'>
+export type ExecutedTx = Omit<Receipt, 'instance' | 'seq' | 'executor' | 'signature' | 'proof'>
 
 export type UpdatePayload = {
   writeSet: Uint8Array

@@ -126,6 +126,7 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
               data: hexToBytes(l.data),
             })),
             executor: hexToBytes(r.executor),
+            proof: r.proof.map((node) => hexToBytes(node)),
             signature: hexToBytes(r.signature),
           }),
         )

@@ -33,6 +33,7 @@ import {
   envelopeFromWire,
   envelopeSchema,
   generateSecretKey,
+  MAX_RECEIPT_PROOF,
   nextEventHash,
   ProtocolError,
   packUpdatePayload,
@@ -40,6 +41,7 @@ import {
   secretKeyToAddress,
   signEnvelope,
   signReceipt,
+  signReceipts,
   uintToWord,
   unpackUpdatePayload,
   utf8,
@@ -90,9 +92,25 @@ const receipt = fc.record(
     returnData: bytes(),
     logs: fc.array(log, { maxLength: 3 }),
     executor: b(20),
+    proof: fc.array(b(32), { minLength: 1, maxLength: 5 }),
     signature: b(65),
   },
-  { noNullPrototype: true },
+  {
+    noNullPrototype: true,
+    requiredKeys: [
+      'instance',
+      'txHash',
+      'from',
+      'nonce',
+      'seq',
+      'status',
+      'gasUsed',
+      'returnData',
+      'logs',
+      'executor',
+      'signature',
+    ],
+  },
 )
 
 test('256-bit words: uintToWord and wordToUint agree with viem and invert each other', () => {
@@ -122,7 +140,7 @@ test('256-bit words: uintToWord and wordToUint agree with viem and invert each o
 })
 
 const executed = receipt.map(
-  ({ instance: _i, seq: _s, executor: _e, signature: _g, ...rest }) => rest,
+  ({ instance: _i, seq: _s, executor: _e, signature: _g, proof: _p, ...rest }) => rest,
 )
 const updatePayload = fc.record(
   {
@@ -298,9 +316,29 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
   assert.throws(() => decodeAnswer(badStatus), /answer\.result\.status: unknown status 7/)
   assert.throws(() => decodeAnswer(Uint8Array.of(1, 9)), /answer\.kind: unknown kind 9/)
   assert.throws(
-    () => decodeReceipt(Uint8Array.of(2, ...encodeReceipt(r).subarray(1))),
+    () => decodeReceipt(Uint8Array.of(3, ...encodeReceipt(r).subarray(1))),
     /receipt\.version/,
   )
+  // The proof: bounded, and its length byte must match what follows.
+  const { proof: _p, ...plain } = r
+  const withProof = encodeReceipt({ ...plain, proof: [new Uint8Array(32).fill(9)] })
+  const proofAt = withProof.length - 65 - 32 - 1
+  assert.equal(withProof[proofAt], 1)
+  const tooDeep = Uint8Array.from(withProof)
+  tooDeep[proofAt] = MAX_RECEIPT_PROOF + 1
+  assert.throws(() => decodeReceipt(tooDeep), /receipt\.proof\.length: 21 nodes exceeds 20/)
+  assert.throws(() => decodeReceipt(withProof.subarray(0, withProof.length - 1)), /truncated/)
+  assert.throws(
+    () => encodeReceipt({ ...plain, proof: Array.from({ length: 21 }, () => new Uint8Array(32)) }),
+    isCode('OUT_OF_RANGE'),
+  )
+  // A receipt from before decision 0015 (version 1: no proof) still decodes.
+  const v1 = Uint8Array.of(
+    1,
+    ...encodeReceipt(plain).subarray(1, -66),
+    ...encodeReceipt(plain).subarray(-65),
+  )
+  assert.deepEqual(decodeReceipt(v1), plain)
   const rejected = (error: object) => Uint8Array.of(1, 3, ...utf8(JSON.stringify(error)))
   assert.throws(
     () => decodeAnswer(rejected({ name: 'X', code: 'NOPE', message: 'm' })),
@@ -608,7 +646,7 @@ test('receipts and envelopes verify only untampered', () => {
   const sk = generateSecretKey()
   const me = secretKeyToAddress(sk)
   const domain = { chainId: 31337n, manager: new Uint8Array(20).fill(1) }
-  const [r] = fc.sample(receipt, 1) as [Receipt]
+  const [{ proof: _, ...r }] = fc.sample(receipt, 1) as [Receipt]
   const signed = signReceipt({ ...r, executor: me }, domain, sk)
   assert.deepEqual(verifyReceiptSignature(signed, domain), me)
   assert.throws(
@@ -619,6 +657,30 @@ test('receipts and envelopes verify only untampered', () => {
     () => verifyReceiptSignature(signed, { ...domain, chainId: 1n }),
     isCode('BAD_SIGNATURE'),
   )
+  // Receipts released together: one signature over their tree's root, a proof each.
+  for (const n of [2, 3, 5, 8, 9]) {
+    const rs = fc
+      .sample(receipt, n)
+      .map(({ proof: _, signature: __, ...x }) => ({ ...x, executor: me }))
+    const batch = signReceipts(rs, domain, sk)
+    assert.equal(new Set(batch.map((x) => bytesToHex(x.signature))).size, 1, `${n}: one signature`)
+    for (const [i, x] of batch.entries()) {
+      const depth = x.proof?.length ?? 0
+      assert.ok(depth >= 1 && depth <= Math.ceil(Math.log2(n)), `${n}/${i}: ${depth} siblings`)
+      assert.deepEqual(verifyReceiptSignature(decodeReceipt(encodeReceipt(x)), domain), me)
+      assert.throws(
+        () => verifyReceiptSignature({ ...x, nonce: x.nonce ^ 1n }, domain),
+        isCode('BAD_SIGNATURE'),
+        `${n}/${i}: another receipt under this proof`,
+      )
+      const other = batch[(i + 1) % n]!
+      assert.throws(
+        () => verifyReceiptSignature({ ...x, proof: other.proof ?? [] }, domain),
+        isCode('BAD_SIGNATURE'),
+        `${n}/${i}: another receipt's proof`,
+      )
+    }
+  }
   const env = signEnvelope(
     { kind: 'ack', instance: 3n, from: me, to: new Uint8Array(20), body: utf8('{}') },
     sk,

@@ -37,6 +37,7 @@ import {
   signEnvelope,
   unpackUpdatePayload,
   utf8,
+  verifyReceiptSignature,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
 
@@ -250,6 +251,20 @@ describe('enclave roles in-process', () => {
     assert.equal(seqOf('a1'), seqOf('a0') + 1n)
     assert.equal(seqOf('a2'), seqOf('a1'))
     assert.equal(seqOf('a3'), seqOf('a1'))
+    // Released together, signed together: one signature over their tree's root (0015).
+    const released = ['a1', 'a2', 'a3'].map((id) => {
+      const a = answerOf(answers, id, keys.get(id)!)
+      assert.ok(a.kind === 'receipt')
+      return a.receipt
+    })
+    assert.equal(new Set(released.map((r) => bytesToHex(r.signature))).size, 1)
+    for (const r of released) {
+      assert.ok((r.proof?.length ?? 0) > 0, 'a proof each')
+      assert.deepEqual(
+        verifyReceiptSignature(r, { chainId: CHAIN_ID, manager: MANAGER }),
+        exec.signer,
+      )
+    }
 
     // A full batch's worth of queued transactions does not wait: it is pipelined.
     const inFlight = await submit('b0')

@@ -42,6 +42,8 @@ export type PoseReceipt = {
   returnData: Hex
   logs: { address: Hex; topics: Hex[]; data: Hex }[]
   executor: Address
+  /** Siblings of the receipt in the tree its executor signed the root of (decision 0015). */
+  proof: Hex[]
   signature: Hex
 }
 
@@ -63,6 +65,7 @@ export function receiptToJson(r: Receipt): PoseReceipt {
       data: bytesToHex(l.data),
     })),
     executor: bytesToHex(r.executor),
+    proof: (r.proof ?? []).map(bytesToHex),
     signature: bytesToHex(r.signature),
   }
 }
