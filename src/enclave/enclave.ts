@@ -44,15 +44,38 @@ export class Enclave {
   private instances = new Map<bigint, Instance>()
   private outputs: EnclaveOutput[] = []
   private ctx: EnclaveContext | undefined
+  /** Instances holding transactions accepted by `tx` ecalls whose batch has not run yet. */
+  private deferred = new Set<Instance>()
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Runs one ecall; returns its result and the outputs it produced. */
+  /**
+   * Runs one ecall; returns its result and the outputs it produced.
+   *
+   * `more`: further ecalls are queued behind this one. Consecutive `tx` ecalls then run as one
+   * update (group commit): each is opened, checked and queued at once, and the queue executes
+   * when the run of `tx` ecalls ends, i.e. at the last ecall queued or before any other kind of
+   * ecall, which thus sees the same state as if each transaction had run on arrival. An
+   * update's signature, seal and receipt signature are paid per run of transactions, not per
+   * transaction; a lone transaction still goes at once.
+   */
   async call(
     method: string,
     params: unknown,
+    more = false,
   ): Promise<{ result: unknown; outputs: EnclaveOutput[] }> {
     this.outputs = []
+    try {
+      const result = await this.run(method, params, more)
+      return { result, outputs: this.outputs }
+    } catch (e) {
+      ;(e as { outputs?: EnclaveOutput[] }).outputs = this.outputs
+      throw e
+    }
+  }
+
+  private async run(method: string, params: unknown, more: boolean): Promise<unknown> {
+    let result: unknown
     try {
       if (!Object.hasOwn(ecallSchemas, method)) {
         throw new ProtocolError(
@@ -61,18 +84,31 @@ export class Enclave {
         )
       }
       const name = method as EcallName
+      if (name !== 'tx') await this.runDeferred()
       const p = validate(params, ecallSchemas[name] as never, `ecall ${name}`) as never
       if (name !== 'init' && !this.identity)
         throw new ProtocolError('NOT_READY', 'ecall: enclave not initialised')
-      const result = await this.dispatch(name, p)
-      return { result, outputs: this.outputs }
-    } catch (e) {
-      ;(e as { outputs?: EnclaveOutput[] }).outputs = this.outputs
-      throw e
+      result = await this.dispatch(name, p, more)
+    } finally {
+      // A refused `tx` ecall ends the run as well when nothing is queued behind it.
+      if (!more) await this.runDeferred()
+    }
+    return result
+  }
+
+  /** Executes the transactions that `tx` ecalls queued without running (see `call`). */
+  private async runDeferred(): Promise<void> {
+    for (const inst of this.deferred) {
+      this.deferred.delete(inst)
+      await inst.pump()
     }
   }
 
-  private async dispatch(name: EcallName, p: never): Promise<EcallResults[EcallName]> {
+  private async dispatch(
+    name: EcallName,
+    p: never,
+    more: boolean,
+  ): Promise<EcallResults[EcallName]> {
     switch (name) {
       case 'init':
         return this.init(p)
@@ -84,7 +120,11 @@ export class Enclave {
         return this.member(p).deploy((p as { box: Uint8Array }).box)
       case 'tx': {
         const q = p as { requestId: string; box: Uint8Array }
-        await this.member(p).submitTx(q.requestId, q.box)
+        const inst = this.member(p)
+        if (more) {
+          inst.acceptSealedTx(q.requestId, q.box)
+          this.deferred.add(inst)
+        } else await inst.submitTx(q.requestId, q.box)
         return {}
       }
       case 'view': {

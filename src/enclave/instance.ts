@@ -1145,16 +1145,24 @@ export class Instance {
 
   /** Accepts an encrypted, signed transaction; the answer comes later through the outbox. */
   async submitTx(requestId: string, box: Uint8Array): Promise<void> {
+    this.acceptSealedTx(requestId, box)
+    await this.pump()
+  }
+
+  /**
+   * Opens, checks and queues a transaction without executing anything: the caller runs
+   * `pump()` once for a run of them (group commit, `Enclave.call`).
+   */
+  acceptSealedTx(requestId: string, box: Uint8Array): void {
     this.assertServing()
     const { plaintext, responseKey, boxKey } = this.openClientBox(box, BOX_CONTEXT.tx)
     const waiter: Waiter = { requestId, responseKey }
     try {
       this.acceptTx(decodeSignedTx(plaintext), boxKey, waiter)
     } catch (e) {
-      if (e instanceof ProtocolError) return this.reject(waiter, e)
-      throw e
+      if (!(e instanceof ProtocolError)) throw e
+      this.reject(waiter, e)
     }
-    await this.pump()
   }
 
   /**

@@ -15,6 +15,8 @@ import { Enclave } from './enclave.ts'
 
 const enclave = new Enclave()
 let chain: Promise<void> = Promise.resolve()
+/** Ecalls queued and not started yet: while there are any, `tx` ecalls form one update. */
+let waiting = 0
 /** Sends the responses produced during one turn of the event loop together, at its end. */
 const reply = turnBatcher<EcallResponse>(
   (msg) => {
@@ -32,10 +34,12 @@ const reply = turnBatcher<EcallResponse>(
 function run(raw: unknown): void {
   const req = raw as { id?: unknown; method?: unknown; params?: unknown }
   const id = typeof req?.id === 'number' ? req.id : -1
+  waiting++
   // Ecalls run strictly one after another: the enclave's state is never interleaved.
   chain = chain.then(async () => {
+    waiting--
     try {
-      const { result, outputs } = await enclave.call(String(req?.method), req?.params)
+      const { result, outputs } = await enclave.call(String(req?.method), req?.params, waiting > 0)
       reply({ id, ok: true, result, outputs })
     } catch (e) {
       const outputs = ((e as { outputs?: EnclaveOutput[] })?.outputs ?? []) as EnclaveOutput[]

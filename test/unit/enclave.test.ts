@@ -281,6 +281,67 @@ describe('enclave roles in-process', () => {
     assert.equal(answers.size, 4 + 1 + batch.length)
   })
 
+  test('group commit: consecutive tx ecalls with more queued behind them go as one update', async () => {
+    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
+    const recipient = randomBytes(20)
+    const keys = new Map<string, Uint8Array>()
+    let nonce = 0n
+    const submit = async (id: string, more: boolean) => {
+      const sealed = transferBox(
+        { instance, contractEncryptionKey },
+        creatorKey,
+        nonce++,
+        recipient,
+      )
+      keys.set(id, sealed.responseKey)
+      return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box }, more))
+        .outputs
+    }
+    const updates = (outs: EnclaveOutput[]) =>
+      outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
+    const seqOf = (id: string) => {
+      const a = answerOf(answers, id, keys.get(id)!)
+      assert.equal(a.kind, 'receipt', id)
+      return a.kind === 'receipt' ? a.receipt.seq : -1n
+    }
+
+    // Nothing in flight, yet the first three wait for the end of the run: the last one (no
+    // more queued) sends one update, to each of the two watchdogs, holding all four.
+    for (const id of ['a0', 'a1', 'a2']) assert.equal(updates(await submit(id, true)), 0, id)
+    const last = await submit('a3', false)
+    assert.equal(updates(last), 2)
+    await pump(nodes, last, answers)
+    for (const id of ['a1', 'a2', 'a3']) assert.equal(seqOf(id), seqOf('a0'), id)
+
+    // Any other kind of ecall ends the run before it runs: it sees every queued transaction
+    // executed (here a refused ecall, which must not lose them either).
+    for (const id of ['b0', 'b1']) assert.equal(updates(await submit(id, true)), 0, id)
+    const refused = await exec.enclave
+      .call('view', { requestId: 'junk', instance, box: new Uint8Array(8) }, true)
+      .then(
+        () => assert.fail('a junk view box is refused'),
+        (e: { outputs: EnclaveOutput[] }) => e.outputs,
+      )
+    assert.equal(updates(refused), 2)
+    await pump(nodes, refused, answers)
+    assert.equal(seqOf('b0'), seqOf('a0') + 1n)
+    assert.equal(seqOf('b1'), seqOf('b0'))
+
+    // A refused tx ecall that ends the run still executes the run's queued transactions.
+    assert.equal(updates(await submit('c0', true)), 0)
+    const junk = await exec.enclave
+      .call('tx', { requestId: 'junk', instance, box: new Uint8Array(8) }, false)
+      .then(
+        () => assert.fail('a junk tx box is refused'),
+        (e: { outputs: EnclaveOutput[] }) => e.outputs,
+      )
+    assert.equal(updates(junk), 2)
+    await pump(nodes, junk, answers)
+    assert.equal(seqOf('c0'), seqOf('b0') + 1n)
+    assert.equal(answers.size, 7)
+  })
+
   test('copies of a pending request wait for its answer up to a bound; beyond it the oldest copy is answered UNAVAILABLE', async () => {
     const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
       await setupActive()

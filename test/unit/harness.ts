@@ -360,9 +360,8 @@ export async function setupActive(now?: () => number) {
   // Seal bookkeeping wraps every call.
   for (const n of nodes) {
     const orig = n.enclave.call.bind(n.enclave)
-    n.enclave.call = async (m: string, p: unknown) => {
-      const r = await orig(m, p)
-      for (const o of r.outputs) {
+    const keep = (outputs: EnclaveOutput[]) => {
+      for (const o of outputs) {
         if (o.type === 'seal') {
           const list = n.sealed.get(o.instance) ?? []
           if (o.mode === 'snapshot') list.length = 0
@@ -370,7 +369,17 @@ export async function setupActive(now?: () => number) {
           n.sealed.set(o.instance, list)
         }
       }
-      return r
+    }
+    n.enclave.call = async (m: string, p: unknown, more?: boolean) => {
+      try {
+        const r = await orig(m, p, more)
+        keep(r.outputs)
+        return r
+      } catch (e) {
+        // A refused ecall's outputs count too (e.g. the updates of a run it ended).
+        keep((e as { outputs?: EnclaveOutput[] }).outputs ?? [])
+        throw e
+      }
     }
   }
   const instance = 1n
