@@ -54,10 +54,11 @@ export class Enclave {
    *
    * `more`: further ecalls are queued behind this one. Consecutive `tx` ecalls then run as one
    * update (group commit): each is opened, checked and queued at once, and the queue executes
-   * when the run of `tx` ecalls ends, i.e. at the last ecall queued or before any other kind of
-   * ecall, which thus sees the same state as if each transaction had run on arrival. An
-   * update's signature, seal and receipt signature are paid per run of transactions, not per
-   * transaction; a lone transaction still goes at once.
+   * when the run of `tx` ecalls ends: at the last ecall queued, before any other kind of ecall
+   * (which thus sees the same state as if each transaction had run on arrival), or once
+   * `LIMITS.groupCommitTxs` transactions wait. An update's signature, seal and receipt
+   * signature are paid per run of transactions, not per transaction; a lone transaction still
+   * goes at once.
    */
   async call(
     method: string,
@@ -121,10 +122,12 @@ export class Enclave {
       case 'tx': {
         const q = p as { requestId: string; box: Uint8Array }
         const inst = this.member(p)
-        if (more) {
-          inst.acceptSealedTx(q.requestId, q.box)
-          this.deferred.add(inst)
-        } else await inst.submitTx(q.requestId, q.box)
+        inst.acceptSealedTx(q.requestId, q.box)
+        if (more && inst.queuedTxs < LIMITS.groupCommitTxs) this.deferred.add(inst)
+        else {
+          this.deferred.delete(inst)
+          await inst.pump()
+        }
         return {}
       }
       case 'view': {

@@ -291,6 +291,10 @@ export class Instance {
 
   // executor
   private queue: Pending[] = []
+  /** Transactions accepted and waiting to execute (nonce gaps excluded). */
+  get queuedTxs(): number {
+    return this.queue.length
+  }
   private byHash = new Map<string, Pending>()
   private nextNonce = new Map<string, bigint>()
   private future = new Map<string, Map<bigint, Pending>>()
@@ -1141,12 +1145,6 @@ export class Instance {
         `instance ${this.id}: the executor restarted and is confirming its state with the watchdogs; retry`,
       )
     }
-  }
-
-  /** Accepts an encrypted, signed transaction; the answer comes later through the outbox. */
-  async submitTx(requestId: string, box: Uint8Array): Promise<void> {
-    this.acceptSealedTx(requestId, box)
-    await this.pump()
   }
 
   /**

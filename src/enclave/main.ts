@@ -41,6 +41,9 @@ function run(raw: unknown): void {
     try {
       const { result, outputs } = await enclave.call(String(req?.method), req?.params, waiting > 0)
       reply({ id, ok: true, result, outputs })
+      // An update leaves before the next run of ecalls: the watchdogs work on it meanwhile.
+      if (waiting > 0 && outputs.some((o) => o.type === 'send' && o.envelope.kind === 'update'))
+        await new Promise((r) => setImmediate(r))
     } catch (e) {
       const outputs = ((e as { outputs?: EnclaveOutput[] })?.outputs ?? []) as EnclaveOutput[]
       reply({ id, ok: false, error: toProtocolError(e).toObject(), outputs })

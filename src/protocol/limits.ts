@@ -23,6 +23,14 @@ export const LIMITS = {
    * more transactions (bench/README.md, "night").
    */
   pipelineMinBatchTxs: 32,
+  /**
+   * Consecutive `tx` ecalls the enclave queues before it executes them (group commit, see
+   * `Enclave.call`): a run of tx ecalls ends at the last one queued, before any other kind of
+   * ecall, or once this many transactions wait. 64: with no cap, a saturated devnet's
+   * transactions clump into one batch that travels from process to process while the others
+   * idle (bench/README.md, 2026-12-04).
+   */
+  groupCommitTxs: 64,
   /** Sealed updates appended after a snapshot before a member seals a fresh snapshot. */
   snapshotEveryUpdates: 512,
   /** Ecalls (or responses) in one message over the ecall channel. */

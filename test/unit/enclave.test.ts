@@ -340,6 +340,17 @@ describe('enclave roles in-process', () => {
     await pump(nodes, junk, answers)
     assert.equal(seqOf('c0'), seqOf('b0') + 1n)
     assert.equal(answers.size, 7)
+
+    // A run ends once groupCommitTxs transactions wait, even with more ecalls queued.
+    const run = Array.from({ length: LIMITS.groupCommitTxs }, (_, i) => `d${i}`)
+    const sent: EnclaveOutput[] = []
+    for (const [i, id] of run.entries()) {
+      const outs = await submit(id, true)
+      assert.equal(updates(outs), i === run.length - 1 ? 2 : 0, id)
+      sent.push(...outs)
+    }
+    await pump(nodes, sent, answers)
+    for (const id of run) assert.equal(seqOf(id), seqOf('c0') + 1n, id)
   })
 
   test('copies of a pending request wait for its answer up to a bound; beyond it the oldest copy is answered UNAVAILABLE', async () => {
