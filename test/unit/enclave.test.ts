@@ -316,13 +316,14 @@ describe('enclave roles in-process', () => {
 
     // Any other kind of ecall ends the run before it runs: it sees every queued transaction
     // executed (here a refused ecall, which must not lose them either).
-    for (const id of ['b0', 'b1']) assert.equal(updates(await submit(id, true)), 0, id)
-    const refused = await exec.enclave
-      .call('view', { requestId: 'junk', instance, box: new Uint8Array(8) }, true)
-      .then(
-        () => assert.fail('a junk view box is refused'),
+    // The outputs of an ecall refused for its junk box.
+    const refusedJunk = (method: 'tx' | 'view', more: boolean) =>
+      exec.enclave.call(method, { requestId: 'junk', instance, box: new Uint8Array(8) }, more).then(
+        () => assert.fail(`a junk ${method} box is refused`),
         (e: { outputs: EnclaveOutput[] }) => e.outputs,
       )
+    for (const id of ['b0', 'b1']) assert.equal(updates(await submit(id, true)), 0, id)
+    const refused = await refusedJunk('view', true)
     assert.equal(updates(refused), 2)
     await pump(nodes, refused, answers)
     assert.equal(seqOf('b0'), seqOf('a0') + 1n)
@@ -330,12 +331,7 @@ describe('enclave roles in-process', () => {
 
     // A refused tx ecall that ends the run still executes the run's queued transactions.
     assert.equal(updates(await submit('c0', true)), 0)
-    const junk = await exec.enclave
-      .call('tx', { requestId: 'junk', instance, box: new Uint8Array(8) }, false)
-      .then(
-        () => assert.fail('a junk tx box is refused'),
-        (e: { outputs: EnclaveOutput[] }) => e.outputs,
-      )
+    const junk = await refusedJunk('tx', false)
     assert.equal(updates(junk), 2)
     await pump(nodes, junk, answers)
     assert.equal(seqOf('c0'), seqOf('b0') + 1n)
