@@ -69,6 +69,33 @@ import {
 /** The answers among an enclave's outputs (its peer messages left undelivered: links down). */
 const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
 
+/**
+ * An active instance and PrivateToken transfers from its creator, numbered by request id:
+ * `submit` sends the next one as a `tx` ecall (`more`: ecalls are queued behind it), `updates`
+ * counts the update messages among outputs, `seqOf` is the seq of a request's receipt.
+ */
+async function transfers() {
+  const setup = await setupActive()
+  const { instance, creatorKey, exec, contractEncryptionKey, answers } = setup
+  const recipient = randomBytes(20)
+  const keys = new Map<string, Uint8Array>()
+  let nonce = 0n
+  const submit = async (id: string, more = false) => {
+    const sealed = transferBox({ instance, contractEncryptionKey }, creatorKey, nonce++, recipient)
+    keys.set(id, sealed.responseKey)
+    return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box }, more))
+      .outputs
+  }
+  const updates = (outs: EnclaveOutput[]) =>
+    outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
+  const seqOf = (id: string) => {
+    const a = answerOf(answers, id, keys.get(id)!)
+    assert.equal(a.kind, 'receipt', id)
+    return a.kind === 'receipt' ? a.receipt.seq : -1n
+  }
+  return { ...setup, keys, submit, updates, seqOf }
+}
+
 describe('enclave roles in-process', () => {
   test('genesis, replication of 60 txs, receipts only after acks, restore from sealed state', async () => {
     const { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers } =
@@ -218,28 +245,7 @@ describe('enclave roles in-process', () => {
   })
 
   test('group commit: while an update is in flight, fewer than a batch wait and go as one update', async () => {
-    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
-      await setupActive()
-    const recipient = randomBytes(20)
-    const keys = new Map<string, Uint8Array>()
-    let nonce = 0n
-    const submit = async (id: string) => {
-      const sealed = transferBox(
-        { instance, contractEncryptionKey },
-        creatorKey,
-        nonce++,
-        recipient,
-      )
-      keys.set(id, sealed.responseKey)
-      return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box })).outputs
-    }
-    const updates = (outs: EnclaveOutput[]) =>
-      outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
-    const seqOf = (id: string) => {
-      const a = answerOf(answers, id, keys.get(id)!)
-      assert.equal(a.kind, 'receipt', id)
-      return a.kind === 'receipt' ? a.receipt.seq : -1n
-    }
+    const { nodes, answers, exec, keys, submit, updates, seqOf } = await transfers()
 
     // A lone transaction goes at once: one update to each of the two watchdogs.
     const held = await submit('a0')
@@ -282,29 +288,7 @@ describe('enclave roles in-process', () => {
   })
 
   test('group commit: consecutive tx ecalls with more queued behind them go as one update', async () => {
-    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
-      await setupActive()
-    const recipient = randomBytes(20)
-    const keys = new Map<string, Uint8Array>()
-    let nonce = 0n
-    const submit = async (id: string, more: boolean) => {
-      const sealed = transferBox(
-        { instance, contractEncryptionKey },
-        creatorKey,
-        nonce++,
-        recipient,
-      )
-      keys.set(id, sealed.responseKey)
-      return (await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box }, more))
-        .outputs
-    }
-    const updates = (outs: EnclaveOutput[]) =>
-      outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update').length
-    const seqOf = (id: string) => {
-      const a = answerOf(answers, id, keys.get(id)!)
-      assert.equal(a.kind, 'receipt', id)
-      return a.kind === 'receipt' ? a.receipt.seq : -1n
-    }
+    const { nodes, instance, exec, answers, submit, updates, seqOf } = await transfers()
 
     // Nothing in flight, yet the first three wait for the end of the run: the last one (no
     // more queued) sends one update, to each of the two watchdogs, holding all four.
@@ -314,14 +298,15 @@ describe('enclave roles in-process', () => {
     await pump(nodes, last, answers)
     for (const id of ['a1', 'a2', 'a3']) assert.equal(seqOf(id), seqOf('a0'), id)
 
-    // Any other kind of ecall ends the run before it runs: it sees every queued transaction
-    // executed (here a refused ecall, which must not lose them either).
     // The outputs of an ecall refused for its junk box.
     const refusedJunk = (method: 'tx' | 'view', more: boolean) =>
       exec.enclave.call(method, { requestId: 'junk', instance, box: new Uint8Array(8) }, more).then(
         () => assert.fail(`a junk ${method} box is refused`),
         (e: { outputs: EnclaveOutput[] }) => e.outputs,
       )
+
+    // Any other kind of ecall ends the run before it runs: it sees every queued transaction
+    // executed (here a refused ecall, which must not lose them either).
     for (const id of ['b0', 'b1']) assert.equal(updates(await submit(id, true)), 0, id)
     const refused = await refusedJunk('view', true)
     assert.equal(updates(refused), 2)
