@@ -3,7 +3,8 @@
  * but one method, which it never answers (as an enclave that hangs; simulator seed 128): the
  * host reports that ecall once it has waited `slowEcallMs`, and not the answered ones; and
  * ecalls made in one turn of the host's event loop reach the enclave as one message. Enclave
- * side, against the real bundle: a malformed batch is refused and runs nothing.
+ * side, against the real bundle: a malformed batch is refused and runs nothing; peer messages
+ * run before the other ecalls queued with them.
  */
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
@@ -128,7 +129,7 @@ test('an ecall whose parameters cannot be sent fails alone with MALFORMED; the r
   })
 })
 
-test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it and keeps answering', {
+test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing of it, keeps answering and runs peer messages first', {
   timeout: 15_000,
 }, async () => {
   const child = fork(DEFAULT_BUNDLE_PATH, [], {
@@ -176,6 +177,15 @@ test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing o
         [2, 'MALFORMED'],
         [3, 'NOT_READY'],
       ],
+    )
+    // Peer messages (updates, acknowledgements) go before the ecalls queued with them, each
+    // class in its own order: an acknowledgement never waits behind a run of transactions.
+    const peer = (id: number) => ({ id, method: 'peer', params: { envelope: 'junk' } })
+    child.send({ batch: [status(4), peer(5), status(6), peer(7)] })
+    const ordered = [await next(), await next(), await next(), await next()]
+    assert.deepEqual(
+      ordered.map((a) => a.id),
+      [5, 7, 4, 6],
     )
     assert.equal(inbox.length, 0, 'nothing ran from the refused batches')
   } finally {
