@@ -76,6 +76,11 @@ export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Arr
   const out = new Uint8Array(32)
   if (value === 0n) return out
   const view = new DataView(out.buffer)
+  if (value <= MASK_64) {
+    // Most words are small (nonces, sequence numbers, ids, gas): one 64-bit write.
+    view.setBigUint64(24, value)
+    return out
+  }
   view.setBigUint64(0, value >> 192n)
   view.setBigUint64(8, (value >> 128n) & MASK_64)
   view.setBigUint64(16, (value >> 64n) & MASK_64)

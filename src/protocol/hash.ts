@@ -34,10 +34,29 @@ function encodeLeadingString(
   }
 }
 
+/** Each tag's encoding by word count; tags are the protocol's constants, so this stays small. */
+const tagEncodings = new Map<string, { head: Uint8Array; tail: Uint8Array }>()
+const MAX_TAG_ENCODINGS = 256
+
 /** `keccak256(abi.encode(tag, ...words))` for a string tag followed by static 32-byte words. */
 export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
-  const { head, tail } = encodeLeadingString(tag, words.length)
-  return keccak256(concatBytes(head, ...words, tail))
+  const key = `${words.length}:${tag}`
+  let enc = tagEncodings.get(key)
+  if (!enc) {
+    enc = encodeLeadingString(tag, words.length)
+    if (tagEncodings.size < MAX_TAG_ENCODINGS) tagEncodings.set(key, enc)
+  }
+  let length = enc.head.length + enc.tail.length
+  for (const w of words) length += w.length
+  const buf = new Uint8Array(length)
+  buf.set(enc.head, 0)
+  let at = enc.head.length
+  for (const w of words) {
+    buf.set(w, at)
+    at += w.length
+  }
+  buf.set(enc.tail, at)
+  return keccak256(buf)
 }
 
 /**

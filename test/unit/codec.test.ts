@@ -33,6 +33,7 @@ import {
   envelopeFromWire,
   envelopeSchema,
   generateSecretKey,
+  hashTagged,
   MAX_RECEIPT_PROOF,
   nextEventHash,
   ProtocolError,
@@ -115,7 +116,7 @@ const receipt = fc.record(
 
 test('256-bit words: uintToWord and wordToUint agree with viem and invert each other', () => {
   fc.assert(
-    fc.property(u(256), (x) => {
+    fc.property(fc.oneof(u(256), u(64), u(8)), (x) => {
       const w = uintToWord(x)
       assert.equal(bytesToHex(w), numberToHex(x, { size: 32 }))
       assert.equal(wordToUint(w), x)
@@ -134,6 +135,9 @@ test('256-bit words: uintToWord and wordToUint agree with viem and invert each o
     }),
     { numRuns: 500 },
   )
+  // Around the one-write path for words below 2^64.
+  for (const x of [(1n << 64n) - 1n, 1n << 64n, (1n << 64n) + 1n, (1n << 128n) + 3n])
+    assert.equal(bytesToHex(uintToWord(x)), numberToHex(x, { size: 32 }))
   assert.throws(() => uintToWord(1n << 256n), isCode('OUT_OF_RANGE'))
   assert.throws(() => uintToWord(-1n), isCode('OUT_OF_RANGE'))
   assert.throws(() => uintToWord(1n << 64n, 'seq', 64), /seq: .* does not fit in uint64/)
@@ -688,6 +692,27 @@ test('receipts and envelopes verify only untampered', () => {
   verifyEnvelope(decodeEnvelope(encodeEnvelope(env)))
   assert.throws(() => verifyEnvelope({ ...env, instance: 4n }), isCode('BAD_SIGNATURE'))
   assert.throws(() => verifyEnvelope({ ...env, kind: 'update' }), isCode('BAD_SIGNATURE'))
+})
+
+test('hashTagged equals keccak256(abi.encode(tag, ...words)) for any tag and word count, also from its cache of tag encodings', () => {
+  fc.assert(
+    fc.property(
+      fc.string({ maxLength: 80, unit: 'grapheme' }),
+      fc.array(b(32), { maxLength: 6 }),
+      (tag, words) => {
+        const ref = viemKeccak(
+          encodeAbiParameters(
+            [{ type: 'string' }, ...words.map(() => ({ type: 'bytes32' as const }))],
+            [tag, ...words.map((w) => bytesToHex(w))],
+          ),
+        )
+        assert.equal(bytesToHex(hashTagged(tag, words)), ref)
+        assert.equal(bytesToHex(hashTagged(tag, words)), ref)
+        return true
+      },
+    ),
+    { numRuns: 300 },
+  )
 })
 
 test('manager hashes equal an independent ABI encoding (viem)', () => {
