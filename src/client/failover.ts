@@ -3,9 +3,9 @@
  * does not answer, the client follows the manager to the next one and resends the same box
  * (idempotent: a transaction by its nonce, a view call trivially).
  */
-import { decodeAbiParameters, getAbiItem, type Hex } from 'viem'
+import { decodeAbiParameters, getAbiItem } from 'viem'
 import { poseManagerAbi } from '../chain/manager.ts'
-import { EventKind, Phase, ProtocolError } from '../protocol/index.ts'
+import { EventKind, hexToBytes, Phase, ProtocolError } from '../protocol/index.ts'
 import { submitChallenge } from './actions/challengeExecutor.ts'
 import { getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
@@ -31,7 +31,7 @@ async function onChainAnswers(
   client: PoseClientBase,
   instance: bigint,
   after: LogPosition,
-): Promise<Hex[]> {
+): Promise<Uint8Array[]> {
   const logs = await client.publicClient.getLogs({
     address: client.manager,
     event: instanceEvent,
@@ -46,7 +46,7 @@ async function onChainAnswers(
         Number(l.args.kind) === EventKind.ExecutorResponded &&
         l.args.data,
     )
-    .map((l) => decodeAbiParameters([{ type: 'bytes' }], l.args.data!)[0])
+    .map((l) => hexToBytes(decodeAbiParameters([{ type: 'bytes' }], l.args.data!)[0], 'answer'))
 }
 
 /**
@@ -57,8 +57,8 @@ async function onChainAnswers(
  * `{ resubmit: true }` then says the request must be sent again.
  */
 export async function firstFinalAnswer<T>(
-  answers: readonly Hex[],
-  open: (sealed: Hex) => Promise<T>,
+  answers: readonly Uint8Array[],
+  open: (sealed: Uint8Array) => Promise<T>,
 ): Promise<{ value: T } | { resubmit: true } | undefined> {
   let resubmit = false
   for (const sealed of answers) {
@@ -85,8 +85,8 @@ export async function firstFinalAnswer<T>(
  * challenged again). No answer yet: undefined.
  */
 export async function challengeOutcome<T>(
-  answers: readonly Hex[],
-  open: (sealed: Hex) => Promise<T>,
+  answers: readonly Uint8Array[],
+  open: (sealed: Uint8Array) => Promise<T>,
 ): Promise<{ value: T } | { again: true } | undefined> {
   const found = await firstFinalAnswer(answers, open)
   if (found && 'value' in found) return found
@@ -180,7 +180,7 @@ export async function requestWithFailover<T>(
   instance: bigint,
   kind: 'tx' | 'view',
   box: Uint8Array,
-  open: (sealed: Hex) => Promise<T>,
+  open: (sealed: Uint8Array) => Promise<T>,
 ): Promise<T> {
   const deadline = Date.now() + client.failover.timeoutMs
   /** Set once this client's challenge landed: answers on-chain are read from there on. */

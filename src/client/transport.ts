@@ -7,7 +7,7 @@
  * transport").
  */
 import { AnswerTimeoutError, httpExchange, keepAliveAgents } from '../chain/fetch.ts'
-import { bytesToHex, type Hex, LIMITS } from '../protocol/index.ts'
+import { bytesToHex, type Hex, hexToBytes, LIMITS } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
 import { SocketUnavailableError, socketRequest } from './socketTransport.ts'
 
@@ -132,20 +132,23 @@ export function requestSealed(
   instance: bigint,
   box: Uint8Array,
   o: { transport: ApiTransport; timeoutMs?: number; waitMs?: number },
-): Promise<Hex> {
+): Promise<Uint8Array> {
   const timeoutMs = o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const http = async () =>
-    (
-      await postJson<{ sealed: Hex }>(
-        `${endpoint}/v1/instances/${instance}/${kind}`,
-        { box: bytesToHex(box) },
-        timeoutMs,
-      )
-    ).sealed
+    hexToBytes(
+      (
+        await postJson<{ sealed: Hex }>(
+          `${endpoint}/v1/instances/${instance}/${kind}`,
+          { box: bytesToHex(box) },
+          timeoutMs,
+        )
+      ).sealed,
+      'sealed',
+    )
   return whenReady(async () => {
     if (o.transport === 'http' || (httpOnly.get(endpoint) ?? 0) > Date.now()) return http()
     try {
-      return bytesToHex(await socketRequest(endpoint, kind, instance, box, timeoutMs))
+      return await socketRequest(endpoint, kind, instance, box, timeoutMs)
     } catch (e) {
       if (!(e instanceof SocketUnavailableError)) throw e
       const sealed = await http()

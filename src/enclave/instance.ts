@@ -8,6 +8,7 @@
 import { z } from 'zod'
 import {
   type AckBody,
+  ANSWER_AAD,
   type Answer,
   activationDigest,
   aeadOpen,
@@ -1086,7 +1087,7 @@ export class Instance {
   // ------------------------------------------------------------ transactions (executor)
 
   private answer(w: Waiter, a: Answer): void {
-    const sealed = aeadSeal(w.responseKey, encodeAnswer(a), utf8('POSE-ANSWER-v1'))
+    const sealed = aeadSeal(w.responseKey, encodeAnswer(a), ANSWER_AAD)
     if (w.challenge) {
       if (this.role === 'executor' && this.view.phase === Phase.ExecutorChallenged)
         this.respondOnChain(sealed)

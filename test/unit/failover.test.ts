@@ -3,13 +3,11 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { Hex } from 'viem'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { challengeOutcome, firstFinalAnswer } from '../../src/client/failover.ts'
 import {
   aeadSeal,
-  bytesToHex,
   concatBytes,
   type ErrorCode,
   encodeAnswer,
@@ -20,13 +18,13 @@ const responseKey = new Uint8Array(32).fill(7)
 const otherKey = new Uint8Array(32).fill(9)
 const txHash = new Uint8Array(32).fill(1)
 
-function sealedRejection(key: Uint8Array, code: ErrorCode, message: string): Hex {
+function sealedRejection(key: Uint8Array, code: ErrorCode, message: string): Uint8Array {
   const answer = encodeAnswer({ kind: 'rejected', error: { name: 'ProtocolError', code, message } })
-  return bytesToHex(aeadSeal(key, answer, utf8('POSE-ANSWER-v1')))
+  return aeadSeal(key, answer, utf8('POSE-ANSWER-v1'))
 }
 
 /** The SDK's own opening of a sealed answer; rejections and foreign answers need no client. */
-const open = (sealed: Hex) =>
+const open = (sealed: Uint8Array) =>
   openReceipt({} as never, { instance: 1n, txHash, sealed, responseKey }).then(() => 'receipt')
 
 test('an on-chain answer that says to resubmit is not the final answer (simulator seed 50)', async () => {
@@ -52,7 +50,7 @@ test('a final rejection on-chain is thrown; a receipt is returned', async () => 
     firstFinalAnswer([resubmit, sealedRejection(responseKey, 'BAD_NONCE', 'nonce used')], open),
     (e: unknown) => e instanceof PoseRequestError && e.code === 'BAD_NONCE',
   )
-  const found = await firstFinalAnswer([resubmit, '0x01'], async (s) => {
+  const found = await firstFinalAnswer([resubmit, Uint8Array.of(1)], async (s) => {
     if (s === resubmit) return open(s)
     return 'receipt'
   })
@@ -64,9 +62,7 @@ test("a challenge closed without this request's answer lets the client challenge
   // view's box. The executor answered with its liveness answer (a view box is not a
   // transaction) and crashed right after; the SDK kept waiting for an answer of its own on-chain
   // and never challenged again, and the view failed after 90 s.
-  const alive = bytesToHex(
-    concatBytes(utf8('POSE-ALIVE-v1'), new Uint8Array(32), new Uint8Array(32).fill(3)),
-  )
+  const alive = concatBytes(utf8('POSE-ALIVE-v1'), new Uint8Array(32), new Uint8Array(32).fill(3))
   assert.deepEqual(await challengeOutcome([alive], open), { again: true })
   // Told to resubmit: the same.
   const resubmit = sealedRejection(responseKey, 'UNAVAILABLE', 'resubmit')
@@ -74,7 +70,7 @@ test("a challenge closed without this request's answer lets the client challenge
   // Not answered yet: keep waiting.
   assert.equal(await challengeOutcome([], open), undefined)
   // Its own receipt after the liveness answer of an earlier challenge is still found.
-  const found = await challengeOutcome([alive, '0x01'], async (s) => {
+  const found = await challengeOutcome([alive, Uint8Array.of(1)], async (s) => {
     if (s === alive) return open(s)
     return 'receipt'
   })

@@ -1,5 +1,6 @@
 import type { Address, Hex } from 'viem'
 import {
+  ANSWER_AAD,
   aeadOpen,
   BOX_CONTEXT,
   type BoxSealParams,
@@ -15,7 +16,6 @@ import {
   poseTypes,
   SYSTEM_ADDRESS_HEX,
   SYSTEM_NONCE_SELECTOR,
-  utf8,
   wordToUint,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
@@ -91,9 +91,7 @@ export async function signedView(
     aad: instanceAad(p.instance),
   })
   const answer = await requestWithFailover(client, p.instance, 'view', box, async (sealed) => {
-    const a = decodeAnswer(
-      aeadOpen(responseKey, hexToBytes(sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
-    )
+    const a = decodeAnswer(aeadOpen(responseKey, sealed, ANSWER_AAD))
     // WRONG_ROLE (the executor changed) makes the request fail over; other rejections return.
     if (a.kind === 'rejected' && a.error.code === 'WRONG_ROLE') {
       throw new PoseRequestError(a.error.message, { code: a.error.code })

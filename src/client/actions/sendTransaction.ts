@@ -1,11 +1,13 @@
 import type { Address, Hex } from 'viem'
 import { readFormerMember } from '../../chain/manager.ts'
 import {
+  ANSWER_AAD,
   aeadOpen,
   BOX_CONTEXT,
   bytesToHex,
   decodeAnswer,
   encodeSignedTx,
+  equalBytes,
   hashSession,
   hashTx,
   hexToBytes,
@@ -13,7 +15,6 @@ import {
   instanceAad,
   type Receipt,
   type Tx,
-  utf8,
   verifyReceiptSignature,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
@@ -73,11 +74,10 @@ export function receiptToJson(r: Receipt): PoseReceipt {
 /** Opens an answer sealed to `responseKey`; returns the verified receipt or throws the rejection. */
 export async function openReceipt(
   client: PoseClientBase,
-  p: { instance: bigint; txHash: Uint8Array; sealed: Hex; responseKey: Uint8Array },
+  p: { instance: bigint; txHash: Uint8Array; sealed: Uint8Array | Hex; responseKey: Uint8Array },
 ): Promise<PoseReceipt> {
-  const answer = decodeAnswer(
-    aeadOpen(p.responseKey, hexToBytes(p.sealed, 'sealed'), utf8('POSE-ANSWER-v1')),
-  )
+  const sealed = typeof p.sealed === 'string' ? hexToBytes(p.sealed, 'sealed') : p.sealed
+  const answer = decodeAnswer(aeadOpen(p.responseKey, sealed, ANSWER_AAD))
   if (answer.kind === 'rejected') {
     throw new PoseRequestError(answer.error.message, {
       code: answer.error.code,
@@ -87,7 +87,7 @@ export async function openReceipt(
   if (answer.kind !== 'receipt')
     throw new PoseError(`expected a receipt, got a ${answer.kind} answer`)
   const r = answer.receipt
-  if (bytesToHex(r.txHash) !== bytesToHex(p.txHash) || r.instance !== p.instance) {
+  if (!equalBytes(r.txHash, p.txHash) || r.instance !== p.instance) {
     throw new ReceiptVerificationError('Receipt is for another transaction')
   }
   verifyReceiptSignature(r, client.domain)
