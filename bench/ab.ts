@@ -39,6 +39,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '6' },
     warm: { type: 'string', default: '2' },
     clients: { type: 'string', default: '64' },
+    'a-clients': { type: 'string' },
+    'b-clients': { type: 'string' },
     txs: { type: 'string', default: '1600' },
     s: { type: 'string', default: '2' },
     operators: { type: 'string', default: '3' },
@@ -46,8 +48,8 @@ const { values } = parseArgs({
   },
 })
 
-function int(name: keyof typeof values, min: number, max: number): number {
-  const v = Number(values[name])
+function int(name: keyof typeof values, min: number, max: number, fallback?: string): number {
+  const v = Number(values[name] ?? fallback)
   if (!Number.isInteger(v) || v < min || v > max) {
     console.error(
       `bench:ab: --${name}: expected an integer from ${min} to ${max}, got ${values[name]}`,
@@ -59,7 +61,7 @@ function int(name: keyof typeof values, min: number, max: number): number {
 
 if (values.help) {
   console.log(
-    'npm run bench:ab -- [--a-dir DIR] [--b-dir DIR] [--a-env "K=V ..."] [--b-env "K=V ..."] [--pairs 3] [--runs 6] [--warm 2] [--clients 64] [--txs 1600] [--s 2] [--operators 3]',
+    'npm run bench:ab -- [--a-dir DIR] [--b-dir DIR] [--a-env "K=V ..."] [--b-env "K=V ..."] [--pairs 3] [--runs 6] [--warm 2] [--clients 64] [--a-clients N] [--b-clients N] [--txs 1600] [--s 2] [--operators 3]',
   )
   process.exit(0)
 }
@@ -126,9 +128,14 @@ function parseEnv(spec: string, flag: string): Record<string, string> {
   return env
 }
 
-function runChild(dir: string, env: Record<string, string>, label: string): Promise<RunResult[]> {
-  const args = ['--import', 'tsx', 'bench/ab.ts', '--child']
-  for (const k of ['runs', 'warm', 'clients', 'txs', 's', 'operators'] as const)
+function runChild(
+  dir: string,
+  env: Record<string, string>,
+  label: string,
+  clients: number,
+): Promise<RunResult[]> {
+  const args = ['--import', 'tsx', 'bench/ab.ts', '--child', '--clients', String(clients)]
+  for (const k of ['runs', 'warm', 'txs', 's', 'operators'] as const)
     args.push(`--${k}`, String(cfg[k]))
   return new Promise((resolveRuns, reject) => {
     const p = spawn(process.execPath, args, {
@@ -166,11 +173,13 @@ async function parent(): Promise<void> {
       label: 'A',
       dir: resolve(values['a-dir'] ?? here),
       env: parseEnv(values['a-env']!, '--a-env'),
+      clients: int('a-clients', 1, 256, values.clients),
     },
     {
       label: 'B',
       dir: resolve(values['b-dir'] ?? here),
       env: parseEnv(values['b-env']!, '--b-env'),
+      clients: int('b-clients', 1, 256, values.clients),
     },
   ]
   for (const side of sides) {
@@ -185,7 +194,7 @@ async function parent(): Promise<void> {
   for (let i = 0; i < pairs; i++) {
     for (const side of sides) {
       progress(`ab: pair ${i + 1}/${pairs}, side ${side.label}`)
-      runs[side.label]!.push(...(await runChild(side.dir, side.env, side.label)))
+      runs[side.label]!.push(...(await runChild(side.dir, side.env, side.label, side.clients)))
     }
   }
   const rows = sides.map((side) => {
@@ -202,6 +211,7 @@ async function parent(): Promise<void> {
       env: Object.entries(side.env)
         .map(([k, v]) => `${k}=${v}`)
         .join(' '),
+      clients: side.clients,
       runs: r.length,
       median_tps: round(median(tps), 1),
       range_tps: `${Math.min(...tps)}–${Math.max(...tps)}`,
@@ -213,7 +223,7 @@ async function parent(): Promise<void> {
     }
   })
   printTable(
-    `A/B at saturation: s = ${cfg.s}, ${cfg.operators} operators, ${cfg.clients} clients, ${cfg.txs} transfers per run`,
+    `A/B at saturation: s = ${cfg.s}, ${cfg.operators} operators, ${cfg.txs} transfers per run`,
     rows,
     [
       `${pairs} devnets per side, alternating; runs ${cfg.warm + 1}–${cfg.runs} of each counted.`,
