@@ -46,6 +46,7 @@ type Job = { raw: unknown } | { refuse: EcallResponse }
 const peerJobs = new Fifo<Job>()
 const otherJobs = new Fifo<Job>()
 const waiting = (): number => peerJobs.size + otherJobs.size
+const nextJob = (): Job | undefined => peerJobs.shift() ?? otherJobs.shift()
 let draining = false
 
 /** Sends the responses produced during one turn of the event loop together, at its end. */
@@ -83,10 +84,9 @@ async function drain(): Promise<void> {
   if (draining) return
   draining = true
   try {
-    for (let job = peerJobs.shift() ?? otherJobs.shift(); job; ) {
+    for (let job = nextJob(); job; job = nextJob()) {
       if ('refuse' in job) reply(job.refuse)
       else await runOne(job.raw)
-      job = peerJobs.shift() ?? otherJobs.shift()
     }
   } finally {
     draining = false

@@ -46,17 +46,7 @@ export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
     enc = encodeLeadingString(tag, words.length)
     if (tagEncodings.size < MAX_TAG_ENCODINGS) tagEncodings.set(key, enc)
   }
-  let length = enc.head.length + enc.tail.length
-  for (const w of words) length += w.length
-  const buf = new Uint8Array(length)
-  buf.set(enc.head, 0)
-  let at = enc.head.length
-  for (const w of words) {
-    buf.set(w, at)
-    at += w.length
-  }
-  buf.set(enc.tail, at)
-  return keccak256(buf)
+  return keccak256(concatBytes(enc.head, ...words, enc.tail))
 }
 
 /**
