@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseEnvSpec } from './lib/envSpec.ts'
 import type { ProcessKind } from './lib/procs.ts'
 
 type RunResult = {
@@ -115,19 +116,6 @@ async function child(): Promise<void> {
 }
 
 /** Parses `K=V K2=V2` into an environment. */
-function parseEnv(spec: string, flag: string): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const part of spec.split(/\s+/).filter(Boolean)) {
-    const eq = part.indexOf('=')
-    if (eq <= 0) {
-      console.error(`bench:ab: ${flag}: expected K=V pairs separated by spaces, got ${part}`)
-      process.exit(2)
-    }
-    env[part.slice(0, eq)] = part.slice(eq + 1)
-  }
-  return env
-}
-
 function runChild(
   dir: string,
   env: Record<string, string>,
@@ -172,13 +160,13 @@ async function parent(): Promise<void> {
     {
       label: 'A',
       dir: resolve(values['a-dir'] ?? here),
-      env: parseEnv(values['a-env']!, '--a-env'),
+      env: parseEnvSpec(values['a-env']!, '--a-env'),
       clients: int('a-clients', 1, 256, values.clients),
     },
     {
       label: 'B',
       dir: resolve(values['b-dir'] ?? here),
-      env: parseEnv(values['b-env']!, '--b-env'),
+      env: parseEnvSpec(values['b-env']!, '--b-env'),
       clients: int('b-clients', 1, 256, values.clients),
     },
   ]
