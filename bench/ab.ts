@@ -27,6 +27,11 @@ type RunResult = {
   p50: number
   /** By kind of process; `bench` = the process of the SDK clients. */
   cpuMsPerTx: Record<ProcessKind, number>
+  /**
+   * The busiest enclave main thread (the executor's) during the run, in % of its wall time: on a
+   * core, and runnable waiting for one. Absent without Linux `schedstat` (or from an older child).
+   */
+  executor?: { runPct: number; waitPct: number }
 }
 
 const { values } = parseArgs({
@@ -95,7 +100,7 @@ try {
 /** One devnet of one side: prints a JSON line per measured run on stdout. */
 async function child(): Promise<void> {
   const { progress, withDevnet } = await import('./lib/common.ts')
-  const { cpuByKind, cpuPerTx } = await import('./lib/procs.ts')
+  const { busiestThread, cpuByKind, cpuPerTx, enclaveSched } = await import('./lib/procs.ts')
   const { deployToken, devnetClients, runLoad } = await import('./lib/workload.ts')
   await withDevnet({ operators: cfg.operators, users: cfg.clients }, async (devnet) => {
     const clients = await devnetClients(devnet)
@@ -104,18 +109,25 @@ async function child(): Promise<void> {
     const perClient = Math.max(1, Math.round(cfg.txs / clients.length))
     for (let i = 0; i < cfg.runs; i++) {
       const before = cpuByKind(devnet)
+      const sched0 = enclaveSched(devnet)
+      const t0 = performance.now()
       const r = await runLoad(clients, [instance], perClient)
+      const executor = busiestThread(sched0, enclaveSched(devnet), performance.now() - t0)
       const cpuMsPerTx = cpuPerTx(devnet, before, r.txs, 3)
       progress(`run ${i + 1}/${cfg.runs}: ${r.tps} tx/s, p50 ${r.latencyMs.p50} ms`)
       if (i < cfg.warm) continue
-      const out: RunResult = { tps: r.tps, p50: r.latencyMs.p50, cpuMsPerTx }
+      const out: RunResult = {
+        tps: r.tps,
+        p50: r.latencyMs.p50,
+        cpuMsPerTx,
+        ...(executor ? { executor } : {}),
+      }
       console.log(JSON.stringify(out))
     }
   })
   process.exit(0)
 }
 
-/** Parses `K=V K2=V2` into an environment. */
 function runChild(
   dir: string,
   env: Record<string, string>,
@@ -185,6 +197,10 @@ async function parent(): Promise<void> {
       runs[side.label]!.push(...(await runChild(side.dir, side.env, side.label, side.clients)))
     }
   }
+  const schedPct = (r: RunResult[], k: 'runPct' | 'waitPct') => {
+    const xs = r.flatMap((x) => (x.executor ? [x.executor[k]] : []))
+    return xs.length > 0 ? round(median(xs), 1) : '–'
+  }
   const rows = sides.map((side) => {
     const r = runs[side.label]!
     const tps = r.map((x) => x.tps)
@@ -208,6 +224,8 @@ async function parent(): Promise<void> {
       cpu_ms_enclaves: cpu('enclaves'),
       cpu_ms_clients: cpu('bench'),
       cpu_ms_total: total,
+      exec_run_pct: schedPct(r, 'runPct'),
+      exec_wait_pct: schedPct(r, 'waitPct'),
     }
   })
   printTable(
@@ -216,6 +234,7 @@ async function parent(): Promise<void> {
     [
       `${pairs} devnets per side, alternating; runs ${cfg.warm + 1}–${cfg.runs} of each counted.`,
       'cpu_ms_* = CPU milliseconds per transfer by kind of process (clients: the process of the SDK clients).',
+      "exec_*_pct = the executor enclave's main thread (the busiest enclave thread), % of each run's wall time: on a core (run) and runnable without one (wait); the rest it had nothing to do.",
     ],
   )
   const dir = join(import.meta.dirname, 'results')

@@ -1,4 +1,6 @@
 /** The devnet's processes by kind, with their CPU time and resident memory. */
+
+import { readFileSync } from 'node:fs'
 import type { Devnet } from '../../src/devnet/devnet.ts'
 import { cpuSeconds, round, rssKiB } from './common.ts'
 
@@ -63,4 +65,54 @@ export function rssMiB(devnet: Devnet): { enclaves: number[]; operators: number[
   const pids = devnetPids(devnet)
   const mib = (p: number) => (rssKiB(p) ?? 0) / 1024
   return { enclaves: pids.enclaves.map(mib), operators: pids.operators.map(mib) }
+}
+
+/** Time a thread spent on a core and runnable waiting for one (Linux `schedstat`), in ns. */
+export type Sched = { runNs: number; waitNs: number }
+
+/** Parses `/proc/<pid>/task/<tid>/schedstat`: run ns, run-queue wait ns, time slices. */
+export function parseSchedstat(text: string): Sched | undefined {
+  const m = /^(\d+) (\d+) \d+\s*$/.exec(text)
+  return m ? { runNs: Number(m[1]), waitNs: Number(m[2]) } : undefined
+}
+
+/** The scheduler's figures for a process's main thread; undefined where `/proc` lacks them. */
+export function mainThreadSched(pid: number | undefined): Sched | undefined {
+  if (!pid) return undefined
+  try {
+    return parseSchedstat(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Of the enclave processes' main threads, the one that ran most between two readings (under
+ * load: the executor's), as shares of `wallMs`: on a core, and runnable without one.
+ */
+export function busiestThread(
+  before: Map<number, Sched>,
+  after: Map<number, Sched>,
+  wallMs: number,
+): { runPct: number; waitPct: number } | undefined {
+  let best: { run: number; wait: number } | undefined
+  for (const [pid, b] of after) {
+    const a = before.get(pid)
+    if (!a) continue
+    const run = b.runNs - a.runNs
+    if (!best || run > best.run) best = { run, wait: b.waitNs - a.waitNs }
+  }
+  if (!best || wallMs <= 0) return undefined
+  const pct = (ns: number) => round(ns / 1e4 / wallMs, 1)
+  return { runPct: pct(best.run), waitPct: pct(best.wait) }
+}
+
+/** `mainThreadSched` of every enclave process of `devnet`, by pid. */
+export function enclaveSched(devnet: Devnet): Map<number, Sched> {
+  const out = new Map<number, Sched>()
+  for (const pid of devnetPids(devnet).enclaves) {
+    const s = mainThreadSched(pid)
+    if (s) out.set(pid, s)
+  }
+  return out
 }
