@@ -8,7 +8,8 @@
  *
  * A side is a checkout (`--a-dir`, `--b-dir`; default: this one), built with `npm run build`
  * beforehand, plus environment for its devnet's processes (`--a-env`, `--b-env`: `K=V`
- * separated by spaces; the enclave processes inherit the operators' environment). Each devnet
+ * separated by spaces, a value running up to the next ` NAME=`, see `lib/envSpec.ts`; the
+ * enclave processes inherit the operators' environment). Each devnet
  * runs in a child process started in its side's directory (`node --import tsx bench/ab.ts
  * --child`), so an older checkout needs this file copied in.
  *
