@@ -68,24 +68,84 @@ export const utf8 = (s: string): Uint8Array => encoder.encode(s)
 const MAX_U256 = (1n << 256n) - 1n
 const MASK_64 = (1n << 64n) - 1n
 
-/** A 32-byte big-endian word, as in the ABI encoding of uintN. */
-export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
-  if (value < 0n || value > (bits === 256 ? MAX_U256 : (1n << BigInt(bits)) - 1n)) {
+/** The largest value of a uintN: `bits` 64 and 256 without arithmetic (the usual cases). */
+const maxUint = (bits: number): bigint =>
+  bits === 256 ? MAX_U256 : bits === 64 ? MASK_64 : (1n << BigInt(bits)) - 1n
+
+/** Writes `value` as a 32-byte big-endian word at `offset` of a zeroed buffer. */
+function putUint(view: DataView, offset: number, value: bigint, field: string, bits: number): void {
+  if (value < 0n || value > maxUint(bits)) {
     throw new ProtocolError('OUT_OF_RANGE', `${field}: ${value} does not fit in uint${bits}`)
   }
-  const out = new Uint8Array(32)
-  if (value === 0n) return out
-  const view = new DataView(out.buffer)
+  if (value === 0n) return
   if (value <= MASK_64) {
     // Most words are small (nonces, sequence numbers, ids, gas): one 64-bit write.
-    view.setBigUint64(24, value)
-    return out
+    view.setBigUint64(offset + 24, value)
+    return
   }
-  view.setBigUint64(0, value >> 192n)
-  view.setBigUint64(8, (value >> 128n) & MASK_64)
-  view.setBigUint64(16, (value >> 64n) & MASK_64)
-  view.setBigUint64(24, value & MASK_64)
+  view.setBigUint64(offset, value >> 192n)
+  view.setBigUint64(offset + 8, (value >> 128n) & MASK_64)
+  view.setBigUint64(offset + 16, (value >> 64n) & MASK_64)
+  view.setBigUint64(offset + 24, value & MASK_64)
+}
+
+/** A 32-byte big-endian word, as in the ABI encoding of uintN. */
+export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
+  const out = new Uint8Array(32)
+  putUint(new DataView(out.buffer), 0, value, field, bits)
   return out
+}
+
+/**
+ * ABI words written in place into one buffer of a known size: a hash over many words then
+ * costs one allocation instead of one per word plus their concatenation.
+ */
+export class WordWriter {
+  readonly bytes: Uint8Array
+  private readonly view: DataView
+  private at = 0
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size)
+    this.view = new DataView(this.bytes.buffer)
+  }
+
+  /** Bytes as they are (a word already encoded, a fixed prefix). */
+  raw(b: Uint8Array): this {
+    this.bytes.set(b, this.at)
+    this.at += b.length
+    return this
+  }
+
+  /** A 32-byte word (a hash); MALFORMED names `field` when it has another length. */
+  word(word: Uint8Array, field = 'word'): this {
+    return this.raw(assertBytes(word, field, 32))
+  }
+
+  /** A uintN word; OUT_OF_RANGE names `field` when `value` does not fit. */
+  uint(value: bigint, field = 'value', bits = 256): this {
+    putUint(this.view, this.at, value, field, bits)
+    this.at += 32
+    return this
+  }
+
+  /** A 20-byte address as a word. */
+  address(address: Uint8Array, field = 'address'): this {
+    this.bytes.set(assertBytes(address, field, 20), this.at + 12)
+    this.at += 32
+    return this
+  }
+
+  /** The buffer, once exactly filled. */
+  finish(): Uint8Array {
+    if (this.at !== this.bytes.length) {
+      throw new ProtocolError(
+        'INTERNAL',
+        `word writer: ${this.at} of ${this.bytes.length} bytes written`,
+      )
+    }
+    return this.bytes
+  }
 }
 
 /** A big-endian unsigned integer of any length (a 32-byte word in four 64-bit reads). */

@@ -1,7 +1,7 @@
 /** keccak256 and the ABI-shaped hashes shared with the manager contract (SPEC §3, §4). */
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { createKeccak, type IHasher } from 'hash-wasm'
-import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
+import { addressToWord, assertBytes, concatBytes, uintToWord, utf8, WordWriter } from './bytes.ts'
 
 /**
  * keccak256 in WebAssembly (hash-wasm): 7–10 × faster than the JS implementation on these
@@ -38,15 +38,39 @@ function encodeLeadingString(
 const tagEncodings = new Map<string, { head: Uint8Array; tail: Uint8Array }>()
 const MAX_TAG_ENCODINGS = 256
 
-/** `keccak256(abi.encode(tag, ...words))` for a string tag followed by static 32-byte words. */
-export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
-  const key = `${words.length}:${tag}`
+function tagEncoding(tag: string, count: number): { head: Uint8Array; tail: Uint8Array } {
+  const key = `${count}:${tag}`
   let enc = tagEncodings.get(key)
   if (!enc) {
-    enc = encodeLeadingString(tag, words.length)
+    enc = encodeLeadingString(tag, count)
     if (tagEncodings.size < MAX_TAG_ENCODINGS) tagEncodings.set(key, enc)
   }
-  return keccak256(concatBytes(enc.head, ...words, enc.tail))
+  return enc
+}
+
+/** `keccak256(abi.encode(tag, ...words))` for a string tag followed by static 32-byte words. */
+export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
+  const { head, tail } = tagEncoding(tag, words.length)
+  let size = head.length + tail.length
+  for (const word of words) size += word.length
+  const w = new WordWriter(size).raw(head)
+  for (const word of words) w.raw(word)
+  return keccak256(w.raw(tail).finish())
+}
+
+/**
+ * `hashTagged` with its `count` words written in place by `write` (`WordWriter.uint`,
+ * `.address`, `.raw`) instead of passed as one array each.
+ */
+export function hashTaggedWith(
+  tag: string,
+  count: number,
+  write: (w: WordWriter) => void,
+): Uint8Array {
+  const { head, tail } = tagEncoding(tag, count)
+  const w = new WordWriter(head.length + 32 * count + tail.length).raw(head)
+  write(w)
+  return keccak256(w.raw(tail).finish())
 }
 
 /**

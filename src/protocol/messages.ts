@@ -16,6 +16,7 @@ import {
   equalBytes,
   uintToWord,
   utf8,
+  WordWriter,
 } from './bytes.ts'
 import {
   addressSchema,
@@ -32,7 +33,7 @@ import {
   unhex,
 } from './codec.ts'
 import { ERROR_CODES, type ErrorObject, ProtocolError } from './errors.ts'
-import { hashTagged, keccak256 } from './hash.ts'
+import { hashTagged, hashTaggedWith, keccak256 } from './hash.ts'
 import { LIMITS } from './limits.ts'
 import { recoverAddress, signDigest } from './secp256k1.ts'
 import type { Tx, ViewCall } from './typedData.ts'
@@ -233,16 +234,15 @@ function logFromWire(
 }
 
 function logsHash(logs: ReceiptLog[]): Uint8Array {
-  const parts: Uint8Array[] = []
+  let size = 0
+  for (const l of logs) for (const t of l.topics) size += t.length
+  const w = new WordWriter(size + 96 * logs.length)
   for (const l of logs) {
-    parts.push(
-      addressToWord(l.address),
-      uintToWord(BigInt(l.topics.length)),
-      ...l.topics,
-      keccak256(l.data),
-    )
+    w.address(l.address, 'log.address').uint(BigInt(l.topics.length))
+    for (const t of l.topics) w.raw(t)
+    w.word(keccak256(l.data))
   }
-  return keccak256(concatBytes(...parts))
+  return keccak256(w.finish())
 }
 
 /** The digest an executor enclave signs for a receipt. */
@@ -250,20 +250,21 @@ export function receiptDigest(
   r: Omit<Receipt, 'signature' | 'proof'>,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
-  return hashTagged('POSE-RECEIPT-v1', [
-    uintToWord(domain.chainId),
-    addressToWord(domain.manager),
-    uintToWord(r.instance),
-    r.txHash,
-    addressToWord(r.from),
-    uintToWord(r.nonce, 'nonce', 64),
-    uintToWord(r.seq, 'seq', 64),
-    uintToWord(BigInt(STATUS.indexOf(r.status))),
-    uintToWord(r.gasUsed),
-    keccak256(r.returnData),
-    logsHash(r.logs),
-    addressToWord(r.executor),
-  ])
+  return hashTaggedWith('POSE-RECEIPT-v1', 12, (w) =>
+    w
+      .uint(domain.chainId, 'chainId')
+      .address(domain.manager, 'manager')
+      .uint(r.instance, 'instance')
+      .word(r.txHash, 'txHash')
+      .address(r.from, 'from')
+      .uint(r.nonce, 'nonce', 64)
+      .uint(r.seq, 'seq', 64)
+      .uint(BigInt(STATUS.indexOf(r.status)), 'status')
+      .uint(r.gasUsed, 'gasUsed')
+      .word(keccak256(r.returnData))
+      .word(logsHash(r.logs))
+      .address(r.executor, 'executor'),
+  )
 }
 
 /** Most siblings in a receipt's proof: trees of up to 2^20 receipts. */

@@ -3,7 +3,7 @@
  * transaction. Hand-written for speed on the executor's hot path; a known-answer test checks it
  * against viem's `hashTypedData` and the Solidity `PoseTypedData` library.
  */
-import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
+import { addressToWord, assertBytes, concatBytes, uintToWord, utf8, WordWriter } from './bytes.ts'
 import { keccak256 } from './hash.ts'
 
 export type PoseDomain = { chainId: bigint; manager: Uint8Array }
@@ -106,22 +106,26 @@ export function domainSeparator(domain: PoseDomain): Uint8Array {
   return sep
 }
 
+const EIP712_PREFIX = new Uint8Array([0x19, 0x01])
+
 function typedDigest(domain: PoseDomain, structHash: Uint8Array): Uint8Array {
-  return keccak256(concatBytes(new Uint8Array([0x19, 0x01]), domainSeparator(domain), structHash))
+  return keccak256(
+    new WordWriter(66).raw(EIP712_PREFIX).raw(domainSeparator(domain)).raw(structHash).finish(),
+  )
 }
 
 export function txStructHash(tx: Tx): Uint8Array {
   return keccak256(
-    concatBytes(
-      TX_TYPEHASH,
-      uintToWord(tx.instance, 'instance'),
-      addressToWord(tx.from),
-      uintToWord(tx.nonce, 'nonce', 64),
-      addressToWord(tx.to),
-      uintToWord(tx.value, 'value'),
-      keccak256(assertBytes(tx.data, 'data')),
-      uintToWord(tx.gasLimit, 'gasLimit', 64),
-    ),
+    new WordWriter(8 * 32)
+      .raw(TX_TYPEHASH)
+      .uint(tx.instance, 'instance')
+      .address(tx.from, 'from')
+      .uint(tx.nonce, 'nonce', 64)
+      .address(tx.to, 'to')
+      .uint(tx.value, 'value')
+      .word(keccak256(assertBytes(tx.data, 'data')))
+      .uint(tx.gasLimit, 'gasLimit', 64)
+      .finish(),
   )
 }
 
