@@ -72,8 +72,14 @@ const MASK_64 = (1n << 64n) - 1n
 const maxUint = (bits: number): bigint =>
   bits === 256 ? MAX_U256 : bits === 64 ? MASK_64 : (1n << BigInt(bits)) - 1n
 
-/** Writes `value` as a 32-byte big-endian word at `offset` of a zeroed buffer. */
-function putUint(view: DataView, offset: number, value: bigint, field: string, bits: number): void {
+/** Writes `value` as a 32-byte big-endian word at `offset` of `view`, whose word is zero. */
+export function setUintWord(
+  view: DataView,
+  offset: number,
+  value: bigint,
+  field = 'value',
+  bits = 256,
+): void {
   if (value < 0n || value > maxUint(bits)) {
     throw new ProtocolError('OUT_OF_RANGE', `${field}: ${value} does not fit in uint${bits}`)
   }
@@ -92,7 +98,7 @@ function putUint(view: DataView, offset: number, value: bigint, field: string, b
 /** A 32-byte big-endian word, as in the ABI encoding of uintN. */
 export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
   const out = new Uint8Array(32)
-  putUint(new DataView(out.buffer), 0, value, field, bits)
+  setUintWord(new DataView(out.buffer), 0, value, field, bits)
   return out
 }
 
@@ -124,7 +130,7 @@ export class WordWriter {
 
   /** A uintN word; OUT_OF_RANGE names `field` when `value` does not fit. */
   uint(value: bigint, field = 'value', bits = 256): this {
-    putUint(this.view, this.at, value, field, bits)
+    setUintWord(this.view, this.at, value, field, bits)
     this.at += 32
     return this
   }

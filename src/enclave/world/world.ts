@@ -19,6 +19,7 @@ import {
   canonicalizeWriteSet,
   keccak256,
   ProtocolError,
+  setUintWord,
   uintToWord,
   type WriteSet,
   wordToUint,
@@ -30,6 +31,7 @@ import {
   stripZeros,
 } from './journaledStateManager.ts'
 import { cacheJumpAnalysis } from './jumpAnalysis.ts'
+import { WordSum } from './wordSum.ts'
 
 export type BlockContext = { number: bigint; timestamp: bigint; prevRandao: Uint8Array }
 export type ExecLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Array }
@@ -77,14 +79,19 @@ function assertAmount(v: bigint, what: string): void {
 }
 
 export class World {
-  private digestSum = 0n
+  private readonly digestSum = new WordSum()
+  /** Input of one leaf hash (`leafAccount`, `leafSlot`), the digest key at its start. */
+  private readonly leaf = Buffer.alloc(32 + 1 + 20 + 96)
+  private readonly leafView = new DataView(this.leaf.buffer, this.leaf.byteOffset, this.leaf.length)
 
   private constructor(
     private readonly evm: WorldEVM,
     private readonly sm: JournaledStateManager,
     private readonly opts: WorldOptions,
     private readonly warm: string[],
-  ) {}
+  ) {
+    this.leaf.set(opts.digestKey, 0)
+  }
 
   static async create(opts: WorldOptions): Promise<World> {
     if (opts.digestKey.length !== 32)
@@ -304,43 +311,53 @@ export class World {
 
   // ---------------------------------------------------------------- replication
 
-  private leafAccount(key: string, a: AccountState): bigint {
-    const buf = new Uint8Array(32 + 1 + 20 + 96)
-    buf.set(this.opts.digestKey, 0)
-    buf[32] = 1
-    buf.set(unhexKey(key), 33)
-    buf.set(uintToWord(a.nonce), 53)
-    buf.set(uintToWord(a.balance), 85)
-    buf.set(a.codeHash, 117)
-    return wordToUint(keccak256(buf))
+  /** `digestKey ‖ 1 ‖ address ‖ nonce ‖ balance ‖ codeHash`, hashed: an account's leaf. */
+  private leafAccount(key: string, a: AccountState): Uint8Array {
+    const b = this.leafInput(1, key)
+    b.fill(0, 53, 117)
+    setUintWord(this.leafView, 53, a.nonce, 'nonce')
+    setUintWord(this.leafView, 85, a.balance, 'balance')
+    b.set(a.codeHash, 117)
+    return keccak256(b)
   }
 
-  private leafSlot(key: string, slot: string, value: Uint8Array): bigint {
-    const buf = new Uint8Array(32 + 1 + 20 + 64)
-    buf.set(this.opts.digestKey, 0)
-    buf[32] = 2
-    buf.set(unhexKey(key), 33)
-    buf.set(pad32(unhexKey(slot)), 53)
-    buf.set(pad32(value), 85)
-    return wordToUint(keccak256(buf))
+  /** `digestKey ‖ 2 ‖ address ‖ slot ‖ value`, hashed: a non-zero storage slot's leaf. */
+  private leafSlot(key: string, slot: string, value: Uint8Array): Uint8Array {
+    const b = this.leafInput(2, key)
+    const slotBytes = slot.length >>> 1
+    if (slotBytes > 32 || value.length > 32)
+      throw new ProtocolError('INTERNAL', 'state digest: a storage key or value over 32 bytes')
+    b.fill(0, 53, 117)
+    b.write(slot, 85 - slotBytes, slotBytes, 'hex')
+    b.set(value, 117 - value.length)
+    return keccak256(b.subarray(0, 117))
+  }
+
+  /** The leaf buffer with its tag and address written (the digest key stays in place). */
+  private leafInput(tag: number, key: string): Buffer {
+    const b = this.leaf
+    b[32] = tag
+    b.fill(0, 33, 53)
+    b.write(key, 33, 20, 'hex')
+    return b
   }
 
   /** Folds changes into the digest and builds the write set of what really changed. */
   private fold(c: Changes): WriteSet {
     const accounts: AccountWrite[] = []
     const deleted: Uint8Array[] = []
-    let sum = this.digestSum
+    const sum = this.digestSum
     for (const [key, before] of c.accounts) {
       const now = this.sm.getAccountState(key)
-      if (before) sum -= this.leafAccount(key, before)
-      if (now) sum += this.leafAccount(key, now)
+      if (before) sum.sub(this.leafAccount(key, before))
+      if (now) sum.add(this.leafAccount(key, now))
       const slotChanges = c.slots.get(key)
       const storage: Array<[Uint8Array, Uint8Array]> = []
       for (const [slot, old] of slotChanges ?? []) {
         const cur = this.sm.getSlot(key, slot)
         const oldS = stripZeros(old)
-        if (oldS.length > 0) sum -= this.leafSlot(key, slot, oldS)
-        if (cur.length > 0) sum += this.leafSlot(key, slot, cur)
+        if (oldS.length > 0) sum.sub(this.leafSlot(key, slot, oldS))
+        if (cur.length > 0) sum.add(this.leafSlot(key, slot, cur))
         if (Buffer.compare(oldS, cur) !== 0) storage.push([pad32(unhexKey(slot)), pad32(cur)])
       }
       if (!now) {
@@ -363,7 +380,6 @@ export class World {
       if (codeChanged) w.code = this.sm.code.get(key) ?? new Uint8Array()
       accounts.push(w)
     }
-    this.digestSum = ((sum % MOD) + MOD) % MOD
     return canonicalizeWriteSet({ accounts, deleted })
   }
 
@@ -417,7 +433,7 @@ export class World {
 
   /** 32-byte keyed digest of the state as of the last take or apply. */
   digest(): Uint8Array {
-    return uintToWord(this.digestSum)
+    return this.digestSum.toWord()
   }
 
   /** Accounts without code that hold coins (the final balances of a terminated instance). */
