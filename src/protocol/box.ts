@@ -207,13 +207,35 @@ const boxPrk = (shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array
   hkdfExtract(shared, concatBytes(ephemeral, recipient))
 
 /**
+ * Request keys by PRK and context. A request key does not depend on the box's nonce, so every
+ * box of a session (sealed by `BoxSessions`, opened with a remembered PRK) shares it: derived
+ * once per session and context instead of once per box.
+ */
+const requestKeys = new WeakMap<Buffer, Map<string, Uint8Array>>()
+
+function requestKeyOf(prk: Buffer, context: string): Uint8Array {
+  let byContext = requestKeys.get(prk)
+  if (!byContext) {
+    byContext = new Map()
+    requestKeys.set(prk, byContext)
+  }
+  let key = byContext.get(context)
+  if (!key) {
+    key = hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES)
+    // The contexts are the protocol's few constants (BOX_CONTEXT); the bound is a safeguard.
+    if (byContext.size < 16) byContext.set(context, key)
+  }
+  return key
+}
+
+/**
  * A box's keys: the request key from its context; the response key from its context and the
  * box's nonce, so each box of a session has its own (an operator cannot hand one request's
  * answer to another).
  */
 function boxKeys(prk: Buffer, context: string, nonce: Uint8Array) {
   return {
-    requestKey: hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES),
+    requestKey: requestKeyOf(prk, context),
     responseKey: hkdfExpand(prk, `POSE-BOX-v1/response/${context}`, KEY_BYTES, nonce),
   }
 }
