@@ -60,7 +60,7 @@ export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
 
 /**
  * `hashTagged` with its `count` words written in place by `write` (`WordWriter.uint`,
- * `.address`, `.raw`) instead of passed as one array each.
+ * `.address`, `.word`) instead of passed as one array each.
  */
 export function hashTaggedWith(
   tag: string,
