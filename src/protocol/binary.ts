@@ -4,10 +4,11 @@
  * a writer that sizes its buffer as it goes and a reader that names the field it could not read.
  * Every reader error is a `ProtocolError('MALFORMED')` prefixed with the message being decoded.
  */
-import { uintToWord, wordToUint } from './bytes.ts'
+import { setUintWord, wordToUint } from './bytes.ts'
 import { ProtocolError } from './errors.ts'
 
 const MAX_U64 = (1n << 64n) - 1n
+const MAX_U256 = (1n << 256n) - 1n
 
 export class ByteWriter {
   private buf: Uint8Array
@@ -60,8 +61,12 @@ export class ByteWriter {
 
   /** A 256-bit unsigned integer as a 32-byte word. */
   u256(v: bigint, field: string): this {
-    if (v < 0n || v >= 1n << 256n) throw this.error(field, `${v} is not a 256-bit unsigned integer`)
-    return this.raw(uintToWord(v, field))
+    if (v < 0n || v > MAX_U256) throw this.error(field, `${v} is not a 256-bit unsigned integer`)
+    this.room(32)
+    // Bytes past the write position are still zero: the word is written in place.
+    setUintWord(this.view, this.o, v, field)
+    this.o += 32
+    return this
   }
 
   /** Exactly `length` bytes (a hash, an address). */
@@ -82,8 +87,9 @@ export class ByteWriter {
     return this
   }
 
+  /** The bytes written: the buffer itself when the capacity was exact, else a copy. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.o)
+    return this.o === this.buf.length ? this.buf : this.buf.slice(0, this.o)
   }
 }
 

@@ -367,7 +367,14 @@ export function verifyReceiptSignature(
 }
 
 export function encodeReceipt(r: Receipt): Uint8Array {
-  return writeReceipt(new ByteWriter('receipt', 256 + r.returnData.length), r).finish()
+  return writeReceipt(new ByteWriter('receipt', receiptBytes(r)), r).finish()
+}
+
+/** The encoded size of a receipt (`writeReceipt`), so its writer never grows. */
+function receiptBytes(r: Receipt): number {
+  let n = 1 + 32 + 8 + 32 + 20 + 8 + 1 + 8 + 4 + r.returnData.length + 4
+  for (const l of r.logs) n += 20 + 1 + 32 * l.topics.length + 4 + l.data.length
+  return n + 20 + 1 + 32 * (r.proof?.length ?? 0) + 65
 }
 
 function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
@@ -376,7 +383,12 @@ function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
     throw new ProtocolError('OUT_OF_RANGE', `receipt.proof: more than ${MAX_RECEIPT_PROOF} nodes`)
   w.u8(RECEIPT_VERSION).u256(r.instance, 'instance').u64(r.seq, 'seq')
   writeExecuted(w, r).fixed(r.executor, 20, 'executor').u8(proof.length)
-  for (const [i, node] of proof.entries()) w.fixed(node, 32, `proof.${i}`)
+  for (let i = 0; i < proof.length; i++) {
+    const node = proof[i]!
+    // The field's name is built only for the error: this loop runs for every receipt.
+    if (node.length !== 32) throw w.error(`proof.${i}`, `expected 32 bytes, got ${node.length}`)
+    w.raw(node)
+  }
   return w.fixed(r.signature, 65, 'signature')
 }
 
@@ -428,7 +440,9 @@ const ANSWER_KIND = { receipt: 1, view: 2, rejected: 3 } as const
 export const ANSWER_AAD: Uint8Array = utf8('POSE-ANSWER-v1')
 
 export function encodeAnswer(a: Answer): Uint8Array {
-  const w = new ByteWriter('answer', 320).u8(ANSWER_VERSION).u8(ANSWER_KIND[a.kind])
+  const w = new ByteWriter('answer', a.kind === 'receipt' ? 2 + receiptBytes(a.receipt) : 320)
+    .u8(ANSWER_VERSION)
+    .u8(ANSWER_KIND[a.kind])
   if (a.kind === 'receipt') return writeReceipt(w, a.receipt).finish()
   if (a.kind === 'view')
     return w

@@ -336,6 +336,10 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
     () => encodeReceipt({ ...plain, proof: Array.from({ length: 21 }, () => new Uint8Array(32)) }),
     isCode('OUT_OF_RANGE'),
   )
+  assert.throws(
+    () => encodeReceipt({ ...plain, proof: [new Uint8Array(32), new Uint8Array(31)] }),
+    /receipt\.proof\.1: expected 32 bytes, got 31/,
+  )
   // A receipt from before decision 0015 (version 1: no proof) still decodes.
   const v1 = Uint8Array.of(
     1,
