@@ -50,12 +50,11 @@ function tagEncoding(tag: string, count: number): { head: Uint8Array; tail: Uint
 
 /** `keccak256(abi.encode(tag, ...words))` for a string tag followed by static 32-byte words. */
 export function hashTagged(tag: string, words: Uint8Array[]): Uint8Array {
-  const { head, tail } = tagEncoding(tag, words.length)
-  let size = head.length + tail.length
+  let size = 0
   for (const word of words) size += word.length
-  const w = new WordWriter(size).raw(head)
-  for (const word of words) w.raw(word)
-  return keccak256(w.raw(tail).finish())
+  return hashTaggedWords(tag, words.length, size, (w) => {
+    for (const word of words) w.raw(word)
+  })
 }
 
 /**
@@ -67,8 +66,18 @@ export function hashTaggedWith(
   count: number,
   write: (w: WordWriter) => void,
 ): Uint8Array {
+  return hashTaggedWords(tag, count, 32 * count, write)
+}
+
+/** The tag's encoding around `size` bytes of `count` words that `write` fills, hashed. */
+function hashTaggedWords(
+  tag: string,
+  count: number,
+  size: number,
+  write: (w: WordWriter) => void,
+): Uint8Array {
   const { head, tail } = tagEncoding(tag, count)
-  const w = new WordWriter(head.length + 32 * count + tail.length).raw(head)
+  const w = new WordWriter(head.length + size + tail.length).raw(head)
   write(w)
   return keccak256(w.raw(tail).finish())
 }

@@ -109,9 +109,7 @@ export function domainSeparator(domain: PoseDomain): Uint8Array {
 const EIP712_PREFIX = new Uint8Array([0x19, 0x01])
 
 function typedDigest(domain: PoseDomain, structHash: Uint8Array): Uint8Array {
-  return keccak256(
-    new WordWriter(66).raw(EIP712_PREFIX).raw(domainSeparator(domain)).raw(structHash).finish(),
-  )
+  return keccak256(concatBytes(EIP712_PREFIX, domainSeparator(domain), structHash))
 }
 
 export function txStructHash(tx: Tx): Uint8Array {
