@@ -73,10 +73,16 @@ if (values.help) {
   process.exit(0)
 }
 
+/**
+ * `MAX_CLIENTS` of bench/lib/workload.ts, not imported: a copy of this file runs in older
+ * checkouts (the child side).
+ */
+const MAX_CLIENTS = 512
+
 const cfg = {
   runs: int('runs', 1, 50),
   warm: int('warm', 0, 49),
-  clients: int('clients', 1, 256),
+  clients: int('clients', 1, MAX_CLIENTS),
   txs: int('txs', 1, 100_000),
   s: int('s', 0, 10),
   operators: int('operators', 1, 16),
@@ -174,13 +180,13 @@ async function parent(): Promise<void> {
       label: 'A',
       dir: resolve(values['a-dir'] ?? here),
       env: parseEnvSpec(values['a-env']!, '--a-env'),
-      clients: int('a-clients', 1, 256, values.clients),
+      clients: int('a-clients', 1, MAX_CLIENTS, values.clients),
     },
     {
       label: 'B',
       dir: resolve(values['b-dir'] ?? here),
       env: parseEnvSpec(values['b-env']!, '--b-env'),
-      clients: int('b-clients', 1, 256, values.clients),
+      clients: int('b-clients', 1, MAX_CLIENTS, values.clients),
     },
   ]
   for (const side of sides) {

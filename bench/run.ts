@@ -19,6 +19,7 @@ import {
   startForeignCpuMonitor,
 } from './lib/common.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
+import { MAX_CLIENTS } from './lib/workload.ts'
 import { type AnatomyResult, benchAnatomy, printAnatomy } from './sections/anatomy.ts'
 import { benchFaults, type FaultsResult } from './sections/faults.ts'
 import { benchFloor, type FloorResult, printFloor } from './sections/floor.ts'
@@ -91,11 +92,11 @@ if (!(stallMinutes > 0)) {
 }
 /**
  * Numbers of clients tried for saturation: with 8, the executor's updates carried about 3
- * transfers each and the per-update work capped the rate; 128 keeps two full updates of 32 in
- * the pipeline while their clients handle receipts (bench/README.md).
+ * transfers each and the per-update work capped the rate; at 128 the rate with watchdogs was
+ * still rising (s = 2: 1,233 tx/s at 64, 1,505 at 128), and 256 gave 11 % more than 128 in one
+ * sitting (bench/README.md, 2026-12-04, late evening).
  */
-const MAX_CLIENTS = 256
-const satClients = (values.clients ?? (quick ? '16' : '8,16,32,64,128'))
+const satClients = (values.clients ?? (quick ? '16' : '8,16,32,64,128,256'))
   .split(',')
   .map((v) => Number(v.trim()))
 if (satClients.some((c) => !Number.isInteger(c) || c < 1 || c > MAX_CLIENTS)) {
@@ -207,6 +208,7 @@ if (selected.includes('throughput')) {
             clients: satClients,
             lowTxs: 40,
             satTxs: 120,
+            minTxsPerClient: 1,
             repeats: 1,
             watchdogCounts: [0, 1, 2, 4],
           }
@@ -214,7 +216,8 @@ if (selected.includes('throughput')) {
             bareTxs: 10_000,
             clients: satClients,
             lowTxs: 200,
-            satTxs: 1_280,
+            satTxs: 2_560,
+            minTxsPerClient: 10,
             repeats: 3,
             watchdogCounts: [0, 1, 2, 4],
           },

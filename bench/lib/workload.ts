@@ -17,6 +17,13 @@ import { type LatencySummary, round, summarize } from './common.ts'
 export const TOKEN_SUPPLY = 10n ** 15n
 const SHARE = 10n ** 12n
 
+/**
+ * Most SDK clients one benchmark process drives (each is a funded user of the devnet): at 512
+ * the executor's thread is runnable ≈ 93 % of the time (bench/README.md, 2026-12-04, late
+ * evening), so more would only queue.
+ */
+export const MAX_CLIENTS = 512
+
 export function devnetClients(
   devnet: Devnet,
   opts: { autoChallenge?: boolean; count?: number } = {},
