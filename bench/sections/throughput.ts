@@ -41,6 +41,7 @@ import {
   withDevnet,
 } from '../lib/common.ts'
 import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
+import { pastSaturation, txsPerClient } from '../lib/saturation.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
 
@@ -161,21 +162,10 @@ export async function bareEvm(txs: number): Promise<BareEvmResult> {
   }
 }
 
-/** Transfers per client in a saturation run with `clients` clients. */
-const txsPerClient = (cfg: ThroughputConfig, clients: number): number =>
-  Math.max(Math.ceil(cfg.satTxs / clients), cfg.minTxsPerClient)
-
-/**
- * A system whose median rate fell below this share of its best for two numbers of clients in a
- * row is past saturation: larger numbers are not tried (anvil peaks at 8 clients and took a
- * minute to fund 256 accounts for each run).
- */
-const PAST_SATURATION = 0.8
-
 /**
  * Runs `repeats` saturation runs for each number of clients (`satTxs` transfers per run,
  * shared by its clients, at least `minTxsPerClient` each) and reports the number whose median
- * rate is best. Stops early once the rate stayed below `PAST_SATURATION` of the best twice.
+ * rate is best. Stops early once past saturation (`pastSaturation`).
  */
 async function saturate(
   cfg: ThroughputConfig,
@@ -201,9 +191,7 @@ async function saturate(
     progress(
       `throughput: ${label}: ${c} clients ${median.tps} tx/s (runs: ${runs.map((r) => r.tps).join(', ')})`,
     )
-    const best = Math.max(...byClients.map((b) => b.median.tps))
-    const lastTwo = byClients.slice(-2)
-    if (lastTwo.length === 2 && lastTwo.every((b) => b.median.tps < PAST_SATURATION * best)) {
+    if (pastSaturation(byClients.map((b) => b.median.tps))) {
       if (c !== cfg.clients.at(-1))
         progress(`throughput: ${label}: past saturation, more clients not tried`)
       break

@@ -1,0 +1,32 @@
+/**
+ * The rules of the saturation search (bench/sections/throughput.ts), kept free of I/O so that
+ * unit tests check them.
+ */
+
+/**
+ * A system whose median rate fell below this share of its best for two numbers of clients in a
+ * row is past saturation: larger numbers are not tried (anvil peaks at 8 clients and took a
+ * minute to fund 256 accounts for each run).
+ */
+export const PAST_SATURATION = 0.8
+
+/**
+ * Transfers each client sends in a saturation run: `satTxs` shared by the clients, at least
+ * `minTxsPerClient` each.
+ */
+export function txsPerClient(
+  cfg: { satTxs: number; minTxsPerClient: number },
+  clients: number,
+): number {
+  return Math.max(Math.ceil(cfg.satTxs / clients), cfg.minTxsPerClient)
+}
+
+/**
+ * Whether the search is past saturation after the medians so far (in the order tried): the
+ * last two are both below `PAST_SATURATION` of the best.
+ */
+export function pastSaturation(medians: readonly number[]): boolean {
+  if (medians.length < 2) return false
+  const best = Math.max(...medians)
+  return medians.slice(-2).every((m) => m < PAST_SATURATION * best)
+}
