@@ -493,7 +493,10 @@ export function printThroughput(r: ThroughputResult): void {
       ),
     })),
   ]
-  const tried = r.anvil.byClients.map((b) => b.clients)
+  // Anvil's search may stop early (past saturation); the POSE searches try every number.
+  const tried = [
+    ...new Set([r.anvil, ...r.pose].flatMap((x) => x.byClients.map((b) => b.clients))),
+  ].sort((a, b) => a - b)
   const sweep = (x: Saturation) =>
     x.byClients.map((b) => `${b.clients}: ${b.runs.join(', ')}`).join('; ')
   printTable('Throughput and latency: PrivateToken transfers', rows, [
