@@ -174,9 +174,9 @@ contract PoseManager is ReentrancyGuardTransient {
         // withdrawal authorisations) beside what withdrawals write
         address executorSigner;
         uint96 withdrawn; // cumulative
-        // remaining fields: one slot each. The code commitment and genesis digest are not stored:
-        // nothing on-chain reads them, and they are in the `Created` and `Activated` events.
-        bytes32 contractEncryptionKey;
+        // remaining fields: one slot each. The code commitment, the contract encryption key and
+        // the genesis digest are not stored: nothing on-chain reads them, and they are in the
+        // `Created` and `Activated` events.
         // Per slot, `watchdogCount + 1` of them; address(0) before the draw and once removed. A
         // fixed array: its size is the watchdog count's, so no length slot is written.
         address[MAX_POOL] operators;
@@ -192,7 +192,6 @@ contract PoseManager is ReentrancyGuardTransient {
         uint8 watchdogCount;
         uint64 drawBlock; // while Drawing
         uint8 executorSlot;
-        bytes32 contractEncryptionKey;
         uint64 eventIndex;
         bytes32 eventHash;
         address[] signers;
@@ -423,7 +422,6 @@ contract PoseManager is ReentrancyGuardTransient {
             inst, _activationDigestAt(id, contractEncryptionKey, genesisDigest, ackedMask, eventIndex), signature
         );
 
-        inst.contractEncryptionKey = contractEncryptionKey;
         inst.phase = Phase.Active;
         _appendEvent(id, inst, EventKind.Activated, abi.encode(contractEncryptionKey, genesisDigest, ackedMask));
         for (uint256 slot = 1; slot < size; ++slot) {
@@ -1027,7 +1025,6 @@ contract PoseManager is ReentrancyGuardTransient {
         v.watchdogCount = inst.watchdogCount;
         if (inst.phase == Phase.Drawing) v.drawBlock = inst.challengeDeadline;
         v.executorSlot = inst.executorSlot;
-        v.contractEncryptionKey = inst.contractEncryptionKey;
         v.eventIndex = inst.eventIndex;
         v.eventHash = inst.eventIndex == 0 ? bytes32(0) : eventHashes[id][inst.eventIndex % EVENT_HISTORY];
         // Before the draw there is no pool to show.

@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 import {PoseDigests} from "../src/PoseDigests.sol";
 import {DevAttestationVerifier} from "../src/DevAttestationVerifier.sol";
 import {PoseManager} from "../src/PoseManager.sol";
-import {Phase} from "../src/PoseTypes.sol";
+import {EventKind, Phase} from "../src/PoseTypes.sol";
+import {Vm} from "./utils/Test.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Fixture} from "./utils/Fixture.sol";
 
@@ -323,13 +324,25 @@ contract InstanceTest is Fixture {
     function test_activate_succeeds() public {
         uint256 id = createAndDraw(2);
         uint64 index = manager.getInstance(id).eventIndex;
+        vm.recordLogs();
         manager.activate(
             id, keccak256("cek"), keccak256("genesis"), 7, index, activationSig(id, 7, index, slotKey(id, 0, 5))
         );
         PoseManager.InstanceView memory v = manager.getInstance(id);
         assertTrue(v.phase == Phase.Active, "active");
-        assertEq(v.contractEncryptionKey, keccak256("cek"), "cek");
         assertEq(v.eventIndex, index + 1, "activated event");
+        // The contract encryption key is not stored (docs/decisions/0005): users read it from
+        // the Activated event, the only log of this call.
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1, "one log");
+        assertEq(logs[0].topics[1], bytes32(id), "instance topic");
+        assertEq(logs[0].topics[2], bytes32(uint256(index + 1)), "index topic");
+        (uint8 kind, bytes memory data,) = abi.decode(logs[0].data, (uint8, bytes, bytes32));
+        assertEq(kind, uint8(EventKind.Activated), "kind");
+        (bytes32 cek, bytes32 genesis, uint256 acked) = abi.decode(data, (bytes32, bytes32, uint256));
+        assertEq(cek, keccak256("cek"), "cek");
+        assertEq(genesis, keccak256("genesis"), "genesis");
+        assertEq(acked, 7, "acked");
     }
 
     function test_activate_dropsMembersThatDidNotAck() public {

@@ -7,7 +7,14 @@ import {
   type PublicClient,
   type Transport,
 } from 'viem'
-import { PHASE_NAMES, type Phase } from '../protocol/index.ts'
+import {
+  bytesToHex,
+  decodeActivated,
+  EventKind,
+  hexToBytes,
+  PHASE_NAMES,
+  type Phase,
+} from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
 
 export { poseManagerAbi }
@@ -20,7 +27,6 @@ export type InstanceInfo = {
   /** The block whose hash draws the pool; 0 once the pool is drawn. */
   drawBlock: bigint
   executorSlot: number
-  contractEncryptionKey: Hex
   eventIndex: bigint
   eventHash: Hex
   signers: Address[]
@@ -107,7 +113,6 @@ export async function readInstance(
     watchdogCount: Number(r.watchdogCount),
     drawBlock: BigInt(r.drawBlock as bigint),
     executorSlot: Number(r.executorSlot),
-    contractEncryptionKey: r.contractEncryptionKey as Hex,
     eventIndex: BigInt(r.eventIndex as bigint),
     eventHash: r.eventHash as Hex,
     signers: [...(r.signers as Address[])],
@@ -119,6 +124,34 @@ export async function readInstance(
     watchdogDeadline: BigInt(r.watchdogDeadline as bigint),
     refillBlock: BigInt(r.refillBlock as bigint),
   }
+}
+
+const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
+
+/**
+ * The contract encryption key of instance `id`, which users encrypt transactions to, or
+ * undefined before its activation. The manager does not store it (docs/decisions/0005): it is
+ * in the instance's `Activated` event, whose data the executor enclave signed and the running
+ * hash binds. Searched from `fromBlock` (default: the manager's deployment block).
+ */
+export async function readContractEncryptionKey(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  id: bigint,
+  opts: { fromBlock?: bigint } = {},
+): Promise<Hex | undefined> {
+  const logs = await client.getLogs({
+    address: manager,
+    event: instanceEvent,
+    args: { id },
+    fromBlock: opts.fromBlock ?? (await readDeploymentBlock(client, manager)),
+    toBlock: 'latest',
+  })
+  const log = logs.find((l) => Number(l.args.kind) === EventKind.Activated && l.args.data)
+  if (!log?.args.data) return undefined
+  return bytesToHex(
+    decodeActivated(hexToBytes(log.args.data, 'Activated data')).contractEncryptionKey,
+  )
 }
 
 /** What the manager stores of an operator: everything but its endpoint and measurement. */

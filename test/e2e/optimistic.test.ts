@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { type Address, encodeFunctionData } from 'viem'
 import WebSocket from 'ws'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
-import { readInstance, readOperator } from '../../src/chain/manager.ts'
+import { readContractEncryptionKey, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { ContractRevertError, type PoseClient, PoseRequestError } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
@@ -84,6 +84,17 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
     assert.equal(info.phaseName, 'Active')
     assert.equal(info.signers.length, 3)
     assert.equal(new Set(info.operators).size, 3, 'pool members are distinct operators')
+    // The manager does not store the contract encryption key: every user reads the one the
+    // executor enclave returned at deployment from the Activated event.
+    for (const c of clients) {
+      const { contractEncryptionKey } = await c.getInstance({ instance, refresh: true })
+      assert.equal(contractEncryptionKey, r.contractEncryptionKey, 'key from the Activated event')
+    }
+    assert.equal(
+      await readContractEncryptionKey(alice.publicClient, devnet.manager, instance + 1n),
+      undefined,
+      'no key for an instance that does not exist',
+    )
     for (const c of clients) expected.set(c.account.address, 0n)
     expected.set(alice.account.address, 1_000_000n)
     await assertDigestsEqual('genesis')

@@ -84,7 +84,6 @@ function sdkClient(
         watchdogCount: setup.nodes.length - 1,
         drawBlock: 10n,
         executorSlot: 0,
-        contractEncryptionKey: manager.contractEncryptionKey,
         eventIndex: 3n,
         eventHash: ZERO_WORD,
         signers: setup.nodes.map((n) => bytesToHex(n.signer)),
@@ -134,7 +133,8 @@ function sdkClient(
       // The head the harness's enclaves last saw (view expiries are counted from it).
       getBlock: async () => ({ timestamp: 1001n }),
       getBlockNumber: async () => 12n,
-      // The manager stores no endpoint: it is in the operator's registration log.
+      // The manager stores no endpoint and no contract encryption key: they are in the
+      // operator's registration log and the instance's Activated event.
       getLogs: async ({ event }: { event?: { name: string } }) =>
         event?.name === 'OperatorRegistered'
           ? [
@@ -144,7 +144,23 @@ function sdkClient(
                 logIndex: 0,
               },
             ]
-          : [],
+          : event?.name === 'InstanceEvent' && manager.contractEncryptionKey !== ZERO_WORD
+            ? [
+                {
+                  args: {
+                    id: setup.instance,
+                    index: 3n,
+                    kind: EventKind.Activated,
+                    data: encodeAbiParameters(
+                      [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
+                      [manager.contractEncryptionKey, ZERO_WORD, 1n],
+                    ),
+                  },
+                  blockNumber: 2n,
+                  logIndex: 0,
+                },
+              ]
+            : [],
     } as never,
     account: privateKeyToAccount(bytesToHex(setup.creatorKey)),
     manager: bytesToHex(MANAGER),

@@ -3,6 +3,12 @@ pragma solidity ^0.8.24;
 
 /// @notice The Foundry cheatcodes these tests use (forge-std from npm is outdated).
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function deal(address who, uint256 newBalance) external;
@@ -16,6 +22,8 @@ interface Vm {
     function etch(address target, bytes calldata code) external;
     function chainId(uint256 newChainId) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
 }
 
 /// @notice A minimal test base: cheatcodes and assertions with messages.

@@ -1,5 +1,10 @@
 import type { Address, Hex } from 'viem'
-import { type InstanceInfo, readInstance, readOperator } from '../../chain/manager.ts'
+import {
+  type InstanceInfo,
+  readContractEncryptionKey,
+  readInstance,
+  readOperator,
+} from '../../chain/manager.ts'
 import { Phase } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError } from '../errors.ts'
@@ -11,11 +16,21 @@ export type GetInstanceReturnType = InstanceInfo & {
   executorEndpoint: string
   /** Enclave signer of the executor. */
   executor: Address
-  /** x25519 public key users encrypt transactions to (zero before activation). */
+  /**
+   * x25519 public key users encrypt transactions to (zero before activation), from the
+   * instance's `Activated` event; read once per client, as it never changes.
+   */
   contractEncryptionKey: Hex
   /** Every enclave that is a member now; receipts must be signed by one of them. */
   memberSigners: Set<string>
 }
+
+const NO_KEY: Hex = `0x${'0'.repeat(64)}`
+const ZERO_KEY = /^0x0{64}$/
+
+/** Whether the instance has passed activation (so its `Activated` event exists, unless it froze first). */
+const activated = (info: InstanceInfo) =>
+  info.phase !== Phase.None && info.phase !== Phase.Drawing && info.phase !== Phase.Creating
 
 /**
  * Reads an instance from the manager, with the endpoint of its executor.
@@ -41,14 +56,22 @@ export async function getInstance(
   }
   const executorOperator = info.operators[info.executorSlot]
   const executor = info.signers[info.executorSlot]
-  let executorEndpoint = ''
-  if (executorOperator && executor && !/^0x0{40}$/.test(executor)) {
-    executorEndpoint = (await readOperator(client.publicClient, client.manager, executorOperator))
-      .endpoint
-  }
+  const [executorEndpoint, contractEncryptionKey] = await Promise.all([
+    executorOperator && executor && !/^0x0{40}$/.test(executor)
+      ? readOperator(client.publicClient, client.manager, executorOperator).then((o) => o.endpoint)
+      : '',
+    cached && !ZERO_KEY.test(cached.contractEncryptionKey)
+      ? cached.contractEncryptionKey
+      : activated(info)
+        ? readContractEncryptionKey(client.publicClient, client.manager, p.instance).then(
+            (k) => k ?? NO_KEY,
+          )
+        : NO_KEY,
+  ])
   const result: GetInstanceReturnType = {
     ...info,
     executorEndpoint,
+    contractEncryptionKey,
     executor: executor ?? '0x0000000000000000000000000000000000000000',
     memberSigners: new Set(
       info.signers.filter((s) => !/^0x0{40}$/.test(s)).map((s) => s.toLowerCase()),
