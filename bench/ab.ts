@@ -13,6 +13,9 @@
  * runs in a child process started in its side's directory (`node --import tsx bench/ab.ts
  * --child`), so an older checkout needs this file copied in.
  *
+ * `--a-place` / `--b-place` (default `executor-core`, as `npm run bench`; or `shared`) say
+ * where the side's processes run (`lib/placement.ts`; an older checkout needs that file too).
+ *
  * Prints one row per side (median rate with its range, median p50 latency, CPU per transfer by
  * kind of process) and writes `bench/results/<timestamp>-ab.json` with every run.
  */
@@ -42,6 +45,9 @@ const { values } = parseArgs({
     'b-dir': { type: 'string' },
     'a-env': { type: 'string', default: '' },
     'b-env': { type: 'string', default: '' },
+    'a-place': { type: 'string', default: 'executor-core' },
+    'b-place': { type: 'string', default: 'executor-core' },
+    place: { type: 'string', default: 'shared' },
     pairs: { type: 'string', default: '3' },
     runs: { type: 'string', default: '6' },
     warm: { type: 'string', default: '2' },
@@ -68,7 +74,7 @@ function int(name: keyof typeof values, min: number, max: number, fallback?: str
 
 if (values.help) {
   console.log(
-    'npm run bench:ab -- [--a-dir DIR] [--b-dir DIR] [--a-env "K=V ..."] [--b-env "K=V ..."] [--pairs 3] [--runs 6] [--warm 2] [--clients 64] [--a-clients N] [--b-clients N] [--txs 1600] [--s 2] [--operators 3]',
+    'npm run bench:ab -- [--a-dir DIR] [--b-dir DIR] [--a-env "K=V ..."] [--b-env "K=V ..."] [--a-place executor-core|shared] [--b-place ...] [--pairs 3] [--runs 6] [--warm 2] [--clients 64] [--a-clients N] [--b-clients N] [--txs 1600] [--s 2] [--operators 3]',
   )
   process.exit(0)
 }
@@ -78,6 +84,17 @@ if (values.help) {
  * checkouts (the child side).
  */
 const MAX_CLIENTS = 512
+
+/** `PLACEMENTS` of bench/lib/placement.ts, not imported (see `MAX_CLIENTS`). */
+const PLACES = ['shared', 'executor-core']
+function place(name: 'a-place' | 'b-place' | 'place'): string {
+  const v = values[name]!
+  if (!PLACES.includes(v)) {
+    console.error(`bench:ab: --${name}: expected one of ${PLACES.join(', ')}, got ${v}`)
+    process.exit(2)
+  }
+  return v
+}
 
 const cfg = {
   runs: int('runs', 1, 50),
@@ -113,6 +130,10 @@ async function child(): Promise<void> {
     const clients = await devnetClients(devnet)
     const instance = await deployToken(clients[0]!, clients, cfg.s)
     await runLoad(clients, [instance], 3) // nonces, instance info, JIT in every process
+    if (place('place') === 'executor-core') {
+      const { executorEnclavePid, placeExecutor } = await import('./lib/placement.ts')
+      placeExecutor(devnet, await executorEnclavePid(devnet, clients[0]!, instance))
+    }
     const perClient = Math.max(1, Math.round(cfg.txs / clients.length))
     for (let i = 0; i < cfg.runs; i++) {
       const before = cpuByKind(devnet)
@@ -140,8 +161,10 @@ function runChild(
   env: Record<string, string>,
   label: string,
   clients: number,
+  placement: string,
 ): Promise<RunResult[]> {
   const args = ['--import', 'tsx', 'bench/ab.ts', '--child', '--clients', String(clients)]
+  if (placement !== 'shared') args.push('--place', placement)
   for (const k of ['runs', 'warm', 'txs', 's', 'operators'] as const)
     args.push(`--${k}`, String(cfg[k]))
   return new Promise((resolveRuns, reject) => {
@@ -181,12 +204,14 @@ async function parent(): Promise<void> {
       dir: resolve(values['a-dir'] ?? here),
       env: parseEnvSpec(values['a-env']!, '--a-env'),
       clients: int('a-clients', 1, MAX_CLIENTS, values.clients),
+      placement: place('a-place'),
     },
     {
       label: 'B',
       dir: resolve(values['b-dir'] ?? here),
       env: parseEnvSpec(values['b-env']!, '--b-env'),
       clients: int('b-clients', 1, MAX_CLIENTS, values.clients),
+      placement: place('b-place'),
     },
   ]
   for (const side of sides) {
@@ -201,7 +226,9 @@ async function parent(): Promise<void> {
   for (let i = 0; i < pairs; i++) {
     for (const side of sides) {
       progress(`ab: pair ${i + 1}/${pairs}, side ${side.label}`)
-      runs[side.label]!.push(...(await runChild(side.dir, side.env, side.label, side.clients)))
+      runs[side.label]!.push(
+        ...(await runChild(side.dir, side.env, side.label, side.clients, side.placement)),
+      )
     }
   }
   const schedPct = (r: RunResult[], k: 'runPct' | 'waitPct') => {
@@ -222,6 +249,7 @@ async function parent(): Promise<void> {
       env: Object.entries(side.env)
         .map(([k, v]) => `${k}=${v}`)
         .join(' '),
+      place: side.placement,
       clients: side.clients,
       runs: r.length,
       median_tps: round(median(tps), 1),

@@ -18,6 +18,7 @@ import {
   stallGuard,
   startForeignCpuMonitor,
 } from './lib/common.ts'
+import { PLACEMENTS, type Placement } from './lib/placement.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
 import { MAX_CLIENTS } from './lib/workload.ts'
 import { type AnatomyResult, benchAnatomy, printAnatomy } from './sections/anatomy.ts'
@@ -50,13 +51,14 @@ const { values } = parseArgs({
     'wait-idle': { type: 'string' },
     'stall-minutes': { type: 'string', default: '10' },
     clients: { type: 'string' },
+    placement: { type: 'string', default: 'executor-core' },
     help: { type: 'boolean', default: false },
   },
 })
 
 if (values.help) {
   console.log(
-    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES] [--stall-minutes MINUTES] [--clients N[,N...]]`,
+    `npm run bench [-- --quick] [--only ${SECTIONS.join(',')}] [--skip ...] [--wait-idle MINUTES] [--stall-minutes MINUTES] [--clients N[,N...]] [--placement ${PLACEMENTS.join('|')}]`,
   )
   process.exit(0)
 }
@@ -105,6 +107,13 @@ if (satClients.some((c) => !Number.isInteger(c) || c < 1 || c > MAX_CLIENTS)) {
   )
   process.exit(2)
 }
+if (!(PLACEMENTS as readonly string[]).includes(values.placement!)) {
+  console.error(
+    `bench: --placement: expected one of ${PLACEMENTS.join(', ')}; got ${values.placement}`,
+  )
+  process.exit(2)
+}
+const placement = values.placement as Placement
 const mode = quick ? 'quick' : 'full'
 
 const RESULTS = join(import.meta.dirname, 'results')
@@ -212,6 +221,7 @@ if (selected.includes('throughput')) {
             minTxsPerClient: 1,
             repeats: 1,
             watchdogCounts: [0, 1, 2, 4],
+            placement,
           }
         : {
             bareTxs: 10_000,
@@ -222,6 +232,7 @@ if (selected.includes('throughput')) {
             minTxsPerClient: 10,
             repeats: 3,
             watchdogCounts: [0, 1, 2, 4],
+            placement,
           },
     )
   })
@@ -335,11 +346,16 @@ if (ok('throughput') && tp) {
     bare_evm: tp.bareEvm.tps,
     anvil: tp.anvil.saturation.tps,
     ...bySat,
+    // s = 2 with every process on every core, when the runs above gave the executor a core.
+    ...Object.fromEntries(
+      tp.pose.flatMap((p) => (p.shared ? [[`s${p.s}_shared`, p.shared.median.tps]] : [])),
+    ),
     // s = 2 over HTTP POSTs instead of the WebSocket API (alternating runs, medians).
     ...(tp.apiTransport
       ? { s2_api_ws: tp.apiTransport.tps.ws, s2_api_http: tp.apiTransport.tps.http }
       : {}),
   }
+  latest.throughput_placement = tp.pose[0]?.placement ?? null
   // How many clients reached each saturation rate (the best of those `--clients` tried).
   latest.saturation_clients = {
     anvil: tp.anvil.saturation.clients,

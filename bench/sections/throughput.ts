@@ -10,7 +10,9 @@
  *   through the SDK's HTTP transport and its signatures through viem's local account, as the
  *   POSE clients' requests do.
  * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, HTTP, EIP-712,
- *   encryption, replication to every watchdog, verified receipts) with s watchdogs.
+ *   encryption, replication to every watchdog, verified receipts) with s watchdogs, placed as
+ *   `placement` says (`lib/placement.ts`: by default the executor's enclave on a core of its
+ *   own); with `executor-core`, s = 2 is also measured `shared` at its best number of clients.
  *
  * Low load = one client sending sequentially; saturation = the best median rate over the
  * numbers of clients in `clients`, each client sending sequentially.
@@ -40,6 +42,12 @@ import {
   summarize,
   withDevnet,
 } from '../lib/common.ts'
+import {
+  executorEnclavePid,
+  type Placement,
+  placeExecutor,
+  placementUnavailable,
+} from '../lib/placement.ts'
 import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
 import { pastSaturation, txsPerClient } from '../lib/saturation.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
@@ -69,6 +77,8 @@ export type ThroughputConfig = {
   /** Saturation runs per system; the run with the median rate is reported. */
   repeats: number
   watchdogCounts: number[]
+  /** Where the devnet's processes run during its runs (`shared` where affinity is unavailable). */
+  placement: Placement
 }
 
 /** Saturation runs with one number of clients. */
@@ -108,9 +118,16 @@ export type ThroughputResult = {
     {
       s: number
       operators: number
+      /** Where the processes ran during this instance's runs. */
+      placement: Placement
       low: LoadResult
       /** CPU time per transaction at saturation (its runs), by kind of process. */
       cpuMsPerTx: Record<ProcessKind, number>
+      /**
+       * With `executor-core` and s = 2: the same instance at the reported number of clients
+       * with every process on every core (`repeats` runs), as all runs were until 2026-12-04.
+       */
+      shared?: ClientsResult
     } & Saturation
   >
   /**
@@ -364,6 +381,9 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
 
   await measureBare('(2 of 3)')
   const operators = Math.max(...cfg.watchdogCounts) + 1
+  const unavailable = cfg.placement === 'shared' ? undefined : placementUnavailable()
+  if (unavailable) progress(`throughput: placement shared, not ${cfg.placement}: ${unavailable}`)
+  const placement: Placement = unavailable ? 'shared' : cfg.placement
   const pose = await withDevnet({ operators, users: Math.max(...cfg.clients) }, async (devnet) => {
     const clients = await devnetClients(devnet)
     const out: ThroughputResult['pose'] = []
@@ -372,23 +392,55 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       progress(`throughput: s=${s}: deploying PrivateToken and funding ${clients.length} users`)
       const instance = await deployToken(clients[0]!, clients, s)
       await runLoad(clients, [instance], 3) // warm-up: nonces, instance info, JIT on every process
-      progress(`throughput: s=${s}: low load, 1 client × ${cfg.lowTxs}`)
-      const low = await runLoad(clients.slice(0, 1), [instance], cfg.lowTxs)
-      progress(`throughput: s=${s}: low load p50 ${low.latencyMs.p50} ms; saturation`)
-      const sat = await saturate(
-        cfg,
-        (c, perClient) => runLoad(clients.slice(0, c), [instance], perClient),
-        `s=${s}`,
-        devnet,
-      )
-      // CPU per transaction with the number of clients that gave the saturation rate.
-      const cpuMsPerTx = sat.byClients.find((b) => b.clients === sat.saturation.clients)!
-        .cpuMsPerTx!
-      progress(
-        `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
-      )
-      out.push({ s, operators, low, ...sat, cpuMsPerTx })
-      if (s === 2) ab = await apiTransportAb(cfg, devnet, clients, instance)
+      let undo = () => {}
+      if (placement === 'executor-core') {
+        const pid = await executorEnclavePid(devnet, clients[0]!, instance)
+        undo = placeExecutor(devnet, pid)
+        progress(`throughput: s=${s}: the executor's enclave (pid ${pid}) alone on core 0`)
+      }
+      try {
+        progress(`throughput: s=${s}: low load, 1 client × ${cfg.lowTxs}`)
+        const low = await runLoad(clients.slice(0, 1), [instance], cfg.lowTxs)
+        progress(`throughput: s=${s}: low load p50 ${low.latencyMs.p50} ms; saturation`)
+        const sat = await saturate(
+          cfg,
+          (c, perClient) => runLoad(clients.slice(0, c), [instance], perClient),
+          `s=${s}`,
+          devnet,
+        )
+        // CPU per transaction with the number of clients that gave the saturation rate.
+        const cpuMsPerTx = sat.byClients.find((b) => b.clients === sat.saturation.clients)!
+          .cpuMsPerTx!
+        progress(
+          `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
+        )
+        if (s === 2) ab = await apiTransportAb(cfg, devnet, clients, instance)
+        undo()
+        undo = () => {}
+        let shared: ClientsResult | undefined
+        if (s === 2 && placement !== 'shared') {
+          const c = sat.saturation.clients
+          shared = (
+            await saturate(
+              { ...cfg, clients: [c] },
+              (n, perClient) => runLoad(clients.slice(0, n), [instance], perClient),
+              `s=${s} shared`,
+              devnet,
+            )
+          ).byClients[0]!
+        }
+        out.push({
+          s,
+          operators,
+          placement,
+          low,
+          ...sat,
+          cpuMsPerTx,
+          ...(shared ? { shared } : {}),
+        })
+      } finally {
+        undo()
+      }
     }
     return { out, ab }
   })
@@ -502,7 +554,24 @@ export function printThroughput(r: ThroughputResult): void {
         Object.entries(lat(x.saturation.latencyMs)).map(([k, v]) => [`sat_${k}`, v]),
       ),
     })),
+    ...r.pose.flatMap((p) =>
+      p.shared
+        ? [
+            {
+              system: `POSE s=${p.s}, shared cores`,
+              low_tps: null,
+              low_p50_ms: null,
+              low_p99_ms: null,
+              sat_tps: p.shared.median.tps,
+              ...Object.fromEntries(
+                Object.entries(lat(p.shared.median.latencyMs)).map(([k, v]) => [`sat_${k}`, v]),
+              ),
+            },
+          ]
+        : [],
+    ),
   ]
+  const placements = [...new Set(r.pose.map((p) => p.placement))]
   // Anvil's search may stop early (past saturation); the POSE searches try every number.
   const tried = [
     ...new Set([r.anvil, ...r.pose].flatMap((x) => x.byClients.map((b) => b.clients))),
@@ -518,6 +587,14 @@ export function printThroughput(r: ThroughputResult): void {
           `anvil at saturation: the better median of the search (before the devnet) and of ${r.anvil.again.clients} clients again at the end (${r.anvil.again.runs.join(', ')} tx/s).`,
         ]
       : []),
+    `POSE placement: ${placements.join(', ')}${placements.includes('executor-core') ? " (the executor's enclave alone on core 0, every other process on the other cores)" : ' (every process on every core)'}.`,
+    ...r.pose.flatMap((p) =>
+      p.shared
+        ? [
+            `s=${p.s}, shared cores: every process on every core, ${p.shared.clients} clients (${p.shared.runs.join(', ')} tx/s).`,
+          ]
+        : [],
+    ),
     `bare EVM: the fastest of ${r.bareEvm.runs.length} measurements (before anvil, before the devnet, at the end): ${r.bareEvm.runs.join(' / ')} tx/s; gas per transfer ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
   ])
   printTable(
