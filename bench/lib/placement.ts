@@ -39,13 +39,18 @@ export function placementUnavailable(): string | undefined {
   return unavailable
 }
 
-/** `taskset -a -p -c <list> <pid>`: every thread of `pid` on `cores`. False if it failed. */
+/**
+ * `taskset -a -p -c <list> <pid>`: every thread of `pid` on `cores`. False if it failed, or if
+ * `pid` is gone: with `-a`, taskset exits 0 for a process that does not exist, so its report of
+ * the main thread's new list is what says it did the work.
+ */
 export function setAffinity(pid: number, cores: readonly number[]): boolean {
   const r = spawnSync('taskset', ['-a', '-p', '-c', cores.join(','), String(pid)], {
     encoding: 'utf8',
     timeout: 5_000,
+    env: { ...process.env, LC_ALL: 'C' }, // its report in English whatever the locale
   })
-  return r.status === 0
+  return r.status === 0 && r.stdout.includes(`pid ${pid}'s new affinity list`)
 }
 
 /** The pid of the enclave process of `instance`'s executor on `devnet`. */
