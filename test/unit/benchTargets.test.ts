@@ -60,6 +60,23 @@ describe('benchmark targets', () => {
     assert.equal(row(checks, 's=2 throughput ≥ 3 × anvil').met, true)
   })
 
+  test('the s = 2 rows say where s = 2 ran, with the shared-cores rate beside it', () => {
+    const base = latest({ s2: 1654.8, bare: 3623, anvil: 782.7, ceiling: 4000, floorBare: 3600 })
+    const placed = checkTargets({
+      ...base,
+      throughput_tps: { ...(base.throughput_tps as object), s2_shared: 1362.4 },
+      throughput_placement: 'executor-core',
+    })
+    for (const prefix of ['s=2 throughput ≥ 50 %', 's=2 throughput ≥ 3 × anvil'])
+      assert.match(
+        row(placed, prefix).measured,
+        /^1654\.8 \(executor-core; shared cores 1362\.4\) vs /,
+      )
+    assert.equal(row(placed, 's=2 throughput ≥ 50 %').met, false, 'judged on the placed rate')
+    const shared = checkTargets({ ...base, throughput_placement: 'shared' })
+    assert.match(row(shared, 's=2 throughput ≥ 50 %').measured, /^1654\.8 vs 3623 tx\/s/)
+  })
+
   test('a floor from another run is not compared', () => {
     const checks = checkTargets(
       latest({
