@@ -355,7 +355,8 @@ if (ok('throughput') && tp) {
       ? { s2_api_ws: tp.apiTransport.tps.ws, s2_api_http: tp.apiTransport.tps.http }
       : {}),
   }
-  latest.throughput_placement = tp.pose[0]?.placement ?? null
+  // Where s = 2 ran (the targets' figure); every instance's placement is in the detailed file.
+  latest.throughput_placement = (tp.pose.find((p) => p.s === 2) ?? tp.pose[0])?.placement ?? null
   // How many clients reached each saturation rate (the best of those `--clients` tried).
   latest.saturation_clients = {
     anvil: tp.anvil.saturation.clients,

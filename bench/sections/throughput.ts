@@ -393,10 +393,18 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       const instance = await deployToken(clients[0]!, clients, s)
       await runLoad(clients, [instance], 3) // warm-up: nonces, instance info, JIT on every process
       let undo = () => {}
+      // Where this instance's runs take place: a placement that cannot be set up (its enclave
+      // process not found, an affinity refused) leaves them shared, and the result says so.
+      let placed: Placement = 'shared'
       if (placement === 'executor-core') {
-        const pid = await executorEnclavePid(devnet, clients[0]!, instance)
-        undo = placeExecutor(devnet, pid)
-        progress(`throughput: s=${s}: the executor's enclave (pid ${pid}) alone on core 0`)
+        try {
+          const pid = await executorEnclavePid(devnet, clients[0]!, instance)
+          undo = placeExecutor(devnet, pid)
+          placed = 'executor-core'
+          progress(`throughput: s=${s}: the executor's enclave (pid ${pid}) alone on core 0`)
+        } catch (e) {
+          progress(`throughput: s=${s}: shared cores: ${(e as Error).message}`)
+        }
       }
       try {
         progress(`throughput: s=${s}: low load, 1 client × ${cfg.lowTxs}`)
@@ -418,7 +426,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         undo()
         undo = () => {}
         let shared: ClientsResult | undefined
-        if (s === 2 && placement !== 'shared') {
+        if (s === 2 && placed !== 'shared') {
           const c = sat.saturation.clients
           shared = (
             await saturate(
@@ -432,7 +440,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         out.push({
           s,
           operators,
-          placement,
+          placement: placed,
           low,
           ...sat,
           cpuMsPerTx,
