@@ -19,7 +19,7 @@ import { cpus, platform } from 'node:os'
 import { readInstance } from '../../src/chain/manager.ts'
 import type { PoseClient } from '../../src/client/index.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
-import { devnetPids } from './procs.ts'
+import { devnetPids, operatorIndex } from './procs.ts'
 
 export type Placement = 'shared' | 'executor-core'
 
@@ -60,9 +60,7 @@ export async function executorEnclavePid(
   instance: bigint,
 ): Promise<number> {
   const info = await readInstance(client.publicClient, client.manager, instance)
-  const operator = info.operators[info.executorSlot]?.toLowerCase()
-  const i = devnet.operators.findIndex((o) => o.address.toLowerCase() === operator)
-  const pid = i < 0 ? undefined : devnet.enclavePid(i)
+  const pid = devnet.enclavePid(operatorIndex(devnet, info.operators[info.executorSlot] ?? ''))
   if (!pid) throw new Error(`placement: no enclave process for instance ${instance}'s executor`)
   return pid
 }
@@ -70,8 +68,8 @@ export async function executorEnclavePid(
 /**
  * Gives the executor enclave `executorPid` core 0 alone and puts every other process of
  * `devnet`, and this one (the SDK clients), on the other cores. Returns what undoes it (every
- * process back on every core): call it before this process starts anything that must not
- * inherit the narrower set.
+ * process back on every core; later calls do nothing): call it before this process starts
+ * anything that must not inherit the narrower set.
  */
 export function placeExecutor(devnet: Devnet, executorPid: number): () => void {
   const reason = placementUnavailable()
@@ -83,8 +81,9 @@ export function placeExecutor(devnet: Devnet, executorPid: number): () => void {
     (p) => p !== executorPid,
   )
   const touched: number[] = []
+  // Once only: a second call finds nothing left to undo.
   const undo = () => {
-    for (const p of touched) setAffinity(p, all)
+    for (const p of touched.splice(0)) setAffinity(p, all)
   }
   for (const [pid, cores] of [
     [executorPid, [0]] as const,

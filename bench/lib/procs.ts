@@ -6,6 +6,13 @@ import { cpuSeconds, round, rssKiB } from './common.ts'
 
 export type ProcessKind = 'operators' | 'enclaves' | 'anvil' | 'bench'
 
+/** The index in `devnet.operators` of the operator with address `operator`; throws if none. */
+export function operatorIndex(devnet: Devnet, operator: string): number {
+  const i = devnet.operators.findIndex((o) => o.address.toLowerCase() === operator.toLowerCase())
+  if (i < 0) throw new Error(`${operator} is not a devnet operator`)
+  return i
+}
+
 export function devnetPids(devnet: Devnet): Record<Exclude<ProcessKind, 'bench'>, number[]> {
   const alive = (x: number | undefined): x is number => x !== undefined
   return {

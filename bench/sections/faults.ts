@@ -32,6 +32,7 @@ import {
   waitFor,
   withDevnet,
 } from '../lib/common.ts'
+import { operatorIndex } from '../lib/procs.ts'
 import { deployToken, devnetClients, runLoad, startStreams, transfer } from '../lib/workload.ts'
 
 export type FaultsConfig = { quick: boolean; gas: boolean; recovery: boolean }
@@ -124,12 +125,6 @@ async function passTime(devnet: Devnet, seconds: number): Promise<void> {
 }
 
 const info = (c: PoseClient, instance: bigint) => readInstance(c.publicClient, c.manager, instance)
-
-function operatorIndex(devnet: Devnet, operator: Address): number {
-  const i = devnet.operators.findIndex((o) => o.address === operator)
-  if (i < 0) throw new Error(`${operator} is not a devnet operator`)
-  return i
-}
 
 /**
  * SIGKILLs a member's operator and enclave. The dead operator stays registered, so a refill

@@ -424,7 +424,6 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         )
         if (s === 2) ab = await apiTransportAb(cfg, devnet, clients, instance)
         undo()
-        undo = () => {}
         let shared: ClientsResult | undefined
         if (s === 2 && placed !== 'shared') {
           const c = sat.saturation.clients

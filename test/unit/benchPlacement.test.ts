@@ -83,5 +83,8 @@ describe('placement', { skip: reason }, () => {
     }
     for (const pid of [anvil, operator, executor, watchdog, process.pid])
       assertOn(pid, all, `pid ${pid} after undo`)
+    setAffinity(executor, [0])
+    undo() // a second call undoes nothing more
+    assertOn(executor, [0], 'left as set after the undo')
   })
 })
