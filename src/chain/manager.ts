@@ -129,15 +129,14 @@ export async function readInstance(
 const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
 
 /**
- * The contract encryption key of instance `id`, which users encrypt transactions to, or
- * undefined before its activation. The manager does not store it (docs/decisions/0005): it is
- * in the instance's `Activated` event, whose data the executor enclave signed and the running
- * hash binds. Searched from `fromBlock` (default: the manager's deployment block).
+ * The data of instance `id`'s first `InstanceEvent` of `kind`, or undefined if it has none,
+ * searched from `fromBlock` (default: the manager's deployment block).
  */
-export async function readContractEncryptionKey(
+export async function readInstanceEventData(
   client: PublicClient<Transport, Chain>,
   manager: Address,
   id: bigint,
+  kind: EventKind,
   opts: { fromBlock?: bigint } = {},
 ): Promise<Hex | undefined> {
   const logs = await client.getLogs({
@@ -147,11 +146,24 @@ export async function readContractEncryptionKey(
     fromBlock: opts.fromBlock ?? (await readDeploymentBlock(client, manager)),
     toBlock: 'latest',
   })
-  const log = logs.find((l) => Number(l.args.kind) === EventKind.Activated && l.args.data)
-  if (!log?.args.data) return undefined
-  return bytesToHex(
-    decodeActivated(hexToBytes(log.args.data, 'Activated data')).contractEncryptionKey,
-  )
+  return logs.find((l) => Number(l.args.kind) === kind && l.args.data)?.args.data
+}
+
+/**
+ * The contract encryption key of instance `id`, which users encrypt transactions to, or
+ * undefined before its activation. The manager does not store it (docs/decisions/0005): it is
+ * in the instance's `Activated` event, whose data the executor enclave signed and the running
+ * hash binds.
+ */
+export async function readContractEncryptionKey(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  id: bigint,
+  opts: { fromBlock?: bigint } = {},
+): Promise<Hex | undefined> {
+  const data = await readInstanceEventData(client, manager, id, EventKind.Activated, opts)
+  if (!data) return undefined
+  return bytesToHex(decodeActivated(hexToBytes(data, 'Activated data')).contractEncryptionKey)
 }
 
 /** What the manager stores of an operator: everything but its endpoint and measurement. */

@@ -1,5 +1,5 @@
-import { type Address, getAbiItem, type Hash, type Hex } from 'viem'
-import { poseManagerAbi, readDeploymentBlock } from '../../chain/manager.ts'
+import type { Address, Hash, Hex } from 'viem'
+import { poseManagerAbi, readInstanceEventData } from '../../chain/manager.ts'
 import {
   bytesToHex,
   decodeTerminated,
@@ -17,8 +17,6 @@ export type FinalBalancesReturnType = {
   root: Hex
   balances: Array<{ account: Address; cumulative: bigint }>
 }
-
-const instanceEvent = getAbiItem({ abi: poseManagerAbi, name: 'InstanceEvent' })
 
 /**
  * The final balances of a terminated instance, rebuilt from the manager's `Terminated` event
@@ -40,20 +38,19 @@ export async function getFinalBalances(
     functionName: 'finalRoot',
     args: [p.instance],
   })) as Hex
-  const logs = await client.publicClient.getLogs({
-    address: client.manager,
-    event: instanceEvent,
-    args: { id: p.instance },
-    fromBlock: p.fromBlock ?? (await readDeploymentBlock(client.publicClient, client.manager)),
-    toBlock: 'latest',
-  })
-  const log = logs.find((l) => Number(l.args.kind) === EventKind.Terminated)
-  if (!log?.args.data) {
+  const data = await readInstanceEventData(
+    client.publicClient,
+    client.manager,
+    p.instance,
+    EventKind.Terminated,
+    p,
+  )
+  if (!data) {
     throw new PoseError(`Instance ${p.instance} has not terminated`, {
       details: 'Final balances exist only after the executor published them on-chain.',
     })
   }
-  const t = decodeTerminated(hexToBytes(log.args.data))
+  const t = decodeTerminated(hexToBytes(data))
   // The event and the stored root must agree, and the leaves must build that root.
   if (!equalBytes(t.root, hexToBytes(root)) || !equalBytes(finalBalancesRoot(t.balances), t.root))
     throw new PoseError(`Instance ${p.instance}: final balances do not match their root`)
