@@ -193,6 +193,48 @@ describe('EVM world', () => {
     assert.throws(() => w.credit(users[1]!, -1n), /uint256/)
   })
 
+  test('SELFDESTRUCT as in Cancun (EIP-6780): only a contract created in the same transaction is deleted', async () => {
+    const w = await newWorld()
+    const hasCode = (a: Uint8Array) =>
+      w.snapshot().accounts.some((x) => bytesToHex(x.address) === bytesToHex(a) && x.code)
+    // An existing contract: PUSH20 beneficiary; SELFDESTRUCT. It sends its coins and stays.
+    const old = new Uint8Array(20).fill(0xaa)
+    const beneficiary = new Uint8Array(20).fill(0xbb)
+    w.installCode(old, Uint8Array.from([0x73, ...beneficiary, 0xff]))
+    w.credit(old, 100n)
+    const call = (to: Uint8Array) =>
+      w.call({ from: users[0]!, to, value: 0n, data: new Uint8Array(), gasLimit: 300_000n, block })
+    assert.equal((await call(old)).status, 'success')
+    assert.equal(w.getBalance(old), 0n)
+    assert.equal(w.getBalance(beneficiary), 100n)
+    assert.ok(hasCode(old), 'a contract from an earlier transaction keeps its code')
+
+    // A factory that creates a child (runtime: CALLER; SELFDESTRUCT) with 1 coin, stores the
+    // child's address in slot 0 and calls it, all in one transaction: the child is deleted.
+    const childInit = [0x61, 0x33, 0xff, 0x60, 0x00, 0x52, 0x60, 0x02, 0x60, 0x1e, 0xf3]
+    const factory = new Uint8Array(20).fill(0xcc)
+    w.installCode(
+      factory,
+      Uint8Array.from([
+        0x6a, // PUSH11 the child's init code, stored at memory bytes 21..31
+        ...childInit,
+        0x5f,
+        0x52,
+        ...[0x60, 11, 0x60, 21, 0x60, 1, 0xf0], // CREATE(value 1, offset 21, size 11)
+        ...[0x80, 0x5f, 0x55], // DUP1; PUSH0; SSTORE: slot 0 = child
+        ...[0x5f, 0x5f, 0x5f, 0x5f, 0x5f, 0x85, 0x5a, 0xf1], // CALL(gas, child, 0, 0, 0, 0, 0)
+        0x00,
+      ]),
+    )
+    w.credit(factory, 10n)
+    assert.equal((await call(factory)).status, 'success')
+    const child = hexToBytes(numberToHex(w.getStorageWord(factory, 0n), { size: 20 }))
+    assert.notEqual(w.getStorageWord(factory, 0n), 0n, 'the child was created')
+    assert.ok(!hasCode(child), 'a contract created and destroyed in one transaction is deleted')
+    assert.ok(!w.snapshot().accounts.some((x) => bytesToHex(x.address) === bytesToHex(child)))
+    assert.equal(w.getBalance(factory), 10n, "the child's coin went back to the factory")
+  })
+
   test('replicas applying the write sets hold the same digest after every batch; snapshots restore it', async () => {
     const exec = await newWorld()
     const replica = await newWorld()

@@ -36,6 +36,24 @@ export type Changes = {
   slots: Map<string, Map<string, Uint8Array>>
 }
 
+export type JournaledStateManagerOptions = {
+  /**
+   * `getStorage` returns a non-zero value as a 32-byte word (default: its shortest form, as the
+   * package's state managers do). The EVM pads what it reads to 32 bytes through
+   * `@ethereumjs/util`'s `setLengthLeft`, which builds the padded copy by spreading both arrays
+   * into an array literal (≈ 1 µs a value); a word already 32 bytes long is returned as it is.
+   */
+  paddedStorage?: boolean
+}
+
+/** `v` (non-empty, at most 32 bytes) as a 32-byte word. */
+function word(v: Uint8Array): Uint8Array {
+  if (v.length === 32) return v
+  const out = new Uint8Array(32)
+  out.set(v, 32 - v.length)
+  return out
+}
+
 export class JournaledStateManager implements StateManagerInterface {
   /** Keys are lowercase hex addresses without 0x. */
   readonly accounts = new Map<string, AccountState>()
@@ -46,6 +64,11 @@ export class JournaledStateManager implements StateManagerInterface {
   private checkpoints: number[] = []
   private changes: Changes = { accounts: new Map(), code: new Set(), slots: new Map() }
   private original = new Map<string, Uint8Array>()
+  private readonly paddedStorage: boolean
+
+  constructor(opts: JournaledStateManagerOptions = {}) {
+    this.paddedStorage = opts.paddedStorage === true
+  }
 
   originalStorageCache = {
     get: async (address: Address, key: Uint8Array): Promise<Uint8Array> => {
@@ -193,7 +216,8 @@ export class JournaledStateManager implements StateManagerInterface {
   }
 
   async getStorage(address: Address, key: Uint8Array): Promise<Uint8Array> {
-    return this.getSlot(hexOf(address.bytes), hexOf(key))
+    const v = this.getSlot(hexOf(address.bytes), hexOf(key))
+    return this.paddedStorage && v.length > 0 ? word(v) : v
   }
 
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {

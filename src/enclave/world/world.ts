@@ -11,6 +11,7 @@ import {
   EVMMockBlockchain,
   type EVMResult,
   getActivePrecompiles,
+  type Message,
   NobleBN254,
 } from '@ethereumjs/evm'
 import { Address, KECCAK256_NULL } from '@ethereumjs/util'
@@ -24,6 +25,13 @@ import {
   type WriteSet,
   wordToUint,
 } from '../../protocol/index.ts'
+import {
+  fastMstore,
+  type InterpreterClass,
+  interpreterClassOf,
+  memoizeActivatedEips,
+  runFrame,
+} from './evmFastPaths.ts'
 import {
   type AccountState,
   type Changes,
@@ -43,16 +51,43 @@ export type ExecResult = {
   gasUsed: bigint
   createdAddress?: Uint8Array
 }
-export type WorldOptions = { chainId: bigint; maxGasPerTx: bigint; digestKey: Uint8Array }
+export type WorldOptions = {
+  chainId: bigint
+  maxGasPerTx: bigint
+  digestKey: Uint8Array
+  /**
+   * The faster paths of ./evmFastPaths.ts (default true). `false` runs `@ethereumjs/evm` as
+   * shipped: the reference the fast paths are tested against.
+   */
+  fastPaths?: boolean
+}
 
 const MOD = 1n << 256n
 const MAX_U256 = MOD - 1n
 const ZERO_ADDRESS = new Address(new Uint8Array(20))
 const BLOCK_GAS_LIMIT = 30_000_000n
 
-/** An EVM that can create the instance's contract at a fixed address. */
+/** The package's interpreter class, from the first frame the package runs itself. */
+let interpreterClass: InterpreterClass | undefined
+
+/**
+ * An EVM that can create the instance's contract at a fixed address, and runs call frames
+ * through `runFrame` (./evmFastPaths.ts) when `fastFrames` is set.
+ */
 class WorldEVM extends EVM {
   fixedCreateAddress: Address | undefined
+  fastFrames = false
+
+  protected override async runInterpreter(
+    message: Message,
+    opts?: Parameters<typeof runFrame>[3],
+  ): Promise<EVMResult['execResult']> {
+    if (this.fastFrames && interpreterClass && this._tx && this._block)
+      return runFrame(this, interpreterClass, message, opts)
+    const r = await super.runInterpreter(message, opts as never)
+    if (this.fastFrames && !interpreterClass) interpreterClass = interpreterClassOf(r)
+    return r
+  }
 
   protected override async _generateAddress(
     message: Parameters<EVM['_generateAddress']>[0],
@@ -101,13 +136,17 @@ export class World {
       // KECCAK256 (mapping slots, events) through the WebAssembly implementation.
       customCrypto: { keccak256 },
     })
-    const sm = new JournaledStateManager()
+    const fast = opts.fastPaths !== false
+    if (fast) memoizeActivatedEips(common)
+    const sm = new JournaledStateManager({ paddedStorage: fast })
     const evm = new WorldEVM({
       common,
       stateManager: sm,
       bn254: new NobleBN254(),
       blockchain: new EVMMockBlockchain(),
     })
+    evm.fastFrames = fast
+    if (fast) fastMstore(evm)
     const warm = getActivePrecompiles(common) as unknown as Map<string, unknown>
     return new World(evm, sm, opts, [...warm.keys()])
   }
@@ -143,7 +182,11 @@ export class World {
   private async finish(r: EVMResult): Promise<ExecResult> {
     const err = r.execResult.exceptionError
     if (!err) {
+      // EIP-6780 (Cancun): SELFDESTRUCT deletes only a contract created in the same transaction;
+      // any other only sends its coins to the beneficiary.
+      const created = r.execResult.createdAddresses
       for (const addr of r.execResult.selfdestruct?.keys() ?? []) {
+        if (!created?.has(addr)) continue
         await this.sm.deleteAccount(new Address(unhexKey(addr.slice(2))))
       }
       await this.evm.journal.cleanup()

@@ -1,0 +1,368 @@
+/**
+ * The world's faster paths through `@ethereumjs/evm` (src/enclave/world/evmFastPaths.ts) against
+ * the package as shipped (`fastPaths: false`): the same programs, run in both, give the same
+ * status, error, return data, logs, gas, created address, write set and state digest.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import { encodeDeployData, encodeFunctionData } from 'viem'
+import {
+  privateTokenAbi,
+  privateTokenBytecode,
+  prizePoolAbi,
+  prizePoolBytecode,
+} from '../../examples/contracts.generated.ts'
+import { type ExecResult, World } from '../../src/enclave/world/world.ts'
+import {
+  bytesToHex,
+  encodeWriteSet,
+  hexToBytes,
+  INSTANCE_ADDRESS,
+} from '../../src/protocol/index.ts'
+
+const KEY = new Uint8Array(32).fill(9)
+const block = { number: 7n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32).fill(3) }
+const users = [1, 2, 3].map((i) => new Uint8Array(20).fill(i))
+const PROGRAM = new Uint8Array(20).fill(0xa1)
+const CALLEE = new Uint8Array(20).fill(0xb2)
+
+const worlds = async () => {
+  const make = (fastPaths: boolean) =>
+    World.create({ chainId: 31337n, maxGasPerTx: 30_000_000n, digestKey: KEY, fastPaths })
+  return { fast: await make(true), stock: await make(false) }
+}
+
+// ------------------------------------------------------------------ a small assembler
+
+const op = {
+  STOP: 0x00,
+  ADD: 0x01,
+  CALLDATALOAD: 0x35,
+  POP: 0x50,
+  MLOAD: 0x51,
+  MSTORE: 0x52,
+  MSTORE8: 0x53,
+  SLOAD: 0x54,
+  SSTORE: 0x55,
+  JUMPI: 0x57,
+  JUMPDEST: 0x5b,
+  TLOAD: 0x5c,
+  TSTORE: 0x5d,
+  MCOPY: 0x5e,
+  PUSH0: 0x5f,
+  KECCAK256: 0x20,
+  LOG0: 0xa0,
+  CREATE: 0xf0,
+  CALL: 0xf1,
+  RETURN: 0xf3,
+  REVERT: 0xfd,
+  INVALID: 0xfe,
+  SELFDESTRUCT: 0xff,
+  GAS: 0x5a,
+  AND: 0x16,
+} as const
+
+/** PUSH0 or the shortest PUSHn of `v`. */
+function push(v: bigint): number[] {
+  if (v === 0n) return [op.PUSH0]
+  const bytes: number[] = []
+  for (let x = v; x > 0n; x >>= 8n) bytes.unshift(Number(x & 0xffn))
+  return [0x5f + bytes.length, ...bytes]
+}
+const pushAddress = (a: Uint8Array) => [0x73, ...a]
+
+/** A value of any byte length, small values and words with leading zero bytes included. */
+const word = fc.oneof(
+  fc.constantFrom(0n, 1n, 0x80n, 0xffn, (1n << 256n) - 1n, 1n << 255n),
+  fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+  fc
+    .tuple(fc.integer({ min: 1, max: 32 }), fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }))
+    .map(([bytes, v]) => v & ((1n << BigInt(8 * bytes)) - 1n)),
+)
+const offset = fc.integer({ min: 0, max: 320 }).map(BigInt)
+const slot = fc.oneof(fc.integer({ min: 0, max: 5 }).map(BigInt), word)
+const length = fc.integer({ min: 0, max: 96 }).map(BigInt)
+
+/** One step of a program; each leaves the stack as it found it. */
+const step: fc.Arbitrary<number[]> = fc.oneof(
+  fc.tuple(offset, word).map(([o, v]) => [...push(v), ...push(o), op.MSTORE]),
+  fc.tuple(offset, word).map(([o, v]) => [...push(v), ...push(o), op.MSTORE8]),
+  fc.tuple(slot, word).map(([s, v]) => [...push(v), ...push(s), op.SSTORE]),
+  fc.tuple(slot, offset).map(([s, o]) => [...push(s), op.SLOAD, ...push(o), op.MSTORE]),
+  fc.tuple(slot, word).map(([s, v]) => [...push(v), ...push(s), op.TSTORE]),
+  fc.tuple(slot, offset).map(([s, o]) => [...push(s), op.TLOAD, ...push(o), op.MSTORE]),
+  fc.tuple(offset, offset).map(([o, t]) => [...push(t), op.MLOAD, ...push(o), op.MSTORE]),
+  fc
+    .tuple(offset, offset, length)
+    .map(([d, s, n]) => [...push(n), ...push(s), ...push(d), op.MCOPY]),
+  fc
+    .tuple(offset, length, slot)
+    .map(([o, n, s]) => [...push(n), ...push(o), op.KECCAK256, ...push(s), op.SSTORE]),
+  fc
+    .tuple(fc.integer({ min: 0, max: 4 }), offset, length, fc.array(word, { maxLength: 4 }))
+    .map(([k, o, n, topics]) => [
+      ...topics.slice(0, k).flatMap(push),
+      ...Array(Math.max(0, k - topics.length)).fill(op.PUSH0),
+      ...push(n),
+      ...push(o),
+      op.LOG0 + k,
+    ]),
+  // CALL the callee with a word of calldata (odd words make it revert) and keep the success flag.
+  fc
+    .tuple(fc.oneof(word, fc.constant(0xdeadn)), fc.constantFrom(0n, 1n, 1000n), offset, slot)
+    .map(([w, value, out, s]) => [
+      ...push(w),
+      ...push(0n),
+      op.MSTORE,
+      ...push(32n), // out length
+      ...push(out),
+      ...push(32n), // in length
+      ...push(0n),
+      ...push(value),
+      ...pushAddress(CALLEE),
+      op.GAS,
+      op.CALL,
+      ...push(s),
+      op.SSTORE,
+    ]),
+  // CREATE a contract (runtime code STOP, or CALLER SELFDESTRUCT), CALL it, keep the call's
+  // success flag and the address.
+  fc.tuple(fc.constantFrom(0n, 1n), fc.boolean(), slot, slot).map(([value, destructs, s, t]) => [
+    // PUSH2 runtime PUSH1 0 MSTORE PUSH1 2 PUSH1 30 RETURN: 11 bytes at offsets 21..31.
+    ...push(0x61_0000_6000_52_6002_601e_f3n | ((destructs ? 0x33ffn : 0x0000n) << 64n)),
+    ...push(0n),
+    op.MSTORE,
+    ...push(11n),
+    ...push(21n),
+    ...push(value),
+    op.CREATE, // [addr]
+    ...[op.PUSH0, op.PUSH0, op.PUSH0, op.PUSH0, op.PUSH0],
+    0x85, // DUP6: addr
+    op.GAS,
+    op.CALL, // [addr, ok]
+    ...push(s),
+    op.SSTORE,
+    ...push(t),
+    op.SSTORE,
+  ]),
+)
+
+/** How a program ends. */
+const ending = fc.oneof(
+  fc.tuple(offset, length).map(([o, n]) => [...push(n), ...push(o), op.RETURN]),
+  fc.tuple(offset, length).map(([o, n]) => [...push(n), ...push(o), op.REVERT]),
+  fc.constant([op.STOP]),
+  fc.constant([op.INVALID]),
+)
+
+/**
+ * The callee: stores its calldata word at slot 1 and logs it; reverts with it when the word is
+ * odd, returns it otherwise; a word of 0xdead selfdestructs to the caller.
+ */
+const callee = Uint8Array.from([
+  ...push(0n),
+  op.CALLDATALOAD, // [w]
+  0x80, // DUP1
+  ...push(1n),
+  op.SSTORE, // [w]
+  0x80,
+  ...push(0n),
+  op.MSTORE, // [w]
+  0x80,
+  ...push(0xdeadn),
+  0x14, // EQ
+  ...push(0x30n), // jump to the selfdestruct
+  op.JUMPI, // [w]
+  ...push(0x77n),
+  ...push(32n),
+  ...push(0n),
+  0xa1, // LOG1
+  ...push(1n),
+  op.AND, // [w & 1]
+  ...push(0x2an),
+  op.JUMPI,
+  ...push(32n),
+  ...push(0n),
+  op.RETURN,
+])
+// Fix up the jump targets: find where the REVERT and SELFDESTRUCT tails land.
+const calleeCode = (() => {
+  const body = [...callee]
+  const revertAt = body.length
+  body.push(op.JUMPDEST, ...push(32n), ...push(0n), op.REVERT)
+  const destructAt = body.length
+  body.push(op.JUMPDEST, 0x33, op.SELFDESTRUCT) // CALLER SELFDESTRUCT
+  // The two PUSH1 placeholders (0x30, 0x2a) are the only PUSH1s with those values.
+  const patch = (placeholder: number, target: number) => {
+    const i = body.findIndex((b, j) => b === 0x60 && body[j + 1] === placeholder)
+    assert.ok(i >= 0 && target < 256)
+    body[i + 1] = target
+  }
+  patch(0x30, destructAt)
+  patch(0x2a, revertAt)
+  return Uint8Array.from(body)
+})()
+
+// ------------------------------------------------------------------ comparing outcomes
+
+const show = (r: ExecResult) => ({
+  status: r.status,
+  error: r.error,
+  returnData: bytesToHex(r.returnData),
+  gasUsed: r.gasUsed,
+  createdAddress: r.createdAddress && bytesToHex(r.createdAddress),
+  logs: r.logs.map((l) => ({
+    address: bytesToHex(l.address),
+    topics: l.topics.map(bytesToHex),
+    data: bytesToHex(l.data),
+  })),
+})
+
+async function same(
+  w: { fast: World; stock: World },
+  run: (world: World) => Promise<ExecResult>,
+  what: string,
+) {
+  const a = await run(w.fast)
+  const b = await run(w.stock)
+  assert.deepEqual(show(a), show(b), what)
+  assert.deepEqual(
+    bytesToHex(encodeWriteSet(w.fast.takeWriteSet())),
+    bytesToHex(encodeWriteSet(w.stock.takeWriteSet())),
+    `${what}: write set`,
+  )
+  assert.deepEqual(bytesToHex(w.fast.digest()), bytesToHex(w.stock.digest()), `${what}: digest`)
+  return a
+}
+
+describe('EVM fast paths', () => {
+  test('property: generated programs run the same with and without the fast paths', async () => {
+    let statuses = new Set<string>()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(step, { minLength: 1, maxLength: 24 }),
+        ending,
+        fc.array(
+          fc.record({
+            gas: fc.constantFrom(30_000n, 120_000n, 1_000_000n),
+            value: fc.constantFrom(0n, 5n),
+            data: fc.uint8Array({ maxLength: 40 }),
+          }),
+          { minLength: 1, maxLength: 3 },
+        ),
+        async (steps, end, calls) => {
+          const w = await worlds()
+          const code = Uint8Array.from([...steps.flat(), ...end])
+          for (const world of [w.fast, w.stock]) {
+            world.installCode(PROGRAM, code)
+            world.installCode(CALLEE, calleeCode)
+            world.credit(users[0]!, 1_000_000n)
+            world.credit(PROGRAM, 50_000n)
+            world.takeWriteSet()
+          }
+          for (const [i, c] of calls.entries()) {
+            const r = await same(
+              w,
+              (world) =>
+                world.call({
+                  from: users[0]!,
+                  to: PROGRAM,
+                  value: c.value,
+                  data: c.data,
+                  gasLimit: c.gas,
+                  block,
+                }),
+              `call ${i} of ${bytesToHex(code)}`,
+            )
+            statuses.add(r.status)
+          }
+        },
+      ),
+      { numRuns: 150, seed: 0x5053 },
+    )
+    // The generator reaches every kind of outcome.
+    assert.deepEqual([...statuses].sort(), ['error', 'revert', 'success'])
+    statuses = new Set()
+  })
+
+  test('the example contracts run the same: token transfers, a prize pool paying out', async () => {
+    const w = await worlds()
+    await same(
+      w,
+      (world) =>
+        world.deploy({
+          from: users[0]!,
+          initCode: hexToBytes(
+            encodeDeployData({
+              abi: privateTokenAbi,
+              bytecode: privateTokenBytecode,
+              args: [10n ** 18n],
+            }),
+          ),
+          value: 0n,
+          gasLimit: 5_000_000n,
+          block,
+          address: INSTANCE_ADDRESS,
+        }),
+      'token deployment',
+    )
+    for (let i = 0; i < 12; i++) {
+      const from = users[i % 3]!
+      const to = users[(i + 1) % 3]!
+      await same(
+        w,
+        (world) =>
+          world.call({
+            from,
+            to: INSTANCE_ADDRESS,
+            value: 0n,
+            data: hexToBytes(
+              encodeFunctionData({
+                abi: privateTokenAbi,
+                functionName: 'transfer',
+                args: [bytesToHex(to), BigInt(1 + i * 1000)],
+              }),
+            ),
+            gasLimit: 200_000n,
+            block,
+          }),
+        `transfer ${i}`,
+      )
+    }
+
+    const pool = await worlds()
+    const POOL = new Uint8Array(20).fill(0xc3)
+    for (const world of [pool.fast, pool.stock]) for (const u of users) world.credit(u, 10n ** 18n)
+    await same(
+      pool,
+      (world) =>
+        world.deploy({
+          from: users[0]!,
+          initCode: hexToBytes(
+            encodeDeployData({ abi: prizePoolAbi, bytecode: prizePoolBytecode, args: [1000n, 3n] }),
+          ),
+          value: 0n,
+          gasLimit: 5_000_000n,
+          block,
+          address: POOL,
+        }),
+      'prize pool deployment',
+    )
+    for (const [i, u] of users.entries()) {
+      await same(
+        pool,
+        (world) =>
+          world.call({
+            from: u,
+            to: POOL,
+            value: 1000n,
+            data: hexToBytes(encodeFunctionData({ abi: prizePoolAbi, functionName: 'enter' })),
+            gasLimit: 500_000n,
+            block,
+          }),
+        `entry ${i} (the third draws and pays the winner)`,
+      )
+    }
+  })
+})
