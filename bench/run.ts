@@ -344,6 +344,8 @@ if (ok('throughput') && tp) {
   const bySat = Object.fromEntries(tp.pose.map((p) => [`s${p.s}`, p.saturation.tps]))
   latest.throughput_tps = {
     bare_evm: tp.bareEvm.tps,
+    // The same world on @ethereumjs/evm as shipped (what bare_evm measured before 2026-12-05).
+    ...(tp.bareEvmStock ? { bare_evm_stock: tp.bareEvmStock.tps } : {}),
     anvil: tp.anvil.saturation.tps,
     ...bySat,
     // s = 2 with every process on every core, when the runs above gave the executor a core.

@@ -9,16 +9,18 @@ import { bytesToHex, hexToBytes, INSTANCE_ADDRESS } from '../../src/protocol/ind
 
 export const BLOCK = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32) }
 
-export const newWorld = () =>
+/** A world as the enclaves make it; `fastPaths: false` runs `@ethereumjs/evm` as shipped. */
+export const newWorld = (fastPaths = true) =>
   World.create({
     chainId: 31337n,
     maxGasPerTx: 30_000_000n,
     digestKey: new Uint8Array(32).fill(7),
+    fastPaths,
   })
 
-export async function tokenWorld(): Promise<{ world: World; users: Uint8Array[] }> {
+export async function tokenWorld(fastPaths = true): Promise<{ world: World; users: Uint8Array[] }> {
   const users = Array.from({ length: 8 }, (_, i) => new Uint8Array(20).fill(i + 1))
-  const world = await newWorld()
+  const world = await newWorld(fastPaths)
   const d = await world.deploy({
     from: users[0]!,
     initCode: hexToBytes(
@@ -51,8 +53,10 @@ export const transferCalldata = (to: Uint8Array, amount: bigint): Uint8Array =>
  * `tokenWorld` with 10¹² tokens sent from the first user to each other one, and the write set
  * of that set-up taken: the state transfers between any two users start from.
  */
-export async function fundedTokenWorld(): Promise<{ world: World; users: Uint8Array[] }> {
-  const { world, users } = await tokenWorld()
+export async function fundedTokenWorld(
+  fastPaths = true,
+): Promise<{ world: World; users: Uint8Array[] }> {
+  const { world, users } = await tokenWorld(fastPaths)
   for (const u of users.slice(1)) {
     const r = await world.call({
       from: users[0]!,

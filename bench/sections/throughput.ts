@@ -5,6 +5,8 @@
  *   `call` per transfer (and, as a second figure, the executor's per-transaction work on the
  *   world: nonce, call, write set, encoding). Measured three times (before anvil, before the
  *   devnet, at the end) and the fastest kept: the other figures are compared with it.
+ *   `bare_evm_stock` is the same world running `@ethereumjs/evm` as shipped, without the world's
+ *   faster paths (src/enclave/world/evmFastPaths.ts): what runs before 2026-12-05 measured.
  * - `anvil`: real transactions on a fresh automining anvil (a new chain for every run), signed
  *   locally, each client waiting for its receipt before sending the next. Its JSON-RPC goes
  *   through the SDK's HTTP transport and its signatures through viem's local account, as the
@@ -108,6 +110,8 @@ export type ThroughputResult = {
    * machine only ever slows a run down, and the section's other figures are compared with it.
    */
   bareEvm: BareEvmResult & { runs: number[] }
+  /** The same, on `@ethereumjs/evm` as shipped (the fastest of as many runs). */
+  bareEvmStock?: BareEvmResult & { runs: number[] }
   /**
    * `saturation` is the better of the first search and `again`: anvil measured once more at the
    * search's best number of clients after the POSE runs, so that a slow stretch of the host
@@ -148,8 +152,8 @@ export type ApiTransportAb = {
   lowP50Ms: Record<ApiTransport, number[]>
 }
 
-export async function bareEvm(txs: number): Promise<BareEvmResult> {
-  const { world, users } = await fundedTokenWorld()
+export async function bareEvm(txs: number, fastPaths = true): Promise<BareEvmResult> {
+  const { world, users } = await fundedTokenWorld(fastPaths)
   // Calldata is prepared up front: the figure is the EVM's work, not ABI encoding.
   const calls = users.map((_, i) => transferCalldata(users[(i + 1) % users.length]!, 1n))
   const run = async (n: number, withWriteSet: boolean) => {
@@ -365,11 +369,16 @@ async function anvilAgain(
 
 export async function benchThroughput(cfg: ThroughputConfig): Promise<ThroughputResult> {
   const bareRuns: BareEvmResult[] = []
+  const stockRuns: BareEvmResult[] = []
   const measureBare = async (when: string) => {
     progress(`throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in-process`)
     const b = await bareEvm(cfg.bareTxs)
     bareRuns.push(b)
-    progress(`throughput: bare EVM ${b.tps} tx/s (${b.tpsWithWriteSet} with write sets)`)
+    const stock = await bareEvm(cfg.bareTxs, false)
+    stockRuns.push(stock)
+    progress(
+      `throughput: bare EVM ${b.tps} tx/s (${b.tpsWithWriteSet} with write sets); @ethereumjs/evm as shipped ${stock.tps} tx/s`,
+    )
   }
   await measureBare('(1 of 3)')
 
@@ -454,9 +463,13 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   await measureBare('(3 of 3)')
   const anvilBest = await anvilAgain(cfg, anvil)
   progress(`throughput: anvil ${anvilBest.saturation.tps} tx/s at saturation (the better of two)`)
-  const fastest = bareRuns.reduce((a, b) => (b.tps > a.tps ? b : a))
+  const fastestOf = (runs: BareEvmResult[]) => ({
+    ...runs.reduce((a, b) => (b.tps > a.tps ? b : a)),
+    runs: runs.map((b) => b.tps),
+  })
   const result: ThroughputResult = {
-    bareEvm: { ...fastest, runs: bareRuns.map((b) => b.tps) },
+    bareEvm: fastestOf(bareRuns),
+    bareEvmStock: fastestOf(stockRuns),
     anvil: anvilBest,
     pose: pose.out,
     ...(pose.ab ? { apiTransport: pose.ab } : {}),
@@ -549,6 +562,19 @@ export function printThroughput(r: ThroughputResult): void {
       sat_p50_ms: null,
       sat_p99_ms: null,
     },
+    ...(r.bareEvmStock
+      ? [
+          {
+            system: 'bare_evm, @ethereumjs/evm as shipped',
+            low_tps: null,
+            low_p50_ms: null,
+            low_p99_ms: null,
+            sat_tps: r.bareEvmStock.tps,
+            sat_p50_ms: null,
+            sat_p99_ms: null,
+          },
+        ]
+      : []),
     ...[
       ['anvil (automine, real txs)', r.anvil] as const,
       ...r.pose.map((p) => [`POSE s=${p.s} (${p.operators} operators)`, p] as const),
@@ -603,6 +629,11 @@ export function printThroughput(r: ThroughputResult): void {
         : [],
     ),
     `bare EVM: the fastest of ${r.bareEvm.runs.length} measurements (before anvil, before the devnet, at the end): ${r.bareEvm.runs.join(' / ')} tx/s; gas per transfer ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
+    ...(r.bareEvmStock
+      ? [
+          `bare EVM on @ethereumjs/evm as shipped (no fast paths), measured beside each: ${r.bareEvmStock.runs.join(' / ')} tx/s; the fast paths ${round(r.bareEvm.tps / r.bareEvmStock.tps, 2)} × as fast.`,
+        ]
+      : []),
   ])
   printTable(
     'CPU time per transaction at saturation (ms, summed over processes of each kind)',

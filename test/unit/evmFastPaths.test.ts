@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { encodeDeployData, encodeFunctionData } from 'viem'
+import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
 import {
   privateTokenAbi,
   privateTokenBytecode,
   prizePoolAbi,
   prizePoolBytecode,
 } from '../../examples/contracts.generated.ts'
+import { wordBytes } from '../../src/enclave/world/evmFastPaths.ts'
 import { type ExecResult, World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
@@ -365,4 +366,13 @@ describe('EVM fast paths', () => {
       )
     }
   })
+})
+
+test('wordBytes writes any stack value as its 32-byte word', () => {
+  fc.assert(
+    fc.property(word, (v) => {
+      assert.equal(bytesToHex(wordBytes(v)), numberToHex(v, { size: 32 }))
+    }),
+    { numRuns: 2000, seed: 7 },
+  )
 })
