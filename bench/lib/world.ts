@@ -23,13 +23,7 @@ export async function tokenWorld(fastPaths = true): Promise<{ world: World; user
   const world = await newWorld(fastPaths)
   const d = await world.deploy({
     from: users[0]!,
-    initCode: hexToBytes(
-      encodeDeployData({
-        abi: privateTokenAbi,
-        bytecode: privateTokenBytecode,
-        args: [10n ** 15n],
-      }),
-    ),
+    initCode: tokenInitCode(10n ** 15n),
     value: 0n,
     gasLimit: 5_000_000n,
     block: BLOCK,
@@ -38,6 +32,12 @@ export async function tokenWorld(fastPaths = true): Promise<{ world: World; user
   if (d.status !== 'success') throw new Error(`token deployment failed: ${d.error}`)
   return { world, users }
 }
+
+/** Creation code of `PrivateToken` with `supply` tokens for its deployer. */
+export const tokenInitCode = (supply: bigint): Uint8Array =>
+  hexToBytes(
+    encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [supply] }),
+  )
 
 /** Calldata of `PrivateToken.transfer(to, amount)`. */
 export const transferCalldata = (to: Uint8Array, amount: bigint): Uint8Array =>

@@ -7,12 +7,8 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
-import {
-  privateTokenAbi,
-  privateTokenBytecode,
-  prizePoolAbi,
-  prizePoolBytecode,
-} from '../../examples/contracts.generated.ts'
+import { tokenInitCode, transferCalldata } from '../../bench/lib/world.ts'
+import { prizePoolAbi, prizePoolBytecode } from '../../examples/contracts.generated.ts'
 import { wordBytes } from '../../src/enclave/world/evmFastPaths.ts'
 import { type ExecResult, World } from '../../src/enclave/world/world.ts'
 import {
@@ -294,13 +290,7 @@ describe('EVM fast paths', () => {
       (world) =>
         world.deploy({
           from: users[0]!,
-          initCode: hexToBytes(
-            encodeDeployData({
-              abi: privateTokenAbi,
-              bytecode: privateTokenBytecode,
-              args: [10n ** 18n],
-            }),
-          ),
+          initCode: tokenInitCode(10n ** 18n),
           value: 0n,
           gasLimit: 5_000_000n,
           block,
@@ -318,13 +308,7 @@ describe('EVM fast paths', () => {
             from,
             to: INSTANCE_ADDRESS,
             value: 0n,
-            data: hexToBytes(
-              encodeFunctionData({
-                abi: privateTokenAbi,
-                functionName: 'transfer',
-                args: [bytesToHex(to), BigInt(1 + i * 1000)],
-              }),
-            ),
+            data: transferCalldata(to, BigInt(1 + i * 1000)),
             gasLimit: 200_000n,
             block,
           }),
