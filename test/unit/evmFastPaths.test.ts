@@ -4,7 +4,10 @@
  * status, error, return data, logs, gas, created address, write set and state digest.
  */
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
+import { EVM } from '@ethereumjs/evm'
 import fc from 'fast-check'
 import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
 import { tokenInitCode, transferCalldata } from '../../bench/lib/world.ts'
@@ -359,4 +362,33 @@ test('wordBytes writes any stack value as its 32-byte word', () => {
     }),
     { numRuns: 2000, seed: 7 },
   )
+})
+
+test('the package code the fast paths stand in for is the code they were written from', async () => {
+  // A new version of @ethereumjs/evm or /common may change what a call frame, MSTORE or
+  // isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against it, then update these.
+  const version = (name: string) =>
+    JSON.parse(
+      readFileSync(
+        new URL(`../../node_modules/@ethereumjs/${name}/package.json`, import.meta.url),
+        'utf8',
+      ),
+    ).version
+  assert.equal(version('evm'), '10.1.3')
+  assert.equal(version('common'), '10.1.3')
+  const hash = (f: unknown) => createHash('sha256').update(String(f)).digest('hex').slice(0, 16)
+  const stock = (await World.create({
+    chainId: 1n,
+    maxGasPerTx: 1_000_000n,
+    digestKey: KEY,
+    fastPaths: false,
+  })) as unknown as {
+    evm: { _opcodeMap: Array<{ opHandler: unknown }>; common: { isActivatedEIP: unknown } }
+  }
+  assert.equal(
+    hash((EVM.prototype as unknown as { runInterpreter: unknown }).runInterpreter),
+    '1f4905264075376d',
+  )
+  assert.equal(hash(stock.evm._opcodeMap[0x52]!.opHandler), '29edc93190b4e005')
+  assert.equal(hash(stock.evm.common.isActivatedEIP), '931ac8a66349e377')
 })
