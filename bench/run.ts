@@ -28,7 +28,7 @@ import { benchMemory, type MemoryResult } from './sections/memory.ts'
 import { benchProfile, type ProfileResult } from './sections/profile.ts'
 import { benchScaling, type ScalingResult } from './sections/scaling.ts'
 import { benchState, type StateResult } from './sections/state.ts'
-import { benchThroughput, type ThroughputResult } from './sections/throughput.ts'
+import { benchThroughput, cpuCeilings, type ThroughputResult } from './sections/throughput.ts'
 
 const SECTIONS = [
   'throughput',
@@ -365,6 +365,9 @@ if (ok('throughput') && tp) {
     ...Object.fromEntries(tp.pose.map((p) => [`s${p.s}`, p.saturation.clients])),
   }
   const s2 = tp.pose.find((p) => p.s === 2)
+  // The rate at which every core would be busy at s = 2's CPU time per transfer (targets).
+  const c = s2 && cpuCeilings(s2.cpuMsPerTx)
+  latest.cpu_ceiling_tps = c ? { s2: c.all, s2_server: c.server, cores: c.cores } : null
   latest.latency_ms = {
     s2_p50: s2?.low.latencyMs.p50 ?? null,
     s2_p99: s2?.low.latencyMs.p99 ?? null,

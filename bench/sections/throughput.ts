@@ -152,6 +152,26 @@ export type ApiTransportAb = {
   lowP50Ms: Record<ApiTransport, number[]>
 }
 
+/**
+ * The rates at which every core of this machine would be busy at a run's CPU time per
+ * transaction: `all` with every process of the run (the SDK clients' included), `server`
+ * without the clients (in a deployment their CPU is on the users' machines).
+ */
+export function cpuCeilings(cpuMsPerTx: Record<ProcessKind, number>): {
+  cores: number
+  all: number
+  server: number
+} {
+  const cores = cpus().length
+  const total = Object.values(cpuMsPerTx).reduce((a, b) => a + b, 0)
+  const server = cpuMsPerTx.operators + cpuMsPerTx.enclaves + cpuMsPerTx.anvil
+  return {
+    cores,
+    all: round((1000 * cores) / total, 0),
+    server: round((1000 * cores) / server, 0),
+  }
+}
+
 export async function bareEvm(txs: number, fastPaths = true): Promise<BareEvmResult> {
   const { world, users } = await fundedTokenWorld(fastPaths)
   // Calldata is prepared up front: the figure is the EVM's work, not ABI encoding.
@@ -637,24 +657,20 @@ export function printThroughput(r: ThroughputResult): void {
   ])
   printTable(
     'CPU time per transaction at saturation (ms, summed over processes of each kind)',
-    r.pose.map((p) => ({
-      system: `POSE s=${p.s}`,
-      clients: p.saturation.clients,
-      ...p.cpuMsPerTx,
-      total: round(
-        Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
-        2,
-      ),
-      [`cpu_ceiling_tps (${cpus().length} cores)`]: round(
-        (1000 * cpus().length) / Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
-        0,
-      ),
-      server_ceiling_tps: round(
-        (1000 * cpus().length) /
-          (p.cpuMsPerTx.operators + p.cpuMsPerTx.enclaves + p.cpuMsPerTx.anvil),
-        0,
-      ),
-    })),
+    r.pose.map((p) => {
+      const c = cpuCeilings(p.cpuMsPerTx)
+      return {
+        system: `POSE s=${p.s}`,
+        clients: p.saturation.clients,
+        ...p.cpuMsPerTx,
+        total: round(
+          Object.values(p.cpuMsPerTx).reduce((a, b) => a + b, 0),
+          2,
+        ),
+        [`cpu_ceiling_tps (${c.cores} cores)`]: c.all,
+        server_ceiling_tps: c.server,
+      }
+    }),
     [
       'Over the saturation runs with the number of clients that gave the saturation rate.',
       'bench = this process: the SDK clients (EIP-712 signing, encryption, receipt checks).',

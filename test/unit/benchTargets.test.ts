@@ -77,6 +77,28 @@ describe('benchmark targets', () => {
     assert.match(row(shared, 's=2 throughput ≥ 50 %').measured, /^1654\.8 vs 3623 tx\/s/)
   })
 
+  test("the throughput rows set the target against the run's own CPU ceiling", () => {
+    // latest.json of 2026-12-05 01:09: 50 % of 6,697 = 3,348.5 lies above the CPU ceiling of
+    // 2,597 tx/s (s = 2's 0.77 ms per transfer on 2 cores); 3 × anvil = 2,302.5 below it.
+    const base = latest({ s2: 1918.1, bare: 6697, anvil: 767.5, ceiling: 1, floorBare: 1 })
+    const checks = checkTargets({
+      ...base,
+      sources: { throughput: run, floor: 'run-b.json' },
+      cpu_ceiling_tps: { s2: 2597, s2_server: 3390, cores: 2 },
+    })
+    const half = row(checks, 's=2 throughput ≥ 50 %')
+    assert.match(
+      half.measured,
+      /; CPU ceiling \(2 cores, s = 2's CPU per transfer\) 2597 tx\/s < target, without the clients 3390; floor ceiling from another run/,
+    )
+    assert.match(row(checks, 's=2 throughput ≥ 3 × anvil').measured, /2597 tx\/s ≥ target/)
+    assert.doesNotMatch(
+      row(checkTargets(base), 's=2 throughput ≥ 50 %').measured,
+      /CPU ceiling/,
+      'no CPU ceiling in latest.json, none in the table',
+    )
+  })
+
   test('a floor from another run is not compared', () => {
     const checks = checkTargets(
       latest({
