@@ -95,9 +95,20 @@ export function setUintWord(
   view.setBigUint64(offset + 24, value & MASK_64)
 }
 
+const MASK_32 = 0xffff_ffffn
+
 /** A 32-byte big-endian word, as in the ABI encoding of uintN. */
 export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Array {
   const out = new Uint8Array(32)
+  if (bits >= 32 && value >= 0n && value <= MASK_32) {
+    // Small words (the EVM's MSTORE of offsets, lengths and flags) without a DataView.
+    const n = Number(value)
+    out[28] = n >>> 24
+    out[29] = (n >>> 16) & 0xff
+    out[30] = (n >>> 8) & 0xff
+    out[31] = n & 0xff
+    return out
+  }
   setUintWord(new DataView(out.buffer), 0, value, field, bits)
   return out
 }

@@ -12,13 +12,13 @@ import fc from 'fast-check'
 import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
 import { tokenInitCode, transferCalldata } from '../../bench/lib/world.ts'
 import { prizePoolAbi, prizePoolBytecode } from '../../examples/contracts.generated.ts'
-import { wordBytes } from '../../src/enclave/world/evmFastPaths.ts'
 import { type ExecResult, World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
   encodeWriteSet,
   hexToBytes,
   INSTANCE_ADDRESS,
+  uintToWord,
 } from '../../src/protocol/index.ts'
 
 const KEY = new Uint8Array(32).fill(9)
@@ -355,13 +355,17 @@ describe('EVM fast paths', () => {
   })
 })
 
-test('wordBytes writes any stack value as its 32-byte word', () => {
+test('uintToWord, which MSTORE writes with, gives any stack value as its 32-byte word', () => {
   fc.assert(
     fc.property(word, (v) => {
-      assert.equal(bytesToHex(wordBytes(v)), numberToHex(v, { size: 32 }))
+      assert.equal(bytesToHex(uintToWord(v)), numberToHex(v, { size: 32 }))
     }),
     { numRuns: 2000, seed: 7 },
   )
+  // Its fast path for small values keeps the range checks of narrower types and of negatives.
+  assert.throws(() => uintToWord(256n, 'byte', 8), /byte: 256 does not fit in uint8/)
+  assert.throws(() => uintToWord(-1n), /does not fit in uint256/)
+  assert.equal(bytesToHex(uintToWord(255n, 'byte', 8)), numberToHex(255n, { size: 32 }))
 })
 
 test('the package code the fast paths stand in for is the code they were written from', async () => {

@@ -14,13 +14,14 @@
  *   opcode; here a set built from that same array (rebuilt when the array is replaced).
  * - MSTORE: the package turns the word into bytes through a hex string and pads them to 32 bytes
  *   by spreading two arrays into an array literal (≈ 1 µs); here the word's bytes are written
- *   directly (`wordBytes`). Its gas handler is the package's.
+ *   directly (`uintToWord` of src/protocol). Its gas handler is the package's.
  *
  * The storage manager's side of the same cost is `paddedStorage` (./journaledStateManager.ts).
  */
 import type { Common } from '@ethereumjs/common'
 import { type EVM, EVMError, type Message } from '@ethereumjs/evm'
 import { Account, createZeroAddress } from '@ethereumjs/util'
+import { uintToWord } from '../../protocol/index.ts'
 
 /** What `runInterpreter` returns (the package's `ExecResult`). */
 type FrameResult = Awaited<ReturnType<EVM['runCall']>>['execResult']
@@ -163,27 +164,6 @@ export function memoizeActivatedEips(common: Common): void {
   }
 }
 
-/** A stack value (0 ≤ v < 2^256) as a 32-byte big-endian word. */
-export function wordBytes(v: bigint): Uint8Array {
-  const out = new Uint8Array(32)
-  if (v === 0n) return out
-  if (v <= 0xffff_ffffn) {
-    const n = Number(v)
-    out[28] = n >>> 24
-    out[29] = (n >>> 16) & 0xff
-    out[30] = (n >>> 8) & 0xff
-    out[31] = n & 0xff
-    return out
-  }
-  const view = new DataView(out.buffer)
-  view.setBigUint64(24, BigInt.asUintN(64, v))
-  if (v >> 64n === 0n) return out
-  view.setBigUint64(16, BigInt.asUintN(64, v >> 64n))
-  view.setBigUint64(8, BigInt.asUintN(64, v >> 128n))
-  view.setBigUint64(0, BigInt.asUintN(64, v >> 192n))
-  return out
-}
-
 type OpcodeEntry = {
   opcodeInfo?: { name?: string; isAsync?: boolean }
   opHandler?: unknown
@@ -215,7 +195,7 @@ export function fastMstore(evm: EVM): boolean {
     ...entry,
     opHandler: function mstore(runState: MstoreState): void {
       const [offset, value] = runState.stack.popN(2) as [bigint, bigint]
-      runState.memory.write(Number(offset), 32, wordBytes(value))
+      runState.memory.write(Number(offset), 32, uintToWord(value))
     },
   }
   return true

@@ -46,8 +46,8 @@ export type JournaledStateManagerOptions = {
   paddedStorage?: boolean
 }
 
-/** `v` (non-empty, at most 32 bytes) as a 32-byte word. */
-function word(v: Uint8Array): Uint8Array {
+/** `v` (at most 32 bytes) left-padded to a 32-byte word; `v` itself if it is one. */
+export function pad32(v: Uint8Array): Uint8Array {
   if (v.length === 32) return v
   const out = new Uint8Array(32)
   out.set(v, 32 - v.length)
@@ -217,7 +217,7 @@ export class JournaledStateManager implements StateManagerInterface {
 
   async getStorage(address: Address, key: Uint8Array): Promise<Uint8Array> {
     const v = this.getSlot(hexOf(address.bytes), hexOf(key))
-    return this.paddedStorage && v.length > 0 ? word(v) : v
+    return this.paddedStorage && v.length > 0 ? pad32(v) : v
   }
 
   async putStorage(address: Address, key: Uint8Array, value: Uint8Array): Promise<void> {

@@ -36,6 +36,7 @@ import {
   type AccountState,
   type Changes,
   JournaledStateManager,
+  pad32,
   stripZeros,
 } from './journaledStateManager.ts'
 import { cacheJumpAnalysis } from './jumpAnalysis.ts'
@@ -99,13 +100,6 @@ class WorldEVM extends EVM {
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const unhexKey = (k: string) => new Uint8Array(Buffer.from(k, 'hex'))
-
-function pad32(v: Uint8Array): Uint8Array {
-  if (v.length === 32) return v
-  const out = new Uint8Array(32)
-  out.set(v, 32 - v.length)
-  return out
-}
 
 function assertAmount(v: bigint, what: string): void {
   if (typeof v !== 'bigint' || v < 0n || v > MAX_U256) {
