@@ -12,6 +12,7 @@ import fc from 'fast-check'
 import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
 import { tokenInitCode, transferCalldata } from '../../bench/lib/world.ts'
 import { prizePoolAbi, prizePoolBytecode } from '../../examples/contracts.generated.ts'
+import { interpreterClassOf } from '../../src/enclave/world/evmFastPaths.ts'
 import { type ExecResult, World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
@@ -86,6 +87,15 @@ const length = fc.integer({ min: 0, max: 96 }).map(BigInt)
 
 /** One step of a program; each leaves the stack as it found it. */
 const step: fc.Arbitrary<number[]> = fc.oneof(
+  // Arithmetic and bit operations (static gas, run inline), the result kept in memory.
+  fc
+    .tuple(
+      word,
+      word,
+      fc.constantFrom(0x01, 0x02, 0x03, 0x04, 0x06, 0x10, 0x18, 0x1b, 0x1d),
+      offset,
+    )
+    .map(([a, b, o, at]) => [...push(a), ...push(b), o, ...push(at), op.MSTORE]),
   fc.tuple(offset, word).map(([o, v]) => [...push(v), ...push(o), op.MSTORE]),
   fc.tuple(offset, word).map(([o, v]) => [...push(v), ...push(o), op.MSTORE8]),
   fc.tuple(slot, word).map(([s, v]) => [...push(v), ...push(s), op.SSTORE]),
@@ -154,6 +164,10 @@ const ending = fc.oneof(
   fc.tuple(offset, length).map(([o, n]) => [...push(n), ...push(o), op.REVERT]),
   fc.constant([op.STOP]),
   fc.constant([op.INVALID]),
+  fc.constant([]), // runs off the end of the code
+  fc.constant([op.ADD]), // stack underflow in an opcode run inline
+  fc.constant([...push(2n), 0x56]), // JUMP to a byte that is no JUMPDEST
+  fc.constant([...push(4n), 0x56, 0x00, op.JUMPDEST]), // a JUMP over a STOP: JUMPDEST ends it
 )
 
 /**
@@ -245,7 +259,8 @@ describe('EVM fast paths', () => {
         ending,
         fc.array(
           fc.record({
-            gas: fc.constantFrom(30_000n, 120_000n, 1_000_000n),
+            // 22,000: out of gas a few opcodes in, mostly in opcodes run inline.
+            gas: fc.constantFrom(22_000n, 30_000n, 120_000n, 1_000_000n),
             value: fc.constantFrom(0n, 5n),
             data: fc.uint8Array({ maxLength: 40 }),
           }),
@@ -369,8 +384,8 @@ test('uintToWord, which MSTORE writes with, gives any stack value as its 32-byte
 })
 
 test('the package code the fast paths stand in for is the code they were written from', async () => {
-  // A new version of @ethereumjs/evm or /common may change what a call frame, MSTORE or
-  // isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against it, then update these.
+  // A new version of @ethereumjs/evm or /common may change what a call frame, the opcode loop,
+  // MSTORE or isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against it, then update these.
   const version = (name: string) =>
     JSON.parse(
       readFileSync(
@@ -387,12 +402,25 @@ test('the package code the fast paths stand in for is the code they were written
     digestKey: KEY,
     fastPaths: false,
   })) as unknown as {
-    evm: { _opcodeMap: Array<{ opHandler: unknown }>; common: { isActivatedEIP: unknown } }
+    evm: {
+      _opcodeMap: Array<{ opHandler: unknown }>
+      common: { isActivatedEIP: unknown }
+      runCode(o: {
+        code: Uint8Array
+        gasLimit: bigint
+      }): Promise<Parameters<typeof interpreterClassOf>[0]>
+    }
   }
   assert.equal(
     hash((EVM.prototype as unknown as { runInterpreter: unknown }).runInterpreter),
     '1f4905264075376d',
   )
   assert.equal(hash(stock.evm._opcodeMap[0x52]!.opHandler), '29edc93190b4e005')
+  const frame = await stock.evm.runCode({ code: Uint8Array.from([0x00]), gasLimit: 1000n })
+  const Interpreter = interpreterClassOf(frame)
+  assert.ok(Interpreter, 'the package interpreter behind a frame')
+  const proto = Interpreter.prototype as unknown as { run: unknown; runStep: unknown }
+  assert.equal(hash(proto.run), '8e769d9b5ec21205')
+  assert.equal(hash(proto.runStep), 'cc2ccda2341c2f42')
   assert.equal(hash(stock.evm.common.isActivatedEIP), '931ac8a66349e377')
 })

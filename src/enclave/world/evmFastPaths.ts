@@ -12,6 +12,10 @@
  *   `.env`) instead of that merged copy; nothing in the package reads `execResult.runState`.
  * - `common.isActivatedEIP`: the package scans an array of EIP numbers, several times per
  *   opcode; here a set built from that same array (rebuilt when the array is replaced).
+ * - The opcode loop (`Interpreter.run`): the package awaits an async `runStep` for every opcode;
+ *   here an opcode with static gas and a synchronous handler (most of a contract's: PUSH, DUP,
+ *   SWAP, arithmetic, JUMP, …; 186 of an ERC-20 transfer's 206) runs inline, every other one
+ *   through the package's `runStep`.
  * - MSTORE: the package turns the word into bytes through a hex string and pads them to 32 bytes
  *   by spreading two arrays into an array literal (≈ 1 µs); here the word's bytes are written
  *   directly (`uintToWord` of src/protocol). Its gas handler is the package's.
@@ -20,7 +24,7 @@
  */
 import type { Common } from '@ethereumjs/common'
 import { type EVM, EVMError, type Message } from '@ethereumjs/evm'
-import { Account, createZeroAddress } from '@ethereumjs/util'
+import { Account, createZeroAddress, EthereumJSErrorWithoutCode } from '@ethereumjs/util'
 import { uintToWord } from '../../protocol/index.ts'
 
 /** What `runInterpreter` returns (the package's `ExecResult`). */
@@ -35,13 +39,48 @@ type Interp = {
     selfdestruct: unknown
     createdAddresses?: unknown
   }
-  run(
-    code: Uint8Array | undefined,
-    opts: object,
-  ): Promise<{
-    runState: { gasLeft: bigint; gasRefund?: bigint; stateGasSpilled?: bigint }
-    exceptionError?: EVMError
-  }>
+  run(code: Uint8Array | undefined, opts: object): Promise<CodeResult>
+  runStep(op?: OpEntry): Promise<void>
+  useGas(amount: bigint, context?: unknown): void
+  lookupOpInfo(op: number): OpEntry
+  _getValidJumpDestinations(code: Uint8Array): {
+    jumps: Uint8Array
+    pushes: unknown
+    opcodesCached: OpEntry[]
+  }
+  _runState: RunState
+  profilerOpts?: { enabled?: boolean }
+}
+type CodeResult = { runState: RunState; exceptionError?: EVMError | undefined }
+
+/** An entry of the EVM's opcode table (`_opcodeMap`). */
+type OpEntry = {
+  opcodeInfo: {
+    code: number
+    name: string
+    feeBigInt: bigint
+    dynamicGas: boolean
+    isAsync: boolean
+    isInvalid: boolean
+  }
+  opHandler: (runState: RunState, common: Common) => unknown
+  gasHandler?: unknown
+}
+
+/** The interpreter's run state, as far as the loop uses it. */
+type RunState = {
+  programCounter: number
+  opCode: number
+  code: Uint8Array
+  gasLeft: bigint
+  gasRefund?: bigint
+  stateGasSpilled?: bigint
+  validJumps?: Uint8Array
+  cachedPushes?: unknown
+  shouldDoJumpAnalysis?: boolean
+  eip7928PostTargetCallOog?: unknown
+  eip8037BurnLeftoverAfterCreateHaltOntoAlive?: boolean
+  env: { chargeCodeAccesses?: boolean; accessWitness?: { commit(): void; revert(): void } }
 }
 export type InterpreterClass = new (...args: unknown[]) => Interp
 
@@ -57,6 +96,9 @@ type EvmInternals = {
 }
 
 const REVERT = EVMError.errorMessages.REVERT
+const STOP = EVMError.errorMessages.STOP
+const INVALID_OPCODE = EVMError.errorMessages.INVALID_OPCODE
+const OUT_OF_GAS = EVMError.errorMessages.OUT_OF_GAS
 const INVALID_EOF_FORMAT = EVMError.errorMessages.INVALID_EOF_FORMAT
 const EMPTY = new Uint8Array(0)
 
@@ -69,7 +111,7 @@ export async function runFrame(
   evm: EVM,
   Interpreter: InterpreterClass,
   message: Message,
-  opts: { initialLogs?: unknown } = {},
+  opts: { pc?: number; initialLogs?: unknown } = {},
 ): Promise<FrameResult> {
   const e = evm as unknown as EvmInternals
   const m = message as Message & {
@@ -113,7 +155,7 @@ export async function runFrame(
   )
   if (m.selfdestruct) interpreter._result.selfdestruct = m.selfdestruct
   if (m.createdAddresses) interpreter._result.createdAddresses = m.createdAddresses
-  const res = await interpreter.run(m.code as Uint8Array | undefined, opts)
+  const res = await runCode(evm, interpreter, m.code as Uint8Array | undefined, opts)
   let result = interpreter._result
   let gasUsed = m.gasLimit - res.runState.gasLeft
   const err = res.exceptionError
@@ -199,4 +241,90 @@ export function fastMstore(evm: EVM): boolean {
     },
   }
   return true
+}
+
+type EvmDebug = { DEBUG?: boolean; events?: { listenerCount(name: string): number } }
+
+/**
+ * A frame's code, as `Interpreter.run` of `@ethereumjs/evm` 10.1 runs legacy (non-EOF) code, but
+ * an opcode with static gas and a synchronous handler (PUSH, DUP, SWAP, arithmetic, JUMP, …: most
+ * of a contract's opcodes) runs inline: the package awaits an async `runStep` for every opcode,
+ * a promise, an argument array and a microtask each. Every other opcode goes through the
+ * package's own `runStep`. EOF code, step listeners, debug mode, the profiler and verkle code
+ * witnesses run the package's `run` as shipped.
+ */
+async function runCode(
+  evm: EVM,
+  interp: Interp,
+  code: Uint8Array | undefined,
+  opts: { pc?: number },
+): Promise<CodeResult> {
+  const common = (evm as unknown as { common: Common }).common
+  const debug = evm as unknown as EvmDebug
+  const rs = interp._runState
+  if (
+    code === undefined ||
+    (code[0] === 0xef && common.isActivatedEIP(3540)) ||
+    interp.profilerOpts?.enabled === true ||
+    debug.DEBUG === true ||
+    (debug.events?.listenerCount('step') ?? 0) > 0 ||
+    ((common.isActivatedEIP(6800) || common.isActivatedEIP(7864)) &&
+      rs.env.chargeCodeAccesses === true)
+  )
+    return interp.run(code, opts)
+  rs.code = code
+  rs.programCounter = opts.pc ?? rs.programCounter
+  const start = rs.programCounter
+  if (start !== 0 && (start < 0 || start >= code.length))
+    throw EthereumJSErrorWithoutCode('Internal error: program counter not in range')
+  let err: EVMError | undefined
+  let cached: OpEntry[] | undefined
+  while (rs.programCounter < code.length) {
+    const pc = rs.programCounter
+    let opCode: number
+    let entry: OpEntry | undefined
+    if (cached === undefined) {
+      opCode = code[pc]!
+      // The jump analysis runs once the first JUMP/JUMPI/JUMPSUB is reached, as in the package.
+      if (opCode === 0x56 || opCode === 0x57 || opCode === 0x5e) {
+        const { jumps, pushes, opcodesCached } = interp._getValidJumpDestinations(code)
+        rs.validJumps = jumps
+        rs.cachedPushes = pushes
+        rs.shouldDoJumpAnalysis = false
+        cached = opcodesCached
+      }
+    } else {
+      entry = cached[pc]!
+      opCode = entry.opcodeInfo.code
+    }
+    rs.opCode = opCode
+    try {
+      const op = entry ?? interp.lookupOpInfo(opCode)
+      const info = op.opcodeInfo
+      if (info.dynamicGas || info.isAsync || rs.eip7928PostTargetCallOog !== undefined) {
+        await interp.runStep(entry)
+      } else {
+        if (info.isInvalid) throw new EVMError(INVALID_OPCODE)
+        interp.useGas(info.feeBigInt, info)
+        rs.programCounter++
+        op.opHandler(rs, common)
+        rs.env.accessWitness?.commit()
+      }
+    } catch (e) {
+      rs.env.accessWitness?.revert()
+      // As the package: anything but an EVM error (a bug, not an outcome) propagates.
+      if ((e as { errorType?: unknown }).errorType !== 'EVMError') throw e
+      if ((e as EVMError).error !== STOP) err = e as EVMError
+      break
+    }
+  }
+  if (
+    err === undefined &&
+    rs.eip8037BurnLeftoverAfterCreateHaltOntoAlive === true &&
+    rs.gasLeft > 0n
+  ) {
+    rs.gasLeft = 0n
+    err = new EVMError(OUT_OF_GAS)
+  }
+  return { runState: rs, exceptionError: err }
 }
