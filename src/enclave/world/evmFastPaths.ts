@@ -14,7 +14,7 @@
  *   opcode; here a set built from that same array (rebuilt when the array is replaced).
  * - The opcode loop (`Interpreter.run`): the package awaits an async `runStep` for every opcode;
  *   here an opcode with static gas and a synchronous handler (most of a contract's: PUSH, DUP,
- *   SWAP, arithmetic, JUMP, …; 186 of an ERC-20 transfer's 206) runs inline, every other one
+ *   SWAP, arithmetic, JUMP, …; 178 of an ERC-20 transfer's 206) runs inline, every other one
  *   through the package's `runStep`.
  * - MSTORE: the package turns the word into bytes through a hex string and pads them to 32 bytes
  *   by spreading two arrays into an array literal (≈ 1 µs); here the word's bytes are written
