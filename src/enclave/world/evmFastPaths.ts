@@ -12,10 +12,11 @@
  *   `.env`) instead of that merged copy; nothing in the package reads `execResult.runState`.
  * - `common.isActivatedEIP`: the package scans an array of EIP numbers, several times per
  *   opcode; here a set built from that same array (rebuilt when the array is replaced).
- * - The opcode loop (`Interpreter.run`): the package awaits an async `runStep` for every opcode;
- *   here an opcode with static gas and a synchronous handler (most of a contract's: PUSH, DUP,
- *   SWAP, arithmetic, JUMP, …; 178 of an ERC-20 transfer's 206) runs inline, every other one
- *   through the package's `runStep`.
+ * - The opcode loop (`Interpreter.run`): the package awaits an async `runStep` for every opcode
+ *   (a promise and a microtask each, and another await inside for every handler the table marks
+ *   async, though CALLER or CALLDATALOAD return nothing); here each step runs inline and awaits
+ *   only a real promise: a dynamic gas handler's (20 of an ERC-20 transfer's 206 opcodes) or an
+ *   asynchronous handler's (SLOAD, SSTORE, CALL, …).
  * - MSTORE: the package turns the word into bytes through a hex string and pads them to 32 bytes
  *   by spreading two arrays into an array literal (≈ 1 µs); here the word's bytes are written
  *   directly (`uintToWord` of src/protocol). Its gas handler is the package's.
@@ -243,15 +244,21 @@ export function fastMstore(evm: EVM): boolean {
   return true
 }
 
+type GasHandler = (runState: RunState, gas: bigint, common: Common) => Promise<bigint>
+
+const isThenable = (x: unknown): x is PromiseLike<unknown> =>
+  typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function'
+
 type EvmDebug = { DEBUG?: boolean; events?: { listenerCount(name: string): number } }
 
 /**
- * A frame's code, as `Interpreter.run` of `@ethereumjs/evm` 10.1 runs legacy (non-EOF) code, but
- * an opcode with static gas and a synchronous handler (PUSH, DUP, SWAP, arithmetic, JUMP, …: most
- * of a contract's opcodes) runs inline: the package awaits an async `runStep` for every opcode,
- * a promise, an argument array and a microtask each. Every other opcode goes through the
- * package's own `runStep`. EOF code, step listeners, debug mode, the profiler and verkle code
- * witnesses run the package's `run` as shipped.
+ * A frame's code, as `Interpreter.run` of `@ethereumjs/evm` 10.1 runs legacy (non-EOF) code, with
+ * each step as its `runStep` takes it (dynamic gas, the INVALID check, the charge, the program
+ * counter, the handler) run inline: the package awaits an async `runStep` per opcode, a promise,
+ * an argument array and a microtask each. Only a real promise is awaited. A step right after a
+ * call that left an EIP-7928 out-of-gas pending goes through the package's `runStep`; EOF code,
+ * step listeners, debug mode, the profiler and verkle code witnesses run the package's `run` as
+ * shipped.
  */
 async function runCode(
   evm: EVM,
@@ -301,13 +308,20 @@ async function runCode(
     try {
       const op = entry ?? interp.lookupOpInfo(opCode)
       const info = op.opcodeInfo
-      if (info.dynamicGas || info.isAsync || rs.eip7928PostTargetCallOog !== undefined) {
+      if (rs.eip7928PostTargetCallOog !== undefined) {
         await interp.runStep(entry)
       } else {
+        // `runStep`'s order: dynamic gas, the INVALID check, the charge, the counter, the handler.
+        const gas = info.dynamicGas
+          ? await (op.gasHandler as GasHandler)(rs, info.feeBigInt, common)
+          : info.feeBigInt
         if (info.isInvalid) throw new EVMError(INVALID_OPCODE)
-        interp.useGas(info.feeBigInt, info)
+        interp.useGas(gas, info)
         rs.programCounter++
-        op.opHandler(rs, common)
+        // Several handlers the table marks async return nothing (CALLER, CALLDATALOAD, …): only
+        // a promise is awaited.
+        const done = op.opHandler(rs, common)
+        if (info.isAsync && isThenable(done)) await done
         rs.env.accessWitness?.commit()
       }
     } catch (e) {
