@@ -65,7 +65,8 @@ type OpEntry = {
     isInvalid: boolean
   }
   opHandler: (runState: RunState, common: Common) => unknown
-  gasHandler?: unknown
+  /** Present for an opcode with dynamic gas: the charge, from the opcode's base fee. */
+  gasHandler?: (runState: RunState, gas: bigint, common: Common) => Promise<bigint>
 }
 
 /** The interpreter's run state, as far as the loop uses it. */
@@ -244,8 +245,6 @@ export function fastMstore(evm: EVM): boolean {
   return true
 }
 
-type GasHandler = (runState: RunState, gas: bigint, common: Common) => Promise<bigint>
-
 const isThenable = (x: unknown): x is PromiseLike<unknown> =>
   typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function'
 
@@ -313,7 +312,7 @@ async function runCode(
       } else {
         // `runStep`'s order: dynamic gas, the INVALID check, the charge, the counter, the handler.
         const gas = info.dynamicGas
-          ? await (op.gasHandler as GasHandler)(rs, info.feeBigInt, common)
+          ? await op.gasHandler!(rs, info.feeBigInt, common)
           : info.feeBigInt
         if (info.isInvalid) throw new EVMError(INVALID_OPCODE)
         interp.useGas(gas, info)
