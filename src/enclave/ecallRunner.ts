@@ -45,9 +45,10 @@ type Job = { raw: unknown } | { refuse: EcallResponse }
  * transactions that arrived before it; within each class, ecalls run in the order they came.
  * (The host could have sent them in that order: operators may reorder any message, SPEC §1.)
  *
- * After an ecall that sends an update or answers requests, the runner lets the turn end before
- * the next queued ecall, so those leave at once: the watchdogs work on the update, and the
- * clients on their receipts, while the executor goes on. Without this, a turn that started
+ * After an ecall that sends a peer message (an update, an acknowledgement) or answers requests,
+ * the runner lets the turn end before the next queued ecall, so those leave at once: the
+ * watchdogs work on the update, the executor on the acknowledgement and the clients on their
+ * receipts, while this enclave goes on. Without this, a turn that started
  * with a few hundred queued transactions ran all of them before any answer left, and the
  * clients and the executor took turns instead of working at the same time (bench/README.md,
  * 2026-12-05, morning).
@@ -70,8 +71,7 @@ export function ecallRunner(
     send({ id: r.id, ok: false, error, outputs: [] })
   })
 
-  const leavesAtOnce = (o: EnclaveOutput): boolean =>
-    o.type === 'answer' || (o.type === 'send' && o.envelope.kind === 'update')
+  const leavesAtOnce = (o: EnclaveOutput): boolean => o.type === 'answer' || o.type === 'send'
 
   async function runOne(raw: unknown): Promise<void> {
     const req = raw as { id?: unknown; method?: unknown; params?: unknown }

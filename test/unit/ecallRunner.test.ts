@@ -1,8 +1,8 @@
 /**
  * The enclave process's ecall runner (src/enclave/ecallRunner.ts) over a real executor of the
- * in-process harness: an ecall that sends an update or answers requests has its response sent
- * before the ecalls queued behind it run, so receipts reach the clients while the executor
- * goes on with the next run of transactions.
+ * in-process harness: an ecall that sends a peer message (an update, an acknowledgement) or
+ * answers requests has its response sent before the ecalls queued behind it run, so receipts
+ * reach the clients while the executor goes on with the next run of transactions.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -13,26 +13,32 @@ import {
   type EnclaveOutput,
   LIMITS,
 } from '../../src/protocol/index.ts'
-import { setupActive, transferBox } from './harness.ts'
+import { type Node, setupActive, transferBox } from './harness.ts'
 
 const isUpdate = (o: EnclaveOutput): o is Extract<EnclaveOutput, { type: 'send' }> =>
   o.type === 'send' && o.envelope.kind === 'update'
 
-test('answers and updates leave before the ecalls queued behind them run', {
+test('answers, updates and acknowledgements leave before the ecalls queued behind them run', {
   timeout: 60_000,
 }, async () => {
   const { nodes, instance, exec, creatorKey, contractEncryptionKey } = await setupActive()
+  const [, w1, w2] = nodes as [Node, Node, Node]
   const target = { instance, contractEncryptionKey }
-  const messages: EcallResponse[][] = []
-  const run = ecallRunner(exec.enclave, (msg) => {
-    messages.push('batch' in msg ? msg.batch : [msg])
-  })
-  const messagesUntil = async (count: number): Promise<EcallResponse[][]> => {
-    for (let i = 0; i < 1000 && messages.length < count; i++)
-      await new Promise((r) => setTimeout(r, 10))
-    assert.ok(messages.length >= count, `expected ${count} messages, got ${messages.length}`)
-    return messages.splice(0, count)
+  /** A runner over `node`'s enclave and the messages it sent back. */
+  const runnerOf = (node: Node) => {
+    const messages: EcallResponse[][] = []
+    const run = ecallRunner(node.enclave, (msg) => {
+      messages.push('batch' in msg ? msg.batch : [msg])
+    })
+    const next = async (count: number): Promise<EcallResponse[][]> => {
+      for (let i = 0; i < 1000 && messages.length < count; i++)
+        await new Promise((r) => setTimeout(r, 10))
+      assert.ok(messages.length >= count, `expected ${count} messages, got ${messages.length}`)
+      return messages.splice(0, count)
+    }
+    return { run, next }
   }
+  const executor = runnerOf(exec)
   const recipient = new Uint8Array(20).fill(7)
   let nextId = 1
   const txs = (from: number, count: number) =>
@@ -45,32 +51,45 @@ test('answers and updates leave before the ecalls queued behind them run', {
         box: transferBox(target, creatorKey, BigInt(from + i), recipient).box,
       },
     }))
+  const peer = (envelope: unknown) => ({ id: nextId++, method: 'peer', params: { envelope } })
+  const to =
+    (node: Node) =>
+    (o: EnclaveOutput): o is Extract<EnclaveOutput, { type: 'send' }> =>
+      o.type === 'send' && bytesToHex(o.to) === bytesToHex(node.signer)
   const n = LIMITS.groupCommitTxs
 
   // Two runs' worth of transactions in one message: each run's update leaves with its run.
-  run({ batch: txs(0, 2 * n) })
-  const [first, second] = (await messagesUntil(2)) as [EcallResponse[], EcallResponse[]]
+  executor.run({ batch: txs(0, 2 * n) })
+  const [first, second] = (await executor.next(2)) as [EcallResponse[], EcallResponse[]]
   assert.equal(first.length, n)
   assert.equal(second.length, n)
-  const update = first.flatMap((r) => r.outputs).filter(isUpdate)
-  assert.equal(update.length, nodes.length - 1, 'the first update, to each watchdog')
-  assert.equal(second.flatMap((r) => r.outputs).filter(isUpdate).length, nodes.length - 1)
+  const updates = [first, second].map((m) => m.flatMap((r) => r.outputs).filter(isUpdate))
+  for (const u of updates) assert.equal(u.length, nodes.length - 1, 'an update to each watchdog')
 
-  // The watchdogs acknowledge the first update.
-  const acks: unknown[] = []
-  for (const o of update) {
-    const to = nodes.find((x) => bytesToHex(x.signer) === bytesToHex(o.to))!
-    const r = await to.enclave.call('peer', { envelope: o.envelope })
-    for (const a of r.outputs)
-      if (a.type === 'send' && bytesToHex(a.to) === bytesToHex(exec.signer))
-        acks.push({ id: nextId++, method: 'peer', params: { envelope: a.envelope } })
-  }
+  // A watchdog given both updates in one message acknowledges the first before it takes the
+  // second.
+  const watchdog = runnerOf(w1)
+  watchdog.run({ batch: updates.map((u) => peer(u.find(to(w1))!.envelope)) })
+  const acked = await watchdog.next(2)
+  const acksIn = (m: EcallResponse[]) => m.flatMap((r) => r.outputs).filter(to(exec))
+  assert.deepEqual(
+    acked.map((m) => [m.length, acksIn(m).length]),
+    [
+      [1, 1],
+      [1, 1],
+    ],
+  )
+  // The other watchdog acknowledges the first update too.
+  const other = await w2.enclave.call('peer', { envelope: updates[0]!.find(to(w2))!.envelope })
+  const acks = [...acksIn(acked[0]!), ...other.outputs.filter(to(exec))].map((o) =>
+    peer(o.envelope),
+  )
   assert.equal(acks.length, nodes.length - 1)
 
   // The acknowledgements and a further run of transactions in one message: the first run's
   // answers leave before the transactions behind them run.
-  run({ batch: [...txs(2 * n, n), ...acks] })
-  const [answered, later] = (await messagesUntil(2)) as [EcallResponse[], EcallResponse[]]
+  executor.run({ batch: [...txs(2 * n, n), ...acks] })
+  const [answered, later] = (await executor.next(2)) as [EcallResponse[], EcallResponse[]]
   const ackIds = acks.map((a) => (a as { id: number }).id)
   assert.deepEqual(
     answered.map((r) => r.id),
