@@ -48,10 +48,9 @@ type Job = { raw: unknown } | { refuse: EcallResponse }
  * After an ecall that sends a peer message (an update, an acknowledgement) or answers requests,
  * the runner lets the turn end before the next queued ecall, so those leave at once: the
  * watchdogs work on the update, the executor on the acknowledgement and the clients on their
- * receipts, while this enclave goes on. Without this, a turn that started
- * with a few hundred queued transactions ran all of them before any answer left, and the
- * clients and the executor took turns instead of working at the same time (bench/README.md,
- * 2026-12-05, morning).
+ * receipts, while this enclave goes on. Without this, a turn that started with a few hundred
+ * queued transactions ran all of them before any answer left, and the clients and the executor
+ * took turns instead of working at the same time (bench/README.md, 2026-12-05, morning).
  */
 export function ecallRunner(
   enclave: Pick<Enclave, 'call'>,
