@@ -81,7 +81,7 @@ export function ecallRunner(
       outputs = r.outputs
       reply({ id, ok: true, result: r.result, outputs })
     } catch (e) {
-      outputs = ((e as { outputs?: EnclaveOutput[] })?.outputs ?? []) as EnclaveOutput[]
+      outputs = (e as { outputs?: EnclaveOutput[] })?.outputs ?? []
       reply({ id, ok: false, error: toProtocolError(e).toObject(), outputs })
     }
     if (waiting() > 0 && outputs.some(leavesAtOnce)) await new Promise((r) => setImmediate(r))

@@ -13,6 +13,7 @@ import {
   type EnclaveOutput,
   LIMITS,
 } from '../../src/protocol/index.ts'
+import { waitFor } from '../e2e/helpers.ts'
 import { type Node, setupActive, transferBox } from './harness.ts'
 
 const isUpdate = (o: EnclaveOutput): o is Extract<EnclaveOutput, { type: 'send' }> =>
@@ -31,9 +32,7 @@ test('answers, updates and acknowledgements leave before the ecalls queued behin
       messages.push('batch' in msg ? msg.batch : [msg])
     })
     const next = async (count: number): Promise<EcallResponse[][]> => {
-      for (let i = 0; i < 1000 && messages.length < count; i++)
-        await new Promise((r) => setTimeout(r, 10))
-      assert.ok(messages.length >= count, `expected ${count} messages, got ${messages.length}`)
+      await waitFor(`${count} messages`, async () => messages.length >= count, 10_000)
       return messages.splice(0, count)
     }
     return { run, next }
