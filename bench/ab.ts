@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { parseEnvSpec } from './lib/envSpec.ts'
 import type { ProcessKind } from './lib/procs.ts'
+import { LOAD_GENERATOR_FLAGS } from './lib/workload.ts'
 
 type RunResult = {
   tps: number
@@ -163,7 +164,10 @@ function runChild(
   clients: number,
   placement: string,
 ): Promise<RunResult[]> {
-  const args = ['--import', 'tsx', 'bench/ab.ts', '--child', '--clients', String(clients)]
+  const args = [
+    ...LOAD_GENERATOR_FLAGS,
+    ...['--import', 'tsx', 'bench/ab.ts', '--child', '--clients', String(clients)],
+  ]
   if (placement !== 'shared') args.push('--place', placement)
   for (const k of ['runs', 'warm', 'txs', 's', 'operators'] as const)
     args.push(`--${k}`, String(cfg[k]))

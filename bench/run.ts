@@ -20,7 +20,7 @@ import {
 } from './lib/common.ts'
 import { PLACEMENTS, type Placement } from './lib/placement.ts'
 import { checkTargets, printTargets } from './lib/targets.ts'
-import { MAX_CLIENTS } from './lib/workload.ts'
+import { MAX_CLIENTS, missingLoadGeneratorFlags } from './lib/workload.ts'
 import { type AnatomyResult, benchAnatomy, printAnatomy } from './sections/anatomy.ts'
 import { benchFaults, type FaultsResult } from './sections/faults.ts'
 import { benchFloor, type FloorResult, printFloor } from './sections/floor.ts'
@@ -129,6 +129,8 @@ type Detailed = {
   /** Cores other workloads on the machine used during each section (see README). */
   foreignCores: Partial<Record<Section | 'total', number>>
   machine: ReturnType<typeof machineInfo>
+  /** This process's Node flags: the SDK clients run here (`LOAD_GENERATOR_FLAGS`). */
+  nodeFlags: string[]
   throughput?: ThroughputResult
   anatomy?: AnatomyResult
   faults?: FaultsResult
@@ -147,12 +149,19 @@ const detailed: Detailed = {
   durationsS: {},
   foreignCores: {},
   machine: machineInfo(),
+  nodeFlags: process.execArgv,
   errors: {},
 }
 
 const t0 = Date.now()
 const foreignTotal = startForeignCpuMonitor()
 progress(`bench (${mode}): ${selected.join(', ')}`)
+const missingFlags = missingLoadGeneratorFlags()
+if (missingFlags.length > 0) {
+  progress(
+    `bench: started without ${missingFlags.join(' ')}: the SDK clients' process will use more CPU than in \`npm run bench\` (see LOAD_GENERATOR_FLAGS in bench/lib/workload.ts)`,
+  )
+}
 
 /**
  * With --wait-idle M: before each section, waits (up to M minutes) until other workloads use

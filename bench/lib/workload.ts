@@ -24,6 +24,27 @@ const SHARE = 10n ** 12n
  */
 export const MAX_CLIENTS = 512
 
+/**
+ * V8 flags of the process that drives the SDK clients (`npm run bench`, `bench:ab`'s devnets).
+ * On this 2-core machine the clients share a core with the watchdogs and the operators; on a
+ * deployment they run on the users' machines. With Node's defaults, hundreds of clients in one
+ * process spend about a quarter of its CPU collecting garbage: scavenges of a young generation
+ * that starts at 1 MiB, run by four helper threads that only wait for that same core. A larger
+ * young generation, collected on the main thread, took the clients' CPU per transfer from 0.227
+ * to 0.165 ms (bench/README.md, 2026-12-05, afternoon). The system under test keeps Node's
+ * defaults, and so does the bare EVM it is compared with (`bareEvmInChild`).
+ */
+export const LOAD_GENERATOR_FLAGS = [
+  '--single-threaded-gc',
+  '--min-semi-space-size=16',
+  '--max-semi-space-size=64',
+] as const
+
+/** The flags of `LOAD_GENERATOR_FLAGS` this process was started without. */
+export function missingLoadGeneratorFlags(): string[] {
+  return LOAD_GENERATOR_FLAGS.filter((f) => !process.execArgv.includes(f))
+}
+
 export function devnetClients(
   devnet: Devnet,
   opts: { autoChallenge?: boolean; count?: number } = {},

@@ -49,9 +49,9 @@ import {
   signDigest,
   utf8,
 } from '../../src/protocol/index.ts'
+import { bareEvmInChild } from '../lib/bareEvm.ts'
 import { onCleanup, printTable, progress, type Row, round, within } from '../lib/common.ts'
 import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
-import { bareEvm } from './throughput.ts'
 
 /** Longest wait for a channel to open or for one measured loop on it; a lost message fails the step. */
 const CHANNEL_WAIT_MS = 60_000
@@ -278,7 +278,7 @@ async function replicationUs(
 export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   const cores = cpus().length
   progress(`floor: bare EVM, ${cfg.bareTxs} transfers`)
-  const bare = await bareEvm(cfg.bareTxs)
+  const bare = await bareEvmInChild(cfg.bareTxs)
   const n = cfg.iterations
   progress(`floor: primitives, ${n} each`)
   const domain = { chainId: 31337n, manager: new Uint8Array(20).fill(0x42) }

@@ -34,7 +34,7 @@ import { privateKeyToPoseAccount } from '../../src/client/account.ts'
 import type { ApiTransport, PoseClient } from '../../src/client/index.ts'
 import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
-import { encodeWriteSet, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
+import { type BareEvmResult, bareEvmInChild } from '../lib/bareEvm.ts'
 import {
   type LatencySummary,
   onCleanup,
@@ -53,7 +53,6 @@ import {
 import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
 import { pastSaturation, txsPerClient } from '../lib/saturation.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
-import { BLOCK, fundedTokenWorld, transferCalldata } from '../lib/world.ts'
 
 export type ThroughputConfig = {
   /** Transfers for the in-process EVM figure. */
@@ -101,8 +100,6 @@ export type Saturation = {
   saturationRuns: number[]
   byClients: ClientsResult[]
 }
-
-export type BareEvmResult = { txs: number; tps: number; tpsWithWriteSet: number; gasPerTx: number }
 
 export type ThroughputResult = {
   /**
@@ -172,43 +169,6 @@ export function cpuCeilings(cpuMsPerTx: Record<ProcessKind, number>): {
     total,
     all: round((1000 * cores) / total, 0),
     server: round((1000 * cores) / server, 0),
-  }
-}
-
-export async function bareEvm(txs: number, fastPaths = true): Promise<BareEvmResult> {
-  const { world, users } = await fundedTokenWorld(fastPaths)
-  // Calldata is prepared up front: the figure is the EVM's work, not ABI encoding.
-  const calls = users.map((_, i) => transferCalldata(users[(i + 1) % users.length]!, 1n))
-  const run = async (n: number, withWriteSet: boolean) => {
-    let gas = 0n
-    const t0 = performance.now()
-    for (let k = 0; k < n; k++) {
-      const i = k % users.length
-      const from = users[i]!
-      if (withWriteSet) world.setNonce(from, world.getNonce(from) + 1n)
-      const r = await world.call({
-        from,
-        to: INSTANCE_ADDRESS,
-        value: 0n,
-        data: calls[i]!,
-        gasLimit: 200_000n,
-        block: BLOCK,
-      })
-      if (r.status !== 'success') throw new Error(`bare transfer ${k}: ${r.status}`)
-      gas += r.gasUsed
-      if (withWriteSet) encodeWriteSet(world.takeWriteSet())
-    }
-    if (!withWriteSet) world.takeWriteSet()
-    return { tps: n / ((performance.now() - t0) / 1000), gas: Number(gas) / n }
-  }
-  await run(Math.min(500, txs), false) // warm-up (JIT)
-  const plain = await run(txs, false)
-  const withWs = await run(txs, true)
-  return {
-    txs,
-    tps: round(plain.tps, 0),
-    tpsWithWriteSet: round(withWs.tps, 0),
-    gasPerTx: round(plain.gas, 0),
   }
 }
 
@@ -395,9 +355,9 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   const stockRuns: BareEvmResult[] = []
   const measureBare = async (when: string) => {
     progress(`throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in-process`)
-    const b = await bareEvm(cfg.bareTxs)
+    const b = await bareEvmInChild(cfg.bareTxs)
     bareRuns.push(b)
-    const stock = await bareEvm(cfg.bareTxs, false)
+    const stock = await bareEvmInChild(cfg.bareTxs, false)
     stockRuns.push(stock)
     progress(
       `throughput: bare EVM ${b.tps} tx/s (${b.tpsWithWriteSet} with write sets); @ethereumjs/evm as shipped ${stock.tps} tx/s`,
