@@ -31,7 +31,7 @@ export const MAX_CLIENTS = 512
  * process spend about a quarter of its CPU collecting garbage: scavenges of a young generation
  * that starts at 1 MiB, run by four helper threads that only wait for that same core. A larger
  * young generation, collected on the main thread, took the clients' CPU per transfer from 0.227
- * to 0.165 ms (bench/README.md, 2026-12-05, afternoon). The system under test keeps Node's
+ * to 0.165 ms (bench/README.md, 2026-12-05, mid-morning). The system under test keeps Node's
  * defaults, and so does the bare EVM it is compared with (`bareEvmInChild`).
  */
 export const LOAD_GENERATOR_FLAGS = [

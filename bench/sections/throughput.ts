@@ -354,7 +354,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   const bareRuns: BareEvmResult[] = []
   const stockRuns: BareEvmResult[] = []
   const measureBare = async (when: string) => {
-    progress(`throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in-process`)
+    progress(`throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in a child process (Node's defaults)`)
     const b = await bareEvmInChild(cfg.bareTxs)
     bareRuns.push(b)
     const stock = await bareEvmInChild(cfg.bareTxs, false)
@@ -528,7 +528,7 @@ const lat = (l: LatencySummary) => ({ p50_ms: l.p50, p99_ms: l.p99 })
 export function printThroughput(r: ThroughputResult): void {
   const rows = [
     {
-      system: 'bare_evm (World.call, in-process)',
+      system: 'bare_evm (World.call, own process)',
       low_tps: null,
       low_p50_ms: null,
       low_p99_ms: null,
