@@ -354,7 +354,9 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   const bareRuns: BareEvmResult[] = []
   const stockRuns: BareEvmResult[] = []
   const measureBare = async (when: string) => {
-    progress(`throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in a child process (Node's defaults)`)
+    progress(
+      `throughput: bare EVM ${when}, ${cfg.bareTxs} transfers in a child process (Node's defaults)`,
+    )
     const b = await bareEvmInChild(cfg.bareTxs)
     bareRuns.push(b)
     const stock = await bareEvmInChild(cfg.bareTxs, false)
