@@ -164,10 +164,9 @@ function runChild(
   clients: number,
   placement: string,
 ): Promise<RunResult[]> {
-  const args = [
-    ...LOAD_GENERATOR_FLAGS,
-    ...['--import', 'tsx', 'bench/ab.ts', '--child', '--clients', String(clients)],
-  ]
+  // The clients' process, as in `npm run bench`; the devnet's processes keep Node's defaults.
+  const args = [...LOAD_GENERATOR_FLAGS, '--import', 'tsx', 'bench/ab.ts', '--child']
+  args.push('--clients', String(clients))
   if (placement !== 'shared') args.push('--place', placement)
   for (const k of ['runs', 'warm', 'txs', 's', 'operators'] as const)
     args.push(`--${k}`, String(cfg[k]))
