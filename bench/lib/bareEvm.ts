@@ -9,6 +9,7 @@
  * JSON line with the result.
  */
 import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { encodeWriteSet, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
 import { onCleanup, round } from './common.ts'
@@ -90,7 +91,7 @@ export function bareEvmInChild(txs: number, fastPaths = true): Promise<BareEvmRe
   })
 }
 
-if (process.argv[1] && fileURLToPath(`file://${process.argv[1]}`) === SELF) {
+if (process.argv[1] && resolve(process.argv[1]) === SELF) {
   const txs = Number(process.argv[2])
   const mode = process.argv[3]
   if (!Number.isInteger(txs) || txs < 1 || (mode !== 'fast' && mode !== 'stock')) {

@@ -120,13 +120,14 @@ function running(pid: number): boolean {
 
 test('anvil started by a process that dies of an uncaught error does not outlive it', async () => {
   // A simulator run piped into a command that quit died of EPIPE and left its devnets running.
-  const cacheDirsBefore = anvilCacheDirs()
   const script = join(dir, 'orphan.mts')
   writeFileSync(
     script,
     `import { startAnvil } from ${JSON.stringify(join(REPO, 'src', 'devnet', 'anvil.ts'))}
+import { readFileSync } from 'node:fs'
 const anvil = await startAnvil()
-console.log(anvil.process.pid)
+const args = readFileSync(\`/proc/\${anvil.process.pid}/cmdline\`, 'utf8').split('\\0')
+console.log(anvil.process.pid, args[args.indexOf('--cache-path') + 1])
 setTimeout(() => { throw new Error('write EPIPE') }, 50)
 `,
   )
@@ -140,20 +141,21 @@ setTimeout(() => { throw new Error('write EPIPE') }, 50)
   })
   const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
   assert.notEqual(code, 0, 'the parent died of its error')
-  const pid = Number(out.trim())
+  const [pidText, cache = ''] = out.trim().split(' ')
+  const pid = Number(pidText)
   assert.ok(Number.isInteger(pid) && pid > 0, `anvil's pid printed: ${out}`)
+  assert.ok(cache?.startsWith(join(tmpdir(), 'pose-anvil-')), `its cache path printed: ${out}`)
   const deadline = Date.now() + 5_000
   while (running(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   assert.equal(running(pid), false, `anvil ${pid} still runs after its parent died`)
-  assert.deepEqual(anvilCacheDirs(), cacheDirsBefore, 'its state cache directory went with it')
+  assert.equal(existsSync(cache), false, `its state cache directory ${cache} went with it`)
 })
 
 test('anvil keeps the states it moves out of memory in a directory of its own, removed when it stops', async () => {
   const anvil = await startAnvil()
   let stopped = false
   try {
-    const args = readFileSync(`/proc/${anvil.process.pid}/cmdline`, 'utf8').split('\0')
-    const cache = args[args.indexOf('--cache-path') + 1] ?? ''
+    const cache = cachePathOf(anvil.process.pid)
     assert.ok(cache.startsWith(join(tmpdir(), 'pose-anvil-')), `cache path ${cache}`)
     // Enough blocks for anvil to move states out of memory (≈ 1,000 per call on this version).
     for (let i = 0; i < 3; i++) await anvilRpc(anvil.url, 'anvil_mine', ['0x3e8'])
@@ -166,11 +168,10 @@ test('anvil keeps the states it moves out of memory in a directory of its own, r
   }
 })
 
-/** The anvil cache directories (`startAnvil`) in the temp directory now. */
-function anvilCacheDirs(): string[] {
-  return readdirSync(tmpdir())
-    .filter((d) => d.startsWith('pose-anvil-'))
-    .sort()
+/** The state cache directory of the anvil `pid` (its `--cache-path`, set by `startAnvil`). */
+function cachePathOf(pid: number | undefined): string {
+  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+  return args[args.indexOf('--cache-path') + 1] ?? ''
 }
 
 /** Live processes whose command line has `arg` as one of its words (what `pkill -f` finds). */
