@@ -121,10 +121,23 @@ export class WordWriter {
   readonly bytes: Uint8Array
   private readonly view: DataView
   private at = 0
+  private end: number
 
-  constructor(size: number) {
-    this.bytes = new Uint8Array(size)
-    this.view = new DataView(this.bytes.buffer)
+  /** A writer of `size` bytes, or over `buffer` (from its start; see `reset`). */
+  constructor(size: number | Uint8Array) {
+    this.bytes = typeof size === 'number' ? new Uint8Array(size) : size
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
+    this.end = this.bytes.length
+  }
+
+  /** Starts again at the buffer's start, for `size` bytes, zeroed (`address` relies on it). */
+  reset(size: number): this {
+    if (size > this.bytes.length)
+      throw new ProtocolError('INTERNAL', `word writer: ${size} bytes do not fit`)
+    this.bytes.fill(0, 0, size)
+    this.at = 0
+    this.end = size
+    return this
   }
 
   /** Bytes as they are (a word already encoded, a fixed prefix). */
@@ -153,15 +166,15 @@ export class WordWriter {
     return this
   }
 
-  /** The buffer, once exactly filled. */
+  /**
+   * The bytes written, once exactly `size` of them: the buffer itself, or a view of its start
+   * for a writer that was `reset` to fewer bytes (valid until it is reset again).
+   */
   finish(): Uint8Array {
-    if (this.at !== this.bytes.length) {
-      throw new ProtocolError(
-        'INTERNAL',
-        `word writer: ${this.at} of ${this.bytes.length} bytes written`,
-      )
+    if (this.at !== this.end) {
+      throw new ProtocolError('INTERNAL', `word writer: ${this.at} of ${this.end} bytes written`)
     }
-    return this.bytes
+    return this.end === this.bytes.length ? this.bytes : this.bytes.subarray(0, this.end)
   }
 }
 

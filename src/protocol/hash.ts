@@ -69,6 +69,34 @@ export function hashTaggedWith(
   return hashTaggedWords(tag, count, 32 * count, write)
 }
 
+/**
+ * One writer over a buffer kept between calls: a typed array above 64 bytes gets a backing store
+ * of its own (1–3.5 µs on these machines, more than the hash), and most tagged hashes are a few
+ * hundred bytes. A hash computed inside another's `write` gets a buffer of its own.
+ */
+const SCRATCH_BYTES = 2048
+const scratch = new WordWriter(SCRATCH_BYTES)
+let scratchInUse = false
+
+/**
+ * keccak256 of `size` bytes that `write` fills (`WordWriter.raw`, `.word`, `.uint`, `.address`),
+ * written into the kept buffer when it is free and large enough.
+ */
+export function keccakWritten(size: number, write: (w: WordWriter) => void): Uint8Array {
+  if (scratchInUse || size > SCRATCH_BYTES) {
+    const w = new WordWriter(size)
+    write(w)
+    return keccak256(w.finish())
+  }
+  scratchInUse = true
+  try {
+    write(scratch.reset(size))
+    return keccak256(scratch.finish())
+  } finally {
+    scratchInUse = false
+  }
+}
+
 /** The tag's encoding around `size` bytes of `count` words that `write` fills, hashed. */
 function hashTaggedWords(
   tag: string,
@@ -77,9 +105,10 @@ function hashTaggedWords(
   write: (w: WordWriter) => void,
 ): Uint8Array {
   const { head, tail } = tagEncoding(tag, count)
-  const w = new WordWriter(head.length + size + tail.length).raw(head)
-  write(w)
-  return keccak256(w.raw(tail).finish())
+  return keccakWritten(head.length + size + tail.length, (w) => {
+    write(w.raw(head))
+    w.raw(tail)
+  })
 }
 
 /**

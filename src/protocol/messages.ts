@@ -16,7 +16,6 @@ import {
   equalBytes,
   uintToWord,
   utf8,
-  WordWriter,
 } from './bytes.ts'
 import {
   addressSchema,
@@ -33,7 +32,7 @@ import {
   unhex,
 } from './codec.ts'
 import { ERROR_CODES, type ErrorObject, ProtocolError } from './errors.ts'
-import { hashTagged, hashTaggedWith, keccak256 } from './hash.ts'
+import { hashTagged, hashTaggedWith, keccak256, keccakWritten } from './hash.ts'
 import { LIMITS } from './limits.ts'
 import { recoverAddress, signDigest } from './secp256k1.ts'
 import type { Tx, ViewCall } from './typedData.ts'
@@ -236,13 +235,15 @@ function logFromWire(
 function logsHash(logs: ReceiptLog[]): Uint8Array {
   let size = 0
   for (const l of logs) for (const t of l.topics) size += t.length
-  const w = new WordWriter(size + 96 * logs.length)
-  for (const l of logs) {
-    w.address(l.address, 'log.address').uint(BigInt(l.topics.length))
-    for (const t of l.topics) w.raw(t)
-    w.word(keccak256(l.data))
-  }
-  return keccak256(w.finish())
+  // Each log's data hash first: a hash inside `keccakWritten`'s writer would need its own buffer.
+  const dataHashes = logs.map((l) => keccak256(l.data))
+  return keccakWritten(size + 96 * logs.length, (w) => {
+    logs.forEach((l, i) => {
+      w.address(l.address, 'log.address').uint(BigInt(l.topics.length))
+      for (const t of l.topics) w.raw(t)
+      w.word(dataHashes[i]!)
+    })
+  })
 }
 
 /** The digest an executor enclave signs for a receipt. */

@@ -3,8 +3,8 @@
  * transaction. Hand-written for speed on the executor's hot path; a known-answer test checks it
  * against viem's `hashTypedData` and the Solidity `PoseTypedData` library.
  */
-import { addressToWord, assertBytes, concatBytes, uintToWord, utf8, WordWriter } from './bytes.ts'
-import { keccak256 } from './hash.ts'
+import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
+import { keccak256, keccakWritten } from './hash.ts'
 
 export type PoseDomain = { chainId: bigint; manager: Uint8Array }
 
@@ -109,21 +109,22 @@ export function domainSeparator(domain: PoseDomain): Uint8Array {
 const EIP712_PREFIX = new Uint8Array([0x19, 0x01])
 
 function typedDigest(domain: PoseDomain, structHash: Uint8Array): Uint8Array {
-  return keccak256(concatBytes(EIP712_PREFIX, domainSeparator(domain), structHash))
+  const separator = domainSeparator(domain)
+  return keccakWritten(66, (w) => w.raw(EIP712_PREFIX).raw(separator).raw(structHash))
 }
 
 export function txStructHash(tx: Tx): Uint8Array {
-  return keccak256(
-    new WordWriter(8 * 32)
+  const dataHash = keccak256(assertBytes(tx.data, 'data'))
+  return keccakWritten(8 * 32, (w) =>
+    w
       .raw(TX_TYPEHASH)
       .uint(tx.instance, 'instance')
       .address(tx.from, 'from')
       .uint(tx.nonce, 'nonce', 64)
       .address(tx.to, 'to')
       .uint(tx.value, 'value')
-      .word(keccak256(assertBytes(tx.data, 'data')))
-      .uint(tx.gasLimit, 'gasLimit', 64)
-      .finish(),
+      .word(dataHash)
+      .uint(tx.gasLimit, 'gasLimit', 64),
   )
 }
 

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { x25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
 import {
+  encodeAbiParameters,
   hashTypedData,
   bytesToHex as viemHex,
   keccak256 as viemKeccak,
@@ -22,11 +23,14 @@ import {
   generateSecretKey,
   generateX25519KeyPair,
   hashSession,
+  hashTagged,
+  hashTaggedWith,
   hashTx,
   hashViewCall,
   hkdf,
   keccak256,
   keccak256Js,
+  keccakWritten,
   ProtocolError,
   poseTypes,
   randomBytes,
@@ -67,6 +71,54 @@ test('keccak256 (WebAssembly) matches viem and the JS implementation, views and 
   const b = keccak256(new Uint8Array([2]))
   assert.notEqual(bytesToHex(a), bytesToHex(b))
 })
+
+test('tagged hashes equal keccak256(abi.encode(tag, words...)): nested, failed, zeroed and oversized writes', () => {
+  const abiHash = (tag: string, words: Uint8Array[]) =>
+    viemKeccak(
+      encodeAbiParameters(
+        [{ type: 'string' }, ...words.map(() => ({ type: 'bytes32' as const }))],
+        [tag, ...words.map((w) => viemHex(w))],
+      ),
+    )
+  const word = () => fc.uint8Array({ minLength: 32, maxLength: 32 })
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), fc.array(word(), { maxLength: 12 }), (tag, words) => {
+      assert.equal(bytesToHex(hashTagged(tag, words)), abiHash(tag, words))
+    }),
+    { numRuns: 200 },
+  )
+  const a = randomBytes(32)
+  const b = randomBytes(32)
+  // A hash computed while another is being written (the kept buffer is taken) is unaffected,
+  // and so is the outer one.
+  const outer = hashTaggedWith('OUTER', 2, (w) => w.word(hashTagged('INNER', [a, b])).word(a))
+  assert.equal(bytesToHex(outer), abiHash('OUTER', [hexWord(abiHash('INNER', [a, b])), a]))
+  // A write that fails releases the buffer; an address word after a run of 0xff bytes is zeroed
+  // in front (the buffer is reused).
+  assert.throws(
+    () => hashTaggedWith('T', 2, (w) => w.word(a).uint(-1n, 'x')),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'OUT_OF_RANGE',
+  )
+  hashTagged('FILL', [new Uint8Array(32).fill(0xff), new Uint8Array(32).fill(0xff)])
+  const address = randomBytes(20)
+  const padded = new Uint8Array(32)
+  padded.set(address, 12)
+  assert.equal(
+    bytesToHex(hashTaggedWith('FILL', 2, (w) => w.address(address).uint(7n))),
+    abiHash('FILL', [padded, hexWord(`0x${'0'.repeat(63)}7`)]),
+  )
+  // Larger than the kept buffer, and a write of the wrong length is refused.
+  const many = Array.from({ length: 80 }, () => randomBytes(32))
+  assert.equal(bytesToHex(hashTagged('MANY', many)), abiHash('MANY', many))
+  assert.throws(
+    () => keccakWritten(64, (w) => w.word(a)),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'INTERNAL',
+  )
+  assert.equal(bytesToHex(keccakWritten(64, (w) => w.word(a).word(b))), viemKeccak(concat(a, b)))
+})
+
+const hexWord = (h: string) => new Uint8Array(Buffer.from(h.slice(2), 'hex'))
+const concat = (x: Uint8Array, y: Uint8Array) => new Uint8Array([...x, ...y])
 
 test('native and noble backends sign identically and recover the signer alike', () => {
   assert.ok(['native', 'noble'].includes(secp256k1Backend))
