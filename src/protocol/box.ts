@@ -156,19 +156,27 @@ export function aeadSeal(
   return gcmSeal(key, plaintext, aad, randomBytes(NONCE_BYTES))
 }
 
-/** `aeadSeal` with a nonce the caller drew at random (a box derives its response key from it). */
+/**
+ * `aeadSeal` with a nonce the caller drew at random (a box derives its response key from it),
+ * after `prefix` in the same array when given.
+ */
 function gcmSeal(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array | undefined,
   nonce: Uint8Array,
+  prefix?: Uint8Array,
 ): Uint8Array {
   assertBytes(key, 'key', KEY_BYTES)
   const cipher = createCipheriv('aes-256-gcm', key, nonce)
-  cipher.setAAD(aad ?? new Uint8Array())
-  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return concatBytes(nonce, ct, cipher.getAuthTag())
+  cipher.setAAD(aad ?? EMPTY)
+  const ct = cipher.update(plaintext)
+  const rest = cipher.final() // empty for GCM, a counter mode
+  return prefix
+    ? concatBytes(prefix, nonce, ct, rest, cipher.getAuthTag())
+    : concatBytes(nonce, ct, rest, cipher.getAuthTag())
 }
+const EMPTY = new Uint8Array()
 
 export function aeadOpen(
   key: Uint8Array,
@@ -186,11 +194,11 @@ export function aeadOpen(
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, NONCE_BYTES))
     decipher.setAAD(aad)
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
-    const pt = Buffer.concat([
-      decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
-      decipher.final(),
-    ])
-    return new Uint8Array(pt)
+    const pt = decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES))
+    const rest = decipher.final() // checks the tag; empty for GCM
+    // A plain Uint8Array over the output, not a copy of it.
+    const out = rest.length === 0 ? pt : Buffer.concat([pt, rest])
+    return new Uint8Array(out.buffer, out.byteOffset, out.length)
   } catch (cause) {
     throw new ProtocolError(
       'DECRYPTION_FAILED',
@@ -252,7 +260,7 @@ function sealWith(eph: { publicKey: Uint8Array; prk: Buffer }, p: BoxSealParams)
   const nonce = randomBytes(NONCE_BYTES)
   const { requestKey, responseKey } = boxKeys(eph.prk, p.context, nonce)
   return {
-    box: concatBytes(eph.publicKey, gcmSeal(requestKey, p.plaintext, p.aad, nonce)),
+    box: gcmSeal(requestKey, p.plaintext, p.aad, nonce, eph.publicKey),
     responseKey,
   }
 }

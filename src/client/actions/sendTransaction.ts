@@ -243,17 +243,18 @@ async function sendSealed(
   endpoint: string,
 ): Promise<SendTransactionReturnType> {
   const nonceKey = tx.instance.toString()
-  client.state.sent.set(bytesToHex(txHash), { instance: tx.instance, box, responseKey, endpoint })
+  const sentKey = bytesToHex(txHash)
+  client.state.sent.set(sentKey, { instance: tx.instance, box, responseKey, endpoint })
   try {
     const receipt = await requestWithFailover(client, tx.instance, 'tx', box, (sealed) =>
       openReceipt(client, { instance: tx.instance, txHash, sealed, responseKey }),
     )
-    client.state.sent.delete(bytesToHex(txHash))
+    client.state.sent.delete(sentKey)
     return receipt
   } catch (e) {
     if (e instanceof PoseRequestError && (e.code === 'BAD_NONCE' || e.code === 'REPLAYED')) {
       client.state.nonces.delete(nonceKey)
-      client.state.sent.delete(bytesToHex(txHash))
+      client.state.sent.delete(sentKey)
     }
     throw e
   }
