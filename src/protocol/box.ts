@@ -156,6 +156,8 @@ export function aeadSeal(
   return gcmSeal(key, plaintext, aad, randomBytes(NONCE_BYTES))
 }
 
+const EMPTY = new Uint8Array()
+
 /**
  * `aeadSeal` with a nonce the caller drew at random (a box derives its response key from it),
  * after `prefix` in the same array when given.
@@ -176,7 +178,6 @@ function gcmSeal(
     ? concatBytes(prefix, nonce, ct, rest, cipher.getAuthTag())
     : concatBytes(nonce, ct, rest, cipher.getAuthTag())
 }
-const EMPTY = new Uint8Array()
 
 export function aeadOpen(
   key: Uint8Array,

@@ -123,9 +123,9 @@ export class WordWriter {
   private at = 0
   private end: number
 
-  /** A writer of `size` bytes, or over `buffer` (from its start; see `reset`). */
-  constructor(size: number | Uint8Array) {
-    this.bytes = typeof size === 'number' ? new Uint8Array(size) : size
+  /** A writer of a new buffer of `size` bytes, or over `buffer` from its start (see `reset`). */
+  constructor(sizeOrBuffer: number | Uint8Array) {
+    this.bytes = typeof sizeOrBuffer === 'number' ? new Uint8Array(sizeOrBuffer) : sizeOrBuffer
     this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength)
     this.end = this.bytes.length
   }

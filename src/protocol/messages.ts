@@ -235,14 +235,12 @@ function logFromWire(
 function logsHash(logs: ReceiptLog[]): Uint8Array {
   let size = 0
   for (const l of logs) for (const t of l.topics) size += t.length
-  // Each log's data hash first: a hash inside `keccakWritten`'s writer would need its own buffer.
-  const dataHashes = logs.map((l) => keccak256(l.data))
   return keccakWritten(size + 96 * logs.length, (w) => {
-    logs.forEach((l, i) => {
+    for (const l of logs) {
       w.address(l.address, 'log.address').uint(BigInt(l.topics.length))
       for (const t of l.topics) w.raw(t)
-      w.word(dataHashes[i]!)
-    })
+      w.word(keccak256(l.data))
+    }
   })
 }
 
