@@ -143,9 +143,11 @@ const ACK = 160
 
 /**
  * CPU µs of both ends per ecall-shaped round trip to a child process over Node's IPC channel
- * with structured-clone serialization, as the operator talks to its enclave process.
+ * with structured-clone serialization, as the operator talks to its enclave process: `inFlight`
+ * callers each awaiting its answer, and each end sending what one event-loop turn produced as
+ * one message.
  */
-async function ipcRoundTripUs(
+export async function ipcRoundTripUs(
   n: number,
   requestBytes: number,
   answerBytes: number,
