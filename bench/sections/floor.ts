@@ -103,6 +103,19 @@ async function cpuUsAsync(n: number, f: () => Promise<unknown>, warmup = 50): Pr
   return (c.user + c.system) / n
 }
 
+/** `count` calls of `one` by `callers` callers, each awaiting its call before its next. */
+async function inFlight(
+  count: number,
+  callers: number,
+  one: () => Promise<unknown>,
+): Promise<void> {
+  await Promise.all(
+    Array.from({ length: callers }, async (_, k) => {
+      for (let i = k; i < count; i += callers) await one()
+    }),
+  )
+}
+
 async function apiRoundTripUs(n: number): Promise<number> {
   const answer = new Uint8Array(ANSWER).fill(0xab)
   const sockets = new ApiSockets(async () => answer)
@@ -113,17 +126,14 @@ async function apiRoundTripUs(n: number): Promise<number> {
   const box = new Uint8Array(TX_BOX).fill(0xcd)
   // The SDK's transport, with as many requests in flight as the throughput workload's clients.
   const one = () => socketRequest(endpoint, 'tx', 1n, box, CHANNEL_WAIT_MS)
-  const inFlight = async (count: number) => {
-    await Promise.all(
-      Array.from({ length: API_IN_FLIGHT }, async (_, k) => {
-        for (let i = k; i < count; i += API_IN_FLIGHT) await one()
-      }),
-    )
-  }
   try {
-    await within(inFlight(API_IN_FLIGHT * 4), CHANNEL_WAIT_MS, 'WebSocket API answers')
+    await within(
+      inFlight(API_IN_FLIGHT * 4, API_IN_FLIGHT, one),
+      CHANNEL_WAIT_MS,
+      'WebSocket API answers',
+    )
     const c0 = process.cpuUsage()
-    await within(inFlight(n), CHANNEL_WAIT_MS, 'WebSocket API answers')
+    await within(inFlight(n, API_IN_FLIGHT, one), CHANNEL_WAIT_MS, 'WebSocket API answers')
     const c = process.cpuUsage(c0)
     return (c.user + c.system) / n
   } finally {
@@ -143,7 +153,7 @@ const ACK = 160
 
 /**
  * CPU µs of both ends per ecall-shaped round trip to a child process over Node's IPC channel
- * with structured-clone serialization, as the operator talks to its enclave process: `inFlight`
+ * with structured-clone serialization, as the operator talks to its enclave process: `callers`
  * callers each awaiting its answer, and each end sending what one event-loop turn produced as
  * one message.
  */
@@ -151,7 +161,7 @@ export async function ipcRoundTripUs(
   n: number,
   requestBytes: number,
   answerBytes: number,
-  inFlight = 1,
+  callers = 1,
 ): Promise<number> {
   const child = fork(new URL('../lib/ipcEcho.mjs', import.meta.url), [], {
     serialization: 'advanced',
@@ -179,10 +189,11 @@ export async function ipcRoundTripUs(
       else settle(m)
     })
     // The operator's side of the channel: the ecalls of one event-loop turn go as one message.
-    const enqueue = turnBatcher<object>(
+    const enqueue = turnBatcher<{ id: number; method: string; params: object }>(
       (msg) => child.send(msg),
-      (_item, e) => {
-        throw e
+      (item, e) => {
+        pending.get(item.id)?.reject(e)
+        pending.delete(item.id)
       },
     )
     let next = 1
@@ -194,14 +205,7 @@ export async function ipcRoundTripUs(
         pending.set(id, { resolve, reject })
         enqueue({ id, method: 'tx', params: { requestId: id, instance: '1', box, answerBytes } })
       })
-    // `inFlight` callers, each awaiting its answer before its next call.
-    const calls = async (count: number) => {
-      await Promise.all(
-        Array.from({ length: inFlight }, async (_, k) => {
-          for (let i = k; i < count; i += inFlight) await call()
-        }),
-      )
-    }
+    const calls = (count: number) => inFlight(count, callers, call)
     const childCpu = async () => {
       const reply = once(child, 'message') as Promise<[{ cpu: NodeJS.CpuUsage }]>
       child.send('cpu')
@@ -209,7 +213,7 @@ export async function ipcRoundTripUs(
       return cpu.user + cpu.system
     }
     // Bounded per loop, not per call: a timer per call would add its own cost to the figure.
-    await within(calls(Math.max(200, inFlight * 4)), CHANNEL_WAIT_MS, 'IPC echoes (warm-up)')
+    await within(calls(Math.max(200, callers * 4)), CHANNEL_WAIT_MS, 'IPC echoes (warm-up)')
     const k0 = await childCpu()
     const c0 = process.cpuUsage()
     await within(calls(n), CHANNEL_WAIT_MS, 'IPC echoes')

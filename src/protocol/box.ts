@@ -174,9 +174,7 @@ function gcmSeal(
   cipher.setAAD(aad ?? EMPTY)
   const ct = cipher.update(plaintext)
   const rest = cipher.final() // empty for GCM, a counter mode
-  return prefix
-    ? concatBytes(prefix, nonce, ct, rest, cipher.getAuthTag())
-    : concatBytes(nonce, ct, rest, cipher.getAuthTag())
+  return concatBytes(prefix ?? EMPTY, nonce, ct, rest, cipher.getAuthTag())
 }
 
 export function aeadOpen(
