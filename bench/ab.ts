@@ -199,6 +199,7 @@ function runChild(
 
 async function parent(): Promise<void> {
   const { median, printTable, progress, round } = await import('./lib/common.ts')
+  const { comparePairs } = await import('./lib/pairs.ts')
   const pairs = int('pairs', 1, 20)
   const here = resolve(import.meta.dirname, '..')
   const sides = [
@@ -226,12 +227,14 @@ async function parent(): Promise<void> {
       throw new Error(`side ${side.label}: ${side.dir} is not built (npm run build there first)`)
   }
   const runs: Record<string, RunResult[]> = { A: [], B: [] }
+  /** Each side's counted rates, devnet by devnet (one devnet per side and pair). */
+  const byPair: Record<string, number[][]> = { A: [], B: [] }
   for (let i = 0; i < pairs; i++) {
     for (const side of sides) {
       progress(`ab: pair ${i + 1}/${pairs}, side ${side.label}`)
-      runs[side.label]!.push(
-        ...(await runChild(side.dir, side.env, side.label, side.clients, side.placement)),
-      )
+      const r = await runChild(side.dir, side.env, side.label, side.clients, side.placement)
+      runs[side.label]!.push(...r)
+      byPair[side.label]!.push(r.map((x) => x.tps))
     }
   }
   const schedPct = (r: RunResult[], k: 'runPct' | 'waitPct') => {
@@ -275,12 +278,16 @@ async function parent(): Promise<void> {
       "exec_*_pct = the executor enclave's main thread (the busiest enclave thread), % of each run's wall time: on a core (run) and runnable without one (wait); the rest it had nothing to do.",
     ],
   )
+  const perPair = comparePairs(byPair.A!, byPair.B!)
+  printTable('A/B pair by pair: median tx/s of each devnet', perPair.rows, [
+    `B ahead in ${perPair.bAhead} of ${pairs} pairs; median of B / A over the pairs ${perPair.medianRatio}.`,
+  ])
   const dir = join(import.meta.dirname, 'results')
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-ab.json`)
   writeFileSync(
     file,
-    `${JSON.stringify({ config: { ...cfg, pairs }, sides, rows, runs }, null, 2)}\n`,
+    `${JSON.stringify({ config: { ...cfg, pairs }, sides, rows, pairs: perPair, runs }, null, 2)}\n`,
   )
   progress(`ab: results in ${file}`)
 }
