@@ -22,8 +22,10 @@ import {
   concatBytes,
   dec,
   decodeAckBody,
+  decodeAnswer,
   decodeChallengeUpdate,
   decodeDeployRequest,
+  decodeExecuted,
   decodeGenesisBody,
   decodeGenesisSecrets,
   decodeJson,
@@ -39,6 +41,7 @@ import {
   encodeAckBody,
   encodeAnswer,
   encodeChallengeUpdate,
+  encodeExecuted,
   encodeGenesisBody,
   encodeGenesisSecrets,
   encodeJson,
@@ -200,6 +203,14 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
 
 const hexKey = (b: Uint8Array) => hex(b)
 
+/** The outcome in a cached receipt answer (`encodeAnswer` of a receipt). */
+function receiptOutcome(answer: Uint8Array): ExecutedTx {
+  const a = decodeAnswer(answer)
+  if (a.kind !== 'receipt') throw new ProtocolError('INTERNAL', 'receipt cache: not a receipt')
+  const { instance: _i, seq: _s, executor: _e, signature: _g, proof: _p, ...result } = a.receipt
+  return result
+}
+
 /** An update restored from sealed records: its body (no payload), payload plain and packed. */
 type RestoredUpdate = { body: UpdateBody; plain: Uint8Array; packed: Uint8Array }
 
@@ -302,7 +313,11 @@ export class Instance {
   private log = new Map<bigint, LogEntry>()
   private acked = new Map<string, bigint>()
   private released = 0n
-  private receipts = new Map<string, Receipt>()
+  /**
+   * Receipts released lately, by transaction hash (hex), as the answer a resent request gets
+   * (`encodeAnswer` of the receipt: kept as bytes, see `encodeExecuted`).
+   */
+  private receipts = new Map<string, { seq: bigint; answer: Uint8Array }>()
   /** Checked session authorisations: box key and sender (hex) → `validUntil:signature`. */
   private sessions = new Map<string, string>()
   /**
@@ -323,8 +338,11 @@ export class Instance {
   // watchdog
   private ahead = new Map<bigint, { body: UpdateBody; from: Uint8Array }>()
   private lastSyncAt = 0
-  /** Outcomes of recently replicated txs: a promoted executor re-issues their receipts. */
-  private replicated = new Map<string, { result: ExecutedTx; seq: bigint }>()
+  /**
+   * Outcomes of recently replicated txs (`encodeExecuted`): a promoted executor re-issues their
+   * receipts.
+   */
+  private replicated = new Map<string, { bytes: Uint8Array; seq: bigint }>()
   /** The challenge index this enclave last answered. */
   private answeredChallenge = -1n
   private answeredWatchdogChallenge = -1n
@@ -1028,21 +1046,24 @@ export class Instance {
 
   /** Outcomes this enclave can re-issue receipts for, from `fromSeq` on, newest kept. */
   private recentResults(fromSeq: bigint): Array<{ seq: bigint; result: ExecutedTx }> {
-    const byHash = new Map<string, { seq: bigint; result: ExecutedTx }>()
-    for (const [k, r] of this.replicated) if (r.seq >= fromSeq) byHash.set(k, r)
-    for (const [k, r] of this.receipts) {
-      if (r.seq < fromSeq) continue
-      const { instance: _i, seq: _s, executor: _e, signature: _g, ...result } = r
-      byHash.set(k, { seq: r.seq, result })
-    }
+    // Kept as bytes: only the newest MAX_RECENT_RESULTS are decoded.
+    const byHash = new Map<string, { seq: bigint; decode: () => ExecutedTx }>()
+    for (const [k, r] of this.replicated)
+      if (r.seq >= fromSeq) byHash.set(k, { seq: r.seq, decode: () => decodeExecuted(r.bytes) })
+    for (const [k, r] of this.receipts)
+      if (r.seq >= fromSeq) byHash.set(k, { seq: r.seq, decode: () => receiptOutcome(r.answer) })
     return [...byHash.values()]
       .sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
       .slice(-MAX_RECENT_RESULTS)
+      .map(({ seq, decode }) => ({ seq, result: decode() }))
   }
 
   private rememberResults(recent: Array<{ seq: bigint; result: ExecutedTx }>): void {
     for (const r of recent) {
-      cacheSet(this.replicated, hex(r.result.txHash), r)
+      cacheSet(this.replicated, hex(r.result.txHash), {
+        seq: r.seq,
+        bytes: encodeExecuted(r.result),
+      })
     }
   }
 
@@ -1087,7 +1108,12 @@ export class Instance {
   // ------------------------------------------------------------ transactions (executor)
 
   private answer(w: Waiter, a: Answer): void {
-    const sealed = aeadSeal(w.responseKey, encodeAnswer(a), ANSWER_AAD)
+    this.answerEncoded(w, encodeAnswer(a))
+  }
+
+  /** Seals an encoded answer (`encodeAnswer`) to the waiter. */
+  private answerEncoded(w: Waiter, answer: Uint8Array): void {
+    const sealed = aeadSeal(w.responseKey, answer, ANSWER_AAD)
     if (w.challenge) {
       if (this.role === 'executor' && this.view.phase === Phase.ExecutorChallenged)
         this.respondOnChain(sealed)
@@ -1207,7 +1233,7 @@ export class Instance {
     const key = hex(txHash)
     const done = this.receipts.get(key)
     if (done) {
-      this.answer(waiter, { kind: 'receipt', receipt: done })
+      this.answerEncoded(waiter, done.answer)
       return
     }
     const earlier = this.replicated.get(key)
@@ -1217,14 +1243,11 @@ export class Instance {
       // before they get it (after a takeover, until each acknowledged the handover).
       if (this.late.length >= LIMITS.maxQueuedTxs)
         throw new ProtocolError('UNAVAILABLE', 'tx: its update is being replicated; resubmit')
-      this.late.push({ result: earlier.result, seq: earlier.seq, waiter })
+      this.late.push({ result: decodeExecuted(earlier.bytes), seq: earlier.seq, waiter })
       return
     }
     if (earlier) {
-      this.answer(waiter, {
-        kind: 'receipt',
-        receipt: this.receiptFor(earlier.result, earlier.seq),
-      })
+      this.answerEncoded(waiter, this.receiptAnswer(decodeExecuted(earlier.bytes), earlier.seq))
       return
     }
     const known = this.byHash.get(key)
@@ -1458,15 +1481,18 @@ export class Instance {
     return entry.envelope
   }
 
-  /** The receipt of a transaction executed earlier (cached, signed once). */
-  private receiptFor(result: ExecutedTx, seq: bigint): Receipt {
+  /** The encoded answer with the receipt of a transaction executed earlier (cached, signed once). */
+  private receiptAnswer(result: ExecutedTx, seq: bigint): Uint8Array {
     const key = hex(result.txHash)
-    let receipt = this.receipts.get(key)
-    if (!receipt) {
-      receipt = this.makeReceipt(result, seq)
-      cacheSet(this.receipts, key, receipt)
+    let cached = this.receipts.get(key)
+    if (!cached) {
+      cached = {
+        seq,
+        answer: encodeAnswer({ kind: 'receipt', receipt: this.makeReceipt(result, seq) }),
+      }
+      cacheSet(this.receipts, key, cached)
     }
-    return receipt
+    return cached.answer
   }
 
   /** The last seq every current watchdog acknowledged (this.seq without watchdogs). */
@@ -1516,10 +1542,10 @@ export class Instance {
         { chainId: this.ctx.chainId, manager: this.ctx.manager },
         this.ctx.identity.signingKey,
       )
-      for (const [i, { result, waiters }] of released.entries()) {
-        const receipt = receipts[i]!
-        cacheSet(this.receipts, hex(result.txHash), receipt)
-        for (const w of waiters) this.answer(w, { kind: 'receipt', receipt })
+      for (const [i, { result, seq, waiters }] of released.entries()) {
+        const answer = encodeAnswer({ kind: 'receipt', receipt: receipts[i]! })
+        cacheSet(this.receipts, hex(result.txHash), { seq, answer })
+        for (const w of waiters) this.answerEncoded(w, answer)
       }
     }
     if (this.late.length > 0) {
@@ -1529,7 +1555,7 @@ export class Instance {
           waiting.push(l)
           continue
         }
-        this.answer(l.waiter, { kind: 'receipt', receipt: this.receiptFor(l.result, l.seq) })
+        this.answerEncoded(l.waiter, this.receiptAnswer(l.result, l.seq))
       }
       this.late = waiting
     }
@@ -1962,8 +1988,8 @@ export class Instance {
       )
     }
     const payload = decodeUpdatePayload(plain)
-    for (const r of payload.results) {
-      cacheSet(this.replicated, hex(r.txHash), { result: r, seq: body.seq })
+    for (const [i, r] of payload.results.entries()) {
+      cacheSet(this.replicated, hex(r.txHash), { bytes: payload.resultBytes[i]!, seq: body.seq })
     }
     const hash = updateHash({
       instance: this.id,

@@ -105,6 +105,11 @@ export class ByteReader {
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength)
   }
 
+  /** Bytes read so far. */
+  get offset(): number {
+    return this.o
+  }
+
   private need(n: number, field: string): void {
     if (this.o + n > this.b.length)
       throw this.error(

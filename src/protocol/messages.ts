@@ -371,9 +371,14 @@ export function encodeReceipt(r: Receipt): Uint8Array {
 
 /** The encoded size of a receipt (`writeReceipt`), so its writer never grows. */
 function receiptBytes(r: Receipt): number {
-  let n = 1 + 32 + 8 + 32 + 20 + 8 + 1 + 8 + 4 + r.returnData.length + 4
+  return 1 + 32 + 8 + executedBytes(r) + 20 + 1 + 32 * (r.proof?.length ?? 0) + 65
+}
+
+/** The encoded size of an outcome (`writeExecuted`). */
+function executedBytes(r: ExecutedTx): number {
+  let n = 32 + 20 + 8 + 1 + 8 + 4 + r.returnData.length + 4
   for (const l of r.logs) n += 20 + 1 + 32 * l.topics.length + 4 + l.data.length
-  return n + 20 + 1 + 32 * (r.proof?.length ?? 0) + 65
+  return n
 }
 
 function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
@@ -956,7 +961,13 @@ export function unpackUpdatePayload(packed: Uint8Array): Uint8Array {
   return new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength)
 }
 
-export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
+/**
+ * A decoded update payload; `resultBytes[i]` is `results[i]` as encoded (`encodeExecuted`), a
+ * view into one copy of the payload's results (not of its write set).
+ */
+export type DecodedUpdatePayload = UpdatePayload & { resultBytes: Uint8Array[] }
+
+export function decodeUpdatePayload(bytes: Uint8Array): DecodedUpdatePayload {
   checkSize(bytes, 'update.payload')
   const r = new ByteReader(bytes, 'update.payload')
   readVersion(r, UPDATE_PAYLOAD_VERSION)
@@ -965,9 +976,33 @@ export function decodeUpdatePayload(bytes: Uint8Array): UpdatePayload {
   const writeSet = r.bytes('writeSet')
   const n = r.count('results', LIMITS.maxBatchTxs)
   const results: ExecutedTx[] = []
-  for (let i = 0; i < n; i++) results.push(readExecuted(r, `results.${i}`))
+  const ends: number[] = []
+  const start = r.offset
+  for (let i = 0; i < n; i++) {
+    results.push(readExecuted(r, `results.${i}`))
+    ends.push(r.offset - start)
+  }
   r.end()
-  return { writeSet, results, blockNumber, timestamp }
+  const region = bytes.slice(start)
+  const resultBytes = ends.map((end, i) => region.subarray(i === 0 ? 0 : ends[i - 1], end))
+  return { writeSet, results, resultBytes, blockNumber, timestamp }
+}
+
+/**
+ * One outcome as bytes (`writeExecuted`'s layout, as in an update's payload and a receipt). An
+ * enclave keeps the outcomes it may re-issue receipts for this way: decoded, each is some twenty
+ * small objects that live for seconds, which the garbage collector copies and promotes; as bytes
+ * it is one.
+ */
+export function encodeExecuted(r: ExecutedTx): Uint8Array {
+  return writeExecuted(new ByteWriter('result', executedBytes(r)), r).finish()
+}
+
+export function decodeExecuted(bytes: Uint8Array): ExecutedTx {
+  const r = new ByteReader(bytes, 'result')
+  const result = readExecuted(r, 'result')
+  r.end()
+  return result
 }
 
 const executedToWire = (r: ExecutedTx) => ({

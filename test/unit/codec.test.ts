@@ -10,6 +10,7 @@ import {
   decodeAnswer,
   decodeDeployRequest,
   decodeEnvelope,
+  decodeExecuted,
   decodeGenesisSecrets,
   decodeReceipt,
   decodeSealedUpdate,
@@ -22,6 +23,7 @@ import {
   encodeAnswer,
   encodeDeployRequest,
   encodeEnvelope,
+  encodeExecuted,
   encodeGenesisSecrets,
   encodeReceipt,
   encodeSealedUpdate,
@@ -222,10 +224,36 @@ test('codecs round-trip', () => {
     ),
   )
   fc.assert(
-    fc.property(
-      updatePayload,
-      (x) => assert.deepEqual(decodeUpdatePayload(encodeUpdatePayload(x)), x) ?? true,
-    ),
+    fc.property(updatePayload, (x) => {
+      const enc = encodeUpdatePayload(x)
+      const { resultBytes, ...decoded } = decodeUpdatePayload(enc)
+      assert.deepEqual(decoded, x)
+      // Each outcome also as its bytes: what encodeExecuted writes, decoding to the outcome.
+      assert.equal(resultBytes.length, x.results.length)
+      for (const [i, r] of x.results.entries()) {
+        assert.deepEqual(resultBytes[i], encodeExecuted(r))
+        assert.deepEqual(decodeExecuted(resultBytes[i]!), r)
+      }
+      // A copy of the results alone: the payload's buffer (and its write set) is not kept.
+      if (resultBytes.length > 0) {
+        const kept = resultBytes[0]!.buffer.byteLength
+        assert.ok(kept <= enc.length - x.writeSet.length, `${kept} bytes kept`)
+        enc.fill(0xee)
+        assert.deepEqual(decodeExecuted(resultBytes[0]!), x.results[0])
+      }
+      return true
+    }),
+  )
+  fc.assert(
+    fc.property(executed, fc.nat(), (x, cutAt) => {
+      const enc = encodeExecuted(x)
+      assert.throws(() => decodeExecuted(enc.slice(0, cutAt % enc.length)), isCode('MALFORMED'))
+      assert.throws(
+        () => decodeExecuted(Uint8Array.from([...enc, 0])),
+        (e: unknown) => isCode('MALFORMED')(e) && /trailing/.test((e as Error).message),
+      )
+      return true
+    }),
   )
   fc.assert(
     fc.property(
