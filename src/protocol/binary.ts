@@ -169,6 +169,18 @@ export class ByteReader {
     return this.fixed(this.u32(`${field}.length`), field)
   }
 
+  /**
+   * Like `fixed`, but a view into the input instead of a copy: for a decoded message that owns
+   * its input (nothing else keeps or reuses it). A copy of more than 64 bytes gets a backing
+   * store of its own (≈ 1–3.5 µs on Node 20); a view shares the input's.
+   */
+  fixedView(length: number, field: string): Uint8Array {
+    this.need(length, field)
+    const v = this.b.subarray(this.o, this.o + length)
+    this.o += length
+    return v
+  }
+
   /** Everything left. */
   rest(): Uint8Array {
     const v = this.b.slice(this.o)
