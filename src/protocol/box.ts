@@ -311,13 +311,17 @@ export const BOX_SESSION_LIMITS = {
  */
 export class BoxSessions {
   private readonly sessions = new Map<string, BoxSession>()
+  private readonly limits: typeof BOX_SESSION_LIMITS
 
-  constructor(private readonly limits: Partial<typeof BOX_SESSION_LIMITS> = {}) {}
+  constructor(limits: Partial<typeof BOX_SESSION_LIMITS> = {}) {
+    // Merged once: `session` runs for every box.
+    this.limits = { ...BOX_SESSION_LIMITS, ...limits }
+  }
 
   /** The current session with `recipientPublicKey`, begun now if there is none or it ended. */
   session(recipientPublicKey: Uint8Array): BoxSession {
     assertBytes(recipientPublicKey, 'recipientPublicKey', 32)
-    const { maxBoxes, maxAgeMs, maxRecipients } = { ...BOX_SESSION_LIMITS, ...this.limits }
+    const { maxBoxes, maxAgeMs, maxRecipients } = this.limits
     const id = keyId(recipientPublicKey)
     const now = Date.now()
     let s = this.sessions.get(id)

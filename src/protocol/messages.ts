@@ -443,7 +443,21 @@ function readReceipt(r: ByteReader): Receipt {
     throw r.error('proof.length', `${n} nodes exceeds ${MAX_RECEIPT_PROOF}`)
   for (let i = 0; i < n; i++) proof.push(r.fixed(32, `proof.${i}`))
   const signature = r.fixed(65, 'signature')
-  return { instance, seq, ...executed, executor, ...(n > 0 ? { proof } : {}), signature }
+  const receipt: Receipt = {
+    instance,
+    txHash: executed.txHash,
+    from: executed.from,
+    nonce: executed.nonce,
+    seq,
+    status: executed.status,
+    gasUsed: executed.gasUsed,
+    returnData: executed.returnData,
+    logs: executed.logs,
+    executor,
+    signature,
+  }
+  if (n > 0) receipt.proof = proof
+  return receipt
 }
 
 export function decodeReceipt(bytes: Uint8Array): Receipt {
