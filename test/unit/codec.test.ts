@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { deflateRawSync } from 'node:zlib'
 import fc from 'fast-check'
 import { encodeAbiParameters, hexToBigInt, numberToHex, keccak256 as viemKeccak } from 'viem'
 import {
@@ -569,6 +570,16 @@ test('update payloads travel deflated: they unpack to the same bytes, and input 
     timestamp: 1_700_000_000n,
   })
   assert.ok(packUpdatePayload(transfer).length < transfer.length / 2)
+  // Above 4 KiB the executor deflates at level 1 (faster, a little larger): still a round trip.
+  const large = encodeUpdatePayload({
+    writeSet: new Uint8Array(20_000).map((_, i) => (i % 7 === 0 ? (i * 31) & 0xff : 0)),
+    results: [],
+    blockNumber: 1n,
+    timestamp: 2n,
+  })
+  const packedLarge = packUpdatePayload(large)
+  assert.ok(packedLarge.length < large.length / 2, `${packedLarge.length} of ${large.length}`)
+  assert.deepEqual(unpackUpdatePayload(packedLarge), large)
   assert.throws(() => unpackUpdatePayload(Uint8Array.of(0xff, 0xff, 0xff)), isCode('MALFORMED'))
   assert.throws(
     () => unpackUpdatePayload(new Uint8Array(0)),
@@ -596,8 +607,8 @@ test('update payloads travel deflated: they unpack to the same bytes, and input 
   const noFrom = encodeSealedUpdate({ body })
   noFrom[noFrom.length - 1] = 2
   assert.throws(() => decodeSealedUpdate(noFrom), /expected 0 or 1, got 2/)
-  // A deflate bomb: 65 MiB of zeros packs into about 64 KiB and is refused past 64 MiB.
-  const bomb = packUpdatePayload(new Uint8Array(65 * 1024 * 1024))
+  // A deflate bomb: 65 MiB of zeros deflates into about 64 KiB and is refused past 64 MiB.
+  const bomb = new Uint8Array(deflateRawSync(new Uint8Array(65 * 1024 * 1024), { level: 9 }))
   assert.ok(bomb.length < 128 * 1024)
   assert.throws(() => unpackUpdatePayload(bomb), isCode('MALFORMED'))
 })

@@ -340,7 +340,22 @@ export class World {
 
   /** A storage word as an integer. */
   getStorageWord(address: Uint8Array, slot: bigint): bigint {
-    return wordToUint(this.sm.getSlot(hex(address), hex(uintToWord(slot))))
+    return wordToUint(this.sm.getSlot(hex(address), this.slotKey(slot)))
+  }
+
+  /**
+   * Storage keys of the slots the enclave reads itself (its system slots, read for every
+   * transaction): their hex strings kept, not made again on every read.
+   */
+  private readonly slotKeys = new Map<bigint, string>()
+
+  private slotKey(slot: bigint): string {
+    let k = this.slotKeys.get(slot)
+    if (k === undefined) {
+      k = hex(uintToWord(slot))
+      if (this.slotKeys.size < 64) this.slotKeys.set(slot, k)
+    }
+    return k
   }
 
   setStorageWord(address: Uint8Array, slot: bigint, value: bigint): void {
