@@ -3,7 +3,7 @@
  * transaction. Hand-written for speed on the executor's hot path; a known-answer test checks it
  * against viem's `hashTypedData` and the Solidity `PoseTypedData` library.
  */
-import { addressToWord, assertBytes, concatBytes, uintToWord, utf8 } from './bytes.ts'
+import { addressToWord, assertBytes, concatBytes, equalBytes, uintToWord, utf8 } from './bytes.ts'
 import { keccak256, keccakWritten } from './hash.ts'
 
 export type PoseDomain = { chainId: bigint; manager: Uint8Array }
@@ -86,8 +86,12 @@ const NAME_HASH = keccak256(utf8(POSE_DOMAIN_NAME))
 const VERSION_HASH = keccak256(utf8(POSE_DOMAIN_VERSION))
 
 const separators = new Map<string, Uint8Array>()
+/** The domain asked for last (a process signs or checks for one manager, transaction after transaction). */
+let last: { chainId: bigint; manager: Uint8Array; separator: Uint8Array } | undefined
 
 export function domainSeparator(domain: PoseDomain): Uint8Array {
+  if (last && last.chainId === domain.chainId && equalBytes(last.manager, domain.manager))
+    return last.separator
   const key = `${domain.chainId}:${Buffer.from(domain.manager).toString('hex')}`
   let sep = separators.get(key)
   if (!sep) {
@@ -103,6 +107,8 @@ export function domainSeparator(domain: PoseDomain): Uint8Array {
     if (separators.size > 64) separators.clear()
     separators.set(key, sep)
   }
+  // A copy of the manager: the caller's array may change after this call.
+  last = { chainId: domain.chainId, manager: domain.manager.slice(), separator: sep }
   return sep
 }
 

@@ -525,6 +525,49 @@ test('x25519 public key derivation is consistent', () => {
   assert.deepEqual(x25519PublicKey(kp.secretKey), kp.publicKey)
 })
 
+test('the EIP-712 domain separator follows the domain asked for, even one changed in place', () => {
+  const tx = {
+    instance: 7n,
+    from: new Uint8Array(20).fill(1),
+    nonce: 3n,
+    to: new Uint8Array(20).fill(2),
+    value: 0n,
+    data: Uint8Array.of(0xab),
+    gasLimit: 100_000n,
+  }
+  const message = {
+    instance: tx.instance,
+    from: bytesToHex(tx.from),
+    nonce: tx.nonce,
+    to: bytesToHex(tx.to),
+    value: tx.value,
+    data: bytesToHex(tx.data),
+    gasLimit: tx.gasLimit,
+  }
+  const viemDigest = (chainId: bigint, manager: Uint8Array) =>
+    hashTypedData({
+      domain: { name: 'POSE', version: '1', chainId, verifyingContract: bytesToHex(manager) },
+      types: poseTypes,
+      primaryType: 'Tx',
+      message,
+    })
+  // One domain object, asked for again after its manager's bytes and its chain id changed:
+  // the separator kept for the last domain must not answer for the changed one.
+  const domain = { chainId: 1n, manager: new Uint8Array(20).fill(0x11) }
+  for (let round = 0; round < 3; round++) {
+    assert.equal(bytesToHex(hashTx(domain, tx)), viemDigest(domain.chainId, domain.manager))
+    assert.equal(bytesToHex(hashTx(domain, tx)), viemDigest(domain.chainId, domain.manager))
+    domain.manager[19] = round + 0x20
+    if (round === 1) domain.chainId = 31337n
+  }
+  // Two domains in turn.
+  const other = { chainId: 5n, manager: new Uint8Array(20).fill(0x22) }
+  for (let i = 0; i < 4; i++) {
+    const d = i % 2 === 0 ? domain : other
+    assert.equal(bytesToHex(hashTx(d, tx)), viemDigest(d.chainId, d.manager))
+  }
+})
+
 test('EIP-712 Tx, View and Session digests equal viem hashTypedData and wallet signatures recover', async () => {
   const account = privateKeyToAccount(bytesToHex(generateSecretKey()))
   const samples = fc.sample(

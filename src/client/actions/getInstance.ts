@@ -80,3 +80,15 @@ export async function getInstance(
   client.state.instances.set(key, result)
   return result
 }
+
+/**
+ * What `getInstance` answers without reading the chain (an active instance it read before), or
+ * undefined: the transaction path asks this first, without a promise per call.
+ */
+export function cachedActiveInstance(
+  client: PoseClientBase,
+  instance: bigint,
+): GetInstanceReturnType | undefined {
+  const cached = client.state.instances.get(instance.toString())
+  return cached?.phase === Phase.Active ? cached : undefined
+}

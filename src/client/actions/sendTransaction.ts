@@ -21,7 +21,7 @@ import {
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
-import { getInstance } from './getInstance.ts'
+import { cachedActiveInstance, getInstance } from './getInstance.ts'
 import { getNonce, sealRequest, signTyped } from './getNonce.ts'
 
 export type SendTransactionParameters = {
@@ -93,7 +93,9 @@ export async function openReceipt(
   }
   verifyReceiptSignature(r, client.domain)
   const signer = bytesToHex(r.executor).toLowerCase()
-  let info = await getInstance(client, { instance: p.instance })
+  let info =
+    cachedActiveInstance(client, p.instance) ??
+    (await getInstance(client, { instance: p.instance }))
   if (!info.memberSigners.has(signer)) {
     info = await getInstance(client, { instance: p.instance, refresh: true })
     // An executor releases a receipt once every watchdog holds its update; it may be replaced
@@ -124,7 +126,9 @@ export async function sendTransaction(
   client: PoseClientBase,
   p: SendTransactionParameters,
 ): Promise<SendTransactionReturnType> {
-  const info = await getInstance(client, { instance: p.instance })
+  const info =
+    cachedActiveInstance(client, p.instance) ??
+    (await getInstance(client, { instance: p.instance }))
   if (/^0x0{64}$/.test(info.contractEncryptionKey)) {
     throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
   }
