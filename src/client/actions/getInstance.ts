@@ -45,9 +45,12 @@ export async function getInstance(
   client: PoseClientBase,
   p: GetInstanceParameters,
 ): Promise<GetInstanceReturnType> {
+  if (!p.refresh) {
+    const active = cachedActiveInstance(client, p.instance)
+    if (active) return active
+  }
   const key = p.instance.toString()
   const cached = client.state.instances.get(key)
-  if (cached && !p.refresh && cached.phase === Phase.Active) return cached
   const info = await readInstance(client.publicClient, client.manager, p.instance)
   if (info.phase === Phase.None) {
     throw new PoseError(`Instance ${p.instance} does not exist on manager ${client.manager}`, {

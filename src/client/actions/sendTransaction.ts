@@ -229,18 +229,19 @@ async function sealTx(
   recipientPublicKey: Uint8Array,
   bySession: boolean,
 ): Promise<SealedTx> {
-  const params = { recipientPublicKey, context: BOX_CONTEXT.tx, aad: instanceAad(tx.instance) }
+  // Named fields, no spread of shared parameters (see `signedTx`).
+  const params = (plaintext: Uint8Array) => ({
+    recipientPublicKey,
+    context: BOX_CONTEXT.tx,
+    aad: instanceAad(tx.instance),
+    plaintext,
+  })
   if (bySession && client.boxSessions) {
     const session = client.boxSessions.session(recipientPublicKey)
     const { key, auth } = sessionAuthFor(client, tx.instance, session.publicKey)
     const { validUntil, signature } = await auth
     const plaintext = encodeSignedTx(signedTx(tx, signature, { validUntil }))
-    const { box, responseKey } = client.boxSessions.sealIn(session, {
-      recipientPublicKey,
-      context: BOX_CONTEXT.tx,
-      aad: params.aad,
-      plaintext,
-    })
+    const { box, responseKey } = client.boxSessions.sealIn(session, params(plaintext))
     return { box, responseKey, session: key }
   }
   const signature = hexToBytes(
@@ -261,7 +262,7 @@ async function sealTx(
     'signature',
     65,
   )
-  return sealRequest(client, { ...params, plaintext: encodeSignedTx(signedTx(tx, signature)) })
+  return sealRequest(client, params(encodeSignedTx(signedTx(tx, signature))))
 }
 
 /** Sends a sealed transaction (with failover) and returns its verified receipt. */

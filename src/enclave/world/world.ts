@@ -361,7 +361,7 @@ export class World {
   setStorageWord(address: Uint8Array, slot: bigint, value: bigint): void {
     const key = hex(address)
     if (!this.sm.getAccountState(key)) this.sm.setAccountState(key, this.acct(address))
-    this.sm.setSlot(key, hex(uintToWord(slot)), uintToWord(value))
+    this.sm.setSlot(key, this.slotKey(slot), uintToWord(value))
   }
 
   // ---------------------------------------------------------------- replication
