@@ -238,7 +238,7 @@ if (selected.includes('throughput')) {
             lowTxs: 200,
             satTxs: 2_560,
             anvilSatTxs: 1_280,
-            minTxsPerClient: 10,
+            minTxsPerClient: 30,
             repeats: 3,
             watchdogCounts: [0, 1, 2, 4],
             placement,
