@@ -1488,16 +1488,17 @@ export class Instance {
 
   /** The encoded answer with the receipt of a transaction executed earlier (cached, signed once). */
   private receiptAnswer(result: ExecutedTx, seq: bigint): Uint8Array {
-    const key = hex(result.txHash)
-    let cached = this.receipts.get(key)
-    if (!cached) {
-      cached = {
-        seq,
-        answer: encodeAnswer({ kind: 'receipt', receipt: this.makeReceipt(result, seq) }),
-      }
-      cacheSet(this.receipts, key, cached)
-    }
-    return cached.answer
+    return (
+      this.receipts.get(hex(result.txHash))?.answer ??
+      this.keepReceipt(this.makeReceipt(result, seq))
+    )
+  }
+
+  /** Encodes a released receipt as the answer its senders get, and keeps it for resends. */
+  private keepReceipt(receipt: Receipt): Uint8Array {
+    const answer = encodeAnswer({ kind: 'receipt', receipt })
+    cacheSet(this.receipts, hex(receipt.txHash), { seq: receipt.seq, answer })
+    return answer
   }
 
   /** The last seq every current watchdog acknowledged (this.seq without watchdogs). */
@@ -1547,9 +1548,8 @@ export class Instance {
         { chainId: this.ctx.chainId, manager: this.ctx.manager },
         this.ctx.identity.signingKey,
       )
-      for (const [i, { result, seq, waiters }] of released.entries()) {
-        const answer = encodeAnswer({ kind: 'receipt', receipt: receipts[i]! })
-        cacheSet(this.receipts, hex(result.txHash), { seq, answer })
+      for (const [i, { waiters }] of released.entries()) {
+        const answer = this.keepReceipt(receipts[i]!)
         for (const w of waiters) this.answerEncoded(w, answer)
       }
     }
