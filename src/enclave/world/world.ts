@@ -26,6 +26,8 @@ import {
   wordToUint,
 } from '../../protocol/index.ts'
 import {
+  executeCall,
+  executeCallPorted,
   fastMstore,
   type InterpreterClass,
   interpreterClassOf,
@@ -90,6 +92,16 @@ class WorldEVM extends EVM {
     return r
   }
 
+  /** Whether message calls go through `executeCall` (set once the world's common is known). */
+  fastCalls = false
+
+  protected override _executeCall(message: Parameters<EVM['_executeCall']>[0]) {
+    // Debug output and the profiler stay with the package's own method.
+    if (!this.fastCalls || this.DEBUG || this._optsCached.profiler?.enabled === true)
+      return super._executeCall(message)
+    return executeCall(this, message)
+  }
+
   protected override async _generateAddress(
     message: Parameters<EVM['_generateAddress']>[0],
   ): Promise<Address> {
@@ -140,6 +152,7 @@ export class World {
       blockchain: new EVMMockBlockchain(),
     })
     evm.fastFrames = fast
+    evm.fastCalls = fast && executeCallPorted(common)
     if (fast) fastMstore(evm)
     const warm = getActivePrecompiles(common) as unknown as Map<string, unknown>
     return new World(evm, sm, opts, [...warm.keys()])
