@@ -73,6 +73,23 @@ function push(v: bigint): number[] {
 }
 const pushAddress = (a: Uint8Array) => [0x73, ...a]
 
+/**
+ * CALL `target` (its push) with `value` and memory [0, inLength) as calldata, 32 bytes of output
+ * at `out`; the success flag goes to slot `s`.
+ */
+const callAndKeep = (target: number[], value: bigint, inLength: bigint, out: bigint, s: bigint) => [
+  ...push(32n), // out length
+  ...push(out),
+  ...push(inLength),
+  ...push(0n), // in offset
+  ...push(value),
+  ...target,
+  op.GAS,
+  op.CALL,
+  ...push(s),
+  op.SSTORE,
+]
+
 /** A value of any byte length, small values and words with leading zero bytes included. */
 const word = fc.oneof(
   fc.constantFrom(0n, 1n, 0x80n, 0xffn, (1n << 256n) - 1n, 1n << 255n),
@@ -125,33 +142,13 @@ const step: fc.Arbitrary<number[]> = fc.oneof(
       ...push(w),
       ...push(0n),
       op.MSTORE,
-      ...push(32n), // out length
-      ...push(out),
-      ...push(32n), // in length
-      ...push(0n),
-      ...push(value),
-      ...pushAddress(CALLEE),
-      op.GAS,
-      op.CALL,
-      ...push(s),
-      op.SSTORE,
+      ...callAndKeep(pushAddress(CALLEE), value, 32n, out, s),
     ]),
   // CALL a precompile (ecrecover, sha256, identity, blake2f, which fails on this input) or an
   // account with no code, with or without value; keep the success flag and the output.
   fc
     .tuple(fc.constantFrom(1n, 2n, 4n, 9n, 0x77n), fc.constantFrom(0n, 1n), offset, slot)
-    .map(([to, value, out, s]) => [
-      ...push(32n), // out length
-      ...push(out),
-      ...push(64n), // in length
-      ...push(0n),
-      ...push(value),
-      ...push(to),
-      op.GAS,
-      op.CALL,
-      ...push(s),
-      op.SSTORE,
-    ]),
+    .map(([to, value, out, s]) => callAndKeep(push(to), value, 64n, out, s)),
   // CREATE a contract (runtime code STOP, or CALLER SELFDESTRUCT), CALL it, keep the call's
   // success flag and the address.
   fc.tuple(fc.constantFrom(0n, 1n), fc.boolean(), slot, slot).map(([value, destructs, s, t]) => [
