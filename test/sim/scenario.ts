@@ -112,10 +112,15 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     faults[k] = (faults[k] ?? 0) + n
   }
   const violations: string[] = []
+  // Also in the timeline, so that the directory kept for a failing scenario says what failed.
+  const violate = (what: string) => {
+    violations.push(what)
+    log(`VIOLATION: ${what}`)
+  }
   let checks = 0
   const check = (ok: boolean, what: string) => {
     checks++
-    if (!ok) violations.push(what)
+    if (!ok) violate(what)
   }
 
   // Named crash points: in half the scenarios, two operators may crash at them (a few times).
@@ -400,7 +405,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           }
         } catch (e) {
           const what = roll < 0.75 ? 'transfer' : roll < 0.9 ? 'view' : 'burn and withdrawal'
-          violations.push(`user ${u} step ${k} (${what}): ${describeError(e)}`)
+          violate(`user ${u} step ${k} (${what}): ${describeError(e)}`)
         }
         progress++
       }
