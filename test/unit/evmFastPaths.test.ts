@@ -398,8 +398,9 @@ test('uintToWord, which MSTORE writes with, gives any stack value as its 32-byte
 })
 
 test('the package code the fast paths stand in for is the code they were written from', async () => {
-  // A new version of @ethereumjs/evm or /common may change what a call frame, the opcode loop,
-  // MSTORE or isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against it, then update these.
+  // A new version of @ethereumjs/evm or /common may change what a message call, a call frame, the
+  // opcode loop, MSTORE or isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against
+  // it, then update these.
   const version = (name: string) =>
     JSON.parse(
       readFileSync(
@@ -429,10 +430,13 @@ test('the package code the fast paths stand in for is the code they were written
     hash((EVM.prototype as unknown as { runInterpreter: unknown }).runInterpreter),
     '1f4905264075376d',
   )
-  assert.equal(
-    hash((EVM.prototype as unknown as { _executeCall: unknown })._executeCall),
-    'f2358d2eeecc46e1',
-  )
+  const evmProto = EVM.prototype as unknown as {
+    _executeCall: unknown
+    postMessageCleanup: unknown
+  }
+  assert.equal(hash(evmProto._executeCall), 'f2358d2eeecc46e1')
+  // `executeCall` does what this private method does (clears transient storage at depth 0).
+  assert.equal(hash(evmProto.postMessageCleanup), '8165dc735f225fae')
   assert.equal(hash(stock.evm._opcodeMap[0x52]!.opHandler), '29edc93190b4e005')
   const frame = await stock.evm.runCode({ code: Uint8Array.from([0x00]), gasLimit: 1000n })
   const Interpreter = interpreterClassOf(frame)
