@@ -365,7 +365,6 @@ export function executeCallPorted(common: Common): boolean {
 
 /** The fields of the package's EVM a message call uses (internal to the package). */
 type CallInternals = {
-  common: Common
   stateManager: { getAccount(a: unknown): Promise<Account | undefined> }
   _reduceSenderBalance(account: Account, message: Message): Promise<void>
   _addToBalance(account: Account, message: Message): Promise<void>
@@ -376,14 +375,15 @@ type CallInternals = {
     gasLimit: bigint,
   ): Promise<FrameResult> | FrameResult
   runInterpreter(message: Message, opts: { initialLogs?: unknown }): Promise<FrameResult>
-  transientStorage: { clear(): void }
+  postMessageCleanup(): void
 }
 
 /**
  * A message call as `EVM._executeCall` of `@ethereumjs/evm` 10.1 makes it when
  * `executeCallPorted` holds (and neither debug output nor the profiler is on, which the caller
- * checks): the value moves, the code loads, and the frame runs through the EVM's
- * `runInterpreter` with the message itself (see the module comment).
+ * checks): the value moves, the code loads, the frame runs through the EVM's `runInterpreter`
+ * with the message itself (see the module comment), and the package's own clean-up follows a
+ * top-level call.
  */
 export async function executeCall(evm: EVM, message: Message): Promise<CallResult> {
   const e = evm as unknown as CallInternals
@@ -426,6 +426,6 @@ export async function executeCall(evm: EVM, message: Message): Promise<CallResul
   } else {
     result = await e.runInterpreter(m, { initialLogs: undefined })
   }
-  if (m.depth === 0 && e.common.isActivatedEIP(1153)) e.transientStorage.clear()
+  if (m.depth === 0) e.postMessageCleanup()
   return { execResult: result } as CallResult
 }
