@@ -18,7 +18,7 @@ import {
   hkdfSync,
   type KeyObject,
 } from 'node:crypto'
-import { assertBytes, concatBytes, randomBytes, utf8 } from './bytes.ts'
+import { assertBytes, bytesToUnprefixedHex, concatBytes, randomBytes, utf8 } from './bytes.ts'
 import { ProtocolError } from './errors.ts'
 
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
@@ -288,9 +288,8 @@ export function boxSeal(p: BoxSealParams): SealedBox {
   return sealWith(freshEphemeral(p.recipientPublicKey), p)
 }
 
-/** A 32-byte public key as a map key (hex, read in place). */
-const keyId = (key: Uint8Array): string =>
-  Buffer.from(key.buffer, key.byteOffset, KEY_BYTES).toString('hex')
+/** A 32-byte public key as a map key (hex). */
+const keyId = (key: Uint8Array): string => bytesToUnprefixedHex(key.subarray(0, KEY_BYTES))
 
 /** Limits of a sender's session with one recipient. */
 export const BOX_SESSION_LIMITS = {

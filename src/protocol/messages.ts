@@ -10,7 +10,7 @@ import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
 import {
   addressToWord,
-  bytesToHex,
+  bytesToUnprefixedHex,
   compareBytes,
   concatBytes,
   equalBytes,
@@ -386,21 +386,22 @@ export function signReceipts(
  * Signers recovered lately from (receipt root, signature) pairs. Receipts released together
  * share one signature over one root (decision 0015), so a process that checks many of them (a
  * wallet or service acting for many accounts, an indexer, the benchmark's load generator)
- * recovers the signer once per release instead of once per receipt. The key holds the whole
- * input of the recovery, so an entry only ever answers the question it was computed for.
+ * recovers the signer once per release instead of once per receipt. An entry is found by its
+ * root and holds the signature it was recovered from: it answers only that exact pair, and
+ * the same root with another signature is recovered afresh. (Keyed by the root alone, the map
+ * hashes a 64-character string per receipt instead of a 196-character one.)
  */
 const RECENT_RECEIPT_SIGNERS = 256
-const recentReceiptSigners = new Map<string, Uint8Array>()
+const recentReceiptSigners = new Map<string, { signature: Uint8Array; signer: Uint8Array }>()
 
 function receiptSigner(root: Uint8Array, signature: Uint8Array): Uint8Array {
-  const key = bytesToHex(root) + bytesToHex(signature)
-  let signer = recentReceiptSigners.get(key)
-  if (!signer) {
-    signer = recoverAddress(root, signature)
-    if (recentReceiptSigners.size >= RECENT_RECEIPT_SIGNERS)
-      recentReceiptSigners.delete(recentReceiptSigners.keys().next().value!)
-    recentReceiptSigners.set(key, signer)
-  }
+  const key = bytesToUnprefixedHex(root)
+  const known = recentReceiptSigners.get(key)
+  if (known && equalBytes(known.signature, signature)) return known.signer
+  const signer = recoverAddress(root, signature)
+  if (!known && recentReceiptSigners.size >= RECENT_RECEIPT_SIGNERS)
+    recentReceiptSigners.delete(recentReceiptSigners.keys().next().value!)
+  recentReceiptSigners.set(key, { signature: signature.slice(), signer })
   return signer
 }
 

@@ -7,6 +7,7 @@ import {
   activationDigest,
   attestationReportHash,
   bytesToHex,
+  bytesToUnprefixedHex,
   decodeAckBody,
   decodeAnswer,
   decodeDeployRequest,
@@ -37,6 +38,8 @@ import {
   envelopeSchema,
   generateSecretKey,
   hashTagged,
+  hexToBytes,
+  isHex,
   MAX_RECEIPT_PROOF,
   nextEventHash,
   ProtocolError,
@@ -116,6 +119,48 @@ const receipt = fc.record(
     ],
   },
 )
+
+test('hex: bytesToHex and hexToBytes agree with Buffer at every length, also for views, and refuse what is not 0x-prefixed even-length hex', () => {
+  fc.assert(
+    fc.property(bytes(400), fc.nat(7), (raw, offset) => {
+      const expected = `0x${Buffer.from(raw).toString('hex')}`
+      // A fresh array (kept in V8's heap up to 64 bytes) and a view into a larger buffer.
+      const framed = new Uint8Array(raw.length + offset + 3).fill(0xee)
+      framed.set(raw, offset)
+      const view = framed.subarray(offset, offset + raw.length)
+      assert.equal(bytesToHex(new Uint8Array(raw)), expected)
+      assert.equal(bytesToHex(view), expected)
+      assert.equal(bytesToUnprefixedHex(view), expected.slice(2))
+      assert.deepEqual(hexToBytes(expected), new Uint8Array(raw))
+      assert.deepEqual(hexToBytes(expected.toUpperCase().replace('0X', '0x')), new Uint8Array(raw))
+      assert.deepEqual(hexToBytes(expected, 'x', raw.length), new Uint8Array(raw))
+      return true
+    }),
+    { numRuns: 400 },
+  )
+  for (const bad of [
+    '',
+    '0',
+    '00',
+    '0X00',
+    'x00',
+    '0x0',
+    '0x000',
+    '0xg0',
+    '0x0g',
+    '0x 0',
+    '0x0\u0130',
+    '0x\u00e90',
+    '0x-1',
+  ]) {
+    assert.throws(() => hexToBytes(bad, 'field'), /field: expected 0x-prefixed hex/, bad)
+    assert.equal(isHex(bad), false, bad)
+  }
+  for (const bad of [undefined, null, 12, {}] as unknown[])
+    assert.throws(() => hexToBytes(bad as string, 'field'), /field: expected 0x-prefixed hex/)
+  assert.deepEqual(hexToBytes('0x'), new Uint8Array(0))
+  assert.throws(() => hexToBytes('0x0011', 'key', 3), /key: expected 3 bytes, got 2/)
+})
 
 test('256-bit words: uintToWord and wordToUint agree with viem and invert each other', () => {
   fc.assert(

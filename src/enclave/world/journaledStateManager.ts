@@ -7,7 +7,7 @@
  */
 import type { AccountFields, StateManagerInterface } from '@ethereumjs/common'
 import { Account, type Address, KECCAK256_NULL } from '@ethereumjs/util'
-import { keccak256 } from '../../protocol/index.ts'
+import { bytesToUnprefixedHex, keccak256 } from '../../protocol/index.ts'
 
 export type AccountState = { nonce: bigint; balance: bigint; codeHash: Uint8Array }
 
@@ -26,7 +26,7 @@ export function stripZeros(v: Uint8Array): Uint8Array {
   return i === 0 ? v : v.subarray(i)
 }
 
-const hexOf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const hexOf = bytesToUnprefixedHex
 
 export type Changes = {
   /** Accounts whose fields, code or storage changed, with their state at the last take. */

@@ -17,6 +17,7 @@ import {
 import { Address, KECCAK256_NULL } from '@ethereumjs/util'
 import {
   type AccountWrite,
+  bytesToUnprefixedHex,
   canonicalizeWriteSet,
   keccak256,
   ProtocolError,
@@ -110,7 +111,7 @@ class WorldEVM extends EVM {
   }
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const hex = bytesToUnprefixedHex
 const unhexKey = (k: string) => new Uint8Array(Buffer.from(k, 'hex'))
 
 function assertAmount(v: bigint, what: string): void {
