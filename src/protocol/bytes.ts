@@ -246,10 +246,14 @@ export class WordWriter {
   }
 }
 
-/** A big-endian unsigned integer of any length (a 32-byte word in four 64-bit reads). */
+/** A big-endian unsigned integer of any length (up to 32 bytes in four 64-bit reads). */
 export function wordToUint(word: Uint8Array): bigint {
-  if (word.length === 32) {
-    wordScratch.set(word)
+  if (word.length <= 32) {
+    if (word.length === 32) wordScratch.set(word)
+    else {
+      wordScratch.fill(0)
+      wordScratch.set(word, 32 - word.length)
+    }
     const v = wordScratchView
     return (
       (v.getBigUint64(0) << 192n) |

@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import { encodeDeployData, encodeFunctionData, numberToHex } from 'viem'
 import { tokenInitCode, transferCalldata } from '../../bench/lib/world.ts'
 import { prizePoolAbi, prizePoolBytecode } from '../../examples/contracts.generated.ts'
-import { interpreterClassOf } from '../../src/enclave/world/evmFastPaths.ts'
+import { FAST_OPCODES, interpreterClassOf } from '../../src/enclave/world/evmFastPaths.ts'
 import { type ExecResult, World } from '../../src/enclave/world/world.ts'
 import {
   bytesToHex,
@@ -39,6 +39,8 @@ const worlds = async () => {
 const op = {
   STOP: 0x00,
   ADD: 0x01,
+  ADDRESS: 0x30,
+  CALLER: 0x33,
   CALLDATALOAD: 0x35,
   POP: 0x50,
   MLOAD: 0x51,
@@ -120,6 +122,13 @@ const step: fc.Arbitrary<number[]> = fc.oneof(
   fc.tuple(slot, word).map(([s, v]) => [...push(v), ...push(s), op.TSTORE]),
   fc.tuple(slot, offset).map(([s, o]) => [...push(s), op.TLOAD, ...push(o), op.MSTORE]),
   fc.tuple(offset, offset).map(([o, t]) => [...push(t), op.MLOAD, ...push(o), op.MSTORE]),
+  // Call data from anywhere in it, across its end and past it (calls send up to 40 bytes).
+  fc
+    .tuple(fc.oneof(fc.integer({ min: 0, max: 48 }).map(BigInt), word), offset)
+    .map(([p, o]) => [...push(p), op.CALLDATALOAD, ...push(o), op.MSTORE]),
+  fc
+    .tuple(fc.constantFrom(op.CALLER, op.ADDRESS), slot)
+    .map(([o, s]) => [o, ...push(s), op.SSTORE]),
   fc
     .tuple(offset, offset, length)
     .map(([d, s, n]) => [...push(n), ...push(s), ...push(d), op.MCOPY]),
@@ -399,8 +408,8 @@ test('uintToWord, which MSTORE writes with, gives any stack value as its 32-byte
 
 test('the package code the fast paths stand in for is the code they were written from', async () => {
   // A new version of @ethereumjs/evm or /common may change what a message call, a call frame, the
-  // opcode loop, MSTORE or isActivatedEIP do: review src/enclave/world/evmFastPaths.ts against
-  // it, then update these.
+  // opcode loop, the opcodes of `fastOpcodes`, the journal's warm sets or isActivatedEIP do:
+  // review src/enclave/world/evmFastPaths.ts against it, then update these.
   const version = (name: string) =>
     JSON.parse(
       readFileSync(
@@ -419,6 +428,7 @@ test('the package code the fast paths stand in for is the code they were written
   })) as unknown as {
     evm: {
       _opcodeMap: Array<{ opHandler: unknown }>
+      journal: Record<string, unknown>
       common: { isActivatedEIP: unknown }
       runCode(o: {
         code: Uint8Array
@@ -434,7 +444,30 @@ test('the package code the fast paths stand in for is the code they were written
     hash((EVM.prototype as unknown as { _executeCall: unknown })._executeCall),
     'f2358d2eeecc46e1',
   )
-  assert.equal(hash(stock.evm._opcodeMap[0x52]!.opHandler), '29edc93190b4e005')
+  // The opcode handlers `fastOpcodes` replaces (LOG0–4 share one) and the journal's warm sets.
+  const handlers: Record<number, string> = {
+    32: '5ec46a4fd5dac211',
+    48: 'c17473679116ed3f',
+    51: 'a0df2560bc10f0e9',
+    53: 'f5788778df413f6f',
+    81: '273cfeaa15517b02',
+    82: '29edc93190b4e005',
+    84: 'f0aad8fd616a7024',
+    85: '707207ab1d17a826',
+    160: 'edb80da68f1ea91c',
+    161: 'edb80da68f1ea91c',
+    162: 'edb80da68f1ea91c',
+    163: 'edb80da68f1ea91c',
+    164: 'edb80da68f1ea91c',
+  }
+  assert.deepEqual(FAST_OPCODES, Object.keys(handlers).map(Number))
+  for (const [o, h] of Object.entries(handlers))
+    assert.equal(hash(stock.evm._opcodeMap[Number(o)]!.opHandler), h, `opcode ${o}`)
+  const journal = stock.evm.journal
+  assert.equal(hash(journal.isWarmedAddress), '5a70c85ebf478dd2')
+  assert.equal(hash(journal.addWarmedAddress), '61726fa248c4233c')
+  assert.equal(hash(journal.isWarmedStorage), '52bfcecd810efc2b')
+  assert.equal(hash(journal.addWarmedStorage), '4025a2e5951e6487')
   const frame = await stock.evm.runCode({ code: Uint8Array.from([0x00]), gasLimit: 1000n })
   const Interpreter = interpreterClassOf(frame)
   assert.ok(Interpreter, 'the package interpreter behind a frame')

@@ -17,9 +17,13 @@
  *   async, though CALLER or CALLDATALOAD return nothing); here each step runs inline and awaits
  *   only a real promise: a dynamic gas handler's (20 of an ERC-20 transfer's 206 opcodes) or an
  *   asynchronous handler's (SLOAD, SSTORE, CALL, …).
- * - MSTORE: the package turns the word into bytes through a hex string and pads them to 32 bytes
- *   by spreading two arrays into an array literal (≈ 1 µs); here the word's bytes are written
- *   directly (`uintToWord` of src/protocol). Its gas handler is the package's.
+ * - Opcodes that convert between stack words and bytes (`fastOpcodes`: KECCAK256, ADDRESS,
+ *   CALLER, CALLDATALOAD, MLOAD, MSTORE, SLOAD, SSTORE, LOG0–4): the package goes through a hex
+ *   string for each word (`bigIntToBytes`, `bytesToBigInt`) and pads by spreading two arrays
+ *   into an array literal (≈ 1 µs and several allocations a word); here the protocol's word
+ *   conversions (`uintToWord`, `wordToUint`) do it. Their gas handlers are the package's.
+ * - The journal's EIP-2929 warm sets (`fastJournal`): keyed by hex strings the package builds two
+ *   characters at a time; here with the protocol's `bytesToUnprefixedHex`.
  * - A message call (`EVM._executeCall`): the package hands the frame a copy of the message,
  *   `{ ...{ codeAddress }, ...message, gasLimit }`, which V8 builds property by property in
  *   dictionary mode and places in the old generation: ≈ 7 KB per transfer that only a full
@@ -33,7 +37,7 @@
 import type { Common } from '@ethereumjs/common'
 import { type EVM, EVMError, type Message } from '@ethereumjs/evm'
 import { Account, createZeroAddress, EthereumJSErrorWithoutCode } from '@ethereumjs/util'
-import { uintToWord } from '../../protocol/index.ts'
+import { bytesToUnprefixedHex, setUintWord, uintToWord, wordToUint } from '../../protocol/index.ts'
 
 /** What `runInterpreter` returns (the package's `ExecResult`). */
 type FrameResult = Awaited<ReturnType<EVM['runCall']>>['execResult']
@@ -222,36 +226,256 @@ type OpcodeEntry = {
   opHandler?: unknown
   gasHandler?: unknown
 }
-type MstoreState = {
-  stack: { popN(n: number): bigint[] }
-  memory: { write(offset: number, size: number, value: Uint8Array): void }
+
+/** What the replaced handlers use of the package's run state. */
+type OpState = {
+  opCode: number
+  stack: { pop(): bigint; popN(n: number): bigint[]; push(v: bigint): void }
+  memory: {
+    read(offset: number, size: number, avoidCopy?: boolean): Uint8Array
+    write(offset: number, size: number, value: Uint8Array): void
+  }
+  interpreter: {
+    _env: { address: { bytes: Uint8Array }; caller: { bytes: Uint8Array } }
+    getCallData(): Uint8Array
+    storageLoad(key: Uint8Array): Promise<Uint8Array>
+    storageStore(key: Uint8Array, value: Uint8Array): Promise<void>
+    log(data: Uint8Array, topicsCount: number, topics: Uint8Array[]): void
+  }
+}
+
+/** A word kept between handlers: MSTORE writes through it, SSTORE's value is cut from it. */
+const word = new Uint8Array(32)
+const wordView = new DataView(word.buffer)
+/** CALLDATALOAD's word past the end of the call data: the rest zero. */
+const padded = new Uint8Array(32)
+
+/** `value` (a stack word, below 2^256) into `word`. */
+function toKeptWord(value: bigint): Uint8Array {
+  word.fill(0)
+  setUintWord(wordView, 0, value)
+  return word
 }
 
 /**
- * Replaces the MSTORE handler in `evm`'s opcode table (the table is the EVM's own, rebuilt by the
- * package only when the hardfork changes). Returns false, changing nothing, when the table's
- * MSTORE entry is not the package's synchronous handler with a gas handler.
+ * Handlers of the package's opcode table that turn stack words into bytes and back through hex
+ * strings (`bigIntToBytes`, `bytesToBigInt`, `setLengthLeft`: ≈ 1 µs and several allocations per
+ * conversion), here with the protocol's word conversions (`uintToWord`, `wordToUint`) instead.
+ * Each does what the package's handler does in a fork without EIPs 8037 (state gas) and 7928
+ * (block access lists) beyond that; its gas handler stays the package's. MSTORE writes its word
+ * through a kept buffer (`Memory.write` copies it); KECCAK256 hashes memory in place.
  */
-export function fastMstore(evm: EVM): boolean {
+const HANDLERS: Record<number, { name: string; isAsync: boolean; handler: unknown }> = {
+  32: {
+    name: 'KECCAK256',
+    isAsync: false,
+    handler: function keccak256Op(rs: OpState, common: Common): void {
+      const [offset, length] = rs.stack.popN(2) as [bigint, bigint]
+      const data = length === 0n ? EMPTY : rs.memory.read(Number(offset), Number(length), true)
+      rs.stack.push(wordToUint(common.customCrypto.keccak256!(data)))
+    },
+  },
+  48: {
+    name: 'ADDRESS',
+    isAsync: false,
+    handler: function address(rs: OpState): void {
+      rs.stack.push(wordToUint(rs.interpreter._env.address.bytes))
+    },
+  },
+  51: {
+    name: 'CALLER',
+    isAsync: false,
+    handler: function caller(rs: OpState): void {
+      rs.stack.push(wordToUint(rs.interpreter._env.caller.bytes))
+    },
+  },
+  53: {
+    name: 'CALLDATALOAD',
+    isAsync: false,
+    handler: function calldataload(rs: OpState): void {
+      const pos = rs.stack.pop()
+      const data = rs.interpreter.getCallData()
+      if (pos >= BigInt(data.length)) {
+        rs.stack.push(0n)
+        return
+      }
+      const i = Number(pos)
+      const loaded = data.subarray(i, i + 32)
+      if (loaded.length === 32) rs.stack.push(wordToUint(loaded))
+      else {
+        // Fewer than 32 bytes left: the word is padded with zeros on the right.
+        padded.fill(0)
+        padded.set(loaded)
+        rs.stack.push(wordToUint(padded))
+      }
+    },
+  },
+  81: {
+    name: 'MLOAD',
+    isAsync: false,
+    handler: function mload(rs: OpState): void {
+      const pos = rs.stack.pop()
+      rs.stack.push(wordToUint(rs.memory.read(Number(pos), 32, true)))
+    },
+  },
+  82: {
+    name: 'MSTORE',
+    isAsync: false,
+    handler: function mstore(rs: OpState): void {
+      const [offset, value] = rs.stack.popN(2) as [bigint, bigint]
+      rs.memory.write(Number(offset), 32, toKeptWord(value))
+    },
+  },
+  84: {
+    name: 'SLOAD',
+    isAsync: true,
+    handler: async function sload(rs: OpState): Promise<void> {
+      const key = rs.stack.pop()
+      const value = await rs.interpreter.storageLoad(uintToWord(key))
+      rs.stack.push(value.length ? wordToUint(value) : 0n)
+    },
+  },
+  85: {
+    name: 'SSTORE',
+    isAsync: true,
+    handler: async function sstore(rs: OpState): Promise<void> {
+      const [key, val] = rs.stack.popN(2) as [bigint, bigint]
+      const keyBytes = uintToWord(key)
+      // The value in its shortest form, as the package gives it (no bytes for zero).
+      let value: Uint8Array
+      if (val === 0n) value = new Uint8Array(0)
+      else {
+        const w = toKeptWord(val)
+        let i = 0
+        while (w[i] === 0) i++
+        value = w.slice(i)
+      }
+      await rs.interpreter.storageStore(keyBytes, value)
+    },
+  },
+  160: { name: 'LOG', isAsync: false, handler: log },
+  161: { name: 'LOG', isAsync: false, handler: log },
+  162: { name: 'LOG', isAsync: false, handler: log },
+  163: { name: 'LOG', isAsync: false, handler: log },
+  164: { name: 'LOG', isAsync: false, handler: log },
+}
+
+function log(rs: OpState): void {
+  const [memOffset, memLength] = rs.stack.popN(2) as [bigint, bigint]
+  const topicsCount = rs.opCode - 0xa0
+  const topics = rs.stack.popN(topicsCount)
+  const topicsBytes = topics.map((t) => uintToWord(t))
+  // The log keeps its data: a copy of memory, not a view.
+  const data =
+    memLength === 0n ? new Uint8Array(0) : rs.memory.read(Number(memOffset), Number(memLength))
+  rs.interpreter.log(data, topicsCount, topicsBytes)
+}
+
+/** Opcodes whose handler the table of a world's EVM holds, in the package as shipped. */
+export const FAST_OPCODES = Object.keys(HANDLERS).map(Number)
+
+/**
+ * Replaces the handlers of `HANDLERS` in `evm`'s opcode table (the table is the EVM's own,
+ * rebuilt by the package only when the hardfork changes; the entries' gas handlers stay). An
+ * entry is left as it is unless it is the package's handler of that name (awaited, for an
+ * asynchronous one); with EIP
+ * 8037 or 7928 active, or without a custom keccak256, nothing is replaced. Returns the opcodes
+ * replaced.
+ */
+export function fastOpcodes(evm: EVM): number[] {
   const table = (evm as unknown as { _opcodeMap?: OpcodeEntry[] })._opcodeMap
-  const entry = table?.[0x52]
+  const common = (evm as unknown as { common: Common }).common
   if (
     !table ||
-    !entry ||
-    entry.opcodeInfo?.name !== 'MSTORE' ||
-    entry.opcodeInfo.isAsync !== false ||
-    typeof entry.opHandler !== 'function' ||
-    typeof entry.gasHandler !== 'function'
+    common.isActivatedEIP(8037) ||
+    common.isActivatedEIP(7928) ||
+    typeof common.customCrypto.keccak256 !== 'function'
   )
-    return false
-  table[0x52] = {
-    ...entry,
-    opHandler: function mstore(runState: MstoreState): void {
-      const [offset, value] = runState.stack.popN(2) as [bigint, bigint]
-      runState.memory.write(Number(offset), 32, uintToWord(value))
-    },
+    return []
+  const replaced: number[] = []
+  for (const op of FAST_OPCODES) {
+    const entry = table[op]
+    const fast = HANDLERS[op]!
+    if (
+      !entry ||
+      entry.opcodeInfo?.name !== fast.name ||
+      // A handler that returns a promise needs an entry the loop awaits.
+      (fast.isAsync && entry.opcodeInfo.isAsync !== true) ||
+      typeof entry.opHandler !== 'function'
+    )
+      continue
+    table[op] = { ...entry, opHandler: fast.handler }
+    replaced.push(op)
   }
-  return true
+  return replaced
+}
+
+/** The package's `Journal`, as far as its warm sets go. */
+type WarmJournal = {
+  journal: Map<string, Set<string>>
+  alwaysWarmJournal: Map<string, Set<string>>
+  journalDiff: Array<[number, [Set<string>, Map<string, Set<string>>, ...unknown[]]]>
+  accessList?: Map<string, Set<string>>
+  isWarmedAddress(address: Uint8Array): boolean
+  addWarmedAddress(address: Uint8Array): void
+  isWarmedStorage(address: Uint8Array, slot: Uint8Array): boolean
+  addWarmedStorage(address: Uint8Array, slot: Uint8Array): void
+}
+
+/**
+ * The EIP-2929 warm sets of `evm`'s journal (`isWarmedAddress`, `addWarmedAddress`,
+ * `isWarmedStorage`, `addWarmedStorage`) with the protocol's hex conversion for their keys: the
+ * package's `bytesToUnprefixedHex` builds each string from two-character pieces, ≈ 0.4 µs and
+ * as many intermediate strings as bytes, several times per SLOAD and SSTORE. The methods are
+ * the package's, line for line, with that function replaced; the journal keeps its own class.
+ */
+export function fastJournal(evm: EVM): void {
+  const j = (evm as unknown as { journal: WarmJournal }).journal
+  j.isWarmedAddress = function isWarmedAddress(this: WarmJournal, address) {
+    const addressHex = bytesToUnprefixedHex(address)
+    return this.journal.has(addressHex) || this.alwaysWarmJournal.has(addressHex)
+  }
+  j.addWarmedAddress = function addWarmedAddress(this: WarmJournal, addressArr) {
+    const address = bytesToUnprefixedHex(addressArr)
+    if (!this.journal.has(address)) {
+      this.journal.set(address, new Set())
+      this.journalDiff[this.journalDiff.length - 1]![1][0].add(address)
+    }
+    if (this.accessList !== undefined && !this.accessList.has(address))
+      this.accessList.set(address, new Set())
+  }
+  j.isWarmedStorage = function isWarmedStorage(this: WarmJournal, address, slot) {
+    const addressHex = bytesToUnprefixedHex(address)
+    const slots = this.journal.get(addressHex)
+    if (slots === undefined) {
+      const always = this.alwaysWarmJournal.get(addressHex)
+      return always?.has(bytesToUnprefixedHex(slot)) === true
+    }
+    const slotHex = bytesToUnprefixedHex(slot)
+    if (slots.has(slotHex)) return true
+    const always = this.alwaysWarmJournal.get(addressHex)
+    return always?.has(slotHex) === true
+  }
+  j.addWarmedStorage = function addWarmedStorage(this: WarmJournal, address, slot) {
+    const addressHex = bytesToUnprefixedHex(address)
+    let slots = this.journal.get(addressHex)
+    if (slots === undefined) {
+      this.addWarmedAddress(address)
+      slots = this.journal.get(addressHex)!
+    }
+    const slotStr = bytesToUnprefixedHex(slot)
+    if (!slots.has(slotStr)) {
+      slots.add(slotStr)
+      const addressSlotMap = this.journalDiff[this.journalDiff.length - 1]![1][1]
+      let slotsSet = addressSlotMap.get(addressHex)
+      if (slotsSet === undefined) {
+        slotsSet = new Set()
+        addressSlotMap.set(addressHex, slotsSet)
+      }
+      slotsSet.add(slotStr)
+    }
+    if (this.accessList !== undefined) this.accessList.get(addressHex)!.add(slotStr)
+  }
 }
 
 const isThenable = (x: unknown): x is PromiseLike<unknown> =>

@@ -29,7 +29,8 @@ import {
 import {
   executeCall,
   executeCallPorted,
-  fastMstore,
+  fastJournal,
+  fastOpcodes,
   type InterpreterClass,
   interpreterClassOf,
   memoizeActivatedEips,
@@ -154,7 +155,10 @@ export class World {
     })
     evm.fastFrames = fast
     evm.fastCalls = fast && executeCallPorted(common)
-    if (fast) fastMstore(evm)
+    if (fast) {
+      fastOpcodes(evm)
+      fastJournal(evm)
+    }
     const warm = getActivePrecompiles(common) as unknown as Map<string, unknown>
     return new World(evm, sm, opts, [...warm.keys()])
   }
