@@ -102,8 +102,11 @@ function readHeader(
 }
 
 /**
- * A received frame (one buffer, an ArrayBuffer or fragments) as a plain Uint8Array, so that the
- * boxes and answers read from it are copies rather than views of a Node Buffer.
+ * A received frame (one buffer, an ArrayBuffer or fragments) as a plain Uint8Array over the
+ * same memory. The boxes and answers read from it are views of it: each frame is a buffer of its
+ * own that nothing writes to after it arrived, and a copy of a box or an answer (more than 64
+ * bytes) would get a backing store of its own, which costs ≈ 1–3.5 µs to allocate and more to
+ * free at the next scavenge than the copy itself.
  */
 export function frameBytes(data: Uint8Array | ArrayBuffer | readonly Uint8Array[]): Uint8Array {
   if (data instanceof ArrayBuffer) return new Uint8Array(data)
@@ -136,7 +139,7 @@ export function decodeApiRequests(frame: Uint8Array): {
     const code = r.u8(`records[${i}].kind`)
     const id = r.u32(`records[${i}].id`)
     const instance = wordToUint(r.fixed(32, `records[${i}].instance`))
-    const box = r.bytes(`records[${i}].box`)
+    const box = r.bytesView(`records[${i}].box`)
     const kind = code === 1 ? 'tx' : code === 2 ? 'view' : undefined
     if (!kind) {
       rejected.push({ id, error: new ProtocolError('MALFORMED', `request ${id}: kind ${code}`) })
@@ -177,7 +180,7 @@ export function decodeApiAnswers(frame: Uint8Array): ApiAnswer[] {
   for (let i = 0; i < count; i++) {
     const code = r.u8(`records[${i}].kind`)
     const id = r.u32(`records[${i}].id`)
-    const payload = r.bytes(`records[${i}].payload`)
+    const payload = r.bytesView(`records[${i}].payload`)
     if (code === SEALED) answers.push({ kind: 'sealed', id, sealed: payload })
     else if (code === ERROR) {
       let error: unknown

@@ -166,7 +166,17 @@ export class ByteReader {
 
   /** A u32 length, then the bytes. */
   bytes(field: string): Uint8Array {
-    return this.fixed(this.u32(`${field}.length`), field)
+    return this.fixed(this.length(field), field)
+  }
+
+  /** `bytes`, as a view into the input (see `fixedView`). */
+  bytesView(field: string): Uint8Array {
+    return this.fixedView(this.length(field), field)
+  }
+
+  /** A u32 length prefix; its field's name (`<field>.length`) is built only for an error. */
+  private length(field: string): number {
+    return this.o + 4 <= this.b.length ? this.u32(field) : this.u32(`${field}.length`)
   }
 
   /**
