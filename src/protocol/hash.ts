@@ -34,16 +34,28 @@ function encodeLeadingString(
   }
 }
 
-/** Each tag's encoding by word count; tags are the protocol's constants, so this stays small. */
-const tagEncodings = new Map<string, { head: Uint8Array; tail: Uint8Array }>()
+/**
+ * Each tag's encoding by word count; tags are the protocol's constants, so this stays small.
+ * Found by the tag itself (a literal, whose hash V8 keeps) and then the count, without building
+ * a key string per hash.
+ */
+const tagEncodings = new Map<string, Map<number, { head: Uint8Array; tail: Uint8Array }>>()
+let tagEncodingCount = 0
 const MAX_TAG_ENCODINGS = 256
 
 function tagEncoding(tag: string, count: number): { head: Uint8Array; tail: Uint8Array } {
-  const key = `${count}:${tag}`
-  let enc = tagEncodings.get(key)
+  let byCount = tagEncodings.get(tag)
+  let enc = byCount?.get(count)
   if (!enc) {
     enc = encodeLeadingString(tag, count)
-    if (tagEncodings.size < MAX_TAG_ENCODINGS) tagEncodings.set(key, enc)
+    if (tagEncodingCount < MAX_TAG_ENCODINGS) {
+      if (!byCount) {
+        byCount = new Map()
+        tagEncodings.set(tag, byCount)
+      }
+      byCount.set(count, enc)
+      tagEncodingCount++
+    }
   }
   return enc
 }

@@ -21,7 +21,7 @@ import {
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
-import { cachedActiveInstance, getInstance } from './getInstance.ts'
+import { cachedActiveInstance, type GetInstanceReturnType, getInstance } from './getInstance.ts'
 import { getNonce, sealRequest, signTyped } from './getNonce.ts'
 
 export type SendTransactionParameters = {
@@ -129,7 +129,8 @@ export async function sendTransaction(
   const info =
     cachedActiveInstance(client, p.instance) ??
     (await getInstance(client, { instance: p.instance }))
-  if (/^0x0{64}$/.test(info.contractEncryptionKey)) {
+  const recipientPublicKey = contractKeyOf(info)
+  if (!recipientPublicKey) {
     throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
   }
   const nonceKey = p.instance.toString()
@@ -146,7 +147,6 @@ export async function sendTransaction(
     gasLimit: p.gasLimit ?? 1_000_000n,
   }
   const txHash = hashTx(client.domain, tx)
-  const recipientPublicKey = hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32)
   let sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth)
   try {
     return await sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
@@ -159,6 +159,21 @@ export async function sendTransaction(
     sealed = await sealTx(client, tx, txHash, recipientPublicKey, false)
     return sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
   }
+}
+
+/** Each `getInstance` result's contract key, decoded once (a refresh makes a new result). */
+const contractKeys = new WeakMap<GetInstanceReturnType, Uint8Array | null>()
+
+/** The instance's contract key, or null while it has none (an instance not yet active). */
+function contractKeyOf(info: GetInstanceReturnType): Uint8Array | null {
+  let key = contractKeys.get(info)
+  if (key === undefined) {
+    key = /^0x0{64}$/.test(info.contractEncryptionKey)
+      ? null
+      : hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32)
+    contractKeys.set(info, key)
+  }
+  return key
 }
 
 /** How long a session authorisation is valid on the chain's clock (decision 0014). */
