@@ -78,7 +78,7 @@ export type SignedTx = Tx & { signature: Uint8Array; session?: { validUntil: big
 const TX_VERSION = 1
 const TX_SESSION_VERSION = 2
 const VIEW_VERSION = 1
-const RECEIPT_VERSION = 2
+const RECEIPT_VERSION = 3
 const ANSWER_VERSION = 1
 
 function readVersion(r: ByteReader, expected: number): void {
@@ -211,6 +211,11 @@ export type Receipt = {
    * signature is over the receipt's own digest.
    */
   proof?: Uint8Array[]
+  /**
+   * Set on a receipt decoded from version 2 (decision 0015, before 0016): its tree's interior
+   * nodes are tagged hashes (`receiptNodeTagged`). Absent: one-block nodes (`receiptNode`).
+   */
+  taggedNodes?: true
   signature: Uint8Array
 }
 
@@ -274,15 +279,31 @@ export function receiptDigest(
 /** Most siblings in a receipt's proof: trees of up to 2^20 receipts. */
 export const MAX_RECEIPT_PROOF = 20
 
-/** An interior node of a receipt tree: its children in byte order, tagged apart from leaves. */
+/**
+ * An interior node of a receipt tree (docs/decisions/0016): keccak256 of the byte 0x01 and its
+ * children in byte order, 65 bytes in one keccak block. A receipt digest hashes a preimage of
+ * several hundred bytes, so no node is also a receipt digest's preimage, and no digest a node's.
+ */
 export function receiptNode(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const [lower, higher] = compareBytes(a, b) <= 0 ? [a, b] : [b, a]
+  if (lower.length !== 32 || higher.length !== 32)
+    throw new ProtocolError('MALFORMED', 'receipt tree: nodes are 32 bytes')
+  nodeInput.set(lower, 1)
+  nodeInput.set(higher, 33)
+  return keccak256(nodeInput)
+}
+/** `receiptNode`'s input, kept between calls: the prefix byte, then the two children. */
+const nodeInput = Uint8Array.of(1, ...new Uint8Array(64))
+
+/** An interior node of a version 2 receipt's tree (decision 0015): a tagged hash of the pair. */
+export function receiptNodeTagged(a: Uint8Array, b: Uint8Array): Uint8Array {
   return hashTagged('POSE-RECEIPT-NODE-v1', compareBytes(a, b) <= 0 ? [a, b] : [b, a])
 }
 
 /**
- * A binary tree over receipt digests (docs/decisions/0015): pairs from the left at each level,
- * an odd last node moves up as it is. Returns the root and each leaf's siblings from the leaf
- * up; one leaf is its own root with no siblings.
+ * A binary tree over receipt digests (docs/decisions/0015; its nodes `receiptNode`, 0016):
+ * pairs from the left at each level, an odd last node moves up as it is. Returns the root and
+ * each leaf's siblings from the leaf up; one leaf is its own root with no siblings.
  */
 export function receiptTree(leaves: Uint8Array[]): { root: Uint8Array; proofs: Uint8Array[][] } {
   if (leaves.length === 0) throw new ProtocolError('MALFORMED', 'receipt tree: no leaves')
@@ -309,7 +330,8 @@ export function receiptRoot(
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
   let node = receiptDigest(r, domain)
-  for (const sibling of r.proof ?? []) node = receiptNode(node, sibling)
+  const fold = r.taggedNodes ? receiptNodeTagged : receiptNode
+  for (const sibling of r.proof ?? []) node = fold(node, sibling)
   return node
 }
 
@@ -437,7 +459,9 @@ function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
   const proof = r.proof ?? []
   if (proof.length > MAX_RECEIPT_PROOF)
     throw new ProtocolError('OUT_OF_RANGE', `receipt.proof: more than ${MAX_RECEIPT_PROOF} nodes`)
-  w.u8(RECEIPT_VERSION).u256(r.instance, 'instance').u64(r.seq, 'seq')
+  w.u8(r.taggedNodes ? 2 : RECEIPT_VERSION)
+    .u256(r.instance, 'instance')
+    .u64(r.seq, 'seq')
   writeExecuted(w, r).fixed(r.executor, 20, 'executor').u8(proof.length)
   for (let i = 0; i < proof.length; i++) {
     const node = proof[i]!
@@ -450,7 +474,7 @@ function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
 
 function readReceipt(r: ByteReader): Receipt {
   const version = r.u8('version')
-  if (version !== RECEIPT_VERSION && version !== 1)
+  if (version !== RECEIPT_VERSION && version !== 2 && version !== 1)
     throw r.error('version', `unknown version ${version}`)
   const instance = r.u256('instance')
   const seq = r.u64('seq')
@@ -463,11 +487,13 @@ function readReceipt(r: ByteReader): Receipt {
     throw r.error('proof.length', `${n} nodes exceeds ${MAX_RECEIPT_PROOF}`)
   for (let i = 0; i < n; i++) proof.push(r.fixed(32, `proof.${i}`))
   const signature = r.fixed(65, 'signature')
-  return withSignature(
+  const out = withSignature(
     unsignedReceipt(executed, instance, seq, executor),
     signature,
     n > 0 ? proof : undefined,
   )
+  if (version === 2 && n > 0) out.taggedNodes = true
+  return out
 }
 
 export function decodeReceipt(bytes: Uint8Array): Receipt {

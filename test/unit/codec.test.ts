@@ -45,7 +45,10 @@ import {
   ProtocolError,
   packUpdatePayload,
   type Receipt,
+  receiptDigest,
+  receiptNodeTagged,
   secretKeyToAddress,
+  signDigest,
   signEnvelope,
   signReceipt,
   signReceipts,
@@ -394,7 +397,7 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
   assert.throws(() => decodeAnswer(badStatus), /answer\.result\.status: unknown status 7/)
   assert.throws(() => decodeAnswer(Uint8Array.of(1, 9)), /answer\.kind: unknown kind 9/)
   assert.throws(
-    () => decodeReceipt(Uint8Array.of(3, ...encodeReceipt(r).subarray(1))),
+    () => decodeReceipt(Uint8Array.of(4, ...encodeReceipt(r).subarray(1))),
     /receipt\.version/,
   )
   // The proof: bounded, and its length byte must match what follows.
@@ -771,6 +774,47 @@ test('receipts and envelopes verify only untampered', () => {
         isCode('BAD_SIGNATURE'),
         `${n}/${i}: another receipt's proof`,
       )
+      // Version 3: one-block nodes (decision 0016); the same proof read as version 2's tagged
+      // nodes reaches another root.
+      assert.equal(encodeReceipt(x)[0], 3)
+      assert.throws(
+        () => verifyReceiptSignature({ ...x, taggedNodes: true }, domain),
+        isCode('BAD_SIGNATURE'),
+      )
+    }
+    // A release from an executor of decision 0015 (version 2, tagged nodes) still verifies, and
+    // its receipts keep their version through a decode and an encode.
+    const leaves = rs.map((x) => receiptDigest(x, domain))
+    const level = (nodes: Uint8Array[]) => {
+      const next: Uint8Array[] = []
+      for (let j = 0; j < nodes.length; j += 2)
+        next.push(j + 1 < nodes.length ? receiptNodeTagged(nodes[j]!, nodes[j + 1]!) : nodes[j]!)
+      return next
+    }
+    let top = leaves
+    while (top.length > 1) top = level(top)
+    const oldSignature = signDigest(top[0]!, sk)
+    for (const [i, x] of batch.entries()) {
+      const v2 = { ...x, signature: oldSignature, taggedNodes: true as const }
+      // Its siblings: the same tree shape, built with the tagged nodes.
+      const proof: Uint8Array[] = []
+      let at = i
+      let nodes = leaves
+      while (nodes.length > 1) {
+        if ((at ^ 1) < nodes.length) proof.push(nodes[at ^ 1]!)
+        nodes = level(nodes)
+        at >>= 1
+      }
+      v2.proof = proof
+      const bytes = encodeReceipt(v2)
+      assert.equal(bytes[0], 2, `${n}/${i}: written as version 2`)
+      const back = decodeReceipt(bytes)
+      assert.equal(back.taggedNodes, true)
+      assert.deepEqual(verifyReceiptSignature(back, domain), me, `${n}/${i}: version 2 verifies`)
+      assert.throws(() => {
+        const { taggedNodes: _t, ...asV3 } = back
+        return verifyReceiptSignature(asV3, domain)
+      }, isCode('BAD_SIGNATURE'))
     }
   }
   const env = signEnvelope(
