@@ -170,16 +170,25 @@ export function uintToWord(value: bigint, field = 'value', bits = 256): Uint8Arr
     out[31] = n & 0xff
     return out
   }
-  // Through a kept word: a DataView over `out` would move its bytes out of V8's heap.
-  wordScratch.fill(0)
-  setUintWord(wordScratchView, 0, value, field, bits)
-  out.set(wordScratch)
+  // Through the kept word: a DataView over `out` would move its bytes out of V8's heap.
+  out.set(uintToKeptWord(value, field, bits))
   return out
 }
 
 /** A word kept for conversions between bigints and 32-byte words (see `toHex`). */
 const wordScratch = new Uint8Array(32)
 const wordScratchView = new DataView(wordScratch.buffer)
+
+/**
+ * `uintToWord` into a word kept between calls, without allocating: valid only until the next
+ * conversion in this module. For a caller that copies the word at once (the EVM's MSTORE hands
+ * it to `Memory.write`) or cuts a copy out of it.
+ */
+export function uintToKeptWord(value: bigint, field = 'value', bits = 256): Uint8Array {
+  wordScratch.fill(0)
+  setUintWord(wordScratchView, 0, value, field, bits)
+  return wordScratch
+}
 
 /**
  * ABI words written in place into one buffer of a known size: a hash over many words then

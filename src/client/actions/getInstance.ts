@@ -26,7 +26,8 @@ export type GetInstanceReturnType = InstanceInfo & {
 }
 
 const NO_KEY: Hex = `0x${'0'.repeat(64)}`
-const ZERO_KEY = /^0x0{64}$/
+/** A contract key of zeros: the instance has none yet. */
+export const ZERO_KEY = /^0x0{64}$/
 
 /** Whether the instance has passed activation (so its `Activated` event exists, unless it froze first). */
 const activated = (info: InstanceInfo) =>

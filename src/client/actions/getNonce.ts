@@ -21,7 +21,7 @@ import {
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
-import { getInstance } from './getInstance.ts'
+import { getInstance, ZERO_KEY } from './getInstance.ts'
 
 /**
  * Signs POSE typed data (EIP-712) with the client's account, as any wallet would. `digest` is
@@ -66,7 +66,7 @@ export async function signedView(
   p: { instance: bigint; to: Address; data: Hex },
 ): Promise<ViewAnswer> {
   const info = await getInstance(client, { instance: p.instance })
-  if (/^0x0{64}$/.test(info.contractEncryptionKey)) {
+  if (ZERO_KEY.test(info.contractEncryptionKey)) {
     throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
   }
   const latest = await client.publicClient.getBlock({ blockTag: 'latest' })

@@ -21,7 +21,12 @@ import {
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
-import { cachedActiveInstance, type GetInstanceReturnType, getInstance } from './getInstance.ts'
+import {
+  cachedActiveInstance,
+  type GetInstanceReturnType,
+  getInstance,
+  ZERO_KEY,
+} from './getInstance.ts'
 import { getNonce, sealRequest, signTyped } from './getNonce.ts'
 
 export type SendTransactionParameters = {
@@ -168,7 +173,7 @@ const contractKeys = new WeakMap<GetInstanceReturnType, Uint8Array | null>()
 function contractKeyOf(info: GetInstanceReturnType): Uint8Array | null {
   let key = contractKeys.get(info)
   if (key === undefined) {
-    key = /^0x0{64}$/.test(info.contractEncryptionKey)
+    key = ZERO_KEY.test(info.contractEncryptionKey)
       ? null
       : hexToBytes(info.contractEncryptionKey, 'contractEncryptionKey', 32)
     contractKeys.set(info, key)

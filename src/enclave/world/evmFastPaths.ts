@@ -37,7 +37,12 @@
 import type { Common } from '@ethereumjs/common'
 import { type EVM, EVMError, type Message } from '@ethereumjs/evm'
 import { Account, createZeroAddress, EthereumJSErrorWithoutCode } from '@ethereumjs/util'
-import { bytesToUnprefixedHex, setUintWord, uintToWord, wordToUint } from '../../protocol/index.ts'
+import {
+  bytesToUnprefixedHex,
+  uintToKeptWord,
+  uintToWord,
+  wordToUint,
+} from '../../protocol/index.ts'
 
 /** What `runInterpreter` returns (the package's `ExecResult`). */
 type FrameResult = Awaited<ReturnType<EVM['runCall']>>['execResult']
@@ -244,18 +249,8 @@ type OpState = {
   }
 }
 
-/** A word kept between handlers: MSTORE writes through it, SSTORE's value is cut from it. */
-const word = new Uint8Array(32)
-const wordView = new DataView(word.buffer)
 /** CALLDATALOAD's word past the end of the call data: the rest zero. */
 const padded = new Uint8Array(32)
-
-/** `value` (a stack word, below 2^256) into `word`. */
-function toKeptWord(value: bigint): Uint8Array {
-  word.fill(0)
-  setUintWord(wordView, 0, value)
-  return word
-}
 
 /**
  * Handlers of the package's opcode table that turn stack words into bytes and back through hex
@@ -263,7 +258,8 @@ function toKeptWord(value: bigint): Uint8Array {
  * conversion), here with the protocol's word conversions (`uintToWord`, `wordToUint`) instead.
  * Each does what the package's handler does in a fork without EIPs 8037 (state gas) and 7928
  * (block access lists) beyond that; its gas handler stays the package's. MSTORE writes its word
- * through a kept buffer (`Memory.write` copies it); KECCAK256 hashes memory in place.
+ * through the kept word (`uintToKeptWord`; `Memory.write` copies it); KECCAK256 hashes memory in
+ * place.
  */
 const HANDLERS: Record<number, { name: string; isAsync: boolean; handler: unknown }> = {
   32: {
@@ -323,7 +319,7 @@ const HANDLERS: Record<number, { name: string; isAsync: boolean; handler: unknow
     isAsync: false,
     handler: function mstore(rs: OpState): void {
       const [offset, value] = rs.stack.popN(2) as [bigint, bigint]
-      rs.memory.write(Number(offset), 32, toKeptWord(value))
+      rs.memory.write(Number(offset), 32, uintToKeptWord(value))
     },
   },
   84: {
@@ -345,7 +341,7 @@ const HANDLERS: Record<number, { name: string; isAsync: boolean; handler: unknow
       let value: Uint8Array
       if (val === 0n) value = new Uint8Array(0)
       else {
-        const w = toKeptWord(val)
+        const w = uintToKeptWord(val)
         let i = 0
         while (w[i] === 0) i++
         value = w.slice(i)
@@ -378,9 +374,8 @@ export const FAST_OPCODES = Object.keys(HANDLERS).map(Number)
  * Replaces the handlers of `HANDLERS` in `evm`'s opcode table (the table is the EVM's own,
  * rebuilt by the package only when the hardfork changes; the entries' gas handlers stay). An
  * entry is left as it is unless it is the package's handler of that name (awaited, for an
- * asynchronous one); with EIP
- * 8037 or 7928 active, or without a custom keccak256, nothing is replaced. Returns the opcodes
- * replaced.
+ * asynchronous one); with EIP 8037 or 7928 active, or without a custom keccak256, nothing is
+ * replaced. Returns the opcodes replaced.
  */
 export function fastOpcodes(evm: EVM): number[] {
   const table = (evm as unknown as { _opcodeMap?: OpcodeEntry[] })._opcodeMap
