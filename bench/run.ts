@@ -98,7 +98,7 @@ if (!(stallMinutes > 0)) {
  * still rising (s = 2: 1,233 tx/s at 64, 1,505 at 128), and 256 gave 11 % more than 128 in one
  * sitting (bench/README.md, 2026-12-04, late evening).
  */
-const satClients = (values.clients ?? (quick ? '16' : '8,16,32,64,128,256'))
+const satClients = (values.clients ?? (quick ? '16' : '8,16,32,64,128,256,512'))
   .split(',')
   .map((v) => Number(v.trim()))
 if (satClients.some((c) => !Number.isInteger(c) || c < 1 || c > MAX_CLIENTS)) {
@@ -373,6 +373,13 @@ if (ok('throughput') && tp) {
     anvil: tp.anvil.saturation.clients,
     ...Object.fromEntries(tp.pose.map((p) => [`s${p.s}`, p.saturation.clients])),
   }
+  // Systems whose best came with the largest number of clients tried: saturation not shown.
+  const atLargest = [
+    ...(tp.anvil.atLargestTried ? ['anvil'] : []),
+    ...tp.pose.filter((p) => p.atLargestTried).map((p) => `s${p.s}`),
+  ]
+  if (atLargest.length > 0) latest.saturation_at_largest_tried = atLargest
+  else delete latest.saturation_at_largest_tried
   const s2 = tp.pose.find((p) => p.s === 2)
   // The rate at which every core would be busy at s = 2's CPU time per transfer (targets).
   const c = s2 && cpuCeilings(s2.cpuMsPerTx)

@@ -30,3 +30,12 @@ export function pastSaturation(medians: readonly number[]): boolean {
   const best = Math.max(...medians)
   return medians.slice(-2).every((m) => m < PAST_SATURATION * best)
 }
+
+/**
+ * Whether the best of the medians (in the order tried, by increasing number of clients) is the
+ * last of several: the search never showed the rate falling, so saturation is not shown.
+ */
+export function bestAtLargest(medians: readonly number[]): boolean {
+  if (medians.length < 2) return false
+  return medians.at(-1)! >= Math.max(...medians)
+}

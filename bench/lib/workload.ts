@@ -18,9 +18,10 @@ export const TOKEN_SUPPLY = 10n ** 15n
 const SHARE = 10n ** 12n
 
 /**
- * Most SDK clients one benchmark process drives (each is a funded user of the devnet): at 512
- * the executor's thread is runnable ≈ 93 % of the time (bench/README.md, 2026-12-04, late
- * evening), so more would only queue.
+ * Most SDK clients one benchmark process drives (each is a funded user of the devnet; the
+ * token's supply funds at most 1,000). At s = 2, 512 gave 5,474 tx/s against 5,058 at 256
+ * and 768 fell back to 0.92 of 512 (bench/README.md, 2026-12-05, late night): more would
+ * only queue.
  */
 export const MAX_CLIENTS = 512
 

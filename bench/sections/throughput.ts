@@ -51,7 +51,7 @@ import {
   placementUnavailable,
 } from '../lib/placement.ts'
 import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
-import { pastSaturation, txsPerClient } from '../lib/saturation.ts'
+import { bestAtLargest, pastSaturation, txsPerClient } from '../lib/saturation.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 
 export type ThroughputConfig = {
@@ -99,6 +99,11 @@ export type Saturation = {
   /** Rate of every saturation run with the reported number of clients. */
   saturationRuns: number[]
   byClients: ClientsResult[]
+  /**
+   * The best median came with the largest number of clients tried (of several): saturation
+   * is not shown, and more clients might give more.
+   */
+  atLargestTried?: true
 }
 
 export type ThroughputResult = {
@@ -208,7 +213,17 @@ async function saturate(
     }
   }
   const best = byClients.reduce((a, b) => (b.median.tps > a.median.tps ? b : a))
-  return { saturation: best.median, saturationRuns: best.runs, byClients }
+  const atLargestTried = bestAtLargest(byClients.map((b) => b.median.tps))
+  if (atLargestTried)
+    progress(
+      `throughput: ${label}: the rate did not fall by the largest number of clients tried (${byClients.at(-1)!.clients}); more might give more`,
+    )
+  return {
+    saturation: best.median,
+    saturationRuns: best.runs,
+    byClients,
+    ...(atLargestTried ? { atLargestTried: true as const } : {}),
+  }
 }
 
 /**

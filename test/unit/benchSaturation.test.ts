@@ -4,7 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { PAST_SATURATION, pastSaturation, txsPerClient } from '../../bench/lib/saturation.ts'
+import {
+  bestAtLargest,
+  PAST_SATURATION,
+  pastSaturation,
+  txsPerClient,
+} from '../../bench/lib/saturation.ts'
 
 describe('saturation search', () => {
   test('a run shares its transfers among the clients, with a floor per client', () => {
@@ -31,5 +36,15 @@ describe('saturation search', () => {
     const justBelow = PAST_SATURATION * best - 1
     assert.equal(pastSaturation([best, justBelow, justBelow]), true)
     assert.equal(pastSaturation([best, justBelow, PAST_SATURATION * best]), false)
+  })
+
+  test('a best at the largest number of clients tried does not show saturation', () => {
+    assert.equal(bestAtLargest([]), false)
+    assert.equal(bestAtLargest([4416]), false, 'one number tried: nothing to compare')
+    // s = 2 on 2026-12-05: still rising at 256 clients
+    assert.equal(bestAtLargest([1557, 2980, 4100, 4416]), true)
+    assert.equal(bestAtLargest([1557, 4416, 4416]), true, 'a tie with the last still rises')
+    assert.equal(bestAtLargest([4416, 5474, 5058]), false, 'fell after its best')
+    assert.equal(bestAtLargest([627, 580, 484, 379]), false)
   })
 })
