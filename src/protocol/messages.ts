@@ -259,6 +259,9 @@ export function receiptDigest(
   r: Omit<Receipt, 'signature' | 'proof'>,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
+  // Hashed before the digest's words are written: a hash inside `write` gets a buffer of its own.
+  const returnDataHash = keccak256(r.returnData)
+  const logs = logsHash(r.logs)
   return hashTaggedWith('POSE-RECEIPT-v1', 12, (w) =>
     w
       .uint(domain.chainId, 'chainId')
@@ -270,8 +273,8 @@ export function receiptDigest(
       .uint(r.seq, 'seq', 64)
       .uint(BigInt(STATUS.indexOf(r.status)), 'status')
       .uint(r.gasUsed, 'gasUsed')
-      .word(keccak256(r.returnData))
-      .word(logsHash(r.logs))
+      .word(returnDataHash)
+      .word(logs)
       .address(r.executor, 'executor'),
   )
 }
