@@ -87,6 +87,21 @@ export class ByteWriter {
     return this
   }
 
+  /**
+   * Empties the writer for reuse, its buffer kept: the bytes written are zeroed again, as
+   * `u256` expects past the write position.
+   */
+  reset(): this {
+    this.buf.fill(0, 0, this.o)
+    this.o = 0
+    return this
+  }
+
+  /** The bytes written so far, as a view of the buffer: valid until the writer is used again. */
+  written(): Uint8Array {
+    return this.buf.subarray(0, this.o)
+  }
+
   /** The bytes written: the buffer itself when the capacity was exact, else a copy. */
   finish(): Uint8Array {
     return this.o === this.buf.length ? this.buf : this.buf.slice(0, this.o)

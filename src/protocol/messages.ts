@@ -69,16 +69,17 @@ export type SignedTx = Tx & { signature: Uint8Array; session?: { validUntil: big
  *           | validUntil u64 | signature[65] (over the Session message) | data bytes
  * view    = version u8 = 1 | instance[32] | from[20] | to[20] | expiry u64 | signature[65]
  *           | data bytes
- * receipt = version u8 = 2 | instance[32] | seq u64 | result | executor[20] | proof count u8
+ * receipt = version u8 = 4 | instance[32] | seq u64 | result | executor[20] | proof count u8
  *           | proof[32] × count | signature[65] (result as in an update payload, below;
- *           version 1, before decision 0015, has no proof count and no proof)
+ *           version 1, before decision 0015, has no proof count and no proof; versions 2 and 3
+ *           are laid out as 4 and differ in what the signature covers: `Receipt.version`)
  * answer  = version u8 = 1 | kind u8, then by kind: 1 = receipt; 2 = view: status u8 | seq u64
  *           | returnData bytes; 3 = rejected: the error object as UTF-8 JSON
  */
 const TX_VERSION = 1
 const TX_SESSION_VERSION = 2
 const VIEW_VERSION = 1
-const RECEIPT_VERSION = 3
+const RECEIPT_VERSION = 4
 const ANSWER_VERSION = 1
 
 function readVersion(r: ByteReader, expected: number): void {
@@ -212,10 +213,12 @@ export type Receipt = {
    */
   proof?: Uint8Array[]
   /**
-   * Set on a receipt decoded from version 2 (decision 0015, before 0016): its tree's interior
-   * nodes are tagged hashes (`receiptNodeTagged`). Absent: one-block nodes (`receiptNode`).
+   * Set on a receipt decoded from an earlier version, whose signature covers other hashes: 3
+   * (and 1, with no proof) a tagged digest (`receiptDigestTagged`, before decision 0017) and
+   * one-block nodes; 2 (decision 0015, before 0016) also tagged nodes (`receiptNodeTagged`).
+   * Absent: the current version, a one-pass digest (`receiptDigest`) and one-block nodes.
    */
-  taggedNodes?: true
+  version?: 2 | 3
   signature: Uint8Array
 }
 
@@ -254,8 +257,44 @@ function logsHash(logs: ReceiptLog[]): Uint8Array {
   })
 }
 
-/** The digest an executor enclave signs for a receipt. */
+/**
+ * The digest an executor enclave signs for a receipt, or the leaf of the tree of receipts it
+ * signs the root of (docs/decisions/0017): keccak256 of the byte 0x02, the domain and the
+ * receipt's fields in their binary encoding (instance, seq, executor, then the result as a
+ * receipt carries it), in one pass with no inner hashes. Every variable-length field has its
+ * length before it, so no two receipts share a preimage; 0x02 and the length keep it apart
+ * from a tree node (0x01 and 64 bytes).
+ */
 export function receiptDigest(
+  r: Omit<Receipt, 'signature' | 'proof'>,
+  domain: { chainId: bigint; manager: Uint8Array },
+): Uint8Array {
+  const size = RECEIPT_DIGEST_HEAD + executedBytes(r)
+  const w = size <= RECEIPT_DIGEST_KEPT ? digestWriter.reset() : new ByteWriter('receipt', size)
+  w.u8(RECEIPT_DIGEST_PREFIX)
+    .u256(domain.chainId, 'chainId')
+    .fixed(domain.manager, 20, 'manager')
+    .u256(r.instance, 'instance')
+    .u64(r.seq, 'seq')
+    .fixed(r.executor, 20, 'executor')
+  return keccak256(writeExecuted(w, r).written())
+}
+const RECEIPT_DIGEST_PREFIX = 2
+/** The bytes of a digest's preimage before the result: prefix, domain, instance, seq, executor. */
+const RECEIPT_DIGEST_HEAD = 1 + 32 + 20 + 32 + 8 + 20
+/**
+ * Preimages up to this size are written into one writer kept between calls (a typed array
+ * above 64 bytes gets a backing store of its own, which costs more than the hash); larger ones
+ * (long return data or logs) into a writer of their own.
+ */
+const RECEIPT_DIGEST_KEPT = 1024
+const digestWriter = new ByteWriter('receipt', RECEIPT_DIGEST_KEPT)
+
+/**
+ * The digest of receipts of versions 1 to 3 (before decision 0017): the tagged hash of twelve
+ * words, the return data and the logs hashed on their own first.
+ */
+export function receiptDigestTagged(
   r: Omit<Receipt, 'signature' | 'proof'>,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
@@ -332,8 +371,8 @@ export function receiptRoot(
   r: Omit<Receipt, 'signature'>,
   domain: { chainId: bigint; manager: Uint8Array },
 ): Uint8Array {
-  let node = receiptDigest(r, domain)
-  const fold = r.taggedNodes ? receiptNodeTagged : receiptNode
+  let node = r.version ? receiptDigestTagged(r, domain) : receiptDigest(r, domain)
+  const fold = r.version === 2 ? receiptNodeTagged : receiptNode
   for (const sibling of r.proof ?? []) node = fold(node, sibling)
   return node
 }
@@ -462,7 +501,7 @@ function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
   const proof = r.proof ?? []
   if (proof.length > MAX_RECEIPT_PROOF)
     throw new ProtocolError('OUT_OF_RANGE', `receipt.proof: more than ${MAX_RECEIPT_PROOF} nodes`)
-  w.u8(r.taggedNodes ? 2 : RECEIPT_VERSION)
+  w.u8(r.version ?? RECEIPT_VERSION)
     .u256(r.instance, 'instance')
     .u64(r.seq, 'seq')
   writeExecuted(w, r).fixed(r.executor, 20, 'executor').u8(proof.length)
@@ -477,7 +516,7 @@ function writeReceipt(w: ByteWriter, r: Receipt): ByteWriter {
 
 function readReceipt(r: ByteReader): Receipt {
   const version = r.u8('version')
-  if (version !== RECEIPT_VERSION && version !== 2 && version !== 1)
+  if (version < 1 || version > RECEIPT_VERSION)
     throw r.error('version', `unknown version ${version}`)
   const instance = r.u256('instance')
   const seq = r.u64('seq')
@@ -495,7 +534,9 @@ function readReceipt(r: ByteReader): Receipt {
     signature,
     n > 0 ? proof : undefined,
   )
-  if (version === 2 && n > 0) out.taggedNodes = true
+  // Version 1 reads as 3 (a tagged digest, no proof), and so does a version 2 receipt without a
+  // proof: its signature covers no node.
+  if (version < RECEIPT_VERSION) out.version = version === 2 && n > 0 ? 2 : 3
   return out
 }
 

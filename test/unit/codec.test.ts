@@ -45,7 +45,8 @@ import {
   ProtocolError,
   packUpdatePayload,
   type Receipt,
-  receiptDigest,
+  receiptDigestTagged,
+  receiptNode,
   receiptNodeTagged,
   secretKeyToAddress,
   signDigest,
@@ -397,8 +398,12 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
   assert.throws(() => decodeAnswer(badStatus), /answer\.result\.status: unknown status 7/)
   assert.throws(() => decodeAnswer(Uint8Array.of(1, 9)), /answer\.kind: unknown kind 9/)
   assert.throws(
-    () => decodeReceipt(Uint8Array.of(4, ...encodeReceipt(r).subarray(1))),
-    /receipt\.version/,
+    () => decodeReceipt(Uint8Array.of(5, ...encodeReceipt(r).subarray(1))),
+    /receipt\.version: unknown version 5/,
+  )
+  assert.throws(
+    () => decodeReceipt(Uint8Array.of(0, ...encodeReceipt(r).subarray(1))),
+    /receipt\.version: unknown version 0/,
   )
   // The proof: bounded, and its length byte must match what follows.
   const { proof: _p, ...plain } = r
@@ -417,13 +422,14 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
     () => encodeReceipt({ ...plain, proof: [new Uint8Array(32), new Uint8Array(31)] }),
     /receipt\.proof\.1: expected 32 bytes, got 31/,
   )
-  // A receipt from before decision 0015 (version 1: no proof) still decodes.
+  // A receipt from before decision 0015 (version 1: no proof) still decodes, as version 3 with
+  // no proof: both sign the tagged digest.
   const v1 = Uint8Array.of(
     1,
     ...encodeReceipt(plain).subarray(1, -66),
     ...encodeReceipt(plain).subarray(-65),
   )
-  assert.deepEqual(decodeReceipt(v1), plain)
+  assert.deepEqual(decodeReceipt(v1), { ...plain, version: 3 })
   const rejected = (error: object) => Uint8Array.of(1, 3, ...utf8(JSON.stringify(error)))
   assert.throws(
     () => decodeAnswer(rejected({ name: 'X', code: 'NOPE', message: 'm' })),
@@ -774,48 +780,83 @@ test('receipts and envelopes verify only untampered', () => {
         isCode('BAD_SIGNATURE'),
         `${n}/${i}: another receipt's proof`,
       )
-      // Version 3: one-block nodes (decision 0016); the same proof read as version 2's tagged
-      // nodes reaches another root.
-      assert.equal(encodeReceipt(x)[0], 3)
-      assert.throws(
-        () => verifyReceiptSignature({ ...x, taggedNodes: true }, domain),
-        isCode('BAD_SIGNATURE'),
-      )
+      // Version 4: a one-pass digest (decision 0017) and one-block nodes (0016); the same
+      // receipt read as an earlier version's reaches another root.
+      assert.equal(encodeReceipt(x)[0], 4)
+      for (const version of [2, 3] as const)
+        assert.throws(
+          () => verifyReceiptSignature({ ...x, version }, domain),
+          isCode('BAD_SIGNATURE'),
+          `${n}/${i}: read as version ${version}`,
+        )
     }
-    // A release from an executor of decision 0015 (version 2, tagged nodes) still verifies, and
-    // its receipts keep their version through a decode and an encode.
-    const leaves = rs.map((x) => receiptDigest(x, domain))
-    const level = (nodes: Uint8Array[]) => {
-      const next: Uint8Array[] = []
-      for (let j = 0; j < nodes.length; j += 2)
-        next.push(j + 1 < nodes.length ? receiptNodeTagged(nodes[j]!, nodes[j + 1]!) : nodes[j]!)
-      return next
-    }
-    let top = leaves
-    while (top.length > 1) top = level(top)
-    const oldSignature = signDigest(top[0]!, sk)
-    for (const [i, x] of batch.entries()) {
-      const v2 = { ...x, signature: oldSignature, taggedNodes: true as const }
-      // Its siblings: the same tree shape, built with the tagged nodes.
-      const proof: Uint8Array[] = []
-      let at = i
-      let nodes = leaves
-      while (nodes.length > 1) {
-        if ((at ^ 1) < nodes.length) proof.push(nodes[at ^ 1]!)
-        nodes = level(nodes)
-        at >>= 1
+    // Releases from executors of decisions 0015 (version 2: tagged digests and nodes) and 0016
+    // (version 3: tagged digests, one-block nodes) still verify, and their receipts keep their
+    // version through a decode and an encode.
+    const leaves = rs.map((x) => receiptDigestTagged(x, domain))
+    for (const version of [2, 3] as const) {
+      const node = version === 2 ? receiptNodeTagged : receiptNode
+      const level = (nodes: Uint8Array[]) => {
+        const next: Uint8Array[] = []
+        for (let j = 0; j < nodes.length; j += 2)
+          next.push(j + 1 < nodes.length ? node(nodes[j]!, nodes[j + 1]!) : nodes[j]!)
+        return next
       }
-      v2.proof = proof
-      const bytes = encodeReceipt(v2)
-      assert.equal(bytes[0], 2, `${n}/${i}: written as version 2`)
-      const back = decodeReceipt(bytes)
-      assert.equal(back.taggedNodes, true)
-      assert.deepEqual(verifyReceiptSignature(back, domain), me, `${n}/${i}: version 2 verifies`)
-      assert.throws(() => {
-        const { taggedNodes: _t, ...asV3 } = back
-        return verifyReceiptSignature(asV3, domain)
-      }, isCode('BAD_SIGNATURE'))
+      let top = leaves
+      while (top.length > 1) top = level(top)
+      const oldSignature = signDigest(top[0]!, sk)
+      for (const [i, x] of batch.entries()) {
+        const old: Receipt = { ...x, signature: oldSignature, version }
+        // Its siblings: the same tree shape, built with that version's hashes.
+        const proof: Uint8Array[] = []
+        let at = i
+        let nodes = leaves
+        while (nodes.length > 1) {
+          if ((at ^ 1) < nodes.length) proof.push(nodes[at ^ 1]!)
+          nodes = level(nodes)
+          at >>= 1
+        }
+        old.proof = proof
+        const bytes = encodeReceipt(old)
+        assert.equal(bytes[0], version, `${n}/${i}: written as version ${version}`)
+        const back = decodeReceipt(bytes)
+        assert.equal(back.version, version)
+        assert.deepEqual(verifyReceiptSignature(back, domain), me, `${n}/${i}: v${version}`)
+        for (const other of [undefined, version === 2 ? 3 : 2] as const)
+          assert.throws(
+            () => {
+              const { version: _v, ...current } = back
+              return verifyReceiptSignature(
+                other ? { ...current, version: other } : current,
+                domain,
+              )
+            },
+            isCode('BAD_SIGNATURE'),
+            `${n}/${i}: version ${version} read as ${other ?? 4}`,
+          )
+      }
     }
+  }
+  // A receipt of version 1 (before decision 0015: no proof, a signature over its tagged digest)
+  // reads as version 3 without a proof, and verifies.
+  {
+    const [{ proof: _p, signature: _s, ...x }] = fc.sample(receipt, 1) as [Receipt]
+    const v1 = { ...x, executor: me }
+    const signature = signDigest(receiptDigestTagged(v1, domain), sk)
+    const v4 = encodeReceipt({ ...v1, signature })
+    // Version 1's layout: version 4's without the proof count.
+    const proofCountAt = v4.length - 65 - 1
+    const bytes = Uint8Array.of(
+      1,
+      ...v4.subarray(1, proofCountAt),
+      ...v4.subarray(proofCountAt + 1),
+    )
+    const back = decodeReceipt(bytes)
+    assert.equal(back.version, 3)
+    assert.equal(back.proof, undefined)
+    assert.deepEqual(verifyReceiptSignature(back, domain), me)
+    assert.equal(encodeReceipt(back)[0], 3)
+    assert.throws(() => decodeReceipt(Uint8Array.of(5, ...bytes.subarray(1))), isCode('MALFORMED'))
   }
   const env = signEnvelope(
     { kind: 'ack', instance: 3n, from: me, to: new Uint8Array(20), body: utf8('{}') },

@@ -17,6 +17,7 @@ import {
   nextEventHash,
   ProtocolError,
   receiptDigest,
+  receiptDigestTagged,
 } from '../../src/protocol/index.ts'
 
 const v = JSON.parse(
@@ -97,9 +98,10 @@ test('EIP-712 Tx and View digests', () => {
   assert.equal(bytesToHex(hashViewCall({ chainId, manager }, view)), w.expected)
 })
 
-test('receipt digest equals abi.encode of its words built with viem', () => {
+test('receipt digests equal their preimages built with viem', () => {
   // Built independently of src/protocol: each word with viem's encoders, then
-  // keccak256(abi.encode("POSE-RECEIPT-v1", ...words)) as decision 0015 and SPEC §4 define it.
+  // keccak256(abi.encode("POSE-RECEIPT-v1", ...words)) as decision 0015 defines the digest of
+  // versions 1 to 3, and the one-pass preimage of decision 0017.
   const logs = [
     { address: b(`0x${'11'.repeat(20)}`), topics: [b(`0x${'a1'.repeat(32)}`)], data: b('0x') },
     {
@@ -152,14 +154,64 @@ test('receipt digest equals abi.encode of its words built with viem', () => {
       ['POSE-RECEIPT-v1', ...words],
     ),
   )
-  assert.equal(bytesToHex(receiptDigest(r, { chainId, manager })), expected)
+  assert.equal(bytesToHex(receiptDigestTagged(r, { chainId, manager })), expected)
+  // The one-pass digest: gasUsed is a u64 there, as in the binary result (the tagged digest
+  // took a word), so the reference uses one that fits.
+  const fits = { ...r, gasUsed: (1n << 64n) - 3n }
+  const u = (x: bigint | number, size: number) => viem.numberToHex(x, { size })
+  const hexOf = (a: Uint8Array) => viem.bytesToHex(a)
+  const onePass = (x: typeof fits) =>
+    viem.keccak256(
+      viem.concatHex([
+        '0x02',
+        u(chainId, 32),
+        hexOf(manager),
+        u(x.instance, 32),
+        u(x.seq, 8),
+        hexOf(x.executor),
+        hexOf(x.txHash),
+        hexOf(x.from),
+        u(x.nonce, 8),
+        u(1, 1),
+        u(x.gasUsed, 8),
+        u(x.returnData.length, 4),
+        hexOf(x.returnData),
+        u(x.logs.length, 4),
+        ...x.logs.flatMap((l) => [
+          hexOf(l.address),
+          u(l.topics.length, 1),
+          ...l.topics.map(hexOf),
+          u(l.data.length, 4),
+          hexOf(l.data),
+        ]),
+      ]),
+    )
+  const digest = (x: typeof fits) => bytesToHex(receiptDigest(x, { chainId, manager }))
+  assert.equal(digest(fits), onePass(fits))
+  // Past the kept writer's 1 KiB: the same preimage in a writer of its own.
+  const long = { ...fits, returnData: new Uint8Array(3000).fill(0xab) }
+  assert.equal(digest(long), onePass(long))
+  // The kept writer is clean for the next digest: small numbers after large ones.
+  const small = { ...fits, instance: 5n, seq: 1n, nonce: 0n, gasUsed: 21_000n, logs: [] }
+  assert.equal(digest(small), onePass(small))
+  assert.equal(digest(fits), onePass(fits))
   assert.throws(
-    () => receiptDigest({ ...r, nonce: 1n << 64n }, { chainId, manager }),
+    () => receiptDigest(r, { chainId, manager }),
+    (e: unknown) =>
+      e instanceof ProtocolError && e.code === 'MALFORMED' && /gasUsed/.test(e.message),
+  )
+  assert.throws(
+    () => receiptDigest({ ...fits, txHash: fits.txHash.subarray(1) }, { chainId, manager }),
+    (e: unknown) =>
+      e instanceof ProtocolError && e.code === 'MALFORMED' && /txHash/.test(e.message),
+  )
+  assert.throws(
+    () => receiptDigestTagged({ ...r, nonce: 1n << 64n }, { chainId, manager }),
     (e: unknown) =>
       e instanceof ProtocolError && e.code === 'OUT_OF_RANGE' && /nonce/.test(e.message),
   )
   assert.throws(
-    () => receiptDigest({ ...r, txHash: r.txHash.subarray(1) }, { chainId, manager }),
+    () => receiptDigestTagged({ ...r, txHash: r.txHash.subarray(1) }, { chainId, manager }),
     (e: unknown) =>
       e instanceof ProtocolError && e.code === 'MALFORMED' && /txHash/.test(e.message),
   )
