@@ -19,6 +19,7 @@ import {
   frameRuns,
   ProtocolError,
   requestRecordBytes,
+  zeroMask,
 } from '../protocol/index.ts'
 import { PoseRequestError } from './errors.ts'
 
@@ -51,6 +52,7 @@ class ApiSocket {
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       maxPayload: API_SOCKET_LIMITS.maxAnswerFrameBytes,
+      generateMask: zeroMask,
     })
     this.ws.on('upgrade', (res) => {
       this.tcp = res.socket

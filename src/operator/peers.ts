@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import WebSocket, { WebSocketServer } from 'ws'
 import type { PeerEnvelopeWire } from '../protocol/index.ts'
-import { LIMITS } from '../protocol/index.ts'
+import { LIMITS, zeroMask } from '../protocol/index.ts'
 import type { LinkFaults } from './faults.ts'
 
 const MAX_QUEUE = 10_000
@@ -90,6 +90,7 @@ export class PeerNetwork {
     const url = `${endpoint.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/peer`
     const ws = new WebSocket(url, {
       maxPayload: LIMITS.maxPeerMessageBytes,
+      generateMask: zeroMask,
       ...(this.sourceAddress ? { localAddress: this.sourceAddress } : {}),
     })
     ws.on('open', () => {

@@ -34,6 +34,17 @@ export const API_SOCKET_LIMITS = {
   maxInFlight: LIMITS.maxQueuedTxs,
 } as const
 
+/**
+ * `generateMask` for the WebSocket clients of the SDK and the operators: a zero mask, which `ws`
+ * neither applies when sending (no copy of the payload to mask) nor when receiving. RFC 6455
+ * masks client frames so that script in a browser cannot choose the bytes an intermediary
+ * sees; these clients are Node processes sending boxes, sealed updates and signed envelopes,
+ * and every frame stays valid (mask bit set, key 0).
+ */
+export function zeroMask(mask: Uint8Array): void {
+  mask.fill(0)
+}
+
 export type ApiRequestKind = 'tx' | 'view'
 export type ApiRequest = { kind: ApiRequestKind; id: number; instance: bigint; box: Uint8Array }
 export type ApiAnswer =
