@@ -116,58 +116,114 @@ const sameAddress = (a: string, b: string) => a.toLowerCase() === b.toLowerCase(
 const HUNG_AFTER_MISSES = 2
 
 /**
- * Watches the host of a pending request. A host that is stopped, frozen or wedged still has its
- * connections accepted by the kernel, so the request alone would only fail after
+ * Watches the hosts of pending requests. A host that is stopped, frozen or wedged still has its
+ * connections accepted by the kernel, so a request alone would only fail after
  * `requestTimeoutMs` (35 s by default, which a busy enclave may need). Its operator answers
  * `/v1/health` without the enclave, so a health check left unanswered (or refused) for
  * `probeMs`, twice in a row, says the host itself is gone: `hung` then rejects with TIMEOUT, as
- * an unanswered request does. Checks start `probeMs` after the request and follow each other
- * every `probeMs` while answered, at once after a miss. A host whose operator answers keeps its
- * request waiting.
+ * an unanswered request does. A host whose operator answers keeps its requests waiting.
+ *
+ * One watch per host and check length, shared by every request pending there: checks start
+ * `probeMs` after a request finds none running and follow each other every `probeMs` while
+ * answered, at once after a miss, until no request waits. However many requests a process has
+ * pending on one host (hundreds, for a service acting for many users), the host gets one check
+ * at a time, and each request costs a count and a race instead of timers of its own. A request
+ * that joins while checks are already missing fails with the others: at most 3 × `probeMs`
+ * after it was sent.
  */
-function watchHost(endpoint: string, probeMs: number): { hung: Promise<never>; stop: () => void } {
-  let stopped = false
-  let timer: NodeJS.Timeout | undefined
-  let fail: (e: PoseRequestError) => void = () => undefined
-  const hung = new Promise<never>((_, reject) => {
-    fail = reject
-  })
-  // Nobody awaits `hung` once the request settled first.
-  hung.catch(() => undefined)
-  if (probeMs > 0) {
-    let misses = 0
-    const probe = async () => {
-      if (stopped) return
-      try {
-        await getJson(`${endpoint}/v1/health`, probeMs)
-        misses = 0
-      } catch (e) {
-        const answered = e instanceof PoseRequestError && !EXECUTOR_DOWN.has(e.code)
-        misses = answered ? 0 : misses + 1
-      }
-      if (stopped) return
-      if (misses >= HUNG_AFTER_MISSES) {
-        fail(
-          new PoseRequestError(
-            `Operator at ${endpoint} left ${misses} health checks unanswered for ${probeMs} ms each while a request was pending`,
-            { code: 'TIMEOUT', details: 'its host is stopped, frozen or cut off' },
-          ),
-        )
-        return
-      }
-      // After a miss the next check follows at once: a hung host is found 3 × probeMs after
-      // the request was sent.
-      timer = setTimeout(() => void probe(), misses > 0 ? 0 : probeMs)
+class HostWatch {
+  private waiting = 0
+  private misses = 0
+  private timer: NodeJS.Timeout | undefined
+  private probing = false
+  private hung!: Promise<never>
+  private fail!: (e: PoseRequestError) => void
+
+  constructor(
+    private readonly endpoint: string,
+    private readonly probeMs: number,
+    private readonly onIdle: (w: HostWatch) => void,
+  ) {
+    this.arm()
+  }
+
+  /** Counts a pending request; the promise rejects if its host is found hung meanwhile. */
+  join(): Promise<never> {
+    this.waiting++
+    if (this.timer === undefined && !this.probing) this.schedule(this.probeMs)
+    return this.hung
+  }
+
+  /** The request settled (`finally` of its race). */
+  readonly leave = (): void => {
+    this.waiting--
+    if (this.waiting > 0) return
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.misses = 0
+    if (!this.probing) this.onIdle(this)
+  }
+
+  /** A fresh `hung` for the requests from now on; nobody may await one that rejected. */
+  private arm(): void {
+    this.hung = new Promise<never>((_, reject) => {
+      this.fail = reject
+    })
+    this.hung.catch(() => undefined)
+  }
+
+  private schedule(ms: number): void {
+    this.timer = setTimeout(() => void this.probe(), ms)
+  }
+
+  private async probe(): Promise<void> {
+    this.timer = undefined
+    if (this.waiting === 0) return
+    this.probing = true
+    try {
+      await getJson(`${this.endpoint}/v1/health`, this.probeMs)
+      this.misses = 0
+    } catch (e) {
+      const answered = e instanceof PoseRequestError && !EXECUTOR_DOWN.has(e.code)
+      this.misses = answered ? 0 : this.misses + 1
+    } finally {
+      this.probing = false
     }
-    timer = setTimeout(() => void probe(), probeMs)
+    if (this.waiting === 0) {
+      this.misses = 0
+      this.onIdle(this)
+      return
+    }
+    if (this.misses >= HUNG_AFTER_MISSES) {
+      const fail = this.fail
+      fail(
+        new PoseRequestError(
+          `Operator at ${this.endpoint} left ${this.misses} health checks unanswered for ${this.probeMs} ms each while a request was pending`,
+          { code: 'TIMEOUT', details: 'its host is stopped, frozen or cut off' },
+        ),
+      )
+      this.misses = 0
+      this.arm()
+    }
+    // After a miss the next check follows at once: a hung host is found 3 × probeMs after the
+    // first request that found no check running was sent.
+    this.schedule(this.misses > 0 ? 0 : this.probeMs)
   }
-  return {
-    hung,
-    stop: () => {
-      stopped = true
-      clearTimeout(timer)
-    },
+}
+
+const hostWatches = new Map<string, HostWatch>()
+
+/** The watch of `endpoint`'s host with checks of `probeMs`, made when none is running. */
+function hostWatch(endpoint: string, probeMs: number): HostWatch {
+  const key = `${probeMs} ${endpoint}`
+  let w = hostWatches.get(key)
+  if (!w) {
+    w = new HostWatch(endpoint, probeMs, (idle) => {
+      if (hostWatches.get(key) === idle) hostWatches.delete(key)
+    })
+    hostWatches.set(key, w)
   }
+  return w
 }
 
 /**
@@ -223,15 +279,18 @@ export async function requestWithFailover<T>(
       if (Date.now() > deadline) throw silent.error
       continue
     }
-    const host = watchHost(info.executorEndpoint, client.failover.hostProbeMs)
     try {
       const pending = requestSealed(info.executorEndpoint, kind, instance, box, {
         transport: client.failover.apiTransport,
         timeoutMs: client.failover.requestTimeoutMs,
       })
-      // A request abandoned for a hung host may still settle later; nobody awaits it then.
-      pending.catch(() => undefined)
-      const sealed = await Promise.race([pending, host.hung]).finally(host.stop)
+      let sealed: Uint8Array
+      if (client.failover.hostProbeMs > 0) {
+        // A request abandoned for a hung host may still settle later; nobody awaits it then.
+        pending.catch(() => undefined)
+        const host = hostWatch(info.executorEndpoint, client.failover.hostProbeMs)
+        sealed = await Promise.race([pending, host.join()]).finally(host.leave)
+      } else sealed = await pending
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
     } catch (e) {

@@ -395,7 +395,13 @@ async function askSilentHost(
   kind: 'tx' | 'view',
   phase: Pick<FakeManager, 'phase' | 'watchdogDeadline'>,
   onAccept?: (accepted: number, manager: FakeManager) => void,
-  opts: { requestTimeoutMs?: number; hostProbeMs?: number; answerHealth?: boolean } = {},
+  opts: {
+    requestTimeoutMs?: number
+    hostProbeMs?: number
+    answerHealth?: boolean
+    /** Requests sent at once by the same client (views only). */
+    concurrent?: number
+  } = {},
 ) {
   const setup = await setupActive()
   const manager: FakeManager = {
@@ -424,10 +430,17 @@ async function askSilentHost(
     })
     t0 = performance.now()
     client.state.nonces.set(setup.instance.toString(), 0n)
-    const err = await (kind === 'tx'
-      ? sendTransaction(client, { instance: setup.instance, data: '0x' })
-      : getNonce(client, { instance: setup.instance })
-    ).catch((e: unknown) => e)
+    const errors = await Promise.all(
+      Array.from({ length: opts.concurrent ?? 1 }, () =>
+        (kind === 'tx'
+          ? sendTransaction(client, { instance: setup.instance, data: '0x' })
+          : getNonce(client, { instance: setup.instance })
+        ).catch((e: unknown) => e),
+      ),
+    )
+    for (const e of errors.slice(1))
+      assert.ok(e instanceof PoseRequestError && e.code === 'TIMEOUT', String(e))
+    const err = errors[0]
     // Nobody answers, on- or off-chain: the request gives up after the failover deadline.
     assert.ok(err instanceof PoseRequestError, String(err))
     assert.equal(err.code, 'TIMEOUT')
@@ -533,6 +546,21 @@ test('an executor whose operator answers its health checks keeps the request wai
     `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
   )
   assert.match(r.message, /did not answer within 1000 ms/)
+})
+
+test('requests pending together on one host share its health checks', {
+  timeout: 10_000,
+}, async () => {
+  // Sixteen views wait on a live operator whose enclave never answers: one check per 100 ms
+  // for all of them (about ten before the requests time out), not one per request.
+  const r = await askSilentHost('view', { phase: Phase.Active }, undefined, {
+    requestTimeoutMs: 1_000,
+    hostProbeMs: 100,
+    answerHealth: true,
+    concurrent: 16,
+  })
+  assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
+  assert.ok(r.healthAnswered <= 20, `one check at a time for all: ${r.healthAnswered}`)
 })
 
 test("a transaction whose session authorisation expired on the enclave's chain clock is sent again signed itself, and the next session is authorised anew", {
