@@ -59,12 +59,13 @@ export type CreatePoseClientParameters = {
    */
   requestTimeoutMs?: number
   /**
-   * While a request to the executor is pending, its operator's `/v1/health` is checked every
-   * `hostProbeMs` (default 2 s; 0: never), each check allowed as long: two checks in a row left
+   * While requests to the executor are pending, its operator's `/v1/health` is checked every
+   * `hostProbeMs` (default 2 s; 0: never), each check allowed as long, one check at a time per
+   * host however many requests the process has pending there: two checks in a row left
    * unanswered or refused (the second right after the first) mean a stopped, frozen or cut-off
-   * host, treated like an unanswered request (with `autoChallenge`, challenged at once: about
+   * host, treated like an unanswered request (with `autoChallenge`, challenged at once: at most
    * 3 × `hostProbeMs` after the request) instead of waiting out `requestTimeoutMs`. A host
-   * whose operator answers keeps its request waiting.
+   * whose operator answers keeps its requests waiting.
    */
   hostProbeMs?: number
   /**
