@@ -28,7 +28,12 @@ import { benchMemory, type MemoryResult } from './sections/memory.ts'
 import { benchProfile, type ProfileResult } from './sections/profile.ts'
 import { benchScaling, type ScalingResult } from './sections/scaling.ts'
 import { benchState, type StateResult } from './sections/state.ts'
-import { benchThroughput, cpuCeilings, type ThroughputResult } from './sections/throughput.ts'
+import {
+  benchThroughput,
+  cpuCeilings,
+  executorMsAtSaturation,
+  type ThroughputResult,
+} from './sections/throughput.ts'
 
 const SECTIONS = [
   'throughput',
@@ -382,8 +387,27 @@ if (ok('throughput') && tp) {
   else delete latest.saturation_at_largest_tried
   const s2 = tp.pose.find((p) => p.s === 2)
   // The rate at which every core would be busy at s = 2's CPU time per transfer (targets).
-  const c = s2 && cpuCeilings(s2.cpuMsPerTx)
-  latest.cpu_ceiling_tps = c ? { s2: c.all, s2_server: c.server, cores: c.cores } : null
+  const exec = s2 && executorMsAtSaturation(s2)
+  const c = s2 && cpuCeilings(s2.cpuMsPerTx, exec)
+  latest.cpu_ceiling_tps = c
+    ? {
+        s2: c.all,
+        s2_server: c.server,
+        cores: c.cores,
+        ...(c.others ? { s2_others: c.others } : {}),
+      }
+    : null
+  // The executor's enclave apart from the other processes, at s = 2's saturation.
+  if (s2 && exec !== undefined) {
+    const ms = s2.cpuMsPerTx
+    latest.cpu_ms_per_tx_s2 = {
+      clients: ms.bench,
+      operators: ms.operators,
+      executor: exec,
+      watchdogs: round(ms.enclaves - exec, 3),
+      anvil: ms.anvil,
+    }
+  } else delete latest.cpu_ms_per_tx_s2
   latest.latency_ms = {
     s2_p50: s2?.low.latencyMs.p50 ?? null,
     s2_p99: s2?.low.latencyMs.p99 ?? null,

@@ -59,7 +59,13 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     if (all === undefined || !bare) return ''
     const cores = num(cpu.cores) ?? 0
     const verdict = all < targetTps ? '< target' : '≥ target'
-    return `; CPU ceiling (${cores} cores, s = 2's CPU per transfer) ${all} tx/s ${verdict}${server !== undefined ? `, without the clients ${server}` : ''}`
+    // With the executor's enclave on a core of its own: everything else on the other cores.
+    const others = num(cpu.s2_others)
+    const onOthers =
+      others !== undefined
+        ? `, everything but the executor's enclave on ${cores - 1} core${cores - 1 === 1 ? '' : 's'} ${others} (${others < targetTps ? '< target' : '≥ target'})`
+        : ''
+    return `; CPU ceiling (${cores} cores, s = 2's CPU per transfer) ${all} tx/s ${verdict}${server !== undefined ? `, without the clients ${server}` : ''}${onOthers}`
   }
   const reach = (targetShareOfBare: number) => {
     const onCpu = cpuReach(targetShareOfBare * (bare ?? 0))

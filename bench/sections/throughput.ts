@@ -36,6 +36,7 @@ import { postJson } from '../../src/client/transport.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { type BareEvmResult, bareEvmInChild } from '../lib/bareEvm.ts'
 import {
+  cpuSeconds,
   type LatencySummary,
   onCleanup,
   printTable,
@@ -91,6 +92,12 @@ export type ClientsResult = {
   runs: number[]
   /** CPU time per transaction over these runs, by kind of process (devnet runs only). */
   cpuMsPerTx?: Record<ProcessKind, number>
+  /**
+   * The executor's enclave process alone (part of `cpuMsPerTx.enclaves`), when its pid was
+   * known: what the other processes leave to the watchdogs' enclaves, and what core 0 carries
+   * under `executor-core`.
+   */
+  executorCpuMsPerTx?: number
 }
 
 /** Saturation: the number of clients whose median rate is best, and every number tried. */
@@ -157,25 +164,37 @@ export type ApiTransportAb = {
 /**
  * The rates at which every core of this machine would be busy at a run's CPU time per
  * transaction: `all` with every process of the run (the SDK clients' included), `server`
- * without the clients (in a deployment their CPU is on the users' machines).
+ * without the clients (in a deployment their CPU is on the users' machines). Given the
+ * executor's enclave's own share, `others`: the rate at which every process but that one would
+ * keep the other cores busy (`executor-core` gives it core 0 alone).
  */
-export function cpuCeilings(cpuMsPerTx: Record<ProcessKind, number>): {
+export function cpuCeilings(
+  cpuMsPerTx: Record<ProcessKind, number>,
+  executorMs?: number,
+): {
   cores: number
   /** CPU milliseconds per transaction over every process. */
   total: number
   all: number
   server: number
+  others?: number
 } {
   const cores = cpus().length
   const total = Object.values(cpuMsPerTx).reduce((a, b) => a + b, 0)
   const server = cpuMsPerTx.operators + cpuMsPerTx.enclaves + cpuMsPerTx.anvil
+  const rest = executorMs === undefined ? 0 : total - executorMs
   return {
     cores,
     total,
     all: round((1000 * cores) / total, 0),
     server: round((1000 * cores) / server, 0),
+    ...(cores > 1 && rest > 0 ? { others: round((1000 * (cores - 1)) / rest, 0) } : {}),
   }
 }
+
+/** The executor's enclave's CPU per transaction in the runs that gave `p`'s saturation rate. */
+export const executorMsAtSaturation = (p: Saturation): number | undefined =>
+  p.byClients.find((b) => b.clients === p.saturation.clients)?.executorCpuMsPerTx
 
 /**
  * Runs `repeats` saturation runs for each number of clients (`satTxs` transfers per run,
@@ -188,20 +207,29 @@ async function saturate(
   label: string,
   /** The devnet whose processes' CPU time is counted per number of clients. */
   devnet?: Parameters<typeof cpuByKind>[0],
+  /** Its executor's enclave process, whose CPU time is also given alone. */
+  executorPid?: number,
 ): Promise<Saturation> {
   const byClients: ClientsResult[] = []
   for (const c of cfg.clients) {
     const cpu0 = devnet ? cpuByKind(devnet) : undefined
+    const exec0 = cpuSeconds(executorPid)
     const runs: LoadResult[] = []
     for (let i = 0; i < cfg.repeats; i++) runs.push(await run(c, txsPerClient(cfg, c)))
     const median = medianRun(runs)
     const txs = runs.reduce((a, r) => a + r.txs, 0)
-    const cpuMsPerTx = devnet && cpu0 ? cpuPerTx(devnet, cpu0, txs) : undefined
+    const cpuMsPerTx = devnet && cpu0 ? cpuPerTx(devnet, cpu0, txs, 3) : undefined
+    const exec1 = cpuSeconds(executorPid)
+    const executorCpuMsPerTx =
+      exec0 !== undefined && exec1 !== undefined
+        ? round(((exec1 - exec0) * 1000) / txs, 3)
+        : undefined
     byClients.push({
       clients: c,
       median,
       runs: runs.map((r) => r.tps),
       ...(cpuMsPerTx ? { cpuMsPerTx } : {}),
+      ...(executorCpuMsPerTx !== undefined ? { executorCpuMsPerTx } : {}),
     })
     progress(
       `throughput: ${label}: ${c} clients ${median.tps} tx/s (runs: ${runs.map((r) => r.tps).join(', ')})`,
@@ -405,9 +433,12 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       // Where this instance's runs take place: a placement that cannot be set up (its enclave
       // process not found, an affinity refused) leaves them shared, and the result says so.
       let placed: Placement = 'shared'
+      const executorPid = await executorEnclavePid(devnet, clients[0]!, instance).catch(
+        () => undefined,
+      )
       if (placement === 'executor-core') {
         try {
-          const pid = await executorEnclavePid(devnet, clients[0]!, instance)
+          const pid = executorPid ?? (await executorEnclavePid(devnet, clients[0]!, instance))
           undo = placeExecutor(devnet, pid)
           placed = 'executor-core'
           progress(`throughput: s=${s}: the executor's enclave (pid ${pid}) alone on core 0`)
@@ -424,6 +455,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
           (c, perClient) => runLoad(clients.slice(0, c), [instance], perClient),
           `s=${s}`,
           devnet,
+          executorPid,
         )
         // CPU per transaction with the number of clients that gave the saturation rate.
         const cpuMsPerTx = sat.byClients.find((b) => b.clients === sat.saturation.clients)!
@@ -638,19 +670,24 @@ export function printThroughput(r: ThroughputResult): void {
   printTable(
     'CPU time per transaction at saturation (ms, summed over processes of each kind)',
     r.pose.map((p) => {
-      const c = cpuCeilings(p.cpuMsPerTx)
+      const exec = executorMsAtSaturation(p)
+      const c = cpuCeilings(p.cpuMsPerTx, exec)
       return {
         system: `POSE s=${p.s}`,
         clients: p.saturation.clients,
         ...p.cpuMsPerTx,
+        executor: exec ?? null,
         total: round(c.total, 2),
         [`cpu_ceiling_tps (${c.cores} cores)`]: c.all,
         server_ceiling_tps: c.server,
+        others_ceiling_tps: c.others ?? null,
       }
     }),
     [
       'Over the saturation runs with the number of clients that gave the saturation rate.',
       'bench = this process: the SDK clients (EIP-712 signing, encryption, receipt checks).',
+      "executor = the executor's enclave process alone (part of enclaves).",
+      "others_ceiling_tps = every process but the executor's enclave on the other cores (executor-core).",
       'cpu_ceiling_tps = cores / CPU per tx: the rate at which every core would be busy.',
       "server_ceiling_tps = the same without the clients (their CPU would be on users' machines).",
     ],

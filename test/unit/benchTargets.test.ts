@@ -97,6 +97,17 @@ describe('benchmark targets', () => {
       /CPU ceiling/,
       'no CPU ceiling in latest.json, none in the table',
     )
+    // With the executor's enclave measured apart: the other processes' ceiling on the other
+    // core (latest.json of 2026-12-05 21:37 would give 0.31 ms in all, 0.135 of it the executor).
+    const apart = checkTargets({
+      ...base,
+      sources: { throughput: run, floor: 'run-b.json' },
+      cpu_ceiling_tps: { s2: 6452, s2_server: 8696, cores: 2, s2_others: 5714 },
+    })
+    assert.match(
+      row(apart, 's=2 throughput ≥ 50 %').measured,
+      /without the clients 8696, everything but the executor's enclave on 1 core 5714 \(≥ target\)/,
+    )
   })
 
   test('a floor from another run is not compared', () => {
