@@ -433,12 +433,16 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       // Where this instance's runs take place: a placement that cannot be set up (its enclave
       // process not found, an affinity refused) leaves them shared, and the result says so.
       let placed: Placement = 'shared'
-      const executorPid = await executorEnclavePid(devnet, clients[0]!, instance).catch(
-        () => undefined,
+      // Found once: its CPU time is counted apart whatever the placement.
+      const found = await executorEnclavePid(devnet, clients[0]!, instance).then(
+        (pid) => ({ pid }),
+        (error: unknown) => ({ error }),
       )
+      const executorPid = 'pid' in found ? found.pid : undefined
       if (placement === 'executor-core') {
         try {
-          const pid = executorPid ?? (await executorEnclavePid(devnet, clients[0]!, instance))
+          if (!('pid' in found)) throw found.error
+          const pid = found.pid
           undo = placeExecutor(devnet, pid)
           placed = 'executor-core'
           progress(`throughput: s=${s}: the executor's enclave (pid ${pid}) alone on core 0`)
