@@ -26,6 +26,40 @@ const block = { number: 1n, timestamp: 1_700_000_000n, prevRandao: new Uint8Arra
 const users = [1, 2, 3, 4].map((i) => new Uint8Array(20).fill(i))
 const newWorld = () => World.create({ chainId: 31337n, maxGasPerTx: 30_000_000n, digestKey: KEY })
 
+const word = (v: bigint) => numberToHex(v, { size: 32 })
+
+/** The state digest as world.ts defines it, from a snapshot, with viem's keccak256 and BigInts. */
+function digestByDefinition(w: World): string {
+  let sum = 0n
+  for (const a of w.snapshot().accounts) {
+    const codeHash = a.code && a.code.length > 0 ? keccak256(a.code) : keccak256('0x')
+    const leaf = concatHex([
+      bytesToHex(KEY),
+      '0x01',
+      bytesToHex(a.address),
+      word(a.nonce),
+      word(a.balance),
+      codeHash,
+    ])
+    sum += hexToBigInt(keccak256(leaf))
+    for (const [slot, value] of a.storage) {
+      if (value.every((b) => b === 0)) continue
+      sum += hexToBigInt(
+        keccak256(
+          concatHex([
+            bytesToHex(KEY),
+            '0x02',
+            bytesToHex(a.address),
+            bytesToHex(slot),
+            bytesToHex(value),
+          ]),
+        ),
+      )
+    }
+  }
+  return word(sum % (1n << 256n))
+}
+
 async function deployToken(w: World, supply = 1_000_000n) {
   const r = await w.deploy({
     from: users[0]!,
@@ -276,35 +310,7 @@ describe('EVM world', () => {
       if (i % 3 === 2) w.takeWriteSet()
     }
     w.takeWriteSet()
-    const word = (v: bigint) => numberToHex(v, { size: 32 })
-    let sum = 0n
-    for (const a of w.snapshot().accounts) {
-      const codeHash = a.code && a.code.length > 0 ? keccak256(a.code) : keccak256('0x')
-      const leaf = concatHex([
-        bytesToHex(KEY),
-        '0x01',
-        bytesToHex(a.address),
-        word(a.nonce),
-        word(a.balance),
-        codeHash,
-      ])
-      sum += hexToBigInt(keccak256(leaf))
-      for (const [slot, value] of a.storage) {
-        if (value.every((b) => b === 0)) continue
-        sum += hexToBigInt(
-          keccak256(
-            concatHex([
-              bytesToHex(KEY),
-              '0x02',
-              bytesToHex(a.address),
-              bytesToHex(slot),
-              bytesToHex(value),
-            ]),
-          ),
-        )
-      }
-    }
-    assert.equal(bytesToHex(w.digest()), word(sum % (1n << 256n)))
+    assert.equal(bytesToHex(w.digest()), digestByDefinition(w))
   })
 
   test('property: random operation sequences keep replica digests equal', async () => {
@@ -330,5 +336,77 @@ describe('EVM world', () => {
       ),
       { numRuns: 25 },
     )
+  })
+
+  test('property: the digest keeps its definition when keys change back and forth between takes (leaf cache)', async () => {
+    // Few keys and values, so a key often returns to a value it held, is zeroed (its leaf leaves
+    // the sum) and set again, within one take or across several.
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('slot'), a: fc.nat(2), slot: fc.nat(3), v: fc.nat(3) }),
+      fc.record({ k: fc.constant('credit'), a: fc.nat(2), v: fc.nat(3) }),
+      fc.record({ k: fc.constant('nonce'), a: fc.nat(2), v: fc.nat(2) }),
+      fc.record({ k: fc.constant('take') }),
+    )
+    const addresses = [0xa1, 0xa2, 0xa3].map((b) => new Uint8Array(20).fill(b))
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const w = await newWorld()
+        const replica = await newWorld()
+        for (const o of ops) {
+          if (o.k === 'slot') w.setStorageWord(addresses[o.a]!, BigInt(o.slot), BigInt(o.v))
+          else if (o.k === 'credit') w.credit(addresses[o.a]!, BigInt(o.v))
+          else if (o.k === 'nonce') w.setNonce(addresses[o.a]!, BigInt(o.v))
+          else {
+            replica.applyWriteSet(decodeWriteSet(encodeWriteSet(w.takeWriteSet())))
+            assert.equal(bytesToHex(w.digest()), digestByDefinition(w))
+            assert.deepEqual(replica.digest(), w.digest())
+          }
+        }
+        replica.applyWriteSet(w.takeWriteSet())
+        assert.equal(bytesToHex(w.digest()), digestByDefinition(w))
+        assert.deepEqual(replica.digest(), w.digest())
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  test('the digest keeps its definition past the bound of the leaf cache (cleared, then refilled)', async () => {
+    const w = await newWorld()
+    const replica = await newWorld()
+    const a = new Uint8Array(20).fill(0xb1)
+    // Three takes of 2,000 new slots each pass the cache's 4,096 entries.
+    for (let t = 0; t < 3; t++) {
+      for (let i = 0; i < 2000; i++) w.setStorageWord(a, BigInt(t * 2000 + i), BigInt(i + 1))
+      replica.applyWriteSet(w.takeWriteSet())
+    }
+    // Slots of the first take (cleared from the cache) and of the last (still in it) change.
+    for (let i = 0; i < 50; i++) {
+      w.setStorageWord(a, BigInt(i), BigInt(i + 7))
+      w.setStorageWord(a, BigInt(4000 + i), 0n)
+    }
+    replica.applyWriteSet(decodeWriteSet(encodeWriteSet(w.takeWriteSet())))
+    assert.equal(bytesToHex(w.digest()), digestByDefinition(w))
+    assert.deepEqual(replica.digest(), w.digest())
+    assert.ok(w.leafCacheSize() <= 4096, `${w.leafCacheSize()} leaves kept`)
+    // A take of more changes than half the bound (a handover) leaves the cache as it was: the
+    // entries of the slots it changed are stale, and the next take must not use them.
+    const b = new Uint8Array(20).fill(0xb2)
+    w.credit(b, 1n)
+    replica.applyWriteSet(w.takeWriteSet())
+    w.credit(b, 2n)
+    for (let i = 0; i < 2100; i++) w.setStorageWord(a, BigInt(10_000 + i), 1n)
+    for (let i = 4000; i < 4050; i++) w.setStorageWord(a, BigInt(i), 3n)
+    for (let i = 0; i < 50; i++) w.setStorageWord(a, BigInt(i), BigInt(i + 9))
+    const big = w.takeWriteSet()
+    replica.applyWriteSet(big)
+    w.credit(b, 4n)
+    for (let i = 0; i < 50; i++) w.setStorageWord(a, BigInt(i), 5n)
+    for (let i = 4000; i < 4050; i++) w.setStorageWord(a, BigInt(i), 4n)
+    replica.applyWriteSet(w.takeWriteSet())
+    assert.equal(bytesToHex(w.digest()), digestByDefinition(w))
+    assert.deepEqual(replica.digest(), w.digest())
+    const restored = await newWorld()
+    restored.applyWriteSet(w.snapshot())
+    assert.deepEqual(restored.digest(), w.digest())
   })
 })

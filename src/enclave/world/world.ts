@@ -68,6 +68,11 @@ export type WorldOptions = {
 }
 
 const MOD = 1n << 256n
+
+/** Entries of a world's leaf cache (`World.accountLeaves`, `World.slotLeaves`). */
+const LEAF_CACHE_MAX = 4096
+type AccountLeaf = { nonce: bigint; balance: bigint; codeHash: Uint8Array; leaf: Uint8Array }
+type SlotLeaf = { value: Uint8Array; leaf: Uint8Array }
 const MAX_U256 = MOD - 1n
 const ZERO_ADDRESS = new Address(new Uint8Array(20))
 const BLOCK_GAS_LIMIT = 30_000_000n
@@ -415,34 +420,124 @@ export class World {
     return b
   }
 
-  /** Folds changes into the digest and builds the write set of what really changed. */
-  private fold(c: Changes): WriteSet {
+  /**
+   * Leaf hashes the digest holds for recently changed accounts and slots, each with what it
+   * hashed: when a key changes again, its earlier leaf is subtracted without hashing it a second
+   * time (a transfer's sender and its two balances, on every member, in every batch). An entry
+   * is used only if what it hashed equals the value being subtracted, so a stale one only
+   * misses. At most `LEAF_CACHE_MAX` entries; cleared when full, and not filled by a fold of
+   * more changes than half of that (a state handover).
+   */
+  private readonly accountLeaves = new Map<string, AccountLeaf>()
+  private readonly slotLeaves = new Map<string, Map<string, SlotLeaf>>()
+  private cachedLeaves = 0
+
+  /** Leaf hashes the cache holds (tests check its bound). */
+  leafCacheSize(): number {
+    let n = this.accountLeaves.size
+    for (const m of this.slotLeaves.values()) n += m.size
+    return n
+  }
+
+  private makeRoom(): void {
+    if (++this.cachedLeaves <= LEAF_CACHE_MAX) return
+    this.accountLeaves.clear()
+    this.slotLeaves.clear()
+    this.cachedLeaves = 1
+  }
+
+  /** `leafAccount`, from the cache when it holds this key's leaf for exactly these fields. */
+  private accountLeafOf(key: string, a: AccountState): Uint8Array {
+    const e = this.accountLeaves.get(key)
+    if (
+      e !== undefined &&
+      e.nonce === a.nonce &&
+      e.balance === a.balance &&
+      Buffer.compare(e.codeHash, a.codeHash) === 0
+    )
+      return e.leaf
+    return this.leafAccount(key, a)
+  }
+
+  private keepAccountLeaf(key: string, a: AccountState, keep: boolean): Uint8Array {
+    const leaf = this.leafAccount(key, a)
+    if (keep) {
+      if (!this.accountLeaves.has(key)) this.makeRoom()
+      this.accountLeaves.set(key, {
+        nonce: a.nonce,
+        balance: a.balance,
+        codeHash: a.codeHash,
+        leaf,
+      })
+    }
+    return leaf
+  }
+
+  /** `leafSlot`, from the cache when it holds this slot's leaf for exactly this value. */
+  private slotLeafOf(key: string, slot: string, value: Uint8Array): Uint8Array {
+    const e = this.slotLeaves.get(key)?.get(slot)
+    if (e !== undefined && Buffer.compare(e.value, value) === 0) return e.leaf
+    return this.leafSlot(key, slot, value)
+  }
+
+  private keepSlotLeaf(key: string, slot: string, value: Uint8Array, keep: boolean): Uint8Array {
+    const leaf = this.leafSlot(key, slot, value)
+    if (keep) {
+      let m = this.slotLeaves.get(key)
+      if (m === undefined) {
+        m = new Map()
+        this.slotLeaves.set(key, m)
+      }
+      if (!m.has(slot)) this.makeRoom()
+      // A copy: the cache must not see a later change to the array the state holds.
+      m.set(slot, { value: value.slice(), leaf })
+    }
+    return leaf
+  }
+
+  /**
+   * Folds changes into the digest and, when `build`, returns the write set of what really
+   * changed (a member applying a write set needs only the digest).
+   */
+  private fold(c: Changes, build: true): WriteSet
+  private fold(c: Changes, build: false): undefined
+  private fold(c: Changes, build: boolean): WriteSet | undefined {
     const accounts: AccountWrite[] = []
     const deleted: Uint8Array[] = []
     const sum = this.digestSum
+    let changes = c.accounts.size
+    for (const m of c.slots.values()) changes += m.size
+    const keep = changes <= LEAF_CACHE_MAX / 2
     for (const [key, before] of c.accounts) {
       const now = this.sm.getAccountState(key)
-      if (before) sum.sub(this.leafAccount(key, before))
-      if (now) sum.add(this.leafAccount(key, now))
+      const fieldsChanged =
+        !before ||
+        !now ||
+        before.nonce !== now.nonce ||
+        before.balance !== now.balance ||
+        Buffer.compare(before.codeHash, now.codeHash) !== 0
+      // An account whose fields are as they were keeps its leaf: subtracting and adding it
+      // again would leave the digest as it is.
+      if (fieldsChanged) {
+        if (before) sum.sub(this.accountLeafOf(key, before))
+        if (now) sum.add(this.keepAccountLeaf(key, now, keep))
+      }
       const slotChanges = c.slots.get(key)
       const storage: Array<[Uint8Array, Uint8Array]> = []
       for (const [slot, old] of slotChanges ?? []) {
         const cur = this.sm.getSlot(key, slot)
         const oldS = stripZeros(old)
-        if (oldS.length > 0) sum.sub(this.leafSlot(key, slot, oldS))
-        if (cur.length > 0) sum.add(this.leafSlot(key, slot, cur))
-        if (Buffer.compare(oldS, cur) !== 0) storage.push([pad32(unhexKey(slot)), pad32(cur)])
+        if (Buffer.compare(oldS, cur) === 0) continue // the same leaf, or none before and after
+        if (oldS.length > 0) sum.sub(this.slotLeafOf(key, slot, oldS))
+        if (cur.length > 0) sum.add(this.keepSlotLeaf(key, slot, cur, keep))
+        if (build) storage.push([pad32(unhexKey(slot)), pad32(cur)])
       }
+      if (!build) continue
       if (!now) {
         if (before) deleted.push(unhexKey(key))
         continue
       }
       const codeChanged = c.code.has(key)
-      const fieldsChanged =
-        !before ||
-        before.nonce !== now.nonce ||
-        before.balance !== now.balance ||
-        Buffer.compare(before.codeHash, now.codeHash) !== 0
       if (!fieldsChanged && !codeChanged && storage.length === 0) continue
       const w: AccountWrite = {
         address: unhexKey(key),
@@ -453,12 +548,12 @@ export class World {
       if (codeChanged) w.code = this.sm.code.get(key) ?? new Uint8Array()
       accounts.push(w)
     }
-    return canonicalizeWriteSet({ accounts, deleted })
+    return build ? canonicalizeWriteSet({ accounts, deleted }) : undefined
   }
 
   /** The changes since the last take, as a canonical write set; updates the digest. */
   takeWriteSet(): WriteSet {
-    return this.fold(this.sm.takeChanges())
+    return this.fold(this.sm.takeChanges(), true)
   }
 
   /** Applies a write set made by `takeWriteSet` on another world with the same prior state. */
@@ -481,7 +576,7 @@ export class World {
       this.sm.setAccountState(key, { nonce: a.nonce, balance: a.balance, codeHash })
       for (const [slot, value] of a.storage) this.sm.setSlot(key, hex(slot), value)
     }
-    this.fold(this.sm.takeChanges())
+    this.fold(this.sm.takeChanges(), false)
   }
 
   /** The whole state as one write set (handover to a new member). */
