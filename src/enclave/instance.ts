@@ -133,7 +133,14 @@ export type EnclaveContext = {
 /** Who waits for an answer: a client request, or an on-chain challenge (answered on-chain). */
 type Waiter = { requestId: string; responseKey: Uint8Array; challenge?: true }
 
-type Pending = { tx: SignedTx; txHash: Uint8Array; waiters: Waiter[]; receivedAt: number }
+type Pending = {
+  tx: SignedTx
+  txHash: Uint8Array
+  /** `hex(txHash)`: the transaction's key in `byHash`, made once. */
+  key: string
+  waiters: Waiter[]
+  receivedAt: number
+}
 
 type Executed = { p: Pending; result: ExecResult }
 
@@ -319,8 +326,8 @@ export class Instance {
    * (`encodeAnswer` of the receipt: kept as bytes, see `encodeExecuted`).
    */
   private receipts = new Map<string, { seq: bigint; answer: Uint8Array }>()
-  /** Checked session authorisations: box key and sender (hex) → `validUntil:signature`. */
-  private sessions = new Map<string, string>()
+  /** Checked session authorisations: box key and sender (hex) → its expiry and signature. */
+  private sessions = new Map<string, { validUntil: bigint; signature: Uint8Array }>()
   /**
    * Requests for transactions executed before a restart or by the previous executor (their
    * first requests died with it), in updates not every current watchdog is known to hold:
@@ -1210,8 +1217,9 @@ export class Instance {
     }
     const { validUntil } = tx.session
     const key = hex(boxKey) + hex(tx.from)
-    const authorised = `${validUntil}:${hex(tx.signature)}`
-    if (this.sessions.get(key) === authorised) return
+    const known = this.sessions.get(key)
+    if (known && known.validUntil === validUntil && equalBytes(known.signature, tx.signature))
+      return
     const digest = hashSession(domain, { instance: this.id, account: tx.from, boxKey, validUntil })
     if (!equalBytes(recoverAddress(digest, tx.signature), tx.from)) {
       throw new ProtocolError(
@@ -1220,7 +1228,7 @@ export class Instance {
       )
     }
     this.sessions.delete(key)
-    this.sessions.set(key, authorised)
+    this.sessions.set(key, { validUntil, signature: tx.signature.slice() })
     if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!)
   }
 
@@ -1292,7 +1300,7 @@ export class Instance {
     if (this.queue.length + this.byHash.size >= LIMITS.maxQueuedTxs) {
       throw new ProtocolError('UNAVAILABLE', 'executor queue is full; retry later')
     }
-    const p: Pending = { tx, txHash, waiters: [waiter], receivedAt: this.ctx.now() }
+    const p: Pending = { tx, txHash, key, waiters: [waiter], receivedAt: this.ctx.now() }
     if (tx.nonce > expected) {
       if (tx.nonce - expected > FUTURE_NONCE_WINDOW) {
         // The gap may be this enclave's stale state, not the user's.
@@ -1321,7 +1329,7 @@ export class Instance {
 
   private enqueue(from: string, p: Pending): void {
     this.queue.push(p)
-    this.byHash.set(hex(p.txHash), p)
+    this.byHash.set(p.key, p)
     let next = p.tx.nonce + 1n
     const m = this.future.get(from)
     while (m?.has(next)) {
@@ -1373,7 +1381,7 @@ export class Instance {
     for (const p of batch) {
       if (this.terminatedInWorld()) {
         // Transactions queued behind the one that terminated the contract never run.
-        this.byHash.delete(hex(p.txHash))
+        this.byHash.delete(p.key)
         const err = this.terminatedError()
         for (const w of p.waiters) this.reject(w, err)
         continue
@@ -1381,7 +1389,7 @@ export class Instance {
       const nonce = world.getNonce(p.tx.from)
       if (p.tx.nonce !== nonce) {
         // Only possible if a queued tx was reordered; it is answered, never silently dropped.
-        this.byHash.delete(hex(p.txHash))
+        this.byHash.delete(p.key)
         for (const w of p.waiters)
           this.reject(w, new ProtocolError('BAD_NONCE', `tx.nonce: expected ${nonce}`))
         continue
@@ -1526,7 +1534,7 @@ export class Instance {
       // then the world may yet be replaced by the pool's, and they would be credited again).
       this.view.pruneDeposits(entry.credited)
       for (const { p, result } of entry.executed) {
-        this.byHash.delete(hex(p.txHash))
+        this.byHash.delete(p.key)
         released.push({
           result: {
             txHash: p.txHash,
@@ -2171,7 +2179,7 @@ export class Instance {
       for (const [nonce, p] of m) {
         if (now - p.receivedAt < FUTURE_TTL_MS) continue
         m.delete(nonce)
-        this.byHash.delete(hex(p.txHash))
+        this.byHash.delete(p.key)
         const err = new ProtocolError(
           'BAD_NONCE',
           `tx.nonce: ${nonce} waited too long for the nonces before it`,
