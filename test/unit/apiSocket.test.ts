@@ -266,6 +266,36 @@ test("an operator's refusal keeps its code; a silent one is TIMEOUT; a backend t
   )
 })
 
+test('requests with their own timeouts on one connection each fail at their own deadline, in order', async () => {
+  // One timer serves the connection: a request with a shorter timeout sent after longer ones
+  // still fails first, and an answered request between them is not touched.
+  const t0 = performance.now()
+  const failedAt: Record<string, number> = {}
+  const silent = (name: string, timeoutMs: number) =>
+    rejection(socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(2), timeoutMs)).then((e) => {
+      failedAt[name] = performance.now() - t0
+      return e
+    })
+  const slow = silent('slow', 600)
+  const quick = silent('quick', 150)
+  const middle = silent('middle', 350)
+  const answered = socketRequest(server.endpoint, 'tx', 5n, Uint8Array.of(9, 200), 5_000)
+  for (const [e, ms] of [
+    [await quick, 150],
+    [await middle, 350],
+    [await slow, 600],
+  ] as const) {
+    assert.ok(e instanceof PoseRequestError)
+    assert.equal(e.code, 'TIMEOUT')
+    assert.match(e.message, new RegExp(`did not answer within ${ms} ms`))
+  }
+  // None fails before its deadline; the short ones do not wait for the long one's.
+  const at = JSON.stringify(failedAt)
+  assert.ok(failedAt.quick! >= 150 && failedAt.middle! >= 350 && failedAt.slow! >= 600, at)
+  assert.ok(failedAt.quick! < 600 && failedAt.middle! < 600, at)
+  assert.deepEqual(await answered, Uint8Array.of(1, 9, 200))
+})
+
 /** A raw client: frames out, answers in. */
 async function raw(endpoint: string) {
   const ws = new WebSocket(`${endpoint.replace('http', 'ws')}${API_SOCKET_PATH}`)
