@@ -1502,10 +1502,13 @@ export class Instance {
     )
   }
 
-  /** Encodes a released receipt as the answer its senders get, and keeps it for resends. */
-  private keepReceipt(receipt: Receipt): Uint8Array {
+  /**
+   * Encodes a released receipt as the answer its senders get, and keeps it for resends under
+   * `key`, its transaction hash in hex (made here unless the caller has it).
+   */
+  private keepReceipt(receipt: Receipt, key: string = hex(receipt.txHash)): Uint8Array {
     const answer = encodeAnswer({ kind: 'receipt', receipt })
-    cacheSet(this.receipts, hex(receipt.txHash), { seq: receipt.seq, answer })
+    cacheSet(this.receipts, key, { seq: receipt.seq, answer })
     return answer
   }
 
@@ -1523,7 +1526,7 @@ export class Instance {
   private release(): void {
     const min = this.heldByAll()
     // Receipts released by this call are signed together, under one signature (decision 0015).
-    const released: Array<{ result: ExecutedTx; seq: bigint; waiters: Waiter[] }> = []
+    const released: Array<{ result: ExecutedTx; seq: bigint; key: string; waiters: Waiter[] }> = []
     while (this.released < min) {
       const seq = this.released + 1n
       const entry = this.log.get(seq)
@@ -1546,6 +1549,7 @@ export class Instance {
             logs: result.logs,
           },
           seq,
+          key: p.key,
           waiters: p.waiters,
         })
       }
@@ -1556,8 +1560,8 @@ export class Instance {
         { chainId: this.ctx.chainId, manager: this.ctx.manager },
         this.ctx.identity.signingKey,
       )
-      for (const [i, { waiters }] of released.entries()) {
-        const answer = this.keepReceipt(receipts[i]!)
+      for (const [i, { key, waiters }] of released.entries()) {
+        const answer = this.keepReceipt(receipts[i]!, key)
         for (const w of waiters) this.answerEncoded(w, answer)
       }
     }
