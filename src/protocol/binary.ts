@@ -112,9 +112,15 @@ export class ByteReader {
   private readonly view: DataView
   private o = 0
 
+  /**
+   * `owned`: the reader's input belongs to what it decodes (nothing else keeps, reuses or
+   * changes it), so `fixed` and `bytes` return views into it instead of copies (see
+   * `fixedView`): for a message decoded once and then read, such as a client's opened answer.
+   */
   constructor(
     private readonly b: Uint8Array,
     private readonly what: string,
+    private readonly owned = false,
   ) {
     if (!(b instanceof Uint8Array)) throw new ProtocolError('MALFORMED', `${what}: expected bytes`)
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength)
@@ -174,7 +180,10 @@ export class ByteReader {
 
   fixed(length: number, field: string): Uint8Array {
     this.need(length, field)
-    const v = this.b.slice(this.o, this.o + length)
+    // A view is a plain Uint8Array even over a Buffer, as a copy is.
+    const v = this.owned
+      ? new Uint8Array(this.b.buffer, this.b.byteOffset + this.o, length)
+      : this.b.slice(this.o, this.o + length)
     this.o += length
     return v
   }

@@ -583,9 +583,13 @@ export function encodeAnswer(a: Answer): Uint8Array {
   return w.raw(encodeJson(a.error)).finish()
 }
 
+/**
+ * Decodes an answer. Its byte fields are views into `bytes` (`ByteReader`'s `owned`): the
+ * caller gives an answer it just opened, or one it keeps as it is.
+ */
 export function decodeAnswer(bytes: Uint8Array): Answer {
   checkSize(bytes, 'answer')
-  const r = new ByteReader(bytes, 'answer')
+  const r = new ByteReader(bytes, 'answer', true)
   readVersion(r, ANSWER_VERSION)
   const kind = r.u8('kind')
   if (kind === ANSWER_KIND.receipt) {

@@ -232,6 +232,22 @@ test('codecs round-trip', () => {
     ),
   )
   fc.assert(
+    fc.property(receipt, fc.nat(16), (r, at) => {
+      // An answer's fields are views into it: plain Uint8Arrays even when it is a Buffer, and
+      // read from the right place when it starts at an offset in a larger buffer.
+      const encoded = encodeAnswer({ kind: 'receipt', receipt: r })
+      const input = Buffer.alloc(at + encoded.length)
+      input.set(encoded, at)
+      const a = decodeAnswer(input.subarray(at))
+      assert.equal(a.kind, 'receipt')
+      const got = (a as { receipt: typeof r }).receipt
+      assert.deepEqual(got, r)
+      for (const field of [got.txHash, got.from, got.returnData, got.executor, got.signature])
+        assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype)
+      return true
+    }),
+  )
+  fc.assert(
     fc.property(
       fc.constantFrom('success' as const, 'revert' as const),
       bytes(),

@@ -6,11 +6,11 @@ import {
   type ContractFunctionReturnType,
   decodeErrorResult,
   decodeFunctionResult,
-  encodeFunctionData,
 } from 'viem'
 import { INSTANCE_ADDRESS_HEX } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { ContractRevertError, PoseError } from '../errors.ts'
+import { encodeCall } from './encodeCall.ts'
 import { signedView } from './getNonce.ts'
 
 export type ReadContractParameters<
@@ -60,11 +60,7 @@ export async function readContract<
   client: PoseClientBase,
   p: ReadContractParameters<abi, functionName, args>,
 ): Promise<ContractFunctionReturnType<abi, 'pure' | 'view', functionName, args>> {
-  const data = encodeFunctionData({
-    abi: p.abi,
-    functionName: p.functionName,
-    args: p.args,
-  } as never)
+  const data = encodeCall(p.abi, p.functionName, p.args as readonly unknown[] | undefined)
   const r = await signedView(client, {
     instance: p.instance,
     to: p.address ?? INSTANCE_ADDRESS_HEX,

@@ -1,11 +1,6 @@
-import {
-  type Abi,
-  type Address,
-  type ContractFunctionArgs,
-  type ContractFunctionName,
-  encodeFunctionData,
-} from 'viem'
+import type { Abi, Address, ContractFunctionArgs, ContractFunctionName } from 'viem'
 import type { PoseClientBase } from '../createPoseClient.ts'
+import { encodeCall } from './encodeCall.ts'
 import { revertError } from './readContract.ts'
 import {
   type PoseReceipt,
@@ -52,11 +47,7 @@ export async function writeContract<
   client: PoseClientBase,
   p: WriteContractParameters<abi, functionName, args>,
 ): Promise<PoseReceipt> {
-  const data = encodeFunctionData({
-    abi: p.abi,
-    functionName: p.functionName,
-    args: p.args,
-  } as never)
+  const data = encodeCall(p.abi, p.functionName, p.args as readonly unknown[] | undefined)
   // No spreads: on Node 20 they cost microseconds per call (see `signedTx`).
   const tx: SendTransactionParameters = { instance: p.instance, data }
   if (p.address) tx.to = p.address
