@@ -1106,13 +1106,16 @@ export function unpackUpdatePayload(packed: Uint8Array): Uint8Array {
 
 /**
  * A decoded update payload; `resultBytes[i]` is `results[i]` as encoded (`encodeExecuted`), a
- * view into one copy of the payload's results (not of its write set).
+ * view into one copy of the payload's results (not of its write set). The byte fields of
+ * `results` and `writeSet` are views into the payload.
  */
 export type DecodedUpdatePayload = UpdatePayload & { resultBytes: Uint8Array[] }
 
 export function decodeUpdatePayload(bytes: Uint8Array): DecodedUpdatePayload {
   checkSize(bytes, 'update.payload')
-  const r = new ByteReader(bytes, 'update.payload')
+  // `results` and `writeSet` are views into `bytes`, for a watchdog reading them as it applies
+  // the update; what is kept (`resultBytes`) is a copy.
+  const r = new ByteReader(bytes, 'update.payload', true)
   readVersion(r, UPDATE_PAYLOAD_VERSION)
   const blockNumber = r.u64('blockNumber')
   const timestamp = r.u64('timestamp')
