@@ -7,7 +7,7 @@ import { decodeAbiParameters, getAbiItem } from 'viem'
 import { poseManagerAbi } from '../chain/manager.ts'
 import { EventKind, hexToBytes, Phase, ProtocolError } from '../protocol/index.ts'
 import { submitChallenge } from './actions/challengeExecutor.ts'
-import { getInstance } from './actions/getInstance.ts'
+import { cachedActiveInstance, getInstance } from './actions/getInstance.ts'
 import type { PoseClientBase } from './createPoseClient.ts'
 import { PoseRequestError } from './errors.ts'
 import { getJson, requestSealed } from './transport.ts'
@@ -247,7 +247,9 @@ export async function requestWithFailover<T>(
   let failures = 0
   /** The executor endpoint that left a request unanswered (TIMEOUT), and that error. */
   let silent: { endpoint: string; error: PoseRequestError } | undefined
-  let info = await getInstance(client, { instance })
+  // An active instance read before is taken as it is, without a promise (as `getInstance`
+  // would answer it).
+  let info = cachedActiveInstance(client, instance) ?? (await getInstance(client, { instance }))
   for (let first = true; ; first = false) {
     if (!first) {
       await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
