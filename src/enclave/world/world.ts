@@ -68,12 +68,16 @@ export type WorldOptions = {
 }
 
 const MOD = 1n << 256n
+const MAX_U256 = MOD - 1n
 
 /** Entries of a world's leaf cache (`World.accountLeaves`, `World.slotLeaves`). */
 const LEAF_CACHE_MAX = 4096
-type AccountLeaf = { nonce: bigint; balance: bigint; codeHash: Uint8Array; leaf: Uint8Array }
+type AccountLeaf = AccountState & { leaf: Uint8Array }
 type SlotLeaf = { value: Uint8Array; leaf: Uint8Array }
-const MAX_U256 = MOD - 1n
+
+/** Whether two account states have the same fields (and so the same leaf). */
+const sameAccount = (x: AccountState, y: AccountState): boolean =>
+  x.nonce === y.nonce && x.balance === y.balance && Buffer.compare(x.codeHash, y.codeHash) === 0
 const ZERO_ADDRESS = new Address(new Uint8Array(20))
 const BLOCK_GAS_LIMIT = 30_000_000n
 
@@ -449,14 +453,7 @@ export class World {
   /** `leafAccount`, from the cache when it holds this key's leaf for exactly these fields. */
   private accountLeafOf(key: string, a: AccountState): Uint8Array {
     const e = this.accountLeaves.get(key)
-    if (
-      e !== undefined &&
-      e.nonce === a.nonce &&
-      e.balance === a.balance &&
-      Buffer.compare(e.codeHash, a.codeHash) === 0
-    )
-      return e.leaf
-    return this.leafAccount(key, a)
+    return e !== undefined && sameAccount(e, a) ? e.leaf : this.leafAccount(key, a)
   }
 
   private keepAccountLeaf(key: string, a: AccountState, keep: boolean): Uint8Array {
@@ -510,12 +507,7 @@ export class World {
     const keep = changes <= LEAF_CACHE_MAX / 2
     for (const [key, before] of c.accounts) {
       const now = this.sm.getAccountState(key)
-      const fieldsChanged =
-        !before ||
-        !now ||
-        before.nonce !== now.nonce ||
-        before.balance !== now.balance ||
-        Buffer.compare(before.codeHash, now.codeHash) !== 0
+      const fieldsChanged = !before || !now || !sameAccount(before, now)
       // An account whose fields are as they were keeps its leaf: subtracting and adding it
       // again would leave the digest as it is.
       if (fieldsChanged) {
