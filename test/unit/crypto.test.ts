@@ -30,6 +30,7 @@ import {
   hkdf,
   keccak256,
   keccak256Js,
+  keccakImplementation,
   keccakWritten,
   ProtocolError,
   poseTypes,
@@ -70,6 +71,21 @@ test('keccak256 (WebAssembly) matches viem and the JS implementation, views and 
   const a = keccak256(new Uint8Array([1]))
   const b = keccak256(new Uint8Array([2]))
   assert.notEqual(bytesToHex(a), bytesToHex(b))
+  assert.equal(bytesToHex(a), viemKeccak(new Uint8Array([1])))
+})
+
+test('keccak256 calls the WebAssembly module directly, and past its buffer through the hasher', () => {
+  // A module the check refused would leave the hasher (or, without one, the JS implementation
+  // at ≈ 10 × the time): this is the path every process runs.
+  assert.equal(keccakImplementation(), 'wasm-direct')
+  // Either side of the module's 16 KiB buffer, alternating: the hasher and the direct calls share
+  // the module's state, and each call starts it afresh.
+  const sizes = [16_383, 16_384, 16_385, 40_000, 0, 16_384, 1, 16_385, 200]
+  for (const n of sizes) {
+    const data = new Uint8Array(n)
+    for (let i = 0; i < n; i++) data[i] = (i * 7 + n) & 0xff
+    assert.equal(bytesToHex(keccak256(data)), bytesToHex(keccak256Js(data)), `${n} bytes`)
+  }
 })
 
 test('tagged hashes equal keccak256(abi.encode(tag, words...)): nested, failed, zeroed and oversized writes', () => {
