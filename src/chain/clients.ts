@@ -16,7 +16,7 @@ import { nodeFetch } from './fetch.ts'
 export type ChainClients = {
   chain: Chain
   publicClient: PublicClient<Transport, Chain>
-  walletClient?: WalletClient<Transport, Chain, Account>
+  walletClient?: WalletClient<Transport, Chain, Account> | undefined
 }
 
 /** Learns the chain id from the endpoint and builds clients for it. */

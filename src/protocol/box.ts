@@ -325,7 +325,9 @@ export class BoxSessions {
     const now = Date.now()
     let s = this.sessions.get(id)
     if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
-      s = { ...freshEphemeral(recipientPublicKey), boxes: 0, expiresAt: now + maxAgeMs }
+      // Named fields, no spread (a spread copy gets a map of its own in V8).
+      const { publicKey, prk } = freshEphemeral(recipientPublicKey)
+      s = { publicKey, prk, boxes: 0, expiresAt: now + maxAgeMs }
       this.sessions.delete(id)
       this.sessions.set(id, s)
       if (this.sessions.size > maxRecipients)

@@ -72,15 +72,16 @@ export async function getInstance(
           )
         : NO_KEY,
   ])
-  const result: GetInstanceReturnType = {
-    ...info,
-    executorEndpoint,
-    contractEncryptionKey,
-    executor: executor ?? '0x0000000000000000000000000000000000000000',
-    memberSigners: new Set(
-      info.signers.filter((s) => !/^0x0{40}$/.test(s)).map((s) => s.toLowerCase()),
-    ),
-  }
+  // The fields are added to the object `readInstance` made, not spread into a new one: V8 gave
+  // each spread copy a map of its own, and every read of a cached result missed its inline
+  // cache (bench/README.md, 2026-12-06).
+  const result = info as GetInstanceReturnType
+  result.executorEndpoint = executorEndpoint
+  result.contractEncryptionKey = contractEncryptionKey
+  result.executor = executor ?? '0x0000000000000000000000000000000000000000'
+  result.memberSigners = new Set(
+    info.signers.filter((s) => !/^0x0{40}$/.test(s)).map((s) => s.toLowerCase()),
+  )
   client.state.instances.set(key, result)
   return result
 }
