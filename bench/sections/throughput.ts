@@ -417,15 +417,18 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
   progress(`throughput: anvil ${anvil.saturation.tps} tx/s at saturation`)
 
   await measureBare('(2 of 3)')
-  const operators = Math.max(...cfg.watchdogCounts) + 1
   const unavailable = cfg.placement === 'shared' ? undefined : placementUnavailable()
   if (unavailable) progress(`throughput: placement shared, not ${cfg.placement}: ${unavailable}`)
   const placement: Placement = unavailable ? 'shared' : cfg.placement
-  const pose = await withDevnet({ operators, users: Math.max(...cfg.clients) }, async (devnet) => {
-    const clients = await devnetClients(devnet)
-    const out: ThroughputResult['pose'] = []
-    let ab: ApiTransportAb | undefined
-    for (const s of cfg.watchdogCounts) {
+  const pose: { out: ThroughputResult['pose']; ab?: ApiTransportAb | undefined } = { out: [] }
+  // Each s on a devnet of its own with s + 1 operators: on a devnet shared by every s, the
+  // instances measured before and the operators outside the pool kept working on the same two
+  // cores, and s = 2 ran ≈ 10 % slower (bench/README.md, 2026-12-06).
+  for (const s of cfg.watchdogCounts) {
+    const operators = s + 1
+    await withDevnet({ operators, users: Math.max(...cfg.clients) }, async (devnet) => {
+      const clients = await devnetClients(devnet)
+      const { out } = pose
       progress(`throughput: s=${s}: deploying PrivateToken and funding ${clients.length} users`)
       const instance = await deployToken(clients[0]!, clients, s)
       await runLoad(clients, [instance], 3) // warm-up: nonces, instance info, JIT on every process
@@ -467,7 +470,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         progress(
           `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
         )
-        if (s === 2) ab = await apiTransportAb(cfg, devnet, clients, instance)
+        if (s === 2) pose.ab = await apiTransportAb(cfg, devnet, clients, instance)
         undo()
         let shared: ClientsResult | undefined
         if (s === 2 && placed !== 'shared') {
@@ -493,9 +496,8 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
       } finally {
         undo()
       }
-    }
-    return { out, ab }
-  })
+    })
+  }
   await measureBare('(3 of 3)')
   const anvilBest = await anvilAgain(cfg, anvil)
   progress(`throughput: anvil ${anvilBest.saturation.tps} tx/s at saturation (the better of two)`)
