@@ -173,9 +173,9 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
     account: p.account as Account,
     pollingIntervalMs,
   })
-  // Every field named in one literal, no spread: V8 gave each object built by spreading
-  // `chain` a map of its own, so with hundreds of clients in a process every property read on
-  // a client missed its inline cache (bench/README.md, 2026-12-06).
+  // Every field named in one literal, no spread: built by spreading, the clients of a process
+  // with hundreds of them took many hidden classes, and property reads on them missed their
+  // inline caches once per transfer (bench/README.md, 2026-12-06).
   const base: PoseClientBase = {
     chain: chain.chain,
     publicClient: chain.publicClient,

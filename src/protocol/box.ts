@@ -325,7 +325,8 @@ export class BoxSessions {
     const now = Date.now()
     let s = this.sessions.get(id)
     if (!s || s.boxes >= maxBoxes || now >= s.expiresAt) {
-      // Named fields, no spread (a spread copy gets a map of its own in V8).
+      // Named fields, no spread: spread copies took many hidden classes in a process with
+      // hundreds of senders (bench/README.md, 2026-12-06).
       const { publicKey, prk } = freshEphemeral(recipientPublicKey)
       s = { publicKey, prk, boxes: 0, expiresAt: now + maxAgeMs }
       this.sessions.delete(id)

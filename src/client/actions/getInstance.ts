@@ -72,9 +72,9 @@ export async function getInstance(
           )
         : NO_KEY,
   ])
-  // The fields are added to the object `readInstance` made, not spread into a new one: V8 gave
-  // each spread copy a map of its own, and every read of a cached result missed its inline
-  // cache (bench/README.md, 2026-12-06).
+  // The fields are added to the object `readInstance` made, not spread into a new one: spread
+  // copies got hidden classes of their own in a process with hundreds of clients, and reads of
+  // a cached result missed their inline caches (bench/README.md, 2026-12-06).
   const result = info as GetInstanceReturnType
   result.executorEndpoint = executorEndpoint
   result.contractEncryptionKey = contractEncryptionKey
