@@ -1,8 +1,8 @@
 /**
  * The objects the SDK keeps one of per client (the client, its cached instance, its box session)
- * share V8's hidden classes across clients. Built by spreading (`{ ...chain, account }`), each
- * got a class of its own in a saturated benchmark's process, and every read of their
- * properties missed its inline cache (bench/README.md, 2026-12-06). Checked in a child process
+ * share V8's hidden classes across clients. Built by spreading (`{ ...chain, account }`), they
+ * took many classes in a saturated benchmark's process, and reads of their properties missed
+ * their inline caches once per transfer (bench/README.md, 2026-12-06). Checked in a child process
  * with V8's `%HaveSameMap`. Here, with a few clients, only the client's spread is caught (a
  * client without box sessions got another class); the instance's and the session's diverged
  * only in the benchmark's process, where the spread copies were built after many others.
@@ -42,8 +42,7 @@ test('clients, their cached instances and their box sessions share hidden classe
     })
     server.close()
 
-    // An active instance as the manager reports it, its executor's endpoint and contract key in
-    // logs.
+    // An instance as the manager reports it; no logs, so no endpoint and no contract key.
     const signer = '0x' + '33'.repeat(20)
     const operator = '0x' + '44'.repeat(20)
     const publicClient = {
