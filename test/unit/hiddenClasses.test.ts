@@ -3,9 +3,9 @@
  * share V8's hidden classes across clients. Built by spreading (`{ ...chain, account }`), they
  * took many classes in a saturated benchmark's process, and reads of their properties missed
  * their inline caches once per transfer (bench/README.md, 2026-12-06). Checked in a child process
- * with V8's `%HaveSameMap`. Here, with a few clients, only the client's spread is caught (a
- * client without box sessions got another class); the instance's and the session's diverged
- * only in the benchmark's process, where the spread copies were built after many others.
+ * with V8's `%HaveSameMap`. Here, in a fresh process, only the client's spread is caught (a
+ * client without box sessions got another class); the cached instances' classes diverged on a
+ * devnet of 4 users, and the sessions' sites were megamorphic in the benchmark's process.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
