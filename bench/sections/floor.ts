@@ -38,6 +38,8 @@ import {
   bytesToHex,
   concatBytes,
   decodeWriteSet,
+  type EcallRequest,
+  type EcallResponse,
   encodeSignedTx,
   encodeWriteSet,
   generateSecretKey,
@@ -46,12 +48,14 @@ import {
   INSTANCE_ADDRESS,
   instanceAad,
   keccak256,
+  packRequests,
   randomBytes,
   receiptNode,
   recoverAddress,
   secretKeyToAddress,
   signDigest,
   turnBatcher,
+  unpackResponses,
   utf8,
 } from '../../src/protocol/index.ts'
 import { bareEvmInChild } from '../lib/bareEvm.ts'
@@ -154,8 +158,9 @@ const ACK = 160
 /**
  * CPU µs of both ends per ecall-shaped round trip to a child process over Node's IPC channel
  * with structured-clone serialization, as the operator talks to its enclave process: `callers`
- * callers each awaiting its answer, and each end sending what one event-loop turn produced as
- * one message.
+ * callers each awaiting its answer, each end sending what one event-loop turn produced as one
+ * message, packed as the system packs it (protocol/ecallWire.ts); a call ends when its answer
+ * output arrives.
  */
 export async function ipcRoundTripUs(
   n: number,
@@ -163,15 +168,15 @@ export async function ipcRoundTripUs(
   answerBytes: number,
   callers = 1,
 ): Promise<number> {
-  const child = fork(new URL('../lib/ipcEcho.mjs', import.meta.url), [], {
+  const child = fork(new URL('../lib/ipcEcho.ts', import.meta.url), [String(answerBytes)], {
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
+    execArgv: ['--import', 'tsx'],
   })
   const removeCleanup = onCleanup(async () => void child.kill('SIGKILL'))
   // A child that exits fails the call waiting on it (and every later one) at once.
   let gone: Error | undefined
-  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+  const pending = new Map<string, { resolve: () => void; reject: (e: Error) => void }>()
   child.once('exit', (code, signal) => {
     gone = new Error(`floor: IPC echo child exited (${signal ?? code})`)
     for (const p of pending.values()) p.reject(gone)
@@ -179,21 +184,27 @@ export async function ipcRoundTripUs(
   })
   try {
     await within(once(child, 'message'), CHANNEL_WAIT_MS, 'the IPC echo child to start')
-    const settle = (m: { id?: number }) => {
-      if (typeof m?.id !== 'number') return
-      pending.get(m.id)?.resolve()
-      pending.delete(m.id)
+    const settle = (r: EcallResponse) => {
+      // The child's CPU report comes on the same channel.
+      if (!Array.isArray(r.outputs)) return
+      for (const o of r.outputs) {
+        if (o.type !== 'answer') continue
+        pending.get(o.requestId)?.resolve()
+        pending.delete(o.requestId)
+      }
     }
-    child.on('message', (m: { id?: number } | { batch: Array<{ id?: number }> }) => {
-      if (m && typeof m === 'object' && 'batch' in m) for (const r of m.batch) settle(r)
-      else settle(m)
+    child.on('message', (m: unknown) => {
+      const batch = (m as { batch?: unknown[] } | null)?.batch
+      if (Array.isArray(batch)) for (const r of batch) unpackResponses(r, settle)
+      else unpackResponses(m, settle)
     })
     // The operator's side of the channel: the ecalls of one event-loop turn go as one message.
-    const enqueue = turnBatcher<{ id: number; method: string; params: object }>(
-      (msg) => child.send(msg),
+    const enqueue = turnBatcher<EcallRequest>(
+      (msg, part) => child.send(part.length === 1 ? msg : { batch: packRequests(part) }),
       (item, e) => {
-        pending.get(item.id)?.reject(e)
-        pending.delete(item.id)
+        const requestId = (item.params as { requestId: string }).requestId
+        pending.get(requestId)?.reject(e)
+        pending.delete(requestId)
       },
     )
     let next = 1
@@ -202,8 +213,9 @@ export async function ipcRoundTripUs(
       new Promise<void>((resolve, reject) => {
         if (gone) return reject(gone)
         const id = next++
-        pending.set(id, { resolve, reject })
-        enqueue({ id, method: 'tx', params: { requestId: id, instance: '1', box, answerBytes } })
+        const requestId = String(id)
+        pending.set(requestId, { resolve, reject })
+        enqueue({ id, method: 'tx', params: { requestId, instance: 1n, box } })
       })
     const calls = (count: number) => inFlight(count, callers, call)
     const childCpu = async () => {

@@ -6,10 +6,16 @@ import {
   type EcallBatch,
   type EcallResponse,
   type EnclaveOutput,
+  isTxRun,
   LIMITS,
   ProtocolError,
+  packResponse,
+  packResponses,
+  type ResponseItem,
+  type ResponseOnWire,
   toProtocolError,
   turnBatcher,
+  unpackTxRun,
 } from '../protocol/index.ts'
 import type { Enclave } from './enclave.ts'
 
@@ -54,7 +60,7 @@ type Job = { raw: unknown } | { refuse: EcallResponse }
  */
 export function ecallRunner(
   enclave: Pick<Enclave, 'call'>,
-  send: (msg: EcallResponse | EcallBatch<EcallResponse>) => void,
+  send: (msg: ResponseOnWire | EcallBatch<ResponseItem>) => void,
 ): (raw: unknown) => void {
   const peerJobs = new Fifo<Job>()
   const otherJobs = new Fifo<Job>()
@@ -62,13 +68,17 @@ export function ecallRunner(
   const nextJob = (): Job | undefined => peerJobs.shift() ?? otherJobs.shift()
   let draining = false
 
-  const reply = turnBatcher<EcallResponse>(send, (r, e) => {
-    const error = new ProtocolError(
-      'INTERNAL',
-      `ecall response cannot be passed to the host (${e.message})`,
-    ).toObject()
-    send({ id: r.id, ok: false, error, outputs: [] })
-  })
+  // Packed as the channel carries them (protocol/ecallWire.ts).
+  const reply = turnBatcher<EcallResponse>(
+    (_, part) => send(part.length === 1 ? packResponse(part[0]!) : { batch: packResponses(part) }),
+    (r, e) => {
+      const error = new ProtocolError(
+        'INTERNAL',
+        `ecall response cannot be passed to the host (${e.message})`,
+      ).toObject()
+      send({ id: r.id, ok: false, error, outputs: [] })
+    },
+  )
 
   const leavesAtOnce = (o: EnclaveOutput): boolean => o.type === 'answer' || o.type === 'send'
 
@@ -101,6 +111,17 @@ export function ecallRunner(
   }
 
   const enqueue = (raw: unknown): void => {
+    if (isTxRun(raw)) {
+      // A run of `tx` ecalls (protocol/ecallWire.ts): each runs and is validated as if alone.
+      const run = unpackTxRun(raw)
+      if ('ecalls' in run) for (const e of run.ecalls) otherJobs.push({ raw: e })
+      else {
+        const error = new ProtocolError('MALFORMED', run.error).toObject()
+        for (const id of run.refuse)
+          otherJobs.push({ refuse: { id, ok: false, error, outputs: [] } })
+      }
+      return
+    }
     const method = (raw as { method?: unknown } | null)?.method
     ;(method === 'peer' ? peerJobs : otherJobs).push({ raw })
   }

@@ -12,7 +12,9 @@ import {
   type EcallResults,
   type EnclaveOutput,
   ProtocolError,
+  packRequests,
   turnBatcher,
+  unpackResponses,
 } from '../protocol/index.ts'
 
 export type EcallReturn<N extends EcallName> = { result: EcallResults[N]; outputs: EnclaveOutput[] }
@@ -67,7 +69,10 @@ export class EnclaveHost {
       reported?: boolean
     }
   >()
-  /** Sends the ecalls made during one turn of the event loop together, at its end. */
+  /**
+   * Sends the ecalls made during one turn of the event loop together, at its end, packed as
+   * the channel carries them (protocol/ecallWire.ts).
+   */
   private readonly enqueue = turnBatcher<EcallRequest>(
     (msg, part) => {
       const what = part.length === 1 ? `ecall ${part[0]!.method}` : `ecall batch of ${part.length}`
@@ -76,7 +81,7 @@ export class EnclaveHost {
         this.fail(part, new ProtocolError('UNAVAILABLE', `${what}: enclave process is not running`))
         return
       }
-      child.send(msg, (err) => {
+      child.send(part.length === 1 ? msg : { batch: packRequests(part) }, (err) => {
         if (err) this.fail(part, new ProtocolError('UNAVAILABLE', `${what}: ${err.message}`))
       })
     },
@@ -127,9 +132,11 @@ export class EnclaveHost {
         )
       })
     })
-    child.on('message', (msg: EcallResponse | EcallBatch<EcallResponse>) => {
-      if ('batch' in msg) for (const r of msg.batch) this.settle(r)
-      else this.settle(msg)
+    const settle = (r: EcallResponse) => this.settle(r)
+    child.on('message', (msg: unknown) => {
+      const batch = (msg as Partial<EcallBatch<unknown>> | null)?.batch
+      if (Array.isArray(batch)) for (const r of batch) unpackResponses(r, settle)
+      else unpackResponses(msg, settle)
     })
     const onSlow = this.opts.onSlowEcall
     if (onSlow) {

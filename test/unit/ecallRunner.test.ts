@@ -12,6 +12,8 @@ import {
   type EcallResponse,
   type EnclaveOutput,
   LIMITS,
+  packRequests,
+  unpackResponses,
 } from '../../src/protocol/index.ts'
 import { waitFor } from '../e2e/helpers.ts'
 import { type Node, setupActive, transferBox } from './harness.ts'
@@ -28,8 +30,12 @@ test('answers, updates and acknowledgements leave before the ecalls queued behin
   /** A runner over `node`'s enclave and the messages it sent back. */
   const runnerOf = (node: Node) => {
     const messages: EcallResponse[][] = []
+    // Unpacked as the host does (protocol/ecallWire.ts).
     const run = ecallRunner(node.enclave, (msg) => {
-      messages.push('batch' in msg ? msg.batch : [msg])
+      const responses: EcallResponse[] = []
+      for (const item of 'batch' in msg ? msg.batch : [msg])
+        unpackResponses(item, (r) => responses.push(r))
+      messages.push(responses)
     })
     const next = async (count: number): Promise<EcallResponse[][]> => {
       await waitFor(`${count} messages`, async () => messages.length >= count, 10_000)
@@ -43,22 +49,27 @@ test('answers, updates and acknowledgements leave before the ecalls queued behin
   const txs = (from: number, count: number) =>
     Array.from({ length: count }, (_, i) => ({
       id: nextId++,
-      method: 'tx',
+      method: 'tx' as const,
       params: {
         requestId: `t${from + i}`,
         instance,
         box: transferBox(target, creatorKey, BigInt(from + i), recipient).box,
       },
     }))
-  const peer = (envelope: unknown) => ({ id: nextId++, method: 'peer', params: { envelope } })
+  const peer = (envelope: unknown) => ({
+    id: nextId++,
+    method: 'peer' as const,
+    params: { envelope },
+  })
   const to =
     (node: Node) =>
     (o: EnclaveOutput): o is Extract<EnclaveOutput, { type: 'send' }> =>
       o.type === 'send' && bytesToHex(o.to) === bytesToHex(node.signer)
   const n = LIMITS.groupCommitTxs
 
-  // Two runs' worth of transactions in one message: each run's update leaves with its run.
-  executor.run({ batch: txs(0, 2 * n) })
+  // Two runs' worth of transactions in one message, as the host packs them: each run's update
+  // leaves with its run.
+  executor.run({ batch: packRequests(txs(0, 2 * n)) })
   const [first, second] = (await executor.next(2)) as [EcallResponse[], EcallResponse[]]
   assert.equal(first.length, n)
   assert.equal(second.length, n)
@@ -87,7 +98,7 @@ test('answers, updates and acknowledgements leave before the ecalls queued behin
 
   // The acknowledgements and a further run of transactions in one message: the first run's
   // answers leave before the transactions behind them run.
-  executor.run({ batch: [...txs(2 * n, n), ...acks] })
+  executor.run({ batch: packRequests([...txs(2 * n, n), ...acks]) })
   const [answered, later] = (await executor.next(2)) as [EcallResponse[], EcallResponse[]]
   const ackIds = acks.map((a) => (a as { id: number }).id)
   assert.deepEqual(

@@ -12,7 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { type EcallResponse, LIMITS, type ProtocolError } from '../../src/protocol/index.ts'
+import {
+  type EcallResponse,
+  LIMITS,
+  type ProtocolError,
+  unpackResponses,
+} from '../../src/protocol/index.ts'
 import { EnclaveHost, type EnclaveHostOptions } from '../../src/tee/enclaveHost.ts'
 import { DEFAULT_BUNDLE_PATH } from '../../src/tee/measurement.ts'
 
@@ -138,9 +143,9 @@ test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing o
   })
   const inbox: EcallResponse[] = []
   let wake: () => void = () => {}
-  child.on('message', (m: EcallResponse | { batch: EcallResponse[] }) => {
-    if ('batch' in m) inbox.push(...m.batch)
-    else inbox.push(m)
+  child.on('message', (m: unknown) => {
+    const items = (m as { batch?: unknown[] }).batch ?? [m]
+    for (const item of items) unpackResponses(item, (r) => inbox.push(r))
     wake()
   })
   const next = async (): Promise<EcallResponse> => {
@@ -186,6 +191,50 @@ test('the enclave refuses a malformed ecall batch with MALFORMED, runs nothing o
     assert.deepEqual(
       ordered.map((a) => a.id),
       [5, 7, 4, 6],
+    )
+    // A run of `tx` ecalls (protocol/ecallWire.ts) whose parts do not fit together is refused
+    // with MALFORMED for each of its ids, or as a whole (id -1) when its ids cannot be read.
+    const run = (over: object) => ({
+      txs: {
+        ids: [8, 9],
+        instance: 1n,
+        requestIds: ['a', 'b'],
+        boxes: new Uint8Array(4),
+        ends: Uint32Array.of(2, 4),
+        ...over,
+      },
+    })
+    const refusals: Array<[object, number[], RegExp]> = [
+      [{ ids: 'x' }, [-1], /tx run: expected 1 to \d+ ecall ids/],
+      [{ ids: [8, 9.5] }, [-1], /ecall ids/],
+      [{ requestIds: ['a'] }, [8, 9], /tx run: expected 2 request ids/],
+      [{ boxes: [1, 2, 3, 4] }, [8, 9], /tx run: boxes: expected bytes/],
+      [{ ends: [2, 4] }, [8, 9], /tx run: ends: expected a Uint32Array of 2/],
+      [{ ends: Uint32Array.of(3, 2) }, [8, 9], /tx run: ends\[1\]: 2 is outside 3\.\.4/],
+      [{ ends: Uint32Array.of(2, 5) }, [8, 9], /tx run: ends\[1\]: 5 is outside 2\.\.4/],
+      [{ ends: Uint32Array.of(1, 3) }, [8, 9], /tx run: boxes: 1 bytes after the last/],
+    ]
+    for (const [over, ids, message] of refusals) {
+      child.send({ batch: [run(over)] })
+      for (const id of ids) {
+        const r = await next()
+        assert.equal(r.id, id)
+        assert.ok(
+          !r.ok && r.error.code === 'MALFORMED' && message.test(r.error.message),
+          r.ok ? 'ok' : r.error.message,
+        )
+      }
+    }
+    // A run that fits: each of its ecalls runs and is answered on its own (NOT_READY here).
+    child.send({ batch: [run({}), status(10)] })
+    const fromRun = [await next(), await next(), await next()]
+    assert.deepEqual(
+      fromRun.map((a) => [a.id, a.ok ? 'ok' : a.error.code]),
+      [
+        [8, 'NOT_READY'],
+        [9, 'NOT_READY'],
+        [10, 'NOT_READY'],
+      ],
     )
     assert.equal(inbox.length, 0, 'nothing ran from the refused batches')
   } finally {
