@@ -48,10 +48,12 @@ import {
   INSTANCE_ADDRESS,
   instanceAad,
   keccak256,
+  openAnswer,
   packRequests,
   randomBytes,
   receiptNode,
   recoverAddress,
+  sealAnswer,
   secretKeyToAddress,
   signDigest,
   turnBatcher,
@@ -352,7 +354,7 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   )
   const answer = randomBytes(260)
   const responseKey = boxes[0]!.responseKey
-  const sealedAnswer = aeadSeal(responseKey, answer, utf8('POSE-ANSWER-v1'))
+  const sealedAnswer = sealAnswer(responseKey, answer)
   const sign = cpuUs(n, () => signDigest(digest, userKey))
   const recover = cpuUs(n, () => recoverAddress(digest, signature))
   const sibling = keccak256(digest)
@@ -418,13 +420,13 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
     {
       name: 'seal the answer (AES-GCM)',
       side: 'enclave',
-      us: cpuUs(n, () => aeadSeal(responseKey, answer, utf8('POSE-ANSWER-v1'))),
+      us: cpuUs(n, () => sealAnswer(responseKey, answer)),
       perTx: 1,
     },
     {
       name: 'open the answer',
       side: 'client',
-      us: cpuUs(n, () => aeadOpen(responseKey, sealedAnswer, utf8('POSE-ANSWER-v1'))),
+      us: cpuUs(n, () => openAnswer(responseKey, sealedAnswer)),
       perTx: 1,
     },
     {

@@ -8,7 +8,6 @@
 import { z } from 'zod'
 import {
   type AckBody,
-  ANSWER_AAD,
   type Answer,
   activationDigest,
   aeadOpen,
@@ -92,6 +91,7 @@ import {
   SYSTEM_LAST_CREDITED_SLOT,
   SYSTEM_NONCE_SELECTOR,
   SYSTEM_TERMINATED_SLOT,
+  sealAnswer,
   signDigest,
   signEnvelope,
   signReceipt,
@@ -1121,7 +1121,7 @@ export class Instance {
 
   /** Seals an encoded answer (`encodeAnswer`) to the waiter. */
   private answerEncoded(w: Waiter, answer: Uint8Array): void {
-    const sealed = aeadSeal(w.responseKey, answer, ANSWER_AAD)
+    const sealed = sealAnswer(w.responseKey, answer)
     if (w.challenge) {
       if (this.role === 'executor' && this.view.phase === Phase.ExecutorChallenged)
         this.respondOnChain(sealed)

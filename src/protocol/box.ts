@@ -1,9 +1,9 @@
 /**
  * Encryption glue (SPEC §6.1): x25519 ECDH with an ephemeral key, HKDF-SHA256 and AES-256-GCM
  * from node:crypto. A box is `ephemeralPublicKey(32) || nonce(12) || ciphertext || tag(16)`.
- * The response key is derived from the same shared secret and the box's nonce, so only the
- * sender of a box can read the answer to it, and an answer opens only with the key of the box
- * it answers. Every box is bound to a `context` label and optional associated data, so a box
+ * The response key is derived from the same shared secret and carries the box's nonce, so only
+ * the sender of a box can read the answer to it, and an answer opens only for the box it answers
+ * (`sealAnswer`, `openAnswer`; decision 0019). Every box is bound to a `context` label and optional associated data, so a box
  * made for one purpose cannot be replayed as another. `boxSeal` uses a fresh ephemeral key per
  * box; a `BoxSessions` sealer reuses one per recipient for a bounded number of boxes and time
  * (docs/decisions/0012), and `boxOpen` remembers the shared secrets of recent ephemeral keys.
@@ -213,38 +213,68 @@ export function aeadOpen(
 const boxPrk = (shared: Uint8Array, ephemeral: Uint8Array, recipient: Uint8Array): Buffer =>
   hkdfExtract(shared, concatBytes(ephemeral, recipient))
 
-/**
- * Request keys by PRK and context. A request key does not depend on the box's nonce, so every
- * box of a session (sealed by `BoxSessions`, opened with a remembered PRK) shares it: derived
- * once per session and context instead of once per box.
- */
-const requestKeys = new WeakMap<Buffer, Map<string, Uint8Array>>()
+/** A context's keys under one PRK: the request key and the answer key. */
+type ContextKeys = { requestKey: Uint8Array; answerKey: Uint8Array }
 
-function requestKeyOf(prk: Buffer, context: string): Uint8Array {
-  let byContext = requestKeys.get(prk)
+/**
+ * Keys by PRK and context. Neither depends on the box's nonce, so every box of a session
+ * (sealed by `BoxSessions`, opened with a remembered PRK) shares them: derived once per session
+ * and context instead of once per box.
+ */
+const contextKeys = new WeakMap<Buffer, Map<string, ContextKeys>>()
+
+function contextKeysOf(prk: Buffer, context: string): ContextKeys {
+  let byContext = contextKeys.get(prk)
   if (!byContext) {
     byContext = new Map()
-    requestKeys.set(prk, byContext)
+    contextKeys.set(prk, byContext)
   }
-  let key = byContext.get(context)
-  if (!key) {
-    key = hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES)
+  let keys = byContext.get(context)
+  if (!keys) {
+    keys = {
+      requestKey: hkdfExpand(prk, `POSE-BOX-v1/request/${context}`, KEY_BYTES),
+      answerKey: hkdfExpand(prk, `POSE-BOX-v1/answer/${context}`, KEY_BYTES),
+    }
     // The contexts are the protocol's few constants (BOX_CONTEXT); the bound is a safeguard.
-    if (byContext.size < 16) byContext.set(context, key)
+    if (byContext.size < 16) byContext.set(context, keys)
   }
-  return key
+  return keys
 }
 
 /**
- * A box's keys: the request key from its context; the response key from its context and the
- * box's nonce, so each box of a session has its own (an operator cannot hand one request's
- * answer to another).
+ * A box's keys: the request key from its context; the response key is the context's answer key
+ * followed by the box's nonce (`RESPONSE_KEY_BYTES`). Answers are sealed under the answer key
+ * with the nonce in their associated data (`sealAnswer`), so an answer opens only for the request
+ * it answers: an operator cannot hand one request's answer to another (decision 0019).
  */
 function boxKeys(prk: Buffer, context: string, nonce: Uint8Array) {
-  return {
-    requestKey: requestKeyOf(prk, context),
-    responseKey: hkdfExpand(prk, `POSE-BOX-v1/response/${context}`, KEY_BYTES, nonce),
-  }
+  const { requestKey, answerKey } = contextKeysOf(prk, context)
+  return { requestKey, responseKey: concatBytes(answerKey, nonce) }
+}
+
+/** A response key: the answer key (32 bytes) and its request's box nonce (12). */
+export const RESPONSE_KEY_BYTES = KEY_BYTES + NONCE_BYTES
+const ANSWER_LABEL = utf8('POSE-ANSWER-v2')
+
+/** The associated data of an answer: its label and its request's nonce. */
+function answerAad(responseKey: Uint8Array): Uint8Array {
+  assertBytes(responseKey, 'responseKey', RESPONSE_KEY_BYTES)
+  const aad = new Uint8Array(ANSWER_LABEL.length + NONCE_BYTES)
+  aad.set(ANSWER_LABEL)
+  aad.set(responseKey.subarray(KEY_BYTES), ANSWER_LABEL.length)
+  return aad
+}
+
+/** Seals an answer to the request whose response key is `responseKey` (AES-256-GCM). */
+export function sealAnswer(responseKey: Uint8Array, answer: Uint8Array): Uint8Array {
+  const aad = answerAad(responseKey)
+  return gcmSeal(responseKey.subarray(0, KEY_BYTES), answer, aad, randomBytes(NONCE_BYTES))
+}
+
+/** Opens an answer sealed by `sealAnswer` for the request whose response key is `responseKey`. */
+export function openAnswer(responseKey: Uint8Array, sealed: Uint8Array): Uint8Array {
+  const aad = answerAad(responseKey)
+  return aeadOpen(responseKey.subarray(0, KEY_BYTES), sealed, aad)
 }
 
 export type BoxSealParams = {

@@ -566,9 +566,6 @@ const errorObjectSchema = z.strictObject({
 
 const ANSWER_KIND = { receipt: 1, view: 2, rejected: 3 } as const
 
-/** Associated data of every sealed answer (AES-GCM under the request's response key). */
-export const ANSWER_AAD: Uint8Array = utf8('POSE-ANSWER-v1')
-
 export function encodeAnswer(a: Answer): Uint8Array {
   const w = new ByteWriter('answer', a.kind === 'receipt' ? 2 + receiptBytes(a.receipt) : 320)
     .u8(ANSWER_VERSION)

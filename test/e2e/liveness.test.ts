@@ -17,7 +17,6 @@ import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { getJson } from '../../src/client/transport.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import {
-  aeadSeal,
   BOX_CONTEXT,
   boxSeal,
   bytesToHex,
@@ -29,10 +28,10 @@ import {
   hexToBytes,
   INSTANCE_ADDRESS,
   instanceAad,
+  sealAnswer,
   secretKeyToAddress,
   signDigest,
   signReceipt,
-  utf8,
 } from '../../src/protocol/index.ts'
 import { killMember, memberDigests, passDelta, userClients, waitFor } from './helpers.ts'
 
@@ -266,11 +265,7 @@ describe('executor crash and replacement', { timeout: 300_000 }, () => {
         instance,
         txHash,
         sealed: bytesToHex(
-          aeadSeal(
-            responseKey,
-            encodeAnswer({ kind: 'receipt', receipt: forgedReceipt }),
-            utf8('POSE-ANSWER-v1'),
-          ),
+          sealAnswer(responseKey, encodeAnswer({ kind: 'receipt', receipt: forgedReceipt })),
         ),
         responseKey,
       }),

@@ -17,7 +17,6 @@ import { type CliCommand, runCli } from '../../src/cli/program.ts'
 import { CLI_ERROR_CODES, CliError, type CliErrorCode } from '../../src/cli/validate.ts'
 import { createApi } from '../../src/operator/api.ts'
 import {
-  aeadOpen,
   BOX_CONTEXT,
   boxSeal,
   bytesToHex,
@@ -48,6 +47,7 @@ import {
   hashTx,
   INSTANCE_ADDRESS,
   instanceAad,
+  openAnswer,
   ProtocolError,
   randomBytes,
   secretKeyToAddress,
@@ -288,7 +288,7 @@ test('peer messages, ecalls and encrypted transactions: 6,500 hostile inputs los
         const out = await n0.enclave.call('tx', { requestId: `bad-${counts.tx}`, instance, box })
         const answer = out.outputs.find((o) => o.type === 'answer')
         assert.ok(answer && answer.type === 'answer' && answer.sealed, `${flavour}: no rejection`)
-        const a = decodeAnswer(aeadOpen(sealed.responseKey, answer.sealed, utf8('POSE-ANSWER-v1')))
+        const a = decodeAnswer(openAnswer(sealed.responseKey, answer.sealed))
         assert.equal(a.kind, 'rejected', `${flavour}: accepted`)
         if (a.kind === 'rejected')
           assert.ok((ERROR_CODES as readonly string[]).includes(a.error.code))

@@ -32,10 +32,12 @@ import {
   keccak256Js,
   keccakImplementation,
   keccakWritten,
+  openAnswer,
   ProtocolError,
   poseTypes,
   randomBytes,
   recoverAddress,
+  sealAnswer,
   secp256k1Backend,
   secretKeyToAddress,
   signDigest,
@@ -341,8 +343,16 @@ test('HKDF equals RFC 5869 (node:crypto hkdfSync), and a box opens with an indep
         d.setAuthTag(box.subarray(box.length - 16))
         const opened = Buffer.concat([d.update(box.subarray(44, box.length - 16)), d.final()])
         assert.deepEqual(new Uint8Array(opened), plaintext)
-        // The response key's info ends with the box's nonce.
-        assert.deepEqual(responseKey, key('response', box.subarray(32, 44)))
+        // The response key is the context's answer key followed by the box's nonce, and an
+        // answer is AES-GCM under that key with the label and the nonce as associated data.
+        const nonce = box.subarray(32, 44)
+        assert.deepEqual(responseKey, new Uint8Array([...key('answer'), ...nonce]))
+        const answer = sealAnswer(responseKey, plaintext)
+        const a = createDecipheriv('aes-256-gcm', key('answer'), answer.subarray(0, 12))
+        a.setAAD(new Uint8Array([...utf8('POSE-ANSWER-v2'), ...nonce]))
+        a.setAuthTag(answer.subarray(answer.length - 16))
+        const read = Buffer.concat([a.update(answer.subarray(12, answer.length - 16)), a.final()])
+        assert.deepEqual(new Uint8Array(read), plaintext)
         return true
       },
     ),
@@ -350,7 +360,7 @@ test('HKDF equals RFC 5869 (node:crypto hkdfSync), and a box opens with an indep
   )
 })
 
-test('box sessions: one ephemeral key per recipient for a bounded number of boxes, a response key per box', () => {
+test('box sessions: one ephemeral key per recipient for a bounded number of boxes, an answer key per session bound to each box', () => {
   const open = (r: { secretKey: Uint8Array; publicKey: Uint8Array }, box: Uint8Array) =>
     boxOpen({
       recipientSecretKey: r.secretKey,
@@ -375,8 +385,15 @@ test('box sessions: one ephemeral key per recipient for a bounded number of boxe
     assert.deepEqual(opened.responseKey, boxes[i]!.responseKey)
   }
   assert.equal(new Set(boxes.map((x) => bytesToHex(x.responseKey))).size, 4)
-  const answer = aeadSeal(boxes[0]!.responseKey, utf8('receipt'))
-  assert.throws(() => aeadOpen(boxes[1]!.responseKey, answer), /authentication failed/)
+  // A session's boxes share the answer key; the nonce after it binds an answer to its box.
+  assert.equal(
+    new Set(boxes.slice(0, 3).map((x) => bytesToHex(x.responseKey.subarray(0, 32)))).size,
+    1,
+  )
+  const answer = sealAnswer(boxes[0]!.responseKey, utf8('receipt'))
+  assert.equal(new TextDecoder().decode(openAnswer(boxes[0]!.responseKey, answer)), 'receipt')
+  assert.throws(() => openAnswer(boxes[1]!.responseKey, answer), /authentication failed/)
+  assert.throws(() => openAnswer(boxes[0]!.responseKey.subarray(0, 32), answer), /responseKey/)
   // A nonce changed on the way gives another response key, and the request does not open.
   const tampered = boxes[1]!.box.slice()
   tampered[32]! ^= 1

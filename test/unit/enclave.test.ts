@@ -10,7 +10,6 @@ import { decodeAbiParameters, encodeAbiParameters } from 'viem'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import { createSealer } from '../../src/enclave/identity.ts'
 import {
-  aeadOpen,
   BOX_CONTEXT,
   BROADCAST,
   boxSeal,
@@ -26,6 +25,7 @@ import {
   hashTx,
   instanceAad,
   LIMITS,
+  openAnswer,
   ProtocolError,
   randomBytes,
   recoverAddress,
@@ -113,7 +113,7 @@ describe('enclave roles in-process', () => {
     }
     assert.equal(answers.size, 60)
     for (const [id, sealed] of answers) {
-      const a = decodeAnswer(aeadOpen(keys.get(id)!, sealed, utf8('POSE-ANSWER-v1')))
+      const a = decodeAnswer(openAnswer(keys.get(id)!, sealed))
       assert.equal(a.kind, 'receipt')
       if (a.kind === 'receipt') assert.equal(a.receipt.status, 'success')
     }

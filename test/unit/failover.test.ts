@@ -7,20 +7,21 @@ import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { challengeOutcome, firstFinalAnswer } from '../../src/client/failover.ts'
 import {
-  aeadSeal,
   concatBytes,
   type ErrorCode,
   encodeAnswer,
+  RESPONSE_KEY_BYTES,
+  sealAnswer,
   utf8,
 } from '../../src/protocol/index.ts'
 
-const responseKey = new Uint8Array(32).fill(7)
-const otherKey = new Uint8Array(32).fill(9)
+const responseKey = new Uint8Array(RESPONSE_KEY_BYTES).fill(7)
+const otherKey = new Uint8Array(RESPONSE_KEY_BYTES).fill(9)
 const txHash = new Uint8Array(32).fill(1)
 
 function sealedRejection(key: Uint8Array, code: ErrorCode, message: string): Uint8Array {
   const answer = encodeAnswer({ kind: 'rejected', error: { name: 'ProtocolError', code, message } })
-  return aeadSeal(key, answer, utf8('POSE-ANSWER-v1'))
+  return sealAnswer(key, answer)
 }
 
 /** The SDK's own opening of a sealed answer; rejections and foreign answers need no client. */

@@ -7,7 +7,6 @@ import { encodeAbiParameters, encodeDeployData, encodeFunctionData } from 'viem'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import {
-  aeadOpen,
   BOX_CONTEXT,
   type BoxSessions,
   boxSeal,
@@ -28,6 +27,7 @@ import {
   instanceAad,
   keccak256,
   nextEventHash,
+  openAnswer,
   ProtocolError,
   randomBytes,
   SYSTEM_ADDRESS,
@@ -344,7 +344,7 @@ export async function systemView(
 
 /** The decoded answer to request `id`, opened with its response key. */
 export function answerOf(answers: Map<string, Uint8Array>, id: string, responseKey: Uint8Array) {
-  return decodeAnswer(aeadOpen(responseKey, answers.get(id)!, utf8('POSE-ANSWER-v1')))
+  return decodeAnswer(openAnswer(responseKey, answers.get(id)!))
 }
 
 /**

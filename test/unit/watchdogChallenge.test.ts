@@ -10,7 +10,6 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeAbiParameters } from 'viem'
 import {
-  aeadOpen,
   bytesToHex,
   decodeAnswer,
   decodeUpdateBody,
@@ -18,6 +17,7 @@ import {
   EventKind,
   encodeChallengeUpdate,
   LIMITS,
+  openAnswer,
   ProtocolError,
   randomBytes,
   SYSTEM_NONCE_SELECTOR,
@@ -263,7 +263,7 @@ test("an executor challenged with a view call's box answers the view on-chain, s
   const view = systemViewBox(target, s.creatorKey, SYSTEM_NONCE_SELECTOR)
   const [sealed] = responses((await challenge(view.box, 20n)).outputs)
   assert.ok(sealed, 'the executor answers the challenge')
-  const answer = decodeAnswer(aeadOpen(view.responseKey, sealed, utf8('POSE-ANSWER-v1')))
+  const answer = decodeAnswer(openAnswer(view.responseKey, sealed))
   assert.equal(answer.kind, 'view')
   assert.equal(answer.kind === 'view' && bytesToHex(answer.returnData), bytesToHex(uintToWord(2n)))
 

@@ -1,7 +1,5 @@
 import type { Address, Hex } from 'viem'
 import {
-  ANSWER_AAD,
-  aeadOpen,
   BOX_CONTEXT,
   type BoxSealParams,
   boxSeal,
@@ -11,6 +9,7 @@ import {
   hashViewCall,
   hexToBytes,
   instanceAad,
+  openAnswer,
   POSE_DOMAIN_NAME,
   POSE_DOMAIN_VERSION,
   poseTypes,
@@ -91,7 +90,7 @@ export async function signedView(
     aad: instanceAad(p.instance),
   })
   const answer = await requestWithFailover(client, p.instance, 'view', box, async (sealed) => {
-    const a = decodeAnswer(aeadOpen(responseKey, sealed, ANSWER_AAD))
+    const a = decodeAnswer(openAnswer(responseKey, sealed))
     // WRONG_ROLE (the executor changed) makes the request fail over; other rejections return.
     if (a.kind === 'rejected' && a.error.code === 'WRONG_ROLE') {
       throw new PoseRequestError(a.error.message, { code: a.error.code })

@@ -1,8 +1,6 @@
 import type { Address, Hex } from 'viem'
 import { readFormerMember } from '../../chain/manager.ts'
 import {
-  ANSWER_AAD,
-  aeadOpen,
   BOX_CONTEXT,
   bytesToHex,
   decodeAnswer,
@@ -13,6 +11,7 @@ import {
   hexToBytes,
   INSTANCE_ADDRESS_HEX,
   instanceAad,
+  openAnswer,
   type Receipt,
   type SignedTx,
   type Tx,
@@ -83,7 +82,7 @@ export async function openReceipt(
   p: { instance: bigint; txHash: Uint8Array; sealed: Uint8Array | Hex; responseKey: Uint8Array },
 ): Promise<PoseReceipt> {
   const sealed = typeof p.sealed === 'string' ? hexToBytes(p.sealed, 'sealed') : p.sealed
-  const answer = decodeAnswer(aeadOpen(p.responseKey, sealed, ANSWER_AAD))
+  const answer = decodeAnswer(openAnswer(p.responseKey, sealed))
   if (answer.kind === 'rejected') {
     throw new PoseRequestError(answer.error.message, {
       code: answer.error.code,
