@@ -366,6 +366,10 @@ if (ok('throughput') && tp) {
     ...Object.fromEntries(
       tp.pose.flatMap((p) => (p.shared ? [[`s${p.s}_shared`, p.shared.median.tps]] : [])),
     ),
+    // The bare EVM measured right after s = 2's saturation runs (the host drifts within a run).
+    ...Object.fromEntries(
+      tp.pose.flatMap((p) => (p.bareBeside ? [[`bare_evm_beside_s${p.s}`, p.bareBeside.tps]] : [])),
+    ),
     // s = 2 over HTTP POSTs instead of the WebSocket API (alternating runs, medians).
     ...(tp.apiTransport
       ? { s2_api_ws: tp.apiTransport.tps.ws, s2_api_http: tp.apiTransport.tps.http }

@@ -28,6 +28,13 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
       ? ` (${placement}${shared !== undefined ? `; shared cores ${shared}` : ''})`
       : ''
   const bare = num(tp.bare_evm)
+  // The bare EVM measured right after s = 2's runs: shown beside the verdict, which uses the
+  // fastest bare EVM run (the host only ever slows a run down).
+  const besideS2 = num(tp.bare_evm_beside_s2)
+  const beside =
+    s2 && besideS2
+      ? ` (${round((100 * s2) / besideS2, 1)} % of the bare EVM measured right after it, ${besideS2} tx/s)`
+      : ''
   const anvil = num(tp.anvil)
   const floor = (latest.floor ?? {}) as Numbers
   /** The sum of the primitives: a bound on any implementation. */
@@ -83,7 +90,7 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     target: 's=2 throughput ≥ 50 % of bare EVM',
     measured:
       s2 && bare
-        ? `${s2}${placed} vs ${bare} tx/s = ${round((100 * s2) / bare, 1)} %${reach(0.5)}`
+        ? `${s2}${placed} vs ${bare} tx/s = ${round((100 * s2) / bare, 1)} %${beside}${reach(0.5)}`
         : 'not measured',
     met: s2 && bare ? s2 >= bare / 2 : null,
   })

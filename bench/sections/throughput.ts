@@ -141,6 +141,13 @@ export type ThroughputResult = {
        * with every process on every core (`repeats` runs), as all runs were until 2026-12-04.
        */
       shared?: ClientsResult
+      /**
+       * s = 2 only: the bare EVM measured once more right after this instance's saturation
+       * runs, with every process back on every core and the devnet idle beside it. The host's
+       * speed drifts by tens of per cent within one run (bench/README.md, 2026-12-06), so this
+       * compares s = 2 with the machine as it was then; the targets use `bareEvm`.
+       */
+      bareBeside?: BareEvmResult
     } & Saturation
   >
   /**
@@ -470,7 +477,18 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
         progress(
           `throughput: s=${s}: ${sat.saturation.tps} tx/s at saturation (${sat.saturation.clients} clients)`,
         )
-        if (s === 2) pose.ab = await apiTransportAb(cfg, devnet, clients, instance)
+        let bareBeside: BareEvmResult | undefined
+        if (s === 2) {
+          undo()
+          progress(`throughput: s=${s}: bare EVM beside it, ${cfg.bareTxs} transfers`)
+          bareBeside = await bareEvmInChild(cfg.bareTxs)
+          progress(
+            `throughput: s=${s}: bare EVM beside it ${bareBeside.tps} tx/s (s = 2 ${round((100 * sat.saturation.tps) / bareBeside.tps, 1)} % of it)`,
+          )
+          if (placed === 'executor-core' && executorPid !== undefined)
+            undo = placeExecutor(devnet, executorPid)
+          pose.ab = await apiTransportAb(cfg, devnet, clients, instance)
+        }
         undo()
         let shared: ClientsResult | undefined
         if (s === 2 && placed !== 'shared') {
@@ -492,6 +510,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
           ...sat,
           cpuMsPerTx,
           ...(shared ? { shared } : {}),
+          ...(bareBeside ? { bareBeside } : {}),
         })
       } finally {
         undo()
