@@ -3,8 +3,9 @@
  *
  * - `bare_evm`: the enclave's EVM world (`World`) in this process, no protocol at all: one
  *   `call` per transfer (and, as a second figure, the executor's per-transaction work on the
- *   world: nonce, call, write set, encoding). Measured three times (before anvil, before the
- *   devnet, at the end) and the fastest kept: the other figures are compared with it.
+ *   world: nonce, call, write set, encoding). Measured four times (before anvil, before the
+ *   devnets, right after s = 2's saturation runs as `bare_evm_beside_s2`, at the end) and the
+ *   fastest kept: the other figures are compared with it.
  *   `bare_evm_stock` is the same world running `@ethereumjs/evm` as shipped, without the world's
  *   faster paths (src/enclave/world/evmFastPaths.ts): what runs before 2026-12-05 measured.
  * - `anvil`: real transactions on a fresh automining anvil (a new chain for every run), signed
@@ -115,8 +116,9 @@ export type Saturation = {
 
 export type ThroughputResult = {
   /**
-   * The fastest of three measurements: before anvil, before the devnet and after it. A shared
-   * machine only ever slows a run down, and the section's other figures are compared with it.
+   * The fastest of four measurements: before anvil, before the devnets, right after s = 2's
+   * saturation runs (`bareBeside`) and at the end. A shared machine only ever slows a run down,
+   * and the section's other figures are compared with it.
    */
   bareEvm: BareEvmResult & { runs: number[] }
   /** The same, on `@ethereumjs/evm` as shipped (the fastest of as many runs). */
@@ -145,7 +147,8 @@ export type ThroughputResult = {
        * s = 2 only: the bare EVM measured once more right after this instance's saturation
        * runs, with every process back on every core and the devnet idle beside it. The host's
        * speed drifts by tens of per cent within one run (bench/README.md, 2026-12-06), so this
-       * compares s = 2 with the machine as it was then; the targets use `bareEvm`.
+       * compares s = 2 with the machine as it was then. It is one of `bareEvm`'s runs too, whose
+       * fastest the targets use.
        */
       bareBeside?: BareEvmResult
     } & Saturation
@@ -482,6 +485,7 @@ export async function benchThroughput(cfg: ThroughputConfig): Promise<Throughput
           undo()
           progress(`throughput: s=${s}: bare EVM beside it, ${cfg.bareTxs} transfers`)
           bareBeside = await bareEvmInChild(cfg.bareTxs)
+          bareRuns.push(bareBeside)
           progress(
             `throughput: s=${s}: bare EVM beside it ${bareBeside.tps} tx/s (s = 2 ${round((100 * sat.saturation.tps) / bareBeside.tps, 1)} % of it)`,
           )
@@ -685,7 +689,7 @@ export function printThroughput(r: ThroughputResult): void {
           ]
         : [],
     ),
-    `bare EVM: the fastest of ${r.bareEvm.runs.length} measurements (before anvil, before the devnet, at the end): ${r.bareEvm.runs.join(' / ')} tx/s; gas per transfer ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
+    `bare EVM: the fastest of ${r.bareEvm.runs.length} measurements (before anvil, before the devnets, after s = 2's saturation runs, at the end): ${r.bareEvm.runs.join(' / ')} tx/s; gas per transfer ${r.bareEvm.gasPerTx} (execution gas, no intrinsic 21k).`,
     ...(r.bareEvmStock
       ? [
           `bare EVM on @ethereumjs/evm as shipped (no fast paths), measured beside each: ${r.bareEvmStock.runs.join(' / ')} tx/s; the fast paths ${round(r.bareEvm.tps / r.bareEvmStock.tps, 2)} × as fast.`,
