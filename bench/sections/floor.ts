@@ -195,11 +195,7 @@ export async function ipcRoundTripUs(
         pending.delete(o.requestId)
       }
     }
-    child.on('message', (m: unknown) => {
-      const batch = (m as { batch?: unknown[] } | null)?.batch
-      if (Array.isArray(batch)) for (const r of batch) unpackResponses(r, settle)
-      else unpackResponses(m, settle)
-    })
+    child.on('message', (m: unknown) => unpackResponses(m, settle))
     // The operator's side of the channel: the ecalls of one event-loop turn go as one message.
     const enqueue = turnBatcher<EcallRequest>(
       (msg, part) => child.send(part.length === 1 ? msg : { batch: packRequests(part) }),

@@ -3,8 +3,8 @@
  * from node:crypto. A box is `ephemeralPublicKey(32) || nonce(12) || ciphertext || tag(16)`.
  * The response key is derived from the same shared secret and carries the box's nonce, so only
  * the sender of a box can read the answer to it, and an answer opens only for the box it answers
- * (`sealAnswer`, `openAnswer`; decision 0019). Every box is bound to a `context` label and optional associated data, so a box
- * made for one purpose cannot be replayed as another. `boxSeal` uses a fresh ephemeral key per
+ * (`sealAnswer`, `openAnswer`; decision 0019). Every box is bound to a `context` label and
+ * optional associated data, so a box made for one purpose cannot be replayed as another. `boxSeal` uses a fresh ephemeral key per
  * box; a `BoxSessions` sealer reuses one per recipient for a bounded number of boxes and time
  * (docs/decisions/0012), and `boxOpen` remembers the shared secrets of recent ephemeral keys.
  */
@@ -125,14 +125,9 @@ function sharedSecret(secretKey: Uint8Array | KeyObject, publicKey: Uint8Array):
 const hkdfExtract = (ikm: Uint8Array, salt: Uint8Array): Buffer =>
   createHmac('sha256', salt).update(ikm).digest()
 
-/**
- * The first block of HKDF-Expand: keys of up to 32 bytes. `info` is the label's UTF-8 bytes,
- * followed by `extra` when given.
- */
-function hkdfExpand(prk: Buffer, info: string, length: number, extra?: Uint8Array): Uint8Array {
-  const h = createHmac('sha256', prk).update(info)
-  if (extra) h.update(extra)
-  const t = h.update(ONE).digest()
+/** The first block of HKDF-Expand: keys of up to 32 bytes. `info` is the label's UTF-8 bytes. */
+function hkdfExpand(prk: Buffer, info: string, length: number): Uint8Array {
+  const t = createHmac('sha256', prk).update(info).update(ONE).digest()
   return new Uint8Array(t.buffer, t.byteOffset, length)
 }
 const ONE = Uint8Array.of(1)

@@ -258,11 +258,18 @@ function unpackAnswers(o: Partial<AnswersOutput>): EnclaveOutput[] | undefined {
 }
 
 /**
- * The host's side: hands each response an item of the channel holds to `settle`, its packed
- * answers unpacked. Anything that is not an object, and ids that are not numbers, are skipped;
- * an `answers` output that does not fit together becomes a `log` output saying so.
+ * The host's side: hands each response a message of the channel holds (one item, or a batch of
+ * them) to `settle`, its packed answers unpacked. Anything that is not an object, and ids that
+ * are not numbers, are skipped; an `answers` output that does not fit together becomes a `log`
+ * output saying so.
  */
-export function unpackResponses(item: unknown, settle: (r: EcallResponse) => void): void {
+export function unpackResponses(msg: unknown, settle: (r: EcallResponse) => void): void {
+  const batch = (msg as { batch?: unknown } | null)?.batch
+  if (Array.isArray(batch)) for (const item of batch) unpackItem(item, settle)
+  else unpackItem(msg, settle)
+}
+
+function unpackItem(item: unknown, settle: (r: EcallResponse) => void): void {
   if (typeof item !== 'object' || item === null) return
   if ('oks' in item) {
     const { oks } = item as { oks: unknown }

@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import {
-  type EcallBatch,
   type EcallName,
   type EcallRequest,
   type EcallResponse,
@@ -133,11 +132,7 @@ export class EnclaveHost {
       })
     })
     const settle = (r: EcallResponse) => this.settle(r)
-    child.on('message', (msg: unknown) => {
-      const batch = (msg as Partial<EcallBatch<unknown>> | null)?.batch
-      if (Array.isArray(batch)) for (const r of batch) unpackResponses(r, settle)
-      else unpackResponses(msg, settle)
-    })
+    child.on('message', (msg: unknown) => unpackResponses(msg, settle))
     const onSlow = this.opts.onSlowEcall
     if (onSlow) {
       const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS

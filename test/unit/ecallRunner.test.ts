@@ -33,8 +33,7 @@ test('answers, updates and acknowledgements leave before the ecalls queued behin
     // Unpacked as the host does (protocol/ecallWire.ts).
     const run = ecallRunner(node.enclave, (msg) => {
       const responses: EcallResponse[] = []
-      for (const item of 'batch' in msg ? msg.batch : [msg])
-        unpackResponses(item, (r) => responses.push(r))
+      unpackResponses(msg, (r) => responses.push(r))
       messages.push(responses)
     })
     const next = async (count: number): Promise<EcallResponse[][]> => {

@@ -172,6 +172,10 @@ test('responses come out of packing, the channel and unpacking as they went in, 
       const out: EcallResponse[] = []
       for (const item of items) unpackResponses(item, (r) => out.push(r))
       assert.deepEqual(plain(out), plain(responses))
+      // The same, given the whole message as the host receives it.
+      const whole: EcallResponse[] = []
+      unpackResponses(clone({ batch: packResponses(responses) }), (r) => whole.push(r))
+      assert.deepEqual(plain(whole), plain(responses))
       // Nothing packed is larger as items than as it was.
       assert.ok(items.length <= responses.length)
     }),
