@@ -15,6 +15,14 @@ import { encodeWriteSet, INSTANCE_ADDRESS } from '../../src/protocol/index.ts'
 import { onCleanup, round } from './common.ts'
 import { BLOCK, fundedTokenWorld, transferCalldata } from './world.ts'
 
+/**
+ * Transfers run before the measured ones. V8 needs a few thousand to reach its steady rate on
+ * this code: after 500 the next thousand ran at about half of it, and the first 8,000 measured
+ * averaged 7,150–11,199 tx/s in five runs where the steady rate is ≈ 14,500 (bench/README.md,
+ * "2026-12-06, morning"). A ceiling measured cold flatters whatever is divided by it.
+ */
+export const WARM_UP_TXS = 4_000
+
 export type BareEvmResult = { txs: number; tps: number; tpsWithWriteSet: number; gasPerTx: number }
 
 /** Transfers in this process: `txs` plain, then `txs` taking each one's write set. */
@@ -44,7 +52,7 @@ export async function bareEvm(txs: number, fastPaths = true): Promise<BareEvmRes
     if (!withWriteSet) world.takeWriteSet()
     return { tps: n / ((performance.now() - t0) / 1000), gas: Number(gas) / n }
   }
-  await run(Math.min(500, txs), false) // warm-up (JIT)
+  await run(WARM_UP_TXS, false)
   const plain = await run(txs, false)
   const withWs = await run(txs, true)
   return {
