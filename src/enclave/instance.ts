@@ -33,7 +33,6 @@ import {
   decodeSignedView,
   decodeSyncBody,
   decodeUpdateBody,
-  decodeUpdatePayload,
   decodeWriteSet,
   type EnclaveOutput,
   type ExecutedTx,
@@ -91,6 +90,7 @@ import {
   SYSTEM_LAST_CREDITED_SLOT,
   SYSTEM_NONCE_SELECTOR,
   SYSTEM_TERMINATED_SLOT,
+  scanUpdatePayload,
   sealAnswer,
   signDigest,
   signEnvelope,
@@ -2004,9 +2004,9 @@ export class Instance {
         `update ${body.seq}: prevHash does not match this enclave's log`,
       )
     }
-    const payload = decodeUpdatePayload(plain)
-    for (const [i, r] of payload.results.entries()) {
-      cacheSet(this.replicated, hex(r.txHash), { bytes: payload.resultBytes[i]!, seq: body.seq })
+    const payload = scanUpdatePayload(plain)
+    for (const [i, bytes] of payload.resultBytes.entries()) {
+      cacheSet(this.replicated, hex(payload.txHashes[i]!), { bytes, seq: body.seq })
     }
     const hash = updateHash({
       instance: this.id,

@@ -215,6 +215,17 @@ export class ByteReader {
     return v
   }
 
+  /** Passes over `length` bytes, checking they are there. */
+  skip(length: number, field: string): void {
+    this.need(length, field)
+    this.o += length
+  }
+
+  /** Passes over a u32 length and the bytes it counts (`bytes` without reading them). */
+  skipBytes(field: string): void {
+    this.skip(this.length(field), field)
+  }
+
   /** Everything left. */
   rest(): Uint8Array {
     const v = this.b.slice(this.o)

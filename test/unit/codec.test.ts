@@ -48,6 +48,7 @@ import {
   receiptDigestTagged,
   receiptNode,
   receiptNodeTagged,
+  scanUpdatePayload,
   secretKeyToAddress,
   signDigest,
   signEnvelope,
@@ -300,6 +301,16 @@ test('codecs round-trip', () => {
         assert.deepEqual(resultBytes[i], encodeExecuted(r))
         assert.deepEqual(decodeExecuted(resultBytes[i]!), r)
       }
+      // A watchdog's scan gives the same write set and outcome bytes, and each one's hash.
+      const scanned = scanUpdatePayload(enc)
+      assert.deepEqual(scanned.writeSet, x.writeSet)
+      assert.equal(scanned.blockNumber, x.blockNumber)
+      assert.equal(scanned.timestamp, x.timestamp)
+      assert.deepEqual(scanned.resultBytes, resultBytes)
+      assert.deepEqual(
+        scanned.txHashes,
+        x.results.map((r) => r.txHash),
+      )
       // A copy of the results alone: the payload's buffer (and its write set) is not kept.
       if (resultBytes.length > 0) {
         const kept = resultBytes[0]!.buffer.byteLength
@@ -489,6 +500,39 @@ test('decoders reject malformed, oversized and out-of-range input with a typed e
   )
 })
 
+test("a watchdog's scan refuses a log with more topics than a log has, where skipping them would still fit", () => {
+  // Four topics, then 40 bytes of data whose bytes 28–31 read as a length of 8: with the topic
+  // count raised to 5, skipping five topics lands on that length, and its 8 bytes end the log.
+  const data = new Uint8Array(40)
+  data.set([0, 0, 0, 8], 28)
+  const log = {
+    address: new Uint8Array(20).fill(3),
+    topics: [1, 2, 3, 4].map((t) => new Uint8Array(32).fill(t)),
+    data,
+  }
+  const result = {
+    txHash: new Uint8Array(32).fill(9),
+    from: new Uint8Array(20).fill(8),
+    nonce: 1n,
+    status: 'success' as const,
+    gasUsed: 21_000n,
+    returnData: new Uint8Array(0),
+    logs: [log],
+  }
+  const enc = encodeUpdatePayload({
+    writeSet: new Uint8Array(3),
+    results: [result],
+    blockNumber: 1n,
+    timestamp: 2n,
+  })
+  const at = enc.length - (40 + 4 + 4 * 32 + 1)
+  assert.equal(enc[at], 4, 'the topic count')
+  const five = enc.slice()
+  five[at] = 5
+  assert.throws(() => decodeUpdatePayload(five), /5 exceeds 4/)
+  assert.throws(() => scanUpdatePayload(five), /5 exceeds 4/)
+})
+
 test('update bodies and payloads are binary and canonical: every cut, trailing byte and flipped byte is refused or re-encodes to itself', () => {
   fc.assert(
     fc.property(
@@ -508,6 +552,20 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
         // A flipped byte is refused or decodes to something that encodes back to the same bytes.
         const flipped = enc.slice()
         flipped[flipAt % enc.length]! ^= mask
+        // A watchdog's scan refuses exactly what the decoder refuses, with the decoder's error.
+        for (const input of [enc.slice(0, cut), Uint8Array.from([...enc, 0]), flipped]) {
+          let decoded: unknown
+          try {
+            decoded = decodeUpdatePayload(input)
+          } catch (e) {
+            assert.throws(() => scanUpdatePayload(input), { message: (e as Error).message })
+            continue
+          }
+          assert.deepEqual(
+            scanUpdatePayload(input).resultBytes,
+            (decoded as { resultBytes: Uint8Array[] }).resultBytes,
+          )
+        }
         try {
           assert.deepEqual(encodeUpdatePayload(decodeUpdatePayload(flipped)), flipped)
         } catch (e) {
