@@ -1109,26 +1109,44 @@ export function unpackUpdatePayload(packed: Uint8Array): Uint8Array {
 export type DecodedUpdatePayload = UpdatePayload & { resultBytes: Uint8Array[] }
 
 export function decodeUpdatePayload(bytes: Uint8Array): DecodedUpdatePayload {
-  checkSize(bytes, 'update.payload')
   // `results` and `writeSet` are views into `bytes`, for a watchdog reading them as it applies
   // the update; what is kept (`resultBytes`) is a copy.
+  const results: ExecutedTx[] = []
+  const p = readUpdatePayload(bytes, (r, i) => results.push(readExecuted(r, `results.${i}`)))
+  return {
+    writeSet: p.writeSet,
+    results,
+    resultBytes: p.resultBytes,
+    blockNumber: p.blockNumber,
+    timestamp: p.timestamp,
+  }
+}
+
+/**
+ * An update payload's header and write set, with each outcome read by `each` in turn; then each
+ * outcome's bytes, views into one copy of them all (not of the write set).
+ */
+function readUpdatePayload(
+  bytes: Uint8Array,
+  each: (r: ByteReader, i: number) => unknown,
+): Omit<ScannedUpdatePayload, 'txHashes'> {
+  checkSize(bytes, 'update.payload')
   const r = new ByteReader(bytes, 'update.payload', true)
   readVersion(r, UPDATE_PAYLOAD_VERSION)
   const blockNumber = r.u64('blockNumber')
   const timestamp = r.u64('timestamp')
   const writeSet = r.bytes('writeSet')
   const n = r.count('results', LIMITS.maxBatchTxs)
-  const results: ExecutedTx[] = []
   const ends: number[] = []
   const start = r.offset
   for (let i = 0; i < n; i++) {
-    results.push(readExecuted(r, `results.${i}`))
+    each(r, i)
     ends.push(r.offset - start)
   }
   r.end()
   const region = bytes.slice(start)
   const resultBytes = ends.map((end, i) => region.subarray(i === 0 ? 0 : ends[i - 1], end))
-  return { writeSet, results, resultBytes, blockNumber, timestamp }
+  return { writeSet, blockNumber, timestamp, resultBytes }
 }
 
 /** What a watchdog takes from an update's payload (`scanUpdatePayload`). */
@@ -1160,29 +1178,14 @@ export function scanUpdatePayload(bytes: Uint8Array): ScannedUpdatePayload {
 }
 
 function scanPayload(bytes: Uint8Array): ScannedUpdatePayload {
-  checkSize(bytes, 'update.payload')
-  const r = new ByteReader(bytes, 'update.payload', true)
-  readVersion(r, UPDATE_PAYLOAD_VERSION)
-  const blockNumber = r.u64('blockNumber')
-  const timestamp = r.u64('timestamp')
-  const writeSet = r.bytes('writeSet')
-  const n = r.count('results', LIMITS.maxBatchTxs)
-  const start = r.offset
-  const ends: number[] = []
-  for (let i = 0; i < n; i++) {
-    skipExecuted(r)
-    ends.push(r.offset - start)
+  const p = readUpdatePayload(bytes, skipExecuted)
+  return {
+    writeSet: p.writeSet,
+    blockNumber: p.blockNumber,
+    timestamp: p.timestamp,
+    resultBytes: p.resultBytes,
+    txHashes: p.resultBytes.map((b) => b.subarray(0, 32)),
   }
-  r.end()
-  const region = bytes.slice(start)
-  const resultBytes: Uint8Array[] = []
-  const txHashes: Uint8Array[] = []
-  for (let i = 0; i < n; i++) {
-    const from = i === 0 ? 0 : ends[i - 1]!
-    resultBytes.push(region.subarray(from, ends[i]))
-    txHashes.push(region.subarray(from, from + 32))
-  }
-  return { writeSet, blockNumber, timestamp, resultBytes, txHashes }
 }
 
 /** Passes over one outcome, checking what `readExecuted` checks. */
