@@ -6,12 +6,12 @@
  * receipt's share of one signature per batch (decision 0015) and its sealed answer, the client
  * opening and checking it (the receipt's proof, and the root's signer once per release), one
  * request and answer over the users' WebSocket API (server and SDK side, as many in flight as
- * the workload keeps), and for s = 2 with updates of `LIMITS.groupCommitTxs` transfers (the batches a
- * saturated executor makes)
- * the replication SPEC §6 prescribes: the executor takes the transfer's write set, encrypts the
- * update under the state key, hashes it into its log and signs it (taking the write set out of the
- * EVM is not counted: ours also updates the state digest there); each watchdog checks the
- * signature, decrypts, hashes, applies the write set, seals it and signs its ack. Summed and spread
+ * the workload keeps), and for s = 2, in updates of `LIMITS.groupCommitTxs` transfers (the
+ * batches a saturated executor makes), the replication SPEC §6 prescribes: the executor takes
+ * the transfer's write set, encrypts the update under the state key, hashes it into its log and
+ * signs it (taking the write set out of the EVM is not counted: ours also updates the state
+ * digest there); each watchdog checks the signature, decrypts, hashes, applies the write set,
+ * seals it and signs its ack. Summed and spread
  * over every core, it bounds full-protocol throughput from above: a target above that bound is out
  * of reach on this hardware whatever the code does.
  *
