@@ -4,9 +4,10 @@
  * The response key is derived from the same shared secret and carries the box's nonce, so only
  * the sender of a box can read the answer to it, and an answer opens only for the box it answers
  * (`sealAnswer`, `openAnswer`; decision 0019). Every box is bound to a `context` label and
- * optional associated data, so a box made for one purpose cannot be replayed as another. `boxSeal` uses a fresh ephemeral key per
- * box; a `BoxSessions` sealer reuses one per recipient for a bounded number of boxes and time
- * (docs/decisions/0012), and `boxOpen` remembers the shared secrets of recent ephemeral keys.
+ * optional associated data, so a box made for one purpose cannot be replayed as another.
+ * `boxSeal` uses a fresh ephemeral key per box; a `BoxSessions` sealer reuses one per recipient
+ * for a bounded number of boxes and time (docs/decisions/0012), and `boxOpen` remembers the
+ * shared secrets of recent ephemeral keys.
  */
 import {
   createCipheriv,
