@@ -328,7 +328,7 @@ if (selected.includes('floor')) {
     detailed.floor = await benchFloor(
       quick
         ? { iterations: 2_000, bareTxs: 3_000, channelRequests: 1_000 }
-        : { iterations: 10_000, bareTxs: 10_000, channelRequests: 4_000 },
+        : { iterations: 10_000, bareTxs: 10_000, channelRequests: 20_000 },
     )
     printFloor(detailed.floor)
   })

@@ -98,18 +98,26 @@ const S = 2
  */
 const BATCH = LIMITS.groupCommitTxs
 
-/** CPU microseconds per call of `f` (user + system time of this process). */
+/**
+ * Calls (or round trips) run before each measured loop: as many as it measures, at least 1,000.
+ * V8 reaches its steady code for this work after hundreds to thousands of calls; 50 measured
+ * the API round trip at ≈ 33–38 µs that a warm loop runs at ≈ 4 (bench/README.md,
+ * 2026-12-06, late morning).
+ */
+const warmCalls = (n: number): number => Math.max(1_000, n)
+
+/** CPU microseconds per call of `f` (user + system time of this process), after a warm-up. */
 function cpuUs(n: number, f: (i: number) => void): number {
-  for (let i = 0; i < Math.min(50, n); i++) f(i)
+  for (let i = 0; i < warmCalls(n); i++) f(i)
   const c0 = process.cpuUsage()
   for (let i = 0; i < n; i++) f(i)
   const c = process.cpuUsage(c0)
   return (c.user + c.system) / n
 }
 
-/** CPU microseconds of this process per awaited call of `f`, after `warmup` calls. */
-async function cpuUsAsync(n: number, f: () => Promise<unknown>, warmup = 50): Promise<number> {
-  for (let i = 0; i < warmup; i++) await f()
+/** CPU microseconds of this process per awaited call of `f`, after a warm-up. */
+async function cpuUsAsync(n: number, f: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < warmCalls(n); i++) await f()
   const c0 = process.cpuUsage()
   for (let i = 0; i < n; i++) await f()
   const c = process.cpuUsage(c0)
@@ -141,9 +149,9 @@ async function apiRoundTripUs(n: number): Promise<number> {
   const one = () => socketRequest(endpoint, 'tx', 1n, box, CHANNEL_WAIT_MS)
   try {
     await within(
-      inFlight(API_IN_FLIGHT * 4, API_IN_FLIGHT, one),
+      inFlight(warmCalls(n), API_IN_FLIGHT, one),
       CHANNEL_WAIT_MS,
-      'WebSocket API answers',
+      'WebSocket API answers (warm-up)',
     )
     const c0 = process.cpuUsage()
     await within(inFlight(n, API_IN_FLIGHT, one), CHANNEL_WAIT_MS, 'WebSocket API answers')
@@ -231,7 +239,7 @@ export async function ipcRoundTripUs(
       return cpu.user + cpu.system
     }
     // Bounded per loop, not per call: a timer per call would add its own cost to the figure.
-    await within(calls(Math.max(200, callers * 4)), CHANNEL_WAIT_MS, 'IPC echoes (warm-up)')
+    await within(calls(warmCalls(n)), CHANNEL_WAIT_MS, 'IPC echoes (warm-up)')
     const k0 = await childCpu()
     const c0 = process.cpuUsage()
     await within(calls(n), CHANNEL_WAIT_MS, 'IPC echoes')
@@ -263,7 +271,7 @@ async function wsExchangeUs(n: number, updateBytes: number, ackBytes: number): P
         failed = reject
         ws.send(update)
       })
-    return await within(cpuUsAsync(n, one, 200), CHANNEL_WAIT_MS, 'WebSocket acks')
+    return await within(cpuUsAsync(n, one), CHANNEL_WAIT_MS, 'WebSocket acks')
   } finally {
     ws.terminate()
     await new Promise<void>((r) => wss.close(() => r()))
@@ -485,6 +493,8 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   })
   progress(`floor: architecture channels (IPC to a child process, peer WebSocket)`)
   const update = replication.bytes + UPDATE_FRAMING
+  // A transfer pays a 64th of each exchange per batch: fewer of them are measured.
+  const perBatch = Math.max(1_000, Math.ceil(cfg.channelRequests / 5))
   const architecture: FloorResult['architecture'] = [
     {
       name: `ecall round trip: tx box in, sealed answer out (IPC, ecalls of a turn batched; ${API_IN_FLIGHT} in flight)`,
@@ -493,17 +503,17 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
     },
     {
       name: `peer link: update to a watchdog, ack back (WebSocket; s = ${S}, batch ${BATCH})`,
-      us: await wsExchangeUs(cfg.channelRequests, update, ACK),
+      us: await wsExchangeUs(perBatch, update, ACK),
       perTx: S / BATCH,
     },
     {
       name: `ecall round trip: update into a watchdog (IPC; s = ${S}, batch ${BATCH})`,
-      us: await ipcRoundTripUs(cfg.channelRequests, update, ACK),
+      us: await ipcRoundTripUs(perBatch, update, ACK),
       perTx: S / BATCH,
     },
     {
       name: `ecall round trip: ack into the executor (IPC; s = ${S}, batch ${BATCH})`,
-      us: await ipcRoundTripUs(cfg.channelRequests, ACK, 64),
+      us: await ipcRoundTripUs(perBatch, ACK, 64),
       perTx: S / BATCH,
     },
   ]
