@@ -85,13 +85,23 @@ export class ApiSockets {
           continue
         }
         inFlight++
-        Promise.resolve()
-          .then(() => this.request(q.kind, q.instance, q.box))
-          .then(
-            (sealed) => answer({ kind: 'sealed', id: q.id, sealed }),
-            (e) => reject(q.id, e),
-          )
-          .finally(() => inFlight--)
+        // One promise per request (the backend's): this runs for every transaction.
+        let answered: Promise<Uint8Array>
+        try {
+          answered = this.request(q.kind, q.instance, q.box)
+        } catch (e) {
+          answered = Promise.reject(e)
+        }
+        answered.then(
+          (sealed) => {
+            inFlight--
+            answer({ kind: 'sealed', id: q.id, sealed })
+          },
+          (e) => {
+            inFlight--
+            reject(q.id, e)
+          },
+        )
       }
     })
     ws.on('error', () => ws.terminate())

@@ -41,6 +41,7 @@ import { ApiSockets } from './apiSocket.ts'
 import { ChainFaults, CrashPoints, LinkFaults } from './faults.ts'
 import { PeerNetwork } from './peers.ts'
 import { SealedStore } from './store.ts'
+import { WaitingRequests } from './waiting.ts'
 
 export type OperatorOptions = {
   rpcUrl: string
@@ -77,12 +78,6 @@ export type OperatorOptions = {
 /** anvil's and Hardhat's chain id: a local chain that does not reorganise. */
 const DEV_CHAIN_ID = 31337
 
-type Waiting = {
-  resolve: (sealed: Uint8Array) => void
-  reject: (e: Error) => void
-  timer: NodeJS.Timeout
-}
-
 export class OperatorNode {
   readonly log: Logger
   private host: EnclaveHost | undefined
@@ -102,7 +97,7 @@ export class OperatorNode {
   private attestation: AttestationBackend
   private endpoints = new Map<string, string>()
   private signerToOperator = new Map<string, string>()
-  private waiting = new Map<string, Waiting>()
+  private readonly waiting: WaitingRequests
   private tickTimer: NodeJS.Timeout | undefined
   private ticking = false
   private dutyBusy = false
@@ -126,6 +121,7 @@ export class OperatorNode {
   constructor(private readonly opts: OperatorOptions) {
     this.log = opts.logger ?? pino({ name: 'pose-operator' })
     this.store = new SealedStore(opts.dataDir)
+    this.waiting = new WaitingRequests(opts.requestTimeoutMs ?? 30_000)
     this.attestation = createDevAttestationBackend(
       hexToBytes(opts.devAuthorityKey, 'devAuthorityKey', 32),
     )
@@ -363,15 +359,10 @@ export class OperatorNode {
             )
           break
         }
-        case 'answer': {
-          const w = this.waiting.get(o.requestId)
-          if (!w) break
-          this.waiting.delete(o.requestId)
-          clearTimeout(w.timer)
-          if (o.sealed) w.resolve(o.sealed)
-          else w.reject(ProtocolError.fromObject(o.error))
+        case 'answer':
+          if (o.sealed) this.waiting.resolve(o.requestId, o.sealed)
+          else this.waiting.reject(o.requestId, ProtocolError.fromObject(o.error))
           break
-        }
         case 'activate':
           void this.submitActivate(o)
           break
@@ -592,25 +583,10 @@ export class OperatorNode {
   /** Passes a client's box to the enclave and waits for its sealed answer. */
   private request(kind: 'tx' | 'view', instance: bigint, box: Uint8Array): Promise<Uint8Array> {
     const requestId = randomUUID()
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(requestId)
-        reject(
-          new ProtocolError(
-            'TIMEOUT',
-            `${kind}: no answer from the enclave in time; the tx may still be executed — query its receipt or resubmit`,
-          ),
-        )
-      }, this.opts.requestTimeoutMs ?? 30_000)
-      this.waiting.set(requestId, { resolve, reject, timer })
-      this.ecall(kind, { requestId, instance, box }).catch((e) => {
-        const w = this.waiting.get(requestId)
-        if (!w) return
-        this.waiting.delete(requestId)
-        clearTimeout(w.timer)
-        reject(e)
-      })
-    })
+    const answered = this.waiting.wait(requestId, kind)
+    // The answer comes as an output; a refused ecall fails the request with its error.
+    this.ecall(kind, { requestId, instance, box }).catch((e) => this.waiting.reject(requestId, e))
+    return answered
   }
 
   async stop(): Promise<void> {
@@ -619,11 +595,7 @@ export class OperatorNode {
     if (this.tickTimer) clearInterval(this.tickTimer)
     if (this.dutyTimer) clearInterval(this.dutyTimer)
     await this.watcher?.stop()
-    for (const w of this.waiting.values()) {
-      clearTimeout(w.timer)
-      w.reject(new ProtocolError('UNAVAILABLE', 'operator node is stopping'))
-    }
-    this.waiting.clear()
+    this.waiting.close(new ProtocolError('UNAVAILABLE', 'operator node is stopping'))
     await this.peers?.close()
     await this.apiSockets?.close()
     await this.api?.close()

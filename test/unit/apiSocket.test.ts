@@ -377,6 +377,38 @@ test('answers ready in one turn leave in one frame; requests past the in-flight 
   }
 })
 
+test('every answer, refusal and thrown error frees its place in the in-flight limit', async () => {
+  const c = await raw(server.endpoint)
+  try {
+    // Twice the limit in all, never more than a frame's worth unanswered at once: each request
+    // must give its place back whether it was answered (9), refused (1) or threw (3).
+    const n = 2 * API_SOCKET_LIMITS.maxInFlight
+    const kinds = [9, 1, 3]
+    for (let sent = 0; sent < n; sent += API_SOCKET_LIMITS.maxRecords) {
+      const frame: ApiRequest[] = Array.from({ length: API_SOCKET_LIMITS.maxRecords }, (_, i) => ({
+        kind: 'tx',
+        id: sent + i + 1,
+        instance: 1n,
+        box: Uint8Array.of(kinds[(sent + i) % 3]!, 0),
+      }))
+      c.ws.send(encodeApiRequests(frame))
+      await c.until(sent + frame.length)
+    }
+    const codes = new Map<string, number>()
+    for (const a of c.answers) {
+      const k = a.kind === 'sealed' ? 'sealed' : a.error.code
+      codes.set(k, (codes.get(k) ?? 0) + 1)
+    }
+    assert.deepEqual(Object.fromEntries(codes), {
+      sealed: Math.ceil(n / 3),
+      BAD_NONCE: Math.ceil((n - 1) / 3),
+      INTERNAL: Math.ceil((n - 2) / 3),
+    })
+  } finally {
+    c.ws.terminate()
+  }
+})
+
 test('answers larger than a request frame arrive whole, in frames of their own', async () => {
   const [big, small] = await Promise.all([
     socketRequest(server.endpoint, 'view', 5n, Uint8Array.of(4, 5), 10_000),
