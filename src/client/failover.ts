@@ -127,49 +127,50 @@ const HUNG_AFTER_MISSES = 2
  * `probeMs` after a request finds none running and follow each other every `probeMs` while
  * answered, at once after a miss, until no request waits. However many requests a process has
  * pending on one host (hundreds, for a service acting for many users), the host gets one check
- * at a time, and each request costs a count and a race instead of timers of its own. A request
+ * at a time, and each request costs an entry in a set instead of timers of its own. A request
  * that joins while checks are already missing fails with the others: at most 3 × `probeMs`
  * after it was sent.
+ *
+ * The watch holds each pending request's rejection and lets go of it when the request settles.
+ * (It once raced every request against one promise of its own that only a hung host settles: a
+ * pending promise keeps every reaction added to it, so under steady load, when the watch never
+ * went idle, it kept every answer its requests ever got.)
  */
 class HostWatch {
-  private waiting = 0
+  /** The rejections of the requests pending on this host. */
+  private readonly waiters = new Set<(e: PoseRequestError) => void>()
   private misses = 0
   private timer: NodeJS.Timeout | undefined
   private probing = false
-  private hung!: Promise<never>
-  private fail!: (e: PoseRequestError) => void
 
   constructor(
     private readonly endpoint: string,
     private readonly probeMs: number,
     private readonly onIdle: (w: HostWatch) => void,
-  ) {
-    this.arm()
+  ) {}
+
+  /** Requests pending on this host (tests). */
+  get pending(): number {
+    return this.waiters.size
   }
 
-  /** Counts a pending request; the promise rejects if its host is found hung meanwhile. */
-  join(): Promise<never> {
-    this.waiting++
+  /**
+   * Counts a pending request: `fail` is called if its host is found hung meanwhile. Returns
+   * what the request calls once it settled.
+   */
+  join(fail: (e: PoseRequestError) => void): () => void {
+    this.waiters.add(fail)
     if (this.timer === undefined && !this.probing) this.schedule(this.probeMs)
-    return this.hung
+    return () => this.leave(fail)
   }
 
-  /** The request settled (`finally` of its race). */
-  readonly leave = (): void => {
-    this.waiting--
-    if (this.waiting > 0) return
+  private leave(fail: (e: PoseRequestError) => void): void {
+    // Failed with the others already, or left before.
+    if (!this.waiters.delete(fail) || this.waiters.size > 0) return
     clearTimeout(this.timer)
     this.timer = undefined
     this.misses = 0
     if (!this.probing) this.onIdle(this)
-  }
-
-  /** A fresh `hung` for the requests from now on; nobody may await one that rejected. */
-  private arm(): void {
-    this.hung = new Promise<never>((_, reject) => {
-      this.fail = reject
-    })
-    this.hung.catch(() => undefined)
   }
 
   private schedule(ms: number): void {
@@ -178,7 +179,7 @@ class HostWatch {
 
   private async probe(): Promise<void> {
     this.timer = undefined
-    if (this.waiting === 0) return
+    if (this.waiters.size === 0) return
     this.probing = true
     try {
       await getJson(`${this.endpoint}/v1/health`, this.probeMs)
@@ -189,21 +190,20 @@ class HostWatch {
     } finally {
       this.probing = false
     }
-    if (this.waiting === 0) {
+    if (this.misses >= HUNG_AFTER_MISSES) {
+      const error = new PoseRequestError(
+        `Operator at ${this.endpoint} left ${this.misses} health checks unanswered for ${this.probeMs} ms each while a request was pending`,
+        { code: 'TIMEOUT', details: 'its host is stopped, frozen or cut off' },
+      )
+      const failed = [...this.waiters]
+      this.waiters.clear()
+      this.misses = 0
+      for (const fail of failed) fail(error)
+    }
+    if (this.waiters.size === 0) {
       this.misses = 0
       this.onIdle(this)
       return
-    }
-    if (this.misses >= HUNG_AFTER_MISSES) {
-      const fail = this.fail
-      fail(
-        new PoseRequestError(
-          `Operator at ${this.endpoint} left ${this.misses} health checks unanswered for ${this.probeMs} ms each while a request was pending`,
-          { code: 'TIMEOUT', details: 'its host is stopped, frozen or cut off' },
-        ),
-      )
-      this.misses = 0
-      this.arm()
     }
     // After a miss the next check follows at once: a hung host is found 3 × probeMs after the
     // first request that found no check running was sent.
@@ -224,6 +224,37 @@ function hostWatch(endpoint: string, probeMs: number): HostWatch {
     hostWatches.set(key, w)
   }
   return w
+}
+
+/**
+ * Settles as `pending`, the request sent to `endpoint`, or rejects with TIMEOUT once the host's
+ * watch (checks of `probeMs`) finds it hung. A request abandoned so may still settle later;
+ * nobody awaits it then.
+ */
+export function whileHostAnswers<T>(
+  pending: Promise<T>,
+  endpoint: string,
+  probeMs: number,
+): Promise<T> {
+  const watch = hostWatch(endpoint, probeMs)
+  return new Promise<T>((resolve, reject) => {
+    const leave = watch.join(reject)
+    pending.then(
+      (v) => {
+        leave()
+        resolve(v)
+      },
+      (e) => {
+        leave()
+        reject(e)
+      },
+    )
+  })
+}
+
+/** Requests pending on the watch of `endpoint`'s host with checks of `probeMs` (tests). */
+export function hostWatchPending(endpoint: string, probeMs: number): number {
+  return hostWatches.get(`${probeMs} ${endpoint}`)?.pending ?? 0
 }
 
 /**
@@ -286,13 +317,9 @@ export async function requestWithFailover<T>(
         transport: client.failover.apiTransport,
         timeoutMs: client.failover.requestTimeoutMs,
       })
-      let sealed: Uint8Array
-      if (client.failover.hostProbeMs > 0) {
-        // A request abandoned for a hung host may still settle later; nobody awaits it then.
-        pending.catch(() => undefined)
-        const host = hostWatch(info.executorEndpoint, client.failover.hostProbeMs)
-        sealed = await Promise.race([pending, host.join()]).finally(host.leave)
-      } else sealed = await pending
+      const sealed = await (client.failover.hostProbeMs > 0
+        ? whileHostAnswers(pending, info.executorEndpoint, client.failover.hostProbeMs)
+        : pending)
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
     } catch (e) {

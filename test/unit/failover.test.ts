@@ -1,11 +1,19 @@
 /**
- * The SDK's reading of the executor's on-chain answers after it challenged (src/client/failover.ts).
+ * The SDK's reading of the executor's on-chain answers after it challenged, and the watch of a
+ * pending request's host (src/client/failover.ts).
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { openReceipt } from '../../src/client/actions/sendTransaction.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
-import { challengeOutcome, firstFinalAnswer } from '../../src/client/failover.ts'
+import {
+  challengeOutcome,
+  firstFinalAnswer,
+  hostWatchPending,
+  whileHostAnswers,
+} from '../../src/client/failover.ts'
 import {
   concatBytes,
   type ErrorCode,
@@ -76,4 +84,38 @@ test("a challenge closed without this request's answer lets the client challenge
     return 'receipt'
   })
   assert.deepEqual(found, { value: 'receipt' })
+})
+
+test("a host's watch lets go of each request's answer once it settled, while others wait on it", async () => {
+  // One request never settles, so the watch of its host stays up (as under steady load).
+  const endpoint = 'http://127.0.0.1:9' // never probed: the checks would start in ten minutes
+  const probeMs = 600_000
+  let release!: (v: string) => void
+  const stuck = whileHostAnswers(new Promise<string>((r) => (release = r)), endpoint, probeMs)
+  try {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const answers: WeakRef<object>[] = []
+    for (let i = 0; i < 200; i++) {
+      const answer = { i }
+      answers.push(new WeakRef(answer))
+      assert.equal(await whileHostAnswers(Promise.resolve(answer), endpoint, probeMs), answer)
+    }
+    await assert.rejects(
+      whileHostAnswers(Promise.reject(new Error('refused')), endpoint, probeMs),
+      /refused/,
+    )
+    assert.equal(hostWatchPending(endpoint, probeMs), 1, 'only the stuck request is counted')
+    for (let k = 0; k < 3; k++) {
+      await new Promise((r) => setImmediate(r))
+      gc()
+    }
+    // The last answer may still sit in a register or a settled promise of this function.
+    const kept = answers.filter((a) => a.deref() !== undefined).length
+    assert.ok(kept <= 1, `answers still reachable after their requests settled: ${kept} of 200`)
+  } finally {
+    release('done')
+  }
+  assert.equal(await stuck, 'done')
+  assert.equal(hostWatchPending(endpoint, probeMs), 0, 'the watch went idle')
 })
