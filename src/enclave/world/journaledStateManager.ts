@@ -19,10 +19,16 @@ type Undo =
 
 const EMPTY = new Uint8Array(0)
 
-/** Strips leading zero bytes: the EVM's shortest form of a storage value. */
-export function stripZeros(v: Uint8Array): Uint8Array {
+/** The index of the first non-zero byte of `v` (its length if all are zero). */
+function firstNonZero(v: Uint8Array): number {
   let i = 0
   while (i < v.length && v[i] === 0) i++
+  return i
+}
+
+/** Strips leading zero bytes: the EVM's shortest form of a storage value. */
+export function stripZeros(v: Uint8Array): Uint8Array {
+  const i = firstNonZero(v)
   return i === 0 ? v : v.subarray(i)
 }
 
@@ -54,6 +60,10 @@ export function pad32(v: Uint8Array): Uint8Array {
   return out
 }
 
+/**
+ * Account states are values: the manager and its callers replace a stored `AccountState`, never
+ * change its fields, so the change set and the undo log keep the stored objects themselves.
+ */
 export class JournaledStateManager implements StateManagerInterface {
   /** Keys are lowercase hex addresses without 0x. */
   readonly accounts = new Map<string, AccountState>()
@@ -92,7 +102,7 @@ export class JournaledStateManager implements StateManagerInterface {
   private noteAccount(key: string): void {
     if (!this.changes.accounts.has(key)) {
       const cur = this.accounts.get(key)
-      this.changes.accounts.set(key, cur ? { ...cur } : undefined)
+      this.changes.accounts.set(key, cur)
     }
   }
 
@@ -100,8 +110,10 @@ export class JournaledStateManager implements StateManagerInterface {
     this.noteAccount(key)
     const prev = this.accounts.get(key)
     if (this.checkpoints.length > 0)
-      this.journal.push({ t: 'account', key, prev: prev ? { ...prev } : undefined })
-    if (next) this.accounts.set(key, { ...next })
+      this.journal.push({ t: 'account', key, prev })
+    // A copy of the caller's object, field by field (a spread costs microseconds on Node 20).
+    if (next)
+      this.accounts.set(key, { nonce: next.nonce, balance: next.balance, codeHash: next.codeHash })
     else this.accounts.delete(key)
   }
 
@@ -118,7 +130,7 @@ export class JournaledStateManager implements StateManagerInterface {
   }
 
   setSlot(key: string, slot: string, value: Uint8Array): void {
-    const v = stripZeros(value)
+    const first = firstNonZero(value)
     let m = this.storage.get(key)
     const prev = m?.get(slot)
     this.noteAccount(key)
@@ -129,7 +141,7 @@ export class JournaledStateManager implements StateManagerInterface {
     }
     if (!changed.has(slot)) changed.set(slot, prev ?? EMPTY)
     if (this.checkpoints.length > 0) this.journal.push({ t: 'slot', key, slot, prev })
-    if (v.length === 0) {
+    if (first === value.length) {
       m?.delete(slot)
       if (m && m.size === 0) this.storage.delete(key)
     } else {
@@ -137,7 +149,8 @@ export class JournaledStateManager implements StateManagerInterface {
         m = new Map()
         this.storage.set(key, m)
       }
-      m.set(slot, v.slice())
+      // The shortest form, copied: the state keeps no view of its caller's array.
+      m.set(slot, value.slice(first))
     }
   }
 

@@ -415,12 +415,18 @@ export class World {
     return keccak256(b.subarray(0, 117))
   }
 
+  /** The account whose address the leaf buffer holds (a fold visits an account's slots in a row). */
+  private leafKey: string | undefined
+
   /** The leaf buffer with its tag and address written (the digest key stays in place). */
   private leafInput(tag: number, key: string): Buffer {
     const b = this.leaf
     b[32] = tag
-    b.fill(0, 33, 53)
-    b.write(key, 33, 20, 'hex')
+    if (key !== this.leafKey) {
+      b.fill(0, 33, 53)
+      b.write(key, 33, 20, 'hex')
+      this.leafKey = key
+    }
     return b
   }
 
