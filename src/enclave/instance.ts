@@ -92,6 +92,7 @@ import {
   SYSTEM_TERMINATED_SLOT,
   scanUpdatePayload,
   sealAnswer,
+  setBounded,
   signDigest,
   signEnvelope,
   signReceipt,
@@ -176,8 +177,7 @@ const RECEIPT_CACHE = 4096
 
 /** Sets `key` in a cache of at most RECEIPT_CACHE entries, evicting the oldest. */
 function cacheSet<V>(cache: Map<string, V>, key: string, value: V): void {
-  cache.set(key, value)
-  if (cache.size > RECEIPT_CACHE) cache.delete(cache.keys().next().value!)
+  setBounded(cache, key, value, RECEIPT_CACHE)
 }
 const RESTORED_LOG = 64
 /** Phases in which the executor serves transactions (a challenge does not stop it). */
@@ -1228,8 +1228,7 @@ export class Instance {
       )
     }
     this.sessions.delete(key)
-    this.sessions.set(key, { validUntil, signature: tx.signature.slice() })
-    if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!)
+    setBounded(this.sessions, key, { validUntil, signature: tx.signature.slice() }, MAX_SESSIONS)
   }
 
   private acceptTx(tx: SignedTx, boxKey: Uint8Array, waiter: Waiter): void {

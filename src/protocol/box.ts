@@ -20,6 +20,7 @@ import {
   type KeyObject,
 } from 'node:crypto'
 import { assertBytes, bytesToUnprefixedHex, concatBytes, randomBytes, utf8 } from './bytes.ts'
+import { setBounded } from './cache.ts'
 import { ProtocolError } from './errors.ts'
 
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
@@ -356,9 +357,7 @@ export class BoxSessions {
       const { publicKey, prk } = freshEphemeral(recipientPublicKey)
       s = { publicKey, prk, boxes: 0, expiresAt: now + maxAgeMs }
       this.sessions.delete(id)
-      this.sessions.set(id, s)
-      if (this.sessions.size > maxRecipients)
-        this.sessions.delete(this.sessions.keys().next().value!)
+      setBounded(this.sessions, id, s, maxRecipients)
     }
     return s
   }
@@ -407,8 +406,7 @@ function recipientPrk(
   let prk = cache.get(id)
   if (!prk) {
     prk = boxPrk(sharedSecret(secretKey, ephemeral), ephemeral, recipientPublicKey)
-    if (cache.size >= RECENT_EPHEMERALS) cache.delete(cache.keys().next().value!)
-    cache.set(id, prk)
+    setBounded(cache, id, prk, RECENT_EPHEMERALS)
   }
   return prk
 }

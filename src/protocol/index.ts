@@ -2,6 +2,7 @@
 export * from './apiSocket.ts'
 export * from './box.ts'
 export * from './bytes.ts'
+export * from './cache.ts'
 export * from './codec.ts'
 export * from './constants.ts'
 export * from './ecalls.ts'

@@ -17,6 +17,7 @@ import {
   uintToWord,
   utf8,
 } from './bytes.ts'
+import { setBounded } from './cache.ts'
 import {
   addressSchema,
   bytes32Schema,
@@ -463,9 +464,12 @@ function receiptSigner(root: Uint8Array, signature: Uint8Array): Uint8Array {
   const known = recentReceiptSigners.get(key)
   if (known && equalBytes(known.signature, signature)) return known.signer
   const signer = recoverAddress(root, signature)
-  if (!known && recentReceiptSigners.size >= RECENT_RECEIPT_SIGNERS)
-    recentReceiptSigners.delete(recentReceiptSigners.keys().next().value!)
-  recentReceiptSigners.set(key, { signature: signature.slice(), signer })
+  setBounded(
+    recentReceiptSigners,
+    key,
+    { signature: signature.slice(), signer },
+    RECENT_RECEIPT_SIGNERS,
+  )
   return signer
 }
 
