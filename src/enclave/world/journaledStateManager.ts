@@ -109,8 +109,7 @@ export class JournaledStateManager implements StateManagerInterface {
   setAccountState(key: string, next: AccountState | undefined): void {
     this.noteAccount(key)
     const prev = this.accounts.get(key)
-    if (this.checkpoints.length > 0)
-      this.journal.push({ t: 'account', key, prev })
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'account', key, prev })
     // A copy of the caller's object, field by field (a spread costs microseconds on Node 20).
     if (next)
       this.accounts.set(key, { nonce: next.nonce, balance: next.balance, codeHash: next.codeHash })
