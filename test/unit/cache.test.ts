@@ -1,4 +1,6 @@
-/** Bounded caches (src/protocol/cache.ts): the bound, the order of eviction, the newest entry kept. */
+/**
+ * Bounded caches (src/protocol/cache.ts): the bound, the order of eviction, the newest entry kept.
+ */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'

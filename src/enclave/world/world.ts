@@ -415,7 +415,7 @@ export class World {
     return keccak256(b.subarray(0, 117))
   }
 
-  /** The account whose address the leaf buffer holds (a fold visits an account's slots in a row). */
+  /** The account whose address the leaf buffer holds: a fold visits an account's slots in a row. */
   private leafKey: string | undefined
 
   /** The leaf buffer with its tag and address written (the digest key stays in place). */
