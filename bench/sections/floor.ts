@@ -493,7 +493,7 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   })
   progress(`floor: architecture channels (IPC to a child process, peer WebSocket)`)
   const update = replication.bytes + UPDATE_FRAMING
-  // A transfer pays a 64th of each exchange per batch: fewer of them are measured.
+  // A transfer pays S / BATCH of each exchange per batch: fewer of them are measured.
   const perBatch = Math.max(1_000, Math.ceil(cfg.channelRequests / 5))
   const architecture: FloorResult['architecture'] = [
     {

@@ -19,7 +19,8 @@ type Waiter = {
 export class WaitingRequests {
   private readonly waiting = new Map<string, Waiter>()
   private timer: NodeJS.Timeout | undefined
-  private closed = false
+  /** Set by `close`: what every request after it fails with. */
+  private closedWith: Error | undefined
 
   constructor(
     private readonly timeoutMs: number,
@@ -32,8 +33,7 @@ export class WaitingRequests {
 
   /** Waits for `requestId`'s answer; `kind` names the request in its TIMEOUT error. */
   wait(requestId: string, kind: string): Promise<Uint8Array> {
-    if (this.closed)
-      return Promise.reject(new ProtocolError('UNAVAILABLE', 'operator node is stopping'))
+    if (this.closedWith) return Promise.reject(this.closedWith)
     return new Promise<Uint8Array>((resolve, reject) => {
       this.waiting.delete(requestId) // a reused id goes to the end, with its new deadline
       this.waiting.set(requestId, { resolve, reject, deadline: this.now() + this.timeoutMs, kind })
@@ -55,9 +55,9 @@ export class WaitingRequests {
     return w !== undefined
   }
 
-  /** Fails every waiting request with `e` and refuses new ones. */
+  /** Fails every waiting request with `e`, and every later one. */
   close(e: Error): void {
-    this.closed = true
+    this.closedWith = e
     clearTimeout(this.timer)
     this.timer = undefined
     const all = [...this.waiting.values()]
@@ -77,7 +77,7 @@ export class WaitingRequests {
 
   /** Sets the timer for the oldest request, unless it is set or nothing waits. */
   private arm(): void {
-    if (this.timer !== undefined || this.closed) return
+    if (this.timer !== undefined || this.closedWith) return
     const oldest = this.waiting.values().next()
     if (oldest.done) return
     const delay = Math.max(0, Math.ceil(oldest.value.deadline - this.now()))
