@@ -2004,9 +2004,6 @@ export class Instance {
       )
     }
     const payload = scanUpdatePayload(plain)
-    for (const [i, bytes] of payload.resultBytes.entries()) {
-      cacheSet(this.replicated, hex(payload.txHashes[i]!), { bytes, seq: body.seq })
-    }
     const hash = updateHash({
       instance: this.id,
       seq: body.seq,
@@ -2014,13 +2011,10 @@ export class Instance {
       payloadHash: keccak256(plain),
     })
     const world = this.world!
-    world.applyWriteSet(decodeWriteSet(payload.writeSet))
-    world.takeWriteSet()
-    if (!equalBytes(world.digest(), body.digest)) {
-      throw new ProtocolError(
-        'INTERNAL',
-        `update ${body.seq}: state digest differs from the executor's`,
-      )
+    // All or nothing: on a digest other than the executor's, the world stays as it was.
+    world.applyCheckedWriteSet(decodeWriteSet(payload.writeSet), body.digest, `update ${body.seq}`)
+    for (const [i, bytes] of payload.resultBytes.entries()) {
+      cacheSet(this.replicated, hex(payload.txHashes[i]!), { bytes, seq: body.seq })
     }
     this.seq = body.seq
     this.lastHash = hash

@@ -409,4 +409,45 @@ describe('EVM world', () => {
     restored.applyWriteSet(w.snapshot())
     assert.deepEqual(restored.digest(), w.digest())
   })
+
+  test('a write set whose digest is not the expected one is not taken, not even in part', async () => {
+    const exec = await newWorld()
+    const replica = await newWorld()
+    await deployToken(exec)
+    exec.credit(users[3]!, 5n)
+    replica.applyCheckedWriteSet(
+      decodeWriteSet(encodeWriteSet(exec.takeWriteSet())),
+      exec.digest(),
+      'update 1',
+    )
+    for (let batch = 0; batch < 4; batch++) {
+      // Slots created (new holders), changed and emptied (a whole balance sent on), an account
+      // created (a new sender's nonce) and one emptied.
+      const from = users[batch % 4]!
+      exec.setNonce(from, exec.getNonce(from) + 1n)
+      const all = hexToBigInt(bytesToHex((await balanceAs(exec, from, from)).returnData))
+      assert.ok(all > 0n)
+      const sent = await transfer(exec, from, users[(batch + 1) % 4]!, all)
+      assert.equal(sent.status, 'success')
+      exec.debit(users[3]!, exec.getBalance(users[3]!))
+      const ws = encodeWriteSet(exec.takeWriteSet())
+      const before = replica.digest()
+      const state = encodeWriteSet(replica.snapshot())
+      const wrong = exec.digest().slice()
+      wrong[31]! ^= 1
+      assert.throws(
+        () => replica.applyCheckedWriteSet(decodeWriteSet(ws), wrong, `update ${batch + 2}`),
+        (e: Error & { code?: string }) =>
+          e.code === 'INTERNAL' &&
+          e.message === `update ${batch + 2}: state digest differs from the executor's`,
+      )
+      assert.deepEqual(replica.digest(), before, 'the digest is as before')
+      assert.deepEqual(encodeWriteSet(replica.snapshot()), state, 'the state is as before')
+      assert.equal(digestByDefinition(replica), bytesToHex(before))
+      replica.applyCheckedWriteSet(decodeWriteSet(ws), exec.digest(), `update ${batch + 2}`)
+      assert.deepEqual(replica.digest(), exec.digest(), `batch ${batch}`)
+      assert.deepEqual(encodeWriteSet(replica.snapshot()), encodeWriteSet(exec.snapshot()))
+      assert.equal(digestByDefinition(replica), bytesToHex(exec.digest()))
+    }
+  })
 })

@@ -241,15 +241,34 @@ export class JournaledStateManager implements StateManagerInterface {
   }
 
   async checkpoint(): Promise<void> {
-    this.checkpoints.push(this.journal.length)
+    this.checkpointNow()
   }
 
   async commit(): Promise<void> {
+    this.commitNow()
+  }
+
+  async revert(): Promise<void> {
+    this.revertNow()
+  }
+
+  /** `checkpoint`, for synchronous callers (the interface's methods are async). */
+  checkpointNow(): void {
+    this.checkpoints.push(this.journal.length)
+  }
+
+  /** `commit`, for synchronous callers. */
+  commitNow(): void {
     this.checkpoints.pop()
     if (this.checkpoints.length === 0) this.journal.length = 0
   }
 
-  async revert(): Promise<void> {
+  /**
+   * `revert`, for synchronous callers. Keys changed since the checkpoint stay in the change set
+   * with the values they had at the last take, which they now hold again: a fold finds nothing
+   * to add for them.
+   */
+  revertNow(): void {
     const to = this.checkpoints.pop() ?? 0
     while (this.journal.length > to) {
       const u = this.journal.pop()!

@@ -26,6 +26,16 @@ export class WordSum {
     }
   }
 
+  /** A copy of the limbs, for `restore`. */
+  save(): Uint32Array {
+    return this.limbs.slice()
+  }
+
+  /** Puts back limbs taken by `save`. */
+  restore(saved: Uint32Array): void {
+    this.limbs.set(saved)
+  }
+
   /** The sum as a 32-byte big-endian word. */
   toWord(): Uint8Array {
     const out = new Uint8Array(32)

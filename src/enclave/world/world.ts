@@ -19,6 +19,7 @@ import {
   type AccountWrite,
   bytesToUnprefixedHex,
   canonicalizeWriteSet,
+  equalBytes,
   keccak256,
   ProtocolError,
   setUintWord,
@@ -552,6 +553,31 @@ export class World {
   /** The changes since the last take, as a canonical write set; updates the digest. */
   takeWriteSet(): WriteSet {
     return this.fold(this.sm.takeChanges(), true)
+  }
+
+  /**
+   * Applies a write set made by `takeWriteSet` on another world with the same prior state, and
+   * keeps it only if the state it leads to has the digest `expected` (the one the update
+   * carries): otherwise the world is left as it was, digest included, and INTERNAL is thrown.
+   * A member whose state diverged thus rejects the update without taking it in part, and
+   * applies the right one if it comes.
+   */
+  applyCheckedWriteSet(ws: WriteSet, expected: Uint8Array, what: string): void {
+    const sum = this.digestSum.save()
+    this.sm.checkpointNow()
+    let ok = false
+    try {
+      this.applyWriteSet(ws)
+      ok = equalBytes(this.digest(), expected)
+    } finally {
+      if (ok) this.sm.commitNow()
+      else {
+        this.sm.revertNow()
+        this.digestSum.restore(sum)
+      }
+    }
+    if (!ok)
+      throw new ProtocolError('INTERNAL', `${what}: state digest differs from the executor's`)
   }
 
   /** Applies a write set made by `takeWriteSet` on another world with the same prior state. */
