@@ -10,12 +10,14 @@ import { decodeAbiParameters, encodeAbiParameters } from 'viem'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import { createSealer } from '../../src/enclave/identity.ts'
 import {
+  aeadOpen,
   BOX_CONTEXT,
   BROADCAST,
   boxSeal,
   bytesToHex,
   decodeAnswer,
   decodeSealedUpdate,
+  decodeUpdateBody,
   type EnclaveOutput,
   EventKind,
   encodeSignedTx,
@@ -413,6 +415,60 @@ describe('enclave roles in-process', () => {
     // The acks release the receipt.
     await pump(nodes, acks, answers)
     assert.ok(answers.has('u0'))
+  })
+
+  test('a watchdog takes nothing of an update whose state digest is not the one it reaches, and the right one after', async () => {
+    const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
+      await setupActive()
+    const w1 = nodes[1]!
+    const outs = await sendTransfer(
+      exec,
+      { instance, contractEncryptionKey },
+      creatorKey,
+      0n,
+      randomBytes(20),
+      'd0',
+    )
+    const send = outs.find((o) => o.type === 'send' && o.envelope.kind === 'update')
+    assert.ok(send && send.type === 'send')
+    const body = decodeUpdateBody(envelopeFromWire(send.envelope).body)
+    // No ecall can carry a wrong digest under the executor's signature and the state key, so
+    // the watchdog's instance is driven directly with the update's body and plain payload.
+    type WatchdogInternals = {
+      seq: bigint
+      world: { digest(): Uint8Array }
+      replicated: Map<string, unknown>
+      stateKey: Uint8Array
+      payloadAad(seq: bigint, prevHash: Uint8Array): Uint8Array
+      applyPlainUpdate(body: unknown, plain: Uint8Array): void
+    }
+    const inst = (
+      w1.enclave as unknown as { instances: Map<bigint, WatchdogInternals> }
+    ).instances.get(instance)!
+    const plain = unpackUpdatePayload(
+      aeadOpen(inst.stateKey, body.payload, inst.payloadAad(body.seq, body.prevHash)),
+    )
+    const seq = inst.seq
+    const digest = inst.world.digest()
+    const cached = inst.replicated.size
+    const wrong = body.digest.slice()
+    wrong[0]! ^= 1
+    assert.throws(
+      () => inst.applyPlainUpdate({ ...body, digest: wrong }, plain),
+      (e: unknown) =>
+        e instanceof ProtocolError &&
+        e.code === 'INTERNAL' &&
+        e.message === `update ${body.seq}: state digest differs from the executor's`,
+    )
+    assert.equal(inst.seq, seq, 'the update is not taken')
+    assert.deepEqual(inst.world.digest(), digest, 'the state is as it was')
+    assert.equal(inst.replicated.size, cached, 'no outcome of it is kept')
+    // The executor's own update then goes through, and releases the receipt.
+    await pump(nodes, outs, answers)
+    assert.ok(answers.has('d0'))
+    assert.equal(inst.seq, seq + 1n)
+    assert.equal(inst.replicated.size, cached + 1)
+    assert.deepEqual(inst.world.digest(), body.digest)
   })
 
   test('a promoted watchdog behind another one: its log wins, and a replayed genesis cannot roll back', async () => {
