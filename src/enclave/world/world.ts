@@ -560,7 +560,9 @@ export class World {
    * keeps it only if the state it leads to has the digest `expected` (the one the update
    * carries): otherwise the world is left as it was, digest included, and INTERNAL is thrown.
    * A member whose state diverged thus rejects the update without taking it in part, and
-   * applies the right one if it comes.
+   * applies the right one if it comes. Only for a world with no changes of its own pending (a
+   * member that applies updates): pending changes would be folded in and, on a rejection,
+   * their share of the digest put back while the changes stay.
    */
   applyCheckedWriteSet(ws: WriteSet, expected: Uint8Array, what: string): void {
     const sum = this.digestSum.save()
