@@ -710,6 +710,8 @@ export function printThroughput(r: ThroughputResult): void {
         [`cpu_ceiling_tps (${c.cores} cores)`]: c.all,
         server_ceiling_tps: c.server,
         others_ceiling_tps: c.others ?? null,
+        busy_pct: round((100 * p.saturation.tps * c.total) / 1000 / c.cores, 1),
+        executor_busy_pct: exec === undefined ? null : round((p.saturation.tps * exec) / 10, 1),
       }
     }),
     [
@@ -719,6 +721,7 @@ export function printThroughput(r: ThroughputResult): void {
       "others_ceiling_tps = every process but the executor's enclave on the other cores (executor-core).",
       'cpu_ceiling_tps = cores / CPU per tx: the rate at which every core would be busy.',
       "server_ceiling_tps = the same without the clients (their CPU would be on users' machines).",
+      "busy_pct = how busy the cores were on average at the saturation rate (rate × CPU per tx / cores); executor_busy_pct = the share of one core the executor's enclave used.",
     ],
   )
   const ab = r.apiTransport
