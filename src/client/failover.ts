@@ -197,9 +197,9 @@ class HostWatch {
       )
       const failed = [...this.waiters]
       this.waiters.clear()
-      this.misses = 0
       for (const fail of failed) fail(error)
     }
+    // Also after failing them all: the watch goes idle with its count of misses reset.
     if (this.waiters.size === 0) {
       this.misses = 0
       this.onIdle(this)
