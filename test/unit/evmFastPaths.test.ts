@@ -23,6 +23,7 @@ import {
 } from '../../src/protocol/index.ts'
 
 const KEY = new Uint8Array(32).fill(9)
+const EMPTY = new Uint8Array(0)
 const block = { number: 7n, timestamp: 1_700_000_000n, prevRandao: new Uint8Array(32).fill(3) }
 const users = [1, 2, 3].map((i) => new Uint8Array(20).fill(i))
 const PROGRAM = new Uint8Array(20).fill(0xa1)
@@ -324,6 +325,106 @@ describe('EVM fast paths', () => {
     statuses = new Set()
   })
 
+  test('SSTORE and SLOAD charge and refund the same in every net-metering case', async () => {
+    const w = await worlds()
+    for (const world of [w.fast, w.stock]) world.credit(users[0]!, 10n ** 18n)
+    // A world's outcome leaves refunds out (its gas used is the execution's), so the changes of
+    // the refund counter are recorded from the package's interpreter, which both worlds run.
+    const inner = w.stock as unknown as {
+      evm: { runCode(o: { code: Uint8Array; gasLimit: bigint }): Promise<never> }
+    }
+    const Interpreter = interpreterClassOf(
+      await inner.evm.runCode({ code: Uint8Array.from([op.STOP]), gasLimit: 1000n }),
+    )
+    assert.ok(Interpreter, 'the package interpreter behind a frame')
+    type Refund = (this: unknown, amount: bigint, context?: string) => void
+    const proto = Interpreter.prototype as unknown as Record<'refundGas' | 'subRefund', Refund>
+    const shipped = { refundGas: proto.refundGas, subRefund: proto.subRefund }
+    let refunds: string[] = []
+    for (const name of ['refundGas', 'subRefund'] as const)
+      proto[name] = function (amount, context) {
+        refunds.push(`${name} ${amount}`)
+        return shipped[name].call(this, amount, context)
+      }
+    const run = async (code: Uint8Array, original: bigint, gasLimit: bigint, what: string) => {
+      for (const world of [w.fast, w.stock]) {
+        world.installCode(PROGRAM, code)
+        world.setStorageWord(PROGRAM, 0n, original)
+        world.takeWriteSet()
+      }
+      const seen: string[][] = []
+      const r = await same(
+        w,
+        async (world) => {
+          refunds = []
+          const out = await world.call({
+            from: users[0]!,
+            to: PROGRAM,
+            value: 0n,
+            data: EMPTY,
+            gasLimit,
+            block,
+          })
+          seen.push(refunds)
+          return out
+        },
+        what,
+      )
+      assert.deepEqual(seen[0], seen[1], `${what}: refunds`)
+      return { status: r.status, refunds: seen[0]! }
+    }
+    const writes = (values: bigint[]) => values.flatMap((v) => [...push(v), ...push(0n), op.SSTORE])
+    try {
+      // EIP-2200's states with EIP-3529's refunds, as their test vectors walk them: two or three
+      // writes to one slot, values 0 to 3, an original value of 0 or 1, then an SLOAD of it.
+      let refunded = 0
+      for (const original of [0n, 1n])
+        for (let n = 2; n <= 3; n++)
+          for (let k = 0; k < 4 ** n; k++) {
+            const values = Array.from({ length: n }, (_, i) => BigInt(Math.floor(k / 4 ** i) % 4))
+            const code = Uint8Array.from([
+              ...writes(values),
+              ...push(0n),
+              op.SLOAD,
+              ...push(1n),
+              op.SSTORE,
+            ])
+            const r = await run(code, original, 200_000n, `original ${original}, writes ${values}`)
+            assert.equal(r.status, 'success')
+            if (r.refunds.length > 0) refunded++
+          }
+      assert.ok(refunded > 40, `${refunded} cases with refunds`)
+      // The sentry: an SSTORE with 2,300 gas or less left fails even where it would cost 100.
+      // PUSH1 1 PUSH0 SSTORE (cold, 0 → 1: 22,100) PUSH1 2 PUSH0 SSTORE (warm, dirty: 100).
+      const sentry = Uint8Array.from(writes([1n, 2n]))
+      const before = 3n + 2n + 22_100n + 3n + 2n
+      const statuses = []
+      for (const left of [2_299n, 2_300n, 2_301n])
+        statuses.push((await run(sentry, 0n, before + left, `sentry, ${left} left`)).status)
+      assert.deepEqual(statuses, ['error', 'error', 'success'])
+    } finally {
+      Object.assign(proto, shipped)
+    }
+    // SSTORE in a static call fails; SLOAD there runs.
+    const viaStatic = Uint8Array.from([
+      ...[32n, 0n, 0n, 0n].flatMap(push), // out length, out offset, in length, in offset
+      ...pushAddress(CALLEE),
+      op.GAS,
+      0xfa, // STATICCALL
+      ...push(2n),
+      op.SSTORE,
+    ])
+    for (const [name, callee] of [
+      ['SSTORE', Uint8Array.from([...push(5n), ...push(0n), op.SSTORE])],
+      ['SLOAD', Uint8Array.from([...push(0n), op.SLOAD, ...push(0n), op.MSTORE])],
+    ] as const) {
+      for (const world of [w.fast, w.stock]) world.installCode(CALLEE, callee)
+      const r = await run(viaStatic, 0n, 200_000n, `${name} in a static call`)
+      assert.equal(r.status, 'success')
+      assert.equal(w.fast.getStorageWord(PROGRAM, 2n), name === 'SLOAD' ? 1n : 0n, name)
+    }
+  })
+
   test('the example contracts run the same: token transfers, a prize pool paying out', async () => {
     const w = await worlds()
     await same(
@@ -427,7 +528,7 @@ test('the package code the fast paths stand in for is the code they were written
     fastPaths: false,
   })) as unknown as {
     evm: {
-      _opcodeMap: Array<{ opHandler: unknown }>
+      _opcodeMap: Array<{ opHandler: unknown; gasHandler?: unknown }>
       journal: Record<string, unknown>
       common: { isActivatedEIP: unknown }
       runCode(o: {
@@ -463,6 +564,18 @@ test('the package code the fast paths stand in for is the code they were written
   assert.deepEqual(FAST_OPCODES, Object.keys(handlers).map(Number))
   for (const [o, h] of Object.entries(handlers))
     assert.equal(hash(stock.evm._opcodeMap[Number(o)]!.opHandler), h, `opcode ${o}`)
+  // The gas handlers of SLOAD and SSTORE, which the fast paths replace in Cancun.
+  assert.equal(hash(stock.evm._opcodeMap[84]!.gasHandler), 'bcc3d658b9e4417b', 'SLOAD gas')
+  assert.equal(hash(stock.evm._opcodeMap[85]!.gasHandler), 'b51063daf05d5f11', 'SSTORE gas')
+  const fast = (await World.create({
+    chainId: 1n,
+    maxGasPerTx: 1_000_000n,
+    digestKey: KEY,
+  })) as unknown as typeof stock
+  assert.deepEqual(
+    [84, 85].map((o) => (fast.evm._opcodeMap[o]!.gasHandler as { name: string }).name),
+    ['sloadGas', 'sstoreGas'],
+  )
   const journal = stock.evm.journal
   assert.equal(hash(journal.isWarmedAddress), '5a70c85ebf478dd2')
   assert.equal(hash(journal.addWarmedAddress), '61726fa248c4233c')

@@ -21,7 +21,9 @@
  *   CALLER, CALLDATALOAD, MLOAD, MSTORE, SLOAD, SSTORE, LOG0–4): the package goes through a hex
  *   string for each word (`bigIntToBytes`, `bytesToBigInt`) and pads by spreading two arrays
  *   into an array literal (≈ 1 µs and several allocations a word); here the protocol's word
- *   conversions (`uintToWord`, `wordToUint`) do it. Their gas handlers are the package's.
+ *   conversions (`uintToWord`, `wordToUint`) do it. Their gas handlers are the package's but for
+ *   SLOAD's and SSTORE's (`GAS_HANDLERS`, EIPs 2200 and 2929 in Cancun), which convert the key
+ *   the same way and pad each stored value to a word by spreading arrays.
  * - The journal's EIP-2929 warm sets (`fastJournal`): keyed by hex strings the package builds two
  *   characters at a time; here with the protocol's `bytesToUnprefixedHex`.
  * - A message call (`EVM._executeCall`): the package hands the frame a copy of the message,
@@ -235,7 +237,12 @@ type OpcodeEntry = {
 /** What the replaced handlers use of the package's run state. */
 type OpState = {
   opCode: number
-  stack: { pop(): bigint; popN(n: number): bigint[]; push(v: bigint): void }
+  stack: {
+    pop(): bigint
+    popN(n: number): bigint[]
+    push(v: bigint): void
+    peek(n?: number): bigint[]
+  }
   memory: {
     read(offset: number, size: number, avoidCopy?: boolean): Uint8Array
     write(offset: number, size: number, value: Uint8Array): void
@@ -243,9 +250,18 @@ type OpState = {
   interpreter: {
     _env: { address: { bytes: Uint8Array }; caller: { bytes: Uint8Array } }
     getCallData(): Uint8Array
-    storageLoad(key: Uint8Array): Promise<Uint8Array>
+    storageLoad(key: Uint8Array, original?: boolean, trackBAL?: boolean): Promise<Uint8Array>
     storageStore(key: Uint8Array, value: Uint8Array): Promise<void>
     log(data: Uint8Array, topicsCount: number, topics: Uint8Array[]): void
+    getAddress(): { bytes: Uint8Array }
+    getGasLeft(): bigint
+    isStatic(): boolean
+    refundGas(amount: bigint, context?: string): void
+    subRefund(amount: bigint, context?: string): void
+    journal: {
+      isWarmedStorage(address: Uint8Array, slot: Uint8Array): boolean
+      addWarmedStorage(address: Uint8Array, slot: Uint8Array): void
+    }
   }
 }
 
@@ -257,9 +273,9 @@ const padded = new Uint8Array(32)
  * strings (`bigIntToBytes`, `bytesToBigInt`, `setLengthLeft`: ≈ 1 µs and several allocations per
  * conversion), here with the protocol's word conversions (`uintToWord`, `wordToUint`) instead.
  * Each does what the package's handler does in a fork without EIPs 8037 (state gas) and 7928
- * (block access lists) beyond that; its gas handler stays the package's. MSTORE writes its word
- * through the kept word (`uintToKeptWord`; `Memory.write` copies it); KECCAK256 hashes memory in
- * place.
+ * (block access lists) beyond that; its gas handler stays the package's (SLOAD's and SSTORE's:
+ * see `GAS_HANDLERS`). MSTORE writes its word through the kept word (`uintToKeptWord`;
+ * `Memory.write` copies it); KECCAK256 hashes memory in place.
  */
 const HANDLERS: Record<number, { name: string; isAsync: boolean; handler: unknown }> = {
   32: {
@@ -367,6 +383,123 @@ function log(rs: OpState): void {
   rs.interpreter.log(data, topicsCount, topicsBytes)
 }
 
+/*
+ * The dynamic gas of SLOAD and SSTORE (EIPs 2200, 2929 and 3529's parameters), as the package's
+ * gas handlers charge it in a fork from Istanbul on with EIP 2929 and without EIPs 6800, 7864 and
+ * 8038 (`storageGasPorted`). The package pads the key through a hex string (`bigIntToBytes`,
+ * `setLengthLeft`) and each stored value to a word by spreading arrays (`setLengthLeftStorage`):
+ * ≈ 13 KB of garbage per token transfer, a sixth of what the EVM allocates for it. Here the key
+ * is the protocol's word and the values are compared as numbers: a value padded to a word, or
+ * none for zero, is equal to another exactly when their numbers are.
+ */
+
+/** `accessStorageEIP2929` with gas charged: the slot warmed, cold or warm read charged. */
+function accessStorage(rs: OpState, key: Uint8Array, isSstore: boolean, common: Common): bigint {
+  const address = rs.interpreter.getAddress().bytes
+  const journal = rs.interpreter.journal
+  if (!journal.isWarmedStorage(address, key)) {
+    journal.addWarmedStorage(address, key)
+    return common.param('coldsloadGas')
+  }
+  return isSstore ? 0n : common.param('warmstoragereadGas')
+}
+
+/** `adjustSstoreGasEIP2929`: a noop or refund's cost when the slot is already warm. */
+function adjustSstoreGas(
+  rs: OpState,
+  key: Uint8Array,
+  defaultCost: bigint,
+  costName: 'noop' | 'initRefund' | 'cleanRefund',
+  common: Common,
+): bigint {
+  if (!rs.interpreter.journal.isWarmedStorage(rs.interpreter.getAddress().bytes, key))
+    return defaultCost
+  const warmRead = common.param('warmstoragereadGas')
+  if (costName === 'noop') return warmRead
+  if (costName === 'initRefund') return common.param('sstoreInitEIP2200Gas') - warmRead
+  return common.param('sstoreResetGas') - common.param('coldsloadGas') - warmRead
+}
+
+/** `updateSstoreGasEIP2200` over the numbers of the current, original and new values. */
+function sstoreNetGas(
+  rs: OpState,
+  current: bigint,
+  original: bigint,
+  value: bigint,
+  key: Uint8Array,
+  common: Common,
+): bigint {
+  const i = rs.interpreter
+  if (i.getGasLeft() <= common.param('sstoreSentryEIP2200Gas')) throw new EVMError(OUT_OF_GAS)
+  if (current === value)
+    return adjustSstoreGas(rs, key, common.param('sstoreNoopEIP2200Gas'), 'noop', common)
+  if (original === current) {
+    if (original === 0n) return common.param('sstoreInitEIP2200Gas')
+    if (value === 0n)
+      i.refundGas(
+        common.param('sstoreClearRefundEIP2200Gas'),
+        'EIP-2200 -> sstoreClearRefundEIP2200',
+      )
+    return common.param('sstoreCleanEIP2200Gas')
+  }
+  if (original !== 0n) {
+    if (current === 0n)
+      i.subRefund(
+        common.param('sstoreClearRefundEIP2200Gas'),
+        'EIP-2200 -> sstoreClearRefundEIP2200',
+      )
+    else if (value === 0n)
+      i.refundGas(
+        common.param('sstoreClearRefundEIP2200Gas'),
+        'EIP-2200 -> sstoreClearRefundEIP2200',
+      )
+  }
+  if (original === value) {
+    if (original === 0n) {
+      const refund = common.param('sstoreInitRefundEIP2200Gas')
+      i.refundGas(adjustSstoreGas(rs, key, refund, 'initRefund', common), 'EIP-2200 -> initRefund')
+    } else {
+      const refund = common.param('sstoreCleanRefundEIP2200Gas')
+      i.refundGas(
+        adjustSstoreGas(rs, key, refund, 'cleanRefund', common),
+        'EIP-2200 -> cleanRefund',
+      )
+    }
+  }
+  return common.param('sstoreDirtyEIP2200Gas')
+}
+
+const STATIC_STATE_CHANGE = EVMError.errorMessages.STATIC_STATE_CHANGE
+
+/** Gas handlers of the table (`gasHandler`), replaced when `storageGasPorted` holds. */
+const GAS_HANDLERS: Record<number, (rs: OpState, gas: bigint, common: Common) => Promise<bigint>> =
+  {
+    84: async function sloadGas(rs, gas, common) {
+      return gas + accessStorage(rs, uintToWord(rs.stack.peek()[0]!), false, common)
+    },
+    85: async function sstoreGas(rs, gas, common) {
+      if (rs.interpreter.isStatic()) throw new EVMError(STATIC_STATE_CHANGE)
+      const [key, value] = rs.stack.peek(2) as [bigint, bigint]
+      const keyBytes = uintToWord(key)
+      const current = wordToUint(await rs.interpreter.storageLoad(keyBytes, false, false))
+      const original = wordToUint(await rs.interpreter.storageLoad(keyBytes, true, false))
+      gas += sstoreNetGas(rs, current, original, value, keyBytes, common)
+      return gas + accessStorage(rs, keyBytes, true, common)
+    },
+  }
+
+/** Whether the storage gas handlers of `GAS_HANDLERS` charge what the package's do. */
+export function storageGasPorted(common: Common): boolean {
+  return (
+    common.gteHardfork('istanbul') &&
+    common.hardfork() !== 'constantinople' &&
+    common.isActivatedEIP(2929) &&
+    !common.isActivatedEIP(6800) &&
+    !common.isActivatedEIP(7864) &&
+    !common.isActivatedEIP(8038)
+  )
+}
+
 /** Opcodes whose handler the table of a world's EVM holds, in the package as shipped. */
 export const FAST_OPCODES = Object.keys(HANDLERS).map(Number)
 
@@ -388,6 +521,7 @@ export function fastOpcodes(evm: EVM): number[] {
   )
     return []
   const replaced: number[] = []
+  const portedGas = storageGasPorted(common)
   for (const op of FAST_OPCODES) {
     const entry = table[op]
     const fast = HANDLERS[op]!
@@ -399,7 +533,11 @@ export function fastOpcodes(evm: EVM): number[] {
       typeof entry.opHandler !== 'function'
     )
       continue
-    table[op] = { ...entry, opHandler: fast.handler }
+    const gasHandler = GAS_HANDLERS[op]
+    table[op] =
+      portedGas && gasHandler && typeof entry.gasHandler === 'function'
+        ? { ...entry, opHandler: fast.handler, gasHandler }
+        : { ...entry, opHandler: fast.handler }
     replaced.push(op)
   }
   return replaced
