@@ -492,7 +492,6 @@ const GAS_HANDLERS: Record<number, (rs: OpState, gas: bigint, common: Common) =>
 export function storageGasPorted(common: Common): boolean {
   return (
     common.gteHardfork('istanbul') &&
-    common.hardfork() !== 'constantinople' &&
     common.isActivatedEIP(2929) &&
     !common.isActivatedEIP(6800) &&
     !common.isActivatedEIP(7864) &&
