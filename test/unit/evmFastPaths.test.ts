@@ -243,6 +243,23 @@ const calleeCode = (() => {
 
 // ------------------------------------------------------------------ comparing outcomes
 
+/** The package's interpreter class (not exported by it), from a frame `world`'s EVM runs. */
+async function packageInterpreter(world: World) {
+  const { evm } = world as unknown as {
+    evm: {
+      runCode(o: {
+        code: Uint8Array
+        gasLimit: bigint
+      }): Promise<Parameters<typeof interpreterClassOf>[0]>
+    }
+  }
+  const Interpreter = interpreterClassOf(
+    await evm.runCode({ code: Uint8Array.from([op.STOP]), gasLimit: 1000n }),
+  )
+  assert.ok(Interpreter, 'the package interpreter behind a frame')
+  return Interpreter
+}
+
 const show = (r: ExecResult) => ({
   status: r.status,
   error: r.error,
@@ -330,13 +347,7 @@ describe('EVM fast paths', () => {
     for (const world of [w.fast, w.stock]) world.credit(users[0]!, 10n ** 18n)
     // A world's outcome leaves refunds out (its gas used is the execution's), so the changes of
     // the refund counter are recorded from the package's interpreter, which both worlds run.
-    const inner = w.stock as unknown as {
-      evm: { runCode(o: { code: Uint8Array; gasLimit: bigint }): Promise<never> }
-    }
-    const Interpreter = interpreterClassOf(
-      await inner.evm.runCode({ code: Uint8Array.from([op.STOP]), gasLimit: 1000n }),
-    )
-    assert.ok(Interpreter, 'the package interpreter behind a frame')
+    const Interpreter = await packageInterpreter(w.stock)
     type Refund = (this: unknown, amount: bigint, context?: string) => void
     const proto = Interpreter.prototype as unknown as Record<'refundGas' | 'subRefund', Refund>
     const shipped = { refundGas: proto.refundGas, subRefund: proto.subRefund }
@@ -531,10 +542,6 @@ test('the package code the fast paths stand in for is the code they were written
       _opcodeMap: Array<{ opHandler: unknown; gasHandler?: unknown }>
       journal: Record<string, unknown>
       common: { isActivatedEIP: unknown }
-      runCode(o: {
-        code: Uint8Array
-        gasLimit: bigint
-      }): Promise<Parameters<typeof interpreterClassOf>[0]>
     }
   }
   assert.equal(
@@ -581,9 +588,7 @@ test('the package code the fast paths stand in for is the code they were written
   assert.equal(hash(journal.addWarmedAddress), '61726fa248c4233c')
   assert.equal(hash(journal.isWarmedStorage), '52bfcecd810efc2b')
   assert.equal(hash(journal.addWarmedStorage), '4025a2e5951e6487')
-  const frame = await stock.evm.runCode({ code: Uint8Array.from([0x00]), gasLimit: 1000n })
-  const Interpreter = interpreterClassOf(frame)
-  assert.ok(Interpreter, 'the package interpreter behind a frame')
+  const Interpreter = await packageInterpreter(stock as unknown as World)
   const proto = Interpreter.prototype as unknown as { run: unknown; runStep: unknown }
   assert.equal(hash(proto.run), '8e769d9b5ec21205')
   assert.equal(hash(proto.runStep), 'cc2ccda2341c2f42')
