@@ -31,19 +31,28 @@ if (dir) {
       : ''
 
   if (typeof process.send === 'function' && process.argv[1]?.includes('enclave')) {
-    // The enclave process: ecalls in, answers out.
+    // The enclave process: ecalls in, answers out. A message on the ecall channel is one item
+    // or several as `{ batch }` (the ecalls or responses of one event-loop turn); a run of `tx`
+    // ecalls travels as one `{ txs }` item and a run of empty responses as one `{ oks }` item
+    // (src/protocol/ecallWire.ts). Each item is recorded on its own, at the message's time.
+    const itemsOf = (msg) => (Array.isArray(msg?.batch) ? msg.batch : [msg])
     const emit = process.emit
     process.emit = function (name, msg, ...rest) {
-      if (name === 'message' && typeof msg?.method === 'string') {
-        record(
-          `enclave in ${msg.method}${msg.params?.envelope?.kind ? ` ${msg.params.envelope.kind}` : ''}`,
-        )
+      if (name === 'message') {
+        for (const item of itemsOf(msg)) {
+          if (typeof item?.method === 'string') {
+            const kind = item.params?.envelope?.kind
+            record(`enclave in ${item.method}${kind ? ` ${kind}` : ''}`)
+          } else if (item?.txs) record('enclave in tx')
+        }
       }
       return emit.call(this, name, msg, ...rest)
     }
     const send = process.send.bind(process)
     process.send = (msg, ...rest) => {
-      if (msg?.id !== 0) record(`enclave out ${kinds(msg?.outputs) || '(no outputs)'}`)
+      for (const item of itemsOf(msg)) {
+        if (item?.id !== 0) record(`enclave out ${kinds(item?.outputs) || '(no outputs)'}`)
+      }
       return send(msg, ...rest)
     }
   } else {
