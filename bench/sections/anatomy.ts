@@ -178,14 +178,21 @@ function lineUp(
     while (i < events.length && events[i]!.t < c.start) i++
     const steps = new Map<string, number>()
     const seen = new Map<string, number>()
-    const enclaveIn = new Map<number, string>()
+    const enclaveIn = new Map<number, { t: number; what: string }>()
     for (let j = i; j < events.length && events[j]!.t <= c.end; j++) {
       const e = events[j]!
       let what = e.what
-      if (what.startsWith('enclave in ')) enclaveIn.set(e.pid, what)
+      if (what.startsWith('enclave in ')) {
+        // The items of one message share its time: a tick that came with an ecall of the
+        // transfer does not make what follows background work.
+        const last = enclaveIn.get(e.pid)
+        const joined = last?.t === e.t && !background.test(last.what) && background.test(what)
+        if (!joined) enclaveIn.set(e.pid, { t: e.t, what })
+      }
       // An enclave's answer belongs to the ecall before it; ticks and chain batches are not
       // the transfer's.
-      if (what.startsWith('enclave out') && background.test(enclaveIn.get(e.pid) ?? '')) continue
+      if (what.startsWith('enclave out') && background.test(enclaveIn.get(e.pid)?.what ?? ''))
+        continue
       if (background.test(what)) continue
       what = `${roleOf(e.pid, roles)}: ${what}`
       const n = (seen.get(what) ?? 0) + 1
