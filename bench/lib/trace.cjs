@@ -22,8 +22,8 @@ if (dir) {
   const MAX_EVENTS = 1_000_000
   let events = []
   let recording = true
-  const record = (what) => {
-    if (recording && events.length < MAX_EVENTS) events.push([now(), what])
+  const record = (what, t = now()) => {
+    if (recording && events.length < MAX_EVENTS) events.push([t, what])
   }
   const kinds = (outputs) =>
     Array.isArray(outputs)
@@ -34,24 +34,26 @@ if (dir) {
     // The enclave process: ecalls in, answers out. A message on the ecall channel is one item
     // or several as `{ batch }` (the ecalls or responses of one event-loop turn); a run of `tx`
     // ecalls travels as one `{ txs }` item and a run of empty responses as one `{ oks }` item
-    // (src/protocol/ecallWire.ts). Each item is recorded on its own, at the message's time.
+    // (src/protocol/ecallWire.ts). Each item is recorded on its own, all at the message's time.
     const itemsOf = (msg) => (Array.isArray(msg?.batch) ? msg.batch : [msg])
     const emit = process.emit
     process.emit = function (name, msg, ...rest) {
       if (name === 'message') {
+        const t = now()
         for (const item of itemsOf(msg)) {
           if (typeof item?.method === 'string') {
             const kind = item.params?.envelope?.kind
-            record(`enclave in ${item.method}${kind ? ` ${kind}` : ''}`)
-          } else if (item?.txs) record('enclave in tx')
+            record(`enclave in ${item.method}${kind ? ` ${kind}` : ''}`, t)
+          } else if (item?.txs) record('enclave in tx', t)
         }
       }
       return emit.call(this, name, msg, ...rest)
     }
     const send = process.send.bind(process)
     process.send = (msg, ...rest) => {
+      const t = now()
       for (const item of itemsOf(msg)) {
-        if (item?.id !== 0) record(`enclave out ${kinds(item?.outputs) || '(no outputs)'}`)
+        if (item?.id !== 0) record(`enclave out ${kinds(item?.outputs) || '(no outputs)'}`, t)
       }
       return send(msg, ...rest)
     }
