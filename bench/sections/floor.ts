@@ -9,9 +9,9 @@
  * the workload keeps), and for s = 2, in updates of `LIMITS.groupCommitTxs` transfers (the
  * batches a saturated executor makes), the replication SPEC §6 prescribes: the executor takes
  * the transfer's write set, encrypts the update under the state key, hashes it into its log and
- * signs it (taking the write set out of the EVM is not counted: ours also updates the state
- * digest there); each watchdog checks the signature, decrypts, hashes, applies the write set,
- * seals it and signs its ack. Summed and spread
+ * tags it for each watchdog under their pair key (decision 0020; taking the write set out of the
+ * EVM is not counted: ours also updates the state digest there); each watchdog checks the tag,
+ * decrypts, hashes, applies the write set, seals it and tags its ack. Summed and spread
  * over every core, it bounds full-protocol throughput from above: a target above that bound is out
  * of reach on this hardware whatever the code does.
  *
@@ -52,6 +52,8 @@ import {
   LIMITS,
   openAnswer,
   packRequests,
+  pairTag,
+  pairTagValid,
   randomBytes,
   receiptNode,
   recoverAddress,
@@ -370,6 +372,8 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
   const sign = cpuUs(n, () => signDigest(digest, userKey))
   const recover = cpuUs(n, () => recoverAddress(digest, signature))
   const sibling = keccak256(digest)
+  const pair = randomBytes(32)
+  const pairTagOfDigest = pairTag(pair, digest)
   const replication = await replicationUs(n)
   const primitives: FloorResult['primitives'] = [
     { name: 'EVM transfer (bare EVM)', side: 'enclave', us: 1e6 / bare.tps, perTx: 1 },
@@ -460,15 +464,17 @@ export async function benchFloor(cfg: FloorConfig): Promise<FloorResult> {
       perTx: 1 / BATCH,
     },
     {
-      name: `replication: sign update + ack (s = ${S}, batch ${BATCH})`,
+      // Decision 0020: an update to each watchdog and each ack carry an HMAC under the pair
+      // key of their two enclaves, over the envelope's digest.
+      name: `replication: tag update + ack (pair key; s = ${S}, batch ${BATCH})`,
       side: 'enclave',
-      us: sign,
+      us: cpuUs(n, () => pairTag(pair, digest)),
       perTx: (2 * S) / BATCH,
     },
     {
-      name: `replication: verify update + ack (s = ${S}, batch ${BATCH})`,
+      name: `replication: check update + ack tags (s = ${S}, batch ${BATCH})`,
       side: 'enclave',
-      us: recover,
+      us: cpuUs(n, () => pairTagValid(pair, digest, pairTagOfDigest)),
       perTx: (2 * S) / BATCH,
     },
     {

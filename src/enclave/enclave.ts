@@ -15,8 +15,14 @@ import {
   ecallSchemas,
   envelopeFromWire,
   equalBytes,
+  hex,
+  isTaggedEnvelope,
   LIMITS,
+  type PairParty,
   ProtocolError,
+  pairKey,
+  setBounded,
+  TAGGED_PEER_KINDS,
   validate,
   verifyEnvelope,
 } from '../protocol/index.ts'
@@ -29,6 +35,27 @@ import {
   unsealIdentity,
 } from './identity.ts'
 import { type EnclaveContext, Instance } from './instance.ts'
+
+/** Pair keys remembered (decision 0020): one per peer enclave of any instance this one serves. */
+const MAX_PAIR_KEYS = 1024
+
+/** `EnclaveContext.pairKey`: this enclave's pair key with a peer, derived once per peer. */
+function pairKeys(identity: Identity): (peer: PairParty) => Uint8Array {
+  const keys = new Map<string, Uint8Array>()
+  const me = {
+    secretKey: identity.encryptionSecretKey,
+    encryptionKey: identity.encryptionKey,
+    signer: identity.signer,
+  }
+  return (peer) => {
+    const id = `${hex(peer.signer)}${hex(peer.encryptionKey)}`
+    const known = keys.get(id)
+    if (known) return known
+    const key = pairKey(me, peer)
+    setBounded(keys, id, key, MAX_PAIR_KEYS)
+    return key
+  }
+}
 
 const DEFAULT_MAX_GAS_PER_TX = 30_000_000n
 /** How long the executor waits for a watchdog's ack before challenging it on-chain. */
@@ -201,6 +228,7 @@ export class Enclave {
       out: (o) => this.outputs.push(o),
       block: () => ({ number: this.blockNumber, timestamp: this.timestamp }),
       now: this.now,
+      pairKey: pairKeys(identity),
     }
     return {
       signer: identity.signer,
@@ -286,13 +314,19 @@ export class Enclave {
     if (!broadcast && !equalBytes(env.to, this.identity!.signer)) {
       throw new ProtocolError('MALFORMED', 'peer: message is addressed to another enclave')
     }
-    verifyEnvelope(env)
+    // A tagged update or ack is checked by its instance, which knows the sender's key
+    // (decision 0020); anything else carries the sender's signature.
+    const tagged = isTaggedEnvelope(env)
+    if (!tagged) verifyEnvelope(env)
+    else if (broadcast || !TAGGED_PEER_KINDS.includes(env.kind))
+      throw new ProtocolError('MALFORMED', `peer ${env.kind}: must be signed, not tagged`)
     const inst = this.instances.get(env.instance)
     if (!inst)
       throw new ProtocolError(
         'UNKNOWN_INSTANCE',
         `peer ${env.kind}: not a member of instance ${env.instance}`,
       )
+    if (tagged) inst.verifyTag(env)
     await inst.onPeer(env)
     return {}
   }

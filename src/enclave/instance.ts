@@ -69,6 +69,7 @@ import {
   LIMITS,
   MAX_FINAL_ACCOUNTS,
   MAX_RECENT_RESULTS,
+  type PairParty,
   type PeerEnvelope,
   type PeerEnvelopeWire,
   type PeerKind,
@@ -98,6 +99,7 @@ import {
   signReceipt,
   signReceipts,
   systemWithdrawnSlot,
+  tagEnvelope,
   terminateDigest,
   type UpdateBody,
   type UpdatePayload,
@@ -109,6 +111,7 @@ import {
   updateHash,
   utf8,
   verifyEnvelope,
+  verifyEnvelopeTag,
   watchdogResponseDigest,
   withdrawDigest,
   x25519PublicKey as x25519Public,
@@ -129,6 +132,8 @@ export type EnclaveContext = {
   out: (o: EnclaveOutput) => void
   block: () => { number: bigint; timestamp: bigint }
   now: () => number
+  /** This enclave's pair key with a peer enclave (decision 0020), remembered per peer. */
+  pairKey: (peer: PairParty) => Uint8Array
 }
 
 /** Who waits for an answer: a client request, or an on-chain challenge (answered on-chain). */
@@ -154,9 +159,11 @@ type LogEntry = {
   credited: bigint
   sentAt: number
   createdAt: number
+  /** The body as it travels, and its hash, made on first send. */
+  wire?: { body: Uint8Array; bodyHex: string; bodyHash: Uint8Array }
   /**
-   * The update as one envelope to every member (`to` = BROADCAST), signed once: sent to each
-   * watchdog, re-sent unchanged, and the payload of a watchdog challenge.
+   * The update as one envelope to every member (`to` = BROADCAST), signed on first use: the
+   * payload of a watchdog challenge, and what a watchdog without a pair key gets (decision 0020).
    */
   envelope?: PeerEnvelope
 }
@@ -1465,17 +1472,43 @@ export class Instance {
     return encodeSealedUpdate({ body: { ...body, payload: packed }, from: this.stateFrom })
   }
 
+  /**
+   * Sends the update to each watchdog that has not acked it (of `only`, when given): under
+   * the pair key of each (decision 0020), or as the signed broadcast envelope.
+   */
   private broadcastUpdate(entry: LogEntry, only?: Set<string>): void {
-    let wire: PeerEnvelopeWire | undefined
+    let signed: PeerEnvelopeWire | undefined
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       const k = hexKey(signer)
       if ((this.acked.get(k) ?? -1n) >= entry.seq) continue
       if (only && !only.has(k)) continue
-      wire ??= envelopeToWire(this.updateEnvelope(entry))
-      this.ctx.out({ type: 'send', to: signer, envelope: wire })
+      const key = this.pairKeyWith(slot)
+      let envelope: PeerEnvelopeWire
+      if (key) {
+        const w = this.updateWire(entry)
+        const e = { kind: 'update' as const, instance: this.id, from: this.ctx.identity.signer }
+        const tagged = tagEnvelope({ ...e, to: signer, body: w.body }, key, w.bodyHash)
+        envelope = {
+          kind: 'update',
+          instance: dec(this.id),
+          from: hex(e.from),
+          to: hex(signer),
+          body: w.bodyHex,
+          signature: hex(tagged.signature),
+        }
+      } else envelope = signed ??= envelopeToWire(this.updateEnvelope(entry))
+      this.ctx.out({ type: 'send', to: signer, envelope })
     }
     entry.sentAt = this.ctx.now()
+  }
+
+  /** The update's body as it travels, encoded once. */
+  private updateWire(entry: LogEntry): NonNullable<LogEntry['wire']> {
+    if (entry.wire) return entry.wire
+    const body = entry.envelope?.body ?? encodeUpdateBody(entry.body)
+    entry.wire = { body, bodyHex: hex(body), bodyHash: keccak256(body) }
+    return entry.wire
   }
 
   /** The update's envelope to every member, signed on first use. */
@@ -1486,11 +1519,39 @@ export class Instance {
         instance: this.id,
         from: this.ctx.identity.signer,
         to: BROADCAST,
-        body: encodeUpdateBody(entry.body),
+        body: entry.wire?.body ?? encodeUpdateBody(entry.body),
       },
       this.ctx.identity.signingKey,
     )
     return entry.envelope
+  }
+
+  /**
+   * This enclave's pair key with the member in `slot` (decision 0020), or undefined when the
+   * slot is empty or has no key in the chain view.
+   */
+  private pairKeyWith(slot: number): Uint8Array | undefined {
+    const signer = this.view.signers[slot]
+    const encryptionKey = this.view.encryptionKeys[slot]
+    if (!signer || !encryptionKey || equalBytes(signer, BROADCAST)) return undefined
+    if (equalBytes(signer, this.ctx.identity.signer)) return undefined
+    return this.ctx.pairKey({ signer, encryptionKey } satisfies PairParty)
+  }
+
+  /**
+   * Checks a tagged envelope (an update or an ack to this enclave) under the pair key of its
+   * sender, who must be a member of this instance: BAD_SIGNATURE if the tag is wrong.
+   */
+  verifyTag(e: PeerEnvelope): void {
+    const slot = equalBytes(e.from, BROADCAST) ? -1 : this.view.slotOf(e.from)
+    const key = slot < 0 ? undefined : this.pairKeyWith(slot)
+    if (!key) {
+      throw new ProtocolError(
+        this.view.executor ? 'WRONG_ROLE' : 'NOT_READY',
+        `peer ${e.kind}: sender is not a member of instance ${this.id}`,
+      )
+    }
+    verifyEnvelopeTag(e, key)
   }
 
   /** The encoded answer with the receipt of a transaction executed earlier (cached, signed once). */
@@ -1798,11 +1859,11 @@ export class Instance {
 
   // ------------------------------------------------------------ peer messages
 
+  /** Sends a peer message: an ack under the pair key with its receiver, anything else signed. */
   private send(kind: PeerKind, to: Uint8Array, body: Uint8Array): void {
-    const env = signEnvelope(
-      { kind, instance: this.id, from: this.ctx.identity.signer, to, body },
-      this.ctx.identity.signingKey,
-    )
+    const e = { kind, instance: this.id, from: this.ctx.identity.signer, to, body }
+    const key = kind === 'ack' ? this.pairKeyWith(this.view.slotOf(to)) : undefined
+    const env = key ? tagEnvelope(e, key) : signEnvelope(e, this.ctx.identity.signingKey)
     this.ctx.out({ type: 'send', to, envelope: envelopeToWire(env) })
   }
 

@@ -18,8 +18,16 @@ import {
   diffieHellman,
   hkdfSync,
   type KeyObject,
+  timingSafeEqual,
 } from 'node:crypto'
-import { assertBytes, bytesToUnprefixedHex, concatBytes, randomBytes, utf8 } from './bytes.ts'
+import {
+  assertBytes,
+  bytesToUnprefixedHex,
+  compareBytes,
+  concatBytes,
+  randomBytes,
+  utf8,
+} from './bytes.ts'
 import { setBounded } from './cache.ts'
 import { ProtocolError } from './errors.ts'
 
@@ -142,6 +150,40 @@ export function hkdf(
 ): Uint8Array {
   if (length > 32) return new Uint8Array(hkdfSync('sha256', ikm, salt, utf8(info), length))
   return hkdfExpand(hkdfExtract(ikm, salt), info, length)
+}
+
+/** One party of a pair key: its x25519 public key and the address it signs as. */
+export type PairParty = { encryptionKey: Uint8Array; signer: Uint8Array }
+
+/**
+ * The key two enclaves share for authenticating messages between them (decision 0020): HKDF
+ * over their x25519 shared secret, salted with both parties (public key, then address) in byte
+ * order, so either side derives the same key and no third party can. `me.secretKey` is the
+ * secret key of `me.encryptionKey`. A public key that gives no shared secret (a point of low
+ * order) is DECRYPTION_FAILED.
+ */
+export function pairKey(me: PairParty & { secretKey: Uint8Array }, peer: PairParty): Uint8Array {
+  assertBytes(peer.encryptionKey, 'peer.encryptionKey', KEY_BYTES)
+  assertBytes(peer.signer, 'peer.signer', 20)
+  const a = concatBytes(me.encryptionKey, me.signer)
+  const b = concatBytes(peer.encryptionKey, peer.signer)
+  const salt = compareBytes(a, b) <= 0 ? concatBytes(a, b) : concatBytes(b, a)
+  return hkdf(sharedSecret(me.secretKey, peer.encryptionKey), salt, 'POSE-PAIR-v1')
+}
+
+export const PAIR_TAG_BYTES = 32
+
+/** HMAC-SHA256 of `data` under a pair key: a 32-byte tag. */
+export function pairTag(key: Uint8Array, data: Uint8Array): Uint8Array {
+  const t = createHmac('sha256', assertBytes(key, 'pair key', KEY_BYTES))
+    .update(data)
+    .digest()
+  return new Uint8Array(t.buffer, t.byteOffset, t.byteLength)
+}
+
+/** Whether `tag` is `pairTag(key, data)`, compared in constant time. */
+export function pairTagValid(key: Uint8Array, data: Uint8Array, tag: Uint8Array): boolean {
+  return tag.length === PAIR_TAG_BYTES && timingSafeEqual(pairTag(key, data), tag)
 }
 
 /** AES-256-GCM with a random nonce: `nonce || ciphertext || tag`. */

@@ -8,6 +8,7 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib'
 import { z } from 'zod'
 import { ByteReader, ByteWriter } from './binary.ts'
+import { PAIR_TAG_BYTES, pairTag, pairTagValid } from './box.ts'
 import {
   addressToWord,
   bytesToUnprefixedHex,
@@ -617,7 +618,11 @@ export function decodeAnswer(bytes: Uint8Array): Answer {
 export const PEER_KINDS = ['genesis', 'update', 'ack', 'sync'] as const
 export type PeerKind = (typeof PEER_KINDS)[number]
 
-/** A message from one enclave to another, signed by the sender enclave, relayed by operators. */
+/**
+ * A message from one enclave to another, relayed by operators. `signature` is either the
+ * sender enclave's secp256k1 signature (65 bytes) or, for an update or an ack to one member, a
+ * tag under the key the two enclaves share (32 bytes, {@link tagEnvelope}; decision 0020).
+ */
 export type PeerEnvelope = {
   kind: PeerKind
   instance: bigint
@@ -627,6 +632,9 @@ export type PeerEnvelope = {
   signature: Uint8Array
 }
 
+/** The kinds that may travel under a pair tag instead of a signature (decision 0020). */
+export const TAGGED_PEER_KINDS: readonly PeerKind[] = ['update', 'ack']
+
 /** The envelope's JSON shape (the reference for `envelopeFromWire`'s hand-written checks). */
 export const envelopeSchema = z.strictObject({
   kind: z.enum(PEER_KINDS),
@@ -634,16 +642,20 @@ export const envelopeSchema = z.strictObject({
   from: addressSchema,
   to: addressSchema,
   body: hexSchema,
-  signature: signatureSchema,
+  signature: z.union([signatureSchema, bytes32Schema]),
 })
 
-export function envelopeDigest(e: Omit<PeerEnvelope, 'signature'>): Uint8Array {
+/** What an envelope's signature or tag covers; `bodyHash` is `keccak256(e.body)` when known. */
+export function envelopeDigest(
+  e: Omit<PeerEnvelope, 'signature'>,
+  bodyHash: Uint8Array = keccak256(e.body),
+): Uint8Array {
   return hashTagged('POSE-PEER-v1', [
     keccak256(utf8(e.kind)),
     uintToWord(e.instance),
     addressToWord(e.from),
     addressToWord(e.to),
-    keccak256(e.body),
+    bodyHash,
   ])
 }
 
@@ -666,6 +678,41 @@ export function verifyEnvelope(e: PeerEnvelope): void {
   const signer = recoverAddress(envelopeDigest(e), e.signature)
   if (!equalBytes(signer, e.from)) {
     throw new ProtocolError('BAD_SIGNATURE', `peer ${e.kind}: signature is not by the named sender`)
+  }
+}
+
+/**
+ * The envelope under a tag (decision 0020): `key` is the pair key of `from` and `to`
+ * (`pairKey`), and the tag is its HMAC over the same digest a signature covers. Only an update
+ * or an ack to one member travels this way.
+ */
+export function tagEnvelope(
+  e: Omit<PeerEnvelope, 'signature'>,
+  key: Uint8Array,
+  bodyHash?: Uint8Array,
+): PeerEnvelope {
+  if (!TAGGED_PEER_KINDS.includes(e.kind) || equalBytes(e.to, BROADCAST))
+    throw new ProtocolError(
+      'MALFORMED',
+      `peer ${e.kind}: only an update or an ack to one member is tagged`,
+    )
+  return {
+    kind: e.kind,
+    instance: e.instance,
+    from: e.from,
+    to: e.to,
+    body: e.body,
+    signature: pairTag(key, envelopeDigest(e, bodyHash)),
+  }
+}
+
+/** Whether the envelope carries a pair tag rather than a signature. */
+export const isTaggedEnvelope = (e: PeerEnvelope): boolean => e.signature.length === PAIR_TAG_BYTES
+
+/** Throws BAD_SIGNATURE unless the envelope's tag is right under `key`, the pair key of `from` and `to`. */
+export function verifyEnvelopeTag(e: PeerEnvelope, key: Uint8Array): void {
+  if (!pairTagValid(key, envelopeDigest(e), e.signature)) {
+    throw new ProtocolError('BAD_SIGNATURE', `peer ${e.kind}: tag is not the named sender's`)
   }
 }
 
@@ -736,8 +783,14 @@ export function envelopeFromWire(value: unknown): PeerEnvelope {
     from: unhex(w.from as string, 'peer.from', 20),
     to: unhex(w.to as string, 'peer.to', 20),
     body: unhex(w.body as string, 'peer.body'),
-    signature: unhex(w.signature as string, 'peer.signature', 65),
+    signature: envelopeAuth(w.signature as string),
   }
+}
+
+/** A signature (65 bytes) or a pair tag (32 bytes). */
+function envelopeAuth(h: string): Uint8Array {
+  if (h.length !== 2 + 2 * PAIR_TAG_BYTES) return unhex(h, 'peer.signature', 65)
+  return unhex(h, 'peer.signature', PAIR_TAG_BYTES)
 }
 
 export function encodeEnvelope(e: PeerEnvelope): Uint8Array {

@@ -36,15 +36,18 @@ import {
   encodeUpdatePayload,
   envelopeFromWire,
   envelopeSchema,
+  envelopeToWire,
   generateSecretKey,
   hashTagged,
   hexToBytes,
   isHex,
+  keccak256,
   MAX_RECEIPT_PROOF,
   nextEventHash,
   ProtocolError,
   packUpdatePayload,
   type Receipt,
+  randomBytes,
   receiptDigestTagged,
   receiptNode,
   receiptNodeTagged,
@@ -54,10 +57,12 @@ import {
   signEnvelope,
   signReceipt,
   signReceipts,
+  tagEnvelope,
   uintToWord,
   unpackUpdatePayload,
   utf8,
   verifyEnvelope,
+  verifyEnvelopeTag,
   verifyReceiptSignature,
   wordToUint,
 } from '../../src/protocol/index.ts'
@@ -939,6 +944,34 @@ test('receipts and envelopes verify only untampered', () => {
   verifyEnvelope(decodeEnvelope(encodeEnvelope(env)))
   assert.throws(() => verifyEnvelope({ ...env, instance: 4n }), isCode('BAD_SIGNATURE'))
   assert.throws(() => verifyEnvelope({ ...env, kind: 'update' }), isCode('BAD_SIGNATURE'))
+  // Under a pair key (decision 0020): 32 bytes on the wire, checked against the same digest.
+  const key = randomBytes(32)
+  const to = randomBytes(20)
+  const tagged = tagEnvelope({ ...env, to }, key)
+  const back = decodeEnvelope(encodeEnvelope(tagged))
+  assert.equal(back.signature.length, 32)
+  verifyEnvelopeTag(back, key)
+  assert.equal(
+    bytesToHex(tagEnvelope({ ...env, to }, key, keccak256(env.body)).signature),
+    bytesToHex(tagged.signature),
+    'a body hash given is the body hash computed',
+  )
+  for (const changed of [
+    { ...back, instance: 4n },
+    { ...back, kind: 'update' as const },
+    { ...back, from: to },
+    { ...back, to: me },
+    { ...back, body: utf8('{ }') },
+  ])
+    assert.throws(() => verifyEnvelopeTag(changed, key), isCode('BAD_SIGNATURE'))
+  assert.throws(() => verifyEnvelopeTag(back, randomBytes(32)), isCode('BAD_SIGNATURE'))
+  // Only an update or an ack to one member is tagged; 33 bytes are neither a tag nor a signature.
+  assert.throws(() => tagEnvelope({ ...env, kind: 'sync', to }, key), isCode('MALFORMED'))
+  assert.throws(() => tagEnvelope({ ...env, to: new Uint8Array(20) }, key), isCode('MALFORMED'))
+  assert.throws(
+    () => envelopeFromWire({ ...envelopeToWire(tagged), signature: bytesToHex(randomBytes(33)) }),
+    isCode('MALFORMED'),
+  )
 })
 
 test('hashTagged equals keccak256(abi.encode(tag, ...words)) for any tag and word count, also from its cache of tag encodings', () => {

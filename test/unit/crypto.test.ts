@@ -20,6 +20,8 @@ import {
   boxOpen,
   boxSeal,
   bytesToHex,
+  compareBytes,
+  concatBytes,
   generateSecretKey,
   generateX25519KeyPair,
   hashSession,
@@ -34,6 +36,9 @@ import {
   keccakWritten,
   openAnswer,
   ProtocolError,
+  pairKey,
+  pairTag,
+  pairTagValid,
   poseTypes,
   randomBytes,
   recoverAddress,
@@ -445,6 +450,47 @@ test('x25519 keys through JWK agree with the DER path and with noble; bad points
         box: zero,
         context: 't',
       }),
+    (e: unknown) => e instanceof ProtocolError && e.code === 'DECRYPTION_FAILED',
+  )
+})
+
+test('pair keys: both sides derive the same key, independently (noble x25519 + RFC 5869 HKDF), bound to both parties; tags verify only untampered', () => {
+  const party = () => {
+    const kp = generateX25519KeyPair()
+    const signer = randomBytes(20)
+    return { secretKey: kp.secretKey, encryptionKey: kp.publicKey, signer }
+  }
+  const pub = (p: { encryptionKey: Uint8Array; signer: Uint8Array }) => ({
+    encryptionKey: p.encryptionKey,
+    signer: p.signer,
+  })
+  for (let i = 0; i < 20; i++) {
+    const a = party()
+    const b = party()
+    const ab = pairKey(a, pub(b))
+    assert.equal(bytesToHex(ab), bytesToHex(pairKey(b, pub(a))), 'the same key from either side')
+    // Decision 0020: HKDF-SHA256 over the x25519 secret, salted with both parties in byte order.
+    const [x, y] = [concatBytes(a.encryptionKey, a.signer), concatBytes(b.encryptionKey, b.signer)]
+    const salt = compareBytes(x, y) <= 0 ? concatBytes(x, y) : concatBytes(y, x)
+    const ikm = x25519.getSharedSecret(a.secretKey, b.encryptionKey)
+    const expected = new Uint8Array(hkdfSync('sha256', ikm, salt, utf8('POSE-PAIR-v1'), 32))
+    assert.equal(bytesToHex(ab), bytesToHex(expected))
+    // Another party, or the same key claimed by another address, gives another key.
+    assert.notEqual(bytesToHex(ab), bytesToHex(pairKey(a, pub(party()))))
+    assert.notEqual(bytesToHex(ab), bytesToHex(pairKey(a, { ...pub(b), signer: randomBytes(20) })))
+    const data = randomBytes(32)
+    const tag = pairTag(ab, data)
+    assert.equal(tag.length, 32)
+    assert.ok(pairTagValid(pairKey(b, pub(a)), data, tag))
+    const flipped = tag.slice()
+    flipped[i % 32]! ^= 1
+    assert.ok(!pairTagValid(ab, data, flipped))
+    assert.ok(!pairTagValid(ab, data, tag.subarray(0, 31)))
+    assert.ok(!pairTagValid(pairKey(a, pub(party())), data, tag))
+  }
+  // A low-order public key gives no shared secret: a typed error.
+  assert.throws(
+    () => pairKey(party(), { encryptionKey: new Uint8Array(32), signer: randomBytes(20) }),
     (e: unknown) => e instanceof ProtocolError && e.code === 'DECRYPTION_FAILED',
   )
 })

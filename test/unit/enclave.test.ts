@@ -368,7 +368,7 @@ describe('enclave roles in-process', () => {
     assert.equal(hashes.size, 1, 'every copy got the same receipt')
   })
 
-  test('an update goes to every watchdog under one signature; only updates may be addressed to every member', async () => {
+  test('an update goes to each watchdog under its pair key, which serves no other member; only updates and acks are tagged, only updates go to every member', async () => {
     const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
       await setupActive()
     const [, w1, w2] = nodes as [Node, Node, Node]
@@ -384,32 +384,68 @@ describe('enclave roles in-process', () => {
     const sends = outs.filter((o) => o.type === 'send' && o.envelope.kind === 'update')
     assert.equal(sends.length, 2)
     const [a, b] = sends as Array<Extract<EnclaveOutput, { type: 'send' }>>
-    // Routed to each watchdog; one envelope, signed once, addressed to every member.
+    // Routed to each watchdog, addressed to it, under a tag of its own (decision 0020).
     assert.deepEqual(
       new Set([bytesToHex(a!.to), bytesToHex(b!.to)]),
       new Set([bytesToHex(w1.signer), bytesToHex(w2.signer)]),
     )
-    assert.equal(a!.envelope.signature, b!.envelope.signature)
-    assert.equal(a!.envelope.to, bytesToHex(BROADCAST))
+    for (const o of [a!, b!]) {
+      assert.equal(o.envelope.to, bytesToHex(o.to))
+      assert.equal(envelopeFromWire(o.envelope).signature.length, 32)
+    }
+    assert.notEqual(a!.envelope.signature, b!.envelope.signature)
+    assert.equal(a!.envelope.body, b!.envelope.body)
+    const [toW1, toW2] = bytesToHex(a!.to) === bytesToHex(w1.signer) ? [a!, b!] : [b!, a!]
+    const update = envelopeFromWire(toW1.envelope)
 
-    // An ack addressed to every member is refused: only updates are broadcast.
+    // w1's update does not serve w2: not as it is (addressed to w1), nor readdressed (w1's tag).
+    await assert.rejects(w2.enclave.call('peer', { envelope: toW1.envelope }), isCode('MALFORMED'))
+    await assert.rejects(
+      w2.enclave.call('peer', { envelope: envelopeToWire({ ...update, to: w2.signer }) }),
+      isCode('BAD_SIGNATURE'),
+    )
+    // A changed body or another instance's number breaks the tag.
+    const body = Uint8Array.from(update.body)
+    body[body.length - 1]! ^= 1
+    await assert.rejects(
+      w1.enclave.call('peer', { envelope: envelopeToWire({ ...update, body }) }),
+      isCode('BAD_SIGNATURE'),
+    )
+    // Genesis and sync messages must be signed; a tag on one is refused before any key is used.
+    for (const kind of ['genesis', 'sync'] as const)
+      await assert.rejects(
+        w1.enclave.call('peer', { envelope: envelopeToWire({ ...update, kind }) }),
+        isCode('MALFORMED'),
+      )
+    // A tag from an enclave that is not a member.
+    const stranger = { ...update, kind: 'ack' as const, from: randomBytes(20), to: exec.signer }
+    await assert.rejects(
+      exec.enclave.call('peer', { envelope: envelopeToWire(stranger) }),
+      isCode('WRONG_ROLE'),
+    )
+
+    // Each watchdog acks under its pair key with the executor.
     const acks: EnclaveOutput[] = []
-    for (const w of [w1, w2])
-      acks.push(...(await w.enclave.call('peer', { envelope: a!.envelope })).outputs)
+    for (const [w, o] of [
+      [w1, toW1],
+      [w2, toW2],
+    ] as const)
+      acks.push(...(await w.enclave.call('peer', { envelope: o.envelope })).outputs)
     const ack = acks.find((o) => o.type === 'send' && o.envelope.kind === 'ack')
     assert.ok(ack && ack.type === 'send')
     const env = envelopeFromWire(ack.envelope)
-    // (Signed by another key: the address check comes first, so a wrong code shows it missing.)
+    assert.equal(env.signature.length, 32)
+    assert.deepEqual(env.to, exec.signer)
+    // An ack addressed to every member is refused: only updates are broadcast. (Signed by
+    // another key: the address check comes first, so a wrong code shows it missing.)
     const forged = signEnvelope({ ...env, to: BROADCAST }, generateSecretKey())
     await assert.rejects(
       exec.enclave.call('peer', { envelope: envelopeToWire(forged) }),
       isCode('MALFORMED'),
     )
-    // An update addressed to one watchdog does not serve another.
-    const update = envelopeFromWire(a!.envelope)
-    const toW1 = signEnvelope({ ...update, to: w1.signer }, generateSecretKey())
+    // A tagged update to every member is refused too: a broadcast carries a signature.
     await assert.rejects(
-      w2.enclave.call('peer', { envelope: envelopeToWire(toW1) }),
+      w1.enclave.call('peer', { envelope: envelopeToWire({ ...update, to: BROADCAST }) }),
       isCode('MALFORMED'),
     )
     // The acks release the receipt.

@@ -184,11 +184,19 @@ test('a watchdog challenged with an update it cannot apply yet answers on a late
       held.set(decodeUpdateBody(hexb(o.envelope.body as `0x${string}`)).seq, o)
   const [a, b] = [held.get(1n), held.get(2n)]
   assert.ok(a && b, 'updates 1 and 2 were held back from watchdog 1')
-  // A challenge naming update 2, signed by the executor, while watchdog 1 holds neither.
-  const payload = encodeChallengeUpdate({
-    body: hexb(b.envelope.body as `0x${string}`),
-    signature: hexb(b.envelope.signature as `0x${string}`),
-  })
+  // A challenge naming update 2, signed by the executor, while watchdog 1 holds neither. The
+  // updates travel under pair tags (decision 0020); the executor signs one only for a challenge,
+  // and this is the envelope it would sign for update 2's.
+  type ExecutorInternals = {
+    log: Map<bigint, unknown>
+    updateEnvelope(entry: unknown): { body: Uint8Array; signature: Uint8Array }
+  }
+  const executor = (
+    p.exec.enclave as unknown as { instances: Map<bigint, ExecutorInternals> }
+  ).instances.get(p.instance)!
+  const signed = executor.updateEnvelope(executor.log.get(2n))
+  assert.equal(bytesToHex(signed.body), b.envelope.body, 'the body that travelled')
+  const payload = encodeChallengeUpdate({ body: signed.body, signature: signed.signature })
   const answers = (outs: EnclaveOutput[]) => outs.filter((o) => o.type === 'respondWatchdog')
   const c = await p.deliver(EventKind.WatchdogsChallenged, p.challenged(payload))
   assert.equal(answers(c.outs[1]!).length, 0, 'update 1 is missing: no answer')
