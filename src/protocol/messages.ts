@@ -659,18 +659,16 @@ export function envelopeDigest(
   ])
 }
 
+/** `e` with its signature or tag, and no other field `e` may carry. */
+function withAuth(e: Omit<PeerEnvelope, 'signature'>, signature: Uint8Array): PeerEnvelope {
+  return { kind: e.kind, instance: e.instance, from: e.from, to: e.to, body: e.body, signature }
+}
+
 export function signEnvelope(
   e: Omit<PeerEnvelope, 'signature'>,
   secretKey: Uint8Array,
 ): PeerEnvelope {
-  return {
-    kind: e.kind,
-    instance: e.instance,
-    from: e.from,
-    to: e.to,
-    body: e.body,
-    signature: signDigest(envelopeDigest(e), secretKey),
-  }
+  return withAuth(e, signDigest(envelopeDigest(e), secretKey))
 }
 
 /** Throws BAD_SIGNATURE unless `from` signed the envelope. */
@@ -696,14 +694,7 @@ export function tagEnvelope(
       'MALFORMED',
       `peer ${e.kind}: only an update or an ack to one member is tagged`,
     )
-  return {
-    kind: e.kind,
-    instance: e.instance,
-    from: e.from,
-    to: e.to,
-    body: e.body,
-    signature: pairTag(key, envelopeDigest(e, bodyHash)),
-  }
+  return withAuth(e, pairTag(key, envelopeDigest(e, bodyHash)))
 }
 
 /** Whether the envelope carries a pair tag rather than a signature. */
