@@ -159,7 +159,7 @@ type LogEntry = {
   credited: bigint
   sentAt: number
   createdAt: number
-  /** The body as it travels, and its hash, made on first send. */
+  /** The body as it travels (tagged or signed), its hex and its hash, made once. */
   wire?: { body: Uint8Array; bodyHex: string; bodyHash: Uint8Array }
   /**
    * The update as one envelope to every member (`to` = BROADCAST), signed on first use: the
@@ -1506,7 +1506,7 @@ export class Instance {
   /** The update's body as it travels, encoded once. */
   private updateWire(entry: LogEntry): NonNullable<LogEntry['wire']> {
     if (entry.wire) return entry.wire
-    const body = entry.envelope?.body ?? encodeUpdateBody(entry.body)
+    const body = encodeUpdateBody(entry.body)
     entry.wire = { body, bodyHex: hex(body), bodyHash: keccak256(body) }
     return entry.wire
   }
@@ -1519,7 +1519,7 @@ export class Instance {
         instance: this.id,
         from: this.ctx.identity.signer,
         to: BROADCAST,
-        body: entry.wire?.body ?? encodeUpdateBody(entry.body),
+        body: this.updateWire(entry).body,
       },
       this.ctx.identity.signingKey,
     )
@@ -1528,7 +1528,7 @@ export class Instance {
 
   /**
    * This enclave's pair key with the member in `slot` (decision 0020), or undefined when the
-   * slot is empty or has no key in the chain view.
+   * slot is outside the pool (-1 included), empty, this enclave's own, or has no key in the view.
    */
   private pairKeyWith(slot: number): Uint8Array | undefined {
     const signer = this.view.signers[slot]
@@ -1543,8 +1543,7 @@ export class Instance {
    * sender, who must be a member of this instance: BAD_SIGNATURE if the tag is wrong.
    */
   verifyTag(e: PeerEnvelope): void {
-    const slot = equalBytes(e.from, BROADCAST) ? -1 : this.view.slotOf(e.from)
-    const key = slot < 0 ? undefined : this.pairKeyWith(slot)
+    const key = this.pairKeyWith(this.view.slotOf(e.from))
     if (!key) {
       throw new ProtocolError(
         this.view.executor ? 'WRONG_ROLE' : 'NOT_READY',
