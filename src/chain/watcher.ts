@@ -19,6 +19,7 @@ import {
 } from 'viem'
 import type { ChainEvent } from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
+import { HeadSubscription } from './heads.ts'
 
 export type OperatorEvent = { operator: Address; enclaveSigner?: Address; endpoint: string }
 
@@ -37,6 +38,16 @@ export type WatcherOptions = {
   maxRange?: bigint
   /** Blocks a block must have on top of it before its events are offered (default 0). */
   confirmations?: bigint
+  /**
+   * A `ws://` or `wss://` endpoint of the same chain whose `newHeads` subscription says when to
+   * poll (src/chain/heads.ts). While it is live the watcher polls on each head, and otherwise
+   * every `subscribedPollIntervalMs` as a safety net; while it is not, every `pollIntervalMs`.
+   */
+  headsUrl?: string
+  /** Polling interval while the head subscription is live (default 2,000 ms). */
+  subscribedPollIntervalMs?: number
+  /** The head subscription became live or stopped being live (with the reason). */
+  onHeads?: (live: boolean, reason?: string) => void
   onBatch: (b: ChainBatch) => Promise<void>
   onError?: (e: unknown) => void
   /** A block the watcher offered is no longer on the chain: up to `depth` blocks replaced. */
@@ -51,6 +62,9 @@ export class ManagerWatcher {
   private timer: NodeJS.Timeout | undefined
   private running = false
   private polling: Promise<void> | undefined
+  /** A head arrived while a poll was under way: poll again right after it. */
+  private again = false
+  private heads: HeadSubscription | undefined
   /** The last offered batch ends, oldest first. */
   private offered: Array<{ number: bigint; hash: `0x${string}` }> = []
   /** The head block when the last poll completed. */
@@ -67,19 +81,56 @@ export class ManagerWatcher {
   }
 
   start(): void {
+    if (this.running) return
     this.running = true
-    const loop = async () => {
-      if (!this.running) return
+    const url = this.opts.headsUrl
+    if (url) {
+      this.heads = new HeadSubscription({
+        url,
+        onHead: () => this.wake(),
+        ...(this.opts.onHeads ? { onState: this.opts.onHeads } : {}),
+      })
+      this.heads.start()
+    }
+    void this.loop()
+  }
+
+  /** Polls now: at once when idle, or right after the poll under way. */
+  wake(): void {
+    if (!this.running) return
+    if (this.polling) {
+      this.again = true
+      return
+    }
+    clearTimeout(this.timer)
+    void this.loop()
+  }
+
+  /** Subscribed to new heads, so polling only as a safety net. */
+  get subscribed(): boolean {
+    return this.heads?.live ?? false
+  }
+
+  private async loop(): Promise<void> {
+    this.timer = undefined
+    do {
+      this.again = false
       this.polling = this.poll().catch((e) => this.opts.onError?.(e))
       await this.polling
-      if (this.running) this.timer = setTimeout(loop, this.opts.pollIntervalMs ?? 250)
-    }
-    void loop()
+    } while (this.again && this.running)
+    this.polling = undefined
+    if (!this.running) return
+    const ms = this.subscribed
+      ? (this.opts.subscribedPollIntervalMs ?? 2_000)
+      : (this.opts.pollIntervalMs ?? 250)
+    this.timer = setTimeout(() => void this.loop(), ms)
   }
 
   async stop(): Promise<void> {
     this.running = false
-    if (this.timer) clearTimeout(this.timer)
+    clearTimeout(this.timer)
+    await this.heads?.stop()
+    this.heads = undefined
     await this.polling
   }
 
@@ -91,14 +142,15 @@ export class ManagerWatcher {
     // block below it, so nothing was added or replaced (one request per idle poll).
     if (tip.number === this.seen?.number && tip.hash === this.seen.hash) return
     const head = tip.number - (this.opts.confirmations ?? 0n)
-    await this.checkOffered()
+    await this.checkOffered(tip)
     while (this.cursor <= head) {
       const to =
         this.cursor + (this.opts.maxRange ?? 2000n) - 1n < head
           ? this.cursor + (this.opts.maxRange ?? 2000n) - 1n
           : head
       const logs = await client.getLogs({ address: manager, fromBlock: this.cursor, toBlock: to })
-      const block = await client.getBlock({ blockNumber: to })
+      // Up to the head itself (no confirmations), the head just read is that block.
+      const block = to === tip.number ? tip : await client.getBlock({ blockNumber: to })
       const batch: ChainBatch = {
         blockNumber: to,
         timestamp: block.timestamp,
@@ -144,10 +196,14 @@ export class ManagerWatcher {
     this.seen = { number: tip.number, hash: tip.hash }
   }
 
-  /** Compares the newest offered block with the chain; on a mismatch, finds the fork depth. */
-  private async checkOffered(): Promise<void> {
+  /**
+   * Compares the newest offered block with the chain; on a mismatch, finds the fork depth. A
+   * head whose parent is that block shows it still on the chain without another request.
+   */
+  private async checkOffered(tip: { number: bigint; parentHash: `0x${string}` }): Promise<void> {
     const last = this.offered.at(-1)
     if (!last) return
+    if (tip.number === last.number + 1n && tip.parentHash === last.hash) return
     const now = await this.opts.client.getBlock({ blockNumber: last.number })
     if (now.hash === last.hash) return
     // The newest offered block still on the chain bounds the fork point from below.

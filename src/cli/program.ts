@@ -28,6 +28,7 @@ import {
   privateKey,
   stakeWei,
   wei,
+  wsUrl,
 } from './validate.ts'
 
 type Chain = { rpc: string; manager: Address }
@@ -45,6 +46,7 @@ export type CliCommand =
     }
   | (Chain & {
       cmd: 'operator-start'
+      rpcWs?: string
       key: Hex
       devAuthorityKey: Hex
       dataDir: string
@@ -211,10 +213,18 @@ export function buildProgram(deps: CliDeps): Command {
     .addOption(
       opt('--peer-source-address <ip>', 'local address for outbound peer connections', ipAddress),
     )
+    .addOption(
+      opt(
+        '--rpc-ws <url>',
+        'WebSocket JSON-RPC endpoint of the same chain: the chain is read when a new block is announced (eth_subscribe newHeads) instead of every 200 ms; polling resumes while it is unreachable',
+        wsUrl,
+      ),
+    )
     .action((o) =>
       run({
         cmd: 'operator-start',
         rpc: o.rpc,
+        ...(o.rpcWs !== undefined ? { rpcWs: o.rpcWs } : {}),
         manager: o.manager,
         key: keyFrom(o.key, env, 'POSE_OPERATOR_KEY', 'key'),
         devAuthorityKey: keyFrom(

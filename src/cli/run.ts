@@ -39,6 +39,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
       const logger = pino({ name: 'pose-operator', level: process.env.POSE_LOG_LEVEL ?? 'info' })
       const node = new OperatorNode({
         rpcUrl: c.rpc,
+        ...(c.rpcWs ? { rpcWsUrl: c.rpcWs } : {}),
         manager: c.manager,
         privateKey: c.key,
         devAuthorityKey: c.devAuthorityKey,

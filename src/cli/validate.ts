@@ -122,7 +122,15 @@ const MAX_URL = 2048
 
 /** An absolute http(s) URL without whitespace or control characters. */
 export function httpUrl(value: string, name: string): string {
-  const expected = 'an http:// or https:// URL'
+  return urlOf(value, name, ['http:', 'https:'])
+}
+
+export function wsUrl(value: string, name: string): string {
+  return urlOf(value, name, ['ws:', 'wss:'])
+}
+
+function urlOf(value: string, name: string, protocols: readonly string[]): string {
+  const expected = `a ${protocols.map((p) => `${p}//`).join(' or ')} URL`
   if (value.length > MAX_URL || /[\s\p{Cc}]/u.test(value)) throw bad(name, expected, value)
   let u: URL
   try {
@@ -130,8 +138,7 @@ export function httpUrl(value: string, name: string): string {
   } catch {
     throw bad(name, expected, value)
   }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname)
-    throw bad(name, expected, value)
+  if (!protocols.includes(u.protocol) || !u.hostname) throw bad(name, expected, value)
   return value
 }
 

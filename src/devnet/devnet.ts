@@ -42,6 +42,11 @@ export type DevnetOptions = {
   log?: (line: string) => void
   /** Stake each operator registers with (default: the manager minimum). */
   operatorStake?: bigint
+  /**
+   * Operators follow anvil's new heads over its WebSocket (`--rpc-ws`; default true). False:
+   * they poll it every 200 ms.
+   */
+  headSubscription?: boolean
   /** Extra environment for operator `i` (e.g. the simulator's POSE_LINK_FAULTS). */
   operatorEnv?: (i: number) => Record<string, string>
   /** Extra command-line options for operator `i` (e.g. `--port`, `--public-url`). */
@@ -225,6 +230,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         'start',
         '--rpc',
         anvil.url,
+        ...(opts.headSubscription === false ? [] : ['--rpc-ws', anvil.url.replace(/^http/, 'ws')]),
         '--manager',
         manager,
         '--data-dir',

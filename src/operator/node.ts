@@ -45,6 +45,12 @@ import { WaitingRequests } from './waiting.ts'
 
 export type OperatorOptions = {
   rpcUrl: string
+  /**
+   * A WebSocket endpoint of the same chain: the chain feed polls when it announces a new head
+   * (and every 2 s as a safety net) instead of every `pollIntervalMs`, which it falls back to
+   * while the subscription is down.
+   */
+  rpcWsUrl?: string
   manager: Address
   /** The operator's account key (pays stake and gas). */
   privateKey: Hex
@@ -265,6 +271,18 @@ export class OperatorNode {
       manager: o.manager,
       fromBlock: await readDeploymentBlock(this.chain.publicClient, o.manager),
       pollIntervalMs: o.pollIntervalMs ?? 200,
+      ...(o.rpcWsUrl
+        ? {
+            headsUrl: o.rpcWsUrl,
+            onHeads: (live: boolean, reason?: string) =>
+              live
+                ? this.log.info({ url: o.rpcWsUrl }, 'Chain feed follows new heads')
+                : this.log.warn(
+                    { url: o.rpcWsUrl, reason },
+                    `No head subscription; polling the chain every ${o.pollIntervalMs ?? 200} ms`,
+                  ),
+          }
+        : {}),
       confirmations: BigInt(o.confirmations ?? (this.chain.chain.id === DEV_CHAIN_ID ? 0 : 64)),
       onBatch: (b) => this.onChainBatch(b),
       onReorg: (r) =>

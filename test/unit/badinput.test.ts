@@ -448,6 +448,20 @@ const kinds = {
     ),
     code: 'BAD_OPTION',
   },
+  wsUrl: {
+    valid: same(
+      fc.oneof(
+        fc.constantFrom('ws://127.0.0.1:8545', 'ws://[::1]:8546', 'wss://rpc.example.org/ws/K'),
+        fc.webUrl({ validSchemes: ['ws', 'wss'] }),
+      ),
+    ),
+    edge: ['', '127.0.0.1:8545', 'http://127.0.0.1:8545', 'ws://', 'ws://a\nb', 'wss://'],
+    random: fc.oneof(
+      fc.constantFrom('ws://host:99999', 'ws://[::1', `ws://${LONG}`, ' ws://x', '--rpc-ws'),
+      notMatching(/^wss?:\/\//i),
+    ),
+    code: 'BAD_OPTION',
+  },
   address: {
     valid: same(
       fc.oneof(
@@ -584,6 +598,7 @@ const SPECS: Spec[] = [
       { flag: '--stake', kind: stake, field: 'stake' },
       { flag: '--confirmations', kind: int(0, 100_000), field: 'confirmations' },
       { flag: '--peer-source-address', kind: kinds.ip, field: 'peerSourceAddress' },
+      { flag: '--rpc-ws', kind: kinds.wsUrl, field: 'rpcWs' },
     ],
     keys: [
       ...operatorKey,

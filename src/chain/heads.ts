@@ -1,0 +1,168 @@
+/**
+ * New chain heads pushed by a WebSocket JSON-RPC endpoint (`eth_subscribe` with `newHeads`), so
+ * that a chain follower looks at the chain when a block arrives instead of every few hundred
+ * milliseconds. An operator that polled every 200 ms asked its endpoint 60 times per 12-second
+ * block; on a devnet under load, where no block comes for minutes, those polls cost its three
+ * operators and anvil about 2 % of the CPU of every off-chain transfer (bench/README.md,
+ * 2026-12-06, night).
+ *
+ * The subscription only says *when* to look: the follower still reads the chain over HTTP, so a
+ * lost, late or forged notification costs at most a poll and never changes what it reads. While
+ * the socket is down, or the endpoint refuses the subscription, `live` is false and the follower
+ * polls at its normal rate; the subscription reconnects with backoff and, once subscribed again,
+ * reports a head at once (one may have come while it was away).
+ */
+import WebSocket from 'ws'
+
+/** Largest frame accepted: a header is about 1 KB. */
+const MAX_FRAME_BYTES = 256 * 1024
+/** First and longest wait before reconnecting. */
+const RETRY_MIN_MS = 250
+const RETRY_MAX_MS = 10_000
+/** An open that takes longer than this is given up and retried. */
+const CONNECT_TIMEOUT_MS = 10_000
+const SUBSCRIBE_ID = 1
+
+export type HeadSubscriptionOptions = {
+  /** `ws://` or `wss://` JSON-RPC endpoint. */
+  url: string
+  /** A new head arrived (or the subscription was just made: one may have been missed). */
+  onHead: () => void
+  /** The subscription became live, or stopped being live (with the reason). */
+  onState?: (live: boolean, reason?: string) => void
+}
+
+export class HeadSubscription {
+  private ws: WebSocket | undefined
+  private subscription: string | undefined
+  private retryMs = RETRY_MIN_MS
+  private retryTimer: NodeJS.Timeout | undefined
+  private connectTimer: NodeJS.Timeout | undefined
+  private stopped = true
+  /** Frames that were not a JSON-RPC answer or notification this subscription expects. */
+  ignoredFrames = 0
+  /** Heads reported (notifications and re-subscriptions). */
+  heads = 0
+
+  constructor(private readonly opts: HeadSubscriptionOptions) {}
+
+  /** Subscribed and connected: heads are pushed. */
+  get live(): boolean {
+    return this.subscription !== undefined
+  }
+
+  start(): void {
+    if (!this.stopped) return
+    this.stopped = false
+    this.connect()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.retryTimer)
+    clearTimeout(this.connectTimer)
+    const ws = this.ws
+    this.ws = undefined
+    this.subscription = undefined
+    if (!ws || ws.readyState === WebSocket.CLOSED) return
+    const closed = new Promise<void>((r) => ws.once('close', () => r()))
+    ws.terminate()
+    await closed
+  }
+
+  private connect(): void {
+    if (this.stopped) return
+    let ws: WebSocket
+    try {
+      ws = new WebSocket(this.opts.url, { maxPayload: MAX_FRAME_BYTES })
+    } catch (e) {
+      this.down(`cannot connect: ${(e as Error).message}`)
+      return
+    }
+    this.ws = ws
+    this.connectTimer = setTimeout(() => ws.terminate(), CONNECT_TIMEOUT_MS)
+    this.connectTimer.unref()
+    ws.on('open', () => {
+      clearTimeout(this.connectTimer)
+      ws.send(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: SUBSCRIBE_ID,
+          method: 'eth_subscribe',
+          params: ['newHeads'],
+        }),
+      )
+    })
+    ws.on('message', (data, isBinary) => {
+      if (this.ws !== ws) return
+      if (isBinary) return void this.ignoredFrames++
+      this.onFrame(ws, data.toString())
+    })
+    // 'close' follows every 'error'; the reason is kept for it.
+    let reason = 'connection closed'
+    ws.on('error', (e) => {
+      reason = e.message || 'connection failed'
+    })
+    ws.on('close', () => {
+      clearTimeout(this.connectTimer)
+      if (this.ws !== ws) return
+      this.ws = undefined
+      this.down(reason)
+    })
+  }
+
+  private onFrame(ws: WebSocket, text: string): void {
+    let msg: unknown
+    try {
+      msg = JSON.parse(text)
+    } catch {
+      this.ignoredFrames++
+      return
+    }
+    if (typeof msg !== 'object' || msg === null) return void this.ignoredFrames++
+    const m = msg as { id?: unknown; result?: unknown; error?: unknown; method?: unknown }
+    if (m.id === SUBSCRIBE_ID && this.subscription === undefined) {
+      if (typeof m.result === 'string' && m.result.length > 0 && m.result.length <= 130) {
+        this.subscription = m.result
+        this.retryMs = RETRY_MIN_MS
+        this.opts.onState?.(true)
+        this.head()
+        return
+      }
+      // An endpoint without subscriptions: polling it is, and it is asked again later.
+      const why =
+        typeof m.error === 'object' && m.error !== null && 'message' in m.error
+          ? String((m.error as { message: unknown }).message).slice(0, 200)
+          : 'no subscription id in the answer'
+      ws.close()
+      this.ws = undefined
+      this.down(`eth_subscribe refused: ${why}`)
+      return
+    }
+    if (m.method === 'eth_subscription') {
+      const p = (m as { params?: { subscription?: unknown } }).params
+      if (this.subscription !== undefined && p?.subscription === this.subscription) {
+        this.head()
+        return
+      }
+    }
+    this.ignoredFrames++
+  }
+
+  private head(): void {
+    this.heads++
+    this.opts.onHead()
+  }
+
+  /** Not subscribed any more: tell, and try again after the current backoff. */
+  private down(reason: string): void {
+    const was = this.subscription !== undefined
+    this.subscription = undefined
+    if (this.stopped) return
+    if (was || this.retryMs === RETRY_MIN_MS) this.opts.onState?.(false, reason)
+    clearTimeout(this.retryTimer)
+    this.retryTimer = setTimeout(() => this.connect(), this.retryMs)
+    this.retryTimer.unref()
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
+  }
+}

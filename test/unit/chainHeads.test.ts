@@ -1,0 +1,285 @@
+/**
+ * The chain feed's head subscription (src/chain/heads.ts) against a WebSocket JSON-RPC endpoint
+ * on loopback that answers the way a node does, including badly; and the manager watcher
+ * (src/chain/watcher.ts) following anvil's new heads, with the requests a new block costs it.
+ */
+import assert from 'node:assert/strict'
+import type { AddressInfo } from 'node:net'
+import { after, before, test } from 'node:test'
+import { type Chain, createPublicClient, defineChain, http } from 'viem'
+import type WebSocket from 'ws'
+import { WebSocketServer } from 'ws'
+import { nodeFetch } from '../../src/chain/fetch.ts'
+import { HeadSubscription } from '../../src/chain/heads.ts'
+import { type ChainBatch, ManagerWatcher } from '../../src/chain/watcher.ts'
+import { type Anvil, anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
+
+/** Resolves once `cond()` holds, polling every 10 ms; fails after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+type Provider = {
+  url: string
+  sockets: WebSocket[]
+  subscribes: number
+  /** How the next eth_subscribe is answered. */
+  answer: 'ok' | 'refuse'
+  close: () => Promise<void>
+}
+
+/** A WebSocket JSON-RPC endpoint that answers eth_subscribe with subscription ids 0x1, 0x2, … */
+async function provider(): Promise<Provider> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await new Promise<void>((r) => wss.once('listening', () => r()))
+  const p: Provider = {
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`,
+    sockets: [],
+    subscribes: 0,
+    answer: 'ok',
+    close: () =>
+      new Promise<void>((r) => {
+        for (const ws of wss.clients) ws.terminate()
+        wss.close(() => r())
+      }),
+  }
+  wss.on('connection', (ws) => {
+    p.sockets.push(ws)
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as { id: number; method: string; params: unknown[] }
+      if (m.method !== 'eth_subscribe' || m.params[0] !== 'newHeads') return
+      p.subscribes++
+      ws.send(
+        JSON.stringify(
+          p.answer === 'ok'
+            ? { jsonrpc: '2.0', id: m.id, result: `0x${p.subscribes}` }
+            : { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } },
+        ),
+      )
+    })
+  })
+  return p
+}
+
+const notification = (subscription: string) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    method: 'eth_subscription',
+    params: { subscription, result: { number: '0x5', hash: `0x${'ab'.repeat(32)}` } },
+  })
+
+test('a head subscription reports heads of its own subscription only, and survives what else the endpoint sends', async () => {
+  const p = await provider()
+  const states: Array<[boolean, string | undefined]> = []
+  let heads = 0
+  const sub = new HeadSubscription({
+    url: p.url,
+    onHead: () => heads++,
+    onState: (live, reason) => states.push([live, reason]),
+  })
+  try {
+    sub.start()
+    await until(() => sub.live, 'the subscription')
+    assert.equal(p.subscribes, 1)
+    assert.deepEqual(states, [[true, undefined]])
+    // Subscribing reports a head: one may have come before the subscription.
+    assert.equal(heads, 1)
+
+    const ws = p.sockets[0]!
+    ws.send(notification('0x1'))
+    await until(() => heads === 2, 'the notification')
+    for (const frame of [
+      notification('0x99'), // another subscription's
+      '{"jsonrpc":"2.0","method":"eth_subscription"', // cut short
+      'null',
+      '42',
+      JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: null }),
+      JSON.stringify({ jsonrpc: '2.0', id: 1, result: '0x7' }), // a second answer to subscribe
+    ])
+      ws.send(frame)
+    ws.send(Buffer.from([1, 2, 3]), { binary: true })
+    ws.send(notification('0x1'))
+    await until(() => heads === 3, 'the notification after the junk')
+    assert.equal(sub.ignoredFrames, 7)
+    assert.ok(sub.live)
+    assert.equal(sub.heads, 3)
+  } finally {
+    await sub.stop()
+    await p.close()
+  }
+})
+
+test('a head subscription that loses its connection says so, reconnects and subscribes again', async () => {
+  const p = await provider()
+  const states: Array<[boolean, string | undefined]> = []
+  let heads = 0
+  const sub = new HeadSubscription({
+    url: p.url,
+    onHead: () => heads++,
+    onState: (live, reason) => states.push([live, reason]),
+  })
+  try {
+    sub.start()
+    await until(() => sub.live, 'the subscription')
+    p.sockets[0]!.terminate()
+    await until(() => states.length === 2, 'the loss to be reported')
+    assert.equal(states[1]![0], false)
+    assert.equal(sub.live, false)
+    await until(() => sub.live && p.subscribes === 2, 'the second subscription')
+    assert.deepEqual(states[2], [true, undefined])
+    // The new subscription's id, not the old one's, is followed.
+    const before = heads
+    p.sockets[1]!.send(notification('0x1'))
+    p.sockets[1]!.send(notification('0x2'))
+    await until(() => heads === before + 1, 'the new subscription’s head')
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(heads, before + 1)
+  } finally {
+    await sub.stop()
+    await p.close()
+  }
+  // Stopped: the endpoint is not contacted again.
+  const subscribes = p.subscribes
+  await new Promise((r) => setTimeout(r, 600))
+  assert.equal(p.subscribes, subscribes)
+})
+
+test('an endpoint that refuses eth_subscribe leaves the subscription down, and it asks again later', async () => {
+  const p = await provider()
+  p.answer = 'refuse'
+  const states: Array<[boolean, string | undefined]> = []
+  const sub = new HeadSubscription({
+    url: p.url,
+    onHead: () => assert.fail('no head without a subscription'),
+    onState: (live, reason) => states.push([live, reason]),
+  })
+  try {
+    sub.start()
+    await until(() => p.subscribes >= 2, 'a second attempt')
+    assert.equal(sub.live, false)
+    // Reported once, not at every attempt.
+    assert.deepEqual(states, [[false, 'eth_subscribe refused: Method not found']])
+  } finally {
+    await sub.stop()
+    await p.close()
+  }
+})
+
+test('a head subscription to nothing reports why and stops cleanly', async () => {
+  const p = await provider()
+  const url = p.url
+  await p.close()
+  const states: Array<[boolean, string | undefined]> = []
+  const sub = new HeadSubscription({
+    url,
+    onHead: () => {},
+    onState: (l, r) => states.push([l, r]),
+  })
+  sub.start()
+  await until(() => states.length === 1, 'the failure')
+  assert.equal(states[0]![0], false)
+  assert.match(states[0]![1] ?? '', /ECONNREFUSED|closed|connect/)
+  await sub.stop()
+})
+
+describeAnvil()
+
+/** The watcher against anvil, counting the JSON-RPC requests it sends by method. */
+function describeAnvil(): void {
+  let anvil: Anvil
+  let chain: Chain
+  before(async () => {
+    anvil = await startAnvil()
+    chain = defineChain({
+      id: 31337,
+      name: 'anvil',
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [anvil.url] } },
+    })
+  })
+  after(() => anvil.stop())
+
+  const counted = () => {
+    const calls = new Map<string, number>()
+    const fetchFn: typeof nodeFetch = (input, init) => {
+      const body = JSON.parse(String(init?.body)) as { method: string }
+      calls.set(body.method, (calls.get(body.method) ?? 0) + 1)
+      return nodeFetch(input, init)
+    }
+    const client = createPublicClient({ chain, transport: http(anvil.url, { fetchFn }) })
+    return { calls, client }
+  }
+  const watcher = (
+    client: ReturnType<typeof counted>['client'],
+    batches: ChainBatch[],
+    reorgs: unknown[],
+  ) =>
+    new ManagerWatcher({
+      client,
+      manager: `0x${'42'.repeat(20)}`,
+      fromBlock: 0n,
+      // Only a head can make it poll within the test.
+      pollIntervalMs: 600_000,
+      subscribedPollIntervalMs: 600_000,
+      headsUrl: anvil.url.replace(/^http/, 'ws'),
+      onBatch: async (b) => {
+        batches.push(b)
+      },
+      onReorg: (r) => reorgs.push(r),
+    })
+
+  test('the watcher polls when anvil announces a block, two requests for it', {
+    timeout: 30_000,
+  }, async () => {
+    const { calls, client } = counted()
+    const batches: ChainBatch[] = []
+    const w = watcher(client, batches, [])
+    w.start()
+    try {
+      await until(() => w.subscribed && batches.length > 0, 'the first batch')
+      // The polls the subscription itself caused are done once the head is unchanged.
+      await new Promise((r) => setTimeout(r, 200))
+      calls.clear()
+      const before = batches.at(-1)!.blockNumber
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      await until(() => batches.at(-1)!.blockNumber === before + 1n, 'the mined block')
+      await new Promise((r) => setTimeout(r, 100))
+      // The head (which is the block offered and whose parent is the last one offered), then
+      // its logs: no other block is read.
+      assert.deepEqual(Object.fromEntries(calls), { eth_getBlockByNumber: 1, eth_getLogs: 1 })
+      const b = batches.at(-1)!
+      const mined = (await client.getBlock({ blockNumber: b.blockNumber })).timestamp
+      assert.equal(b.timestamp, mined)
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('a block replaced under the newest offered one is still found when a head follows it', {
+    timeout: 30_000,
+  }, async () => {
+    const { client } = counted()
+    const batches: ChainBatch[] = []
+    const reorgs: Array<{ depth: number; block: bigint }> = []
+    const w = watcher(client, batches, reorgs)
+    w.start()
+    try {
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      const tip = await client.getBlockNumber({ cacheTime: 0 })
+      await until(() => batches.at(-1)?.blockNumber === tip, 'the tip offered')
+      // The offered block is replaced and a block mined on the new one: the new head's parent
+      // is not the block offered.
+      await anvilRpc(anvil.url, 'anvil_reorg', [1, []])
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      await until(() => reorgs.length === 1, 'the reorganisation')
+      assert.equal(reorgs[0]!.block, tip)
+      assert.ok(reorgs[0]!.depth >= 1)
+    } finally {
+      await w.stop()
+    }
+  })
+}
