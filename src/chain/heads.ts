@@ -134,7 +134,7 @@ export class HeadSubscription {
         typeof m.error === 'object' && m.error !== null && 'message' in m.error
           ? String((m.error as { message: unknown }).message).slice(0, 200)
           : 'no subscription id in the answer'
-      ws.close()
+      ws.terminate()
       this.ws = undefined
       this.down(`eth_subscribe refused: ${why}`)
       return

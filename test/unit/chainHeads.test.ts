@@ -72,8 +72,11 @@ const notification = (subscription: string) =>
     params: { subscription, result: { number: '0x5', hash: `0x${'ab'.repeat(32)}` } },
   })
 
-test('a head subscription reports heads of its own subscription only, and survives what else the endpoint sends', async () => {
-  const p = await provider()
+/**
+ * A subscription to `p`, started, that records its state changes and counts the heads it
+ * reports; resolves once it is live.
+ */
+async function liveSubscription(p: Provider) {
   const states: Array<[boolean, string | undefined]> = []
   let heads = 0
   const sub = new HeadSubscription({
@@ -81,17 +84,23 @@ test('a head subscription reports heads of its own subscription only, and surviv
     onHead: () => heads++,
     onState: (live, reason) => states.push([live, reason]),
   })
+  sub.start()
+  await until(() => sub.live, 'the subscription')
+  return { sub, states, heads: () => heads }
+}
+
+test('a head subscription reports heads of its own subscription only, and survives what else the endpoint sends', async () => {
+  const p = await provider()
+  const { sub, states, heads } = await liveSubscription(p)
   try {
-    sub.start()
-    await until(() => sub.live, 'the subscription')
     assert.equal(p.subscribes, 1)
     assert.deepEqual(states, [[true, undefined]])
     // Subscribing reports a head: one may have come before the subscription.
-    assert.equal(heads, 1)
+    assert.equal(heads(), 1)
 
     const ws = p.sockets[0]!
     ws.send(notification('0x1'))
-    await until(() => heads === 2, 'the notification')
+    await until(() => heads() === 2, 'the notification')
     for (const frame of [
       notification('0x99'), // another subscription's
       '{"jsonrpc":"2.0","method":"eth_subscription"', // cut short
@@ -103,7 +112,7 @@ test('a head subscription reports heads of its own subscription only, and surviv
       ws.send(frame)
     ws.send(Buffer.from([1, 2, 3]), { binary: true })
     ws.send(notification('0x1'))
-    await until(() => heads === 3, 'the notification after the junk')
+    await until(() => heads() === 3, 'the notification after the junk')
     assert.equal(sub.ignoredFrames, 7)
     assert.ok(sub.live)
     assert.equal(sub.heads, 3)
@@ -115,16 +124,8 @@ test('a head subscription reports heads of its own subscription only, and surviv
 
 test('a head subscription that loses its connection says so, reconnects and subscribes again', async () => {
   const p = await provider()
-  const states: Array<[boolean, string | undefined]> = []
-  let heads = 0
-  const sub = new HeadSubscription({
-    url: p.url,
-    onHead: () => heads++,
-    onState: (live, reason) => states.push([live, reason]),
-  })
+  const { sub, states, heads } = await liveSubscription(p)
   try {
-    sub.start()
-    await until(() => sub.live, 'the subscription')
     p.sockets[0]!.terminate()
     await until(() => states.length === 2, 'the loss to be reported')
     assert.equal(states[1]![0], false)
@@ -132,12 +133,12 @@ test('a head subscription that loses its connection says so, reconnects and subs
     await until(() => sub.live && p.subscribes === 2, 'the second subscription')
     assert.deepEqual(states[2], [true, undefined])
     // The new subscription's id, not the old one's, is followed.
-    const before = heads
+    const before = heads()
     p.sockets[1]!.send(notification('0x1'))
     p.sockets[1]!.send(notification('0x2'))
-    await until(() => heads === before + 1, 'the new subscription’s head')
+    await until(() => heads() === before + 1, 'the new subscription’s head')
     await new Promise((r) => setTimeout(r, 50))
-    assert.equal(heads, before + 1)
+    assert.equal(heads(), before + 1)
   } finally {
     await sub.stop()
     await p.close()
