@@ -43,10 +43,10 @@ export type DevnetOptions = {
   /** Stake each operator registers with (default: the manager minimum). */
   operatorStake?: bigint
   /**
-   * Operators follow anvil's new heads over its WebSocket (`--rpc-ws`; default true). False:
-   * they poll it every 200 ms.
+   * Whether operator `i` follows anvil's new heads over its WebSocket (`--rpc-ws`; default: every
+   * operator). Without it an operator polls the chain every 200 ms.
    */
-  headSubscription?: boolean
+  headSubscription?: boolean | ((i: number) => boolean)
   /** Extra environment for operator `i` (e.g. the simulator's POSE_LINK_FAULTS). */
   operatorEnv?: (i: number) => Record<string, string>
   /** Extra command-line options for operator `i` (e.g. `--port`, `--public-url`). */
@@ -217,6 +217,10 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     return started
   }
 
+  const followsHeads = (i: number): boolean => {
+    const h = opts.headSubscription ?? true
+    return typeof h === 'function' ? h(i) : h
+  }
   const spawnOperator = async (i: number): Promise<void> => {
     const op = operators[i]!
     const out = createWriteStream(op.logPath, { flags: 'a' })
@@ -230,7 +234,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         'start',
         '--rpc',
         anvil.url,
-        ...(opts.headSubscription === false ? [] : ['--rpc-ws', anvil.url.replace(/^http/, 'ws')]),
+        ...(followsHeads(i) ? ['--rpc-ws', anvil.url.replace(/^http/, 'ws')] : []),
         '--manager',
         manager,
         '--data-dir',
