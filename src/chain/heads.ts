@@ -22,10 +22,16 @@ const RETRY_MAX_MS = 10_000
 /** An open that takes longer than this is given up and retried. */
 const CONNECT_TIMEOUT_MS = 10_000
 const SUBSCRIBE_ID = 1
+const CHAIN_ID_ID = 2
 
 export type HeadSubscriptionOptions = {
   /** `ws://` or `wss://` JSON-RPC endpoint. */
   url: string
+  /**
+   * The chain the heads must come from: asked with `eth_chainId` before subscribing, and an
+   * endpoint of another chain is not subscribed to (a misconfiguration, reported).
+   */
+  chainId?: number
   /** A new head arrived (or the subscription was just made: one may have been missed). */
   onHead: () => void
   /** The subscription became live, or stopped being live (with the reason). */
@@ -35,6 +41,8 @@ export type HeadSubscriptionOptions = {
 export class HeadSubscription {
   private ws: WebSocket | undefined
   private subscription: string | undefined
+  /** The id of the request (`eth_chainId`, then `eth_subscribe`) whose answer is awaited. */
+  private awaiting: number | undefined
   private retryMs = RETRY_MIN_MS
   private retryTimer: NodeJS.Timeout | undefined
   private connectTimer: NodeJS.Timeout | undefined
@@ -64,6 +72,7 @@ export class HeadSubscription {
     const ws = this.ws
     this.ws = undefined
     this.subscription = undefined
+    this.awaiting = undefined
     if (!ws || ws.readyState === WebSocket.CLOSED) return
     const closed = new Promise<void>((r) => ws.once('close', () => r()))
     ws.terminate()
@@ -84,14 +93,11 @@ export class HeadSubscription {
     this.connectTimer.unref()
     ws.on('open', () => {
       clearTimeout(this.connectTimer)
-      ws.send(
-        JSON.stringify({
-          jsonrpc: '2.0',
-          id: SUBSCRIBE_ID,
-          method: 'eth_subscribe',
-          params: ['newHeads'],
-        }),
-      )
+      if (this.opts.chainId === undefined) this.subscribe(ws)
+      else {
+        this.awaiting = CHAIN_ID_ID
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: CHAIN_ID_ID, method: 'eth_chainId' }))
+      }
     })
     ws.on('message', (data, isBinary) => {
       if (this.ws !== ws) return
@@ -111,6 +117,25 @@ export class HeadSubscription {
     })
   }
 
+  private subscribe(ws: WebSocket): void {
+    this.awaiting = SUBSCRIBE_ID
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: SUBSCRIBE_ID,
+        method: 'eth_subscribe',
+        params: ['newHeads'],
+      }),
+    )
+  }
+
+  /** Gives up on this connection: cut, reported (see `down`), tried again later. */
+  private refuse(ws: WebSocket, reason: string): void {
+    ws.terminate()
+    this.ws = undefined
+    this.down(reason)
+  }
+
   private onFrame(ws: WebSocket, text: string): void {
     let msg: unknown
     try {
@@ -121,22 +146,9 @@ export class HeadSubscription {
     }
     if (typeof msg !== 'object' || msg === null) return void this.ignoredFrames++
     const m = msg as { id?: unknown; result?: unknown; error?: unknown; method?: unknown }
-    if (m.id === SUBSCRIBE_ID && this.subscription === undefined) {
-      if (typeof m.result === 'string' && m.result.length > 0 && m.result.length <= 130) {
-        this.subscription = m.result
-        this.retryMs = RETRY_MIN_MS
-        this.opts.onState?.(true)
-        this.head()
-        return
-      }
-      // An endpoint without subscriptions: polling it is, and it is asked again later.
-      const why =
-        typeof m.error === 'object' && m.error !== null && 'message' in m.error
-          ? String((m.error as { message: unknown }).message).slice(0, 200)
-          : 'no subscription id in the answer'
-      ws.terminate()
-      this.ws = undefined
-      this.down(`eth_subscribe refused: ${why}`)
+    if (this.awaiting !== undefined && m.id === this.awaiting) {
+      this.awaiting = undefined
+      this.onAnswer(ws, m)
       return
     }
     if (m.method === 'eth_subscription') {
@@ -149,6 +161,38 @@ export class HeadSubscription {
     this.ignoredFrames++
   }
 
+  /** The answer to `eth_chainId` or `eth_subscribe` on a connection not yet subscribed. */
+  private onAnswer(ws: WebSocket, m: { id?: unknown; result?: unknown; error?: unknown }): void {
+    if (m.id === CHAIN_ID_ID) {
+      const id =
+        typeof m.result === 'string' && /^0x[0-9a-f]{1,16}$/i.test(m.result)
+          ? Number(m.result)
+          : undefined
+      if (id === this.opts.chainId) this.subscribe(ws)
+      else
+        this.refuse(
+          ws,
+          id === undefined
+            ? 'eth_chainId: no chain id in the answer'
+            : `the endpoint serves chain ${id}, not chain ${this.opts.chainId}`,
+        )
+      return
+    }
+    if (typeof m.result === 'string' && m.result.length > 0 && m.result.length <= 130) {
+      this.subscription = m.result
+      this.retryMs = RETRY_MIN_MS
+      this.opts.onState?.(true)
+      this.head()
+      return
+    }
+    // An endpoint without subscriptions: polling it is, and it is asked again later.
+    const why =
+      typeof m.error === 'object' && m.error !== null && 'message' in m.error
+        ? String((m.error as { message: unknown }).message).slice(0, 200)
+        : 'no subscription id in the answer'
+    this.refuse(ws, `eth_subscribe refused: ${why}`)
+  }
+
   private head(): void {
     this.heads++
     this.opts.onHead()
@@ -158,6 +202,7 @@ export class HeadSubscription {
   private down(reason: string): void {
     const was = this.subscription !== undefined
     this.subscription = undefined
+    this.awaiting = undefined
     if (this.stopped) return
     if (was || this.retryMs === RETRY_MIN_MS) this.opts.onState?.(false, reason)
     clearTimeout(this.retryTimer)

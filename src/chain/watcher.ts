@@ -87,6 +87,8 @@ export class ManagerWatcher {
     if (url) {
       this.heads = new HeadSubscription({
         url,
+        // Heads of another chain would only make it poll at the wrong times: refused.
+        chainId: this.opts.client.chain.id,
         onHead: () => this.wake(),
         ...(this.opts.onHeads ? { onState: this.opts.onHeads } : {}),
       })

@@ -29,6 +29,10 @@ type Provider = {
   subscribes: number
   /** How the next eth_subscribe is answered. */
   answer: 'ok' | 'refuse'
+  /** What eth_chainId answers (nothing while `undefined`). */
+  chainId: string | undefined
+  /** eth_chainId requests seen. */
+  chainIdAsked: number
   close: () => Promise<void>
 }
 
@@ -41,6 +45,8 @@ async function provider(): Promise<Provider> {
     sockets: [],
     subscribes: 0,
     answer: 'ok',
+    chainId: '0x7a69',
+    chainIdAsked: 0,
     close: () =>
       new Promise<void>((r) => {
         for (const ws of wss.clients) ws.terminate()
@@ -51,6 +57,12 @@ async function provider(): Promise<Provider> {
     p.sockets.push(ws)
     ws.on('message', (data) => {
       const m = JSON.parse(data.toString()) as { id: number; method: string; params: unknown[] }
+      if (m.method === 'eth_chainId') {
+        p.chainIdAsked++
+        if (p.chainId !== undefined)
+          ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: p.chainId }))
+        return
+      }
       if (m.method !== 'eth_subscribe' || m.params[0] !== 'newHeads') return
       p.subscribes++
       ws.send(
@@ -166,6 +178,54 @@ test('an endpoint that refuses eth_subscribe leaves the subscription down, and i
     assert.deepEqual(states, [[false, 'eth_subscribe refused: Method not found']])
   } finally {
     await sub.stop()
+    await p.close()
+  }
+})
+
+test('a head subscription checks the chain id first and refuses an endpoint of another chain', async () => {
+  const p = await provider()
+  const states: Array<[boolean, string | undefined]> = []
+  const sub = (chainId: number) =>
+    new HeadSubscription({
+      url: p.url,
+      chainId,
+      onHead: () => {},
+      onState: (live, reason) => states.push([live, reason]),
+    })
+  const same = sub(31337)
+  const other = sub(1)
+  try {
+    same.start()
+    await until(() => same.live, 'the subscription on chain 31337')
+    assert.equal(p.chainIdAsked, 1)
+    assert.equal(p.subscribes, 1)
+    other.start()
+    await until(() => p.chainIdAsked >= 3, 'a second attempt on chain 1')
+    assert.equal(other.live, false)
+    // Never subscribed, reported once.
+    assert.equal(p.subscribes, 1)
+    assert.deepEqual(states, [
+      [true, undefined],
+      [false, 'the endpoint serves chain 31337, not chain 1'],
+    ])
+    // An answer to eth_subscribe before it was asked for (the chain id not yet answered) is
+    // not a subscription.
+    await other.stop()
+    p.chainId = undefined
+    const asked = p.chainIdAsked
+    const early = sub(31337)
+    early.start()
+    await until(() => p.chainIdAsked === asked + 1, 'the chain id asked')
+    const ws = p.sockets.at(-1)!
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, result: '0x99' }))
+    ws.send(notification('0x99'))
+    await until(() => early.ignoredFrames === 2, 'both frames')
+    assert.equal(early.live, false)
+    assert.equal(early.heads, 0)
+    await early.stop()
+  } finally {
+    await same.stop()
+    await other.stop()
     await p.close()
   }
 })
