@@ -125,6 +125,7 @@ export function httpUrl(value: string, name: string): string {
   return urlOf(value, name, ['http:', 'https:'])
 }
 
+/** An absolute ws(s) URL without whitespace or control characters. */
 export function wsUrl(value: string, name: string): string {
   return urlOf(value, name, ['ws:', 'wss:'])
 }
