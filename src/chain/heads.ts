@@ -45,7 +45,6 @@ export class HeadSubscription {
   private awaiting: number | undefined
   private retryMs = RETRY_MIN_MS
   private retryTimer: NodeJS.Timeout | undefined
-  private connectTimer: NodeJS.Timeout | undefined
   private stopped = true
   /** Frames that were not a JSON-RPC answer or notification this subscription expects. */
   ignoredFrames = 0
@@ -68,7 +67,6 @@ export class HeadSubscription {
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.retryTimer)
-    clearTimeout(this.connectTimer)
     const ws = this.ws
     this.ws = undefined
     this.subscription = undefined
@@ -89,10 +87,11 @@ export class HeadSubscription {
       return
     }
     this.ws = ws
-    this.connectTimer = setTimeout(() => ws.terminate(), CONNECT_TIMEOUT_MS)
-    this.connectTimer.unref()
+    // This connection's own: a later connection's timer is never cleared by this one's events.
+    const connectTimer = setTimeout(() => ws.terminate(), CONNECT_TIMEOUT_MS)
+    connectTimer.unref()
     ws.on('open', () => {
-      clearTimeout(this.connectTimer)
+      clearTimeout(connectTimer)
       if (this.opts.chainId === undefined) this.subscribe(ws)
       else {
         this.awaiting = CHAIN_ID_ID
@@ -110,7 +109,7 @@ export class HeadSubscription {
       reason = e.message || 'connection failed'
     })
     ws.on('close', () => {
-      clearTimeout(this.connectTimer)
+      clearTimeout(connectTimer)
       if (this.ws !== ws) return
       this.ws = undefined
       this.down(reason)
