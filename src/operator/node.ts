@@ -266,11 +266,12 @@ export class OperatorNode {
     await this.ensureRegistered(init.result.reportHash, measurement)
 
     // 4. chain feed and timers (the manager has no logs before the block it was created in)
+    const pollIntervalMs = o.pollIntervalMs ?? 200
     this.watcher = new ManagerWatcher({
       client: this.chain.publicClient,
       manager: o.manager,
       fromBlock: await readDeploymentBlock(this.chain.publicClient, o.manager),
-      pollIntervalMs: o.pollIntervalMs ?? 200,
+      pollIntervalMs,
       ...(o.rpcWsUrl
         ? {
             headsUrl: o.rpcWsUrl,
@@ -279,7 +280,7 @@ export class OperatorNode {
                 ? this.log.info({ url: o.rpcWsUrl }, 'Chain feed follows new heads')
                 : this.log.warn(
                     { url: o.rpcWsUrl, reason },
-                    `No head subscription; polling the chain every ${o.pollIntervalMs ?? 200} ms`,
+                    `No head subscription; polling the chain every ${pollIntervalMs} ms`,
                   ),
           }
         : {}),
