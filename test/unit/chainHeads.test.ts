@@ -14,7 +14,11 @@ import { HeadSubscription } from '../../src/chain/heads.ts'
 import { type ChainBatch, ManagerWatcher } from '../../src/chain/watcher.ts'
 import { type Anvil, anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 
-/** Resolves once `cond()` holds, polling every 10 ms; fails after `ms`. */
+/**
+ * Resolves once `cond()` holds, polling every 10 ms; fails after `ms`. Not test/e2e/helpers.ts's
+ * `waitFor`, which polls every 100 ms: a lost subscription stays down only 250 ms before it
+ * reconnects, and the test checks it while it is down.
+ */
 async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
