@@ -128,6 +128,41 @@ describe('benchmark targets', () => {
     )
   })
 
+  test("s = 2's CPU per transfer is counted in bare-EVM transfers of the run beside it", () => {
+    // latest.json of 2026-12-06 19:02: 0.278 ms per transfer over every process, the bare EVM
+    // 17,315 tx/s right after s = 2's runs: 4.81 transfers' worth, where half the bare EVM on 2
+    // cores allows 4 and three times anvil (9 % of the bare EVM) 22.16.
+    const base = latest({ s2: 5790, bare: 19_493, anvil: 586.4, ceiling: 1, floorBare: 1 })
+    const full = {
+      ...base,
+      throughput_tps: { ...(base.throughput_tps as object), bare_evm_beside_s2: 17_315 },
+      sources: { throughput: run, floor: 'run-b.json' },
+      cpu_ceiling_tps: { s2: 7194, s2_server: 9709, cores: 2, s2_others: 6897 },
+      cpu_ms_per_tx_s2: {
+        clients: 0.072,
+        operators: 0.038,
+        executor: 0.133,
+        watchdogs: 0.034,
+        anvil: 0.001,
+      },
+    }
+    const checks = checkTargets(full)
+    assert.match(
+      row(checks, 's=2 throughput ≥ 50 %').measured,
+      /; CPU per transfer 4\.81 bare-EVM transfers \(the target allows 4 with every core busy: above\)/,
+    )
+    assert.match(
+      row(checks, 's=2 throughput ≥ 3 × anvil').measured,
+      /; CPU per transfer 4\.81 bare-EVM transfers \(the target allows 22\.16 with every core busy: within\)/,
+    )
+    // Without the bare EVM measured beside s = 2 there is nothing to count in.
+    const { bare_evm_beside_s2: _, ...tps } = full.throughput_tps as Record<string, number>
+    assert.doesNotMatch(
+      row(checkTargets({ ...full, throughput_tps: tps }), 's=2 throughput ≥ 50 %').measured,
+      /bare-EVM transfers/,
+    )
+  })
+
   test('a floor from another run is not compared', () => {
     const checks = checkTargets(
       latest({
