@@ -17,7 +17,8 @@
  * where the side's processes run (`lib/placement.ts`; an older checkout needs that file too).
  *
  * Prints one row per side (median rate with its range, median p50 latency, CPU per transfer by
- * kind of process) and writes `bench/results/<timestamp>-ab.json` with every run.
+ * kind of process), then the sides pair by pair (rate and CPU per transfer, B / A within each
+ * pair; `lib/pairs.ts`), and writes `bench/results/<timestamp>-ab.json` with every run.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -229,12 +230,15 @@ async function parent(): Promise<void> {
   const runs: Record<string, RunResult[]> = { A: [], B: [] }
   /** Each side's counted rates, devnet by devnet (one devnet per side and pair). */
   const byPair: Record<string, number[][]> = { A: [], B: [] }
+  /** The same runs' CPU per transfer by kind of process. */
+  const cpuByPair: Record<string, Record<ProcessKind, number>[][]> = { A: [], B: [] }
   for (let i = 0; i < pairs; i++) {
     for (const side of sides) {
       progress(`ab: pair ${i + 1}/${pairs}, side ${side.label}`)
       const r = await runChild(side.dir, side.env, side.label, side.clients, side.placement)
       runs[side.label]!.push(...r)
       byPair[side.label]!.push(r.map((x) => x.tps))
+      cpuByPair[side.label]!.push(r.map((x) => x.cpuMsPerTx))
     }
   }
   const schedPct = (r: RunResult[], k: 'runPct' | 'waitPct') => {
@@ -278,9 +282,17 @@ async function parent(): Promise<void> {
       "exec_*_pct = the executor enclave's main thread (the busiest enclave thread), % of each run's wall time: on a core (run) and runnable without one (wait); the rest it had nothing to do.",
     ],
   )
-  const perPair = comparePairs(byPair.A!, byPair.B!)
-  printTable('A/B pair by pair: median tx/s of each devnet', perPair.rows, [
+  // The kinds `cpu_ms_total` sums: anvil's share is the same work on both sides.
+  const kinds = ['operators', 'enclaves', 'bench'] as const
+  const perPair = comparePairs(byPair.A!, byPair.B!, {
+    a: cpuByPair.A!,
+    b: cpuByPair.B!,
+    kinds,
+  })
+  const byKind = perPair.cpu?.byKind ?? {}
+  printTable('A/B pair by pair: median tx/s and CPU ms per transfer of each devnet', perPair.rows, [
     `B ahead in ${perPair.bAhead} of ${pairs} pairs; median of B / A over the pairs ${perPair.medianRatio}.`,
+    `B's CPU per transfer (operators, enclaves, clients) lower in ${perPair.cpu?.bLower ?? 0} of ${pairs} pairs; median of B / A over the pairs ${perPair.cpu?.medianRatio ?? '–'} (operators ${byKind.operators ?? '–'}, enclaves ${byKind.enclaves ?? '–'}, clients ${byKind.bench ?? '–'}).`,
   ])
   const dir = join(import.meta.dirname, 'results')
   mkdirSync(dir, { recursive: true })
