@@ -3,7 +3,10 @@
  * the same backend as the HTTP API's, answers and errors go back by request id, and the answers
  * ready in one event-loop turn leave as one frame. A frame that cannot be read is answered with
  * an error (id 0) and dropped; the connection stays open. A connection may have
- * `API_SOCKET_LIMITS.maxInFlight` requests unanswered; more are refused with UNAVAILABLE.
+ * `API_SOCKET_LIMITS.maxInFlight` requests unanswered; more are refused with UNAVAILABLE. A
+ * connection that does not read its answers is not read either once
+ * `API_SOCKET_LIMITS.maxUnsentAnswerBytes` of them wait to be sent, until half have left: its
+ * requests wait in TCP's buffers, nothing is dropped, and the operator's memory stays bounded.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -46,12 +49,26 @@ export class ApiSockets {
     let inFlight = 0
     let out: ApiAnswer[] = []
     let flushing = false
+    /** Reading paused while the answers not yet sent exceed the limit. */
+    let held = false
+    const cap = API_SOCKET_LIMITS.maxUnsentAnswerBytes
+    // Called as each frame leaves for the kernel: a client that reads again lets them leave.
+    const sent = () => {
+      if (held && ws.bufferedAmount <= cap / 2) {
+        held = false
+        ws.resume()
+      }
+    }
     const flush = () => {
       flushing = false
       const answers = out
       out = []
       if (ws.readyState !== WebSocket.OPEN) return
-      for (const run of frameRuns(answers, answerRecordBytes)) ws.send(encodeApiAnswers(run))
+      for (const run of frameRuns(answers, answerRecordBytes)) ws.send(encodeApiAnswers(run), sent)
+      if (!held && ws.bufferedAmount > cap) {
+        held = true
+        ws.pause()
+      }
     }
     const answer = (a: ApiAnswer) => {
       out.push(a)

@@ -32,6 +32,11 @@ export const API_SOCKET_LIMITS = {
   splitFrameBytes: 1024 * 1024,
   /** Requests one connection may have unanswered at an operator. */
   maxInFlight: LIMITS.maxQueuedTxs,
+  /**
+   * Bytes of answers an operator holds for a connection that does not read them: past it the
+   * operator stops reading that connection's requests until half of them have left.
+   */
+  maxUnsentAnswerBytes: 16 * 1024 * 1024,
 } as const
 
 /**

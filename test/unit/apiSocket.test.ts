@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { createServer, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import fc from 'fast-check'
@@ -406,6 +407,63 @@ test('every answer, refusal and thrown error frees its place in the in-flight li
     })
   } finally {
     c.ws.terminate()
+  }
+})
+
+test('a client that stops reading is not read either once its answers pile up; nothing is lost', {
+  timeout: 60_000,
+}, async () => {
+  // Every request is answered with 1 MiB; the client sends 64 requests and reads nothing.
+  const MiB = 1024 * 1024
+  let calls = 0
+  const sockets = new ApiSockets(async () => {
+    calls++
+    return new Uint8Array(MiB).fill(calls % 256)
+  })
+  const http = createHttpServer()
+  http.on(
+    'upgrade' as never,
+    ((req: IncomingMessage, socket: Socket, head: Buffer) =>
+      sockets.handleUpgrade(req, socket, head)) as never,
+  )
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const { port } = http.address() as { port: number }
+  const c = await raw(`http://127.0.0.1:${port}`)
+  try {
+    c.ws.pause()
+    // One request at a time, as a client that keeps sending would (a burst read at once is
+    // bounded by the in-flight limit instead).
+    const n = 64
+    for (let i = 1; i <= n; i++) {
+      c.ws.send(encodeApiRequests([{ kind: 'view', id: i, instance: 1n, box: Uint8Array.of(i) }]))
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    // Wait until the operator stops taking requests (at most 10 s).
+    let last = -1
+    for (let i = 0; i < 100 && calls !== last; i++) {
+      last = calls
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const cap = API_SOCKET_LIMITS.maxUnsentAnswerBytes / MiB
+    // The limit, plus what the two kernels' socket buffers took before the operator's grew.
+    assert.ok(
+      calls < (3 * n) / 4,
+      `${calls} of ${n} requests read while no answer was (limit ${cap} MiB)`,
+    )
+    assert.ok(calls > cap, `${calls} requests read: answers up to the limit were sent`)
+    c.ws.resume()
+    await c.until(n)
+    assert.equal(calls, n)
+    assert.deepEqual(
+      c.answers.map((a) => a.id).sort((x, y) => x - y),
+      Array.from({ length: n }, (_, i) => i + 1),
+    )
+    assert.ok(c.answers.every((a) => a.kind === 'sealed' && a.sealed.length === MiB))
+  } finally {
+    c.ws.terminate()
+    await sockets.close()
+    http.close()
   }
 })
 
