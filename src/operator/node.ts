@@ -206,6 +206,11 @@ export class OperatorNode {
       (reason) => this.log.warn({ reason }, 'Peer frame rejected'),
       faults,
       o.peerSourceAddress,
+      (endpoint, reason) =>
+        this.log.warn(
+          { endpoint, reason },
+          'Peer endpoint unusable; its messages are dropped for a minute (the enclaves resend)',
+        ),
     )
     this.api = createApi({
       info: () => ({
@@ -358,73 +363,87 @@ export class OperatorNode {
 
   private handleOutputs(outputs: EnclaveOutput[]): void {
     for (const o of outputs) {
-      switch (o.type) {
-        case 'seal':
-          this.crashPoints?.reach('before-seal')
-          // Persisted before any later output (an ack) leaves this node.
-          if (o.mode === 'snapshot') this.store.writeSnapshot(o.instance, o.blob)
-          else this.store.append(o.instance, o.blob)
-          this.crashPoints?.reach('after-seal')
-          break
-        case 'send': {
-          if (o.envelope.kind === 'genesis') this.crashPoints?.reach('handover')
-          const to = getAddress(bytesToHex(o.to))
-          const endpoint = this.endpointOf(to)
-          if (endpoint) this.peers?.send(endpoint, o.envelope)
-          else
-            this.log.warn(
-              { to },
-              'No endpoint known for peer enclave; message dropped (the enclave resends)',
-            )
-          break
-        }
-        case 'answer':
-          if (o.sealed) this.waiting.resolve(o.requestId, o.sealed)
-          else this.waiting.reject(o.requestId, ProtocolError.fromObject(o.error))
-          break
-        case 'activate':
-          void this.submitActivate(o)
-          break
-        case 'challengeWatchdogs':
-          void this.submit(
-            'challengeWatchdogs',
-            [o.instance, o.memberMask, bytesToHex(o.payload)],
-            o.instance,
-          )
-          break
-        case 'respondWatchdog':
-          void this.submit(
-            'respondWatchdog',
-            [o.instance, o.slot, o.eventIndex, bytesToHex(o.signature)],
-            o.instance,
-          )
-          break
-        case 'respondExecutor':
-          this.crashPoints?.reach('challenge-response')
-          void this.submit(
-            'respondExecutor',
-            [o.instance, bytesToHex(o.response), o.eventIndex, bytesToHex(o.signature)],
-            o.instance,
-          )
-          break
-        case 'terminate':
-          void this.submit(
-            'terminate',
-            [
-              o.instance,
-              bytesToHex(o.root),
-              o.accounts.map((a) => getAddress(bytesToHex(a))),
-              o.cumulatives,
-              o.eventIndex,
-              bytesToHex(o.signature),
-            ],
-            o.instance,
-          )
-          break
-        case 'log':
-          this.log[o.level](o.fields, o.message)
-          break
+      try {
+        this.handleOutput(o)
+      } catch (e) {
+        // A record not persisted stops what follows it: a later ack would claim it was.
+        if (o.type === 'seal') throw e
+        // Anything else fails alone: the outputs after it (answers, sends) still go.
+        this.log.error(
+          { output: o.type, err: toProtocolError(e).shortMessage },
+          'Enclave output not handled',
+        )
       }
+    }
+  }
+
+  private handleOutput(o: EnclaveOutput): void {
+    switch (o.type) {
+      case 'seal':
+        this.crashPoints?.reach('before-seal')
+        // Persisted before any later output (an ack) leaves this node.
+        if (o.mode === 'snapshot') this.store.writeSnapshot(o.instance, o.blob)
+        else this.store.append(o.instance, o.blob)
+        this.crashPoints?.reach('after-seal')
+        break
+      case 'send': {
+        if (o.envelope.kind === 'genesis') this.crashPoints?.reach('handover')
+        const to = getAddress(bytesToHex(o.to))
+        const endpoint = this.endpointOf(to)
+        if (endpoint) this.peers?.send(endpoint, o.envelope)
+        else
+          this.log.warn(
+            { to },
+            'No endpoint known for peer enclave; message dropped (the enclave resends)',
+          )
+        break
+      }
+      case 'answer':
+        if (o.sealed) this.waiting.resolve(o.requestId, o.sealed)
+        else this.waiting.reject(o.requestId, ProtocolError.fromObject(o.error))
+        break
+      case 'activate':
+        void this.submitActivate(o)
+        break
+      case 'challengeWatchdogs':
+        void this.submit(
+          'challengeWatchdogs',
+          [o.instance, o.memberMask, bytesToHex(o.payload)],
+          o.instance,
+        )
+        break
+      case 'respondWatchdog':
+        void this.submit(
+          'respondWatchdog',
+          [o.instance, o.slot, o.eventIndex, bytesToHex(o.signature)],
+          o.instance,
+        )
+        break
+      case 'respondExecutor':
+        this.crashPoints?.reach('challenge-response')
+        void this.submit(
+          'respondExecutor',
+          [o.instance, bytesToHex(o.response), o.eventIndex, bytesToHex(o.signature)],
+          o.instance,
+        )
+        break
+      case 'terminate':
+        void this.submit(
+          'terminate',
+          [
+            o.instance,
+            bytesToHex(o.root),
+            o.accounts.map((a) => getAddress(bytesToHex(a))),
+            o.cumulatives,
+            o.eventIndex,
+            bytesToHex(o.signature),
+          ],
+          o.instance,
+        )
+        break
+      case 'log':
+        this.log[o.level](o.fields, o.message)
+        break
     }
   }
 

@@ -1,8 +1,10 @@
 /**
  * Peer messaging between operators (SPEC §2, §7): enclave envelopes relayed over WebSockets.
  * Operators cannot read or forge envelopes; they only deliver them. Outbound connections are
- * re-opened on failure and queue a bounded number of messages meanwhile; lost messages are
- * covered by the enclaves' resend timers.
+ * re-opened on failure and queue a bounded number of messages meanwhile; a link holds at most
+ * `MAX_HELD_BYTES` of frames (queued, or buffered for a peer that does not read) and drops the
+ * rest; an endpoint that is no usable URL is reported and its frames dropped for a minute. Lost
+ * messages are covered by the enclaves' resend timers.
  */
 
 import type { IncomingMessage } from 'node:http'
@@ -13,8 +15,43 @@ import { LIMITS, zeroMask } from '../protocol/index.ts'
 import type { LinkFaults } from './faults.ts'
 
 const MAX_QUEUE = 10_000
+/** How long an endpoint that is no usable URL waits before it is tried again. */
+const BAD_ENDPOINT_RETRY_MS = 60_000
 
-type Conn = { ws: WebSocket | undefined; queue: string[]; connecting: boolean; retryAt: number }
+/**
+ * The peer WebSocket URL of an operator's endpoint (`http(s)://host[:port][/path]`, as
+ * registered on-chain), or undefined when the endpoint is no usable URL: the manager only checks
+ * an endpoint's length, so any operator can register one that `ws` would refuse with a throw.
+ */
+export function peerUrl(endpoint: string): string | undefined {
+  let u: URL
+  try {
+    u = new URL(endpoint)
+  } catch {
+    return undefined
+  }
+  const protocol = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[u.protocol]
+  if (!protocol || u.hash !== '' || u.search !== '' || u.username !== '' || u.password !== '')
+    return undefined
+  return `${protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}/v1/peer`
+}
+
+/**
+ * Bytes of frames one peer link holds, queued while it connects or buffered by an open socket
+ * whose peer does not read: past it, frames to that peer are dropped (the enclaves resend what
+ * was lost), so a peer that accepts a connection and never reads cannot grow this process.
+ */
+const MAX_HELD_BYTES = 2 * LIMITS.maxPeerMessageBytes
+
+type Conn = {
+  ws: WebSocket | undefined
+  queue: string[]
+  queuedBytes: number
+  connecting: boolean
+  retryAt: number
+  /** The endpoint is no usable URL: frames are dropped until `retryAt`. */
+  unusable: boolean
+}
 
 export class PeerNetwork {
   private conns = new Map<string, Conn>()
@@ -28,6 +65,8 @@ export class PeerNetwork {
     private readonly faults?: LinkFaults,
     /** Local address outbound connections are made from (default: the system's choice). */
     private readonly sourceAddress?: string,
+    /** A peer's endpoint cannot be connected to at all (retried after a minute). */
+    private readonly onUnusableEndpoint?: (endpoint: string, reason: string) => void,
   ) {
     this.wss.on('connection', (ws) => {
       ws.on('message', (data, isBinary) => {
@@ -73,29 +112,55 @@ export class PeerNetwork {
     if (this.closed) return
     let c = this.conns.get(endpoint)
     if (!c) {
-      c = { ws: undefined, queue: [], connecting: false, retryAt: 0 }
+      c = {
+        ws: undefined,
+        queue: [],
+        queuedBytes: 0,
+        connecting: false,
+        retryAt: 0,
+        unusable: false,
+      }
       this.conns.set(endpoint, c)
     }
     if (c.ws?.readyState === WebSocket.OPEN) {
-      c.ws.send(frame)
+      if (c.ws.bufferedAmount + frame.length <= MAX_HELD_BYTES) c.ws.send(frame)
       return
     }
-    if (c.queue.length < MAX_QUEUE) c.queue.push(frame)
+    if (c.unusable && Date.now() < c.retryAt) return
+    if (c.queue.length < MAX_QUEUE && c.queuedBytes + frame.length <= MAX_HELD_BYTES) {
+      c.queue.push(frame)
+      c.queuedBytes += frame.length
+    }
     this.connect(endpoint, c)
   }
 
   private connect(endpoint: string, c: Conn): void {
     if (c.connecting || this.closed || Date.now() < c.retryAt) return
+    const url = peerUrl(endpoint)
+    let ws: WebSocket
+    try {
+      if (!url) throw new Error('not an http(s) or ws(s) URL without query or fragment')
+      ws = new WebSocket(url, {
+        maxPayload: LIMITS.maxPeerMessageBytes,
+        generateMask: zeroMask,
+        ...(this.sourceAddress ? { localAddress: this.sourceAddress } : {}),
+      })
+    } catch (e) {
+      // Nothing can reach it: its frames are dropped until it is tried again (the enclaves
+      // resend what was lost, and a member no one reaches is challenged on-chain).
+      c.unusable = true
+      c.retryAt = Date.now() + BAD_ENDPOINT_RETRY_MS
+      c.queue = []
+      c.queuedBytes = 0
+      this.onUnusableEndpoint?.(endpoint, (e as Error).message)
+      return
+    }
+    c.unusable = false
     c.connecting = true
-    const url = `${endpoint.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/peer`
-    const ws = new WebSocket(url, {
-      maxPayload: LIMITS.maxPeerMessageBytes,
-      generateMask: zeroMask,
-      ...(this.sourceAddress ? { localAddress: this.sourceAddress } : {}),
-    })
     ws.on('open', () => {
       c.connecting = false
       c.ws = ws
+      c.queuedBytes = 0
       for (const f of c.queue.splice(0)) ws.send(f)
     })
     const fail = () => {

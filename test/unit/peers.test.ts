@@ -1,0 +1,71 @@
+/**
+ * Peer links between operators (src/operator/peers.ts): endpoints come from the chain, where
+ * the manager only checks their length, so an endpoint that is no usable URL must not throw out
+ * of a send (it would drop the enclave's other outputs) nor stop the links to other peers.
+ */
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import { test } from 'node:test'
+import { PeerNetwork, peerUrl } from '../../src/operator/peers.ts'
+import type { PeerEnvelopeWire } from '../../src/protocol/index.ts'
+
+test('an endpoint maps to its peer WebSocket URL, or to nothing when it is no usable URL', () => {
+  const cases: Array<[string, string | undefined]> = [
+    ['http://127.0.0.1:34433/', 'ws://127.0.0.1:34433/v1/peer'],
+    ['http://127.0.0.1:34433', 'ws://127.0.0.1:34433/v1/peer'],
+    ['https://op.example/pose//', 'wss://op.example/pose/v1/peer'],
+    ['ws://[::1]:9/', 'ws://[::1]:9/v1/peer'],
+    ['wss://op.example', 'wss://op.example/v1/peer'],
+    ['x', undefined],
+    ['', undefined],
+    ['ftp://a', undefined],
+    ['ws://a#f', undefined],
+    ['http://a/?q=1', undefined],
+    ['http://u:p@a/', undefined],
+    ['http://a b/', undefined],
+    ['javascript:alert(1)', undefined],
+  ]
+  for (const [endpoint, url] of cases) assert.equal(peerUrl(endpoint), url, endpoint)
+})
+
+test('a send to an unusable endpoint is reported once and dropped; other peers still get theirs', async () => {
+  const received: unknown[] = []
+  const b = new PeerNetwork(
+    (envelope) => received.push(envelope),
+    () => undefined,
+  )
+  const http = createServer()
+  http.on('upgrade', (req, socket, head) => b.handleUpgrade(req, socket, head))
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const { port } = http.address() as { port: number }
+  const unusable: Array<[string, string]> = []
+  const a = new PeerNetwork(
+    () => undefined,
+    () => undefined,
+    undefined,
+    undefined,
+    (endpoint, reason) => unusable.push([endpoint, reason]),
+  )
+  const envelope = { kind: 'ack', instance: '1' } as unknown as PeerEnvelopeWire
+  try {
+    for (const bad of ['ws://a#f', 'x', 'http://a b/']) {
+      assert.doesNotThrow(() => a.send(bad, envelope))
+      assert.doesNotThrow(() => a.send(bad, envelope), 'again, within the minute')
+    }
+    assert.deepEqual(
+      unusable.map(([e]) => e),
+      ['ws://a#f', 'x', 'http://a b/'],
+      'each reported once',
+    )
+    a.send(`http://127.0.0.1:${port}/`, envelope)
+    for (let i = 0; i < 200 && received.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    assert.deepEqual(received, [envelope])
+  } finally {
+    await a.close()
+    await b.close()
+    http.close()
+  }
+})
