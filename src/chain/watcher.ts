@@ -6,8 +6,9 @@
  * Only blocks at least `confirmations` deep are offered: an event the enclave has applied (a
  * deposit credited, a member removed) cannot be taken back, so it must not be in a block a
  * reorganisation can still replace. The watcher remembers the hashes of the blocks it offered
- * and reports a reorganisation that reached below the confirmation depth (the enclave's
- * running-hash check then refuses any event that differs from what it already holds).
+ * and reports a reorganisation that reached below the confirmation depth; it then reads the
+ * replaced blocks again, so that events the new blocks carry are offered (the enclave skips
+ * those it holds, and its running-hash check refuses any that differ from what it applied).
  */
 import {
   type Address,
@@ -50,7 +51,10 @@ export type WatcherOptions = {
   onHeads?: (live: boolean, reason?: string) => void
   onBatch: (b: ChainBatch) => Promise<void>
   onError?: (e: unknown) => void
-  /** A block the watcher offered is no longer on the chain: up to `depth` blocks replaced. */
+  /**
+   * A block the watcher offered is no longer on the chain: `depth` blocks from the fork are read
+   * again (at least that many were replaced when no remembered block survived).
+   */
   onReorg?: (r: { depth: number; block: bigint }) => void
 }
 
@@ -65,8 +69,8 @@ export class ManagerWatcher {
   /** A head arrived while a poll was under way: poll again right after it. */
   private again = false
   private heads: HeadSubscription | undefined
-  /** The last offered batch ends, oldest first. */
-  private offered: Array<{ number: bigint; hash: `0x${string}` }> = []
+  /** The last offered batches (first and last block, the last one's hash), oldest first. */
+  private offered: Array<{ from: bigint; number: bigint; hash: `0x${string}` }> = []
   /** The head block when the last poll completed. */
   private seen: { number: bigint; hash: `0x${string}` } | undefined
   /** Reorganisations seen that replaced offered blocks. */
@@ -189,9 +193,10 @@ export class ManagerWatcher {
         }
       }
       await this.opts.onBatch(batch)
+      const from = this.cursor
       this.cursor = to + 1n
       if (block.hash) {
-        this.offered.push({ number: to, hash: block.hash })
+        this.offered.push({ from, number: to, hash: block.hash })
         if (this.offered.length > REMEMBERED_BLOCKS) this.offered.shift()
       }
     }
@@ -199,25 +204,35 @@ export class ManagerWatcher {
   }
 
   /**
-   * Compares the newest offered block with the chain; on a mismatch, finds the fork depth. A
-   * head whose parent is that block shows it still on the chain without another request.
+   * Compares the newest offered block with the chain. A head whose parent is that block shows
+   * it still on the chain without another request. On a mismatch (or a chain now shorter than
+   * that block) the blocks after the newest offered block still on the chain are read again:
+   * the enclave skips the events it already holds, takes those the replaced blocks did not have,
+   * and refuses any that differ from what it applied (its running-hash check).
    */
   private async checkOffered(tip: { number: bigint; parentHash: `0x${string}` }): Promise<void> {
     const last = this.offered.at(-1)
     if (!last) return
     if (tip.number === last.number + 1n && tip.parentHash === last.hash) return
-    const now = await this.opts.client.getBlock({ blockNumber: last.number })
-    if (now.hash === last.hash) return
-    // The newest offered block still on the chain bounds the fork point from below.
-    let kept = -1n
-    for (let k = this.offered.length - 2; k >= 0 && kept < 0n; k--) {
-      const b = this.offered[k]!
-      const there = await this.opts.client.getBlock({ blockNumber: b.number })
-      if (there.hash === b.hash) kept = b.number
+    if (last.number <= tip.number) {
+      const now = await this.opts.client.getBlock({ blockNumber: last.number })
+      if (now.hash === last.hash) return
     }
-    const depth = Number(last.number - kept)
+    // The newest offered block still on the chain: every block up to it is unchanged.
+    let kept = -1
+    for (let k = this.offered.length - 2; k >= 0 && kept < 0; k--) {
+      const b = this.offered[k]!
+      if (b.number > tip.number) continue
+      const there = await this.opts.client.getBlock({ blockNumber: b.number })
+      if (there.hash === b.hash) kept = k
+    }
+    // Without one, the fork is at or below the oldest block remembered: read from there.
+    const from = kept >= 0 ? this.offered[kept]!.number + 1n : this.offered[0]!.from
+    if (from < this.cursor) this.cursor = from
+    this.offered = this.offered.slice(0, kept + 1)
+    this.seen = undefined
     this.reorgs++
-    this.offered = []
-    this.opts.onReorg?.({ depth, block: last.number })
+    // At most this many blocks were replaced (at least, when no remembered block survived).
+    this.opts.onReorg?.({ depth: Number(last.number - from + 1n), block: last.number })
   }
 }

@@ -294,7 +294,7 @@ export class OperatorNode {
       onReorg: (r) =>
         this.log.error(
           { code: 'CHAIN_REORG', depth: r.depth, block: r.block.toString() },
-          'The chain reorganised below the confirmation depth; events that differ from those already applied are refused (raise --confirmations)',
+          'The chain reorganised below the confirmation depth; its new blocks are read again, and events that differ from those already applied are refused (raise --confirmations)',
         ),
       onError: (e) =>
         this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),

@@ -270,13 +270,21 @@ function describeAnvil(): void {
 
   const counted = () => {
     const calls = new Map<string, number>()
+    /** The block ranges of the `eth_getLogs` requests, in order. */
+    const logRanges: Array<[bigint, bigint]> = []
     const fetchFn: typeof nodeFetch = (input, init) => {
-      const body = JSON.parse(String(init?.body)) as { method: string }
+      const body = JSON.parse(String(init?.body)) as {
+        method: string
+        params?: Array<{ fromBlock?: string; toBlock?: string }>
+      }
       calls.set(body.method, (calls.get(body.method) ?? 0) + 1)
+      const range = body.params?.[0]
+      if (body.method === 'eth_getLogs' && range?.fromBlock && range.toBlock)
+        logRanges.push([BigInt(range.fromBlock), BigInt(range.toBlock)])
       return nodeFetch(input, init)
     }
     const client = createPublicClient({ chain, transport: http(anvil.url, { fetchFn }) })
-    return { calls, client }
+    return { calls, client, logRanges }
   }
   const watcher = (
     client: ReturnType<typeof counted>['client'],
@@ -342,7 +350,55 @@ function describeAnvil(): void {
       await anvilRpc(anvil.url, 'evm_mine', [])
       await until(() => reorgs.length === 1, 'the reorganisation')
       assert.equal(reorgs[0]!.block, tip)
+      // 1, or the whole first batch when the mined block came with it (no older block known).
       assert.ok(reorgs[0]!.depth >= 1)
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('after a reorganisation the blocks from the fork are read again, and a shorter chain counts as one', {
+    timeout: 30_000,
+  }, async () => {
+    const { client, logRanges } = counted()
+    const batches: ChainBatch[] = []
+    const reorgs: Array<{ depth: number; block: bigint }> = []
+    const w = watcher(client, batches, reorgs)
+    w.start()
+    try {
+      // Three blocks, each offered on its own.
+      for (let i = 0; i < 3; i++) {
+        await anvilRpc(anvil.url, 'evm_mine', [])
+        const n = await client.getBlockNumber({ cacheTime: 0 })
+        await until(() => batches.at(-1)?.blockNumber === n, `block ${n} offered`)
+      }
+      const tip = batches.at(-1)!.blockNumber
+      // The last two replaced, and a block on top: read again from the first replaced one.
+      logRanges.length = 0
+      await anvilRpc(anvil.url, 'anvil_reorg', [2, []])
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      await until(() => reorgs.length === 1, 'the reorganisation')
+      assert.deepEqual(reorgs[0], { depth: 2, block: tip })
+      await until(() => batches.at(-1)?.blockNumber === tip + 1n, 'the new head offered')
+      // Read again from the fork to the head: at once, or in two reads when the replaced head
+      // was announced before the block mined on it.
+      assert.equal(logRanges[0]?.[0], tip - 1n, 'the first read starts at the fork')
+      for (let i = 1; i < logRanges.length; i++)
+        assert.equal(logRanges[i]![0], logRanges[i - 1]![1] + 1n, 'reads follow on')
+      assert.equal(logRanges.at(-1)?.[1], tip + 1n)
+      // Back to a snapshot two blocks down: the chain is shorter than the newest offered block.
+      const snapshot = await anvilRpc(anvil.url, 'evm_snapshot', [])
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      const high = await client.getBlockNumber({ cacheTime: 0 })
+      await until(() => batches.at(-1)?.blockNumber === high, 'the two blocks offered')
+      logRanges.length = 0
+      await anvilRpc(anvil.url, 'evm_revert', [snapshot])
+      await anvilRpc(anvil.url, 'evm_mine', [])
+      await until(() => reorgs.length === 2, 'the shorter chain')
+      assert.deepEqual(reorgs[1], { depth: 2, block: high })
+      await until(() => batches.at(-1)?.blockNumber === high - 1n, 'the replacement offered')
+      assert.deepEqual(logRanges, [[high - 1n, high - 1n]])
     } finally {
       await w.stop()
     }
