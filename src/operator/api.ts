@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import {
   bytesToHex,
+  type ErrorCode,
   hexToBytes,
   isHex,
   LIMITS,
@@ -26,7 +27,8 @@ export interface ApiBackend {
   faults?(): Record<string, number>
 }
 
-const STATUS: Record<string, number> = {
+/** The HTTP status of each error code (every code has one: a new code must be placed here). */
+const STATUS: Record<ErrorCode, number> = {
   MALFORMED: 400,
   OUT_OF_RANGE: 400,
   OVERSIZED: 413,
@@ -34,13 +36,18 @@ const STATUS: Record<string, number> = {
   DECRYPTION_FAILED: 400,
   BAD_NONCE: 409,
   REPLAYED: 409,
+  // A session authorisation past its time: the SDK signs the transaction itself and resends.
+  EXPIRED: 401,
   UNKNOWN_INSTANCE: 404,
   WRONG_ROLE: 421,
   WRONG_PHASE: 409,
   NOT_READY: 503,
-  UNAVAILABLE: 503,
-  TIMEOUT: 504,
+  STALE_EVENT: 409,
+  OUT_OF_ORDER: 409,
   COMMITMENT_MISMATCH: 400,
+  TIMEOUT: 504,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
 }
 
 function sendError(reply: FastifyReply, e: unknown) {

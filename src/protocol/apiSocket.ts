@@ -157,7 +157,13 @@ export function decodeApiRequests(frame: Uint8Array): {
     const instance = wordToUint(r.fixed(32, `records[${i}].instance`))
     const box = r.bytesView(`records[${i}].box`)
     const kind = code === 1 ? 'tx' : code === 2 ? 'view' : undefined
-    if (!kind) {
+    if (id === 0) {
+      // Answers with id 0 are about a whole frame; a request's answer must not look like one.
+      rejected.push({
+        id,
+        error: new ProtocolError('MALFORMED', 'request 0: ids start at 1 (0 names a frame)'),
+      })
+    } else if (!kind) {
       rejected.push({ id, error: new ProtocolError('MALFORMED', `request ${id}: kind ${code}`) })
     } else if (instance === 0n) {
       rejected.push({

@@ -6,8 +6,11 @@ export const LIMITS = {
   maxDeployBoxBytes: 1024 * 1024,
   /** Largest peer message (state updates and handovers). */
   maxPeerMessageBytes: 64 * 1024 * 1024,
-  /** Largest HTTP request body accepted by an operator. */
-  maxHttpBodyBytes: 2 * 1024 * 1024,
+  /**
+   * Largest HTTP request body accepted by an operator: a deploy box of `maxDeployBoxBytes` as
+   * hex in its JSON body (`{"box":"0x…"}`), with room to spare for whitespace.
+   */
+  maxHttpBodyBytes: 2 * 1024 * 1024 + 1024,
   /** Largest call data of one transaction. */
   maxTxDataBytes: 64 * 1024,
   /** Transactions executed in one replicated batch. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
 import { createApi } from '../../src/operator/api.ts'
-import { ProtocolError } from '../../src/protocol/index.ts'
+import { ERROR_CODES, LIMITS, ProtocolError } from '../../src/protocol/index.ts'
 
 function backend() {
   const calls: string[] = []
@@ -90,6 +90,49 @@ test('malformed requests are refused with typed errors and never reach the backe
   })
   assert.equal(r.statusCode, 400)
   assert.equal(r.json().error.code, 'DECRYPTION_FAILED')
+})
+
+test('a deploy box of the largest size fits in a request body; one byte more is OVERSIZED', async () => {
+  const { api, calls } = backend()
+  const deploy = (bytes: number) =>
+    api.inject({
+      method: 'POST',
+      url: '/v1/instances/7/deploy',
+      payload: JSON.stringify({ box: `0x${'ab'.repeat(bytes)}` }),
+      headers: { 'content-type': 'application/json' },
+    })
+  const fits = await deploy(LIMITS.maxDeployBoxBytes)
+  assert.equal(fits.statusCode, 200, fits.body.slice(0, 200))
+  assert.deepEqual(calls, ['deploy'])
+  const over = await deploy(LIMITS.maxDeployBoxBytes + 1)
+  assert.equal(over.statusCode, 413)
+  assert.equal(over.json().error.code, 'OVERSIZED')
+  assert.deepEqual(calls, ['deploy'])
+})
+
+test('every error code has its own HTTP status; only INTERNAL is a 5xx of ours', async () => {
+  for (const code of ERROR_CODES) {
+    const api = createApi({
+      info: () => ({}),
+      deploy: async () => {
+        throw new ProtocolError(code, 'no')
+      },
+      request: async () => {
+        throw new ProtocolError(code, `refused: ${code}`)
+      },
+      digest: async () => ({ role: 'executor', seq: 0n, digest: new Uint8Array(32) }),
+      status: async () => ({}),
+    })
+    const r = await api.inject({
+      method: 'POST',
+      url: '/v1/instances/7/tx',
+      payload: { box: '0x0102' },
+    })
+    assert.equal(r.json().error.code, code)
+    const server = r.statusCode >= 500 && r.statusCode !== 503 && r.statusCode !== 504
+    assert.equal(server, code === 'INTERNAL', `${code}: ${r.statusCode}`)
+    if (code === 'EXPIRED') assert.equal(r.statusCode, 401)
+  }
 })
 
 test('arbitrary bodies never produce a 5xx or an untyped error', async () => {

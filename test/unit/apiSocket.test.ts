@@ -135,6 +135,7 @@ test('a bad record is refused by its id; the others in its frame stand', () => {
     { kind: 'view', id: 2, instance: 0n, box: new Uint8Array(4) },
     { kind: 'tx', id: 3, instance: 3n, box: new Uint8Array(LIMITS.maxTxBoxBytes + 1) },
     { kind: 'view', id: 4, instance: 9n, box: new Uint8Array(0) },
+    { kind: 'tx', id: 0, instance: 3n, box: new Uint8Array(4) },
   ])
   const bad = Uint8Array.from(frame)
   bad[5] = 7 // the first record's kind
@@ -145,8 +146,9 @@ test('a bad record is refused by its id; the others in its frame stand', () => {
   )
   assert.deepEqual(
     d.rejected.map((r) => `${r.id} ${r.error.code}`),
-    ['1 MALFORMED', '2 MALFORMED', '3 OVERSIZED'],
+    ['1 MALFORMED', '2 MALFORMED', '3 OVERSIZED', '0 MALFORMED'],
   )
+  assert.match(d.rejected.at(-1)!.error.message, /request 0: ids start at 1/)
 })
 
 test('arbitrary bytes decode or throw a ProtocolError, never anything else', () => {
