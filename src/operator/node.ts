@@ -83,6 +83,8 @@ export type OperatorOptions = {
 
 /** anvil's and Hardhat's chain id: a local chain that does not reorganise. */
 const DEV_CHAIN_ID = 31337
+/** Peer messages an operator hands its enclave at once; more are dropped (the enclaves resend). */
+const MAX_PEER_ECALLS = 4096
 
 export class OperatorNode {
   readonly log: Logger
@@ -93,6 +95,12 @@ export class OperatorNode {
   private peers: PeerNetwork | undefined
   /** Simulator only: crashes this node at named points (POSE_CRASH_POINTS). */
   private crashPoints: CrashPoints | undefined
+  /** Peer messages handed to the enclave and not yet answered; those dropped past the cap. */
+  private peerEcalls = 0
+  private peerDropped = 0
+  /** Rejected peer frames since the last warning, and when it was written. */
+  private peerRejects = 0
+  private peerRejectLoggedAt = 0
   /** Simulator only: lags, reorders and replays the chain feed (POSE_CHAIN_FAULTS). */
   private chainFaults = ChainFaults.fromEnv(process.env.POSE_CHAIN_FAULTS)
   private hiddenBatch: ChainBatch | undefined
@@ -203,7 +211,7 @@ export class OperatorNode {
       this.log.warn({ config: faults.config }, 'Injecting faults on peer links (simulator)')
     this.peers = new PeerNetwork(
       (envelope) => void this.onPeerEnvelope(envelope),
-      (reason) => this.log.warn({ reason }, 'Peer frame rejected'),
+      (reason) => this.peerRejected(reason),
       faults,
       o.peerSourceAddress,
       (endpoint, reason) =>
@@ -250,6 +258,7 @@ export class OperatorNode {
             reads: this.dutyReads,
             checking: [...this.dutyCheck.keys()].map(String),
           },
+          peers: { pending: this.peerEcalls, dropped: this.peerDropped },
         }
       },
     })
@@ -597,13 +606,32 @@ export class OperatorNode {
   }
 
   private async onPeerEnvelope(envelope: unknown): Promise<void> {
+    // Peers' messages waiting for the enclave are bounded: past it they are dropped, and the
+    // enclaves resend what was lost (a flood from one peer cannot queue ecalls without end).
+    if (this.peerEcalls >= MAX_PEER_ECALLS) {
+      this.peerDropped++
+      return
+    }
+    this.peerEcalls++
     try {
       await this.ecall('peer', { envelope })
     } catch (e) {
       const err = toProtocolError(e)
       if (err.code !== 'NOT_READY')
         this.log.debug({ code: err.code, err: err.shortMessage }, 'Peer message refused by enclave')
+    } finally {
+      this.peerEcalls--
     }
+  }
+
+  /** A rejected peer frame, logged at most once every 10 s with how many came since. */
+  private peerRejected(reason: string): void {
+    this.peerRejects++
+    const now = Date.now()
+    if (now - this.peerRejectLoggedAt < 10_000) return
+    this.peerRejectLoggedAt = now
+    this.log.warn({ reason, since: this.peerRejects }, 'Peer frame rejected')
+    this.peerRejects = 0
   }
 
   private async tick(): Promise<void> {

@@ -15,6 +15,23 @@ import { LIMITS, zeroMask } from '../protocol/index.ts'
 import type { LinkFaults } from './faults.ts'
 
 const MAX_QUEUE = 10_000
+/** Inbound peer connections at once (one per operator this node shares a pool with). */
+const MAX_INBOUND = 1024
+
+/**
+ * An object of at most 16 fields, each a string or a number: the shape of an envelope's wire
+ * form (`PeerEnvelopeWire`), checked before it crosses into the enclave (which checks the rest).
+ */
+function flatRecord(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  let n = 0
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k]
+    if (++n > 16 || (typeof x !== 'string' && typeof x !== 'number')) return false
+  }
+  return true
+}
+
 /** How long an endpoint that is no usable URL waits before it is tried again. */
 const BAD_ENDPOINT_RETRY_MS = 60_000
 
@@ -69,6 +86,10 @@ export class PeerNetwork {
     private readonly onUnusableEndpoint?: (endpoint: string, reason: string) => void,
   ) {
     this.wss.on('connection', (ws) => {
+      if (this.wss.clients.size > MAX_INBOUND) {
+        ws.terminate()
+        return this.onProtocolError(`peer: more than ${MAX_INBOUND} inbound connections`)
+      }
       ws.on('message', (data, isBinary) => {
         if (isBinary) return this.onProtocolError('peer: binary frames are not accepted')
         let msg: unknown
@@ -80,7 +101,10 @@ export class PeerNetwork {
         if (typeof msg !== 'object' || msg === null || !('envelope' in msg)) {
           return this.onProtocolError('peer: frame has no envelope')
         }
-        this.onEnvelope((msg as { envelope: unknown }).envelope)
+        const envelope = (msg as { envelope: unknown }).envelope
+        // The enclave checks every field; what reaches it is at least an envelope's shape.
+        if (!flatRecord(envelope)) return this.onProtocolError('peer: envelope is not flat')
+        this.onEnvelope(envelope)
       })
       ws.on('error', () => ws.terminate())
     })

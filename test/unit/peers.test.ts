@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer } from 'node:http'
 import { test } from 'node:test'
+import WebSocket from 'ws'
 import { PeerNetwork, peerUrl } from '../../src/operator/peers.ts'
 import type { PeerEnvelopeWire } from '../../src/protocol/index.ts'
 
@@ -65,6 +66,60 @@ test('a send to an unusable endpoint is reported once and dropped; other peers s
     assert.deepEqual(received, [envelope])
   } finally {
     await a.close()
+    await b.close()
+    http.close()
+  }
+})
+
+test('an inbound frame reaches the enclave only with an envelope of flat fields', async () => {
+  const received: unknown[] = []
+  const refused: string[] = []
+  const b = new PeerNetwork(
+    (envelope) => received.push(envelope),
+    (reason) => refused.push(reason),
+  )
+  const http = createServer()
+  http.on('upgrade', (req, socket, head) => b.handleUpgrade(req, socket, head))
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const { port } = http.address() as { port: number }
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/peer`)
+  try {
+    await once(ws, 'open')
+    const deep = JSON.stringify({
+      envelope: { kind: JSON.parse(`${'['.repeat(500)}${']'.repeat(500)}`) },
+    })
+    const wide = JSON.stringify({
+      envelope: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, 'x'])),
+    })
+    for (const frame of [
+      'not json',
+      '{"no":"envelope"}',
+      '{"envelope":[1,2]}',
+      '{"envelope":null}',
+      '{"envelope":{"kind":{"a":1}}}',
+      deep,
+      wide,
+    ])
+      ws.send(frame)
+    ws.send(Buffer.from('{"envelope":{}}'), { binary: true })
+    const ok = { kind: 'ack', instance: '1', from: '0x01', to: '0x02', body: '0x', signature: '0x' }
+    ws.send(JSON.stringify({ envelope: ok }))
+    for (let i = 0; i < 200 && received.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10))
+    assert.deepEqual(received, [ok])
+    assert.deepEqual(refused, [
+      'peer: frame is not JSON',
+      'peer: frame has no envelope',
+      'peer: envelope is not flat',
+      'peer: envelope is not flat',
+      'peer: envelope is not flat',
+      'peer: envelope is not flat',
+      'peer: envelope is not flat',
+      'peer: binary frames are not accepted',
+    ])
+  } finally {
+    ws.terminate()
     await b.close()
     http.close()
   }
