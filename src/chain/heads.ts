@@ -19,8 +19,8 @@ const MAX_FRAME_BYTES = 256 * 1024
 /** First and longest wait before reconnecting. */
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 10_000
-/** An open that takes longer than this is given up and retried. */
-const CONNECT_TIMEOUT_MS = 10_000
+/** A connection not subscribed this long after it began (opening included) is cut and retried. */
+const SETUP_TIMEOUT_MS = 10_000
 const SUBSCRIBE_ID = 1
 const CHAIN_ID_ID = 2
 
@@ -36,6 +36,8 @@ export type HeadSubscriptionOptions = {
   onHead: () => void
   /** The subscription became live, or stopped being live (with the reason). */
   onState?: (live: boolean, reason?: string) => void
+  /** How long a connection may take to open and subscribe (default 10 s). */
+  setupTimeoutMs?: number
 }
 
 export class HeadSubscription {
@@ -45,6 +47,8 @@ export class HeadSubscription {
   private awaiting: number | undefined
   private retryMs = RETRY_MIN_MS
   private retryTimer: NodeJS.Timeout | undefined
+  /** Each connection's setup timer, cleared once it is subscribed or closed. */
+  private readonly setupTimers = new WeakMap<WebSocket, NodeJS.Timeout>()
   private stopped = true
   /** Frames that were not a JSON-RPC answer or notification this subscription expects. */
   ignoredFrames = 0
@@ -88,10 +92,16 @@ export class HeadSubscription {
     }
     this.ws = ws
     // This connection's own: a later connection's timer is never cleared by this one's events.
-    const connectTimer = setTimeout(() => ws.terminate(), CONNECT_TIMEOUT_MS)
-    connectTimer.unref()
+    // It runs until the subscription is made, so an endpoint that opens and then never answers
+    // is cut, reported and tried again like one that never opens.
+    const setupMs = this.opts.setupTimeoutMs ?? SETUP_TIMEOUT_MS
+    const setupTimer = setTimeout(() => {
+      if (this.ws === ws) this.refuse(ws, `not subscribed within ${setupMs} ms`)
+      else ws.terminate()
+    }, setupMs)
+    setupTimer.unref()
+    this.setupTimers.set(ws, setupTimer)
     ws.on('open', () => {
-      clearTimeout(connectTimer)
       if (this.opts.chainId === undefined) this.subscribe(ws)
       else {
         this.awaiting = CHAIN_ID_ID
@@ -109,7 +119,7 @@ export class HeadSubscription {
       reason = e.message || 'connection failed'
     })
     ws.on('close', () => {
-      clearTimeout(connectTimer)
+      clearTimeout(setupTimer)
       if (this.ws !== ws) return
       this.ws = undefined
       this.down(reason)
@@ -153,6 +163,10 @@ export class HeadSubscription {
     if (m.method === 'eth_subscription') {
       const p = (m as { params?: { subscription?: unknown } }).params
       if (this.subscription !== undefined && p?.subscription === this.subscription) {
+        // A head delivered: the endpoint works, so a later loss reconnects soon. (Reset on the
+        // subscription alone, an endpoint that subscribes and then drops would be asked again
+        // every 250 ms for ever.)
+        this.retryMs = RETRY_MIN_MS
         this.head()
         return
       }
@@ -178,8 +192,8 @@ export class HeadSubscription {
       return
     }
     if (typeof m.result === 'string' && m.result.length > 0 && m.result.length <= 130) {
+      clearTimeout(this.setupTimers.get(ws))
       this.subscription = m.result
-      this.retryMs = RETRY_MIN_MS
       this.opts.onState?.(true)
       this.head()
       return

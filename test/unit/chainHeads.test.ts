@@ -234,6 +234,31 @@ test('a head subscription checks the chain id first and refuses an endpoint of a
   }
 })
 
+test('an endpoint that opens and never answers is cut, reported and asked again', async () => {
+  const p = await provider()
+  p.chainId = undefined // eth_chainId is never answered
+  const states: Array<[boolean, string | undefined]> = []
+  const sub = new HeadSubscription({
+    url: p.url,
+    chainId: 31337,
+    onHead: () => {},
+    onState: (live, reason) => states.push([live, reason]),
+    setupTimeoutMs: 200,
+  })
+  try {
+    sub.start()
+    await until(() => p.chainIdAsked >= 2, 'a second connection')
+    assert.equal(sub.live, false)
+    assert.deepEqual(states, [[false, 'not subscribed within 200 ms']], 'reported once')
+    // Once the endpoint answers, the subscription is made on a later connection.
+    p.chainId = '0x7a69'
+    await until(() => sub.live, 'the subscription')
+  } finally {
+    await sub.stop()
+    await p.close()
+  }
+})
+
 test('a head subscription to nothing reports why and stops cleanly', async () => {
   const p = await provider()
   const url = p.url
