@@ -65,6 +65,8 @@ export class ManagerWatcher {
   private cursor: bigint
   private timer: NodeJS.Timeout | undefined
   private running = false
+  /** `stop()` was called: a poll under way offers no further range. */
+  private stopping = false
   private polling: Promise<void> | undefined
   /** A head arrived while a poll was under way: poll again right after it. */
   private again = false
@@ -87,6 +89,7 @@ export class ManagerWatcher {
   start(): void {
     if (this.running) return
     this.running = true
+    this.stopping = false
     const url = this.opts.headsUrl
     if (url) {
       this.heads = new HeadSubscription({
@@ -134,6 +137,7 @@ export class ManagerWatcher {
 
   async stop(): Promise<void> {
     this.running = false
+    this.stopping = true
     clearTimeout(this.timer)
     await this.heads?.stop()
     this.heads = undefined
@@ -149,7 +153,7 @@ export class ManagerWatcher {
     if (tip.number === this.seen?.number && tip.hash === this.seen.hash) return
     const head = tip.number - (this.opts.confirmations ?? 0n)
     await this.checkOffered(tip)
-    while (this.cursor <= head) {
+    while (this.cursor <= head && !this.stopping) {
       const to =
         this.cursor + (this.opts.maxRange ?? 2000n) - 1n < head
           ? this.cursor + (this.opts.maxRange ?? 2000n) - 1n
@@ -157,6 +161,12 @@ export class ManagerWatcher {
       const logs = await client.getLogs({ address: manager, fromBlock: this.cursor, toBlock: to })
       // Up to the head itself (no confirmations), the head just read is that block.
       const block = to === tip.number ? tip : await client.getBlock({ blockNumber: to })
+      // The logs and the block come from separate requests: a log of that block from another
+      // fork means the chain changed between them, and the range is read again next poll.
+      for (const log of logs) {
+        if (log.blockNumber === to && block.hash && log.blockHash && log.blockHash !== block.hash)
+          throw new Error(`block ${to} changed while its logs were read; reading it again`)
+      }
       const batch: ChainBatch = {
         blockNumber: to,
         timestamp: block.timestamp,

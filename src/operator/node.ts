@@ -309,6 +309,8 @@ export class OperatorNode {
         this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),
     })
     await this.watcher.poll()
+    // Stopped during the first poll: start nothing that `stop()` has already passed.
+    if (this.stopped) return
     this.watcher.start()
     this.tickTimer = setInterval(() => void this.tick(), o.tickIntervalMs ?? 200)
     this.dutyTimer = setInterval(() => void this.duties(), o.dutyIntervalMs ?? 500)

@@ -259,6 +259,40 @@ test('an endpoint that opens and never answers is cut, reported and asked again'
   }
 })
 
+test('logs of a block from another fork than the block read with them are not offered', async () => {
+  // The logs and the block come from two requests; a reorganisation between them would pair
+  // one fork's events with the other fork's hash. Block 4 is offered (one confirmation on 5).
+  const hash = (b: number) => `0x${b.toString(16).padStart(64, '0')}` as const
+  let logHash: `0x${string}` = hash(0xdead)
+  const client = {
+    chain: { id: 31337 },
+    getBlock: async (a: { blockTag?: string; blockNumber?: bigint }) => {
+      const n = a.blockTag === 'latest' ? 5n : a.blockNumber!
+      return { number: n, hash: hash(Number(n)), parentHash: hash(Number(n) - 1), timestamp: n }
+    },
+    getLogs: async () => [{ blockNumber: 4n, blockHash: logHash, data: '0x', topics: [] }],
+  }
+  const batches: ChainBatch[] = []
+  const w = new ManagerWatcher({
+    client: client as never,
+    manager: `0x${'42'.repeat(20)}`,
+    confirmations: 1n,
+    onBatch: async (b) => {
+      batches.push(b)
+    },
+  })
+  await assert.rejects(w.poll(), /block 4 changed while its logs were read/)
+  assert.equal(batches.length, 0)
+  assert.equal(w.nextBlock, 0n, 'the range is read again')
+  logHash = hash(4)
+  await w.poll()
+  assert.deepEqual(
+    batches.map((b) => b.blockNumber),
+    [4n],
+  )
+  assert.equal(w.nextBlock, 5n)
+})
+
 test('a head subscription to nothing reports why and stops cleanly', async () => {
   const p = await provider()
   const url = p.url
