@@ -210,7 +210,8 @@ export class ManagerWatcher {
         if (this.offered.length > REMEMBERED_BLOCKS) this.offered.shift()
       }
     }
-    this.seen = { number: tip.number, hash: tip.hash }
+    // Only a poll that offered every range up to the head may skip the next one for this head.
+    if (this.cursor > head) this.seen = { number: tip.number, hash: tip.hash }
   }
 
   /**

@@ -293,6 +293,38 @@ test('logs of a block from another fork than the block read with them are not of
   assert.equal(w.nextBlock, 5n)
 })
 
+test('a watcher stopped in the middle of a poll offers the rest once started again', async () => {
+  const hash = (b: number) => `0x${b.toString(16).padStart(64, '0')}` as const
+  const client = {
+    chain: { id: 31337 },
+    getBlock: async (a: { blockTag?: string; blockNumber?: bigint }) => {
+      const n = a.blockTag === 'latest' ? 3n : a.blockNumber!
+      return { number: n, hash: hash(Number(n)), parentHash: hash(Number(n) - 1), timestamp: n }
+    },
+    getLogs: async () => [],
+  }
+  const offered: bigint[] = []
+  const w: ManagerWatcher = new ManagerWatcher({
+    client: client as never,
+    manager: `0x${'42'.repeat(20)}`,
+    maxRange: 1n,
+    pollIntervalMs: 600_000,
+    onBatch: async (b) => {
+      offered.push(b.blockNumber)
+      if (b.blockNumber === 1n) void w.stop()
+    },
+  })
+  await w.poll()
+  assert.deepEqual(offered, [0n, 1n], 'nothing offered after the stop')
+  w.start()
+  try {
+    await until(() => offered.length === 4, 'the rest offered')
+    assert.deepEqual(offered, [0n, 1n, 2n, 3n])
+  } finally {
+    await w.stop()
+  }
+})
+
 test('a head subscription to nothing reports why and stops cleanly', async () => {
   const p = await provider()
   const url = p.url
