@@ -11,7 +11,6 @@ import {
   isHex,
   LIMITS,
   ProtocolError,
-  toProtocolError,
 } from '../protocol/index.ts'
 
 export interface ApiBackend {
@@ -25,6 +24,22 @@ export interface ApiBackend {
   status(): Promise<unknown>
   /** Counts of injected link faults when the simulator enabled them. */
   faults?(): Record<string, number>
+  /** A host-side error (not a protocol error) that a client was told only was internal. */
+  internalError?(e: unknown): void
+}
+
+/** What a client is told of an internal error of the operator's own (details are in its log). */
+export const INTERNAL_ERROR_MESSAGE = "internal error in the operator (see the operator's log)"
+
+/**
+ * The error a client is sent: a protocol error as it is (the enclave's included); anything else
+ * (a host-side failure such as a file write, whose message may name paths) as a bare INTERNAL,
+ * handed to `report` with its details for the operator's log.
+ */
+export function publicError(e: unknown, report?: (e: unknown) => void): ProtocolError {
+  if (e instanceof ProtocolError) return e
+  report?.(e)
+  return new ProtocolError('INTERNAL', INTERNAL_ERROR_MESSAGE)
 }
 
 /** The HTTP status of each error code (every code has one: a new code must be placed here). */
@@ -50,8 +65,8 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
 }
 
-function sendError(reply: FastifyReply, e: unknown) {
-  const err = toProtocolError(e)
+function sendError(reply: FastifyReply, e: unknown, report?: (e: unknown) => void) {
+  const err = publicError(e, report)
   return reply.code(STATUS[err.code] ?? 500).send({ error: err.toObject() })
 }
 
@@ -75,6 +90,7 @@ function parseBox(body: unknown, max: number): Uint8Array {
 
 export function createApi(backend: ApiBackend): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: LIMITS.maxHttpBodyBytes })
+  const report = backend.internalError?.bind(backend)
 
   app.setErrorHandler((error, _req, reply) => {
     const e = error as { statusCode?: number; code?: string; message?: string }
@@ -88,7 +104,7 @@ export function createApi(backend: ApiBackend): FastifyInstance {
         error: { name: 'ProtocolError', code: 'MALFORMED', message: e.message ?? 'bad request' },
       })
     }
-    return sendError(reply, error)
+    return sendError(reply, error, report)
   })
 
   app.setNotFoundHandler((req, reply) =>
@@ -110,7 +126,7 @@ export function createApi(backend: ApiBackend): FastifyInstance {
     try {
       return await backend.status()
     } catch (e) {
-      return sendError(reply, e)
+      return sendError(reply, e, report)
     }
   })
 
@@ -123,7 +139,7 @@ export function createApi(backend: ApiBackend): FastifyInstance {
         genesisDigest: bytesToHex(r.genesisDigest),
       }
     } catch (e) {
-      return sendError(reply, e)
+      return sendError(reply, e, report)
     }
   })
 
@@ -134,7 +150,7 @@ export function createApi(backend: ApiBackend): FastifyInstance {
         const sealed = await backend.request(kind, id, parseBox(req.body, LIMITS.maxTxBoxBytes))
         return { sealed: bytesToHex(sealed) }
       } catch (e) {
-        return sendError(reply, e)
+        return sendError(reply, e, report)
       }
     })
   }
@@ -144,7 +160,7 @@ export function createApi(backend: ApiBackend): FastifyInstance {
       const r = await backend.digest(parseInstance((req.params as { id?: unknown }).id))
       return { role: r.role, seq: r.seq.toString(), digest: bytesToHex(r.digest) }
     } catch (e) {
-      return sendError(reply, e)
+      return sendError(reply, e, report)
     }
   })
 

@@ -20,9 +20,8 @@ import {
   frameBytes,
   frameRuns,
   ProtocolError,
-  toProtocolError,
 } from '../protocol/index.ts'
-import type { ApiBackend } from './api.ts'
+import { type ApiBackend, publicError } from './api.ts'
 
 export class ApiSockets {
   private readonly wss = new WebSocketServer({
@@ -31,7 +30,11 @@ export class ApiSockets {
     perMessageDeflate: false,
   })
 
-  constructor(private readonly request: ApiBackend['request']) {
+  constructor(
+    private readonly request: ApiBackend['request'],
+    /** A host-side error a client was told only was internal (see `publicError`). */
+    private readonly internalError?: (e: unknown) => void,
+  ) {
     this.wss.on('connection', (ws) => this.serve(ws))
   }
 
@@ -78,7 +81,7 @@ export class ApiSockets {
       }
     }
     const reject = (id: number, e: unknown) =>
-      answer({ kind: 'error', id, error: toProtocolError(e).toObject() })
+      answer({ kind: 'error', id, error: publicError(e, this.internalError).toObject() })
 
     ws.on('message', (data, isBinary) => {
       if (!isBinary)

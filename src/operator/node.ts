@@ -221,6 +221,7 @@ export class OperatorNode {
         ),
     )
     this.api = createApi({
+      internalError: (e) => this.internalError(e),
       info: () => ({
         operator: account.address,
         signer: this.signer,
@@ -262,7 +263,10 @@ export class OperatorNode {
         }
       },
     })
-    const sockets = new ApiSockets((kind, instance, box) => this.request(kind, instance, box))
+    const sockets = new ApiSockets(
+      (kind, instance, box) => this.request(kind, instance, box),
+      (e) => this.internalError(e),
+    )
     this.apiSockets = sockets
     this.api.server.on('upgrade', (req, socket, head) => {
       const path = req.url?.split('?')[0]
@@ -624,6 +628,11 @@ export class OperatorNode {
     } finally {
       this.peerEcalls--
     }
+  }
+
+  /** A host-side error behind a client's bare INTERNAL answer: its details go to the log. */
+  private internalError(e: unknown): void {
+    this.log.error({ err: toProtocolError(e).shortMessage }, 'Request failed inside the operator')
   }
 
   /** A rejected peer frame, logged at most once every 10 s with how many came since. */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { createApi } from '../../src/operator/api.ts'
+import { createApi, INTERNAL_ERROR_MESSAGE } from '../../src/operator/api.ts'
 import { ERROR_CODES, LIMITS, ProtocolError } from '../../src/protocol/index.ts'
 
 function backend() {
@@ -133,6 +133,44 @@ test('every error code has its own HTTP status; only INTERNAL is a 5xx of ours',
     assert.equal(server, code === 'INTERNAL', `${code}: ${r.statusCode}`)
     if (code === 'EXPIRED') assert.equal(r.statusCode, 401)
   }
+})
+
+test("a host-side error reaches the client as a bare INTERNAL; its details go to the operator's log", async () => {
+  const reported: unknown[] = []
+  const api = createApi({
+    info: () => ({}),
+    deploy: async () => {
+      throw new Error('EACCES: permission denied, open /srv/pose/data/instances/7/log.sealed')
+    },
+    request: async () => {
+      throw new ProtocolError('INTERNAL', 'update 5: state digest differs from the executor')
+    },
+    digest: async () => ({ role: 'executor', seq: 0n, digest: new Uint8Array(32) }),
+    status: async () => ({}),
+    internalError: (e) => reported.push(e),
+  })
+  const deploy = await api.inject({
+    method: 'POST',
+    url: '/v1/instances/7/deploy',
+    payload: { box: '0x0102' },
+  })
+  assert.equal(deploy.statusCode, 500)
+  assert.deepEqual(deploy.json().error, {
+    name: 'ProtocolError',
+    code: 'INTERNAL',
+    message: INTERNAL_ERROR_MESSAGE,
+  })
+  assert.doesNotMatch(deploy.body, /srv|EACCES/)
+  assert.equal(reported.length, 1)
+  assert.match((reported[0] as Error).message, /EACCES/)
+  // A protocol error, the enclave's INTERNAL included, keeps its message.
+  const tx = await api.inject({
+    method: 'POST',
+    url: '/v1/instances/7/tx',
+    payload: { box: '0x01' },
+  })
+  assert.equal(tx.json().error.message, 'update 5: state digest differs from the executor')
+  assert.equal(reported.length, 1)
 })
 
 test('arbitrary bodies never produce a 5xx or an untyped error', async () => {

@@ -13,7 +13,7 @@ import WebSocket from 'ws'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { SocketUnavailableError, socketRequest } from '../../src/client/socketTransport.ts'
 import { requestSealed } from '../../src/client/transport.ts'
-import { type ApiBackend, createApi } from '../../src/operator/api.ts'
+import { type ApiBackend, createApi, INTERNAL_ERROR_MESSAGE } from '../../src/operator/api.ts'
 import { ApiSockets } from '../../src/operator/apiSocket.ts'
 import {
   API_SOCKET_LIMITS,
@@ -192,10 +192,13 @@ const backend: ApiBackend = {
   status: async () => ({}),
 }
 
+/** Host-side errors the WebSocket API reported instead of sending them to a client. */
+const internalErrors: string[] = []
+
 /** The HTTP API with (or without) the WebSocket API on its port, as an operator node serves it. */
 async function serve(withSockets: boolean) {
   const app = createApi(backend)
-  const sockets = new ApiSockets(backend.request)
+  const sockets = new ApiSockets(backend.request, (e) => internalErrors.push((e as Error).message))
   if (withSockets)
     app.server.on('upgrade', (req, socket, head) => {
       if (req.url === API_SOCKET_PATH) sockets.handleUpgrade(req, socket, head)
@@ -258,6 +261,9 @@ test("an operator's refusal keeps its code; a silent one is TIMEOUT; a backend t
   )
   assert.ok(thrown instanceof PoseRequestError)
   assert.equal(thrown.code, 'INTERNAL')
+  // The host's own error stays in the operator's log: the client is told only it was internal.
+  assert.equal(thrown.shortMessage, INTERNAL_ERROR_MESSAGE)
+  assert.deepEqual(internalErrors, ['backend bug'])
   // The connection still serves; an endpoint written with a trailing slash reaches /v1/ws too.
   assert.deepEqual(
     await socketRequest(`${server.endpoint}/`, 'tx', 5n, Uint8Array.of(9, 1), 5_000),
