@@ -44,9 +44,6 @@ export type PairSummary = {
 /** CPU milliseconds per transfer of one run, by kind of process. */
 export type CpuByKind = Record<string, number>
 
-/** Each devnet's runs: the counted rates (tx/s) and, optionally, each run's CPU by kind. */
-type Side = { tps: number[][]; cpu?: CpuByKind[][] }
-
 function sumOf(c: CpuByKind, kinds: readonly string[]): number {
   let n = 0
   for (const k of kinds) n += c[k] ?? 0
@@ -66,18 +63,18 @@ export function comparePairs(
 ): PairSummary {
   if (a.length !== b.length || a.length === 0)
     throw new Error(`comparePairs: ${a.length} pairs of A against ${b.length} of B`)
-  const sides: { a: Side; b: Side } = {
-    a: { tps: a, ...(cpu ? { cpu: cpu.a } : {}) },
-    b: { tps: b, ...(cpu ? { cpu: cpu.b } : {}) },
-  }
-  for (const [label, side] of Object.entries(sides)) {
-    if (!side.cpu) continue
-    side.tps.forEach((runs, i) => {
-      if (side.cpu![i]?.length !== runs.length)
-        throw new Error(
-          `comparePairs: pair ${i + 1} of ${label.toUpperCase()}: CPU for ${side.cpu![i]?.length ?? 0} of ${runs.length} runs`,
-        )
-    })
+  if (cpu) {
+    for (const [label, tps, cpuRuns] of [
+      ['A', a, cpu.a],
+      ['B', b, cpu.b],
+    ] as const) {
+      tps.forEach((runs, i) => {
+        if (cpuRuns[i]?.length !== runs.length)
+          throw new Error(
+            `comparePairs: pair ${i + 1} of ${label}: CPU for ${cpuRuns[i]?.length ?? 0} of ${runs.length} runs`,
+          )
+      })
+    }
   }
   const kinds = cpu?.kinds ?? []
   const pairMedian = (runs: CpuByKind[], f: (c: CpuByKind) => number) => median(runs.map(f))
