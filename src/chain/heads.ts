@@ -57,6 +57,11 @@ export class HeadSubscription {
 
   constructor(private readonly opts: HeadSubscriptionOptions) {}
 
+  /** How long the subscription waits before reconnecting after its next loss. */
+  get backoffMs(): number {
+    return this.retryMs
+  }
+
   /** Subscribed and connected: heads are pushed. */
   get live(): boolean {
     return this.subscription !== undefined

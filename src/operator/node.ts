@@ -212,13 +212,15 @@ export class OperatorNode {
     this.peers = new PeerNetwork(
       (envelope) => void this.onPeerEnvelope(envelope),
       (reason) => this.peerRejected(reason),
-      faults,
-      o.peerSourceAddress,
-      (endpoint, reason) =>
-        this.log.warn(
-          { endpoint, reason },
-          'Peer endpoint unusable; its messages are dropped for a minute (the enclaves resend)',
-        ),
+      {
+        faults,
+        sourceAddress: o.peerSourceAddress,
+        onUnusableEndpoint: (endpoint, reason) =>
+          this.log.warn(
+            { endpoint, reason },
+            'Peer endpoint unusable; its messages are dropped for a minute (the enclaves resend)',
+          ),
+      },
     )
     this.api = createApi({
       internalError: (e) => this.internalError(e),

@@ -60,6 +60,17 @@ export function peerUrl(endpoint: string): string | undefined {
  */
 const MAX_HELD_BYTES = 2 * LIMITS.maxPeerMessageBytes
 
+export type PeerNetworkOptions = {
+  /** Simulator only: drops, duplicates, delays and tampers with outbound frames. */
+  faults?: LinkFaults | undefined
+  /** Local address outbound connections are made from (default: the system's choice). */
+  sourceAddress?: string | undefined
+  /** A peer's endpoint cannot be connected to at all (retried after a minute). */
+  onUnusableEndpoint?: ((endpoint: string, reason: string) => void) | undefined
+  /** Bytes of frames one link holds (default `MAX_HELD_BYTES`). */
+  maxHeldBytes?: number | undefined
+}
+
 type Conn = {
   ws: WebSocket | undefined
   queue: string[]
@@ -74,17 +85,20 @@ export class PeerNetwork {
   private conns = new Map<string, Conn>()
   private wss = new WebSocketServer({ noServer: true, maxPayload: LIMITS.maxPeerMessageBytes })
   private closed = false
+  private readonly faults: LinkFaults | undefined
+  private readonly sourceAddress: string | undefined
+  private readonly onUnusableEndpoint: ((endpoint: string, reason: string) => void) | undefined
+  private readonly maxHeldBytes: number
 
   constructor(
     private readonly onEnvelope: (envelope: unknown) => void,
     private readonly onProtocolError: (reason: string) => void,
-    /** Simulator only: drops, duplicates, delays and tampers with outbound frames. */
-    private readonly faults?: LinkFaults,
-    /** Local address outbound connections are made from (default: the system's choice). */
-    private readonly sourceAddress?: string,
-    /** A peer's endpoint cannot be connected to at all (retried after a minute). */
-    private readonly onUnusableEndpoint?: (endpoint: string, reason: string) => void,
+    opts: PeerNetworkOptions = {},
   ) {
+    this.faults = opts.faults
+    this.sourceAddress = opts.sourceAddress
+    this.onUnusableEndpoint = opts.onUnusableEndpoint
+    this.maxHeldBytes = opts.maxHeldBytes ?? MAX_HELD_BYTES
     this.wss.on('connection', (ws) => {
       if (this.wss.clients.size > MAX_INBOUND) {
         ws.terminate()
@@ -147,11 +161,11 @@ export class PeerNetwork {
       this.conns.set(endpoint, c)
     }
     if (c.ws?.readyState === WebSocket.OPEN) {
-      if (c.ws.bufferedAmount + frame.length <= MAX_HELD_BYTES) c.ws.send(frame)
+      if (c.ws.bufferedAmount + frame.length <= this.maxHeldBytes) c.ws.send(frame)
       return
     }
     if (c.unusable && Date.now() < c.retryAt) return
-    if (c.queue.length < MAX_QUEUE && c.queuedBytes + frame.length <= MAX_HELD_BYTES) {
+    if (c.queue.length < MAX_QUEUE && c.queuedBytes + frame.length <= this.maxHeldBytes) {
       c.queue.push(frame)
       c.queuedBytes += frame.length
     }

@@ -165,6 +165,29 @@ test('a head subscription that loses its connection says so, reconnects and subs
   assert.equal(p.subscribes, subscribes)
 })
 
+test('losses double the wait before reconnecting, and a delivered head resets it', async () => {
+  const p = await provider()
+  const { sub, heads } = await liveSubscription(p)
+  try {
+    assert.equal(sub.backoffMs, 250)
+    p.sockets[0]!.terminate()
+    await until(() => sub.live && p.subscribes === 2, 'the second subscription')
+    // Subscribing alone does not reset it: an endpoint that subscribes and then drops would be
+    // asked again every 250 ms.
+    assert.equal(sub.backoffMs, 500)
+    p.sockets[1]!.terminate()
+    await until(() => sub.live && p.subscribes === 3, 'the third subscription')
+    assert.equal(sub.backoffMs, 1000)
+    const before = heads()
+    p.sockets[2]!.send(notification('0x3'))
+    await until(() => heads() === before + 1, 'the head')
+    assert.equal(sub.backoffMs, 250)
+  } finally {
+    await sub.stop()
+    await p.close()
+  }
+})
+
 test('an endpoint that refuses eth_subscribe leaves the subscription down, and it asks again later', async () => {
   const p = await provider()
   p.answer = 'refuse'

@@ -45,9 +45,7 @@ test('a send to an unusable endpoint is reported once and dropped; other peers s
   const a = new PeerNetwork(
     () => undefined,
     () => undefined,
-    undefined,
-    undefined,
-    (endpoint, reason) => unusable.push([endpoint, reason]),
+    { onUnusableEndpoint: (endpoint, reason) => unusable.push([endpoint, reason]) },
   )
   const envelope = { kind: 'ack', instance: '1' } as unknown as PeerEnvelopeWire
   try {
@@ -120,6 +118,56 @@ test('an inbound frame reaches the enclave only with an envelope of flat fields'
     ])
   } finally {
     ws.terminate()
+    await b.close()
+    http.close()
+  }
+})
+
+test('a link holds at most its byte cap of frames while it connects, and drops the rest', async () => {
+  const received: Array<{ kind: string; n?: number }> = []
+  const b = new PeerNetwork(
+    (envelope) => received.push(envelope as { kind: string; n?: number }),
+    () => undefined,
+  )
+  // The handshake waits until the test lets it through: frames sent meanwhile are queued.
+  const held: Array<() => void> = []
+  const http = createServer()
+  http.on('upgrade', (req, socket, head) => held.push(() => b.handleUpgrade(req, socket, head)))
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const { port } = http.address() as { port: number }
+  const endpoint = `http://127.0.0.1:${port}/`
+  const padded = (n: number) =>
+    ({ kind: 'update', n, body: 'ab'.repeat(150) }) as unknown as PeerEnvelopeWire
+  const frameBytes = JSON.stringify({ envelope: padded(0) }).length
+  const a = new PeerNetwork(
+    () => undefined,
+    () => undefined,
+    { maxHeldBytes: 3 * frameBytes + 10 },
+  )
+  try {
+    for (let n = 0; n < 10; n++) assert.doesNotThrow(() => a.send(endpoint, padded(n)))
+    for (let i = 0; i < 200 && held.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(held.length, 1, 'one connection attempt')
+    held[0]!()
+    // Frames on one link arrive in order: once a marker sent after the queue was flushed
+    // arrives, everything queued before it has.
+    const marker = { kind: 'marker' } as unknown as PeerEnvelopeWire
+    for (let i = 0; i < 200 && !received.some((e) => e.kind === 'marker'); i++) {
+      a.send(endpoint, marker)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    const updates = received.slice(
+      0,
+      received.findIndex((e) => e.kind === 'marker'),
+    )
+    assert.deepEqual(
+      updates.map((e) => e.n),
+      [0, 1, 2],
+      'the first three frames fit the cap; the other seven were dropped',
+    )
+  } finally {
+    await a.close()
     await b.close()
     http.close()
   }
