@@ -16,6 +16,7 @@ import { bytesToHex, hexToBytes, keccak256 } from '../protocol/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
 import { buildEnclaveBundle, measureBundle } from '../tee/measurement.ts'
 import type { CliCommand } from './program.ts'
+import { printable } from './validate.ts'
 
 const json = (v: unknown) =>
   JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)
@@ -140,10 +141,10 @@ export async function runCommand(c: CliCommand): Promise<void> {
               const res = await fetch(`${op.endpoint}/v1/instances/${id}/digest`, {
                 signal: AbortSignal.timeout(2000),
               })
-              const d = (await res.json()) as { seq?: string }
-              extra = ` seq ${d.seq ?? '?'} at ${op.endpoint}`
+              const d = (await res.json()) as { seq?: unknown } | null
+              extra = ` seq ${printable(String(d?.seq ?? '?'))} at ${printable(op.endpoint)}`
             } catch {
-              extra = ` unreachable at ${op.endpoint}`
+              extra = ` unreachable at ${printable(op.endpoint)}`
             }
           }
           console.log(

@@ -60,6 +60,14 @@ function oneLine(s: string): string {
   return flat.length > MAX_MESSAGE ? `${flat.slice(0, MAX_MESSAGE)}…` : flat
 }
 
+/**
+ * Text from outside (an operator's endpoint or answer) as the CLI prints it: one line, its
+ * control characters escaped, so that it cannot move the cursor or forge lines of output.
+ */
+export function printable(s: string): string {
+  return oneLine(s)
+}
+
 const cut = (s: string) =>
   s.length > MAX_SHOWN ? `${s.slice(0, MAX_SHOWN)}… (${s.length} chars)` : s
 

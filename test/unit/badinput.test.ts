@@ -14,7 +14,7 @@ import { after, test } from 'node:test'
 import { promisify } from 'node:util'
 import fc from 'fast-check'
 import { type CliCommand, runCli } from '../../src/cli/program.ts'
-import { CLI_ERROR_CODES, CliError, type CliErrorCode } from '../../src/cli/validate.ts'
+import { CLI_ERROR_CODES, CliError, type CliErrorCode, printable } from '../../src/cli/validate.ts'
 import { createApi } from '../../src/operator/api.ts'
 import {
   BOX_CONTEXT,
@@ -1225,4 +1225,12 @@ test('CLI as a process: a rejected command line prints error [CODE] and exits wi
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test("CLI: an operator's text (endpoint, answers) is printed on one line with its control characters escaped", () => {
+  const forged = 'http://op\u001b[2J\r\nslot 9 executor enclave 0xforged\u0007\u2028'
+  const shown = printable(forged)
+  assert.doesNotMatch(shown, /[\p{Cc}\u2028\u2029]/u)
+  assert.ok(shown.includes('\\u001b[2J'), shown)
+  assert.equal(printable('http://127.0.0.1:8545'), 'http://127.0.0.1:8545')
 })
