@@ -199,7 +199,10 @@ async function measureFault(p: {
 }): Promise<RecoveryFigure> {
   const { scenario, devnet, clients, instance } = p
   // The other client set (same keys) may have sent since: nonces come from the executor again.
-  for (const c of clients) c.state.nonces.clear()
+  for (const c of clients) {
+    c.state.nonces.clear()
+    c.state.freeNonces.clear()
+  }
   const watch = watchInstance(clients[0]!, instance)
   const streams = startStreams(clients, instance)
   try {
@@ -298,7 +301,10 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
             100,
           )
           // The refilled member receives the state before it may serve: let it catch up.
-          for (const c of plain) c.state.nonces.clear()
+          for (const c of plain) {
+            c.state.nonces.clear()
+            c.state.freeNonces.clear()
+          }
           await runLoad(plain, [instance], 2)
         }
         await runLoad(auto, [instance], 2)

@@ -161,9 +161,26 @@ export async function readContractEncryptionKey(
   id: bigint,
   opts: { fromBlock?: bigint } = {},
 ): Promise<Hex | undefined> {
+  return (await readActivation(client, manager, id, opts))?.contractEncryptionKey
+}
+
+/**
+ * What instance `id`'s executor enclave signed when it activated the instance (its `Activated`
+ * event): the contract encryption key and the genesis state's digest; undefined before.
+ */
+export async function readActivation(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  id: bigint,
+  opts: { fromBlock?: bigint } = {},
+): Promise<{ contractEncryptionKey: Hex; genesisDigest: Hex } | undefined> {
   const data = await readInstanceEventData(client, manager, id, EventKind.Activated, opts)
   if (!data) return undefined
-  return bytesToHex(decodeActivated(hexToBytes(data, 'Activated data')).contractEncryptionKey)
+  const a = decodeActivated(hexToBytes(data, 'Activated data'))
+  return {
+    contractEncryptionKey: bytesToHex(a.contractEncryptionKey),
+    genesisDigest: bytesToHex(a.genesisDigest),
+  }
 }
 
 /** What the manager stores of an operator: everything but its endpoint and measurement. */

@@ -94,7 +94,10 @@ export type CreatePoseClientParameters = {
 }
 
 export type PoseClientState = {
+  /** Each instance's next nonce for the account (one after the last taken). */
   nonces: Map<string, bigint>
+  /** Nonces below it given back by transactions the enclave refused, to be taken first. */
+  freeNonces: Map<string, bigint[]>
   instances: Map<string, GetInstanceReturnType>
   sent: Map<
     string,
@@ -192,7 +195,13 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       hostProbeMs: p.hostProbeMs ?? DEFAULT_HOST_PROBE_MS,
       apiTransport: p.apiTransport ?? 'ws',
     },
-    state: { nonces: new Map(), instances: new Map(), sent: new Map(), sessionAuths: new Map() },
+    state: {
+      nonces: new Map(),
+      freeNonces: new Map(),
+      instances: new Map(),
+      sent: new Map(),
+      sessionAuths: new Map(),
+    },
     boxSessions: p.sessionKeys === false ? undefined : new BoxSessions(),
     sessionAuth: p.sessionKeys !== false && p.sessionAuth !== false,
   }

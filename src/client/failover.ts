@@ -258,6 +258,37 @@ export function hostWatchPending(endpoint: string, probeMs: number): number {
 }
 
 /**
+ * Errors `requestWithFailover` threw after an earlier attempt of the same request went
+ * unanswered: that attempt may have been executed, whatever the last one was told.
+ */
+const afterUnanswered = new WeakSet<object>()
+
+/**
+ * Whether a request that failed with `e` (from `requestWithFailover`) may still have been
+ * executed: an earlier attempt of it went unanswered. A transaction refused on its first
+ * answer was not.
+ */
+export function mayHaveBeenExecuted(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && afterUnanswered.has(e)
+}
+
+/**
+ * An answer that cannot be opened or read (garbage from the executor's host: the enclave's own
+ * answers always open) as what it means for the request: no answer, UNAVAILABLE, so the
+ * failover sends it again and an auto-challenging client challenges the executor, whose enclave
+ * then answers on-chain past its host. Other errors are returned as they are.
+ */
+function unreadableAnswer(e: unknown, endpoint: string): unknown {
+  if (!(e instanceof ProtocolError) || (e.code !== 'DECRYPTION_FAILED' && e.code !== 'MALFORMED'))
+    return e
+  return new PoseRequestError(`Operator at ${endpoint} sent an answer that cannot be opened`, {
+    code: 'UNAVAILABLE',
+    details: e.shortMessage,
+    cause: e,
+  })
+}
+
+/**
  * Sends an encrypted request to the executor. If the executor does not answer, it follows the
  * manager to the next executor (SPEC §6.8) and resubmits the same box, which is idempotent by
  * nonce; with `autoChallenge`, it also challenges the silent executor on-chain once.
@@ -278,6 +309,8 @@ export async function requestWithFailover<T>(
   let failures = 0
   /** The executor endpoint that left a request unanswered (TIMEOUT), and that error. */
   let silent: { endpoint: string; error: PoseRequestError } | undefined
+  /** An attempt went unanswered (or its answer was lost): it may have been executed. */
+  let unanswered = false
   // An active instance read before is taken as it is, without a promise (as `getInstance`
   // would answer it).
   let info = cachedActiveInstance(client, instance) ?? (await getInstance(client, { instance }))
@@ -288,7 +321,11 @@ export async function requestWithFailover<T>(
     }
     if (challengedAt !== undefined) {
       const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
-      const outcome = await challengeOutcome(answers, open)
+      // A rejection read there follows the unanswered attempt that led to the challenge.
+      const outcome = await challengeOutcome(answers, open).catch((e: unknown) => {
+        if (typeof e === 'object' && e !== null) afterUnanswered.add(e)
+        throw e
+      })
       if (outcome && 'value' in outcome) return outcome.value
       // The challenge closed without this request's answer: a client that still cannot reach
       // the executor may challenge again.
@@ -322,9 +359,14 @@ export async function requestWithFailover<T>(
         : pending)
       // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
       return await open(sealed)
-    } catch (e) {
-      if (!(e instanceof PoseRequestError) || !EXECUTOR_DOWN.has(e.code) || Date.now() > deadline)
+    } catch (caught) {
+      const e = unreadableAnswer(caught, info.executorEndpoint)
+      const down = e instanceof PoseRequestError && EXECUTOR_DOWN.has(e.code)
+      if (!down || Date.now() > deadline) {
+        if (unanswered && typeof e === 'object' && e !== null) afterUnanswered.add(e)
         throw e
+      }
+      unanswered = true
       if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
         // The executor has challenged its watchdogs on-chain: it is live, and holds receipts
         // until the silent watchdog answers or is removed. The chain bounds that wait (Δ), so

@@ -148,10 +148,12 @@ class ApiSocket {
       if (!isBinary) throw new ProtocolError('MALFORMED', 'api answer frame: text frame')
       answers = decodeApiAnswers(frameBytes(data))
     } catch (e) {
-      // An operator that sends what no operator sends: nothing on this connection is trusted.
+      // An operator that sends what no operator sends: nothing on this connection is trusted,
+      // and its requests' fate is unknown, as when the connection is lost (UNAVAILABLE: the
+      // failover may send them again, idempotent, or challenge the executor).
       this.fail(
         new PoseRequestError(`Operator at ${this.endpoint} sent an unreadable answer frame`, {
-          code: 'MALFORMED',
+          code: 'UNAVAILABLE',
           details: e instanceof Error ? e.message : String(e),
         }),
       )

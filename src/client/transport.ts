@@ -52,7 +52,17 @@ async function request<T>(
   body: string | undefined,
   timeoutMs: number,
 ): Promise<T> {
-  const target = new URL(url)
+  let target: URL
+  try {
+    target = new URL(url)
+  } catch (cause) {
+    // An endpoint is whatever its operator registered on-chain (the manager checks only its
+    // length): one that is no URL cannot be reached.
+    throw new PoseRequestError(`Operator endpoint ${JSON.stringify(url.slice(0, 300))} is no URL`, {
+      code: 'UNAVAILABLE',
+      cause,
+    })
+  }
   let res: { status: number; text: string }
   try {
     res = await send(target, method, body, timeoutMs)
@@ -71,13 +81,22 @@ async function request<T>(
       cause,
     })
   }
+  // Every answer of an operator is a JSON object. Anything else (a proxy's error page, say) is
+  // no answer: the request's fate is unknown, as when the connection is lost, so it is
+  // UNAVAILABLE and the failover may send it again (idempotent) or challenge the executor.
   let json: unknown
   try {
     json = JSON.parse(res.text)
   } catch {
-    throw new PoseRequestError(`Operator answered ${res.status} with a non-JSON body`, {
-      code: 'MALFORMED',
-    })
+    json = undefined
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new PoseRequestError(
+      `Operator at ${target.origin} answered ${res.status} with no JSON object`,
+      {
+        code: 'UNAVAILABLE',
+      },
+    )
   }
   if (res.status < 200 || res.status > 299) {
     throw PoseRequestError.fromObject((json as { error?: unknown }).error)
@@ -134,6 +153,14 @@ export function requestSealed(
   o: { transport: ApiTransport; timeoutMs?: number; waitMs?: number },
 ): Promise<Uint8Array> {
   const timeoutMs = o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  // Refused here, before any I/O: over the WebSocket API a frame past the operator's limit ends
+  // the connection, and with it every request pending on it.
+  if (box.length > LIMITS.maxTxBoxBytes)
+    return Promise.reject(
+      new PoseRequestError(`${kind} box: ${box.length} bytes, more than ${LIMITS.maxTxBoxBytes}`, {
+        code: 'OVERSIZED',
+      }),
+    )
   const http = async () =>
     hexToBytes(
       (

@@ -6,6 +6,8 @@
  * can be cut after the enclave answered, as the simulator's proxy cuts them.
  */
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import {
@@ -59,6 +61,8 @@ type FakeManager = {
   /** Until when the executor's watchdog round runs (chain time; the fake head is at 1001). */
   watchdogDeadline?: bigint
   contractEncryptionKey: Hex
+  /** The genesis digest in the instance's Activated event (zero unless set). */
+  genesisDigest?: Hex
   /** The executor's operator endpoint. */
   endpoint: string
   writes: Array<{ functionName: string; args: readonly unknown[] }>
@@ -153,7 +157,7 @@ function sdkClient(
                     kind: EventKind.Activated,
                     data: encodeAbiParameters(
                       [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'uint256' }],
-                      [manager.contractEncryptionKey, ZERO_WORD, 1n],
+                      [manager.contractEncryptionKey, manager.genesisDigest ?? ZERO_WORD, 1n],
                     ),
                   },
                   blockNumber: 2n,
@@ -176,7 +180,13 @@ function sdkClient(
       // the WebSocket API).
       apiTransport: 'http',
     },
-    state: { nonces: new Map(), instances: new Map(), sent: new Map(), sessionAuths: new Map() },
+    state: {
+      nonces: new Map(),
+      freeNonces: new Map(),
+      instances: new Map(),
+      sent: new Map(),
+      sessionAuths: new Map(),
+    },
     sessionAuth: true,
   }
 }
@@ -317,6 +327,7 @@ test('a deploy whose connection is cut is sent again, and an auto-challenging cl
         deploys.push(id)
         manager.phase = Phase.Active
         manager.contractEncryptionKey = bytesToHex(setup.contractEncryptionKey)
+        manager.genesisDigest = bytesToHex(genesisDigest)
         return { contractEncryptionKey: setup.contractEncryptionKey, genesisDigest }
       },
     },
@@ -348,6 +359,60 @@ test('a deploy whose connection is cut is sent again, and an auto-challenging cl
     )
   } finally {
     await operator.close()
+  }
+})
+
+test("a deploy returns the instance, key and genesis the chain holds, whatever the executor's host answers", {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  const manager: FakeManager = {
+    phase: Phase.Creating,
+    contractEncryptionKey: ZERO_WORD,
+    endpoint: '',
+    writes: [],
+  }
+  const chainKey = bytesToHex(setup.contractEncryptionKey)
+  const chainGenesis: Hex = `0x${'5a'.repeat(32)}`
+  // A host that answers the deploy with claims of its own; the instance is activated on-chain
+  // with the enclave's key and genesis.
+  const host = createHttpServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      manager.phase = Phase.Active
+      manager.contractEncryptionKey = chainKey
+      manager.genesisDigest = chainGenesis
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          instance: '999',
+          createTxHash: `0x${'ee'.repeat(32)}`,
+          contractEncryptionKey: `0x${'bb'.repeat(32)}`,
+          genesisDigest: `0x${'cc'.repeat(32)}`,
+        }),
+      )
+    })
+  })
+  host.listen(0, '127.0.0.1')
+  await once(host, 'listening')
+  manager.endpoint = `http://127.0.0.1:${(host.address() as { port: number }).port}`
+  try {
+    const deployed = await deployContract(sdkClient(setup, manager), {
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1000n],
+      watchdogCount: 2,
+      timeoutMs: 3_000,
+    })
+    assert.deepEqual(deployed, {
+      instance,
+      createTxHash: ZERO_WORD,
+      contractEncryptionKey: chainKey,
+      genesisDigest: chainGenesis,
+    })
+  } finally {
+    host.close()
   }
 })
 
@@ -620,6 +685,177 @@ test("a transaction whose session authorisation expired on the enclave's chain c
     head = 1001n + 3601n
     assert.equal(await transfer(), 1, 'a new authorisation from the new head')
     assert.equal(await transfer(), 0)
+  } finally {
+    await operator.close()
+  }
+})
+
+/**
+ * The harness's executor behind the operator's API with its watchdogs pumped, so that receipts
+ * are released; a request waits for its answer (one held behind a nonce gap gets it when the
+ * gap is filled). `refuse(n)` refuses the n-th request (from 1) before the enclave sees it.
+ */
+async function pumpedOperator(
+  setup: Setup,
+  refuse: (n: number) => boolean = () => false,
+  cut?: (path: string) => boolean,
+) {
+  const { nodes, exec } = setup
+  let requests = 0
+  const operator = await serve(
+    {
+      ...executorBackend(setup),
+      request: async (kind, inst, box) => {
+        const n = ++requests
+        if (refuse(n)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused by the test`)
+        const requestId = `p${n}`
+        const { outputs } = await exec.enclave.call(kind, { requestId, instance: inst, box })
+        await pump(nodes, outputs, setup.answers)
+        for (let i = 0; i < 300 && !setup.answers.has(requestId); i++)
+          await new Promise((r) => setTimeout(r, 10))
+        const sealed = setup.answers.get(requestId)
+        assert.ok(sealed, `${kind} ${n}: the enclave answered`)
+        return sealed
+      },
+    },
+    cut,
+  )
+  const manager: FakeManager = {
+    phase: Phase.Active,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: operator.endpoint,
+    writes: [],
+  }
+  return { operator, manager }
+}
+
+const transferData = encodeFunctionData({
+  abi: privateTokenAbi,
+  functionName: 'transfer',
+  args: [ZERO_ADDRESS, 1n],
+})
+
+test('a transaction refused by the SDK itself takes no nonce', { timeout: 5_000 }, async () => {
+  const setup = await setupActive()
+  const { operator, manager } = await pumpedOperator(setup)
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 5n)
+    const refusals: Array<[Parameters<typeof sendTransaction>[1], string]> = [
+      [{ instance: setup.instance, to: '0x12' }, 'MALFORMED'],
+      [{ instance: setup.instance, value: -1n }, 'OUT_OF_RANGE'],
+      [{ instance: setup.instance, gasLimit: 1n << 64n }, 'OUT_OF_RANGE'],
+      [{ instance: setup.instance, data: `0x${'00'.repeat(64 * 1024 + 1)}` }, 'OVERSIZED'],
+    ]
+    for (const [params, code] of refusals) {
+      await assert.rejects(sendTransaction(client, params), (e: unknown) => {
+        assert.ok(e instanceof ProtocolError, String(e))
+        assert.equal(e.code, code)
+        return true
+      })
+      assert.equal(client.state.nonces.get(key), 5n, `${code}: the nonce is still free`)
+    }
+    assert.equal(client.state.sent.size, 0)
+  } finally {
+    await operator.close()
+  }
+})
+
+test('concurrent first transactions of an account take nonces in turn; one the enclave refuses gives its nonce back, and the next transaction fills the gap', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  // The third request (after the nonce view) is the first transaction to arrive: refused.
+  const { operator, manager } = await pumpedOperator(setup, (n) => n === 3)
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    // Both ask the enclave for the account's nonce (0); they must not both send it. The refused
+    // one leaves a gap the other may wait behind (a nonce ahead of the enclave's): a transaction
+    // sent once it is refused takes the refused nonce and fills the gap.
+    let c: Promise<Awaited<ReturnType<typeof sendTransaction>>> | undefined
+    const send = () =>
+      sendTransaction(client, { instance: setup.instance, data: transferData }).catch((e) => {
+        c ??= sendTransaction(client, { instance: setup.instance, data: transferData })
+        throw e
+      })
+    const [a, b] = await Promise.allSettled([send(), send()])
+    assert.ok(c, 'one was refused')
+    assert.equal((await c).status, 'success')
+    const outcomes = [a, b].map((r) =>
+      r.status === 'fulfilled' ? r.value.status : (r.reason as PoseRequestError).code,
+    )
+    assert.deepEqual(outcomes.sort(), ['OUT_OF_RANGE', 'success'])
+    assert.equal(client.state.nonces.get(key), 2n, 'nonces 0 and 1 used, in some order')
+    assert.equal(client.state.freeNonces.size, 0)
+    assert.equal(client.state.sent.size, 0, 'the refused transaction is not kept')
+  } finally {
+    await operator.close()
+  }
+})
+
+test('an answer that cannot be opened counts as no answer: the request fails over, and an auto-challenging client challenges the executor', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  let requests = 0
+  const operator = await serve({
+    ...executorBackend(setup),
+    request: async () => {
+      requests++
+      return crypto.getRandomValues(new Uint8Array(120)) // garbage where a sealed answer goes
+    },
+  })
+  const manager: FakeManager = {
+    phase: Phase.Active,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: operator.endpoint,
+    writes: [],
+    onWrite: (fn) => {
+      if (fn === 'challengeExecutor') manager.phase = Phase.ExecutorChallenged
+    },
+  }
+  try {
+    const client = sdkClient(setup, manager, { autoChallenge: true })
+    const e = await getNonce(client, { instance: setup.instance }).then(
+      () => assert.fail('expected a rejection'),
+      (err: unknown) => err,
+    )
+    assert.ok(e instanceof PoseRequestError, String(e))
+    assert.equal(e.code, 'UNAVAILABLE')
+    assert.match(e.message, /an answer that cannot be opened/)
+    assert.ok(requests >= 3, `sent again (${requests} requests)`)
+    assert.deepEqual(
+      manager.writes.map((w) => w.functionName),
+      ['challengeExecutor'],
+      'the executor is challenged once, so that its enclave answers on-chain',
+    )
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a transaction refused after an attempt whose answer was lost keeps its nonce: that attempt may have been executed', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  // The first attempt is executed and its answer lost with its connection; the second is refused.
+  const { operator, manager } = await pumpedOperator(setup, (n) => n === 2, firstOf('tx'))
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 0n)
+    await assert.rejects(
+      sendTransaction(client, { instance: setup.instance, data: transferData }),
+      (e: unknown) => e instanceof PoseRequestError && e.code === 'OUT_OF_RANGE',
+    )
+    assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+    assert.equal(client.state.freeNonces.size, 0)
+    // The next transaction takes nonce 1 and succeeds: nonce 0 was executed.
+    const r = await sendTransaction(client, { instance: setup.instance, data: transferData })
+    assert.equal(r.status, 'success')
+    assert.equal(r.nonce, 1n)
   } finally {
     await operator.close()
   }

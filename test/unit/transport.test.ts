@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import { after, before, test } from 'node:test'
 import { PoseRequestError } from '../../src/client/errors.ts'
-import { getJson, postJson } from '../../src/client/transport.ts'
+import { getJson, postJson, requestSealed } from '../../src/client/transport.ts'
 import { freePort } from '../../src/devnet/anvil.ts'
 import { LIMITS } from '../../src/protocol/index.ts'
 
@@ -33,6 +33,15 @@ before(async () => {
         case '/html':
           res.writeHead(502, { 'content-type': 'text/html' })
           return res.end('<html>bad gateway</html>')
+        case '/null':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          return res.end('null')
+        case '/null500':
+          res.writeHead(500, { 'content-type': 'application/json' })
+          return res.end('null')
+        case '/array':
+          res.writeHead(200, { 'content-type': 'application/json' })
+          return res.end('[1]')
         case '/silent':
           return // never answers
         case '/cut':
@@ -84,10 +93,25 @@ test('an error body becomes a PoseRequestError with the operator code', async ()
   assert.equal(e.code, 'BAD_NONCE')
 })
 
-test('a non-JSON answer is MALFORMED and names the status', async () => {
-  const e = await rejection(getJson(`${base}/html`))
-  assert.equal(e.code, 'MALFORMED')
-  assert.match(e.message, /502/)
+test('an answer that is no JSON object is no answer: UNAVAILABLE, naming the status', async () => {
+  for (const [path, status] of [
+    ['/html', 502],
+    ['/null', 200],
+    ['/null500', 500],
+    ['/array', 200],
+  ] as const) {
+    const e = await rejection(getJson(`${base}${path}`))
+    assert.equal(e.code, 'UNAVAILABLE', path)
+    assert.match(e.message, new RegExp(`answered ${status} with no JSON object`), path)
+  }
+})
+
+test('an endpoint that is no URL (an operator registers any string) is UNAVAILABLE, typed', async () => {
+  for (const endpoint of ['10.0.0.1:8080', '', 'not a url']) {
+    const e = await rejection(postJson(`${endpoint}/v1/instances/1/tx`, {}))
+    assert.equal(e.code, 'UNAVAILABLE', endpoint)
+    assert.match(e.message, /is no URL/)
+  }
 })
 
 test('a cut connection and a closed port are UNAVAILABLE; a silent operator is TIMEOUT', async () => {
@@ -115,4 +139,15 @@ test('an unsupported scheme is refused before any I/O', async () => {
   const e = await rejection(getJson('ftp://127.0.0.1/x'))
   assert.equal(e.code, 'UNAVAILABLE')
   assert.match(e.details ?? '', /unsupported protocol/)
+})
+
+test('a request box over the limit is refused OVERSIZED before any I/O, on either transport', async () => {
+  const box = new Uint8Array(LIMITS.maxTxBoxBytes + 1)
+  // A closed port: any I/O would fail UNAVAILABLE instead.
+  const endpoint = `http://127.0.0.1:${await freePort()}`
+  for (const transport of ['ws', 'http'] as const) {
+    const e = await rejection(requestSealed(endpoint, 'tx', 1n, box, { transport }))
+    assert.equal(e.code, 'OVERSIZED', transport)
+    assert.match(e.message, new RegExp(`${box.length} bytes`))
+  }
 })

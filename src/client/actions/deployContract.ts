@@ -6,7 +6,7 @@ import {
   type Hash,
   type Hex,
 } from 'viem'
-import { poseManagerAbi, readOperatorRecord } from '../../chain/manager.ts'
+import { poseManagerAbi, readActivation, readOperatorRecord } from '../../chain/manager.ts'
 import {
   BOX_CONTEXT,
   boxSeal,
@@ -128,7 +128,9 @@ export async function deployContract<const abi extends Abi>(
   })
   // The executor's operator may not have seen the pool draw yet, or the connection dropped: a
   // repeated deploy answers with the same genesis, so it is retried until the deadline.
-  const genesis = await postWhenReady<{ contractEncryptionKey: Hex; genesisDigest: Hex }>(
+  // Its answer (the genesis it made) only says the executor took the code: what is returned
+  // below is what its enclave signed on-chain, which its host cannot change.
+  await postWhenReady<unknown>(
     `${info.executorEndpoint}/v1/instances/${instance}/deploy`,
     { box: bytesToHex(box) },
     {
@@ -146,6 +148,16 @@ export async function deployContract<const abi extends Abi>(
       throw new PoseError(`Instance ${instance} was not activated in time (phase ${now.phaseName})`)
     await sleep(client.pollingIntervalMs)
   }
+  const activation = await readActivation(client.publicClient, client.manager, instance, {
+    fromBlock: receipt.blockNumber,
+  })
+  if (!activation)
+    throw new PoseError(`Instance ${instance} is active but its activation was not found`)
   progress(`instance ${instance}: active`)
-  return { instance, createTxHash: hash, ...genesis }
+  return {
+    instance,
+    createTxHash: hash,
+    contractEncryptionKey: activation.contractEncryptionKey,
+    genesisDigest: activation.genesisDigest,
+  }
 }

@@ -36,7 +36,8 @@ export async function getReceipt(
   const r = await openReceipt(client, {
     instance: sent.instance,
     txHash: hexToBytes(p.txHash, 'txHash', 32),
-    sealed,
+    // Checked here: an operator's answer without a `sealed` string is refused, typed.
+    sealed: hexToBytes(sealed, 'sealed'),
     responseKey: sent.responseKey,
   })
   client.state.sent.delete(p.txHash.toLowerCase())

@@ -11,7 +11,9 @@ import {
   hexToBytes,
   INSTANCE_ADDRESS_HEX,
   instanceAad,
+  LIMITS,
   openAnswer,
+  ProtocolError,
   type Receipt,
   type SignedTx,
   type Tx,
@@ -19,7 +21,7 @@ import {
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
-import { requestWithFailover } from '../failover.ts'
+import { mayHaveBeenExecuted, requestWithFailover } from '../failover.ts'
 import {
   cachedActiveInstance,
   type GetInstanceReturnType,
@@ -137,21 +139,29 @@ export async function sendTransaction(
   if (!recipientPublicKey) {
     throw new PoseError(`Instance ${p.instance} is not active yet (phase ${info.phaseName})`)
   }
-  const nonceKey = p.instance.toString()
-  let nonce = client.state.nonces.get(nonceKey)
-  if (nonce === undefined) nonce = await getNonce(client, { instance: p.instance })
-  client.state.nonces.set(nonceKey, nonce + 1n)
+  // Everything that can refuse the transaction itself runs before it takes a nonce: a nonce
+  // taken by a transaction that is never sent would hold back every later one.
   const tx: Tx = {
     instance: p.instance,
     from: hexToBytes(client.account.address, 'from', 20),
-    nonce,
+    nonce: 0n,
     to: hexToBytes(p.to ?? INSTANCE_ADDRESS_HEX, 'to', 20),
     value: p.value ?? 0n,
     data: hexToBytes(p.data ?? '0x', 'data'),
     gasLimit: p.gasLimit ?? 1_000_000n,
   }
+  checkTxFields(tx)
+  const nonceKey = p.instance.toString()
+  tx.nonce = await takeNonce(client, p.instance, nonceKey)
   const txHash = hashTx(client.domain, tx)
-  let sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth)
+  let sealed: SealedTx
+  try {
+    sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth)
+  } catch (e) {
+    // Not sent (the chain's head for the session's authorisation, or the signature, failed).
+    releaseNonce(client, nonceKey, tx.nonce)
+    throw e
+  }
   try {
     return await sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
   } catch (e) {
@@ -160,9 +170,74 @@ export async function sendTransaction(
     if (!(e instanceof PoseRequestError) || !sealed.session) throw e
     if (e.code !== 'EXPIRED' && e.code !== 'BAD_SIGNATURE') throw e
     client.state.sessionAuths.delete(sealed.session)
-    sealed = await sealTx(client, tx, txHash, recipientPublicKey, false)
+    try {
+      sealed = await sealTx(client, tx, txHash, recipientPublicKey, false)
+    } catch (e2) {
+      releaseNonce(client, nonceKey, tx.nonce)
+      throw e2
+    }
     return sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
   }
+}
+
+const MAX_U64 = (1n << 64n) - 1n
+const MAX_U256 = (1n << 256n) - 1n
+
+/** Refuses what the enclave would refuse of a transaction's fields, before it takes a nonce. */
+function checkTxFields(tx: Tx): void {
+  if (typeof tx.value !== 'bigint' || tx.value < 0n || tx.value > MAX_U256)
+    throw new ProtocolError('OUT_OF_RANGE', `value: ${tx.value} is not a 256-bit unsigned integer`)
+  if (typeof tx.gasLimit !== 'bigint' || tx.gasLimit < 0n || tx.gasLimit > MAX_U64)
+    throw new ProtocolError(
+      'OUT_OF_RANGE',
+      `gasLimit: ${tx.gasLimit} is not a 64-bit unsigned integer`,
+    )
+  if (tx.data.length > LIMITS.maxTxDataBytes)
+    throw new ProtocolError(
+      'OVERSIZED',
+      `data: ${tx.data.length} bytes, more than a transaction's ${LIMITS.maxTxDataBytes}`,
+    )
+}
+
+/**
+ * The next nonce of the client's account in `instance`: one given back by a transaction that was
+ * refused (the lowest first, so that the gap it left is filled), else the one after the last
+ * taken, else the enclave's (a signed view call; concurrent first sends take it in turn).
+ */
+async function takeNonce(client: PoseClientBase, instance: bigint, key: string): Promise<bigint> {
+  const free = client.state.freeNonces.get(key)
+  if (free && free.length > 0) {
+    let low = 0
+    for (let i = 1; i < free.length; i++) if (free[i]! < free[low]!) low = i
+    const nonce = free[low]!
+    free.splice(low, 1)
+    if (free.length === 0) client.state.freeNonces.delete(key)
+    return nonce
+  }
+  let nonce = client.state.nonces.get(key)
+  if (nonce === undefined) {
+    const fetched = await getNonce(client, { instance })
+    // Another send of this account may have fetched it meanwhile and taken it.
+    nonce = client.state.nonces.get(key) ?? fetched
+  }
+  client.state.nonces.set(key, nonce + 1n)
+  return nonce
+}
+
+/**
+ * Gives back the nonce of a transaction the enclave never took (refused, or never sent): the
+ * next send uses it, so the account's later transactions are not held back by its gap.
+ */
+function releaseNonce(client: PoseClientBase, key: string, nonce: bigint): void {
+  const next = client.state.nonces.get(key)
+  if (next === undefined || nonce >= next) return // forgotten since (BAD_NONCE, REPLAYED)
+  if (next === nonce + 1n) {
+    client.state.nonces.set(key, nonce)
+    return
+  }
+  const free = client.state.freeNonces.get(key)
+  if (!free) client.state.freeNonces.set(key, [nonce])
+  else if (!free.includes(nonce)) free.push(nonce)
 }
 
 /** Each `getInstance` result's contract key, decoded once (a refresh makes a new result). */
@@ -284,27 +359,57 @@ async function sealTx(
   return sealRequest(client, params(encodeSignedTx(signedTx(tx, signature))))
 }
 
+/**
+ * Codes of a rejection after which the enclave holds nothing of the transaction, when no earlier
+ * attempt of it went unanswered (`mayHaveBeenExecuted`): its nonce is free again. Not TIMEOUT, UNAVAILABLE or WRONG_ROLE (the failover's: it may have been executed
+ * where the answer was lost), nor INTERNAL (a host's failure, at any point), nor BAD_NONCE and
+ * REPLAYED (the nonce itself was wrong: the enclave is asked again).
+ */
+const REFUSED = new Set<string>([
+  'MALFORMED',
+  'OUT_OF_RANGE',
+  'OVERSIZED',
+  'BAD_SIGNATURE',
+  'DECRYPTION_FAILED',
+  'EXPIRED',
+  'UNKNOWN_INSTANCE',
+  'WRONG_PHASE',
+  'NOT_READY',
+])
+
+/** Transactions a client keeps for `getReceipt` whose answer never came; the oldest go first. */
+export const MAX_SENT_KEPT = 4096
+
 /** Sends a sealed transaction (with failover) and returns its verified receipt. */
 async function sendSealed(
   client: PoseClientBase,
   tx: Tx,
   txHash: Uint8Array,
-  { box, responseKey }: SealedTx,
+  { box, responseKey, session }: SealedTx,
   endpoint: string,
 ): Promise<SendTransactionReturnType> {
   const nonceKey = tx.instance.toString()
   const sentKey = bytesToHex(txHash)
-  client.state.sent.set(sentKey, { instance: tx.instance, box, responseKey, endpoint })
+  const sent = client.state.sent
+  if (sent.size >= MAX_SENT_KEPT) sent.delete(sent.keys().next().value!)
+  sent.set(sentKey, { instance: tx.instance, box, responseKey, endpoint })
   try {
     const receipt = await requestWithFailover(client, tx.instance, 'tx', box, (sealed) =>
       openReceipt(client, { instance: tx.instance, txHash, sealed, responseKey }),
     )
-    client.state.sent.delete(sentKey)
+    sent.delete(sentKey)
     return receipt
   } catch (e) {
     if (e instanceof PoseRequestError && (e.code === 'BAD_NONCE' || e.code === 'REPLAYED')) {
       client.state.nonces.delete(nonceKey)
-      client.state.sent.delete(sentKey)
+      client.state.freeNonces.delete(nonceKey)
+      sent.delete(sentKey)
+    } else if (e instanceof PoseRequestError && REFUSED.has(e.code) && !mayHaveBeenExecuted(e)) {
+      // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
+      // signed itself, with the same nonce.
+      if (!(session && (e.code === 'EXPIRED' || e.code === 'BAD_SIGNATURE')))
+        releaseNonce(client, nonceKey, tx.nonce)
+      sent.delete(sentKey)
     }
     throw e
   }
