@@ -107,6 +107,17 @@ export type PoseClientState = {
   sessionAuths: Map<string, Promise<{ validUntil: bigint; signature: Uint8Array }>>
 }
 
+/** A client's empty state: no nonce, instance, pending transaction or session known yet. */
+export function newClientState(): PoseClientState {
+  return {
+    nonces: new Map(),
+    freeNonces: new Map(),
+    instances: new Map(),
+    sent: new Map(),
+    sessionAuths: new Map(),
+  }
+}
+
 export type PoseClientBase = ChainClients & {
   account: LocalAccount
   manager: Address
@@ -195,13 +206,7 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
       hostProbeMs: p.hostProbeMs ?? DEFAULT_HOST_PROBE_MS,
       apiTransport: p.apiTransport ?? 'ws',
     },
-    state: {
-      nonces: new Map(),
-      freeNonces: new Map(),
-      instances: new Map(),
-      sent: new Map(),
-      sessionAuths: new Map(),
-    },
+    state: newClientState(),
     boxSessions: p.sessionKeys === false ? undefined : new BoxSessions(),
     sessionAuth: p.sessionKeys !== false && p.sessionAuth !== false,
   }

@@ -25,7 +25,7 @@ import { deployContract } from '../../src/client/actions/deployContract.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
-import type { PoseClientBase } from '../../src/client/createPoseClient.ts'
+import { newClientState, type PoseClientBase } from '../../src/client/createPoseClient.ts'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { type ApiBackend, createApi } from '../../src/operator/api.ts'
 import {
@@ -180,13 +180,7 @@ function sdkClient(
       // the WebSocket API).
       apiTransport: 'http',
     },
-    state: {
-      nonces: new Map(),
-      freeNonces: new Map(),
-      instances: new Map(),
-      sent: new Map(),
-      sessionAuths: new Map(),
-    },
+    state: newClientState(),
     sessionAuth: true,
   }
 }
