@@ -2,6 +2,7 @@
  * Sends manager transactions one at a time per account (so nonces never collide), waits for
  * their receipts and turns reverts into errors that name the custom error.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type Abi,
   type Account,
@@ -17,13 +18,30 @@ import {
 
 export class ChainTxError extends Error {
   override name = 'ChainTxError'
+  /**
+   * The manager refused the call (its simulation reverted, or the mined transaction did):
+   * sending it again as it is fails again. Otherwise the endpoint failed (unreachable, a
+   * timeout, a nonce race) and a retry may go through.
+   */
+  readonly reverted: boolean
+
   constructor(
     readonly functionName: string,
     readonly reason: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; reverted?: boolean } = {},
   ) {
-    super(`${functionName} failed: ${reason}`, options)
+    super(`${functionName} failed: ${reason}`, { cause: options.cause })
+    this.reverted = options.reverted ?? false
   }
+}
+
+/** Whether a viem error is a contract's revert (in simulation or estimation). */
+function isRevert(e: unknown): boolean {
+  return (
+    e instanceof BaseError &&
+    e.walk((x) => x instanceof ContractFunctionRevertedError) instanceof
+      ContractFunctionRevertedError
+  )
 }
 
 /** Names the custom error of a revert, e.g. `PoseManager_StakeTooLow(1, 2)`. */
@@ -107,15 +125,71 @@ export class TxSender {
           gas: (estimate * 5n) / 4n + 20_000n,
         } as never)
         const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 })
-        if (receipt.status !== 'success')
-          throw await explainRevert(this.publicClient, receipt, request as object)
+        if (receipt.status !== 'success') {
+          const why = await explainRevert(this.publicClient, receipt, request as object)
+          throw new ChainTxError(p.functionName, why.message, { cause: why, reverted: true })
+        }
         return { hash, receipt }
       } catch (e) {
-        throw new ChainTxError(p.functionName, revertReason(e), { cause: e })
+        if (e instanceof ChainTxError) throw e
+        throw new ChainTxError(p.functionName, revertReason(e), {
+          cause: e,
+          reverted: isRevert(e),
+        })
       }
     }
     const next = this.queue.then(run, run)
     this.queue = next.catch(() => undefined)
     return next
   }
+}
+
+/**
+ * `write`, sent again after an endpoint's failure (not after a revert) up to `attempts` times in
+ * all, waiting `backoffMs`, then twice as long each time; given up at once when `signal` aborts
+ * (a node that stops). For calls a member must land on-chain before a deadline (answers to
+ * challenges): one failed request to the endpoint must not get an honest member removed and
+ * slashed.
+ */
+export async function writeWithRetry<T>(
+  write: () => Promise<T>,
+  opts: {
+    attempts: number
+    backoffMs: number
+    signal?: AbortSignal
+    onRetry?: (error: unknown, attempt: number) => void
+  },
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write()
+    } catch (e) {
+      const final = e instanceof ChainTxError && e.reverted
+      if (final || attempt >= opts.attempts || opts.signal?.aborted) throw e
+      opts.onRetry?.(e, attempt)
+      const waited = await sleep(opts.backoffMs * 2 ** (attempt - 1), undefined, {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      }).then(
+        () => true,
+        () => false,
+      )
+      if (!waited) throw e
+    }
+  }
+}
+
+/**
+ * `text` with each URL cut to its origin: an RPC provider's URL often carries its API key in the
+ * path or query (viem's error messages name the URL they failed on), and logs must not.
+ */
+export function redactUrls(text: string): string {
+  return text.replace(/\b(?:https?|wss?):\/\/[^\s"'<>]+/gi, (url) => {
+    try {
+      const u = new URL(url)
+      const rest = u.pathname !== '/' || u.search !== '' || u.hash !== ''
+      return `${u.protocol}//${u.host}${rest ? '/…' : ''}`
+    } catch {
+      return '(a URL)'
+    }
+  })
 }

@@ -17,7 +17,7 @@ import {
   readInstance,
   readOperator,
 } from '../chain/manager.ts'
-import { TxSender } from '../chain/sender.ts'
+import { ChainTxError, redactUrls, TxSender, writeWithRetry } from '../chain/sender.ts'
 import { type ChainBatch, ManagerWatcher } from '../chain/watcher.ts'
 import {
   API_SOCKET_PATH,
@@ -83,6 +83,22 @@ export type OperatorOptions = {
 
 /** anvil's and Hardhat's chain id: a local chain that does not reorganise. */
 const DEV_CHAIN_ID = 31337
+/**
+ * How often an enclave's on-chain call is sent when the endpoint fails, and the first wait
+ * between attempts (doubling): 1 + 2 + 4 + 8 s, within any challenge's Δ.
+ */
+const SUBMIT_ATTEMPTS = 5
+const SUBMIT_BACKOFF_MS = 1_000
+
+/**
+ * A chain error as logged: its first line, without the request's URL, which may carry an RPC
+ * provider's key in its path (viem's messages name it).
+ */
+function chainErrorText(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e)
+  return redactUrls(text.split('\n')[0]!.slice(0, 500))
+}
+
 /** Peer messages an operator hands its enclave at once; more are dropped (the enclaves resend). */
 const MAX_PEER_ECALLS = 4096
 
@@ -127,6 +143,14 @@ export class OperatorNode {
   private dutyRounds = 0
   private dutyReads = 0
   private stopped = false
+  /** Aborted by `stop()`: waits between attempts of on-chain calls end at once. */
+  private readonly stopping = new AbortController()
+  /**
+   * A sealed record failed to persist: the enclave holds state this node's disk does not, so
+   * nothing more the enclave says leaves the node (a later ack or answer could rest on that
+   * record), and the node stops.
+   */
+  private sealFailed = false
   signer: Address | undefined
   encryptionKey: Hex | undefined
   measurement: Hex | undefined
@@ -297,9 +321,9 @@ export class OperatorNode {
             headsUrl: o.rpcWsUrl,
             onHeads: (live: boolean, reason?: string) =>
               live
-                ? this.log.info({ url: o.rpcWsUrl }, 'Chain feed follows new heads')
+                ? this.log.info({ url: redactUrls(o.rpcWsUrl!) }, 'Chain feed follows new heads')
                 : this.log.warn(
-                    { url: o.rpcWsUrl, reason },
+                    { url: redactUrls(o.rpcWsUrl!), reason: redactUrls(reason ?? '') },
                     `No head subscription; polling the chain every ${pollIntervalMs} ms`,
                   ),
           }
@@ -379,12 +403,17 @@ export class OperatorNode {
   }
 
   private handleOutputs(outputs: EnclaveOutput[]): void {
+    if (this.sealFailed) return
     for (const o of outputs) {
       try {
         this.handleOutput(o)
       } catch (e) {
-        // A record not persisted stops what follows it: a later ack would claim it was.
-        if (o.type === 'seal') throw e
+        // A record not persisted stops what follows it, and everything after: a later ack
+        // would claim it was (an enclave acks a resent update it already applied at once).
+        if (o.type === 'seal') {
+          this.onSealFailure(o.instance, e)
+          throw e
+        }
         // Anything else fails alone: the outputs after it (answers, sends) still go.
         this.log.error(
           { output: o.type, err: toProtocolError(e).shortMessage },
@@ -392,6 +421,17 @@ export class OperatorNode {
         )
       }
     }
+  }
+
+  private onSealFailure(instance: bigint, e: unknown): void {
+    if (this.sealFailed) return
+    this.sealFailed = true
+    this.log.error(
+      { instance: instance.toString(), err: toProtocolError(e).shortMessage },
+      'A sealed record could not be persisted; stopping the operator node (its enclave holds state its disk does not; restart it once the disk is writable)',
+    )
+    process.exitCode = 1
+    void this.stop()
   }
 
   private handleOutput(o: EnclaveOutput): void {
@@ -427,6 +467,7 @@ export class OperatorNode {
           'challengeWatchdogs',
           [o.instance, o.memberMask, bytesToHex(o.payload)],
           o.instance,
+          true,
         )
         break
       case 'respondWatchdog':
@@ -434,6 +475,7 @@ export class OperatorNode {
           'respondWatchdog',
           [o.instance, o.slot, o.eventIndex, bytesToHex(o.signature)],
           o.instance,
+          true,
         )
         break
       case 'respondExecutor':
@@ -442,6 +484,7 @@ export class OperatorNode {
           'respondExecutor',
           [o.instance, bytesToHex(o.response), o.eventIndex, bytesToHex(o.signature)],
           o.instance,
+          true,
         )
         break
       case 'terminate':
@@ -456,6 +499,7 @@ export class OperatorNode {
             bytesToHex(o.signature),
           ],
           o.instance,
+          true,
         )
         break
       case 'log':
@@ -465,45 +509,61 @@ export class OperatorNode {
   }
 
   private async submitActivate(o: Extract<EnclaveOutput, { type: 'activate' }>): Promise<void> {
-    try {
-      await this.sender!.write({
-        address: this.opts.manager,
-        abi: poseManagerAbi,
-        functionName: 'activate',
-        args: [
-          o.instance,
-          bytesToHex(o.contractEncryptionKey),
-          bytesToHex(o.genesisDigest),
-          o.ackedMask,
-          o.eventIndex,
-          bytesToHex(o.signature),
-        ],
-      })
-      this.log.info({ instance: o.instance.toString() }, 'Instance activated on-chain')
-    } catch (e) {
-      this.log.error(
-        { instance: o.instance.toString(), err: (e as Error).message },
-        'Activation failed',
-      )
-    }
+    const activated = await this.submit(
+      'activate',
+      [
+        o.instance,
+        bytesToHex(o.contractEncryptionKey),
+        bytesToHex(o.genesisDigest),
+        o.ackedMask,
+        o.eventIndex,
+        bytesToHex(o.signature),
+      ],
+      o.instance,
+      true,
+    )
+    if (activated) this.log.info({ instance: o.instance.toString() }, 'Instance activated on-chain')
   }
 
-  /** Submits a manager call on behalf of the enclave or the duty bot; failures are logged. */
-  private async submit(functionName: string, args: unknown[], instance: bigint): Promise<boolean> {
+  /**
+   * Submits a manager call on behalf of the enclave or the duty bot; failures are logged. The
+   * enclave emits each of its calls once (an answer to a challenge, say), so those are sent
+   * again after an endpoint's failure (`retry`); the duty bot checks again on its own.
+   */
+  private async submit(
+    functionName: string,
+    args: unknown[],
+    instance: bigint,
+    retry = false,
+  ): Promise<boolean> {
+    const call = { instance: instance.toString(), call: functionName }
     try {
-      await this.sender!.write({
-        address: this.opts.manager,
-        abi: poseManagerAbi,
-        functionName,
-        args,
-      })
-      this.log.info({ instance: instance.toString(), call: functionName }, 'Submitted on-chain')
+      await writeWithRetry(
+        () =>
+          this.sender!.write({
+            address: this.opts.manager,
+            abi: poseManagerAbi,
+            functionName,
+            args,
+          }),
+        {
+          attempts: retry ? SUBMIT_ATTEMPTS : 1,
+          backoffMs: SUBMIT_BACKOFF_MS,
+          signal: this.stopping.signal,
+          onRetry: (e, attempt) =>
+            this.log.warn(
+              { ...call, attempt, err: chainErrorText(e) },
+              'On-chain call failed at the endpoint; sending it again',
+            ),
+        },
+      )
+      this.log.info(call, 'Submitted on-chain')
       return true
     } catch (e) {
-      this.log.debug(
-        { instance: instance.toString(), call: functionName, err: (e as Error).message },
-        'On-chain call not accepted',
-      )
+      // A revert is the manager's answer (another member was first, a deadline passed); an
+      // enclave's call that the endpoint never took is worth an operator's attention.
+      const level = e instanceof ChainTxError && e.reverted ? 'debug' : retry ? 'error' : 'warn'
+      this.log[level]({ ...call, err: chainErrorText(e) }, 'On-chain call not accepted')
       return false
     }
   }
@@ -671,6 +731,7 @@ export class OperatorNode {
   async stop(): Promise<void> {
     if (this.stopped) return
     this.stopped = true
+    this.stopping.abort()
     if (this.tickTimer) clearInterval(this.tickTimer)
     if (this.dutyTimer) clearInterval(this.dutyTimer)
     await this.watcher?.stop()

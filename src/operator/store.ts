@@ -1,7 +1,12 @@
 /**
  * Persistence of sealed blobs (SPEC §7). The operator stores what its enclave sealed and can
- * read none of it. Per instance: one snapshot file (replaced atomically) and an append-only log
- * of length-prefixed records written after it.
+ * read none of it. Per instance: one snapshot file and an append-only log of length-prefixed
+ * records written after it, both named by a generation that each snapshot raises
+ * (`snapshot.<n>.sealed`, `log.<n>.sealed`; generation 0 is `snapshot.sealed` and `log.sealed`).
+ * A new snapshot is written under the next generation and renamed into place before the old
+ * generation's files are removed, so a crash at any point leaves either the old snapshot with its
+ * log or the new snapshot alone: never a snapshot followed by an older log, which its enclave
+ * could not restore.
  */
 
 import { randomBytes } from 'node:crypto'
@@ -24,6 +29,8 @@ export class SealedStore {
   /** Instance directories known to exist, and each instance's open log (append mode). */
   private readonly dirs = new Set<string>()
   private readonly logs = new Map<string, number>()
+  /** Each instance's current generation, once its directory was read. */
+  private readonly gens = new Map<string, number>()
 
   constructor(readonly dir: string) {
     mkdirSync(join(dir, 'instances'), { recursive: true })
@@ -78,12 +85,40 @@ export class SealedStore {
     renameSync(tmp, path)
   }
 
+  /**
+   * The instance's current generation: the highest with a snapshot (0 without one). Files of
+   * older generations (left by a crash between a snapshot's rename and their removal) and
+   * unfinished snapshots are removed when it is first read.
+   */
+  private generation(instance: bigint): number {
+    const key = instance.toString()
+    const known = this.gens.get(key)
+    if (known !== undefined) return known
+    const d = this.instanceDir(instance)
+    const names = readdirSync(d)
+    let gen = 0
+    for (const n of names) {
+      const g = fileGeneration(n, 'snapshot')
+      if (g !== undefined && g > gen) gen = g
+    }
+    for (const n of names) {
+      const g = fileGeneration(n, 'snapshot') ?? fileGeneration(n, 'log')
+      if ((g !== undefined && g < gen) || n.endsWith('.tmp')) rmSync(join(d, n), { force: true })
+    }
+    this.gens.set(key, gen)
+    return gen
+  }
+
   /** A snapshot replaces the instance's snapshot and clears its log. */
   writeSnapshot(instance: bigint, blob: Uint8Array): void {
     const d = this.instanceDir(instance)
-    this.atomicWrite(join(d, 'snapshot.sealed'), blob)
+    const old = this.generation(instance)
+    // The new generation's snapshot in place is the commit point; the old files go after it.
+    this.atomicWrite(join(d, fileName('snapshot', old + 1)), blob)
+    this.gens.set(instance.toString(), old + 1)
     this.closeLog(instance)
-    rmSync(join(d, 'log.sealed'), { force: true })
+    rmSync(join(d, fileName('log', old)), { force: true })
+    rmSync(join(d, fileName('snapshot', old)), { force: true })
   }
 
   /** Appends one length-prefixed record in a single write to the instance's open log. */
@@ -91,7 +126,7 @@ export class SealedStore {
     const key = instance.toString()
     let fd = this.logs.get(key)
     if (fd === undefined) {
-      const path = join(this.instanceDir(instance), 'log.sealed')
+      const path = join(this.instanceDir(instance), fileName('log', this.generation(instance)))
       // A record cut short by a crash would hide every record appended after it: cut it off.
       if (existsSync(path)) {
         const log = readFileSync(path)
@@ -105,7 +140,14 @@ export class SealedStore {
     record.writeUInt32BE(blob.length, 0)
     record.set(blob, 4)
     let off = 0
-    while (off < record.length) off += writeSync(fd, record, off)
+    try {
+      while (off < record.length) off += writeSync(fd, record, off)
+    } catch (e) {
+      // Part of the record may be on disk: the log is reopened by the next append, which cuts
+      // the torn record off first (records after it would be hidden by it).
+      this.closeLog(instance)
+      throw e
+    }
   }
 
   instances(): bigint[] {
@@ -118,10 +160,11 @@ export class SealedStore {
   /** Blobs of an instance in order: the snapshot (if any), then every complete log record. */
   blobs(instance: bigint): Uint8Array[] {
     const d = this.instanceDir(instance)
+    const gen = this.generation(instance)
     const out: Uint8Array[] = []
-    const snap = join(d, 'snapshot.sealed')
+    const snap = join(d, fileName('snapshot', gen))
     if (existsSync(snap)) out.push(new Uint8Array(readFileSync(snap)))
-    const logPath = join(d, 'log.sealed')
+    const logPath = join(d, fileName('log', gen))
     if (existsSync(logPath)) {
       const log = readFileSync(logPath)
       // A record cut short by a crash mid-write is ignored: the enclave never acked it.
@@ -129,6 +172,18 @@ export class SealedStore {
     }
     return out
   }
+}
+
+/** A generation's snapshot or log file (generation 0 keeps the names without a number). */
+function fileName(kind: 'snapshot' | 'log', gen: number): string {
+  return gen === 0 ? `${kind}.sealed` : `${kind}.${gen}.sealed`
+}
+
+/** The generation a file of `kind` belongs to, or undefined when it is not one. */
+function fileGeneration(name: string, kind: 'snapshot' | 'log'): number | undefined {
+  if (name === `${kind}.sealed`) return 0
+  const m = new RegExp(`^${kind}\\.([1-9][0-9]{0,8})\\.sealed$`).exec(name)
+  return m ? Number(m[1]) : undefined
 }
 
 /** The length of the log's complete length-prefixed records, each passed to `each` in order. */

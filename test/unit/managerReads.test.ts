@@ -11,7 +11,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { devAttestationVerifierAbi, poseManagerAbi } from '../../src/chain/abi.generated.ts'
 import { createChainClients } from '../../src/chain/clients.ts'
 import { readDeploymentBlock, readOperator } from '../../src/chain/manager.ts'
-import { explainRevert, TxSender } from '../../src/chain/sender.ts'
+import { ChainTxError, explainRevert, TxSender } from '../../src/chain/sender.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS, deployManager } from '../../src/devnet/deploy.ts'
 import { createDevAttestationBackend } from '../../src/tee/attestation.ts'
@@ -115,8 +115,13 @@ test('readOperator takes the endpoint from the latest registration and later end
     assert.equal(info.stake, ETHER + 10n ** 9n)
     assert.equal((await b.read()).endpoint, 'http://127.0.0.1:2002')
 
-    await assert.rejects(a.write('setEndpoint', ['']), (e: Error) =>
-      /PoseManager_BadEndpoint/.test(`${e.message} ${JSON.stringify(e)}`),
+    await assert.rejects(
+      a.write('setEndpoint', ['']),
+      (e: Error) =>
+        // A revert is the manager's answer: sending the call again would not help.
+        e instanceof ChainTxError &&
+        e.reverted &&
+        /PoseManager_BadEndpoint/.test(`${e.message} ${JSON.stringify(e)}`),
     )
     const c = await operator()
     await assert.rejects(c.register('http://127.0.0.1:3001', ETHER + 1n), (e: Error) =>

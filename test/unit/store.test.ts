@@ -5,7 +5,8 @@
  * torn tail off before it appends.
  */
 import assert from 'node:assert/strict'
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import fs, { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -75,6 +76,55 @@ test('sealed store: appends, snapshots, torn records and a restart', () => {
     assert.deepEqual(hexes(restarted.blobs(5n)), ['010203', '04'])
     restarted.close()
   } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('sealed store: a crash after a new snapshot was put in place, before the old log was removed, leaves the new snapshot alone', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-store-'))
+  try {
+    const store = new SealedStore(dir)
+    store.writeSnapshot(3n, Uint8Array.of(1))
+    store.append(3n, Uint8Array.of(2))
+    store.close()
+    // The next snapshot's file in place, as `writeSnapshot` leaves it at its commit point; the
+    // process died before it removed the older generation's snapshot and log.
+    const inst = join(dir, 'instances', '3')
+    const older = ['snapshot.1.sealed', 'log.1.sealed']
+    for (const f of older) assert.ok(existsSync(join(inst, f)), f)
+    writeFileSync(join(inst, 'snapshot.2.sealed'), Uint8Array.of(9))
+    const restarted = new SealedStore(dir)
+    assert.deepEqual(hexes(restarted.blobs(3n)), ['09'], 'the new snapshot, without the older log')
+    for (const f of older) assert.ok(!existsSync(join(inst, f)), `${f} removed`)
+    restarted.append(3n, Uint8Array.of(4))
+    assert.deepEqual(hexes(new SealedStore(dir).blobs(3n)), ['09', '04'])
+    restarted.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('sealed store: an append that fails part-way (a full disk) hides none of the records appended after it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-store-'))
+  const writeSync = fs.writeSync
+  try {
+    const store = new SealedStore(dir)
+    store.append(4n, Uint8Array.of(1, 1))
+    // The next write puts half a record on disk and fails.
+    fs.writeSync = ((fd: number, buffer: Uint8Array, offset?: number) => {
+      writeSync(fd, buffer, offset ?? 0, Math.floor(buffer.length / 2))
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+    }) as unknown as typeof fs.writeSync
+    syncBuiltinESMExports()
+    assert.throws(() => store.append(4n, Uint8Array.of(2, 2, 2, 2)), /ENOSPC/)
+    fs.writeSync = writeSync
+    syncBuiltinESMExports()
+    store.append(4n, Uint8Array.of(3))
+    assert.deepEqual(hexes(store.blobs(4n)), ['0101', '03'])
+    store.close()
+  } finally {
+    fs.writeSync = writeSync
+    syncBuiltinESMExports()
     rmSync(dir, { recursive: true, force: true })
   }
 })

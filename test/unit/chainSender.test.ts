@@ -1,0 +1,82 @@
+/**
+ * The retry of an enclave's on-chain calls (src/chain/sender.ts `writeWithRetry`): sent again
+ * after an endpoint's failure, never after a revert, bounded in attempts; and the redaction of
+ * RPC URLs from what the operator logs.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ChainTxError, redactUrls, writeWithRetry } from '../../src/chain/sender.ts'
+
+const endpointDown = () => new ChainTxError('respondWatchdog', 'HTTP request failed')
+const reverted = () =>
+  new ChainTxError('respondWatchdog', 'PoseManager_WrongPhase(1)', { reverted: true })
+
+/** A write that fails with `failures` in turn, then succeeds; counts its calls. */
+function flaky(failures: Array<() => Error>) {
+  let calls = 0
+  return {
+    calls: () => calls,
+    write: async () => {
+      const f = failures[calls++]
+      if (f) throw f()
+      return 'mined'
+    },
+  }
+}
+
+test('an on-chain call that fails at the endpoint is sent again until it lands', async () => {
+  const w = flaky([endpointDown, endpointDown])
+  const retried: number[] = []
+  const r = await writeWithRetry(w.write, {
+    attempts: 5,
+    backoffMs: 1,
+    onRetry: (_e, attempt) => retried.push(attempt),
+  })
+  assert.equal(r, 'mined')
+  assert.equal(w.calls(), 3)
+  assert.deepEqual(retried, [1, 2])
+})
+
+test('a reverted call is not sent again; failures stop after the attempts allowed or once stopped', async () => {
+  const rev = flaky([reverted])
+  await assert.rejects(
+    writeWithRetry(rev.write, { attempts: 5, backoffMs: 1 }),
+    (e) => e instanceof ChainTxError && e.reverted,
+  )
+  assert.equal(rev.calls(), 1)
+
+  const down = flaky(Array.from({ length: 10 }, () => endpointDown))
+  await assert.rejects(writeWithRetry(down.write, { attempts: 3, backoffMs: 1 }), /HTTP request/)
+  assert.equal(down.calls(), 3)
+
+  // A node that stops during a wait (a long one) sends nothing more, and does not wait it out.
+  const stop = new AbortController()
+  const stopping = flaky(Array.from({ length: 10 }, () => endpointDown))
+  const t0 = performance.now()
+  await assert.rejects(
+    writeWithRetry(stopping.write, {
+      attempts: 10,
+      backoffMs: 60_000,
+      signal: stop.signal,
+      onRetry: () => setImmediate(() => stop.abort()),
+    }),
+    /HTTP request/,
+  )
+  assert.equal(stopping.calls(), 1)
+  assert.ok(performance.now() - t0 < 30_000, 'the wait ended when the node stopped')
+})
+
+test("an RPC provider's key in a URL's path or query never reaches the operator's log", () => {
+  const message = [
+    'HTTP request failed.',
+    'URL: https://eth-mainnet.example.com/v2/SECRETKEY123?apikey=OTHERSECRET',
+    'Request body: {"method":"eth_sendRawTransaction"}',
+    'and wss://rpc.example.org/ws/SECRETWS plus http://127.0.0.1:8545',
+  ].join('\n')
+  const shown = redactUrls(message)
+  assert.doesNotMatch(shown, /SECRET/)
+  assert.match(shown, /https:\/\/eth-mainnet\.example\.com\/…/)
+  assert.match(shown, /wss:\/\/rpc\.example\.org\/…/)
+  assert.match(shown, /http:\/\/127\.0\.0\.1:8545(?!\/…)/)
+  assert.match(shown, /eth_sendRawTransaction/)
+})
