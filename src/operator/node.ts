@@ -193,6 +193,11 @@ export class OperatorNode {
           { method, waitedMs, pending },
           'An ecall is still unanswered by the enclave (it may be hung)',
         ),
+      onHung: (method, waitedMs) =>
+        this.log.error(
+          { method, waitedMs },
+          'An ecall went unanswered too long: the enclave is hung; killing its process',
+        ),
     })
     await this.host.start()
     if (this.host.pid) writeFileSync(join(o.dataDir, 'enclave.pid'), String(this.host.pid))
@@ -213,15 +218,7 @@ export class OperatorNode {
       'Enclave ready',
     )
 
-    for (const id of this.store.instances()) {
-      const blobs = this.store.blobs(id)
-      if (blobs.length === 0) continue
-      const r = await this.ecall('restore', { instance: id, blobs })
-      this.log.info(
-        { instance: id.toString(), seq: r.result.seq.toString(), records: blobs.length },
-        'Instance restored from sealed state',
-      )
-    }
+    await this.restoreInstances()
 
     // 2. API and peers
     this.crashPoints = CrashPoints.fromEnv(process.env.POSE_CRASH_POINTS, (point) => {
@@ -418,6 +415,32 @@ export class OperatorNode {
         this.log.error(
           { output: o.type, err: toProtocolError(e).shortMessage },
           'Enclave output not handled',
+        )
+      }
+    }
+  }
+
+  /**
+   * Hands the enclave each instance's sealed state. One that cannot be restored is logged and
+   * left: this node then serves that instance no more (its enclave holds no state for it, so it
+   * answers nothing there and its pool challenges and replaces it), and its other instances
+   * are served as before. Its files are kept for the operator to look at.
+   */
+  private async restoreInstances(): Promise<void> {
+    for (const id of this.store.instances()) {
+      const instance = id.toString()
+      try {
+        const blobs = this.store.blobs(id)
+        if (blobs.length === 0) continue
+        const r = await this.ecall('restore', { instance: id, blobs })
+        this.log.info(
+          { instance, seq: r.result.seq.toString(), records: blobs.length },
+          'Instance restored from sealed state',
+        )
+      } catch (e) {
+        this.log.error(
+          { instance, err: toProtocolError(e).shortMessage },
+          'Instance not restored from its sealed state: this node no longer serves it (its pool will replace it); its files are kept',
         )
       }
     }

@@ -51,9 +51,18 @@ export type EnclaveHostOptions = {
    */
   onSlowEcall?: (method: string, waitedMs: number, pending: number) => void
   slowEcallMs?: number
+  /**
+   * An ecall unanswered this long (default 2 min: far above the longest restore or handover
+   * measured) means the enclave is hung: `onHung` is told and the process is killed, so its
+   * ecalls fail and `onExit` follows (the operator stops, and its supervisor restarts it from
+   * the sealed state) instead of every later ecall waiting behind it without end.
+   */
+  hungEcallMs?: number
+  onHung?: (method: string, waitedMs: number) => void
 }
 
 const DEFAULT_SLOW_ECALL_MS = 10_000
+const DEFAULT_HUNG_ECALL_MS = 120_000
 
 export class EnclaveHost {
   private child: ChildProcess | undefined
@@ -134,20 +143,26 @@ export class EnclaveHost {
     const settle = (r: EcallResponse) => this.settle(r)
     child.on('message', (msg: unknown) => unpackResponses(msg, settle))
     const onSlow = this.opts.onSlowEcall
-    if (onSlow) {
-      const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS
-      this.slowCheck = setInterval(
-        () => {
-          const now = performance.now()
-          for (const p of this.pending.values()) {
-            if (p.reported || now - p.sentAt < slowMs) continue
-            p.reported = true
-            onSlow(p.method, slowMs, this.pending.size)
+    const slowMs = this.opts.slowEcallMs ?? DEFAULT_SLOW_ECALL_MS
+    const hungMs = this.opts.hungEcallMs ?? DEFAULT_HUNG_ECALL_MS
+    this.slowCheck = setInterval(
+      () => {
+        const now = performance.now()
+        for (const p of this.pending.values()) {
+          const waited = now - p.sentAt
+          if (waited >= hungMs) {
+            clearInterval(this.slowCheck)
+            this.opts.onHung?.(p.method, hungMs)
+            child.kill('SIGKILL')
+            return
           }
-        },
-        Math.max(1, slowMs / 4),
-      ).unref()
-    }
+          if (!onSlow || p.reported || waited < slowMs) continue
+          p.reported = true
+          onSlow(p.method, slowMs, this.pending.size)
+        }
+      },
+      Math.max(1, Math.min(slowMs, hungMs) / 4),
+    ).unref()
     child.on('exit', (code, signal) => {
       clearInterval(this.slowCheck)
       const err = new ProtocolError(

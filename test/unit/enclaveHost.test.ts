@@ -92,6 +92,34 @@ test('an ecall the enclave leaves unanswered is reported once, with its method a
   )
 })
 
+test('an ecall unanswered past hungEcallMs kills the hung enclave: its ecalls fail and onExit follows', {
+  timeout: 15_000,
+}, async () => {
+  const hung: Array<[string, number]> = []
+  let exited: (v: [number | null, NodeJS.Signals | null]) => void = () => {}
+  const exit = new Promise<[number | null, NodeJS.Signals | null]>((r) => {
+    exited = r
+  })
+  await withStandIn(
+    {
+      hungEcallMs: 300,
+      onHung: (method, waitedMs) => hung.push([method, waitedMs]),
+      onExit: (code, signal) => exited([code, signal]),
+    },
+    async (host) => {
+      await host.ecall('status', {})
+      await assert.rejects(host.ecall('tick', { now: 1 }), (e: ProtocolError) => {
+        assert.equal(e.code, 'UNAVAILABLE')
+        assert.match(e.message, /exited/)
+        return true
+      })
+      assert.deepEqual(await exit, [null, 'SIGKILL'])
+      assert.deepEqual(hung, [['tick', 300]])
+      await assert.rejects(host.ecall('status', {}), /not running/)
+    },
+  )
+})
+
 test('ecalls made in one turn of the event loop reach the enclave as one message, answered in order', {
   timeout: 15_000,
 }, async () => {

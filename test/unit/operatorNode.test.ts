@@ -15,8 +15,17 @@ import type { EnclaveOutput } from '../../src/protocol/index.ts'
 
 /** The node's private parts this test drives. */
 type Internals = {
-  store: { append: (instance: bigint, blob: Uint8Array) => void }
+  store: {
+    append: (instance: bigint, blob: Uint8Array) => void
+    instances: () => bigint[]
+    blobs: (instance: bigint) => Uint8Array[]
+  }
+  host: {
+    ecall: (method: string, params: { instance: bigint }) => Promise<unknown>
+    stop: () => Promise<void>
+  }
   handleOutputs: (outputs: EnclaveOutput[]) => void
+  restoreInstances: () => Promise<void>
 }
 
 const log = (message: string): EnclaveOutput => ({
@@ -26,9 +35,8 @@ const log = (message: string): EnclaveOutput => ({
   fields: {},
 })
 
-test('a sealed record that cannot be persisted stops the node, and no later output of its enclave leaves it', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const lines: Array<{ level: number; msg: string }> = []
+/** A node on `dir` whose log lines are collected in `lines`; nothing started. */
+function nodeOn(dir: string, lines: Array<{ level: number; msg: string; instance?: string }>) {
   const logger = pino(
     new Writable({
       write(chunk, _enc, done) {
@@ -37,7 +45,7 @@ test('a sealed record that cannot be persisted stops the node, and no later outp
       },
     }),
   )
-  const node = new OperatorNode({
+  return new OperatorNode({
     rpcUrl: 'http://127.0.0.1:1',
     manager: '0x0000000000000000000000000000000000000001',
     privateKey: `0x${'11'.repeat(32)}`,
@@ -45,6 +53,42 @@ test('a sealed record that cannot be persisted stops the node, and no later outp
     dataDir: dir,
     logger,
   })
+}
+
+test('an instance whose sealed state cannot be restored is logged and left; the others are restored', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const lines: Array<{ level: number; msg: string; instance?: string }> = []
+  const node = nodeOn(dir, lines)
+  try {
+    const n = node as unknown as Internals
+    n.store.instances = () => [1n, 2n, 3n]
+    n.store.blobs = () => [Uint8Array.of(1)]
+    const restored: bigint[] = []
+    n.host = {
+      ecall: async (method, params) => {
+        assert.equal(method, 'restore')
+        if (params.instance === 2n) throw new Error('OUT_OF_ORDER: update 5 after 7')
+        restored.push(params.instance)
+        return { result: { seq: 1n }, outputs: [] }
+      },
+      stop: async () => undefined,
+    }
+    await n.restoreInstances()
+    assert.deepEqual(restored, [1n, 3n])
+    const failed = lines.filter((l) => l.level === 50)
+    assert.equal(failed.length, 1)
+    assert.equal(failed[0]!.instance, '2')
+    assert.match(failed[0]!.msg, /not restored/)
+  } finally {
+    await node.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('a sealed record that cannot be persisted stops the node, and no later output of its enclave leaves it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const lines: Array<{ level: number; msg: string }> = []
+  const node = nodeOn(dir, lines)
   const exitCode = process.exitCode
   try {
     const n = node as unknown as Internals
