@@ -6,13 +6,15 @@
  * A new snapshot is written under the next generation and renamed into place before the old
  * generation's files are removed, so a crash at any point leaves either the old snapshot with its
  * log or the new snapshot alone: never a snapshot followed by an older log, which its enclave
- * could not restore.
+ * could not restore. Snapshots reach stable storage before the files they replace are removed;
+ * appended records are not synced (durability comes from the pool's replication, decision 0021).
  */
 
 import { randomBytes } from 'node:crypto'
 import {
   closeSync,
   existsSync,
+  fsyncSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -23,7 +25,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 
 export class SealedStore {
   /** Instance directories known to exist, and each instance's open log (append mode). */
@@ -79,10 +81,28 @@ export class SealedStore {
     this.logs.clear()
   }
 
+  /**
+   * Writes `path` whole or not at all, on stable storage before it is in place, and in place on
+   * stable storage (the directory synced) before this returns: a snapshot's caller removes the
+   * files it replaces next (docs/decisions/0021).
+   */
   private atomicWrite(path: string, data: Uint8Array): void {
     const tmp = `${path}.tmp`
-    writeFileSync(tmp, data)
+    const fd = openSync(tmp, 'w')
+    try {
+      let off = 0
+      while (off < data.length) off += writeSync(fd, data, off)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
     renameSync(tmp, path)
+    const dir = openSync(dirname(path), 'r')
+    try {
+      fsyncSync(dir)
+    } finally {
+      closeSync(dir)
+    }
   }
 
   /**

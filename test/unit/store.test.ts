@@ -128,3 +128,30 @@ test('sealed store: an append that fails part-way (a full disk) hides none of th
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('sealed store: a snapshot is on stable storage, file and directory, before the files it replaces are removed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-store-'))
+  const { fsyncSync, rmSync: rm } = fs
+  const calls: string[] = []
+  try {
+    const store = new SealedStore(dir)
+    store.append(6n, Uint8Array.of(1))
+    fs.fsyncSync = ((fd: number) => {
+      calls.push('fsync')
+      fsyncSync(fd)
+    }) as typeof fs.fsyncSync
+    fs.rmSync = ((path: string, o?: Parameters<typeof rm>[1]) => {
+      calls.push(`rm ${path.split('/').at(-1)}`)
+      rm(path, o)
+    }) as typeof fs.rmSync
+    syncBuiltinESMExports()
+    store.writeSnapshot(6n, Uint8Array.of(2))
+    assert.deepEqual(calls, ['fsync', 'fsync', 'rm log.sealed', 'rm snapshot.sealed'])
+    store.close()
+  } finally {
+    fs.fsyncSync = fsyncSync
+    fs.rmSync = rm
+    syncBuiltinESMExports()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
