@@ -269,6 +269,17 @@ export function unpackResponses(msg: unknown, settle: (r: EcallResponse) => void
   else unpackItem(msg, settle)
 }
 
+/** What is wrong with a response's shape (`ok`, `outputs`, `error`), or undefined. */
+function responseFault(r: ResponseOnWire): string | undefined {
+  if (typeof r.ok !== 'boolean') return '`ok` is not a boolean'
+  if (!Array.isArray(r.outputs)) return '`outputs` is not an array'
+  for (const o of r.outputs)
+    if (typeof o !== 'object' || o === null || typeof o.type !== 'string')
+      return 'an output is not an object with a type'
+  if (!r.ok && (typeof r.error !== 'object' || r.error === null)) return '`error` is missing'
+  return undefined
+}
+
 function unpackItem(item: unknown, settle: (r: EcallResponse) => void): void {
   if (typeof item !== 'object' || item === null) return
   if ('oks' in item) {
@@ -279,13 +290,26 @@ function unpackItem(item: unknown, settle: (r: EcallResponse) => void): void {
     return
   }
   const r = item as ResponseOnWire
-  if (!Array.isArray(r.outputs) || !r.outputs.some((o) => o?.type === 'answers')) {
+  if (typeof r.id !== 'number') return
+  const bad = responseFault(r)
+  if (bad) {
+    // Its ecall fails alone, typed, with none of its outputs: the node handles no output of a
+    // response it cannot read (a seal missing from it would let a later ack out).
+    settle({
+      id: r.id,
+      ok: false,
+      error: { name: 'ProtocolError', code: 'MALFORMED', message: `enclave response: ${bad}` },
+      outputs: [],
+    })
+    return
+  }
+  if (!r.outputs.some((o) => o.type === 'answers')) {
     settle(r as EcallResponse)
     return
   }
   const outputs: EnclaveOutput[] = []
   for (const o of r.outputs) {
-    if (o?.type !== 'answers') {
+    if (o.type !== 'answers') {
       outputs.push(o)
       continue
     }

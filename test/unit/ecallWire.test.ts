@@ -255,3 +255,29 @@ test('the host turns answers that do not fit together into a warning and keeps t
     [1, 3],
   )
 })
+
+test('a response the host cannot read fails its ecall alone with MALFORMED and none of its outputs', () => {
+  const seal: EnclaveOutput = { type: 'seal', instance: 1n, mode: 'append', blob: Uint8Array.of(1) }
+  const cases: Array<[unknown, RegExp]> = [
+    [{ id: 1, ok: true, result: {} }, /`outputs` is not an array/],
+    [{ id: 2, ok: 'yes', result: {}, outputs: [] }, /`ok` is not a boolean/],
+    [{ id: 3, ok: true, result: {}, outputs: [seal, null] }, /not an object with a type/],
+    [{ id: 4, ok: true, result: {}, outputs: [seal, { type: 7 }] }, /not an object with a type/],
+    [{ id: 5, ok: false, outputs: [seal] }, /`error` is missing/],
+  ]
+  for (const [response, why] of cases) {
+    const out: EcallResponse[] = []
+    unpackResponses({ batch: [response, { id: 9, ok: true, result: {}, outputs: [seal] }] }, (r) =>
+      out.push(r),
+    )
+    assert.equal(out.length, 2)
+    const [bad, good] = out as [EcallResponse, EcallResponse]
+    assert.equal(bad.id, (response as { id: number }).id)
+    assert.ok(!bad.ok)
+    assert.equal(bad.error.code, 'MALFORMED')
+    assert.match(bad.error.message, why)
+    assert.deepEqual(bad.outputs, [])
+    // The next response of the message is handled as usual.
+    assert.deepEqual(good, { id: 9, ok: true, result: {}, outputs: [seal] })
+  }
+})
