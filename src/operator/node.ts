@@ -424,7 +424,7 @@ export class OperatorNode {
    * Hands the enclave each instance's sealed state. One that cannot be restored is logged and
    * left: this node then serves that instance no more (its enclave holds no state for it, so it
    * answers nothing there and its pool challenges and replaces it), and its other instances
-   * are served as before. Its files are kept for the operator to look at.
+   * are served as before. Its files are moved aside for the operator to look at.
    */
   private async restoreInstances(): Promise<void> {
     for (const id of this.store.instances()) {
@@ -438,9 +438,19 @@ export class OperatorNode {
           'Instance restored from sealed state',
         )
       } catch (e) {
+        let aside: string | undefined
+        try {
+          aside = this.store.setAside(id)
+        } catch {
+          // Left where they are: a restart tries them again.
+        }
         this.log.error(
-          { instance, err: toProtocolError(e).shortMessage },
-          'Instance not restored from its sealed state: this node no longer serves it (its pool will replace it); its files are kept',
+          {
+            instance,
+            err: toProtocolError(e).shortMessage,
+            ...(aside ? { filesMovedTo: aside } : {}),
+          },
+          'Instance not restored from its sealed state: this node no longer serves it (its pool will replace it)',
         )
       }
     }

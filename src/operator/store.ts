@@ -170,6 +170,22 @@ export class SealedStore {
     }
   }
 
+  /**
+   * Moves an instance's files aside (`instances/<id>.unrestorable-<ms>`): kept for the operator
+   * to look at, and out of the way of the fresh state its enclave may seal for the instance.
+   * Returns where they went.
+   */
+  setAside(instance: bigint): string {
+    const key = instance.toString()
+    this.closeLog(instance)
+    const d = join(this.dir, 'instances', key)
+    const aside = `${d}.unrestorable-${Date.now()}`
+    renameSync(d, aside)
+    this.dirs.delete(d)
+    this.gens.delete(key)
+    return aside
+  }
+
   instances(): bigint[] {
     return readdirSync(join(this.dir, 'instances'))
       .filter((n) => /^[0-9]+$/.test(n))

@@ -4,7 +4,7 @@
  * leaves (a later ack or answer could rest on that record).
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -55,14 +55,13 @@ function nodeOn(dir: string, lines: Array<{ level: number; msg: string; instance
   })
 }
 
-test('an instance whose sealed state cannot be restored is logged and left; the others are restored', async () => {
+test('an instance whose sealed state cannot be restored is logged and its files moved aside; the others are restored', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const lines: Array<{ level: number; msg: string; instance?: string }> = []
+  const lines: Array<{ level: number; msg: string; instance?: string; filesMovedTo?: string }> = []
   const node = nodeOn(dir, lines)
   try {
     const n = node as unknown as Internals
-    n.store.instances = () => [1n, 2n, 3n]
-    n.store.blobs = () => [Uint8Array.of(1)]
+    for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
     const restored: bigint[] = []
     n.host = {
       ecall: async (method, params) => {
@@ -79,6 +78,12 @@ test('an instance whose sealed state cannot be restored is logged and left; the 
     assert.equal(failed.length, 1)
     assert.equal(failed[0]!.instance, '2')
     assert.match(failed[0]!.msg, /not restored/)
+    // Kept, out of the way of the fresh state the enclave may seal for the instance.
+    const aside = readdirSync(join(dir, 'instances')).filter((f) => f.startsWith('2.'))
+    assert.equal(aside.length, 1)
+    assert.equal(failed[0]!.filesMovedTo, join(dir, 'instances', aside[0]!))
+    assert.deepEqual(n.store.instances(), [1n, 3n])
+    assert.deepEqual(n.store.blobs(2n), [])
   } finally {
     await node.stop()
     rmSync(dir, { recursive: true, force: true })
