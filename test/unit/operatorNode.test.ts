@@ -85,8 +85,7 @@ test('an instance whose sealed state cannot be restored is logged and its files 
     assert.deepEqual(n.store.instances(), [1n, 3n])
     assert.deepEqual(n.store.blobs(2n), [])
   } finally {
-    await node.stop()
-    rmSync(dir, { recursive: true, force: true })
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }
 })
 
@@ -122,7 +121,6 @@ test('a sealed record that cannot be persisted stops the node, and no later outp
     assert.equal(process.exitCode, 1)
   } finally {
     process.exitCode = exitCode
-    await node.stop()
-    rmSync(dir, { recursive: true, force: true })
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }
 })
