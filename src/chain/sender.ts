@@ -146,16 +146,18 @@ export class TxSender {
 
 /**
  * `write`, sent again after an endpoint's failure (not after a revert) up to `attempts` times in
- * all, waiting `backoffMs`, then twice as long each time; given up at once when `signal` aborts
- * (a node that stops). For calls a member must land on-chain before a deadline (answers to
- * challenges): one failed request to the endpoint must not get an honest member removed and
- * slashed.
+ * all, waiting `backoffMs`, then twice as long each time up to `maxBackoffMs`; given up at once
+ * when `signal` aborts (a node that stops). For calls a member must land on-chain before a
+ * deadline (answers to challenges): one failed request to the endpoint must not get an honest
+ * member removed and slashed. Past the deadline the manager reverts the call, which ends the
+ * attempts.
  */
 export async function writeWithRetry<T>(
   write: () => Promise<T>,
   opts: {
     attempts: number
     backoffMs: number
+    maxBackoffMs?: number
     signal?: AbortSignal
     onRetry?: (error: unknown, attempt: number) => void
   },
@@ -167,7 +169,11 @@ export async function writeWithRetry<T>(
       const final = e instanceof ChainTxError && e.reverted
       if (final || attempt >= opts.attempts || opts.signal?.aborted) throw e
       opts.onRetry?.(e, attempt)
-      const waited = await sleep(opts.backoffMs * 2 ** (attempt - 1), undefined, {
+      const backoff = Math.min(
+        opts.backoffMs * 2 ** Math.min(attempt - 1, 30),
+        opts.maxBackoffMs ?? Number.POSITIVE_INFINITY,
+      )
+      const waited = await sleep(backoff, undefined, {
         ...(opts.signal ? { signal: opts.signal } : {}),
       }).then(
         () => true,

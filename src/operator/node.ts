@@ -84,11 +84,13 @@ export type OperatorOptions = {
 /** anvil's and Hardhat's chain id: a local chain that does not reorganise. */
 const DEV_CHAIN_ID = 31337
 /**
- * How often an enclave's on-chain call is sent when the endpoint fails, and the first wait
- * between attempts (doubling): 1 + 2 + 4 + 8 s, within any challenge's Δ.
+ * How often an enclave's on-chain call is sent when the endpoint fails, and the waits between
+ * attempts (1 s, doubling up to 30 s): about 10 minutes in all, to ride out an endpoint's outage
+ * within a production Δ. A call whose deadline passed meanwhile reverts, which ends them.
  */
-const SUBMIT_ATTEMPTS = 5
+const SUBMIT_ATTEMPTS = 25
 const SUBMIT_BACKOFF_MS = 1_000
+const SUBMIT_MAX_BACKOFF_MS = 30_000
 
 /**
  * A chain error as logged: its first line, without the request's URL, which may carry an RPC
@@ -582,6 +584,7 @@ export class OperatorNode {
         {
           attempts: retry ? SUBMIT_ATTEMPTS : 1,
           backoffMs: SUBMIT_BACKOFF_MS,
+          maxBackoffMs: SUBMIT_MAX_BACKOFF_MS,
           signal: this.stopping.signal,
           onRetry: (e, attempt) =>
             this.log.warn(

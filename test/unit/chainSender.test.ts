@@ -80,3 +80,25 @@ test("an RPC provider's key in a URL's path or query never reaches the operator'
   assert.match(shown, /http:\/\/127\.0\.0\.1:8545(?!\/…)/)
   assert.match(shown, /eth_sendRawTransaction/)
 })
+
+test('the waits between attempts double up to their cap', async () => {
+  const waits: number[] = []
+  let last = performance.now()
+  const down = flaky(Array.from({ length: 6 }, () => endpointDown))
+  await writeWithRetry(
+    async () => {
+      const now = performance.now()
+      waits.push(now - last)
+      last = now
+      return down.write()
+    },
+    { attempts: 7, backoffMs: 20, maxBackoffMs: 80 },
+  )
+  assert.equal(down.calls(), 7)
+  // Waits of 20, 40, 80, 80, 80, 80 ms (timers fire at or after their time).
+  const gaps = waits.slice(1)
+  for (const [i, min] of [20, 40, 80, 80, 80, 80].entries())
+    assert.ok(gaps[i]! >= min - 2, `wait ${i + 1}: ${gaps[i]} ms, at least ${min}`)
+  // Uncapped, the last would be 640 ms.
+  assert.ok(gaps[5]! < 400, `capped: ${gaps.map(Math.round)}`)
+})
