@@ -459,7 +459,6 @@ export class OperatorNode {
   }
 
   private onSealFailure(instance: bigint, e: unknown): void {
-    if (this.sealFailed) return
     this.sealFailed = true
     this.log.error(
       { instance: instance.toString(), err: toProtocolError(e).shortMessage },
@@ -495,7 +494,19 @@ export class OperatorNode {
         else this.waiting.reject(o.requestId, ProtocolError.fromObject(o.error))
         break
       case 'activate':
-        void this.submitActivate(o)
+        void this.submit(
+          'activate',
+          [
+            o.instance,
+            bytesToHex(o.contractEncryptionKey),
+            bytesToHex(o.genesisDigest),
+            o.ackedMask,
+            o.eventIndex,
+            bytesToHex(o.signature),
+          ],
+          o.instance,
+          true,
+        )
         break
       case 'challengeWatchdogs':
         void this.submit(
@@ -541,23 +552,6 @@ export class OperatorNode {
         this.log[o.level](o.fields, o.message)
         break
     }
-  }
-
-  private async submitActivate(o: Extract<EnclaveOutput, { type: 'activate' }>): Promise<void> {
-    const activated = await this.submit(
-      'activate',
-      [
-        o.instance,
-        bytesToHex(o.contractEncryptionKey),
-        bytesToHex(o.genesisDigest),
-        o.ackedMask,
-        o.eventIndex,
-        bytesToHex(o.signature),
-      ],
-      o.instance,
-      true,
-    )
-    if (activated) this.log.info({ instance: o.instance.toString() }, 'Instance activated on-chain')
   }
 
   /**

@@ -154,14 +154,14 @@ export async function sendTransaction(
   const nonceKey = p.instance.toString()
   tx.nonce = await takeNonce(client, p.instance, nonceKey)
   const txHash = hashTx(client.domain, tx)
-  let sealed: SealedTx
-  try {
-    sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth)
-  } catch (e) {
-    // Not sent (the chain's head for the session's authorisation, or the signature, failed).
-    releaseNonce(client, nonceKey, tx.nonce)
-    throw e
-  }
+  // A transaction that fails to seal is not sent (the chain's head for the session's
+  // authorisation, or the signature, failed): its nonce is given back.
+  const seal = (bySession: boolean) =>
+    sealTx(client, tx, txHash, recipientPublicKey, bySession).catch((e: unknown) => {
+      releaseNonce(client, nonceKey, tx.nonce)
+      throw e
+    })
+  let sealed = await seal(client.sessionAuth)
   try {
     return await sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
   } catch (e) {
@@ -170,12 +170,7 @@ export async function sendTransaction(
     if (!(e instanceof PoseRequestError) || !sealed.session) throw e
     if (e.code !== 'EXPIRED' && e.code !== 'BAD_SIGNATURE') throw e
     client.state.sessionAuths.delete(sealed.session)
-    try {
-      sealed = await sealTx(client, tx, txHash, recipientPublicKey, false)
-    } catch (e2) {
-      releaseNonce(client, nonceKey, tx.nonce)
-      throw e2
-    }
+    sealed = await seal(false)
     return sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
   }
 }
