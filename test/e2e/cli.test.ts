@@ -1,6 +1,7 @@
 /** The `pose` command as a user runs it: help, clear errors, and a deploy/send/call/status flow. */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
@@ -218,5 +219,26 @@ describe('pose CLI', { timeout: 300_000 }, () => {
     ])
     assert.equal(verify.code, 0, verify.stdout + verify.stderr)
     assert.match(verify.stdout, /allowed by verifier .*: true/)
+  })
+
+  test('an operator whose enclave dies exits with code 1, for a supervisor to start it again, and resumes from its data directory', async () => {
+    const i = 2
+    const child = devnet.operators[i]!.process!
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    assert.ok(devnet.killEnclave(i), 'the operator has an enclave to kill')
+    const code = await Promise.race([
+      exited,
+      new Promise<string>((r) => setTimeout(() => r('still running after 30 s'), 30_000).unref()),
+    ])
+    assert.equal(code, 1)
+    const log = readFileSync(devnet.operators[i]!.logPath, 'utf8')
+    assert.match(log, /Enclave process exited; stopping the operator node/)
+    await devnet.startOperator(i)
+    const resumed = readFileSync(devnet.operators[i]!.logPath, 'utf8')
+      .split('\n')
+      .slice(log.split('\n').length - 1)
+      .filter((l) => l.includes('"msg":"Enclave ready"'))
+    assert.equal(resumed.length, 1)
+    assert.match(resumed[0]!, /"resumed":true/)
   })
 })
