@@ -92,6 +92,8 @@ contract PoseManager is ReentrancyGuardTransient {
     error PoseManager_NotInFinalBalances(uint256 id, address recipient, uint256 cumulative);
     /// @notice A payout to `to` failed.
     error PoseManager_TransferFailed(address to, uint256 amount);
+    /// @notice A challenge's payload is longer than `MAX_CHALLENGE_PAYLOAD` bytes.
+    error PoseManager_PayloadTooLarge(uint256 length, uint256 maximum);
 
     // ------------------------------------------------------------------ events
 
@@ -220,6 +222,7 @@ contract PoseManager is ReentrancyGuardTransient {
     uint8 internal constant REMOVED_NOT_ACKED = 1;
     uint8 internal constant REMOVED_TIMED_OUT = 2;
     uint8 internal constant REMOVED_EXITED = 3;
+    uint8 internal constant REMOVED_RELEASED = 4; // its executor left before activation
     /// @notice Most accounts a termination may list (their leaves travel in calldata).
     uint256 public constant MAX_FINAL_ACCOUNTS = 1024;
 
@@ -249,6 +252,10 @@ contract PoseManager is ReentrancyGuardTransient {
     uint256 public immutable deploymentBlock;
     /// @notice Watchdog challenge rounds an executor may start while itself challenged.
     uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
+    /// @notice Longest payload of a challenge, in bytes: a user's largest request box (128 KiB).
+    /// Every member's enclave takes the payload into its chain view and seals it; a longer one
+    /// could be an event no enclave takes in, stopping every operator's chain feed.
+    uint256 public constant MAX_CHALLENGE_PAYLOAD = 128 * 1024;
 
     /// @notice Instances created so far (ids run from 1).
     uint64 public instanceCount;
@@ -425,7 +432,10 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.phase = Phase.Active;
         _appendEvent(id, inst, EventKind.Activated, abi.encode(contractEncryptionKey, genesisDigest, ackedMask));
         for (uint256 slot = 1; slot < size; ++slot) {
-            if (ackedMask & (1 << slot) == 0) _removeMember(id, inst, slot, REMOVED_NOT_ACKED);
+            // A slot its member left before activation is empty already.
+            if (ackedMask & (1 << slot) == 0 && inst.operators[slot] != address(0)) {
+                _removeMember(id, inst, slot, REMOVED_NOT_ACKED);
+            }
         }
     }
 
@@ -449,12 +459,18 @@ contract PoseManager is ReentrancyGuardTransient {
         if (recovered != executor) revert PoseManager_BadSignature(recovered, executor);
     }
 
-    /// @dev Empties `slot`; if it held the executor, promotes the lowest live slot or freezes.
+    /// @dev Empties `slot`; if it held the executor, promotes the longest-serving live member or
+    /// freezes. An executor that leaves before activation freezes the instance: only it holds
+    /// the genesis it was to activate.
     function _removeMember(uint256 id, Instance storage inst, uint256 slot, uint8 reason) internal {
         address signer = _vacate(id, inst, slot);
-        inst.watchdogMask &= ~uint16(1 << slot);
+        _endWatchdogChallengeOf(inst, slot);
         _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(slot), signer, reason));
         if (slot != inst.executorSlot) return;
+        if (inst.phase == Phase.Creating) {
+            _freezeBeforeActivation(id, inst);
+            return;
+        }
         uint256 n = _poolSize(inst);
         uint256 best = type(uint256).max;
         uint256 bestOrder = type(uint256).max;
@@ -470,6 +486,15 @@ contract PoseManager is ReentrancyGuardTransient {
             // INVARIANT: a live instance always has exactly one executor: the longest-serving member.
             inst.executorSlot = uint8(best);
             inst.executorSigner = operators[inst.operators[best]].enclaveSigner;
+            // An executor answers no watchdog challenge: the promoted member leaves the round.
+            _endWatchdogChallengeOf(inst, best);
+            // INVARIANT: a promoted member inherits an open executor challenge with Δ from its
+            // promotion, never its predecessor's remaining time (decision 0022).
+            if (inst.phase == Phase.ExecutorChallenged) {
+                inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
+                inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
+                inst.watchdogRounds = 0;
+            }
             return;
         }
         // No member is left to answer an open executor challenge: its fee goes back.
@@ -477,6 +502,31 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.phase = Phase.Frozen;
         inst.watchdogMask = 0;
         inst.executorSigner = address(0);
+    }
+
+    /// @dev Takes `slot` out of an open watchdog challenge; a round left with nobody in it ends.
+    function _endWatchdogChallengeOf(Instance storage inst, uint256 slot) internal {
+        uint16 mask = inst.watchdogMask;
+        uint16 bit = uint16(1 << slot);
+        if (mask & bit == 0) return;
+        mask &= ~bit;
+        inst.watchdogMask = mask;
+        if (mask == 0 && inst.phase == Phase.WatchdogsChallenged) inst.phase = Phase.Active;
+    }
+
+    /// @dev The executor left before activation: every other member is released, the instance
+    /// is frozen (it never held coins) and the creator gets its creation fee back.
+    function _freezeBeforeActivation(uint256 id, Instance storage inst) internal {
+        uint256 n = _poolSize(inst);
+        for (uint256 i; i < n; ++i) {
+            if (inst.operators[i] == address(0)) continue;
+            address signer = _vacate(id, inst, i);
+            _appendEvent(id, inst, EventKind.MemberRemoved, abi.encode(uint8(i), signer, REMOVED_RELEASED));
+        }
+        inst.phase = Phase.Frozen;
+        inst.executorSigner = address(0);
+        // The creator is `challenger` until the first challenge, which needs an active instance.
+        _credit(inst.challenger, creationFee);
     }
 
     /// @dev Ends the membership in `slot`; its enclave's authorisations keep counting.
@@ -510,6 +560,9 @@ contract PoseManager is ReentrancyGuardTransient {
         // INVARIANT: an open executor challenge holds exactly one challenge fee, paid out once:
         // to the executor's operator on an answer, back to the challenger if the instance freezes.
         if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
+        if (payload.length > MAX_CHALLENGE_PAYLOAD) {
+            revert PoseManager_PayloadTooLarge(payload.length, MAX_CHALLENGE_PAYLOAD);
+        }
         // Δ counts from now, or from the deadline of the executor's own open watchdog challenge:
         // it cannot start another round to extend its deadline while one is open, and a silent
         // watchdog's removal is what lets it serve again (docs/decisions/0006). That round counts
@@ -567,10 +620,8 @@ contract PoseManager is ReentrancyGuardTransient {
         _removeMember(id, inst, inst.executorSlot, REMOVED_TIMED_OUT);
         _slash(slashed, challenger);
         _appendEvent(id, inst, EventKind.ExecutorTimedOut, abi.encode(slashed, challenger));
-        if (inst.phase == Phase.Frozen) return;
-        inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
-        inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
-        inst.watchdogRounds = 0;
+        // The promotion gave the new executor Δ from now; its answer names this event or a later one.
+        if (inst.phase != Phase.Frozen) inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
     }
 
     /// @notice The executor's operator challenges the watchdogs in `memberMask` to acknowledge
@@ -584,6 +635,9 @@ contract PoseManager is ReentrancyGuardTransient {
         address executorOperator = inst.operators[inst.executorSlot];
         if (msg.sender != executorOperator) revert PoseManager_NotAllowed(msg.sender, executorOperator);
         if (inst.watchdogMask != 0) revert PoseManager_WatchdogChallengeState(id, true);
+        if (payload.length > MAX_CHALLENGE_PAYLOAD) {
+            revert PoseManager_PayloadTooLarge(payload.length, MAX_CHALLENGE_PAYLOAD);
+        }
         uint256 n = _poolSize(inst);
         if (memberMask == 0 || memberMask >> n != 0 || memberMask & (1 << inst.executorSlot) != 0) {
             revert PoseManager_BadMemberMask(memberMask);

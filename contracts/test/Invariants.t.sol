@@ -57,6 +57,9 @@ contract ManagerHandler {
 
     uint256 public timeouts;
     uint256 public dishonestChallenged;
+    /// A member promoted during an open executor challenge was timed out less than Δ later.
+    bool public timedOutEarly;
+    uint256 public promotedUnderChallenge;
 
     function register(uint96 stakeExtra) external {
         if (registered >= 12) return;
@@ -201,6 +204,56 @@ contract ManagerHandler {
         uint256[] memory before = _stakes();
         manager.finalizeWatchdogChallenge(id);
         _keepUnrewarded(before);
+        _observe(id);
+    }
+
+    /// @dev A member requests exit and leaves. A member it promotes while the executor is
+    /// challenged sees its promotion late (up to Δ later, as after an operator's confirmations):
+    /// meanwhile anyone tries to time it out, then an honest one answers.
+    function leaveSlot(uint256 idSeed, uint256 slotSeed, uint32 late) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0) return;
+        Phase phase = v.phase;
+        if (
+            phase != Phase.Creating && phase != Phase.Active && phase != Phase.ExecutorChallenged
+                && phase != Phase.WatchdogsChallenged
+        ) return;
+        // Half the calls on a challenged instance are its executor's.
+        uint256 slot = phase == Phase.ExecutorChallenged && slotSeed % 2 == 0
+            ? v.executorSlot
+            : (slotSeed >> 1) % v.operators.length;
+        address op = v.operators[slot];
+        if (op == address(0)) return;
+        if (!manager.getOperator(op).exiting) {
+            vm.prank(op);
+            manager.requestExit();
+        }
+        bool executorLeft = slot == v.executorSlot;
+        // A challenged executor leaves some time before its deadline.
+        if (phase == Phase.ExecutorChallenged && executorLeft) {
+            uint256 leftAt = uint256(v.challengeDeadline) - (uint256(late) >> 16) % manager.delta();
+            if (leftAt > block.timestamp) vm.warp(leftAt);
+        }
+        vm.prank(op);
+        manager.leave(id);
+        // An executor leaving before activation freezes the instance: its creation fee goes back.
+        if (phase == Phase.Creating && executorLeft) kept -= manager.creationFee();
+        v = manager.getInstance(id);
+        if (v.phase == Phase.ExecutorChallenged && executorLeft) {
+            ++promotedUnderChallenge;
+            vm.warp(block.timestamp + (late & 0xffff) % manager.delta());
+            uint256[] memory before = _stakes();
+            try manager.executorTimeout(id) {
+                timedOutEarly = true;
+            } catch {}
+            _keepUnrewarded(before);
+            v = manager.getInstance(id);
+            if (v.phase == Phase.ExecutorChallenged && _honest(v.operators[v.executorSlot])) {
+                bytes32 d = PoseDigests.respond(address(manager), id, keccak256("ok"), v.eventIndex, v.eventHash);
+                (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
+                manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
+            }
+        }
         _observe(id);
     }
 
@@ -353,6 +406,27 @@ contract InvariantsTest is Fixture {
         assertEq(handler.timeouts(), handler.dishonestChallenged(), "silent executors timed out");
     }
 
+    /// The handler's promotion under an open challenge is really exercised (guards against a
+    /// vacuous P18): challenged executors leave shortly before their deadlines, and no member
+    /// promoted meanwhile is timed out within Δ of its promotion.
+    function test_handlerReachesPromotionUnderChallenge() public {
+        for (uint256 i; i < 6; ++i) {
+            handler.register(0);
+        }
+        for (uint256 k; k < 6; ++k) {
+            handler.create(2);
+            uint256 n = manager.instanceCount();
+            handler.draw(n - 1, keccak256(abi.encode(k)));
+            handler.activate(n - 1, 7);
+            handler.challengeExecutor(n - 1);
+            // Leaves 30 s before the deadline; a timeout is tried 45 s after the promotion.
+            handler.leaveSlot(n - 1, 0, uint32((30 << 16) | 45));
+        }
+        assertTrue(handler.promotedUnderChallenge() > 0, "a challenged executor left");
+        assertTrue(!handler.timedOutEarly(), "promoted member timed out within delta");
+        invariant_honestNeverSlashed();
+    }
+
     /// The termination path is really exercised by the handler (guards against a vacuous P17).
     function test_handlerReachesTermination() public {
         // seed: even first byte (terminate), deposit 2^40 + 1 wei, final balances 2^20 and 2^30.
@@ -397,6 +471,11 @@ contract InvariantsTest is Fixture {
                 assertEq(v.operators[i], address(0), "terminated pool released");
             }
         }
+    }
+
+    /// P18: a member promoted while the executor is challenged has Δ from its promotion.
+    function invariant_promotedMemberHasFullDelta() public view {
+        assertTrue(!handler.timedOutEarly(), "promoted member timed out within delta of its promotion");
     }
 
     /// P9: an honest, responsive enclave is never slashed.

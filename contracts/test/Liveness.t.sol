@@ -534,6 +534,138 @@ contract LivenessTest is Fixture {
         manager.leave(other);
     }
 
+    function exitAndLeave(uint256 instance, address op) internal {
+        vm.prank(op);
+        manager.requestExit();
+        vm.prank(op);
+        manager.leave(instance);
+    }
+
+    /// An executor that leaves just before its challenge's deadline does not hand its successor
+    /// the seconds that are left: the promoted member gets Δ from its promotion, as after a
+    /// timeout, and is not timed out (nor slashed) at the old deadline.
+    function test_leave_executorDuringChallenge_promotedGetsFreshDelta() public {
+        challenge();
+        uint64 oldDeadline = manager.getInstance(id).challengeDeadline;
+        vm.warp(oldDeadline - 1);
+        exitAndLeave(id, opOf(0));
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.executorSlot, 1, "promoted");
+        assertTrue(v.phase == Phase.ExecutorChallenged, "challenge continues");
+        assertEq(v.challengeDeadline, block.timestamp + DELTA, "fresh deadline");
+        vm.warp(oldDeadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_DeadlineNotPassed.selector, id, v.challengeDeadline, oldDeadline + 1
+            )
+        );
+        manager.executorTimeout(id);
+        // The answer must name the promotion or a later event.
+        uint64 promotedAt = manager.getInstance(id).eventIndex;
+        bytes32 d = PoseDigests.respond(
+            address(manager), id, keccak256("answer"), promotedAt - 1, manager.eventHashAt(id, promotedAt - 1)
+        );
+        bytes memory early = sig(slotKey(id, 1, OPS), d);
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_ResponseTooOld.selector, id, promotedAt - 1, promotedAt)
+        );
+        manager.respondExecutor(id, "answer", promotedAt - 1, early);
+        respond(1, promotedAt);
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "answered");
+        assertEq(manager.getOperator(opOf(1)).stake, MIN_STAKE, "not slashed");
+    }
+
+    /// A member promoted while its predecessor's watchdog round is open leaves the round: an
+    /// executor answers no watchdog challenge, and must not be removed, slashed and paid the
+    /// reward itself for the silence.
+    function test_promotion_takesTheNewExecutorOutOfTheWatchdogRound() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 6, hex"ab");
+        address promotedOp = opOf(1);
+        address silentOp = opOf(2);
+        exitAndLeave(id, opOf(0));
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.executorSlot, 1, "promoted");
+        assertEq(v.watchdogMask, 4, "only slot 2 still challenged");
+        assertTrue(v.phase == Phase.WatchdogsChallenged, "round open");
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.finalizeWatchdogChallenge(id);
+        v = manager.getInstance(id);
+        assertEq(v.operators[1], promotedOp, "the executor stays");
+        assertEq(manager.getOperator(promotedOp).stake, MIN_STAKE, "the executor is not slashed");
+        assertEq(v.operators[2], address(0), "the silent watchdog is removed");
+        assertEq(manager.getOperator(silentOp).stake, MIN_STAKE - SLASH, "and slashed");
+        assertEq(manager.payouts(promotedOp), SLASH / 2, "the executor's operator rewarded");
+        assertTrue(v.phase == Phase.Active, "active");
+    }
+
+    /// The last challenged watchdog leaving ends the round: the instance is not left in
+    /// WatchdogsChallenged with nobody to finalize, refill or challenge.
+    function test_leave_lastChallengedWatchdog_endsTheRound() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 4, hex"ab");
+        exitAndLeave(id, opOf(2));
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.watchdogMask, 0, "no one challenged");
+        assertTrue(v.phase == Phase.Active, "active again");
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_WatchdogChallengeState.selector, id, false));
+        manager.finalizeWatchdogChallenge(id);
+        manager.refill(id);
+        assertEq(manager.getInstance(id).refillBlock, block.number + 1, "the empty slot can be refilled");
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, hex"cd");
+        assertEq(manager.getInstance(id).watchdogMask, 2, "a new round can start");
+    }
+
+    /// A watchdog that leaves before activation does not block it: its empty slot is skipped.
+    function test_leave_watchdogBeforeActivation_stillActivates() public {
+        uint256 other = createAndDraw(2);
+        address leaving = manager.getInstance(other).operators[2];
+        exitAndLeave(other, leaving);
+        uint64 index = manager.getInstance(other).eventIndex;
+        bytes32 digest = PoseDigests.activation(
+            address(manager), other, keccak256("cek"), keccak256("genesis"), 3, index, manager.eventHashAt(other, index)
+        );
+        manager.activate(other, keccak256("cek"), keccak256("genesis"), 3, index, sig(slotKey(other, 0, OPS), digest));
+        PoseManager.InstanceView memory v = manager.getInstance(other);
+        assertTrue(v.phase == Phase.Active, "active");
+        assertEq(v.operators[2], address(0), "the slot stays empty");
+        assertTrue(v.operators[1] != address(0), "the acked watchdog stays");
+    }
+
+    /// An executor that leaves before activation freezes the instance: only it holds the genesis.
+    /// The other members are released (their stake is not held by an instance that can never
+    /// run) and the creator gets its creation fee back.
+    function test_leave_executorBeforeActivation_freezesReleasesAndRefunds() public {
+        uint256 other = createAndDraw(2);
+        address[] memory ops = manager.getInstance(other).operators;
+        uint16 before1 = manager.getOperator(ops[1]).memberships;
+        exitAndLeave(other, ops[0]);
+        PoseManager.InstanceView memory v = manager.getInstance(other);
+        assertTrue(v.phase == Phase.Frozen, "frozen");
+        for (uint256 i; i < 3; ++i) {
+            assertEq(v.operators[i], address(0), "released");
+        }
+        assertEq(manager.getOperator(ops[1]).memberships, before1 - 1, "membership ended");
+        assertEq(manager.getOperator(ops[0]).memberships, 0, "the executor can withdraw after the delay");
+        assertEq(manager.payouts(address(this)), FEE, "creation fee back");
+    }
+
+    function test_challengePayloads_longerThanTheLimit_revert() public {
+        uint256 max = manager.MAX_CHALLENGE_PAYLOAD();
+        assertEq(max, 128 * 1024, "the SDK's largest request box");
+        vm.prank(user);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_PayloadTooLarge.selector, max + 1, max));
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, new bytes(max + 1));
+        vm.prank(opOf(0));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_PayloadTooLarge.selector, max + 1, max));
+        manager.challengeWatchdogs(id, 2, new bytes(max + 1));
+        vm.prank(user);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, new bytes(max));
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, new bytes(max));
+    }
+
     function test_withdrawStake_notExiting_reverts() public {
         address op = opOf(1);
         vm.prank(op);

@@ -26,6 +26,7 @@ import {
   equalBytes,
   hex,
   isKnownEventKind,
+  LIMITS,
   nextEventHash,
   Phase,
   ProtocolError,
@@ -147,15 +148,26 @@ export class ChainView {
         if (m.slot >= this.signers.length)
           throw new ProtocolError('MALFORMED', 'MemberRemoved: slot outside the pool')
         this.signers[m.slot] = ZERO20
-        this.watchdogMask &= ~(1 << m.slot)
+        this.endWatchdogChallengeOf(m.slot)
         if (m.slot !== this.executorSlot) return
+        if (this.phase === Phase.Creating) {
+          // An executor that leaves before activation freezes the instance; the manager
+          // releases the other members with events of their own.
+          this.phase = Phase.Frozen
+          this.watchdogMask = 0
+          return
+        }
         let next = -1
         this.signers.forEach((s, i) => {
           if (!equalBytes(s, ZERO20) && (next < 0 || this.joinOrder[i]! < this.joinOrder[next]!))
             next = i
         })
-        if (next >= 0) this.executorSlot = next
-        else {
+        if (next >= 0) {
+          this.executorSlot = next
+          this.endWatchdogChallengeOf(next)
+          // The promoted member inherits an open challenge from its promotion on (decision 0022).
+          if (this.phase === Phase.ExecutorChallenged) this.challengeIndex = index
+        } else {
           this.phase = Phase.Frozen
           this.watchdogMask = 0
         }
@@ -222,6 +234,17 @@ export class ChainView {
     }
   }
 
+  /** Mirrors PoseManager._endWatchdogChallengeOf: a round left with nobody in it ends. */
+  private endWatchdogChallengeOf(slot: number): void {
+    const bit = 1 << slot
+    if ((this.watchdogMask & bit) === 0) return
+    this.watchdogMask &= ~bit
+    if (this.watchdogMask !== 0) return
+    this.watchdogResponded = 0
+    this.watchdogChallengePayload = new Uint8Array()
+    if (this.phase === Phase.WatchdogsChallenged) this.phase = Phase.Active
+  }
+
   slotOf(signer: Uint8Array): number {
     return this.signers.findIndex((s) => equalBytes(s, signer))
   }
@@ -271,7 +294,7 @@ export class ChainView {
   }
 
   static fromJSON(value: unknown): ChainView {
-    const w = decodeJson(encodeJson(value), viewSchema, 'sealed view', 1 << 20)
+    const w = decodeJson(encodeJson(value), viewSchema, 'sealed view', MAX_VIEW_JSON_BYTES)
     const v = new ChainView(uint(w.instance, 'view.instance'))
     v.index = uint(w.index, 'view.index', 64)
     v.hash = unhex(w.hash, 'view.hash', 32)
@@ -302,6 +325,14 @@ export class ChainView {
   }
 }
 
+/** A challenge payload the manager accepts, as `0x`-prefixed hex. */
+const PAYLOAD_HEX_CHARS = 2 + 2 * LIMITS.maxChallengePayloadBytes
+/**
+ * Largest sealed view restored: room for both challenge payloads and the schema's 100,000
+ * deposits not yet credited (≈ 110 bytes each).
+ */
+const MAX_VIEW_JSON_BYTES = 16 * 1024 * 1024
+
 const viewSchema = z.strictObject({
   instance: z.string(),
   index: z.string(),
@@ -320,9 +351,9 @@ const viewSchema = z.strictObject({
   deposits: z
     .array(z.strictObject({ index: z.string(), from: z.string(), amount: z.string() }))
     .max(100_000),
-  challengePayload: z.string().max(262_144),
+  challengePayload: z.string().max(PAYLOAD_HEX_CHARS),
   watchdogChallengeIndex: z.string(),
-  watchdogChallengePayload: z.string().max(262_144).optional(),
+  watchdogChallengePayload: z.string().max(PAYLOAD_HEX_CHARS).optional(),
   watchdogResponded: z.number().int().min(0).max(0xffff).optional(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),

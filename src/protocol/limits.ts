@@ -11,6 +11,11 @@ export const LIMITS = {
    * hex in its JSON body (`{"box":"0x…"}`), with room to spare for whitespace.
    */
   maxHttpBodyBytes: 2 * 1024 * 1024 + 1024,
+  /**
+   * Longest payload of an on-chain challenge (PoseManager.MAX_CHALLENGE_PAYLOAD): a user's
+   * largest request box. Members keep the open challenges' payloads in their sealed chain view.
+   */
+  maxChallengePayloadBytes: 128 * 1024,
   /** Largest call data of one transaction. */
   maxTxDataBytes: 64 * 1024,
   /** Transactions executed in one replicated batch. */

@@ -30,6 +30,7 @@ import {
   hashTagged,
   hexToBytes,
   keccak256,
+  Phase,
   randomBytes,
   signDigest,
   uintToWord,
@@ -96,6 +97,7 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
     assert.equal(view.phase, onChain.phase, `${step}: phase`)
     assert.equal(view.index, onChain.eventIndex, `${step}: event index`)
     assert.equal(bytesToHex(view.hash), onChain.eventHash, `${step}: running hash`)
+    assert.equal(view.watchdogMask, onChain.watchdogMask, `${step}: watchdog round`)
     if (onChain.signers.length > 0) {
       assert.equal(view.executorSlot, onChain.executorSlot, `${step}: executor slot`)
       assert.deepEqual(
@@ -249,16 +251,30 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
     )
     assert.equal(new Set(info.operators).size, 3, 'distinct members')
 
-    // The executor exits and hands over; then every member goes until the instance freezes.
+    // The executor challenges the member that will succeed it, then exits and hands over: the
+    // promoted member leaves the round, which ends with nobody left in it.
+    await send(promoted.key, 'challengeWatchdogs', [1n, 1n, '0xab'])
+    assert.equal(view.phase, Phase.WatchdogsChallenged)
     await send(promoted.key, 'requestExit', [])
     await send(promoted.key, 'leave', [1n])
     info = await latest()
     assert.equal(info.executorSlot, 0, 'the lowest live slot took over')
+    assert.equal(info.watchdogMask, 0, 'the new executor left the round')
+    assert.equal(info.phaseName, 'Active')
+    // Challenged, the executor exits too: its successor inherits the challenge from its
+    // promotion on, with Δ from then.
     await send(creator, 'challengeExecutor', [1n, '0x'], DEFAULT_MANAGER_PARAMS.challengeFee)
-    for (let i = 0; i < 2; i++) {
-      await warp(DEFAULT_MANAGER_PARAMS.delta + 1n)
-      await send(creator, 'executorTimeout', [1n])
-    }
+    const last = await slotOf(0)
+    await send(last.key, 'requestExit', [])
+    await send(last.key, 'leave', [1n])
+    info = await latest()
+    assert.equal(info.executorSlot, 2)
+    assert.equal(info.phaseName, 'ExecutorChallenged')
+    assert.equal(view.challengeIndex, info.eventIndex, 'challenge index: the promotion')
+    const head = await client.getBlock()
+    assert.equal(BigInt(info.challengeDeadline), head.timestamp + DEFAULT_MANAGER_PARAMS.delta)
+    await warp(DEFAULT_MANAGER_PARAMS.delta + 1n)
+    await send(creator, 'executorTimeout', [1n])
     info = await latest()
     assert.equal(info.phaseName, 'Frozen')
     assert.equal(view.phase, info.phase)

@@ -144,6 +144,12 @@ export async function deployContract<const abi extends Abi>(
   for (;;) {
     const now = await getInstance(client, { instance, refresh: true })
     if (now.phase === Phase.Active) break
+    // Its executor left before activating it: nobody else holds the genesis (the manager
+    // credits the creation fee back to the creator, to `claim`).
+    if (now.phase === Phase.Frozen)
+      throw new PoseError(
+        `Instance ${instance} was frozen before activation (its executor left the pool); create it again`,
+      )
     if (Date.now() > deadline)
       throw new PoseError(`Instance ${instance} was not activated in time (phase ${now.phaseName})`)
     await sleep(client.pollingIntervalMs)
