@@ -169,6 +169,8 @@ type LogEntry = {
 }
 
 const RESEND_MS = 1000
+/** The nonce of an ack that answers no probe. */
+const ZERO_NONCE = new Uint8Array(32)
 /** How often an executor re-publishes final balances the chain has not shown yet. */
 const TERMINATE_RETRY_MS = 5000
 const FUTURE_NONCE_WINDOW = 64n
@@ -297,6 +299,17 @@ export class Instance {
    * would fork the log.
    */
   private awaitingPool = false
+  /**
+   * A restarted executor's probe of its pool: the wait ends only on acks that carry `nonce`
+   * (each watchdog's answer to this probe), never on acks made before the restart, which the
+   * host may replay to end the wait on a stale copy while the watchdogs hold more.
+   */
+  private restartProbe: { nonce: Uint8Array; askedAt: number; confirmed: Set<string> } | undefined
+  /** The latest probe nonce the executor `probeFrom` sent this watchdog, echoed in its acks. */
+  private probeNonce: Uint8Array = new Uint8Array(32)
+  private probeFrom: Uint8Array | undefined
+  /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
+  private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
   private pulling: { from: Uint8Array; at: number } | undefined
   /** When this watchdog last handed its state to the executor (throttles replayed requests). */
@@ -312,7 +325,7 @@ export class Instance {
    * Promoted while `restoredCopy`: the handover waits until a watchdog that followed the same
    * predecessor says it holds no more of that log, or hands this enclave the rest of it.
    */
-  private provisional: { predecessor: Uint8Array; askedAt: number } | undefined
+  private provisional: { predecessor: Uint8Array; askedAt: number; nonce: Uint8Array } | undefined
   /** Updates appended to the sealed log since the last snapshot. */
   private appendedSinceSnapshot = 0
 
@@ -426,6 +439,7 @@ export class Instance {
     this.ahead.clear()
     this.pulling = undefined
     this.awaitingPool = false
+    this.restartProbe = undefined
     this.restoredCopy = false
     this.provisional = undefined
     this.seal('snapshot', this.snapshotRecord())
@@ -468,7 +482,7 @@ export class Instance {
     if (this.restoredCopy && predecessor && this.view.watchdogSlots().length > 0) {
       // Its copy may be older than what the pool released (simulator review: a stale copy
       // promoted rolled back released receipts): it first asks the watchdogs what they hold.
-      this.provisional = { predecessor, askedAt: 0 }
+      this.provisional = { predecessor, askedAt: 0, nonce: randomBytes(32) }
       this.awaitingPool = true
       this.log_('warn', 'Promoted from a restored copy; checking it against the pool first', {
         seq: Number(this.seq),
@@ -483,8 +497,23 @@ export class Instance {
   private askPool(now: number): void {
     if (!this.provisional || now - this.provisional.askedAt < RESEND_MS) return
     this.provisional.askedAt = now
-    for (const slot of this.view.watchdogSlots())
-      this.send('sync', this.view.signers[slot]!, encodeSyncBody({ fromSeq: this.seq + 1n }))
+    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: this.provisional.nonce })
+    for (const slot of this.view.watchdogSlots()) this.send('sync', this.view.signers[slot]!, body)
+  }
+
+  /**
+   * A restarted executor asks each watchdog that has not answered its probe yet what it holds
+   * now; the answer is an ack carrying the probe's nonce (see `restartProbe`).
+   */
+  private probePool(now: number): void {
+    const p = this.restartProbe
+    if (!p || !this.awaitingPool || now - p.askedAt < RESEND_MS) return
+    p.askedAt = now
+    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: p.nonce })
+    for (const slot of this.view.watchdogSlots()) {
+      const signer = this.view.signers[slot]!
+      if (!p.confirmed.has(hexKey(signer))) this.send('sync', signer, body)
+    }
   }
 
   /** The promoted member's state is confirmed: it hands it to the pool and serves. */
@@ -527,14 +556,20 @@ export class Instance {
     let added = false
     for (const slot of this.view.watchdogSlots()) {
       const k = hexKey(this.view.signers[slot]!)
-      if (!this.acked.has(k)) {
+      const joined = this.view.joinOrder[slot]!
+      const known = this.joinedAt.get(k)
+      // New, or removed and drawn again since the last batch (removal and refill seen at
+      // once): it dropped its state when removed, so what it acked before counts for nothing.
+      if (!this.acked.has(k) || (known !== undefined && known !== joined)) {
         this.acked.set(k, -1n)
         added = true
       }
+      this.joinedAt.set(k, joined)
     }
     for (const k of [...this.acked.keys()]) {
       if (!this.view.watchdogSlots().some((s) => hexKey(this.view.signers[s]!) === k)) {
         this.acked.delete(k)
+        this.joinedAt.delete(k)
       }
     }
     if (added) {
@@ -551,6 +586,7 @@ export class Instance {
   private endPoolWaitIfConfirmed(): void {
     if (!this.awaitingPool || this.pulling || this.provisional || !this.poolConfirmed()) return
     this.awaitingPool = false
+    this.restartProbe = undefined
     const now = this.ctx.now()
     for (const m of this.future.values()) for (const p of m.values()) p.receivedAt = now
     this.log_('info', 'Every watchdog confirmed the restored state; serving again', {
@@ -909,6 +945,8 @@ export class Instance {
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.awaitingPool = this.view.watchdogSlots().length > 0
+    if (this.awaitingPool)
+      this.restartProbe = { nonce: randomBytes(32), askedAt: 0, confirmed: new Set() }
     const now = this.ctx.now()
     this.genesis = { body: new Uint8Array(), sentAt: 0, startedAt: now, activated: true }
     const first = recent[0]?.body.seq ?? this.seq + 1n
@@ -2029,8 +2067,15 @@ export class Instance {
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
-    const { fromSeq } = decodeSyncBody(e.body)
-    if (!equalBytes(this.stateFrom, e.from) && this.seq < fromSeq) {
+    const { fromSeq, nonce } = decodeSyncBody(e.body)
+    if (nonce) {
+      // A probe: answered at once with what this watchdog holds now, and its nonce echoed in
+      // every later ack to that executor.
+      this.probeNonce = nonce
+      this.probeFrom = e.from
+      this.ack(e.from)
+      if (this.seq < fromSeq) return
+    } else if (!equalBytes(this.stateFrom, e.from) && this.seq < fromSeq) {
       // A member promoted from a restored copy asks what this watchdog holds of the log it
       // followed before the promotion: nothing beyond its copy, says the ack.
       this.ack(e.from)
@@ -2048,6 +2093,7 @@ export class Instance {
       updateHash: this.lastHash,
       digest: this.world!.digest(),
       stateFrom: this.stateFrom ?? new Uint8Array(20),
+      nonce: this.probeFrom && equalBytes(this.probeFrom, to) ? this.probeNonce : ZERO_NONCE,
     }
     this.send('ack', to, encodeAckBody(body))
   }
@@ -2128,7 +2174,11 @@ export class Instance {
     if (this.provisional) {
       // A watchdog of the same predecessor that holds no more of its log than this enclave:
       // everything the pool released is here (each watchdog held all of it).
-      if (a.seq <= this.seq && equalBytes(a.stateFrom, this.provisional.predecessor))
+      if (
+        a.seq <= this.seq &&
+        equalBytes(a.stateFrom, this.provisional.predecessor) &&
+        equalBytes(a.nonce, this.provisional.nonce)
+      )
         this.endProvisional('a watchdog holds no more of the log')
       return
     }
@@ -2152,6 +2202,8 @@ export class Instance {
     }
     const k = hexKey(e.from)
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
+    if (this.restartProbe && equalBytes(a.nonce, this.restartProbe.nonce))
+      this.restartProbe.confirmed.add(k)
     this.endPoolWaitIfConfirmed()
     this.maybeActivate()
     this.release()
@@ -2173,9 +2225,10 @@ export class Instance {
 
   /** Whether every watchdog acknowledged since the restart. */
   private poolConfirmed(): boolean {
+    const probe = this.restartProbe
     return this.view.watchdogSlots().every((s) => {
       const k = hexKey(this.view.signers[s]!)
-      return (this.acked.get(k) ?? -1n) >= 0n
+      return probe ? probe.confirmed.has(k) : (this.acked.get(k) ?? -1n) >= 0n
     })
   }
 
@@ -2210,6 +2263,7 @@ export class Instance {
   async tick(now: number): Promise<void> {
     if (this.role !== 'executor' || !this.world) return
     if (this.provisional) return this.askPool(now)
+    this.probePool(now)
     const g = this.genesis
     const waiting = this.view
       .watchdogSlots()

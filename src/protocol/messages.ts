@@ -948,8 +948,15 @@ export type AckBody = {
   digest: Uint8Array
   /** The executor whose log the acknowledging member follows (zero before any state). */
   stateFrom: Uint8Array
+  /**
+   * The latest probe nonce the addressee sent this member in a `sync` (zero for none): an ack
+   * that carries the nonce of a restarted (or promoted) executor's probe was made after it, so a
+   * replayed older ack cannot confirm that executor's state.
+   */
+  nonce: Uint8Array
 }
-export type SyncBody = { fromSeq: bigint }
+/** `nonce`: a probe an executor sends to learn what each member holds now (see `AckBody`). */
+export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array }
 
 const executedTxSchema = z.strictObject({
   txHash: bytes32Schema,
@@ -972,7 +979,7 @@ const genesisSecretsSchema = z.strictObject({
   recent: z.lazy(() => recentResultsSchema),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
-const syncBodySchema = z.strictObject({ fromSeq: uintSchema })
+const syncBodySchema = z.strictObject({ fromSeq: uintSchema, nonce: bytes32Schema.optional() })
 
 const MAX = LIMITS.maxPeerMessageBytes
 
@@ -1341,15 +1348,16 @@ export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
 }
 
 /** ack = version u8 = 1 | seq u64 | updateHash[32] | digest[32] | stateFrom[20] (93 bytes). */
-const ACK_VERSION = 1
+const ACK_VERSION = 2
 
 export const encodeAckBody = (b: AckBody): Uint8Array =>
-  new ByteWriter('ack', 93)
+  new ByteWriter('ack', 125)
     .u8(ACK_VERSION)
     .u64(b.seq, 'seq')
     .fixed(b.updateHash, 32, 'updateHash')
     .fixed(b.digest, 32, 'digest')
     .fixed(b.stateFrom, 20, 'stateFrom')
+    .fixed(b.nonce, 32, 'nonce')
     .finish()
 
 export function decodeAckBody(bytes: Uint8Array): AckBody {
@@ -1360,13 +1368,18 @@ export function decodeAckBody(bytes: Uint8Array): AckBody {
     updateHash: r.fixed(32, 'updateHash'),
     digest: r.fixed(32, 'digest'),
     stateFrom: r.fixed(20, 'stateFrom'),
+    nonce: r.fixed(32, 'nonce'),
   }
   r.end()
   return body
 }
 
-export const encodeSyncBody = (b: SyncBody): Uint8Array => encodeJson({ fromSeq: dec(b.fromSeq) })
+export const encodeSyncBody = (b: SyncBody): Uint8Array =>
+  encodeJson(
+    b.nonce ? { fromSeq: dec(b.fromSeq), nonce: hex(b.nonce) } : { fromSeq: dec(b.fromSeq) },
+  )
 export function decodeSyncBody(bytes: Uint8Array): SyncBody {
   const w = decodeJson(bytes, syncBodySchema, 'sync', 4096)
-  return { fromSeq: uint(w.fromSeq, 'sync.fromSeq', 64) }
+  const fromSeq = uint(w.fromSeq, 'sync.fromSeq', 64)
+  return w.nonce ? { fromSeq, nonce: unhex(w.nonce, 'sync.nonce', 32) } : { fromSeq }
 }

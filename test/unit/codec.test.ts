@@ -370,13 +370,12 @@ test('codecs round-trip', () => {
       b(32),
       b(32),
       b(20),
-      (seq, updateHash, digest, stateFrom) =>
-        assert.deepEqual(decodeAckBody(encodeAckBody({ seq, updateHash, digest, stateFrom })), {
-          seq,
-          updateHash,
-          digest,
-          stateFrom,
-        }) ?? true,
+      b(32),
+      (seq, updateHash, digest, stateFrom, nonce) =>
+        assert.deepEqual(
+          decodeAckBody(encodeAckBody({ seq, updateHash, digest, stateFrom, nonce })),
+          { seq, updateHash, digest, stateFrom, nonce },
+        ) ?? true,
     ),
   )
   fc.assert(
@@ -384,6 +383,15 @@ test('codecs round-trip', () => {
       u(64),
       (fromSeq) =>
         assert.deepEqual(decodeSyncBody(encodeSyncBody({ fromSeq })), { fromSeq }) ?? true,
+    ),
+  )
+  fc.assert(
+    fc.property(
+      u(64),
+      b(32),
+      (fromSeq, nonce) =>
+        assert.deepEqual(decodeSyncBody(encodeSyncBody({ fromSeq, nonce })), { fromSeq, nonce }) ??
+        true,
     ),
   )
 })
@@ -601,17 +609,18 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     /update\.digest: expected 32 bytes/,
   )
 
-  // An ack: 93 bytes, every cut and a trailing byte refused.
+  // An ack: 125 bytes, every cut and a trailing byte refused.
   const ack = {
     seq: 9n,
     updateHash: new Uint8Array(32).fill(4),
     digest: new Uint8Array(32).fill(5),
     stateFrom: new Uint8Array(20).fill(6),
+    nonce: new Uint8Array(32).fill(7),
   }
   const ackBytes = encodeAckBody(ack)
-  assert.equal(ackBytes.length, 93)
+  assert.equal(ackBytes.length, 125)
   assert.deepEqual(decodeAckBody(ackBytes), ack)
-  for (let i = 0; i < 93; i++)
+  for (let i = 0; i < 125; i++)
     assert.throws(() => decodeAckBody(ackBytes.slice(0, i)), isCode('MALFORMED'))
   assert.throws(() => decodeAckBody(Uint8Array.from([...ackBytes, 0])), /ack: 1 trailing bytes/)
 

@@ -816,6 +816,66 @@ describe('enclave roles in-process', () => {
     assert.equal(receipt.kind === 'receipt' && receipt.receipt.nonce, 5n)
   })
 
+  test("acks made before an executor's restart, replayed by its host, do not end its wait on a stale copy; its probe's answers do", async () => {
+    let clock = 2_700_000
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    await sendTransfers(nodes, n0, target, creatorKey, [0n], recipient, answers)
+    // The host records the watchdogs' acks of the next update on their way to the executor.
+    const acks: EnclaveOutput[] = []
+    const queue = await sendTransfer(n0, target, creatorKey, 1n, recipient, 't1')
+    while (queue.length > 0) {
+      const o = queue.shift()!
+      if (o.type !== 'send') continue
+      if (o.envelope.kind === 'ack') acks.push(o)
+      const to = nodes.find((n) => bytesToHex(n.signer) === bytesToHex(o.to))!
+      queue.push(...(await to.enclave.call('peer', { envelope: o.envelope })).outputs)
+    }
+    assert.equal(acks.length, 2, 'one ack from each watchdog')
+    const stale = [...n0.sealed.get(instance)!]
+    await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n], recipient, answers)
+    const pool = await digestOfNode(n1, instance)
+
+    // Restarted from the copy of that moment, it is fed those acks again; the watchdogs' own
+    // answers (they hold two updates more) are dropped.
+    const r0 = await restartNode(n0, instance, () => clock, stale)
+    for (const o of acks)
+      if (o.type === 'send') await r0.enclave.call('peer', { envelope: o.envelope })
+    const vbox = systemViewBox(target, creatorKey, SYSTEM_NONCE_SELECTOR).box
+    await assert.rejects(
+      r0.enclave.call('view', { requestId: 'nonce', instance, box: vbox }),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
+      'still confirming its state: the replayed acks prove nothing about now',
+    )
+    // Its probe reaches the watchdogs: their answers show the pool ahead, and it takes the
+    // pool's state back before it serves.
+    await tickUntil(
+      [r0, n1, n2],
+      r0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      3,
+    )
+    const recovered = await digestOfNode(r0, instance)
+    assert.equal(recovered.seq, pool.seq)
+    assert.deepEqual(recovered.digest, pool.digest)
+    const next = transferBox(target, creatorKey, 4n, recipient)
+    await pump(
+      [r0, n1, n2],
+      (await r0.enclave.call('tx', { requestId: 't4', instance, box: next.box })).outputs,
+      answers,
+      [],
+      true,
+    )
+    const t4 = answerOf(answers, 't4', next.responseKey)
+    assert.equal(t4.kind === 'receipt' && t4.receipt.nonce, 4n)
+  })
+
   test('an executor restarted from a sealed snapshot with no update after it asks its watchdogs to confirm its state', async () => {
     let clock = 2_500_000
     const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive(
@@ -1234,6 +1294,57 @@ describe('enclave roles in-process', () => {
     // Its sealed blobs hold no old state either: a restart does not bring it back.
     const r2 = await restartNode(n2, instance, () => clock)
     assert.equal((await digestOf(r2)).seq, 0n)
+  })
+
+  test('a member removed and drawn again in one chain batch gets the full state and counts for releases again', async () => {
+    let clock = 5_500_000
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+      () => clock,
+    )
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 'a'), answers)
+    assert.equal((await digestOfNode(n2, instance)).seq, 1n)
+    // The executor's host holds back n2's removal until the refill that draws it again, and
+    // feeds both at once.
+    const events = [
+      ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n)),
+      ev(
+        EventKind.Refilled,
+        hexb(
+          encodeAbiParameters(
+            [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+            [[2], [bytesToHex(n2.signer)], [bytesToHex(n2.encryptionKey)]],
+          ),
+        ),
+      ),
+    ]
+    const outs: EnclaveOutput[] = []
+    for (const n of nodes)
+      outs.push(
+        ...(await n.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events })).outputs,
+      )
+    await pump(nodes, outs, answers, [], true)
+    await pump(
+      nodes,
+      await sendTransfer(n0, target, creatorKey, 1n, recipient, 'b'),
+      answers,
+      [],
+      true,
+    )
+    await tickUntil(
+      nodes,
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => answers.has('b'),
+    )
+    assert.ok(answers.has('b'), 'released once the re-drawn member holds the state')
+    const d1 = await digestOfNode(n1, instance)
+    const d2 = await digestOfNode(n2, instance)
+    assert.equal(d2.seq, d1.seq)
+    assert.deepEqual(d2.digest, d1.digest)
   })
 
   test('ecalls reject hostile input with typed errors', async () => {
