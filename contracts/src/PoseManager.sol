@@ -1045,17 +1045,33 @@ contract PoseManager is ReentrancyGuardTransient {
         bytes32 prev = index == 1 ? bytes32(0) : eventHashes[id][(index - 1) % EVENT_HISTORY];
         bytes32 h = PoseDigests.nextEventHash(prev, id, index, uint8(kind), data);
         inst.eventIndex = index;
-        eventHashes[id][index % EVENT_HISTORY] = h;
+        uint256 ring = index % EVENT_HISTORY;
+        if (index > EVENT_HISTORY) _keepChallengeHash(id, inst, index - EVENT_HISTORY, ring);
+        eventHashes[id][ring] = h;
         emit InstanceEvent(id, index, uint8(kind), data, h);
     }
 
+    /// @dev Before the ring forgets the hash of event `old`, keeps it (under key
+    /// `EVENT_HISTORY + old`) when an open challenge's answer names it: members see events only
+    /// after their operators' confirmations, and events others add meanwhile (cheap deposits)
+    /// must not push the event they sign out of reach (decision 0024).
+    function _keepChallengeHash(uint256 id, Instance storage inst, uint64 old, uint256 ring) internal {
+        bool keep = (inst.phase == Phase.ExecutorChallenged && inst.challengeIndex == old)
+            || (inst.watchdogMask != 0 && inst.watchdogChallengeIndex == old);
+        if (keep) eventHashes[id][EVENT_HISTORY + old] = eventHashes[id][ring];
+    }
+
     /// @notice The running hash of instance `id` after event `index`; only the most recent
-    /// `EVENT_HISTORY` indices are kept (index 0, the empty hash, while fewer events exist).
+    /// `EVENT_HISTORY` indices are kept (index 0, the empty hash, while fewer events exist),
+    /// and the events open challenges were answered against once the ring moved past them.
     function eventHashAt(uint256 id, uint64 index) public view returns (bytes32) {
         uint64 latest = instances[id].eventIndex;
         // INVARIANT: a signature may only name an event the manager still remembers.
-        if (index > latest || (latest >= EVENT_HISTORY && index <= latest - EVENT_HISTORY)) {
-            revert PoseManager_StaleEventIndex(id, index, latest);
+        if (index > latest) revert PoseManager_StaleEventIndex(id, index, latest);
+        if (latest >= EVENT_HISTORY && index <= latest - EVENT_HISTORY) {
+            bytes32 kept = eventHashes[id][EVENT_HISTORY + index];
+            if (kept == bytes32(0)) revert PoseManager_StaleEventIndex(id, index, latest);
+            return kept;
         }
         if (index == 0) return bytes32(0);
         return eventHashes[id][index % EVENT_HISTORY];

@@ -82,6 +82,51 @@ contract LivenessTest is Fixture {
         manager.respondExecutor(id, "answer", before, s);
     }
 
+    function depositMany(uint256 n) internal {
+        for (uint256 k; k < n; ++k) {
+            vm.prank(user);
+            manager.deposit{value: 1}(id);
+        }
+    }
+
+    /// Members see events only after their operators' confirmations; the events others add
+    /// meanwhile (cheap deposits) must not push the challenge's own event out of reach of the
+    /// answer that names it (decision 0024).
+    function test_respondExecutor_namingTheChallenge_afterMoreEventsThanTheHistory() public {
+        challenge();
+        uint64 c = manager.getInstance(id).eventIndex;
+        bytes32 h = manager.eventHashAt(id, c);
+        depositMany(40);
+        assertEq(manager.eventHashAt(id, c), h, "the challenge's event is kept");
+        // Any other forgotten event stays forgotten.
+        uint64 latest = manager.getInstance(id).eventIndex;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, c + 1, latest));
+        manager.eventHashAt(id, c + 1);
+        respond(0, c);
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "answered");
+    }
+
+    function test_respondWatchdog_namingTheChallenge_afterMoreEventsThanTheHistory() public {
+        vm.prank(opOf(0));
+        manager.challengeWatchdogs(id, 2, hex"ab");
+        uint64 c = manager.getInstance(id).eventIndex;
+        depositMany(40);
+        bytes32 d = PoseDigests.watchdogResponse(address(manager), id, 1, c, manager.eventHashAt(id, c));
+        manager.respondWatchdog(id, 1, c, sig(slotKey(id, 1, OPS), d));
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.finalizeWatchdogChallenge(id);
+        assertTrue(opOf(1) != address(0), "the watchdog that answered stays");
+    }
+
+    /// Outside an open challenge nothing is kept: the history is the last 32 events.
+    function test_eventHashAt_keepsNothingWithoutAnOpenChallenge() public {
+        uint64 before = manager.getInstance(id).eventIndex;
+        depositMany(40);
+        uint64 latest = manager.getInstance(id).eventIndex;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, before, latest));
+        manager.eventHashAt(id, before);
+    }
+
     function test_respondExecutor_byWatchdog_reverts() public {
         challenge();
         uint64 index = manager.getInstance(id).eventIndex;

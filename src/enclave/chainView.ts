@@ -57,10 +57,17 @@ export class ChainView {
   joins = 0
   /** Index of the event that opened (or, after a timeout, renewed) the executor challenge. */
   challengeIndex = 0n
+  /**
+   * The running hash after event `challengeIndex`: an answer names that event, which the
+   * manager keeps for open challenges once its 32-event history moved past it (decision 0024).
+   */
+  challengeHash: Uint8Array = ZERO32
   /** What the open executor challenge asks (typically a transaction box). */
   challengePayload: Uint8Array = new Uint8Array()
   /** Index of the event that opened the current watchdog challenge. */
   watchdogChallengeIndex = 0n
+  /** The running hash after event `watchdogChallengeIndex` (see `challengeHash`). */
+  watchdogChallengeHash: Uint8Array = ZERO32
   /** The open watchdog challenge's payload (a signed update, see `ChallengeUpdate`). */
   watchdogChallengePayload: Uint8Array = new Uint8Array()
   /** Slots that answered the open watchdog challenge on-chain. */
@@ -112,6 +119,8 @@ export class ChainView {
     this.applyKind(e.kind, e.data, e.index)
     this.index = e.index
     this.hash = h
+    if (this.challengeIndex === e.index) this.challengeHash = h
+    if (this.watchdogChallengeIndex === e.index) this.watchdogChallengeHash = h
     return true
   }
 
@@ -279,6 +288,7 @@ export class ChainView {
       genesisDigest: this.genesisDigest ? hex(this.genesisDigest) : null,
       watchdogMask: this.watchdogMask,
       challengeIndex: dec(this.challengeIndex),
+      challengeHash: hex(this.challengeHash),
       deposits: this.deposits.map((d) => ({
         index: dec(d.index),
         from: hex(d.from),
@@ -287,6 +297,7 @@ export class ChainView {
       challengePayload: hex(this.challengePayload),
       joinOrder: this.joinOrder,
       watchdogChallengeIndex: dec(this.watchdogChallengeIndex),
+      watchdogChallengeHash: hex(this.watchdogChallengeHash),
       watchdogChallengePayload: hex(this.watchdogChallengePayload),
       watchdogResponded: this.watchdogResponded,
       joins: this.joins,
@@ -310,6 +321,7 @@ export class ChainView {
     if (w.genesisDigest) v.genesisDigest = unhex(w.genesisDigest, 'view.genesisDigest', 32)
     v.watchdogMask = w.watchdogMask
     v.challengeIndex = uint(w.challengeIndex, 'view.challengeIndex', 64)
+    if (w.challengeHash) v.challengeHash = unhex(w.challengeHash, 'view.challengeHash', 32)
     v.deposits = w.deposits.map((d) => ({
       index: uint(d.index, 'view.deposits.index', 64),
       from: unhex(d.from, 'view.deposits.from', 20),
@@ -318,6 +330,8 @@ export class ChainView {
     v.challengePayload = unhex(w.challengePayload, 'view.challengePayload')
     v.joinOrder = w.joinOrder
     v.watchdogChallengeIndex = uint(w.watchdogChallengeIndex, 'view.watchdogChallengeIndex', 64)
+    if (w.watchdogChallengeHash)
+      v.watchdogChallengeHash = unhex(w.watchdogChallengeHash, 'view.watchdogChallengeHash', 32)
     v.watchdogChallengePayload = unhex(w.watchdogChallengePayload ?? '0x', 'view.wcPayload')
     v.watchdogResponded = w.watchdogResponded ?? 0
     v.joins = w.joins
@@ -348,11 +362,13 @@ const viewSchema = z.strictObject({
   genesisDigest: z.string().nullable(),
   watchdogMask: z.number().int().min(0).max(0xffff),
   challengeIndex: z.string(),
+  challengeHash: z.string().optional(),
   deposits: z
     .array(z.strictObject({ index: z.string(), from: z.string(), amount: z.string() }))
     .max(100_000),
   challengePayload: z.string().max(PAYLOAD_HEX_CHARS),
   watchdogChallengeIndex: z.string(),
+  watchdogChallengeHash: z.string().optional(),
   watchdogChallengePayload: z.string().max(PAYLOAD_HEX_CHARS).optional(),
   watchdogResponded: z.number().int().min(0).max(0xffff).optional(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),

@@ -169,6 +169,21 @@ type LogEntry = {
 }
 
 const RESEND_MS = 1000
+/**
+ * The event a challenge answer names: the challenge's own (`index`, with the running hash after
+ * it), which the manager keeps while the challenge is open; the latest event seen when that
+ * hash is unknown (a view sealed before it was recorded).
+ */
+function answerAnchor(
+  view: ChainView,
+  index: bigint,
+  hash: Uint8Array,
+): { index: bigint; hash: Uint8Array } {
+  if (index > 0n && index <= view.index && !equalBytes(hash, ZERO_HASH)) return { index, hash }
+  return { index: view.index, hash: view.hash }
+}
+const ZERO_HASH = new Uint8Array(32)
+
 /** The nonce of an ack that answers no probe. */
 const ZERO_NONCE = new Uint8Array(32)
 /** How often an executor re-publishes final balances the chain has not shown yet. */
@@ -608,14 +623,21 @@ export class Instance {
     if (this.answeredWatchdogChallenge >= this.view.watchdogChallengeIndex) return
     if (!this.takeChallengeUpdate()) return
     this.answeredWatchdogChallenge = this.view.index
+    // The answer names the challenge's own event, which the manager keeps while the round is
+    // open however many events land before the answer does (decision 0024).
+    const { index: eventIndex, hash: eventHash } = answerAnchor(
+      this.view,
+      this.view.watchdogChallengeIndex,
+      this.view.watchdogChallengeHash,
+    )
     const signature = signDigest(
       watchdogResponseDigest({
         chainId: this.ctx.chainId,
         manager: this.ctx.manager,
         instance: this.id,
         slot,
-        eventIndex: this.view.index,
-        eventHash: this.view.hash,
+        eventIndex,
+        eventHash,
       }),
       this.ctx.identity.signingKey,
     )
@@ -623,7 +645,7 @@ export class Instance {
       type: 'respondWatchdog',
       instance: this.id,
       slot,
-      eventIndex: this.view.index,
+      eventIndex,
       signature,
     })
     this.log_('info', 'Answering a watchdog challenge', { slot })
@@ -796,14 +818,20 @@ export class Instance {
   }
 
   private respondOnChain(response: Uint8Array): void {
+    // Named like a watchdog's answer: the challenge's own event (decision 0024).
+    const { index: eventIndex, hash: eventHash } = answerAnchor(
+      this.view,
+      this.view.challengeIndex,
+      this.view.challengeHash,
+    )
     const signature = signDigest(
       respondDigest({
         chainId: this.ctx.chainId,
         manager: this.ctx.manager,
         instance: this.id,
         response,
-        eventIndex: this.view.index,
-        eventHash: this.view.hash,
+        eventIndex,
+        eventHash,
       }),
       this.ctx.identity.signingKey,
     )
@@ -811,7 +839,7 @@ export class Instance {
       type: 'respondExecutor',
       instance: this.id,
       response,
-      eventIndex: this.view.index,
+      eventIndex,
       signature,
     })
   }

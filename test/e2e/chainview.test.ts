@@ -215,11 +215,17 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
         ]),
         key,
       )
+    // More events than the manager's 32-event history land before the answer (members see
+    // events late); the answer names the challenge's own event, which the manager keeps
+    // (decision 0024). The view names the same event and hash.
+    for (let i = 0; i < 33; i++) await send(ops[4]!.key, 'deposit', [1n], 1n)
+    assert.equal(view.challengeIndex, info.eventIndex)
+    assert.equal(bytesToHex(view.challengeHash), info.eventHash)
     await send(creator, 'respondExecutor', [
       1n,
       '0x01',
-      info.eventIndex,
-      bytesToHex(respond(exec.enclaveKey, info.eventIndex, info.eventHash)),
+      view.challengeIndex,
+      bytesToHex(respond(exec.enclaveKey, view.challengeIndex, bytesToHex(view.challengeHash))),
     ])
 
     // A silent executor is removed after Δ; the lowest watchdog takes over.
