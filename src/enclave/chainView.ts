@@ -35,6 +35,8 @@ import {
 } from '../protocol/index.ts'
 
 const ZERO32 = new Uint8Array(32)
+/** Events whose running hash a view remembers (`ChainView.hashAt`). */
+const RECENT_HASHES = 4096
 const ZERO20 = new Uint8Array(20)
 
 export class ChainView {
@@ -73,7 +75,19 @@ export class ChainView {
   /** Slots that answered the open watchdog challenge on-chain. */
   watchdogResponded = 0
 
+  /**
+   * The running hash after each of the latest `RECENT_HASHES` events this view applied (not
+   * sealed: a restored view starts with its latest), to compare another member's view with.
+   */
+  private readonly recent = new Map<bigint, Uint8Array>()
+
   constructor(readonly instance: bigint) {}
+
+  /** The running hash after event `index`, if this view still knows it. */
+  hashAt(index: bigint): Uint8Array | undefined {
+    if (index === this.index) return this.hash
+    return this.recent.get(index)
+  }
 
   /** Forgets deposits up to `index`: the world's state shows they were credited. */
   pruneDeposits(index: bigint): void {
@@ -119,6 +133,8 @@ export class ChainView {
     this.applyKind(e.kind, e.data, e.index)
     this.index = e.index
     this.hash = h
+    this.recent.set(e.index, h)
+    if (this.recent.size > RECENT_HASHES) this.recent.delete(this.recent.keys().next().value!)
     if (this.challengeIndex === e.index) this.challengeHash = h
     if (this.watchdogChallengeIndex === e.index) this.watchdogChallengeHash = h
     return true

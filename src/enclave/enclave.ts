@@ -295,6 +295,7 @@ export class Enclave {
     // After the whole batch: the view is at its latest index, which challenge answers must name.
     for (const inst of touched) {
       inst.syncMembers()
+      inst.reportView()
       inst.creditDeposits()
       await inst.answerChallenge()
       inst.answerWatchdogChallenge()

@@ -184,6 +184,10 @@ function answerAnchor(
 }
 const ZERO_HASH = new Uint8Array(32)
 
+/** Reports of its view kept per watchdog (see `Instance.viewReports`). */
+const MAX_VIEW_REPORTS = 16
+const MAX_U64_INDEX = (1n << 64n) - 1n
+
 /** The nonce of an ack that answers no probe. */
 const ZERO_NONCE = new Uint8Array(32)
 /** How often an executor re-publishes final balances the chain has not shown yet. */
@@ -323,6 +327,15 @@ export class Instance {
   /** The latest probe nonce the executor `probeFrom` sent this watchdog, echoed in its acks. */
   private probeNonce: Uint8Array = new Uint8Array(32)
   private probeFrom: Uint8Array | undefined
+  /**
+   * What each watchdog's acks said of its chain view (its latest reports, some possibly ahead of
+   * this executor's view), and the furthest event at which one agreed with this view: deposits
+   * are credited only up to where every watchdog's view agrees (decision 0025).
+   */
+  private readonly viewReports = new Map<string, { index: bigint; hash: Uint8Array }[]>()
+  private readonly viewAgreed = new Map<string, bigint>()
+  /** When this executor last asked its watchdogs for their views (deposits waiting). */
+  private creditProbeAt = 0
   /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
   private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
@@ -1836,14 +1849,88 @@ export class Instance {
    * where the old one stopped, however often an operator replays the events. The view keeps
    * them until every watchdog holds the credit (release()).
    */
+  /**
+   * Keeps a watchdog's report of its view (the latest few: one ahead of this view is checked
+   * once this view gets there) and how far a report agreed with this view.
+   */
+  private noteViewReport(k: string, index: bigint, hash: Uint8Array): void {
+    if (index <= (this.viewAgreed.get(k) ?? 0n)) return
+    let reports = this.viewReports.get(k)
+    if (!reports) {
+      reports = []
+      this.viewReports.set(k, reports)
+    }
+    if (!reports.some((r) => r.index === index)) {
+      reports.push({ index, hash })
+      if (reports.length > MAX_VIEW_REPORTS) reports.shift()
+    }
+  }
+
+  /**
+   * The furthest event at which every current watchdog's view agrees with this one: a deposit
+   * up to it is on the chain other operators feed, not one this executor's host made up
+   * (decision 0025). Unbounded with no watchdog (s = 0 trusts its one operator's feed).
+   */
+  private agreedIndex(): bigint {
+    let min: bigint | undefined
+    for (const slot of this.view.watchdogSlots()) {
+      const k = hexKey(this.view.signers[slot]!)
+      let agreed = this.viewAgreed.get(k) ?? 0n
+      const reports = this.viewReports.get(k)
+      if (reports) {
+        for (const r of reports) {
+          if (r.index <= agreed) continue
+          const mine = this.view.hashAt(r.index)
+          if (mine && equalBytes(mine, r.hash)) agreed = r.index
+        }
+        const left = reports.filter((r) => r.index > agreed && r.index > this.view.index - 4096n)
+        if (left.length > 0) this.viewReports.set(k, left)
+        else this.viewReports.delete(k)
+        this.viewAgreed.set(k, agreed)
+      }
+      if (min === undefined || agreed < min) min = agreed
+    }
+    return min ?? MAX_U64_INDEX
+  }
+
+  /**
+   * Deposits wait for the watchdogs' views: they are asked for them (a probe, answered with an
+   * ack that reports the view) at most once per RESEND_MS while one waits.
+   */
+  private probeForDeposits(now: number): void {
+    if (!this.world || this.awaitingPool || this.provisional || this.pulling) return
+    if (now - this.creditProbeAt < RESEND_MS) return
+    const last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    const waiting = this.view.deposits.some((d) => d.index > last)
+    if (!waiting) return
+    this.creditProbeAt = now
+    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: randomBytes(32) })
+    for (const slot of this.view.watchdogSlots()) this.send('sync', this.view.signers[slot]!, body)
+  }
+
+  /**
+   * A watchdog whose chain view moved tells its executor where it is now (an ack, which
+   * carries the view): deposits are credited once every watchdog's view agrees (decision 0025).
+   */
+  reportView(): void {
+    if (this.role !== 'watchdog' || !this.world || !this.stateFrom) return
+    const exec = this.view.executor
+    if (exec && equalBytes(exec, this.stateFrom)) this.ack(exec)
+  }
+
   creditDeposits(): void {
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
     // Not into a state that may yet be replaced by the pool's: the credited deposits would be
     // forgotten with it. pump() credits them once the executor serves again.
     if (this.awaitingPool || this.provisional || this.pulling) return
     let last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    const agreed = this.agreedIndex()
+    if (this.view.deposits.some((d) => d.index > last && d.index > agreed))
+      this.probeForDeposits(this.ctx.now())
     for (const d of this.view.deposits) {
       if (d.index <= last) continue
+      // Not before every watchdog's view shows the same chain up to it (decision 0025).
+      if (d.index > agreed) break
       this.world.credit(d.from, d.amount)
       last = d.index
       this.systemDirty = true
@@ -2122,6 +2209,8 @@ export class Instance {
       digest: this.world!.digest(),
       stateFrom: this.stateFrom ?? new Uint8Array(20),
       nonce: this.probeFrom && equalBytes(this.probeFrom, to) ? this.probeNonce : ZERO_NONCE,
+      viewIndex: this.view.index,
+      viewHash: this.view.hash,
     }
     this.send('ack', to, encodeAckBody(body))
   }
@@ -2199,6 +2288,7 @@ export class Instance {
       throw new ProtocolError('WRONG_ROLE', `ack: sender is not a watchdog of instance ${this.id}`)
     }
     const a = decodeAckBody(e.body)
+    this.noteViewReport(hexKey(e.from), a.viewIndex, a.viewHash)
     if (this.provisional) {
       // A watchdog of the same predecessor that holds no more of its log than this enclave:
       // everything the pool released is here (each watchdog held all of it).
@@ -2292,6 +2382,7 @@ export class Instance {
     if (this.role !== 'executor' || !this.world) return
     if (this.provisional) return this.askPool(now)
     this.probePool(now)
+    this.probeForDeposits(now)
     const g = this.genesis
     const waiting = this.view
       .watchdogSlots()

@@ -954,6 +954,14 @@ export type AckBody = {
    * replayed older ack cannot confirm that executor's state.
    */
   nonce: Uint8Array
+  /**
+   * The acknowledging member's chain view when it acked: its latest event index and the
+   * running hash after it. The executor credits a deposit only once every watchdog's view
+   * agrees with its own at or beyond the deposit (decision 0025): a view its own host forged
+   * does not agree with views other operators feed.
+   */
+  viewIndex: bigint
+  viewHash: Uint8Array
 }
 /** `nonce`: a probe an executor sends to learn what each member holds now (see `AckBody`). */
 export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array }
@@ -1351,13 +1359,15 @@ export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
 const ACK_VERSION = 2
 
 export const encodeAckBody = (b: AckBody): Uint8Array =>
-  new ByteWriter('ack', 125)
+  new ByteWriter('ack', 165)
     .u8(ACK_VERSION)
     .u64(b.seq, 'seq')
     .fixed(b.updateHash, 32, 'updateHash')
     .fixed(b.digest, 32, 'digest')
     .fixed(b.stateFrom, 20, 'stateFrom')
     .fixed(b.nonce, 32, 'nonce')
+    .u64(b.viewIndex, 'viewIndex')
+    .fixed(b.viewHash, 32, 'viewHash')
     .finish()
 
 export function decodeAckBody(bytes: Uint8Array): AckBody {
@@ -1369,6 +1379,8 @@ export function decodeAckBody(bytes: Uint8Array): AckBody {
     digest: r.fixed(32, 'digest'),
     stateFrom: r.fixed(20, 'stateFrom'),
     nonce: r.fixed(32, 'nonce'),
+    viewIndex: r.u64('viewIndex'),
+    viewHash: r.fixed(32, 'viewHash'),
   }
   r.end()
   return body

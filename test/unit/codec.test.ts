@@ -371,11 +371,13 @@ test('codecs round-trip', () => {
       b(32),
       b(20),
       b(32),
-      (seq, updateHash, digest, stateFrom, nonce) =>
-        assert.deepEqual(
-          decodeAckBody(encodeAckBody({ seq, updateHash, digest, stateFrom, nonce })),
-          { seq, updateHash, digest, stateFrom, nonce },
-        ) ?? true,
+      u(64),
+      b(32),
+      (seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash) => {
+        const ack = { seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash }
+        assert.deepEqual(decodeAckBody(encodeAckBody(ack)), ack)
+        return true
+      },
     ),
   )
   fc.assert(
@@ -609,18 +611,20 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     /update\.digest: expected 32 bytes/,
   )
 
-  // An ack: 125 bytes, every cut and a trailing byte refused.
+  // An ack: 165 bytes, every cut and a trailing byte refused.
   const ack = {
     seq: 9n,
     updateHash: new Uint8Array(32).fill(4),
     digest: new Uint8Array(32).fill(5),
     stateFrom: new Uint8Array(20).fill(6),
     nonce: new Uint8Array(32).fill(7),
+    viewIndex: 12n,
+    viewHash: new Uint8Array(32).fill(8),
   }
   const ackBytes = encodeAckBody(ack)
-  assert.equal(ackBytes.length, 125)
+  assert.equal(ackBytes.length, 165)
   assert.deepEqual(decodeAckBody(ackBytes), ack)
-  for (let i = 0; i < 125; i++)
+  for (let i = 0; i < 165; i++)
     assert.throws(() => decodeAckBody(ackBytes.slice(0, i)), isCode('MALFORMED'))
   assert.throws(() => decodeAckBody(Uint8Array.from([...ackBytes, 0])), /ack: 1 trailing bytes/)
 

@@ -910,8 +910,15 @@ describe('enclave roles in-process', () => {
     const amount = 10n ** 18n
     const deposit = ev(EventKind.Deposit, depositData(creator, amount))
     const before = [...n0.sealed.get(instance)!]
-    for (const w of [n1, n2])
-      await w.enclave.call('chain', { blockNumber: 12n, timestamp: 1002n, events: [deposit] })
+    // The watchdogs see it first and report their views to the executor (decision 0025).
+    for (const w of [n1, n2]) {
+      const seen = await w.enclave.call('chain', {
+        blockNumber: 12n,
+        timestamp: 1002n,
+        events: [deposit],
+      })
+      await pump(nodes, seen.outputs, answers, [], true)
+    }
     // The executor seals its view with the deposit, credits it and seals the update carrying
     // the credit; its host dies after writing the first blob, before the second and before the
     // update leaves. No later chain event comes to make it credit the deposit again.
@@ -942,6 +949,48 @@ describe('enclave roles in-process', () => {
     assert.equal(BigInt(bytesToHex(balance)), amount, 'the deposit is credited once')
     const ds = await Promise.all(after.map((n) => digestOfNode(n, instance)))
     assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
+  })
+
+  test("a deposit the executor's host made up is never credited: no watchdog's view agrees with the executor's", async () => {
+    let clock = 2_650_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    // The executor's host forks the manager's event chain: the same history, then a deposit that
+    // was never made, hashed as the manager would hash it.
+    const fork = eventChain(instance)
+    for (const e of ev.history()) fork(e.kind, e.data)
+    const madeUp = fork(EventKind.Deposit, depositData(creator, 10n ** 21n))
+    const r = await n0.enclave.call('chain', {
+      blockNumber: 12n,
+      timestamp: 1002n,
+      events: [madeUp],
+    })
+    await pump(nodes, r.outputs, answers, [], true)
+    // The watchdogs' hosts feed the real chain, where that index is another, real deposit.
+    const real = ev(EventKind.Deposit, depositData(randomBytes(20), 5n))
+    for (const w of [n1, n2]) {
+      const seen = await w.enclave.call('chain', {
+        blockNumber: 12n,
+        timestamp: 1002n,
+        events: [real],
+      })
+      await pump(nodes, seen.outputs, answers, [], true)
+    }
+    await tickUntil(
+      nodes,
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      4,
+    )
+    const balance = await systemView(nodes, n0, target, creatorKey, BALANCE_SELECTOR, answers)
+    assert.equal(BigInt(bytesToHex(balance)), 0n, 'nothing credited')
+    const ds = await Promise.all(nodes.map((n) => digestOfNode(n, instance)))
+    assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
+    assert.equal(ds[0]!.seq, 0n, 'no update carries a credit')
   })
 
   test('a deposit seen while a restarted executor waits for its pool is credited on the state it takes back from the pool', async () => {
