@@ -2114,6 +2114,9 @@ export class Instance {
     this.seq = g.seq
     this.lastHash = g.lastHash
     this.stateFrom = e.from
+    // The state says which deposits are credited; the view forgets them (a newcomer's view
+    // holds every deposit since the instance began, and seals it with each event).
+    this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
     this.seal('snapshot', this.snapshotRecord())
     this.log_('info', 'Genesis state received', { seq: Number(g.seq) })
     this.ack(e.from)

@@ -1220,6 +1220,55 @@ describe('enclave roles in-process', () => {
     assert.equal(a.kind === 'receipt' && a.receipt.nonce, BigInt(total - 1))
   })
 
+  test("a refilled member's view forgets the deposits the state it receives has credited", async () => {
+    let clock = 4_200_000
+    const { nodes, instance, ev, creator, answers } = await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const deposit = ev(EventKind.Deposit, depositData(creator, 7n))
+    for (const n of nodes) {
+      const r = await n.enclave.call('chain', {
+        blockNumber: 20n,
+        timestamp: 1050n,
+        events: [deposit],
+      })
+      await pump(nodes, r.outputs, answers, [], true)
+    }
+    assert.equal((await digestOfNode(n1, instance)).seq, 1n, 'credited and replicated')
+    const n3 = await newNode(undefined, undefined, () => clock)
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
+    const refilled = ev(
+      EventKind.Refilled,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+          [[2], [bytesToHex(n3.signer)], [bytesToHex(n3.encryptionKey)]],
+        ),
+      ),
+    )
+    const all = [n0, n1, n2, n3]
+    const outs: EnclaveOutput[] = []
+    for (const n of all) {
+      // n3 reads the whole history, the deposit included.
+      const events = n === n3 ? ev.history() : [removed, refilled]
+      outs.push(
+        ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
+      )
+    }
+    await pump(all, outs, answers, [], true)
+    await tickUntil(
+      all,
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      2,
+    )
+    const d3 = await digestOfNode(n3, instance)
+    assert.equal(d3.seq, 1n, 'the newcomer holds the state')
+    const views = (n3.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views
+    assert.equal(views.get(instance)!.deposits.length, 0, 'the credited deposit is forgotten')
+  })
+
   test('a refilled member counts for every release at once, so a later promotion rolls nothing back', async () => {
     let clock = 4_000_000
     const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
