@@ -57,7 +57,8 @@ export type CliCommand =
       confirmations?: number
       peerSourceAddress?: string
     })
-  | (User & { cmd: 'operator-exit' | 'operator-withdraw' })
+  | (User & { cmd: 'operator-exit' | 'operator-withdraw' | 'operator-claim' })
+  | (User & { cmd: 'claim' })
   | (User & { cmd: 'deploy'; abi: Abi; bytecode: Hex; args: unknown[]; watchdogs: number })
   | (User & {
       cmd: 'send'
@@ -249,6 +250,7 @@ export function buildProgram(deps: CliDeps): Command {
       'withdraw',
       'withdraw the stake after exit, once no membership is left and the exit delay passed',
     ],
+    ['claim', 'claim the challenge fees and slash rewards the manager credited the operator'],
   ] as const) {
     operatorKey(chainOptions(operator.command(name).description(description))).action((o) =>
       run({
@@ -311,6 +313,14 @@ export function buildProgram(deps: CliDeps): Command {
     .action((o) =>
       run({ cmd: 'challenge', ...user(o), instance: o.instance, payload: o.payload ?? '0x' }),
     )
+
+  userOptions(
+    program
+      .command('claim')
+      .description(
+        'claim what the manager credited your account (refunded fees, rewards for proving an offence)',
+      ),
+  ).action((o) => run({ cmd: 'claim', ...user(o) }))
 
   userOptions(program.command('deposit').description('deposit coins (wei) into an instance'))
     .addOption(instance())

@@ -10,7 +10,7 @@ import { devAttestationVerifierAbi } from '../chain/abi.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { createPoseClient, privateKeyToPoseAccount } from '../client/index.ts'
 import { runDemo } from '../devnet/demo.ts'
-import { exitPool, withdrawStake } from '../operator/exit.ts'
+import { claimOperatorPayout, exitPool, withdrawStake } from '../operator/exit.ts'
 import { OperatorNode } from '../operator/node.ts'
 import { bytesToHex, hexToBytes, keccak256 } from '../protocol/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
@@ -152,6 +152,19 @@ export async function runCommand(c: CliCommand): Promise<void> {
           )
         }
       }
+      return
+    }
+    case 'claim': {
+      const r = await (await userClient(c)).claim()
+      console.log(json({ claimed: r.amount, ...(r.hash ? { hash: r.hash } : {}) }))
+      if (r.amount === 0n) console.error('Nothing to claim: the manager holds no payout for you.')
+      return
+    }
+    case 'operator-claim': {
+      const r = await claimOperatorPayout({ rpcUrl: c.rpc, manager: c.manager, privateKey: c.key })
+      console.log(json({ claimed: r.amount, ...(r.hash ? { hash: r.hash } : {}) }))
+      if (r.amount === 0n)
+        console.error('Nothing to claim: the manager holds no payout for this operator.')
       return
     }
     case 'operator-exit':

@@ -16,6 +16,7 @@ import { type ChainClients, createChainClients } from '../chain/clients.ts'
 import { TxSender } from '../chain/sender.ts'
 import { BoxSessions, hexToBytes, type PoseDomain } from '../protocol/index.ts'
 import { type ChallengeExecutorParameters, challengeExecutor } from './actions/challengeExecutor.ts'
+import { claim, getPayout } from './actions/claim.ts'
 import { type DeployContractParameters, deployContract } from './actions/deployContract.ts'
 import { type DepositParameters, deposit } from './actions/deposit.ts'
 import { getBalance } from './actions/getBalance.ts'
@@ -168,6 +169,10 @@ export type PoseClient = PoseClientBase & {
     fromBlock?: bigint
   }) => ReturnType<typeof getFinalBalances>
   getInstance: (p: { instance: bigint; refresh?: boolean }) => Promise<GetInstanceReturnType>
+  /** What the manager holds for an account to claim (refunds, rewards), in wei. */
+  getPayout: (p?: { address?: Address }) => ReturnType<typeof getPayout>
+  /** Claims what the manager credited this account; sends nothing when there is nothing. */
+  claim: () => ReturnType<typeof claim>
 }
 
 /**
@@ -223,6 +228,8 @@ export async function createPoseClient(p: CreatePoseClientParameters): Promise<P
   client.withdraw = (q) => withdraw(base, q)
   client.withdrawFinal = (q) => withdrawFinal(base, q)
   client.getFinalBalances = (q) => getFinalBalances(base, q)
+  client.getPayout = (q) => getPayout(base, q)
+  client.claim = () => claim(base)
   return client
 }
 

@@ -1,6 +1,7 @@
 /** The POSE client SDK. */
 
 export { privateKeyToPoseAccount } from './account.ts'
+export { type ClaimReturnType, claim, getPayout } from './actions/claim.ts'
 export {
   type DeployContractParameters,
   type DeployContractReturnType,

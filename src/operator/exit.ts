@@ -7,6 +7,7 @@ import type { Address, Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createChainClients } from '../chain/clients.ts'
 import { poseManagerAbi, readInstance, readOperatorRecord } from '../chain/manager.ts'
+import { type ClaimResult, claimPayout } from '../chain/payouts.ts'
 import { TxSender } from '../chain/sender.ts'
 
 export type ExitOptions = {
@@ -60,6 +61,15 @@ export async function exitPool(o: ExitOptions): Promise<{ left: bigint[]; readyA
     functionName: 'exitDelay',
   })) as bigint
   return { left, readyAt: after.exitRequestedAt + delay }
+}
+
+/**
+ * Claims what the manager credited the operator's account: the challenge fees its executor
+ * earned by answering, and half of each slash of a watchdog its executor proved silent.
+ */
+export async function claimOperatorPayout(o: ExitOptions): Promise<ClaimResult> {
+  const { chain, sender } = await connect(o)
+  return claimPayout(chain.publicClient, sender, o.manager)
 }
 
 /** Withdraws the stake after the exit delay; returns the amount paid. */

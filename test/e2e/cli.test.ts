@@ -4,6 +4,9 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { createPublicClient, http } from 'viem'
+import { readInstance } from '../../src/chain/manager.ts'
+import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { REPO_ROOT } from '../../src/tee/measurement.ts'
 
@@ -37,6 +40,7 @@ const ARTIFACT = join(REPO_ROOT, 'out', 'PrivateToken.sol', 'PrivateToken.json')
 
 describe('pose CLI', { timeout: 300_000 }, () => {
   let devnet: Devnet
+  const client = () => createPublicClient({ transport: http(devnet.rpcUrl) }) as never
   before(async () => {
     devnet = await startDevnet({ operators: 3, users: 2 })
   })
@@ -54,6 +58,7 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       'send',
       'call',
       'challenge',
+      'claim',
       'deposit',
       'balance',
       'withdraw',
@@ -73,6 +78,8 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       ['withdraw'],
       ['operator', 'exit'],
       ['operator', 'withdraw'],
+      ['operator', 'claim'],
+      ['claim'],
       ['status'],
       ['verify-measurement'],
     ]) {
@@ -219,6 +226,30 @@ describe('pose CLI', { timeout: 300_000 }, () => {
     ])
     assert.equal(verify.code, 0, verify.stdout + verify.stderr)
     assert.match(verify.stdout, /allowed by verifier .*: true/)
+
+    // Challenged, the executor answers on-chain: the challenge fee is credited to its operator,
+    // who claims it; the challenger has nothing to claim.
+    const challenged = await pose(['challenge', ...common, '--instance', instance], env)
+    assert.equal(challenged.code, 0, challenged.stderr)
+    const executorOp = async () => {
+      const info = await readInstance(client(), devnet.manager, BigInt(instance))
+      return { phase: info.phaseName, op: info.operators[info.executorSlot]! }
+    }
+    for (let i = 0; i < 120 && (await executorOp()).phase !== 'Active'; i++)
+      await new Promise((r) => setTimeout(r, 250))
+    const { phase, op } = await executorOp()
+    assert.equal(phase, 'Active', 'the executor answered')
+    const opKey = devnet.operators.find((o) => o.address === op)!.key
+    const fee = DEFAULT_MANAGER_PARAMS.challengeFee
+    const claimed = await pose(['operator', 'claim', ...common], { POSE_OPERATOR_KEY: opKey })
+    assert.equal(claimed.code, 0, claimed.stderr)
+    assert.equal(JSON.parse(claimed.stdout).claimed, fee.toString())
+    const again = await pose(['operator', 'claim', ...common], { POSE_OPERATOR_KEY: opKey })
+    assert.equal(JSON.parse(again.stdout).claimed, '0')
+    assert.match(again.stderr, /Nothing to claim/)
+    const user = await pose(['claim', ...common], env)
+    assert.equal(user.code, 0, user.stderr)
+    assert.equal(JSON.parse(user.stdout).claimed, '0')
   })
 
   test('an operator whose enclave dies exits with code 1, for a supervisor to start it again, and resumes from its data directory', async () => {
