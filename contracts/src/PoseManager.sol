@@ -576,10 +576,12 @@ contract PoseManager is ReentrancyGuardTransient {
         }
         inst.watchdogRounds = rounds;
         inst.phase = Phase.ExecutorChallenged;
-        _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
+        // Set before the event is appended, so the append keeps no hash for the closed
+        // challenge whose index this one replaces (decision 0024).
+        inst.challengeIndex = SafeCast.toUint56(inst.eventIndex + 1);
         inst.challenger = msg.sender;
         inst.challengeDeadline = SafeCast.toUint40(from + delta);
-        inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
+        _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
     }
 
     /// @notice The executor enclave's answer to the open challenge. The signature must name an
@@ -660,8 +662,9 @@ contract PoseManager is ReentrancyGuardTransient {
         } else {
             inst.phase = Phase.WatchdogsChallenged;
         }
+        // Set before the event is appended (see `challengeExecutor`).
+        inst.watchdogChallengeIndex = inst.eventIndex + 1;
         _appendEvent(id, inst, EventKind.WatchdogsChallenged, abi.encode(uint16(memberMask), payload));
-        inst.watchdogChallengeIndex = inst.eventIndex;
     }
 
     /// @notice A challenged watchdog's enclave acknowledges the challenge (its signature names an

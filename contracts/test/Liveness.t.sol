@@ -118,6 +118,21 @@ contract LivenessTest is Fixture {
         assertTrue(opOf(1) != address(0), "the watchdog that answered stays");
     }
 
+    /// A new challenge 32 events after a closed one keeps nothing for the closed one.
+    function test_eventHashAt_keepsNothingForAClosedChallenge() public {
+        challenge();
+        uint64 c = manager.getInstance(id).eventIndex;
+        respond(0, c);
+        depositMany(30);
+        assertEq(manager.getInstance(id).eventIndex, c + 31, "the next challenge is event c + 32");
+        challenge();
+        respond(0, manager.getInstance(id).eventIndex);
+        depositMany(2);
+        uint64 latest = manager.getInstance(id).eventIndex;
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, c, latest));
+        manager.eventHashAt(id, c);
+    }
+
     /// Outside an open challenge nothing is kept: the history is the last 32 events.
     function test_eventHashAt_keepsNothingWithoutAnOpenChallenge() public {
         uint64 before = manager.getInstance(id).eventIndex;

@@ -184,6 +184,8 @@ function answerAnchor(
 }
 const ZERO_HASH = new Uint8Array(32)
 
+/** How long a deposit waits for a watchdog's chain view before that watchdog is challenged. */
+const VIEW_LAG_MS = 60_000
 /** Reports of its view kept per watchdog (see `Instance.viewReports`). */
 const MAX_VIEW_REPORTS = 16
 const MAX_U64_INDEX = (1n << 64n) - 1n
@@ -336,6 +338,14 @@ export class Instance {
   private readonly viewAgreed = new Map<string, bigint>()
   /** When this executor last asked its watchdogs for their views (deposits waiting). */
   private creditProbeAt = 0
+  /** Since when a deposit has waited for the watchdogs' views (undefined: none waits). */
+  private creditWaitSince: number | undefined
+  /**
+   * Members removed and drawn again, with the probe nonce their acks must echo before they
+   * count: an ack from before the removal, replayed by the host, would otherwise say the
+   * member holds state it dropped.
+   */
+  private readonly redrawn = new Map<string, Uint8Array>()
   /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
   private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
@@ -590,6 +600,7 @@ export class Instance {
       // once): it dropped its state when removed, so what it acked before counts for nothing.
       if (!this.acked.has(k) || (known !== undefined && known !== joined)) {
         this.acked.set(k, -1n)
+        if (known !== undefined) this.redrawn.set(k, randomBytes(32))
         added = true
       }
       this.joinedAt.set(k, joined)
@@ -598,6 +609,7 @@ export class Instance {
       if (!this.view.watchdogSlots().some((s) => hexKey(this.view.signers[s]!) === k)) {
         this.acked.delete(k)
         this.joinedAt.delete(k)
+        this.redrawn.delete(k)
       }
     }
     if (added) {
@@ -761,16 +773,16 @@ export class Instance {
    * The executor challenges, on-chain, every watchdog whose ack for the oldest pending update
    * is later than `ackTimeoutMs` (SPEC §6.9); the payload carries that update.
    */
-  private challengeLateWatchdogs(now: number): void {
-    if (this.view.watchdogMask !== 0 || this.challengedAtSeq >= this.released + 1n) return
+  private challengeLateWatchdogs(now: number): boolean {
+    if (this.view.watchdogMask !== 0 || this.challengedAtSeq >= this.released + 1n) return false
     const oldest = this.log.get(this.released + 1n)
-    if (!oldest || now - oldest.createdAt < this.ctx.ackTimeoutMs) return
+    if (!oldest || now - oldest.createdAt < this.ctx.ackTimeoutMs) return false
     let mask = 0n
     for (const slot of this.view.watchdogSlots()) {
       const k = hexKey(this.view.signers[slot]!)
       if ((this.acked.get(k) ?? -1n) < oldest.seq) mask |= 1n << BigInt(slot)
     }
-    if (mask === 0n) return
+    if (mask === 0n) return false
     this.challengedAtSeq = oldest.seq
     const signed = this.updateEnvelope(oldest)
     this.challengeSent = encodeChallengeUpdate({ signature: signed.signature, body: signed.body })
@@ -784,6 +796,7 @@ export class Instance {
       mask: mask.toString(),
       seq: Number(oldest.seq),
     })
+    return true
   }
 
   /** Answers an open on-chain challenge against this executor, once per challenge. */
@@ -1108,6 +1121,9 @@ export class Instance {
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       if (!this.needsFullState(signer)) continue
+      // A member drawn again: only an ack that echoes this probe counts (see `redrawn`).
+      const nonce = this.redrawn.get(hexKey(signer))
+      if (nonce) this.send('sync', signer, encodeSyncBody({ fromSeq: this.seq + 1n, nonce }))
       this.sendState(slot, snapshot)
     }
     this.genesis!.sentAt = now
@@ -1904,8 +1920,17 @@ export class Instance {
     const waiting = this.view.deposits.some((d) => d.index > last)
     if (!waiting) return
     this.creditProbeAt = now
-    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: randomBytes(32) })
-    for (const slot of this.view.watchdogSlots()) this.send('sync', this.view.signers[slot]!, body)
+    const nonce = randomBytes(32)
+    for (const slot of this.view.watchdogSlots()) {
+      const signer = this.view.signers[slot]!
+      // A member drawn again keeps being asked for its own probe's nonce (see `redrawn`).
+      const body = encodeSyncBody({
+        fromSeq: this.seq + 1n,
+        nonce: this.redrawn.get(hexKey(signer)) ?? nonce,
+        viewAt: this.view.index,
+      })
+      this.send('sync', signer, body)
+    }
   }
 
   /**
@@ -1919,14 +1944,17 @@ export class Instance {
   }
 
   creditDeposits(): void {
+    if (this.view.deposits.length === 0) this.creditWaitSince = undefined
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
     // Not into a state that may yet be replaced by the pool's: the credited deposits would be
     // forgotten with it. pump() credits them once the executor serves again.
     if (this.awaitingPool || this.provisional || this.pulling) return
     let last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
     const agreed = this.agreedIndex()
-    if (this.view.deposits.some((d) => d.index > last && d.index > agreed))
+    if (this.view.deposits.some((d) => d.index > last && d.index > agreed)) {
+      this.creditWaitSince ??= this.ctx.now()
       this.probeForDeposits(this.ctx.now())
+    }
     for (const d of this.view.deposits) {
       if (d.index <= last) continue
       // Not before every watchdog's view shows the same chain up to it (decision 0025).
@@ -1936,6 +1964,39 @@ export class Instance {
       this.systemDirty = true
     }
     if (this.systemDirty) this.world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT, last)
+    if (!this.view.deposits.some((d) => d.index > last)) this.creditWaitSince = undefined
+  }
+
+  /**
+   * A deposit that waited `VIEW_LAG_MS` for a watchdog's view: that watchdog is challenged
+   * on-chain with a payload that is no update, so its answer acknowledges nothing. Answering
+   * takes a view that reached the challenge, past the deposit, which its next ack reports; a
+   * watchdog whose host keeps the chain from it cannot answer and is removed (decision 0025).
+   */
+  private challengeLaggingViews(now: number): void {
+    if (this.view.watchdogMask !== 0 || this.creditWaitSince === undefined || !this.world) return
+    if (now - this.creditWaitSince < VIEW_LAG_MS) return
+    const last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    const waiting = this.view.deposits.find((d) => d.index > last)
+    if (!waiting) return
+    this.agreedIndex()
+    let mask = 0n
+    for (const slot of this.view.watchdogSlots()) {
+      const k = hexKey(this.view.signers[slot]!)
+      if ((this.viewAgreed.get(k) ?? 0n) < waiting.index) mask |= 1n << BigInt(slot)
+    }
+    if (mask === 0n) return
+    this.creditWaitSince = now
+    this.ctx.out({
+      type: 'challengeWatchdogs',
+      instance: this.id,
+      memberMask: mask,
+      payload: concatBytes(utf8('POSE-VIEW-v1'), uintToWord(waiting.index)),
+    })
+    this.log_('warn', "A deposit waits for watchdogs' chain views; challenging them on-chain", {
+      mask: mask.toString(),
+      deposit: Number(waiting.index),
+    })
   }
 
   private unsignedReceipt(r: ExecutedTx, seq: bigint): Omit<Receipt, 'signature' | 'proof'> {
@@ -2182,16 +2243,19 @@ export class Instance {
   /** A watchdog returns its state to the executor whose log it follows (see onStateReturned). */
   private returnState(e: PeerEnvelope): void {
     const exec = this.view.executor
+    const { fromSeq, nonce, viewAt } = decodeSyncBody(e.body)
+    // A probe's nonce is echoed in every later ack to that executor, also by a member still
+    // waiting for the state (its first ack, after the state, then counts).
+    if (nonce && exec && equalBytes(e.from, exec)) {
+      this.probeNonce = nonce
+      this.probeFrom = e.from
+    }
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
-    const { fromSeq, nonce } = decodeSyncBody(e.body)
     if (nonce) {
-      // A probe: answered at once with what this watchdog holds now, and its nonce echoed in
-      // every later ack to that executor.
-      this.probeNonce = nonce
-      this.probeFrom = e.from
-      this.ack(e.from)
+      // A probe: answered at once with what this watchdog holds now.
+      this.ack(e.from, viewAt)
       if (this.seq < fromSeq) return
     } else if (!equalBytes(this.stateFrom, e.from) && this.seq < fromSeq) {
       // A member promoted from a restored copy asks what this watchdog holds of the log it
@@ -2205,15 +2269,20 @@ export class Instance {
     this.sendState(this.view.executorSlot, undefined, fromSeq)
   }
 
-  private ack(to: Uint8Array): void {
+  /**
+   * Acks to `to` what this watchdog holds, with its chain view: at event `viewAt` when asked and
+   * still known (an executor waiting to credit names its latest event), else its latest.
+   */
+  private ack(to: Uint8Array, viewAt?: bigint): void {
+    const asked = viewAt === undefined ? undefined : this.view.hashAt(viewAt)
     const body: AckBody = {
       seq: this.seq,
       updateHash: this.lastHash,
       digest: this.world!.digest(),
       stateFrom: this.stateFrom ?? new Uint8Array(20),
       nonce: this.probeFrom && equalBytes(this.probeFrom, to) ? this.probeNonce : ZERO_NONCE,
-      viewIndex: this.view.index,
-      viewHash: this.view.hash,
+      viewIndex: asked ? viewAt! : this.view.index,
+      viewHash: asked ?? this.view.hash,
     }
     this.send('ack', to, encodeAckBody(body))
   }
@@ -2322,6 +2391,11 @@ export class Instance {
       throw new ProtocolError('OUT_OF_ORDER', `ack for seq ${a.seq}: unknown update`)
     }
     const k = hexKey(e.from)
+    const probe = this.redrawn.get(k)
+    if (probe) {
+      if (!equalBytes(a.nonce, probe)) return
+      this.redrawn.delete(k)
+    }
     if ((this.acked.get(k) ?? -1n) < a.seq) this.acked.set(k, a.seq)
     if (this.restartProbe && equalBytes(a.nonce, this.restartProbe.nonce))
       this.restartProbe.confirmed.add(k)
@@ -2394,8 +2468,10 @@ export class Instance {
     for (const entry of this.log.values()) {
       if (now - entry.sentAt >= RESEND_MS) this.broadcastUpdate(entry)
     }
-    if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged)
-      this.challengeLateWatchdogs(now)
+    if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged) {
+      // One challenge at a time: the manager takes one watchdog round.
+      if (!this.challengeLateWatchdogs(now)) this.challengeLaggingViews(now)
+    }
     this.publishTermination(now)
     this.expireFuture(now)
     await this.pump()

@@ -963,8 +963,12 @@ export type AckBody = {
   viewIndex: bigint
   viewHash: Uint8Array
 }
-/** `nonce`: a probe an executor sends to learn what each member holds now (see `AckBody`). */
-export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array }
+/**
+ * `nonce`: a probe an executor sends to learn what each member holds now (see `AckBody`);
+ * `viewAt`: the event whose running hash the answer should report, when the member's view has
+ * it (an executor waiting to credit a deposit names its own latest event, decision 0025).
+ */
+export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array; viewAt?: bigint }
 
 const executedTxSchema = z.strictObject({
   txHash: bytes32Schema,
@@ -987,7 +991,11 @@ const genesisSecretsSchema = z.strictObject({
   recent: z.lazy(() => recentResultsSchema),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
-const syncBodySchema = z.strictObject({ fromSeq: uintSchema, nonce: bytes32Schema.optional() })
+const syncBodySchema = z.strictObject({
+  fromSeq: uintSchema,
+  nonce: bytes32Schema.optional(),
+  viewAt: uintSchema.optional(),
+})
 
 const MAX = LIMITS.maxPeerMessageBytes
 
@@ -1386,12 +1394,16 @@ export function decodeAckBody(bytes: Uint8Array): AckBody {
   return body
 }
 
-export const encodeSyncBody = (b: SyncBody): Uint8Array =>
-  encodeJson(
-    b.nonce ? { fromSeq: dec(b.fromSeq), nonce: hex(b.nonce) } : { fromSeq: dec(b.fromSeq) },
-  )
+export function encodeSyncBody(b: SyncBody): Uint8Array {
+  const w: Record<string, string> = { fromSeq: dec(b.fromSeq) }
+  if (b.nonce) w.nonce = hex(b.nonce)
+  if (b.viewAt !== undefined) w.viewAt = dec(b.viewAt)
+  return encodeJson(w)
+}
 export function decodeSyncBody(bytes: Uint8Array): SyncBody {
   const w = decodeJson(bytes, syncBodySchema, 'sync', 4096)
-  const fromSeq = uint(w.fromSeq, 'sync.fromSeq', 64)
-  return w.nonce ? { fromSeq, nonce: unhex(w.nonce, 'sync.nonce', 32) } : { fromSeq }
+  const body: SyncBody = { fromSeq: uint(w.fromSeq, 'sync.fromSeq', 64) }
+  if (w.nonce) body.nonce = unhex(w.nonce, 'sync.nonce', 32)
+  if (w.viewAt !== undefined) body.viewAt = uint(w.viewAt, 'sync.viewAt', 64)
+  return body
 }

@@ -26,6 +26,7 @@ import {
 } from '../../src/protocol/index.ts'
 import {
   answerOf,
+  BALANCE_SELECTOR,
   depositData,
   digestOf,
   hexb,
@@ -36,6 +37,7 @@ import {
   sendTransfers,
   sentTo,
   setupActive,
+  systemView,
   systemViewBox,
   transferBox,
 } from './harness.ts'
@@ -408,4 +410,61 @@ test("a watchdog the new executor's handover missed answers its challenge once t
   const out = await takeoverChallengesN2(s, 1n, (ms) => (clock += ms))
   assert.ok(answersChallenge(out), 'n2 answers')
   assert.deepEqual((await digestOf(n2, s.instance)).digest, (await digestOf(n1, s.instance)).digest)
+})
+
+test("a watchdog whose host keeps a deposit from it is challenged once the deposit waited a minute; its answer's view lets the executor credit it (decision 0025)", async () => {
+  let clock = 6_000_000
+  const s = await setupActive(() => clock)
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  const deposit = s.ev(EventKind.Deposit, depositData(s.creator, 9n))
+  // n2's host withholds the deposit; the executor and n1 see it.
+  for (const n of [n0, n1]) {
+    const r = await n.enclave.call('chain', {
+      blockNumber: 20n,
+      timestamp: 1100n,
+      events: [deposit],
+    })
+    await pump(s.nodes, r.outputs, s.answers, [], true)
+  }
+  const tick = async (ms: number) => {
+    clock += ms
+    const r = await n0.enclave.call('tick', { now: clock })
+    await pump(s.nodes, r.outputs, s.answers, [], true)
+    return r.outputs
+  }
+  let outs = await tick(30_000)
+  assert.ok(!outs.some((o) => o.type === 'challengeWatchdogs'), 'not before a minute')
+  outs = await tick(31_000)
+  const challenge = outs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(
+    challenge && challenge.type === 'challengeWatchdogs',
+    'the lagging watchdog is challenged',
+  )
+  assert.equal(challenge.memberMask, 4n, 'n2 (slot 2) only')
+  assert.equal(bytesToHex(challenge.payload.subarray(0, 12)), bytesToHex(utf8('POSE-VIEW-v1')))
+  // The challenge lands on-chain; n2 must see the chain up to it to answer.
+  const challenged = s.ev(EventKind.WatchdogsChallenged, challengedData(4, challenge.payload))
+  const n2outs = (
+    await n2.enclave.call('chain', {
+      blockNumber: 21n,
+      timestamp: 1160n,
+      events: [deposit, challenged],
+    })
+  ).outputs
+  assert.ok(answersChallenge(n2outs), 'n2 answers')
+  for (const n of [n0, n1]) {
+    const r = await n.enclave.call('chain', {
+      blockNumber: 21n,
+      timestamp: 1160n,
+      events: [challenged],
+    })
+    await pump(s.nodes, r.outputs, s.answers, [], true)
+  }
+  await pump(s.nodes, n2outs, s.answers, [], true)
+  await tick(1_500)
+  const balance = await systemView(s.nodes, n0, target, s.creatorKey, BALANCE_SELECTOR, s.answers)
+  assert.equal(BigInt(bytesToHex(balance)), 9n, 'credited once every view agrees')
+  const ds = await Promise.all(s.nodes.map((n) => digestOf(n, s.instance)))
+  assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
 })
