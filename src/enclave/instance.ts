@@ -184,6 +184,8 @@ function answerAnchor(
 }
 const ZERO_HASH = new Uint8Array(32)
 
+/** Updates whose resulting state digest a member remembers (`Instance.heldDigests`). */
+const HELD_DIGESTS = 64
 /** How long a deposit waits for a watchdog's chain view before that watchdog is challenged. */
 const VIEW_LAG_MS = 60_000
 /** Reports of its view kept per watchdog (see `Instance.viewReports`). */
@@ -346,6 +348,8 @@ export class Instance {
    * member holds state it dropped.
    */
   private readonly redrawn = new Map<string, Uint8Array>()
+  /** The state digest after each of this member's latest updates (see `takeChallengeUpdate`). */
+  private readonly heldDigests = new Map<bigint, Uint8Array>()
   /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
   private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
@@ -464,6 +468,7 @@ export class Instance {
    */
   private forgetState(): void {
     this.world = undefined
+    this.heldDigests.clear()
     this.stateKey = undefined
     this.contractSecretKey = undefined
     this.contractPublicKey = undefined
@@ -706,6 +711,14 @@ export class Instance {
     }
     if (!this.stateFrom || !equalBytes(this.stateFrom, exec)) {
       this.cannotAnswer(body.seq, "it follows the previous executor's log")
+      return false
+    }
+    // The executor counts the answer as an ack of this very update: a member that holds another
+    // update at that seq (one its host replayed from before the executor's restart) does not
+    // answer, or the executor would release what the pool does not hold.
+    const held = body.seq === this.seq ? this.world!.digest() : this.heldDigests.get(body.seq)
+    if (held && !equalBytes(held, body.digest)) {
+      this.cannotAnswer(body.seq, 'it holds another update at that seq')
       return false
     }
     return true
@@ -2174,6 +2187,7 @@ export class Instance {
     this.world = world
     this.seq = g.seq
     this.lastHash = g.lastHash
+    this.heldDigests.clear()
     this.stateFrom = e.from
     // The state says which deposits are credited; the view forgets them (a newcomer's view
     // holds every deposit since the instance began, and seals it with each event).
@@ -2313,6 +2327,9 @@ export class Instance {
     }
     this.seq = body.seq
     this.lastHash = hash
+    this.heldDigests.set(body.seq, body.digest)
+    if (this.heldDigests.size > HELD_DIGESTS)
+      this.heldDigests.delete(this.heldDigests.keys().next().value!)
     this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
   }
 

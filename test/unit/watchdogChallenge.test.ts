@@ -468,3 +468,60 @@ test("a watchdog whose host keeps a deposit from it is challenged once the depos
   const ds = await Promise.all(s.nodes.map((n) => digestOf(n, s.instance)))
   assert.equal(new Set(ds.map((d) => `${d.seq}:${bytesToHex(d.digest)}`)).size, 1)
 })
+
+test("a watchdog that holds another update at the challenged seq (replayed from before the executor's restart) does not answer, so the executor releases nothing the pool lacks", async () => {
+  let clock = 7_000_000
+  const s = await setupActive(() => clock)
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+  const recipient = randomBytes(20)
+  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
+  const stale = [...n0.sealed.get(s.instance)!]
+  // The next update reaches nobody; the host keeps the copy addressed to n1.
+  const outs = (
+    await n0.enclave.call('tx', {
+      requestId: 'old',
+      instance: s.instance,
+      box: transferBox(target, s.creatorKey, 1n, recipient).box,
+    })
+  ).outputs
+  const oldUpdate = outs.find(
+    (o) =>
+      o.type === 'send' &&
+      o.envelope.kind === 'update' &&
+      o.envelope.to.toLowerCase() === bytesToHex(n1.signer),
+  )
+  assert.ok(oldUpdate && oldUpdate.type === 'send')
+  // Restarted from the copy before it, the executor confirms its pool (both at seq 1) and
+  // serves; then the host replays the old update to n1, which takes it.
+  const r0 = await restartNode(n0, s.instance, () => clock, stale)
+  const nodes = [r0, n1, n2]
+  clock += 1_500
+  await pump(nodes, (await r0.enclave.call('tick', { now: clock })).outputs, s.answers, [], true)
+  await n1.enclave.call('peer', { envelope: oldUpdate.envelope })
+  assert.equal((await digestOf(n1, s.instance)).seq, 2n)
+  // The executor runs another transaction as update 2; n1's ack names the other update and
+  // does not count, so after the ack timeout the executor challenges n1 with its update 2.
+  const fresh = transferBox(target, s.creatorKey, 1n, randomBytes(20))
+  await pump(
+    nodes,
+    (await r0.enclave.call('tx', { requestId: 'new', instance: s.instance, box: fresh.box }))
+      .outputs,
+    s.answers,
+    [],
+    true,
+  )
+  assert.equal(s.answers.has('new'), false, 'not released: n1 holds another update 2')
+  clock += ACK_TIMEOUT_MS + 1_000
+  const ticked = await r0.enclave.call('tick', { now: clock })
+  const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+  assert.ok(challenge && challenge.type === 'challengeWatchdogs')
+  assert.equal(challenge.memberMask, 2n, 'n1 (slot 1)')
+  const { outs: answered } = await feedAll(
+    s,
+    nodes,
+    EventKind.WatchdogsChallenged,
+    challengedData(2, challenge.payload),
+  )
+  assert.equal(answersChallenge(answered[1]!), false, 'n1 does not answer for an update it lacks')
+})
