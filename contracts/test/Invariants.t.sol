@@ -169,14 +169,18 @@ contract ManagerHandler {
         uint256[] memory before = _stakes();
         manager.executorTimeout(id);
         _keepUnrewarded(before);
-        v = manager.getInstance(id);
         // A promoted honest executor answers the continuing challenge at once.
-        if (v.phase == Phase.ExecutorChallenged && _honest(v.operators[v.executorSlot])) {
-            bytes32 d = PoseDigests.respond(address(manager), id, keccak256("ok"), v.eventIndex, v.eventHash);
-            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
-            manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
-        }
+        _honestExecutorAnswers(id);
         _observe(id);
+    }
+
+    /// @dev The executor of `id` answers its open challenge if it is honest.
+    function _honestExecutorAnswers(uint256 id) internal {
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        if (v.phase != Phase.ExecutorChallenged || !_honest(v.operators[v.executorSlot])) return;
+        bytes32 d = PoseDigests.respond(address(manager), id, keccak256("ok"), v.eventIndex, v.eventHash);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
+        manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
     }
 
     function challengeWatchdogs(uint256 idSeed, uint256 maskSeed) external {
@@ -247,12 +251,7 @@ contract ManagerHandler {
                 timedOutEarly = true;
             } catch {}
             _keepUnrewarded(before);
-            v = manager.getInstance(id);
-            if (v.phase == Phase.ExecutorChallenged && _honest(v.operators[v.executorSlot])) {
-                bytes32 d = PoseDigests.respond(address(manager), id, keccak256("ok"), v.eventIndex, v.eventHash);
-                (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
-                manager.respondExecutor(id, "ok", v.eventIndex, abi.encodePacked(r, s, sv));
-            }
+            _honestExecutorAnswers(id);
         }
         _observe(id);
     }

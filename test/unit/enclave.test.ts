@@ -50,6 +50,7 @@ import {
   depositData,
   digestOf as digestOfNode,
   eventChain,
+  feedChain,
   hexb,
   MANAGER,
   MEASUREMENT,
@@ -57,6 +58,7 @@ import {
   type Node,
   newNode,
   pump,
+  refilledData,
   restartNode,
   sendTransfer,
   sendTransfers,
@@ -911,14 +913,7 @@ describe('enclave roles in-process', () => {
     const deposit = ev(EventKind.Deposit, depositData(creator, amount))
     const before = [...n0.sealed.get(instance)!]
     // The watchdogs see it first and report their views to the executor (decision 0025).
-    for (const w of [n1, n2]) {
-      const seen = await w.enclave.call('chain', {
-        blockNumber: 12n,
-        timestamp: 1002n,
-        events: [deposit],
-      })
-      await pump(nodes, seen.outputs, answers, [], true)
-    }
+    await feedChain(nodes, [n1, n2], [deposit], answers)
     // The executor seals its view with the deposit, credits it and seals the update carrying
     // the credit; its host dies after writing the first blob, before the second and before the
     // update leaves. No later chain event comes to make it credit the deposit again.
@@ -970,14 +965,7 @@ describe('enclave roles in-process', () => {
     await pump(nodes, r.outputs, answers, [], true)
     // The watchdogs' hosts feed the real chain, where that index is another, real deposit.
     const real = ev(EventKind.Deposit, depositData(randomBytes(20), 5n))
-    for (const w of [n1, n2]) {
-      const seen = await w.enclave.call('chain', {
-        blockNumber: 12n,
-        timestamp: 1002n,
-        events: [real],
-      })
-      await pump(nodes, seen.outputs, answers, [], true)
-    }
+    await feedChain(nodes, [n1, n2], [real], answers)
     await tickUntil(
       nodes,
       n0,
@@ -1048,14 +1036,7 @@ describe('enclave roles in-process', () => {
     const after = [r0, n1, n2]
     const amount = 3n * 10n ** 17n
     const deposit = ev(EventKind.Deposit, depositData(creator, amount))
-    for (const n of after) {
-      const r = await n.enclave.call('chain', {
-        blockNumber: 12n,
-        timestamp: 1002n,
-        events: [deposit],
-      })
-      await pump(after, r.outputs, answers, [], true)
-    }
+    await feedChain(after, after, [deposit], answers)
     await tickUntil(
       after,
       r0,
@@ -1264,26 +1245,11 @@ describe('enclave roles in-process', () => {
     const { nodes, instance, ev, creator, answers } = await setupActive(() => clock)
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const deposit = ev(EventKind.Deposit, depositData(creator, 7n))
-    for (const n of nodes) {
-      const r = await n.enclave.call('chain', {
-        blockNumber: 20n,
-        timestamp: 1050n,
-        events: [deposit],
-      })
-      await pump(nodes, r.outputs, answers, [], true)
-    }
+    await feedChain(nodes, nodes, [deposit], answers, { blockNumber: 20n, timestamp: 1050n })
     assert.equal((await digestOfNode(n1, instance)).seq, 1n, 'credited and replicated')
     const n3 = await newNode(undefined, undefined, () => clock)
     const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
-    const refilled = ev(
-      EventKind.Refilled,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
-          [[2], [bytesToHex(n3.signer)], [bytesToHex(n3.encryptionKey)]],
-        ),
-      ),
-    )
+    const refilled = ev(EventKind.Refilled, refilledData(2, n3))
     const all = [n0, n1, n2, n3]
     const outs: EnclaveOutput[] = []
     for (const n of all) {
@@ -1319,15 +1285,7 @@ describe('enclave roles in-process', () => {
     // Watchdog n2 is removed; n3 is drawn into its slot.
     const n3 = await newNode(undefined, undefined, () => clock)
     const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
-    const refilled = ev(
-      EventKind.Refilled,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
-          [[2], [bytesToHex(n3.signer)], [bytesToHex(n3.encryptionKey)]],
-        ),
-      ),
-    )
+    const refilled = ev(EventKind.Refilled, refilledData(2, n3))
     const all = [n0, n1, n2, n3]
     const outs: EnclaveOutput[] = []
     for (const n of all) {
@@ -1401,15 +1359,7 @@ describe('enclave roles in-process', () => {
     assert.ok(answers.has('b'))
     assert.equal((await digestOf(n1)).seq, 2n)
     // The refill draws n2 again; the executor's full state for it is lost on the way.
-    const refilled = ev(
-      EventKind.Refilled,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
-          [[2], [bytesToHex(n2.signer)], [bytesToHex(n2.encryptionKey)]],
-        ),
-      ),
-    )
+    const refilled = ev(EventKind.Refilled, refilledData(2, n2))
     await feed([refilled], nodes)
     const back = await digestOf(n2)
     assert.equal(back.role, 'watchdog')
@@ -1459,15 +1409,7 @@ describe('enclave roles in-process', () => {
     // feeds both at once.
     const events = [
       ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n)),
-      ev(
-        EventKind.Refilled,
-        hexb(
-          encodeAbiParameters(
-            [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
-            [[2], [bytesToHex(n2.signer)], [bytesToHex(n2.encryptionKey)]],
-          ),
-        ),
-      ),
+      ev(EventKind.Refilled, refilledData(2, n2)),
     ]
     const outs: EnclaveOutput[] = []
     for (const n of nodes)

@@ -110,6 +110,36 @@ export function eventChain(instance: bigint) {
 export const hexb = (h: `0x${string}`) => Uint8Array.from(Buffer.from(h.slice(2), 'hex'))
 
 /** The data of a `MemberRemoved` event, as `PoseManager._removeMember` emits it. */
+/**
+ * Feeds `events` in one chain batch to each of `to` in turn, routing each one's outputs among
+ * `nodes` (refusals tolerated) before the next.
+ */
+export async function feedChain(
+  nodes: Node[],
+  to: Node[],
+  events: ChainEvent[],
+  answers: Map<string, Uint8Array>,
+  at: { blockNumber: bigint; timestamp: bigint } = { blockNumber: 12n, timestamp: 1002n },
+): Promise<void> {
+  for (const n of to) {
+    const r = await n.enclave.call('chain', { ...at, events })
+    await pump(nodes, r.outputs, answers, [], true)
+  }
+}
+
+/** The data of a `Refilled` event that draws `node` into `slot`. */
+export function refilledData(
+  slot: number,
+  node: { signer: Uint8Array; encryptionKey: Uint8Array },
+) {
+  return hexb(
+    encodeAbiParameters(
+      [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+      [[slot], [bytesToHex(node.signer)], [bytesToHex(node.encryptionKey)]],
+    ),
+  )
+}
+
 export function memberRemovedData(slot: bigint, signer: Uint8Array, reason: bigint): Uint8Array {
   return hexb(
     encodeAbiParameters(
