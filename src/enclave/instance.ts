@@ -1873,12 +1873,6 @@ export class Instance {
   }
 
   /**
-   * The executor credits deposits the chain reported (SPEC §5) exactly once: the index of the
-   * last credited event lives in the world's replicated state, so a new executor continues
-   * where the old one stopped, however often an operator replays the events. The view keeps
-   * them until every watchdog holds the credit (release()).
-   */
-  /**
    * Keeps a watchdog's report of its view (the latest few: one ahead of this view is checked
    * once this view gets there) and how far a report agreed with this view.
    */
@@ -1956,6 +1950,13 @@ export class Instance {
     if (exec && equalBytes(exec, this.stateFrom)) this.ack(exec)
   }
 
+  /**
+   * The executor credits deposits the chain reported (SPEC §5) exactly once: the index of the
+   * last credited event lives in the world's replicated state, so a new executor continues
+   * where the old one stopped, however often an operator replays the events. The view keeps
+   * them until every watchdog holds the credit (release()). Only deposits up to where every
+   * watchdog's chain view agrees with this one are credited (decision 0025).
+   */
   creditDeposits(): void {
     if (this.view.deposits.length === 0) this.creditWaitSince = undefined
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
