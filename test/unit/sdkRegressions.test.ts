@@ -21,6 +21,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { anvil } from 'viem/chains'
 import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi } from '../../src/chain/manager.ts'
+import { ChainTxError } from '../../src/chain/sender.ts'
 import { deployContract } from '../../src/client/actions/deployContract.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
@@ -66,8 +67,9 @@ type FakeManager = {
   /** The executor's operator endpoint. */
   endpoint: string
   writes: Array<{ functionName: string; args: readonly unknown[] }>
-  /** Called with each transaction as it is sent. */
-  onWrite?: (functionName: string) => void
+  /** Called with each transaction as it is sent; an error it returns fails the write. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most callbacks only observe the write
+  onWrite?: (functionName: string) => Error | undefined | void
 }
 
 /**
@@ -125,7 +127,8 @@ function sdkClient(
   const sender = {
     write: async (call: { functionName: string; args: readonly unknown[] }) => {
       manager.writes.push({ functionName: call.functionName, args: call.args })
-      manager.onWrite?.(call.functionName)
+      const failed = manager.onWrite?.(call.functionName)
+      if (failed) throw failed
       const logs = call.functionName === 'createContract' ? [created] : []
       return { hash: ZERO_WORD, receipt: { logs } }
     },
@@ -289,6 +292,41 @@ test('a withdrawal authorisation answered NOT_READY while an update replicates i
         args: [instance, client.account.address, 0n, 3n, auth.signature],
       },
     ])
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a withdrawal whose authorisation the manager finds too old (32 events later) is authorised again and sent again', {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const asked: string[] = []
+  const operator = await serve(executorBackend(setup, async (kind) => void asked.push(kind)))
+  try {
+    let stale = 1
+    const manager: FakeManager = {
+      phase: Phase.Active,
+      contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+      endpoint: operator.endpoint,
+      writes: [],
+      onWrite: (functionName) =>
+        functionName === 'withdraw' && stale-- > 0
+          ? new ChainTxError('withdraw', 'PoseManager_StaleEventIndex(1, 3, 40)', {
+              reverted: true,
+            })
+          : undefined,
+    }
+    const client = sdkClient(setup, manager)
+    const auth = await withdraw(client, { instance: setup.instance })
+    assert.deepEqual(asked, ['view', 'view'], 'a second authorisation')
+    assert.equal(manager.writes.length, 2, 'sent again')
+    assert.ok(auth.hash)
+    // Any other refusal is final.
+    manager.onWrite = () =>
+      new ChainTxError('withdraw', 'PoseManager_Insolvent(1, 5, 0)', { reverted: true })
+    await assert.rejects(withdraw(client, { instance: setup.instance }), /Insolvent/)
+    assert.equal(manager.writes.length, 3)
   } finally {
     await operator.close()
   }

@@ -1,5 +1,6 @@
 import { decodeAbiParameters, type Hash, type Hex } from 'viem'
 import { poseManagerAbi, readInstance } from '../../chain/manager.ts'
+import { ChainTxError } from '../../chain/sender.ts'
 import {
   bytesToHex,
   Phase,
@@ -113,13 +114,31 @@ export async function withdraw(
     if (r.status !== 'success')
       throw new PoseError(`withdraw(${p.amount}) failed in the world (${r.status})`)
   }
-  const auth = await getWithdrawAuthorisation(client, { instance: p.instance })
-  if (p.submit === false) return auth
-  const { hash } = await client.sender.write({
-    address: client.manager,
-    abi: poseManagerAbi,
-    functionName: 'withdraw',
-    args: [p.instance, client.account.address, auth.cumulative, auth.eventIndex, auth.signature],
-  })
-  return { ...auth, hash }
+  for (let attempt = 1; ; attempt++) {
+    const auth = await getWithdrawAuthorisation(client, { instance: p.instance })
+    if (p.submit === false) return auth
+    try {
+      const { hash } = await client.sender.write({
+        address: client.manager,
+        abi: poseManagerAbi,
+        functionName: 'withdraw',
+        args: [
+          p.instance,
+          client.account.address,
+          auth.cumulative,
+          auth.eventIndex,
+          auth.signature,
+        ],
+      })
+      return { ...auth, hash }
+    } catch (e) {
+      // The authorisation names an event the manager's 32-event history no longer holds (a
+      // busy instance, or deposits landing meanwhile): a fresh one names a later event.
+      const stale = e instanceof ChainTxError && e.reason.startsWith('PoseManager_StaleEventIndex')
+      if (!stale || attempt >= STALE_AUTHORISATION_ATTEMPTS) throw e
+    }
+  }
 }
+
+/** Authorisations asked for in all when the manager finds each one's event too old. */
+const STALE_AUTHORISATION_ATTEMPTS = 3
