@@ -30,13 +30,14 @@ import {
   nextEventHash,
   Phase,
   ProtocolError,
+  setBounded,
   uint,
   unhex,
 } from '../protocol/index.ts'
 
 const ZERO32 = new Uint8Array(32)
 /** Events whose running hash a view remembers (`ChainView.hashAt`). */
-const RECENT_HASHES = 4096
+export const RECENT_HASHES = 4096
 const ZERO20 = new Uint8Array(20)
 
 export class ChainView {
@@ -133,8 +134,7 @@ export class ChainView {
     this.applyKind(e.kind, e.data, e.index)
     this.index = e.index
     this.hash = h
-    this.recent.set(e.index, h)
-    if (this.recent.size > RECENT_HASHES) this.recent.delete(this.recent.keys().next().value!)
+    setBounded(this.recent, e.index, h, RECENT_HASHES)
     if (this.challengeIndex === e.index) this.challengeHash = h
     if (this.watchdogChallengeIndex === e.index) this.watchdogChallengeHash = h
     return true

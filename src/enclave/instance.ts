@@ -116,7 +116,7 @@ import {
   withdrawDigest,
   x25519PublicKey as x25519Public,
 } from '../protocol/index.ts'
-import { ChainView } from './chainView.ts'
+import { ChainView, RECENT_HASHES } from './chainView.ts'
 import type { Identity, Sealer } from './identity.ts'
 import { type ExecResult, World } from './world/world.ts'
 
@@ -179,10 +179,11 @@ function answerAnchor(
   index: bigint,
   hash: Uint8Array,
 ): { index: bigint; hash: Uint8Array } {
-  if (index > 0n && index <= view.index && !equalBytes(hash, ZERO_HASH)) return { index, hash }
+  if (index > 0n && index <= view.index && !equalBytes(hash, ZERO32)) return { index, hash }
   return { index: view.index, hash: view.hash }
 }
-const ZERO_HASH = new Uint8Array(32)
+/** An unknown hash, and the nonce of an ack that answers no probe. */
+const ZERO32 = new Uint8Array(32)
 
 /** Updates whose resulting state digest a member remembers (`Instance.heldDigests`). */
 const HELD_DIGESTS = 64
@@ -192,8 +193,6 @@ const VIEW_LAG_MS = 60_000
 const MAX_VIEW_REPORTS = 16
 const MAX_U64_INDEX = (1n << 64n) - 1n
 
-/** The nonce of an ack that answers no probe. */
-const ZERO_NONCE = new Uint8Array(32)
 /** How often an executor re-publishes final balances the chain has not shown yet. */
 const TERMINATE_RETRY_MS = 5000
 const FUTURE_NONCE_WINDOW = 64n
@@ -328,9 +327,8 @@ export class Instance {
    * host may replay to end the wait on a stale copy while the watchdogs hold more.
    */
   private restartProbe: { nonce: Uint8Array; askedAt: number; confirmed: Set<string> } | undefined
-  /** The latest probe nonce the executor `probeFrom` sent this watchdog, echoed in its acks. */
-  private probeNonce: Uint8Array = new Uint8Array(32)
-  private probeFrom: Uint8Array | undefined
+  /** The latest probe an executor sent this watchdog: its nonce is echoed in acks to it. */
+  private probe: { from: Uint8Array; nonce: Uint8Array } | undefined
   /**
    * What each watchdog's acks said of its chain view (its latest reports, some possibly ahead of
    * this executor's view), and the furthest event at which one agreed with this view: deposits
@@ -540,8 +538,16 @@ export class Instance {
   private askPool(now: number): void {
     if (!this.provisional || now - this.provisional.askedAt < RESEND_MS) return
     this.provisional.askedAt = now
-    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: this.provisional.nonce })
-    for (const slot of this.view.watchdogSlots()) this.send('sync', this.view.signers[slot]!, body)
+    for (const slot of this.view.watchdogSlots())
+      this.sendProbe(this.view.signers[slot]!, this.provisional.nonce)
+  }
+
+  /**
+   * A probe: a `sync` with a nonce the member echoes in its acks, answered at once with what
+   * it holds (and its chain view, at `viewAt` when named).
+   */
+  private sendProbe(to: Uint8Array, nonce: Uint8Array, viewAt?: bigint): void {
+    this.send('sync', to, encodeSyncBody({ fromSeq: this.seq + 1n, nonce, viewAt }))
   }
 
   /**
@@ -552,10 +558,9 @@ export class Instance {
     const p = this.restartProbe
     if (!p || !this.awaitingPool || now - p.askedAt < RESEND_MS) return
     p.askedAt = now
-    const body = encodeSyncBody({ fromSeq: this.seq + 1n, nonce: p.nonce })
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
-      if (!p.confirmed.has(hexKey(signer))) this.send('sync', signer, body)
+      if (!p.confirmed.has(hexKey(signer))) this.sendProbe(signer, p.nonce)
     }
   }
 
@@ -1136,7 +1141,7 @@ export class Instance {
       if (!this.needsFullState(signer)) continue
       // A member drawn again: only an ack that echoes this probe counts (see `redrawn`).
       const nonce = this.redrawn.get(hexKey(signer))
-      if (nonce) this.send('sync', signer, encodeSyncBody({ fromSeq: this.seq + 1n, nonce }))
+      if (nonce) this.sendProbe(signer, nonce)
       this.sendState(slot, snapshot)
     }
     this.genesis!.sentAt = now
@@ -1906,7 +1911,9 @@ export class Instance {
           const mine = this.view.hashAt(r.index)
           if (mine && equalBytes(mine, r.hash)) agreed = r.index
         }
-        const left = reports.filter((r) => r.index > agreed && r.index > this.view.index - 4096n)
+        const left = reports.filter(
+          (r) => r.index > agreed && r.index > this.view.index - BigInt(RECENT_HASHES),
+        )
         if (left.length > 0) this.viewReports.set(k, left)
         else this.viewReports.delete(k)
         this.viewAgreed.set(k, agreed)
@@ -1917,26 +1924,17 @@ export class Instance {
   }
 
   /**
-   * Deposits wait for the watchdogs' views: they are asked for them (a probe, answered with an
-   * ack that reports the view) at most once per RESEND_MS while one waits.
+   * A deposit waits for the watchdogs' views (`creditDeposits`, also on each tick through
+   * `pump`): they are asked for them, at this view's latest event, at most once per RESEND_MS.
    */
   private probeForDeposits(now: number): void {
-    if (!this.world || this.awaitingPool || this.provisional || this.pulling) return
     if (now - this.creditProbeAt < RESEND_MS) return
-    const last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
-    const waiting = this.view.deposits.some((d) => d.index > last)
-    if (!waiting) return
     this.creditProbeAt = now
     const nonce = randomBytes(32)
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       // A member drawn again keeps being asked for its own probe's nonce (see `redrawn`).
-      const body = encodeSyncBody({
-        fromSeq: this.seq + 1n,
-        nonce: this.redrawn.get(hexKey(signer)) ?? nonce,
-        viewAt: this.view.index,
-      })
-      this.send('sync', signer, body)
+      this.sendProbe(signer, this.redrawn.get(hexKey(signer)) ?? nonce, this.view.index)
     }
   }
 
@@ -2261,10 +2259,7 @@ export class Instance {
     const { fromSeq, nonce, viewAt } = decodeSyncBody(e.body)
     // A probe's nonce is echoed in every later ack to that executor, also by a member still
     // waiting for the state (its first ack, after the state, then counts).
-    if (nonce && exec && equalBytes(e.from, exec)) {
-      this.probeNonce = nonce
-      this.probeFrom = e.from
-    }
+    if (nonce && exec && equalBytes(e.from, exec)) this.probe = { from: e.from, nonce }
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
@@ -2295,7 +2290,7 @@ export class Instance {
       updateHash: this.lastHash,
       digest: this.world!.digest(),
       stateFrom: this.stateFrom ?? new Uint8Array(20),
-      nonce: this.probeFrom && equalBytes(this.probeFrom, to) ? this.probeNonce : ZERO_NONCE,
+      nonce: this.probe && equalBytes(this.probe.from, to) ? this.probe.nonce : ZERO32,
       viewIndex: asked ? viewAt! : this.view.index,
       viewHash: asked ?? this.view.hash,
     }
@@ -2328,9 +2323,7 @@ export class Instance {
     }
     this.seq = body.seq
     this.lastHash = hash
-    this.heldDigests.set(body.seq, body.digest)
-    if (this.heldDigests.size > HELD_DIGESTS)
-      this.heldDigests.delete(this.heldDigests.keys().next().value!)
+    setBounded(this.heldDigests, body.seq, body.digest, HELD_DIGESTS)
     this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
   }
 
@@ -2477,7 +2470,6 @@ export class Instance {
     if (this.role !== 'executor' || !this.world) return
     if (this.provisional) return this.askPool(now)
     this.probePool(now)
-    this.probeForDeposits(now)
     const g = this.genesis
     const waiting = this.view
       .watchdogSlots()

@@ -968,7 +968,7 @@ export type AckBody = {
  * `viewAt`: the event whose running hash the answer should report, when the member's view has
  * it (an executor waiting to credit a deposit names its own latest event, decision 0025).
  */
-export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array; viewAt?: bigint }
+export type SyncBody = { fromSeq: bigint; nonce?: Uint8Array; viewAt?: bigint | undefined }
 
 const executedTxSchema = z.strictObject({
   txHash: bytes32Schema,
