@@ -504,6 +504,13 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.executorSigner = address(0);
     }
 
+    /// @dev Reverts for a challenge payload over `MAX_CHALLENGE_PAYLOAD` (decision 0022).
+    function _requirePayloadFits(bytes calldata payload) internal pure {
+        if (payload.length > MAX_CHALLENGE_PAYLOAD) {
+            revert PoseManager_PayloadTooLarge(payload.length, MAX_CHALLENGE_PAYLOAD);
+        }
+    }
+
     /// @dev Takes `slot` out of an open watchdog challenge; a round left with nobody in it ends.
     function _endWatchdogChallengeOf(Instance storage inst, uint256 slot) internal {
         uint16 mask = inst.watchdogMask;
@@ -560,9 +567,7 @@ contract PoseManager is ReentrancyGuardTransient {
         // INVARIANT: an open executor challenge holds exactly one challenge fee, paid out once:
         // to the executor's operator on an answer, back to the challenger if the instance freezes.
         if (msg.value != challengeFee) revert PoseManager_WrongFee(msg.value, challengeFee);
-        if (payload.length > MAX_CHALLENGE_PAYLOAD) {
-            revert PoseManager_PayloadTooLarge(payload.length, MAX_CHALLENGE_PAYLOAD);
-        }
+        _requirePayloadFits(payload);
         // Δ counts from now, or from the deadline of the executor's own open watchdog challenge:
         // it cannot start another round to extend its deadline while one is open, and a silent
         // watchdog's removal is what lets it serve again (docs/decisions/0006). That round counts
@@ -637,9 +642,7 @@ contract PoseManager is ReentrancyGuardTransient {
         address executorOperator = inst.operators[inst.executorSlot];
         if (msg.sender != executorOperator) revert PoseManager_NotAllowed(msg.sender, executorOperator);
         if (inst.watchdogMask != 0) revert PoseManager_WatchdogChallengeState(id, true);
-        if (payload.length > MAX_CHALLENGE_PAYLOAD) {
-            revert PoseManager_PayloadTooLarge(payload.length, MAX_CHALLENGE_PAYLOAD);
-        }
+        _requirePayloadFits(payload);
         uint256 n = _poolSize(inst);
         if (memberMask == 0 || memberMask >> n != 0 || memberMask & (1 << inst.executorSlot) != 0) {
             revert PoseManager_BadMemberMask(memberMask);

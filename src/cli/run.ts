@@ -154,17 +154,15 @@ export async function runCommand(c: CliCommand): Promise<void> {
       }
       return
     }
-    case 'claim': {
-      const r = await (await userClient(c)).claim()
-      console.log(json({ claimed: r.amount, ...(r.hash ? { hash: r.hash } : {}) }))
-      if (r.amount === 0n) console.error('Nothing to claim: the manager holds no payout for you.')
-      return
-    }
+    case 'claim':
     case 'operator-claim': {
-      const r = await claimOperatorPayout({ rpcUrl: c.rpc, manager: c.manager, privateKey: c.key })
+      const r =
+        c.cmd === 'claim'
+          ? await (await userClient(c)).claim()
+          : await claimOperatorPayout({ rpcUrl: c.rpc, manager: c.manager, privateKey: c.key })
       console.log(json({ claimed: r.amount, ...(r.hash ? { hash: r.hash } : {}) }))
       if (r.amount === 0n)
-        console.error('Nothing to claim: the manager holds no payout for this operator.')
+        console.error('Nothing to claim: the manager holds no payout for this account.')
       return
     }
     case 'operator-exit':

@@ -230,10 +230,7 @@ export class ChainView {
       }
       case EventKind.WatchdogChallengeFinalized:
         decodeWatchdogChallengeFinalized(data)
-        this.watchdogMask = 0
-        this.watchdogResponded = 0
-        this.watchdogChallengePayload = new Uint8Array()
-        if (this.phase === Phase.WatchdogsChallenged) this.phase = Phase.Active
+        this.endWatchdogRound()
         return
       case EventKind.Refilled: {
         const r = decodeRefilled(data)
@@ -264,7 +261,12 @@ export class ChainView {
     const bit = 1 << slot
     if ((this.watchdogMask & bit) === 0) return
     this.watchdogMask &= ~bit
-    if (this.watchdogMask !== 0) return
+    if (this.watchdogMask === 0) this.endWatchdogRound()
+  }
+
+  /** The watchdog round is over: finalised, or left with nobody in it. */
+  private endWatchdogRound(): void {
+    this.watchdogMask = 0
     this.watchdogResponded = 0
     this.watchdogChallengePayload = new Uint8Array()
     if (this.phase === Phase.WatchdogsChallenged) this.phase = Phase.Active
