@@ -55,6 +55,11 @@ export class ChainView {
   watchdogMask = 0
   /** Deposits seen on-chain and not yet known to be credited in the world (SPEC §5). */
   deposits: { index: bigint; from: Uint8Array; amount: bigint }[] = []
+  /**
+   * Deposits up to this index are credited in a state every member holds (the highest index
+   * `pruneDeposits` was given): a state that may yet be rolled back never settles a deposit.
+   */
+  settled = 0n
   /** Join order per slot (as in PoseManager): promotion picks the longest-serving member. */
   joinOrder: number[] = []
   joins = 0
@@ -90,8 +95,13 @@ export class ChainView {
     return this.recent.get(index)
   }
 
-  /** Forgets deposits up to `index`: the world's state shows they were credited. */
+  /**
+   * Forgets deposits up to `index`: a state every member holds credits them, so whoever
+   * serves next holds the credit too (a state only some members hold may be replaced by one
+   * without it, and the deposit would then be credited by nobody).
+   */
   pruneDeposits(index: bigint): void {
+    if (index > this.settled) this.settled = index
     if (this.deposits.length > 0 && this.deposits[0]!.index <= index) {
       this.deposits = this.deposits.filter((d) => d.index > index)
     }
@@ -319,6 +329,7 @@ export class ChainView {
       watchdogChallengePayload: hex(this.watchdogChallengePayload),
       watchdogResponded: this.watchdogResponded,
       joins: this.joins,
+      settled: dec(this.settled),
     }
   }
 
@@ -353,6 +364,7 @@ export class ChainView {
     v.watchdogChallengePayload = unhex(w.watchdogChallengePayload ?? '0x', 'view.wcPayload')
     v.watchdogResponded = w.watchdogResponded ?? 0
     v.joins = w.joins
+    v.settled = uint(w.settled ?? '0', 'view.settled', 64)
     return v
   }
 }
@@ -391,4 +403,5 @@ const viewSchema = z.strictObject({
   watchdogResponded: z.number().int().min(0).max(0xffff).optional(),
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),
+  settled: z.string().optional(),
 })

@@ -348,6 +348,16 @@ export class Instance {
   private readonly redrawn = new Map<string, Uint8Array>()
   /** The state digest after each of this member's latest updates (see `takeChallengeUpdate`). */
   private readonly heldDigests = new Map<bigint, Uint8Array>()
+  /**
+   * A watchdog's last credited deposit after each of the latest updates it took from the
+   * executor it follows (see `settleDeposits`).
+   */
+  private readonly creditedAt = new Map<bigint, bigint>()
+  /**
+   * The executor's seq when it last asked, with a probe, what this watchdog holds (restarted,
+   * it counts its log as released without acks): credits up to it are not recorded.
+   */
+  private settleFloor = 0n
   /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
   private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
@@ -467,6 +477,7 @@ export class Instance {
   private forgetState(): void {
     this.world = undefined
     this.heldDigests.clear()
+    this.forgetCredits()
     this.stateKey = undefined
     this.contractSecretKey = undefined
     this.contractPublicKey = undefined
@@ -1164,6 +1175,7 @@ export class Instance {
         digest: this.world!.digest(),
         eventIndex: this.view.index,
         baseSeq: this.baseSeq,
+        settled: this.view.settled,
         recent: this.recentResults(fromSeq),
       }),
       context: BOX_CONTEXT.genesis,
@@ -1748,8 +1760,9 @@ export class Instance {
       }
       this.late = waiting
     }
-    // Also once nothing is unreleased (a restored log has no entries to prune by).
-    if (this.released === this.seq && !this.systemDirty && this.world)
+    // Also once every watchdog holds the whole state (a restored log has no entries to prune
+    // by); not on a handover's release, which no watchdog has acknowledged yet.
+    if (this.heldByAll() >= this.seq && !this.systemDirty && this.world)
       this.view.pruneDeposits(this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
     this.compactSealedLog(0)
   }
@@ -2187,10 +2200,14 @@ export class Instance {
     this.seq = g.seq
     this.lastHash = g.lastHash
     this.heldDigests.clear()
+    this.forgetCredits()
     this.stateFrom = e.from
-    // The state says which deposits are credited; the view forgets them (a newcomer's view
-    // holds every deposit since the instance began, and seals it with each event).
-    this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
+    // The view forgets the deposits the sender knows every member holds the credit of (a
+    // newcomer's view holds every deposit since the instance began, and seals it with each
+    // event); those the state credits beyond that wait for `settleDeposits`.
+    let settled = world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    if (g.settled < settled) settled = g.settled
+    this.view.pruneDeposits(settled)
     this.seal('snapshot', this.snapshotRecord())
     this.log_('info', 'Genesis state received', { seq: Number(g.seq) })
     this.ack(e.from)
@@ -2259,7 +2276,12 @@ export class Instance {
     const { fromSeq, nonce, viewAt } = decodeSyncBody(e.body)
     // A probe's nonce is echoed in every later ack to that executor, also by a member still
     // waiting for the state (its first ack, after the state, then counts).
-    if (nonce && exec && equalBytes(e.from, exec)) this.probe = { from: e.from, nonce }
+    if (nonce && exec && equalBytes(e.from, exec)) {
+      this.probe = { from: e.from, nonce }
+      // A probe that names no event asks what this member holds: the executor restarted, was
+      // promoted or drew it again, and counts its log up to `fromSeq − 1` as released.
+      if (viewAt === undefined) this.forgetCredits(fromSeq - 1n)
+    }
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
@@ -2324,7 +2346,29 @@ export class Instance {
     this.seq = body.seq
     this.lastHash = hash
     setBounded(this.heldDigests, body.seq, body.digest, HELD_DIGESTS)
-    this.view.pruneDeposits(world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
+  }
+
+  /**
+   * After update `seq` from the executor it follows, a watchdog forgets the deposits credited
+   * up to update `seq − maxInFlightUpdates`: that executor started update `seq` only once every
+   * watchdog held that one (`pump`). Its releases are acknowledged, except at a handover
+   * (`creditedAt` starts afresh with each executor and whole state) and after a restart (the
+   * restarted executor's probe sets `settleFloor`). So whoever serves next holds the credit. A
+   * later update's credit, held by some members only, may yet be replaced by the state of a
+   * member without it: forgotten, its deposit would be credited by nobody.
+   */
+  private settleDeposits(): void {
+    if (this.seq <= this.settleFloor) return
+    const credited = this.world!.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    setBounded(this.creditedAt, this.seq, credited, LIMITS.maxInFlightUpdates + 1)
+    const settled = this.creditedAt.get(this.seq - BigInt(LIMITS.maxInFlightUpdates))
+    if (settled !== undefined) this.view.pruneDeposits(settled)
+  }
+
+  /** Drops what `settleDeposits` recorded: the executor, or its log, changed. */
+  private forgetCredits(floor = 0n): void {
+    this.creditedAt.clear()
+    this.settleFloor = floor
   }
 
   private async onUpdate(e: PeerEnvelope): Promise<void> {
@@ -2352,8 +2396,10 @@ export class Instance {
     let next: UpdateBody | undefined = body
     while (next) {
       const packed = aeadOpen(this.stateKey, next.payload, this.payloadAad(next.seq, next.prevHash))
+      if (!this.stateFrom || !equalBytes(this.stateFrom, from)) this.forgetCredits()
       this.applyPlainUpdate(next, unpackUpdatePayload(packed))
       this.stateFrom = from
+      this.settleDeposits()
       this.seal('append', this.updateRecord(next, packed))
       this.compactSealedLog()
       this.ahead.delete(next.seq)

@@ -932,6 +932,11 @@ export type GenesisSecrets = {
    */
   baseSeq: bigint
   /**
+   * Deposits up to this event index are credited in a state every member holds (the sender's
+   * `ChainView.settled`): the receiver's view may forget them. Absent on the wire: 0.
+   */
+  settled: bigint
+  /**
    * Outcomes of the latest transactions the sender holds, so the receiver can re-issue their
    * receipts (a resubmitted transaction gets its receipt, not REPLAYED).
    */
@@ -988,6 +993,7 @@ const genesisSecretsSchema = z.strictObject({
   digest: bytes32Schema,
   eventIndex: uintSchema,
   baseSeq: uintSchema,
+  settled: uintSchema.optional(),
   recent: z.lazy(() => recentResultsSchema),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
@@ -1339,6 +1345,7 @@ export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
     digest: hex(g.digest),
     eventIndex: dec(g.eventIndex),
     baseSeq: dec(g.baseSeq),
+    settled: dec(g.settled),
     recent: recentResultsToWire(g.recent),
   })
 
@@ -1353,6 +1360,7 @@ export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
     digest: unhex(w.digest, 'genesis.digest', 32),
     eventIndex: uint(w.eventIndex, 'genesis.eventIndex', 64),
     baseSeq: uint(w.baseSeq, 'genesis.baseSeq', 64),
+    settled: uint(w.settled ?? '0', 'genesis.settled', 64),
     recent: recentResultsFromWire(w.recent, 'genesis.recent'),
   }
 }

@@ -347,7 +347,18 @@ test('codecs round-trip', () => {
       b(32),
       u(64),
       u(64),
-      (contractSecretKey, stateKey, snapshot, seq, lastHash, digest, eventIndex, baseSeq) => {
+      u(64),
+      (
+        contractSecretKey,
+        stateKey,
+        snapshot,
+        seq,
+        lastHash,
+        digest,
+        eventIndex,
+        baseSeq,
+        settled,
+      ) => {
         const x = {
           contractSecretKey,
           stateKey,
@@ -357,6 +368,7 @@ test('codecs round-trip', () => {
           digest,
           eventIndex,
           baseSeq,
+          settled,
           recent: [],
         }
         assert.deepEqual(decodeGenesisSecrets(encodeGenesisSecrets(x)), x)

@@ -1274,6 +1274,142 @@ describe('enclave roles in-process', () => {
     assert.equal(views.get(instance)!.deposits.length, 0, 'the credited deposit is forgotten')
   })
 
+  test('a deposit credited by an update not yet released survives two failures (the member that applied it keeps it in its view)', async () => {
+    let clock = 4_400_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const views = (n: Node) =>
+      (n.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views
+    const toN1 = sentTo(n1)
+    // A deposit; its crediting update reaches n2 but never n1: it is not released.
+    const amount = 7n
+    const deposit = ev(EventKind.Deposit, depositData(creator, amount))
+    for (const n of nodes) {
+      const r = await n.enclave.call('chain', {
+        blockNumber: 20n,
+        timestamp: 1050n,
+        events: [deposit],
+      })
+      await pump(nodes, r.outputs, answers, [], true, toN1)
+    }
+    for (let i = 0; i < 2; i++) {
+      clock += 1_500
+      const r = await n0.enclave.call('tick', { now: clock })
+      await pump(nodes, r.outputs, answers, [], true, toN1)
+    }
+    assert.equal((await digestOfNode(n2, instance)).seq, 1n, 'n2 applied the credit')
+    assert.equal((await digestOfNode(n1, instance)).seq, 0n, 'n1 never got it')
+    assert.equal(views(n2).get(instance)!.deposits.length, 1, 'n2 keeps the deposit: not released')
+    // The executor fails; n1 (longest serving) is promoted and hands its state (without the
+    // credit) to n2. n1's messages after that are lost: it fails before crediting the deposit.
+    const removed0 = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    const survivors = [n1, n2]
+    const outs: EnclaveOutput[] = []
+    for (const n of survivors) {
+      outs.push(
+        ...(
+          await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events: [removed0] })
+        ).outputs,
+      )
+    }
+    await pump(survivors, outs, answers, [], true, toN1)
+    assert.equal((await digestOfNode(n2, instance)).seq, 0n, "n2 took n1's state")
+    // n1 fails too; n2 is promoted alone, and credits the deposit.
+    const removed1 = ev(EventKind.MemberRemoved, memberRemovedData(1n, n1.signer, 1n))
+    await feedChain([n2], [n2], [removed1], answers, { blockNumber: 40n, timestamp: 1200n })
+    await tickUntil(
+      [n2],
+      n2,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      3,
+    )
+    assert.equal((await digestOfNode(n2, instance)).role, 'executor')
+    const balance = await systemView([n2], n2, target, creatorKey, BALANCE_SELECTOR, answers)
+    assert.equal(BigInt(bytesToHex(balance)), amount, 'the deposit is credited once')
+  })
+
+  test('a watchdog forgets a credited deposit once the executor is maxInFlightUpdates updates further', async () => {
+    let clock = 4_600_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const kept = () =>
+      (n1.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views.get(
+        instance,
+      )!.deposits.length
+    await feedChain(nodes, nodes, [ev(EventKind.Deposit, depositData(creator, 5n))], answers)
+    await tickUntil(
+      nodes,
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      2,
+    )
+    assert.equal((await digestOfNode(n1, instance)).seq, 1n, 'update 1 credits the deposit')
+    const nonces = Array.from({ length: LIMITS.maxInFlightUpdates }, (_, i) => BigInt(i))
+    await sendTransfers(
+      nodes,
+      n0,
+      target,
+      creatorKey,
+      nonces.slice(0, -1),
+      randomBytes(20),
+      answers,
+    )
+    assert.equal(kept(), 1, 'kept while the executor may not yet know every watchdog holds it')
+    await sendTransfers(nodes, n0, target, creatorKey, nonces.slice(-1), randomBytes(20), answers)
+    assert.equal((await digestOfNode(n1, instance)).seq, BigInt(LIMITS.maxInFlightUpdates) + 1n)
+    assert.equal(kept(), 0, 'forgotten: the executor started this update with update 1 held by all')
+  })
+
+  test("after an executor's restart a watchdog forgets no deposit by the updates the restarted executor counts as released", async () => {
+    let clock = 4_700_000
+    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
+      await setupActive(() => clock)
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    const recipient = randomBytes(20)
+    const kept = () =>
+      (n1.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views.get(
+        instance,
+      )!.deposits.length
+    await feedChain(nodes, nodes, [ev(EventKind.Deposit, depositData(creator, 5n))], answers)
+    await tickUntil(
+      nodes,
+      n0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      2,
+    )
+    await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+    assert.equal((await digestOfNode(n1, instance)).seq, 3n, 'update 1 credits the deposit')
+    // Restarted, the executor counts its log (to seq 3) as released once its pool answered its
+    // probe, whatever each watchdog holds: updates 4 and 5 say nothing about update 1.
+    const r0 = await restartNode(n0, instance, () => clock)
+    const after = [r0, n1, n2]
+    await tickUntil(
+      after,
+      r0,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      3,
+    )
+    await sendTransfers(after, r0, target, creatorKey, [2n, 3n], recipient, answers)
+    assert.equal((await digestOfNode(n1, instance)).seq, 5n)
+    assert.equal(kept(), 1, 'kept: the probe named seq 3 as released without acks')
+    const further = Array.from({ length: LIMITS.maxInFlightUpdates - 1 }, (_, i) => BigInt(i + 4))
+    await sendTransfers(after, r0, target, creatorKey, further, recipient, answers)
+    assert.equal(kept(), 0, 'forgotten once an update past the restart is held by all')
+  })
+
   test('a refilled member counts for every release at once, so a later promotion rolls nothing back', async () => {
     let clock = 4_000_000
     const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(

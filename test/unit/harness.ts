@@ -180,11 +180,14 @@ export async function pump(
   activations: EnclaveOutput[] = [],
   /** Keep routing past refused peer messages (their outputs still count). */
   tolerant = false,
+  /** Messages the network loses (never delivered). */
+  lost: (o: EnclaveOutput) => boolean = () => false,
 ) {
   const queue = [...outputs]
   let guard = 0
   while (queue.length > 0 && guard++ < 10_000) {
     const o = queue.shift()!
+    if (lost(o)) continue
     if (o.type === 'send') {
       const to = nodes.find((n) => bytesToHex(n.signer) === bytesToHex(o.to))!
       try {
