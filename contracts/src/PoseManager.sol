@@ -68,6 +68,8 @@ contract PoseManager is ReentrancyGuardTransient {
     error PoseManager_ResponseTooOld(uint256 id, uint64 eventIndex, uint64 challengeIndex);
     /// @notice The instance has no empty slot to refill.
     error PoseManager_NothingToRefill(uint256 id);
+    /// @notice Every eligible operator is already a member: a draw would fill no slot.
+    error PoseManager_NothingToDraw(uint256 id);
     /// @notice The operator is exiting.
     error PoseManager_Exiting(address operator);
     /// @notice The operator has not requested exit, still holds `memberships`, or waits until `readyAt`.
@@ -738,6 +740,9 @@ contract PoseManager is ReentrancyGuardTransient {
         uint256 joins = inst.joins == 0 ? n : inst.joins;
         address[] memory chosen =
             _drawExcluding(keccak256(abi.encode(blockhash(at), id, "refill")), inst.operators, n, empty);
+        // An empty draw changes nothing: reverting keeps members from paying for it (and their
+        // enclaves from sealing an event) again and again until an operator registers.
+        if (chosen.length == 0) revert PoseManager_NothingToDraw(id);
         uint8[] memory slots = new uint8[](chosen.length);
         address[] memory signers = new address[](chosen.length);
         bytes32[] memory keys = new bytes32[](chosen.length);

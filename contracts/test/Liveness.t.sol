@@ -504,6 +504,25 @@ contract LivenessTest is Fixture {
         manager.refill(id);
     }
 
+    function test_refill_nobodyToDraw_reverts() public {
+        removeSlot2();
+        // Every operator outside the pool stops being drawable.
+        address[] memory members = manager.getInstance(id).operators;
+        for (uint256 i; i < OPS; ++i) {
+            address op = operatorAddr(i);
+            if (op == members[0] || op == members[1] || op == members[2]) continue;
+            vm.prank(op);
+            manager.requestExit();
+        }
+        manager.refill(id);
+        uint64 at = manager.getInstance(id).refillBlock;
+        vm.roll(at + 1);
+        vm.setBlockhash(at, keccak256("refill seed"));
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToDraw.selector, id));
+        manager.refill(id);
+        assertEq(manager.getInstance(id).operators[2], address(0), "still empty");
+    }
+
     function test_refill_full_reverts() public {
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NothingToRefill.selector, id));
         manager.refill(id);

@@ -25,6 +25,7 @@ import {
   type EcallName,
   type EnclaveOutput,
   hexToBytes,
+  isProtocolError,
   Phase,
   ProtocolError,
   toProtocolError,
@@ -77,6 +78,9 @@ export type OperatorOptions = {
   tickIntervalMs?: number
   /** How often on-chain duties (timeouts, finalisation, refill) are checked. */
   dutyIntervalMs?: number
+  /** Attempts and first wait of an enclave's on-chain call while the endpoint fails. */
+  submitAttempts?: number
+  submitBackoffMs?: number
   requestTimeoutMs?: number
   logger?: Logger
 }
@@ -91,6 +95,21 @@ const DEV_CHAIN_ID = 31337
 const SUBMIT_ATTEMPTS = 25
 const SUBMIT_BACKOFF_MS = 1_000
 const SUBMIT_MAX_BACKOFF_MS = 30_000
+/**
+ * How long an instance whose refill found nobody to draw is left alone, unless an operator
+ * registers meanwhile (each try costs an estimate at the endpoint, not a transaction).
+ */
+const NO_DRAW_RETRY_MS = 5 * 60_000
+/** Errors that say an instance's sealed records are unusable (the enclave's or the store's). */
+const REFUSED_RECORDS: ReadonlySet<string> = new Set([
+  'MALFORMED',
+  'OUT_OF_ORDER',
+  'COMMITMENT_MISMATCH',
+  'DECRYPTION_FAILED',
+  'OVERSIZED',
+  'UNKNOWN_INSTANCE',
+])
+const isUnavailable = (e: unknown) => isProtocolError(e) && e.code === 'UNAVAILABLE'
 
 /**
  * A chain error as logged: its first line, without the request's URL, which may carry an RPC
@@ -141,6 +160,15 @@ export class OperatorNode {
    * (no pending challenge, no empty slot, or not a member). A quiet pool costs no chain reads.
    */
   private known = new Set<bigint>()
+  /** Instances whose last refill found nobody to draw, and when (see NO_DRAW_RETRY_MS). */
+  private noDraw = new Map<bigint, number>()
+  /**
+   * The enclave's on-chain calls the endpoint never took in all their attempts, by instance and
+   * function (the latest of each): sent again from the duty loop until taken or refused. The
+   * enclave emits each once (an answer to a challenge), and an outage longer than the attempts
+   * would otherwise cost its member the stake.
+   */
+  private unsent = new Map<string, { functionName: string; args: unknown[]; instance: bigint }>()
   private dutyCheck = new Map<bigint, number>()
   private dutyRounds = 0
   private dutyReads = 0
@@ -221,6 +249,7 @@ export class OperatorNode {
     )
 
     await this.restoreInstances()
+    this.assertStarting('restoring its instances')
 
     // 2. API and peers
     this.crashPoints = CrashPoints.fromEnv(process.env.POSE_CRASH_POINTS, (point) => {
@@ -299,6 +328,7 @@ export class OperatorNode {
       else this.peers!.handleUpgrade(req, socket, head)
     })
     await this.api.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 })
+    this.assertStarting('opening its API')
     const addr = this.api.server.address() as AddressInfo
     // Registered on-chain and joined with `/v1/...` paths by users and peers: no trailing slash.
     this.url =
@@ -307,6 +337,7 @@ export class OperatorNode {
 
     // 3. registration
     await this.ensureRegistered(init.result.reportHash, measurement)
+    this.assertStarting('registering')
 
     // 4. chain feed and timers (the manager has no logs before the block it was created in)
     const pollIntervalMs = o.pollIntervalMs ?? 200
@@ -344,6 +375,14 @@ export class OperatorNode {
     this.tickTimer = setInterval(() => void this.tick(), o.tickIntervalMs ?? 200)
     this.dutyTimer = setInterval(() => void this.duties(), o.dutyIntervalMs ?? 500)
     this.log.info({ url: this.url, operator: account.address }, 'Operator node started')
+  }
+
+  /**
+   * Fails the start once the node was stopped (its enclave exited, a seal failed, a signal):
+   * `stop()` closes only what exists when it runs, so nothing is opened after it.
+   */
+  private assertStarting(step: string): void {
+    if (this.stopped) throw new ProtocolError('UNAVAILABLE', `operator node stopped while ${step}`)
   }
 
   private async ensureRegistered(reportHash: Uint8Array, measurement: Uint8Array): Promise<void> {
@@ -423,10 +462,14 @@ export class OperatorNode {
   }
 
   /**
-   * Hands the enclave each instance's sealed state. One that cannot be restored is logged and
-   * left: this node then serves that instance no more (its enclave holds no state for it, so it
-   * answers nothing there and its pool challenges and replaces it), and its other instances
-   * are served as before. Its files are moved aside for the operator to look at.
+   * Hands the enclave each instance's sealed state. One whose records the enclave refuses is
+   * logged and left: this node then serves that instance no more (its enclave holds no state
+   * for it, so it answers nothing there and its pool challenges and replaces it), and its other
+   * instances are served as before. Its files are moved aside for the operator to look at.
+   * Only the enclave's verdict on the records moves them: when the enclave process is gone (or
+   * the node stopping) the start fails with every file in place, and an instance whose files
+   * could not be read, or that the enclave failed on for another reason, keeps its files for
+   * the next start.
    */
   private async restoreInstances(): Promise<void> {
     for (const id of this.store.instances()) {
@@ -440,11 +483,18 @@ export class OperatorNode {
           'Instance restored from sealed state',
         )
       } catch (e) {
+        if (this.stopped || (!(e instanceof EnclaveCallError) && isUnavailable(e)))
+          throw new ProtocolError(
+            'UNAVAILABLE',
+            `restoring instance ${instance}: ${toProtocolError(e).shortMessage}; its sealed files are kept`,
+          )
         let aside: string | undefined
-        try {
-          aside = this.store.setAside(id)
-        } catch {
-          // Left where they are: a restart tries them again.
+        if (isProtocolError(e) && REFUSED_RECORDS.has(e.code)) {
+          try {
+            aside = this.store.setAside(id)
+          } catch {
+            // Left where they are: a restart tries them again.
+          }
         }
         this.log.error(
           {
@@ -452,7 +502,9 @@ export class OperatorNode {
             err: toProtocolError(e).shortMessage,
             ...(aside ? { filesMovedTo: aside } : {}),
           },
-          'Instance not restored from its sealed state: this node no longer serves it (its pool will replace it)',
+          aside
+            ? 'Instance not restored from its sealed state: this node no longer serves it (its pool will replace it)'
+            : 'Instance not restored from its sealed state; its files are kept for the next start (until then its pool may replace this node)',
         )
       }
     }
@@ -555,16 +607,17 @@ export class OperatorNode {
   }
 
   /**
-   * Submits a manager call on behalf of the enclave or the duty bot; failures are logged. The
-   * enclave emits each of its calls once (an answer to a challenge, say), so those are sent
-   * again after an endpoint's failure (`retry`); the duty bot checks again on its own.
+   * Submits a manager call on behalf of the enclave or the duty bot; failures are logged and
+   * returned (undefined: taken). The enclave emits each of its calls once (an answer to a
+   * challenge, say), so those are sent again after an endpoint's failure (`retry`), also past
+   * their attempts (`unsent`); the duty bot checks again on its own.
    */
   private async submit(
     functionName: string,
     args: unknown[],
     instance: bigint,
     retry = false,
-  ): Promise<boolean> {
+  ): Promise<unknown> {
     const call = { instance: instance.toString(), call: functionName }
     try {
       await writeWithRetry(
@@ -576,8 +629,8 @@ export class OperatorNode {
             args,
           }),
         {
-          attempts: retry ? SUBMIT_ATTEMPTS : 1,
-          backoffMs: SUBMIT_BACKOFF_MS,
+          attempts: retry ? (this.opts.submitAttempts ?? SUBMIT_ATTEMPTS) : 1,
+          backoffMs: this.opts.submitBackoffMs ?? SUBMIT_BACKOFF_MS,
           maxBackoffMs: SUBMIT_MAX_BACKOFF_MS,
           signal: this.stopping.signal,
           onRetry: (e, attempt) =>
@@ -588,13 +641,29 @@ export class OperatorNode {
         },
       )
       this.log.info(call, 'Submitted on-chain')
-      return true
+      return undefined
     } catch (e) {
       // A revert is the manager's answer (another member was first, a deadline passed); an
       // enclave's call that the endpoint never took is worth an operator's attention.
-      const level = e instanceof ChainTxError && e.reverted ? 'debug' : retry ? 'error' : 'warn'
+      const reverted = e instanceof ChainTxError && e.reverted
+      const level = reverted ? 'debug' : retry ? 'error' : 'warn'
       this.log[level]({ ...call, err: chainErrorText(e) }, 'On-chain call not accepted')
-      return false
+      if (retry && !reverted && !this.stopped) {
+        this.unsent.set(`${instance}:${functionName}`, { functionName, args, instance })
+        this.log.warn(
+          call,
+          'The call is sent again from the duty loop until the manager takes or refuses it',
+        )
+      }
+      return e
+    }
+  }
+
+  /** Sends the enclave's calls that the endpoint never took again (see `unsent`). */
+  private resendUnsent(): void {
+    for (const [key, c] of [...this.unsent]) {
+      this.unsent.delete(key)
+      void this.submit(c.functionName, c.args, c.instance, true)
     }
   }
 
@@ -610,6 +679,7 @@ export class OperatorNode {
    */
   private async duties(): Promise<void> {
     if (this.dutyBusy || this.stopped) return
+    this.resendUnsent()
     // Every 60 rounds (30 s by default) every known instance is read again, as a safety net.
     if (++this.dutyRounds % 60 === 0) for (const id of this.known) this.markForDuties(id)
     if (this.dutyCheck.size === 0) return
@@ -624,20 +694,31 @@ export class OperatorNode {
           if (this.dutyCheck.get(id) === mark) this.dutyCheck.delete(id)
         }
         if (!info.signers.some((s) => s === this.signer)) {
-          if (info.phase === Phase.Frozen || info.phase === Phase.Terminated) this.known.delete(id)
+          // Not a member: it becomes one only by a draw, whose event marks it again.
+          this.known.delete(id)
           quiet()
           continue
         }
+        const drawn = this.noDraw.get(id)
+        if (drawn !== undefined && Date.now() - drawn >= NO_DRAW_RETRY_MS) this.noDraw.delete(id)
         const emptySlot =
-          info.phase === Phase.Active && info.signers.some((s) => /^0x0{40}$/.test(s))
+          info.phase === Phase.Active &&
+          info.signers.some((s) => /^0x0{40}$/.test(s)) &&
+          !this.noDraw.has(id)
         if (info.phase === Phase.ExecutorChallenged && now > info.challengeDeadline) {
           await this.submit('executorTimeout', [id], id)
         } else if (info.watchdogMask !== 0 && now > info.watchdogDeadline) {
           await this.submit('finalizeWatchdogChallenge', [id], id)
         } else if (emptySlot) {
           const head = await client.getBlockNumber({ cacheTime: 0 })
-          if (info.refillBlock === 0n || head > info.refillBlock)
-            await this.submit('refill', [id], id)
+          if (info.refillBlock === 0n || head > info.refillBlock) {
+            const e = await this.submit('refill', [id], id)
+            if (e instanceof ChainTxError && e.reverted && /NothingToDraw/.test(e.reason)) {
+              // Every eligible operator is a member: nothing to do until one registers.
+              this.noDraw.set(id, Date.now())
+              quiet()
+            }
+          }
         }
         // Nothing pending: no deadline can fall due and no slot is empty until the next event.
         if (info.phase !== Phase.ExecutorChallenged && info.watchdogMask === 0 && !emptySlot)
@@ -691,7 +772,12 @@ export class OperatorNode {
     for (const e of b.operatorEvents) {
       const op = getAddress(e.operator)
       this.endpoints.set(op, e.endpoint)
-      if (e.enclaveSigner) this.signerToOperator.set(getAddress(e.enclaveSigner), op)
+      if (e.enclaveSigner) {
+        this.signerToOperator.set(getAddress(e.enclaveSigner), op)
+        // A new operator can be drawn into the pools that found nobody.
+        for (const id of this.noDraw.keys()) this.markForDuties(id)
+        this.noDraw.clear()
+      }
     }
     const CHUNK = 5000
     for (let i = 0; i === 0 || i < b.instanceEvents.length; i += CHUNK) {

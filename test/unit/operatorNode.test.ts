@@ -10,8 +10,10 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import pino from 'pino'
-import { OperatorNode } from '../../src/operator/node.ts'
-import type { EnclaveOutput } from '../../src/protocol/index.ts'
+import { ChainTxError } from '../../src/chain/sender.ts'
+import { OperatorNode, type OperatorOptions } from '../../src/operator/node.ts'
+import { type EnclaveOutput, Phase, ProtocolError } from '../../src/protocol/index.ts'
+import { EnclaveCallError } from '../../src/tee/enclaveHost.ts'
 
 /** The node's private parts this test drives. */
 type Internals = {
@@ -26,6 +28,18 @@ type Internals = {
   }
   handleOutputs: (outputs: EnclaveOutput[]) => void
   restoreInstances: () => Promise<void>
+  sender: { write: (p: { functionName: string; args: unknown[] }) => Promise<unknown> }
+  chain: { publicClient: unknown }
+  signer: string
+  duties: () => Promise<void>
+  markForDuties: (id: bigint) => void
+  resendUnsent: () => void
+}
+
+/** Resolves once `done()` holds, polling every few milliseconds (at most two seconds). */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !done(); i++) await new Promise((r) => setTimeout(r, 5))
+  assert.ok(done(), 'condition reached')
 }
 
 const log = (message: string): EnclaveOutput => ({
@@ -36,7 +50,11 @@ const log = (message: string): EnclaveOutput => ({
 })
 
 /** A node on `dir` whose log lines are collected in `lines`; nothing started. */
-function nodeOn(dir: string, lines: Array<{ level: number; msg: string; instance?: string }>) {
+function nodeOn(
+  dir: string,
+  lines: Array<{ level: number; msg: string; instance?: string }>,
+  more: Partial<OperatorOptions> = {},
+) {
   const logger = pino(
     new Writable({
       write(chunk, _enc, done) {
@@ -52,6 +70,7 @@ function nodeOn(dir: string, lines: Array<{ level: number; msg: string; instance
     devAuthorityKey: `0x${'22'.repeat(32)}`,
     dataDir: dir,
     logger,
+    ...more,
   })
 }
 
@@ -66,7 +85,12 @@ test('an instance whose sealed state cannot be restored is logged and its files 
     n.host = {
       ecall: async (method, params) => {
         assert.equal(method, 'restore')
-        if (params.instance === 2n) throw new Error('OUT_OF_ORDER: update 5 after 7')
+        if (params.instance === 2n)
+          throw new EnclaveCallError(
+            'restore',
+            new ProtocolError('OUT_OF_ORDER', 'update 5 after 7'),
+            [],
+          )
         restored.push(params.instance)
         return { result: { seq: 1n }, outputs: [] }
       },
@@ -86,6 +110,103 @@ test('an instance whose sealed state cannot be restored is logged and its files 
     assert.deepEqual(n.store.blobs(2n), [])
   } finally {
     await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test('an enclave that dies while instances are restored fails the start and moves no sealed files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const lines: Array<{ level: number; msg: string }> = []
+  const node = nodeOn(dir, lines)
+  try {
+    const n = node as unknown as Internals
+    for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
+    let calls = 0
+    n.host = {
+      ecall: async () => {
+        calls++
+        // What EnclaveHost says once its child exited: no verdict on the records.
+        throw new ProtocolError('UNAVAILABLE', 'enclave process exited (code null, signal SIGKILL)')
+      },
+      stop: async () => undefined,
+    }
+    await assert.rejects(
+      n.restoreInstances(),
+      (e: unknown) =>
+        e instanceof ProtocolError && e.code === 'UNAVAILABLE' && /files are kept/.test(e.message),
+    )
+    assert.equal(calls, 1, 'no further instance is tried')
+    assert.deepEqual(n.store.instances(), [1n, 2n, 3n])
+    assert.ok(!readdirSync(join(dir, 'instances')).some((f) => f.includes('unrestorable')))
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test('an instance whose files cannot be read, or that the enclave fails on without judging its records, keeps its files', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const lines: Array<{ level: number; msg: string; instance?: string; filesMovedTo?: string }> = []
+  const node = nodeOn(dir, lines)
+  try {
+    const n = node as unknown as Internals
+    for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
+    const blobs = n.store.blobs.bind(n.store)
+    n.store.blobs = (id) => {
+      if (id === 1n) throw new Error('EIO: i/o error, read')
+      return blobs(id)
+    }
+    const restored: bigint[] = []
+    n.host = {
+      ecall: async (_method, params) => {
+        if (params.instance === 2n)
+          throw new EnclaveCallError('restore', new ProtocolError('INTERNAL', 'out of memory'), [])
+        restored.push(params.instance)
+        return { result: { seq: 1n }, outputs: [] }
+      },
+      stop: async () => undefined,
+    }
+    await n.restoreInstances()
+    assert.deepEqual(restored, [3n])
+    const failed = lines.filter((l) => l.level === 50)
+    assert.deepEqual(
+      failed.map((l) => [l.instance, l.filesMovedTo]),
+      [
+        ['1', undefined],
+        ['2', undefined],
+      ],
+    )
+    assert.ok(failed.every((l) => /kept for the next start/.test(l.msg)))
+    n.store.blobs = blobs
+    assert.deepEqual(n.store.instances(), [1n, 2n, 3n])
+    assert.equal(n.store.blobs(2n).length, 1)
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test('a node stopped while it restores (its enclave exited) fails the start there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const node = nodeOn(dir, [])
+  const exitCode = process.exitCode
+  try {
+    const n = node as unknown as Internals
+    for (const id of [1n, 2n]) n.store.append(id, Uint8Array.of(Number(id)))
+    n.host = {
+      ecall: async () => {
+        // The enclave's exit handler stops the node while this ecall is out, and the ecall
+        // fails as the enclave refusing it would.
+        await node.stop()
+        throw new EnclaveCallError('restore', new ProtocolError('MALFORMED', 'cut short'), [])
+      },
+      stop: async () => undefined,
+    }
+    await assert.rejects(
+      n.restoreInstances(),
+      (e: unknown) => e instanceof ProtocolError && e.code === 'UNAVAILABLE',
+    )
+    assert.deepEqual(n.store.instances(), [1n, 2n], 'nothing moved aside by a stopping node')
+  } finally {
+    process.exitCode = exitCode
+    rmSync(dir, { recursive: true, force: true })
   }
 })
 
@@ -121,6 +242,117 @@ test('a sealed record that cannot be persisted stops the node, and no later outp
     assert.equal(process.exitCode, 1)
   } finally {
     process.exitCode = exitCode
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test("an enclave's on-chain call the endpoint never took in all its attempts is sent again from the duty loop", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const node = nodeOn(dir, [], { submitAttempts: 2, submitBackoffMs: 1 })
+  try {
+    const n = node as unknown as Internals
+    const sent: Array<{ functionName: string; args: unknown[] }> = []
+    let up = false
+    n.sender = {
+      write: async (p) => {
+        sent.push(p)
+        if (!up) throw new ChainTxError(p.functionName, 'fetch failed')
+        return {}
+      },
+    }
+    const answer: EnclaveOutput = {
+      type: 'respondExecutor',
+      instance: 4n,
+      response: Uint8Array.of(1, 2),
+      eventIndex: 9n,
+      signature: new Uint8Array(65),
+    }
+    n.handleOutputs([answer])
+    await until(() => sent.length === 2)
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(sent.length, 2, 'its attempts are spent')
+    // The endpoint is back: the duty loop sends the same call again, once.
+    up = true
+    n.resendUnsent()
+    n.resendUnsent()
+    await until(() => sent.length === 3)
+    assert.deepEqual(sent[2], sent[0])
+    n.resendUnsent()
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(sent.length, 3, 'taken: not sent again')
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test('a pool whose refill finds nobody to draw is not refilled again until an operator registers', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const node = nodeOn(dir, [])
+  try {
+    const n = node as unknown as Internals
+    const me = `0x${'ab'.repeat(20)}`
+    n.signer = me
+    const calls: string[] = []
+    n.sender = {
+      write: async (p) => {
+        calls.push(p.functionName)
+        throw new ChainTxError(p.functionName, 'PoseManager_NothingToDraw(4)', { reverted: true })
+      },
+    }
+    let reads = 0
+    n.chain = {
+      publicClient: {
+        getBlock: async () => ({ timestamp: 1_000n }),
+        getBlockNumber: async () => 50n,
+        readContract: async () => {
+          reads++
+          return {
+            phase: Phase.Active,
+            watchdogCount: 2,
+            drawBlock: 1n,
+            executorSlot: 0,
+            eventIndex: 7n,
+            eventHash: `0x${'00'.repeat(32)}`,
+            signers: [me, `0x${'cd'.repeat(20)}`, `0x${'00'.repeat(20)}`],
+            operators: [],
+            challenger: `0x${'00'.repeat(20)}`,
+            challengeDeadline: 0n,
+            watchdogMask: 0,
+            respondedMask: 0,
+            watchdogDeadline: 0n,
+            refillBlock: 40n,
+          }
+        },
+      },
+    }
+    n.markForDuties(4n)
+    await n.duties()
+    assert.deepEqual(calls, ['refill'])
+    // Marked again (any event, or the safety net): read, but no refill is sent.
+    for (let i = 0; i < 3; i++) {
+      n.markForDuties(4n)
+      await n.duties()
+    }
+    assert.deepEqual(calls, ['refill'])
+    assert.equal(reads, 4)
+    // An operator registers: the pool is tried again.
+    await (node as unknown as { deliverBatch: (b: unknown) => Promise<void> })
+      .deliverBatch({
+        blockNumber: 60n,
+        timestamp: 1_010n,
+        instanceEvents: [],
+        operatorEvents: [
+          {
+            operator: `0x${'ef'.repeat(20)}`,
+            enclaveSigner: `0x${'12'.repeat(20)}`,
+            endpoint: 'http://127.0.0.1:9',
+          },
+        ],
+      })
+      .catch(() => undefined)
+    await n.duties()
+    assert.deepEqual(calls, ['refill', 'refill'])
+  } finally {
     await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }
 })
