@@ -100,10 +100,8 @@ export type PoseClientState = {
   /** Nonces below it given back by transactions the enclave refused, to be taken first. */
   freeNonces: Map<string, bigint[]>
   instances: Map<string, GetInstanceReturnType>
-  sent: Map<
-    string,
-    { instance: bigint; box: Uint8Array; responseKey: Uint8Array; endpoint: string }
-  >
+  /** Transactions sent whose receipt has not come, by hash (for `getReceipt`). */
+  sent: Map<string, { instance: bigint; box: Uint8Array; responseKey: Uint8Array }>
   /** Session authorisations by instance and box key (decision 0014), signed or being signed. */
   sessionAuths: Map<string, Promise<{ validUntil: bigint; signature: Uint8Array }>>
 }

@@ -2,6 +2,7 @@
  * SDK errors in viem's style: one base class with `shortMessage`, `details`, `docsPath` and
  * `cause`, and a message that says what to do next.
  */
+import type { Hex } from 'viem'
 import { type ErrorCode, ProtocolError } from '../protocol/index.ts'
 
 export class PoseError extends Error {
@@ -34,13 +35,55 @@ export class PoseError extends Error {
 /** The enclave or operator refused a request; `code` says why (e.g. BAD_NONCE). */
 export class PoseRequestError extends PoseError {
   override name = 'PoseRequestError'
+  /**
+   * Who said it: `enclave`, a rejection opened under the request's response key, which no host
+   * can make up; `host`, an operator's error body, whatever it claims; `client`, the SDK itself
+   * (its transport, its checks).
+   */
+  readonly origin: 'enclave' | 'host' | 'client'
+
+  constructor(
+    shortMessage: string,
+    options: {
+      details?: string
+      docsPath?: string
+      cause?: unknown
+      code?: ErrorCode | 'CLIENT'
+      origin?: 'enclave' | 'host' | 'client'
+    } = {},
+  ) {
+    super(shortMessage, options)
+    this.origin = options.origin ?? 'client'
+  }
 
   /** An operator's error object (`{ name, code, message, details? }`), checked, as an SDK error. */
   static fromObject(o: unknown): PoseRequestError {
     const err = ProtocolError.fromObject(o)
     return new PoseRequestError(err.shortMessage, {
       code: err.code,
+      origin: 'host',
       ...(err.details ? { details: err.details } : {}),
+    })
+  }
+}
+
+/**
+ * A transaction that may have been executed although no receipt came: an attempt of it went
+ * unanswered, or it was refused by the executor's host rather than its enclave. Its nonce stays
+ * taken; `getReceipt({ txHash })` asks for its receipt again. Sending the same payment anew
+ * could make it twice. `code` is the last refusal's.
+ */
+export class TransactionUnconfirmedError extends PoseRequestError {
+  override name = 'TransactionUnconfirmedError'
+  constructor(
+    readonly txHash: Hex,
+    readonly nonce: bigint,
+    cause: PoseRequestError,
+  ) {
+    super(`Transaction ${txHash} (nonce ${nonce}) may have been executed; no receipt came`, {
+      code: cause.code,
+      details: `${cause.shortMessage}. Ask for its receipt with getReceipt({ txHash }) before sending it again.`,
+      cause,
     })
   }
 }

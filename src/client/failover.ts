@@ -361,7 +361,12 @@ export async function requestWithFailover<T>(
       return await open(sealed)
     } catch (caught) {
       const e = unreadableAnswer(caught, info.executorEndpoint)
-      const down = e instanceof PoseRequestError && EXECUTOR_DOWN.has(e.code)
+      // A transaction's refusal that its enclave did not seal may be its host's invention (the
+      // enclave may have run it): it counts as no answer, and the same box goes again until the
+      // enclave's own verdict or receipt comes (or its on-chain answer to a challenge).
+      const down =
+        e instanceof PoseRequestError &&
+        (EXECUTOR_DOWN.has(e.code) || (kind === 'tx' && e.origin === 'host'))
       if (!down || Date.now() > deadline) {
         if (unanswered && typeof e === 'object' && e !== null) afterUnanswered.add(e)
         throw e

@@ -24,10 +24,11 @@ import { poseManagerAbi } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { deployContract } from '../../src/client/actions/deployContract.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
+import { getReceipt } from '../../src/client/actions/getReceipt.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
 import { newClientState, type PoseClientBase } from '../../src/client/createPoseClient.ts'
-import { PoseRequestError } from '../../src/client/errors.ts'
+import { PoseRequestError, TransactionUnconfirmedError } from '../../src/client/errors.ts'
 import { type ApiBackend, createApi } from '../../src/operator/api.ts'
 import {
   BoxSessions,
@@ -731,6 +732,8 @@ async function pumpedOperator(
   setup: Setup,
   refuse: (n: number) => boolean = () => false,
   cut?: (path: string) => boolean,
+  /** Requests the host passes to its enclave and then answers with a refusal of its own. */
+  lie: (kind: 'tx' | 'view') => boolean = () => false,
 ) {
   const { nodes, exec } = setup
   let requests = 0
@@ -747,6 +750,7 @@ async function pumpedOperator(
           await new Promise((r) => setTimeout(r, 10))
         const sealed = setup.answers.get(requestId)
         assert.ok(sealed, `${kind} ${n}: the enclave answered`)
+        if (lie(kind)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused (a lie)`)
         return sealed
       },
     },
@@ -798,21 +802,25 @@ test('concurrent first transactions of an account take nonces in turn; one the e
   timeout: 10_000,
 }, async () => {
   const setup = await setupActive()
-  // The third request (after the nonce view) is the first transaction to arrive: refused.
-  const { operator, manager } = await pumpedOperator(setup, (n) => n === 3)
+  const { operator, manager } = await pumpedOperator(setup)
   try {
     const client = sdkClient(setup, manager)
     const key = setup.instance.toString()
-    // Both ask the enclave for the account's nonce (0); they must not both send it. The refused
-    // one leaves a gap the other may wait behind (a nonce ahead of the enclave's): a transaction
-    // sent once it is refused takes the refused nonce and fills the gap.
+    // Both ask the enclave for the account's nonce (0); they must not both send it. One asks
+    // for less gas than any call takes, which the enclave refuses (sealed, its own verdict):
+    // that leaves a gap the other may wait behind (a nonce ahead of the enclave's), and a
+    // transaction sent once it is refused takes the refused nonce and fills the gap.
     let c: Promise<Awaited<ReturnType<typeof sendTransaction>>> | undefined
-    const send = () =>
-      sendTransaction(client, { instance: setup.instance, data: transferData }).catch((e) => {
+    const send = (gasLimit?: bigint) =>
+      sendTransaction(client, {
+        instance: setup.instance,
+        data: transferData,
+        ...(gasLimit ? { gasLimit } : {}),
+      }).catch((e) => {
         c ??= sendTransaction(client, { instance: setup.instance, data: transferData })
         throw e
       })
-    const [a, b] = await Promise.allSettled([send(), send()])
+    const [a, b] = await Promise.allSettled([send(1_000n), send()])
     assert.ok(c, 'one was refused')
     assert.equal((await c).status, 'success')
     const outcomes = [a, b].map((r) =>
@@ -868,26 +876,102 @@ test('an answer that cannot be opened counts as no answer: the request fails ove
   }
 })
 
-test('a transaction refused after an attempt whose answer was lost keeps its nonce: that attempt may have been executed', {
+test("a refusal by the executor's host after an attempt whose answer was lost is not final: the same box goes again and its receipt comes", {
   timeout: 10_000,
 }, async () => {
   const setup = await setupActive()
-  // The first attempt is executed and its answer lost with its connection; the second is refused.
+  // The first attempt is executed and its answer lost with its connection; the host refuses the
+  // second on its own word (its enclave never saw it).
   const { operator, manager } = await pumpedOperator(setup, (n) => n === 2, firstOf('tx'))
   try {
     const client = sdkClient(setup, manager)
     const key = setup.instance.toString()
     client.state.nonces.set(key, 0n)
-    await assert.rejects(
-      sendTransaction(client, { instance: setup.instance, data: transferData }),
-      (e: unknown) => e instanceof PoseRequestError && e.code === 'OUT_OF_RANGE',
-    )
-    assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
-    assert.equal(client.state.freeNonces.size, 0)
-    // The next transaction takes nonce 1 and succeeds: nonce 0 was executed.
     const r = await sendTransaction(client, { instance: setup.instance, data: transferData })
     assert.equal(r.status, 'success')
-    assert.equal(r.nonce, 1n)
+    assert.equal(r.nonce, 0n, 'the executed attempt')
+    assert.equal(client.state.nonces.get(key), 1n)
+    assert.equal(client.state.freeNonces.size, 0)
+    assert.equal(client.state.sent.size, 0)
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a host that runs a transaction and answers a refusal of its own cannot make its sender give the nonce to another transaction', {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  // Every transaction request goes to the enclave (which executes it); until `honest`, the
+  // host answers each with a refusal it made up.
+  let honest = false
+  let txs = 0
+  const { operator, manager } = await pumpedOperator(
+    setup,
+    () => false,
+    undefined,
+    (kind) => kind === 'tx' && ++txs > 0 && !honest,
+  )
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await sendTransaction(client, { instance: setup.instance, data: transferData }).then(
+      () => assert.fail('expected the transaction to stay unconfirmed'),
+      (err: unknown) => err,
+    )
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'OUT_OF_RANGE')
+    assert.equal(e.nonce, 0n)
+    assert.ok(txs >= 2, `the same box was sent again (${txs} times)`)
+    assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+    assert.equal(client.state.freeNonces.size, 0)
+    // Once an answer comes through, the transaction's receipt is its first execution's.
+    honest = true
+    const r = await getReceipt(client, { txHash: e.txHash })
+    assert.equal(r.status, 'success')
+    assert.equal(r.nonce, 0n)
+    assert.equal(client.state.sent.size, 0)
+    const next = await sendTransaction(client, { instance: setup.instance, data: transferData })
+    assert.equal(next.nonce, 1n, 'executed once: the next transaction takes nonce 1')
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a transaction whose answer was lost and whose receipt the executor no longer holds (REPLAYED) is unconfirmed, not refused', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  // The first attempt is executed and its answer lost; then the executor's caches of receipts
+  // move on (thousands of later ones), so the resent box finds only a used nonce.
+  const { operator, manager } = await pumpedOperator(setup, () => false, firstOf('tx'))
+  const forget = () => {
+    const inst = (
+      setup.exec.enclave as unknown as {
+        instances: Map<bigint, { receipts: Map<string, unknown>; replicated: Map<string, unknown> }>
+      }
+    ).instances.get(setup.instance)!
+    inst.receipts.clear()
+    inst.replicated.clear()
+  }
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 0n)
+    const sending = sendTransaction(client, { instance: setup.instance, data: transferData })
+    // The executor answers the first attempt before its connection is cut.
+    for (let i = 0; i < 200 && (await digestOf(setup.exec, setup.instance)).seq === 0n; i++)
+      await new Promise((r) => setTimeout(r, 5))
+    forget()
+    const e = await sending.then(
+      () => assert.fail('expected the transaction to stay unconfirmed'),
+      (err: unknown) => err,
+    )
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'REPLAYED')
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+    assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
   } finally {
     await operator.close()
   }

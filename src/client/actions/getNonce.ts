@@ -93,12 +93,12 @@ export async function signedView(
     const a = decodeAnswer(openAnswer(responseKey, sealed))
     // WRONG_ROLE (the executor changed) makes the request fail over; other rejections return.
     if (a.kind === 'rejected' && a.error.code === 'WRONG_ROLE') {
-      throw new PoseRequestError(a.error.message, { code: a.error.code })
+      throw new PoseRequestError(a.error.message, { code: a.error.code, origin: 'enclave' })
     }
     return a
   })
   if (answer.kind === 'rejected') {
-    throw new PoseRequestError(answer.error.message, { code: answer.error.code })
+    throw new PoseRequestError(answer.error.message, { code: answer.error.code, origin: 'enclave' })
   }
   if (answer.kind !== 'view') throw new PoseError(`expected a view answer, got ${answer.kind}`)
   return { status: answer.status, returnData: bytesToHex(answer.returnData), seq: answer.seq }

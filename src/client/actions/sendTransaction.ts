@@ -20,7 +20,12 @@ import {
   verifyReceiptSignature,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
-import { PoseError, PoseRequestError, ReceiptVerificationError } from '../errors.ts'
+import {
+  PoseError,
+  PoseRequestError,
+  ReceiptVerificationError,
+  TransactionUnconfirmedError,
+} from '../errors.ts'
 import { mayHaveBeenExecuted, requestWithFailover } from '../failover.ts'
 import {
   cachedActiveInstance,
@@ -88,6 +93,7 @@ export async function openReceipt(
   if (answer.kind === 'rejected') {
     throw new PoseRequestError(answer.error.message, {
       code: answer.error.code,
+      origin: 'enclave',
       ...(answer.error.details ? { details: answer.error.details } : {}),
     })
   }
@@ -163,7 +169,7 @@ export async function sendTransaction(
     })
   let sealed = await seal(client.sessionAuth)
   try {
-    return await sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
+    return await sendSealed(client, tx, txHash, sealed)
   } catch (e) {
     // The session's authorisation expired on the chain's clock (or an enclave refused it): the
     // transaction goes again, signed itself. Same transaction, same hash: idempotent.
@@ -171,7 +177,7 @@ export async function sendTransaction(
     if (e.code !== 'EXPIRED' && e.code !== 'BAD_SIGNATURE') throw e
     client.state.sessionAuths.delete(sealed.session)
     sealed = await seal(false)
-    return sendSealed(client, tx, txHash, sealed, info.executorEndpoint)
+    return sendSealed(client, tx, txHash, sealed)
   }
 }
 
@@ -355,8 +361,9 @@ async function sealTx(
 }
 
 /**
- * Codes of a rejection after which the enclave holds nothing of the transaction, when no earlier
- * attempt of it went unanswered (`mayHaveBeenExecuted`): its nonce is free again. Not TIMEOUT, UNAVAILABLE or WRONG_ROLE (the failover's: it may have been executed
+ * Codes of a rejection after which the enclave holds nothing of the transaction, when the
+ * enclave sealed it and no earlier attempt went unanswered (`mayHaveBeenExecuted`): its nonce
+ * is free again. Not TIMEOUT, UNAVAILABLE or WRONG_ROLE (the failover's: it may have been executed
  * where the answer was lost), nor INTERNAL (a host's failure, at any point), nor BAD_NONCE and
  * REPLAYED (the nonce itself was wrong: the enclave is asked again).
  */
@@ -381,13 +388,12 @@ async function sendSealed(
   tx: Tx,
   txHash: Uint8Array,
   { box, responseKey, session }: SealedTx,
-  endpoint: string,
 ): Promise<SendTransactionReturnType> {
   const nonceKey = tx.instance.toString()
   const sentKey = bytesToHex(txHash)
   const sent = client.state.sent
   if (sent.size >= MAX_SENT_KEPT) sent.delete(sent.keys().next().value!)
-  sent.set(sentKey, { instance: tx.instance, box, responseKey, endpoint })
+  sent.set(sentKey, { instance: tx.instance, box, responseKey })
   try {
     const receipt = await requestWithFailover(client, tx.instance, 'tx', box, (sealed) =>
       openReceipt(client, { instance: tx.instance, txHash, sealed, responseKey }),
@@ -395,17 +401,24 @@ async function sendSealed(
     sent.delete(sentKey)
     return receipt
   } catch (e) {
-    if (e instanceof PoseRequestError && (e.code === 'BAD_NONCE' || e.code === 'REPLAYED')) {
+    if (!(e instanceof PoseRequestError)) throw e
+    // Executed perhaps: an attempt went unanswered (its answer lost, or the enclave's cache of
+    // receipts moved on, so a resend is REPLAYED), or the refusal is the host's word alone.
+    const unsure = mayHaveBeenExecuted(e) || e.origin === 'host'
+    if (e.code === 'BAD_NONCE' || e.code === 'REPLAYED') {
+      // The account's next nonce is asked of the enclave again.
       client.state.nonces.delete(nonceKey)
       client.state.freeNonces.delete(nonceKey)
-      sent.delete(sentKey)
-    } else if (e instanceof PoseRequestError && REFUSED.has(e.code) && !mayHaveBeenExecuted(e)) {
+      if (!unsure) sent.delete(sentKey)
+    } else if (REFUSED.has(e.code) && !unsure) {
       // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
       // signed itself, with the same nonce.
       if (!(session && (e.code === 'EXPIRED' || e.code === 'BAD_SIGNATURE')))
         releaseNonce(client, nonceKey, tx.nonce)
       sent.delete(sentKey)
     }
+    // Its nonce stays taken and `getReceipt` can still ask for its receipt.
+    if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, e)
     throw e
   }
 }
