@@ -16,6 +16,13 @@ import {
   type WalletClient,
 } from 'viem'
 
+/** How long `TxSender.write` waits for a sent transaction's receipt. */
+const RECEIPT_TIMEOUT_MS = 60_000
+
+/**
+ * A manager call that did not go through: refused by the manager (`reverted`), failed at the
+ * endpoint before it was sent, or sent (`hash`) without a receipt to say how it ended.
+ */
 export class ChainTxError extends Error {
   override name = 'ChainTxError'
   /**
@@ -24,14 +31,27 @@ export class ChainTxError extends Error {
    * timeout, a nonce race) and a retry may go through.
    */
   readonly reverted: boolean
+  /**
+   * The transaction, when one was sent. Without `reverted` its fate is unknown (no receipt came
+   * in time, or the endpoint failed while it was awaited): it may still land, so look it up
+   * before sending the call again (a deposit sent twice is paid twice).
+   */
+  readonly hash: Hash | undefined
 
   constructor(
     readonly functionName: string,
     readonly reason: string,
-    options: { cause?: unknown; reverted?: boolean } = {},
+    options: { cause?: unknown; reverted?: boolean; hash?: Hash } = {},
   ) {
-    super(`${functionName} failed: ${reason}`, { cause: options.cause })
-    this.reverted = options.reverted ?? false
+    const reverted = options.reverted ?? false
+    super(
+      options.hash && !reverted
+        ? `${functionName} was sent as transaction ${options.hash}, but no receipt came (${reason}); it may still land: look the transaction up before sending it again`
+        : `${functionName} failed: ${reason}`,
+      { cause: options.cause },
+    )
+    this.reverted = reverted
+    this.hash = options.hash
   }
 }
 
@@ -124,10 +144,15 @@ export class TxSender {
           ...(request as object),
           gas: (estimate * 5n) / 4n + 20_000n,
         } as never)
-        const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 })
+        // From here on the transaction is out: a failure names it, as it may still land.
+        const receipt = await this.publicClient
+          .waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS })
+          .catch((e: unknown) => {
+            throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
+          })
         if (receipt.status !== 'success') {
           const why = await explainRevert(this.publicClient, receipt, request as object)
-          throw new ChainTxError(p.functionName, why.message, { cause: why, reverted: true })
+          throw new ChainTxError(p.functionName, why.message, { cause: why, reverted: true, hash })
         }
         return { hash, receipt }
       } catch (e) {

@@ -153,16 +153,24 @@ export class ManagerWatcher {
     if (tip.number === this.seen?.number && tip.hash === this.seen.hash) return
     const head = tip.number - (this.opts.confirmations ?? 0n)
     await this.checkOffered(tip)
+    let ranges = 0
     while (this.cursor <= head && !this.stopping) {
       const to =
         this.cursor + (this.opts.maxRange ?? 2000n) - 1n < head
           ? this.cursor + (this.opts.maxRange ?? 2000n) - 1n
           : head
-      const logs = await client.getLogs({ address: manager, fromBlock: this.cursor, toBlock: to })
-      // Up to the head itself (no confirmations), the head just read is that block.
+      // The range's last block is read before its logs, and its hash is remembered as offered:
+      // a fork after this read shows at the next check of the newest offered block (which reads
+      // the range again); one before it shows now, as a block that does not follow the last one
+      // offered. Read after the logs, it could be the new fork's block (with none of the logs)
+      // and the replaced fork's events would stand as offered. Up to the head itself (no
+      // confirmations), the head read above is that block, checked unless a range came since.
       const block = to === tip.number ? tip : await client.getBlock({ blockNumber: to })
-      // The logs and the block come from separate requests: a log of that block from another
-      // fork means the chain changed between them, and the range is read again next poll.
+      // The chain changed during this poll: the next one reads it from the fork.
+      if ((block !== tip || ranges > 0) && (await this.checkOffered(block))) return
+      const logs = await client.getLogs({ address: manager, fromBlock: this.cursor, toBlock: to })
+      // A log of that block from another fork: the chain changed between the two requests, and
+      // the range is read again next poll.
       for (const log of logs) {
         if (log.blockNumber === to && block.hash && log.blockHash && log.blockHash !== block.hash)
           throw new Error(`block ${to} changed while its logs were read; reading it again`)
@@ -205,6 +213,7 @@ export class ManagerWatcher {
       await this.opts.onBatch(batch)
       const from = this.cursor
       this.cursor = to + 1n
+      ranges++
       if (block.hash) {
         this.offered.push({ from, number: to, hash: block.hash })
         if (this.offered.length > REMEMBERED_BLOCKS) this.offered.shift()
@@ -215,25 +224,30 @@ export class ManagerWatcher {
   }
 
   /**
-   * Compares the newest offered block with the chain. A head whose parent is that block shows
-   * it still on the chain without another request. On a mismatch (or a chain now shorter than
-   * that block) the blocks after the newest offered block still on the chain are read again:
-   * the enclave skips the events it already holds, takes those the replaced blocks did not have,
-   * and refuses any that differ from what it applied (its running-hash check).
+   * Compares the newest offered block with the chain, given a block just read from it (the head,
+   * or the last block of the range about to be read). A block whose parent is the newest offered
+   * one shows it still on the chain without another request. On a mismatch (or a chain now
+   * shorter than that block) the blocks after the newest offered block still on the chain are
+   * read again: the enclave skips the events it already holds, takes those the replaced blocks
+   * did not have, and refuses any that differ from what it applied (its running-hash check).
+   * Returns whether the chain was reorganised (the cursor moved back).
    */
-  private async checkOffered(tip: { number: bigint; parentHash: `0x${string}` }): Promise<void> {
+  private async checkOffered(block: {
+    number: bigint
+    parentHash: `0x${string}`
+  }): Promise<boolean> {
     const last = this.offered.at(-1)
-    if (!last) return
-    if (tip.number === last.number + 1n && tip.parentHash === last.hash) return
-    if (last.number <= tip.number) {
+    if (!last) return false
+    if (block.number === last.number + 1n && block.parentHash === last.hash) return false
+    if (last.number <= block.number) {
       const now = await this.opts.client.getBlock({ blockNumber: last.number })
-      if (now.hash === last.hash) return
+      if (now.hash === last.hash) return false
     }
     // The newest offered block still on the chain: every block up to it is unchanged.
     let kept = -1
     for (let k = this.offered.length - 2; k >= 0 && kept < 0; k--) {
       const b = this.offered[k]!
-      if (b.number > tip.number) continue
+      if (b.number > block.number) continue
       const there = await this.opts.client.getBlock({ blockNumber: b.number })
       if (there.hash === b.hash) kept = k
     }
@@ -245,5 +259,6 @@ export class ManagerWatcher {
     this.reorgs++
     // At most this many blocks were replaced (at least, when no remembered block survived).
     this.opts.onReorg?.({ depth: Number(last.number - from + 1n), block: last.number })
+    return true
   }
 }

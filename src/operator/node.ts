@@ -779,6 +779,8 @@ export class OperatorNode {
         this.noDraw.clear()
       }
     }
+    // Links to endpoints no operator uses any more (changed) are closed.
+    if (b.operatorEvents.length > 0) this.peers?.retainEndpoints(this.endpoints.values())
     const CHUNK = 5000
     for (let i = 0; i === 0 || i < b.instanceEvents.length; i += CHUNK) {
       await this.ecall('chain', {

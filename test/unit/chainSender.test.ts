@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ChainTxError, redactUrls, writeWithRetry } from '../../src/chain/sender.ts'
+import { type Hash, WaitForTransactionReceiptTimeoutError } from 'viem'
+import { poseManagerAbi } from '../../src/chain/abi.generated.ts'
+import { ChainTxError, redactUrls, TxSender, writeWithRetry } from '../../src/chain/sender.ts'
 
 const endpointDown = () => new ChainTxError('respondWatchdog', 'HTTP request failed')
 const reverted = () =>
@@ -101,4 +103,76 @@ test('the waits between attempts double up to their cap', async () => {
     assert.ok(gaps[i]! >= min - 2, `wait ${i + 1}: ${gaps[i]} ms, at least ${min}`)
   // Uncapped, the last would be 640 ms.
   assert.ok(gaps[5]! < 400, `capped: ${gaps.map(Math.round)}`)
+})
+
+/**
+ * A TxSender over fake clients: the call passes simulation and is sent as `sent`; `receipt`
+ * stands for the receipt wait (the replay of a reverted call reverts with `PoseManager_Late()`).
+ */
+function fakeSender(sent: Hash, receipt: (timeoutMs: number | undefined) => Promise<unknown>) {
+  const publicClient = {
+    simulateContract: async (request: { blockNumber?: bigint }) => {
+      if (request.blockNumber !== undefined) throw new Error('PoseManager_Late()')
+      return { request }
+    },
+    estimateContractGas: async () => 50_000n,
+    waitForTransactionReceipt: (a: { hash: Hash; timeout?: number }) => {
+      assert.equal(a.hash, sent)
+      return receipt(a.timeout)
+    },
+    getTransaction: async () => ({ gas: 82_500n }),
+  }
+  const walletClient = {
+    account: { address: `0x${'77'.repeat(20)}` },
+    writeContract: async () => sent,
+  }
+  return new TxSender(publicClient as never, walletClient as never)
+}
+
+const depositCall = {
+  address: `0x${'42'.repeat(20)}`,
+  abi: poseManagerAbi,
+  functionName: 'deposit',
+  args: [1n],
+  value: 5n,
+} as const
+
+test('a transaction sent whose receipt does not come in time is named as sent and may still land, not as failed', async () => {
+  const sent = `0x${'ab'.repeat(32)}` as const
+  const waited: Array<number | undefined> = []
+  const sender = fakeSender(sent, async (timeout) => {
+    waited.push(timeout)
+    throw new WaitForTransactionReceiptTimeoutError({ hash: sent })
+  })
+  const e = await sender.write(depositCall).then(
+    () => assert.fail('the write resolved'),
+    (e: unknown) => e,
+  )
+  assert.ok(e instanceof ChainTxError, String(e))
+  assert.equal(e.hash, sent, 'the hash is a field, not only text')
+  assert.equal(e.reverted, false)
+  assert.deepEqual(waited, [60_000])
+  assert.ok(e.message.startsWith(`deposit was sent as transaction ${sent},`), e.message)
+  assert.match(e.message, /may still land/)
+  assert.doesNotMatch(e.message, /deposit failed/)
+
+  // A mined revert also names its transaction, but as the manager's final answer.
+  const mined = fakeSender(sent, async () => ({
+    status: 'reverted',
+    transactionHash: sent,
+    blockNumber: 9n,
+    gasUsed: 41_000n,
+  }))
+  const r = await mined.write(depositCall).then(
+    () => assert.fail('the write resolved'),
+    (e: unknown) => e,
+  )
+  assert.ok(r instanceof ChainTxError, String(r))
+  assert.equal(r.reverted, true)
+  assert.equal(r.hash, sent)
+  assert.ok(
+    r.message.startsWith(`deposit failed: transaction ${sent} reverted in block 9`),
+    r.message,
+  )
+  assert.match(r.message, /PoseManager_Late\(\)/)
 })
