@@ -298,14 +298,16 @@ test('a withdrawal authorisation answered NOT_READY while an update replicates i
   }
 })
 
-test('a withdrawal whose authorisation the manager finds too old (32 events later) is authorised again and sent again', {
-  timeout: 5_000,
+test('a withdrawal whose authorisation the manager finds too old (32 events later) is authorised again and sent again until the deadline', {
+  timeout: 10_000,
 }, async () => {
   const setup = await setupActive()
   const asked: string[] = []
   const operator = await serve(executorBackend(setup, async (kind) => void asked.push(kind)))
   try {
-    let stale = 1
+    // A burst of events keeps the first authorisations stale (five: more than a fixed count of
+    // attempts would allow); the last refusal is a mined transaction's, named inside its account.
+    let stale = 5
     const manager: FakeManager = {
       phase: Phase.Active,
       contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
@@ -313,21 +315,29 @@ test('a withdrawal whose authorisation the manager finds too old (32 events late
       writes: [],
       onWrite: (functionName) =>
         functionName === 'withdraw' && stale-- > 0
-          ? new ChainTxError('withdraw', 'PoseManager_StaleEventIndex(1, 3, 40)', {
-              reverted: true,
-            })
+          ? new ChainTxError(
+              'withdraw',
+              stale === 0
+                ? 'transaction 0x12 reverted in block 9 (gas 30000 of 90000; replayed before its block: passes; after it: PoseManager_StaleEventIndex(1, 3, 40))'
+                : 'PoseManager_StaleEventIndex(1, 3, 40)',
+              { reverted: true },
+            )
           : undefined,
     }
     const client = sdkClient(setup, manager)
     const auth = await withdraw(client, { instance: setup.instance })
-    assert.deepEqual(asked, ['view', 'view'], 'a second authorisation')
-    assert.equal(manager.writes.length, 2, 'sent again')
+    assert.deepEqual(asked, Array(6).fill('view'), 'a fresh authorisation each time')
+    assert.equal(manager.writes.length, 6, 'sent again')
     assert.ok(auth.hash)
     // Any other refusal is final.
     manager.onWrite = () =>
       new ChainTxError('withdraw', 'PoseManager_Insolvent(1, 5, 0)', { reverted: true })
     await assert.rejects(withdraw(client, { instance: setup.instance }), /Insolvent/)
-    assert.equal(manager.writes.length, 3)
+    assert.equal(manager.writes.length, 7)
+    // Stale for longer than the failover's deadline: the refusal is returned.
+    manager.onWrite = () =>
+      new ChainTxError('withdraw', 'PoseManager_StaleEventIndex(1, 3, 40)', { reverted: true })
+    await assert.rejects(withdraw(client, { instance: setup.instance }), /StaleEventIndex/)
   } finally {
     await operator.close()
   }

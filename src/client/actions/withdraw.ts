@@ -114,7 +114,12 @@ export async function withdraw(
     if (r.status !== 'success')
       throw new PoseError(`withdraw(${p.amount}) failed in the world (${r.status})`)
   }
+  // A stale authorisation is asked for again until the failover's deadline: the executor's chain
+  // view runs its operator's confirmations behind, so a burst of events may keep naming events
+  // the manager's history has left until the burst is that deep.
+  const deadline = Date.now() + client.failover.timeoutMs
   for (let attempt = 1; ; attempt++) {
+    if (attempt > 1) await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
     const auth = await getWithdrawAuthorisation(client, { instance: p.instance })
     if (p.submit === false) return auth
     try {
@@ -134,11 +139,9 @@ export async function withdraw(
     } catch (e) {
       // The authorisation names an event the manager's 32-event history no longer holds (a
       // busy instance, or deposits landing meanwhile): a fresh one names a later event.
-      const stale = e instanceof ChainTxError && e.reason.startsWith('PoseManager_StaleEventIndex')
-      if (!stale || attempt >= STALE_AUTHORISATION_ATTEMPTS) throw e
+      // Named in the simulation's revert, or in the account of a mined one's.
+      const stale = e instanceof ChainTxError && /PoseManager_StaleEventIndex/.test(e.reason)
+      if (!stale || Date.now() > deadline) throw e
     }
   }
 }
-
-/** Authorisations asked for in all when the manager finds each one's event too old. */
-const STALE_AUTHORISATION_ATTEMPTS = 3
