@@ -5,6 +5,14 @@
 import type { Hex } from 'viem'
 import { type ErrorCode, ProtocolError } from '../protocol/index.ts'
 
+/** What every SDK error may carry besides its one-line message. */
+export type PoseErrorOptions = {
+  details?: string
+  docsPath?: string
+  cause?: unknown
+  code?: ErrorCode | 'CLIENT'
+}
+
 export class PoseError extends Error {
   override name = 'PoseError'
   readonly shortMessage: string
@@ -12,15 +20,7 @@ export class PoseError extends Error {
   readonly docsPath: string | undefined
   readonly code: ErrorCode | 'CLIENT'
 
-  constructor(
-    shortMessage: string,
-    options: {
-      details?: string
-      docsPath?: string
-      cause?: unknown
-      code?: ErrorCode | 'CLIENT'
-    } = {},
-  ) {
+  constructor(shortMessage: string, options: PoseErrorOptions = {}) {
     const lines = [shortMessage]
     if (options.details) lines.push('', `Details: ${options.details}`)
     if (options.docsPath) lines.push(`Docs: ${options.docsPath}`)
@@ -44,13 +44,7 @@ export class PoseRequestError extends PoseError {
 
   constructor(
     shortMessage: string,
-    options: {
-      details?: string
-      docsPath?: string
-      cause?: unknown
-      code?: ErrorCode | 'CLIENT'
-      origin?: 'enclave' | 'host' | 'client'
-    } = {},
+    options: PoseErrorOptions & { origin?: 'enclave' | 'host' | 'client' } = {},
   ) {
     super(shortMessage, options)
     this.origin = options.origin ?? 'client'

@@ -91,6 +91,7 @@ import {
   SYSTEM_LAST_CREDITED_SLOT,
   SYSTEM_NONCE_SELECTOR,
   SYSTEM_TERMINATED_SLOT,
+  SYSTEM_WITHDRAW_SELECTOR,
   scanUpdatePayload,
   sealAnswer,
   setBounded,
@@ -118,7 +119,7 @@ import {
 } from '../protocol/index.ts'
 import { ChainView, RECENT_HASHES } from './chainView.ts'
 import type { Identity, Sealer } from './identity.ts'
-import { type ExecResult, World } from './world/world.ts'
+import { type ExecLog, type ExecResult, World } from './world/world.ts'
 
 export type Role = 'executor' | 'watchdog' | 'none'
 
@@ -184,6 +185,28 @@ function answerAnchor(
 }
 /** An unknown hash, and the nonce of an ack that answers no probe. */
 const ZERO32 = new Uint8Array(32)
+
+/**
+ * A bound on the bytes one executed transaction adds to its update: its result (return data
+ * and logs, with room for the fields around them) and its writes, bounded by its gas (a write
+ * set grows by a byte for no less than ≈ 40 gas: a new slot's 64 bytes cost 2,900 or more, an
+ * account's ≈ 100 bytes a call with value or a creation), plus the sender's account.
+ */
+function batchBytes(r: { returnData: Uint8Array; logs: ExecLog[]; gasUsed: bigint }): number {
+  let n = 256 + r.returnData.length + Number(r.gasUsed / 40n)
+  for (const l of r.logs) n += 64 + l.data.length + 32 * l.topics.length
+  return n
+}
+
+/**
+ * A withdrawal in the world (`withdraw()` on the system address, nothing else): served also
+ * after the contract terminated, since it leaves every account's cumulative withdrawal as it was
+ * (final balances are cumulative) and is the way out while the final balances cannot be
+ * published (more funded accounts than one termination lists).
+ */
+function isSystemWithdraw(tx: { to: Uint8Array; data: Uint8Array }): boolean {
+  return equalBytes(tx.to, SYSTEM_ADDRESS) && equalBytes(tx.data, SYSTEM_WITHDRAW_SELECTOR)
+}
 
 /** Updates whose resulting state digest a member remembers (`Instance.heldDigests`). */
 const HELD_DIGESTS = 64
@@ -1413,7 +1436,7 @@ export class Instance {
       known.waiters.push(waiter)
       return
     }
-    this.assertNotTerminated()
+    if (!isSystemWithdraw(tx)) this.assertNotTerminated()
     if (tx.session && tx.session.validUntil < this.ctx.block().timestamp) {
       throw new ProtocolError(
         'EXPIRED',
@@ -1509,8 +1532,14 @@ export class Instance {
     const chain = this.ctx.block()
     const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
     const executed: Executed[] = []
-    for (const p of batch) {
-      if (this.terminatedInWorld()) {
+    let bytes = 0
+    for (const [i, p] of batch.entries()) {
+      if (bytes >= LIMITS.maxBatchBytes) {
+        // The update is large enough: the rest goes, in order, at the head of the next batch.
+        this.queue.unshift(...batch.slice(i))
+        break
+      }
+      if (this.terminatedInWorld() && !isSystemWithdraw(p.tx)) {
         // Transactions queued behind the one that terminated the contract never run.
         this.byHash.delete(p.key)
         const err = this.terminatedError()
@@ -1535,6 +1564,7 @@ export class Instance {
         block,
       })
       executed.push({ p, result })
+      bytes += batchBytes(result)
     }
     if (executed.length === 0 && !this.systemDirty) return
     this.systemDirty = false
@@ -1787,18 +1817,20 @@ export class Instance {
 
   /**
    * Every account's final cumulative withdrawal: what it already withdrew plus what it holds.
-   * Coins held by contracts are not listed (no key can claim them on-chain); a contract that
-   * holds users' coins pays them out before it terminates.
+   * Listed: every account without code that holds coins or withdrew some in the world (one that
+   * burned all it held may not have claimed them on-chain yet, and after termination only this
+   * list pays). Coins held by contracts are not listed (no key can claim them on-chain); a
+   * contract that holds users' coins pays them out before it terminates.
    */
   private finalBalances(): FinalBalance[] {
     const world = this.world!
-    return world
-      .fundedAccounts()
-      .map(({ address, balance }) => ({
-        account: address,
-        cumulative: world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(address)) + balance,
-      }))
-      .sort((a, b) => compareBytes(a.account, b.account))
+    const out: FinalBalance[] = []
+    for (const { address, balance } of world.accountsWithoutCode()) {
+      const withdrawn = world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(address))
+      if (balance > 0n || withdrawn > 0n)
+        out.push({ account: address, cumulative: withdrawn + balance })
+    }
+    return out.sort((a, b) => compareBytes(a.account, b.account))
   }
 
   /**

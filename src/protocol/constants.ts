@@ -19,6 +19,9 @@ export const SYSTEM_NONCE_SELECTOR = hexToBytes('0xaffed0e0')
  */
 export const SYSTEM_AUTHORISATION_SELECTOR = hexToBytes('0x62e5fcf9')
 
+/** `withdraw()` on the system address: burns the coins sent with it, for a claim on-chain. */
+export const SYSTEM_WITHDRAW_SELECTOR = hexToBytes('0x3ccfd60b')
+
 /** Storage slots of PoseSystem: `withdrawn` (0), `lastCreditedEvent` (1), `terminated` (2). */
 export const SYSTEM_WITHDRAWN_SLOT = 0n
 export const SYSTEM_LAST_CREDITED_SLOT = 1n

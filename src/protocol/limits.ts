@@ -20,6 +20,13 @@ export const LIMITS = {
   maxTxDataBytes: 64 * 1024,
   /** Transactions executed in one replicated batch. */
   maxBatchTxs: 256,
+  /**
+   * Bytes a batch may add to its update before the executor defers the rest of it to the next
+   * (`batchBytes` in src/enclave/instance.ts counts them). One transaction adds at most ≈ 5 MB
+   * (its gas bounds its output and writes), so an update stays far below the
+   * `maxPeerMessageBytes` every member inflates.
+   */
+  maxBatchBytes: 16 * 1024 * 1024,
   /** Transactions an executor queues before it rejects new ones with UNAVAILABLE. */
   maxQueuedTxs: 4096,
   /** Updates an executor keeps in flight before it waits for acks. */

@@ -1018,7 +1018,8 @@ const MAX = LIMITS.maxPeerMessageBytes
  */
 const UPDATE_BODY_VERSION = 1
 const UPDATE_PAYLOAD_VERSION = 1
-const MAX_LOGS_PER_TX = 1024
+/** Most logs one transaction's outcome carries (the world turns more into an error). */
+export const MAX_LOGS_PER_TX = 1024
 const MAX_TOPICS = 4
 
 function checkSize(bytes: Uint8Array, what: string): void {

@@ -35,8 +35,13 @@ import {
   SYSTEM_ADDRESS,
   SYSTEM_AUTHORISATION_SELECTOR,
   SYSTEM_NONCE_SELECTOR,
+  SYSTEM_TERMINATED_SLOT,
+  SYSTEM_WITHDRAW_SELECTOR,
+  secretKeyToAddress,
   signDigest,
   signEnvelope,
+  systemWithdrawnSlot,
+  type Tx,
   unpackUpdatePayload,
   utf8,
   verifyReceiptSignature,
@@ -68,7 +73,25 @@ import {
   systemViewBox,
   tickUntil,
   transferBox,
+  transferTx,
 } from './harness.ts'
+
+/** How many deposits `n`'s chain view of `instance` keeps (not known credited by every member). */
+const depositsKept = (n: Node, instance: bigint) =>
+  (n.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views.get(instance)!
+    .deposits.length
+
+/** A deposit of `amount` from `from`, fed to every node; the executor's ticks credit it. */
+async function creditedDeposit(
+  s: Awaited<ReturnType<typeof setupActive>>,
+  from: Uint8Array,
+  amount: bigint,
+  advance: () => number,
+): Promise<void> {
+  const [exec] = s.nodes as [Node]
+  await feedChain(s.nodes, s.nodes, [s.ev(EventKind.Deposit, depositData(from, amount))], s.answers)
+  await tickUntil(s.nodes, exec, s.answers, advance, () => false, 2)
+}
 
 /** The answers among an enclave's outputs (its peer messages left undelivered: links down). */
 const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
@@ -336,6 +359,29 @@ describe('enclave roles in-process', () => {
     }
     await pump(nodes, sent, answers)
     for (const id of run) assert.equal(seqOf(id), seqOf('c0') + 1n, id)
+  })
+
+  test('a batch whose update is large enough leaves the rest of its transactions, in order, to the next', async () => {
+    const { nodes, answers, submit, updates, seqOf } = await transfers()
+    const limits = LIMITS as { maxBatchBytes: number }
+    const budget = limits.maxBatchBytes
+    // Every transaction fills the budget: one per update.
+    limits.maxBatchBytes = 1
+    try {
+      const sent: EnclaveOutput[] = []
+      const ids = ['e0', 'e1', 'e2', 'e3']
+      for (const [i, id] of ids.entries()) sent.push(...(await submit(id, i < ids.length - 1)))
+      assert.equal(updates(sent), 2, 'one update (to two watchdogs) for the first transaction')
+      await pump(nodes, sent, answers)
+      const seqs = ids.map(seqOf)
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => seqs[0]! + BigInt(i)),
+        'each in its own update, in the order sent',
+      )
+    } finally {
+      limits.maxBatchBytes = budget
+    }
   })
 
   test('copies of a pending request wait for its answer up to a bound; beyond it the oldest copy is answered UNAVAILABLE', async () => {
@@ -1270,8 +1316,7 @@ describe('enclave roles in-process', () => {
     )
     const d3 = await digestOfNode(n3, instance)
     assert.equal(d3.seq, 1n, 'the newcomer holds the state')
-    const views = (n3.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views
-    assert.equal(views.get(instance)!.deposits.length, 0, 'the credited deposit is forgotten')
+    assert.equal(depositsKept(n3, instance), 0, 'the credited deposit is forgotten')
   })
 
   test('a deposit credited by an update not yet released survives two failures (the member that applied it keeps it in its view)', async () => {
@@ -1280,8 +1325,6 @@ describe('enclave roles in-process', () => {
       await setupActive(() => clock)
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
-    const views = (n: Node) =>
-      (n.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views
     const toN1 = sentTo(n1)
     // A deposit; its crediting update reaches n2 but never n1: it is not released.
     const amount = 7n
@@ -1301,7 +1344,7 @@ describe('enclave roles in-process', () => {
     }
     assert.equal((await digestOfNode(n2, instance)).seq, 1n, 'n2 applied the credit')
     assert.equal((await digestOfNode(n1, instance)).seq, 0n, 'n1 never got it')
-    assert.equal(views(n2).get(instance)!.deposits.length, 1, 'n2 keeps the deposit: not released')
+    assert.equal(depositsKept(n2, instance), 1, 'n2 keeps the deposit: not released')
     // The executor fails; n1 (longest serving) is promoted and hands its state (without the
     // credit) to n2. n1's messages after that are lost: it fails before crediting the deposit.
     const removed0 = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
@@ -1334,23 +1377,12 @@ describe('enclave roles in-process', () => {
 
   test('a watchdog forgets a credited deposit once the executor is maxInFlightUpdates updates further', async () => {
     let clock = 4_600_000
-    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
-      await setupActive(() => clock)
+    const s = await setupActive(() => clock)
+    const { nodes, instance, creator, creatorKey, contractEncryptionKey, answers } = s
     const [n0, n1] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
-    const kept = () =>
-      (n1.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views.get(
-        instance,
-      )!.deposits.length
-    await feedChain(nodes, nodes, [ev(EventKind.Deposit, depositData(creator, 5n))], answers)
-    await tickUntil(
-      nodes,
-      n0,
-      answers,
-      () => (clock += 1_500),
-      () => false,
-      2,
-    )
+    const kept = () => depositsKept(n1, instance)
+    await creditedDeposit(s, creator, 5n, () => (clock += 1_500))
     assert.equal((await digestOfNode(n1, instance)).seq, 1n, 'update 1 credits the deposit')
     const nonces = Array.from({ length: LIMITS.maxInFlightUpdates }, (_, i) => BigInt(i))
     await sendTransfers(
@@ -1370,24 +1402,13 @@ describe('enclave roles in-process', () => {
 
   test("after an executor's restart a watchdog forgets no deposit by the updates the restarted executor counts as released", async () => {
     let clock = 4_700_000
-    const { nodes, instance, ev, creator, creatorKey, contractEncryptionKey, answers } =
-      await setupActive(() => clock)
+    const s = await setupActive(() => clock)
+    const { nodes, instance, creator, creatorKey, contractEncryptionKey, answers } = s
     const [n0, n1, n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
-    const kept = () =>
-      (n1.enclave as unknown as { views: Map<bigint, { deposits: unknown[] }> }).views.get(
-        instance,
-      )!.deposits.length
-    await feedChain(nodes, nodes, [ev(EventKind.Deposit, depositData(creator, 5n))], answers)
-    await tickUntil(
-      nodes,
-      n0,
-      answers,
-      () => (clock += 1_500),
-      () => false,
-      2,
-    )
+    const kept = () => depositsKept(n1, instance)
+    await creditedDeposit(s, creator, 5n, () => (clock += 1_500))
     await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
     assert.equal((await digestOfNode(n1, instance)).seq, 3n, 'update 1 credits the deposit')
     // Restarted, the executor counts its log (to seq 3) as released once its pool answered its
@@ -1408,6 +1429,100 @@ describe('enclave roles in-process', () => {
     const further = Array.from({ length: LIMITS.maxInFlightUpdates - 1 }, (_, i) => BigInt(i + 4))
     await sendTransfers(after, r0, target, creatorKey, further, recipient, answers)
     assert.equal(kept(), 0, 'forgotten once an update past the restart is held by all')
+  })
+
+  test('final balances name every account without code that holds coins or withdrew some in the world, and no other', async () => {
+    const { nodes, instance } = await setupActive()
+    type Inst = {
+      world: {
+        setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
+        setNonce: (a: Uint8Array, n: bigint) => void
+        credit: (a: Uint8Array, amount: bigint) => void
+      }
+      finalBalances: () => Array<{ account: Uint8Array; cumulative: bigint }>
+    }
+    const inst = (nodes[0]!.enclave as unknown as { instances: Map<bigint, Inst> }).instances.get(
+      instance,
+    )!
+    // Burned all it held (its claim on-chain not made yet), holds and burned some, only holds,
+    // and only sent transactions.
+    const [burnedAll, both, holds, idle] = [1, 2, 3, 4].map((i) =>
+      new Uint8Array(20).fill(0xe0 + i),
+    )
+    inst.world.setNonce(burnedAll!, 1n)
+    inst.world.setStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(burnedAll!), 7n)
+    inst.world.credit(both!, 2n)
+    inst.world.setStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(both!), 5n)
+    inst.world.credit(holds!, 3n)
+    inst.world.setNonce(idle!, 4n)
+    const listed = new Map(
+      inst.finalBalances().map((b) => [bytesToHex(b.account), b.cumulative] as const),
+    )
+    assert.equal(listed.get(bytesToHex(burnedAll!)), 7n, 'an account that burned everything')
+    assert.equal(listed.get(bytesToHex(both!)), 7n)
+    assert.equal(listed.get(bytesToHex(holds!)), 3n)
+    assert.ok(!listed.has(bytesToHex(idle!)), 'an account with nothing is not listed')
+  })
+
+  test('after the contract terminated in the world, a withdrawal to the system address is still served and nothing else is', async () => {
+    let clock = 4_800_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, contractEncryptionKey, answers, creatorKey } = s
+    const [n0] = nodes as [Node]
+    const userKey = generateSecretKey()
+    const user = secretKeyToAddress(userKey)
+    await creditedDeposit(s, user, 10n, () => (clock += 1_500))
+    // The contract called PoseSystem.terminate() (the flag it sets), and its final balances
+    // cannot be published yet (more funded accounts than one termination lists, say).
+    const world = (
+      n0.enclave as unknown as {
+        instances: Map<
+          bigint,
+          {
+            world: {
+              setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
+              getBalance: (a: Uint8Array) => bigint
+              getStorageWord: (a: Uint8Array, slot: bigint) => bigint
+            }
+          }
+        >
+      }
+    ).instances.get(instance)!.world
+    world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
+    const send = async (id: string, tx: Tx, key: Uint8Array) => {
+      const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
+      const sealed = boxSeal({
+        recipientPublicKey: contractEncryptionKey,
+        plaintext: encodeSignedTx({ ...tx, signature }),
+        context: BOX_CONTEXT.tx,
+        aad: instanceAad(instance),
+      })
+      const r = await n0.enclave.call('tx', { requestId: id, instance, box: sealed.box })
+      await pump(nodes, r.outputs, answers)
+      return answerOf(answers, id, sealed.responseKey)
+    }
+    const transfer = await send(
+      'after-transfer',
+      transferTx(s, creatorKey, 0n, randomBytes(20)),
+      creatorKey,
+    )
+    assert.equal(transfer.kind === 'rejected' && transfer.error.code, 'WRONG_PHASE')
+    const withdrawal = await send(
+      'after-withdraw',
+      {
+        instance,
+        from: user,
+        nonce: 0n,
+        to: SYSTEM_ADDRESS,
+        value: 4n,
+        data: SYSTEM_WITHDRAW_SELECTOR,
+        gasLimit: 100_000n,
+      },
+      userKey,
+    )
+    assert.equal(withdrawal.kind === 'receipt' && withdrawal.receipt.status, 'success')
+    assert.equal(world.getBalance(user), 6n)
+    assert.equal(world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(user)), 4n)
   })
 
   test('a refilled member counts for every release at once, so a later promotion rolls nothing back', async () => {

@@ -269,6 +269,144 @@ describe('EVM world', () => {
     assert.equal(w.getBalance(factory), 10n, "the child's coin went back to the factory")
   })
 
+  test('the point evaluation precompile (0x0a) fails as a call, never as an exception: a revert after it keeps nothing, a view after it changes nothing', async () => {
+    const w = await newWorld()
+    const c = new Uint8Array(20).fill(0xd1)
+    // SSTORE(0, 1); slot 1 = STATICCALL(10000, 0x0a, 0, 0, 0, 0); then REVERT if the calldata
+    // is empty, STOP otherwise.
+    w.installCode(
+      c,
+      Uint8Array.from([
+        ...[0x60, 0x01, 0x5f, 0x55],
+        ...[0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x0a, 0x61, 0x27, 0x10, 0xfa, 0x60, 0x01, 0x55],
+        ...[0x36, 0x60, 0x18, 0x57, 0x5f, 0x5f, 0xfd, 0x5b, 0x00],
+      ]),
+    )
+    w.takeWriteSet()
+    const before = bytesToHex(w.digest())
+    const reverted = await w.call({
+      from: users[0]!,
+      to: c,
+      value: 0n,
+      data: new Uint8Array(),
+      gasLimit: 300_000n,
+      block,
+    })
+    assert.equal(reverted.status, 'revert')
+    w.takeWriteSet()
+    assert.equal(w.getStorageWord(c, 0n), 0n, 'the revert undid the store before the call')
+    assert.equal(bytesToHex(w.digest()), before)
+    const viewed = await w.view({
+      from: users[0]!,
+      to: c,
+      data: Uint8Array.of(1),
+      gasLimit: 300_000n,
+      block,
+    })
+    assert.equal(viewed.status, 'success')
+    w.takeWriteSet()
+    assert.equal(w.getStorageWord(c, 0n), 0n, 'a view changes nothing')
+    assert.equal(bytesToHex(w.digest()), before)
+    const ran = await w.call({
+      from: users[0]!,
+      to: c,
+      value: 0n,
+      data: Uint8Array.of(1),
+      gasLimit: 300_000n,
+      block,
+    })
+    assert.equal(ran.status, 'success')
+    assert.equal(w.getStorageWord(c, 0n), 1n)
+    assert.equal(w.getStorageWord(c, 1n), 0n, 'the precompile call failed')
+    // Later transactions run at the depth they should: a revert still undoes its own writes.
+    assert.equal(
+      (
+        await w.call({
+          from: users[0]!,
+          to: c,
+          value: 0n,
+          data: new Uint8Array(),
+          gasLimit: 300_000n,
+          block,
+        })
+      ).status,
+      'revert',
+    )
+    assert.equal(w.getStorageWord(c, 0n), 1n)
+  })
+
+  test('a transaction with more logs than an outcome may carry ends as an error and keeps nothing', async () => {
+    const w = await newWorld()
+    const c = new Uint8Array(20).fill(0xd2)
+    // SSTORE(0, 1); then LOG0(0, 0) as many times as the first calldata byte times 8, plus one.
+    const code = Uint8Array.from([
+      ...[0x60, 0x01, 0x5f, 0x55],
+      ...[0x5f, 0x35, 0x60, 0xf8, 0x1c, 0x60, 0x08, 0x02, 0x60, 0x01, 0x01], // n = byte0 * 8 + 1
+      0x5b, // loop (offset 15): [n]
+      ...[0x80, 0x15, 0x60, 0x1f, 0x57], // DUP1 ISZERO PUSH1 end JUMPI
+      ...[0x5f, 0x5f, 0xa0], // LOG0(0, 0)
+      ...[0x60, 0x01, 0x90, 0x03], // n - 1
+      ...[0x60, 0x0f, 0x56], // JUMP loop
+      0x5b, // end (offset 31)
+      0x00,
+    ])
+    w.installCode(c, code)
+    const run = (groups: number) =>
+      w.call({
+        from: users[0]!,
+        to: c,
+        value: 0n,
+        data: Uint8Array.of(groups),
+        gasLimit: 3_000_000n,
+        block,
+      })
+    const at = await run(127) // 1,017 logs
+    assert.equal(at.status, 'success', at.error)
+    assert.equal(at.logs.length, 1017)
+    w.setStorageWord(c, 0n, 0n)
+    w.takeWriteSet()
+    const over = await run(128) // 1,025 logs
+    assert.equal(over.status, 'error')
+    assert.match(over.error ?? '', /1025 logs, more than 1024/)
+    assert.deepEqual(over.logs, [])
+    assert.ok(over.gasUsed > 0n, 'the gas it burned counts')
+    assert.equal(w.getStorageWord(c, 0n), 0n, 'its store is undone')
+  })
+
+  test('an exception out of the EVM undoes the whole transaction and leaves no checkpoint open', async () => {
+    const w = await newWorld()
+    const c = new Uint8Array(20).fill(0xd3)
+    w.installCode(c, Uint8Array.from([0x60, 0x01, 0x5f, 0x55, 0x00])) // SSTORE(0, 1)
+    const evm = (w as unknown as { evm: { runCall: (o: unknown) => Promise<unknown> } }).evm
+    const runCall = evm.runCall.bind(evm)
+    const sm = (w as unknown as { sm: { depth: number; checkpointNow: () => void } }).sm
+    // The EVM writes, opens checkpoints of its own and throws (what a precompile that throws
+    // did, or any bug).
+    evm.runCall = async (o) => {
+      await runCall(o)
+      sm.checkpointNow()
+      sm.checkpointNow()
+      throw new Error('kzg not initialized')
+    }
+    const r = await w
+      .call({
+        from: users[0]!,
+        to: c,
+        value: 5n,
+        data: new Uint8Array(),
+        gasLimit: 100_000n,
+        block,
+      })
+      .catch((e: unknown) => e)
+    evm.runCall = runCall
+    assert.ok(!(r instanceof Error), 'an outcome, not an exception')
+    assert.equal((r as { status: string }).status, 'error')
+    assert.match((r as { error: string }).error, /the EVM failed: kzg not initialized/)
+    assert.equal(sm.depth, 0)
+    assert.equal(w.getStorageWord(c, 0n), 0n)
+    assert.equal(w.getBalance(c), 0n)
+  })
+
   test('replicas applying the write sets hold the same digest after every batch; snapshots restore it', async () => {
     const exec = await newWorld()
     const replica = await newWorld()

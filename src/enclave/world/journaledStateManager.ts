@@ -252,6 +252,16 @@ export class JournaledStateManager implements StateManagerInterface {
     this.revertNow()
   }
 
+  /** Checkpoints open (a caller's way back to where it started: `revertTo`). */
+  get depth(): number {
+    return this.checkpoints.length
+  }
+
+  /** Reverts every checkpoint opened since `depth` was read. */
+  revertTo(depth: number): void {
+    while (this.checkpoints.length > depth) this.revertNow()
+  }
+
   /** `checkpoint`, for synchronous callers (the interface's methods are async). */
   checkpointNow(): void {
     this.checkpoints.push(this.journal.length)

@@ -8,6 +8,7 @@
 import { createCustomCommon, Hardfork, Mainnet } from '@ethereumjs/common'
 import {
   EVM,
+  EVMError,
   EVMMockBlockchain,
   type EVMResult,
   getActivePrecompiles,
@@ -21,6 +22,7 @@ import {
   canonicalizeWriteSet,
   equalBytes,
   keccak256,
+  MAX_LOGS_PER_TX,
   ProtocolError,
   setUintWord,
   uintToWord,
@@ -46,6 +48,18 @@ import {
 } from './journaledStateManager.ts'
 import { cacheJumpAnalysis } from './jumpAnalysis.ts'
 import { WordSum } from './wordSum.ts'
+
+/**
+ * EIP-4844's point evaluation precompile. The enclave holds no KZG trusted setup, so every call
+ * fails as one with an invalid proof does (all the gas it was given, an exceptional halt): the
+ * caller sees a failed call, never an exception that would leave the transaction half applied.
+ */
+const POINT_EVALUATION = '0x000000000000000000000000000000000000000a'
+const pointEvaluationUnavailable = (input: { gasLimit: bigint }) => ({
+  returnValue: new Uint8Array(),
+  executionGasUsed: input.gasLimit,
+  exceptionError: new EVMError(EVMError.errorMessages.INVALID_PROOF),
+})
 
 export type BlockContext = { number: bigint; timestamp: bigint; prevRandao: Uint8Array }
 export type ExecLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Array }
@@ -131,6 +145,11 @@ function assertAmount(v: bigint, what: string): void {
   }
 }
 
+/** An outcome that is no call's: refused before it ran, or undone after. */
+function failed(error: string, gasUsed = 0n): ExecResult {
+  return { status: 'error', error, returnData: new Uint8Array(), logs: [], gasUsed }
+}
+
 export class World {
   private readonly digestSum = new WordSum()
   /** Input of one leaf hash (`leafAccount`, `leafSlot`), the digest key at its start. */
@@ -162,6 +181,7 @@ export class World {
       stateManager: sm,
       bn254: new NobleBN254(),
       blockchain: new EVMMockBlockchain(),
+      customPrecompiles: [{ address: POINT_EVALUATION, function: pointEvaluationUnavailable }],
     })
     evm.fastFrames = fast
     evm.fastCalls = fast && executeCallPorted(common)
@@ -227,15 +247,8 @@ export class World {
   }
 
   private checkGas(gasLimit: bigint): ExecResult | undefined {
-    if (gasLimit <= 0n || gasLimit > this.opts.maxGasPerTx) {
-      return {
-        status: 'error',
-        error: `gas limit ${gasLimit} outside (0, ${this.opts.maxGasPerTx}]`,
-        returnData: new Uint8Array(),
-        logs: [],
-        gasUsed: 0n,
-      }
-    }
+    if (gasLimit <= 0n || gasLimit > this.opts.maxGasPerTx)
+      return failed(`gas limit ${gasLimit} outside (0, ${this.opts.maxGasPerTx}]`)
     return undefined
   }
 
@@ -266,9 +279,27 @@ export class World {
       skipNonceIncrement: true,
     }
     if (p.to) opts.to = new Address(p.to)
-    const r = await this.evm.runCall(opts)
-    cacheJumpAnalysis(r.execResult.runState?.interpreter)
-    return this.finish(r)
+    // The message runs inside a checkpoint of its own, so that what it did can be undone when
+    // its outcome breaks a limit, or when the EVM throws (a bug: no outcome is an exception)
+    // rather than half applied and replicated.
+    const depth = this.sm.depth
+    this.sm.checkpointNow()
+    let out: ExecResult
+    try {
+      const r = await this.evm.runCall(opts)
+      cacheJumpAnalysis(r.execResult.runState?.interpreter)
+      out = await this.finish(r)
+    } catch (e) {
+      this.sm.revertTo(depth)
+      this.evm.journal.cleanJournal()
+      return failed(`the EVM failed: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    if (out.logs.length > MAX_LOGS_PER_TX) {
+      this.sm.revertNow()
+      return failed(`${out.logs.length} logs, more than ${MAX_LOGS_PER_TX}`, out.gasUsed)
+    }
+    this.sm.commitNow()
+    return out
   }
 
   /** Runs creation code; the contract is placed at `address`. */
@@ -314,13 +345,14 @@ export class World {
     gasLimit: bigint
     block: BlockContext
   }): Promise<ExecResult> {
-    await this.sm.checkpoint()
+    const depth = this.sm.depth
+    this.sm.checkpointNow()
     try {
       return await this.run({ ...p, value: 0n })
     } finally {
       // Keys a view touched stay in the change set with their old values; `fold` compares old
       // and current values, so they add nothing to the write set or the digest.
-      await this.sm.revert()
+      this.sm.revertTo(depth)
     }
   }
 
@@ -630,12 +662,11 @@ export class World {
     return this.digestSum.toWord()
   }
 
-  /** Accounts without code that hold coins (the final balances of a terminated instance). */
-  fundedAccounts(): Array<{ address: Uint8Array; balance: bigint }> {
+  /** Every account without code, with its balance (whom final balances may name). */
+  accountsWithoutCode(): Array<{ address: Uint8Array; balance: bigint }> {
     const out: Array<{ address: Uint8Array; balance: bigint }> = []
     for (const [key, a] of this.sm.accounts) {
-      if (a.balance > 0n && !this.sm.code.get(key))
-        out.push({ address: unhexKey(key), balance: a.balance })
+      if (!this.sm.code.get(key)) out.push({ address: unhexKey(key), balance: a.balance })
     }
     return out
   }
