@@ -199,10 +199,9 @@ function batchBytes(r: { returnData: Uint8Array; logs: ExecLog[]; gasUsed: bigin
 }
 
 /**
- * A withdrawal in the world (`withdraw()` on the system address, nothing else): served also
- * after the contract terminated, since it leaves every account's cumulative withdrawal as it was
- * (final balances are cumulative) and is the way out while the final balances cannot be
- * published (more funded accounts than one termination lists).
+ * A withdrawal in the world (`withdraw()` on the system address, nothing else). It leaves every
+ * account's cumulative withdrawal as it was (final balances are cumulative), so it may run after
+ * the contract terminated (`servedAfterTermination`).
  */
 function isSystemWithdraw(tx: { to: Uint8Array; data: Uint8Array }): boolean {
   return equalBytes(tx.to, SYSTEM_ADDRESS) && equalBytes(tx.data, SYSTEM_WITHDRAW_SELECTOR)
@@ -228,10 +227,66 @@ const MAX_WAITERS_PER_TX = 8
 /** Session authorisations remembered per instance (decision 0014); the oldest goes first. */
 const MAX_SESSIONS = 4096
 const RECEIPT_CACHE = 4096
+/**
+ * Bytes of receipts (or outcomes) one cache keeps: an outcome can be megabytes (large return
+ * data), and 4,096 of them would be gigabytes.
+ */
+const RECEIPT_CACHE_BYTES = 64 * 1024 * 1024
+/**
+ * Bytes of outcomes a whole state carries (and a sealed snapshot keeps) for re-issued
+ * receipts: a whole state travels hex-encoded three times over (≈ 8 × its bytes) in one peer
+ * frame of at most `maxPeerMessageBytes`.
+ */
+const RECENT_RESULTS_BYTES = 2 * 1024 * 1024
 
-/** Sets `key` in a cache of at most RECEIPT_CACHE entries, evicting the oldest. */
-function cacheSet<V>(cache: Map<string, V>, key: string, value: V): void {
-  setBounded(cache, key, value, RECEIPT_CACHE)
+/**
+ * Receipts and outcomes kept for resent requests: at most RECEIPT_CACHE entries and
+ * RECEIPT_CACHE_BYTES of them, the oldest going first (`put`).
+ */
+export class OutcomeCache<V> extends Map<string, V> {
+  private bytes = 0
+
+  constructor(
+    private readonly sizeOf: (v: V) => number,
+    private readonly maxBytes = RECEIPT_CACHE_BYTES,
+  ) {
+    super()
+  }
+
+  /** Bytes of the entries held. */
+  get heldBytes(): number {
+    return this.bytes
+  }
+
+  override set(key: string, value: V): this {
+    const old = super.get(key)
+    if (old !== undefined) this.bytes -= this.sizeOf(old)
+    super.set(key, value)
+    this.bytes += this.sizeOf(value)
+    return this
+  }
+
+  override delete(key: string): boolean {
+    const old = super.get(key)
+    if (old === undefined) return false
+    this.bytes -= this.sizeOf(old)
+    return super.delete(key)
+  }
+
+  override clear(): void {
+    super.clear()
+    this.bytes = 0
+  }
+
+  /** Sets `key`, then drops the oldest entries past either bound (never the one just set). */
+  put(key: string, value: V): void {
+    setBounded(this, key, value, RECEIPT_CACHE)
+    if (this.bytes <= this.maxBytes) return
+    for (const k of this.keys()) {
+      if (this.bytes <= this.maxBytes || k === key) break
+      this.delete(k)
+    }
+  }
 }
 const RESTORED_LOG = 64
 /** Phases in which the executor serves transactions (a challenge does not stop it). */
@@ -361,6 +416,8 @@ export class Instance {
   private readonly viewAgreed = new Map<string, bigint>()
   /** When this executor last asked its watchdogs for their views (deposits waiting). */
   private creditProbeAt = 0
+  /** Whether the final balances had too many accounts to publish, as of `seq` (with no credit pending). */
+  private unpublishable: { seq: bigint; value: boolean } | undefined
   /** Since when a deposit has waited for the watchdogs' views (undefined: none waits). */
   private creditWaitSince: number | undefined
   /**
@@ -418,7 +475,7 @@ export class Instance {
    * Receipts released lately, by transaction hash (hex), as the answer a resent request gets
    * (`encodeAnswer` of the receipt: kept as bytes, see `encodeExecuted`).
    */
-  private receipts = new Map<string, { seq: bigint; answer: Uint8Array }>()
+  private receipts = new OutcomeCache<{ seq: bigint; answer: Uint8Array }>((v) => v.answer.length)
   /** Checked session authorisations: box key and sender (hex) → its expiry and signature. */
   private sessions = new Map<string, { validUntil: bigint; signature: Uint8Array }>()
   /**
@@ -443,7 +500,7 @@ export class Instance {
    * Outcomes of recently replicated txs (`encodeExecuted`): a promoted executor re-issues their
    * receipts.
    */
-  private replicated = new Map<string, { bytes: Uint8Array; seq: bigint }>()
+  private replicated = new OutcomeCache<{ bytes: Uint8Array; seq: bigint }>((v) => v.bytes.length)
   /** The challenge index this enclave last answered. */
   private answeredChallenge = -1n
   private answeredWatchdogChallenge = -1n
@@ -1209,21 +1266,35 @@ export class Instance {
 
   /** Outcomes this enclave can re-issue receipts for, from `fromSeq` on, newest kept. */
   private recentResults(fromSeq: bigint): Array<{ seq: bigint; result: ExecutedTx }> {
-    // Kept as bytes: only the newest MAX_RECENT_RESULTS are decoded.
-    const byHash = new Map<string, { seq: bigint; decode: () => ExecutedTx }>()
-    for (const [k, r] of this.replicated)
-      if (r.seq >= fromSeq) byHash.set(k, { seq: r.seq, decode: () => decodeExecuted(r.bytes) })
-    for (const [k, r] of this.receipts)
-      if (r.seq >= fromSeq) byHash.set(k, { seq: r.seq, decode: () => receiptOutcome(r.answer) })
-    return [...byHash.values()]
-      .sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
-      .slice(-MAX_RECENT_RESULTS)
-      .map(({ seq, decode }) => ({ seq, result: decode() }))
+    // Kept as bytes: only the newest MAX_RECENT_RESULTS, and RECENT_RESULTS_BYTES of them, are
+    // decoded (older ones resent get REPLAYED).
+    const byHash = new Map<string, { seq: bigint; size: number; decode: () => ExecutedTx }>()
+    for (const [k, r] of this.replicated) {
+      if (r.seq >= fromSeq)
+        byHash.set(k, { seq: r.seq, size: r.bytes.length, decode: () => decodeExecuted(r.bytes) })
+    }
+    for (const [k, r] of this.receipts) {
+      if (r.seq >= fromSeq)
+        byHash.set(k, {
+          seq: r.seq,
+          size: r.answer.length,
+          decode: () => receiptOutcome(r.answer),
+        })
+    }
+    const sorted = [...byHash.values()].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+    const out: Array<{ seq: bigint; result: ExecutedTx }> = []
+    let bytes = 0
+    for (let i = sorted.length - 1; i >= 0 && out.length < MAX_RECENT_RESULTS; i--) {
+      bytes += sorted[i]!.size
+      if (bytes > RECENT_RESULTS_BYTES) break
+      out.push({ seq: sorted[i]!.seq, result: sorted[i]!.decode() })
+    }
+    return out.reverse()
   }
 
   private rememberResults(recent: Array<{ seq: bigint; result: ExecutedTx }>): void {
     for (const r of recent) {
-      cacheSet(this.replicated, hex(r.result.txHash), {
+      this.replicated.put(hex(r.result.txHash), {
         seq: r.seq,
         bytes: encodeExecuted(r.result),
       })
@@ -1346,10 +1417,12 @@ export class Instance {
    * `pump()` once for a run of them (group commit, `Enclave.call`).
    */
   acceptSealedTx(requestId: string, box: Uint8Array): void {
-    this.assertServing()
     const { plaintext, responseKey, boxKey } = this.openClientBox(box, BOX_CONTEXT.tx)
     const waiter: Waiter = { requestId, responseKey }
     try {
+      // Refused sealed, as every refusal of an opened box: a client trusts only its enclave's
+      // word that a transaction was not taken (a host's could be a lie).
+      this.assertServing()
       this.acceptTx(decodeSignedTx(plaintext), boxKey, waiter)
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e
@@ -1436,7 +1509,7 @@ export class Instance {
       known.waiters.push(waiter)
       return
     }
-    if (!isSystemWithdraw(tx)) this.assertNotTerminated()
+    if (!this.servedAfterTermination(tx)) this.assertNotTerminated()
     if (tx.session && tx.session.validUntil < this.ctx.block().timestamp) {
       throw new ProtocolError(
         'EXPIRED',
@@ -1539,9 +1612,11 @@ export class Instance {
         this.queue.unshift(...batch.slice(i))
         break
       }
-      if (this.terminatedInWorld() && !isSystemWithdraw(p.tx)) {
-        // Transactions queued behind the one that terminated the contract never run.
+      if (this.terminatedInWorld() && !this.servedAfterTermination(p.tx)) {
+        // Transactions queued behind the one that terminated the contract never run; their
+        // senders' next nonce is the world's again (a withdrawal may follow).
         this.byHash.delete(p.key)
+        this.nextNonce.delete(hex(p.tx.from))
         const err = this.terminatedError()
         for (const w of p.waiters) this.reject(w, err)
         continue
@@ -1550,6 +1625,7 @@ export class Instance {
       if (p.tx.nonce !== nonce) {
         // Only possible if a queued tx was reordered; it is answered, never silently dropped.
         this.byHash.delete(p.key)
+        this.nextNonce.delete(hex(p.tx.from))
         for (const w of p.waiters)
           this.reject(w, new ProtocolError('BAD_NONCE', `tx.nonce: expected ${nonce}`))
         continue
@@ -1722,7 +1798,7 @@ export class Instance {
    */
   private keepReceipt(receipt: Receipt, key: string = hex(receipt.txHash)): Uint8Array {
     const answer = encodeAnswer({ kind: 'receipt', receipt })
-    cacheSet(this.receipts, key, { seq: receipt.seq, answer })
+    this.receipts.put(key, { seq: receipt.seq, answer })
     return answer
   }
 
@@ -1813,6 +1889,23 @@ export class Instance {
 
   private assertNotTerminated(): void {
     if (this.terminatedInWorld()) throw this.terminatedError()
+  }
+
+  /**
+   * Whether `tx` runs although the contract terminated in the world: a withdrawal to the system
+   * address while the final balances cannot be published (more accounts than one termination
+   * lists), the users' only way out. While they can be, nothing runs: transactions would keep
+   * the executor from publishing them (it publishes with nothing unreleased).
+   */
+  private servedAfterTermination(tx: { to: Uint8Array; data: Uint8Array }): boolean {
+    if (!isSystemWithdraw(tx)) return false
+    // After termination the listed accounts only grow (credited deposits; withdrawals keep an
+    // account listed): once too many, always. Otherwise counted again after any change.
+    const u = this.unpublishable
+    if (u?.value || (u?.seq === this.seq && !this.systemDirty)) return u.value
+    const value = this.finalBalances().length > MAX_FINAL_ACCOUNTS
+    this.unpublishable = { seq: this.seq, value }
+    return value
   }
 
   /**
@@ -2373,7 +2466,7 @@ export class Instance {
     // All or nothing: on a digest other than the executor's, the world stays as it was.
     world.applyCheckedWriteSet(decodeWriteSet(payload.writeSet), body.digest, `update ${body.seq}`)
     for (const [i, bytes] of payload.resultBytes.entries()) {
-      cacheSet(this.replicated, hex(payload.txHashes[i]!), { bytes, seq: body.seq })
+      this.replicated.put(hex(payload.txHashes[i]!), { bytes, seq: body.seq })
     }
     this.seq = body.seq
     this.lastHash = hash

@@ -24,6 +24,7 @@ import {
   bytesToHex,
   type EcallName,
   type EnclaveOutput,
+  EventKind,
   hexToBytes,
   isProtocolError,
   Phase,
@@ -738,7 +739,11 @@ export class OperatorNode {
 
   private async onChainBatch(b: ChainBatch): Promise<void> {
     // From the chain as it is, before any simulated feed fault: duties read the chain directly.
-    for (const e of b.instanceEvents) this.markForDuties(e.instance)
+    for (const e of b.instanceEvents) {
+      this.markForDuties(e.instance)
+      // A removed member may be drawn again: a pool that found nobody to draw is tried anew.
+      if (e.kind === EventKind.MemberRemoved) this.noDraw.delete(e.instance)
+    }
     if (this.chainFaults) return this.onChainBatchFaulty(b, this.chainFaults)
     await this.deliverBatch(b)
   }

@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import { decodeAbiParameters, encodeAbiParameters } from 'viem'
 import { Enclave } from '../../src/enclave/enclave.ts'
 import { createSealer } from '../../src/enclave/identity.ts'
+import { OutcomeCache } from '../../src/enclave/instance.ts'
 import {
   aeadOpen,
   BOX_CONTEXT,
@@ -27,6 +28,7 @@ import {
   hashTx,
   instanceAad,
   LIMITS,
+  MAX_FINAL_ACCOUNTS,
   openAnswer,
   ProtocolError,
   randomBytes,
@@ -1464,16 +1466,14 @@ describe('enclave roles in-process', () => {
     assert.ok(!listed.has(bytesToHex(idle!)), 'an account with nothing is not listed')
   })
 
-  test('after the contract terminated in the world, a withdrawal to the system address is still served and nothing else is', async () => {
+  test('after the contract terminated in the world, a withdrawal is served only while the final balances cannot be published, also to a sender whose queued transaction was dropped', async () => {
     let clock = 4_800_000
     const s = await setupActive(() => clock)
-    const { nodes, instance, contractEncryptionKey, answers, creatorKey } = s
+    const { nodes, instance, contractEncryptionKey, answers } = s
     const [n0] = nodes as [Node]
     const userKey = generateSecretKey()
     const user = secretKeyToAddress(userKey)
     await creditedDeposit(s, user, 10n, () => (clock += 1_500))
-    // The contract called PoseSystem.terminate() (the flag it sets), and its final balances
-    // cannot be published yet (more funded accounts than one termination lists, say).
     const world = (
       n0.enclave as unknown as {
         instances: Map<
@@ -1483,46 +1483,136 @@ describe('enclave roles in-process', () => {
               setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
               getBalance: (a: Uint8Array) => bigint
               getStorageWord: (a: Uint8Array, slot: bigint) => bigint
+              credit: (a: Uint8Array, amount: bigint) => void
             }
           }
         >
       }
     ).instances.get(instance)!.world
-    world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
-    const send = async (id: string, tx: Tx, key: Uint8Array) => {
-      const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
-      const sealed = boxSeal({
+    const box = (tx: Tx, key: Uint8Array) =>
+      boxSeal({
         recipientPublicKey: contractEncryptionKey,
-        plaintext: encodeSignedTx({ ...tx, signature }),
+        plaintext: encodeSignedTx({
+          ...tx,
+          signature: signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key),
+        }),
         context: BOX_CONTEXT.tx,
         aad: instanceAad(instance),
       })
+    const send = async (id: string, tx: Tx, key: Uint8Array) => {
+      const sealed = box(tx, key)
       const r = await n0.enclave.call('tx', { requestId: id, instance, box: sealed.box })
       await pump(nodes, r.outputs, answers)
       return answerOf(answers, id, sealed.responseKey)
     }
-    const transfer = await send(
-      'after-transfer',
-      transferTx(s, creatorKey, 0n, randomBytes(20)),
-      creatorKey,
+    const withdraw = (nonce: bigint): Tx => ({
+      instance,
+      from: user,
+      nonce,
+      to: SYSTEM_ADDRESS,
+      value: 4n,
+      data: SYSTEM_WITHDRAW_SELECTOR,
+      gasLimit: 100_000n,
+    })
+    // The user's transfer is queued; before it runs, the contract calls PoseSystem.terminate()
+    // (the flag it sets): the transfer is dropped when its batch runs.
+    const queued = box(transferTx(s, userKey, 0n, randomBytes(20)), userKey)
+    await n0.enclave.call('tx', { requestId: 'queued', instance, box: queued.box }, true)
+    world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
+    clock += 10
+    await pump(nodes, (await n0.enclave.call('tick', { now: clock })).outputs, answers)
+    const dropped = answerOf(answers, 'queued', queued.responseKey)
+    assert.equal(dropped.kind === 'rejected' && dropped.error.code, 'WRONG_PHASE')
+    // The final balances can be published: nothing runs, a withdrawal neither (it would keep
+    // the executor from publishing).
+    const early = await send('early', withdraw(0n), userKey)
+    assert.equal(early.kind === 'rejected' && early.error.code, 'WRONG_PHASE')
+    // Dust over more accounts than one termination lists: they never can be. A withdrawal is
+    // the way out, with the nonce the dropped transfer did not use.
+    for (let i = 0; i <= MAX_FINAL_ACCOUNTS; i++) world.credit(randomBytes(20), 1n)
+    // (Replicated with the next update: a deposit's credit makes one.)
+    await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
+    const withdrawal = await send('withdraw', withdraw(0n), userKey)
+    assert.equal(
+      withdrawal.kind === 'receipt' && withdrawal.receipt.status,
+      'success',
+      JSON.stringify(withdrawal, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
     )
-    assert.equal(transfer.kind === 'rejected' && transfer.error.code, 'WRONG_PHASE')
-    const withdrawal = await send(
-      'after-withdraw',
-      {
-        instance,
-        from: user,
-        nonce: 0n,
-        to: SYSTEM_ADDRESS,
-        value: 4n,
-        data: SYSTEM_WITHDRAW_SELECTOR,
-        gasLimit: 100_000n,
-      },
-      userKey,
-    )
-    assert.equal(withdrawal.kind === 'receipt' && withdrawal.receipt.status, 'success')
     assert.equal(world.getBalance(user), 6n)
     assert.equal(world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(user)), 4n)
+    const transfer = await send('transfer', transferTx(s, userKey, 1n, randomBytes(20)), userKey)
+    assert.equal(transfer.kind === 'rejected' && transfer.error.code, 'WRONG_PHASE')
+  })
+
+  test('receipts and outcomes are kept within a byte budget, and a whole state carries at most its share of them', async () => {
+    const cache = new OutcomeCache<{ answer: Uint8Array }>((v) => v.answer.length, 1_000)
+    for (let i = 0; i < 5; i++) cache.put(`k${i}`, { answer: new Uint8Array(300) })
+    assert.deepEqual([...cache.keys()], ['k2', 'k3', 'k4'], 'the oldest go first')
+    assert.equal(cache.heldBytes, 900)
+    cache.put('big', { answer: new Uint8Array(2_000) })
+    assert.deepEqual([...cache.keys()], ['big'], 'the newest stays, whatever its size')
+    cache.delete('big')
+    cache.put('k5', { answer: new Uint8Array(10) })
+    assert.equal(cache.heldBytes, 10)
+    cache.clear()
+    assert.equal(cache.heldBytes, 0)
+
+    const { nodes, instance, creatorKey, contractEncryptionKey, answers } = await setupActive()
+    const [n0] = nodes as [Node]
+    const inst = (
+      n0.enclave as unknown as {
+        instances: Map<
+          bigint,
+          {
+            world: { installCode: (a: Uint8Array, code: Uint8Array) => void }
+            recentResults: (from: bigint) => Array<{ result: { returnData: Uint8Array } }>
+          }
+        >
+      }
+    ).instances.get(instance)!
+    // A contract that returns 600 KiB of zeros.
+    const big = new Uint8Array(20).fill(0xb1)
+    inst.world.installCode(big, Uint8Array.from([0x62, 0x09, 0x60, 0x00, 0x5f, 0xf3]))
+    const creator = secretKeyToAddress(creatorKey)
+    for (let nonce = 0n; nonce < 5n; nonce++) {
+      const tx: Tx = {
+        instance,
+        from: creator,
+        nonce,
+        to: big,
+        value: 0n,
+        data: new Uint8Array(),
+        gasLimit: 5_000_000n,
+      }
+      const sealed = boxSeal({
+        recipientPublicKey: contractEncryptionKey,
+        plaintext: encodeSignedTx({
+          ...tx,
+          signature: signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), creatorKey),
+        }),
+        context: BOX_CONTEXT.tx,
+        aad: instanceAad(instance),
+      })
+      const r = await n0.enclave.call('tx', { requestId: `big${nonce}`, instance, box: sealed.box })
+      await pump(nodes, r.outputs, answers)
+      const a = answerOf(answers, `big${nonce}`, sealed.responseKey)
+      assert.equal(a.kind === 'receipt' && a.receipt.returnData.length, 600 * 1024)
+    }
+    const recent = inst.recentResults(0n)
+    const carried = recent.reduce((n, r) => n + r.result.returnData.length, 0)
+    assert.ok(recent.length >= 1 && recent.length < 5, `the newest only (${recent.length})`)
+    assert.ok(carried <= 2 * 1024 * 1024, `${carried} bytes of outcomes carried`)
+  })
+
+  test('a transaction sent to a member that is not the executor is refused sealed, so its client can trust the refusal', async () => {
+    const { nodes, instance, creatorKey, contractEncryptionKey } = await setupActive()
+    const [, n1] = nodes as [Node, Node]
+    const sealed = transferBox({ instance, contractEncryptionKey }, creatorKey, 0n, randomBytes(20))
+    const r = await n1.enclave.call('tx', { requestId: 'w', instance, box: sealed.box })
+    const out = r.outputs.find((o) => o.type === 'answer')
+    assert.ok(out?.type === 'answer' && out.sealed, 'an answer sealed to the client')
+    const a = decodeAnswer(openAnswer(sealed.responseKey, out.sealed))
+    assert.equal(a.kind === 'rejected' && a.error.code, 'WRONG_ROLE')
   })
 
   test('a refilled member counts for every release at once, so a later promotion rolls nothing back', async () => {

@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import pino from 'pino'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { OperatorNode, type OperatorOptions } from '../../src/operator/node.ts'
-import { type EnclaveOutput, Phase, ProtocolError } from '../../src/protocol/index.ts'
+import { type EnclaveOutput, EventKind, Phase, ProtocolError } from '../../src/protocol/index.ts'
 import { EnclaveCallError } from '../../src/tee/enclaveHost.ts'
 
 /** The node's private parts this test drives. */
@@ -352,6 +352,21 @@ test('a pool whose refill finds nobody to draw is not refilled again until an op
       .catch(() => undefined)
     await n.duties()
     assert.deepEqual(calls, ['refill', 'refill'])
+    // A member removed may be drawn again: its removal makes the pool be tried anew as well.
+    await n.duties()
+    assert.deepEqual(calls, ['refill', 'refill'], 'nobody again')
+    await (node as unknown as { onChainBatch: (b: unknown) => Promise<void> })
+      .onChainBatch({
+        blockNumber: 61n,
+        timestamp: 1_020n,
+        instanceEvents: [
+          { instance: 4n, index: 8n, kind: EventKind.MemberRemoved, data: new Uint8Array() },
+        ],
+        operatorEvents: [],
+      })
+      .catch(() => undefined)
+    await n.duties()
+    assert.deepEqual(calls, ['refill', 'refill', 'refill'])
   } finally {
     await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }

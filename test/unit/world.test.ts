@@ -371,6 +371,25 @@ describe('EVM world', () => {
     assert.deepEqual(over.logs, [])
     assert.ok(over.gasUsed > 0n, 'the gas it burned counts')
     assert.equal(w.getStorageWord(c, 0n), 0n, 'its store is undone')
+    // A view's or a constructor's logs go into no update: no cap there.
+    const viewed = await w.view({
+      from: users[0]!,
+      to: c,
+      data: Uint8Array.of(128),
+      gasLimit: 3_000_000n,
+      block,
+    })
+    assert.equal(viewed.status, 'success')
+    const made = await w.deploy({
+      from: users[0]!,
+      initCode: code,
+      value: 0n,
+      gasLimit: 3_000_000n,
+      block,
+      address: new Uint8Array(20).fill(0xd4),
+    })
+    assert.equal(made.status, 'success', made.error)
+    assert.equal(made.logs.length, 1)
   })
 
   test('an exception out of the EVM undoes the whole transaction and leaves no checkpoint open', async () => {
