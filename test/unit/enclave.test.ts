@@ -76,6 +76,7 @@ import {
   tickUntil,
   transferBox,
   transferTx,
+  txBox,
 } from './harness.ts'
 
 /** How many deposits `n`'s chain view of `instance` keeps (not known credited by every member). */
@@ -1469,7 +1470,7 @@ describe('enclave roles in-process', () => {
   test('after the contract terminated in the world, a withdrawal is served only while the final balances cannot be published, also to a sender whose queued transaction was dropped', async () => {
     let clock = 4_800_000
     const s = await setupActive(() => clock)
-    const { nodes, instance, contractEncryptionKey, answers } = s
+    const { nodes, instance, answers } = s
     const [n0] = nodes as [Node]
     const userKey = generateSecretKey()
     const user = secretKeyToAddress(userKey)
@@ -1489,16 +1490,7 @@ describe('enclave roles in-process', () => {
         >
       }
     ).instances.get(instance)!.world
-    const box = (tx: Tx, key: Uint8Array) =>
-      boxSeal({
-        recipientPublicKey: contractEncryptionKey,
-        plaintext: encodeSignedTx({
-          ...tx,
-          signature: signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key),
-        }),
-        context: BOX_CONTEXT.tx,
-        aad: instanceAad(instance),
-      })
+    const box = (tx: Tx, key: Uint8Array) => txBox(s, tx, key)
     const send = async (id: string, tx: Tx, key: Uint8Array) => {
       const sealed = box(tx, key)
       const r = await n0.enclave.call('tx', { requestId: id, instance, box: sealed.box })
@@ -1584,15 +1576,7 @@ describe('enclave roles in-process', () => {
         data: new Uint8Array(),
         gasLimit: 5_000_000n,
       }
-      const sealed = boxSeal({
-        recipientPublicKey: contractEncryptionKey,
-        plaintext: encodeSignedTx({
-          ...tx,
-          signature: signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), creatorKey),
-        }),
-        context: BOX_CONTEXT.tx,
-        aad: instanceAad(instance),
-      })
+      const sealed = txBox({ instance, contractEncryptionKey }, tx, creatorKey)
       const r = await n0.enclave.call('tx', { requestId: `big${nonce}`, instance, box: sealed.box })
       await pump(nodes, r.outputs, answers)
       const a = answerOf(answers, `big${nonce}`, sealed.responseKey)

@@ -236,7 +236,15 @@ export function transferBox(
   nonce: bigint,
   recipient: Uint8Array,
 ) {
-  const tx = transferTx(target, key, nonce, recipient)
+  return txBox(target, transferTx(target, key, nonce, recipient), key)
+}
+
+/** `tx` signed by `key` (EIP-712) and boxed to the contract's key. */
+export function txBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  tx: Tx,
+  key: Uint8Array,
+) {
   const signature = signDigest(hashTx({ chainId: CHAIN_ID, manager: MANAGER }, tx), key)
   return boxSeal({
     recipientPublicKey: target.contractEncryptionKey,
