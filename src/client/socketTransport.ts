@@ -55,12 +55,15 @@ class ApiSocket {
   constructor(
     private readonly endpoint: string,
     private readonly onGone: () => void,
+    handshakeTimeoutMs: number,
   ) {
     const url = `${endpoint.replace(/^http/, 'ws').replace(/\/+$/, '')}${API_SOCKET_PATH}`
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       maxPayload: API_SOCKET_LIMITS.maxAnswerFrameBytes,
       generateMask: zeroMask,
+      // An upgrade never answered fails the connection, and its requests go over HTTP.
+      handshakeTimeout: handshakeTimeoutMs,
     })
     this.ws.on('upgrade', (res) => {
       this.tcp = res.socket
@@ -203,6 +206,8 @@ class ApiSocket {
 }
 
 const sockets = new Map<string, ApiSocket>()
+/** How long the WebSocket upgrade of a new connection to an operator may take. */
+const HANDSHAKE_TIMEOUT_MS = 10_000
 
 /**
  * Sends a transaction or view box to the operator at `endpoint` over its WebSocket API; resolves
@@ -214,14 +219,20 @@ export function socketRequest(
   instance: bigint,
   box: Uint8Array,
   timeoutMs: number,
+  /** How long a new connection's upgrade may take (the first request to an endpoint sets it). */
+  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
 ): Promise<Uint8Array> {
   let s = sockets.get(endpoint)
   if (!s) {
     let created: ApiSocket
     try {
-      created = new ApiSocket(endpoint, () => {
-        if (sockets.get(endpoint) === created) sockets.delete(endpoint)
-      })
+      created = new ApiSocket(
+        endpoint,
+        () => {
+          if (sockets.get(endpoint) === created) sockets.delete(endpoint)
+        },
+        handshakeTimeoutMs,
+      )
     } catch (e) {
       // Not a URL a WebSocket can open (an operator registered something else): the HTTP
       // transport refuses it with its own typed error.

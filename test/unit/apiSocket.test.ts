@@ -527,6 +527,25 @@ test('a host that accepts connections and never answers: TIMEOUT, and the connec
   }
 })
 
+test('a host whose WebSocket upgrade is never answered fails the connection as unavailable (the request then goes over HTTP)', async () => {
+  const sockets: Socket[] = []
+  const silent = createServer((c) => {
+    sockets.push(c)
+    c.on('error', () => undefined)
+    c.resume()
+  })
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`
+  try {
+    // Without the upgrade's own timeout the request would end in TIMEOUT, never tried over HTTP.
+    const e = await rejection(socketRequest(endpoint, 'tx', 5n, Uint8Array.of(9, 0), 5_000, 100))
+    assert.ok(e instanceof SocketUnavailableError, String(e))
+  } finally {
+    for (const c of sockets) c.destroy()
+    await new Promise<void>((r) => silent.close(() => r()))
+  }
+})
+
 test("an endpoint no WebSocket can open is refused with the HTTP transport's typed error", async () => {
   const e = await rejection(socketRequest('ftp://127.0.0.1/x', 'tx', 5n, Uint8Array.of(9), 1_000))
   assert.ok(e instanceof SocketUnavailableError)
