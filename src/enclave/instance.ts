@@ -198,6 +198,11 @@ function batchBytes(r: { returnData: Uint8Array; logs: ExecLog[]; gasUsed: bigin
   return n
 }
 
+/** The index of the last deposit event whose credit `world`'s state holds (SPEC §5). */
+function lastCredited(world: World): bigint {
+  return world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+}
+
 /**
  * A withdrawal in the world (`withdraw()` on the system address, nothing else). It leaves every
  * account's cumulative withdrawal as it was (final balances are cumulative), so it may run after
@@ -1679,7 +1684,7 @@ export class Instance {
       body,
       hash,
       executed,
-      credited: world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT),
+      credited: lastCredited(world),
       sentAt: this.ctx.now(),
       createdAt: this.ctx.now(),
     }
@@ -1869,7 +1874,7 @@ export class Instance {
     // Also once every watchdog holds the whole state (a restored log has no entries to prune
     // by); not on a handover's release, which no watchdog has acknowledged yet.
     if (this.heldByAll() >= this.seq && !this.systemDirty && this.world)
-      this.view.pruneDeposits(this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT))
+      this.view.pruneDeposits(lastCredited(this.world))
     this.compactSealedLog(0)
   }
 
@@ -2099,7 +2104,7 @@ export class Instance {
     // Not into a state that may yet be replaced by the pool's: the credited deposits would be
     // forgotten with it. pump() credits them once the executor serves again.
     if (this.awaitingPool || this.provisional || this.pulling) return
-    let last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    let last = lastCredited(this.world)
     const agreed = this.agreedIndex()
     if (this.view.deposits.some((d) => d.index > last && d.index > agreed)) {
       this.creditWaitSince ??= this.ctx.now()
@@ -2126,7 +2131,7 @@ export class Instance {
   private challengeLaggingViews(now: number): void {
     if (this.view.watchdogMask !== 0 || this.creditWaitSince === undefined || !this.world) return
     if (now - this.creditWaitSince < VIEW_LAG_MS) return
-    const last = this.world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    const last = lastCredited(this.world)
     const waiting = this.view.deposits.find((d) => d.index > last)
     if (!waiting) return
     this.agreedIndex()
@@ -2330,7 +2335,7 @@ export class Instance {
     // The view forgets the deposits the sender knows every member holds the credit of (a
     // newcomer's view holds every deposit since the instance began, and seals it with each
     // event); those the state credits beyond that wait for `settleDeposits`.
-    let settled = world.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    let settled = lastCredited(world)
     if (g.settled < settled) settled = g.settled
     this.view.pruneDeposits(settled)
     this.seal('snapshot', this.snapshotRecord())
@@ -2484,7 +2489,7 @@ export class Instance {
    */
   private settleDeposits(): void {
     if (this.seq <= this.settleFloor) return
-    const credited = this.world!.getStorageWord(SYSTEM_ADDRESS, SYSTEM_LAST_CREDITED_SLOT)
+    const credited = lastCredited(this.world!)
     setBounded(this.creditedAt, this.seq, credited, LIMITS.maxInFlightUpdates + 1)
     const settled = this.creditedAt.get(this.seq - BigInt(LIMITS.maxInFlightUpdates))
     if (settled !== undefined) this.view.pruneDeposits(settled)

@@ -284,54 +284,27 @@ describe('EVM world', () => {
     )
     w.takeWriteSet()
     const before = bytesToHex(w.digest())
-    const reverted = await w.call({
+    const message = (data: Uint8Array) => ({
       from: users[0]!,
       to: c,
-      value: 0n,
-      data: new Uint8Array(),
+      data,
       gasLimit: 300_000n,
       block,
     })
-    assert.equal(reverted.status, 'revert')
+    const call = (data: Uint8Array) => w.call({ ...message(data), value: 0n })
+    assert.equal((await call(new Uint8Array())).status, 'revert')
     w.takeWriteSet()
     assert.equal(w.getStorageWord(c, 0n), 0n, 'the revert undid the store before the call')
     assert.equal(bytesToHex(w.digest()), before)
-    const viewed = await w.view({
-      from: users[0]!,
-      to: c,
-      data: Uint8Array.of(1),
-      gasLimit: 300_000n,
-      block,
-    })
-    assert.equal(viewed.status, 'success')
+    assert.equal((await w.view(message(Uint8Array.of(1)))).status, 'success')
     w.takeWriteSet()
     assert.equal(w.getStorageWord(c, 0n), 0n, 'a view changes nothing')
     assert.equal(bytesToHex(w.digest()), before)
-    const ran = await w.call({
-      from: users[0]!,
-      to: c,
-      value: 0n,
-      data: Uint8Array.of(1),
-      gasLimit: 300_000n,
-      block,
-    })
-    assert.equal(ran.status, 'success')
+    assert.equal((await call(Uint8Array.of(1))).status, 'success')
     assert.equal(w.getStorageWord(c, 0n), 1n)
     assert.equal(w.getStorageWord(c, 1n), 0n, 'the precompile call failed')
     // Later transactions run at the depth they should: a revert still undoes its own writes.
-    assert.equal(
-      (
-        await w.call({
-          from: users[0]!,
-          to: c,
-          value: 0n,
-          data: new Uint8Array(),
-          gasLimit: 300_000n,
-          block,
-        })
-      ).status,
-      'revert',
-    )
+    assert.equal((await call(new Uint8Array())).status, 'revert')
     assert.equal(w.getStorageWord(c, 0n), 1n)
   })
 
