@@ -50,6 +50,7 @@ import {
   encodeWriteSet,
   envelopeToWire,
   equalBytes,
+  executedBytes,
   type FinalBalance,
   finalBalancesHash,
   finalBalancesRoot,
@@ -102,6 +103,7 @@ import {
   systemWithdrawnSlot,
   tagEnvelope,
   terminateDigest,
+  UPDATE_PAYLOAD_FRAME_BYTES,
   type UpdateBody,
   type UpdatePayload,
   uint,
@@ -113,6 +115,7 @@ import {
   utf8,
   verifyEnvelope,
   verifyEnvelopeTag,
+  WRITE_SET_FRAME_BYTES,
   watchdogResponseDigest,
   withdrawDigest,
   x25519PublicKey as x25519Public,
@@ -187,15 +190,11 @@ function answerAnchor(
 const ZERO32 = new Uint8Array(32)
 
 /**
- * A bound on the bytes one executed transaction adds to its update: its result (return data
- * and logs, with room for the fields around them) and its writes, bounded by its gas (a write
- * set grows by a byte for no less than ≈ 40 gas: a new slot's 64 bytes cost 2,900 or more, an
- * account's ≈ 100 bytes a call with value or a creation), plus the sender's account.
+ * The bytes of an update's plain payload its write set and results may take: every update fits
+ * in a watchdog challenge (decision 0028).
  */
-function batchBytes(r: { returnData: Uint8Array; logs: ExecLog[]; gasUsed: bigint }): number {
-  let n = 256 + r.returnData.length + Number(r.gasUsed / 40n)
-  for (const l of r.logs) n += 64 + l.data.length + 32 * l.topics.length
-  return n
+function updateRoom(): number {
+  return LIMITS.maxUpdatePayloadBytes - UPDATE_PAYLOAD_FRAME_BYTES - WRITE_SET_FRAME_BYTES
 }
 
 /** The index of the last deposit event whose credit `world`'s state holds (SPEC §5). */
@@ -1590,10 +1589,11 @@ export class Instance {
     if (this.awaitingPool) return
     this.busy = true
     try {
-      // Deposits the view holds and the world has not credited: after a restart whose sealed
-      // view is ahead of its sealed state, or once a wait for the pool ends (simulator seed 30).
-      this.creditDeposits()
       for (;;) {
+        // Deposits the view holds and the world has not credited: after a restart whose sealed
+        // view is ahead of its sealed state, once a wait for the pool ends (simulator seed 30),
+        // those the chain reported while a batch ran, and those the last update had no room for.
+        this.creditAgreed()
         const inFlight = this.inFlight()
         const pending = this.queue.length > 0 || this.systemDirty
         if (!pending || inFlight >= LIMITS.maxInFlightUpdates) break
@@ -1610,13 +1610,10 @@ export class Instance {
     const chain = this.ctx.block()
     const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
     const executed: Executed[] = []
-    let bytes = 0
+    // The bytes of the results so far: the write set's are counted by the world.
+    const room = updateRoom()
+    let results = 0
     for (const [i, p] of batch.entries()) {
-      if (bytes >= LIMITS.maxBatchBytes) {
-        // The update is large enough: the rest goes, in order, at the head of the next batch.
-        this.queue.unshift(...batch.slice(i))
-        break
-      }
       if (this.terminatedInWorld() && !this.servedAfterTermination(p.tx)) {
         // Transactions queued behind the one that terminated the contract never run; their
         // senders' next nonce is the world's again (a withdrawal may follow).
@@ -1643,9 +1640,17 @@ export class Instance {
         data: p.tx.data,
         gasLimit: p.tx.gasLimit,
         block,
+        updateRoom: room - results,
       })
+      if (result.oversized && (executed.length > 0 || this.systemDirty)) {
+        // The update is full: this transaction and the rest go, in order, at the head of the
+        // next batch. Alone in an update it would not fit either and stays an error.
+        world.setNonce(p.tx.from, nonce)
+        this.queue.unshift(...batch.slice(i))
+        break
+      }
       executed.push({ p, result })
-      bytes += batchBytes(result)
+      results += executedBytes(result)
     }
     if (executed.length === 0 && !this.systemDirty) return
     this.systemDirty = false
@@ -2099,6 +2104,16 @@ export class Instance {
    * watchdog's chain view agrees with this one are credited (decision 0025).
    */
   creditDeposits(): void {
+    // Not while a batch executes, which counts its update's bytes as it goes: pump() credits
+    // before each batch.
+    if (!this.busy) this.creditAgreed()
+  }
+
+  /**
+   * `creditDeposits`, for as many deposits as half an update holds (decision 0028), one at
+   * least: the rest wait for the next update.
+   */
+  private creditAgreed(): void {
     if (this.view.deposits.length === 0) this.creditWaitSince = undefined
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
     // Not into a state that may yet be replaced by the pool's: the credited deposits would be
@@ -2110,10 +2125,12 @@ export class Instance {
       this.creditWaitSince ??= this.ctx.now()
       this.probeForDeposits(this.ctx.now())
     }
+    const room = updateRoom() / 2
     for (const d of this.view.deposits) {
       if (d.index <= last) continue
       // Not before every watchdog's view shows the same chain up to it (decision 0025).
       if (d.index > agreed) break
+      if (this.systemDirty && this.world.pendingWriteSetBytes() > room) break
       this.world.credit(d.from, d.amount)
       last = d.index
       this.systemDirty = true

@@ -21,12 +21,14 @@ export const LIMITS = {
   /** Transactions executed in one replicated batch. */
   maxBatchTxs: 256,
   /**
-   * Bytes a batch may add to its update before the executor defers the rest of it to the next
-   * (`batchBytes` in src/enclave/instance.ts counts them). One transaction adds at most ≈ 5 MB
-   * (its gas bounds its output and writes), so an update stays far below the
-   * `maxPeerMessageBytes` every member inflates.
+   * Largest plain payload of an update (decision 0028): deflated, sealed and framed it stays
+   * within `maxChallengePayloadBytes` (the room left covers DEFLATE's worst case, ≈ 50 bytes
+   * here, the seal's nonce and tag, the update's header and the challenge's signature), so an
+   * executor can always challenge its watchdogs with the update it waits for. A batch whose next
+   * transaction would pass it leaves the rest to the next update; a transaction that passes it
+   * alone ends as an error.
    */
-  maxBatchBytes: 16 * 1024 * 1024,
+  maxUpdatePayloadBytes: 127 * 1024,
   /** Transactions an executor queues before it rejects new ones with UNAVAILABLE. */
   maxQueuedTxs: 4096,
   /** Updates an executor keeps in flight before it waits for acks. */

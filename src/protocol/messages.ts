@@ -495,8 +495,8 @@ function receiptBytes(r: Receipt): number {
   return 1 + 32 + 8 + executedBytes(r) + 20 + 1 + 32 * (r.proof?.length ?? 0) + 65
 }
 
-/** The encoded size of an outcome (`writeExecuted`). */
-function executedBytes(r: ExecutedTx): number {
+/** The encoded size of an outcome (`writeExecuted`): its bytes in a receipt or an update. */
+export function executedBytes(r: Pick<ExecutedTx, 'returnData' | 'logs'>): number {
   let n = 32 + 20 + 8 + 1 + 8 + 4 + r.returnData.length + 4
   for (const l of r.logs) n += 20 + 1 + 32 * l.topics.length + 4 + l.data.length
   return n
@@ -1101,6 +1101,12 @@ export function encodeUpdatePayload(p: UpdatePayload): Uint8Array {
   for (const r of p.results) writeExecuted(w, r)
   return w.finish()
 }
+
+/**
+ * An update payload's bytes besides its write set's and its results' (`encodeUpdatePayload`):
+ * version, block number, timestamp, the write set's length and the results' count.
+ */
+export const UPDATE_PAYLOAD_FRAME_BYTES = 1 + 8 + 8 + 4 + 4
 
 /** One transaction's outcome (`result` in the layouts above). */
 function writeExecuted(w: ByteWriter, r: ExecutedTx): ByteWriter {

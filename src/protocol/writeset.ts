@@ -25,6 +25,8 @@ export type WriteSet = { accounts: AccountWrite[]; deleted: Uint8Array[] }
 export type WriteSetLimits = { maxBytes?: number; maxAccounts?: number; maxSlots?: number }
 
 const VERSION = 1
+/** A write set's bytes besides its accounts' and deleted addresses': version and two counts. */
+export const WRITE_SET_FRAME_BYTES = 1 + 4 + 4
 const MAX_U64 = (1n << 64n) - 1n
 const MAX_U256 = (1n << 256n) - 1n
 
@@ -50,7 +52,7 @@ export function canonicalizeWriteSet(ws: WriteSet): WriteSet {
 }
 
 export function encodeWriteSet(ws: WriteSet): Uint8Array {
-  let size = 1 + 4 + 4 + ws.deleted.length * 20
+  let size = WRITE_SET_FRAME_BYTES + ws.deleted.length * 20
   for (const a of ws.accounts)
     size += 20 + 8 + 32 + 1 + (a.code ? 4 + a.code.length : 0) + 4 + a.storage.length * 64
   const out = new Uint8Array(size)

@@ -24,8 +24,10 @@ import {
   encodeSignedTx,
   envelopeFromWire,
   envelopeToWire,
+  executedBytes,
   generateSecretKey,
   hashTx,
+  hexToBytes,
   instanceAad,
   LIMITS,
   MAX_FINAL_ACCOUNTS,
@@ -44,9 +46,11 @@ import {
   signEnvelope,
   systemWithdrawnSlot,
   type Tx,
+  UPDATE_PAYLOAD_FRAME_BYTES,
   unpackUpdatePayload,
   utf8,
   verifyReceiptSignature,
+  WRITE_SET_FRAME_BYTES,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
 
@@ -364,13 +368,23 @@ describe('enclave roles in-process', () => {
     for (const id of run) assert.equal(seqOf(id), seqOf('c0') + 1n, id)
   })
 
-  test('a batch whose update is large enough leaves the rest of its transactions, in order, to the next', async () => {
-    const { nodes, answers, submit, updates, seqOf } = await transfers()
-    const limits = LIMITS as { maxBatchBytes: number }
-    const budget = limits.maxBatchBytes
-    // Every transaction fills the budget: one per update.
-    limits.maxBatchBytes = 1
+  test('a batch whose update has no room for its next transaction leaves it and the rest, in order, to the next; alone, it ends as an error', async () => {
+    const { nodes, answers, submit, updates, seqOf, keys } = await transfers()
+    const first = await submit('f0')
+    await pump(nodes, first, answers)
+    const receiptOf = (id: string) => {
+      const a = answerOf(answers, id, keys.get(id)!)
+      assert.equal(a.kind, 'receipt', id)
+      return a.kind === 'receipt' ? a.receipt : assert.fail(id)
+    }
+    // A transfer's outcome, and its first write set: the sender, the token and two slots.
+    const outcome = executedBytes(receiptOf('f0'))
+    const frames = UPDATE_PAYLOAD_FRAME_BYTES + WRITE_SET_FRAME_BYTES
+    const limits = LIMITS as { maxUpdatePayloadBytes: number }
+    const budget = limits.maxUpdatePayloadBytes
     try {
+      // Room for one transfer, not two: one per update, in the order sent.
+      limits.maxUpdatePayloadBytes = frames + 2 * 65 + 2 * 64 + outcome + outcome / 2
       const sent: EnclaveOutput[] = []
       const ids = ['e0', 'e1', 'e2', 'e3']
       for (const [i, id] of ids.entries()) sent.push(...(await submit(id, i < ids.length - 1)))
@@ -382,8 +396,126 @@ describe('enclave roles in-process', () => {
         seqs.map((_, i) => seqs[0]! + BigInt(i)),
         'each in its own update, in the order sent',
       )
+      for (const id of ids) assert.equal(receiptOf(id).status, 'success', id)
+      // No room for one alone: it ends as an error, keeps nothing but its nonce, and the
+      // transfers after it run.
+      limits.maxUpdatePayloadBytes = frames + outcome
+      await pump(nodes, await submit('g0'), answers)
+      const g0 = receiptOf('g0')
+      assert.equal(g0.status, 'error')
+      assert.ok(g0.gasUsed > 0n, 'the gas it burned counts')
+      assert.deepEqual(g0.logs, [], 'no Transfer happened')
+      limits.maxUpdatePayloadBytes = budget
+      await pump(nodes, await submit('g1'), answers)
+      assert.equal(receiptOf('g1').status, 'success')
+      assert.equal(receiptOf('g1').nonce, g0.nonce + 1n)
     } finally {
-      limits.maxBatchBytes = budget
+      limits.maxUpdatePayloadBytes = budget
+    }
+  })
+
+  test('every update fits in a watchdog challenge: a transaction whose outcome passes that room alone ends as an error', async () => {
+    const s = await setupActive()
+    const { nodes, instance, exec, answers } = s
+    const world = (
+      exec.enclave as unknown as {
+        instances: Map<bigint, { world: { installCode: (a: Uint8Array, c: Uint8Array) => void } }>
+      }
+    ).instances.get(instance)!.world
+    // Returns its call data twice over: 64 KiB apart, beyond DEFLATE's window, it does not
+    // compress. (Replicated with the first update.)
+    const echo = new Uint8Array(20).fill(0xe2)
+    world.installCode(
+      echo,
+      Uint8Array.from([
+        0x36, 0x5f, 0x5f, 0x37, 0x36, 0x5f, 0x36, 0x37, 0x36, 0x80, 0x01, 0x5f, 0xf3,
+      ]),
+    )
+    const key = generateSecretKey()
+    const from = secretKeyToAddress(key)
+    const send = async (id: string, nonce: bigint, bytes: number) => {
+      const tx: Tx = {
+        instance,
+        from,
+        nonce,
+        to: echo,
+        value: 0n,
+        data: randomBytes(bytes),
+        gasLimit: 1_000_000n,
+      }
+      const sealed = txBox(s, tx, key)
+      const r = await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box })
+      const bodies = r.outputs.flatMap((o) =>
+        o.type === 'send' && o.envelope.kind === 'update' ? [hexToBytes(o.envelope.body)] : [],
+      )
+      await pump(nodes, r.outputs, answers)
+      const a = answerOf(answers, id, sealed.responseKey)
+      return { receipt: a.kind === 'receipt' ? a.receipt : assert.fail(id), bodies }
+    }
+    const fits = await send('fits', 0n, 61 * 1024)
+    assert.equal(fits.receipt.status, 'success')
+    assert.equal(fits.receipt.returnData.length, 122 * 1024)
+    assert.ok(fits.bodies.length > 0)
+    for (const body of fits.bodies) {
+      // A challenge carries the executor's signature and the update's body.
+      assert.ok(body.length > 122 * 1024, 'it did not compress')
+      assert.ok(65 + body.length <= LIMITS.maxChallengePayloadBytes, `${body.length} bytes`)
+    }
+    const over = await send('over', 1n, LIMITS.maxTxDataBytes)
+    assert.equal(over.receipt.status, 'error')
+    assert.equal(over.receipt.returnData.length, 0)
+    for (const body of over.bodies) assert.ok(body.length < 1024)
+    // The pool agrees on the state after both.
+    const ds = await Promise.all(
+      nodes.map(async (n) => {
+        const d = (await n.enclave.call('digest', { instance })).result as { digest: Uint8Array }
+        return bytesToHex(d.digest)
+      }),
+    )
+    assert.equal(new Set(ds).size, 1)
+  })
+
+  test('deposits the chain reports at once are credited over as many updates as they need', async () => {
+    let clock = 4_900_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, answers, exec } = s
+    const limits = LIMITS as { maxUpdatePayloadBytes: number }
+    const budget = limits.maxUpdatePayloadBytes
+    const world = (
+      exec.enclave as unknown as {
+        instances: Map<bigint, { world: { getBalance: (a: Uint8Array) => bigint } }>
+      }
+    ).instances.get(instance)!.world
+    const users = Array.from({ length: 12 }, () => randomBytes(20))
+    try {
+      // Half an update holds three deposits' accounts, give or take.
+      limits.maxUpdatePayloadBytes = UPDATE_PAYLOAD_FRAME_BYTES + WRITE_SET_FRAME_BYTES + 6 * 65
+      const seq = async () =>
+        ((await exec.enclave.call('digest', { instance })).result as { seq: bigint }).seq
+      const before = await seq()
+      const events = users.map((u, i) => s.ev(EventKind.Deposit, depositData(u, BigInt(i + 1))))
+      await feedChain(nodes, nodes, events, answers)
+      await tickUntil(
+        nodes,
+        exec,
+        answers,
+        () => (clock += 1_500),
+        () => users.every((u, i) => world.getBalance(u) === BigInt(i + 1)),
+        40,
+      )
+      for (const [i, u] of users.entries()) assert.equal(world.getBalance(u), BigInt(i + 1))
+      const used = (await seq()) - before
+      assert.ok(used >= 3n && used <= 6n, `${used} updates`)
+      // Every member holds every credit.
+      const ds = await Promise.all(
+        nodes.map(async (n) => {
+          const d = (await n.enclave.call('digest', { instance })).result as { digest: Uint8Array }
+          return bytesToHex(d.digest)
+        }),
+      )
+      assert.equal(new Set(ds).size, 1)
+    } finally {
+      limits.maxUpdatePayloadBytes = budget
     }
   })
 
@@ -1562,11 +1694,12 @@ describe('enclave roles in-process', () => {
         >
       }
     ).instances.get(instance)!
-    // A contract that returns 600 KiB of zeros.
+    // A contract that returns 120 KiB of zeros (an update holds 127 KiB, decision 0028): 20
+    // outcomes are 2.3 MiB.
     const big = new Uint8Array(20).fill(0xb1)
-    inst.world.installCode(big, Uint8Array.from([0x62, 0x09, 0x60, 0x00, 0x5f, 0xf3]))
+    inst.world.installCode(big, Uint8Array.from([0x62, 0x01, 0xe0, 0x00, 0x5f, 0xf3]))
     const creator = secretKeyToAddress(creatorKey)
-    for (let nonce = 0n; nonce < 5n; nonce++) {
+    for (let nonce = 0n; nonce < 20n; nonce++) {
       const tx: Tx = {
         instance,
         from: creator,
@@ -1580,11 +1713,11 @@ describe('enclave roles in-process', () => {
       const r = await n0.enclave.call('tx', { requestId: `big${nonce}`, instance, box: sealed.box })
       await pump(nodes, r.outputs, answers)
       const a = answerOf(answers, `big${nonce}`, sealed.responseKey)
-      assert.equal(a.kind === 'receipt' && a.receipt.returnData.length, 600 * 1024)
+      assert.equal(a.kind === 'receipt' && a.receipt.returnData.length, 120 * 1024)
     }
     const recent = inst.recentResults(0n)
     const carried = recent.reduce((n, r) => n + r.result.returnData.length, 0)
-    assert.ok(recent.length >= 1 && recent.length < 5, `the newest only (${recent.length})`)
+    assert.ok(recent.length >= 1 && recent.length < 20, `the newest only (${recent.length})`)
     assert.ok(carried <= 2 * 1024 * 1024, `${carried} bytes of outcomes carried`)
   })
 

@@ -19,6 +19,7 @@ import {
   encodeWriteSet,
   hexToBytes,
   INSTANCE_ADDRESS,
+  WRITE_SET_FRAME_BYTES,
 } from '../../src/protocol/index.ts'
 
 const KEY = new Uint8Array(32).fill(7)
@@ -573,11 +574,102 @@ describe('EVM world', () => {
       )
       assert.deepEqual(replica.digest(), before, 'the digest is as before')
       assert.deepEqual(encodeWriteSet(replica.snapshot()), state, 'the state is as before')
+      // Its changes were taken inside the checkpoint the rejection reverted: nothing pending.
+      assert.equal(replica.pendingWriteSetBytes(), 0)
       assert.equal(digestByDefinition(replica), bytesToHex(before))
       replica.applyCheckedWriteSet(decodeWriteSet(ws), exec.digest(), `update ${batch + 2}`)
       assert.deepEqual(replica.digest(), exec.digest(), `batch ${batch}`)
       assert.deepEqual(encodeWriteSet(replica.snapshot()), encodeWriteSet(exec.snapshot()))
       assert.equal(digestByDefinition(replica), bytesToHex(exec.digest()))
     }
+  })
+
+  test('the pending write set bound never falls short of the write set it makes, and what a revert or a view undid leaves it', async () => {
+    // n = calldata byte 0; slots n..1 = GAS; then REVERT if calldata byte 1 is non-zero.
+    const filler = Uint8Array.from([
+      ...[0x5f, 0x35, 0x60, 0xf8, 0x1c], // n
+      0x5b, // loop (5)
+      ...[0x80, 0x15, 0x60, 0x15, 0x57], // DUP1 ISZERO PUSH1 end JUMPI
+      ...[0x5a, 0x81, 0x55], // SSTORE(n, GAS)
+      ...[0x60, 0x01, 0x90, 0x03], // n - 1
+      ...[0x60, 0x05, 0x56], // JUMP loop
+      0x5b, // end (21)
+      ...[0x60, 0x01, 0x35, 0x60, 0xf8, 0x1c, 0x60, 0x20, 0x57, 0x00], // byte 1 ? revert : stop
+      ...[0x5b, 0x5f, 0x5f, 0xfd], // revert (32)
+    ])
+    const op = fc.oneof(
+      fc.record({ t: fc.constant('call' as const), n: fc.nat(40), revert: fc.boolean() }),
+      fc.record({ t: fc.constant('view' as const), n: fc.nat(40) }),
+      fc.record({ t: fc.constant('credit' as const), who: fc.nat(3) }),
+      fc.record({ t: fc.constant('take' as const) }),
+    )
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+        const w = await newWorld()
+        const c = new Uint8Array(20).fill(0xf1)
+        w.installCode(c, filler)
+        const check = () => {
+          const bound = w.pendingWriteSetBytes()
+          const made = encodeWriteSet(w.takeWriteSet()).length - WRITE_SET_FRAME_BYTES
+          assert.ok(made <= bound, `${made} bytes made, ${bound} bound`)
+          assert.equal(w.pendingWriteSetBytes(), 0)
+        }
+        for (const o of ops) {
+          const before = w.pendingWriteSetBytes()
+          const msg = { from: users[0]!, to: c, gasLimit: 2_000_000n, block }
+          if (o.t === 'call') {
+            const r = await w.call({
+              ...msg,
+              value: 0n,
+              data: Uint8Array.of(o.n, o.revert ? 1 : 0),
+            })
+            assert.equal(r.status, o.revert ? 'revert' : 'success', r.error)
+            if (o.revert) assert.equal(w.pendingWriteSetBytes(), before, 'a revert undid it')
+          } else if (o.t === 'view') {
+            await w.view({ ...msg, data: Uint8Array.of(o.n, 0) })
+            assert.equal(w.pendingWriteSetBytes(), before, 'a view undid it')
+          } else if (o.t === 'credit') w.credit(users[o.who]!, 1n)
+          else check()
+        }
+        check()
+      }),
+      { numRuns: 40 },
+    )
+  })
+
+  test('a transaction that would pass its update room is undone, its gas counted; one that fits keeps its writes', async () => {
+    const w = await newWorld()
+    const c = new Uint8Array(20).fill(0xf2)
+    // SSTORE(0, 1); then RETURN 1,024 × calldata byte 0 zero bytes.
+    w.installCode(
+      c,
+      Uint8Array.from([
+        ...[0x60, 0x01, 0x5f, 0x55],
+        ...[0x5f, 0x35, 0x60, 0xf8, 0x1c, 0x61, 0x04, 0x00, 0x02, 0x5f, 0xf3],
+      ]),
+    )
+    w.takeWriteSet()
+    const run = (kib: number, updateRoom: number) =>
+      w.call({
+        from: users[0]!,
+        to: c,
+        value: 0n,
+        data: Uint8Array.of(kib),
+        gasLimit: 1_000_000n,
+        block,
+        updateRoom,
+      })
+    const over = await run(8, 8 * 1024 + 100)
+    assert.equal(over.status, 'error')
+    assert.equal(over.oversized, true)
+    assert.match(over.error ?? '', /its update needs \d+ bytes, more than 8292/)
+    assert.ok(over.gasUsed > 0n)
+    assert.equal(w.getStorageWord(c, 0n), 0n, 'its store is undone')
+    assert.equal(w.pendingWriteSetBytes(), 0)
+    const fits = await run(8, 8 * 1024 + 300)
+    assert.equal(fits.status, 'success', fits.error)
+    assert.equal(fits.oversized, undefined)
+    assert.equal(fits.returnData.length, 8 * 1024)
+    assert.equal(w.getStorageWord(c, 0n), 1n)
   })
 })

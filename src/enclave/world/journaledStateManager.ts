@@ -11,11 +11,25 @@ import { bytesToUnprefixedHex, keccak256 } from '../../protocol/index.ts'
 
 export type AccountState = { nonce: bigint; balance: bigint; codeHash: Uint8Array }
 
+/**
+ * `noted`: what the write added to the change set (ACCOUNT_NOTED, ITEM_NOTED: the slot, or the
+ * account's place among changed codes), which a revert takes out again; `bytes`: what it added
+ * to `changeBytes` besides those.
+ */
 type Undo =
-  | { t: 'account'; key: string; prev: AccountState | undefined }
-  | { t: 'code'; key: string; prev: Uint8Array | undefined }
-  | { t: 'slot'; key: string; slot: string; prev: Uint8Array | undefined }
-  | { t: 'storage'; key: string; prev: Map<string, Uint8Array> | undefined }
+  | { t: 'account'; key: string; prev: AccountState | undefined; noted: number }
+  | { t: 'code'; key: string; prev: Uint8Array | undefined; noted: number; bytes: number }
+  | { t: 'slot'; key: string; slot: string; prev: Uint8Array | undefined; noted: number }
+  | {
+      t: 'storage'
+      key: string
+      prev: Map<string, Uint8Array> | undefined
+      noted: number
+      slots: string[]
+    }
+
+const ACCOUNT_NOTED = 1
+const ITEM_NOTED = 2
 
 const EMPTY = new Uint8Array(0)
 
@@ -33,6 +47,14 @@ export function stripZeros(v: Uint8Array): Uint8Array {
 }
 
 const hexOf = bytesToUnprefixedHex
+
+/**
+ * An account's bytes in an encoded write set without its code and slots (address, nonce,
+ * balance, flags, slot count), or a deleted address (20). See src/protocol/writeset.ts.
+ */
+const WRITE_SET_ACCOUNT_BYTES = 20 + 8 + 32 + 1 + 4
+/** A slot's bytes in an encoded write set: its key and value. */
+const WRITE_SET_SLOT_BYTES = 64
 
 export type Changes = {
   /** Accounts whose fields, code or storage changed, with their state at the last take. */
@@ -73,6 +95,14 @@ export class JournaledStateManager implements StateManagerInterface {
   private journal: Undo[] = []
   private checkpoints: number[] = []
   private changes: Changes = { accounts: new Map(), code: new Set(), slots: new Map() }
+  /**
+   * A bound on the bytes the change set adds to an encoded write set (src/protocol/writeset.ts):
+   * each account's fields and counts, each slot's key and value, each code written (counted at
+   * every write). Keys a revert or a later write set back stay counted, so it never falls short.
+   */
+  changeBytes = 0
+  /** The journal's first entry whose `noted` refers to the current change set. */
+  private notedFrom = 0
   private original = new Map<string, Uint8Array>()
   private readonly paddedStorage: boolean
 
@@ -99,17 +129,18 @@ export class JournaledStateManager implements StateManagerInterface {
     return this.accounts.get(key)
   }
 
-  private noteAccount(key: string): void {
-    if (!this.changes.accounts.has(key)) {
-      const cur = this.accounts.get(key)
-      this.changes.accounts.set(key, cur)
-    }
+  /** Adds `key` to the change set unless it is there: ACCOUNT_NOTED if it was added. */
+  private noteAccount(key: string): number {
+    if (this.changes.accounts.has(key)) return 0
+    this.changes.accounts.set(key, this.accounts.get(key))
+    this.changeBytes += WRITE_SET_ACCOUNT_BYTES
+    return ACCOUNT_NOTED
   }
 
   setAccountState(key: string, next: AccountState | undefined): void {
-    this.noteAccount(key)
+    const noted = this.noteAccount(key)
     const prev = this.accounts.get(key)
-    if (this.checkpoints.length > 0) this.journal.push({ t: 'account', key, prev })
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'account', key, prev, noted })
     // A copy of the caller's object, field by field (a spread costs microseconds on Node 20).
     if (next)
       this.accounts.set(key, { nonce: next.nonce, balance: next.balance, codeHash: next.codeHash })
@@ -117,9 +148,15 @@ export class JournaledStateManager implements StateManagerInterface {
   }
 
   setCode(key: string, code: Uint8Array): void {
-    this.noteAccount(key)
-    this.changes.code.add(key)
-    if (this.checkpoints.length > 0) this.journal.push({ t: 'code', key, prev: this.code.get(key) })
+    let noted = this.noteAccount(key)
+    if (!this.changes.code.has(key)) {
+      this.changes.code.add(key)
+      noted |= ITEM_NOTED
+    }
+    const bytes = 4 + code.length
+    this.changeBytes += bytes
+    if (this.checkpoints.length > 0)
+      this.journal.push({ t: 'code', key, prev: this.code.get(key), noted, bytes })
     if (code.length === 0) this.code.delete(key)
     else this.code.set(key, code)
   }
@@ -128,18 +165,28 @@ export class JournaledStateManager implements StateManagerInterface {
     return this.storage.get(key)?.get(slot) ?? EMPTY
   }
 
-  setSlot(key: string, slot: string, value: Uint8Array): void {
-    const first = firstNonZero(value)
-    let m = this.storage.get(key)
-    const prev = m?.get(slot)
-    this.noteAccount(key)
+  /** The change set's slots of `key`, made if it has none. */
+  private changedSlots(key: string): Map<string, Uint8Array> {
     let changed = this.changes.slots.get(key)
     if (!changed) {
       changed = new Map()
       this.changes.slots.set(key, changed)
     }
-    if (!changed.has(slot)) changed.set(slot, prev ?? EMPTY)
-    if (this.checkpoints.length > 0) this.journal.push({ t: 'slot', key, slot, prev })
+    return changed
+  }
+
+  setSlot(key: string, slot: string, value: Uint8Array): void {
+    const first = firstNonZero(value)
+    let m = this.storage.get(key)
+    const prev = m?.get(slot)
+    let noted = this.noteAccount(key)
+    const changed = this.changedSlots(key)
+    if (!changed.has(slot)) {
+      changed.set(slot, prev ?? EMPTY)
+      this.changeBytes += WRITE_SET_SLOT_BYTES
+      noted |= ITEM_NOTED
+    }
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'slot', key, slot, prev, noted })
     if (first === value.length) {
       m?.delete(slot)
       if (m && m.size === 0) this.storage.delete(key)
@@ -156,21 +203,50 @@ export class JournaledStateManager implements StateManagerInterface {
   clearSlots(key: string): void {
     const m = this.storage.get(key)
     if (!m) return
-    this.noteAccount(key)
-    let changed = this.changes.slots.get(key)
-    if (!changed) {
-      changed = new Map()
-      this.changes.slots.set(key, changed)
+    const noted = this.noteAccount(key)
+    const changed = this.changedSlots(key)
+    const slots: string[] = []
+    for (const [slot, v] of m) {
+      if (changed.has(slot)) continue
+      changed.set(slot, v)
+      slots.push(slot)
     }
-    for (const [slot, v] of m) if (!changed.has(slot)) changed.set(slot, v)
-    if (this.checkpoints.length > 0) this.journal.push({ t: 'storage', key, prev: m })
+    this.changeBytes += slots.length * WRITE_SET_SLOT_BYTES
+    if (this.checkpoints.length > 0) this.journal.push({ t: 'storage', key, prev: m, noted, slots })
     this.storage.delete(key)
+  }
+
+  /**
+   * Takes out of the change set what an undone write added to it (`u.noted`), unless the change
+   * set was taken since (the journal's entries below `notedFrom` belong to an earlier one).
+   */
+  private unnote(u: Undo, at: number): void {
+    if (at < this.notedFrom) return
+    if (u.t === 'code') {
+      this.changeBytes -= u.bytes
+      if (u.noted & ITEM_NOTED) this.changes.code.delete(u.key)
+    } else if (u.t === 'slot' && u.noted & ITEM_NOTED) {
+      this.changes.slots.get(u.key)?.delete(u.slot)
+      this.changeBytes -= WRITE_SET_SLOT_BYTES
+    } else if (u.t === 'storage' && u.slots.length > 0) {
+      const changed = this.changes.slots.get(u.key)
+      for (const slot of u.slots) changed?.delete(slot)
+      this.changeBytes -= u.slots.length * WRITE_SET_SLOT_BYTES
+    }
+    if (u.t !== 'account' && this.changes.slots.get(u.key)?.size === 0)
+      this.changes.slots.delete(u.key)
+    if (u.noted & ACCOUNT_NOTED) {
+      this.changes.accounts.delete(u.key)
+      this.changeBytes -= WRITE_SET_ACCOUNT_BYTES
+    }
   }
 
   /** Returns what changed since the last call, and starts a new change set. */
   takeChanges(): Changes {
     const c = this.changes
     this.changes = { accounts: new Map(), code: new Set(), slots: new Map() }
+    this.changeBytes = 0
+    this.notedFrom = this.journal.length
     return c
   }
 
@@ -270,18 +346,21 @@ export class JournaledStateManager implements StateManagerInterface {
   /** `commit`, for synchronous callers. */
   commitNow(): void {
     this.checkpoints.pop()
-    if (this.checkpoints.length === 0) this.journal.length = 0
+    if (this.checkpoints.length === 0) {
+      this.journal.length = 0
+      this.notedFrom = 0
+    }
   }
 
   /**
-   * `revert`, for synchronous callers. Keys changed since the checkpoint stay in the change set
-   * with the values they had at the last take, which they now hold again: a fold finds nothing
-   * to add for them.
+   * `revert`, for synchronous callers. Keys the undone writes added to the change set leave it
+   * again (with their bytes in `changeBytes`): they hold the values they had at the last take.
    */
   revertNow(): void {
     const to = this.checkpoints.pop() ?? 0
     while (this.journal.length > to) {
       const u = this.journal.pop()!
+      this.unnote(u, this.journal.length)
       switch (u.t) {
         case 'account':
           if (u.prev) this.accounts.set(u.key, u.prev)
@@ -311,6 +390,7 @@ export class JournaledStateManager implements StateManagerInterface {
           break
       }
     }
+    if (this.notedFrom > this.journal.length) this.notedFrom = this.journal.length
   }
 
   async getStateRoot(): Promise<Uint8Array> {

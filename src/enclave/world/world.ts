@@ -21,6 +21,7 @@ import {
   bytesToUnprefixedHex,
   canonicalizeWriteSet,
   equalBytes,
+  executedBytes,
   keccak256,
   MAX_LOGS_PER_TX,
   ProtocolError,
@@ -66,6 +67,8 @@ export type ExecLog = { address: Uint8Array; topics: Uint8Array[]; data: Uint8Ar
 export type ExecResult = {
   status: 'success' | 'revert' | 'error'
   error?: string
+  /** Undone because the update had no room for it (`updateRoom`). */
+  oversized?: boolean
   returnData: Uint8Array
   logs: ExecLog[]
   gasUsed: bigint
@@ -255,10 +258,13 @@ export class World {
   /**
    * Runs one top-level message (gas checked, journal prepared) and turns the outcome into a value.
    * A transaction's (`capLogs`) with more than MAX_LOGS_PER_TX logs is undone: its outcome goes
-   * into an update every member decodes (a genesis or a view carries no logs).
+   * into an update every member decodes (a genesis or a view carries no logs). So is one whose
+   * outcome and the changes pending since the last take (`pendingWriteSetBytes`) would pass
+   * `updateRoom` bytes (decision 0028): its outcome is `oversized`.
    */
   private async run(p: {
     capLogs?: boolean
+    updateRoom?: number | undefined
     from: Uint8Array
     to?: Uint8Array
     value: bigint
@@ -303,6 +309,15 @@ export class World {
       this.sm.revertNow()
       return failed(`${out.logs.length} logs, more than ${MAX_LOGS_PER_TX}`, out.gasUsed)
     }
+    if (p.updateRoom !== undefined) {
+      const bytes = this.sm.changeBytes + executedBytes(out)
+      if (bytes > p.updateRoom) {
+        this.sm.revertNow()
+        const r = failed(`its update needs ${bytes} bytes, more than ${p.updateRoom}`, out.gasUsed)
+        r.oversized = true
+        return r
+      }
+    }
     this.sm.commitNow()
     return out
   }
@@ -330,7 +345,11 @@ export class World {
     }
   }
 
-  /** A transaction's call: its state changes stay only if it succeeds. */
+  /**
+   * A transaction's call: its state changes stay only if it succeeds. With `updateRoom`, they
+   * stay only if its outcome and the changes pending since the last take fit in that many bytes
+   * of an update's results and write set; otherwise its outcome is `oversized` (and an error).
+   */
   call(p: {
     from: Uint8Array
     to: Uint8Array
@@ -338,6 +357,7 @@ export class World {
     data: Uint8Array
     gasLimit: bigint
     block: BlockContext
+    updateRoom?: number
   }): Promise<ExecResult> {
     return this.run({ ...p, capLogs: true })
   }
@@ -355,8 +375,7 @@ export class World {
     try {
       return await this.run({ ...p, value: 0n })
     } finally {
-      // Keys a view touched stay in the change set with their old values; `fold` compares old
-      // and current values, so they add nothing to the write set or the digest.
+      // The keys the view wrote leave the change set again.
       this.sm.revertTo(depth)
     }
   }
@@ -585,6 +604,14 @@ export class World {
       accounts.push(w)
     }
     return build ? canonicalizeWriteSet({ accounts, deleted }) : undefined
+  }
+
+  /**
+   * A bound on the bytes of the write set the changes since the last take make, without its
+   * frame (WRITE_SET_FRAME_BYTES): the write set `takeWriteSet` would return is never larger.
+   */
+  pendingWriteSetBytes(): number {
+    return this.sm.changeBytes
   }
 
   /** The changes since the last take, as a canonical write set; updates the digest. */
