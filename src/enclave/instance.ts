@@ -122,7 +122,7 @@ import {
 } from '../protocol/index.ts'
 import { ChainView, RECENT_HASHES } from './chainView.ts'
 import type { Identity, Sealer } from './identity.ts'
-import { type ExecLog, type ExecResult, World } from './world/world.ts'
+import { type ExecResult, World } from './world/world.ts'
 
 export type Role = 'executor' | 'watchdog' | 'none'
 
