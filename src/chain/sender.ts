@@ -11,7 +11,9 @@ import {
   ContractFunctionRevertedError,
   type Hash,
   type PublicClient,
+  TransactionNotFoundError,
   type TransactionReceipt,
+  TransactionReceiptNotFoundError,
   type Transport,
   type WalletClient,
 } from 'viem'
@@ -167,6 +169,33 @@ export class TxSender {
     this.queue = next.catch(() => undefined)
     return next
   }
+
+  /**
+   * How the call `write` sent as `hash` ended, when `write` could not tell (ChainTxError with a
+   * hash, not `reverted`): mined (its receipt), or unknown to the endpoint (`dropped`: sending
+   * the call again cannot pay it twice). A mined revert is a ChainTxError with `reverted`; one
+   * the endpoint still holds unmined, a ChainTxError with its hash; an endpoint's failure is
+   * thrown as it is.
+   */
+  async settle(
+    functionName: string,
+    hash: Hash,
+  ): Promise<{ hash: Hash; receipt: TransactionReceipt } | 'dropped'> {
+    const receipt = await this.publicClient.getTransactionReceipt({ hash }).catch((e: unknown) => {
+      if (e instanceof TransactionReceiptNotFoundError) return undefined
+      throw e
+    })
+    if (receipt) {
+      if (receipt.status === 'success') return { hash, receipt }
+      throw new ChainTxError(functionName, `transaction ${hash} reverted`, { reverted: true, hash })
+    }
+    const tx = await this.publicClient.getTransaction({ hash }).catch((e: unknown) => {
+      if (e instanceof TransactionNotFoundError) return undefined
+      throw e
+    })
+    if (tx) throw new ChainTxError(functionName, 'not mined yet', { hash })
+    return 'dropped'
+  }
 }
 
 /**
@@ -175,7 +204,10 @@ export class TxSender {
  * when `signal` aborts (a node that stops). For calls a member must land on-chain before a
  * deadline (answers to challenges): one failed request to the endpoint must not get an honest
  * member removed and slashed. Past the deadline the manager reverts the call, which ends the
- * attempts.
+ * attempts. A call sent without a receipt (`ChainTxError.hash`, or `sent` from an earlier run)
+ * is looked up with `settle` before each further attempt: its receipt ends the attempts, and
+ * while the endpoint still holds it unmined nothing is sent again (the second copy would
+ * revert, or pay twice).
  */
 export async function writeWithRetry<T>(
   write: () => Promise<T>,
@@ -185,13 +217,22 @@ export async function writeWithRetry<T>(
     maxBackoffMs?: number
     signal?: AbortSignal
     onRetry?: (error: unknown, attempt: number) => void
+    settle?: (hash: Hash) => Promise<T | 'dropped'>
+    sent?: Hash | undefined
   },
 ): Promise<T> {
+  let sent = opts.sent
   for (let attempt = 1; ; attempt++) {
     try {
+      if (sent !== undefined && opts.settle) {
+        const fate = await opts.settle(sent)
+        if (fate !== 'dropped') return fate
+        sent = undefined
+      }
       return await write()
     } catch (e) {
       const final = e instanceof ChainTxError && e.reverted
+      if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted) sent = e.hash
       if (final || attempt >= opts.attempts || opts.signal?.aborted) throw e
       opts.onRetry?.(e, attempt)
       const backoff = Math.min(

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join, resolve } from 'node:path'
 import pino, { type Logger } from 'pino'
-import { type Address, getAddress, type Hex } from 'viem'
+import { type Address, getAddress, type Hash, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { type ChainClients, createChainClients } from '../chain/clients.ts'
 import {
@@ -169,7 +169,10 @@ export class OperatorNode {
    * enclave emits each once (an answer to a challenge), and an outage longer than the attempts
    * would otherwise cost its member the stake.
    */
-  private unsent = new Map<string, { functionName: string; args: unknown[]; instance: bigint }>()
+  private unsent = new Map<
+    string,
+    { functionName: string; args: unknown[]; instance: bigint; sent: Hash | undefined }
+  >()
   private dutyCheck = new Map<bigint, number>()
   private dutyRounds = 0
   private dutyReads = 0
@@ -618,6 +621,7 @@ export class OperatorNode {
     args: unknown[],
     instance: bigint,
     retry = false,
+    sent?: Hash,
   ): Promise<unknown> {
     const call = { instance: instance.toString(), call: functionName }
     try {
@@ -630,6 +634,8 @@ export class OperatorNode {
             args,
           }),
         {
+          settle: (hash) => this.sender!.settle(functionName, hash),
+          sent,
           attempts: retry ? (this.opts.submitAttempts ?? SUBMIT_ATTEMPTS) : 1,
           backoffMs: this.opts.submitBackoffMs ?? SUBMIT_BACKOFF_MS,
           maxBackoffMs: SUBMIT_MAX_BACKOFF_MS,
@@ -650,7 +656,8 @@ export class OperatorNode {
       const level = reverted ? 'debug' : retry ? 'error' : 'warn'
       this.log[level]({ ...call, err: chainErrorText(e) }, 'On-chain call not accepted')
       if (retry && !reverted && !this.stopped) {
-        this.unsent.set(`${instance}:${functionName}`, { functionName, args, instance })
+        const hash = e instanceof ChainTxError ? e.hash : undefined
+        this.unsent.set(`${instance}:${functionName}`, { functionName, args, instance, sent: hash })
         this.log.warn(
           call,
           'The call is sent again from the duty loop until the manager takes or refuses it',
@@ -664,7 +671,7 @@ export class OperatorNode {
   private resendUnsent(): void {
     for (const [key, c] of [...this.unsent]) {
       this.unsent.delete(key)
-      void this.submit(c.functionName, c.args, c.instance, true)
+      void this.submit(c.functionName, c.args, c.instance, true, c.sent)
     }
   }
 

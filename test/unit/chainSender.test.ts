@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { type Hash, WaitForTransactionReceiptTimeoutError } from 'viem'
+import {
+  type Hash,
+  TransactionNotFoundError,
+  TransactionReceiptNotFoundError,
+  WaitForTransactionReceiptTimeoutError,
+} from 'viem'
 import { poseManagerAbi } from '../../src/chain/abi.generated.ts'
 import { ChainTxError, redactUrls, TxSender, writeWithRetry } from '../../src/chain/sender.ts'
 
@@ -175,4 +180,69 @@ test('a transaction sent whose receipt does not come in time is named as sent an
     r.message,
   )
   assert.match(r.message, /PoseManager_Late\(\)/)
+})
+
+test('a call sent without a receipt is looked up before it is sent again: a mined one ends the attempts, a pending one is waited for, a dropped one is sent again', async () => {
+  const sent = `0x${'cd'.repeat(32)}` as const
+  /** The endpoint's view of `sent` at each lookup, in turn (the last one stays). */
+  const run = async (fates: Array<'pending' | 'mined' | 'reverted' | 'dropped'>) => {
+    let writes = 0
+    let lookups = 0
+    const fate = () => fates[Math.min(lookups, fates.length - 1)]!
+    const publicClient = {
+      simulateContract: async (request: object) => ({ request }),
+      estimateContractGas: async () => 50_000n,
+      waitForTransactionReceipt: async () => {
+        // The first copy's receipt never comes; a second copy's does.
+        if (writes === 1) throw new WaitForTransactionReceiptTimeoutError({ hash: sent })
+        return { status: 'success', transactionHash: sent }
+      },
+      getTransactionReceipt: async () => {
+        const f = fate()
+        if (f === 'mined') return { status: 'success', transactionHash: sent }
+        if (f === 'reverted') return { status: 'reverted', transactionHash: sent }
+        lookups++
+        throw new TransactionReceiptNotFoundError({ hash: sent })
+      },
+      getTransaction: async () => {
+        if (fates[Math.min(lookups - 1, fates.length - 1)] === 'pending') return { hash: sent }
+        throw new TransactionNotFoundError({ hash: sent })
+      },
+    }
+    const walletClient = {
+      account: { address: `0x${'77'.repeat(20)}` },
+      writeContract: async () => {
+        writes++
+        return sent
+      },
+    }
+    const sender = new TxSender(publicClient as never, walletClient as never)
+    const out = await writeWithRetry(() => sender.write(depositCall), {
+      attempts: 6,
+      backoffMs: 1,
+      settle: (hash) => sender.settle('deposit', hash),
+    }).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    return { out, writes }
+  }
+  // Pending twice, then mined: sent once, and its receipt is the result.
+  const mined = await run(['pending', 'pending', 'mined'])
+  assert.equal(mined.writes, 1, 'never sent again')
+  assert.ok(!(mined.out instanceof Error), String(mined.out))
+  assert.equal((mined.out as { hash: Hash }).hash, sent)
+  // Pending past the attempts: still sent once, and the error names it as sent.
+  const waiting = await run(['pending'])
+  assert.equal(waiting.writes, 1)
+  assert.ok(waiting.out instanceof ChainTxError && waiting.out.hash === sent, String(waiting.out))
+  assert.equal(waiting.out.reverted, false)
+  // Unknown to the endpoint: sent again, once.
+  const dropped = await run(['dropped'])
+  assert.equal(dropped.writes, 2)
+  assert.ok(!(dropped.out instanceof Error), String(dropped.out))
+  // Mined as a revert: the manager's final answer, not sent again.
+  const refused = await run(['reverted'])
+  assert.equal(refused.writes, 1)
+  assert.ok(refused.out instanceof ChainTxError && refused.out.reverted, String(refused.out))
 })
