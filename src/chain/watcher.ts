@@ -22,7 +22,13 @@ import type { ChainEvent } from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
 import { HeadSubscription } from './heads.ts'
 
-export type OperatorEvent = { operator: Address; enclaveSigner?: Address; endpoint: string }
+/**
+ * An operator registered (`enclaveSigner`), changed its endpoint, or withdrew its stake and is
+ * gone (`left`: registered no more, member of no pool).
+ */
+export type OperatorEvent =
+  | { operator: Address; enclaveSigner?: Address; endpoint: string; left?: undefined }
+  | { operator: Address; left: true }
 
 export type ChainBatch = {
   blockNumber: bigint
@@ -208,6 +214,8 @@ export class ManagerWatcher {
             operator: ev.args.operator as Address,
             endpoint: ev.args.endpoint as string,
           })
+        } else if (ev.eventName === 'StakeWithdrawn') {
+          batch.operatorEvents.push({ operator: ev.args.operator as Address, left: true })
         }
       }
       await this.opts.onBatch(batch)

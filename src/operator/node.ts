@@ -783,6 +783,13 @@ export class OperatorNode {
   private async deliverBatch(b: ChainBatch): Promise<void> {
     for (const e of b.operatorEvents) {
       const op = getAddress(e.operator)
+      if (e.left) {
+        // Gone: no pool holds it, and no peer message goes to it any more.
+        this.endpoints.delete(op)
+        for (const [signer, owner] of this.signerToOperator)
+          if (owner === op) this.signerToOperator.delete(signer)
+        continue
+      }
       this.endpoints.set(op, e.endpoint)
       if (e.enclaveSigner) {
         this.signerToOperator.set(getAddress(e.enclaveSigner), op)
@@ -791,7 +798,7 @@ export class OperatorNode {
         this.noDraw.clear()
       }
     }
-    // Links to endpoints no operator uses any more (changed) are closed.
+    // Links to endpoints no operator uses any more (changed, or its operator gone) are closed.
     if (b.operatorEvents.length > 0) this.peers?.retainEndpoints(this.endpoints.values())
     const CHUNK = 5000
     for (let i = 0; i === 0 || i < b.instanceEvents.length; i += CHUNK) {

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import pino from 'pino'
+import { getAddress } from 'viem'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { OperatorNode, type OperatorOptions } from '../../src/operator/node.ts'
 import { type EnclaveOutput, EventKind, Phase, ProtocolError } from '../../src/protocol/index.ts'
@@ -367,6 +368,45 @@ test('a pool whose refill finds nobody to draw is not refilled again until an op
       .catch(() => undefined)
     await n.duties()
     assert.deepEqual(calls, ['refill', 'refill', 'refill'])
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})
+
+test('an operator that withdrew its stake is forgotten, and the link to its endpoint closed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const node = nodeOn(dir, [])
+  try {
+    const n = node as unknown as {
+      endpoints: Map<string, string>
+      signerToOperator: Map<string, string>
+      peers:
+        | { retainEndpoints: (e: Iterable<string>) => void; close: () => Promise<void> }
+        | undefined
+      deliverBatch: (b: unknown) => Promise<void>
+    }
+    const retained: string[][] = []
+    n.peers = { retainEndpoints: (e) => retained.push([...e]), close: async () => {} }
+    const a = getAddress(`0x${'a1'.repeat(20)}`)
+    const b = getAddress(`0x${'b2'.repeat(20)}`)
+    const batch = (operatorEvents: unknown[]) =>
+      n
+        .deliverBatch({ blockNumber: 5n, timestamp: 1_000n, instanceEvents: [], operatorEvents })
+        .catch(() => undefined)
+    await batch([
+      { operator: a, enclaveSigner: `0x${'c3'.repeat(20)}`, endpoint: 'http://127.0.0.1:7001' },
+      { operator: b, enclaveSigner: `0x${'d4'.repeat(20)}`, endpoint: 'http://127.0.0.1:7002' },
+    ])
+    assert.deepEqual(retained.at(-1), ['http://127.0.0.1:7001', 'http://127.0.0.1:7002'])
+    await batch([{ operator: a, left: true }])
+    assert.deepEqual(retained.at(-1), ['http://127.0.0.1:7002'], "a's link closes")
+    assert.ok(!n.endpoints.has(a))
+    assert.deepEqual([...n.signerToOperator.values()], [b])
+    // Registered again (a new enclave): known again.
+    await batch([
+      { operator: a, enclaveSigner: `0x${'e5'.repeat(20)}`, endpoint: 'http://127.0.0.1:7003' },
+    ])
+    assert.deepEqual(retained.at(-1), ['http://127.0.0.1:7002', 'http://127.0.0.1:7003'])
   } finally {
     await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }

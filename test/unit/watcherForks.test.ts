@@ -133,3 +133,71 @@ test('watcher: a fork between two ranges of one poll makes the earlier range rea
   await w.poll()
   assert.equal(reorgs.length, 1, 'nothing more changed')
 })
+
+test('watcher: operators registering, moving and leaving are offered in order', async () => {
+  const op = `0x${'a1'.repeat(20)}` as const
+  const signer = `0x${'b2'.repeat(20)}` as const
+  const at = (n: bigint, log: { topics: unknown[]; data: Hex }) => ({
+    ...log,
+    blockNumber: n,
+    blockHash: `0x${n.toString(16).padStart(64, '0')}` as Hex,
+  })
+  const logs = [
+    at(1n, {
+      topics: encodeEventTopics({
+        abi: poseManagerAbi,
+        eventName: 'OperatorRegistered',
+        args: { operator: op, enclaveSigner: signer },
+      }),
+      data: encodeAbiParameters(
+        [{ type: 'bytes32' }, { type: 'bytes32' }, { type: 'string' }, { type: 'uint256' }],
+        [toHex(1, { size: 32 }), toHex(2, { size: 32 }), 'http://127.0.0.1:7001', 5n],
+      ),
+    }),
+    at(2n, {
+      topics: encodeEventTopics({
+        abi: poseManagerAbi,
+        eventName: 'EndpointChanged',
+        args: { operator: op },
+      }),
+      data: encodeAbiParameters([{ type: 'string' }], ['http://127.0.0.1:7002']),
+    }),
+    at(3n, {
+      topics: encodeEventTopics({
+        abi: poseManagerAbi,
+        eventName: 'StakeWithdrawn',
+        args: { operator: op },
+      }),
+      data: encodeAbiParameters([{ type: 'uint256' }], [5n]),
+    }),
+  ]
+  const client = {
+    chain: { id: 31337 },
+    getBlock: async (a: { blockTag?: 'latest'; blockNumber?: bigint }) => {
+      const n = a.blockTag === 'latest' ? 3n : a.blockNumber!
+      return {
+        number: n,
+        hash: `0x${n.toString(16).padStart(64, '0')}`,
+        parentHash: `0x${(n === 0n ? 0n : n - 1n).toString(16).padStart(64, '0')}`,
+        timestamp: 1_000n + n,
+      }
+    },
+    getLogs: async (a: { fromBlock: bigint; toBlock: bigint }) =>
+      logs.filter((l) => l.blockNumber >= a.fromBlock && l.blockNumber <= a.toBlock),
+  }
+  const batches: ChainBatch[] = []
+  const w = new ManagerWatcher({
+    client: client as never,
+    manager: `0x${'42'.repeat(20)}`,
+    onBatch: async (b) => {
+      batches.push(b)
+    },
+  })
+  await w.poll()
+  const events = batches.flatMap((b) => b.operatorEvents)
+  assert.deepEqual(
+    events.map((e) => (e.left ? 'left' : e.endpoint)),
+    ['http://127.0.0.1:7001', 'http://127.0.0.1:7002', 'left'],
+  )
+  assert.ok(events.every((e) => e.operator.toLowerCase() === op))
+})
