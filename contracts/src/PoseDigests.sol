@@ -67,17 +67,19 @@ library PoseDigests {
         );
     }
 
-    /// @notice The digest the executor enclave signs in `terminate`.
+    /// @notice The digest the executor enclave signs for a page of final balances in
+    /// `terminate`: `page` is the page count << 16 | the page's index, `leavesHash` the page's.
     function terminate(
         address manager,
         uint256 id,
         bytes32 root,
+        uint256 page,
         bytes32 leavesHash,
         uint64 eventIndex,
         bytes32 eventHash
     ) internal view returns (bytes32) {
         return keccak256(
-            abi.encode("POSE-TERMINATE-v1", block.chainid, manager, id, root, leavesHash, eventIndex, eventHash)
+            abi.encode("POSE-TERMINATE-v2", block.chainid, manager, id, root, page, leavesHash, eventIndex, eventHash)
         );
     }
 

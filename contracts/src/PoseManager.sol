@@ -90,6 +90,12 @@ contract PoseManager is ReentrancyGuardTransient {
     error PoseManager_FinalBalancesExceedHeld(uint256 id, uint256 total, uint256 available);
     /// @notice A termination must name the latest event `latest` (no deposit after the final state).
     error PoseManager_TerminationNotLatest(uint256 id, uint64 eventIndex, uint64 latest);
+    /// @notice A page of final balances outside `pages`, already in, or `pages` out of range.
+    error PoseManager_BadFinalPage(uint256 page, uint256 pages);
+    /// @notice A page of other final balances (root or page count) than the pages already in.
+    error PoseManager_OtherFinalBalances(uint256 id, bytes32 root, uint256 pages);
+    /// @notice Deposits are closed: the instance's final balances are being published.
+    error PoseManager_Terminating(uint256 id);
     /// @notice (`recipient`, `cumulative`) is not a leaf of instance `id`'s final balances.
     error PoseManager_NotInFinalBalances(uint256 id, address recipient, uint256 cumulative);
     /// @notice A payout to `to` failed.
@@ -110,7 +116,9 @@ contract PoseManager is ReentrancyGuardTransient {
     );
     /// @notice An operator changed its endpoint.
     event EndpointChanged(address indexed operator, string endpoint);
-    /// @notice The pool draw was moved to a later block because the old block hash expired.
+    /// @notice A page of instance `id`'s final balances other than the last one in (which is in
+    /// the `Terminated` event): `data` is `abi.encode(root, accounts, cumulatives)`, as there.
+    event FinalBalancesPage(uint256 indexed id, uint256 page, bytes data); /// @notice The pool draw was moved to a later block because the old block hash expired.
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
     /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
     event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);
@@ -163,6 +171,7 @@ contract PoseManager is ReentrancyGuardTransient {
         uint16 respondedMask;
         uint64 eventIndex;
         uint96 deposited; // coins (SPEC §4 Coins), cumulative
+        uint16 finalPagesLeft; // pages of final balances still to come once one is in
         // slot 1: the executor challenge. Written at creation (the creator and the draw block fill
         // it until the draw) and kept after a challenge closes (the phase says whether one is
         // open), so a challenge always rewrites a non-zero slot.
@@ -225,8 +234,28 @@ contract PoseManager is ReentrancyGuardTransient {
     uint8 internal constant REMOVED_TIMED_OUT = 2;
     uint8 internal constant REMOVED_EXITED = 3;
     uint8 internal constant REMOVED_RELEASED = 4; // its executor left before activation
-    /// @notice Most accounts a termination may list (their leaves travel in calldata).
+    /// @notice Most accounts a page of final balances may list (their leaves travel in calldata).
     uint256 public constant MAX_FINAL_ACCOUNTS = 1024;
+    /// @notice Most pages final balances may take.
+    uint256 internal constant MAX_FINAL_PAGES = 128;
+
+    /// @notice A page of final balances (`terminate`): `accounts` and their final cumulative
+    /// withdrawals, page `page` of `pages` of the tree whose root is `root`.
+    struct FinalBalances {
+        bytes32 root;
+        uint256 page;
+        uint256 pages;
+        address[] accounts;
+        uint256[] cumulatives;
+    }
+
+    /// @notice The pages of final balances in so far while more are to come: a bit per page,
+    /// their page count and the sum of their cumulative withdrawals.
+    struct FinalPages {
+        uint128 mask;
+        uint16 pages;
+        uint96 total;
+    }
 
     /// @notice Deployment parameters.
     struct Params {
@@ -273,8 +302,11 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @notice Enclaves that were members of an instance and left it (removed, or released by
     /// termination); with the current members, the enclaves whose authorisations count.
     mapping(uint256 => mapping(address => bool)) public formerMember;
-    /// @notice Merkle root of each terminated instance's final cumulative withdrawals.
+    /// @notice Merkle root of each terminated instance's final cumulative withdrawals (set by
+    /// the first page in; paid against once the last is).
     mapping(uint256 => bytes32) public finalRoot;
+    /// @notice The pages of final balances in so far, while more are to come.
+    mapping(uint256 => FinalPages) internal finalPages;
 
     constructor(IAttestationVerifier verifier_, Params memory p) {
         if (p.minStake % 1 gwei != 0) revert PoseManager_StakeNotWholeGwei(p.minStake);
@@ -810,6 +842,8 @@ contract PoseManager is ReentrancyGuardTransient {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
         if (msg.value == 0) revert PoseManager_ZeroDeposit();
+        // INVARIANT: no deposit after the final balances' first page, which it would miss.
+        if (inst.finalPagesLeft != 0) revert PoseManager_Terminating(id);
         inst.deposited = SafeCast.toUint96(inst.deposited + msg.value);
         _appendEvent(id, inst, EventKind.Deposit, abi.encode(msg.sender, msg.value));
     }
@@ -864,30 +898,61 @@ contract PoseManager is ReentrancyGuardTransient {
     }
 
     /// @notice Ends instance `id` with the final state its executor enclave signed: every
-    /// account's final cumulative withdrawal (`withdrawn + balance` in the world). The leaves
-    /// travel in the event so anyone can rebuild the tree; `withdrawFinal` pays against it.
-    /// The signature must name the latest event, so no deposit is left out of the final state.
-    /// The pool is released: its operators' memberships end.
-    function terminate(
-        uint256 id,
-        bytes32 root,
-        address[] calldata accounts,
-        uint256[] calldata cumulatives,
-        uint64 eventIndex,
-        bytes calldata signature
-    ) external {
+    /// account's final cumulative withdrawal (`withdrawn + balance` in the world), in `pages`
+    /// pages of at most `MAX_FINAL_ACCOUNTS`, sent in any order. Every page's signature names
+    /// the tree's root, the page and the latest event, so no deposit is left out of the final
+    /// state; the first page in fixes the root and the page count, and deposits close. The
+    /// leaves travel in the events (`FinalBalancesPage`, and `Terminated` for the last page in)
+    /// so anyone can rebuild the tree; `withdrawFinal` pays against it once the last page is
+    /// in, and the pool is released: its operators' memberships end.
+    function terminate(uint256 id, FinalBalances calldata b, uint64 eventIndex, bytes calldata signature) external {
         Instance storage inst = instances[id];
-        _checkTermination(id, inst, accounts.length, cumulatives.length, eventIndex);
-        _requireExecutorSignature(
-            inst, _terminateDigestAt(id, root, keccak256(abi.encode(accounts, cumulatives)), eventIndex), signature
-        );
-        uint256 total = _sum(cumulatives);
+        _checkTermination(id, inst, b.accounts.length, b.cumulatives.length, eventIndex);
+        uint256 left = _checkFinalPage(id, inst, b.root, b.page, b.pages) - 1;
+        // The page as its event carries it; the signature is over its hash.
+        bytes memory page = abi.encode(b.root, b.accounts, b.cumulatives);
+        _requireExecutorSignature(inst, _terminateDigest(id, b, keccak256(page), eventIndex), signature);
+        FinalPages storage fp = finalPages[id];
+        uint256 total = fp.total + _sum(b.cumulatives);
         // INVARIANT: the final balances never promise more than was deposited.
         if (total > inst.deposited) revert PoseManager_FinalBalancesExceedHeld(id, total, inst.deposited);
+        inst.finalPagesLeft = uint16(left);
+        if (left == 0) {
+            _releasePool(id, inst);
+            _appendEvent(id, inst, EventKind.Terminated, page);
+        } else {
+            // Cannot overflow: total <= deposited, a uint96; page < MAX_FINAL_PAGES.
+            fp.mask |= uint128(1 << b.page);
+            fp.total = uint96(total);
+            emit FinalBalancesPage(id, b.page, page);
+        }
+    }
 
-        finalRoot[id] = root;
-        _releasePool(id, inst);
-        _appendEvent(id, inst, EventKind.Terminated, abi.encode(root, accounts, cumulatives));
+    function _terminateDigest(uint256 id, FinalBalances calldata b, bytes32 pageHash, uint64 eventIndex)
+        internal
+        view
+        returns (bytes32)
+    {
+        uint256 page = (b.pages << 16) | b.page;
+        return PoseDigests.terminate(address(this), id, b.root, page, pageHash, eventIndex, eventHashAt(id, eventIndex));
+    }
+
+    /// @dev The pages of final balances still to come with this one: the first page in fixes
+    /// `root` and `pages`; a later one must name them and be new.
+    function _checkFinalPage(uint256 id, Instance storage inst, bytes32 root, uint256 page, uint256 pages)
+        internal
+        returns (uint256 left)
+    {
+        left = inst.finalPagesLeft;
+        if (left == 0) {
+            if (page >= pages || pages > MAX_FINAL_PAGES) revert PoseManager_BadFinalPage(page, pages);
+            finalRoot[id] = root;
+            if (pages > 1) finalPages[id].pages = uint16(pages);
+            return pages;
+        }
+        FinalPages storage fp = finalPages[id];
+        if (root != finalRoot[id] || pages != fp.pages) revert PoseManager_OtherFinalBalances(id, root, pages);
+        if (page >= pages || (fp.mask >> page) & 1 != 0) revert PoseManager_BadFinalPage(page, pages);
     }
 
     function _checkTermination(uint256 id, Instance storage inst, uint256 accounts, uint256 amounts, uint64 eventIndex)
@@ -902,14 +967,6 @@ contract PoseManager is ReentrancyGuardTransient {
             revert PoseManager_BadFinalBalances(accounts, amounts);
         }
         if (eventIndex != inst.eventIndex) revert PoseManager_TerminationNotLatest(id, eventIndex, inst.eventIndex);
-    }
-
-    function _terminateDigestAt(uint256 id, bytes32 root, bytes32 leavesHash, uint64 eventIndex)
-        internal
-        view
-        returns (bytes32)
-    {
-        return PoseDigests.terminate(address(this), id, root, leavesHash, eventIndex, eventHashAt(id, eventIndex));
     }
 
     function _sum(uint256[] calldata values) internal pure returns (uint256 total) {

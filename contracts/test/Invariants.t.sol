@@ -51,7 +51,9 @@ contract ManagerHandler {
         // Half the life cycles end with coins in, a termination and final payouts.
         if (uint8(seed[0]) % 2 == 0) {
             this.depositCoins(id - 1, uint64(uint256(seed) >> 8) % 1e18 + 1);
-            this.terminateInstance(id - 1, uint64(uint256(seed) >> 72), uint64(uint256(seed) >> 136), true);
+            this.terminateInstance(
+                id - 1, uint64(uint256(seed) >> 72), uint64(uint256(seed) >> 136), true, uint8(seed[1]) % 2 == 0
+            );
         }
     }
 
@@ -299,16 +301,12 @@ contract ManagerHandler {
 
     /// @dev The executor signs arbitrary final balances for this handler and 0xB0B; whatever it
     /// signs, final payouts must keep every instance solvent and pay each leaf at most once.
-    function terminateInstance(uint256 idSeed, uint64 a, uint64 b, bool payOut) external {
+    function terminateInstance(uint256 idSeed, uint64 a, uint64 b, bool payOut, bool paged) external {
         (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
         if (id == 0 || (v.phase != Phase.Active && v.phase != Phase.WatchdogsChallenged)) return;
         (address[] memory accounts, uint256[] memory amounts, bytes32 la, bytes32 lb) = _finalTree(a, b);
-        bytes memory signature = _signTermination(id, v, Hashes.commutativeKeccak256(la, lb), accounts, amounts);
-        try manager.terminate(id, Hashes.commutativeKeccak256(la, lb), accounts, amounts, v.eventIndex, signature) {
-            ++terminations;
-        } catch {
-            return;
-        }
+        if (!_terminate(id, v, _pages(accounts, amounts, Hashes.commutativeKeccak256(la, lb), paged))) return;
+        ++terminations;
         _observe(id);
         if (!payOut) return;
         bytes32[] memory proof = new bytes32[](1);
@@ -324,6 +322,39 @@ contract ManagerHandler {
 
     bool public paidTwice;
 
+    /// One page, or one page per leaf (the last first).
+    function _pages(address[] memory accounts, uint256[] memory amounts, bytes32 root, bool paged)
+        internal
+        pure
+        returns (PoseManager.FinalBalances[] memory pages)
+    {
+        pages = new PoseManager.FinalBalances[](paged ? 2 : 1);
+        if (!paged) {
+            pages[0] = PoseManager.FinalBalances(root, 0, 1, accounts, amounts);
+            return pages;
+        }
+        for (uint256 i; i < 2; ++i) {
+            address[] memory one = new address[](1);
+            uint256[] memory amount = new uint256[](1);
+            (one[0], amount[0]) = (accounts[1 - i], amounts[1 - i]);
+            pages[i] = PoseManager.FinalBalances(root, 1 - i, 2, one, amount);
+        }
+    }
+
+    /// Sends every page, signed by the executor; whether all went in.
+    function _terminate(uint256 id, PoseManager.InstanceView memory v, PoseManager.FinalBalances[] memory pages)
+        internal
+        returns (bool)
+    {
+        for (uint256 i; i < pages.length; ++i) {
+            try manager.terminate(id, pages[i], v.eventIndex, _signTermination(id, v, pages[i])) {}
+            catch {
+                return false;
+            }
+        }
+        return true;
+    }
+
     function _finalTree(uint64 a, uint64 b)
         internal
         view
@@ -336,15 +367,19 @@ contract ManagerHandler {
         lb = keccak256(bytes.concat(keccak256(abi.encode(accounts[1], amounts[1]))));
     }
 
-    function _signTermination(
-        uint256 id,
-        PoseManager.InstanceView memory v,
-        bytes32 root,
-        address[] memory accounts,
-        uint256[] memory amounts
-    ) internal view returns (bytes memory) {
+    function _signTermination(uint256 id, PoseManager.InstanceView memory v, PoseManager.FinalBalances memory b)
+        internal
+        view
+        returns (bytes memory)
+    {
         bytes32 d = PoseDigests.terminate(
-            address(manager), id, root, keccak256(abi.encode(accounts, amounts)), v.eventIndex, v.eventHash
+            address(manager),
+            id,
+            b.root,
+            (b.pages << 16) | b.page,
+            keccak256(abi.encode(b.root, b.accounts, b.cumulatives)),
+            v.eventIndex,
+            v.eventHash
         );
         (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(v.signers[v.executorSlot]), d);
         return abi.encodePacked(r, s, sv);

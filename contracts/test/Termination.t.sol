@@ -39,16 +39,40 @@ contract TerminationTest is Fixture {
         root = Hashes.commutativeKeccak256(leaf(alice, a), leaf(bob, b));
     }
 
-    function signTermination(uint256 slot, bytes32 root, address[] memory accounts, uint256[] memory amounts)
+    /// The whole final balances as one page.
+    function one(bytes32 root, address[] memory accounts, uint256[] memory amounts)
+        internal
+        pure
+        returns (PoseManager.FinalBalances memory)
+    {
+        return PoseManager.FinalBalances(root, 0, 1, accounts, amounts);
+    }
+
+    /// The signature of slot `slot`'s enclave over page `b` at the latest event.
+    function signPage(uint256 slot, PoseManager.FinalBalances memory b)
         internal
         view
         returns (uint64 index, bytes memory s)
     {
         index = manager.getInstance(id).eventIndex;
         bytes32 d = PoseDigests.terminate(
-            address(manager), id, root, keccak256(abi.encode(accounts, amounts)), index, manager.eventHashAt(id, index)
+            address(manager),
+            id,
+            b.root,
+            (b.pages << 16) | b.page,
+            keccak256(abi.encode(b.root, b.accounts, b.cumulatives)),
+            index,
+            manager.eventHashAt(id, index)
         );
         s = sig(slotKey(id, slot, OPS), d);
+    }
+
+    function signTermination(uint256 slot, bytes32 root, address[] memory accounts, uint256[] memory amounts)
+        internal
+        view
+        returns (uint64 index, bytes memory s)
+    {
+        return signPage(slot, one(root, accounts, amounts));
     }
 
     function withdrawBob(uint256 cumulative) internal returns (bool ok) {
@@ -63,7 +87,7 @@ contract TerminationTest is Fixture {
     function terminateWith(uint256 a, uint256 b) internal returns (bool ok) {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(a, b);
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
-        try manager.terminate(id, root, accounts, amounts, index, s) {
+        try manager.terminate(id, one(root, accounts, amounts), index, s) {
             ok = true;
         } catch {}
     }
@@ -139,11 +163,11 @@ contract TerminationTest is Fixture {
     function test_terminate_twice_reverts() public {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
         vm.expectRevert(
             abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Terminated, Phase.Active)
         );
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
     }
 
     function test_terminate_moreThanDeposited_reverts() public {
@@ -152,7 +176,7 @@ contract TerminationTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(PoseManager.PoseManager_FinalBalancesExceedHeld.selector, id, 5 ether + 1, 5 ether)
         );
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
     }
 
     function test_terminate_depositAfterSigning_reverts() public {
@@ -163,7 +187,7 @@ contract TerminationTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(PoseManager.PoseManager_TerminationNotLatest.selector, id, index, index + 1)
         );
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
     }
 
     function test_terminate_byWatchdog_reverts() public {
@@ -173,7 +197,7 @@ contract TerminationTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, v.signers[1], v.signers[0])
         );
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
     }
 
     function test_terminate_leavesNotSigned_reverts() public {
@@ -181,14 +205,14 @@ contract TerminationTest is Fixture {
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
         amounts[1] = 3;
         vm.expectRevert();
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
     }
 
     function test_terminate_lengthMismatch_reverts() public {
         (bytes32 root, address[] memory accounts,) = finalBalances(1, 2);
         uint256[] memory amounts = new uint256[](1);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadFinalBalances.selector, 2, 1));
-        manager.terminate(id, root, accounts, amounts, 0, "");
+        manager.terminate(id, one(root, accounts, amounts), 0, "");
     }
 
     function test_withdrawFinal_beforeTermination_reverts() public {
@@ -201,11 +225,137 @@ contract TerminationTest is Fixture {
     function test_withdrawFinal_wrongAmountOrProof_reverts() public {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(3 ether, 2 ether);
         (uint64 index, bytes memory s) = signTermination(0, root, accounts, amounts);
-        manager.terminate(id, root, accounts, amounts, index, s);
+        manager.terminate(id, one(root, accounts, amounts), index, s);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotInFinalBalances.selector, id, bob, 3 ether));
         manager.withdrawFinal(id, bob, 3 ether, proofFor(leaf(alice, 3 ether)));
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_NotInFinalBalances.selector, id, bob, 2 ether));
         manager.withdrawFinal(id, bob, 2 ether, proofFor(keccak256("other")));
+    }
+
+    /// Three pages of one account each (alice, bob, carol) of the tree ((alice, bob), carol).
+    function threePages(uint256 a, uint256 b, uint256 c)
+        internal
+        view
+        returns (PoseManager.FinalBalances[3] memory pages, bytes32[3] memory leaves)
+    {
+        address carol = address(0xCA201);
+        leaves = [leaf(alice, a), leaf(bob, b), leaf(carol, c)];
+        bytes32 root = Hashes.commutativeKeccak256(Hashes.commutativeKeccak256(leaves[0], leaves[1]), leaves[2]);
+        address[3] memory who = [alice, bob, carol];
+        uint256[3] memory amount = [a, b, c];
+        for (uint256 i; i < 3; ++i) {
+            address[] memory accounts = new address[](1);
+            uint256[] memory amounts = new uint256[](1);
+            (accounts[0], amounts[0]) = (who[i], amount[i]);
+            pages[i] = PoseManager.FinalBalances(root, i, 3, accounts, amounts);
+        }
+    }
+
+    /// A copy (memory structs are references).
+    function copyOf(PoseManager.FinalBalances memory b) internal pure returns (PoseManager.FinalBalances memory) {
+        return PoseManager.FinalBalances(b.root, b.page, b.pages, b.accounts, b.cumulatives);
+    }
+
+    function submit(PoseManager.FinalBalances memory b) internal {
+        (uint64 index, bytes memory s) = signPage(0, b);
+        manager.terminate(id, b, index, s);
+    }
+
+    function test_terminate_inPages_anyOrder_paysOnlyOnceTheLastIsIn() public {
+        (PoseManager.FinalBalances[3] memory pages, bytes32[3] memory leaves) = threePages(1 ether, 2 ether, 1 ether);
+        vm.expectEmit(true, true, true, true, address(manager));
+        emit PoseManager.FinalBalancesPage(id, 2, abi.encode(pages[2].root, pages[2].accounts, pages[2].cumulatives));
+        submit(pages[2]);
+        submit(pages[0]);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.Active, "not terminated before its last page");
+        assertEq(manager.finalRoot(id), pages[0].root, "the root is fixed");
+        bytes32[] memory proof = new bytes32[](2);
+        (proof[0], proof[1]) = (leaves[0], leaves[2]);
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.Active, Phase.Terminated)
+        );
+        manager.withdrawFinal(id, bob, 2 ether, proof);
+        // Deposits are closed: the final balances' first page is in.
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_Terminating.selector, id));
+        vm.prank(alice);
+        manager.deposit{value: 1 ether}(id);
+        // A page already in, a page out of range, other final balances: refused.
+        (uint64 index, bytes memory s) = signPage(0, pages[0]);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadFinalPage.selector, 0, 3));
+        manager.terminate(id, pages[0], index, s);
+        PoseManager.FinalBalances memory beyond = copyOf(pages[1]);
+        beyond.page = 3;
+        (index, s) = signPage(0, beyond);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadFinalPage.selector, 3, 3));
+        manager.terminate(id, beyond, index, s);
+        PoseManager.FinalBalances memory other = copyOf(pages[1]);
+        other.root = keccak256("other");
+        (index, s) = signPage(0, other);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_OtherFinalBalances.selector, id, other.root, 3));
+        manager.terminate(id, other, index, s);
+        other = copyOf(pages[1]);
+        other.pages = 4;
+        (index, s) = signPage(0, other);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_OtherFinalBalances.selector, id, other.root, 4));
+        manager.terminate(id, other, index, s);
+        // The last page terminates; each leaf is paid once.
+        submit(pages[1]);
+        assertTrue(manager.getInstance(id).phase == Phase.Terminated, "terminated");
+        manager.withdrawFinal(id, bob, 2 ether, proof);
+        assertEq(bob.balance, 2 ether, "bob paid");
+        vm.expectRevert();
+        manager.withdrawFinal(id, bob, 2 ether, proof);
+        proof = new bytes32[](1);
+        proof[0] = Hashes.commutativeKeccak256(leaves[0], leaves[1]);
+        manager.withdrawFinal(id, address(0xCA201), 1 ether, proof);
+        assertEq(address(0xCA201).balance, 1 ether, "carol paid");
+    }
+
+    function test_terminate_pagesOutOfRange_revert() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        uint256[3] memory counts = [uint256(0), 129, 2];
+        uint256[3] memory indexes = [uint256(0), 0, 2];
+        for (uint256 i; i < 3; ++i) {
+            PoseManager.FinalBalances memory b =
+                PoseManager.FinalBalances(root, indexes[i], counts[i], accounts, amounts);
+            (uint64 index, bytes memory s) = signPage(0, b);
+            vm.expectRevert(
+                abi.encodeWithSelector(PoseManager.PoseManager_BadFinalPage.selector, indexes[i], counts[i])
+            );
+            manager.terminate(id, b, index, s);
+        }
+    }
+
+    function test_terminate_mostPages_taken() public {
+        (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
+        submit(PoseManager.FinalBalances(root, 127, 128, accounts, amounts));
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "127 pages to come");
+    }
+
+    function test_terminate_pagesPromisingMoreThanDeposited_revert() public {
+        (PoseManager.FinalBalances[3] memory pages,) = threePages(2 ether, 2 ether, 1 ether + 1);
+        submit(pages[0]);
+        submit(pages[1]);
+        (uint64 index, bytes memory s) = signPage(0, pages[2]);
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_FinalBalancesExceedHeld.selector, id, 5 ether + 1, 5 ether)
+        );
+        manager.terminate(id, pages[2], index, s);
+    }
+
+    function test_terminate_pageSignedForAnotherPageOrInstance_reverts() public {
+        (PoseManager.FinalBalances[3] memory pages,) = threePages(1, 2, 3);
+        (uint64 index, bytes memory s) = signPage(0, pages[1]);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        // Page 1's signature does not pass for page 0's leaves under page 1's number, nor as page 0.
+        PoseManager.FinalBalances memory moved = copyOf(pages[1]);
+        moved.page = 0;
+        vm.expectRevert();
+        manager.terminate(id, moved, index, s);
+        vm.expectRevert();
+        manager.terminate(id, pages[0], index, s);
+        assertEq(manager.getInstance(id).eventIndex, v.eventIndex, "nothing happened");
     }
 
     /// Whatever final balances an executor signs, payouts never exceed deposits.

@@ -149,6 +149,31 @@ export async function readInstanceEventData(
   return logs.find((l) => Number(l.args.kind) === kind && l.args.data)?.args.data
 }
 
+const finalBalancesPage = getAbiItem({ abi: poseManagerAbi, name: 'FinalBalancesPage' })
+
+/**
+ * The data of every `FinalBalancesPage` event of instance `id` (the pages of its final balances
+ * but the last one in, which is in its `Terminated` event), by page.
+ */
+export async function readFinalBalancesPages(
+  client: PublicClient<Transport, Chain>,
+  manager: Address,
+  id: bigint,
+  opts: { fromBlock?: bigint } = {},
+): Promise<Map<bigint, Hex>> {
+  const logs = await client.getLogs({
+    address: manager,
+    event: finalBalancesPage,
+    args: { id },
+    fromBlock: opts.fromBlock ?? (await readDeploymentBlock(client, manager)),
+    toBlock: 'latest',
+  })
+  const pages = new Map<bigint, Hex>()
+  for (const l of logs)
+    if (l.args.page !== undefined && l.args.data) pages.set(l.args.page, l.args.data)
+  return pages
+}
+
 /**
  * The contract encryption key of instance `id`, which users encrypt transactions to, or
  * undefined before its activation. The manager does not store it (docs/decisions/0005): it is

@@ -40,6 +40,7 @@ import {
   encodeAnswer,
   encodeChallengeUpdate,
   encodeExecuted,
+  encodeFinalPage,
   encodeGenesisBody,
   encodeGenesisSecrets,
   encodeJson,
@@ -52,7 +53,7 @@ import {
   equalBytes,
   executedBytes,
   type FinalBalance,
-  finalBalancesHash,
+  finalBalancesPages,
   finalBalancesRoot,
   type GenesisSecrets,
   generateX25519KeyPair,
@@ -68,7 +69,6 @@ import {
   instanceAad,
   keccak256,
   LIMITS,
-  MAX_FINAL_ACCOUNTS,
   MAX_RECENT_RESULTS,
   type PairParty,
   type PeerEnvelope,
@@ -510,6 +510,8 @@ export class Instance {
   private answeredWatchdogChallenge = -1n
   /** The last final-balances publication (event index it named, when). */
   private terminationSent: { eventIndex: bigint; at: number } | undefined
+  /** The final balances' pages and root as of `seq` (the tree over every account is built once). */
+  private finalPagesAt: { seq: bigint; root: Uint8Array; pages: FinalBalance[][] } | undefined
   /** The seq for which this executor last challenged its watchdogs on-chain. */
   private challengedAtSeq = -1n
   /** The payload of this executor's open watchdog challenge (the update at challengedAtSeq). */
@@ -1903,8 +1905,8 @@ export class Instance {
 
   /**
    * Whether `tx` runs although the contract terminated in the world: a withdrawal to the system
-   * address while the final balances cannot be published (more accounts than one termination
-   * lists), the users' only way out. While they can be, nothing runs: transactions would keep
+   * address while the final balances cannot be published (more accounts than their pages may
+   * list), the users' only way out. While they can be, nothing runs: transactions would keep
    * the executor from publishing them (it publishes with nothing unreleased).
    */
   private servedAfterTermination(tx: { to: Uint8Array; data: Uint8Array }): boolean {
@@ -1913,7 +1915,7 @@ export class Instance {
     // account listed): once too many, always. Otherwise counted again after any change.
     const u = this.unpublishable
     if (u?.value || (u?.seq === this.seq && !this.systemDirty)) return u.value
-    const value = this.finalBalances().length > MAX_FINAL_ACCOUNTS
+    const value = this.finalBalances().length > LIMITS.maxFinalAccounts
     this.unpublishable = { seq: this.seq, value }
     return value
   }
@@ -1938,8 +1940,11 @@ export class Instance {
 
   /**
    * Once the update that terminated the contract is held by every watchdog and every deposit
-   * the manager recorded is credited, the executor publishes the final balances (retried until
-   * the chain shows them; the manager accepts only a signature naming its latest event).
+   * the manager recorded is credited, the executor publishes the final balances in pages of
+   * `MAX_FINAL_ACCOUNTS`, each signed at the view's latest event (retried until the chain shows
+   * the termination; the manager accepts only a signature naming its latest event and refuses a
+   * page already in). Every member computes the same pages from the same released state, so a
+   * new executor completes what an old one started.
    */
   private publishTermination(now: number): void {
     if (this.view.phase !== Phase.Active && this.view.phase !== Phase.WatchdogsChallenged) return
@@ -1947,42 +1952,49 @@ export class Instance {
     if (this.view.deposits.length > 0) return
     const t = this.terminationSent
     if (t && t.eventIndex === this.view.index && now - t.at < TERMINATE_RETRY_MS) return
-    const balances = this.finalBalances()
-    if (balances.length > MAX_FINAL_ACCOUNTS) {
-      if (!t) {
-        this.log_('warn', 'Too many funded accounts to terminate in one transaction', {
-          accounts: balances.length,
-          max: MAX_FINAL_ACCOUNTS,
-        })
+    this.terminationSent = { eventIndex: this.view.index, at: now }
+    if (this.finalPagesAt?.seq !== this.seq) {
+      const balances = this.finalBalances()
+      if (balances.length > LIMITS.maxFinalAccounts) {
+        if (!t) {
+          this.log_('warn', 'Too many funded accounts to publish as final balances', {
+            accounts: balances.length,
+            max: LIMITS.maxFinalAccounts,
+          })
+        }
+        return
       }
-      this.terminationSent = { eventIndex: this.view.index, at: now }
-      return
+      const pages = finalBalancesPages(balances)
+      this.finalPagesAt = { seq: this.seq, root: finalBalancesRoot(balances), pages }
     }
-    const root = finalBalancesRoot(balances)
-    const signature = signDigest(
-      terminateDigest({
+    const { root, pages } = this.finalPagesAt
+    for (const [page, balances] of pages.entries()) {
+      const digest = terminateDigest({
         chainId: this.ctx.chainId,
         manager: this.ctx.manager,
         instance: this.id,
         root,
-        balancesHash: finalBalancesHash(balances),
+        page,
+        pages: pages.length,
+        pageHash: keccak256(encodeFinalPage(root, balances)),
         eventIndex: this.view.index,
         eventHash: this.view.hash,
-      }),
-      this.ctx.identity.signingKey,
-    )
-    this.terminationSent = { eventIndex: this.view.index, at: now }
-    this.ctx.out({
-      type: 'terminate',
-      instance: this.id,
-      root,
-      accounts: balances.map((b) => b.account),
-      cumulatives: balances.map((b) => b.cumulative),
-      eventIndex: this.view.index,
-      signature,
-    })
+      })
+      this.ctx.out({
+        type: 'terminate',
+        instance: this.id,
+        root,
+        page,
+        pages: pages.length,
+        accounts: balances.map((b) => b.account),
+        cumulatives: balances.map((b) => b.cumulative),
+        eventIndex: this.view.index,
+        signature: signDigest(digest, this.ctx.identity.signingKey),
+      })
+    }
     this.log_('info', 'Contract terminated; publishing its final balances', {
-      accounts: balances.length,
+      accounts: pages.reduce((n, p) => n + p.length, 0),
+      pages: pages.length,
       eventIndex: Number(this.view.index),
     })
   }

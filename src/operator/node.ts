@@ -165,14 +165,16 @@ export class OperatorNode {
   private noDraw = new Map<bigint, number>()
   /**
    * The enclave's on-chain calls the endpoint never took in all their attempts, by instance and
-   * function (the latest of each): sent again from the duty loop until taken or refused. The
+   * function (and page, for final balances; the latest of each): sent again from the duty loop until taken or refused. The
    * enclave emits each once (an answer to a challenge), and an outage longer than the attempts
    * would otherwise cost its member the stake.
    */
   private unsent = new Map<
     string,
-    { functionName: string; args: unknown[]; instance: bigint; sent: Hash | undefined }
+    { functionName: string; args: unknown[]; instance: bigint; sent: Hash | undefined; key: string }
   >()
+  /** Calls to the manager on their way that must not be queued twice (final-balance pages). */
+  private readonly submitting = new Set<string>()
   private dutyCheck = new Map<bigint, number>()
   private dutyRounds = 0
   private dutyReads = 0
@@ -589,21 +591,33 @@ export class OperatorNode {
           true,
         )
         break
-      case 'terminate':
+      case 'terminate': {
+        // One call per page; the enclave publishes every page again until the chain shows the
+        // termination, so a page still on its way is not queued twice.
+        const key = `${o.instance}:terminate:${o.page}`
+        if (this.submitting.has(key)) break
+        this.submitting.add(key)
         void this.submit(
           'terminate',
           [
             o.instance,
-            bytesToHex(o.root),
-            o.accounts.map((a) => getAddress(bytesToHex(a))),
-            o.cumulatives,
+            {
+              root: bytesToHex(o.root),
+              page: BigInt(o.page),
+              pages: BigInt(o.pages),
+              accounts: o.accounts.map((a) => getAddress(bytesToHex(a))),
+              cumulatives: o.cumulatives,
+            },
             o.eventIndex,
             bytesToHex(o.signature),
           ],
           o.instance,
           true,
-        )
+          undefined,
+          key,
+        ).finally(() => this.submitting.delete(key))
         break
+      }
       case 'log':
         this.log[o.level](o.fields, o.message)
         break
@@ -622,6 +636,7 @@ export class OperatorNode {
     instance: bigint,
     retry = false,
     sent?: Hash,
+    key = `${instance}:${functionName}`,
   ): Promise<unknown> {
     const call = { instance: instance.toString(), call: functionName }
     try {
@@ -657,7 +672,7 @@ export class OperatorNode {
       this.log[level]({ ...call, err: chainErrorText(e) }, 'On-chain call not accepted')
       if (retry && !reverted && !this.stopped) {
         const hash = e instanceof ChainTxError ? e.hash : undefined
-        this.unsent.set(`${instance}:${functionName}`, { functionName, args, instance, sent: hash })
+        this.unsent.set(key, { functionName, args, instance, sent: hash, key })
         this.log.warn(
           call,
           'The call is sent again from the duty loop until the manager takes or refuses it',
@@ -671,7 +686,7 @@ export class OperatorNode {
   private resendUnsent(): void {
     for (const [key, c] of [...this.unsent]) {
       this.unsent.delete(key)
-      void this.submit(c.functionName, c.args, c.instance, true, c.sent)
+      void this.submit(c.functionName, c.args, c.instance, true, c.sent, c.key)
     }
   }
 

@@ -140,6 +140,9 @@ export type EnclaveOutput =
       type: 'terminate'
       instance: bigint
       root: Uint8Array
+      /** This page's index among `pages` (PoseManager.FinalBalances). */
+      page: number
+      pages: number
       accounts: Uint8Array[]
       cumulatives: bigint[]
       eventIndex: bigint

@@ -114,15 +114,18 @@ export function decodeRefilled(data: Uint8Array): RefilledEvent {
 
 export type TerminatedEvent = { root: Uint8Array; balances: FinalBalance[] }
 
-/** `abi.encode(root, accounts, cumulatives)`: the final balances, in the signed order. */
-export function decodeTerminated(data: Uint8Array): TerminatedEvent {
-  const root = word(data, 0, 'Terminated').slice()
-  const accounts = wordArray(data, 1, 'Terminated.accounts', MAX_FINAL_ACCOUNTS).map((w) =>
-    wordToAddress(w, 'Terminated.accounts'),
+/**
+ * `abi.encode(root, accounts, cumulatives)`: a page of final balances, in the signed order (the
+ * `Terminated` event's, or `what`: a `FinalBalancesPage` event's).
+ */
+export function decodeTerminated(data: Uint8Array, what = 'Terminated'): TerminatedEvent {
+  const root = word(data, 0, what).slice()
+  const accounts = wordArray(data, 1, `${what}.accounts`, MAX_FINAL_ACCOUNTS).map((w) =>
+    wordToAddress(w, `${what}.accounts`),
   )
-  const amounts = wordArray(data, 2, 'Terminated.cumulatives', MAX_FINAL_ACCOUNTS).map(wordToUint)
+  const amounts = wordArray(data, 2, `${what}.cumulatives`, MAX_FINAL_ACCOUNTS).map(wordToUint)
   if (accounts.length !== amounts.length)
-    throw new ProtocolError('MALFORMED', 'Terminated: arrays differ in length')
+    throw new ProtocolError('MALFORMED', `${what}: arrays differ in length`)
   return { root, balances: accounts.map((account, i) => ({ account, cumulative: amounts[i]! })) }
 }
 

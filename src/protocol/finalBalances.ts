@@ -11,8 +11,10 @@ import { keccak256 } from './hash.ts'
 
 export type FinalBalance = { account: Uint8Array; cumulative: bigint }
 
-/** Most accounts one termination may list (PoseManager.MAX_FINAL_ACCOUNTS). */
+/** Most accounts a page of final balances may list (PoseManager.MAX_FINAL_ACCOUNTS). */
 export const MAX_FINAL_ACCOUNTS = 1024
+/** Most pages final balances may take (PoseManager.MAX_FINAL_PAGES). */
+export const MAX_FINAL_PAGES = 128
 
 /** The PoseSystem storage slot of `withdrawn[account]` (a Solidity mapping at slot 0). */
 export function systemWithdrawnSlot(account: Uint8Array): bigint {
@@ -69,17 +71,31 @@ export function processFinalBalanceProof(balance: FinalBalance, proof: Uint8Arra
   return proof.reduce(hashPair, finalBalanceLeaf(balance))
 }
 
-/** `keccak256(abi.encode(address[] accounts, uint256[] cumulatives))`, signed with the root. */
-export function finalBalancesHash(balances: FinalBalance[]): Uint8Array {
-  const n = balances.length
-  return keccak256(
-    concatBytes(
-      uintToWord(64n),
-      uintToWord(BigInt(96 + 32 * n)),
-      uintToWord(BigInt(n)),
-      ...balances.map((b) => addressToWord(b.account)),
-      uintToWord(BigInt(n)),
-      ...balances.map((b) => uintToWord(b.cumulative)),
-    ),
+/**
+ * `balances` in pages of at most `MAX_FINAL_ACCOUNTS`, in their order (the enclave's: by
+ * address); one empty page for none.
+ */
+export function finalBalancesPages(balances: FinalBalance[]): FinalBalance[][] {
+  const pages: FinalBalance[][] = []
+  for (let i = 0; i < balances.length; i += MAX_FINAL_ACCOUNTS)
+    pages.push(balances.slice(i, i + MAX_FINAL_ACCOUNTS))
+  return pages.length > 0 ? pages : [[]]
+}
+
+/**
+ * `abi.encode(bytes32 root, address[] accounts, uint256[] cumulatives)`: a page of final
+ * balances as its event (`FinalBalancesPage`, or `Terminated` for the last page in) carries it;
+ * the executor signs its hash (`terminateDigest`).
+ */
+export function encodeFinalPage(root: Uint8Array, page: FinalBalance[]): Uint8Array {
+  const n = page.length
+  return concatBytes(
+    root,
+    uintToWord(96n),
+    uintToWord(BigInt(128 + 32 * n)),
+    uintToWord(BigInt(n)),
+    ...page.map((b) => addressToWord(b.account)),
+    uintToWord(BigInt(n)),
+    ...page.map((b) => uintToWord(b.cumulative)),
   )
 }

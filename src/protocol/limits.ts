@@ -29,6 +29,12 @@ export const LIMITS = {
    * alone ends as an error.
    */
   maxUpdatePayloadBytes: 127 * 1024,
+  /**
+   * Most accounts final balances may list: PoseManager's MAX_FINAL_PAGES pages of
+   * MAX_FINAL_ACCOUNTS. With more, the executor cannot publish them, and withdrawals to the
+   * system address are served after termination instead (decision 0027).
+   */
+  maxFinalAccounts: 128 * 1024,
   /** Transactions an executor queues before it rejects new ones with UNAVAILABLE. */
   maxQueuedTxs: 4096,
   /** Updates an executor keeps in flight before it waits for acks. */

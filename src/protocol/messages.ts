@@ -851,22 +851,28 @@ export function withdrawDigest(p: {
   ])
 }
 
-/** The digest the executor enclave signs to terminate an instance (PoseManager.terminateDigest). */
+/**
+ * The digest the executor enclave signs for page `page` of `pages` of final balances
+ * (PoseDigests.terminate): `pageHash` is the hash of `encodeFinalPage(root, page)`.
+ */
 export function terminateDigest(p: {
   chainId: bigint
   manager: Uint8Array
   instance: bigint
   root: Uint8Array
-  balancesHash: Uint8Array
+  page: number
+  pages: number
+  pageHash: Uint8Array
   eventIndex: bigint
   eventHash: Uint8Array
 }): Uint8Array {
-  return hashTagged('POSE-TERMINATE-v1', [
+  return hashTagged('POSE-TERMINATE-v2', [
     uintToWord(p.chainId),
     addressToWord(p.manager),
     uintToWord(p.instance),
     p.root,
-    p.balancesHash,
+    uintToWord((BigInt(p.pages) << 16n) | BigInt(p.page)),
+    p.pageHash,
     uintToWord(p.eventIndex, 'eventIndex', 64),
     p.eventHash,
   ])

@@ -7,8 +7,19 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { parseEther } from 'viem'
-import { prizePoolAbi, prizePoolBytecode } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import {
+  airdropAbi,
+  airdropBytecode,
+  prizePoolAbi,
+  prizePoolBytecode,
+} from '../../examples/contracts.generated.ts'
+import {
+  poseManagerAbi,
+  readFinalBalancesPages,
+  readInstance,
+  readOperator,
+} from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { ContractRevertError, type PoseClient, PoseError } from '../../src/client/index.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
@@ -123,5 +134,55 @@ describe('termination', { timeout: 300_000 }, () => {
     })) as [bigint, bigint]
     assert.equal(deposited, parseEther('3'))
     assert.equal(withdrawn, deposited, 'the manager holds nothing for the instance')
+  })
+
+  test('final balances of more accounts than a page lists are published in pages and paid against one root', async () => {
+    const [alice] = clients as [PoseClient]
+    const { instance: drop } = await alice.deployContract({
+      abi: airdropAbi,
+      bytecode: airdropBytecode,
+      watchdogCount: 2,
+    })
+    await alice.deposit({ instance: drop, value: parseEther('1') })
+    await waitFor(
+      'the deposit credit',
+      async () => (await alice.getBalance({ instance: drop })) > 0n,
+    )
+    // 1,100 recipients (and alice): two pages of final balances.
+    const recipients = Array.from(
+      { length: 1_100 },
+      () => privateKeyToAccount(generatePrivateKey()).address,
+    )
+    const each = 1_000n
+    for (let i = 0; i < recipients.length; i += 400) {
+      const to = recipients.slice(i, i + 400)
+      const r = await alice.writeContract({
+        instance: drop,
+        abi: airdropAbi,
+        functionName: 'drop',
+        args: [to, each],
+        value: BigInt(to.length) * each,
+        gasLimit: 20_000_000n,
+      })
+      assert.equal(r.status, 'success')
+    }
+    await alice.writeContract({ instance: drop, abi: airdropAbi, functionName: 'close' })
+    await waitFor(
+      'the termination on-chain',
+      async () =>
+        (await readInstance(alice.publicClient, devnet.manager, drop)).phaseName === 'Terminated',
+      120_000,
+    )
+    const pages = await readFinalBalancesPages(alice.publicClient, devnet.manager, drop)
+    assert.equal(pages.size, 1, 'one page besides the one in the Terminated event')
+    const { balances } = await alice.getFinalBalances({ instance: drop })
+    assert.equal(balances.length, recipients.length + 1)
+    const byAccount = new Map(balances.map((b) => [b.account.toLowerCase(), b.cumulative]))
+    for (const r of recipients) assert.equal(byAccount.get(r.toLowerCase()), each, r)
+    const rest = parseEther('1') - BigInt(recipients.length) * each
+    assert.equal(byAccount.get(alice.account.address.toLowerCase()), rest)
+    // Paid against the root over both pages.
+    const r = await alice.withdraw({ instance: drop })
+    assert.equal(r.amount, rest)
   })
 })

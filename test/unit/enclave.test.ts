@@ -21,14 +21,17 @@ import {
   decodeUpdateBody,
   type EnclaveOutput,
   EventKind,
+  encodeFinalPage,
   encodeSignedTx,
   envelopeFromWire,
   envelopeToWire,
   executedBytes,
+  finalBalancesRoot,
   generateSecretKey,
   hashTx,
   hexToBytes,
   instanceAad,
+  keccak256,
   LIMITS,
   MAX_FINAL_ACCOUNTS,
   openAnswer,
@@ -46,6 +49,7 @@ import {
   signEnvelope,
   systemWithdrawnSlot,
   type Tx,
+  terminateDigest,
   UPDATE_PAYLOAD_FRAME_BYTES,
   unpackUpdatePayload,
   utf8,
@@ -1651,12 +1655,20 @@ describe('enclave roles in-process', () => {
     // the executor from publishing).
     const early = await send('early', withdraw(0n), userKey)
     assert.equal(early.kind === 'rejected' && early.error.code, 'WRONG_PHASE')
-    // Dust over more accounts than one termination lists: they never can be. A withdrawal is
-    // the way out, with the nonce the dropped transfer did not use.
-    for (let i = 0; i <= MAX_FINAL_ACCOUNTS; i++) world.credit(randomBytes(20), 1n)
-    // (Replicated with the next update: a deposit's credit makes one.)
-    await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
-    const withdrawal = await send('withdraw', withdraw(0n), userKey)
+    // Dust over more accounts than final balances may list (lowered here from 131,072): they
+    // never can be. A withdrawal is the way out, with the nonce the dropped transfer did not use.
+    const limits = LIMITS as { maxFinalAccounts: number }
+    const most = limits.maxFinalAccounts
+    limits.maxFinalAccounts = 64
+    let withdrawal: ReturnType<typeof answerOf>
+    try {
+      for (let i = 0; i <= 64; i++) world.credit(randomBytes(20), 1n)
+      // (Replicated with the next update: a deposit's credit makes one.)
+      await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
+      withdrawal = await send('withdraw', withdraw(0n), userKey)
+    } finally {
+      limits.maxFinalAccounts = most
+    }
     assert.equal(
       withdrawal.kind === 'receipt' && withdrawal.receipt.status,
       'success',
@@ -1666,6 +1678,72 @@ describe('enclave roles in-process', () => {
     assert.equal(world.getStorageWord(SYSTEM_ADDRESS, systemWithdrawnSlot(user)), 4n)
     const transfer = await send('transfer', transferTx(s, userKey, 1n, randomBytes(20)), userKey)
     assert.equal(transfer.kind === 'rejected' && transfer.error.code, 'WRONG_PHASE')
+  })
+
+  test('final balances of more accounts than a page lists go in pages: one root over all, each page signed at the latest event, the same on every member', async () => {
+    let clock = 5_200_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance } = s
+    const [n0, n1] = nodes as [Node, Node]
+    type Inst = {
+      world: {
+        setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
+        credit: (a: Uint8Array, amount: bigint) => void
+      }
+      finalBalances: () => Array<{ account: Uint8Array; cumulative: bigint }>
+    }
+    const inst = (n: Node) =>
+      (n.enclave as unknown as { instances: Map<bigint, Inst> }).instances.get(instance)!
+    for (let i = 0; i < MAX_FINAL_ACCOUNTS + 5; i++)
+      inst(n0).world.credit(randomBytes(20), BigInt(i + 1))
+    // (Replicated with the next update: a deposit's credit makes one.)
+    await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
+    inst(n0).world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
+    clock += 10
+    const outs = (await n0.enclave.call('tick', { now: clock })).outputs
+    const pages = outs.flatMap((o) => (o.type === 'terminate' ? [o] : []))
+    const all = inst(n0).finalBalances()
+    assert.ok(all.length > MAX_FINAL_ACCOUNTS, `${all.length} accounts`)
+    assert.deepEqual(
+      pages.map((p) => [p.page, p.pages, p.accounts.length]),
+      [
+        [0, 2, MAX_FINAL_ACCOUNTS],
+        [1, 2, all.length - MAX_FINAL_ACCOUNTS],
+      ],
+    )
+    const root = finalBalancesRoot(all)
+    const latest = (
+      n0.enclave as unknown as { views: Map<bigint, { index: bigint; hash: Uint8Array }> }
+    ).views.get(instance)!
+    for (const p of pages) {
+      assert.deepEqual(p.root, root, 'one root over every page')
+      const balances = p.accounts.map((account, i) => ({ account, cumulative: p.cumulatives[i]! }))
+      const digest = terminateDigest({
+        chainId: CHAIN_ID,
+        manager: MANAGER,
+        instance,
+        root,
+        page: p.page,
+        pages: p.pages,
+        pageHash: keccak256(encodeFinalPage(root, balances)),
+        eventIndex: p.eventIndex,
+        eventHash: latest.hash,
+      })
+      assert.equal(p.eventIndex, latest.index, 'at the latest event')
+      assert.deepEqual(recoverAddress(digest, p.signature), n0.signer, `page ${p.page}`)
+    }
+    assert.deepEqual(
+      pages.flatMap((p) => p.accounts),
+      all.map((b) => b.account),
+      'every account once, in order',
+    )
+    // A watchdog holds the same state: promoted, it would publish the same pages.
+    assert.deepEqual(finalBalancesRoot(inst(n1).finalBalances()), root)
+    // Within the retry interval nothing is sent again; after it, every page.
+    const soon = (await n0.enclave.call('tick', { now: clock + 1_000 })).outputs
+    assert.equal(soon.filter((o) => o.type === 'terminate').length, 0)
+    const later = (await n0.enclave.call('tick', { now: clock + 6_000 })).outputs
+    assert.equal(later.filter((o) => o.type === 'terminate').length, 2)
   })
 
   test('receipts and outcomes are kept within a byte budget, and a whole state carries at most its share of them', async () => {

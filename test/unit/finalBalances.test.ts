@@ -10,11 +10,16 @@ import { encodeAbiParameters, keccak256 } from 'viem'
 import {
   bytesToHex,
   compareBytes,
+  decodeTerminated,
+  encodeFinalPage,
   type FinalBalance,
   finalBalanceLeaf,
   finalBalanceProof,
-  finalBalancesHash,
+  finalBalancesPages,
   finalBalancesRoot,
+  LIMITS,
+  MAX_FINAL_ACCOUNTS,
+  MAX_FINAL_PAGES,
   ProtocolError,
   processFinalBalanceProof,
   systemWithdrawnSlot,
@@ -67,7 +72,7 @@ describe('final balances', () => {
     )
   })
 
-  test('leaf, balances hash, digest and withdrawn slot match viem encodings', () => {
+  test('leaf, page, digest and withdrawn slot match viem encodings', () => {
     fc.assert(
       fc.property(fc.array(balance, { maxLength: 10 }), (bs) => {
         for (const b of bs) {
@@ -77,11 +82,18 @@ describe('final balances', () => {
           )
           assert.equal(bytesToHex(finalBalanceLeaf(b)), keccak256(keccak256(enc)))
         }
-        const arrays = encodeAbiParameters(
-          [{ type: 'address[]' }, { type: 'uint256[]' }],
-          [bs.map((b) => bytesToHex(b.account)), bs.map((b) => b.cumulative)],
+        const root = new Uint8Array(32).fill(bs.length)
+        const page = encodeAbiParameters(
+          [{ type: 'bytes32' }, { type: 'address[]' }, { type: 'uint256[]' }],
+          [bytesToHex(root), bs.map((b) => bytesToHex(b.account)), bs.map((b) => b.cumulative)],
         )
-        assert.equal(bytesToHex(finalBalancesHash(bs)), keccak256(arrays))
+        assert.equal(bytesToHex(encodeFinalPage(root, bs)), page)
+        const decoded = decodeTerminated(encodeFinalPage(root, bs))
+        assert.deepEqual(decoded.root, root)
+        assert.deepEqual(
+          decoded.balances,
+          bs.map((b) => ({ account: b.account, cumulative: b.cumulative })),
+        )
         return true
       }),
       { numRuns: 40 },
@@ -91,7 +103,9 @@ describe('final balances', () => {
       manager: new Uint8Array(20).fill(0x42),
       instance: 7n,
       root: new Uint8Array(32).fill(1),
-      balancesHash: new Uint8Array(32).fill(2),
+      page: 5,
+      pages: 12,
+      pageHash: new Uint8Array(32).fill(2),
       eventIndex: 9n,
       eventHash: new Uint8Array(32).fill(3),
     }
@@ -103,17 +117,19 @@ describe('final balances', () => {
           { type: 'address' },
           { type: 'uint256' },
           { type: 'bytes32' },
+          { type: 'uint256' },
           { type: 'bytes32' },
           { type: 'uint64' },
           { type: 'bytes32' },
         ],
         [
-          'POSE-TERMINATE-v1',
+          'POSE-TERMINATE-v2',
           p.chainId,
           bytesToHex(p.manager),
           p.instance,
           bytesToHex(p.root),
-          bytesToHex(p.balancesHash),
+          (12n << 16n) | 5n,
+          bytesToHex(p.pageHash),
           p.eventIndex,
           bytesToHex(p.eventHash),
         ],
@@ -129,6 +145,24 @@ describe('final balances', () => {
         ),
       ),
     )
+  })
+
+  test('final balances go in pages of at most MAX_FINAL_ACCOUNTS, in their order; none make one empty page', () => {
+    const bs = Array.from({ length: 2 * MAX_FINAL_ACCOUNTS + 3 }, (_, i) => ({
+      account: new Uint8Array(20).fill(i % 256),
+      cumulative: BigInt(i),
+    }))
+    const pages = finalBalancesPages(bs)
+    assert.deepEqual(
+      pages.map((p) => p.length),
+      [MAX_FINAL_ACCOUNTS, MAX_FINAL_ACCOUNTS, 3],
+    )
+    assert.deepEqual(pages.flat(), bs)
+    assert.deepEqual(finalBalancesPages([]), [[]])
+    // What the manager takes (PoseManager.MAX_FINAL_PAGES: Termination.t.sol takes 128, refuses 129).
+    assert.equal(MAX_FINAL_PAGES, 128)
+    assert.equal(LIMITS.maxFinalAccounts, MAX_FINAL_ACCOUNTS * MAX_FINAL_PAGES)
+    assert.deepEqual(finalBalancesPages(bs.slice(0, MAX_FINAL_ACCOUNTS)).length, 1)
   })
 
   test('no balances: the zero root', () => {

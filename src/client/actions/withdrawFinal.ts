@@ -1,5 +1,9 @@
 import type { Address, Hash, Hex } from 'viem'
-import { poseManagerAbi, readInstanceEventData } from '../../chain/manager.ts'
+import {
+  poseManagerAbi,
+  readFinalBalancesPages,
+  readInstanceEventData,
+} from '../../chain/manager.ts'
 import {
   bytesToHex,
   decodeTerminated,
@@ -20,6 +24,7 @@ export type FinalBalancesReturnType = {
 
 /**
  * The final balances of a terminated instance, rebuilt from the manager's `Terminated` event
+ * and its `FinalBalancesPage` events (final balances of more than 1,024 accounts come in pages)
  * and checked against the root the manager pays against. The event is searched from
  * `fromBlock` (default: the manager's deployment block).
  *
@@ -50,13 +55,27 @@ export async function getFinalBalances(
       details: 'Final balances exist only after the executor published them on-chain.',
     })
   }
-  const t = decodeTerminated(hexToBytes(data))
-  // The event and the stored root must agree, and the leaves must build that root.
-  if (!equalBytes(t.root, hexToBytes(root)) || !equalBytes(finalBalancesRoot(t.balances), t.root))
+  // The last page in is in the `Terminated` event, the others in `FinalBalancesPage` events.
+  const last = decodeTerminated(hexToBytes(data))
+  const balances = [...last.balances]
+  const pages = await readFinalBalancesPages(client.publicClient, client.manager, p.instance, p)
+  for (const [page, pageData] of pages) {
+    const t = decodeTerminated(hexToBytes(pageData), `FinalBalancesPage ${page}`)
+    if (!equalBytes(t.root, last.root))
+      throw new PoseError(
+        `Instance ${p.instance}: page ${page} of its final balances has another root`,
+      )
+    balances.push(...t.balances)
+  }
+  // The events and the stored root must agree, and the leaves must build that root.
+  if (
+    !equalBytes(last.root, hexToBytes(root)) ||
+    !equalBytes(finalBalancesRoot(balances), last.root)
+  )
     throw new PoseError(`Instance ${p.instance}: final balances do not match their root`)
   return {
     root,
-    balances: t.balances.map((b) => ({
+    balances: balances.map((b) => ({
       account: bytesToHex(b.account) as Address,
       cumulative: b.cumulative,
     })),
