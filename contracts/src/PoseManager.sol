@@ -118,7 +118,8 @@ contract PoseManager is ReentrancyGuardTransient {
     event EndpointChanged(address indexed operator, string endpoint);
     /// @notice A page of instance `id`'s final balances other than the last one in (which is in
     /// the `Terminated` event): `data` is `abi.encode(root, accounts, cumulatives)`, as there.
-    event FinalBalancesPage(uint256 indexed id, uint256 page, bytes data); /// @notice The pool draw was moved to a later block because the old block hash expired.
+    event FinalBalancesPage(uint256 indexed id, uint256 page, bytes data);
+    /// @notice The pool draw was moved to a later block because the old block hash expired.
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
     /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
     event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);

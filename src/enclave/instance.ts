@@ -1634,6 +1634,7 @@ export class Instance {
           this.reject(w, new ProtocolError('BAD_NONCE', `tx.nonce: expected ${nonce}`))
         continue
       }
+      const existed = world.hasAccount(p.tx.from)
       world.setNonce(p.tx.from, nonce + 1n)
       const result = await world.call({
         from: p.tx.from,
@@ -1647,7 +1648,7 @@ export class Instance {
       if (result.oversized && (executed.length > 0 || this.systemDirty)) {
         // The update is full: this transaction and the rest go, in order, at the head of the
         // next batch. Alone in an update it would not fit either and stays an error.
-        world.setNonce(p.tx.from, nonce)
+        world.restoreNonce(p.tx.from, nonce, existed)
         this.queue.unshift(...batch.slice(i))
         break
       }

@@ -165,16 +165,23 @@ export class OperatorNode {
   private noDraw = new Map<bigint, number>()
   /**
    * The enclave's on-chain calls the endpoint never took in all their attempts, by instance and
-   * function (and page, for final balances; the latest of each): sent again from the duty loop until taken or refused. The
+   * function (the latest of each): sent again from the duty loop until taken or refused. The
    * enclave emits each once (an answer to a challenge), and an outage longer than the attempts
    * would otherwise cost its member the stake.
    */
   private unsent = new Map<
     string,
-    { functionName: string; args: unknown[]; instance: bigint; sent: Hash | undefined; key: string }
+    { functionName: string; args: unknown[]; instance: bigint; sent: Hash | undefined }
   >()
-  /** Calls to the manager on their way that must not be queued twice (final-balance pages). */
-  private readonly submitting = new Set<string>()
+  /** The newest of each page of final balances the enclave published, by instance and page. */
+  private readonly pagesWaiting = new Map<
+    bigint,
+    Map<number, Extract<EnclaveOutput, { type: 'terminate' }>>
+  >()
+  /** Instances one of whose pages is on its way (`sendNextPage`). */
+  private readonly pageOnItsWay = new Set<bigint>()
+  /** Pages sent without a receipt, by instance and page: looked up before they go again. */
+  private readonly pagesSent = new Map<string, Hash>()
   private dutyCheck = new Map<bigint, number>()
   private dutyRounds = 0
   private dutyReads = 0
@@ -592,30 +599,15 @@ export class OperatorNode {
         )
         break
       case 'terminate': {
-        // One call per page; the enclave publishes every page again until the chain shows the
-        // termination, so a page still on its way is not queued twice.
-        const key = `${o.instance}:terminate:${o.page}`
-        if (this.submitting.has(key)) break
-        this.submitting.add(key)
-        void this.submit(
-          'terminate',
-          [
-            o.instance,
-            {
-              root: bytesToHex(o.root),
-              page: BigInt(o.page),
-              pages: BigInt(o.pages),
-              accounts: o.accounts.map((a) => getAddress(bytesToHex(a))),
-              cumulatives: o.cumulatives,
-            },
-            o.eventIndex,
-            bytesToHex(o.signature),
-          ],
-          o.instance,
-          true,
-          undefined,
-          key,
-        ).finally(() => this.submitting.delete(key))
+        // The enclave publishes every page again until the chain shows the termination: the
+        // newest of each page waits here, and one page per instance is on its way at a time.
+        let waiting = this.pagesWaiting.get(o.instance)
+        if (!waiting) {
+          waiting = new Map()
+          this.pagesWaiting.set(o.instance, waiting)
+        }
+        waiting.set(o.page, o)
+        this.sendNextPage(o.instance)
         break
       }
       case 'log':
@@ -636,7 +628,6 @@ export class OperatorNode {
     instance: bigint,
     retry = false,
     sent?: Hash,
-    key = `${instance}:${functionName}`,
   ): Promise<unknown> {
     const call = { instance: instance.toString(), call: functionName }
     try {
@@ -672,7 +663,7 @@ export class OperatorNode {
       this.log[level]({ ...call, err: chainErrorText(e) }, 'On-chain call not accepted')
       if (retry && !reverted && !this.stopped) {
         const hash = e instanceof ChainTxError ? e.hash : undefined
-        this.unsent.set(key, { functionName, args, instance, sent: hash, key })
+        this.unsent.set(`${instance}:${functionName}`, { functionName, args, instance, sent: hash })
         this.log.warn(
           call,
           'The call is sent again from the duty loop until the manager takes or refuses it',
@@ -682,11 +673,56 @@ export class OperatorNode {
     }
   }
 
+  /**
+   * Sends the lowest waiting page of `instance`'s final balances unless one is on its way: the
+   * calls of an operator go one at a time, so a burst of pages would hold up its answers to
+   * challenges. A page sent without a receipt is looked up (its hash) before it goes again.
+   */
+  private sendNextPage(instance: bigint): void {
+    if (this.pageOnItsWay.has(instance)) return
+    const waiting = this.pagesWaiting.get(instance)
+    if (!waiting || waiting.size === 0) {
+      this.pagesWaiting.delete(instance)
+      return
+    }
+    const o = waiting.get(Math.min(...waiting.keys()))!
+    waiting.delete(o.page)
+    const key = `${instance}:terminate:${o.page}`
+    this.pageOnItsWay.add(instance)
+    void this.submit(
+      'terminate',
+      [
+        o.instance,
+        {
+          root: bytesToHex(o.root),
+          page: BigInt(o.page),
+          pages: BigInt(o.pages),
+          accounts: o.accounts.map((a) => getAddress(bytesToHex(a))),
+          cumulatives: o.cumulatives,
+        },
+        o.eventIndex,
+        bytesToHex(o.signature),
+      ],
+      instance,
+      false,
+      this.pagesSent.get(key),
+    )
+      .then((e) => {
+        if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted)
+          this.pagesSent.set(key, e.hash)
+        else this.pagesSent.delete(key)
+      })
+      .finally(() => {
+        this.pageOnItsWay.delete(instance)
+        if (!this.stopped) this.sendNextPage(instance)
+      })
+  }
+
   /** Sends the enclave's calls that the endpoint never took again (see `unsent`). */
   private resendUnsent(): void {
     for (const [key, c] of [...this.unsent]) {
       this.unsent.delete(key)
-      void this.submit(c.functionName, c.args, c.instance, true, c.sent, c.key)
+      void this.submit(c.functionName, c.args, c.instance, true, c.sent)
     }
   }
 

@@ -411,3 +411,78 @@ test('an operator that withdrew its stake is forgotten, and the link to its endp
     await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
   }
 })
+
+test('pages of final balances go one at a time per instance, the newest of each, and one sent without a receipt is looked up before it goes again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
+  const node = nodeOn(dir, [])
+  try {
+    const n = node as unknown as Omit<Internals, 'sender'> & {
+      sender: {
+        write: (p: { functionName: string; args: unknown[] }) => Promise<unknown>
+        settle: (functionName: string, hash: string) => Promise<unknown>
+      }
+    }
+    const sent: Array<{ page: bigint; eventIndex: bigint }> = []
+    const settled: string[] = []
+    let release: (() => void) | undefined
+    let failNext = false
+    n.sender = {
+      write: async (p) => {
+        const b = p.args[1] as { page: bigint }
+        sent.push({ page: b.page, eventIndex: p.args[2] as bigint })
+        if (failNext) {
+          failNext = false
+          throw new ChainTxError('terminate', 'timeout', { hash: `0x${'ab'.repeat(32)}` })
+        }
+        await new Promise<void>((r) => {
+          release = r
+        })
+        return {}
+      },
+      settle: async (_f, hash) => {
+        settled.push(hash)
+        return 'dropped'
+      },
+    }
+    const page = (p: number, eventIndex: bigint): EnclaveOutput => ({
+      type: 'terminate',
+      instance: 9n,
+      root: new Uint8Array(32),
+      page: p,
+      pages: 3,
+      accounts: [new Uint8Array(20).fill(p + 1)],
+      cumulatives: [1n],
+      eventIndex,
+      signature: new Uint8Array(65),
+    })
+    n.handleOutputs([page(0, 5n), page(1, 5n), page(2, 5n)])
+    await until(() => sent.length === 1)
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(sent.length, 1, 'one page on its way at a time')
+    // Published again at a later event: the newest of each page waits.
+    n.handleOutputs([page(0, 6n), page(1, 6n), page(2, 6n)])
+    failNext = true
+    release!()
+    // Page 0 (the newest) goes next: sent, but no receipt came.
+    await until(() => sent.length === 3)
+    assert.deepEqual(
+      sent.map((s) => [s.page, s.eventIndex]),
+      [
+        [0n, 5n],
+        [0n, 6n],
+        [1n, 6n],
+      ],
+    )
+    release!()
+    await until(() => sent.length === 4)
+    assert.deepEqual(sent[3], { page: 2n, eventIndex: 6n })
+    // Page 0 again (its sent hash is looked up first).
+    n.handleOutputs([page(0, 6n)])
+    release!()
+    await until(() => settled.length === 1 && sent.length === 5)
+    assert.deepEqual(settled, [`0x${'ab'.repeat(32)}`])
+    release!()
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+})

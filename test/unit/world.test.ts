@@ -672,4 +672,26 @@ describe('EVM world', () => {
     assert.equal(fits.returnData.length, 8 * 1024)
     assert.equal(w.getStorageWord(c, 0n), 1n)
   })
+
+  test('a nonce raised and set back leaves the state as it was, with no empty account made', async () => {
+    const w = await newWorld()
+    const fresh = new Uint8Array(20).fill(0xf5)
+    const old = users[1]!
+    w.setNonce(old, 3n)
+    w.takeWriteSet()
+    const before = w.digest()
+    for (const [a, existed] of [
+      [fresh, false],
+      [old, true],
+    ] as const) {
+      const nonce = w.getNonce(a)
+      assert.equal(w.hasAccount(a), existed)
+      w.setNonce(a, nonce + 1n)
+      w.restoreNonce(a, nonce, existed)
+      assert.equal(w.hasAccount(a), existed)
+      assert.equal(w.getNonce(a), nonce)
+    }
+    assert.deepEqual(w.takeWriteSet(), { accounts: [], deleted: [] })
+    assert.deepEqual(w.digest(), before)
+  })
 })

@@ -396,6 +396,20 @@ export class World {
     this.sm.setAccountState(hex(a), { ...this.acct(a), nonce })
   }
 
+  /**
+   * Sets `a`'s nonce back to `nonce`, which `setNonce` raised from it; an account that
+   * `existed` not before is removed again, so no empty account is left in the state.
+   */
+  restoreNonce(a: Uint8Array, nonce: bigint, existed: boolean): void {
+    if (existed) this.setNonce(a, nonce)
+    else this.sm.setAccountState(hex(a), undefined)
+  }
+
+  /** Whether `a` is in the state (an account with fields, even all zero). */
+  hasAccount(a: Uint8Array): boolean {
+    return this.sm.getAccountState(hex(a)) !== undefined
+  }
+
   getBalance(a: Uint8Array): bigint {
     return this.acct(a).balance
   }
