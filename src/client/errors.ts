@@ -82,6 +82,36 @@ export class TransactionUnconfirmedError extends PoseRequestError {
   }
 }
 
+/**
+ * A deploy that failed after its instance was created on-chain (its creation fee paid): it names
+ * the instance, which may still become active (`getInstance`), and the failure (`cause`, whose
+ * `code` it keeps).
+ */
+export class DeployContractError extends PoseError {
+  override name = 'DeployContractError'
+  constructor(
+    readonly instance: bigint,
+    readonly createTxHash: Hex,
+    cause: unknown,
+  ) {
+    const reason =
+      cause instanceof PoseError
+        ? cause.shortMessage
+        : cause instanceof Error
+          ? cause.message
+          : String(cause)
+    super(
+      `Instance ${instance} was created (transaction ${createTxHash}) but not deployed: ${reason}`,
+      {
+        cause,
+        code: cause instanceof PoseError ? cause.code : 'CLIENT',
+        details:
+          'The instance stays on-chain: check it with getInstance({ instance }). One frozen before activation credits its creation fee back to the creator (claim).',
+      },
+    )
+  }
+}
+
 /** A receipt that does not verify against the enclave keys registered on-chain. */
 export class ReceiptVerificationError extends PoseError {
   override name = 'ReceiptVerificationError'

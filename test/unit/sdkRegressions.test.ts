@@ -28,7 +28,12 @@ import { getReceipt } from '../../src/client/actions/getReceipt.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
 import { newClientState, type PoseClientBase } from '../../src/client/createPoseClient.ts'
-import { PoseRequestError, TransactionUnconfirmedError } from '../../src/client/errors.ts'
+import {
+  DeployContractError,
+  PoseError,
+  PoseRequestError,
+  TransactionUnconfirmedError,
+} from '../../src/client/errors.ts'
 import { type ApiBackend, createApi } from '../../src/operator/api.ts'
 import {
   BoxSessions,
@@ -457,6 +462,74 @@ test("a deploy returns the instance, key and genesis the chain holds, whatever t
   } finally {
     host.close()
   }
+})
+
+test('a deploy that fails after its instance was created names the instance', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const manager: FakeManager = {
+    phase: Phase.Creating,
+    contractEncryptionKey: ZERO_WORD,
+    // The executor's operator is unreachable: nothing listens there.
+    endpoint: 'http://127.0.0.1:1',
+    writes: [],
+  }
+  const e = await deployContract(sdkClient(setup, manager), {
+    abi: privateTokenAbi,
+    bytecode: privateTokenBytecode,
+    args: [1000n],
+    watchdogCount: 2,
+    timeoutMs: 500,
+  }).then(
+    () => assert.fail('the deploy resolved'),
+    (e: unknown) => e,
+  )
+  assert.ok(e instanceof DeployContractError, String(e))
+  assert.equal(e.instance, setup.instance)
+  assert.equal(e.createTxHash, ZERO_WORD)
+  assert.ok(
+    e.shortMessage.startsWith(
+      `Instance ${setup.instance} was created (transaction ${ZERO_WORD}) but not deployed: `,
+    ),
+    e.shortMessage,
+  )
+  assert.ok(e.cause instanceof PoseError, 'the failure itself is its cause')
+  assert.equal(e.code, e.cause.code)
+  assert.deepEqual(
+    manager.writes.map((w) => w.functionName),
+    ['createContract'],
+  )
+  // The executor takes the code and leaves the pool before activating it: the same, with what
+  // to do.
+  const host = createHttpServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      manager.phase = Phase.Frozen
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+  })
+  host.listen(0, '127.0.0.1')
+  await once(host, 'listening')
+  manager.endpoint = `http://127.0.0.1:${(host.address() as { port: number }).port}`
+  const frozen = await deployContract(sdkClient(setup, manager), {
+    abi: privateTokenAbi,
+    bytecode: privateTokenBytecode,
+    args: [1000n],
+    watchdogCount: 2,
+    timeoutMs: 2_000,
+  })
+    .then(
+      () => assert.fail('the deploy resolved'),
+      (e: unknown) => e,
+    )
+    .finally(() => host.close())
+  assert.ok(frozen instanceof DeployContractError, String(frozen))
+  assert.match(
+    frozen.shortMessage,
+    new RegExp(`^Instance ${setup.instance} was created .* create it again$`),
+  )
 })
 
 /** A host that accepts connections and never answers (a withholding or stopped operator). */

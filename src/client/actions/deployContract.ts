@@ -19,7 +19,7 @@ import {
   Phase,
 } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
-import { PoseError } from '../errors.ts'
+import { DeployContractError, PoseError } from '../errors.ts'
 import { postWhenReady, RETRY_UNAVAILABLE } from '../transport.ts'
 import { getInstance } from './getInstance.ts'
 
@@ -91,7 +91,26 @@ export async function deployContract<const abi extends Abi>(
   }
   if (instance === undefined)
     throw new PoseError('createContract succeeded but emitted no Created event')
+  try {
+    return await activate(client, instance, initCode, deadline, progress, {
+      hash,
+      blockNumber: receipt.blockNumber,
+    })
+  } catch (e) {
+    // Past its creation, a deploy's failure names the instance (its fee is paid).
+    throw new DeployContractError(instance, hash, e)
+  }
+}
 
+/** Draws the pool of the created `instance`, sends it the code and waits for its activation. */
+async function activate(
+  client: PoseClientBase,
+  instance: bigint,
+  initCode: Uint8Array,
+  deadline: number,
+  progress: (step: string) => void,
+  created: { hash: Hex; blockNumber: bigint },
+): Promise<DeployContractReturnType> {
   progress(`instance ${instance}: waiting for a later block to draw the pool`)
   for (;;) {
     const info = await getInstance(client, { instance, refresh: true })
@@ -107,9 +126,7 @@ export async function deployContract<const abi extends Abi>(
       continue
     }
     if (Date.now() > deadline)
-      throw new PoseError(
-        `Instance ${instance}: no block after ${info.drawBlock} was mined in time`,
-      )
+      throw new PoseError(`no block after ${info.drawBlock} was mined in time to draw its pool`)
     await sleep(client.pollingIntervalMs)
   }
 
@@ -148,21 +165,20 @@ export async function deployContract<const abi extends Abi>(
     // credits the creation fee back to the creator, to `claim`).
     if (now.phase === Phase.Frozen)
       throw new PoseError(
-        `Instance ${instance} was frozen before activation (its executor left the pool); create it again`,
+        'it was frozen before activation (its executor left the pool); create it again',
       )
     if (Date.now() > deadline)
-      throw new PoseError(`Instance ${instance} was not activated in time (phase ${now.phaseName})`)
+      throw new PoseError(`it was not activated in time (phase ${now.phaseName})`)
     await sleep(client.pollingIntervalMs)
   }
   const activation = await readActivation(client.publicClient, client.manager, instance, {
-    fromBlock: receipt.blockNumber,
+    fromBlock: created.blockNumber,
   })
-  if (!activation)
-    throw new PoseError(`Instance ${instance} is active but its activation was not found`)
+  if (!activation) throw new PoseError('it is active but its activation was not found')
   progress(`instance ${instance}: active`)
   return {
     instance,
-    createTxHash: hash,
+    createTxHash: created.hash,
     contractEncryptionKey: activation.contractEncryptionKey,
     genesisDigest: activation.genesisDigest,
   }
