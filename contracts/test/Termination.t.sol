@@ -327,6 +327,20 @@ contract TerminationTest is Fixture {
         }
     }
 
+    /// Two full pages (1,024 accounts each): their gas is what
+    /// `forge test --isolate --gas-report --match-test test_terminate_fullPages` reports.
+    function test_terminate_fullPages() public {
+        address[] memory accounts = new address[](1024);
+        uint256[] memory amounts = new uint256[](1024);
+        for (uint256 i; i < 1024; ++i) {
+            (accounts[i], amounts[i]) = (address(uint160(0x10000 + i)), 1);
+        }
+        bytes32 root = keccak256("two full pages");
+        submit(PoseManager.FinalBalances(root, 0, 2, accounts, amounts));
+        submit(PoseManager.FinalBalances(root, 1, 2, accounts, amounts));
+        assertTrue(manager.getInstance(id).phase == Phase.Terminated, "terminated");
+    }
+
     function test_terminate_mostPages_taken() public {
         (bytes32 root, address[] memory accounts, uint256[] memory amounts) = finalBalances(1, 2);
         submit(PoseManager.FinalBalances(root, 127, 128, accounts, amounts));
