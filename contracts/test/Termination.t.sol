@@ -54,6 +54,15 @@ contract TerminationTest is Fixture {
         view
         returns (uint64 index, bytes memory s)
     {
+        return signPageBy(slotKey(id, slot, OPS), b);
+    }
+
+    /// The signature of the enclave key `key` over page `b` at the latest event.
+    function signPageBy(uint256 key, PoseManager.FinalBalances memory b)
+        internal
+        view
+        returns (uint64 index, bytes memory s)
+    {
         index = manager.getInstance(id).eventIndex;
         bytes32 d = PoseDigests.terminate(
             address(manager),
@@ -64,7 +73,7 @@ contract TerminationTest is Fixture {
             index,
             manager.eventHashAt(id, index)
         );
-        s = sig(slotKey(id, slot, OPS), d);
+        s = sig(key, d);
     }
 
     function signTermination(uint256 slot, bytes32 root, address[] memory accounts, uint256[] memory amounts)
@@ -310,6 +319,44 @@ contract TerminationTest is Fixture {
         proof[0] = Hashes.commutativeKeccak256(leaves[0], leaves[1]);
         manager.withdrawFinal(id, address(0xCA201), 1 ether, proof);
         assertEq(address(0xCA201).balance, 1 ether, "carol paid");
+    }
+
+    /// The executor is replaced between two pages: its successor signs the rest at the latest
+    /// event; the old executor's signature no longer counts; a page already in stays counted once.
+    function test_terminate_executorReplacedMidPublication_successorFinishes() public {
+        (PoseManager.FinalBalances[3] memory pages, bytes32[3] memory leaves) = threePages(1 ether, 2 ether, 1 ether);
+        submit(pages[0]);
+        uint256 oldKey = slotKey(id, 0, OPS);
+        address oldSigner = manager.getInstance(id).signers[0];
+        // The executor goes silent: challenged, timed out, the lowest live watchdog promoted.
+        vm.deal(alice, 100 ether);
+        vm.prank(alice);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.executorTimeout(id);
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d =
+            PoseDigests.respond(address(manager), id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        manager.respondExecutor(id, "answer", index, sig(slotKey(id, 1, OPS), d));
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.Active && v.executorSlot == 1, "slot 1 executes");
+        // The old executor's page, even at the latest event, is not the executor's any more.
+        (uint64 at, bytes memory oldSig) = signPageBy(oldKey, pages[1]);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, oldSigner, v.signers[1]));
+        manager.terminate(id, pages[1], at, oldSig);
+        // The successor computes the same pages: page 0 is in already, the rest complete the set.
+        bytes memory signature;
+        (index, signature) = signPage(1, pages[0]);
+        vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_BadFinalPage.selector, 0, 3));
+        manager.terminate(id, pages[0], index, signature);
+        for (uint256 i = 1; i < 3; ++i) {
+            (index, signature) = signPage(1, pages[i]);
+            manager.terminate(id, pages[i], index, signature);
+        }
+        assertTrue(manager.getInstance(id).phase == Phase.Terminated, "terminated");
+        bytes32[] memory proof = new bytes32[](2);
+        (proof[0], proof[1]) = (leaves[1], leaves[2]);
+        manager.withdrawFinal(id, alice, 1 ether, proof);
     }
 
     function test_terminate_pagesOutOfRange_revert() public {

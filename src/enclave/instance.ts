@@ -1954,9 +1954,12 @@ export class Instance {
     const t = this.terminationSent
     if (t && t.eventIndex === this.view.index && now - t.at < TERMINATE_RETRY_MS) return
     this.terminationSent = { eventIndex: this.view.index, at: now }
+    // Once too many accounts, always (see `servedAfterTermination`): not counted again.
+    if (this.unpublishable?.value) return
     if (this.finalPagesAt?.seq !== this.seq) {
       const balances = this.finalBalances()
       if (balances.length > LIMITS.maxFinalAccounts) {
+        this.unpublishable = { seq: this.seq, value: true }
         if (!t) {
           this.log_('warn', 'Too many funded accounts to publish as final balances', {
             accounts: balances.length,
