@@ -470,13 +470,8 @@ describe('enclave roles in-process', () => {
     assert.equal(over.receipt.returnData.length, 0)
     for (const body of over.bodies) assert.ok(body.length < 1024)
     // The pool agrees on the state after both.
-    const ds = await Promise.all(
-      nodes.map(async (n) => {
-        const d = (await n.enclave.call('digest', { instance })).result as { digest: Uint8Array }
-        return bytesToHex(d.digest)
-      }),
-    )
-    assert.equal(new Set(ds).size, 1)
+    const ds = await Promise.all(nodes.map((n) => digestOfNode(n, instance)))
+    assert.equal(new Set(ds.map((d) => bytesToHex(d.digest))).size, 1)
   })
 
   test('deposits the chain reports at once are credited over as many updates as they need', async () => {
@@ -494,8 +489,7 @@ describe('enclave roles in-process', () => {
     try {
       // Half an update holds three deposits' accounts, give or take.
       limits.maxUpdatePayloadBytes = UPDATE_PAYLOAD_FRAME_BYTES + WRITE_SET_FRAME_BYTES + 6 * 65
-      const seq = async () =>
-        ((await exec.enclave.call('digest', { instance })).result as { seq: bigint }).seq
+      const seq = async () => (await digestOfNode(exec, instance)).seq
       const before = await seq()
       const events = users.map((u, i) => s.ev(EventKind.Deposit, depositData(u, BigInt(i + 1))))
       await feedChain(nodes, nodes, events, answers)
@@ -511,13 +505,8 @@ describe('enclave roles in-process', () => {
       const used = (await seq()) - before
       assert.ok(used >= 3n && used <= 6n, `${used} updates`)
       // Every member holds every credit.
-      const ds = await Promise.all(
-        nodes.map(async (n) => {
-          const d = (await n.enclave.call('digest', { instance })).result as { digest: Uint8Array }
-          return bytesToHex(d.digest)
-        }),
-      )
-      assert.equal(new Set(ds).size, 1)
+      const ds = await Promise.all(nodes.map((n) => digestOfNode(n, instance)))
+      assert.equal(new Set(ds.map((d) => bytesToHex(d.digest))).size, 1)
     } finally {
       limits.maxUpdatePayloadBytes = budget
     }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { encodeAbiParameters, encodeEventTopics, type Hex, toHex } from 'viem'
 import { poseManagerAbi } from '../../src/chain/abi.generated.ts'
-import { type ChainBatch, ManagerWatcher } from '../../src/chain/watcher.ts'
+import { type ChainBatch, ManagerWatcher, type WatcherOptions } from '../../src/chain/watcher.ts'
 
 type ForkName = 'a' | 'b'
 /** A manager event in a fork: its block and a marker byte in its data. */
@@ -65,6 +65,22 @@ function forkingClient(p: {
   }
 }
 
+/** A watcher of `client` (with options `more`) that records what it offers and the reorganisations it finds. */
+function recordingWatcher(client: unknown, more: Partial<WatcherOptions> = {}) {
+  const batches: ChainBatch[] = []
+  const reorgs: Array<{ depth: number; block: bigint }> = []
+  const w = new ManagerWatcher({
+    client: client as never,
+    manager: `0x${'42'.repeat(20)}`,
+    onBatch: async (b) => {
+      batches.push(b)
+    },
+    onReorg: (r) => reorgs.push(r),
+    ...more,
+  })
+  return { w, batches, reorgs }
+}
+
 /** The markers of the instance events offered, in order. */
 const markers = (batches: ChainBatch[]) =>
   batches.flatMap((b) => b.instanceEvents.map((e) => e.data[0]))
@@ -78,17 +94,7 @@ test('watcher: a fork that replaces the range between its logs and its block is 
     events: { a: [{ block: 2n, marker: 0xa2 }], b: [{ block: 3n, marker: 0xb3 }] },
     switchAfterLogs: 1,
   })
-  const batches: ChainBatch[] = []
-  const reorgs: Array<{ depth: number; block: bigint }> = []
-  const w = new ManagerWatcher({
-    client: client as never,
-    manager: `0x${'42'.repeat(20)}`,
-    confirmations: 1n,
-    onBatch: async (b) => {
-      batches.push(b)
-    },
-    onReorg: (r) => reorgs.push(r),
-  })
+  const { w, batches, reorgs } = recordingWatcher(client, { confirmations: 1n })
   await w.poll()
   assert.deepEqual(markers(batches), [0xa2], "fork a's logs, read before the switch")
   await w.poll()
@@ -112,17 +118,7 @@ test('watcher: a fork between two ranges of one poll makes the earlier range rea
     },
     switchAfterLogs: 1,
   })
-  const batches: ChainBatch[] = []
-  const reorgs: Array<{ depth: number; block: bigint }> = []
-  const w = new ManagerWatcher({
-    client: client as never,
-    manager: `0x${'42'.repeat(20)}`,
-    maxRange: 3n,
-    onBatch: async (b) => {
-      batches.push(b)
-    },
-    onReorg: (r) => reorgs.push(r),
-  })
+  const { w, batches, reorgs } = recordingWatcher(client, { maxRange: 3n })
   await w.poll()
   await w.poll()
   assert.equal(reorgs.length, 1, 'the switch is found')
@@ -185,14 +181,7 @@ test('watcher: operators registering, moving and leaving are offered in order', 
     getLogs: async (a: { fromBlock: bigint; toBlock: bigint }) =>
       logs.filter((l) => l.blockNumber >= a.fromBlock && l.blockNumber <= a.toBlock),
   }
-  const batches: ChainBatch[] = []
-  const w = new ManagerWatcher({
-    client: client as never,
-    manager: `0x${'42'.repeat(20)}`,
-    onBatch: async (b) => {
-      batches.push(b)
-    },
-  })
+  const { w, batches } = recordingWatcher(client)
   await w.poll()
   const events = batches.flatMap((b) => b.operatorEvents)
   assert.deepEqual(
