@@ -9,7 +9,7 @@ import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BaseError, parseEther } from 'viem'
-import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
+import { closableTokenAbi, closableTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
@@ -39,6 +39,7 @@ import { reorgChain } from './reorg.ts'
 import { Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
 import { converge } from './settle.ts'
 import { Stages } from './stages.ts'
+import { endInstance, terminationPlan } from './termination.ts'
 
 export type ScenarioOptions = { seed: number; txsPerUser: number; log?: (line: string) => void }
 
@@ -264,8 +265,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     )
     const admin = clients[0]!
     const { instance } = await admin.deployContract({
-      abi: privateTokenAbi,
-      bytecode: privateTokenBytecode,
+      abi: closableTokenAbi,
+      bytecode: closableTokenBytecode,
       args: [3_000_000n],
       watchdogCount: watchdogs,
     })
@@ -315,7 +316,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       const receipt = await timed(
         admin.writeContract({
           instance,
-          abi: privateTokenAbi,
+          abi: closableTokenAbi,
           functionName: 'transfer',
           args: [clients[to]!.account.address, 1_000_000n],
         }),
@@ -388,7 +389,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             const receipt = await timed(
               c.writeContract({
                 instance,
-                abi: privateTokenAbi,
+                abi: closableTokenAbi,
                 functionName: 'transfer',
                 args: [clients[to]!.account.address, amount],
               }),
@@ -397,7 +398,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             recorded.push({ user: u, receipt, kind: 'transfer', to, amount })
           } else if (roll < 0.9) {
             const bal = await timed(
-              c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' }),
+              c.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' }),
               `user ${u} step ${k} (view)`,
             )
             check(bal >= 0n, `user ${u}: negative balance view`)
@@ -448,6 +449,29 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     } catch (e) {
       check(false, `final checks failed: ${(e as Error).message.split('\n')[0]}`)
     }
+    // The issuer ends the instance, with a fault of its own (test/sim/termination.ts).
+    stages.enter('terminating')
+    let endReceipts = 0
+    try {
+      const ended = await endInstance(
+        {
+          seed: o.seed,
+          devnet,
+          clients,
+          instance,
+          coins: clients.map((_, u) => ({ deposited: DEPOSIT, paid: burnedBy(recorded, u) })),
+          lock,
+          count,
+          log,
+          check,
+          timed,
+        },
+        terminationPlan(seededRandom(o.seed * 977 + 13)),
+      )
+      endReceipts = ended.length
+    } catch (e) {
+      check(false, `termination: ${describeError(e)}`)
+    }
     stages.enter('ended')
     await watcher
     await chain
@@ -467,7 +491,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     return {
       seed: o.seed,
       watchdogs,
-      receipts: recorded.length,
+      receipts: recorded.length + endReceipts,
       faults,
       checks,
       violations,
@@ -797,9 +821,16 @@ async function checkInvariants(
   }
   expected[0]! += 2_000_000n
   for (const [u, c] of clients.entries()) {
-    const bal = await c.readContract({ instance, abi: privateTokenAbi, functionName: 'myBalance' })
+    const bal = await c.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' })
     check(bal === expected[u], `user ${u}: token balance ${bal}, receipts say ${expected[u]}`)
   }
+}
+
+/** The coins user `u` burned in the world, by its receipts. */
+function burnedBy(recorded: readonly Recorded[], u: number): bigint {
+  return recorded
+    .filter((x) => x.user === u && x.kind === 'burn' && x.receipt.status === 'success')
+    .reduce((a, x) => a + x.amount, 0n)
 }
 
 async function checkCoins(
@@ -810,9 +841,7 @@ async function checkCoins(
   check: (ok: boolean, what: string) => void,
 ): Promise<void> {
   for (const [u, c] of clients.entries()) {
-    const burned = recorded
-      .filter((x) => x.user === u && x.kind === 'burn' && x.receipt.status === 'success')
-      .reduce((a, x) => a + x.amount, 0n)
+    const burned = burnedBy(recorded, u)
     const inWorld = await c.getBalance({ instance })
     check(
       inWorld === DEPOSIT - burned,

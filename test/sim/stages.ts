@@ -1,10 +1,11 @@
 /**
  * The stages of a simulator scenario, in order: the instance's set-up (clients, deployment,
  * token hand-out, deposits), the workload with its fault schedule, the pool settling and the
- * final checks, and the end. The crash watcher and the chain controller run from the set-up
- * until the end, the fault schedule during the workload.
+ * final checks, the instance's termination with its own fault and checks, and the end. The
+ * crash watcher and the chain controller run from the set-up until the end, the fault schedule
+ * during the workload.
  */
-const ORDER = ['setup', 'workload', 'settling', 'ended'] as const
+const ORDER = ['setup', 'workload', 'settling', 'terminating', 'ended'] as const
 
 export type Stage = (typeof ORDER)[number]
 

@@ -1,0 +1,302 @@
+/**
+ * The end of every simulator scenario (SPEC §4 Coins; docs/decisions/0029): the issuer ends
+ * the instance from inside the world, with a seeded fault while the executor publishes the
+ * final balances, and the simulator checks what termination promises: the instance terminates
+ * on-chain and releases its pool; the final balances list exactly every account holding coins,
+ * each with its cumulative withdrawal; every user is paid exactly the rest once; the manager pays
+ * out nothing it was not given.
+ */
+import { getAddress, keccak256, parseEther, stringToBytes } from 'viem'
+import { closableTokenAbi } from '../../examples/contracts.generated.ts'
+import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
+import { ChainTxError } from '../../src/chain/sender.ts'
+import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
+import type { Devnet } from '../../src/devnet/devnet.ts'
+import { MAX_FINAL_ACCOUNTS } from '../../src/protocol/index.ts'
+import { waitFor } from '../e2e/helpers.ts'
+import { type Lock, restartCrashed } from './restart.ts'
+
+/** What may go wrong while the instance ends. */
+export type TerminationFault =
+  /** Nothing beyond the scenario's standing faults (links, chain feeds, named crash points). */
+  | 'none'
+  /** A watchdog crashes before `close`: its removal and refill come before the publication. */
+  | 'crash-watchdog'
+  /** The executor restarts right after `close`: it resumes the publication from sealed state. */
+  | 'restart-executor'
+  /**
+   * The executor crashes right after `close` and stays down: a user's view challenges it, a
+   * watchdog is promoted and publishes (or finishes what the executor started).
+   */
+  | 'crash-executor'
+
+export type TerminationPlan = {
+  fault: TerminationFault
+  /** Accounts the issuer pays coins to before the end: with more than a page, two pages. */
+  recipients: number
+  /** Whether a user deposits again right after `close`, racing the publication. */
+  lateDeposit: boolean
+}
+
+/** Recipients of the paged case: more than one page of final balances with the users. */
+export const PAGED_RECIPIENTS = MAX_FINAL_ACCOUNTS + 76
+/** Recipients per payout transaction (well within an update and the per-transaction gas). */
+const PAYOUT_CHUNK = 400
+/** Coins (wei) each recipient gets. */
+const PAYOUT_EACH = 1_000n
+/** What the late deposit adds, if it lands before the publication starts. */
+const LATE_DEPOSIT = parseEther('0.003')
+/** How long the publication may take once nothing holds it up any more. */
+const PUBLICATION_MS = 180_000
+
+/** The plan of one scenario's end, from its own seeded draws. */
+export function terminationPlan(rnd: () => number): TerminationPlan {
+  const roll = rnd()
+  const fault: TerminationFault =
+    roll < 0.25
+      ? 'none'
+      : roll < 0.45
+        ? 'crash-watchdog'
+        : roll < 0.7
+          ? 'restart-executor'
+          : 'crash-executor'
+  return { fault, recipients: rnd() < 0.3 ? PAGED_RECIPIENTS : 0, lateDeposit: rnd() < 0.5 }
+}
+
+/** Deterministic recipients without keys: nobody claims their coins, which the checks expect. */
+export function payoutRecipients(seed: number, n: number): `0x${string}`[] {
+  return Array.from({ length: n }, (_, i) =>
+    getAddress(`0x${keccak256(stringToBytes(`pose-sim ${seed} recipient ${i}`)).slice(-40)}`),
+  )
+}
+
+export type TerminationContext = {
+  seed: number
+  devnet: Devnet
+  /** The users; the first is the token's issuer. */
+  clients: PoseClient[]
+  instance: bigint
+  /** What each user deposited and what it was paid on-chain before the end (its burns). */
+  coins: Array<{ deposited: bigint; paid: bigint }>
+  lock: Lock
+  count: (k: string, n?: number) => void
+  log: (line: string) => void
+  check: (ok: boolean, what: string) => void
+  /** Runs a user's request, recording its latency; a rejection is a violation of the caller's. */
+  timed: <T>(p: Promise<T>, what: string) => Promise<T>
+}
+
+/** The live members of the instance by slot, with their operator's index. */
+async function members(ctx: TerminationContext) {
+  const info = await readInstance(ctx.clients[0]!.publicClient, ctx.devnet.manager, ctx.instance)
+  const live = info.operators
+    .map((op, slot) => ({ slot, i: ctx.devnet.operators.findIndex((o) => o.address === op) }))
+    .filter((m) => m.i >= 0)
+  return {
+    info,
+    executor: live.find((m) => m.slot === info.executorSlot),
+    watchdogs: live.filter((m) => m.slot !== info.executorSlot),
+  }
+}
+
+/** Kills operator `i` and its enclave (SIGKILL) with the crash watcher held off. */
+async function crash(ctx: TerminationContext, i: number): Promise<void> {
+  await ctx.lock.take()
+  try {
+    ctx.devnet.killEnclave(i)
+    await ctx.devnet.killOperator(i, 'SIGKILL')
+  } finally {
+    ctx.lock.release()
+  }
+}
+
+async function restart(ctx: TerminationContext, i: number): Promise<void> {
+  await ctx.lock.take()
+  try {
+    await restartCrashed(ctx.devnet, i)
+    ctx.count('restart')
+  } finally {
+    ctx.lock.release()
+  }
+}
+
+/**
+ * Ends the scenario's instance as `plan` says and checks the outcome. Returns the receipts the
+ * users got on the way (payouts and `close`).
+ */
+export async function endInstance(
+  ctx: TerminationContext,
+  plan: TerminationPlan,
+): Promise<PoseReceipt[]> {
+  const { clients, instance, devnet, log, check, timed } = ctx
+  const issuer = clients[0]!
+  const receipts: PoseReceipt[] = []
+  const recipients = payoutRecipients(ctx.seed, plan.recipients)
+  log(
+    `  termination: fault ${plan.fault}, ${recipients.length} payout recipients${plan.lateDeposit ? ', a late deposit' : ''}`,
+  )
+  for (let k = 0; k < recipients.length; k += PAYOUT_CHUNK) {
+    const to = recipients.slice(k, k + PAYOUT_CHUNK)
+    const r = await timed(
+      issuer.writeContract({
+        instance,
+        abi: closableTokenAbi,
+        functionName: 'payOut',
+        args: [to, PAYOUT_EACH],
+        value: BigInt(to.length) * PAYOUT_EACH,
+        gasLimit: 20_000_000n,
+      }),
+      `payout to recipients ${k}…${k + to.length - 1}`,
+    )
+    check(r.status === 'success', `payout ${k}: ${r.status}`)
+    receipts.push(r)
+  }
+  const paidOut = BigInt(recipients.length) * PAYOUT_EACH
+
+  let down: number | undefined
+  let phase = ''
+  let extra = 0n
+  const late = plan.lateDeposit ? clients[clients.length - 1]! : undefined
+  try {
+    if (plan.fault === 'crash-watchdog') {
+      const w = (await members(ctx)).watchdogs[0]
+      if (w) {
+        await crash(ctx, w.i)
+        down = w.i
+        ctx.count('terminate-crash-watchdog')
+        log(`  termination: watchdog operator ${w.i} (slot ${w.slot}) crashed before close`)
+      }
+    }
+    const closed = await timed(
+      issuer.writeContract({ instance, abi: closableTokenAbi, functionName: 'close' }),
+      'close',
+    )
+    check(closed.status === 'success', `close: ${closed.status}`)
+    receipts.push(closed)
+    ctx.count('terminate')
+
+    // A deposit racing the publication: credited before the first page, or refused on-chain.
+    const lateDeposit = late
+      ? late.deposit({ instance, value: LATE_DEPOSIT }).then(
+          () => LATE_DEPOSIT,
+          (e: unknown) => {
+            const refused =
+              e instanceof ChainTxError &&
+              /PoseManager_(Terminating|UnexpectedPhase)/.test(e.reason)
+            check(refused, `late deposit: ${(e as Error).message.split('\n')[0]}`)
+            return 0n
+          },
+        )
+      : Promise.resolve(0n)
+
+    if (plan.fault === 'restart-executor' || plan.fault === 'crash-executor') {
+      const e = (await members(ctx)).executor
+      if (e && plan.fault === 'restart-executor') {
+        await ctx.lock.take()
+        try {
+          await devnet.killOperator(e.i, 'SIGTERM')
+          await devnet.startOperator(e.i)
+        } finally {
+          ctx.lock.release()
+        }
+        ctx.count('terminate-restart-executor')
+        log(`  termination: executor operator ${e.i} restarted after close`)
+      } else if (e) {
+        await crash(ctx, e.i)
+        down = e.i
+        ctx.count('terminate-crash-executor')
+        log(`  termination: executor operator ${e.i} crashed after close`)
+        // Nobody would notice a silent executor that holds the final balances back but a user:
+        // one whose view finds no executor challenges it, and a watchdog takes over.
+        const { info } = await members(ctx)
+        if (info.phaseName !== 'Terminated') {
+          const viewer = clients[1]!
+          const bal = await timed(
+            viewer.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' }),
+            'a view after close, the executor down',
+          )
+          check(bal >= 0n, 'a view after close: negative balance')
+        }
+      }
+    }
+    extra = await lateDeposit
+    if (late) log(`  termination: the late deposit ${extra > 0n ? 'landed' : 'was refused'}`)
+
+    await waitFor(
+      'the termination on-chain',
+      async () => {
+        phase = (await readInstance(issuer.publicClient, devnet.manager, instance)).phaseName
+        return phase === 'Terminated'
+      },
+      PUBLICATION_MS,
+    ).catch(() => check(false, `the instance did not terminate on-chain (phase ${phase})`))
+  } finally {
+    if (down !== undefined) await restart(ctx, down)
+  }
+  if (phase !== 'Terminated') return receipts
+
+  const ended = await readInstance(issuer.publicClient, devnet.manager, instance)
+  check(
+    ended.operators.every((op) => /^0x0{40}$/.test(op)),
+    'the pool was not released at termination',
+  )
+  await checkFinalBalances(ctx, { recipients, paidOut, late, extra })
+  return receipts
+}
+
+async function checkFinalBalances(
+  ctx: TerminationContext,
+  o: {
+    recipients: readonly string[]
+    paidOut: bigint
+    late: PoseClient | undefined
+    extra: bigint
+  },
+): Promise<void> {
+  const { clients, instance, devnet, check } = ctx
+  const issuer = clients[0]!
+  const { balances } = await issuer.getFinalBalances({ instance })
+  const final = new Map(balances.map((b) => [b.account.toLowerCase(), b.cumulative]))
+  check(
+    balances.length === clients.length + o.recipients.length,
+    `final balances list ${balances.length} accounts, expected ${clients.length + o.recipients.length}`,
+  )
+  const wrong = o.recipients.filter((r) => final.get(r.toLowerCase()) !== PAYOUT_EACH)
+  check(wrong.length === 0, `${wrong.length} payout recipients have a wrong final balance`)
+  for (const [u, c] of clients.entries()) {
+    // Coins never move between users: each one's cumulative is what it put in, less the
+    // issuer's payouts.
+    const expected =
+      ctx.coins[u]!.deposited + (c === o.late ? o.extra : 0n) - (u === 0 ? o.paidOut : 0n)
+    const got = final.get(c.account.address.toLowerCase())
+    check(got === expected, `user ${u}: final cumulative ${got}, expected ${expected}`)
+    const before = ctx.coins[u]!.paid
+    try {
+      const r = await c.withdraw({ instance })
+      check(
+        r.amount === expected - before,
+        `user ${u}: final withdrawal paid ${r.amount}, expected ${expected - before}`,
+      )
+    } catch (e) {
+      check(false, `user ${u}: final withdrawal: ${(e as Error).message.split('\n')[0]}`)
+    }
+    const twice = await c.withdraw({ instance }).then(
+      () => 'paid again',
+      (e: unknown) => (/Nothing left to withdraw/.test((e as Error).message) ? '' : String(e)),
+    )
+    check(twice === '', `user ${u}: a second final withdrawal: ${twice.split('\n')[0]}`)
+  }
+  const [deposited, withdrawn] = (await issuer.publicClient.readContract({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    functionName: 'balanceOfInstance',
+    args: [instance],
+  })) as [bigint, bigint]
+  const put = ctx.coins.reduce((a, x) => a + x.deposited, 0n) + o.extra
+  check(deposited === put, `deposited ${deposited} on-chain, expected ${put}`)
+  // Everything is paid but the recipients' coins, which nobody claims here.
+  check(
+    withdrawn === deposited - o.paidOut,
+    `withdrawn ${withdrawn} after every user's final withdrawal, expected ${deposited - o.paidOut}`,
+  )
+}
