@@ -3,7 +3,9 @@
  * a seeded workload from three users (transfers, views, coin withdrawals), and a seeded fault
  * schedule: crashes and restarts of operator and enclave processes, faulty peer links (drop,
  * duplicate, delay/reorder, tamper), chain time jumps and challenge deadlines passed with
- * anvil's clock. At the end every invariant is checked; each broken one is a violation.
+ * anvil's clock. At the end every invariant is checked; each broken one is a violation. Then
+ * the issuer ends the instance, with a fault of its own, and termination's promises are checked
+ * (test/sim/termination.ts).
  */
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -8,7 +8,7 @@
  */
 import { getAddress, keccak256, parseEther, stringToBytes } from 'viem'
 import { closableTokenAbi } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
+import { poseManagerAbi, readFinalBalancesPages, readInstance } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
@@ -22,11 +22,14 @@ export type TerminationFault =
   | 'none'
   /** A watchdog crashes before `close`: its removal and refill come before the publication. */
   | 'crash-watchdog'
-  /** The executor restarts right after `close`: it resumes the publication from sealed state. */
+  /**
+   * The executor restarts right after `close` (with two pages, after the first): it resumes the
+   * publication from sealed state.
+   */
   | 'restart-executor'
   /**
-   * The executor crashes right after `close` and stays down: a user's view challenges it, a
-   * watchdog is promoted and publishes (or finishes what the executor started).
+   * The executor crashes right after `close` (with two pages, after the first) and stays down:
+   * a user's view challenges it, a watchdog is promoted and publishes or finishes the pages.
    */
   | 'crash-executor'
 
@@ -97,6 +100,12 @@ async function members(ctx: TerminationContext) {
     executor: live.find((m) => m.slot === info.executorSlot),
     watchdogs: live.filter((m) => m.slot !== info.executorSlot),
   }
+}
+
+/** How many pages of final balances other than the last are in on-chain. */
+async function pagesPublished(ctx: TerminationContext): Promise<number> {
+  const { publicClient } = ctx.clients[0]!
+  return (await readFinalBalancesPages(publicClient, ctx.devnet.manager, ctx.instance)).size
 }
 
 /** Kills operator `i` and its enclave (SIGKILL) with the crash watcher held off. */
@@ -191,6 +200,13 @@ export async function endInstance(
 
     if (plan.fault === 'restart-executor' || plan.fault === 'crash-executor') {
       const e = (await members(ctx)).executor
+      // With two pages, the executor fails between them: its successor must finish.
+      if (recipients.length > 0)
+        await waitFor(
+          'the first page of final balances',
+          async () => (await pagesPublished(ctx)) > 0,
+          PUBLICATION_MS,
+        ).catch(() => check(false, 'the first page of final balances never came'))
       if (e && plan.fault === 'restart-executor') {
         await ctx.lock.take()
         try {
@@ -205,10 +221,11 @@ export async function endInstance(
         await crash(ctx, e.i)
         down = e.i
         ctx.count('terminate-crash-executor')
-        log(`  termination: executor operator ${e.i} crashed after close`)
         // Nobody would notice a silent executor that holds the final balances back but a user:
         // one whose view finds no executor challenges it, and a watchdog takes over.
         const { info } = await members(ctx)
+        const pagesIn = info.phaseName === 'Terminated' ? 'all' : await pagesPublished(ctx)
+        log(`  termination: executor operator ${e.i} crashed after close (pages in: ${pagesIn})`)
         if (info.phaseName !== 'Terminated') {
           const viewer = clients[1]!
           const bal = await timed(
