@@ -37,8 +37,11 @@ export type TerminationPlan = {
   fault: TerminationFault
   /** Accounts the issuer pays coins to before the end: with more than a page, two pages. */
   recipients: number
-  /** Whether a user deposits again right after `close`, racing the publication. */
-  lateDeposit: boolean
+  /**
+   * Whether a user deposits again after `close`: right after it, racing the publication, or
+   * (with two pages) once the first page is in, when the manager must refuse it.
+   */
+  lateDeposit: 'none' | 'after-close' | 'after-first-page'
 }
 
 /** Recipients of the paged case: more than one page of final balances with the users. */
@@ -63,7 +66,14 @@ export function terminationPlan(rnd: () => number): TerminationPlan {
         : roll < 0.7
           ? 'restart-executor'
           : 'crash-executor'
-  return { fault, recipients: rnd() < 0.3 ? PAGED_RECIPIENTS : 0, lateDeposit: rnd() < 0.5 }
+  const recipients = rnd() < 0.3 ? PAGED_RECIPIENTS : 0
+  const late = rnd()
+  return {
+    fault,
+    recipients,
+    lateDeposit:
+      late < 0.5 ? 'none' : late < 0.75 && recipients > 0 ? 'after-first-page' : 'after-close',
+  }
 }
 
 /** Deterministic recipients without keys: nobody claims their coins, which the checks expect. */
@@ -142,7 +152,7 @@ export async function endInstance(
   const receipts: PoseReceipt[] = []
   const recipients = payoutRecipients(ctx.seed, plan.recipients)
   log(
-    `  termination: fault ${plan.fault}, ${recipients.length} payout recipients${plan.lateDeposit ? ', a late deposit' : ''}`,
+    `  termination: fault ${plan.fault}, ${recipients.length} payout recipients${plan.lateDeposit === 'none' ? '' : `, a deposit ${plan.lateDeposit}`}`,
   )
   for (let k = 0; k < recipients.length; k += PAYOUT_CHUNK) {
     const to = recipients.slice(k, k + PAYOUT_CHUNK)
@@ -165,7 +175,23 @@ export async function endInstance(
   let down: number | undefined
   let phase = ''
   let extra = 0n
-  const late = plan.lateDeposit ? clients[clients.length - 1]! : undefined
+  const late = plan.lateDeposit === 'none' ? undefined : clients[clients.length - 1]!
+  // A deposit racing the publication: credited before the first page, or refused on-chain; once
+  // the first page is in, refused.
+  const deposit = (afterFirstPage: boolean): Promise<bigint> =>
+    late!.deposit({ instance, value: LATE_DEPOSIT }).then(
+      () => {
+        check(!afterFirstPage, 'a deposit after the first page of final balances was taken')
+        return LATE_DEPOSIT
+      },
+      (e: unknown) => {
+        const refused =
+          e instanceof ChainTxError && /PoseManager_(Terminating|UnexpectedPhase)/.test(e.reason)
+        check(refused, `late deposit: ${(e as Error).message.split('\n')[0]}`)
+        return 0n
+      },
+    )
+  let lateDeposit = Promise.resolve(0n)
   try {
     if (plan.fault === 'crash-watchdog') {
       const w = (await members(ctx)).watchdogs[0]
@@ -184,29 +210,20 @@ export async function endInstance(
     receipts.push(closed)
     ctx.count('terminate')
 
-    // A deposit racing the publication: credited before the first page, or refused on-chain.
-    const lateDeposit = late
-      ? late.deposit({ instance, value: LATE_DEPOSIT }).then(
-          () => LATE_DEPOSIT,
-          (e: unknown) => {
-            const refused =
-              e instanceof ChainTxError &&
-              /PoseManager_(Terminating|UnexpectedPhase)/.test(e.reason)
-            check(refused, `late deposit: ${(e as Error).message.split('\n')[0]}`)
-            return 0n
-          },
-        )
-      : Promise.resolve(0n)
+    if (plan.lateDeposit === 'after-close') lateDeposit = deposit(false)
 
-    if (plan.fault === 'restart-executor' || plan.fault === 'crash-executor') {
-      const e = (await members(ctx)).executor
-      // With two pages, the executor fails between them: its successor must finish.
-      if (recipients.length > 0)
-        await waitFor(
-          'the first page of final balances',
-          async () => (await pagesPublished(ctx)) > 0,
-          PUBLICATION_MS,
-        ).catch(() => check(false, 'the first page of final balances never came'))
+    const executorFault = plan.fault === 'restart-executor' || plan.fault === 'crash-executor'
+    const e = executorFault ? (await members(ctx)).executor : undefined
+    // With two pages, the executor fails between them: its successor must finish.
+    if (recipients.length > 0 && (executorFault || plan.lateDeposit === 'after-first-page'))
+      await waitFor(
+        'the first page of final balances',
+        async () => (await pagesPublished(ctx)) > 0,
+        PUBLICATION_MS,
+      ).catch(() => check(false, 'the first page of final balances never came'))
+    if (plan.lateDeposit === 'after-first-page') lateDeposit = deposit(true)
+
+    if (executorFault) {
       if (e && plan.fault === 'restart-executor') {
         await ctx.lock.take()
         try {
