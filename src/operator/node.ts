@@ -711,6 +711,7 @@ export class OperatorNode {
         if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted)
           this.pagesSent.set(key, e.hash)
         else this.pagesSent.delete(key)
+        this.crashPoints?.reach('final-page')
       })
       .finally(() => {
         this.pageOnItsWay.delete(instance)

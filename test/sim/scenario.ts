@@ -138,8 +138,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const crashy = rnd() < 0.5 ? [Math.floor(rnd() * OPERATORS), Math.floor(rnd() * OPERATORS)] : []
   const crashConfig = {
     probability: pick([0.01, 0.03]),
-    // A handover or a challenge response comes a few times per scenario, a seal at every update.
-    probabilities: { handover: 0.25, 'challenge-response': 0.25 },
+    // A handover or a challenge response comes a few times per scenario, a seal at every update,
+    // a page of final balances once or twice at the end.
+    probabilities: { handover: 0.25, 'challenge-response': 0.25, 'final-page': 0.5 },
     points: CRASH_POINTS.filter(() => rnd() < 0.6),
     after: 10,
   }
