@@ -38,7 +38,7 @@ import {
   startFaultyProxy,
 } from './proxy.ts'
 import { reorgChain } from './reorg.ts'
-import { Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
+import { endState, Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
 import { converge } from './settle.ts'
 import { Stages } from './stages.ts'
 import { endInstance, terminationPlan } from './termination.ts'
@@ -182,6 +182,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const chainConfig = { hold: 0.1, maxHoldMs: 1_500, reorder: 0.1, replay: 0.1 }
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
+  // Crash points for one operator's next start only (the termination's crash between pages),
+  // and operators kept down after such a crash until the scenario restarts them.
+  const armed = new Map<number, string>()
+  const held = new Set<number>()
   const start = startDevnet({
     dir,
     operators: OPERATORS,
@@ -197,6 +201,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         env.POSE_CHAIN_FAULTS = JSON.stringify({ ...chainConfig, seed: o.seed * 64 + i * 8 + n })
       if (crashy.includes(i) && crashBudget > 0 && crashConfig.points.length > 0)
         env.POSE_CRASH_POINTS = JSON.stringify({ ...crashConfig, seed: o.seed * 64 + i * 8 + n })
+      const once = armed.get(i)
+      if (once !== undefined) {
+        env.POSE_CRASH_POINTS = once
+        armed.delete(i)
+      }
       return env
     },
     operatorArgs: (i) => [
@@ -251,6 +260,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       },
       check,
       log,
+      held,
     })
     const clients = await userClients(devnet, { autoChallenge: true, failoverTimeoutMs: 90_000 })
     scanner.add(
@@ -464,6 +474,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           instance,
           coins: clients.map((_, u) => ({ deposited: DEPOSIT, paid: burnedBy(recorded, u) })),
           lock,
+          arm: (i, points) => armed.set(i, JSON.stringify(points)),
+          held,
           count,
           log,
           check,
@@ -487,9 +499,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     check(scanner.found.size === 0, `secret leaked: ${[...scanner.found].join('; ')}`)
     for (const [i, op] of devnet.operators.entries()) {
-      const alive = op.process && op.process.exitCode === null && op.process.signalCode === null
-      check(!!alive, `operator ${i} process died without being killed`)
-      if (alive) addLinkFaults(await health(devnet, admin, i), count)
+      const state = endState(op)
+      if (typeof state === 'object') count(`crash-${state.at}`)
+      check(state !== 'died', `operator ${i} process died without being killed`)
+      if (state === 'running') addLinkFaults(await health(devnet, admin, i), count)
     }
     return {
       seed: o.seed,

@@ -16,6 +16,14 @@ import { MAX_FINAL_ACCOUNTS } from '../../src/protocol/index.ts'
 import { waitFor } from '../e2e/helpers.ts'
 import { type Lock, restartCrashed } from './restart.ts'
 
+/** A `POSE_CRASH_POINTS` configuration (src/operator/faults.ts). */
+export type CrashPointsConfig = {
+  seed: number
+  probability: number
+  points: string[]
+  after: number
+}
+
 /** What may go wrong while the instance ends. */
 export type TerminationFault =
   /** Nothing beyond the scenario's standing faults (links, chain feeds, named crash points). */
@@ -23,13 +31,14 @@ export type TerminationFault =
   /** A watchdog crashes before `close`: its removal and refill come before the publication. */
   | 'crash-watchdog'
   /**
-   * The executor restarts right after `close` (with two pages, after the first): it resumes the
-   * publication from sealed state.
+   * The executor restarts right after `close` and resumes the publication from sealed state;
+   * with two pages it crashes at its `final-page` crash point and is restarted at once.
    */
   | 'restart-executor'
   /**
-   * The executor crashes right after `close` (with two pages, after the first) and stays down:
-   * a user's view challenges it, a watchdog is promoted and publishes or finishes the pages.
+   * The executor crashes right after `close` (with two pages, at its `final-page` crash point)
+   * and stays down: a user's view challenges it, a watchdog is promoted and publishes or
+   * finishes the pages.
    */
   | 'crash-executor'
 
@@ -92,6 +101,10 @@ export type TerminationContext = {
   /** What each user deposited and what it was paid on-chain before the end (its burns). */
   coins: Array<{ deposited: bigint; paid: bigint }>
   lock: Lock
+  /** Sets `POSE_CRASH_POINTS` for operator `i`'s next start only. */
+  arm: (i: number, points: CrashPointsConfig) => void
+  /** Operators the crash watcher keeps down after a crash at a named point. */
+  held: Set<number>
   count: (k: string, n?: number) => void
   log: (line: string) => void
   check: (ok: boolean, what: string) => void
@@ -118,6 +131,23 @@ async function pagesPublished(ctx: TerminationContext): Promise<number> {
   return (await readFinalBalancesPages(publicClient, ctx.devnet.manager, ctx.instance)).size
 }
 
+/** Pages in on-chain, for the timeline: 'all' once terminated. */
+async function pagesIn(ctx: TerminationContext): Promise<string> {
+  const { info } = await members(ctx)
+  return info.phaseName === 'Terminated' ? 'all' : String(await pagesPublished(ctx))
+}
+
+/** Restarts operator `i` (SIGTERM, then start) with the crash watcher held off. */
+async function restartNow(ctx: TerminationContext, i: number): Promise<void> {
+  await ctx.lock.take()
+  try {
+    await ctx.devnet.killOperator(i, 'SIGTERM')
+    await ctx.devnet.startOperator(i)
+  } finally {
+    ctx.lock.release()
+  }
+}
+
 /** Kills operator `i` and its enclave (SIGKILL) with the crash watcher held off. */
 async function crash(ctx: TerminationContext, i: number): Promise<void> {
   await ctx.lock.take()
@@ -132,6 +162,7 @@ async function crash(ctx: TerminationContext, i: number): Promise<void> {
 async function restart(ctx: TerminationContext, i: number): Promise<void> {
   await ctx.lock.take()
   try {
+    ctx.held.delete(i)
     await restartCrashed(ctx.devnet, i)
     ctx.count('restart')
   } finally {
@@ -193,6 +224,10 @@ export async function endInstance(
     )
   let lateDeposit = Promise.resolve(0n)
   try {
+    const executorFault = plan.fault === 'restart-executor' || plan.fault === 'crash-executor'
+    const paged = recipients.length > 0
+    const executor = executorFault ? (await members(ctx)).executor : undefined
+    let armedProcess: { exitCode: number | null; signalCode: NodeJS.Signals | null } | undefined
     if (plan.fault === 'crash-watchdog') {
       const w = (await members(ctx)).watchdogs[0]
       if (w) {
@@ -201,6 +236,14 @@ export async function endInstance(
         ctx.count('terminate-crash-watchdog')
         log(`  termination: watchdog operator ${w.i} (slot ${w.slot}) crashed before close`)
       }
+    } else if (executor && paged) {
+      // Between two pages the window is a block at most: the executor is restarted with a crash
+      // point armed right after its first page (kept down for `crash-executor`).
+      ctx.arm(executor.i, { seed: ctx.seed, probability: 1, points: ['final-page'], after: 0 })
+      if (plan.fault === 'crash-executor') ctx.held.add(executor.i)
+      await restartNow(ctx, executor.i)
+      armedProcess = devnet.operators[executor.i]!.process
+      log(`  termination: executor operator ${executor.i} restarted to crash after its first page`)
     }
     const closed = await timed(
       issuer.writeContract({ instance, abi: closableTokenAbi, functionName: 'close' }),
@@ -211,46 +254,55 @@ export async function endInstance(
     ctx.count('terminate')
 
     if (plan.lateDeposit === 'after-close') lateDeposit = deposit(false)
-
-    const executorFault = plan.fault === 'restart-executor' || plan.fault === 'crash-executor'
-    const e = executorFault ? (await members(ctx)).executor : undefined
-    // With two pages, the executor fails between them: its successor must finish.
-    if (recipients.length > 0 && (executorFault || plan.lateDeposit === 'after-first-page'))
+    if (plan.lateDeposit === 'after-first-page') {
       await waitFor(
         'the first page of final balances',
         async () => (await pagesPublished(ctx)) > 0,
         PUBLICATION_MS,
       ).catch(() => check(false, 'the first page of final balances never came'))
-    if (plan.lateDeposit === 'after-first-page') lateDeposit = deposit(true)
+      lateDeposit = deposit(true)
+    }
 
-    if (executorFault) {
-      if (e && plan.fault === 'restart-executor') {
-        await ctx.lock.take()
-        try {
-          await devnet.killOperator(e.i, 'SIGTERM')
-          await devnet.startOperator(e.i)
-        } finally {
-          ctx.lock.release()
-        }
-        ctx.count('terminate-restart-executor')
-        log(`  termination: executor operator ${e.i} restarted after close`)
-      } else if (e) {
-        await crash(ctx, e.i)
-        down = e.i
-        ctx.count('terminate-crash-executor')
-        // Nobody would notice a silent executor that holds the final balances back but a user:
-        // one whose view finds no executor challenges it, and a watchdog takes over.
-        const { info } = await members(ctx)
-        const pagesIn = info.phaseName === 'Terminated' ? 'all' : await pagesPublished(ctx)
-        log(`  termination: executor operator ${e.i} crashed after close (pages in: ${pagesIn})`)
-        if (info.phaseName !== 'Terminated') {
-          const viewer = clients[1]!
-          const bal = await timed(
-            viewer.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' }),
-            'a view after close, the executor down',
-          )
-          check(bal >= 0n, 'a view after close: negative balance')
-        }
+    if (executor && paged) {
+      // The crash point fires once the first page's call is done.
+      const i = executor.i
+      const p = armedProcess
+      await waitFor(
+        'the executor to crash after its first page',
+        async () => !p || p.exitCode !== null || p.signalCode !== null,
+        PUBLICATION_MS,
+      ).catch(() => log(`  termination: executor operator ${i} did not crash at its first page`))
+      if (plan.fault === 'crash-executor') down = i
+      ctx.count(`terminate-${plan.fault}`)
+      log(
+        `  termination: executor operator ${i} crashed after a page (pages in: ${await pagesIn(ctx)})`,
+      )
+    } else if (executor && plan.fault === 'restart-executor') {
+      await restartNow(ctx, executor.i)
+      ctx.count('terminate-restart-executor')
+      log(`  termination: executor operator ${executor.i} restarted after close`)
+    } else if (executor) {
+      await crash(ctx, executor.i)
+      down = executor.i
+      ctx.count('terminate-crash-executor')
+      log(
+        `  termination: executor operator ${executor.i} crashed after close (pages in: ${await pagesIn(ctx)})`,
+      )
+    }
+    if (down !== undefined && plan.fault === 'crash-executor') {
+      // Nobody would notice a silent executor that holds the final balances back but a user:
+      // one whose view finds no executor challenges it, and a watchdog takes over.
+      const { info } = await members(ctx)
+      if (info.phaseName !== 'Terminated') {
+        const bal = await timed(
+          clients[1]!.readContract({
+            instance,
+            abi: closableTokenAbi,
+            functionName: 'myBalance',
+          }),
+          'a view after close, the executor down',
+        )
+        check(bal >= 0n, 'a view after close: negative balance')
       }
     }
     extra = await lateDeposit

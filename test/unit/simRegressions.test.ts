@@ -14,7 +14,14 @@ import { Devnets, onInterrupt, runSeeds } from '../sim/interrupt.ts'
 import { BlockClock } from '../sim/mining.ts'
 import { operatorUrls, startFaultyProxy } from '../sim/proxy.ts'
 import { type Rpc, reorgChain } from '../sim/reorg.ts'
-import { crashMarker, Lock, type Watched, waitForRecovery, watchCrashes } from '../sim/restart.ts'
+import {
+  crashMarker,
+  endState,
+  Lock,
+  type Watched,
+  waitForRecovery,
+  watchCrashes,
+} from '../sim/restart.ts'
 import { converge } from '../sim/settle.ts'
 import { Stages } from '../sim/stages.ts'
 
@@ -80,7 +87,9 @@ function crashedAtNamedPoint(): Watched & { started: number; dir: string } {
     started: 0,
     operators: [op],
     killEnclave: () => true,
-    killOperator: async () => undefined,
+    killOperator: async () => {
+      op.process = undefined
+    },
     startOperator: async () => {
       op.process = { exitCode: null, signalCode: null }
       devnet.started++
@@ -95,12 +104,14 @@ async function watching(
   stages: Stages,
   lock: Lock,
   f: () => Promise<void>,
+  held?: ReadonlySet<number>,
 ): Promise<{ crashes: string[]; violations: string[] }> {
   const crashes: string[] = []
   const violations: string[] = []
   const watcher = watchCrashes(devnet, {
     stages,
     lock,
+    ...(held ? { held } : {}),
     crashed: (point) => crashes.push(point),
     check: (ok, what) => {
       if (!ok) violations.push(what)
@@ -165,6 +176,35 @@ describe('simulator regressions', () => {
     )
     assert.deepEqual(crashes, ['before-seal'])
     assert.deepEqual(violations, [])
+  })
+
+  it('an operator the scenario holds is counted as crashed at its named point and left down for the scenario to restart', async () => {
+    const devnet = crashedAtNamedPoint()
+    const stages = new Stages()
+    stages.enter('terminating')
+    const { crashes, violations } = await watching(
+      devnet,
+      stages,
+      new Lock(),
+      () => waitFor('the crash to be counted', async () => !devnet.operators[0]!.process, 5_000),
+      new Set([0]),
+    )
+    assert.deepEqual(crashes, ['before-seal'])
+    assert.deepEqual(violations, [])
+    assert.equal(devnet.started, 0, 'left down')
+  })
+
+  it('seed 1722: an operator that crashes at a named point after the crash watcher stopped is a crash, not a death nobody explains', () => {
+    const devnet = crashedAtNamedPoint()
+    try {
+      assert.deepEqual(endState(devnet.operators[0]!), { at: 'before-seal' })
+      rmSync(crashMarker(devnet.dir))
+      assert.equal(endState(devnet.operators[0]!), 'died')
+      devnet.operators[0]!.process = { exitCode: null, signalCode: null }
+      assert.equal(endState(devnet.operators[0]!), 'running')
+    } finally {
+      rmSync(devnet.dir, { recursive: true, force: true })
+    }
   })
 
   it('seed 62: a fault waiting for the pool to recover does not hold back crash restarts', async () => {
