@@ -51,11 +51,7 @@ const log = (message: string): EnclaveOutput => ({
 })
 
 /** A node on `dir` whose log lines are collected in `lines`; nothing started. */
-function nodeOn(
-  dir: string,
-  lines: Array<{ level: number; msg: string; instance?: string }>,
-  more: Partial<OperatorOptions> = {},
-) {
+function nodeOn(dir: string, lines: LogLine[], more: Partial<OperatorOptions> = {}) {
   const logger = pino(
     new Writable({
       write(chunk, _enc, done) {
@@ -75,11 +71,29 @@ function nodeOn(
   })
 }
 
-test('an instance whose sealed state cannot be restored is logged and its files moved aside; the others are restored', async () => {
+/** A line the node logged. */
+type LogLine = { level: number; msg: string; [field: string]: unknown }
+
+/**
+ * Runs `f` with a node on a fresh data directory (its log lines in `lines`), then stops the
+ * node and removes the directory.
+ */
+async function withNode(
+  f: (node: OperatorNode, o: { dir: string; lines: LogLine[] }) => Promise<void>,
+  more: Partial<OperatorOptions> = {},
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const lines: Array<{ level: number; msg: string; instance?: string; filesMovedTo?: string }> = []
-  const node = nodeOn(dir, lines)
+  const lines: LogLine[] = []
+  const node = nodeOn(dir, lines, more)
   try {
+    await f(node, { dir, lines })
+  } finally {
+    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
+  }
+}
+
+test('an instance whose sealed state cannot be restored is logged and its files moved aside; the others are restored', () =>
+  withNode(async (node, { dir, lines }) => {
     const n = node as unknown as Internals
     for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
     const restored: bigint[] = []
@@ -109,16 +123,10 @@ test('an instance whose sealed state cannot be restored is logged and its files 
     assert.equal(failed[0]!.filesMovedTo, join(dir, 'instances', aside[0]!))
     assert.deepEqual(n.store.instances(), [1n, 3n])
     assert.deepEqual(n.store.blobs(2n), [])
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
 
-test('an enclave that dies while instances are restored fails the start and moves no sealed files', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const lines: Array<{ level: number; msg: string }> = []
-  const node = nodeOn(dir, lines)
-  try {
+test('an enclave that dies while instances are restored fails the start and moves no sealed files', () =>
+  withNode(async (node, { dir }) => {
     const n = node as unknown as Internals
     for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
     let calls = 0
@@ -138,16 +146,10 @@ test('an enclave that dies while instances are restored fails the start and move
     assert.equal(calls, 1, 'no further instance is tried')
     assert.deepEqual(n.store.instances(), [1n, 2n, 3n])
     assert.ok(!readdirSync(join(dir, 'instances')).some((f) => f.includes('unrestorable')))
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
 
-test('an instance whose files cannot be read, or that the enclave fails on without judging its records, keeps its files', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const lines: Array<{ level: number; msg: string; instance?: string; filesMovedTo?: string }> = []
-  const node = nodeOn(dir, lines)
-  try {
+test('an instance whose files cannot be read, or that the enclave fails on without judging its records, keeps its files', () =>
+  withNode(async (node, { lines }) => {
     const n = node as unknown as Internals
     for (const id of [1n, 2n, 3n]) n.store.append(id, Uint8Array.of(Number(id)))
     const blobs = n.store.blobs.bind(n.store)
@@ -179,10 +181,7 @@ test('an instance whose files cannot be read, or that the enclave fails on witho
     n.store.blobs = blobs
     assert.deepEqual(n.store.instances(), [1n, 2n, 3n])
     assert.equal(n.store.blobs(2n).length, 1)
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
 
 test('a node stopped while it restores (its enclave exited) fails the start there', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
@@ -247,49 +246,45 @@ test('a sealed record that cannot be persisted stops the node, and no later outp
   }
 })
 
-test("an enclave's on-chain call the endpoint never took in all its attempts is sent again from the duty loop", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const node = nodeOn(dir, [], { submitAttempts: 2, submitBackoffMs: 1 })
-  try {
-    const n = node as unknown as Internals
-    const sent: Array<{ functionName: string; args: unknown[] }> = []
-    let up = false
-    n.sender = {
-      write: async (p) => {
-        sent.push(p)
-        if (!up) throw new ChainTxError(p.functionName, 'fetch failed')
-        return {}
-      },
-    }
-    const answer: EnclaveOutput = {
-      type: 'respondExecutor',
-      instance: 4n,
-      response: Uint8Array.of(1, 2),
-      eventIndex: 9n,
-      signature: new Uint8Array(65),
-    }
-    n.handleOutputs([answer])
-    await until(() => sent.length === 2)
-    await new Promise((r) => setTimeout(r, 20))
-    assert.equal(sent.length, 2, 'its attempts are spent')
-    // The endpoint is back: the duty loop sends the same call again, once.
-    up = true
-    n.resendUnsent()
-    n.resendUnsent()
-    await until(() => sent.length === 3)
-    assert.deepEqual(sent[2], sent[0])
-    n.resendUnsent()
-    await new Promise((r) => setTimeout(r, 20))
-    assert.equal(sent.length, 3, 'taken: not sent again')
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+test("an enclave's on-chain call the endpoint never took in all its attempts is sent again from the duty loop", () =>
+  withNode(
+    async (node) => {
+      const n = node as unknown as Internals
+      const sent: Array<{ functionName: string; args: unknown[] }> = []
+      let up = false
+      n.sender = {
+        write: async (p) => {
+          sent.push(p)
+          if (!up) throw new ChainTxError(p.functionName, 'fetch failed')
+          return {}
+        },
+      }
+      const answer: EnclaveOutput = {
+        type: 'respondExecutor',
+        instance: 4n,
+        response: Uint8Array.of(1, 2),
+        eventIndex: 9n,
+        signature: new Uint8Array(65),
+      }
+      n.handleOutputs([answer])
+      await until(() => sent.length === 2)
+      await new Promise((r) => setTimeout(r, 20))
+      assert.equal(sent.length, 2, 'its attempts are spent')
+      // The endpoint is back: the duty loop sends the same call again, once.
+      up = true
+      n.resendUnsent()
+      n.resendUnsent()
+      await until(() => sent.length === 3)
+      assert.deepEqual(sent[2], sent[0])
+      n.resendUnsent()
+      await new Promise((r) => setTimeout(r, 20))
+      assert.equal(sent.length, 3, 'taken: not sent again')
+    },
+    { submitAttempts: 2, submitBackoffMs: 1 },
+  ))
 
-test('a pool whose refill finds nobody to draw is not refilled again until an operator registers', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const node = nodeOn(dir, [])
-  try {
+test('a pool whose refill finds nobody to draw is not refilled again until an operator registers', () =>
+  withNode(async (node) => {
     const n = node as unknown as Internals
     const me = `0x${'ab'.repeat(20)}`
     n.signer = me
@@ -368,15 +363,10 @@ test('a pool whose refill finds nobody to draw is not refilled again until an op
       .catch(() => undefined)
     await n.duties()
     assert.deepEqual(calls, ['refill', 'refill', 'refill'])
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
 
-test('an operator that withdrew its stake is forgotten, and the link to its endpoint closed', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const node = nodeOn(dir, [])
-  try {
+test('an operator that withdrew its stake is forgotten, and the link to its endpoint closed', () =>
+  withNode(async (node) => {
     const n = node as unknown as {
       endpoints: Map<string, string>
       signerToOperator: Map<string, string>
@@ -407,15 +397,10 @@ test('an operator that withdrew its stake is forgotten, and the link to its endp
       { operator: a, enclaveSigner: `0x${'e5'.repeat(20)}`, endpoint: 'http://127.0.0.1:7003' },
     ])
     assert.deepEqual(retained.at(-1), ['http://127.0.0.1:7002', 'http://127.0.0.1:7003'])
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
 
-test('pages of final balances go one at a time per instance, the newest of each, and one sent without a receipt is looked up before it goes again', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pose-node-'))
-  const node = nodeOn(dir, [])
-  try {
+test('pages of final balances go one at a time per instance, the newest of each, and one sent without a receipt is looked up before it goes again', () =>
+  withNode(async (node) => {
     const n = node as unknown as Omit<Internals, 'sender'> & {
       sender: {
         write: (p: { functionName: string; args: unknown[] }) => Promise<unknown>
@@ -482,7 +467,4 @@ test('pages of final balances go one at a time per instance, the newest of each,
     await until(() => settled.length === 1 && sent.length === 5)
     assert.deepEqual(settled, [`0x${'ab'.repeat(32)}`])
     release!()
-  } finally {
-    await node.stop().finally(() => rmSync(dir, { recursive: true, force: true }))
-  }
-})
+  }))
