@@ -7,7 +7,14 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IAttestationVerifier} from "./IAttestationVerifier.sol";
 import {PoseDigests} from "./PoseDigests.sol";
-import {EventKind, Phase} from "./PoseTypes.sol";
+import {
+    EVENT_HISTORY,
+    EventKind,
+    MAX_CHALLENGE_PAYLOAD,
+    MAX_FINAL_ACCOUNTS,
+    MAX_WATCHDOG_ROUNDS,
+    Phase
+} from "./PoseTypes.sol";
 
 /// @title PoseManager
 /// @notice The on-chain half of POSE (SPEC §4): registry of attested enclaves with operator
@@ -229,14 +236,10 @@ contract PoseManager is ReentrancyGuardTransient {
         uint64 exitRequestedAt;
     }
 
-    /// @notice Number of recent running-hash values kept per instance.
-    uint64 public constant EVENT_HISTORY = 32;
     uint8 internal constant REMOVED_NOT_ACKED = 1;
     uint8 internal constant REMOVED_TIMED_OUT = 2;
     uint8 internal constant REMOVED_EXITED = 3;
     uint8 internal constant REMOVED_RELEASED = 4; // its executor left before activation
-    /// @notice Most accounts a page of final balances may list (their leaves travel in calldata).
-    uint256 public constant MAX_FINAL_ACCOUNTS = 1024;
     /// @notice Most pages final balances may take.
     uint256 internal constant MAX_FINAL_PAGES = 128;
 
@@ -282,12 +285,6 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @notice The block this manager was created in: none of its logs is older, so clients and
     /// operators search its logs from here, not from genesis.
     uint256 public immutable deploymentBlock;
-    /// @notice Watchdog challenge rounds an executor may start while itself challenged.
-    uint8 public constant MAX_WATCHDOG_ROUNDS = 2;
-    /// @notice Longest payload of a challenge, in bytes: a user's largest request box (128 KiB).
-    /// Every member's enclave takes the payload into its chain view and seals it; a longer one
-    /// could be an event no enclave takes in, stopping every operator's chain feed.
-    uint256 public constant MAX_CHALLENGE_PAYLOAD = 128 * 1024;
 
     /// @notice Instances created so far (ids run from 1).
     uint64 public instanceCount;

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {PoseDigests} from "../src/PoseDigests.sol";
 import {PoseManager} from "../src/PoseManager.sol";
-import {Phase} from "../src/PoseTypes.sol";
+import {EVENT_HISTORY, Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
 
 /// @notice One life cycle through every manager operation on a pool of 3 (5 operators), in an
@@ -42,7 +42,7 @@ contract GasLifecycleTest is Fixture {
         manager.refill(id);
 
         // Age the instance past its event history, then repeat the steady-state operations.
-        while (manager.getInstance(id).eventIndex < manager.EVENT_HISTORY() + 2) {
+        while (manager.getInstance(id).eventIndex < EVENT_HISTORY + 2) {
             vm.prank(user);
             manager.deposit{value: 1 ether}(id);
         }
@@ -73,7 +73,7 @@ contract GasLifecycleTest is Fixture {
         assertEq(user.balance - before, SLASH / 2, "challenger rewarded half the slash");
         (, uint256 withdrawn) = manager.balanceOfInstance(id);
         assertEq(withdrawn, 1.5 ether, "withdrawn once per cumulative step");
-        assertTrue(manager.getInstance(id).eventIndex > manager.EVENT_HISTORY(), "instance aged past its history");
+        assertTrue(manager.getInstance(id).eventIndex > EVENT_HISTORY, "instance aged past its history");
     }
 
     function withdrawTo(uint256 id, address to, uint256 cumulative) internal {

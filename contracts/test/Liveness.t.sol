@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {PoseDigests} from "../src/PoseDigests.sol";
 import {PoseManager} from "../src/PoseManager.sol";
-import {Phase} from "../src/PoseTypes.sol";
+import {MAX_CHALLENGE_PAYLOAD, MAX_WATCHDOG_ROUNDS, Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
 
 contract LivenessTest is Fixture {
@@ -299,7 +299,7 @@ contract LivenessTest is Fixture {
         challenge();
         address exec = opOf(0);
         uint64 deadline = manager.getInstance(id).challengeDeadline;
-        for (uint256 r; r < manager.MAX_WATCHDOG_ROUNDS(); ++r) {
+        for (uint256 r; r < MAX_WATCHDOG_ROUNDS; ++r) {
             vm.prank(exec);
             manager.challengeWatchdogs(id, 2, "");
             bytes32 d = PoseDigests.watchdogResponse(
@@ -731,7 +731,7 @@ contract LivenessTest is Fixture {
     }
 
     function test_challengePayloads_longerThanTheLimit_revert() public {
-        uint256 max = manager.MAX_CHALLENGE_PAYLOAD();
+        uint256 max = MAX_CHALLENGE_PAYLOAD;
         assertEq(max, 128 * 1024, "the SDK's largest request box");
         vm.prank(user);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_PayloadTooLarge.selector, max + 1, max));

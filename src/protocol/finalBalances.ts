@@ -11,7 +11,7 @@ import { keccak256 } from './hash.ts'
 
 export type FinalBalance = { account: Uint8Array; cumulative: bigint }
 
-/** Most accounts a page of final balances may list (PoseManager.MAX_FINAL_ACCOUNTS). */
+/** Most accounts a page of final balances may list (MAX_FINAL_ACCOUNTS in PoseTypes.sol). */
 export const MAX_FINAL_ACCOUNTS = 1024
 /** Most pages final balances may take (PoseManager.MAX_FINAL_PAGES). */
 export const MAX_FINAL_PAGES = 128

@@ -12,7 +12,7 @@ export const LIMITS = {
    */
   maxHttpBodyBytes: 2 * 1024 * 1024 + 1024,
   /**
-   * Longest payload of an on-chain challenge (PoseManager.MAX_CHALLENGE_PAYLOAD): a user's
+   * Longest payload of an on-chain challenge (MAX_CHALLENGE_PAYLOAD in PoseTypes.sol): a user's
    * largest request box. Members keep the open challenges' payloads in their sealed chain view.
    */
   maxChallengePayloadBytes: 128 * 1024,
