@@ -62,6 +62,16 @@ export class Lock {
     this.taken = false
   }
 
+  /** Takes the lock while `f` runs. */
+  async hold<T>(f: () => Promise<T>): Promise<T> {
+    await this.take()
+    try {
+      return await f()
+    } finally {
+      this.release()
+    }
+  }
+
   /** Releases the lock while `f` runs and takes it back afterwards. */
   async lend<T>(f: () => Promise<T>): Promise<T> {
     this.release()

@@ -138,36 +138,28 @@ async function pagesIn(ctx: TerminationContext): Promise<string> {
 }
 
 /** Restarts operator `i` (SIGTERM, then start) with the crash watcher held off. */
-async function restartNow(ctx: TerminationContext, i: number): Promise<void> {
-  await ctx.lock.take()
-  try {
+function restartNow(ctx: TerminationContext, i: number): Promise<void> {
+  return ctx.lock.hold(async () => {
     await ctx.devnet.killOperator(i, 'SIGTERM')
     await ctx.devnet.startOperator(i)
-  } finally {
-    ctx.lock.release()
-  }
+  })
 }
 
 /** Kills operator `i` and its enclave (SIGKILL) with the crash watcher held off. */
-async function crash(ctx: TerminationContext, i: number): Promise<void> {
-  await ctx.lock.take()
-  try {
+function crash(ctx: TerminationContext, i: number): Promise<void> {
+  return ctx.lock.hold(async () => {
     ctx.devnet.killEnclave(i)
     await ctx.devnet.killOperator(i, 'SIGKILL')
-  } finally {
-    ctx.lock.release()
-  }
+  })
 }
 
-async function restart(ctx: TerminationContext, i: number): Promise<void> {
-  await ctx.lock.take()
-  try {
+/** Starts operator `i` again after a crash and lets the crash watcher look after it again. */
+function restart(ctx: TerminationContext, i: number): Promise<void> {
+  return ctx.lock.hold(async () => {
     ctx.held.delete(i)
     await restartCrashed(ctx.devnet, i)
     ctx.count('restart')
-  } finally {
-    ctx.lock.release()
-  }
+  })
 }
 
 /**
