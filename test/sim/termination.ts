@@ -12,23 +12,24 @@ import { poseManagerAbi, readFinalBalancesPages, readInstance } from '../../src/
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
-import { MAX_FINAL_ACCOUNTS } from '../../src/protocol/index.ts'
+import type { CrashPoints } from '../../src/operator/faults.ts'
+import {
+  bytesToHex,
+  finalBalanceProof,
+  hexToBytes,
+  MAX_FINAL_ACCOUNTS,
+} from '../../src/protocol/index.ts'
 import { waitFor } from '../e2e/helpers.ts'
 import { type Lock, restartCrashed } from './restart.ts'
 
-/** A `POSE_CRASH_POINTS` configuration (src/operator/faults.ts). */
-export type CrashPointsConfig = {
-  seed: number
-  probability: number
-  points: string[]
-  after: number
-}
+/** A `POSE_CRASH_POINTS` configuration. */
+export type CrashPointsConfig = CrashPoints['config']
 
 /** What may go wrong while the instance ends. */
 export type TerminationFault =
   /** Nothing beyond the scenario's standing faults (links, chain feeds, named crash points). */
   | 'none'
-  /** A watchdog crashes before `close`: its removal and refill come before the publication. */
+  /** A watchdog crashes before `close`: `close`'s receipt, and so the publication, waits for its removal. */
   | 'crash-watchdog'
   /**
    * The executor restarts right after `close` and resumes the publication from sealed state;
@@ -325,7 +326,7 @@ export async function endInstance(
 async function checkFinalBalances(
   ctx: TerminationContext,
   o: {
-    recipients: readonly string[]
+    recipients: readonly `0x${string}`[]
     paidOut: bigint
     late: PoseClient | undefined
     extra: bigint
@@ -364,6 +365,14 @@ async function checkFinalBalances(
     )
     check(twice === '', `user ${u}: a second final withdrawal: ${twice.split('\n')[0]}`)
   }
+  // Anyone may claim a final balance for its account: the issuer pays the lowest and the
+  // highest recipient's (on the first page and the last) against the root.
+  const sorted = [...o.recipients].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1))
+  const claimed = await claimForRecipients(
+    ctx,
+    balances,
+    sorted.length > 0 ? [sorted[0]!, sorted.at(-1)!] : [],
+  )
   const [deposited, withdrawn] = (await issuer.publicClient.readContract({
     address: devnet.manager,
     abi: poseManagerAbi,
@@ -372,9 +381,46 @@ async function checkFinalBalances(
   })) as [bigint, bigint]
   const put = ctx.coins.reduce((a, x) => a + x.deposited, 0n) + o.extra
   check(deposited === put, `deposited ${deposited} on-chain, expected ${put}`)
-  // Everything is paid but the recipients' coins, which nobody claims here.
+  // Everything is paid but the coins of the recipients nobody claimed for.
+  const expected = deposited - o.paidOut + claimed
   check(
-    withdrawn === deposited - o.paidOut,
-    `withdrawn ${withdrawn} after every user's final withdrawal, expected ${deposited - o.paidOut}`,
+    withdrawn === expected,
+    `withdrawn ${withdrawn} after every user's final withdrawal, expected ${expected}`,
   )
+}
+
+/**
+ * Claims the final balance of each of `recipients` on its behalf (`withdrawFinal` with a proof
+ * from the published leaves) and checks each is paid exactly its payout. Returns what was paid.
+ */
+async function claimForRecipients(
+  ctx: TerminationContext,
+  balances: ReadonlyArray<{ account: `0x${string}`; cumulative: bigint }>,
+  recipients: readonly `0x${string}`[],
+): Promise<bigint> {
+  const { clients, instance, devnet, check } = ctx
+  const issuer = clients[0]!
+  const leaves = balances.map((b) => ({ account: hexToBytes(b.account), cumulative: b.cumulative }))
+  let paid = 0n
+  for (const r of new Set(recipients)) {
+    const proof = finalBalanceProof(leaves, {
+      account: hexToBytes(r),
+      cumulative: PAYOUT_EACH,
+    }).map(bytesToHex)
+    const before = await issuer.publicClient.getBalance({ address: r })
+    try {
+      await issuer.sender.write({
+        address: devnet.manager,
+        abi: poseManagerAbi,
+        functionName: 'withdrawFinal',
+        args: [instance, r, PAYOUT_EACH, proof],
+      })
+      const got = (await issuer.publicClient.getBalance({ address: r })) - before
+      check(got === PAYOUT_EACH, `recipient ${r}: paid ${got} on its final balance`)
+      paid += got
+    } catch (e) {
+      check(false, `recipient ${r}: final withdrawal: ${(e as Error).message.split('\n')[0]}`)
+    }
+  }
+  return paid
 }
