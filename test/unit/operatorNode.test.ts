@@ -12,6 +12,7 @@ import { test } from 'node:test'
 import pino from 'pino'
 import { getAddress } from 'viem'
 import { ChainTxError } from '../../src/chain/sender.ts'
+import { CrashPoints } from '../../src/operator/faults.ts'
 import { OperatorNode, type OperatorOptions } from '../../src/operator/node.ts'
 import { type EnclaveOutput, EventKind, Phase, ProtocolError } from '../../src/protocol/index.ts'
 import { EnclaveCallError } from '../../src/tee/enclaveHost.ts'
@@ -397,6 +398,46 @@ test('an operator that withdrew its stake is forgotten, and the link to its endp
       { operator: a, enclaveSigner: `0x${'e5'.repeat(20)}`, endpoint: 'http://127.0.0.1:7003' },
     ])
     assert.deepEqual(retained.at(-1), ['http://127.0.0.1:7002', 'http://127.0.0.1:7003'])
+  }))
+
+test("the simulator's final-page crash point fires only once the manager took a page, not on a page it refused", () =>
+  withNode(async (node) => {
+    const n = node as unknown as Internals & { crashPoints: CrashPoints | undefined }
+    const crashed: string[] = []
+    n.crashPoints = new CrashPoints(
+      { seed: 1, probability: 1, points: ['final-page'], after: 0 },
+      (point) => crashed.push(point),
+    )
+    const sent: bigint[] = []
+    n.sender = {
+      write: async (p) => {
+        const eventIndex = p.args[2] as bigint
+        sent.push(eventIndex)
+        // Signed before a deposit the manager has since recorded: refused.
+        if (eventIndex === 5n)
+          throw new ChainTxError('terminate', 'PoseManager_StaleEventIndex(5)', { reverted: true })
+        return {}
+      },
+    }
+    const page = (eventIndex: bigint): EnclaveOutput => ({
+      type: 'terminate',
+      instance: 9n,
+      root: new Uint8Array(32),
+      page: 0,
+      pages: 2,
+      accounts: [new Uint8Array(20).fill(1)],
+      cumulatives: [1n],
+      eventIndex,
+      signature: new Uint8Array(65),
+    })
+    n.handleOutputs([page(5n)])
+    await until(() => sent.length === 1)
+    await new Promise((r) => setTimeout(r, 20))
+    assert.deepEqual(crashed, [], 'a refused page: no crash')
+    n.handleOutputs([page(6n)])
+    await until(() => crashed.length === 1)
+    assert.deepEqual(sent, [5n, 6n])
+    assert.deepEqual(crashed, ['final-page'])
   }))
 
 test('pages of final balances go one at a time per instance, the newest of each, and one sent without a receipt is looked up before it goes again', () =>
