@@ -5,6 +5,7 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { PoseRequestError } from '../../src/client/index.ts'
 import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 import { seededRandom } from '../../src/operator/faults.ts'
 import { waitFor } from '../e2e/helpers.ts'
@@ -24,6 +25,7 @@ import {
 } from '../sim/restart.ts'
 import { converge } from '../sim/settle.ts'
 import { Stages } from '../sim/stages.ts'
+import { endedMeanwhile } from '../sim/termination.ts'
 
 const tick = () => new Promise((r) => setImmediate(r))
 
@@ -205,6 +207,21 @@ describe('simulator regressions', () => {
     } finally {
       rmSync(devnet.dir, { recursive: true, force: true })
     }
+  })
+
+  it("seed 1737: a view refused because the instance terminated while it was pending is the SDK's answer, not a failure", () => {
+    const refused = new PoseRequestError('Instance 1 has no executor (phase Terminated)', {
+      code: 'WRONG_PHASE',
+    })
+    assert.equal(endedMeanwhile(refused, 'Terminated'), true)
+    // Anything else still fails the request: a refusal while the instance lives, another code,
+    // another error.
+    assert.equal(endedMeanwhile(refused, 'Active'), false)
+    assert.equal(
+      endedMeanwhile(new PoseRequestError('timed out', { code: 'TIMEOUT' }), 'Terminated'),
+      false,
+    )
+    assert.equal(endedMeanwhile(new Error('WRONG_PHASE'), 'Terminated'), false)
   })
 
   it('seed 62: a fault waiting for the pool to recover does not hold back crash restarts', async () => {
