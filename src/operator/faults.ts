@@ -143,8 +143,8 @@ const crashSchema = z.strictObject({
  * Crashes at named points (simulator only, `POSE_CRASH_POINTS`): before a sealed blob is
  * written, after it is written but before the outputs that depend on it (an ack) leave, while
  * handing state to a member, before a challenge response is submitted, and after the manager
- * took a page of final balances, before the next one goes. The node leaves a
- * marker file naming the point and SIGKILLs itself; its enclave exits with the IPC channel.
+ * took a page of final balances, before the next one goes. The node leaves a marker file
+ * naming the point and SIGKILLs itself; its enclave exits with the IPC channel.
  */
 export class CrashPoints {
   private readonly random: () => number
