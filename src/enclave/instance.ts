@@ -191,7 +191,7 @@ const ZERO32 = new Uint8Array(32)
 
 /**
  * The bytes of an update's plain payload its write set and results may take: every update fits
- * in a watchdog challenge (decision 0028).
+ * in a watchdog challenge (decision 0028). Read from LIMITS at each call, which tests lower.
  */
 function updateRoom(): number {
   return LIMITS.maxUpdatePayloadBytes - UPDATE_PAYLOAD_FRAME_BYTES - WRITE_SET_FRAME_BYTES
@@ -1970,6 +1970,8 @@ export class Instance {
       }
       const pages = finalBalancesPages(balances)
       this.finalPagesAt = { seq: this.seq, root: finalBalancesRoot(balances), pages }
+      // Counted: `servedAfterTermination` need not count them again at this seq.
+      this.unpublishable = { seq: this.seq, value: false }
     }
     const { root, pages } = this.finalPagesAt
     for (const [page, balances] of pages.entries()) {
