@@ -30,6 +30,7 @@ import { chainController, type OpenChallenges } from './deadlines.ts'
 import { stoppedShort } from './failure.ts'
 import { Devnets } from './interrupt.ts'
 import { BlockClock } from './mining.ts'
+import { poolMembers } from './pool.ts'
 import {
   type FaultyProxy,
   operatorUrls,
@@ -655,13 +656,10 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
       return
     }
   }
-  const info = await readInstance(client.publicClient, devnet.manager, instance)
-  const live = info.operators
-    .map((op, slot) => ({ slot, i: devnet.operators.findIndex((o) => o.address === op) }))
-    .filter((m) => m.i >= 0)
+  const pool = await poolMembers(devnet, client, instance)
+  const { info, live, watchdogs } = pool
   if (info.phaseName !== 'Active' || live.length < 2) return
-  const executor = live.find((m) => m.slot === info.executorSlot)!
-  const watchdogs = live.filter((m) => m.slot !== info.executorSlot)
+  const executor = pool.executor!
   if (kind === 'reorg') {
     const depth = 1 + Math.floor(rnd() * CONFIRMATIONS)
     const r = await ctx.blocks.paused(() =>

@@ -20,6 +20,7 @@ import {
   MAX_FINAL_ACCOUNTS,
 } from '../../src/protocol/index.ts'
 import { waitFor } from '../e2e/helpers.ts'
+import { poolMembers } from './pool.ts'
 import { type Lock, restartCrashed } from './restart.ts'
 
 /** A `POSE_CRASH_POINTS` configuration. */
@@ -122,17 +123,9 @@ export type TerminationContext = {
   timed: <T>(p: Promise<T>, what: string) => Promise<T>
 }
 
-/** The live members of the instance by slot, with their operator's index. */
-async function members(ctx: TerminationContext) {
-  const info = await readInstance(ctx.clients[0]!.publicClient, ctx.devnet.manager, ctx.instance)
-  const live = info.operators
-    .map((op, slot) => ({ slot, i: ctx.devnet.operators.findIndex((o) => o.address === op) }))
-    .filter((m) => m.i >= 0)
-  return {
-    info,
-    executor: live.find((m) => m.slot === info.executorSlot),
-    watchdogs: live.filter((m) => m.slot !== info.executorSlot),
-  }
+/** The instance's live members by slot, with their operator's index. */
+function members(ctx: TerminationContext) {
+  return poolMembers(ctx.devnet, ctx.clients[0]!, ctx.instance)
 }
 
 /** How many pages of final balances other than the last are in on-chain. */
