@@ -55,6 +55,21 @@ export async function reorgChain(
   return { depth, moved: order.length }
 }
 
+/**
+ * Replaces every block from block `from` on, as `reorgChain` does, if they are at most `maxDepth`
+ * blocks; otherwise nothing (`depth` 0). Run it with mining paused, so the head cannot move
+ * between the count and the replacement.
+ */
+export async function reorgFrom(
+  rpc: Rpc,
+  from: number,
+  maxDepth: number,
+  random: () => number,
+): Promise<{ depth: number; moved: number }> {
+  const depth = (await blockNumber(rpc)) - from + 1
+  return depth <= maxDepth ? reorgChain(rpc, depth, random) : { depth: 0, moved: 0 }
+}
+
 async function blockNumber(rpc: Rpc): Promise<number> {
   return Number(BigInt((await rpc('eth_blockNumber', [])) as string))
 }

@@ -38,7 +38,7 @@ import {
   SecretScanner,
   startFaultyProxy,
 } from './proxy.ts'
-import { reorgChain } from './reorg.ts'
+import { reorgChain, reorgFrom } from './reorg.ts'
 import { endState, Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
 import { converge } from './settle.ts'
 import { Stages } from './stages.ts'
@@ -466,6 +466,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // The issuer ends the instance, with a fault of its own (test/sim/termination.ts).
     stages.enter('terminating')
     let endReceipts = 0
+    const reorgRandom = seededRandom(o.seed * 977 + 14)
     try {
       const ended = await endInstance(
         {
@@ -477,6 +478,15 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           lock,
           arm: (i, points) => armed.set(i, JSON.stringify(points)),
           held,
+          reorgFrom: (from) =>
+            blocks.paused(() =>
+              reorgFrom(
+                (method, params) => anvilRpc(devnet.rpcUrl, method, params),
+                Number(from),
+                CONFIRMATIONS,
+                reorgRandom,
+              ),
+            ),
           count,
           log,
           check,

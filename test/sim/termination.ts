@@ -53,6 +53,12 @@ export type TerminationPlan = {
    * (with two pages) once the first page is in, when the manager must refuse it.
    */
   lateDeposit: 'none' | 'after-close' | 'after-first-page'
+  /**
+   * With two pages: whether the chain is reorganised right after the first page, replacing the
+   * blocks from that page's on (a late deposit among them may come before it, and the page then
+   * fail as no longer naming the latest event).
+   */
+  reorg: boolean
 }
 
 /** Recipients of the paged case: more than one page of final balances with the users. */
@@ -79,11 +85,13 @@ export function terminationPlan(rnd: () => number): TerminationPlan {
           : 'crash-executor'
   const recipients = rnd() < 0.3 ? PAGED_RECIPIENTS : 0
   const late = rnd()
+  const reorg = rnd()
   return {
     fault,
     recipients,
     lateDeposit:
       late < 0.5 ? 'none' : late < 0.75 && recipients > 0 ? 'after-first-page' : 'after-close',
+    reorg: recipients > 0 && reorg < 0.5,
   }
 }
 
@@ -116,6 +124,11 @@ export type TerminationContext = {
   arm: (i: number, points: CrashPointsConfig) => void
   /** Operators the crash watcher keeps down after a crash at a named point. */
   held: Set<number>
+  /**
+   * Reorganises the chain from block `from` on, with mining paused (`reorgFrom`), if that is
+   * within the operators' confirmation depth (`depth` 0 otherwise).
+   */
+  reorgFrom: (from: bigint) => Promise<{ depth: number; moved: number }>
   count: (k: string, n?: number) => void
   log: (line: string) => void
   check: (ok: boolean, what: string) => void
@@ -257,6 +270,7 @@ export async function endInstance(
       ).catch(() => check(false, 'the first page of final balances never came'))
       lateDeposit = deposit(true)
     }
+    if (plan.reorg) await reorgAfterFirstPage(ctx, lateDeposit)
 
     if (executor && paged) {
       // The crash point fires once the first page's call is done.
@@ -310,6 +324,14 @@ export async function endInstance(
       }
     }
     extra = await lateDeposit
+    if (late && plan.reorg) {
+      // The reorganisation may have moved the deposit on either side of the first page: the
+      // manager's count says where it ended up, and the final balances must agree with it.
+      const moved = (await depositedOnChain(ctx)) - sum(ctx.coins.map((c) => c.deposited))
+      check(moved === 0n || moved === LATE_DEPOSIT, `late deposit: ${moved} deposited on-chain`)
+      if (moved !== extra) log("  termination: the reorganisation changed the late deposit's fate")
+      extra = moved
+    }
     if (late) log(`  termination: the late deposit ${extra > 0n ? 'landed' : 'was refused'}`)
 
     await waitFor(
@@ -334,6 +356,62 @@ export async function endInstance(
   return receipts
 }
 
+/**
+ * Once the first page is in (and the late deposit, if any, mined), replaces the blocks from that
+ * page's on: the page, the next one and a deposit refused after it may change order. Skipped if
+ * the page is deeper than the operators' confirmations by then, as enclaves may have seen it.
+ */
+async function reorgAfterFirstPage(
+  ctx: TerminationContext,
+  lateDeposit: Promise<bigint>,
+): Promise<void> {
+  const { clients, devnet, instance, log } = ctx
+  const { publicClient } = clients[0]!
+  const pageLogs = () =>
+    publicClient.getContractEvents({
+      address: devnet.manager,
+      abi: poseManagerAbi,
+      eventName: 'FinalBalancesPage',
+      args: { id: instance },
+      fromBlock: 0n,
+    })
+  try {
+    await waitFor('the first page of final balances', async () => (await pageLogs()).length > 0)
+  } catch {
+    log('  termination: no reorganisation, the first page did not come (or came with the last)')
+    ctx.count('terminate-reorg-skipped')
+    return
+  }
+  await lateDeposit
+  // Logs come in chain order: the first is the earliest page.
+  const first = (await pageLogs())[0]!.blockNumber
+  const r = await ctx.reorgFrom(first)
+  ctx.count(r.depth > 0 ? 'terminate-reorg' : 'terminate-reorg-skipped')
+  log(
+    r.depth > 0
+      ? `  termination: chain reorganisation of ${r.depth} blocks from the first page's (${r.moved} transactions moved)`
+      : '  termination: no reorganisation, the first page is deeper than the confirmations',
+  )
+}
+
+/** The manager's deposited and withdrawn totals of the scenario's instance. */
+async function instanceTotals(ctx: TerminationContext): Promise<[bigint, bigint]> {
+  return (await ctx.clients[0]!.publicClient.readContract({
+    address: ctx.devnet.manager,
+    abi: poseManagerAbi,
+    functionName: 'balanceOfInstance',
+    args: [ctx.instance],
+  })) as [bigint, bigint]
+}
+
+async function depositedOnChain(ctx: TerminationContext): Promise<bigint> {
+  return (await instanceTotals(ctx))[0]
+}
+
+function sum(xs: readonly bigint[]): bigint {
+  return xs.reduce((a, x) => a + x, 0n)
+}
+
 async function checkFinalBalances(
   ctx: TerminationContext,
   o: {
@@ -343,7 +421,7 @@ async function checkFinalBalances(
     extra: bigint
   },
 ): Promise<void> {
-  const { clients, instance, devnet, check } = ctx
+  const { clients, instance, check } = ctx
   const issuer = clients[0]!
   const { balances } = await issuer.getFinalBalances({ instance })
   const final = new Map(balances.map((b) => [b.account.toLowerCase(), b.cumulative]))
@@ -384,13 +462,8 @@ async function checkFinalBalances(
     balances,
     sorted.length > 0 ? [sorted[0]!, sorted.at(-1)!] : [],
   )
-  const [deposited, withdrawn] = (await issuer.publicClient.readContract({
-    address: devnet.manager,
-    abi: poseManagerAbi,
-    functionName: 'balanceOfInstance',
-    args: [instance],
-  })) as [bigint, bigint]
-  const put = ctx.coins.reduce((a, x) => a + x.deposited, 0n) + o.extra
+  const [deposited, withdrawn] = await instanceTotals(ctx)
+  const put = sum(ctx.coins.map((c) => c.deposited)) + o.extra
   check(deposited === put, `deposited ${deposited} on-chain, expected ${put}`)
   // Everything is paid but the coins of the recipients nobody claimed for.
   const expected = deposited - o.paidOut + claimed
