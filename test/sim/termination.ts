@@ -329,7 +329,10 @@ export async function endInstance(
       // manager's count says where it ended up, and the final balances must agree with it.
       const moved = (await depositedOnChain(ctx)) - sum(ctx.coins.map((c) => c.deposited))
       check(moved === 0n || moved === LATE_DEPOSIT, `late deposit: ${moved} deposited on-chain`)
-      if (moved !== extra) log("  termination: the reorganisation changed the late deposit's fate")
+      if (moved !== extra) {
+        ctx.count('terminate-reorg-deposit-moved')
+        log("  termination: the reorganisation changed the late deposit's fate")
+      }
       extra = moved
     }
     if (late) log(`  termination: the late deposit ${extra > 0n ? 'landed' : 'was refused'}`)
