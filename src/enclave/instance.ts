@@ -408,7 +408,16 @@ export class Instance {
    * (each watchdog's answer to this probe), never on acks made before the restart, which the
    * host may replay to end the wait on a stale copy while the watchdogs hold more.
    */
-  private restartProbe: { nonce: Uint8Array; askedAt: number; confirmed: Set<string> } | undefined
+  private restartProbe:
+    | {
+        nonce: Uint8Array
+        askedAt: number
+        confirmed: Set<string>
+        /** When the wait began, and when its silent watchdogs were last challenged on-chain. */
+        since: number
+        challengedAt: number
+      }
+    | undefined
   /** The latest probe an executor sent this watchdog: its nonce is echoed in acks to it. */
   private probe: { from: Uint8Array; nonce: Uint8Array } | undefined
   /**
@@ -914,6 +923,40 @@ export class Instance {
     return true
   }
 
+  /**
+   * A restarted executor challenges, on-chain, every watchdog that has not answered its probe
+   * within `ackTimeoutMs`, with a payload that is no update: a live watchdog answers (which
+   * confirms nothing; only its answer to the probe does), a dead one is removed and the executor
+   * serves without it. Needed when the restored log holds nothing unreleased (a restart right
+   * after a snapshot): no update's ack would be late, and the executor would wait for good.
+   */
+  private challengeUnconfirmedWatchdogs(now: number): boolean {
+    const p = this.restartProbe
+    if (!p || !this.awaitingPool || this.view.watchdogMask !== 0 || this.log.size > 0) return false
+    const timeout = this.ctx.ackTimeoutMs
+    if (now - p.since < timeout || now - p.challengedAt < timeout) return false
+    let mask = 0n
+    for (const slot of this.view.watchdogSlots())
+      if (!p.confirmed.has(hexKey(this.view.signers[slot]!))) mask |= 1n << BigInt(slot)
+    if (mask === 0n) return false
+    p.challengedAt = now
+    this.ctx.out({
+      type: 'challengeWatchdogs',
+      instance: this.id,
+      memberMask: mask,
+      payload: concatBytes(utf8('POSE-PROBE-v1'), uintToWord(this.seq)),
+    })
+    this.log_(
+      'warn',
+      "Watchdogs silent to a restarted executor's probe; challenging them on-chain",
+      {
+        mask: mask.toString(),
+        seq: Number(this.seq),
+      },
+    )
+    return true
+  }
+
   /** Answers an open on-chain challenge against this executor, once per challenge. */
   async answerChallenge(): Promise<void> {
     if (this.role !== 'executor' || this.view.phase !== Phase.ExecutorChallenged) return
@@ -1114,9 +1157,11 @@ export class Instance {
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
     this.awaitingPool = this.view.watchdogSlots().length > 0
-    if (this.awaitingPool)
-      this.restartProbe = { nonce: randomBytes(32), askedAt: 0, confirmed: new Set() }
     const now = this.ctx.now()
+    if (this.awaitingPool) {
+      const nonce = randomBytes(32)
+      this.restartProbe = { nonce, askedAt: 0, confirmed: new Set(), since: now, challengedAt: 0 }
+    }
     this.genesis = { body: new Uint8Array(), sentAt: 0, startedAt: now, activated: true }
     const first = recent[0]?.body.seq ?? this.seq + 1n
     this.released = first - 1n
@@ -1911,7 +1956,9 @@ export class Instance {
    * the executor from publishing them (it publishes with nothing unreleased).
    */
   private servedAfterTermination(tx: { to: Uint8Array; data: Uint8Array }): boolean {
-    if (!isSystemWithdraw(tx)) return false
+    // Before termination the count may still fall (an account spends all it holds), so it is
+    // neither needed nor kept.
+    if (!isSystemWithdraw(tx) || !this.terminatedInWorld()) return false
     // After termination the listed accounts only grow (credited deposits; withdrawals keep an
     // account listed): once too many, always. Otherwise counted again after any change.
     const u = this.unpublishable
@@ -1950,7 +1997,14 @@ export class Instance {
   private publishTermination(now: number): void {
     if (this.view.phase !== Phase.Active && this.view.phase !== Phase.WatchdogsChallenged) return
     if (!this.terminatedInWorld() || this.released < this.seq || this.systemDirty) return
-    if (this.view.deposits.length > 0) return
+    // Not from a state its pool has not confirmed (a restarted executor's copy, a promoted
+    // member's restored one): its host may have served an older copy than the pool released.
+    if (this.awaitingPool || this.provisional || this.pulling) return
+    // Every deposit the manager recorded is credited. The view may still keep deposits already
+    // credited (a promoted member keeps those of its last updates until every watchdog holds
+    // its handover, which a silent one never does): they are in the balances.
+    const credited = lastCredited(this.world!)
+    if (this.view.deposits.some((d) => d.index > credited)) return
     const t = this.terminationSent
     if (t && t.eventIndex === this.view.index && now - t.at < TERMINATE_RETRY_MS) return
     this.terminationSent = { eventIndex: this.view.index, at: now }
@@ -2691,7 +2745,8 @@ export class Instance {
     }
     if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged) {
       // One challenge at a time: the manager takes one watchdog round.
-      if (!this.challengeLateWatchdogs(now)) this.challengeLaggingViews(now)
+      if (!this.challengeLateWatchdogs(now) && !this.challengeUnconfirmedWatchdogs(now))
+        this.challengeLaggingViews(now)
     }
     this.publishTermination(now)
     this.expireFuture(now)

@@ -104,6 +104,54 @@ async function creditedDeposit(
   await tickUntil(s.nodes, exec, s.answers, advance, () => false, 2)
 }
 
+type TestWorld = {
+  setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
+  getBalance: (a: Uint8Array) => bigint
+  getStorageWord: (a: Uint8Array, slot: bigint) => bigint
+  credit: (a: Uint8Array, amount: bigint) => void
+}
+
+/** The EVM world of `n`'s copy of `instance`. */
+const worldOf = (n: Node, instance: bigint) =>
+  (n.enclave as unknown as { instances: Map<bigint, { world: TestWorld }> }).instances.get(
+    instance,
+  )!.world
+
+/** Ends the contract in `n`'s world as `PoseSystem.terminate()` does (the flag it sets). */
+const terminateInWorld = (n: Node, instance: bigint) =>
+  worldOf(n, instance).setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
+
+/** The `terminate` calls (pages of final balances) among an enclave's outputs. */
+const pagesOf = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'terminate')
+
+/**
+ * Sends `tx` as a `tx` ecall to `exec`, routes what follows among the setup's nodes and
+ * returns its answer.
+ */
+async function sendTx(
+  s: Awaited<ReturnType<typeof setupActive>>,
+  exec: Node,
+  id: string,
+  tx: Tx,
+  key: Uint8Array,
+) {
+  const sealed = txBox(s, tx, key)
+  const r = await exec.enclave.call('tx', { requestId: id, instance: s.instance, box: sealed.box })
+  await pump(s.nodes, r.outputs, s.answers)
+  return answerOf(s.answers, id, sealed.responseKey)
+}
+
+/** A withdrawal of `value` in the world (`withdraw()` on the system address). */
+const systemWithdraw = (instance: bigint, from: Uint8Array, nonce: bigint, value: bigint): Tx => ({
+  instance,
+  from,
+  nonce,
+  to: SYSTEM_ADDRESS,
+  value,
+  data: SYSTEM_WITHDRAW_SELECTOR,
+  gasLimit: 100_000n,
+})
+
 /** The answers among an enclave's outputs (its peer messages left undelivered: links down). */
 const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
 
@@ -1600,42 +1648,14 @@ describe('enclave roles in-process', () => {
     const userKey = generateSecretKey()
     const user = secretKeyToAddress(userKey)
     await creditedDeposit(s, user, 10n, () => (clock += 1_500))
-    const world = (
-      n0.enclave as unknown as {
-        instances: Map<
-          bigint,
-          {
-            world: {
-              setStorageWord: (a: Uint8Array, slot: bigint, v: bigint) => void
-              getBalance: (a: Uint8Array) => bigint
-              getStorageWord: (a: Uint8Array, slot: bigint) => bigint
-              credit: (a: Uint8Array, amount: bigint) => void
-            }
-          }
-        >
-      }
-    ).instances.get(instance)!.world
-    const box = (tx: Tx, key: Uint8Array) => txBox(s, tx, key)
-    const send = async (id: string, tx: Tx, key: Uint8Array) => {
-      const sealed = box(tx, key)
-      const r = await n0.enclave.call('tx', { requestId: id, instance, box: sealed.box })
-      await pump(nodes, r.outputs, answers)
-      return answerOf(answers, id, sealed.responseKey)
-    }
-    const withdraw = (nonce: bigint): Tx => ({
-      instance,
-      from: user,
-      nonce,
-      to: SYSTEM_ADDRESS,
-      value: 4n,
-      data: SYSTEM_WITHDRAW_SELECTOR,
-      gasLimit: 100_000n,
-    })
+    const world = worldOf(n0, instance)
+    const send = (id: string, tx: Tx, key: Uint8Array) => sendTx(s, n0, id, tx, key)
+    const withdraw = (nonce: bigint) => systemWithdraw(instance, user, nonce, 4n)
     // The user's transfer is queued; before it runs, the contract calls PoseSystem.terminate()
     // (the flag it sets): the transfer is dropped when its batch runs.
-    const queued = box(transferTx(s, userKey, 0n, randomBytes(20)), userKey)
+    const queued = txBox(s, transferTx(s, userKey, 0n, randomBytes(20)), userKey)
     await n0.enclave.call('tx', { requestId: 'queued', instance, box: queued.box }, true)
-    world.setStorageWord(SYSTEM_ADDRESS, SYSTEM_TERMINATED_SLOT, 1n)
+    terminateInWorld(n0, instance)
     clock += 10
     await pump(nodes, (await n0.enclave.call('tick', { now: clock })).outputs, answers)
     const dropped = answerOf(answers, 'queued', queued.responseKey)
@@ -1733,6 +1753,153 @@ describe('enclave roles in-process', () => {
     assert.equal(soon.filter((o) => o.type === 'terminate').length, 0)
     const later = (await n0.enclave.call('tick', { now: clock + 6_000 })).outputs
     assert.equal(later.filter((o) => o.type === 'terminate').length, 2)
+  })
+
+  test('a promoted member publishes the final balances though a watchdog never acknowledges its handover (the deposits it keeps are credited)', async () => {
+    let clock = 5_400_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, ev, answers } = s
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    // The contract ends in the update that credits a deposit: n1 keeps the deposit in its view
+    // (its executor may not know yet that every watchdog holds the credit).
+    terminateInWorld(n0, instance)
+    await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
+    assert.equal((await digestOfNode(n1, instance)).seq, 1n)
+    assert.equal(depositsKept(n1, instance), 1)
+    // n0 fails and n1 is promoted; n2 is silent from then on (its operator down).
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    const silent = sentTo(n2)
+    const r = await n1.enclave.call('chain', {
+      blockNumber: 30n,
+      timestamp: 1100n,
+      events: [removed],
+    })
+    await pump(nodes, r.outputs, answers, [], true, silent)
+    const pages: EnclaveOutput[] = [...pagesOf(r.outputs)]
+    for (let i = 0; i < 3; i++) {
+      clock += 6_000
+      const t = await n1.enclave.call('tick', { now: clock })
+      pages.push(...pagesOf(t.outputs))
+      await pump(nodes, t.outputs, answers, [], true, silent)
+    }
+    assert.equal((await digestOfNode(n1, instance)).role, 'executor')
+    assert.equal(depositsKept(n1, instance), 1, 'still kept: n2 never acknowledged the handover')
+    assert.ok(pages.length > 0, 'the promoted member publishes the final balances')
+  })
+
+  test("a restarted executor publishes the final balances only once its pool confirmed its copy's state", async () => {
+    let clock = 5_600_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, ev, answers } = s
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    terminateInWorld(n0, instance)
+    await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
+    // n0 fails; n1 is promoted and seals its state whole as it hands it over.
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    await feedChain(nodes, [n1, n2], [removed], answers, { blockNumber: 30n, timestamp: 1100n })
+    await tickUntil(
+      nodes,
+      n1,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      2,
+    )
+    // Restarted from that copy, which its host may have served in place of a later one: it
+    // holds the termination and nothing unreleased, but the pool may hold more (a deposit's
+    // credit).
+    const r1 = await restartNode(n1, instance, () => clock)
+    const after = [n0, r1, n2]
+    clock += 6_000
+    const unconfirmed = await r1.enclave.call('tick', { now: clock })
+    assert.equal(pagesOf(unconfirmed.outputs).length, 0, 'nothing from an unconfirmed copy')
+    // Its probe is answered: the pool holds the same state.
+    await pump(after, unconfirmed.outputs, answers, [], true)
+    clock += 6_000
+    const confirmed = await r1.enclave.call('tick', { now: clock })
+    assert.ok(pagesOf(confirmed.outputs).length > 0, 'published once the pool confirmed it')
+  })
+
+  test('a restarted executor with nothing unreleased challenges a watchdog silent to its probe on-chain, and serves once that watchdog is removed', async () => {
+    let clock = 5_700_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, ev, answers, creatorKey, contractEncryptionKey } = s
+    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const target = { instance, contractEncryptionKey }
+    await pump(
+      nodes,
+      await sendTransfer(n0, target, creatorKey, 0n, randomBytes(20), 't0'),
+      answers,
+    )
+    // n0 fails; n1 is promoted and seals its state whole as it hands it over to n2.
+    const removed0 = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    await feedChain(nodes, [n1, n2], [removed0], answers, { blockNumber: 30n, timestamp: 1100n })
+    await tickUntil(
+      nodes,
+      n1,
+      answers,
+      () => (clock += 1_500),
+      () => false,
+      2,
+    )
+    // n1 restarts from that snapshot (no update after it) while n2 is down for good.
+    const r1 = await restartNode(n1, instance, () => clock)
+    const after = [n0, r1, n2]
+    const silent = sentTo(n2)
+    const challenges = async (advance: number) => {
+      clock += advance
+      const t = await r1.enclave.call('tick', { now: clock })
+      await pump(after, t.outputs, answers, [], true, silent)
+      return t.outputs.flatMap((o) => (o.type === 'challengeWatchdogs' ? [o] : []))
+    }
+    assert.equal((await challenges(1_000)).length, 0, 'not before the ack timeout')
+    const [c] = await challenges(5_000)
+    assert.equal(c?.memberMask, 1n << 2n, "n2's slot, and only it")
+    assert.ok(c && new TextDecoder().decode(c.payload.slice(0, 13)) === 'POSE-PROBE-v1')
+    assert.equal((await challenges(1_000)).length, 0, 'once per ack timeout')
+    // The challenge goes unanswered and n2 is removed: n1 serves without it.
+    const removed2 = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 1n))
+    await feedChain(after, [r1], [removed2], answers, { blockNumber: 40n, timestamp: 1200n })
+    const sent = transferBox(target, creatorKey, 1n, randomBytes(20))
+    const r = await r1.enclave.call('tx', { requestId: 't1', instance, box: sent.box })
+    await pump(after, r.outputs, answers, [], true, silent)
+    await tickUntil(
+      after,
+      r1,
+      answers,
+      () => (clock += 1_500),
+      () => answers.has('t1'),
+      3,
+    )
+    const a = answerOf(answers, 't1', sent.responseKey)
+    assert.equal(a.kind === 'receipt' && a.receipt.status, 'success')
+  })
+
+  test('a withdrawal before the end, among more accounts than final balances may list, does not keep them from being published once fewer remain', async () => {
+    let clock = 5_800_000
+    const s = await setupActive(() => clock)
+    const [n0] = s.nodes as [Node]
+    const userKey = generateSecretKey()
+    const user = secretKeyToAddress(userKey)
+    await creditedDeposit(s, user, 10n, () => (clock += 1_500))
+    const limits = LIMITS as { maxFinalAccounts: number }
+    const most = limits.maxFinalAccounts
+    limits.maxFinalAccounts = 64
+    try {
+      for (let i = 0; i <= 64; i++) worldOf(n0, s.instance).credit(randomBytes(20), 1n)
+      await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
+      const w = await sendTx(s, n0, 'withdraw', systemWithdraw(s.instance, user, 0n, 4n), userKey)
+      assert.equal(w.kind === 'receipt' && w.receipt.status, 'success')
+    } finally {
+      limits.maxFinalAccounts = most
+    }
+    // The limit back at 131,072 stands for the count falling under it before the end (accounts
+    // spending everything they hold): the contract ends, and its final balances go out.
+    terminateInWorld(n0, s.instance)
+    await creditedDeposit(s, randomBytes(20), 1n, () => (clock += 1_500))
+    clock += 6_000
+    const t = await n0.enclave.call('tick', { now: clock })
+    assert.ok(pagesOf(t.outputs).length > 0, 'the final balances are published')
   })
 
   test('receipts and outcomes are kept within a byte budget, and a whole state carries at most its share of them', async () => {
