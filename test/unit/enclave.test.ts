@@ -152,6 +152,22 @@ const systemWithdraw = (instance: bigint, from: Uint8Array, nonce: bigint, value
   gasLimit: 100_000n,
 })
 
+/**
+ * The executor n0 fails and n1 is promoted, sealing its state whole as it hands it over to n2;
+ * then n1 restarts from that snapshot (nothing unreleased behind it). Returns the restarted n1.
+ */
+async function promoteAndRestart(
+  s: Awaited<ReturnType<typeof setupActive>>,
+  advance: () => number,
+  now: () => number,
+): Promise<Node> {
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  await feedChain(s.nodes, [n1, n2], [removed], s.answers, { blockNumber: 30n, timestamp: 1100n })
+  await tickUntil(s.nodes, n1, s.answers, advance, () => false, 2)
+  return restartNode(n1, s.instance, now)
+}
+
 /** The answers among an enclave's outputs (its peer messages left undelivered: links down). */
 const answersOnly = (outputs: EnclaveOutput[]) => outputs.filter((o) => o.type === 'answer')
 
@@ -1790,25 +1806,18 @@ describe('enclave roles in-process', () => {
   test("a restarted executor publishes the final balances only once its pool confirmed its copy's state", async () => {
     let clock = 5_600_000
     const s = await setupActive(() => clock)
-    const { nodes, instance, ev, answers } = s
-    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const { nodes, instance, answers } = s
+    const [n0, , n2] = nodes as [Node, Node, Node]
     terminateInWorld(n0, instance)
     await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
-    // n0 fails; n1 is promoted and seals its state whole as it hands it over.
-    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-    await feedChain(nodes, [n1, n2], [removed], answers, { blockNumber: 30n, timestamp: 1100n })
-    await tickUntil(
-      nodes,
-      n1,
-      answers,
-      () => (clock += 1_500),
-      () => false,
-      2,
-    )
     // Restarted from that copy, which its host may have served in place of a later one: it
     // holds the termination and nothing unreleased, but the pool may hold more (a deposit's
     // credit).
-    const r1 = await restartNode(n1, instance, () => clock)
+    const r1 = await promoteAndRestart(
+      s,
+      () => (clock += 1_500),
+      () => clock,
+    )
     const after = [n0, r1, n2]
     clock += 6_000
     const unconfirmed = await r1.enclave.call('tick', { now: clock })
@@ -1824,26 +1833,19 @@ describe('enclave roles in-process', () => {
     let clock = 5_700_000
     const s = await setupActive(() => clock)
     const { nodes, instance, ev, answers, creatorKey, contractEncryptionKey } = s
-    const [n0, n1, n2] = nodes as [Node, Node, Node]
+    const [n0, , n2] = nodes as [Node, Node, Node]
     const target = { instance, contractEncryptionKey }
     await pump(
       nodes,
       await sendTransfer(n0, target, creatorKey, 0n, randomBytes(20), 't0'),
       answers,
     )
-    // n0 fails; n1 is promoted and seals its state whole as it hands it over to n2.
-    const removed0 = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-    await feedChain(nodes, [n1, n2], [removed0], answers, { blockNumber: 30n, timestamp: 1100n })
-    await tickUntil(
-      nodes,
-      n1,
-      answers,
+    // n1 restarts from its handover's snapshot while n2 is down for good.
+    const r1 = await promoteAndRestart(
+      s,
       () => (clock += 1_500),
-      () => false,
-      2,
+      () => clock,
     )
-    // n1 restarts from that snapshot (no update after it) while n2 is down for good.
-    const r1 = await restartNode(n1, instance, () => clock)
     const after = [n0, r1, n2]
     const silent = sentTo(n2)
     const challenges = async (advance: number) => {
