@@ -628,9 +628,7 @@ contract PoseManager is ReentrancyGuardTransient {
     {
         Instance storage inst = instances[id];
         _requirePhase(id, inst, Phase.ExecutorChallenged);
-        if (block.timestamp > inst.challengeDeadline) {
-            revert PoseManager_DeadlinePassed(id, inst.challengeDeadline, block.timestamp);
-        }
+        _requireBeforeDeadline(id, inst.challengeDeadline);
         // INVARIANT: a response proves its enclave saw the challenge (running hash at or after it).
         if (eventIndex < inst.challengeIndex) revert PoseManager_ResponseTooOld(id, eventIndex, inst.challengeIndex);
         _requireExecutorSignature(
@@ -639,9 +637,18 @@ contract PoseManager is ReentrancyGuardTransient {
             signature
         );
 
+        _answered(id, inst, response);
+    }
+
+    /// @dev The executor answered the open challenge: its operator earns the fee.
+    function _answered(uint256 id, Instance storage inst, bytes calldata response) internal {
         _credit(inst.operators[inst.executorSlot], challengeFee);
         inst.phase = inst.watchdogMask != 0 ? Phase.WatchdogsChallenged : Phase.Active;
         _appendEvent(id, inst, EventKind.ExecutorResponded, abi.encode(response));
+    }
+
+    function _requireBeforeDeadline(uint256 id, uint64 deadline) internal view {
+        if (block.timestamp > deadline) revert PoseManager_DeadlinePassed(id, deadline, block.timestamp);
     }
 
     /// @notice After Δ without an answer: removes and slashes the executor, refunds and rewards
@@ -709,9 +716,7 @@ contract PoseManager is ReentrancyGuardTransient {
         if (inst.watchdogMask & (1 << slot) == 0 || inst.respondedMask & (1 << slot) != 0) {
             revert PoseManager_NotChallenged(id, slot);
         }
-        if (block.timestamp > inst.watchdogDeadline) {
-            revert PoseManager_DeadlinePassed(id, inst.watchdogDeadline, block.timestamp);
-        }
+        _requireBeforeDeadline(id, inst.watchdogDeadline);
         if (eventIndex < inst.watchdogChallengeIndex) {
             revert PoseManager_ResponseTooOld(id, eventIndex, inst.watchdogChallengeIndex);
         }
@@ -902,10 +907,11 @@ contract PoseManager is ReentrancyGuardTransient {
     /// state; the first page in fixes the root and the page count, and deposits close. The
     /// leaves travel in the events (`FinalBalancesPage`, and `Terminated` for the last page in)
     /// so anyone can rebuild the tree; `withdrawFinal` pays against it once the last page is
-    /// in, and the pool is released: its operators' memberships end.
+    /// in, and the pool is released: its operators' memberships end. A page taken while the
+    /// executor is challenged (before the deadline) answers the challenge (decision 0030).
     function terminate(uint256 id, FinalBalances calldata b, uint64 eventIndex, bytes calldata signature) external {
         Instance storage inst = instances[id];
-        _checkTermination(id, inst, b.accounts.length, b.cumulatives.length, eventIndex);
+        bool challenged = _checkTermination(id, inst, b.accounts.length, b.cumulatives.length, eventIndex);
         uint256 left = _checkFinalPage(id, inst, b.root, b.page, b.pages) - 1;
         // The page as its event carries it; the signature is over its hash.
         bytes memory page = abi.encode(b.root, b.accounts, b.cumulatives);
@@ -914,6 +920,9 @@ contract PoseManager is ReentrancyGuardTransient {
         uint256 total = fp.total + _sum(b.cumulatives);
         // INVARIANT: the final balances never promise more than was deposited.
         if (total > inst.deposited) revert PoseManager_FinalBalancesExceedHeld(id, total, inst.deposited);
+        // Once the contract ended, a page is the executor's only answer to a challenge: a host
+        // that withholds the pages is timed out and replaced (docs/decisions/0030).
+        if (challenged) _answered(id, inst, msg.data[:0]);
         inst.finalPagesLeft = uint16(left);
         if (left == 0) {
             _releasePool(id, inst);
@@ -953,12 +962,17 @@ contract PoseManager is ReentrancyGuardTransient {
         if (page >= pages || (fp.mask >> page) & 1 != 0) revert PoseManager_BadFinalPage(page, pages);
     }
 
+    /// @dev Returns whether the executor is challenged (before its deadline), which the page answers.
     function _checkTermination(uint256 id, Instance storage inst, uint256 accounts, uint256 amounts, uint64 eventIndex)
         internal
         view
+        returns (bool challenged)
     {
         Phase phase = inst.phase;
-        if (phase != Phase.Active && phase != Phase.WatchdogsChallenged) {
+        challenged = phase == Phase.ExecutorChallenged;
+        if (challenged) {
+            _requireBeforeDeadline(id, inst.challengeDeadline);
+        } else if (phase != Phase.Active && phase != Phase.WatchdogsChallenged) {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
         if (accounts != amounts || accounts > MAX_FINAL_ACCOUNTS) {

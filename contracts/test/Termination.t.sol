@@ -4,8 +4,9 @@ pragma solidity ^0.8.24;
 import {PoseDigests} from "../src/PoseDigests.sol";
 import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {PoseManager} from "../src/PoseManager.sol";
-import {Phase} from "../src/PoseTypes.sol";
+import {EventKind, Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
+import {Vm} from "./utils/Test.sol";
 
 /// @notice `terminate` and `withdrawFinal` (SPEC §4 Coins): final balances signed by the
 /// executor, paid against their Merkle root, never more than was deposited.
@@ -319,6 +320,41 @@ contract TerminationTest is Fixture {
         proof[0] = Hashes.commutativeKeccak256(leaves[0], leaves[1]);
         manager.withdrawFinal(id, address(0xCA201), 1 ether, proof);
         assertEq(address(0xCA201).balance, 1 ether, "carol paid");
+    }
+
+    /// Once the contract ended, a page answers an open executor challenge (decision 0030): its
+    /// operator earns the fee, the challenge closes with an (empty) response, and the next page
+    /// names the event after it. Past the deadline no page answers and the executor is timed out.
+    function test_terminate_pageAnswersAnOpenExecutorChallenge() public {
+        (PoseManager.FinalBalances[3] memory pages,) = threePages(1 ether, 2 ether, 1 ether);
+        address executorOp = manager.getInstance(id).operators[0];
+        vm.prank(alice);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+        uint64 challengedAt = manager.getInstance(id).eventIndex;
+        uint256 before = manager.payouts(executorOp);
+        vm.recordLogs();
+        submit(pages[0]);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        (uint8 kind, bytes memory data,) = abi.decode(logs[1].data, (uint8, bytes, bytes32));
+        assertEq(kind, uint8(EventKind.ExecutorResponded), "the fee, then the response, then the page");
+        assertEq(abi.decode(data, (bytes)).length, 0, "an empty response: the page is in its own event");
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertTrue(v.phase == Phase.Active, "the challenge is answered");
+        assertEq(v.eventIndex, challengedAt + 1, "one response event");
+        assertEq(manager.payouts(executorOp) - before, CHALLENGE_FEE, "the executor's operator earns the fee");
+        // A second challenge, answered by the last page: the response, then the termination.
+        vm.prank(alice);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+        submit(pages[1]);
+        assertEq(manager.payouts(executorOp) - before, 2 * CHALLENGE_FEE, "each answer earns its fee");
+        vm.prank(alice);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+        vm.warp(manager.getInstance(id).challengeDeadline + 1);
+        (uint64 index, bytes memory s) = signPage(0, pages[2]);
+        vm.expectRevert();
+        manager.terminate(id, pages[2], index, s);
+        manager.executorTimeout(id);
+        assertTrue(manager.getInstance(id).executorSlot != 0, "the executor was replaced");
     }
 
     /// The executor is replaced between two pages: its successor signs the rest at the latest

@@ -964,6 +964,10 @@ export class Instance {
     // alive, so the challenge times out and the next member takes over.
     if (!this.world || !this.contractSecretKey) return
     if (this.answeredChallenge >= this.view.challengeIndex) return
+    // Once the contract terminated, publishing its final balances is the only answer: a page
+    // closes the challenge (decision 0030), so a host that withholds them is timed out. While
+    // they cannot be published (too many accounts) withdrawals run, and are answered as ever.
+    if (this.terminatedInWorld() && !this.finalBalancesUnpublishable()) return
     this.answeredChallenge = this.view.index
     this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
     // A payload that is a transaction or view box is served like any request; its sealed
@@ -1959,8 +1963,16 @@ export class Instance {
     // Before termination the count may still fall (an account spends all it holds), so it is
     // neither needed nor kept.
     if (!isSystemWithdraw(tx) || !this.terminatedInWorld()) return false
-    // After termination the listed accounts only grow (credited deposits; withdrawals keep an
-    // account listed): once too many, always. Otherwise counted again after any change.
+    return this.finalBalancesUnpublishable()
+  }
+
+  /**
+   * Whether, the contract having terminated in the world, its final balances list more accounts
+   * than their pages may. After termination the listed accounts only grow (credited deposits;
+   * withdrawals keep an account listed): once too many, always. Otherwise counted again after
+   * any change.
+   */
+  private finalBalancesUnpublishable(): boolean {
     const u = this.unpublishable
     if (u?.value || (u?.seq === this.seq && !this.systemDirty)) return u.value
     const value = this.finalBalances().length > LIMITS.maxFinalAccounts
@@ -1995,7 +2007,10 @@ export class Instance {
    * new executor completes what an old one started.
    */
   private publishTermination(now: number): void {
-    if (this.view.phase !== Phase.Active && this.view.phase !== Phase.WatchdogsChallenged) return
+    // Also while the executor is challenged: a page is the answer (decision 0030).
+    const { phase } = this.view
+    const open = phase === Phase.Active || phase === Phase.WatchdogsChallenged
+    if (!open && phase !== Phase.ExecutorChallenged) return
     if (!this.terminatedInWorld() || this.released < this.seq || this.systemDirty) return
     // Not from a state its pool has not confirmed (a restarted executor's copy, a promoted
     // member's restored one): its host may have served an older copy than the pool released.

@@ -1877,6 +1877,54 @@ describe('enclave roles in-process', () => {
     assert.equal(a.kind === 'receipt' && a.receipt.status, 'success')
   })
 
+  test('once the contract terminated, the executor answers a challenge only by publishing the final balances (a host that withholds them is timed out)', async () => {
+    let clock = 5_750_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, ev, answers, creatorKey, contractEncryptionKey } = s
+    const [n0] = nodes as [Node]
+    terminateInWorld(n0, instance)
+    await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
+    // A user challenges the executor with a transaction box (it found no executor to ask).
+    const { box } = transferBox(
+      { instance, contractEncryptionKey },
+      creatorKey,
+      0n,
+      randomBytes(20),
+    )
+    const challenge = ev(
+      EventKind.ExecutorChallenged,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'address' }, { type: 'bytes' }],
+          [bytesToHex(randomBytes(20)), bytesToHex(box)],
+        ),
+      ),
+    )
+    const outs: EnclaveOutput[] = []
+    for (const n of nodes) {
+      const r = await n.enclave.call('chain', {
+        blockNumber: 30n,
+        timestamp: 1100n,
+        events: [challenge],
+      })
+      outs.push(...r.outputs)
+      await pump(nodes, r.outputs, answers, [], true)
+    }
+    clock += 6_000
+    outs.push(...(await n0.enclave.call('tick', { now: clock })).outputs)
+    assert.equal(
+      outs.filter((o) => o.type === 'respondExecutor').length,
+      0,
+      'no answer its host could send while withholding the pages',
+    )
+    const pages = pagesOf(outs)
+    assert.ok(pages.length > 0, 'the pages, which answer the challenge on-chain')
+    assert.ok(
+      pages.every((p) => p.type === 'terminate' && p.eventIndex === challenge.index),
+      'signed at the challenge, the latest event',
+    )
+  })
+
   test('a withdrawal before the end, among more accounts than final balances may list, does not keep them from being published once fewer remain', async () => {
     let clock = 5_800_000
     const s = await setupActive(() => clock)
