@@ -133,6 +133,11 @@ export class OperatorNode {
   private peers: PeerNetwork | undefined
   /** Simulator only: crashes this node at named points (POSE_CRASH_POINTS). */
   private crashPoints: CrashPoints | undefined
+  /**
+   * Tests only (`POSE_WITHHOLD_PAGES=1`): a host that drops its enclave's pages of final
+   * balances and still sends everything else, challenge answers included.
+   */
+  private readonly withholdPages = process.env.POSE_WITHHOLD_PAGES === '1'
   /** Peer messages handed to the enclave and not yet answered; those dropped past the cap. */
   private peerEcalls = 0
   private peerDropped = 0
@@ -271,6 +276,7 @@ export class OperatorNode {
     })
     if (this.crashPoints)
       this.log.warn({ config: this.crashPoints.config }, 'Crashing at named points (simulator)')
+    if (this.withholdPages) this.log.warn('Withholding final balances (fault injection)')
     const faults = LinkFaults.fromEnv(process.env.POSE_LINK_FAULTS)
     if (faults)
       this.log.warn({ config: faults.config }, 'Injecting faults on peer links (simulator)')
@@ -599,6 +605,7 @@ export class OperatorNode {
         )
         break
       case 'terminate': {
+        if (this.withholdPages) break
         // The enclave publishes every page again until the chain shows the termination: the
         // newest of each page waits here, and one page per instance is on its way at a time.
         let waiting = this.pagesWaiting.get(o.instance)
