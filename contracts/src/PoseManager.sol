@@ -903,8 +903,9 @@ contract PoseManager is ReentrancyGuardTransient {
     /// @notice Ends instance `id` with the final state its executor enclave signed: every
     /// account's final cumulative withdrawal (`withdrawn + balance` in the world), in `pages`
     /// pages of at most `MAX_FINAL_ACCOUNTS`, sent in any order. Every page's signature names
-    /// the tree's root, the page and the latest event, so no deposit is left out of the final
-    /// state; the first page in fixes the root and the page count, and deposits close. The
+    /// the tree's root, the page and an event; the first page in names the latest, so no
+    /// deposit is left out of the final state, fixes the root and the page count, and closes
+    /// deposits (a later page may name any event the manager remembers). The
     /// leaves travel in the events (`FinalBalancesPage`, and `Terminated` for the last page in)
     /// so anyone can rebuild the tree; `withdrawFinal` pays against it once the last page is
     /// in, and the pool is released: its operators' memberships end. A page taken while the
@@ -978,7 +979,12 @@ contract PoseManager is ReentrancyGuardTransient {
         if (accounts != amounts || accounts > MAX_FINAL_ACCOUNTS) {
             revert PoseManager_BadFinalBalances(accounts, amounts);
         }
-        if (eventIndex != inst.eventIndex) revert PoseManager_TerminationNotLatest(id, eventIndex, inst.eventIndex);
+        // The first page names the latest event, so no deposit is left out. It closes deposits,
+        // so nothing changes the final balances after it: a later page may name any event the
+        // manager remembers, and claims or challenges between pages void none (decision 0030).
+        if (eventIndex != inst.eventIndex && inst.finalPagesLeft == 0) {
+            revert PoseManager_TerminationNotLatest(id, eventIndex, inst.eventIndex);
+        }
     }
 
     function _sum(uint256[] calldata values) internal pure returns (uint256 total) {

@@ -357,6 +357,36 @@ contract TerminationTest is Fixture {
         assertTrue(manager.getInstance(id).executorSlot != 0, "the executor was replaced");
     }
 
+    /// Once the first page is in, the rest may name any remembered event: pages signed together
+    /// before a challenge and its answer still go in (decision 0030). The first may not.
+    function test_terminate_laterPagesNameAnyRememberedEvent() public {
+        (PoseManager.FinalBalances[3] memory pages,) = threePages(1 ether, 2 ether, 1 ether);
+        uint64[3] memory at;
+        bytes[3] memory sigs;
+        for (uint256 i; i < 3; ++i) {
+            (at[i], sigs[i]) = signPage(0, pages[i]);
+        }
+        // Another event before the first page: the first page must name the latest.
+        vm.prank(alice);
+        manager.deposit{value: 1 ether}(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_TerminationNotLatest.selector, id, at[0], at[0] + 1)
+        );
+        manager.terminate(id, pages[0], at[0], sigs[0]);
+        (at[0], sigs[0]) = signPage(0, pages[0]);
+        manager.terminate(id, pages[0], at[0], sigs[0]);
+        // A challenge and its answer between pages: the pages signed before them still count.
+        vm.prank(alice);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"c0ffee");
+        uint64 index = manager.getInstance(id).eventIndex;
+        bytes32 d =
+            PoseDigests.respond(address(manager), id, keccak256("answer"), index, manager.eventHashAt(id, index));
+        manager.respondExecutor(id, "answer", index, sig(slotKey(id, 0, OPS), d));
+        manager.terminate(id, pages[1], at[1], sigs[1]);
+        manager.terminate(id, pages[2], at[2], sigs[2]);
+        assertTrue(manager.getInstance(id).phase == Phase.Terminated, "terminated");
+    }
+
     /// The executor is replaced between two pages: its successor signs the rest at the latest
     /// event; the old executor's signature no longer counts; a page already in stays counted once.
     function test_terminate_executorReplacedMidPublication_successorFinishes() public {
