@@ -185,7 +185,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   let crashBudget = MAX_POINT_CRASHES
   // Crash points for one operator's next start only (the termination's crash between pages),
   // and operators kept down after such a crash until the scenario restarts them.
-  const armed = new Map<number, string>()
+  const armed = new Map<number, Record<string, string>>()
   const held = new Set<number>()
   const start = startDevnet({
     dir,
@@ -204,7 +204,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         env.POSE_CRASH_POINTS = JSON.stringify({ ...crashConfig, seed: o.seed * 64 + i * 8 + n })
       const once = armed.get(i)
       if (once !== undefined) {
-        env.POSE_CRASH_POINTS = once
+        Object.assign(env, once)
         armed.delete(i)
       }
       return env
@@ -476,7 +476,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           instance,
           coins: clients.map((_, u) => ({ deposited: DEPOSIT, paid: burnedBy(recorded, u) })),
           lock,
-          arm: (i, points) => armed.set(i, JSON.stringify(points)),
+          arm: (i, env) => armed.set(i, env),
           held,
           reorgFrom: (from) =>
             blocks.paused(() =>

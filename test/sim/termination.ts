@@ -8,7 +8,12 @@
  */
 import { getAddress, keccak256, parseEther, stringToBytes } from 'viem'
 import { closableTokenAbi } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readFinalBalancesPages, readInstance } from '../../src/chain/manager.ts'
+import {
+  poseManagerAbi,
+  readFinalBalancesPages,
+  readInstance,
+  readOperatorRecord,
+} from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { type PoseClient, type PoseReceipt, PoseRequestError } from '../../src/client/index.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
@@ -30,6 +35,13 @@ export type CrashPointsConfig = CrashPoints['config']
 export type TerminationFault =
   /** Nothing beyond the scenario's standing faults (links, chain feeds, named crash points). */
   | 'none'
+  /**
+   * The executor's host withholds every page (restarted before `close` with
+   * `POSE_WITHHOLD_PAGES`) and would send anything else: the issuer challenges it after
+   * `close`, it gives no answer but pages (decision 0030), so it is timed out and slashed, and
+   * the promoted member publishes.
+   */
+  | 'withhold-pages'
   /** A watchdog crashes before `close`: `close`'s receipt, and so the publication, waits for its removal. */
   | 'crash-watchdog'
   /**
@@ -76,13 +88,15 @@ const PUBLICATION_MS = 180_000
 export function terminationPlan(rnd: () => number): TerminationPlan {
   const roll = rnd()
   const fault: TerminationFault =
-    roll < 0.25
+    roll < 0.15
       ? 'none'
-      : roll < 0.45
-        ? 'crash-watchdog'
-        : roll < 0.7
-          ? 'restart-executor'
-          : 'crash-executor'
+      : roll < 0.25
+        ? 'withhold-pages'
+        : roll < 0.45
+          ? 'crash-watchdog'
+          : roll < 0.7
+            ? 'restart-executor'
+            : 'crash-executor'
   const recipients = rnd() < 0.3 ? PAGED_RECIPIENTS : 0
   const late = rnd()
   const reorg = rnd()
@@ -120,8 +134,8 @@ export type TerminationContext = {
   /** What each user deposited and what it was paid on-chain before the end (its burns). */
   coins: Array<{ deposited: bigint; paid: bigint }>
   lock: Lock
-  /** Sets `POSE_CRASH_POINTS` for operator `i`'s next start only. */
-  arm: (i: number, points: CrashPointsConfig) => void
+  /** Sets environment variables (fault injection) for operator `i`'s next start only. */
+  arm: (i: number, env: Record<string, string>) => void
   /** Operators the crash watcher keeps down after a crash at a named point. */
   held: Set<number>
   /**
@@ -247,11 +261,28 @@ export async function endInstance(
     } else if (executor && paged) {
       // Between two pages the window is a block at most: the executor is restarted with a crash
       // point armed right after its first page (kept down for `crash-executor`).
-      ctx.arm(executor.i, { seed: ctx.seed, probability: 1, points: ['final-page'], after: 0 })
+      const points: CrashPointsConfig = {
+        seed: ctx.seed,
+        probability: 1,
+        points: ['final-page'],
+        after: 0,
+      }
+      ctx.arm(executor.i, { POSE_CRASH_POINTS: JSON.stringify(points) })
       if (plan.fault === 'crash-executor') ctx.held.add(executor.i)
       await restartNow(ctx, executor.i)
       armedProcess = devnet.operators[executor.i]!.process
       log(`  termination: executor operator ${executor.i} restarted to crash after its first page`)
+    }
+    let withholder: { i: number; stake: bigint; process: unknown } | undefined
+    if (plan.fault === 'withhold-pages') {
+      const { executor: e } = await members(ctx)
+      if (e) {
+        ctx.arm(e.i, { POSE_WITHHOLD_PAGES: '1' })
+        await restartNow(ctx, e.i)
+        const { process } = devnet.operators[e.i]!
+        withholder = { i: e.i, stake: await stakeOf(ctx, e.i), process }
+        log(`  termination: executor operator ${e.i} restarted to withhold every page`)
+      }
     }
     const closed = await timed(
       issuer.writeContract({ instance, abi: closableTokenAbi, functionName: 'close' }),
@@ -262,6 +293,15 @@ export async function endInstance(
     ctx.count('terminate')
 
     if (plan.lateDeposit === 'after-close') lateDeposit = deposit(false)
+    if (withholder) {
+      // Nobody but the issuer notices: it challenges the executor, which gives no answer but
+      // pages; the chain controller passes the deadline and another member times it out.
+      await issuer.challengeExecutor({ instance }).then(
+        () => ctx.count('terminate-withhold-pages'),
+        (e: unknown) =>
+          log(`  termination: the challenge failed: ${(e as Error).message.split('\n')[0]}`),
+      )
+    }
     if (plan.lateDeposit === 'after-first-page') {
       await waitFor(
         'the first page of final balances',
@@ -345,6 +385,13 @@ export async function endInstance(
       },
       PUBLICATION_MS,
     ).catch(() => check(false, `the instance did not terminate on-chain (phase ${phase})`))
+    if (withholder && phase === 'Terminated') {
+      // Its operator crashing at a named point and restarted meanwhile would have published.
+      const restarted = devnet.operators[withholder.i]!.process !== withholder.process
+      const slashed = (await stakeOf(ctx, withholder.i)) < withholder.stake
+      check(slashed || restarted, 'the executor withholding the pages was not timed out')
+      if (slashed) log(`  termination: executor operator ${withholder.i} timed out and slashed`)
+    }
   } finally {
     if (down !== undefined) await restart(ctx, down)
   }
@@ -395,6 +442,13 @@ async function reorgAfterFirstPage(
       ? `  termination: chain reorganisation of ${r.depth} blocks from the first page's (${r.moved} transactions moved)`
       : '  termination: no reorganisation, the first page is deeper than the confirmations',
   )
+}
+
+/** Operator `i`'s stake on the manager. */
+async function stakeOf(ctx: TerminationContext, i: number): Promise<bigint> {
+  const { publicClient } = ctx.clients[0]!
+  const op = ctx.devnet.operators[i]!.address
+  return (await readOperatorRecord(publicClient, ctx.devnet.manager, op)).stake
 }
 
 /** The manager's deposited and withdrawn totals of the scenario's instance. */
