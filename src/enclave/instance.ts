@@ -738,6 +738,14 @@ export class Instance {
     this.release()
   }
 
+  /**
+   * Whether this executor's state may yet be replaced by its pool's: a restarted executor's copy
+   * or a promoted member's restored one not yet confirmed, or a newer state being pulled.
+   */
+  private unconfirmedState(): boolean {
+    return this.awaitingPool || !!this.provisional || !!this.pulling
+  }
+
   /** Serves again once every current watchdog confirmed the restored state (or none is left). */
   private endPoolWaitIfConfirmed(): void {
     if (!this.awaitingPool || this.pulling || this.provisional || !this.poolConfirmed()) return
@@ -2012,9 +2020,9 @@ export class Instance {
     const open = phase === Phase.Active || phase === Phase.WatchdogsChallenged
     if (!open && phase !== Phase.ExecutorChallenged) return
     if (!this.terminatedInWorld() || this.released < this.seq || this.systemDirty) return
-    // Not from a state its pool has not confirmed (a restarted executor's copy, a promoted
-    // member's restored one): its host may have served an older copy than the pool released.
-    if (this.awaitingPool || this.provisional || this.pulling) return
+    // Not from a state its pool has not confirmed: its host may have served an older copy than
+    // the pool released.
+    if (this.unconfirmedState()) return
     // Every deposit the manager recorded is credited. The view may still keep deposits already
     // credited (a promoted member keeps those of its last updates until every watchdog holds
     // its handover, which a silent one never does): they are in the balances.
@@ -2205,7 +2213,7 @@ export class Instance {
     if (this.role !== 'executor' || !this.world || this.view.deposits.length === 0) return
     // Not into a state that may yet be replaced by the pool's: the credited deposits would be
     // forgotten with it. pump() credits them once the executor serves again.
-    if (this.awaitingPool || this.provisional || this.pulling) return
+    if (this.unconfirmedState()) return
     let last = lastCredited(this.world)
     const agreed = this.agreedIndex()
     if (this.view.deposits.some((d) => d.index > last && d.index > agreed)) {
