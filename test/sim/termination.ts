@@ -367,7 +367,8 @@ export async function endInstance(
     if (late && plan.reorg) {
       // The reorganisation may have moved the deposit on either side of the first page: the
       // manager's count says where it ended up, and the final balances must agree with it.
-      const moved = (await depositedOnChain(ctx)) - sum(ctx.coins.map((c) => c.deposited))
+      const [deposited] = await instanceTotals(ctx)
+      const moved = deposited - sum(ctx.coins.map((c) => c.deposited))
       check(moved === 0n || moved === LATE_DEPOSIT, `late deposit: ${moved} deposited on-chain`)
       if (moved !== extra) {
         ctx.count('terminate-reorg-deposit-moved')
@@ -416,17 +417,8 @@ async function reorgAfterFirstPage(
   lateDeposit: Promise<bigint>,
 ): Promise<void> {
   const { clients, devnet, instance, log } = ctx
-  const { publicClient } = clients[0]!
-  const pageLogs = () =>
-    publicClient.getContractEvents({
-      address: devnet.manager,
-      abi: poseManagerAbi,
-      eventName: 'FinalBalancesPage',
-      args: { id: instance },
-      fromBlock: 0n,
-    })
   try {
-    await waitFor('the first page of final balances', async () => (await pageLogs()).length > 0)
+    await waitFor('the first page of final balances', async () => (await pagesPublished(ctx)) > 0)
   } catch {
     log('  termination: no reorganisation, the first page did not come (or came with the last)')
     ctx.count('terminate-reorg-skipped')
@@ -434,7 +426,14 @@ async function reorgAfterFirstPage(
   }
   await lateDeposit
   // Logs come in chain order: the first is the earliest page.
-  const first = (await pageLogs())[0]!.blockNumber
+  const [page] = await clients[0]!.publicClient.getContractEvents({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    eventName: 'FinalBalancesPage',
+    args: { id: instance },
+    fromBlock: 0n,
+  })
+  const first = page!.blockNumber
   const r = await ctx.reorgFrom(first)
   ctx.count(r.depth > 0 ? 'terminate-reorg' : 'terminate-reorg-skipped')
   log(
@@ -459,10 +458,6 @@ async function instanceTotals(ctx: TerminationContext): Promise<[bigint, bigint]
     functionName: 'balanceOfInstance',
     args: [ctx.instance],
   })) as [bigint, bigint]
-}
-
-async function depositedOnChain(ctx: TerminationContext): Promise<bigint> {
-  return (await instanceTotals(ctx))[0]
 }
 
 function sum(xs: readonly bigint[]): bigint {
