@@ -221,6 +221,10 @@ const MAX_U64_INDEX = (1n << 64n) - 1n
 
 /** How often an executor re-publishes final balances the chain has not shown yet. */
 const TERMINATE_RETRY_MS = 5000
+/** How long an on-chain answer may take to show in the view before it is sent again. */
+const ANSWER_RETRY_MS = 15_000
+/** How long a watchdog challenge may take to show in the view before it is sent again. */
+const CHALLENGE_RETRY_MS = 30_000
 const FUTURE_NONCE_WINDOW = 64n
 const FUTURE_TTL_MS = 10_000
 /**
@@ -521,8 +525,21 @@ export class Instance {
   private terminationSent: { eventIndex: bigint; at: number } | undefined
   /** The final balances' pages and root as of `seq` (the tree over every account is built once). */
   private finalPagesAt: { seq: bigint; root: Uint8Array; pages: FinalBalance[][] } | undefined
-  /** The seq for which this executor last challenged its watchdogs on-chain. */
+  /**
+   * When this executor's answer to its challenge last went out (undefined while it waits for a
+   * receipt's release): see `answerChallenge`.
+   */
+  private answerSentAt: number | undefined
+  /** When the watchdog last answered its watchdog challenge (see `answerWatchdogChallenge`). */
+  private answeredWatchdogAt = 0
+  /** The seq for which this executor last challenged its watchdogs on-chain, and when. */
   private challengedAtSeq = -1n
+  private challengedAt = 0
+  /**
+   * Since when a watchdog has not acknowledged this executor's whole state while no update is
+   * pending (a handover or a newcomer's state unacknowledged): see `replicateForSilentMembers`.
+   */
+  private silentSince: number | undefined
   /** The payload of this executor's open watchdog challenge (the update at challengedAtSeq). */
   private challengeSent: Uint8Array | undefined
   /** The watchdog challenge this watchdog last logged it cannot answer (index). */
@@ -707,6 +724,16 @@ export class Instance {
    */
   syncMembers(): void {
     if (this.role !== 'executor' || !this.world || this.provisional) return
+    const pulling = this.pulling
+    if (pulling && this.view.slotOf(pulling.from) < 0) {
+      // The watchdog it was fetching a newer state from left the pool. What it held beyond this
+      // copy was never released (every current watchdog held each released update), so the
+      // wait ends once the watchdogs left confirmed it.
+      this.pulling = undefined
+      this.log_('warn', 'The watchdog holding a newer state left the pool; not waiting for it', {
+        seq: Number(this.seq),
+      })
+    }
     let added = false
     for (const slot of this.view.watchdogSlots()) {
       const k = hexKey(this.view.signers[slot]!)
@@ -769,9 +796,17 @@ export class Instance {
     if (this.role !== 'watchdog' || !this.world) return
     const slot = this.view.slotOf(this.ctx.identity.signer)
     if (slot < 0 || (this.view.watchdogMask & (1 << slot)) === 0) return
-    if (this.answeredWatchdogChallenge >= this.view.watchdogChallengeIndex) return
+    if ((this.view.watchdogResponded & (1 << slot)) !== 0) return
+    // Once per challenge; again after ANSWER_RETRY_MS while the view shows it unanswered.
+    const now = this.ctx.now()
+    if (
+      this.answeredWatchdogChallenge >= this.view.watchdogChallengeIndex &&
+      now - this.answeredWatchdogAt < ANSWER_RETRY_MS
+    )
+      return
     if (!this.takeChallengeUpdate()) return
     this.answeredWatchdogChallenge = this.view.index
+    this.answeredWatchdogAt = now
     // The answer names the challenge's own event, which the manager keeps while the round is
     // open however many events land before the answer does (decision 0024).
     const { index: eventIndex, hash: eventHash } = answerAnchor(
@@ -906,7 +941,12 @@ export class Instance {
    * is later than `ackTimeoutMs` (SPEC §6.9); the payload carries that update.
    */
   private challengeLateWatchdogs(now: number): boolean {
-    if (this.view.watchdogMask !== 0 || this.challengedAtSeq >= this.released + 1n) return false
+    if (this.view.watchdogMask !== 0) return false
+    // Once per update, unless the challenge never showed on the chain (its call reverted, say,
+    // a member having left meanwhile, or its block was reorganised away): then again after
+    // CHALLENGE_RETRY_MS, or a silent watchdog would hold the executor up until it is slashed.
+    if (this.challengedAtSeq >= this.released + 1n && now - this.challengedAt < CHALLENGE_RETRY_MS)
+      return false
     const oldest = this.log.get(this.released + 1n)
     if (!oldest || now - oldest.createdAt < this.ctx.ackTimeoutMs) return false
     let mask = 0n
@@ -916,6 +956,7 @@ export class Instance {
     }
     if (mask === 0n) return false
     this.challengedAtSeq = oldest.seq
+    this.challengedAt = now
     const signed = this.updateEnvelope(oldest)
     this.challengeSent = encodeChallengeUpdate({ signature: signed.signature, body: signed.body })
     this.ctx.out({
@@ -929,6 +970,34 @@ export class Instance {
       seq: Number(oldest.seq),
     })
     return true
+  }
+
+  /**
+   * A watchdog that has not acknowledged this executor's whole state (a promoted member's
+   * handover, a newcomer's state) for `ackTimeoutMs` while no update is pending gets one to
+   * acknowledge: an empty update, whose late ack `challengeLateWatchdogs` then challenges
+   * on-chain. Without it such a watchdog is challenged only once some later transaction's
+   * update is late, and until then nothing that waits for the whole state to be held everywhere
+   * (a re-issued receipt, a withdrawal's authorisation, the final balances) is served.
+   */
+  private replicateForSilentMembers(now: number): void {
+    const silent =
+      !this.unconfirmedState() &&
+      SERVING.has(this.view.phase) &&
+      this.log.size === 0 &&
+      !this.systemDirty &&
+      this.heldByAll() < this.seq
+    if (!silent) {
+      this.silentSince = undefined
+      return
+    }
+    this.silentSince ??= now
+    if (now - this.silentSince < this.ctx.ackTimeoutMs) return
+    this.silentSince = undefined
+    this.systemDirty = true
+    this.log_('warn', 'A watchdog has not acknowledged the whole state; replicating an update', {
+      seq: Number(this.seq),
+    })
   }
 
   /**
@@ -971,12 +1040,29 @@ export class Instance {
     // A member promoted before it received the state cannot serve: it must not claim to be
     // alive, so the challenge times out and the next member takes over.
     if (!this.world || !this.contractSecretKey) return
-    if (this.answeredChallenge >= this.view.challengeIndex) return
+    // Once per challenge; again after ANSWER_RETRY_MS while the view still shows it open (the
+    // answer's block reorganised away, or its call refused on a state that changed since).
+    const now = this.ctx.now()
+    const sentAt = this.answerSentAt
+    if (
+      this.answeredChallenge >= this.view.challengeIndex &&
+      (sentAt === undefined || now - sentAt < ANSWER_RETRY_MS)
+    )
+      return
     // Once the contract terminated, publishing its final balances is the only answer: a page
     // closes the challenge (decision 0030), so a host that withholds them is timed out. While
-    // they cannot be published (too many accounts) withdrawals run, and are answered as ever.
-    if (this.terminatedInWorld() && !this.finalBalancesUnpublishable()) return
+    // they cannot be published (too many accounts) withdrawals run, and are answered as ever;
+    // and once an event after the challenge voided a page signed since (the first page must name
+    // the latest event), the executor answers as ever: deposits or claims landing before each
+    // page must not get an honest executor slashed (decision 0030, addendum).
+    if (
+      this.terminatedInWorld() &&
+      !this.finalBalancesUnpublishable() &&
+      !this.pageVoidedSinceChallenge()
+    )
+      return
     this.answeredChallenge = this.view.index
+    this.answerSentAt = undefined
     this.log_('info', 'Answering an executor challenge', { eventIndex: Number(this.view.index) })
     // A payload that is a transaction or view box is served like any request; its sealed
     // answer (the user's encrypted receipt, view result or rejection) becomes the on-chain
@@ -1014,6 +1100,7 @@ export class Instance {
   }
 
   private respondOnChain(response: Uint8Array): void {
+    this.answerSentAt = this.ctx.now()
     // Named like a watchdog's answer: the challenge's own event (decision 0024).
     const { index: eventIndex, hash: eventHash } = answerAnchor(
       this.view,
@@ -1882,6 +1969,15 @@ export class Instance {
     return min
   }
 
+  /**
+   * Whether every current watchdog holds this executor's whole state: every update released and
+   * a handover acknowledged. What leaves the enclave as coins (authorisations, final balances)
+   * waits for it: a member promoted later continues from what it holds.
+   */
+  private heldEverywhere(): boolean {
+    return this.released >= this.seq && this.heldByAll() >= this.seq
+  }
+
   /** Releases receipts of every update that all current watchdogs acknowledged, in order. */
   private release(): void {
     const min = this.heldByAll()
@@ -2019,7 +2115,7 @@ export class Instance {
     const { phase } = this.view
     const open = phase === Phase.Active || phase === Phase.WatchdogsChallenged
     if (!open && phase !== Phase.ExecutorChallenged) return
-    if (!this.terminatedInWorld() || this.released < this.seq || this.systemDirty) return
+    if (!this.terminatedInWorld() || !this.heldEverywhere() || this.systemDirty) return
     // Not from a state its pool has not confirmed: its host may have served an older copy than
     // the pool released.
     if (this.unconfirmedState()) return
@@ -2083,13 +2179,26 @@ export class Instance {
   }
 
   /**
+   * Whether the executor, challenged, published its final balances' pages since the challenge
+   * and the chain has since recorded a later event: the manager takes a first page only at its
+   * latest event, so the pages in flight were refused. A host cannot make that event up (the
+   * view checks the manager's running hash); it could pay for a deposit or a claim of its own to
+   * get an answer, as any user can void a page that way.
+   */
+  private pageVoidedSinceChallenge(): boolean {
+    const t = this.terminationSent
+    return !!t && t.eventIndex >= this.view.challengeIndex && this.view.index > t.eventIndex
+  }
+
+  /**
    * The caller's cumulative withdrawal, signed for the manager's `withdraw` (SPEC §4 Coins).
-   * Only released state is authorised: while an update is not yet acknowledged by every
-   * watchdog, a new executor might not hold it, and the coins would be both in the world and
-   * paid out.
+   * Only state every watchdog holds is authorised: while an update, or a promoted member's
+   * handover, is not yet acknowledged by every watchdog, a new executor might not hold it, and
+   * the coins would be both in the world and paid out. (A handover counts its whole state as
+   * released, including a predecessor's updates no watchdog may hold.)
    */
   private authorisation(account: Uint8Array): Uint8Array {
-    if (this.released < this.seq) {
+    if (!this.heldEverywhere()) {
       throw new ProtocolError(
         'NOT_READY',
         'withdrawal authorisation: updates are still being replicated; retry',
@@ -2766,6 +2875,7 @@ export class Instance {
     for (const entry of this.log.values()) {
       if (now - entry.sentAt >= RESEND_MS) this.broadcastUpdate(entry)
     }
+    this.replicateForSilentMembers(now)
     if (this.view.phase === Phase.Active || this.view.phase === Phase.ExecutorChallenged) {
       // One challenge at a time: the manager takes one watchdog round.
       if (!this.challengeLateWatchdogs(now) && !this.challengeUnconfirmedWatchdogs(now))

@@ -16,6 +16,7 @@ import {
   BROADCAST,
   boxSeal,
   bytesToHex,
+  type ChainEvent,
   decodeAnswer,
   decodeSealedUpdate,
   decodeUpdateBody,
@@ -1771,7 +1772,7 @@ describe('enclave roles in-process', () => {
     assert.equal(later.filter((o) => o.type === 'terminate').length, 2)
   })
 
-  test('a promoted member publishes the final balances though a watchdog never acknowledges its handover (the deposits it keeps are credited)', async () => {
+  test('a promoted member publishes the final balances once a watchdog that never acknowledges its handover is challenged and removed (the deposits it keeps are credited)', async () => {
     let clock = 5_400_000
     const s = await setupActive(() => clock)
     const { nodes, instance, ev, answers } = s
@@ -1792,14 +1793,31 @@ describe('enclave roles in-process', () => {
     })
     await pump(nodes, r.outputs, answers, [], true, silent)
     const pages: EnclaveOutput[] = [...pagesOf(r.outputs)]
+    const challenges: EnclaveOutput[] = []
     for (let i = 0; i < 3; i++) {
       clock += 6_000
       const t = await n1.enclave.call('tick', { now: clock })
       pages.push(...pagesOf(t.outputs))
+      challenges.push(...t.outputs.filter((o) => o.type === 'challengeWatchdogs'))
       await pump(nodes, t.outputs, answers, [], true, silent)
     }
     assert.equal((await digestOfNode(n1, instance)).role, 'executor')
+    // Nothing is published while n2 may lack the state: promoted, it would publish others.
+    assert.equal(pages.length, 0, 'no page while a watchdog may not hold the state')
+    // An update for n2 to acknowledge, then, late, an on-chain challenge of its slot.
+    assert.deepEqual(
+      challenges.map((c) => c.type === 'challengeWatchdogs' && c.memberMask),
+      [1n << 2n],
+      'the silent watchdog is challenged',
+    )
     assert.equal(depositsKept(n1, instance), 1, 'still kept: n2 never acknowledged the handover')
+    const gone = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 1n))
+    const g = await n1.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events: [gone] })
+    pages.push(...pagesOf(g.outputs))
+    for (let i = 0; i < 2 && pages.length === 0; i++) {
+      clock += 6_000
+      pages.push(...pagesOf((await n1.enclave.call('tick', { now: clock })).outputs))
+    }
     assert.ok(pages.length > 0, 'the promoted member publishes the final balances')
   })
 
@@ -1923,6 +1941,42 @@ describe('enclave roles in-process', () => {
       pages.every((p) => p.type === 'terminate' && p.eventIndex === challenge.index),
       'signed at the challenge, the latest event',
     )
+  })
+
+  test('once the contract terminated, an executor whose pages an event after the challenge voided answers the challenge as ever (a deposit or claim before each page must not get it slashed)', async () => {
+    let clock = 5_760_000
+    const s = await setupActive(() => clock)
+    const { nodes, instance, ev, answers } = s
+    const [n0] = nodes as [Node]
+    terminateInWorld(n0, instance)
+    await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
+    const challenge = ev(
+      EventKind.ExecutorChallenged,
+      hexb(
+        encodeAbiParameters(
+          [{ type: 'address' }, { type: 'bytes' }],
+          [bytesToHex(randomBytes(20)), '0x'],
+        ),
+      ),
+    )
+    const feed = async (events: ChainEvent[], blockNumber: bigint) => {
+      const outs: EnclaveOutput[] = []
+      for (const n of nodes) {
+        const r = await n.enclave.call('chain', { blockNumber, timestamp: 1100n, events })
+        if (n === n0) outs.push(...r.outputs)
+        await pump(nodes, r.outputs, answers, [], true)
+      }
+      return outs
+    }
+    const outs = await feed([challenge], 30n)
+    clock += 6_000
+    outs.push(...(await n0.enclave.call('tick', { now: clock })).outputs)
+    assert.ok(pagesOf(outs).length > 0, 'pages signed at the challenge')
+    assert.equal(outs.filter((o) => o.type === 'respondExecutor').length, 0)
+    // A deposit lands before the pages: the manager refuses them (not the latest event).
+    const late = await feed([ev(EventKind.Deposit, depositData(randomBytes(20), 1n))], 31n)
+    const answersNow = late.filter((o) => o.type === 'respondExecutor')
+    assert.equal(answersNow.length, 1, 'the executor answers the challenge as ever')
   })
 
   test('a withdrawal before the end, among more accounts than final balances may list, does not keep them from being published once fewer remain', async () => {
