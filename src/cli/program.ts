@@ -55,6 +55,8 @@ export type CliCommand =
       publicUrl?: string
       stake?: bigint
       confirmations?: number
+      /** Start even though the manager's Δ is too short for the confirmations (unsafe). */
+      allowShortDelta?: true
       peerSourceAddress?: string
     })
   | (User & { cmd: 'operator-exit' | 'operator-withdraw' | 'operator-claim' })
@@ -207,9 +209,13 @@ export function buildProgram(deps: CliDeps): Command {
     .addOption(
       opt(
         '--confirmations <n>',
-        'blocks on top of an event before the enclave sees it (default: 0 on chain 31337, else 64)',
+        "blocks on top of an event before the enclave sees it (default: 0 on chain 31337, else 64); the node refuses to start if the manager's Δ leaves no time to answer a challenge this late",
         count(100_000),
       ),
+    )
+    .option(
+      '--allow-short-delta',
+      "start even though the manager's Δ is too short for --confirmations at the chain's block interval (UNSAFE: this node's members would be slashed on challenges)",
     )
     .addOption(
       opt('--peer-source-address <ip>', 'local address for outbound peer connections', ipAddress),
@@ -240,6 +246,7 @@ export function buildProgram(deps: CliDeps): Command {
         ...(o.publicUrl !== undefined ? { publicUrl: o.publicUrl } : {}),
         ...(o.stake !== undefined ? { stake: o.stake } : {}),
         ...(o.confirmations !== undefined ? { confirmations: o.confirmations } : {}),
+        ...(o.allowShortDelta === true ? { allowShortDelta: true as const } : {}),
         ...(o.peerSourceAddress !== undefined ? { peerSourceAddress: o.peerSourceAddress } : {}),
       }),
     )

@@ -50,6 +50,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
         ...(c.publicUrl ? { publicUrl: c.publicUrl } : {}),
         ...(c.stake !== undefined ? { stake: c.stake } : {}),
         ...(c.confirmations !== undefined ? { confirmations: c.confirmations } : {}),
+        ...(c.allowShortDelta ? { allowShortDelta: true } : {}),
         ...(c.peerSourceAddress ? { peerSourceAddress: c.peerSourceAddress } : {}),
         logger,
       })

@@ -70,6 +70,13 @@ export type OperatorOptions = {
    * finality).
    */
   confirmations?: number
+  /**
+   * Starts the node even though the manager's Δ is too short for a challenge to reach the
+   * enclave through `confirmations` blocks and be answered in time (see `checkDelta`): the
+   * node's members would be slashed on every challenge. Without it such a start fails with
+   * `UnsafeDeltaError`.
+   */
+  allowShortDelta?: boolean
   /** Local address outbound peer connections are made from (multi-homed hosts). */
   peerSourceAddress?: string
   /** Dev attestation authority key (simulated TEE). */
@@ -123,6 +130,133 @@ function chainErrorText(e: unknown): string {
 
 /** Peer messages an operator hands its enclave at once; more are dropped (the enclaves resend). */
 const MAX_PEER_ECALLS = 4096
+
+/** The confirmations a node waits for unless told otherwise (see `OperatorOptions`). */
+export function defaultConfirmations(chainId: number): number {
+  return chainId === DEV_CHAIN_ID ? 0 : 64
+}
+
+/** Blocks back from the head over which the start-up measures the chain's block interval. */
+export const DELTA_CHECK_SAMPLE_BLOCKS = 256
+/**
+ * What an answer needs once the enclave has seen its challenge: the answer's inclusion (in
+ * block intervals) and its way from the enclave to the endpoint (seconds, on top of the chain
+ * feed's poll interval).
+ */
+export const ANSWER_MARGIN_BLOCKS = 2
+export const ANSWER_MARGIN_S = 2
+/** The least share of Δ left to answer in once a challenge reached the enclave. */
+export const MIN_ANSWER_SHARE = 1 / 3
+
+/**
+ * The chain's block interval in seconds from the timestamps of a few blocks (`block` numbers,
+ * any order; the node reads the head, the block `DELTA_CHECK_SAMPLE_BLOCKS` back and the one
+ * halfway): the mean over each stretch between two of them, and the shortest of those. One
+ * long gap (a stalled sequencer, a dev chain's clock moved on with `evm_increaseTime`) lies in
+ * one stretch and is passed over; a chain slower throughout is measured as it is. Timestamps
+ * are whole seconds, so each stretch is taken a second longer than its timestamps show, which
+ * errs long and makes a degenerate sample sensible: blocks sharing one timestamp (anvil's
+ * automine, a burst) give a second over the blocks, never zero, and fewer than two distinct
+ * blocks (a chain with only its genesis block) give one second.
+ */
+export function blockIntervalOf(
+  points: ReadonlyArray<{ block: number; timestamp: number }>,
+): number {
+  const byBlock = [...new Map(points.map((p) => [p.block, p.timestamp])).entries()].sort(
+    (a, b) => a[0] - b[0],
+  )
+  let interval = Number.POSITIVE_INFINITY
+  for (let k = 1; k < byBlock.length; k++) {
+    const [b0, t0] = byBlock[k - 1]!
+    const [b1, t1] = byBlock[k]!
+    interval = Math.min(interval, (Math.max(0, t1 - t0) + 1) / (b1 - b0))
+  }
+  return Number.isFinite(interval) ? interval : 1
+}
+
+export type DeltaCheck = {
+  /** The manager's Δ in seconds. */
+  deltaS: number
+  confirmations: number
+  /** The chain's block interval in seconds, as measured (`blockIntervalOf`). */
+  blockIntervalS: number
+  /** Seconds from a challenge's block until the enclave sees it: confirmations × interval. */
+  reachS: number
+  /** Seconds an answer needs once the enclave saw the challenge (sending, mining). */
+  marginS: number
+  /** Δ − reachS: the time left to answer in once the enclave saw the challenge. */
+  answerWindowS: number
+  /** The answer window must be at least this long: the margin, and a third of Δ. */
+  neededS: number
+  safe: boolean
+  /** The most confirmations this Δ is safe with at this interval; -1 if not even 0 is. */
+  maxSafeConfirmations: number
+  /** The shortest Δ that is safe with these confirmations at this interval, in seconds. */
+  minSafeDeltaS: number
+}
+
+/**
+ * Whether a member that sees the chain `confirmations` blocks behind has time to answer a
+ * challenge within the manager's Δ (SPEC §7). A challenge reaches the enclave once its block
+ * is `confirmations` deep (confirmations × block interval after it), and the answer must then be
+ * sent and mined (`marginS`) before Δ has passed since the challenge's block. Safe when the
+ * window left after the reach holds the margin and at least a third of Δ (a cushion for an
+ * endpoint's retries and a congested block or two).
+ */
+export function checkDelta(p: {
+  deltaS: number
+  confirmations: number
+  blockIntervalS: number
+  /** How late the chain feed may read a block (its poll interval), in seconds. */
+  feedLagS?: number
+}): DeltaCheck {
+  if (!(p.blockIntervalS > 0) || !Number.isFinite(p.blockIntervalS))
+    throw new RangeError(`block interval must be a positive number, got ${p.blockIntervalS}`)
+  const reachS = p.confirmations * p.blockIntervalS
+  const marginS = ANSWER_MARGIN_BLOCKS * p.blockIntervalS + ANSWER_MARGIN_S + (p.feedLagS ?? 0)
+  const neededS = Math.max(marginS, p.deltaS * MIN_ANSWER_SHARE)
+  const answerWindowS = p.deltaS - reachS
+  const room = p.deltaS - neededS
+  return {
+    deltaS: p.deltaS,
+    confirmations: p.confirmations,
+    blockIntervalS: p.blockIntervalS,
+    reachS,
+    marginS,
+    answerWindowS,
+    neededS,
+    safe: answerWindowS >= neededS,
+    maxSafeConfirmations: room < 0 ? -1 : Math.floor(room / p.blockIntervalS + 1e-9),
+    minSafeDeltaS: Math.ceil(Math.max(reachS + marginS, reachS / (1 - MIN_ANSWER_SHARE)) - 1e-9),
+  }
+}
+
+const seconds = (s: number) => `${Number.isInteger(s) ? s : s.toFixed(2)} s`
+
+/**
+ * The node refuses to start: the manager's Δ is too short for a challenge to reach its enclave
+ * through `confirmations` blocks and be answered in time, so every challenge of one of its
+ * members would end in a slash. `--allow-short-delta` starts it anyway.
+ */
+export class UnsafeDeltaError extends Error {
+  override name = 'UnsafeDeltaError'
+  readonly code = 'UNSAFE_DELTA'
+  readonly shortMessage: string
+  readonly details: string
+
+  constructor(readonly check: DeltaCheck) {
+    const c = check
+    const shortMessage = `the manager's Δ of ${seconds(c.deltaS)} is too short for ${c.confirmations} confirmations at a block interval of ${seconds(c.blockIntervalS)}: a challenge reaches this node's enclave ${seconds(c.reachS)} after its block, ${c.answerWindowS < 0 ? `${seconds(-c.answerWindowS)} after its deadline` : `which leaves ${seconds(c.answerWindowS)} to answer`}, and an answer needs ${seconds(c.neededS)} (${seconds(c.marginS)} to be sent and mined, and at least a third of Δ)`
+    const fix =
+      c.maxSafeConfirmations >= 0
+        ? `At most ${c.maxSafeConfirmations} confirmations are safe with this Δ (pass --confirmations ${c.maxSafeConfirmations} or fewer, if the chain reorganises no deeper than that)`
+        : `No number of confirmations is safe with this Δ at this block interval`
+    const details = `${fix}, or use a manager whose Δ is at least ${seconds(c.minSafeDeltaS)}. Otherwise every challenge of one of this node's members ends with the member removed and its operator slashed. Pass --allow-short-delta to start anyway.`
+    super(`${shortMessage}\n\nDetails: ${details}`)
+    this.shortMessage = shortMessage
+    this.details = details
+  }
+}
 
 export class OperatorNode {
   readonly log: Logger
@@ -223,6 +357,12 @@ export class OperatorNode {
     const account = privateKeyToAccount(o.privateKey)
     this.chain = await createChainClients({ rpcUrl: o.rpcUrl, account, pollingIntervalMs: 100 })
     this.sender = new TxSender(this.chain.publicClient, this.chain.walletClient!)
+    const confirmations = o.confirmations ?? defaultConfirmations(this.chain.chain.id)
+    const pollIntervalMs = o.pollIntervalMs ?? 200
+
+    // 0. Δ against the confirmation window, before anything is started or registered
+    await this.checkChallengeWindow(confirmations, pollIntervalMs)
+    this.assertStarting('checking the challenge window')
 
     // 1. enclave
     const bundlePath = o.bundlePath ?? DEFAULT_BUNDLE_PATH
@@ -359,7 +499,6 @@ export class OperatorNode {
     this.assertStarting('registering')
 
     // 4. chain feed and timers (the manager has no logs before the block it was created in)
-    const pollIntervalMs = o.pollIntervalMs ?? 200
     this.watcher = new ManagerWatcher({
       client: this.chain.publicClient,
       manager: o.manager,
@@ -377,7 +516,7 @@ export class OperatorNode {
                   ),
           }
         : {}),
-      confirmations: BigInt(o.confirmations ?? (this.chain.chain.id === DEV_CHAIN_ID ? 0 : 64)),
+      confirmations: BigInt(confirmations),
       onBatch: (b) => this.onChainBatch(b),
       onReorg: (r) =>
         this.log.error(
@@ -394,6 +533,68 @@ export class OperatorNode {
     this.tickTimer = setInterval(() => void this.tick(), o.tickIntervalMs ?? 200)
     this.dutyTimer = setInterval(() => void this.duties(), o.dutyIntervalMs ?? 500)
     this.log.info({ url: this.url, operator: account.address }, 'Operator node started')
+  }
+
+  /**
+   * Refuses a start whose members could not answer a challenge within the manager's Δ: Δ is
+   * read, and the chain's block interval measured from the head, the block
+   * `DELTA_CHECK_SAMPLE_BLOCKS` before it and the one halfway (four reads in two round trips).
+   * With `allowShortDelta` the node starts anyway, and says so loudly.
+   */
+  private async checkChallengeWindow(confirmations: number, pollIntervalMs: number): Promise<void> {
+    const client = this.chain!.publicClient
+    const [delta, head] = await Promise.all([
+      client.readContract({
+        address: this.opts.manager,
+        abi: poseManagerAbi,
+        functionName: 'delta',
+      }) as Promise<bigint>,
+      client.getBlock({ blockTag: 'latest' }),
+    ])
+    const span = BigInt(DELTA_CHECK_SAMPLE_BLOCKS)
+    const back = head.number < span ? head.number : span
+    const earlier = await Promise.all(
+      [back, back / 2n]
+        .filter((n) => n > 0n)
+        .map((n) => client.getBlock({ blockNumber: head.number - n })),
+    )
+    const check = checkDelta({
+      deltaS: Number(delta),
+      confirmations,
+      blockIntervalS: blockIntervalOf(
+        [head, ...earlier].map((b) => ({
+          block: Number(b.number),
+          timestamp: Number(b.timestamp),
+        })),
+      ),
+      feedLagS: pollIntervalMs / 1000,
+    })
+    const fields = {
+      deltaS: check.deltaS,
+      confirmations,
+      blockIntervalS: Number(check.blockIntervalS.toFixed(3)),
+      reachS: Number(check.reachS.toFixed(1)),
+      answerWindowS: Number(check.answerWindowS.toFixed(1)),
+      neededS: Number(check.neededS.toFixed(1)),
+    }
+    if (check.safe) {
+      this.log.info(fields, 'Challenge window checked: Δ leaves time to answer a challenge')
+      return
+    }
+    const e = new UnsafeDeltaError(check)
+    // The dev chain's clock is moved on by tests and demos (its sampled interval with it), and
+    // nothing of value is at stake there: it warns.
+    const dev = this.chain!.chain.id === DEV_CHAIN_ID
+    if (!this.opts.allowShortDelta && !dev) throw e
+    this.log.warn(
+      {
+        code: e.code,
+        ...fields,
+        maxSafeConfirmations: check.maxSafeConfirmations,
+        minSafeDeltaS: check.minSafeDeltaS,
+      },
+      `UNSAFE, STARTED ANYWAY (${dev ? 'the dev chain' : '--allow-short-delta'}): ${e.shortMessage}. This node's members will likely be slashed on every challenge.`,
+    )
   }
 
   /**
