@@ -2529,9 +2529,11 @@ export class Instance {
     }
     const world = await this.worldOf(g)
     this.ahead.clear()
-    // Outcomes of updates the handover discards must never be re-issued as receipts: a new
-    // executor's log agrees with this one only up to the seq at which it took over.
-    const kept = sameExecutor ? g.seq : g.baseSeq
+    // Outcomes of updates the handover discards must never be re-issued as receipts. From
+    // another executor only its own outcomes (`recent`) are kept: its log agrees with this one up
+    // to the seq at which it took over only if both followed the same executor before, and a
+    // member that missed a whole handover (or restored an old copy) followed another.
+    const kept = sameExecutor ? g.seq : -1n
     if (this.world && !sameExecutor && this.seq > g.baseSeq) {
       this.log_('info', 'Following a new executor; updates after its takeover are replaced', {
         heldSeq: Number(this.seq),

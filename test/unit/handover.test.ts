@@ -271,3 +271,36 @@ test('a watchdog challenge that never shows on the chain is sent again, and so i
   assert.equal(await respondsIn(2, 5_000), 0, 'not at once')
   assert.equal(await respondsIn(1, 10_000), 1, 'again, the challenge still open in the view')
 })
+
+test("a watchdog following a new executor keeps only that executor's outcomes: none from another executor's log, whatever its seq", async () => {
+  const clock = { now: 9_400_000 }
+  const s = await setupActive(() => clock.now)
+  const { nodes, instance, ev, answers, contractEncryptionKey, creatorKey } = s
+  const [n0, n1, n2] = nodes as [Node, Node, Node]
+  const target = { instance, contractEncryptionKey }
+  await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], randomBytes(20), answers)
+  type Outcomes = { replicated: Map<string, { seq: bigint; bytes: Uint8Array }> }
+  const outcomes = (n: Node) =>
+    (n.enclave as unknown as { instances: Map<bigint, Outcomes> }).instances.get(instance)!
+      .replicated
+  // An outcome n2 holds at a seq below where n1 takes over, from a log n1 never followed (as
+  // after a handover n2 missed): it must not survive n1's handover.
+  const [someKey, some] = [...outcomes(n2).entries()][0]!
+  assert.ok(some.seq <= (await digestOf(n1, instance)).seq)
+  const foreign = bytesToHex(randomBytes(32))
+  outcomes(n2).set(foreign, { seq: some.seq, bytes: some.bytes })
+  const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  for (const n of [n1, n2]) {
+    const c = await n.enclave.call('chain', {
+      blockNumber: 30n,
+      timestamp: 1100n,
+      events: [removed],
+    })
+    await pump(nodes, c.outputs, answers, [], true)
+  }
+  await ticks(nodes, n1, answers, clock, 2, 3_000)
+  assert.equal((await digestOf(n1, instance)).role, 'executor')
+  assert.equal((await digestOf(n2, instance)).seq, (await digestOf(n1, instance)).seq)
+  assert.ok(!outcomes(n2).has(foreign), 'an outcome the new executor never had is dropped')
+  assert.ok(outcomes(n2).has(someKey), "the new executor's own outcomes are kept")
+})
