@@ -1,15 +1,20 @@
 /**
  * Sends manager transactions one at a time per account (so nonces never collide), waits for
- * their receipts and turns reverts into errors that name the custom error.
+ * their receipts (sending a copy with higher fees at the same nonce while one sits unmined)
+ * and turns reverts into errors that name the custom error.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type Abi,
   type Account,
+  type Address,
   BaseError,
   type Chain,
   ContractFunctionRevertedError,
+  Eip1559FeesNotSupportedError,
+  encodeFunctionData,
   type Hash,
+  keccak256,
   type PublicClient,
   TransactionNotFoundError,
   type TransactionReceipt,
@@ -18,12 +23,27 @@ import {
   type WalletClient,
 } from 'viem'
 
-/** How long `TxSender.write` waits for a sent transaction's receipt. */
+/** How long `TxSender.write` waits for a sent transaction's receipt (any of its copies'). */
 const RECEIPT_TIMEOUT_MS = 60_000
+/** How long a sent copy may stay unmined before a copy with higher fees replaces it. */
+const BUMP_AFTER_MS = 15_000
+/** The most copies with higher fees `TxSender.write` sends for one call. */
+const MAX_BUMPS = 5
+/** The default fee ceiling of the copies, as a multiple of the first copy's maxFeePerGas. */
+const FEE_CEILING_MULTIPLE = 10n
+/**
+ * How many polls in a row must see the call's nonce taken with no receipt of its copies before
+ * the call counts as replaced: an endpoint behind a load balancer can answer the account's
+ * nonce from a node that has the block and the receipt from one that does not yet.
+ */
+const REPLACED_POLLS = 3
+/** Hashes of calls whose fate `settle` may be asked about, remembered at most (oldest first out). */
+const MAX_REMEMBERED = 1024
 
 /**
  * A manager call that did not go through: refused by the manager (`reverted`), failed at the
- * endpoint before it was sent, or sent (`hash`) without a receipt to say how it ended.
+ * endpoint before it was sent, sent (`hash`) without a receipt to say how it ended, or sent and
+ * replaced at its nonce by another transaction of the account (`dropped`).
  */
 export class ChainTxError extends Error {
   override name = 'ChainTxError'
@@ -34,25 +54,37 @@ export class ChainTxError extends Error {
    */
   readonly reverted: boolean
   /**
-   * The transaction, when one was sent. Without `reverted` its fate is unknown (no receipt came
-   * in time, or the endpoint failed while it was awaited): it may still land, so look it up
-   * before sending the call again (a deposit sent twice is paid twice).
+   * The transaction sent was replaced at its nonce by another transaction of the same account
+   * (another client of it, the operator's CLI say) that was mined instead: the call did not
+   * happen, and sending it again cannot pay it twice. `hash` names the copy that was replaced.
+   */
+  readonly dropped: boolean
+  /**
+   * The transaction, when one was sent (the latest copy, when copies with higher fees followed
+   * it). Without `reverted` or `dropped` its fate is unknown (no receipt came in time, or the
+   * endpoint failed while it was awaited): it may still land, so look it up (`TxSender.settle`,
+   * which knows its other copies) before sending the call again (a deposit sent twice is paid
+   * twice).
    */
   readonly hash: Hash | undefined
 
   constructor(
     readonly functionName: string,
     readonly reason: string,
-    options: { cause?: unknown; reverted?: boolean; hash?: Hash } = {},
+    options: { cause?: unknown; reverted?: boolean; dropped?: boolean; hash?: Hash } = {},
   ) {
     const reverted = options.reverted ?? false
+    const dropped = !reverted && (options.dropped ?? false)
     super(
-      options.hash && !reverted
-        ? `${functionName} was sent as transaction ${options.hash}, but no receipt came (${reason}); it may still land: look the transaction up before sending it again`
-        : `${functionName} failed: ${reason}`,
+      options.hash && dropped
+        ? `${functionName} was sent as transaction ${options.hash}, but it did not land (${reason}); it may be sent again`
+        : options.hash && !reverted
+          ? `${functionName} was sent as transaction ${options.hash}, but no receipt came (${reason}); it may still land: look the transaction up before sending it again`
+          : `${functionName} failed: ${reason}`,
       { cause: options.cause },
     )
     this.reverted = reverted
+    this.dropped = dropped
     this.hash = options.hash
   }
 }
@@ -109,19 +141,98 @@ export async function explainRevert(
   )
 }
 
+/** What a transaction offers per gas: EIP-1559 fees, or a gas price where the chain has none. */
+type Fees = { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { gasPrice: bigint }
+
+/**
+ * The transactions sent for one call: all at one nonce of one account, each later one offering
+ * higher fees than the one before (it replaces it in the endpoints' pools). At most one of
+ * them is mined.
+ */
+type Copies = {
+  from: Address
+  nonce: number
+  /** Every copy signed, in turn, also one whose sending failed (it may have gone out). */
+  hashes: Hash[]
+  /** The latest copy the endpoint took: the one an error names. */
+  named: Hash
+}
+
+/** `x` raised by 12.5 %, rounded up (at least by 1): what nodes take as a replacement's fees. */
+function raised(x: bigint): bigint {
+  const step = (x + 7n) / 8n
+  return x + (step > 0n ? step : 1n)
+}
+
+function maxOf(a: bigint, b: bigint): bigint {
+  return a > b ? a : b
+}
+
+function minOf(a: bigint, b: bigint): bigint {
+  return a < b ? a : b
+}
+
+export type TxSenderOptions = {
+  /** How long `write` waits for a receipt of the call (any copy's); default 60 s. */
+  receiptTimeoutMs?: number
+  /**
+   * How long a copy may stay unmined before a copy with higher fees is sent at the same nonce;
+   * default 15 s. A transaction priced for the base fee when it was sent sits in the pool for
+   * good once a few full blocks raise the base fee past its maxFeePerGas, and every later call
+   * of the account waits behind its nonce.
+   */
+  bumpAfterMs?: number
+  /**
+   * The most copies with higher fees sent for one call; default 5. They go out one per
+   * `bumpAfterMs` within `receiptTimeoutMs` (3 at most with the defaults).
+   */
+  maxBumps?: number
+  /**
+   * The highest maxFeePerGas (gas price, where the chain has no EIP-1559 fees) a copy offers;
+   * default 10 times the first copy's. A copy that cannot offer 12.5 % more under it is not sent.
+   */
+  feeCeiling?: bigint
+}
+
 export class TxSender {
   private queue: Promise<unknown> = Promise.resolve()
+  /** Whether the chain has no EIP-1559 fees (learnt from the first fee estimate). */
+  private legacyFees: boolean | undefined
+  private readonly receiptTimeoutMs: number
+  private readonly bumpAfterMs: number
+  private readonly maxBumps: number
+  private readonly feeCeiling: bigint | undefined
+  /**
+   * The copies of calls that ended without a known fate, by each of their hashes, for `settle`:
+   * the hash a ChainTxError names is the latest copy's, and an earlier one may be the one mined.
+   * Shared by the senders of a process (a hash names one transaction on any of them).
+   */
+  private static readonly unsettled = new Map<Hash, Copies>()
 
   constructor(
     private readonly publicClient: PublicClient<Transport, Chain>,
     private readonly walletClient: WalletClient<Transport, Chain, Account>,
-  ) {}
+    options: TxSenderOptions = {},
+  ) {
+    this.receiptTimeoutMs = options.receiptTimeoutMs ?? RECEIPT_TIMEOUT_MS
+    this.bumpAfterMs = options.bumpAfterMs ?? BUMP_AFTER_MS
+    this.maxBumps = options.maxBumps ?? MAX_BUMPS
+    this.feeCeiling = options.feeCeiling
+  }
 
   get address() {
     return this.walletClient.account.address
   }
 
-  /** Simulates, sends and waits for one contract call; reverts become ChainTxError. */
+  /**
+   * Simulates, sends and waits for one contract call; reverts become ChainTxError. The receipt
+   * returned is the call's own, never that of a transaction that replaced it at its nonce. With
+   * an account that signs here (a private key), a copy that stays unmined for `bumpAfterMs` is
+   * replaced by one with the same calldata, gas and nonce and higher fees (see
+   * `TxSenderOptions`), and the hash returned is the copy that was mined; a call whose nonce
+   * another transaction of the account took is a ChainTxError with `dropped`. An account that
+   * signs elsewhere (a wallet's) chooses its own nonce and fees: its transaction is sent once.
+   */
   async write(p: {
     address: `0x${string}`
     abi: Abi
@@ -130,6 +241,7 @@ export class TxSender {
     value?: bigint
   }): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
     const run = async () => {
+      let copies: Copies | undefined
       try {
         const { request } = await this.publicClient.simulateContract({
           account: this.walletClient.account,
@@ -142,23 +254,70 @@ export class TxSender {
         // The state can change between estimate and inclusion (other calls to the same
         // instance land first), so the estimate gets headroom; unused gas is not paid.
         const estimate = await this.publicClient.estimateContractGas(request as never)
-        const hash = await this.walletClient.writeContract({
-          ...(request as object),
-          gas: (estimate * 5n) / 4n + 20_000n,
-        } as never)
-        // From here on the transaction is out: a failure names it, as it may still land.
-        const receipt = await this.publicClient
-          .waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS })
-          .catch((e: unknown) => {
-            throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
-          })
-        if (receipt.status !== 'success') {
-          const why = await explainRevert(this.publicClient, receipt, request as object)
-          throw new ChainTxError(p.functionName, why.message, { cause: why, reverted: true, hash })
+        const gas = (estimate * 5n) / 4n + 20_000n
+        const account = this.walletClient.account
+        if (account.type !== 'local') {
+          const hash = await this.walletClient.writeContract({
+            ...(request as object),
+            gas,
+          } as never)
+          const receipt = await this.publicClient
+            .waitForTransactionReceipt({
+              hash,
+              timeout: this.receiptTimeoutMs,
+              checkReplacement: false,
+            })
+            .catch((e: unknown) => {
+              throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
+            })
+          return await this.outcome(p.functionName, request, { hash, receipt })
         }
-        return { hash, receipt }
+        // The nonce and the fees are chosen here rather than by viem (which would ask the same),
+        // as a copy with higher fees must replace the transaction at its very nonce; and each
+        // copy is signed here, so its hash is known before it goes out.
+        const [nonce, fees] = await Promise.all([
+          this.publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }),
+          this.feesNow(),
+        ])
+        const data = encodeFunctionData({
+          abi: p.abi,
+          functionName: p.functionName,
+          args: p.args ?? [],
+        } as never)
+        const chain = this.walletClient.chain
+        const sign = (f: Fees) =>
+          account.signTransaction(
+            {
+              chainId: chain.id,
+              to: p.address,
+              data,
+              ...(p.value !== undefined ? { value: p.value } : {}),
+              gas,
+              nonce,
+              ...f,
+            },
+            { serializer: chain.serializers?.transaction },
+          )
+        const first = await sign(fees)
+        await this.walletClient.sendRawTransaction({ serializedTransaction: first })
+        // From here on the transaction is out: a failure names it, as it may still land.
+        const firstHash = keccak256(first)
+        const sent: Copies = { from: account.address, nonce, hashes: [firstHash], named: firstHash }
+        copies = sent
+        const mined = await this.waitForCopies(p.functionName, sent, fees, async (f) => {
+          const signed = await sign(f)
+          const hash = keccak256(signed)
+          // Known before it goes out: a copy whose answer is lost may still be mined.
+          sent.hashes.push(hash)
+          await this.walletClient.sendRawTransaction({ serializedTransaction: signed })
+          sent.named = hash
+        })
+        return await this.outcome(p.functionName, request, mined)
       } catch (e) {
-        if (e instanceof ChainTxError) throw e
+        if (e instanceof ChainTxError) {
+          if (copies && !e.reverted && e.hash !== undefined) TxSender.remember(copies)
+          throw e
+        }
         throw new ChainTxError(p.functionName, revertReason(e), {
           cause: e,
           reverted: isRevert(e),
@@ -170,31 +329,244 @@ export class TxSender {
     return next
   }
 
+  /** A mined call's receipt, or the ChainTxError of its revert (explained). */
+  private async outcome(
+    functionName: string,
+    request: unknown,
+    { hash, receipt }: { hash: Hash; receipt: TransactionReceipt },
+  ): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
+    // Never a replacement's receipt taken for the call's: viem's receipt wait answers with one
+    // unless told not to look for replacements.
+    if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
+      throw new ChainTxError(functionName, `the receipt is of ${receipt.transactionHash}`, { hash })
+    if (receipt.status !== 'success') {
+      const why = await explainRevert(this.publicClient, receipt, request as object)
+      throw new ChainTxError(functionName, why.message, { cause: why, reverted: true, hash })
+    }
+    return { hash, receipt }
+  }
+
+  /**
+   * Waits for whichever of the call's copies is mined, sending a copy with higher fees whenever
+   * the latest stayed unmined for `bumpAfterMs` (at most `maxBumps`, never above the ceiling).
+   * Bounded by `receiptTimeoutMs`: then, or when the endpoint fails, a ChainTxError names the
+   * latest copy sent (fate unknown). A nonce taken by a transaction that is none of the copies
+   * (a replacement sent by another client of the account) is a ChainTxError with `dropped`: its
+   * receipt is not the call's, whatever its status.
+   */
+  private async waitForCopies(
+    functionName: string,
+    copies: Copies,
+    fees: Fees,
+    send: (f: Fees) => Promise<void>,
+  ): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
+    const started = Date.now()
+    const deadline = started + this.receiptTimeoutMs
+    const ceiling =
+      this.feeCeiling ??
+      FEE_CEILING_MULTIPLE * ('gasPrice' in fees ? fees.gasPrice : fees.maxFeePerGas)
+    const pollMs = Math.max(1, this.publicClient.pollingInterval ?? 1_000)
+    let offered = fees
+    let bumps = 0
+    let bumpAt = started + this.bumpAfterMs
+    let takenPolls = 0
+    for (;;) {
+      const found = await this.minedCopy(copies).catch((e: unknown) => {
+        throw new ChainTxError(functionName, revertReason(e), { cause: e, hash: copies.named })
+      })
+      if (found && found !== 'taken') return found
+      takenPolls = found === 'taken' ? takenPolls + 1 : 0
+      if (takenPolls >= REPLACED_POLLS)
+        throw new ChainTxError(
+          functionName,
+          `another transaction of ${copies.from} took its nonce ${copies.nonce}`,
+          { hash: copies.named, dropped: true },
+        )
+      const now = Date.now()
+      if (now >= deadline) {
+        const n = copies.hashes.length
+        throw new ChainTxError(
+          functionName,
+          `waited ${Math.round(this.receiptTimeoutMs / 1000)} s` +
+            (n > 1 ? `; the latest of ${n} copies at nonce ${copies.nonce}, fees rising` : ''),
+          { hash: copies.named },
+        )
+      }
+      if (takenPolls === 0 && bumps < this.maxBumps && now >= bumpAt) {
+        bumps++
+        bumpAt = now + this.bumpAfterMs
+        // A copy that fails to go out (the endpoint is down; the nonce was mined meanwhile:
+        // "nonce too low") leaves the copies sent before it to be waited for; the next copy
+        // offers more than this one (a node may have wanted more of a replacement).
+        const next = await this.bumpedFees(offered, ceiling).catch(() => offered)
+        if (next === undefined) bumps = this.maxBumps
+        else if (next !== offered) {
+          offered = next
+          await send(next).catch(() => undefined)
+        }
+      }
+      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())))
+    }
+  }
+
+  /**
+   * Whether the call's nonce is taken, and by which copy: its hash and receipt; `taken` when
+   * by none of them (none has a receipt, none is known as mined); undefined while the nonce is
+   * free, or while a copy known as mined has no receipt yet (an endpoint behind a load balancer
+   * may answer from a node that lags). The nonce is read before the receipts, so a copy mined
+   * in between is not missed.
+   */
+  private async minedCopy(
+    copies: Copies,
+  ): Promise<{ hash: Hash; receipt: TransactionReceipt } | 'taken' | undefined> {
+    const mined = await this.publicClient.getTransactionCount({
+      address: copies.from,
+      blockTag: 'latest',
+    })
+    if (mined <= copies.nonce) return undefined
+    const newestFirst = [...copies.hashes].reverse()
+    for (const hash of newestFirst) {
+      const receipt = await this.receiptOf(hash)
+      if (receipt) return { hash, receipt }
+    }
+    for (const hash of newestFirst) {
+      const tx = await this.transactionOf(hash)
+      if (tx && tx.blockNumber !== null) return undefined
+    }
+    return 'taken'
+  }
+
+  /** The receipt of the transaction `hash` itself (never a replacement's), if it was mined. */
+  private async receiptOf(hash: Hash): Promise<TransactionReceipt | undefined> {
+    const receipt = await this.publicClient.getTransactionReceipt({ hash }).catch((e: unknown) => {
+      if (e instanceof TransactionReceiptNotFoundError) return undefined
+      throw e
+    })
+    return receipt && receipt.transactionHash.toLowerCase() === hash.toLowerCase()
+      ? receipt
+      : undefined
+  }
+
+  /** The fees a transaction sent now should offer (viem's estimate: 1.2 base fees plus a tip). */
+  private async feesNow(): Promise<Fees> {
+    if (!this.legacyFees) {
+      try {
+        const { maxFeePerGas, maxPriorityFeePerGas } = await this.publicClient.estimateFeesPerGas()
+        this.legacyFees = false
+        return { maxFeePerGas, maxPriorityFeePerGas }
+      } catch (e) {
+        if (!(e instanceof Eip1559FeesNotSupportedError)) throw e
+        this.legacyFees = true
+      }
+    }
+    const { gasPrice } = await this.publicClient.estimateFeesPerGas({ type: 'legacy' })
+    return { gasPrice }
+  }
+
+  /**
+   * The fees of a copy to replace one offering `prev`: at least 12.5 % more in each (nodes
+   * refuse a replacement with less, geth's minimum being 10 %), and at least what a
+   * transaction sent now offers; capped at `ceiling`. Undefined when the cap leaves less than
+   * the 12.5 %.
+   */
+  private async bumpedFees(prev: Fees, ceiling: bigint): Promise<Fees | undefined> {
+    const now = await this.feesNow()
+    if ('gasPrice' in prev) {
+      const least = raised(prev.gasPrice)
+      const want = maxOf(least, 'gasPrice' in now ? now.gasPrice : 0n)
+      const gasPrice = minOf(want, ceiling)
+      return gasPrice >= least ? { gasPrice } : undefined
+    }
+    const leastFee = raised(prev.maxFeePerGas)
+    const leastTip = raised(prev.maxPriorityFeePerGas)
+    const wantFee = maxOf(leastFee, 'maxFeePerGas' in now ? now.maxFeePerGas : 0n)
+    const maxFeePerGas = minOf(wantFee, ceiling)
+    const wantTip = maxOf(leastTip, 'maxPriorityFeePerGas' in now ? now.maxPriorityFeePerGas : 0n)
+    const maxPriorityFeePerGas = minOf(wantTip, maxFeePerGas)
+    if (maxFeePerGas < leastFee || maxPriorityFeePerGas < leastTip) return undefined
+    return { maxFeePerGas, maxPriorityFeePerGas }
+  }
+
+  /** Keeps a call's copies for `settle`, by each of their hashes. */
+  private static remember(copies: Copies): void {
+    for (const hash of copies.hashes) TxSender.unsettled.set(hash, copies)
+    for (const hash of TxSender.unsettled.keys()) {
+      if (TxSender.unsettled.size <= MAX_REMEMBERED) break
+      TxSender.unsettled.delete(hash)
+    }
+  }
+
+  private static forget(copies: Copies): void {
+    for (const hash of copies.hashes) TxSender.unsettled.delete(hash)
+  }
+
   /**
    * How the call `write` sent as `hash` ended, when `write` could not tell (ChainTxError with a
-   * hash, not `reverted`): mined (its receipt), or unknown to the endpoint (`dropped`: sending
-   * the call again cannot pay it twice). A mined revert is a ChainTxError with `reverted`; one
-   * the endpoint still holds unmined, a ChainTxError with its hash; an endpoint's failure is
-   * thrown as it is.
+   * hash, not `reverted`): mined (its receipt, or that of another copy of it `write` sent with
+   * higher fees, named by its hash), or not (`dropped`: unknown to the endpoint, or its nonce
+   * taken by a transaction that is none of its copies; sending the call again cannot pay it
+   * twice). A mined revert is a ChainTxError with `reverted`; a call the endpoint still holds
+   * unmined, a ChainTxError with its hash; an endpoint's failure is thrown as it is.
    */
   async settle(
     functionName: string,
     hash: Hash,
   ): Promise<{ hash: Hash; receipt: TransactionReceipt } | 'dropped'> {
-    const receipt = await this.publicClient.getTransactionReceipt({ hash }).catch((e: unknown) => {
-      if (e instanceof TransactionReceiptNotFoundError) return undefined
-      throw e
-    })
+    const copies = TxSender.unsettled.get(hash)
+    if (copies) {
+      const found = await this.minedCopy(copies)
+      if (found === 'taken') {
+        TxSender.forget(copies)
+        return 'dropped'
+      }
+      if (found) {
+        TxSender.forget(copies)
+        if (found.receipt.status === 'success') return found
+        throw new ChainTxError(functionName, `transaction ${found.hash} reverted`, {
+          reverted: true,
+          hash: found.hash,
+        })
+      }
+      // Still at its nonce (or mined without a receipt yet): held unmined if a copy is known.
+      for (const h of [...copies.hashes].reverse())
+        if (await this.transactionOf(h))
+          throw new ChainTxError(functionName, 'not mined yet', { hash: h })
+      TxSender.forget(copies)
+      return 'dropped'
+    }
+    // A hash sent by another process (or forgotten): looked up on its own.
+    const receipt = await this.receiptOf(hash)
     if (receipt) {
       if (receipt.status === 'success') return { hash, receipt }
       throw new ChainTxError(functionName, `transaction ${hash} reverted`, { reverted: true, hash })
     }
-    const tx = await this.publicClient.getTransaction({ hash }).catch((e: unknown) => {
+    const tx = await this.transactionOf(hash)
+    if (!tx) return 'dropped'
+    if (tx.blockNumber === null) {
+      // Pending, so the endpoint says, but its nonce may be taken by another transaction.
+      const mined = await this.publicClient.getTransactionCount({
+        address: tx.from,
+        blockTag: 'latest',
+      })
+      if (mined > tx.nonce) {
+        const late = await this.receiptOf(hash)
+        if (!late) return 'dropped'
+        if (late.status === 'success') return { hash, receipt: late }
+        throw new ChainTxError(functionName, `transaction ${hash} reverted`, {
+          reverted: true,
+          hash,
+        })
+      }
+    }
+    throw new ChainTxError(functionName, 'not mined yet', { hash })
+  }
+
+  /** The transaction `hash`, mined or pending, if the endpoint knows it. */
+  private async transactionOf(hash: Hash) {
+    return this.publicClient.getTransaction({ hash }).catch((e: unknown) => {
       if (e instanceof TransactionNotFoundError) return undefined
       throw e
     })
-    if (tx) throw new ChainTxError(functionName, 'not mined yet', { hash })
-    return 'dropped'
   }
 }
 
@@ -207,7 +579,8 @@ export class TxSender {
  * attempts. A call sent without a receipt (`ChainTxError.hash`, or `sent` from an earlier run)
  * is looked up with `settle` before each further attempt: its receipt ends the attempts, and
  * while the endpoint still holds it unmined nothing is sent again (the second copy would
- * revert, or pay twice).
+ * revert, or pay twice). A call replaced at its nonce (`ChainTxError.dropped`) did not happen
+ * and is sent again.
  */
 export async function writeWithRetry<T>(
   write: () => Promise<T>,
@@ -232,7 +605,8 @@ export async function writeWithRetry<T>(
       return await write()
     } catch (e) {
       const final = e instanceof ChainTxError && e.reverted
-      if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted) sent = e.hash
+      if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted)
+        sent = e.dropped ? undefined : e.hash
       if (final || attempt >= opts.attempts || opts.signal?.aborted) throw e
       opts.onRetry?.(e, attempt)
       const backoff = Math.min(

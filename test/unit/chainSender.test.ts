@@ -1,18 +1,33 @@
 /**
  * The retry of an enclave's on-chain calls (src/chain/sender.ts `writeWithRetry`): sent again
- * after an endpoint's failure, never after a revert, bounded in attempts; and the redaction of
- * RPC URLs from what the operator logs.
+ * after an endpoint's failure, never after a revert, bounded in attempts; the redaction of RPC
+ * URLs from what the operator logs; and `TxSender` on anvil: a call replaced at its nonce by
+ * another client of its key is not taken as landed, and one the base fee left behind is sent
+ * again at its nonce with higher fees, a bounded number of times.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
+  type Address,
+  createPublicClient,
+  createWalletClient,
+  custom,
+  defineChain,
   type Hash,
+  type Hex,
+  keccak256,
+  parseTransaction,
   TransactionNotFoundError,
+  type TransactionReceipt,
   TransactionReceiptNotFoundError,
   WaitForTransactionReceiptTimeoutError,
 } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.generated.ts'
 import { poseManagerAbi } from '../../src/chain/abi.generated.ts'
+import { createChainClients } from '../../src/chain/clients.ts'
 import { ChainTxError, redactUrls, TxSender, writeWithRetry } from '../../src/chain/sender.ts'
+import { anvilRpc, startAnvil } from '../../src/devnet/anvil.ts'
 
 const endpointDown = () => new ChainTxError('respondWatchdog', 'HTTP request failed')
 const reverted = () =>
@@ -245,4 +260,360 @@ test('a call sent without a receipt is looked up before it is sent again: a mine
   const refused = await run(['reverted'])
   assert.equal(refused.writes, 1)
   assert.ok(refused.out instanceof ChainTxError && refused.out.reverted, String(refused.out))
+})
+
+/** A token on a fresh anvil, its whole supply held by a funded account that signs here. */
+async function tokenOnAnvil() {
+  const anvil = await startAnvil()
+  try {
+    const key = generatePrivateKey()
+    const account = privateKeyToAccount(key)
+    await anvilRpc(anvil.url, 'anvil_setBalance', [account.address, '0xffffffffffffffffffff'])
+    const clients = await createChainClients({ rpcUrl: anvil.url, account, pollingIntervalMs: 20 })
+    const wallet = clients.walletClient!
+    const deployed = await clients.publicClient.waitForTransactionReceipt({
+      hash: await wallet.deployContract({
+        abi: privateTokenAbi,
+        bytecode: privateTokenBytecode,
+        args: [1_000n],
+      }),
+    })
+    const token = deployed.contractAddress as Address
+    const recipient = privateKeyToAccount(generatePrivateKey()).address
+    const transfer = (amount: bigint) =>
+      ({
+        address: token,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [recipient, amount],
+      }) as const
+    /** What the recipient holds (the token answers only its holder). */
+    const received = () =>
+      clients.publicClient.readContract({
+        address: token,
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        args: [recipient],
+        account: recipient,
+      })
+    return { anvil, key, account, ...clients, wallet, transfer, received }
+  } catch (e) {
+    await anvil.stop()
+    throw e
+  }
+}
+
+type PooledTx = {
+  hash: Hash
+  nonce: string
+  input: string
+  gas: string
+  maxFeePerGas: string
+  maxPriorityFeePerGas: string
+}
+
+/** The transaction of `from` in anvil's pool that `accept`s, once there (fails after 10 s). */
+async function pooled(
+  url: string,
+  from: Address,
+  accept: (tx: PooledTx) => boolean = () => true,
+): Promise<PooledTx> {
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const pool = (await anvilRpc(url, 'txpool_content')) as {
+      pending: Record<string, Record<string, PooledTx>>
+    }
+    const mine = Object.entries(pool.pending).find(([a]) => a.toLowerCase() === from.toLowerCase())
+    const tx = Object.values(mine?.[1] ?? {}).find(accept)
+    if (tx) return tx
+    assert.ok(Date.now() < deadline, 'no such transaction reached the pool in 10 s')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+test('a call replaced at its nonce by another transaction of its account (another client of the key) is not reported as landed: it is dropped, and sent again', {
+  timeout: 60_000,
+}, async () => {
+  const t = await tokenOnAnvil()
+  try {
+    // The operator's CLI, run while its node runs: another client of the same key.
+    const cli = await createChainClients({ rpcUrl: t.anvil.url, account: t.account })
+    const sender = new TxSender(t.publicClient, t.wallet)
+    await anvilRpc(t.anvil.url, 'evm_setAutomine', [false])
+    const written = sender.write(t.transfer(7n)).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    const ours = await pooled(t.anvil.url, t.account.address)
+    // Time for a receipt wait to see the call pending (viem's then looks for a replacement).
+    await new Promise((r) => setTimeout(r, 300))
+    const replacement = await cli.walletClient!.sendTransaction({
+      to: t.account.address,
+      value: 0n,
+      nonce: Number(ours.nonce),
+      maxFeePerGas: 2n * BigInt(ours.maxFeePerGas),
+      maxPriorityFeePerGas: 2n * BigInt(ours.maxPriorityFeePerGas),
+    })
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    const mined = await t.publicClient.getTransactionReceipt({ hash: replacement })
+    assert.equal(mined.status, 'success', 'the replacement was mined, with a success status')
+
+    const out = await written
+    assert.ok(
+      out instanceof ChainTxError,
+      `the call was reported as landed, with the receipt of ${(out as { receipt?: TransactionReceipt }).receipt?.transactionHash} (its own hash: ${ours.hash})`,
+    )
+    assert.equal(out.reverted, false)
+    assert.equal(out.dropped, true)
+    assert.equal(out.hash, ours.hash, 'the error names the call, not the replacement')
+    assert.match(out.message, /did not land/)
+    assert.equal(await t.received(), 0n, 'the call did not happen')
+
+    // The lookup agrees, and the retry sends the call again: it lands, once.
+    assert.equal(await sender.settle('transfer', out.hash!), 'dropped')
+    await anvilRpc(t.anvil.url, 'evm_setAutomine', [true])
+    let writes = 0
+    const landed = await writeWithRetry(
+      () => {
+        writes++
+        return sender.write(t.transfer(7n))
+      },
+      { attempts: 3, backoffMs: 1, settle: (h) => sender.settle('transfer', h), sent: out.hash },
+    )
+    assert.equal(writes, 1)
+    assert.equal(landed.receipt.status, 'success')
+    assert.equal(landed.receipt.transactionHash, landed.hash)
+    assert.equal(await t.received(), 7n)
+
+    // Through writeWithRetry from the start: the dropped call is sent again at once.
+    await anvilRpc(t.anvil.url, 'evm_setAutomine', [false])
+    writes = 0
+    const retried = writeWithRetry(
+      () => {
+        writes++
+        return sender.write(t.transfer(1n))
+      },
+      { attempts: 3, backoffMs: 1, settle: (h) => sender.settle('transfer', h) },
+    )
+    const again = await pooled(t.anvil.url, t.account.address)
+    await cli.walletClient!.sendTransaction({
+      to: t.account.address,
+      value: 0n,
+      nonce: Number(again.nonce),
+      maxFeePerGas: 2n * BigInt(again.maxFeePerGas),
+      maxPriorityFeePerGas: 2n * BigInt(again.maxPriorityFeePerGas),
+    })
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    await pooled(t.anvil.url, t.account.address, (tx) => tx.hash !== again.hash)
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    const second = await retried
+    assert.equal(writes, 2)
+    assert.equal(second.receipt.status, 'success')
+    assert.equal(await t.received(), 8n)
+  } finally {
+    await t.anvil.stop()
+  }
+})
+
+test('a call left unmined once the base fee passes its max fee is sent again at its nonce with higher fees, and the copy mined is the one reported', {
+  timeout: 60_000,
+}, async () => {
+  const t = await tokenOnAnvil()
+  try {
+    const sender = new TxSender(t.publicClient, t.wallet, { bumpAfterMs: 200 })
+    await anvilRpc(t.anvil.url, 'evm_setAutomine', [false])
+    const raised = (x: bigint) => x + (x + 7n) / 8n
+    const hex = (x: bigint) => `0x${x.toString(16)}`
+
+    // The next block's base fee is just above what the first copy offers: it stays in the pool,
+    // unminable, until a copy with 12.5 % more replaces it.
+    const written = sender.write(t.transfer(3n)).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    const first = await pooled(t.anvil.url, t.account.address)
+    const offered = BigInt(first.maxFeePerGas)
+    await anvilRpc(t.anvil.url, 'anvil_setNextBlockBaseFeePerGas', [hex(offered + 1n)])
+    const bumped = await pooled(t.anvil.url, t.account.address, (tx) => tx.hash !== first.hash)
+    assert.equal(bumped.nonce, first.nonce, 'the copy replaces the call at its nonce')
+    assert.equal(bumped.input, first.input, 'with its calldata')
+    assert.equal(bumped.gas, first.gas)
+    assert.ok(BigInt(bumped.maxFeePerGas) >= raised(offered), `${bumped.maxFeePerGas}`)
+    assert.ok(BigInt(bumped.maxPriorityFeePerGas) >= raised(BigInt(first.maxPriorityFeePerGas)))
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    const r = await written
+    assert.ok(!(r instanceof Error), String(r))
+    const { hash, receipt } = r as { hash: Hash; receipt: TransactionReceipt }
+    assert.equal(hash, bumped.hash, 'the copy mined is the one reported')
+    assert.equal(receipt.transactionHash, hash)
+    assert.equal(receipt.status, 'success')
+    const block = await t.publicClient.getBlock({ blockNumber: receipt.blockNumber })
+    assert.ok(block.baseFeePerGas! > offered, 'the first copy could not have been included')
+    assert.equal(await t.received(), 3n)
+
+    // A block whose base fee is four times what the call offers is mined while it waits: the
+    // copy offers at least what a transaction sent now would (1.2 times that base fee).
+    const written2 = sender.write(t.transfer(4n)).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    const first2 = await pooled(t.anvil.url, t.account.address)
+    const base = 4n * BigInt(first2.maxFeePerGas)
+    await anvilRpc(t.anvil.url, 'anvil_setNextBlockBaseFeePerGas', [hex(base)])
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    const bumped2 = await pooled(t.anvil.url, t.account.address, (tx) => tx.hash !== first2.hash)
+    assert.equal(bumped2.nonce, first2.nonce)
+    assert.ok(BigInt(bumped2.maxFeePerGas) >= (base * 12n) / 10n, `${bumped2.maxFeePerGas}`)
+    await anvilRpc(t.anvil.url, 'evm_mine')
+    const r2 = await written2
+    assert.ok(!(r2 instanceof Error), String(r2))
+    assert.equal((r2 as { hash: Hash }).hash, bumped2.hash)
+    assert.equal(await t.received(), 7n)
+    await assert.rejects(
+      t.publicClient.getTransactionReceipt({ hash: first2.hash }),
+      TransactionReceiptNotFoundError,
+    )
+  } finally {
+    await t.anvil.stop()
+  }
+})
+
+/**
+ * A JSON-RPC endpoint in-process that takes every transaction and mines none (until `mine`):
+ * a base fee of 1 gwei (none with `legacy`, a gas price of 1 gwei instead) and a tip of 1 gwei.
+ */
+function stuckEndpoint(opts: { legacy?: boolean } = {}) {
+  const account = privateKeyToAccount(generatePrivateKey())
+  const chain = defineChain({
+    id: 31337,
+    name: 'stuck',
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: ['http://127.0.0.1:1'] } },
+  })
+  const NONCE = 7
+  const sent: Array<ReturnType<typeof parseTransaction> & { hash: Hash }> = []
+  let mined: Hash | undefined
+  const gwei = '0x3b9aca00'
+  const request = async ({ method, params }: { method: string; params?: unknown[] }) => {
+    switch (method) {
+      case 'eth_chainId':
+        return '0x7a69'
+      case 'eth_call':
+        return `0x${'0'.repeat(63)}1`
+      case 'eth_estimateGas':
+        return '0xc350'
+      case 'eth_getTransactionCount':
+        return `0x${(params?.[1] === 'latest' && mined ? NONCE + 1 : NONCE).toString(16)}`
+      case 'eth_getBlockByNumber':
+        return {
+          number: '0x10',
+          hash: `0x${'11'.repeat(32)}`,
+          timestamp: '0x1',
+          gasLimit: '0x1c9c380',
+          gasUsed: '0x0',
+          transactions: [],
+          ...(opts.legacy ? {} : { baseFeePerGas: gwei }),
+        }
+      case 'eth_maxPriorityFeePerGas':
+      case 'eth_gasPrice':
+        return gwei
+      case 'eth_sendRawTransaction': {
+        const raw = params![0] as Hex
+        const hash = keccak256(raw)
+        sent.push({ ...parseTransaction(raw), hash })
+        return hash
+      }
+      case 'eth_getTransactionReceipt':
+        return params![0] === mined
+          ? {
+              transactionHash: mined,
+              transactionIndex: '0x0',
+              blockHash: `0x${'12'.repeat(32)}`,
+              blockNumber: '0x11',
+              from: account.address,
+              to: `0x${'42'.repeat(20)}`,
+              cumulativeGasUsed: '0x5208',
+              gasUsed: '0x5208',
+              effectiveGasPrice: gwei,
+              contractAddress: null,
+              logs: [],
+              logsBloom: `0x${'00'.repeat(256)}`,
+              status: '0x1',
+              type: '0x2',
+            }
+          : null
+      case 'eth_getTransactionByHash':
+        return null
+      default: // eth_fillTransaction, which viem tries first when it estimates gas
+        throw Object.assign(new Error(`the method ${method} does not exist`), { code: -32601 })
+    }
+  }
+  const transport = custom({ request })
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: 5 })
+  const walletClient = createWalletClient({ chain, transport, account, pollingInterval: 5 })
+  return { publicClient, walletClient, sent, mine: (hash: Hash) => (mined = hash) }
+}
+
+test("copies with higher fees are bounded in number and by a fee ceiling, each at least 12.5 % over the last; the error names the latest, and its lookup finds an earlier copy's receipt", async () => {
+  const raised = (x: bigint) => x + (x + 7n) / 8n
+  const fail = (r: unknown) => assert.fail(`the write resolved: ${String(r)}`)
+
+  // Bounded in number: the first copy and 3 more, each at its nonce with the same calldata.
+  const e = stuckEndpoint()
+  const sender = new TxSender(e.publicClient as never, e.walletClient, {
+    receiptTimeoutMs: 400,
+    bumpAfterMs: 10,
+    maxBumps: 3,
+  })
+  const err = await sender.write(depositCall).then(fail, (x: unknown) => x)
+  assert.ok(err instanceof ChainTxError, String(err))
+  assert.equal(e.sent.length, 4)
+  for (const [i, tx] of e.sent.entries()) {
+    assert.equal(tx.nonce, 7)
+    assert.equal(tx.data, e.sent[0]!.data)
+    assert.equal(tx.gas, e.sent[0]!.gas)
+    if (i === 0) continue
+    const prev = e.sent[i - 1]!
+    assert.ok(tx.maxFeePerGas! >= raised(prev.maxFeePerGas!), `copy ${i}: ${tx.maxFeePerGas}`)
+    assert.ok(tx.maxPriorityFeePerGas! >= raised(prev.maxPriorityFeePerGas!))
+  }
+  assert.equal(err.hash, e.sent[3]!.hash, 'the latest copy is named')
+  assert.equal(err.reverted, false)
+  assert.equal(err.dropped, false)
+  assert.match(err.message, /may still land/)
+  // The first copy was the one mined: the lookup of the latest finds it.
+  e.mine(e.sent[0]!.hash)
+  const fate = await sender.settle('deposit', err.hash!)
+  assert.notEqual(fate, 'dropped')
+  assert.equal((fate as { hash: Hash }).hash, e.sent[0]!.hash)
+
+  // A ceiling 1.2 times the first copy's max fee leaves room for one copy (1.125 times) only.
+  const capped = stuckEndpoint()
+  const first = 2_200_000_000n // 1.2 base fees of 1 gwei, and a tip of 1 gwei
+  const cappedSender = new TxSender(capped.publicClient as never, capped.walletClient, {
+    receiptTimeoutMs: 300,
+    bumpAfterMs: 10,
+    feeCeiling: (first * 12n) / 10n,
+  })
+  await assert.rejects(cappedSender.write(depositCall), ChainTxError)
+  assert.deepEqual(
+    capped.sent.map((tx) => tx.maxFeePerGas),
+    [first, raised(first)],
+  )
+
+  // Without EIP-1559 fees, the gas price rises the same way.
+  const legacy = stuckEndpoint({ legacy: true })
+  const legacySender = new TxSender(legacy.publicClient as never, legacy.walletClient, {
+    receiptTimeoutMs: 300,
+    bumpAfterMs: 10,
+    maxBumps: 2,
+  })
+  await assert.rejects(legacySender.write(depositCall), ChainTxError)
+  const prices = legacy.sent.map((tx) => tx.gasPrice!)
+  assert.equal(prices.length, 3)
+  assert.deepEqual(
+    legacy.sent.map((tx) => tx.type),
+    ['legacy', 'legacy', 'legacy'],
+  )
+  assert.ok(prices[1]! >= raised(prices[0]!) && prices[2]! >= raised(prices[1]!), `${prices}`)
 })
