@@ -3,6 +3,16 @@
  * and hands each block range to a callback in order. A failing callback stops the cursor, so
  * the same range is offered again on the next poll: nothing is skipped.
  *
+ * Except when the enclave refused the events of some instances only, having applied those of
+ * every other (its `chain` ecall's error lists them, `feedRefusals`): one instance must not stop
+ * the feed of all. An event refused as out of order shows an event missing before it (a log the
+ * endpoint left out or that did not decode): the range is read again from the block of that
+ * instance's last accepted event, up to `refusalRetries` times with a growing pause. Past that,
+ * or for any other refusal (an event that differs from the one applied at its index, one that
+ * does not extend the running hash), the instance's events are withheld from the batches and the
+ * rest go on; each batch that withholds some reports it. A withheld instance whose enclave still
+ * follows it is read again after `withholdMs`; one whose view diverged (`halted`) never is.
+ *
  * Only blocks at least `confirmations` deep are offered: an event the enclave has applied (a
  * deposit credited, a member removed) cannot be taken back, so it must not be in a block a
  * reorganisation can still replace. The watcher remembers the hashes of the blocks it offered
@@ -18,7 +28,7 @@ import {
   type PublicClient,
   type Transport,
 } from 'viem'
-import type { ChainEvent } from '../protocol/index.ts'
+import { type ChainEvent, ProtocolError } from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
 import { HeadSubscription } from './heads.ts'
 
@@ -62,6 +72,98 @@ export type WatcherOptions = {
    * again (at least that many were replaced when no remembered block survived).
    */
   onReorg?: (r: { depth: number; block: bigint }) => void
+  /**
+   * Times the range is read again for an instance whose event the enclave refused as out of
+   * order, before its events are withheld (default 3).
+   */
+  refusalRetries?: number
+  /** Pause before the first reading again; doubled for each further one, at most 30 s (default 1 s). */
+  refusalBackoffMs?: number
+  /** How long a refused instance's events are withheld before it is read again (default 5 min). */
+  withholdMs?: number
+  /**
+   * The enclave refused events of an instance (see `feedRefusals`), or events of an instance
+   * were withheld. Without it, each is passed to `onError` as a ProtocolError.
+   */
+  onRefused?: (r: RefusalReport) => void
+  /** The clock for those pauses, in ms (default `Date.now`). */
+  now?: () => number
+}
+
+/** One instance whose events the enclave's `chain` ecall refused, the others' applied. */
+export type FeedRefusal = {
+  instance: bigint
+  /** The refused event. */
+  index: bigint
+  /** The enclave's error code (OUT_OF_ORDER, STALE_EVENT, MALFORMED). */
+  code: string
+  /** The instance's view diverged from the feed: its enclave takes none of its events again. */
+  halted: boolean
+  reason: string
+}
+
+/**
+ * What the watcher did about a refusal: the range is read again from `fromBlock` (`attempt` of
+ * `refusalRetries`), or the instance's events are withheld (`withheldEvents` of them from the
+ * batch just offered; none when it was just refused).
+ */
+export type RefusalReport = FeedRefusal &
+  (
+    | { action: 'reread'; fromBlock: bigint; attempt: number }
+    | { action: 'withheld'; withheldEvents: number }
+  )
+
+/**
+ * A `chain` ecall's refusals, as its error's `details` carry them, one a line (src/enclave/
+ * enclave.ts, `ChainFeedRefused`; the enclave host passes code, message and details on):
+ *
+ *     refused instance=<decimal> event=<decimal> code=<error code> halted=<0|1>: <reason>
+ *
+ * and, when more were refused than listed, `refused more=<count>: instances not listed`.
+ */
+const REFUSAL_LINE =
+  /^refused instance=(\d{1,78}) event=(\d{1,20}) code=([A-Z_]{1,32}) halted=([01]): ([^\n]{0,300})$/gm
+const UNLISTED_LINE = /^refused more=(\d{1,6}): /m
+
+/**
+ * The instances an `onBatch` error says the enclave refused, having applied the events of every
+ * other instance of the batch (`unlisted`: how many more it refused without naming them).
+ * None for any other error: the batch failed as a whole.
+ */
+export function feedRefusals(e: unknown): { refused: FeedRefusal[]; unlisted: number } {
+  const details =
+    typeof e === 'object' && e !== null ? (e as { details?: unknown }).details : undefined
+  const refused: FeedRefusal[] = []
+  if (typeof details !== 'string' || details.length > 16_000) return { refused, unlisted: 0 }
+  for (const m of details.matchAll(REFUSAL_LINE)) {
+    refused.push({
+      instance: BigInt(m[1]!),
+      index: BigInt(m[2]!),
+      code: m[3]!,
+      halted: m[4] === '1',
+      reason: m[5]!,
+    })
+  }
+  const more = refused.length > 0 ? UNLISTED_LINE.exec(details) : null
+  return { refused, unlisted: more ? Number(more[1]) : 0 }
+}
+
+/** An instance event and the block it is in. */
+type Placed = { event: ChainEvent; block: bigint }
+
+/** Instances whose last accepted event's block is remembered (the oldest forgotten first). */
+const TRACKED_INSTANCES = 100_000
+/** Instances withheld at most; past it the one withheld longest is offered again. */
+const MAX_WITHHELD = 10_000
+/** Offers of one range, each withholding more refused instances, before the poll gives up. */
+const MAX_OFFERS = 4
+const MAX_REFUSAL_BACKOFF_MS = 30_000
+
+/** `map.set` that keeps at most `max` keys, forgetting the one set longest ago. */
+function setRecent<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > max) map.delete(map.keys().next().value as K)
 }
 
 /** Offered block hashes remembered to measure the depth of a reorganisation. */
@@ -83,6 +185,14 @@ export class ManagerWatcher {
   private seen: { number: bigint; hash: `0x${string}` } | undefined
   /** Reorganisations seen that replaced offered blocks. */
   reorgs = 0
+  /** Per instance, the block of its last event in a batch the enclave took (applied or known). */
+  private readonly lastAccepted = new Map<bigint, bigint>()
+  /** Instances whose range was read again after a refusal: how often, and the refused event. */
+  private readonly rereads = new Map<bigint, { attempts: number; index: bigint }>()
+  /** Instances whose events are not offered: the refusal, and until when (none if halted). */
+  private readonly withheld = new Map<bigint, { refusal: FeedRefusal; until: number }>()
+  /** No range is read before this time (ms): the pause after a refusal. */
+  private notBefore = 0
 
   constructor(private readonly opts: WatcherOptions) {
     this.cursor = opts.fromBlock ?? 0n
@@ -153,6 +263,8 @@ export class ManagerWatcher {
   /** Processes every block up to the chain head once. */
   async poll(): Promise<void> {
     const { client, manager } = this.opts
+    if (this.now() < this.notBefore) return
+    this.releaseWithheld()
     const tip = await client.getBlock({ blockTag: 'latest' })
     // The same head block as at the end of the last complete poll: its hash commits to every
     // block below it, so nothing was added or replaced (one request per idle poll).
@@ -187,6 +299,7 @@ export class ManagerWatcher {
         instanceEvents: [],
         operatorEvents: [],
       }
+      const placed: Placed[] = []
       for (const log of logs) {
         let ev: { eventName: string; args: Record<string, unknown> }
         try {
@@ -196,12 +309,15 @@ export class ManagerWatcher {
         }
         if (ev.eventName === 'InstanceEvent') {
           const a = ev.args
-          batch.instanceEvents.push({
-            instance: a.id as bigint,
-            index: BigInt(a.index as bigint),
-            kind: Number(a.kind),
-            data: hexToBytes(a.data as `0x${string}`),
-            hash: hexToBytes(a.hash as `0x${string}`),
+          placed.push({
+            event: {
+              instance: a.id as bigint,
+              index: BigInt(a.index as bigint),
+              kind: Number(a.kind),
+              data: hexToBytes(a.data as `0x${string}`),
+              hash: hexToBytes(a.hash as `0x${string}`),
+            },
+            block: log.blockNumber ?? to,
           })
         } else if (ev.eventName === 'OperatorRegistered') {
           batch.operatorEvents.push({
@@ -218,7 +334,8 @@ export class ManagerWatcher {
           batch.operatorEvents.push({ operator: ev.args.operator as Address, left: true })
         }
       }
-      await this.opts.onBatch(batch)
+      // A refusal that moved the cursor back: the next poll reads again from there.
+      if (!(await this.offer(batch, placed))) return
       const from = this.cursor
       this.cursor = to + 1n
       ranges++
@@ -229,6 +346,157 @@ export class ManagerWatcher {
     }
     // Only a poll that offered every range up to the head may skip the next one for this head.
     if (this.cursor > head) this.seen = { number: tip.number, hash: tip.hash }
+  }
+
+  /**
+   * Hands a range's batch to `onBatch`, without the events of withheld instances. When the
+   * enclave refused some instances only (`feedRefusals`), each is read again or withheld, and
+   * the batch goes again without the withheld ones (the enclave skips the events it applied).
+   * Returns false when the cursor moved back to read an instance's events again; throws when
+   * the batch failed as a whole, or refusals kept coming.
+   */
+  private async offer(batch: ChainBatch, placed: Placed[]): Promise<boolean> {
+    for (let offers = 1; ; offers++) {
+      const kept = this.withhold(placed, offers === 1)
+      try {
+        await this.opts.onBatch({ ...batch, instanceEvents: kept.map((p) => p.event) })
+        this.noteAccepted(kept, [])
+        return true
+      } catch (e) {
+        const { refused, unlisted } = feedRefusals(e)
+        if (refused.length === 0 || offers >= MAX_OFFERS) throw e
+        // Instances refused but not named would count as taken: then nothing is.
+        if (unlisted === 0) this.noteAccepted(kept, refused)
+        let back: bigint | undefined
+        let attempts = 0
+        for (const r of refused) {
+          // Counted until the instance takes an event at or past the one refused (`noteAccepted`).
+          const attempt = (this.rereads.get(r.instance)?.attempts ?? 0) + 1
+          if (r.code === 'OUT_OF_ORDER' && !r.halted && attempt <= this.refusalRetries) {
+            // An event missing before it: read again from the instance's last accepted event.
+            const from = this.lastAccepted.get(r.instance) ?? this.opts.fromBlock ?? 0n
+            setRecent(
+              this.rereads,
+              r.instance,
+              { attempts: attempt, index: r.index },
+              TRACKED_INSTANCES,
+            )
+            if (back === undefined || from < back) back = from
+            if (attempt > attempts) attempts = attempt
+            this.report({ ...r, action: 'reread', fromBlock: from, attempt })
+          } else {
+            this.rereads.delete(r.instance)
+            const until = r.halted ? Number.POSITIVE_INFINITY : this.now() + this.withholdMs
+            setRecent(this.withheld, r.instance, { refusal: r, until }, MAX_WITHHELD)
+            this.report({ ...r, action: 'withheld', withheldEvents: 0 })
+          }
+        }
+        if (back !== undefined) {
+          this.rewind(back)
+          const base = this.opts.refusalBackoffMs ?? 1_000
+          this.notBefore = this.now() + Math.min(base * 2 ** (attempts - 1), MAX_REFUSAL_BACKOFF_MS)
+          return false
+        }
+      }
+    }
+  }
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now()
+  }
+
+  private get refusalRetries(): number {
+    return this.opts.refusalRetries ?? 3
+  }
+
+  private get withholdMs(): number {
+    return this.opts.withholdMs ?? 5 * 60_000
+  }
+
+  /** The events of instances not withheld; with `report`, each withholding is reported. */
+  private withhold(placed: Placed[], report: boolean): Placed[] {
+    if (this.withheld.size === 0) return placed
+    const kept: Placed[] = []
+    const dropped = new Map<bigint, number>()
+    for (const p of placed) {
+      if (!this.withheld.has(p.event.instance)) kept.push(p)
+      else dropped.set(p.event.instance, (dropped.get(p.event.instance) ?? 0) + 1)
+    }
+    if (report) {
+      for (const [instance, n] of dropped) {
+        const w = this.withheld.get(instance)!
+        this.report({ ...w.refusal, action: 'withheld', withheldEvents: n })
+      }
+    }
+    return kept
+  }
+
+  /**
+   * Remembers the block of each instance's last event the enclave took, and forgets the
+   * readings again of an instance that took an event at or past the one refused.
+   */
+  private noteAccepted(kept: Placed[], refused: FeedRefusal[]): void {
+    const refusedAt = new Map(refused.map((r) => [r.instance, r.index]))
+    for (const p of kept) {
+      const { instance, index } = p.event
+      const at = refusedAt.get(instance)
+      if (at !== undefined && index >= at) continue
+      setRecent(this.lastAccepted, instance, p.block, TRACKED_INSTANCES)
+      const r = this.rereads.get(instance)
+      if (r && index >= r.index) this.rereads.delete(instance)
+    }
+  }
+
+  /**
+   * Instances withheld long enough (and whose enclave still follows them) are offered again,
+   * from the block of their last accepted event.
+   */
+  private releaseWithheld(): void {
+    const now = this.now()
+    let back: bigint | undefined
+    for (const [instance, w] of this.withheld) {
+      if (w.until > now) continue
+      this.withheld.delete(instance)
+      const from = this.lastAccepted.get(instance) ?? this.opts.fromBlock ?? 0n
+      if (back === undefined || from < back) back = from
+    }
+    if (back !== undefined) this.rewind(back)
+  }
+
+  /** Reads again from `block` (if not past the cursor); the blocks after it are offered anew. */
+  private rewind(block: bigint): void {
+    if (block < this.cursor) {
+      this.cursor = block
+      this.offered = this.offered.filter((o) => o.number < block)
+    }
+    this.seen = undefined
+  }
+
+  private report(r: RefusalReport): void {
+    try {
+      if (this.opts.onRefused) {
+        this.opts.onRefused(r)
+        return
+      }
+      const what =
+        r.action === 'reread'
+          ? `reading again from block ${r.fromBlock} (attempt ${r.attempt} of ${this.refusalRetries})`
+          : r.withheldEvents > 0
+            ? `${r.withheldEvents} of its events withheld from the batch`
+            : r.halted
+              ? 'its events are withheld for good: its view diverged from the chain feed'
+              : `its events are withheld for ${Math.round(this.withholdMs / 1000)} s`
+      const code = r.code === 'OUT_OF_ORDER' || r.code === 'MALFORMED' ? r.code : 'STALE_EVENT'
+      this.opts.onError?.(
+        new ProtocolError(
+          code,
+          `chain feed: instance ${r.instance} event ${r.index} refused by the enclave (${r.code}): ${what}`,
+          { details: r.reason },
+        ),
+      )
+    } catch {
+      // A failing report must not stop the feed.
+    }
   }
 
   /**

@@ -3,6 +3,12 @@
  * checked against the manager's running event hash (SPEC §4). An operator that drops, reorders
  * or forges an event gets an error here, and any signature the enclave later makes names an
  * `(eventIndex, eventHash)` the manager will reject.
+ *
+ * An event fed again at an index already applied is compared with what was applied: the same
+ * event is skipped, a different one is refused (`EventRefused`). One whose running hash differs
+ * shows a history other than the one applied (a reorganisation deeper than the operator's
+ * confirmations, or a forged feed): the view is then `diverged` and takes no later event, and
+ * its enclave stops acting for the instance (its state may hold events the chain does not).
  */
 
 import { z } from 'zod'
@@ -39,6 +45,23 @@ const ZERO32 = new Uint8Array(32)
 /** Events whose running hash a view remembers (`ChainView.hashAt`). */
 export const RECENT_HASHES = 4096
 const ZERO20 = new Uint8Array(20)
+
+/**
+ * An event a view refused: it names the instance and the event's index. `halted`: the view has
+ * diverged from the feed (`ChainView.diverged`) and takes no later event.
+ */
+export class EventRefused extends ProtocolError {
+  override name = 'EventRefused'
+  constructor(
+    code: 'OUT_OF_ORDER' | 'STALE_EVENT' | 'MALFORMED',
+    readonly instance: bigint,
+    readonly index: bigint,
+    readonly halted: boolean,
+    message: string,
+  ) {
+    super(code, message)
+  }
+}
 
 export class ChainView {
   index = 0n
@@ -80,6 +103,12 @@ export class ChainView {
   watchdogChallengePayload: Uint8Array = new Uint8Array()
   /** Slots that answered the open watchdog challenge on-chain. */
   watchdogResponded = 0
+  /**
+   * The index at which the feed offered an event whose running hash differs from the one this
+   * view applied there: the feed's history is not the one applied (a reorganisation deeper than
+   * the confirmations, or a forged feed). Sealed: the view takes no later event, for good.
+   */
+  diverged: bigint | undefined
 
   /**
    * The running hash after each of the latest `RECENT_HASHES` events this view applied (not
@@ -107,7 +136,11 @@ export class ChainView {
     }
   }
 
-  /** Applies the next event; returns false when it was already applied (a replay by the host). */
+  /**
+   * Applies the next event; returns false when it was already applied (a replay by the host).
+   * Throws `EventRefused` for an event that is not the next one, does not extend the running
+   * hash, or differs from the one applied at its index, and for any event after a divergence.
+   */
   apply(e: ChainEvent): boolean {
     if (e.instance !== this.instance) {
       throw new ProtocolError(
@@ -115,16 +148,31 @@ export class ChainView {
         `event for instance ${e.instance} fed to ${this.instance}`,
       )
     }
-    if (e.index <= this.index) return false
+    if (e.index <= this.index) return this.replayed(e)
+    if (this.diverged !== undefined) {
+      throw new EventRefused(
+        'STALE_EVENT',
+        this.instance,
+        e.index,
+        true,
+        `instance ${this.instance}: event ${e.index} refused: the feed diverged from this view at event ${this.diverged}, and no later event is taken`,
+      )
+    }
     if (e.index !== this.index + 1n) {
-      throw new ProtocolError(
+      throw new EventRefused(
         'OUT_OF_ORDER',
+        this.instance,
+        e.index,
+        false,
         `instance ${this.instance}: event ${e.index} arrived before event ${this.index + 1n}`,
       )
     }
     if (!isKnownEventKind(e.kind)) {
-      throw new ProtocolError(
+      throw new EventRefused(
         'MALFORMED',
+        this.instance,
+        e.index,
+        false,
         `instance ${this.instance}: unknown event kind ${e.kind}`,
       )
     }
@@ -136,8 +184,11 @@ export class ChainView {
       data: e.data,
     })
     if (!equalBytes(h, e.hash)) {
-      throw new ProtocolError(
+      throw new EventRefused(
         'STALE_EVENT',
+        this.instance,
+        e.index,
+        false,
         `instance ${this.instance}: event ${e.index} does not extend the running hash`,
       )
     }
@@ -148,6 +199,63 @@ export class ChainView {
     if (this.challengeIndex === e.index) this.challengeHash = h
     if (this.watchdogChallengeIndex === e.index) this.watchdogChallengeHash = h
     return true
+  }
+
+  /**
+   * An event at an index already applied. The same event (its running hash, and its contents
+   * when the hash before it is known) is skipped. A different running hash is a history other
+   * than the one applied: refused, and the view diverges. Where this view no longer knows the
+   * running hash at that index (over `RECENT_HASHES` events back, or before a restart) the
+   * event is skipped unchecked: the running hash at the latest index, which a view always
+   * knows, commits to it, so a feed of another history still shows there.
+   */
+  private replayed(e: ChainEvent): false {
+    if (e.index === 0n) {
+      throw new EventRefused(
+        'MALFORMED',
+        this.instance,
+        0n,
+        this.diverged !== undefined,
+        `instance ${this.instance}: no event has index 0`,
+      )
+    }
+    const applied = this.hashAt(e.index)
+    if (!applied) return false
+    if (!equalBytes(applied, e.hash)) {
+      if (this.diverged === undefined || e.index < this.diverged) this.diverged = e.index
+      throw new EventRefused(
+        'STALE_EVENT',
+        this.instance,
+        e.index,
+        true,
+        `instance ${this.instance}: event ${e.index} differs from the event applied at that index (a reorganisation deeper than the confirmations, or a forged feed); no later event is taken`,
+      )
+    }
+    const prev = e.index === 1n ? ZERO32 : this.hashAt(e.index - 1n)
+    if (
+      prev &&
+      !equalBytes(
+        nextEventHash({
+          prevHash: prev,
+          instance: this.instance,
+          index: e.index,
+          kind: e.kind,
+          data: e.data,
+        }),
+        applied,
+      )
+    ) {
+      // The applied running hash with other contents: the feed altered the event, the chain's
+      // history is still the one applied.
+      throw new EventRefused(
+        'STALE_EVENT',
+        this.instance,
+        e.index,
+        this.diverged !== undefined,
+        `instance ${this.instance}: event ${e.index} differs from the event applied at that index (its contents do not match its running hash)`,
+      )
+    }
+    return false
   }
 
   private applyKind(kind: number, data: Uint8Array, index: bigint): void {
@@ -330,6 +438,8 @@ export class ChainView {
       watchdogResponded: this.watchdogResponded,
       joins: this.joins,
       settled: dec(this.settled),
+      // Only once diverged: the sealed view of every other instance is as before.
+      ...(this.diverged !== undefined ? { diverged: dec(this.diverged) } : {}),
     }
   }
 
@@ -365,6 +475,7 @@ export class ChainView {
     v.watchdogResponded = w.watchdogResponded ?? 0
     v.joins = w.joins
     v.settled = uint(w.settled ?? '0', 'view.settled', 64)
+    if (w.diverged !== undefined) v.diverged = uint(w.diverged, 'view.diverged', 64)
     return v
   }
 }
@@ -404,4 +515,5 @@ const viewSchema = z.strictObject({
   joinOrder: z.array(z.number().int().min(0).max(0xffff)).max(16),
   joins: z.number().int().min(0).max(0xffff),
   settled: z.string().optional(),
+  diverged: z.string().optional(),
 })

@@ -11,6 +11,7 @@ import {
   type EcallName,
   type EcallResults,
   type EnclaveOutput,
+  type ErrorCode,
   EventKind,
   ecallSchemas,
   envelopeFromWire,
@@ -23,10 +24,11 @@ import {
   pairKey,
   setBounded,
   TAGGED_PEER_KINDS,
+  toProtocolError,
   validate,
   verifyEnvelope,
 } from '../protocol/index.ts'
-import { ChainView } from './chainView.ts'
+import { ChainView, EventRefused } from './chainView.ts'
 import {
   createSealer,
   generateIdentity,
@@ -54,6 +56,51 @@ function pairKeys(identity: Identity): (peer: PairParty) => Uint8Array {
     const key = pairKey(me, peer)
     setBounded(keys, id, key, MAX_PAIR_KEYS)
     return key
+  }
+}
+
+/** An instance whose events a `chain` ecall refused, from the event named on. */
+export type EventRefusal = {
+  instance: bigint
+  index: bigint
+  code: ErrorCode
+  /** The instance's view diverged from the feed: it takes no later event, for good. */
+  halted: boolean
+  message: string
+}
+
+/** Refusals a `chain` ecall's error lists one a line; the others are counted. */
+const MAX_REFUSALS_LISTED = 12
+
+/**
+ * The `chain` ecall's error when it refused the events of some instances, having applied those
+ * of every other instance in the batch. Its `details` name each refused instance on a line of
+ * its own, which the host's watcher reads (src/chain/watcher.ts, `feedRefusals`):
+ *
+ *     refused instance=<decimal> event=<decimal> code=<error code> halted=<0|1>: <reason>
+ *
+ * and, past `MAX_REFUSALS_LISTED` of them (the host keeps 4,000 characters of details), a last
+ * line `refused more=<count>: instances not listed`. A host that reads none of it sees a
+ * failed batch, as before.
+ */
+export class ChainFeedRefused extends ProtocolError {
+  override name = 'ChainFeedRefused'
+  constructor(readonly refused: EventRefusal[]) {
+    const first = refused[0]!
+    const more = refused.length > 1 ? ` (and ${refused.length - 1} more instances)` : ''
+    const lines = refused
+      .slice(0, MAX_REFUSALS_LISTED)
+      .map(
+        (r) =>
+          `refused instance=${r.instance} event=${r.index} code=${r.code} halted=${r.halted ? 1 : 0}: ${r.message.replace(/\s+/g, ' ').slice(0, 120)}`,
+      )
+    if (refused.length > MAX_REFUSALS_LISTED)
+      lines.push(`refused more=${refused.length - MAX_REFUSALS_LISTED}: instances not listed`)
+    super(
+      first.code,
+      `chain: events refused, those of every other instance applied: ${first.message.slice(0, 300)}${more}`,
+      { details: lines.join('\n') },
+    )
   }
 }
 
@@ -166,6 +213,7 @@ export class Enclave {
         return this.peer(p)
       case 'tick': {
         for (const inst of this.instances.values()) {
+          if (inst.view.diverged !== undefined) continue
           // Challenges are answered when their event arrives. A member restarted after it
           // sealed that event, but before its answer reached the chain, finds the event in its
           // restored view and is fed nothing new: it answers here, once the chain feed has
@@ -179,7 +227,7 @@ export class Enclave {
         return {}
       }
       case 'digest': {
-        const inst = this.member(p)
+        const inst = this.member(p, false)
         return {
           role: inst.role,
           seq: inst.seq,
@@ -194,14 +242,29 @@ export class Enclave {
     }
   }
 
-  private member(p: { instance: bigint }): Instance {
+  /**
+   * The instance `p` names. `acting` (all but reading its digest): refused once its view
+   * diverged from the chain feed, whose state may hold events the chain no longer has.
+   */
+  private member(p: { instance: bigint }, acting = true): Instance {
     const inst = this.instances.get(p.instance)
     if (!inst)
       throw new ProtocolError(
         'UNKNOWN_INSTANCE',
         `instance ${p.instance}: this enclave is not a member`,
       )
+    if (acting) this.assertFollowing(inst)
     return inst
+  }
+
+  /** Refuses to act for an instance whose chain view diverged from the feed (`ChainView.diverged`). */
+  private assertFollowing(inst: Instance): void {
+    const at = inst.view.diverged
+    if (at === undefined) return
+    throw new ProtocolError(
+      'STALE_EVENT',
+      `instance ${inst.id}: the chain feed diverged from this enclave's view at event ${at}; it no longer acts for the instance`,
+    )
   }
 
   private init(p: {
@@ -258,6 +321,13 @@ export class Enclave {
     return { seq: inst.seq }
   }
 
+  /**
+   * Applies a batch of chain events, each instance's in their order. An instance whose event is
+   * refused (not the next one, not extending its running hash, different from the event applied
+   * at its index) takes none of its later events in the batch; every other instance takes its
+   * own, and acts on them. The refusals then fail the ecall as one `ChainFeedRefused` naming
+   * each refused instance, so the host reports them and reads the range again if it can.
+   */
   private async chain(p: {
     blockNumber: bigint
     timestamp: bigint
@@ -266,34 +336,54 @@ export class Enclave {
     this.fed = true
     if (p.blockNumber > this.blockNumber) this.blockNumber = p.blockNumber
     if (p.timestamp > this.timestamp) this.timestamp = p.timestamp
-    const touched = new Set<Instance>()
+    const byInstance = new Map<bigint, ChainEvent[]>()
     for (const e of p.events) {
-      let view = this.views.get(e.instance)
-      if (!view) {
-        if (e.index !== 1n) {
-          throw new ProtocolError(
-            'OUT_OF_ORDER',
-            `instance ${e.instance}: first event fed is ${e.index}, expected 1`,
-          )
+      const list = byInstance.get(e.instance)
+      if (list) list.push(e)
+      else byInstance.set(e.instance, [e])
+    }
+    const touched = new Set<Instance>()
+    const refused: EventRefusal[] = []
+    for (const [id, events] of byInstance) {
+      const divergedBefore = this.views.get(id)?.diverged
+      for (const e of events) {
+        let applied: boolean
+        try {
+          applied = this.applyEvent(e)
+        } catch (thrown) {
+          // Anything else an event's contents make its view throw refuses that instance alone.
+          const err = toProtocolError(thrown)
+          const halted = this.views.get(id)?.diverged !== undefined
+          refused.push({
+            instance: id,
+            index: e.index,
+            code: err.code,
+            halted,
+            message: err.shortMessage,
+          })
+          // A divergence is sealed with the view: a restarted enclave does not act for it either.
+          if (halted && divergedBefore === undefined) this.instances.get(id)?.sealView()
+          break
         }
-        view = new ChainView(e.instance)
-        this.views.set(e.instance, view)
-      }
-      if (!view.apply(e)) continue
-      let inst = this.instances.get(e.instance)
-      const joins = e.kind === EventKind.PoolDrawn || e.kind === EventKind.Refilled
-      if (!inst && joins && view.slotOf(this.identity!.signer) >= 0) {
-        inst = new Instance(view, this.ctx!)
-        this.instances.set(e.instance, inst)
-      }
-      if (inst) {
-        inst.updateRole()
-        inst.sealView()
-        touched.add(inst)
+        if (!applied) continue
+        let inst = this.instances.get(id)
+        const joins = e.kind === EventKind.PoolDrawn || e.kind === EventKind.Refilled
+        const view = this.views.get(id)!
+        if (!inst && joins && view.slotOf(this.identity!.signer) >= 0) {
+          inst = new Instance(view, this.ctx!)
+          this.instances.set(id, inst)
+        }
+        if (inst) {
+          inst.updateRole()
+          inst.sealView()
+          touched.add(inst)
+        }
       }
     }
     // After the whole batch: the view is at its latest index, which challenge answers must name.
     for (const inst of touched) {
+      // Diverged later in the batch: its state may hold events the chain does not.
+      if (inst.view.diverged !== undefined) continue
       inst.syncMembers()
       inst.reportView()
       inst.creditDeposits()
@@ -302,7 +392,27 @@ export class Enclave {
       inst.countWatchdogResponses()
       await inst.pump()
     }
+    if (refused.length > 0) throw new ChainFeedRefused(refused)
     return {}
+  }
+
+  /** Applies one event to its instance's view (made at its first event); false for a replay. */
+  private applyEvent(e: ChainEvent): boolean {
+    let view = this.views.get(e.instance)
+    if (!view) {
+      if (e.index !== 1n) {
+        throw new EventRefused(
+          'OUT_OF_ORDER',
+          e.instance,
+          e.index,
+          false,
+          `instance ${e.instance}: first event fed is ${e.index}, expected 1`,
+        )
+      }
+      view = new ChainView(e.instance)
+      this.views.set(e.instance, view)
+    }
+    return view.apply(e)
   }
 
   private async peer(p: { envelope: unknown }): Promise<EcallResults['peer']> {
@@ -327,6 +437,7 @@ export class Enclave {
         'UNKNOWN_INSTANCE',
         `peer ${env.kind}: not a member of instance ${env.instance}`,
       )
+    this.assertFollowing(inst)
     if (tagged) inst.verifyTag(env)
     await inst.onPeer(env)
     return {}
