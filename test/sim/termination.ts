@@ -83,6 +83,10 @@ const PAYOUT_EACH = 1_000n
 const LATE_DEPOSIT = parseEther('0.003')
 /** How long the publication may take once nothing holds it up any more. */
 const PUBLICATION_MS = 180_000
+/** How long the issuer waits for an end before it challenges a withholding executor again. */
+const RECHALLENGE_MS = 30_000
+/** At most this many challenges again (each answered one was voided by a later event). */
+const MAX_RECHALLENGES = 4
 
 /** The plan of one scenario's end, from its own seeded draws. */
 export function terminationPlan(rnd: () => number): TerminationPlan {
@@ -295,7 +299,10 @@ export async function endInstance(
     if (plan.lateDeposit === 'after-close') lateDeposit = deposit(false)
     if (withholder) {
       // Nobody but the issuer notices: it challenges the executor, which gives no answer but
-      // pages; the chain controller passes the deadline and another member times it out.
+      // pages; the chain controller passes the deadline and another member times it out. The
+      // late deposit lands first: one after the challenge and its pages would void them, and
+      // the executor would answer as ever (decision 0030, addendum), ending nothing.
+      await lateDeposit
       await issuer.challengeExecutor({ instance }).then(
         () => ctx.count('terminate-withhold-pages'),
         (e: unknown) =>
@@ -378,10 +385,30 @@ export async function endInstance(
     }
     if (late) log(`  termination: the late deposit ${extra > 0n ? 'landed' : 'was refused'}`)
 
+    // An executor whose pages an event after the challenge voided (a watchdog challenge of its
+    // own, say) answers as ever (decision 0030, addendum): the issuer, seeing no termination,
+    // challenges the withholder again, as a user would.
+    let rechallengedAt = Date.now()
+    let rechallenges = 0
     await waitFor(
       'the termination on-chain',
       async () => {
         phase = (await readInstance(issuer.publicClient, devnet.manager, instance)).phaseName
+        if (
+          withholder &&
+          phase === 'Active' &&
+          rechallenges < MAX_RECHALLENGES &&
+          Date.now() - rechallengedAt >= RECHALLENGE_MS &&
+          (await members(ctx)).executor?.i === withholder.i
+        ) {
+          rechallengedAt = Date.now()
+          rechallenges++
+          ctx.count('terminate-withhold-rechallenge')
+          log('  termination: the withholder answered as ever; the issuer challenges it again')
+          void issuer.challengeExecutor({ instance }).catch((e: unknown) => {
+            log(`  termination: the challenge failed: ${(e as Error).message.split('\n')[0]}`)
+          })
+        }
         return phase === 'Terminated'
       },
       PUBLICATION_MS,
