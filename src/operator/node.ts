@@ -523,6 +523,22 @@ export class OperatorNode {
           { code: 'CHAIN_REORG', depth: r.depth, block: r.block.toString() },
           'The chain reorganised below the confirmation depth; its new blocks are read again, and events that differ from those already applied are refused (raise --confirmations)',
         ),
+      onRefused: (r) =>
+        this.log.error(
+          {
+            code: 'CHAIN_FEED_REFUSED',
+            instance: r.instance.toString(),
+            event: r.index.toString(),
+            reason: r.code,
+            halted: r.halted,
+            ...(r.action === 'reread'
+              ? { action: r.action, fromBlock: r.fromBlock.toString(), attempt: r.attempt }
+              : { action: r.action, withheldEvents: r.withheldEvents }),
+          },
+          r.halted
+            ? 'The enclave refused an event that differs from the one it applied (a reorganisation deeper than --confirmations, or a forged feed); it no longer acts for this instance, and its pool will replace it'
+            : `The enclave refused an event of one instance (${r.reason}); ${r.action === 'reread' ? 'reading its range again' : 'its events are withheld, the other instances go on'}`,
+        ),
       onError: (e) =>
         this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),
     })
