@@ -270,7 +270,7 @@ export class TxSender {
             .catch((e: unknown) => {
               throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
             })
-          return await this.outcome(p.functionName, request, { hash, receipt })
+          return await this.outcome(p.functionName, p.abi, request, { hash, receipt })
         }
         // The nonce and the fees are chosen here rather than by viem (which would ask the same),
         // as a copy with higher fees must replace the transaction at its very nonce; and each
@@ -312,7 +312,7 @@ export class TxSender {
           await this.walletClient.sendRawTransaction({ serializedTransaction: signed })
           sent.named = hash
         })
-        return await this.outcome(p.functionName, request, mined)
+        return await this.outcome(p.functionName, p.abi, request, mined)
       } catch (e) {
         if (e instanceof ChainTxError) {
           if (copies && !e.reverted && e.hash !== undefined) TxSender.remember(copies)
@@ -332,6 +332,7 @@ export class TxSender {
   /** A mined call's receipt, or the ChainTxError of its revert (explained). */
   private async outcome(
     functionName: string,
+    abi: Abi,
     request: unknown,
     { hash, receipt }: { hash: Hash; receipt: TransactionReceipt },
   ): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
@@ -340,7 +341,9 @@ export class TxSender {
     if (receipt.transactionHash.toLowerCase() !== hash.toLowerCase())
       throw new ChainTxError(functionName, `the receipt is of ${receipt.transactionHash}`, { hash })
     if (receipt.status !== 'success') {
-      const why = await explainRevert(this.publicClient, receipt, request as object)
+      // With the whole ABI: simulateContract's request keeps only the function's entry, and the
+      // replay could then not name the manager's custom error (simulator seed 1983).
+      const why = await explainRevert(this.publicClient, receipt, { ...(request as object), abi })
       throw new ChainTxError(functionName, why.message, { cause: why, reverted: true, hash })
     }
     return { hash, receipt }
