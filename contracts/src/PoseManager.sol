@@ -837,11 +837,14 @@ contract PoseManager is ReentrancyGuardTransient {
     // ------------------------------------------------------------------ coins (SPEC §4)
 
     /// @notice Deposits coins into instance `id`; they are credited to the caller inside the
-    /// contract's world once its enclaves see this event.
+    /// contract's world once its enclaves see this event. Not while the executor is challenged:
+    /// once the contract ended, its answer is the first page of final balances, which must name
+    /// the latest event, and deposits landing before each page would get it slashed (decision
+    /// 0030, addendum).
     function deposit(uint256 id) external payable {
         Instance storage inst = instances[id];
         Phase phase = inst.phase;
-        if (phase != Phase.Active && phase != Phase.ExecutorChallenged && phase != Phase.WatchdogsChallenged) {
+        if (phase != Phase.Active && phase != Phase.WatchdogsChallenged) {
             revert PoseManager_UnexpectedPhase(id, phase, Phase.Active);
         }
         if (msg.value == 0) revert PoseManager_ZeroDeposit();

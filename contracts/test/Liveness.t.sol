@@ -89,14 +89,39 @@ contract LivenessTest is Fixture {
         }
     }
 
+    /// `n` claims of one wei each (the coins deposited beforehand), each authorised by the
+    /// executor enclave at the latest event: events anyone holding authorisations adds while the
+    /// executor is challenged, when deposits are refused.
+    function claimMany(uint256 n) internal {
+        for (uint256 k; k < n; ++k) {
+            uint64 index = manager.getInstance(id).eventIndex;
+            bytes32 d = PoseDigests.withdraw(address(manager), id, user, k + 1, index, manager.eventHashAt(id, index));
+            manager.withdraw(id, user, k + 1, index, sig(slotKey(id, 0, OPS), d));
+        }
+    }
+
+    /// The manager takes no deposit while the executor is challenged (decision 0030, addendum).
+    function test_deposit_refusedWhileTheExecutorIsChallenged() public {
+        challenge();
+        vm.prank(user);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_UnexpectedPhase.selector, id, Phase.ExecutorChallenged, Phase.Active
+            )
+        );
+        manager.deposit{value: 1}(id);
+    }
+
     /// Members see events only after their operators' confirmations; the events others add
-    /// meanwhile (cheap deposits) must not push the challenge's own event out of reach of the
-    /// answer that names it (decision 0024).
+    /// meanwhile (claims) must not push the challenge's own event out of reach of the answer
+    /// that names it (decision 0024).
     function test_respondExecutor_namingTheChallenge_afterMoreEventsThanTheHistory() public {
+        vm.prank(user);
+        manager.deposit{value: 40}(id);
         challenge();
         uint64 c = manager.getInstance(id).eventIndex;
         bytes32 h = manager.eventHashAt(id, c);
-        depositMany(40);
+        claimMany(40);
         assertEq(manager.eventHashAt(id, c), h, "the challenge's event is kept");
         // Any other forgotten event stays forgotten.
         uint64 latest = manager.getInstance(id).eventIndex;

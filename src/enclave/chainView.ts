@@ -104,6 +104,12 @@ export class ChainView {
   /** Slots that answered the open watchdog challenge on-chain. */
   watchdogResponded = 0
   /**
+   * The index of the latest deposit or claim (`Withdrawal`): events a user pays coins or an
+   * authorisation for, which neither the executor's enclave nor its host's operator key alone
+   * can make (see `Instance.pageVoidedSinceChallenge`).
+   */
+  lastUserEvent = 0n
+  /**
    * The index at which the feed offered an event whose running hash differs from the one this
    * view applied there: the feed's history is not the one applied (a reorganisation deeper than
    * the confirmations, or a forged feed). Sealed: the view takes no later event, for good.
@@ -319,8 +325,12 @@ export class ChainView {
       case EventKind.Deposit: {
         const d = decodeDeposit(data)
         this.deposits.push({ index, from: d.from, amount: d.amount })
+        this.lastUserEvent = index
         return
       }
+      case EventKind.Withdrawal:
+        this.lastUserEvent = index
+        return
       case EventKind.ExecutorChallenged:
         this.challengePayload = decodeExecutorChallenged(data).payload
         this.phase = Phase.ExecutorChallenged
@@ -440,6 +450,7 @@ export class ChainView {
       settled: dec(this.settled),
       // Only once diverged: the sealed view of every other instance is as before.
       ...(this.diverged !== undefined ? { diverged: dec(this.diverged) } : {}),
+      ...(this.lastUserEvent !== 0n ? { lastUserEvent: dec(this.lastUserEvent) } : {}),
     }
   }
 
@@ -476,6 +487,8 @@ export class ChainView {
     v.joins = w.joins
     v.settled = uint(w.settled ?? '0', 'view.settled', 64)
     if (w.diverged !== undefined) v.diverged = uint(w.diverged, 'view.diverged', 64)
+    if (w.lastUserEvent !== undefined)
+      v.lastUserEvent = uint(w.lastUserEvent, 'view.lastUserEvent', 64)
     return v
   }
 }
@@ -516,4 +529,5 @@ const viewSchema = z.strictObject({
   joins: z.number().int().min(0).max(0xffff),
   settled: z.string().optional(),
   diverged: z.string().optional(),
+  lastUserEvent: z.string().optional(),
 })

@@ -2180,14 +2180,16 @@ export class Instance {
 
   /**
    * Whether the executor, challenged, published its final balances' pages since the challenge
-   * and the chain has since recorded a later event: the manager takes a first page only at its
-   * latest event, so the pages in flight were refused. A host cannot make that event up (the
-   * view checks the manager's running hash); it could pay for a deposit or a claim of its own to
-   * get an answer, as any user can void a page that way.
+   * and a user's claim (or deposit) landed after them: the manager takes a first page only at
+   * its latest event, so the pages in flight were refused. Only events a user pays for count:
+   * a host cannot make them up (the view checks the manager's running hash) nor make them with
+   * its operator's key alone, as it can a watchdog challenge. The manager takes no deposit
+   * while the executor is challenged, so during a challenge only a claim, with an
+   * authorisation signed before the end, can void a page.
    */
   private pageVoidedSinceChallenge(): boolean {
     const t = this.terminationSent
-    return !!t && t.eventIndex >= this.view.challengeIndex && this.view.index > t.eventIndex
+    return !!t && t.eventIndex >= this.view.challengeIndex && this.view.lastUserEvent > t.eventIndex
   }
 
   /**

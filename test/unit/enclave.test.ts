@@ -1943,7 +1943,7 @@ describe('enclave roles in-process', () => {
     )
   })
 
-  test('once the contract terminated, an executor whose pages an event after the challenge voided answers the challenge as ever (a deposit or claim before each page must not get it slashed)', async () => {
+  test("once the contract terminated, an executor whose pages a user's claim after the challenge voided answers the challenge as ever; an event its host's operator can make alone does not count", async () => {
     let clock = 5_760_000
     const s = await setupActive(() => clock)
     const { nodes, instance, ev, answers } = s
@@ -1973,8 +1973,27 @@ describe('enclave roles in-process', () => {
     outs.push(...(await n0.enclave.call('tick', { now: clock })).outputs)
     assert.ok(pagesOf(outs).length > 0, 'pages signed at the challenge')
     assert.equal(outs.filter((o) => o.type === 'respondExecutor').length, 0)
-    // A deposit lands before the pages: the manager refuses them (not the latest event).
-    const late = await feed([ev(EventKind.Deposit, depositData(randomBytes(20), 1n))], 31n)
+    // The executor's operator challenges the watchdogs before the pages land (it may, while
+    // its executor is challenged): the pages fail, but that is no user's doing: no answer.
+    const own = await feed(
+      [
+        ev(
+          EventKind.WatchdogsChallenged,
+          hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [2, '0xab'])),
+        ),
+      ],
+      31n,
+    )
+    assert.equal(own.filter((o) => o.type === 'respondExecutor').length, 0, 'no answer')
+    // A user's claim (an authorisation signed before the end) lands before the pages: the
+    // manager refuses them (not the latest event), and the executor answers as ever.
+    const claim = hexb(
+      encodeAbiParameters(
+        [{ type: 'address' }, { type: 'uint256' }, { type: 'uint256' }],
+        [bytesToHex(randomBytes(20)), 1n, 1n],
+      ),
+    )
+    const late = await feed([ev(EventKind.Withdrawal, claim)], 32n)
     const answersNow = late.filter((o) => o.type === 'respondExecutor')
     assert.equal(answersNow.length, 1, 'the executor answers the challenge as ever')
   })
