@@ -14,8 +14,10 @@ import {
   Eip1559FeesNotSupportedError,
   encodeFunctionData,
   type Hash,
+  type Hex,
   keccak256,
   type PublicClient,
+  type ReplacementReturnType,
   TransactionNotFoundError,
   type TransactionReceipt,
   TransactionReceiptNotFoundError,
@@ -32,11 +34,12 @@ const MAX_BUMPS = 5
 /** The default fee ceiling of the copies, as a multiple of the first copy's maxFeePerGas. */
 const FEE_CEILING_MULTIPLE = 10n
 /**
- * How many polls in a row must see the call's nonce taken with no receipt of its copies before
- * the call counts as replaced: an endpoint behind a load balancer can answer the account's
- * nonce from a node that has the block and the receipt from one that does not yet.
+ * How long the call's nonce must stay taken with no copy of it seen (no receipt, none known as
+ * mined) before the call counts as replaced by a foreign transaction (see `replacedAfterMs`).
  */
-const REPLACED_POLLS = 3
+const REPLACED_AFTER_MS = 15_000
+/** The fewest looks in a row that must see it so, however long they took (see `replacedNow`). */
+const REPLACED_LOOKS = 3
 /** Hashes of calls whose fate `settle` may be asked about, remembered at most (oldest first out). */
 const MAX_REMEMBERED = 1024
 
@@ -56,7 +59,9 @@ export class ChainTxError extends Error {
   /**
    * The transaction sent was replaced at its nonce by another transaction of the same account
    * (another client of it, the operator's CLI say) that was mined instead: the call did not
-   * happen, and sending it again cannot pay it twice. `hash` names the copy that was replaced.
+   * happen, and sending it again cannot pay it twice. `hash` names the copy that was replaced;
+   * `writeWithRetry` still looks it up (`TxSender.settle`) before sending the call again, as a
+   * receipt that a node behind the endpoint showed late ends the attempts.
    */
   readonly dropped: boolean
   /**
@@ -154,9 +159,19 @@ type Copies = {
   nonce: number
   /** Every copy signed, in turn, also one whose sending failed (it may have gone out). */
   hashes: Hash[]
-  /** The latest copy the endpoint took: the one an error names. */
+  /** The latest copy the endpoint took (the first one, until then): the one an error names. */
   named: Hash
+  /**
+   * Since when (`Date.now()`) and in how many looks in a row the call's nonce has been seen taken
+   * by none of its copies: by `write`'s wait, then by `settle` (each call of it one look), so a
+   * lookup goes on from where the wait stopped. Undefined until then, and again once a look sees
+   * a copy or the nonce free (see `replacedNow`).
+   */
+  taken?: { since: number; looks: number } | undefined
 }
+
+/** What a look at a call's nonce found (`TxSender.minedCopy`). */
+type NonceLook = { hash: Hash; receipt: TransactionReceipt } | 'taken' | undefined
 
 /** `x` raised by 12.5 %, rounded up (at least by 1): what nodes take as a replacement's fees. */
 function raised(x: bigint): bigint {
@@ -192,6 +207,15 @@ export type TxSenderOptions = {
    * default 10 times the first copy's. A copy that cannot offer 12.5 % more under it is not sent.
    */
   feeCeiling?: bigint
+  /**
+   * How long the call's nonce must be seen taken with no copy of the call seen (no receipt, none
+   * known as mined), from the first look that saw it so, before the call counts as replaced by a
+   * foreign transaction (`dropped`, sent again by `writeWithRetry`); default 15 s, and 3 looks
+   * at least. Behind a load balancer the account's nonce can come from a node that has the block
+   * while the receipt comes from one that does not yet (a block behind: seconds); a call taken
+   * as replaced on fewer looks than that lag would be sent, and paid, twice.
+   */
+  replacedAfterMs?: number
 }
 
 export class TxSender {
@@ -202,6 +226,7 @@ export class TxSender {
   private readonly bumpAfterMs: number
   private readonly maxBumps: number
   private readonly feeCeiling: bigint | undefined
+  private readonly replacedAfterMs: number
   /**
    * The copies of calls that ended without a known fate, by each of their hashes, for `settle`:
    * the hash a ChainTxError names is the latest copy's, and an earlier one may be the one mined.
@@ -218,6 +243,7 @@ export class TxSender {
     this.bumpAfterMs = options.bumpAfterMs ?? BUMP_AFTER_MS
     this.maxBumps = options.maxBumps ?? MAX_BUMPS
     this.feeCeiling = options.feeCeiling
+    this.replacedAfterMs = options.replacedAfterMs ?? REPLACED_AFTER_MS
   }
 
   get address() {
@@ -230,8 +256,9 @@ export class TxSender {
    * an account that signs here (a private key), a copy that stays unmined for `bumpAfterMs` is
    * replaced by one with the same calldata, gas and nonce and higher fees (see
    * `TxSenderOptions`), and the hash returned is the copy that was mined; a call whose nonce
-   * another transaction of the account took is a ChainTxError with `dropped`. An account that
-   * signs elsewhere (a wallet's) chooses its own nonce and fees: its transaction is sent once.
+   * another transaction of the account took (for `replacedAfterMs`) is a ChainTxError with
+   * `dropped`. An account that signs elsewhere (a wallet's) chooses its own nonce and fees: its
+   * transaction is sent once, and a copy the wallet sped up is the call's (`walletOutcome`).
    */
   async write(p: {
     address: `0x${string}`
@@ -256,21 +283,17 @@ export class TxSender {
         const estimate = await this.publicClient.estimateContractGas(request as never)
         const gas = (estimate * 5n) / 4n + 20_000n
         const account = this.walletClient.account
+        const data = encodeFunctionData({
+          abi: p.abi,
+          functionName: p.functionName,
+          args: p.args ?? [],
+        } as never)
         if (account.type !== 'local') {
           const hash = await this.walletClient.writeContract({
             ...(request as object),
             gas,
           } as never)
-          const receipt = await this.publicClient
-            .waitForTransactionReceipt({
-              hash,
-              timeout: this.receiptTimeoutMs,
-              checkReplacement: false,
-            })
-            .catch((e: unknown) => {
-              throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
-            })
-          return await this.outcome(p.functionName, p.abi, request, { hash, receipt })
+          return await this.walletOutcome(p, request, data, hash)
         }
         // The nonce and the fees are chosen here rather than by viem (which would ask the same),
         // as a copy with higher fees must replace the transaction at its very nonce; and each
@@ -279,11 +302,6 @@ export class TxSender {
           this.publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' }),
           this.feesNow(),
         ])
-        const data = encodeFunctionData({
-          abi: p.abi,
-          functionName: p.functionName,
-          args: p.args ?? [],
-        } as never)
         const chain = this.walletClient.chain
         const sign = (f: Fees) =>
           account.signTransaction(
@@ -299,11 +317,14 @@ export class TxSender {
             { serializer: chain.serializers?.transaction },
           )
         const first = await sign(fees)
-        await this.walletClient.sendRawTransaction({ serializedTransaction: first })
-        // From here on the transaction is out: a failure names it, as it may still land.
         const firstHash = keccak256(first)
+        // Recorded before it goes out: a send whose answer is lost (a timeout) may have reached
+        // the endpoint, so from here on a failure names the transaction (it may still land) and
+        // `settle` knows it; an error without a hash would have the call sent again at the next
+        // nonce, and run twice.
         const sent: Copies = { from: account.address, nonce, hashes: [firstHash], named: firstHash }
         copies = sent
+        await this.walletClient.sendRawTransaction({ serializedTransaction: first })
         const mined = await this.waitForCopies(p.functionName, sent, fees, async (f) => {
           const signed = await sign(f)
           const hash = keccak256(signed)
@@ -314,14 +335,22 @@ export class TxSender {
         })
         return await this.outcome(p.functionName, p.abi, request, mined)
       } catch (e) {
-        if (e instanceof ChainTxError) {
-          if (copies && !e.reverted && e.hash !== undefined) TxSender.remember(copies)
-          throw e
-        }
-        throw new ChainTxError(p.functionName, revertReason(e), {
-          cause: e,
-          reverted: isRevert(e),
-        })
+        // Once the first copy is signed, only its sending can fail here (the wait's and the
+        // outcome's failures are ChainTxErrors already): the copy may have gone out all the same.
+        const error =
+          e instanceof ChainTxError
+            ? e
+            : copies
+              ? new ChainTxError(p.functionName, `sending it failed: ${revertReason(e)}`, {
+                  cause: e,
+                  hash: copies.named,
+                })
+              : new ChainTxError(p.functionName, revertReason(e), {
+                  cause: e,
+                  reverted: isRevert(e),
+                })
+        if (copies && !error.reverted && error.hash !== undefined) TxSender.remember(copies)
+        throw error
       }
     }
     const next = this.queue.then(run, run)
@@ -350,12 +379,66 @@ export class TxSender {
   }
 
   /**
+   * The outcome of a call a wallet signed and sent as `hash` (with its own nonce and fees), with
+   * viem's replacement check on: a wallet may speed its transaction up (the same nonce, to, data
+   * and value, higher fees: viem's reason `repriced`), and the copy mined is then the call's own.
+   * Without the check the wait for `hash` would run into its timeout, and `settle` would find the
+   * hash unknown (`dropped`) and have the call sent, and paid, twice. A replacement that is not a
+   * copy of the call (`cancelled`, `replaced`) means the call did not happen: a ChainTxError with
+   * `dropped` naming `hash`, at once, as viem reports a replacement only once it is mined.
+   */
+  private async walletOutcome(
+    p: { functionName: string; abi: Abi; address: Address; value?: bigint },
+    request: unknown,
+    data: Hex,
+    hash: Hash,
+  ): Promise<{ hash: Hash; receipt: TransactionReceipt }> {
+    let replaced: ReplacementReturnType<Chain> | undefined
+    const receipt = await this.publicClient
+      .waitForTransactionReceipt({
+        hash,
+        timeout: this.receiptTimeoutMs,
+        onReplaced: (r) => {
+          replaced = r
+        },
+      })
+      .catch((e: unknown) => {
+        throw new ChainTxError(p.functionName, revertReason(e), { cause: e, hash })
+      })
+    if (replaced === undefined)
+      return await this.outcome(p.functionName, p.abi, request, { hash, receipt })
+    const by = replaced.transaction
+    // viem's `repriced` compares the replacement with the transaction it replaced; the call's own
+    // target, calldata and value are checked as well (a chain may define its own reasons).
+    const copy =
+      replaced.reason === 'repriced' &&
+      by.to?.toLowerCase() === p.address.toLowerCase() &&
+      by.input.toLowerCase() === data.toLowerCase() &&
+      by.value === (p.value ?? 0n)
+    if (copy) return await this.outcome(p.functionName, p.abi, request, { hash: by.hash, receipt })
+    // Kept for `settle` as replaced already, so a lookup before the call is sent again does not
+    // wait out `replacedAfterMs` for what viem saw mined.
+    TxSender.remember({
+      from: replaced.replacedTransaction.from,
+      nonce: replaced.replacedTransaction.nonce,
+      hashes: [hash],
+      named: hash,
+      taken: { since: Date.now() - this.replacedAfterMs, looks: REPLACED_LOOKS },
+    })
+    throw new ChainTxError(
+      p.functionName,
+      `the wallet ${replaced.reason === 'cancelled' ? 'cancelled' : 'replaced'} it at its nonce ${replaced.replacedTransaction.nonce} with transaction ${by.hash}`,
+      { hash, dropped: true },
+    )
+  }
+
+  /**
    * Waits for whichever of the call's copies is mined, sending a copy with higher fees whenever
    * the latest stayed unmined for `bumpAfterMs` (at most `maxBumps`, never above the ceiling).
    * Bounded by `receiptTimeoutMs`: then, or when the endpoint fails, a ChainTxError names the
    * latest copy sent (fate unknown). A nonce taken by a transaction that is none of the copies
-   * (a replacement sent by another client of the account) is a ChainTxError with `dropped`: its
-   * receipt is not the call's, whatever its status.
+   * (a replacement sent by another client of the account), for `replacedAfterMs` (`replacedNow`),
+   * is a ChainTxError with `dropped`: its receipt is not the call's, whatever its status.
    */
   private async waitForCopies(
     functionName: string,
@@ -372,14 +455,12 @@ export class TxSender {
     let offered = fees
     let bumps = 0
     let bumpAt = started + this.bumpAfterMs
-    let takenPolls = 0
     for (;;) {
       const found = await this.minedCopy(copies).catch((e: unknown) => {
         throw new ChainTxError(functionName, revertReason(e), { cause: e, hash: copies.named })
       })
       if (found && found !== 'taken') return found
-      takenPolls = found === 'taken' ? takenPolls + 1 : 0
-      if (takenPolls >= REPLACED_POLLS)
+      if (this.replacedNow(copies, found))
         throw new ChainTxError(
           functionName,
           `another transaction of ${copies.from} took its nonce ${copies.nonce}`,
@@ -388,14 +469,17 @@ export class TxSender {
       const now = Date.now()
       if (now >= deadline) {
         const n = copies.hashes.length
+        const taken = copies.taken
         throw new ChainTxError(
           functionName,
           `waited ${Math.round(this.receiptTimeoutMs / 1000)} s` +
-            (n > 1 ? `; the latest of ${n} copies at nonce ${copies.nonce}, fees rising` : ''),
+            (n > 1 ? `; the latest of ${n} copies at nonce ${copies.nonce}, fees rising` : '') +
+            (taken ? `; ${takenFor(copies, now)}` : ''),
           { hash: copies.named },
         )
       }
-      if (takenPolls === 0 && bumps < this.maxBumps && now >= bumpAt) {
+      // A nonce taken is no reason for a copy with higher fees (it would be refused as too low).
+      if (copies.taken === undefined && bumps < this.maxBumps && now >= bumpAt) {
         bumps++
         bumpAt = now + this.bumpAfterMs
         // A copy that fails to go out (the endpoint is down; the nonce was mined meanwhile:
@@ -419,9 +503,7 @@ export class TxSender {
    * may answer from a node that lags). The nonce is read before the receipts, so a copy mined
    * in between is not missed.
    */
-  private async minedCopy(
-    copies: Copies,
-  ): Promise<{ hash: Hash; receipt: TransactionReceipt } | 'taken' | undefined> {
+  private async minedCopy(copies: Copies): Promise<NonceLook> {
     const mined = await this.publicClient.getTransactionCount({
       address: copies.from,
       blockTag: 'latest',
@@ -437,6 +519,28 @@ export class TxSender {
       if (tx && tx.blockNumber !== null) return undefined
     }
     return 'taken'
+  }
+
+  /**
+   * Records one look at the call's nonce (`found`, from `minedCopy`) in its copies, and tells
+   * whether the call now counts as replaced by a foreign transaction: its nonce seen taken by none
+   * of its copies for `replacedAfterMs` at least since the first look that saw it so, and in
+   * `REPLACED_LOOKS` looks in a row at least. Behind a load balancer the account's nonce can be
+   * answered by a node that has the block and the receipt by one that does not yet (a block
+   * behind, seconds): a few polls alone would take a landed call for replaced, and it would be
+   * sent, and paid, twice. Any other answer (a copy's receipt, a copy known as mined, the nonce
+   * free) starts the count again.
+   */
+  private replacedNow(copies: Copies, found: NonceLook): boolean {
+    if (found !== 'taken') {
+      copies.taken = undefined
+      return false
+    }
+    const now = Date.now()
+    const taken = copies.taken ?? { since: now, looks: 0 }
+    taken.looks++
+    copies.taken = taken
+    return taken.looks >= REPLACED_LOOKS && now - taken.since >= this.replacedAfterMs
   }
 
   /** The receipt of the transaction `hash` itself (never a replacement's), if it was mined. */
@@ -509,59 +613,47 @@ export class TxSender {
    * higher fees, named by its hash), or not (`dropped`: unknown to the endpoint, or its nonce
    * taken by a transaction that is none of its copies; sending the call again cannot pay it
    * twice). A mined revert is a ChainTxError with `reverted`; a call the endpoint still holds
-   * unmined, a ChainTxError with its hash; an endpoint's failure is thrown as it is.
+   * unmined, a ChainTxError with its hash; an endpoint's failure is thrown as it is. A nonce
+   * taken by none of the copies counts as `dropped` only once it has been seen so for
+   * `replacedAfterMs` (`replacedNow`, over `write`'s wait and the lookups before this one): until
+   * then a ChainTxError with the hash says the fate is still unknown, to be asked again later (a
+   * node behind the endpoint may not show the call's receipt yet).
    */
   async settle(
     functionName: string,
     hash: Hash,
   ): Promise<{ hash: Hash; receipt: TransactionReceipt } | 'dropped'> {
-    const copies = TxSender.unsettled.get(hash)
-    if (copies) {
-      const found = await this.minedCopy(copies)
-      if (found === 'taken') {
-        TxSender.forget(copies)
-        return 'dropped'
-      }
-      if (found) {
-        TxSender.forget(copies)
-        if (found.receipt.status === 'success') return found
-        throw new ChainTxError(functionName, `transaction ${found.hash} reverted`, {
-          reverted: true,
-          hash: found.hash,
-        })
-      }
-      // Still at its nonce (or mined without a receipt yet): held unmined if a copy is known.
-      for (const h of [...copies.hashes].reverse())
-        if (await this.transactionOf(h))
-          throw new ChainTxError(functionName, 'not mined yet', { hash: h })
+    let copies = TxSender.unsettled.get(hash)
+    if (!copies) {
+      // A hash sent by another process (or forgotten): looked up on its own.
+      const receipt = await this.receiptOf(hash)
+      if (receipt) return settled(functionName, { hash, receipt })
+      const tx = await this.transactionOf(hash)
+      if (!tx) return 'dropped'
+      if (tx.blockNumber !== null) throw new ChainTxError(functionName, 'not mined yet', { hash })
+      // Pending, so the endpoint says, but its nonce may be taken by another transaction: judged
+      // from now on as the calls sent here are, over this lookup and the next ones.
+      copies = { from: tx.from, nonce: tx.nonce, hashes: [hash], named: hash }
+      TxSender.remember(copies)
+    }
+    const found = await this.minedCopy(copies)
+    const replaced = this.replacedNow(copies, found)
+    if (found === 'taken') {
+      if (!replaced)
+        throw new ChainTxError(functionName, takenFor(copies, Date.now()), { hash: copies.named })
       TxSender.forget(copies)
       return 'dropped'
     }
-    // A hash sent by another process (or forgotten): looked up on its own.
-    const receipt = await this.receiptOf(hash)
-    if (receipt) {
-      if (receipt.status === 'success') return { hash, receipt }
-      throw new ChainTxError(functionName, `transaction ${hash} reverted`, { reverted: true, hash })
+    if (found) {
+      TxSender.forget(copies)
+      return settled(functionName, found)
     }
-    const tx = await this.transactionOf(hash)
-    if (!tx) return 'dropped'
-    if (tx.blockNumber === null) {
-      // Pending, so the endpoint says, but its nonce may be taken by another transaction.
-      const mined = await this.publicClient.getTransactionCount({
-        address: tx.from,
-        blockTag: 'latest',
-      })
-      if (mined > tx.nonce) {
-        const late = await this.receiptOf(hash)
-        if (!late) return 'dropped'
-        if (late.status === 'success') return { hash, receipt: late }
-        throw new ChainTxError(functionName, `transaction ${hash} reverted`, {
-          reverted: true,
-          hash,
-        })
-      }
-    }
-    throw new ChainTxError(functionName, 'not mined yet', { hash })
+    // Still at its nonce (or mined without a receipt yet): held unmined if a copy is known.
+    for (const h of [...copies.hashes].reverse())
+      if (await this.transactionOf(h))
+        throw new ChainTxError(functionName, 'not mined yet', { hash: h })
+    TxSender.forget(copies)
+    return 'dropped'
   }
 
   /** The transaction `hash`, mined or pending, if the endpoint knows it. */
@@ -573,6 +665,25 @@ export class TxSender {
   }
 }
 
+/** A mined call's receipt, or the ChainTxError of its revert. */
+function settled(
+  functionName: string,
+  found: { hash: Hash; receipt: TransactionReceipt },
+): { hash: Hash; receipt: TransactionReceipt } {
+  if (found.receipt.status === 'success') return found
+  throw new ChainTxError(functionName, `transaction ${found.hash} reverted`, {
+    reverted: true,
+    hash: found.hash,
+  })
+}
+
+/** Since when a call's nonce has been seen taken by none of its copies, for an error's reason. */
+function takenFor(copies: Copies, now: number): string {
+  const t = copies.taken
+  const s = t ? Math.round((now - t.since) / 100) / 10 : 0
+  return `its nonce ${copies.nonce} seen taken by another transaction for ${s} s (${t?.looks ?? 0} looks), not yet long enough to rule out a node behind the endpoint that lags`
+}
+
 /**
  * `write`, sent again after an endpoint's failure (not after a revert) up to `attempts` times in
  * all, waiting `backoffMs`, then twice as long each time up to `maxBackoffMs`; given up at once
@@ -582,8 +693,9 @@ export class TxSender {
  * attempts. A call sent without a receipt (`ChainTxError.hash`, or `sent` from an earlier run)
  * is looked up with `settle` before each further attempt: its receipt ends the attempts, and
  * while the endpoint still holds it unmined nothing is sent again (the second copy would
- * revert, or pay twice). A call replaced at its nonce (`ChainTxError.dropped`) did not happen
- * and is sent again.
+ * revert, or pay twice). A call replaced at its nonce (`ChainTxError.dropped`) is looked up as
+ * well before it is sent again: a receipt that shows late (a node behind the endpoint lagged)
+ * ends the attempts; otherwise `settle` agrees that it did not happen, and it is sent again.
  */
 export async function writeWithRetry<T>(
   write: () => Promise<T>,
@@ -608,8 +720,7 @@ export async function writeWithRetry<T>(
       return await write()
     } catch (e) {
       const final = e instanceof ChainTxError && e.reverted
-      if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted)
-        sent = e.dropped ? undefined : e.hash
+      if (e instanceof ChainTxError && e.hash !== undefined && !e.reverted) sent = e.hash
       if (final || attempt >= opts.attempts || opts.signal?.aborted) throw e
       opts.onRetry?.(e, attempt)
       const backoff = Math.min(

@@ -15,6 +15,7 @@ import {
   defineChain,
   type Hash,
   type Hex,
+  type JsonRpcAccount,
   keccak256,
   parseTransaction,
   TransactionNotFoundError,
@@ -305,6 +306,7 @@ async function tokenOnAnvil() {
 
 type PooledTx = {
   hash: Hash
+  to: Address
   nonce: string
   input: string
   gas: string
@@ -338,7 +340,8 @@ test('a call replaced at its nonce by another transaction of its account (anothe
   try {
     // The operator's CLI, run while its node runs: another client of the same key.
     const cli = await createChainClients({ rpcUrl: t.anvil.url, account: t.account })
-    const sender = new TxSender(t.publicClient, t.wallet)
+    // Its nonce taken for 300 ms (anvil does not lag) before the call counts as replaced.
+    const sender = new TxSender(t.publicClient, t.wallet, { replacedAfterMs: 300 })
     await anvilRpc(t.anvil.url, 'evm_setAutomine', [false])
     const written = sender.write(t.transfer(7n)).then(
       (r) => r,
@@ -355,10 +358,12 @@ test('a call replaced at its nonce by another transaction of its account (anothe
       maxPriorityFeePerGas: 2n * BigInt(ours.maxPriorityFeePerGas),
     })
     await anvilRpc(t.anvil.url, 'evm_mine')
+    const minedAt = Date.now()
     const mined = await t.publicClient.getTransactionReceipt({ hash: replacement })
     assert.equal(mined.status, 'success', 'the replacement was mined, with a success status')
 
     const out = await written
+    assert.ok(Date.now() - minedAt >= 300, 'taken as replaced only after replacedAfterMs')
     assert.ok(
       out instanceof ChainTxError,
       `the call was reported as landed, with the receipt of ${(out as { receipt?: TransactionReceipt }).receipt?.transactionHash} (its own hash: ${ours.hash})`,
@@ -481,8 +486,12 @@ test('a call left unmined once the base fee passes its max fee is sent again at 
 /**
  * A JSON-RPC endpoint in-process that takes every transaction and mines none (until `mine`):
  * a base fee of 1 gwei (none with `legacy`, a gas price of 1 gwei instead) and a tip of 1 gwei.
+ * With `lagMs`, it stands for nodes behind a load balancer: the account's nonce shows a block at
+ * once, the block's receipts and transactions only `lagMs` later. `replace` has a transaction
+ * that is none of those sent take their nonce; the first `failSends` sends are taken but
+ * answered with an error (a request that timed out after it reached the endpoint).
  */
-function stuckEndpoint(opts: { legacy?: boolean } = {}) {
+function stuckEndpoint(opts: { legacy?: boolean; lagMs?: number; failSends?: number } = {}) {
   const account = privateKeyToAccount(generatePrivateKey())
   const chain = defineChain({
     id: 31337,
@@ -492,8 +501,13 @@ function stuckEndpoint(opts: { legacy?: boolean } = {}) {
   })
   const NONCE = 7
   const sent: Array<ReturnType<typeof parseTransaction> & { hash: Hash }> = []
-  let mined: Hash | undefined
+  /** The block that took the nonce: by a transaction sent (`hash`) or by another one; when. */
+  let took: { hash: Hash | undefined; at: number } | undefined
+  /** Whether the nodes that answer receipts and transactions have that block too. */
+  const synced = () => took !== undefined && Date.now() >= took.at + (opts.lagMs ?? 0)
+  let failSends = opts.failSends ?? 0
   const gwei = '0x3b9aca00'
+  const hex = (x: bigint | number) => `0x${x.toString(16)}`
   const request = async ({ method, params }: { method: string; params?: unknown[] }) => {
     switch (method) {
       case 'eth_chainId':
@@ -503,7 +517,7 @@ function stuckEndpoint(opts: { legacy?: boolean } = {}) {
       case 'eth_estimateGas':
         return '0xc350'
       case 'eth_getTransactionCount':
-        return `0x${(params?.[1] === 'latest' && mined ? NONCE + 1 : NONCE).toString(16)}`
+        return hex(params?.[1] === 'latest' && took ? NONCE + 1 : NONCE)
       case 'eth_getBlockByNumber':
         return {
           number: '0x10',
@@ -521,12 +535,14 @@ function stuckEndpoint(opts: { legacy?: boolean } = {}) {
         const raw = params![0] as Hex
         const hash = keccak256(raw)
         sent.push({ ...parseTransaction(raw), hash })
+        // A code viem's transport does not retry on (-32000: a provider's "request timed out").
+        if (failSends-- > 0) throw Object.assign(new Error('request timed out'), { code: -32000 })
         return hash
       }
       case 'eth_getTransactionReceipt':
-        return params![0] === mined
+        return synced() && params![0] === took?.hash
           ? {
-              transactionHash: mined,
+              transactionHash: took!.hash,
               transactionIndex: '0x0',
               blockHash: `0x${'12'.repeat(32)}`,
               blockNumber: '0x11',
@@ -542,8 +558,36 @@ function stuckEndpoint(opts: { legacy?: boolean } = {}) {
               type: '0x2',
             }
           : null
-      case 'eth_getTransactionByHash':
-        return null
+      case 'eth_getTransactionByHash': {
+        const tx = sent.find((x) => x.hash === params![0])
+        // Pending until the nodes have the block: then mined, or gone if another took its nonce.
+        const mined = synced() && took?.hash === tx?.hash
+        if (!tx || (synced() && !mined)) return null
+        return {
+          hash: tx.hash,
+          from: account.address,
+          to: tx.to,
+          nonce: hex(tx.nonce!),
+          input: tx.data ?? '0x',
+          value: hex(tx.value ?? 0n),
+          gas: hex(tx.gas!),
+          ...(tx.gasPrice !== undefined
+            ? { type: '0x0', gasPrice: hex(tx.gasPrice) }
+            : {
+                type: '0x2',
+                maxFeePerGas: hex(tx.maxFeePerGas!),
+                maxPriorityFeePerGas: hex(tx.maxPriorityFeePerGas!),
+                accessList: [],
+              }),
+          chainId: '0x7a69',
+          v: '0x0',
+          r: '0x1',
+          s: '0x1',
+          blockHash: mined ? `0x${'12'.repeat(32)}` : null,
+          blockNumber: mined ? '0x11' : null,
+          transactionIndex: mined ? '0x0' : null,
+        }
+      }
       default: // eth_fillTransaction, which viem tries first when it estimates gas
         throw Object.assign(new Error(`the method ${method} does not exist`), { code: -32601 })
     }
@@ -551,7 +595,22 @@ function stuckEndpoint(opts: { legacy?: boolean } = {}) {
   const transport = custom({ request })
   const publicClient = createPublicClient({ chain, transport, pollingInterval: 5 })
   const walletClient = createWalletClient({ chain, transport, account, pollingInterval: 5 })
-  return { publicClient, walletClient, sent, mine: (hash: Hash) => (mined = hash) }
+  return {
+    publicClient,
+    walletClient,
+    sent,
+    mine: (hash: Hash) => (took = { hash, at: Date.now() }),
+    replace: () => (took = { hash: undefined, at: Date.now() }),
+  }
+}
+
+/** Resolves once `cond` holds (fails after 5 s). */
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000
+  while (!cond()) {
+    assert.ok(Date.now() < deadline, 'not in 5 s')
+    await new Promise((r) => setTimeout(r, 5))
+  }
 }
 
 test("copies with higher fees are bounded in number and by a fee ceiling, each at least 12.5 % over the last; the error names the latest, and its lookup finds an earlier copy's receipt", async () => {
@@ -616,4 +675,304 @@ test("copies with higher fees are bounded in number and by a fee ceiling, each a
     ['legacy', 'legacy', 'legacy'],
   )
   assert.ok(prices[1]! >= raised(prices[0]!) && prices[2]! >= raised(prices[1]!), `${prices}`)
+})
+
+test('a call replaced at its nonce is looked up before it is sent again: a receipt that shows late ends the attempts', async () => {
+  const sent = `0x${'ef'.repeat(32)}` as const
+  const dropped = () =>
+    new ChainTxError('deposit', 'another transaction took its nonce', { hash: sent, dropped: true })
+  let writes = 0
+  const looked: Hash[] = []
+  const out = await writeWithRetry(
+    async () => {
+      writes++
+      throw dropped()
+    },
+    {
+      attempts: 3,
+      backoffMs: 1,
+      settle: async (hash) => {
+        looked.push(hash)
+        return 'landed late'
+      },
+    },
+  )
+  assert.equal(out, 'landed late')
+  assert.equal(writes, 1, 'not sent again')
+  assert.deepEqual(looked, [sent])
+
+  // The lookup agrees that it did not land: sent again.
+  const w = flaky([dropped])
+  const again = await writeWithRetry(w.write, {
+    attempts: 3,
+    backoffMs: 1,
+    settle: async () => 'dropped' as const,
+  })
+  assert.equal(again, 'mined')
+  assert.equal(w.calls(), 2)
+})
+
+test('a call whose nonce shows taken before its receipt does (nodes behind a load balancer that lag) is not taken for replaced: it lands, sent once; a true replacement is dropped only after replacedAfterMs', {
+  timeout: 30_000,
+}, async () => {
+  const fail = (r: unknown) => assert.fail(`the write resolved: ${String(r)}`)
+  // The receipt shows 1 s after the nonce does; a call counts as replaced after 2 s.
+  const e = stuckEndpoint({ lagMs: 1_000 })
+  const sender = new TxSender(e.publicClient as never, e.walletClient, {
+    receiptTimeoutMs: 10_000,
+    bumpAfterMs: 60_000,
+    replacedAfterMs: 2_000,
+  })
+  const written = sender.write(depositCall).then(
+    (r) => r,
+    (x: unknown) => x,
+  )
+  await until(() => e.sent.length === 1)
+  e.mine(e.sent[0]!.hash)
+  const r = await written
+  assert.ok(!(r instanceof Error), `taken for replaced: ${String(r)}`)
+  assert.equal((r as { hash: Hash }).hash, e.sent[0]!.hash)
+  assert.equal((r as { receipt: TransactionReceipt }).receipt.status, 'success')
+  assert.equal(e.sent.length, 1)
+
+  // Another transaction took its nonce: dropped, but not before replacedAfterMs.
+  const f = stuckEndpoint()
+  const replaced = new TxSender(f.publicClient as never, f.walletClient, {
+    receiptTimeoutMs: 10_000,
+    bumpAfterMs: 60_000,
+    replacedAfterMs: 500,
+  })
+  const w = replaced.write(depositCall).then(fail, (x: unknown) => x)
+  await until(() => f.sent.length === 1)
+  const t0 = Date.now()
+  f.replace()
+  const d = await w
+  assert.ok(d instanceof ChainTxError, String(d))
+  assert.equal(d.dropped, true)
+  assert.equal(d.hash, f.sent[0]!.hash)
+  assert.ok(Date.now() - t0 >= 500, `dropped after ${Date.now() - t0} ms`)
+})
+
+test('the lookup of a call whose nonce shows taken says dropped only once that has lasted replacedAfterMs, over lookups: until then its fate is unknown, and a receipt that shows late is the result', {
+  timeout: 30_000,
+}, async () => {
+  const fail = (r: unknown) => assert.fail(`the write resolved: ${String(r)}`)
+  const unknownFate = (x: unknown, hash: Hash) =>
+    x instanceof ChainTxError && x.hash === hash && !x.dropped && !x.reverted
+
+  // The wait ends while the receipt lags the nonce (1.5 s): the fate is unknown, not dropped.
+  const e = stuckEndpoint({ lagMs: 1_500 })
+  const sender = new TxSender(e.publicClient as never, e.walletClient, {
+    receiptTimeoutMs: 300,
+    bumpAfterMs: 60_000,
+    replacedAfterMs: 5_000,
+  })
+  const w = sender.write(depositCall).then(fail, (x: unknown) => x)
+  await until(() => e.sent.length === 1)
+  e.mine(e.sent[0]!.hash)
+  const err = await w
+  assert.ok(unknownFate(err, e.sent[0]!.hash), String(err))
+  const hash = (err as ChainTxError).hash!
+  const early = await sender.settle('deposit', hash).then(
+    (r) => r,
+    (x: unknown) => x,
+  )
+  assert.ok(unknownFate(early, hash), `a lookup at once: ${String(early)}`)
+  assert.match((early as Error).message, /seen taken by another transaction for/)
+  // Looked up again before each attempt: the receipt, once it shows, ends them; nothing is sent.
+  let writes = 0
+  const landed = await writeWithRetry(
+    () => {
+      writes++
+      return sender.write(depositCall)
+    },
+    {
+      attempts: 30,
+      backoffMs: 100,
+      maxBackoffMs: 200,
+      settle: (h) => sender.settle('deposit', h),
+      sent: hash,
+    },
+  )
+  assert.equal(writes, 0)
+  assert.equal(landed.hash, e.sent[0]!.hash)
+  assert.equal(e.sent.length, 1)
+
+  // Replaced after the wait ended: dropped only by a lookup 400 ms after the first that saw
+  // it so, and by the third lookup at least.
+  const f = stuckEndpoint()
+  const replaced = new TxSender(f.publicClient as never, f.walletClient, {
+    receiptTimeoutMs: 100,
+    bumpAfterMs: 60_000,
+    replacedAfterMs: 400,
+  })
+  const err2 = await replaced.write(depositCall).then(fail, (x: unknown) => x)
+  assert.ok(unknownFate(err2, f.sent[0]!.hash), String(err2))
+  f.replace()
+  const t0 = Date.now()
+  let fate: unknown
+  let lookups = 0
+  while (lookups < 100) {
+    lookups++
+    fate = await replaced.settle('deposit', f.sent[0]!.hash).then(
+      (r) => r,
+      (x: unknown) => x,
+    )
+    if (fate === 'dropped') break
+    assert.ok(unknownFate(fate, f.sent[0]!.hash), String(fate))
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  assert.equal(fate, 'dropped')
+  assert.ok(Date.now() - t0 >= 400, `dropped after ${Date.now() - t0} ms`)
+  assert.ok(lookups >= 3, `dropped on lookup ${lookups}`)
+
+  // A hash this process did not send (another process's), pending with its nonce taken: the
+  // same rule.
+  const foreign = `0x${'fa'.repeat(32)}` as const
+  const from = `0x${'66'.repeat(20)}` as const
+  const lookupOnly = {
+    getTransactionReceipt: async () => {
+      throw new TransactionReceiptNotFoundError({ hash: foreign })
+    },
+    getTransaction: async () => ({ hash: foreign, from, nonce: 3, blockNumber: null }),
+    getTransactionCount: async () => 4,
+  }
+  const other = new TxSender(lookupOnly as never, {} as never, { replacedAfterMs: 60_000 })
+  const once = await other.settle('deposit', foreign).then(
+    (r) => r,
+    (x: unknown) => x,
+  )
+  assert.ok(unknownFate(once, foreign), `one look: ${String(once)}`)
+})
+
+test('a first copy whose sending fails (the request timed out after the endpoint took it) is named by the error and looked up, not sent again at the next nonce', {
+  timeout: 30_000,
+}, async () => {
+  const fail = (r: unknown) => assert.fail(`the write resolved: ${String(r)}`)
+  const e = stuckEndpoint({ failSends: 1 })
+  const sender = new TxSender(e.publicClient as never, e.walletClient, { bumpAfterMs: 60_000 })
+  const err = await sender.write(depositCall).then(fail, (x: unknown) => x)
+  assert.ok(err instanceof ChainTxError, String(err))
+  assert.equal(e.sent.length, 1)
+  assert.equal(err.hash, e.sent[0]!.hash, 'the error names the copy sent')
+  assert.equal(err.reverted, false)
+  assert.equal(err.dropped, false)
+  assert.match(err.message, /may still land/)
+  assert.match(err.message, /sending it failed/)
+  // The endpoint holds it: not mined yet.
+  const pending = await sender.settle('deposit', err.hash!).then(
+    (r) => r,
+    (x: unknown) => x,
+  )
+  assert.ok(pending instanceof ChainTxError && pending.hash === err.hash, String(pending))
+  assert.match(pending.message, /not mined yet/)
+
+  // Through writeWithRetry: looked up before the next attempt, and its receipt is the result.
+  const f = stuckEndpoint({ failSends: 1 })
+  const sender2 = new TxSender(f.publicClient as never, f.walletClient, { bumpAfterMs: 60_000 })
+  let writes = 0
+  const r = await writeWithRetry(
+    () => {
+      writes++
+      return sender2.write(depositCall)
+    },
+    {
+      attempts: 5,
+      backoffMs: 1,
+      settle: (h) => sender2.settle('deposit', h),
+      onRetry: () => f.mine(f.sent[0]!.hash),
+    },
+  )
+  assert.equal(writes, 1, 'sent once')
+  assert.equal(r.hash, f.sent[0]!.hash)
+  assert.equal(f.sent.length, 1)
+})
+
+test("a wallet's account (JSON-RPC): a transaction the wallet sped up (the same call, higher fees) is the call's, mined; one it cancelled at its nonce is dropped", {
+  timeout: 60_000,
+}, async () => {
+  const anvil = await startAnvil()
+  try {
+    // An account anvil signs for (impersonated): viem sends its transactions with
+    // eth_sendTransaction, and the wallet chooses nonce and fees.
+    const address = privateKeyToAccount(generatePrivateKey()).address
+    await anvilRpc(anvil.url, 'anvil_impersonateAccount', [address])
+    await anvilRpc(anvil.url, 'anvil_setBalance', [address, '0xffffffffffffffffffff'])
+    const account: JsonRpcAccount = { address, type: 'json-rpc' }
+    const ours = await createChainClients({ rpcUrl: anvil.url, account, pollingIntervalMs: 20 })
+    // The wallet itself, speeding up or cancelling what it sent.
+    const wallet = (await createChainClients({ rpcUrl: anvil.url, account })).walletClient!
+    const deployed = await ours.publicClient.waitForTransactionReceipt({
+      hash: await ours.walletClient!.deployContract({
+        abi: privateTokenAbi,
+        bytecode: privateTokenBytecode,
+        args: [1_000n],
+      }),
+    })
+    const token = deployed.contractAddress as Address
+    const recipient = privateKeyToAccount(generatePrivateKey()).address
+    const transfer = (amount: bigint) =>
+      ({
+        address: token,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [recipient, amount],
+      }) as const
+    const received = () =>
+      ours.publicClient.readContract({
+        address: token,
+        abi: privateTokenAbi,
+        functionName: 'balanceOf',
+        args: [recipient],
+        account: recipient,
+      })
+    const sender = new TxSender(ours.publicClient, ours.walletClient!, { receiptTimeoutMs: 5_000 })
+    await anvilRpc(anvil.url, 'evm_setAutomine', [false])
+    /** The wallet's transaction at the nonce of `tx`, with twice its fees. */
+    const resend = (tx: PooledTx, call: { to: Address; data?: Hex; value: bigint }) =>
+      wallet.sendTransaction({
+        ...call,
+        nonce: Number(tx.nonce),
+        gas: BigInt(tx.gas),
+        maxFeePerGas: 2n * BigInt(tx.maxFeePerGas),
+        maxPriorityFeePerGas: 2n * BigInt(tx.maxPriorityFeePerGas),
+      })
+
+    // Sped up: the same call, higher fees.
+    const written = sender.write(transfer(7n)).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    const first = await pooled(anvil.url, address)
+    // Time for the receipt wait to see the transaction pending (viem's then looks for a
+    // replacement in each block).
+    await new Promise((r) => setTimeout(r, 300))
+    const sped = await resend(first, { to: first.to, data: first.input as Hex, value: 0n })
+    await anvilRpc(anvil.url, 'evm_mine')
+    const r = await written
+    assert.ok(!(r instanceof Error), String(r))
+    assert.equal((r as { hash: Hash }).hash, sped, 'the copy mined is the one reported')
+    assert.equal((r as { receipt: TransactionReceipt }).receipt.transactionHash, sped)
+    assert.equal(await received(), 7n)
+
+    // Cancelled: nothing to itself at the call's nonce.
+    const written2 = sender.write(transfer(1n)).then(
+      (r) => r,
+      (e: unknown) => e,
+    )
+    const second = await pooled(anvil.url, address)
+    await new Promise((r) => setTimeout(r, 300))
+    await resend(second, { to: address, value: 0n })
+    await anvilRpc(anvil.url, 'evm_mine')
+    const out = await written2
+    assert.ok(out instanceof ChainTxError, String(out))
+    assert.equal(out.dropped, true)
+    assert.equal(out.reverted, false)
+    assert.equal(out.hash, second.hash, 'the error names the call')
+    assert.match(out.message, /cancelled/)
+    assert.equal(await received(), 7n)
+    assert.equal(await sender.settle('transfer', out.hash!), 'dropped')
+  } finally {
+    await anvil.stop()
+  }
 })
