@@ -3,8 +3,11 @@
  * the one applied at its index (a reorganisation deeper than the confirmations, or a forged
  * feed) is refused and the instance's view diverges, never kept in silence; one instance's
  * refusal does not stop the others, in the enclave's `chain` ecall nor in the watcher; an event
- * missing from the endpoint's logs makes the watcher read the range again, a bounded number of
- * times, then withhold that instance's events while the rest go on.
+ * missing from the endpoint's logs makes the watcher read that instance's events again by
+ * themselves (its id's topic, from its last accepted event), with pauses of a few seconds, for as
+ * long as it lasts and without moving the cursor back, while the rest go on; an event that does
+ * not extend the running hash is read again once, then that instance's events are withheld for a
+ * short while.
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
@@ -225,10 +228,14 @@ describe('enclave chain ecall: refusals per instance', () => {
 type ForkName = 'a' | 'b'
 type Placed = { block: bigint; event: ChainEvent }
 
+/** An `eth_getLogs` request: its blocks, and the instance id its topic asks for, if any. */
+type LogRequest = { fromBlock: bigint; toBlock: bigint; id?: bigint }
+
 /**
  * A fake public client over a chain whose blocks up to `common` are shared by forks `a` and
  * `b`; `state.fork` says which one it serves, and `state.omit` which logs its `eth_getLogs`
- * leaves out (as an endpoint that answers incompletely).
+ * leaves out (as an endpoint that answers incompletely). A request for one instance's
+ * `InstanceEvent`s (`args.id`) gets only that instance's; each request is kept in `requests`.
  */
 function chainClient(state: {
   height: bigint
@@ -236,6 +243,7 @@ function chainClient(state: {
   fork: ForkName
   events: Record<ForkName, Placed[]>
   omit: (p: Placed) => boolean
+  requests?: LogRequest[]
 }) {
   const hashOf = (f: ForkName, n: bigint): Hex =>
     `0x${(n <= state.common ? 'c' : f).repeat(2)}${n.toString(16).padStart(62, '0')}`
@@ -249,9 +257,21 @@ function chainClient(state: {
     chain: { id: 31337 },
     getBlock: async (a: { blockTag?: 'latest'; blockNumber?: bigint }) =>
       block(a.blockTag === 'latest' ? state.height : a.blockNumber!),
-    getLogs: async (a: { fromBlock: bigint; toBlock: bigint }) =>
-      state.events[state.fork]
-        .filter((p) => p.block >= a.fromBlock && p.block <= a.toBlock && !state.omit(p))
+    getLogs: async (a: { fromBlock: bigint; toBlock: bigint; args?: { id?: bigint } }) => {
+      const id = a.args?.id
+      state.requests?.push({
+        fromBlock: a.fromBlock,
+        toBlock: a.toBlock,
+        ...(id === undefined ? {} : { id }),
+      })
+      return state.events[state.fork]
+        .filter(
+          (p) =>
+            p.block >= a.fromBlock &&
+            p.block <= a.toBlock &&
+            (id === undefined || p.event.instance === id) &&
+            !state.omit(p),
+        )
         .map((p) => ({
           blockNumber: p.block,
           blockHash: hashOf(state.fork, p.block),
@@ -264,7 +284,8 @@ function chainClient(state: {
             [{ type: 'uint8' }, { type: 'bytes' }, { type: 'bytes32' }],
             [p.event.kind, bytesToHex(p.event.data), bytesToHex(p.event.hash)],
           ),
-        })),
+        }))
+    },
   }
 }
 
@@ -275,6 +296,8 @@ function feedingWatcher(client: unknown, enclave: Enclave, more: Partial<Watcher
     RefusalReport & { attempt?: number; withheldEvents?: number; fromBlock?: bigint }
   > = []
   const errors: unknown[] = []
+  /** The batches offered, in order. */
+  const batches: ChainBatch[] = []
   const w = new ManagerWatcher({
     client: client as never,
     manager: `0x${'42'.repeat(20)}`,
@@ -282,6 +305,7 @@ function feedingWatcher(client: unknown, enclave: Enclave, more: Partial<Watcher
     refusalBackoffMs: 1_000,
     now: () => clock.ms,
     onBatch: async (b: ChainBatch) => {
+      batches.push(b)
       await enclave.call('chain', {
         blockNumber: b.blockNumber,
         timestamp: b.timestamp,
@@ -299,7 +323,13 @@ function feedingWatcher(client: unknown, enclave: Enclave, more: Partial<Watcher
       await w.poll().catch((e) => errors.push(e))
     }
   }
-  return { w, clock, reports, errors, poll }
+  return { w, clock, reports, errors, poll, batches }
+}
+
+/** The index of the last event `enclave`'s view of `instance` applied (0 before any). */
+function viewAt(enclave: Enclave, instance: bigint): bigint {
+  const views = (enclave as unknown as { views: Map<bigint, { index: bigint }> }).views
+  return views.get(instance)?.index ?? 0n
 }
 
 /** Whether `enclave`'s view of an instance is at `e.index - 1`: `e` is taken as the next event. */
@@ -311,7 +341,7 @@ async function takesNext(enclave: Enclave, e: ChainEvent): Promise<boolean> {
 }
 
 describe('watcher feeding an enclave', () => {
-  test('an event left out by the endpoint: the range is read again from the instance’s last accepted event, and nothing stalls', async () => {
+  test('an event left out by the endpoint: the instance is read again from its last accepted event, and nothing stalls', async () => {
     const n = await newNode()
     const a = eventChain(1n)
     const b = eventChain(2n)
@@ -350,77 +380,266 @@ describe('watcher feeding an enclave', () => {
     assert.ok(await takesNext(n.enclave, b(EventKind.Deposit, deposit(5n))), 'instance 2 is level')
   })
 
-  test('an event the endpoint never returns: a bounded number of readings again with a pause, then the instance is withheld and reported while the others go on; read again later, it catches up', async () => {
+  test('an event the endpoint leaves out for a while (a lagging backend): that instance alone is read again, with pauses of at most 5 s, never withheld; the others go on; it catches up within seconds once the endpoint has the event', async () => {
     const n = await newNode()
     const a = eventChain(1n)
     const b = eventChain(2n)
-    const [a1, a2, a3, a4] = [
+    const [a1, a2, a3] = [
       a(EventKind.Created, CREATED),
       a(EventKind.Deposit, deposit(1n)),
       a(EventKind.Deposit, deposit(2n)),
-      a(EventKind.Deposit, deposit(3n)),
-    ]
-    const [b1, b2, b3] = [
-      b(EventKind.Created, CREATED),
-      b(EventKind.Deposit, deposit(4n)),
-      b(EventKind.Deposit, deposit(5n)),
     ]
     const events: Placed[] = [
       { block: 1n, event: a1 },
-      { block: 2n, event: b1 },
+      { block: 2n, event: b(EventKind.Created, CREATED) },
       { block: 3n, event: a2 },
       { block: 5n, event: a3 },
-      { block: 6n, event: b2 },
-      { block: 8n, event: b3 },
-      { block: 9n, event: a4 },
     ]
-    let healed = false
+    let lagging = true
+    const requests: LogRequest[] = []
     const state = {
-      height: 10n,
-      common: 10n,
+      height: 6n,
+      common: 1_000n,
       fork: 'a' as ForkName,
       events: { a: events, b: events },
-      omit: (p: Placed) => p.event === a2 && !healed,
+      omit: (p: Placed) => p.event === a2 && lagging,
+      requests,
     }
-    const { w, clock, reports, poll } = feedingWatcher(chainClient(state), n.enclave, {
-      refusalRetries: 2,
-      withholdMs: 600_000,
-    })
-    // Within the pause after a refusal, a poll reads nothing.
+    const { w, clock, reports, errors } = feedingWatcher(chainClient(state), n.enclave)
     await w.poll()
-    assert.equal(w.nextBlock, 1n, "moved back to instance 1's last accepted event")
-    assert.equal(reports.length, 1)
-    await w.poll()
-    assert.equal(reports.length, 1, 'no reading within the pause')
-    clock.ms += 1_000
-    await w.poll()
-    assert.equal(reports.length, 2)
-    clock.ms += 1_000
-    await w.poll()
-    assert.equal(reports.length, 2, 'the pause doubled')
-    clock.ms += 2_000
-    await w.poll()
-    assert.equal(w.nextBlock, 11n, 'past the readings again the feed goes on')
-    assert.deepEqual(
-      reports.map((r) => [r.action, r.instance, r.index, r.attempt ?? r.withheldEvents]),
-      [
-        ['reread', 1n, 3n, 1],
-        ['reread', 1n, 3n, 2],
-        ['withheld', 1n, 3n, 0],
-        ['withheld', 1n, 3n, 1],
-      ],
-      'each reading again, the withholding and each batch withheld from are reported',
+    assert.equal(w.nextBlock, 7n)
+    assert.equal(viewAt(n.enclave, 1n), 1n, 'instance 1 waits for its second event')
+    assert.equal(viewAt(n.enclave, 2n), 1n)
+    // 40 s of the endpoint lagging, a block a second and a deposit of instance 2 every other one:
+    // each is taken at the poll that reads its block, and the cursor never moves back.
+    const rereadAt: number[] = []
+    for (let s = 1; s <= 40; s++) {
+      clock.ms += 1_000
+      state.height++
+      if (s % 2 === 0)
+        events.push({ block: state.height, event: b(EventKind.Deposit, deposit(1n)) })
+      const before = requests.length
+      await w.poll()
+      if (requests.slice(before).some((r) => r.id === 1n && r.fromBlock === 1n)) rereadAt.push(s)
+      assert.equal(w.nextBlock, state.height + 1n, `second ${s}: the cursor follows the head`)
+      assert.equal(
+        viewAt(n.enclave, 2n),
+        b.history().at(-1)!.index,
+        `second ${s}: instance 2 took its events`,
+      )
+    }
+    assert.equal(viewAt(n.enclave, 1n), 1n)
+    assert.ok(rereadAt.length >= 9, `read again ${rereadAt.length} times in 40 s`)
+    for (let k = 1; k < rereadAt.length; k++)
+      assert.ok(rereadAt[k]! - rereadAt[k - 1]! <= 5, `pauses of at most 5 s: ${rereadAt}`)
+    assert.ok(
+      requests.every((r) => r.id === undefined || r.id === 1n),
+      'only instance 1 is read by itself',
     )
-    assert.ok(await takesNext(n.enclave, b(EventKind.Deposit, deposit(6n))), 'instance 2 is level')
+    assert.deepEqual(
+      reports.map((r) => [r.action, r.instance, r.index, r.code, r.fromBlock, r.attempt]),
+      [
+        ['reread', 1n, 3n, 'OUT_OF_ORDER', 1n, 1],
+        ['reread', 1n, 3n, 'OUT_OF_ORDER', 1n, 2],
+        ['reread', 1n, 3n, 'OUT_OF_ORDER', 1n, 3],
+      ],
+      'never withheld; the first readings again are reported, then only every 12th',
+    )
+    assert.deepEqual(errors, [])
 
-    // The endpoint answers in full again; once the withholding ends, instance 1 is read again
-    // from its last accepted event and catches up.
-    healed = true
-    await poll(2)
-    assert.equal(w.nextBlock, 11n)
-    clock.ms += 600_000
-    await poll(1)
-    assert.ok(await takesNext(n.enclave, a(EventKind.Deposit, deposit(7n))), 'instance 1 is level')
+    // The backend caught up: instance 1 is level within the longest pause.
+    lagging = false
+    let caughtUpAfter: number | undefined
+    for (let s = 1; s <= 6 && caughtUpAfter === undefined; s++) {
+      clock.ms += 1_000
+      await w.poll()
+      if (viewAt(n.enclave, 1n) === a3.index) caughtUpAfter = s
+    }
+    assert.ok(caughtUpAfter !== undefined, 'instance 1 caught up within 6 s')
+    // From then on its events come with the ranges.
+    state.height++
+    events.push({ block: state.height, event: a(EventKind.Deposit, deposit(3n)) })
+    clock.ms += 1_000
+    await w.poll()
+    assert.equal(viewAt(n.enclave, 1n), 4n)
+    assert.ok(
+      reports.every((r) => r.action === 'reread'),
+      'never withheld',
+    )
+  })
+
+  test("a refused instance whose last accepted event is far back is read again by itself, on its id's topic: the cursor does not move back and no other instance's event is offered again", async () => {
+    const n = await newNode()
+    const a = eventChain(1n)
+    const b = eventChain(2n)
+    const a1 = a(EventKind.Created, CREATED)
+    const events: Placed[] = [
+      { block: 1n, event: a1 },
+      { block: 2n, event: b(EventKind.Created, CREATED) },
+    ]
+    // Instance 1 quiet for 400 blocks while instance 2 is busy.
+    for (let block = 5n; block <= 400n; block += 5n)
+      events.push({ block, event: b(EventKind.Deposit, deposit(block)) })
+    const a2 = a(EventKind.Deposit, deposit(1n))
+    const a3 = a(EventKind.Deposit, deposit(2n))
+    events.push({ block: 401n, event: a2 }, { block: 403n, event: a3 })
+    // The first two answers that cover block 401 leave instance 1's event out.
+    let leftOut = 0
+    const requests: LogRequest[] = []
+    const state = {
+      height: 400n,
+      common: 10_000n,
+      fork: 'a' as ForkName,
+      events: { a: events, b: events },
+      omit: (p: Placed) => p.event === a2 && leftOut++ < 2,
+      requests,
+    }
+    const { w, clock, reports, errors, batches } = feedingWatcher(chainClient(state), n.enclave, {
+      maxRange: 10n,
+    })
+    await w.poll()
+    assert.equal(w.nextBlock, 401n)
+    state.height = 410n
+    const cursors: bigint[] = []
+    /** Per poll, the requests that read instance 1 by itself. */
+    const rereadsPerPoll: number[] = []
+    for (let s = 0; s < 10; s++) {
+      const before = requests.length
+      await w.poll()
+      rereadsPerPoll.push(requests.slice(before).filter((r) => r.id !== undefined).length)
+      cursors.push(w.nextBlock)
+      clock.ms += 1_000
+      state.height++
+      if (s === 2) events.push({ block: state.height, event: b(EventKind.Deposit, deposit(1n)) })
+    }
+    assert.deepEqual(errors, [])
+    assert.equal(viewAt(n.enclave, 1n), a3.index, 'instance 1 caught up')
+    assert.equal(viewAt(n.enclave, 2n), b.history().at(-1)!.index, 'instance 2 is level')
+    assert.deepEqual(
+      cursors,
+      cursors.map((_, k) => 411n + BigInt(k)),
+      'the cursor only went forwards',
+    )
+    // Every block was read once for all instances: the ranges follow each other.
+    const ranges = requests.filter((r) => r.id === undefined)
+    for (let k = 1; k < ranges.length; k++)
+      assert.equal(ranges[k]!.fromBlock, ranges[k - 1]!.toBlock + 1n, 'no range read twice')
+    // Instance 1 alone was read again from its last accepted event, twice, in ranges of 10 and
+    // at most 32 of them a poll (a reading of its 41 ranges takes two polls).
+    const rereads = requests.filter((r) => r.id !== undefined)
+    assert.ok(rereads.every((r) => r.id === 1n && r.toBlock - r.fromBlock < 10n))
+    assert.equal(rereads.filter((r) => r.fromBlock === 1n).length, 2)
+    assert.equal(Math.max(...rereadsPerPoll), 32, `${rereadsPerPoll}`)
+    assert.deepEqual(
+      reports.map((r) => [r.action, r.instance, r.index, r.code, r.fromBlock, r.attempt]),
+      [
+        ['reread', 1n, 3n, 'OUT_OF_ORDER', 1n, 1],
+        ['reread', 1n, 3n, 'OUT_OF_ORDER', 1n, 2],
+      ],
+    )
+    // No event of instance 2 was offered twice.
+    const offered = batches.flatMap((x) => x.instanceEvents).filter((e) => e.instance === 2n)
+    assert.equal(offered.length, b.history().length)
+    assert.equal(new Set(offered.map((e) => e.index)).size, offered.length)
+  })
+
+  test('a request that fails while an instance is read again is reported; the instance is read again after a pause, and the others go on', async () => {
+    const n = await newNode()
+    const a = eventChain(1n)
+    const b = eventChain(2n)
+    const a1 = a(EventKind.Created, CREATED)
+    const a2 = a(EventKind.Deposit, deposit(1n))
+    const a3 = a(EventKind.Deposit, deposit(2n))
+    const events: Placed[] = [
+      { block: 1n, event: a1 },
+      { block: 2n, event: b(EventKind.Created, CREATED) },
+      { block: 3n, event: a2 },
+      { block: 5n, event: a3 },
+    ]
+    let leftOut = 0
+    const state = {
+      height: 6n,
+      common: 1_000n,
+      fork: 'a' as ForkName,
+      events: { a: events, b: events },
+      omit: (p: Placed) => p.event === a2 && leftOut++ === 0,
+    }
+    const client = chainClient(state)
+    let failures = 1
+    const failing = {
+      ...client,
+      getLogs: async (q: { fromBlock: bigint; toBlock: bigint; args?: { id?: bigint } }) => {
+        if (q.args?.id !== undefined && failures-- > 0) throw new Error('endpoint unavailable')
+        return client.getLogs(q)
+      },
+    }
+    const { w, clock, errors } = feedingWatcher(failing, n.enclave)
+    await w.poll()
+    clock.ms += 1_000
+    state.height++
+    events.push({ block: state.height, event: b(EventKind.Deposit, deposit(3n)) })
+    await w.poll()
+    assert.deepEqual(
+      errors.map((e) => (e as Error).message),
+      ['endpoint unavailable'],
+    )
+    assert.equal(viewAt(n.enclave, 2n), 2n, 'instance 2 went on')
+    assert.equal(viewAt(n.enclave, 1n), 1n)
+    clock.ms += 1_000
+    await w.poll()
+    assert.equal(viewAt(n.enclave, 1n), 3n, 'read again after the pause, and level')
+  })
+
+  test('an event that does not extend the running hash is read again once; refused again, its instance is withheld for 30 s (not longer), reported, then read again, and catches up', async () => {
+    const n = await newNode()
+    const a = eventChain(1n)
+    const b = eventChain(2n)
+    const a1 = a(EventKind.Created, CREATED)
+    const a2 = a(EventKind.Deposit, deposit(1n))
+    // A garbled answer: the deposit's amount is not the one its hash commits to.
+    const garbled: Placed = { block: 3n, event: { ...a2, data: deposit(1_000n) } }
+    const events: Placed[] = [
+      { block: 1n, event: a1 },
+      { block: 2n, event: b(EventKind.Created, CREATED) },
+      garbled,
+      { block: 4n, event: b(EventKind.Deposit, deposit(2n)) },
+    ]
+    const state = {
+      height: 4n,
+      common: 1_000n,
+      fork: 'a' as ForkName,
+      events: { a: events, b: events },
+      omit: () => false,
+    }
+    const { w, clock, reports } = feedingWatcher(chainClient(state), n.enclave)
+    await w.poll()
+    clock.ms += 1_000
+    await w.poll()
+    assert.deepEqual(
+      reports.map((r) => [r.action, r.instance, r.index, r.code, r.halted, r.attempt]),
+      [
+        ['reread', 1n, 2n, 'STALE_EVENT', false, 1],
+        ['withheld', 1n, 2n, 'STALE_EVENT', false, undefined],
+      ],
+      'read again once, then withheld',
+    )
+    assert.equal(viewAt(n.enclave, 2n), 2n, 'instance 2 went on')
+    // Its events are withheld from the batches (and each such batch reported) for 30 s.
+    state.height = 6n
+    events.push({ block: 5n, event: a(EventKind.Deposit, deposit(2n)) })
+    clock.ms += 1_000
+    await w.poll()
+    assert.equal(reports.at(-1)?.action, 'withheld')
+    assert.equal(reports.at(-1)?.withheldEvents, 1)
+    // The endpoint answers right again; 30 s after the withholding, instance 1 catches up.
+    events[events.indexOf(garbled)] = { block: 3n, event: a2 }
+    clock.ms += 28_000
+    await w.poll()
+    assert.equal(viewAt(n.enclave, 1n), 1n, 'still withheld 29 s after')
+    clock.ms += 1_000
+    await w.poll()
+    assert.equal(viewAt(n.enclave, 1n), 3n, 'read again and level')
+    assert.equal(w.nextBlock, 7n)
   })
 
   test('a reorganisation deeper than the confirmations: the differing event is refused and its instance withheld for good; the other instances go on', async () => {
