@@ -537,7 +537,7 @@ export class OperatorNode {
           },
           r.halted
             ? 'The enclave refused an event that differs from the one it applied (a reorganisation deeper than --confirmations, or a forged feed); it no longer acts for this instance, and its pool will replace it'
-            : `The enclave refused an event of one instance (${r.reason}); ${r.action === 'reread' ? 'reading its range again' : 'its events are withheld, the other instances go on'}`,
+            : `The enclave refused an event of one instance (${r.reason}); ${r.action === 'reread' ? 'reading its events again' : 'its events are withheld, the other instances go on'}`,
         ),
       onError: (e) =>
         this.log.warn({ err: toProtocolError(e).shortMessage }, 'Chain feed failed; retrying'),
