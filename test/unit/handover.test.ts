@@ -49,6 +49,18 @@ const challengedData = (payload: Uint8Array) =>
     ),
   )
 
+/** Sends `box` to the executor `exec` as request `id`; its update reaches `only` alone. */
+async function updateReachingOnly(
+  s: Awaited<ReturnType<typeof setupActive>>,
+  exec: Node,
+  only: Node,
+  id: string,
+  box: Uint8Array,
+): Promise<void> {
+  const r = await exec.enclave.call('tx', { requestId: id, instance: s.instance, box })
+  await pump(s.nodes, r.outputs.filter(sentTo(only)), s.answers)
+}
+
 /** Ticks `n` `rounds` times, `stepMs` apart, routing its outputs; returns them all. */
 async function ticks(
   nodes: Node[],
@@ -96,9 +108,7 @@ test("a promoted executor signs a withdrawal's authorisation only once every wat
     data: SYSTEM_WITHDRAW_SELECTOR,
     gasLimit: 100_000n,
   }
-  const w = txBox(target, withdrawal, userKey)
-  const r = await n0.enclave.call('tx', { requestId: 'w', instance, box: w.box })
-  await pump(nodes, r.outputs.filter(sentTo(n1)), answers)
+  await updateReachingOnly(s, n0, n1, 'w', txBox(target, withdrawal, userKey).box)
   assert.ok(!answers.has('w'), 'no receipt: n2 lacks the update')
   // n0 removed, n1 promoted; its handover to n2 is lost.
   const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
@@ -142,8 +152,7 @@ test('a promoted executor challenges a watchdog silent to its handover, and answ
   await sendTransfers(nodes, n0, target, creatorKey, [0n], recipient, answers)
   // An update only n1 receives; n0 then fails, n1 is promoted, n2 is down from then on.
   const unreleased = transferBox(target, creatorKey, 1n, recipient)
-  const r = await n0.enclave.call('tx', { requestId: 'b', instance, box: unreleased.box })
-  await pump(nodes, r.outputs.filter(sentTo(n1)), answers)
+  await updateReachingOnly(s, n0, n1, 'b', unreleased.box)
   const down = lostTo(n2)
   const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
   const c = await n1.enclave.call('chain', {
@@ -187,12 +196,7 @@ test('a restarted executor fetching a newer state from a watchdog that then leav
   await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
   const stale = [...n0.sealed.get(instance)!]
   // Update 3 reaches n1 only (never released); the executor's host then serves the copy before it.
-  const r = await n0.enclave.call('tx', {
-    requestId: 'u3',
-    instance,
-    box: transferBox(target, creatorKey, 2n, recipient).box,
-  })
-  await pump(nodes, r.outputs.filter(sentTo(n1)), answers)
+  await updateReachingOnly(s, n0, n1, 'u3', transferBox(target, creatorKey, 2n, recipient).box)
   assert.equal((await digestOf(n1, instance)).seq, 3n)
   assert.equal((await digestOf(n2, instance)).seq, 2n)
   const r0 = await restartNode(n0, instance, () => clock.now, stale)
