@@ -1052,9 +1052,9 @@ export class Instance {
     // Once the contract terminated, publishing its final balances is the only answer: a page
     // closes the challenge (decision 0030), so a host that withholds them is timed out. While
     // they cannot be published (too many accounts) withdrawals run, and are answered as ever;
-    // and once an event after the challenge voided a page signed since (the first page must name
-    // the latest event), the executor answers as ever: deposits or claims landing before each
-    // page must not get an honest executor slashed (decision 0030, addendum).
+    // and once a user's claim after the challenge voided a page signed since (the first page
+    // must name the latest event), the executor answers as ever: claims landing before each page
+    // must not get an honest executor slashed (decision 0030, addendum).
     if (
       this.terminatedInWorld() &&
       !this.finalBalancesUnpublishable() &&
