@@ -34,6 +34,7 @@ import {
   randomBytes,
   signDigest,
   uintToWord,
+  withdrawDigest,
 } from '../../src/protocol/index.ts'
 import { createDevAttestationBackend } from '../../src/tee/attestation.ts'
 
@@ -200,7 +201,9 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
       bytesToHex(sig),
     ])
 
-    // An executor challenge answered in time.
+    // An executor challenge answered in time. Coins for the claims below go in first: the
+    // manager takes no deposit while the executor is challenged (decision 0030, addendum).
+    await send(ops[4]!.key, 'deposit', [1n], 33n)
     await send(creator, 'challengeExecutor', [1n, '0xc0ffee'], DEFAULT_MANAGER_PARAMS.challengeFee)
     info = await latest()
     const respond = (key: Uint8Array, index: bigint, hash: Hex) =>
@@ -215,10 +218,27 @@ describe('chain view mirrors the manager', { timeout: 120_000 }, () => {
         ]),
         key,
       )
-    // More events than the manager's 32-event history land before the answer (members see
-    // events late); the answer names the challenge's own event, which the manager keeps
-    // (decision 0024). The view names the same event and hash.
-    for (let i = 0; i < 33; i++) await send(ops[4]!.key, 'deposit', [1n], 1n)
+    // More events than the manager's 32-event history (claims of one wei, each authorised by
+    // the executor enclave at the latest event) land before the answer (members see events
+    // late); the answer names the challenge's own event, which the manager keeps (decision
+    // 0024). The view names the same event and hash.
+    const claimant = ops[4]!.address
+    for (let i = 1n; i <= 33n; i++) {
+      const at = await latest()
+      const authorised = signDigest(
+        withdrawDigest({
+          chainId: 31337n,
+          manager: hexToBytes(manager),
+          instance: 1n,
+          recipient: hexToBytes(claimant),
+          cumulative: i,
+          eventIndex: at.eventIndex,
+          eventHash: hexToBytes(at.eventHash),
+        }),
+        exec.enclaveKey,
+      )
+      await send(ops[4]!.key, 'withdraw', [1n, claimant, i, at.eventIndex, bytesToHex(authorised)])
+    }
     assert.equal(view.challengeIndex, info.eventIndex)
     assert.equal(bytesToHex(view.challengeHash), info.eventHash)
     await send(creator, 'respondExecutor', [
