@@ -145,8 +145,13 @@ export const DELTA_CHECK_SAMPLE_BLOCKS = 256
  */
 export const ANSWER_MARGIN_BLOCKS = 2
 export const ANSWER_MARGIN_S = 2
-/** The least share of Δ left to answer in once a challenge reached the enclave. */
+/**
+ * The cushion left to answer in once a challenge reached the enclave, on top of the margin's
+ * need: a third of Δ, at most `MAX_ANSWER_CUSHION_S` (room for an endpoint's retries and a
+ * congested block or two; a longer Δ needs no more than that).
+ */
 export const MIN_ANSWER_SHARE = 1 / 3
+export const MAX_ANSWER_CUSHION_S = 30
 
 /**
  * The chain's block interval in seconds from the timestamps of a few blocks (`block` numbers,
@@ -186,7 +191,7 @@ export type DeltaCheck = {
   marginS: number
   /** Δ − reachS: the time left to answer in once the enclave saw the challenge. */
   answerWindowS: number
-  /** The answer window must be at least this long: the margin, and a third of Δ. */
+  /** The answer window must be at least this long: the margin, and a third of Δ up to 30 s. */
   neededS: number
   safe: boolean
   /** The most confirmations this Δ is safe with at this interval; -1 if not even 0 is. */
@@ -200,8 +205,8 @@ export type DeltaCheck = {
  * challenge within the manager's Δ (SPEC §7). A challenge reaches the enclave once its block
  * is `confirmations` deep (confirmations × block interval after it), and the answer must then be
  * sent and mined (`marginS`) before Δ has passed since the challenge's block. Safe when the
- * window left after the reach holds the margin and at least a third of Δ (a cushion for an
- * endpoint's retries and a congested block or two).
+ * window left after the reach holds the margin and a cushion of a third of Δ, at most
+ * `MAX_ANSWER_CUSHION_S` (for an endpoint's retries and a congested block or two).
  */
 export function checkDelta(p: {
   deltaS: number
@@ -214,9 +219,14 @@ export function checkDelta(p: {
     throw new RangeError(`block interval must be a positive number, got ${p.blockIntervalS}`)
   const reachS = p.confirmations * p.blockIntervalS
   const marginS = ANSWER_MARGIN_BLOCKS * p.blockIntervalS + ANSWER_MARGIN_S + (p.feedLagS ?? 0)
-  const neededS = Math.max(marginS, p.deltaS * MIN_ANSWER_SHARE)
+  const cushion = (deltaS: number) => Math.min(deltaS * MIN_ANSWER_SHARE, MAX_ANSWER_CUSHION_S)
+  const neededS = Math.max(marginS, cushion(p.deltaS))
   const answerWindowS = p.deltaS - reachS
   const room = p.deltaS - neededS
+  // The shortest Δ whose window holds the cushion: a third of it while that stays under the
+  // cap (Δ ≤ 3 × cap, reach ≤ 2 × cap), else the cap.
+  const cap = MAX_ANSWER_CUSHION_S
+  const cushionedS = reachS <= 2 * cap ? reachS / (1 - MIN_ANSWER_SHARE) : reachS + cap
   return {
     deltaS: p.deltaS,
     confirmations: p.confirmations,
@@ -227,7 +237,7 @@ export function checkDelta(p: {
     neededS,
     safe: answerWindowS >= neededS,
     maxSafeConfirmations: room < 0 ? -1 : Math.floor(room / p.blockIntervalS + 1e-9),
-    minSafeDeltaS: Math.ceil(Math.max(reachS + marginS, reachS / (1 - MIN_ANSWER_SHARE)) - 1e-9),
+    minSafeDeltaS: Math.ceil(Math.max(reachS + marginS, cushionedS) - 1e-9),
   }
 }
 
@@ -246,7 +256,7 @@ export class UnsafeDeltaError extends Error {
 
   constructor(readonly check: DeltaCheck) {
     const c = check
-    const shortMessage = `the manager's Δ of ${seconds(c.deltaS)} is too short for ${c.confirmations} confirmations at a block interval of ${seconds(c.blockIntervalS)}: a challenge reaches this node's enclave ${seconds(c.reachS)} after its block, ${c.answerWindowS < 0 ? `${seconds(-c.answerWindowS)} after its deadline` : `which leaves ${seconds(c.answerWindowS)} to answer`}, and an answer needs ${seconds(c.neededS)} (${seconds(c.marginS)} to be sent and mined, and at least a third of Δ)`
+    const shortMessage = `the manager's Δ of ${seconds(c.deltaS)} is too short for ${c.confirmations} confirmations at a block interval of ${seconds(c.blockIntervalS)}: a challenge reaches this node's enclave ${seconds(c.reachS)} after its block, ${c.answerWindowS < 0 ? `${seconds(-c.answerWindowS)} after its deadline` : `which leaves ${seconds(c.answerWindowS)} to answer`}, and an answer needs ${seconds(c.neededS)} (${seconds(c.marginS)} to be sent and mined, and a cushion of a third of Δ, at most ${MAX_ANSWER_CUSHION_S} s)`
     const fix =
       c.maxSafeConfirmations >= 0
         ? `At most ${c.maxSafeConfirmations} confirmations are safe with this Δ (pass --confirmations ${c.maxSafeConfirmations} or fewer, if the chain reorganises no deeper than that)`

@@ -87,8 +87,8 @@ test('checkDelta: Δ against the confirmation window (table)', () => {
       confirmations: 64,
       blockIntervalS: 12,
       safe: false,
-      maxSafeConfirmations: 33, // (600 − 200) / 12
-      minSafeDeltaS: 1152, // 768 × 3/2
+      maxSafeConfirmations: 47, // (600 − 30) / 12: the cushion is capped at 30 s
+      minSafeDeltaS: 798, // 768 + 30
     },
     {
       name: 'Ethereum, 64 confirmations, Δ 1 h',
@@ -96,8 +96,8 @@ test('checkDelta: Δ against the confirmation window (table)', () => {
       confirmations: 64,
       blockIntervalS: 12,
       safe: true,
-      maxSafeConfirmations: 200, // (3600 − 1200) / 12
-      minSafeDeltaS: 1152,
+      maxSafeConfirmations: 297, // (3600 − 30) / 12
+      minSafeDeltaS: 798,
     },
     {
       name: '2-s blocks, 64 confirmations, Δ 2 min',
@@ -105,8 +105,17 @@ test('checkDelta: Δ against the confirmation window (table)', () => {
       confirmations: 64,
       blockIntervalS: 2,
       safe: false,
-      maxSafeConfirmations: 40, // (120 − 40) / 2
-      minSafeDeltaS: 192,
+      maxSafeConfirmations: 45, // (120 − 30) / 2
+      minSafeDeltaS: 158, // 128 + 30
+    },
+    {
+      name: '2-s blocks, 64 confirmations, Δ 3 min: 52 s left is ample (a third of Δ would refuse it)',
+      deltaS: 180,
+      confirmations: 64,
+      blockIntervalS: 2,
+      safe: true,
+      maxSafeConfirmations: 75, // (180 − 30) / 2
+      minSafeDeltaS: 158,
     },
     {
       name: 'the devnet: Δ 60 s, 0 confirmations, 1-s blocks',
@@ -229,8 +238,8 @@ test('UnsafeDeltaError names Δ, the confirmations, the block interval and the l
   assert.match(e.shortMessage, /64 confirmations/)
   assert.match(e.shortMessage, /block interval of 12 s/)
   assert.match(e.shortMessage, /768 s after its block, 168 s after its deadline/)
-  assert.match(e.details, /At most 33 confirmations are safe/)
-  assert.match(e.details, /Δ is at least 1152 s/)
+  assert.match(e.details, /At most 47 confirmations are safe/)
+  assert.match(e.details, /Δ is at least 798 s/)
   assert.match(e.details, /--allow-short-delta/)
   assert.ok(
     !/\n/.test(e.shortMessage) && !/\n/.test(e.details),
@@ -346,7 +355,7 @@ test('a node whose manager Δ is too short for its confirmations refuses to star
     assert.equal(c.deltaS, 600)
     assert.equal(c.confirmations, 64)
     assert.ok(Math.abs(c.blockIntervalS - 12) < 0.01, `interval ${c.blockIntervalS}`)
-    assert.equal(c.maxSafeConfirmations, 33)
+    assert.equal(c.maxSafeConfirmations, 47)
     assert.match(refused.error.shortMessage, /Δ of 600 s is too short for 64 confirmations/)
     // Nothing started and nothing sent: no enclave, no registration.
     assert.ok(!existsSync(join(refused.dir, 'enclave.pid')))
@@ -360,7 +369,7 @@ test('a node whose manager Δ is too short for its confirmations refuses to star
     assert.ok(refused.ms < 5_000, `the check took ${refused.ms} ms`)
 
     // The largest safe confirmations pass the check (the start then fails at the bundle).
-    const safe = await start({ confirmations: 33 })
+    const safe = await start({ confirmations: 47 })
     assert.ok(!(safe.error instanceof UnsafeDeltaError), String(safe.error))
     assert.match(String(safe.error), /ENOENT/)
     assert.ok(safe.lines.some((l) => /Challenge window checked/.test(l.msg)))
@@ -375,7 +384,7 @@ test('a node whose manager Δ is too short for its confirmations refuses to star
     assert.match(warning.msg, /UNSAFE, STARTED ANYWAY/)
     assert.equal(warning.deltaS, 600)
     assert.equal(warning.confirmations, 64)
-    assert.equal(warning.maxSafeConfirmations, 33)
+    assert.equal(warning.maxSafeConfirmations, 47)
   } finally {
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
     await anvil.stop()
