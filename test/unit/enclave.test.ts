@@ -66,6 +66,7 @@ import {
   depositData,
   digestOf as digestOfNode,
   eventChain,
+  executorChallengedData,
   feedChain,
   hexb,
   MANAGER,
@@ -1022,17 +1023,7 @@ describe('enclave roles in-process', () => {
     const challenged = await r0.enclave.call('chain', {
       blockNumber: 30n,
       timestamp: 1030n,
-      events: [
-        ev(
-          EventKind.ExecutorChallenged,
-          hexb(
-            encodeAbiParameters(
-              [{ type: 'address' }, { type: 'bytes' }],
-              [bytesToHex(randomBytes(20)), bytesToHex(vbox)],
-            ),
-          ),
-        ),
-      ],
+      events: [ev(EventKind.ExecutorChallenged, executorChallengedData(vbox))],
     })
     const [alive] = challenged.outputs.flatMap((o) =>
       o.type === 'respondExecutor' ? [o.response] : [],
@@ -1909,15 +1900,7 @@ describe('enclave roles in-process', () => {
       0n,
       randomBytes(20),
     )
-    const challenge = ev(
-      EventKind.ExecutorChallenged,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'address' }, { type: 'bytes' }],
-          [bytesToHex(randomBytes(20)), bytesToHex(box)],
-        ),
-      ),
-    )
+    const challenge = ev(EventKind.ExecutorChallenged, executorChallengedData(box))
     const outs: EnclaveOutput[] = []
     for (const n of nodes) {
       const r = await n.enclave.call('chain', {
@@ -1950,15 +1933,7 @@ describe('enclave roles in-process', () => {
     const [n0] = nodes as [Node]
     terminateInWorld(n0, instance)
     await creditedDeposit(s, randomBytes(20), 5n, () => (clock += 1_500))
-    const challenge = ev(
-      EventKind.ExecutorChallenged,
-      hexb(
-        encodeAbiParameters(
-          [{ type: 'address' }, { type: 'bytes' }],
-          [bytesToHex(randomBytes(20)), '0x'],
-        ),
-      ),
-    )
+    const challenge = ev(EventKind.ExecutorChallenged, executorChallengedData(new Uint8Array()))
     const feed = async (events: ChainEvent[], blockNumber: bigint) => {
       const outs: EnclaveOutput[] = []
       for (const n of nodes) {

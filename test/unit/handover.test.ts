@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { decodeAbiParameters, encodeAbiParameters } from 'viem'
+import { decodeAbiParameters } from 'viem'
 import {
   bytesToHex,
   type EnclaveOutput,
@@ -24,8 +24,8 @@ import {
   answerOf,
   depositData,
   digestOf,
+  executorChallengedData,
   feedChain,
-  hexb,
   memberRemovedData,
   type Node,
   pump,
@@ -40,14 +40,6 @@ import {
 } from './harness.ts'
 
 const lostTo = (n: Node) => (o: EnclaveOutput) => o.type === 'send' && sentTo(n)(o)
-
-const challengedData = (payload: Uint8Array) =>
-  hexb(
-    encodeAbiParameters(
-      [{ type: 'address' }, { type: 'bytes' }],
-      [bytesToHex(randomBytes(20)), bytesToHex(payload)],
-    ),
-  )
 
 /** Sends `box` to the executor `exec` as request `id`; its update reaches `only` alone. */
 async function updateReachingOnly(
@@ -163,7 +155,7 @@ test('a promoted executor challenges a watchdog silent to its handover, and answ
   await pump(nodes, c.outputs, answers, [], true, down)
   // The user sends it again and, unanswered, challenges the executor with the same box.
   await n1.enclave.call('tx', { requestId: 'b-again', instance, box: unreleased.box })
-  const challenge = ev(EventKind.ExecutorChallenged, challengedData(unreleased.box))
+  const challenge = ev(EventKind.ExecutorChallenged, executorChallengedData(unreleased.box))
   const cc = await n1.enclave.call('chain', {
     blockNumber: 31n,
     timestamp: 1110n,
@@ -256,7 +248,7 @@ test('a watchdog challenge that never shows on the chain is sent again, and so i
   // …then the challenge goes again.
   assert.equal(await challengesIn(3, 6_000), 1, 'sent again')
   // An executor challenge's answer that never shows on the chain goes again too.
-  const challenge = ev(EventKind.ExecutorChallenged, challengedData(new Uint8Array()))
+  const challenge = ev(EventKind.ExecutorChallenged, executorChallengedData(new Uint8Array()))
   const c = await n0.enclave.call('chain', {
     blockNumber: 30n,
     timestamp: 1100n,

@@ -149,6 +149,16 @@ export function memberRemovedData(slot: bigint, signer: Uint8Array, reason: bigi
   )
 }
 
+/** The data of an `ExecutorChallenged` event: a challenge by a random address with `payload`. */
+export function executorChallengedData(payload: Uint8Array): Uint8Array {
+  return hexb(
+    encodeAbiParameters(
+      [{ type: 'address' }, { type: 'bytes' }],
+      [bytesToHex(randomBytes(20)), bytesToHex(payload)],
+    ),
+  )
+}
+
 /** The data of a `Deposit` event: `amount` wei from `from`. */
 export function depositData(from: Uint8Array, amount: bigint): Uint8Array {
   return hexb(

@@ -29,6 +29,7 @@ import {
   BALANCE_SELECTOR,
   depositData,
   digestOf,
+  executorChallengedData,
   hexb,
   memberRemovedData,
   type Node,
@@ -218,15 +219,7 @@ test('an executor restarted after it sealed a challenge but before its answer le
   const s = await setupActive(() => clock)
   const [exec] = s.nodes as [Node, Node, Node]
   const payload = utf8('are you there?')
-  const challenge = s.ev(
-    EventKind.ExecutorChallenged,
-    hexb(
-      encodeAbiParameters(
-        [{ type: 'address' }, { type: 'bytes' }],
-        [bytesToHex(randomBytes(20)), bytesToHex(payload)],
-      ),
-    ),
-  )
+  const challenge = s.ev(EventKind.ExecutorChallenged, executorChallengedData(payload))
   const feed = { blockNumber: 20n, timestamp: 1100n, events: [challenge] }
   const answered = (outs: EnclaveOutput[]) => outs.filter((o) => o.type === 'respondExecutor')
   const first = await exec.enclave.call('chain', feed)
@@ -254,17 +247,7 @@ test("an executor challenged with a view call's box answers the view on-chain, s
     exec.enclave.call('chain', {
       blockNumber: block,
       timestamp: 1000n + block,
-      events: [
-        s.ev(
-          EventKind.ExecutorChallenged,
-          hexb(
-            encodeAbiParameters(
-              [{ type: 'address' }, { type: 'bytes' }],
-              [bytesToHex(randomBytes(20)), bytesToHex(payload)],
-            ),
-          ),
-        ),
-      ],
+      events: [s.ev(EventKind.ExecutorChallenged, executorChallengedData(payload))],
     })
   const responses = (outs: EnclaveOutput[]) =>
     outs.flatMap((o) => (o.type === 'respondExecutor' ? [o.response] : []))
