@@ -33,7 +33,12 @@ import {
   type PublicClient,
   type Transport,
 } from 'viem'
-import { type ChainEvent, ProtocolError } from '../protocol/index.ts'
+import {
+  type ChainEvent,
+  decodeFeedRefusals,
+  type FeedRefusal,
+  ProtocolError,
+} from '../protocol/index.ts'
 import { poseManagerAbi } from './abi.generated.ts'
 import { HeadSubscription } from './heads.ts'
 
@@ -102,18 +107,6 @@ export type WatcherOptions = {
   now?: () => number
 }
 
-/** One instance whose events the enclave's `chain` ecall refused, the others' applied. */
-export type FeedRefusal = {
-  instance: bigint
-  /** The refused event. */
-  index: bigint
-  /** The enclave's error code (OUT_OF_ORDER, STALE_EVENT, MALFORMED). */
-  code: string
-  /** The instance's view diverged from the feed: its enclave takes none of its events again. */
-  halted: boolean
-  reason: string
-}
-
 /**
  * What the watcher did about a refusal: the instance's events are read again from `fromBlock`
  * (its `attempt`th reading again since it last took an event at or past the refused one; the
@@ -127,38 +120,15 @@ export type RefusalReport = FeedRefusal &
   )
 
 /**
- * A `chain` ecall's refusals, as its error's `details` carry them, one a line (src/enclave/
- * enclave.ts, `ChainFeedRefused`; the enclave host passes code, message and details on):
- *
- *     refused instance=<decimal> event=<decimal> code=<error code> halted=<0|1>: <reason>
- *
- * and, when more were refused than listed, `refused more=<count>: instances not listed`.
- */
-const REFUSAL_LINE =
-  /^refused instance=(\d{1,78}) event=(\d{1,20}) code=([A-Z_]{1,32}) halted=([01]): ([^\n]{0,300})$/gm
-const UNLISTED_LINE = /^refused more=(\d{1,6}): /m
-
-/**
  * The instances an `onBatch` error says the enclave refused, having applied the events of every
- * other instance of the batch (`unlisted`: how many more it refused without naming them).
- * None for any other error: the batch failed as a whole.
+ * other instance of the batch (`unlisted`: how many more it refused without naming them; the
+ * format is `src/protocol/feedRefusals.ts`). None for any other error: the batch failed as a
+ * whole.
  */
 export function feedRefusals(e: unknown): { refused: FeedRefusal[]; unlisted: number } {
-  const details =
-    typeof e === 'object' && e !== null ? (e as { details?: unknown }).details : undefined
-  const refused: FeedRefusal[] = []
-  if (typeof details !== 'string' || details.length > 16_000) return { refused, unlisted: 0 }
-  for (const m of details.matchAll(REFUSAL_LINE)) {
-    refused.push({
-      instance: BigInt(m[1]!),
-      index: BigInt(m[2]!),
-      code: m[3]!,
-      halted: m[4] === '1',
-      reason: m[5]!,
-    })
-  }
-  const more = refused.length > 0 ? UNLISTED_LINE.exec(details) : null
-  return { refused, unlisted: more ? Number(more[1]) : 0 }
+  return decodeFeedRefusals(
+    typeof e === 'object' && e !== null ? (e as { details?: unknown }).details : undefined,
+  )
 }
 
 /** An instance event and the block it is in. */

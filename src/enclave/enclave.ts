@@ -14,8 +14,10 @@ import {
   type ErrorCode,
   EventKind,
   ecallSchemas,
+  encodeFeedRefusals,
   envelopeFromWire,
   equalBytes,
+  type FeedRefusal,
   hex,
   isTaggedEnvelope,
   LIMITS,
@@ -59,47 +61,24 @@ function pairKeys(identity: Identity): (peer: PairParty) => Uint8Array {
   }
 }
 
-/** An instance whose events a `chain` ecall refused, from the event named on. */
-export type EventRefusal = {
-  instance: bigint
-  index: bigint
-  code: ErrorCode
-  /** The instance's view diverged from the feed: it takes no later event, for good. */
-  halted: boolean
-  message: string
-}
-
-/** Refusals a `chain` ecall's error lists one a line; the others are counted. */
-const MAX_REFUSALS_LISTED = 12
-
 /**
  * The `chain` ecall's error when it refused the events of some instances, having applied those
- * of every other instance in the batch. Its `details` name each refused instance on a line of
- * its own, which the host's watcher reads (src/chain/watcher.ts, `feedRefusals`):
- *
- *     refused instance=<decimal> event=<decimal> code=<error code> halted=<0|1>: <reason>
- *
- * and, past `MAX_REFUSALS_LISTED` of them (the host keeps 4,000 characters of details), a last
- * line `refused more=<count>: instances not listed`. A host that reads none of it sees a
- * failed batch, as before.
+ * of every other instance in the batch. Its `details` name each refused instance, one a line,
+ * as `src/protocol/feedRefusals.ts` writes them; the host's watcher reads them.
  */
 export class ChainFeedRefused extends ProtocolError {
   override name = 'ChainFeedRefused'
-  constructor(readonly refused: EventRefusal[]) {
+  /** `code`: the first refusal's. */
+  constructor(
+    readonly refused: FeedRefusal[],
+    code: ErrorCode,
+  ) {
     const first = refused[0]!
     const more = refused.length > 1 ? ` (and ${refused.length - 1} more instances)` : ''
-    const lines = refused
-      .slice(0, MAX_REFUSALS_LISTED)
-      .map(
-        (r) =>
-          `refused instance=${r.instance} event=${r.index} code=${r.code} halted=${r.halted ? 1 : 0}: ${r.message.replace(/\s+/g, ' ').slice(0, 120)}`,
-      )
-    if (refused.length > MAX_REFUSALS_LISTED)
-      lines.push(`refused more=${refused.length - MAX_REFUSALS_LISTED}: instances not listed`)
     super(
-      first.code,
-      `chain: events refused, those of every other instance applied: ${first.message.slice(0, 300)}${more}`,
-      { details: lines.join('\n') },
+      code,
+      `chain: events refused, those of every other instance applied: ${first.reason.slice(0, 300)}${more}`,
+      { details: encodeFeedRefusals(refused) },
     )
   }
 }
@@ -343,7 +322,8 @@ export class Enclave {
       else byInstance.set(e.instance, [e])
     }
     const touched = new Set<Instance>()
-    const refused: EventRefusal[] = []
+    const refused: FeedRefusal[] = []
+    let firstCode: ErrorCode | undefined
     for (const [id, events] of byInstance) {
       const divergedBefore = this.views.get(id)?.diverged
       for (const e of events) {
@@ -354,12 +334,13 @@ export class Enclave {
           // Anything else an event's contents make its view throw refuses that instance alone.
           const err = toProtocolError(thrown)
           const halted = this.views.get(id)?.diverged !== undefined
+          firstCode ??= err.code
           refused.push({
             instance: id,
             index: e.index,
             code: err.code,
             halted,
-            message: err.shortMessage,
+            reason: err.shortMessage,
           })
           // A divergence is sealed with the view: a restarted enclave does not act for it either.
           if (halted && divergedBefore === undefined) this.instances.get(id)?.sealView()
@@ -392,7 +373,7 @@ export class Enclave {
       inst.countWatchdogResponses()
       await inst.pump()
     }
-    if (refused.length > 0) throw new ChainFeedRefused(refused)
+    if (firstCode) throw new ChainFeedRefused(refused, firstCode)
     return {}
   }
 
