@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Socket } from 'node:net'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 import {
   type Address,
   encodeAbiParameters,
@@ -642,106 +642,112 @@ async function askSilentHost(
   }
 }
 
-test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
-  timeout: 10_000,
-}, async () => {
-  const r = await askSilentHost('view', { phase: Phase.Active })
-  // The deadline is a 3 s timer, and libuv starts timers from the time its loop last read the
-  // clock: on a loaded machine it fires a few milliseconds short of 3 s by performance.now().
-  assert.ok(r.ms >= 2_950, `gave up after the failover deadline (${r.ms.toFixed(1)} ms)`)
-  // Challenged once, right after the first unanswered request (before, an unanswered request
-  // counted as one lost connection of three).
-  assert.deepEqual(r.challengedAfter, [1], 'challenged after the first request')
-  // While the challenge is open the client waits for its outcome on-chain instead of sending
-  // the request to the silent host again (each try would wait out the request timeout).
-  assert.equal(r.accepted, 1, 'no request to the challenged host while its challenge is open')
-})
-
-test('an auto-challenging client does not challenge an executor that leaves a transaction unanswered while its watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
-  timeout: 10_000,
-}, async () => {
-  // The executor holds receipts while it waits for a silent watchdog: requests go unanswered
-  // until the round closes (here, while the third request waits; the fake head is at 1001).
-  const r = await askSilentHost(
-    'tx',
-    { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1001n },
-    (n, m) => {
-      if (n === 3) m.phase = Phase.Active
-    },
-  )
-  // Requests unanswered during the round were sent again, unchallenged; the first one
-  // unanswered after it (the round closed while it waited) led to the challenge.
-  assert.deepEqual(r.challengedAfter, [3], 'challenged after the round closed')
-  assert.equal(r.accepted, 3, 'no request to the challenged host while its challenge is open')
-})
-
-test('an auto-challenging client challenges an executor whose watchdog round is past its deadline and still open', {
-  timeout: 10_000,
-}, async () => {
-  // An executor that never closes its round is not shielded by it: the chain's head (1001) is
-  // past the round's deadline, so the first unanswered request leads to the challenge.
-  const r = await askSilentHost('tx', { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1000n })
-  assert.deepEqual(r.challengedAfter, [1])
-})
-
-test('an auto-challenging client challenges an executor that leaves a view unanswered during its watchdog round', {
-  timeout: 10_000,
-}, async () => {
-  // A view waits for no watchdog: the executor answers it at once whatever its round.
-  const r = await askSilentHost('view', {
-    phase: Phase.WatchdogsChallenged,
-    watchdogDeadline: 1001n,
+// Each test waits out real request and failover timers on hosts of its own: they run together.
+describe('an auto-challenging client and a silent executor', { concurrency: true }, () => {
+  test('an auto-challenging client challenges an executor whose host accepts requests and never answers after the first unanswered one, then waits for the challenge on-chain', {
+    timeout: 10_000,
+  }, async () => {
+    const r = await askSilentHost('view', { phase: Phase.Active })
+    // The deadline is a 3 s timer, and libuv starts timers from the time its loop last read the
+    // clock: on a loaded machine it fires a few milliseconds short of 3 s by performance.now().
+    assert.ok(r.ms >= 2_950, `gave up after the failover deadline (${r.ms.toFixed(1)} ms)`)
+    // Challenged once, right after the first unanswered request (before, an unanswered request
+    // counted as one lost connection of three).
+    assert.deepEqual(r.challengedAfter, [1], 'challenged after the first request')
+    // While the challenge is open the client waits for its outcome on-chain instead of sending
+    // the request to the silent host again (each try would wait out the request timeout).
+    assert.equal(r.accepted, 1, 'no request to the challenged host while its challenge is open')
   })
-  assert.deepEqual(r.challengedAfter, [1])
-})
 
-test('an auto-challenging client challenges an executor whose host leaves two health checks unanswered, without waiting out the request timeout', {
-  timeout: 10_000,
-}, async () => {
-  // A stopped or frozen host: the kernel accepts connections, nothing answers. The request may
-  // wait a minute; the operator's health check answers without the enclave, so two of them
-  // left unanswered (100 ms each) say the host is gone.
-  const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
-    requestTimeoutMs: 60_000,
-    hostProbeMs: 100,
+  test('an auto-challenging client does not challenge an executor that leaves a transaction unanswered while its watchdog round is open on-chain, and challenges once the round is over and the executor still does not answer', {
+    timeout: 10_000,
+  }, async () => {
+    // The executor holds receipts while it waits for a silent watchdog: requests go unanswered
+    // until the round closes (here, while the third request waits; the fake head is at 1001).
+    const r = await askSilentHost(
+      'tx',
+      { phase: Phase.WatchdogsChallenged, watchdogDeadline: 1001n },
+      (n, m) => {
+        if (n === 3) m.phase = Phase.Active
+      },
+    )
+    // Requests unanswered during the round were sent again, unchallenged; the first one
+    // unanswered after it (the round closed while it waited) led to the challenge.
+    assert.deepEqual(r.challengedAfter, [3], 'challenged after the round closed')
+    assert.equal(r.accepted, 3, 'no request to the challenged host while its challenge is open')
   })
-  assert.deepEqual(r.challengedAfter, [3], 'challenged after the request and two health checks')
-  assert.ok(r.challengedAtMs[0]! < 30_000, `challenged by the checks (${r.challengedAtMs[0]} ms)`)
-  assert.match(r.message, /left 2 health checks unanswered for 100 ms each/)
-})
 
-test('an executor whose operator answers its health checks keeps the request waiting until the request timeout', {
-  timeout: 10_000,
-}, async () => {
-  // A busy enclave behind a live operator: the request is not given up before
-  // `requestTimeoutMs`, however many checks pass meanwhile.
-  const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
-    requestTimeoutMs: 1_000,
-    hostProbeMs: 100,
-    answerHealth: true,
+  test('an auto-challenging client challenges an executor whose watchdog round is past its deadline and still open', {
+    timeout: 10_000,
+  }, async () => {
+    // An executor that never closes its round is not shielded by it: the chain's head (1001) is
+    // past the round's deadline, so the first unanswered request leads to the challenge.
+    const r = await askSilentHost('tx', {
+      phase: Phase.WatchdogsChallenged,
+      watchdogDeadline: 1000n,
+    })
+    assert.deepEqual(r.challengedAfter, [1])
   })
-  assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
-  assert.equal(r.challengedAtMs.length, 1)
-  assert.ok(
-    r.challengedAtMs[0]! >= 1_000,
-    `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
-  )
-  assert.match(r.message, /did not answer within 1000 ms/)
-})
 
-test('requests pending together on one host share its health checks', {
-  timeout: 10_000,
-}, async () => {
-  // Sixteen views wait on a live operator whose enclave never answers: one check per 100 ms
-  // for all of them (about ten before the requests time out), not one per request.
-  const r = await askSilentHost('view', { phase: Phase.Active }, undefined, {
-    requestTimeoutMs: 1_000,
-    hostProbeMs: 100,
-    answerHealth: true,
-    concurrent: 16,
+  test('an auto-challenging client challenges an executor that leaves a view unanswered during its watchdog round', {
+    timeout: 10_000,
+  }, async () => {
+    // A view waits for no watchdog: the executor answers it at once whatever its round.
+    const r = await askSilentHost('view', {
+      phase: Phase.WatchdogsChallenged,
+      watchdogDeadline: 1001n,
+    })
+    assert.deepEqual(r.challengedAfter, [1])
   })
-  assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
-  assert.ok(r.healthAnswered <= 20, `one check at a time for all: ${r.healthAnswered}`)
+
+  test('an auto-challenging client challenges an executor whose host leaves two health checks unanswered, without waiting out the request timeout', {
+    timeout: 10_000,
+  }, async () => {
+    // A stopped or frozen host: the kernel accepts connections, nothing answers. The request may
+    // wait a minute; the operator's health check answers without the enclave, so two of them
+    // left unanswered (100 ms each) say the host is gone.
+    const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
+      requestTimeoutMs: 60_000,
+      hostProbeMs: 100,
+    })
+    assert.deepEqual(r.challengedAfter, [3], 'challenged after the request and two health checks')
+    assert.ok(r.challengedAtMs[0]! < 30_000, `challenged by the checks (${r.challengedAtMs[0]} ms)`)
+    assert.match(r.message, /left 2 health checks unanswered for 100 ms each/)
+  })
+
+  test('an executor whose operator answers its health checks keeps the request waiting until the request timeout', {
+    timeout: 10_000,
+  }, async () => {
+    // A busy enclave behind a live operator: the request is not given up before
+    // `requestTimeoutMs`, however many checks pass meanwhile.
+    const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
+      requestTimeoutMs: 1_000,
+      hostProbeMs: 100,
+      answerHealth: true,
+    })
+    assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
+    assert.equal(r.challengedAtMs.length, 1)
+    assert.ok(
+      r.challengedAtMs[0]! >= 1_000,
+      `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
+    )
+    assert.match(r.message, /did not answer within 1000 ms/)
+  })
+
+  test('requests pending together on one host share its health checks', {
+    timeout: 10_000,
+  }, async () => {
+    // Sixteen views wait on a live operator whose enclave never answers: one check per 100 ms
+    // for all of them (about ten before the requests time out), not one per request.
+    const r = await askSilentHost('view', { phase: Phase.Active }, undefined, {
+      requestTimeoutMs: 1_000,
+      hostProbeMs: 100,
+      answerHealth: true,
+      concurrent: 16,
+    })
+    assert.ok(r.healthAnswered >= 3, `health checks answered: ${r.healthAnswered}`)
+    assert.ok(r.healthAnswered <= 20, `one check at a time for all: ${r.healthAnswered}`)
+  })
 })
 
 test("a transaction whose session authorisation expired on the enclave's chain clock is sent again signed itself, and the next session is authorised anew", {
