@@ -215,6 +215,11 @@ function isSystemWithdraw(tx: { to: Uint8Array; data: Uint8Array }): boolean {
 const HELD_DIGESTS = 64
 /** How long a deposit waits for a watchdog's chain view before that watchdog is challenged. */
 const VIEW_LAG_MS = 60_000
+/**
+ * How often, at most, an idle watchdog acks its executor again to report a newer chain clock
+ * (decision 0032); under load every update's ack reports it.
+ */
+const CLOCK_REPORT_MS = 1000
 /** Reports of its view kept per watchdog (see `Instance.viewReports`). */
 const MAX_VIEW_REPORTS = 16
 const MAX_U64_INDEX = (1n << 64n) - 1n
@@ -431,6 +436,16 @@ export class Instance {
    */
   private readonly viewReports = new Map<string, { index: bigint; hash: Uint8Array }[]>()
   private readonly viewAgreed = new Map<string, bigint>()
+  /**
+   * The newest chain clock each watchdog's acks reported, and the clock this executor last ran
+   * at: transactions run no later than every current watchdog's report, and never earlier than
+   * before (`runClock`, decision 0032).
+   */
+  private readonly clockReports = new Map<string, { number: bigint; timestamp: bigint }>()
+  private clockFloor = { number: 0n, timestamp: 0n }
+  /** When this watchdog last acked, and the block number its ack reported. */
+  private ackedAt = 0
+  private ackedHead = 0n
   /** When this executor last asked its watchdogs for their views (deposits waiting). */
   private creditProbeAt = 0
   /** Whether the final balances had too many accounts to publish, as of `seq` (with no credit pending). */
@@ -753,6 +768,7 @@ export class Instance {
         this.acked.delete(k)
         this.joinedAt.delete(k)
         this.redrawn.delete(k)
+        this.clockReports.delete(k)
       }
     }
     if (added) {
@@ -1753,7 +1769,7 @@ export class Instance {
 
   private async executeBatch(batch: Pending[]): Promise<void> {
     const world = this.world!
-    const chain = this.ctx.block()
+    const chain = this.runClock()
     const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
     const executed: Executed[] = []
     // The bytes of the results so far: the write set's are counted by the world.
@@ -2428,7 +2444,7 @@ export class Instance {
           seq: this.seq,
         })
       }
-      const chain = this.ctx.block()
+      const chain = this.runClock()
       const r = await this.world!.view({
         from: v.from,
         to: v.to,
@@ -2662,6 +2678,9 @@ export class Instance {
    */
   private ack(to: Uint8Array, viewAt?: bigint): void {
     const asked = viewAt === undefined ? undefined : this.view.hashAt(viewAt)
+    const head = this.ctx.block()
+    this.ackedAt = this.ctx.now()
+    this.ackedHead = head.number
     const body: AckBody = {
       seq: this.seq,
       updateHash: this.lastHash,
@@ -2670,8 +2689,58 @@ export class Instance {
       nonce: this.probe && equalBytes(this.probe.from, to) ? this.probe.nonce : ZERO32,
       viewIndex: asked ? viewAt! : this.view.index,
       viewHash: asked ?? this.view.hash,
+      headNumber: head.number,
+      headTimestamp: head.timestamp,
     }
     this.send('ack', to, encodeAckBody(body))
+  }
+
+  /**
+   * An idle watchdog acks the executor it follows again once its chain clock moved on and
+   * CLOCK_REPORT_MS passed since its last ack: the executor's next transaction then runs at a
+   * recent clock, not at the one of the last update's ack (decision 0032).
+   */
+  private reportClock(now: number): void {
+    if (!this.world || !this.stateFrom) return
+    const exec = this.view.signers[this.view.executorSlot]
+    if (!exec || !equalBytes(exec, this.stateFrom)) return
+    if (this.ctx.block().number <= this.ackedHead || now - this.ackedAt < CLOCK_REPORT_MS) return
+    this.ack(exec)
+  }
+
+  /**
+   * The chain clock a transaction or a view runs at: this enclave's, but no later than the
+   * newest clock each current watchdog reported, and never earlier than the last one used or
+   * replicated. A host that pushes its enclave's clock ahead moves it only as far as every
+   * other member's operator does too (decision 0032). A watchdog that has not reported since
+   * this executor started (drawn, promoted past) holds the clock where it is; with no watchdog
+   * (s = 0), or before any clock was used, the clock is one operator's word.
+   */
+  private runClock(): { number: bigint; timestamp: bigint } {
+    const floor = this.clockFloor
+    let { number, timestamp } = this.ctx.block()
+    for (const slot of this.view.watchdogSlots()) {
+      const r = this.clockReports.get(hexKey(this.view.signers[slot]!)) ?? floor
+      if (r.timestamp === 0n) continue
+      if (r.number < number) number = r.number
+      if (r.timestamp < timestamp) timestamp = r.timestamp
+    }
+    if (number < floor.number) number = floor.number
+    if (timestamp < floor.timestamp) timestamp = floor.timestamp
+    if (number !== floor.number || timestamp !== floor.timestamp)
+      this.clockFloor = { number, timestamp }
+    return this.clockFloor
+  }
+
+  /** Keeps the newest chain clock a watchdog's ack reported (`runClock`). */
+  private noteClockReport(k: string, a: AckBody): void {
+    const r = this.clockReports.get(k)
+    if (!r) {
+      this.clockReports.set(k, { number: a.headNumber, timestamp: a.headTimestamp })
+      return
+    }
+    if (a.headNumber > r.number) r.number = a.headNumber
+    if (a.headTimestamp > r.timestamp) r.timestamp = a.headTimestamp
   }
 
   /** Applies a decrypted update payload: checks the chain and the resulting digest. */
@@ -2695,6 +2764,14 @@ export class Instance {
     const world = this.world!
     // All or nothing: on a digest other than the executor's, the world stays as it was.
     world.applyCheckedWriteSet(decodeWriteSet(payload.writeSet), body.digest, `update ${body.seq}`)
+    // The clock the update ran at: the floor of this member's own, if it is promoted.
+    const floor = this.clockFloor
+    if (payload.blockNumber > floor.number || payload.timestamp > floor.timestamp) {
+      this.clockFloor = {
+        number: payload.blockNumber > floor.number ? payload.blockNumber : floor.number,
+        timestamp: payload.timestamp > floor.timestamp ? payload.timestamp : floor.timestamp,
+      }
+    }
     for (const [i, bytes] of payload.resultBytes.entries()) {
       this.replicated.put(hex(payload.txHashes[i]!), { bytes, seq: body.seq })
     }
@@ -2773,6 +2850,7 @@ export class Instance {
     }
     const a = decodeAckBody(e.body)
     this.noteViewReport(hexKey(e.from), a.viewIndex, a.viewHash)
+    this.noteClockReport(hexKey(e.from), a)
     if (this.provisional) {
       // A watchdog of the same predecessor that holds no more of its log than this enclave:
       // everything the pool released is here (each watchdog held all of it).
@@ -2868,6 +2946,7 @@ export class Instance {
   // ------------------------------------------------------------ timers
 
   async tick(now: number): Promise<void> {
+    if (this.role === 'watchdog') return this.reportClock(now)
     if (this.role !== 'executor' || !this.world) return
     if (this.provisional) return this.askPool(now)
     this.probePool(now)

@@ -973,6 +973,14 @@ export type AckBody = {
    */
   viewIndex: bigint
   viewHash: Uint8Array
+  /**
+   * The acknowledging member's chain clock when it acked (the newest block its operator fed
+   * it). The executor runs transactions at no later block and time than every watchdog's
+   * latest report (decision 0032): a clock its own host pushed ahead is not the clock other
+   * operators feed.
+   */
+  headNumber: bigint
+  headTimestamp: bigint
 }
 /**
  * `nonce`: a probe an executor sends to learn what each member holds now (see `AckBody`);
@@ -1384,11 +1392,14 @@ export function decodeGenesisBody(bytes: Uint8Array): GenesisBody {
   return { box: unhex(w.box, 'genesis.box') }
 }
 
-/** ack = version u8 = 1 | seq u64 | updateHash[32] | digest[32] | stateFrom[20] (93 bytes). */
-const ACK_VERSION = 2
+/**
+ * ack = version u8 = 3 | seq u64 | updateHash[32] | digest[32] | stateFrom[20] | nonce[32]
+ *       | viewIndex u64 | viewHash[32] | headNumber u64 | headTimestamp u64 (181 bytes).
+ */
+const ACK_VERSION = 3
 
 export const encodeAckBody = (b: AckBody): Uint8Array =>
-  new ByteWriter('ack', 165)
+  new ByteWriter('ack', 181)
     .u8(ACK_VERSION)
     .u64(b.seq, 'seq')
     .fixed(b.updateHash, 32, 'updateHash')
@@ -1397,6 +1408,8 @@ export const encodeAckBody = (b: AckBody): Uint8Array =>
     .fixed(b.nonce, 32, 'nonce')
     .u64(b.viewIndex, 'viewIndex')
     .fixed(b.viewHash, 32, 'viewHash')
+    .u64(b.headNumber, 'headNumber')
+    .u64(b.headTimestamp, 'headTimestamp')
     .finish()
 
 export function decodeAckBody(bytes: Uint8Array): AckBody {
@@ -1410,6 +1423,8 @@ export function decodeAckBody(bytes: Uint8Array): AckBody {
     nonce: r.fixed(32, 'nonce'),
     viewIndex: r.u64('viewIndex'),
     viewHash: r.fixed(32, 'viewHash'),
+    headNumber: r.u64('headNumber'),
+    headTimestamp: r.u64('headTimestamp'),
   }
   r.end()
   return body

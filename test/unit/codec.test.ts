@@ -385,8 +385,20 @@ test('codecs round-trip', () => {
       b(32),
       u(64),
       b(32),
-      (seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash) => {
-        const ack = { seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash }
+      u(64),
+      u(64),
+      (seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash, headNumber, headTimestamp) => {
+        const ack = {
+          seq,
+          updateHash,
+          digest,
+          stateFrom,
+          nonce,
+          viewIndex,
+          viewHash,
+          headNumber,
+          headTimestamp,
+        }
         assert.deepEqual(decodeAckBody(encodeAckBody(ack)), ack)
         return true
       },
@@ -623,7 +635,7 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     /update\.digest: expected 32 bytes/,
   )
 
-  // An ack: 165 bytes, every cut and a trailing byte refused.
+  // An ack: 181 bytes, every cut and a trailing byte refused.
   const ack = {
     seq: 9n,
     updateHash: new Uint8Array(32).fill(4),
@@ -632,11 +644,13 @@ test('update bodies and payloads are binary and canonical: every cut, trailing b
     nonce: new Uint8Array(32).fill(7),
     viewIndex: 12n,
     viewHash: new Uint8Array(32).fill(8),
+    headNumber: 1_000n,
+    headTimestamp: 1_700_000_000n,
   }
   const ackBytes = encodeAckBody(ack)
-  assert.equal(ackBytes.length, 165)
+  assert.equal(ackBytes.length, 181)
   assert.deepEqual(decodeAckBody(ackBytes), ack)
-  for (let i = 0; i < 165; i++)
+  for (let i = 0; i < 181; i++)
     assert.throws(() => decodeAckBody(ackBytes.slice(0, i)), isCode('MALFORMED'))
   assert.throws(() => decodeAckBody(Uint8Array.from([...ackBytes, 0])), /ack: 1 trailing bytes/)
 

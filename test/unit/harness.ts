@@ -399,10 +399,11 @@ export function answerOf(answers: Map<string, Uint8Array>, id: string, responseK
 }
 
 /**
- * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance: genesis
- * replicated, activation signed, every chain event delivered. Sealed blobs are kept per node.
+ * Three nodes (executor at slot 0, two watchdogs) with an active PrivateToken instance (or
+ * `code.initCode`'s contract): genesis replicated, activation signed, every chain event
+ * delivered. Sealed blobs are kept per node.
  */
-export async function setupActive(now?: () => number) {
+export async function setupActive(now?: () => number, code?: { initCode: Uint8Array }) {
   const nodes = [
     await newNode(undefined, undefined, now),
     await newNode(undefined, undefined, now),
@@ -437,9 +438,9 @@ export async function setupActive(now?: () => number) {
   const ev = eventChain(instance)
   const creatorKey = generateSecretKey()
   const creator = secretKeyToAddress(creatorKey)
-  const initCode = hexb(
-    encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }),
-  )
+  const initCode =
+    code?.initCode ??
+    hexb(encodeDeployData({ abi: privateTokenAbi, bytecode: privateTokenBytecode, args: [1000n] }))
   const created = ev(
     EventKind.Created,
     hexb(

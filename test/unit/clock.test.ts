@@ -1,0 +1,183 @@
+/**
+ * The chain clock transactions run at (decision 0032): block number and time come from each
+ * member's operator, so the executor runs at no later clock than every watchdog's acks report,
+ * a promoted member at no earlier one than its predecessor's last update, and an idle watchdog
+ * reports a newer clock on its own. In process:
+ * three enclaves wired by the harness, a contract that returns and stores `block.timestamp`
+ * and `block.number`.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import {
+  BOX_CONTEXT,
+  boxSeal,
+  EventKind,
+  encodeSignedView,
+  generateSecretKey,
+  hashViewCall,
+  INSTANCE_ADDRESS,
+  instanceAad,
+  secretKeyToAddress,
+  signDigest,
+  type Tx,
+  wordToUint,
+} from '../../src/protocol/index.ts'
+import {
+  answerOf,
+  CHAIN_ID,
+  MANAGER,
+  memberRemovedData,
+  type Node,
+  pump,
+  sentTo,
+  setupActive,
+  txBox,
+} from './harness.ts'
+
+/**
+ * Init code of a contract whose every call stores `block.timestamp` in slot 0 and
+ * `block.number` in slot 1 and returns both: runtime `TIMESTAMP PUSH0 SSTORE NUMBER PUSH1 1
+ * SSTORE TIMESTAMP PUSH0 MSTORE NUMBER PUSH1 32 MSTORE PUSH1 64 PUSH0 RETURN`, copied out by
+ * `PUSH1 18 PUSH1 10 PUSH0 CODECOPY PUSH1 18 PUSH0 RETURN`.
+ */
+const CLOCK_INIT = Uint8Array.from(
+  Buffer.from('6012600a5f3960125ff3' + '425f55436001554' + '25f5243602052' + '60405ff3', 'hex'),
+)
+
+type Setup = Awaited<ReturnType<typeof setupActive>>
+
+const clockOf = (returnData: Uint8Array) => ({
+  timestamp: wordToUint(returnData.subarray(0, 32)),
+  number: wordToUint(returnData.subarray(32, 64)),
+})
+
+/** A call of the clock contract by a fresh account, through `exec`; returns what it saw. */
+async function callClock(s: Setup, exec: Node, id: string, lost = (_: unknown) => false) {
+  const key = generateSecretKey()
+  const tx: Tx = {
+    instance: s.instance,
+    from: secretKeyToAddress(key),
+    nonce: 0n,
+    to: INSTANCE_ADDRESS,
+    value: 0n,
+    data: new Uint8Array(),
+    gasLimit: 100_000n,
+  }
+  const { box, responseKey } = txBox(s, tx, key)
+  const r = await exec.enclave.call('tx', { requestId: id, instance: s.instance, box })
+  await pump(s.nodes, r.outputs, s.answers, [], true, lost)
+  return { responseKey, receipt: () => answerOf(s.answers, id, responseKey) }
+}
+
+async function clockOfCall(s: Setup, exec: Node, id: string) {
+  const a = (await callClock(s, exec, id)).receipt()
+  assert.equal(a.kind, 'receipt')
+  if (a.kind !== 'receipt') throw new Error('unreachable')
+  assert.equal(a.receipt.status, 'success')
+  return clockOf(a.receipt.returnData)
+}
+
+/** A view call of the clock contract through `exec`; returns what it saw. */
+async function clockOfView(s: Setup, exec: Node, id: string) {
+  const key = generateSecretKey()
+  const view = {
+    instance: s.instance,
+    from: secretKeyToAddress(key),
+    to: INSTANCE_ADDRESS,
+    data: new Uint8Array(),
+    expiry: 10n ** 10n,
+  }
+  const signature = signDigest(hashViewCall({ chainId: CHAIN_ID, manager: MANAGER }, view), key)
+  const { box, responseKey } = boxSeal({
+    recipientPublicKey: s.contractEncryptionKey,
+    plaintext: encodeSignedView({ ...view, signature }),
+    context: BOX_CONTEXT.view,
+    aad: instanceAad(s.instance),
+  })
+  const r = await exec.enclave.call('view', { requestId: id, instance: s.instance, box })
+  await pump(s.nodes, r.outputs, s.answers)
+  const a = answerOf(s.answers, id, responseKey)
+  assert.equal(a.kind, 'view')
+  return clockOf(a.kind === 'view' ? a.returnData : new Uint8Array(64))
+}
+
+/** Feeds `n` a chain head with no events (its operator's word). */
+const feedHead = (n: Node, blockNumber: bigint, timestamp: bigint) =>
+  n.enclave.call('chain', { blockNumber, timestamp, events: [] })
+
+/** Ticks each of `ns` at `now`, routing their outputs. */
+async function tickAll(s: Setup, ns: Node[], now: number) {
+  for (const n of ns) {
+    const t = await n.enclave.call('tick', { now })
+    await pump(s.nodes, t.outputs, s.answers, [], true)
+  }
+}
+
+test("an executor's host that pushes its clock ahead moves transactions and views only as far as every watchdog's operator reports", async () => {
+  const clock = { now: 5_000_000 }
+  const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  // Every operator fed block 11 at 1001 (setupActive) after the watchdogs acked genesis at
+  // 10/1000: until they report more, transactions run there.
+  assert.deepEqual(await clockOfCall(s, n0, 'a'), { timestamp: 1000n, number: 10n })
+  clock.now += 1_000
+  await tickAll(s, [n1, n2], clock.now)
+  assert.deepEqual(await clockOfCall(s, n0, 'b'), { timestamp: 1001n, number: 11n })
+  // The executor's host feeds a head far ahead; the watchdogs' operators are at 12/1013.
+  await feedHead(n0, 5_000n, 999_999n)
+  for (const n of [n1, n2]) await feedHead(n, 12n, 1013n)
+  assert.deepEqual(await clockOfCall(s, n0, 'c'), { timestamp: 1001n, number: 11n })
+  clock.now += 1_000
+  await tickAll(s, [n1, n2], clock.now)
+  assert.deepEqual(await clockOfCall(s, n0, 'd'), { timestamp: 1013n, number: 12n })
+  assert.deepEqual(await clockOfView(s, n0, 'v1'), { timestamp: 1013n, number: 12n })
+  // Idle watchdogs report a newer clock on their own, once a second at most: each at its own.
+  await feedHead(n1, 20n, 1100n)
+  await feedHead(n2, 15n, 1050n)
+  clock.now += 500
+  await tickAll(s, [n1, n2], clock.now)
+  assert.deepEqual(await clockOfView(s, n0, 'v2'), { timestamp: 1013n, number: 12n })
+  clock.now += 1_000
+  await tickAll(s, [n1, n2], clock.now)
+  // The lower of the two reports (n2's), not the executor's host's word.
+  assert.deepEqual(await clockOfCall(s, n0, 'e'), { timestamp: 1050n, number: 15n })
+  // The lower report moves on: the clock follows it, still below n1's.
+  await feedHead(n2, 16n, 1060n)
+  clock.now += 1_000
+  await tickAll(s, [n2], clock.now)
+  assert.deepEqual(await clockOfCall(s, n0, 'f'), { timestamp: 1060n, number: 16n })
+})
+
+test("a member promoted while its host pushes its clock ahead runs at its predecessor's last clock until a watchdog reports", async () => {
+  const clock = { now: 6_000_000 }
+  const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  // The watchdogs acked genesis at 10/1000, and have reported nothing newer.
+  assert.deepEqual(await clockOfCall(s, n0, 'a'), { timestamp: 1000n, number: 10n })
+  // n0 is removed; n1's host feeds the removal at a head far ahead, n2's at 30/1100. The
+  // handover to n2 is lost for now.
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const lost = (o: unknown) => sentTo(n2)(o as never)
+  for (const [n, blockNumber, timestamp] of [
+    [n1, 9_000n, 888_888n],
+    [n2, 30n, 1100n],
+  ] as const) {
+    const c = await n.enclave.call('chain', { blockNumber, timestamp, events: [removed] })
+    await pump(s.nodes, c.outputs, s.answers, [], true, lost)
+  }
+  // Run before n2 reports anything to n1: at the last update's clock.
+  const early = await callClock(s, n1, 'early', lost)
+  // The handover and the update reach n2 (sent again), which acks them at its clock.
+  for (let i = 0; i < 3 && !s.answers.has('early'); i++) {
+    clock.now += 1_500
+    await tickAll(s, [n1], clock.now)
+  }
+  const a = early.receipt()
+  assert.equal(a.kind, 'receipt')
+  assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
+    timestamp: 1000n,
+    number: 10n,
+  })
+  // n2's acks now report 30/1100: the next transaction runs there, not at n1's host's word.
+  assert.deepEqual(await clockOfCall(s, n1, 'later'), { timestamp: 1100n, number: 30n })
+})
