@@ -215,6 +215,18 @@ function isSystemWithdraw(tx: { to: Uint8Array; data: Uint8Array }): boolean {
 const HELD_DIGESTS = 64
 /** How long a deposit waits for a watchdog's chain view before that watchdog is challenged. */
 const VIEW_LAG_MS = 60_000
+type ChainClock = { readonly number: bigint; readonly timestamp: bigint }
+const NO_CLOCK: ChainClock = { number: 0n, timestamp: 0n }
+
+/** The later of `c` and (`number`, `timestamp`), field by field (`c` itself when it is not earlier). */
+function laterClock(c: ChainClock, number: bigint, timestamp: bigint): ChainClock {
+  if (c.number >= number && c.timestamp >= timestamp) return c
+  return {
+    number: c.number >= number ? c.number : number,
+    timestamp: c.timestamp >= timestamp ? c.timestamp : timestamp,
+  }
+}
+
 /**
  * How often, at most, an idle watchdog acks its executor again to report a newer chain clock
  * (decision 0032); under load every update's ack reports it.
@@ -441,8 +453,8 @@ export class Instance {
    * at: transactions run no later than every current watchdog's report, and never earlier than
    * before (`runClock`, decision 0032).
    */
-  private readonly clockReports = new Map<string, { number: bigint; timestamp: bigint }>()
-  private clockFloor = { number: 0n, timestamp: 0n }
+  private readonly clockReports = new Map<string, ChainClock>()
+  private clockFloor = NO_CLOCK
   /** When this watchdog last acked, and the block number its ack reported. */
   private ackedAt = 0
   private ackedHead = 0n
@@ -2716,7 +2728,7 @@ export class Instance {
    * this executor started (drawn, promoted past) holds the clock where it is; with no watchdog
    * (s = 0), or before any clock was used, the clock is one operator's word.
    */
-  private runClock(): { number: bigint; timestamp: bigint } {
+  private runClock(): ChainClock {
     const floor = this.clockFloor
     let { number, timestamp } = this.ctx.block()
     for (const slot of this.view.watchdogSlots()) {
@@ -2725,22 +2737,14 @@ export class Instance {
       if (r.number < number) number = r.number
       if (r.timestamp < timestamp) timestamp = r.timestamp
     }
-    if (number < floor.number) number = floor.number
-    if (timestamp < floor.timestamp) timestamp = floor.timestamp
-    if (number !== floor.number || timestamp !== floor.timestamp)
-      this.clockFloor = { number, timestamp }
+    this.clockFloor = laterClock(floor, number, timestamp)
     return this.clockFloor
   }
 
   /** Keeps the newest chain clock a watchdog's ack reported (`runClock`). */
   private noteClockReport(k: string, a: AckBody): void {
-    const r = this.clockReports.get(k)
-    if (!r) {
-      this.clockReports.set(k, { number: a.headNumber, timestamp: a.headTimestamp })
-      return
-    }
-    if (a.headNumber > r.number) r.number = a.headNumber
-    if (a.headTimestamp > r.timestamp) r.timestamp = a.headTimestamp
+    const r = this.clockReports.get(k) ?? NO_CLOCK
+    this.clockReports.set(k, laterClock(r, a.headNumber, a.headTimestamp))
   }
 
   /** Applies a decrypted update payload: checks the chain and the resulting digest. */
@@ -2765,13 +2769,7 @@ export class Instance {
     // All or nothing: on a digest other than the executor's, the world stays as it was.
     world.applyCheckedWriteSet(decodeWriteSet(payload.writeSet), body.digest, `update ${body.seq}`)
     // The clock the update ran at: the floor of this member's own, if it is promoted.
-    const floor = this.clockFloor
-    if (payload.blockNumber > floor.number || payload.timestamp > floor.timestamp) {
-      this.clockFloor = {
-        number: payload.blockNumber > floor.number ? payload.blockNumber : floor.number,
-        timestamp: payload.timestamp > floor.timestamp ? payload.timestamp : floor.timestamp,
-      }
-    }
+    this.clockFloor = laterClock(this.clockFloor, payload.blockNumber, payload.timestamp)
     for (const [i, bytes] of payload.resultBytes.entries()) {
       this.replicated.put(hex(payload.txHashes[i]!), { bytes, seq: body.seq })
     }

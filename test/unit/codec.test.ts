@@ -387,7 +387,17 @@ test('codecs round-trip', () => {
       b(32),
       u(64),
       u(64),
-      (seq, updateHash, digest, stateFrom, nonce, viewIndex, viewHash, headNumber, headTimestamp) => {
+      (
+        seq,
+        updateHash,
+        digest,
+        stateFrom,
+        nonce,
+        viewIndex,
+        viewHash,
+        headNumber,
+        headTimestamp,
+      ) => {
         const ack = {
           seq,
           updateHash,
