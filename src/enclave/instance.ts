@@ -330,6 +330,7 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
     stateFrom: z.string().nullable().optional(),
     baseSeq: z.string().optional(),
     recent: recentResultsSchema.optional(),
+    clock: z.tuple([z.string(), z.string()]).optional(),
   }),
   z.strictObject({
     kind: z.literal('update'),
@@ -1199,6 +1200,7 @@ export class Instance {
       stateFrom: this.stateFrom ? hex(this.stateFrom) : null,
       baseSeq: dec(this.baseSeq),
       recent: recentResultsToWire(this.recentResults(0n)),
+      clock: [dec(this.clockFloor.number), dec(this.clockFloor.timestamp)],
     }
   }
 
@@ -1243,6 +1245,12 @@ export class Instance {
         inst.stateFrom = rec.stateFrom ? unhex(rec.stateFrom, 'sealed.stateFrom', 20) : undefined
         inst.baseSeq = rec.baseSeq ? uint(rec.baseSeq, 'sealed.baseSeq', 64) : 0n
         if (rec.recent) inst.rememberResults(recentResultsFromWire(rec.recent, 'sealed.recent'))
+        if (rec.clock)
+          inst.clockFloor = laterClock(
+            NO_CLOCK,
+            uint(rec.clock[0], 'sealed.clock.number', 64),
+            uint(rec.clock[1], 'sealed.clock.timestamp', 64),
+          )
       } else if (!inst) {
         if (rec.kind === 'view') {
           const view = ChainView.fromJSON(rec.view)
@@ -1435,6 +1443,8 @@ export class Instance {
         baseSeq: this.baseSeq,
         settled: this.view.settled,
         recent: this.recentResults(fromSeq),
+        clockNumber: this.clockFloor.number,
+        clockTimestamp: this.clockFloor.timestamp,
       }),
       context: BOX_CONTEXT.genesis,
       aad: instanceAad(this.id),
@@ -1772,16 +1782,18 @@ export class Instance {
         const pending = this.queue.length > 0 || this.systemDirty
         if (!pending || inFlight >= LIMITS.maxInFlightUpdates) break
         if (inFlight > 0 && this.queue.length < LIMITS.pipelineMinBatchTxs) break
-        await this.executeBatch(this.queue.splice(0, LIMITS.maxBatchTxs))
+        // No clock yet: the batch waits for the watchdogs' reports (their acks pump again).
+        const clock = this.runClock()
+        if (!clock) break
+        await this.executeBatch(this.queue.splice(0, LIMITS.maxBatchTxs), clock)
       }
     } finally {
       this.busy = false
     }
   }
 
-  private async executeBatch(batch: Pending[]): Promise<void> {
+  private async executeBatch(batch: Pending[], chain: ChainClock): Promise<void> {
     const world = this.world!
-    const chain = this.runClock()
     const block = { number: chain.number, timestamp: chain.timestamp, prevRandao: randomBytes(32) }
     const executed: Executed[] = []
     // The bytes of the results so far: the write set's are counted by the world.
@@ -2457,6 +2469,11 @@ export class Instance {
         })
       }
       const chain = this.runClock()
+      if (!chain)
+        throw new ProtocolError(
+          'NOT_READY',
+          `instance ${this.id}: no watchdog reported its chain clock yet`,
+        )
       const r = await this.world!.view({
         from: v.from,
         to: v.to,
@@ -2525,7 +2542,10 @@ export class Instance {
       context: BOX_CONTEXT.genesis,
       aad: instanceAad(this.id),
     })
-    return decodeGenesisSecrets(plaintext)
+    const g = decodeGenesisSecrets(plaintext)
+    // A state from a member enclave: the clock it ran at is this member's floor too.
+    this.clockFloor = laterClock(this.clockFloor, g.clockNumber, g.clockTimestamp)
+    return g
   }
 
   /** The world a genesis describes, checked against its digest. */
@@ -2713,7 +2733,7 @@ export class Instance {
    * recent clock, not at the one of the last update's ack (decision 0032).
    */
   private reportClock(now: number): void {
-    if (!this.world || !this.stateFrom) return
+    if (!this.world || !this.stateFrom || !SERVING.has(this.view.phase)) return
     const exec = this.view.signers[this.view.executorSlot]
     if (!exec || !equalBytes(exec, this.stateFrom)) return
     if (this.ctx.block().number <= this.ackedHead || now - this.ackedAt < CLOCK_REPORT_MS) return
@@ -2723,17 +2743,21 @@ export class Instance {
   /**
    * The chain clock a transaction or a view runs at: this enclave's, but no later than the
    * newest clock each current watchdog reported, and never earlier than the last one used or
-   * replicated. A host that pushes its enclave's clock ahead moves it only as far as every
-   * other member's operator does too (decision 0032). A watchdog that has not reported since
-   * this executor started (drawn, promoted past) holds the clock where it is; with no watchdog
-   * (s = 0), or before any clock was used, the clock is one operator's word.
+   * replicated or handed over. A host that pushes its enclave's clock ahead moves it only as far
+   * as every other member's operator does too (decision 0032). A watchdog that has not reported
+   * since this executor started (drawn, promoted past) holds the clock where it is, and with no
+   * clock yet nothing runs (undefined) until it reports; with no watchdog (s = 0) the clock is
+   * one operator's word.
    */
-  private runClock(): ChainClock {
+  private runClock(): ChainClock | undefined {
     const floor = this.clockFloor
     let { number, timestamp } = this.ctx.block()
     for (const slot of this.view.watchdogSlots()) {
-      const r = this.clockReports.get(hexKey(this.view.signers[slot]!)) ?? floor
-      if (r.timestamp === 0n) continue
+      let r = this.clockReports.get(hexKey(this.view.signers[slot]!))
+      if (!r) {
+        if (floor.timestamp === 0n) return undefined
+        r = floor
+      }
       if (r.number < number) number = r.number
       if (r.timestamp < timestamp) timestamp = r.timestamp
     }
@@ -2743,6 +2767,8 @@ export class Instance {
 
   /** Keeps the newest chain clock a watchdog's ack reported (`runClock`). */
   private noteClockReport(k: string, a: AckBody): void {
+    // An enclave not fed since it started reports no clock (zero), not a bound.
+    if (a.headTimestamp === 0n) return
     const r = this.clockReports.get(k) ?? NO_CLOCK
     this.clockReports.set(k, laterClock(r, a.headNumber, a.headTimestamp))
   }

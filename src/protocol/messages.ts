@@ -947,6 +947,12 @@ export type GenesisSecrets = {
    * receipts (a resubmitted transaction gets its receipt, not REPLAYED).
    */
   recent: Array<{ seq: bigint; result: ExecutedTx }>
+  /**
+   * The latest chain clock the sender ran transactions at (decision 0032): the receiver's, if
+   * promoted, never goes back before it. Absent on the wire: 0 (none yet).
+   */
+  clockNumber: bigint
+  clockTimestamp: bigint
 }
 
 /** Most transaction outcomes a genesis carries. */
@@ -1009,6 +1015,8 @@ const genesisSecretsSchema = z.strictObject({
   baseSeq: uintSchema,
   settled: uintSchema.optional(),
   recent: z.lazy(() => recentResultsSchema),
+  clockNumber: uintSchema.optional(),
+  clockTimestamp: uintSchema.optional(),
 })
 const genesisBodySchema = z.strictObject({ box: hexSchema })
 const syncBodySchema = z.strictObject({
@@ -1368,6 +1376,8 @@ export const encodeGenesisSecrets = (g: GenesisSecrets): Uint8Array =>
     baseSeq: dec(g.baseSeq),
     settled: dec(g.settled),
     recent: recentResultsToWire(g.recent),
+    clockNumber: dec(g.clockNumber),
+    clockTimestamp: dec(g.clockTimestamp),
   })
 
 export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
@@ -1383,6 +1393,8 @@ export function decodeGenesisSecrets(bytes: Uint8Array): GenesisSecrets {
     baseSeq: uint(w.baseSeq, 'genesis.baseSeq', 64),
     settled: uint(w.settled ?? '0', 'genesis.settled', 64),
     recent: recentResultsFromWire(w.recent, 'genesis.recent'),
+    clockNumber: uint(w.clockNumber ?? '0', 'genesis.clockNumber', 64),
+    clockTimestamp: uint(w.clockTimestamp ?? '0', 'genesis.clockTimestamp', 64),
   }
 }
 

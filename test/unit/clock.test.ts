@@ -77,8 +77,8 @@ async function clockOfCall(s: Setup, exec: Node, id: string) {
   return clockOf(a.receipt.returnData)
 }
 
-/** A view call of the clock contract through `exec`; returns what it saw. */
-async function clockOfView(s: Setup, exec: Node, id: string) {
+/** A signed view call of the clock contract by a fresh account, boxed to the contract's key. */
+function clockViewBox(s: Setup) {
   const key = generateSecretKey()
   const view = {
     instance: s.instance,
@@ -88,12 +88,17 @@ async function clockOfView(s: Setup, exec: Node, id: string) {
     expiry: 10n ** 10n,
   }
   const signature = signDigest(hashViewCall({ chainId: CHAIN_ID, manager: MANAGER }, view), key)
-  const { box, responseKey } = boxSeal({
+  return boxSeal({
     recipientPublicKey: s.contractEncryptionKey,
     plaintext: encodeSignedView({ ...view, signature }),
     context: BOX_CONTEXT.view,
     aad: instanceAad(s.instance),
   })
+}
+
+/** A view call of the clock contract through `exec`; returns what it saw. */
+async function clockOfView(s: Setup, exec: Node, id: string) {
+  const { box, responseKey } = clockViewBox(s)
   const r = await exec.enclave.call('view', { requestId: id, instance: s.instance, box })
   await pump(s.nodes, r.outputs, s.answers)
   const a = answerOf(s.answers, id, responseKey)
@@ -180,4 +185,37 @@ test("a member promoted while its host pushes its clock ahead runs at its predec
   })
   // n2's acks now report 30/1100: the next transaction runs there, not at n1's host's word.
   assert.deepEqual(await clockOfCall(s, n1, 'later'), { timestamp: 1100n, number: 30n })
+})
+
+test('a member promoted before any transaction ran (no clock yet) runs nothing until a watchdog reports, however far ahead its host pushes its clock', async () => {
+  const clock = { now: 7_000_000 }
+  const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const lost = (o: unknown) => sentTo(n2)(o as never)
+  for (const [n, blockNumber, timestamp] of [
+    [n1, 9_000n, 888_888n],
+    [n2, 30n, 1100n],
+  ] as const) {
+    const c = await n.enclave.call('chain', { blockNumber, timestamp, events: [removed] })
+    await pump(s.nodes, c.outputs, s.answers, [], true, lost)
+  }
+  // The transaction waits; a view is refused as not ready (the SDK asks again).
+  const early = await callClock(s, n1, 'early', lost)
+  const { box, responseKey } = clockViewBox(s)
+  const v = await n1.enclave.call('view', { requestId: 'v', instance: s.instance, box })
+  await pump(s.nodes, v.outputs, s.answers, [], true, lost)
+  const refused = answerOf(s.answers, 'v', responseKey)
+  assert.equal(refused.kind === 'rejected' && refused.error.code, 'NOT_READY')
+  // The handover reaches n2, whose ack reports 30/1100: the transaction runs there.
+  for (let i = 0; i < 3 && !s.answers.has('early'); i++) {
+    clock.now += 1_500
+    await tickAll(s, [n1], clock.now)
+  }
+  const a = early.receipt()
+  assert.equal(a.kind, 'receipt')
+  assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
+    timestamp: 1100n,
+    number: 30n,
+  })
 })

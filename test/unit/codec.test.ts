@@ -348,6 +348,7 @@ test('codecs round-trip', () => {
       u(64),
       u(64),
       u(64),
+      fc.tuple(u(64), u(64)),
       (
         contractSecretKey,
         stateKey,
@@ -358,6 +359,7 @@ test('codecs round-trip', () => {
         eventIndex,
         baseSeq,
         settled,
+        [clockNumber, clockTimestamp],
       ) => {
         const x = {
           contractSecretKey,
@@ -370,6 +372,8 @@ test('codecs round-trip', () => {
           baseSeq,
           settled,
           recent: [],
+          clockNumber,
+          clockTimestamp,
         }
         assert.deepEqual(decodeGenesisSecrets(encodeGenesisSecrets(x)), x)
         return true
