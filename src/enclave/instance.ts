@@ -1782,9 +1782,14 @@ export class Instance {
         const pending = this.queue.length > 0 || this.systemDirty
         if (!pending || inFlight >= LIMITS.maxInFlightUpdates) break
         if (inFlight > 0 && this.queue.length < LIMITS.pipelineMinBatchTxs) break
-        // No clock yet: the batch waits for the watchdogs' reports (their acks pump again).
         const clock = this.runClock()
-        if (!clock) break
+        if (!clock) {
+          // No clock yet: transactions wait for the watchdogs' reports (their acks pump again);
+          // an update without any (a credit, the empty update that gets a watchdog silent to
+          // the handover challenged) goes now.
+          if (this.systemDirty) await this.executeBatch([], this.clockFloor)
+          break
+        }
         await this.executeBatch(this.queue.splice(0, LIMITS.maxBatchTxs), clock)
       }
     } finally {

@@ -219,3 +219,39 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
     number: 30n,
   })
 })
+
+test('a member promoted before any transaction ran still challenges a watchdog silent to its handover, and runs the waiting transaction once that watchdog is removed', async () => {
+  const clock = { now: 8_000_000 }
+  const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const down = (o: unknown) => sentTo(n2)(o as never)
+  for (const n of [n1, n2]) {
+    const c = await n.enclave.call('chain', {
+      blockNumber: 30n,
+      timestamp: 1100n,
+      events: [removed],
+    })
+    await pump(s.nodes, c.outputs, s.answers, [], true, down)
+  }
+  const waiting = await callClock(s, n1, 'waiting', down)
+  // n2 never answers: the promoted member's empty update gets it challenged on-chain.
+  const challenges: bigint[] = []
+  for (let i = 0; i < 6 && challenges.length === 0; i++) {
+    clock.now += 6_000
+    const t = await n1.enclave.call('tick', { now: clock.now })
+    for (const o of t.outputs) if (o.type === 'challengeWatchdogs') challenges.push(o.memberMask)
+    await pump(s.nodes, t.outputs, s.answers, [], true, down)
+  }
+  assert.deepEqual(challenges, [1n << 2n], 'n2 is challenged on-chain')
+  // n2 is removed: n1 alone is the pool, and the transaction runs at its clock.
+  const gone = s.ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 1n))
+  const g = await n1.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events: [gone] })
+  await pump(s.nodes, g.outputs, s.answers, [], true, down)
+  const a = waiting.receipt()
+  assert.equal(a.kind, 'receipt')
+  assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
+    timestamp: 1200n,
+    number: 40n,
+  })
+})
