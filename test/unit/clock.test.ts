@@ -118,6 +118,42 @@ async function tickAll(s: Setup, ns: Node[], now: number) {
   }
 }
 
+/**
+ * Removes the executor n0 (slot 0): n1 is promoted while its host feeds the removal at a head far
+ * ahead (9000 at 888,888) and n2's at 30/1100. Returns the filter that loses everything sent to
+ * n2 (the handover included) until the test stops applying it.
+ */
+async function promoteN1(s: Setup) {
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  const lost = (o: unknown) => sentTo(n2)(o as never)
+  for (const [n, blockNumber, timestamp] of [
+    [n1, 9_000n, 888_888n],
+    [n2, 30n, 1100n],
+  ] as const) {
+    const c = await n.enclave.call('chain', { blockNumber, timestamp, events: [removed] })
+    await pump(s.nodes, c.outputs, s.answers, [], true, lost)
+  }
+  return lost
+}
+
+/** Ticks `exec` (everything delivered) until request `id`'s receipt came; returns its clock. */
+async function clockOfReceipt(
+  s: Setup,
+  exec: Node,
+  clock: { now: number },
+  id: string,
+  call: Awaited<ReturnType<typeof callClock>>,
+) {
+  for (let i = 0; i < 3 && !s.answers.has(id); i++) {
+    clock.now += 1_500
+    await tickAll(s, [exec], clock.now)
+  }
+  const a = call.receipt()
+  assert.equal(a.kind, 'receipt')
+  return clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64))
+}
+
 test("an executor's host that pushes its clock ahead moves transactions and views only as far as every watchdog's operator reports", async () => {
   const clock = { now: 5_000_000 }
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
@@ -156,30 +192,16 @@ test("an executor's host that pushes its clock ahead moves transactions and view
 test("a member promoted while its host pushes its clock ahead runs at its predecessor's last clock until a watchdog reports", async () => {
   const clock = { now: 6_000_000 }
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
-  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const [n0, n1] = s.nodes as [Node, Node]
   // The watchdogs acked genesis at 10/1000, and have reported nothing newer.
   assert.deepEqual(await clockOfCall(s, n0, 'a'), { timestamp: 1000n, number: 10n })
   // n0 is removed; n1's host feeds the removal at a head far ahead, n2's at 30/1100. The
   // handover to n2 is lost for now.
-  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  const lost = (o: unknown) => sentTo(n2)(o as never)
-  for (const [n, blockNumber, timestamp] of [
-    [n1, 9_000n, 888_888n],
-    [n2, 30n, 1100n],
-  ] as const) {
-    const c = await n.enclave.call('chain', { blockNumber, timestamp, events: [removed] })
-    await pump(s.nodes, c.outputs, s.answers, [], true, lost)
-  }
+  const lost = await promoteN1(s)
   // Run before n2 reports anything to n1: at the last update's clock.
   const early = await callClock(s, n1, 'early', lost)
   // The handover and the update reach n2 (sent again), which acks them at its clock.
-  for (let i = 0; i < 3 && !s.answers.has('early'); i++) {
-    clock.now += 1_500
-    await tickAll(s, [n1], clock.now)
-  }
-  const a = early.receipt()
-  assert.equal(a.kind, 'receipt')
-  assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
+  assert.deepEqual(await clockOfReceipt(s, n1, clock, 'early', early), {
     timestamp: 1000n,
     number: 10n,
   })
@@ -190,16 +212,8 @@ test("a member promoted while its host pushes its clock ahead runs at its predec
 test('a member promoted before any transaction ran (no clock yet) runs nothing until a watchdog reports, however far ahead its host pushes its clock', async () => {
   const clock = { now: 7_000_000 }
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
-  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
-  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  const lost = (o: unknown) => sentTo(n2)(o as never)
-  for (const [n, blockNumber, timestamp] of [
-    [n1, 9_000n, 888_888n],
-    [n2, 30n, 1100n],
-  ] as const) {
-    const c = await n.enclave.call('chain', { blockNumber, timestamp, events: [removed] })
-    await pump(s.nodes, c.outputs, s.answers, [], true, lost)
-  }
+  const n1 = s.nodes[1]!
+  const lost = await promoteN1(s)
   // The transaction waits; a view is refused as not ready (the SDK asks again).
   const early = await callClock(s, n1, 'early', lost)
   const { box, responseKey } = clockViewBox(s)
@@ -208,13 +222,7 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
   const refused = answerOf(s.answers, 'v', responseKey)
   assert.equal(refused.kind === 'rejected' && refused.error.code, 'NOT_READY')
   // The handover reaches n2, whose ack reports 30/1100: the transaction runs there.
-  for (let i = 0; i < 3 && !s.answers.has('early'); i++) {
-    clock.now += 1_500
-    await tickAll(s, [n1], clock.now)
-  }
-  const a = early.receipt()
-  assert.equal(a.kind, 'receipt')
-  assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
+  assert.deepEqual(await clockOfReceipt(s, n1, clock, 'early', early), {
     timestamp: 1100n,
     number: 30n,
   })

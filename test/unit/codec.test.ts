@@ -382,38 +382,20 @@ test('codecs round-trip', () => {
   )
   fc.assert(
     fc.property(
-      u(64),
-      b(32),
-      b(32),
-      b(20),
-      b(32),
-      u(64),
-      b(32),
-      u(64),
-      u(64),
-      (
-        seq,
-        updateHash,
-        digest,
-        stateFrom,
-        nonce,
-        viewIndex,
-        viewHash,
-        headNumber,
-        headTimestamp,
-      ) => {
-        const ack = {
-          seq,
-          updateHash,
-          digest,
-          stateFrom,
-          nonce,
-          viewIndex,
-          viewHash,
-          headNumber,
-          headTimestamp,
-        }
-        assert.deepEqual(decodeAckBody(encodeAckBody(ack)), ack)
+      fc.record({
+        seq: u(64),
+        updateHash: b(32),
+        digest: b(32),
+        stateFrom: b(20),
+        nonce: b(32),
+        viewIndex: u(64),
+        viewHash: b(32),
+        headNumber: u(64),
+        headTimestamp: u(64),
+      }),
+      (ack) => {
+        // fast-check's records have no prototype; the decoder's objects do.
+        assert.deepEqual(decodeAckBody(encodeAckBody(ack)), { ...ack })
         return true
       },
     ),
