@@ -456,6 +456,8 @@ export class Instance {
    */
   private readonly clockReports = new Map<string, ChainClock>()
   private clockFloor = NO_CLOCK
+  /** Since when transactions have waited for a first clock (`runClock`; undefined: none wait). */
+  private clockWaitSince: number | undefined
   /** When this watchdog last acked, and the block number its ack reported. */
   private ackedAt = 0
   private ackedHead = 0n
@@ -728,6 +730,8 @@ export class Instance {
   }
 
   private handOver(): void {
+    // Reports from an earlier term as executor are stale: the handover's acks bring new ones.
+    this.clockReports.clear()
     this.acked.clear()
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
@@ -1106,7 +1110,9 @@ export class Instance {
     const asTx = open(BOX_CONTEXT.tx)
     // A restarted executor confirming its state serves no view yet: the liveness answer tells
     // the caller to ask again (a sealed UNAVAILABLE would read as the view's final answer).
-    const opened = asTx ?? (this.awaitingPool ? undefined : open(BOX_CONTEXT.view))
+    // So does an executor with no chain clock yet (`runClock`).
+    const noView = this.awaitingPool || !this.runClock(this.ctx.now())
+    const opened = asTx ?? (noView ? undefined : open(BOX_CONTEXT.view))
     if (!opened) {
       this.respondOnChain(concatBytes(utf8('POSE-ALIVE-v1'), uintToWord(this.seq), this.lastHash))
       return
@@ -1782,7 +1788,7 @@ export class Instance {
         const pending = this.queue.length > 0 || this.systemDirty
         if (!pending || inFlight >= LIMITS.maxInFlightUpdates) break
         if (inFlight > 0 && this.queue.length < LIMITS.pipelineMinBatchTxs) break
-        const clock = this.runClock()
+        const clock = this.runClock(this.ctx.now())
         if (!clock) {
           // No clock yet: transactions wait for the watchdogs' reports (their acks pump again);
           // an update without any (a credit, the empty update that gets a watchdog silent to
@@ -2473,7 +2479,7 @@ export class Instance {
           seq: this.seq,
         })
       }
-      const chain = this.runClock()
+      const chain = this.runClock(this.ctx.now())
       if (!chain)
         throw new ProtocolError(
           'NOT_READY',
@@ -2747,27 +2753,41 @@ export class Instance {
 
   /**
    * The chain clock a transaction or a view runs at: this enclave's, but no later than the
-   * newest clock each current watchdog reported, and never earlier than the last one used or
-   * replicated or handed over. A host that pushes its enclave's clock ahead moves it only as far
-   * as every other member's operator does too (decision 0032). A watchdog that has not reported
-   * since this executor started (drawn, promoted past) holds the clock where it is, and with no
-   * clock yet nothing runs (undefined) until it reports; with no watchdog (s = 0) the clock is
-   * one operator's word.
+   * newest clock each current watchdog reported, and never earlier than the last one used,
+   * replicated or handed over (the floor). A host that pushes its enclave's clock ahead moves it
+   * only as far as every other member's operator does too (decision 0032). A watchdog that has
+   * not reported since this executor started (drawn, promoted past) holds the clock at the
+   * floor. With no floor yet (a member promoted before any transaction ran) transactions wait
+   * for every watchdog's report (undefined) for up to `ackTimeoutMs`, then run without the
+   * missing ones, as they do with no watchdog in the pool (s = 0, or every slot vacant): one
+   * operator's word, which then never becomes the floor that states carry to other members.
    */
-  private runClock(): ChainClock | undefined {
+  private runClock(now: number): ChainClock | undefined {
     const floor = this.clockFloor
     let { number, timestamp } = this.ctx.block()
-    for (const slot of this.view.watchdogSlots()) {
+    let missing = false
+    const slots = this.view.watchdogSlots()
+    for (const slot of slots) {
       let r = this.clockReports.get(hexKey(this.view.signers[slot]!))
       if (!r) {
-        if (floor.timestamp === 0n) return undefined
+        if (floor.timestamp === 0n) {
+          missing = true
+          continue
+        }
         r = floor
       }
       if (r.number < number) number = r.number
       if (r.timestamp < timestamp) timestamp = r.timestamp
     }
-    this.clockFloor = laterClock(floor, number, timestamp)
-    return this.clockFloor
+    if (!missing) this.clockWaitSince = undefined
+    else {
+      this.clockWaitSince ??= now
+      if (now - this.clockWaitSince < this.ctx.ackTimeoutMs) return undefined
+    }
+    const capped = laterClock(floor, number, timestamp)
+    if (missing || (slots.length === 0 && this.view.watchdogCount > 0)) return capped
+    this.clockFloor = capped
+    return capped
   }
 
   /** Keeps the newest chain clock a watchdog's ack reported (`runClock`). */

@@ -25,6 +25,7 @@ import {
 import {
   answerOf,
   CHAIN_ID,
+  executorChallengedData,
   MANAGER,
   memberRemovedData,
   type Node,
@@ -221,6 +222,18 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
   await pump(s.nodes, v.outputs, s.answers, [], true, lost)
   const refused = answerOf(s.answers, 'v', responseKey)
   assert.equal(refused.kind === 'rejected' && refused.error.code, 'NOT_READY')
+  // The same view as a challenge on-chain gets the liveness answer (a sealed NOT_READY would
+  // read as the view's final answer), so its caller asks again.
+  const challenge = s.ev(EventKind.ExecutorChallenged, executorChallengedData(box))
+  const c = await n1.enclave.call('chain', {
+    blockNumber: 31n,
+    timestamp: 1110n,
+    events: [challenge],
+  })
+  await pump(s.nodes, c.outputs, s.answers, [], true, lost)
+  const answers = c.outputs.flatMap((o) => (o.type === 'respondExecutor' ? [o.response] : []))
+  assert.equal(answers.length, 1)
+  assert.equal(new TextDecoder().decode(answers[0]!.subarray(0, 13)), 'POSE-ALIVE-v1')
   // The handover reaches n2, whose ack reports 30/1100: the transaction runs there.
   assert.deepEqual(await clockOfReceipt(s, n1, clock, 'early', early), {
     timestamp: 1100n,
@@ -228,7 +241,7 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
   })
 })
 
-test('a member promoted before any transaction ran still challenges a watchdog silent to its handover, and runs the waiting transaction once that watchdog is removed', async () => {
+test('a member promoted before any transaction ran, with a watchdog silent to its handover, runs the waiting transaction after ackTimeoutMs without that bound and gets the watchdog challenged', async () => {
   const clock = { now: 8_000_000 }
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
   const [n0, n1, n2] = s.nodes as [Node, Node, Node]
@@ -243,7 +256,8 @@ test('a member promoted before any transaction ran still challenges a watchdog s
     await pump(s.nodes, c.outputs, s.answers, [], true, down)
   }
   const waiting = await callClock(s, n1, 'waiting', down)
-  // n2 never answers: the promoted member's empty update gets it challenged on-chain.
+  // n2 never answers: after ackTimeoutMs the transaction runs without its bound (n1's own
+  // clock, 30/1100, as with no watchdog), and its late ack gets it challenged on-chain.
   const challenges: bigint[] = []
   for (let i = 0; i < 6 && challenges.length === 0; i++) {
     clock.now += 6_000
@@ -252,14 +266,14 @@ test('a member promoted before any transaction ran still challenges a watchdog s
     await pump(s.nodes, t.outputs, s.answers, [], true, down)
   }
   assert.deepEqual(challenges, [1n << 2n], 'n2 is challenged on-chain')
-  // n2 is removed: n1 alone is the pool, and the transaction runs at its clock.
+  // n2 is removed: the receipt is released.
   const gone = s.ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 1n))
   const g = await n1.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events: [gone] })
   await pump(s.nodes, g.outputs, s.answers, [], true, down)
   const a = waiting.receipt()
   assert.equal(a.kind, 'receipt')
   assert.deepEqual(clockOf(a.kind === 'receipt' ? a.receipt.returnData : new Uint8Array(64)), {
-    timestamp: 1200n,
-    number: 40n,
+    timestamp: 1100n,
+    number: 30n,
   })
 })
