@@ -1863,8 +1863,10 @@ export class Instance {
         returnData: result.returnData,
         logs: result.logs,
       })),
-      blockNumber: block.number,
-      timestamp: block.timestamp,
+      // The floor, not the clock run at: a clock no watchdog bounded must not become the
+      // floor of the members that apply this update (decision 0032).
+      blockNumber: this.clockFloor.number,
+      timestamp: this.clockFloor.timestamp,
     }
     const plain = encodeUpdatePayload(payload)
     const packed = packUpdatePayload(plain)

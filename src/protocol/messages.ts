@@ -918,6 +918,11 @@ export type ExecutedTx = Omit<Receipt, 'instance' | 'seq' | 'executor' | 'signat
 export type UpdatePayload = {
   writeSet: Uint8Array
   results: ExecutedTx[]
+  /**
+   * The executor's chain clock floor after the update (decision 0032): the clock its
+   * transactions ran at when every watchdog's report bounded it, else the floor before. A
+   * member that applies the update never goes back before it once promoted.
+   */
   blockNumber: bigint
   timestamp: bigint
 }

@@ -277,3 +277,31 @@ test('a member promoted before any transaction ran, with a watchdog silent to it
     number: 30n,
   })
 })
+
+test('a clock run without a silent watchdog after the wait is not kept: the next transactions, and a member promoted after them, are bounded again', async () => {
+  const clock = { now: 9_000_000 }
+  const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
+  const [, n1, n2] = s.nodes as [Node, Node, Node]
+  await promoteN1(s)
+  // n2 takes the handover and the updates, but its acks are lost: after ackTimeoutMs the
+  // transaction runs at n1's host's word, and its update reaches n2.
+  const lost = (o: unknown) => sentTo(n1)(o as never)
+  const x = await callClock(s, n1, 'x', lost)
+  for (let i = 0; i < 4; i++) {
+    clock.now += 2_000
+    const t = await n1.enclave.call('tick', { now: clock.now })
+    await pump(s.nodes, t.outputs, s.answers, [], true, lost)
+  }
+  // n2's acks get through again (at 30/1100): the receipt shows the clock the host chose.
+  assert.deepEqual(await clockOfReceipt(s, n1, clock, 'x', x), {
+    timestamp: 888_888n,
+    number: 9_000n,
+  })
+  // That clock was not kept as the floor: n2's report bounds the next transaction.
+  assert.deepEqual(await clockOfCall(s, n1, 'y'), { timestamp: 1100n, number: 30n })
+  // n1 is removed and n2 promoted: the updates it applied carried no floor from the host's clock.
+  const gone = s.ev(EventKind.MemberRemoved, memberRemovedData(1n, n1.signer, 1n))
+  const g = await n2.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events: [gone] })
+  await pump(s.nodes, g.outputs, s.answers)
+  assert.deepEqual(await clockOfCall(s, n2, 'z'), { timestamp: 1200n, number: 40n })
+})
