@@ -450,9 +450,10 @@ export class Instance {
   private readonly viewReports = new Map<string, { index: bigint; hash: Uint8Array }[]>()
   private readonly viewAgreed = new Map<string, bigint>()
   /**
-   * The newest chain clock each watchdog's acks reported, and the clock this executor last ran
-   * at: transactions run no later than every current watchdog's report, and never earlier than
-   * before (`runClock`, decision 0032).
+   * The newest chain clock each watchdog's acks reported, and the floor: the latest clock run at
+   * that every watchdog bounded, or that an update or a whole state from the executor carried.
+   * Transactions run no later than every current watchdog's report, and never before the floor
+   * (`runClock`, decision 0032).
    */
   private readonly clockReports = new Map<string, ChainClock>()
   private clockFloor = NO_CLOCK
@@ -2821,7 +2822,7 @@ export class Instance {
     const world = this.world!
     // All or nothing: on a digest other than the executor's, the world stays as it was.
     world.applyCheckedWriteSet(decodeWriteSet(payload.writeSet), body.digest, `update ${body.seq}`)
-    // The clock the update ran at: the floor of this member's own, if it is promoted.
+    // The executor's clock floor after the update: this member's own, if it is promoted.
     this.clockFloor = laterClock(this.clockFloor, payload.blockNumber, payload.timestamp)
     for (const [i, bytes] of payload.resultBytes.entries()) {
       this.replicated.put(hex(payload.txHashes[i]!), { bytes, seq: body.seq })

@@ -953,8 +953,8 @@ export type GenesisSecrets = {
    */
   recent: Array<{ seq: bigint; result: ExecutedTx }>
   /**
-   * The latest chain clock the sender ran transactions at (decision 0032): the receiver's, if
-   * promoted, never goes back before it. Absent on the wire: 0 (none yet).
+   * The sender's chain clock floor (decision 0032, as in an update's payload): the receiver's,
+   * if promoted, never goes back before it. Absent on the wire: 0 (none yet).
    */
   clockNumber: bigint
   clockTimestamp: bigint
