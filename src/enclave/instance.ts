@@ -459,6 +459,12 @@ export class Instance {
   private clockFloor = NO_CLOCK
   /** Since when transactions have waited for a first clock (`runClock`; undefined: none wait). */
   private clockWaitSince: number | undefined
+  /**
+   * The latest clock this enclave ran anything at, kept here only: a clock no watchdog bounded
+   * stays out of the floor, and what runs after it waits for time to catch up rather than
+   * going back (`runClock`).
+   */
+  private ranAt = NO_CLOCK
   /** When this watchdog last acked, and the block number its ack reported. */
   private ackedAt = 0
   private ackedHead = 0n
@@ -731,8 +737,10 @@ export class Instance {
   }
 
   private handOver(): void {
-    // Reports from an earlier term as executor are stale: the handover's acks bring new ones.
+    // Reports from an earlier term as executor are stale: the handover's acks bring new ones,
+    // and a wait for them starts with this term's first transaction.
     this.clockReports.clear()
+    this.clockWaitSince = undefined
     this.acked.clear()
     for (const slot of this.view.watchdogSlots())
       this.acked.set(hexKey(this.view.signers[slot]!), -1n)
@@ -1789,7 +1797,7 @@ export class Instance {
         const pending = this.queue.length > 0 || this.systemDirty
         if (!pending || inFlight >= LIMITS.maxInFlightUpdates) break
         if (inFlight > 0 && this.queue.length < LIMITS.pipelineMinBatchTxs) break
-        const clock = this.runClock(this.ctx.now())
+        const clock = this.runClock(this.ctx.now(), true)
         if (!clock) {
           // No clock yet: transactions wait for the watchdogs' reports (their acks pump again);
           // an update without any (a credit, the empty update that gets a watchdog silent to
@@ -2761,11 +2769,13 @@ export class Instance {
    * only as far as every other member's operator does too (decision 0032). A watchdog that has
    * not reported since this executor started (drawn, promoted past) holds the clock at the
    * floor. With no floor yet (a member promoted before any transaction ran) transactions wait
-   * for every watchdog's report (undefined) for up to `ackTimeoutMs`, then run without the
-   * missing ones, as they do with no watchdog in the pool (s = 0, or every slot vacant): one
-   * operator's word, which then never becomes the floor that states carry to other members.
+   * for every watchdog's report (undefined) for up to `ackTimeoutMs` from the first one queued
+   * (`queued`; a view waits for nothing and starts no wait), then run without the missing ones,
+   * as they do with no watchdog in the pool (s = 0, or every slot vacant): one operator's word,
+   * which never becomes the floor that states carry to other members. Nothing runs earlier than
+   * anything this enclave ran before (`ranAt`).
    */
-  private runClock(now: number): ChainClock | undefined {
+  private runClock(now: number, queued = false): ChainClock | undefined {
     const floor = this.clockFloor
     let { number, timestamp } = this.ctx.block()
     let missing = false
@@ -2784,13 +2794,14 @@ export class Instance {
     }
     if (!missing) this.clockWaitSince = undefined
     else {
-      this.clockWaitSince ??= now
-      if (now - this.clockWaitSince < this.ctx.ackTimeoutMs) return undefined
+      if (this.clockWaitSince === undefined && queued) this.clockWaitSince = now
+      if (this.clockWaitSince === undefined || now - this.clockWaitSince < this.ctx.ackTimeoutMs)
+        return undefined
     }
     const capped = laterClock(floor, number, timestamp)
-    if (missing || (slots.length === 0 && this.view.watchdogCount > 0)) return capped
-    this.clockFloor = capped
-    return capped
+    if (!missing && (slots.length > 0 || this.view.watchdogCount === 0)) this.clockFloor = capped
+    this.ranAt = laterClock(this.ranAt, capped.number, capped.timestamp)
+    return this.ranAt
   }
 
   /** Keeps the newest chain clock a watchdog's ack reported (`runClock`). */

@@ -215,8 +215,7 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
   const n1 = s.nodes[1]!
   const lost = await promoteN1(s)
-  // The transaction waits; a view is refused as not ready (the SDK asks again).
-  const early = await callClock(s, n1, 'early', lost)
+  // A view is refused as not ready (the SDK asks again).
   const { box, responseKey } = clockViewBox(s)
   const v = await n1.enclave.call('view', { requestId: 'v', instance: s.instance, box })
   await pump(s.nodes, v.outputs, s.answers, [], true, lost)
@@ -234,6 +233,11 @@ test('a member promoted before any transaction ran (no clock yet) runs nothing u
   const answers = c.outputs.flatMap((o) => (o.type === 'respondExecutor' ? [o.response] : []))
   assert.equal(answers.length, 1)
   assert.equal(new TextDecoder().decode(answers[0]!.subarray(0, 13)), 'POSE-ALIVE-v1')
+  // A transaction comes later than ackTimeoutMs after the view: the view started no wait, so it
+  // waits for the reports too.
+  clock.now += 6_000
+  const early = await callClock(s, n1, 'early', lost)
+  assert.ok(!s.answers.has('early'))
   // The handover reaches n2, whose ack reports 30/1100: the transaction runs there.
   assert.deepEqual(await clockOfReceipt(s, n1, clock, 'early', early), {
     timestamp: 1100n,
@@ -278,7 +282,7 @@ test('a member promoted before any transaction ran, with a watchdog silent to it
   })
 })
 
-test('a clock run without a silent watchdog after the wait is not kept: the next transactions, and a member promoted after them, are bounded again', async () => {
+test('a clock run without a silent watchdog after the wait is not kept as the floor: the executor does not go back before it, and a member promoted after it is bounded again', async () => {
   const clock = { now: 9_000_000 }
   const s = await setupActive(() => clock.now, { initCode: CLOCK_INIT })
   const [, n1, n2] = s.nodes as [Node, Node, Node]
@@ -297,8 +301,9 @@ test('a clock run without a silent watchdog after the wait is not kept: the next
     timestamp: 888_888n,
     number: 9_000n,
   })
-  // That clock was not kept as the floor: n2's report bounds the next transaction.
-  assert.deepEqual(await clockOfCall(s, n1, 'y'), { timestamp: 1100n, number: 30n })
+  // The next transaction, bounded by n2's report (30/1100), does not go back: n1 waits for time
+  // to catch up. But the clock it ran at was kept out of the floor its updates carry.
+  assert.deepEqual(await clockOfCall(s, n1, 'y'), { timestamp: 888_888n, number: 9_000n })
   // n1 is removed and n2 promoted: the updates it applied carried no floor from the host's clock.
   const gone = s.ev(EventKind.MemberRemoved, memberRemovedData(1n, n1.signer, 1n))
   const g = await n2.enclave.call('chain', { blockNumber: 40n, timestamp: 1200n, events: [gone] })
