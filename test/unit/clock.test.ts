@@ -9,30 +9,23 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
-  BOX_CONTEXT,
-  boxSeal,
   EventKind,
-  encodeSignedView,
   generateSecretKey,
-  hashViewCall,
   INSTANCE_ADDRESS,
-  instanceAad,
   secretKeyToAddress,
-  signDigest,
   type Tx,
   wordToUint,
 } from '../../src/protocol/index.ts'
 import {
   answerOf,
-  CHAIN_ID,
   executorChallengedData,
-  MANAGER,
   memberRemovedData,
   type Node,
   pump,
   sentTo,
   setupActive,
   txBox,
+  viewBox,
 } from './harness.ts'
 
 /**
@@ -42,7 +35,8 @@ import {
  * `PUSH1 18 PUSH1 10 PUSH0 CODECOPY PUSH1 18 PUSH0 RETURN`.
  */
 const CLOCK_INIT = Uint8Array.from(
-  Buffer.from('6012600a5f3960125ff3' + '425f55436001554' + '25f5243602052' + '60405ff3', 'hex'),
+  // 10 bytes of init code, then the 18 of the runtime.
+  Buffer.from('6012600a5f3960125ff3425f5543600155425f524360205260405ff3', 'hex'),
 )
 
 type Setup = Awaited<ReturnType<typeof setupActive>>
@@ -79,23 +73,8 @@ async function clockOfCall(s: Setup, exec: Node, id: string) {
 }
 
 /** A signed view call of the clock contract by a fresh account, boxed to the contract's key. */
-function clockViewBox(s: Setup) {
-  const key = generateSecretKey()
-  const view = {
-    instance: s.instance,
-    from: secretKeyToAddress(key),
-    to: INSTANCE_ADDRESS,
-    data: new Uint8Array(),
-    expiry: 10n ** 10n,
-  }
-  const signature = signDigest(hashViewCall({ chainId: CHAIN_ID, manager: MANAGER }, view), key)
-  return boxSeal({
-    recipientPublicKey: s.contractEncryptionKey,
-    plaintext: encodeSignedView({ ...view, signature }),
-    context: BOX_CONTEXT.view,
-    aad: instanceAad(s.instance),
-  })
-}
+const clockViewBox = (s: Setup) =>
+  viewBox(s, generateSecretKey(), INSTANCE_ADDRESS, new Uint8Array())
 
 /** A view call of the clock contract through `exec`; returns what it saw. */
 async function clockOfView(s: Setup, exec: Node, id: string) {

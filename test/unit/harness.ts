@@ -308,11 +308,21 @@ export function systemViewBox(
   key: Uint8Array,
   selector: Uint8Array,
 ) {
+  return viewBox(target, key, SYSTEM_ADDRESS, selector)
+}
+
+/** A signed view call of `to` with `data` by `key`'s account, boxed to the contract's key. */
+export function viewBox(
+  target: { instance: bigint; contractEncryptionKey: Uint8Array },
+  key: Uint8Array,
+  to: Uint8Array,
+  data: Uint8Array,
+) {
   const view = {
     instance: target.instance,
     from: secretKeyToAddress(key),
-    to: SYSTEM_ADDRESS,
-    data: selector,
+    to,
+    data,
     expiry: 10n ** 10n,
   }
   const signature = signDigest(hashViewCall({ chainId: CHAIN_ID, manager: MANAGER }, view), key)
