@@ -272,36 +272,43 @@ async function tokenOnAnvil() {
     await anvilRpc(anvil.url, 'anvil_setBalance', [account.address, '0xffffffffffffffffffff'])
     const clients = await createChainClients({ rpcUrl: anvil.url, account, pollingIntervalMs: 20 })
     const wallet = clients.walletClient!
-    const deployed = await clients.publicClient.waitForTransactionReceipt({
-      hash: await wallet.deployContract({
-        abi: privateTokenAbi,
-        bytecode: privateTokenBytecode,
-        args: [1_000n],
-      }),
-    })
-    const token = deployed.contractAddress as Address
-    const recipient = privateKeyToAccount(generatePrivateKey()).address
-    const transfer = (amount: bigint) =>
-      ({
-        address: token,
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: [recipient, amount],
-      }) as const
-    /** What the recipient holds (the token answers only its holder). */
-    const received = () =>
-      clients.publicClient.readContract({
-        address: token,
-        abi: privateTokenAbi,
-        functionName: 'balanceOf',
-        args: [recipient],
-        account: recipient,
-      })
-    return { anvil, key, account, ...clients, wallet, transfer, received }
+    return { anvil, key, account, ...clients, wallet, ...(await deployToken(clients)) }
   } catch (e) {
     await anvil.stop()
     throw e
   }
+}
+
+/**
+ * A token deployed by `clients`' account, which holds its whole supply: its calls transferring
+ * to a fresh recipient, and what that recipient holds (the token answers only its holder).
+ */
+async function deployToken(clients: Awaited<ReturnType<typeof createChainClients>>) {
+  const deployed = await clients.publicClient.waitForTransactionReceipt({
+    hash: await clients.walletClient!.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000n],
+    }),
+  })
+  const token = deployed.contractAddress as Address
+  const recipient = privateKeyToAccount(generatePrivateKey()).address
+  const transfer = (amount: bigint) =>
+    ({
+      address: token,
+      abi: privateTokenAbi,
+      functionName: 'transfer',
+      args: [recipient, amount],
+    }) as const
+  const received = () =>
+    clients.publicClient.readContract({
+      address: token,
+      abi: privateTokenAbi,
+      functionName: 'balanceOf',
+      args: [recipient],
+      account: recipient,
+    })
+  return { token, recipient, transfer, received }
 }
 
 type PooledTx = {
@@ -902,30 +909,7 @@ test("a wallet's account (JSON-RPC): a transaction the wallet sped up (the same 
     const ours = await createChainClients({ rpcUrl: anvil.url, account, pollingIntervalMs: 20 })
     // The wallet itself, speeding up or cancelling what it sent.
     const wallet = (await createChainClients({ rpcUrl: anvil.url, account })).walletClient!
-    const deployed = await ours.publicClient.waitForTransactionReceipt({
-      hash: await ours.walletClient!.deployContract({
-        abi: privateTokenAbi,
-        bytecode: privateTokenBytecode,
-        args: [1_000n],
-      }),
-    })
-    const token = deployed.contractAddress as Address
-    const recipient = privateKeyToAccount(generatePrivateKey()).address
-    const transfer = (amount: bigint) =>
-      ({
-        address: token,
-        abi: privateTokenAbi,
-        functionName: 'transfer',
-        args: [recipient, amount],
-      }) as const
-    const received = () =>
-      ours.publicClient.readContract({
-        address: token,
-        abi: privateTokenAbi,
-        functionName: 'balanceOf',
-        args: [recipient],
-        account: recipient,
-      })
+    const { transfer, received } = await deployToken(ours)
     const sender = new TxSender(ours.publicClient, ours.walletClient!, { receiptTimeoutMs: 5_000 })
     await anvilRpc(anvil.url, 'evm_setAutomine', [false])
     /** The wallet's transaction at the nonce of `tx`, with twice its fees. */
