@@ -1293,9 +1293,25 @@ export class Instance {
     }
     if (!inst) throw new ProtocolError('MALFORMED', `instance ${instance}: nothing sealed`)
     if (inst.contractSecretKey) inst.contractPublicKey = x25519Public(inst.contractSecretKey)
-    if (inst.role === 'executor' && inst.stateKey) inst.resumeLog(recent)
+    if (inst.role === 'executor' && inst.stateKey) {
+      if (inst.stateFrom && equalBytes(inst.stateFrom, ctx.identity.signer)) inst.resumeLog(recent)
+      else inst.resumeTakeOver()
+    }
     if (inst.role === 'watchdog' && inst.world) inst.restoredCopy = true
     return inst
+  }
+
+  /**
+   * Restored as executor from a copy it never handed over: the promotion's view record is
+   * sealed before the handover's snapshot (`updateRole`), so a crash between the two, or a host
+   * that serves an older watchdog copy with that record, restores a copy of its predecessor's
+   * log. It is checked against the pool and handed over like any restored copy promoted
+   * (decision 0007); resuming it as its own log let it send that copy to watchdogs following
+   * the predecessor, who took it, and roll released receipts back.
+   */
+  private resumeTakeOver(): void {
+    this.restoredCopy = true
+    this.takeOver()
   }
 
   /**

@@ -89,6 +89,36 @@ export async function restartNode(
   return r
 }
 
+/**
+ * Seal bookkeeping: every later call of `n`'s enclave keeps what it seals in `n.sealed`, as
+ * its host's store would (a snapshot replaces the instance's list).
+ */
+export function trackSeals(n: Node): Node {
+  const orig = n.enclave.call.bind(n.enclave)
+  const keep = (outputs: EnclaveOutput[]) => {
+    for (const o of outputs) {
+      if (o.type === 'seal') {
+        const list = n.sealed.get(o.instance) ?? []
+        if (o.mode === 'snapshot') list.length = 0
+        list.push(o.blob)
+        n.sealed.set(o.instance, list)
+      }
+    }
+  }
+  n.enclave.call = async (m: string, p: unknown, more?: boolean) => {
+    try {
+      const r = await orig(m, p, more)
+      keep(r.outputs)
+      return r
+    } catch (e) {
+      // A refused ecall's outputs count too (e.g. the updates of a run it ended).
+      keep((e as { outputs?: EnclaveOutput[] }).outputs ?? [])
+      throw e
+    }
+  }
+  return n
+}
+
 /** Builds manager-style events with the running hash. */
 export function eventChain(instance: bigint) {
   let prev: Uint8Array = new Uint8Array(32)
@@ -419,31 +449,7 @@ export async function setupActive(now?: () => number, code?: { initCode: Uint8Ar
     await newNode(undefined, undefined, now),
     await newNode(undefined, undefined, now),
   ]
-  // Seal bookkeeping wraps every call.
-  for (const n of nodes) {
-    const orig = n.enclave.call.bind(n.enclave)
-    const keep = (outputs: EnclaveOutput[]) => {
-      for (const o of outputs) {
-        if (o.type === 'seal') {
-          const list = n.sealed.get(o.instance) ?? []
-          if (o.mode === 'snapshot') list.length = 0
-          list.push(o.blob)
-          n.sealed.set(o.instance, list)
-        }
-      }
-    }
-    n.enclave.call = async (m: string, p: unknown, more?: boolean) => {
-      try {
-        const r = await orig(m, p, more)
-        keep(r.outputs)
-        return r
-      } catch (e) {
-        // A refused ecall's outputs count too (e.g. the updates of a run it ended).
-        keep((e as { outputs?: EnclaveOutput[] }).outputs ?? [])
-        throw e
-      }
-    }
-  }
+  for (const n of nodes) trackSeals(n)
   const instance = 1n
   const ev = eventChain(instance)
   const creatorKey = generateSecretKey()

@@ -1,0 +1,149 @@
+/**
+ * A promoted member restarted before its handover was sealed. `updateRole` seals the promotion's
+ * view record before `handOver` seals the state it hands to the pool, so a crash between the
+ * two, or a host that serves an older watchdog copy with that record, restores an executor
+ * holding a copy of its predecessor's log. It must be checked against the pool and handed over
+ * (decision 0007), not resumed as its own log.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { type EnclaveOutput, EventKind, randomBytes } from '../../src/protocol/index.ts'
+import {
+  answerOf,
+  digestOf,
+  memberRemovedData,
+  type Node,
+  pump,
+  restartNode,
+  sendTransfers,
+  sentTo,
+  setupActive,
+  trackSeals,
+  transferBox,
+} from './harness.ts'
+
+type Seal = Extract<EnclaveOutput, { type: 'seal' }>
+
+/** Ticks `exec` `rounds` times 1.5 s apart, routing everything among `nodes` unless `lost`. */
+async function ticks(
+  nodes: Node[],
+  exec: Node,
+  clock: { now: number },
+  answers: Map<string, Uint8Array>,
+  rounds: number,
+  lost?: (o: EnclaveOutput) => boolean,
+) {
+  for (let i = 0; i < rounds; i++) {
+    clock.now += 1_500
+    const t = await exec.enclave.call('tick', { now: clock.now })
+    await pump(nodes, t.outputs, answers, [], true, lost)
+  }
+}
+
+test('a host serving an older watchdog copy with the promotion record cannot roll the pool back', async () => {
+  const clock = { now: 3_000_000 }
+  const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+    () => clock.now,
+  )
+  const [n0, n1, n2] = nodes as [Node, Node, Node]
+  const target = { instance, contractEncryptionKey }
+  const recipient = randomBytes(20)
+  await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+  const stale = [...n1.sealed.get(instance)!]
+  await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
+  assert.ok(answers.has('t4'))
+  assert.equal((await digestOf(n2, instance)).seq, 5n, 'the pool released seq 5')
+
+  // The executor is removed; n1 is promoted. Its host keeps only the promotion's view record
+  // (sealed first) and drops the handover, then restarts it from the older copy plus that record.
+  const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  await n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+  const takeover = await n1.enclave.call('chain', {
+    blockNumber: 20n,
+    timestamp: 1010n,
+    events: [removed],
+  })
+  const seals = takeover.outputs.filter((o): o is Seal => o.type === 'seal')
+  const viewRecord = seals[0]!.blob
+  const r1 = await restartNode(n1, instance, () => clock.now, [...stale, viewRecord])
+  assert.equal((await digestOf(r1, instance)).seq, 2n)
+
+  // First its host lets nothing reach it and drops its probes; then the network delivers all.
+  const toR1 = sentTo(r1)
+  await ticks(
+    [r1, n2],
+    r1,
+    clock,
+    answers,
+    1,
+    (o) => toR1(o) || (o.type === 'send' && o.envelope.kind === 'sync'),
+  )
+  assert.equal((await digestOf(n2, instance)).seq, 5n, 'the watchdog keeps what was released')
+  await ticks([r1, n2], r1, clock, answers, 4)
+  assert.equal((await digestOf(n2, instance)).seq, 5n, 'the watchdog keeps what was released')
+  assert.equal((await digestOf(r1, instance)).seq, 5n, 'the promoted member caught up first')
+
+  // A transaction reusing a released nonce gets no receipt; the next nonce runs after seq 5.
+  const replay = transferBox(target, creatorKey, 2n, randomBytes(20))
+  const r = await r1.enclave.call('tx', { requestId: 'x2', instance, box: replay.box })
+  await pump([r1, n2], r.outputs, answers, [], true)
+  await ticks([r1, n2], r1, clock, answers, 2)
+  if (answers.has('x2'))
+    assert.notEqual(answerOf(answers, 'x2', replay.responseKey).kind, 'receipt')
+  const next = transferBox(target, creatorKey, 5n, randomBytes(20))
+  const r5 = await r1.enclave.call('tx', { requestId: 'x5', instance, box: next.box })
+  await pump([r1, n2], r5.outputs, answers, [], true)
+  await ticks([r1, n2], r1, clock, answers, 3)
+  const a5 = answerOf(answers, 'x5', next.responseKey)
+  assert.equal(a5.kind, 'receipt')
+  assert.equal(a5.kind === 'receipt' && a5.receipt.seq, 6n)
+})
+
+test('a crash between the promotion record and the handover, then a restart from an older copy, still serves', async () => {
+  const clock = { now: 3_000_000 }
+  const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
+    () => clock.now,
+  )
+  const [n0, n1, n2] = nodes as [Node, Node, Node]
+  const target = { instance, contractEncryptionKey }
+  const recipient = randomBytes(20)
+  await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+  const before = [...n1.sealed.get(instance)!]
+  const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+  await n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+  const takeover = await n1.enclave.call('chain', {
+    blockNumber: 20n,
+    timestamp: 1010n,
+    events: [removed],
+  })
+  // The operator dies after storing the promotion's view record, before the handover's snapshot.
+  const viewRecord = takeover.outputs.filter((o): o is Seal => o.type === 'seal')[0]!.blob
+  const r1 = await restartNode(n1, instance, () => clock.now, [...before, viewRecord])
+  r1.sealed.set(instance, [...before, viewRecord])
+  trackSeals(r1)
+  await ticks([r1, n2], r1, clock, answers, 3)
+  await sendTransfers([r1, n2], r1, target, creatorKey, [2n], recipient, answers)
+  const older = [...r1.sealed.get(instance)!]
+  await sendTransfers([r1, n2], r1, target, creatorKey, [3n], recipient, answers)
+  assert.ok(answers.has('t3'))
+
+  // Later a power loss takes its last append: it restarts behind its watchdog, takes the
+  // watchdog's newer state (which it handed over itself) and serves again.
+  const r2 = await restartNode(r1, instance, () => clock.now, older)
+  assert.equal((await digestOf(r2, instance)).seq, 3n)
+  for (let i = 0; i < 20 && (await digestOf(r2, instance)).seq < 4n; i++)
+    await ticks([r2, n2], r2, clock, answers, 1)
+  assert.equal(
+    (await digestOf(r2, instance)).seq,
+    4n,
+    'the restarted executor took the newer state',
+  )
+  const b = transferBox(target, creatorKey, 4n, recipient)
+  const x = await r2.enclave.call('tx', { requestId: 'x4', instance, box: b.box })
+  await pump([r2, n2], x.outputs, answers, [], true)
+  for (let i = 0; i < 5 && !answers.has('x4'); i++) await ticks([r2, n2], r2, clock, answers, 1)
+  const a = answerOf(answers, 'x4', b.responseKey)
+  assert.equal(a.kind, 'receipt')
+  assert.equal(a.kind === 'receipt' && a.receipt.seq, 5n)
+  assert.equal((await digestOf(n2, instance)).seq, 5n)
+})
