@@ -2299,19 +2299,33 @@ describe('enclave roles in-process', () => {
       isCode('MALFORMED'),
     )
     await assert.rejects(n.enclave.call('peer', { envelope: { kind: 'ack' } }), isCode('MALFORMED'))
-    // Sealed identity of another measurement does not unseal.
-    const other = new Enclave()
-    await assert.rejects(
-      other.call('init', {
-        platformSecret: randomBytes(32),
-        measurement: new Uint8Array(32),
-        chainId: 1n,
-        manager: MANAGER,
-        operator: MANAGER,
-        sealedIdentity: n.sealedIdentity,
-      }),
-      isCode('DECRYPTION_FAILED'),
-    )
+    // A sealed identity opens only on its platform under its measurement (O3): another build on
+    // the same platform, or the same build on another platform, cannot unseal it.
+    for (const [platformSecret, measurement] of [
+      [n.platformSecret, new Uint8Array(32).fill(0x12)],
+      [randomBytes(32), MEASUREMENT],
+    ] as const) {
+      await assert.rejects(
+        new Enclave().call('init', {
+          platformSecret,
+          measurement,
+          chainId: CHAIN_ID,
+          manager: MANAGER,
+          operator: MANAGER,
+          sealedIdentity: n.sealedIdentity,
+        }),
+        isCode('DECRYPTION_FAILED'),
+      )
+    }
+    const same = (await new Enclave().call('init', {
+      platformSecret: n.platformSecret,
+      measurement: MEASUREMENT,
+      chainId: CHAIN_ID,
+      manager: MANAGER,
+      operator: new Uint8Array(20).fill(1),
+      sealedIdentity: n.sealedIdentity,
+    })) as { result: { signer: Uint8Array } }
+    assert.deepEqual(same.result.signer, n.signer)
     // Random parameters for every method never escape as anything but a ProtocolError.
     const methods = [
       'init',
