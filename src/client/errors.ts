@@ -63,9 +63,12 @@ export class PoseRequestError extends PoseError {
 
 /**
  * A transaction that may have been executed although no receipt came: an attempt of it went
- * unanswered, or it was refused by the executor's host rather than its enclave. Its nonce stays
- * taken; `getReceipt({ txHash })` asks for its receipt again. Sending the same payment anew
- * could make it twice. `code` is the last refusal's.
+ * unanswered, it was refused by the executor's host rather than its enclave, or its enclave
+ * refused only its nonce (BAD_NONCE: one ahead of the account's, whose box may still run once
+ * the nonces before it did; REPLAYED: one used already, perhaps by this very transaction). Its
+ * nonce stays taken (after BAD_NONCE or REPLAYED the account's next nonce is asked of the
+ * enclave again); `getReceipt({ txHash })` asks for its receipt again. Sending the same
+ * payment anew could make it twice. `code` is the last refusal's.
  */
 export class TransactionUnconfirmedError extends PoseRequestError {
   override name = 'TransactionUnconfirmedError'

@@ -258,15 +258,16 @@ export function hostWatchPending(endpoint: string, probeMs: number): number {
 }
 
 /**
- * Errors `requestWithFailover` threw after an earlier attempt of the same request went
- * unanswered: that attempt may have been executed, whatever the last one was told.
+ * Errors `requestWithFailover` threw once an attempt of the same request went unanswered (that
+ * one included): that attempt may have been executed, whatever the last one was told.
  */
 const afterUnanswered = new WeakSet<object>()
 
 /**
  * Whether a request that failed with `e` (from `requestWithFailover`) may still have been
- * executed: an earlier attempt of it went unanswered. A transaction refused on its first
- * answer was not.
+ * executed: an attempt of it went unanswered, however the request ended then (a refusal, the
+ * deadline, an instance left without executor, a chain read that kept failing). A transaction
+ * refused on its first answer was not.
  */
 export function mayHaveBeenExecuted(e: unknown): boolean {
   return typeof e === 'object' && e !== null && afterUnanswered.has(e)
@@ -315,86 +316,97 @@ export async function requestWithFailover<T>(
   // would answer it).
   let info = cachedActiveInstance(client, instance) ?? (await getInstance(client, { instance }))
   for (let first = true; ; first = false) {
-    if (!first) {
-      await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
-      info = await getInstance(client, { instance, refresh: true })
-    }
-    if (challengedAt !== undefined) {
-      const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
-      // A rejection read there follows the unanswered attempt that led to the challenge.
-      const outcome = await challengeOutcome(answers, open).catch((e: unknown) => {
-        if (typeof e === 'object' && e !== null) afterUnanswered.add(e)
-        throw e
-      })
-      if (outcome && 'value' in outcome) return outcome.value
-      // The challenge closed without this request's answer: a client that still cannot reach
-      // the executor may challenge again.
-      if (outcome) {
-        challengedAt = undefined
-        failures = 0
-      }
-    }
-    if (!info.executorEndpoint) {
-      // Frozen (every member gone) or terminated: nobody can serve the request.
-      throw new PoseRequestError(`Instance ${instance} has no executor (phase ${info.phaseName})`, {
-        code: 'WRONG_PHASE',
-        details: 'A frozen instance serves nothing; a terminated one pays final balances on-chain.',
-      })
-    }
-    if (silent?.endpoint === info.executorEndpoint && info.phaseName === 'ExecutorChallenged') {
-      // A challenge (this client's or another's) is open against the executor that left this
-      // request unanswered: sending it there again would wait out another request timeout.
-      // The challenge ends on-chain, with an answer (read above when it is this client's) or
-      // with a new executor.
-      if (Date.now() > deadline) throw silent.error
-      continue
-    }
     try {
-      const pending = requestSealed(info.executorEndpoint, kind, instance, box, {
-        transport: client.failover.apiTransport,
-        timeoutMs: client.failover.requestTimeoutMs,
-      })
-      const sealed = await (client.failover.hostProbeMs > 0
-        ? whileHostAnswers(pending, info.executorEndpoint, client.failover.hostProbeMs)
-        : pending)
-      // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
-      return await open(sealed)
-    } catch (caught) {
-      const e = unreadableAnswer(caught, info.executorEndpoint)
-      // A transaction's refusal that its enclave did not seal may be its host's invention (the
-      // enclave may have run it): it counts as no answer, and the same box goes again until the
-      // enclave's own verdict or receipt comes (or its on-chain answer to a challenge).
-      const down =
-        e instanceof PoseRequestError &&
-        (EXECUTOR_DOWN.has(e.code) || (kind === 'tx' && e.origin === 'host'))
-      if (!down || Date.now() > deadline) {
-        if (unanswered && typeof e === 'object' && e !== null) afterUnanswered.add(e)
-        throw e
+      if (!first) {
+        await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
+        try {
+          info = await getInstance(client, { instance, refresh: true })
+        } catch (e) {
+          // The chain's endpoint failed a read: it is asked again until the deadline.
+          if (Date.now() > deadline) throw e
+          continue
+        }
       }
-      unanswered = true
-      if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
-        // The executor has challenged its watchdogs on-chain: it is live, and holds receipts
-        // until the silent watchdog answers or is removed. The chain bounds that wait (Δ), so
-        // the transaction is sent again (idempotent) instead of paying to challenge a live
-        // executor. (A view waits for no watchdog: left unanswered, it counts as silence.)
-        continue
+      if (challengedAt !== undefined) {
+        const answers = await onChainAnswers(client, instance, challengedAt).catch(() => [])
+        const outcome = await challengeOutcome(answers, open)
+        if (outcome && 'value' in outcome) return outcome.value
+        // The challenge closed without this request's answer: a client that still cannot reach
+        // the executor may challenge again.
+        if (outcome) {
+          challengedAt = undefined
+          failures = 0
+        }
       }
-      failures++
-      if (e.code === 'TIMEOUT') silent = { endpoint: info.executorEndpoint, error: e }
-      const unresponsive = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
-      if (client.failover.autoChallenge && challengedAt === undefined && unresponsive) {
-        // Another user's open challenge makes this one revert: it is tried again later.
-        await submitChallenge(client, { instance, payload: box }).then(
-          ({ receipt }) => {
-            const own = receipt.logs.filter((l) => sameAddress(l.address, client.manager))
-            challengedAt = {
-              blockNumber: receipt.blockNumber,
-              logIndex: Math.max(-1, ...own.map((l) => l.logIndex ?? -1)),
-            }
+      if (!info.executorEndpoint) {
+        // Frozen (every member gone) or terminated: nobody can serve the request.
+        throw new PoseRequestError(
+          `Instance ${instance} has no executor (phase ${info.phaseName})`,
+          {
+            code: 'WRONG_PHASE',
+            details:
+              'A frozen instance serves nothing; a terminated one pays final balances on-chain.',
           },
-          () => undefined,
         )
       }
+      if (silent?.endpoint === info.executorEndpoint && info.phaseName === 'ExecutorChallenged') {
+        // A challenge (this client's or another's) is open against the executor that left this
+        // request unanswered: sending it there again would wait out another request timeout.
+        // The challenge ends on-chain, with an answer (read above when it is this client's) or
+        // with a new executor.
+        if (Date.now() > deadline) throw silent.error
+        continue
+      }
+      try {
+        const pending = requestSealed(info.executorEndpoint, kind, instance, box, {
+          transport: client.failover.apiTransport,
+          timeoutMs: client.failover.requestTimeoutMs,
+        })
+        const sealed = await (client.failover.hostProbeMs > 0
+          ? whileHostAnswers(pending, info.executorEndpoint, client.failover.hostProbeMs)
+          : pending)
+        // A sealed rejection can also say the executor changed (WRONG_ROLE): fail over then too.
+        return await open(sealed)
+      } catch (caught) {
+        const e = unreadableAnswer(caught, info.executorEndpoint)
+        // A transaction's refusal that its enclave did not seal may be its host's invention (the
+        // enclave may have run it): it counts as no answer, and the same box goes again until
+        // the enclave's own verdict or receipt comes (or its on-chain answer to a challenge).
+        const down =
+          e instanceof PoseRequestError &&
+          (EXECUTOR_DOWN.has(e.code) || (kind === 'tx' && e.origin === 'host'))
+        if (down) unanswered = true
+        if (!down || Date.now() > deadline) throw e
+        if (kind === 'tx' && e.code === 'TIMEOUT' && (await inWatchdogRound(client, instance))) {
+          // The executor has challenged its watchdogs on-chain: it is live, and holds receipts
+          // until the silent watchdog answers or is removed. The chain bounds that wait (Δ), so
+          // the transaction is sent again (idempotent) instead of paying to challenge a live
+          // executor. (A view waits for no watchdog: left unanswered, it counts as silence.)
+          continue
+        }
+        failures++
+        if (e.code === 'TIMEOUT') silent = { endpoint: info.executorEndpoint, error: e }
+        const unresponsive = e.code === 'TIMEOUT' || failures >= CHALLENGE_AFTER_FAILURES
+        if (client.failover.autoChallenge && challengedAt === undefined && unresponsive) {
+          // Another user's open challenge makes this one revert: it is tried again later.
+          await submitChallenge(client, { instance, payload: box }).then(
+            ({ receipt }) => {
+              const own = receipt.logs.filter((l) => sameAddress(l.address, client.manager))
+              challengedAt = {
+                blockNumber: receipt.blockNumber,
+                logIndex: Math.max(-1, ...own.map((l) => l.logIndex ?? -1)),
+              }
+            },
+            () => undefined,
+          )
+        }
+      }
+    } catch (e) {
+      // Whatever ends the request once an attempt went unanswered (a refusal, the deadline
+      // during a challenge, an instance that lost its executor, a chain read that kept
+      // failing, an on-chain answer's rejection): that attempt may have been executed.
+      if (unanswered && typeof e === 'object' && e !== null) afterUnanswered.add(e)
+      throw e
     }
   }
 }

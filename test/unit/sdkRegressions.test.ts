@@ -39,11 +39,15 @@ import {
   BoxSessions,
   bytesToHex,
   type EnclaveOutput,
+  type ErrorCode,
   EventKind,
+  encodeAnswer,
+  equalBytes,
   generateSecretKey,
   Phase,
   ProtocolError,
   recoverAddress,
+  sealAnswer,
   withdrawDigest,
 } from '../../src/protocol/index.ts'
 import {
@@ -72,6 +76,10 @@ type FakeManager = {
   genesisDigest?: Hex
   /** The executor's operator endpoint. */
   endpoint: string
+  /** No member left (a frozen or terminated instance): the manager names no executor. */
+  executorGone?: boolean
+  /** Reads of the instance that fail (the chain's endpoint down) before they answer again. */
+  failReads?: number
   writes: Array<{ functionName: string; args: readonly unknown[] }>
   /** Called with each transaction as it is sent; an error it returns fails the write. */
   // biome-ignore lint/suspicious/noConfusingVoidType: most callbacks only observe the write
@@ -90,6 +98,10 @@ function sdkClient(
   const { exec } = setup
   const operators = setup.nodes.map((_, i) => `0x${(i + 1).toString(16).padStart(40, '0')}`)
   const readContract = async ({ functionName }: { functionName: string }) => {
+    if (functionName === 'getInstance' && manager.failReads) {
+      manager.failReads--
+      throw new Error('fetch failed: the chain endpoint is down')
+    }
     if (functionName === 'getInstance')
       return {
         phase: manager.phase,
@@ -98,7 +110,9 @@ function sdkClient(
         executorSlot: 0,
         eventIndex: 3n,
         eventHash: ZERO_WORD,
-        signers: setup.nodes.map((n) => bytesToHex(n.signer)),
+        signers: setup.nodes.map((n) =>
+          manager.executorGone ? ZERO_ADDRESS : bytesToHex(n.signer),
+        ),
         operators,
         challenger: ZERO_ADDRESS,
         challengeDeadline: 0n,
@@ -625,6 +639,13 @@ async function askSilentHost(
     // Nobody answers, on- or off-chain: the request gives up after the failover deadline.
     assert.ok(err instanceof PoseRequestError, String(err))
     assert.equal(err.code, 'TIMEOUT')
+    if (kind === 'tx') {
+      // Its attempt went unanswered (it may have run): the transaction is unconfirmed, however
+      // the wait ended (during the challenge, past the deadline, or at its first attempt).
+      assert.ok(err instanceof TransactionUnconfirmedError, `unconfirmed: ${err}`)
+      assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+      assert.equal(client.state.nonces.get(setup.instance.toString()), 1n, 'its nonce stays taken')
+    }
     assert.deepEqual(
       manager.writes.map((w) => w.functionName),
       challengedAfter.map(() => 'challengeExecutor'),
@@ -732,6 +753,18 @@ describe('an auto-challenging client and a silent executor', { concurrency: true
       `challenged after the request timed out (${r.challengedAtMs[0]} ms)`,
     )
     assert.match(r.message, /did not answer within 1000 ms/)
+  })
+
+  test('a transaction whose first attempt is left unanswered past the failover deadline is unconfirmed', {
+    timeout: 10_000,
+  }, async () => {
+    // The request timeout outlasts the failover's 3 s: the first attempt ends the request. It
+    // reached the host, whose enclave may have run it.
+    const r = await askSilentHost('tx', { phase: Phase.Active }, undefined, {
+      requestTimeoutMs: 3_200,
+    })
+    assert.equal(r.accepted, 1)
+    assert.deepEqual(r.challengedAfter, [], 'no time left to challenge')
   })
 
   test('requests pending together on one host share its health checks', {
@@ -1061,6 +1094,324 @@ test('a transaction whose answer was lost and whose receipt the executor no long
     assert.equal(e.code, 'REPLAYED')
     assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
     assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
+  } finally {
+    await operator.close()
+  }
+})
+
+/**
+ * The harness's executor behind the operator's API with its watchdogs pumped, like
+ * `pumpedOperator`, with a hook that runs before each request (`n` from 1) reaches the enclave:
+ * `before` may answer the request itself (a sealed answer) instead.
+ */
+async function hookedOperator(
+  setup: Setup,
+  before: (n: number, kind: 'tx' | 'view', box: Uint8Array) => Promise<Uint8Array | undefined>,
+  cut?: (path: string) => boolean,
+) {
+  const { nodes, exec } = setup
+  let requests = 0
+  const operator = await serve(
+    {
+      ...executorBackend(setup),
+      request: async (kind, inst, box) => {
+        const n = ++requests
+        const own = await before(n, kind, box)
+        if (own) return own
+        const requestId = `h${n}`
+        const { outputs } = await exec.enclave.call(kind, { requestId, instance: inst, box })
+        await pump(nodes, outputs, setup.answers)
+        for (let i = 0; i < 500 && !setup.answers.has(requestId); i++)
+          await new Promise((r) => setTimeout(r, 10))
+        const sealed = setup.answers.get(requestId)
+        assert.ok(sealed, `${kind} ${n}: the enclave answered`)
+        return sealed
+      },
+    },
+    cut,
+  )
+  const manager: FakeManager = {
+    phase: Phase.Active,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: operator.endpoint,
+    writes: [],
+  }
+  return { operator, manager }
+}
+
+/** Makes the executor forget the receipts it keeps for resent transactions (as thousands of later ones would). */
+function forgetReceipts(setup: Setup): void {
+  const inst = (
+    setup.exec.enclave as unknown as {
+      instances: Map<bigint, { receipts: Map<string, unknown>; replicated: Map<string, unknown> }>
+    }
+  ).instances.get(setup.instance)!
+  inst.receipts.clear()
+  inst.replicated.clear()
+}
+
+/** The sealed refusal an enclave gives a request whose response key is `responseKey`. */
+function sealedRefusal(responseKey: Uint8Array, code: ErrorCode, message: string): Uint8Array {
+  return sealAnswer(
+    responseKey,
+    encodeAnswer({ kind: 'rejected', error: { name: 'ProtocolError', code, message } }),
+  )
+}
+
+/** The response key of the box this client sent (as kept for `getReceipt`). */
+function responseKeyOf(client: PoseClientBase, box: Uint8Array): Uint8Array {
+  for (const s of client.state.sent.values()) if (equalBytes(s.box, box)) return s.responseKey
+  assert.fail('a box this client sent')
+}
+
+/** The rejection `p` ends in (the test fails if it resolves). */
+const rejectionOf = (p: Promise<unknown>) =>
+  p.then(
+    () => assert.fail('expected a rejection'),
+    (e: unknown) => e,
+  )
+
+test('a transaction held for an earlier nonce and then refused BAD_NONCE is unconfirmed: its box runs once the nonce before it did', {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, exec, instance } = setup
+  const { operator, manager } = await hookedOperator(setup, async () => undefined)
+  try {
+    const client = sdkClient(setup, manager)
+    const key = instance.toString()
+    // Nonce 0 is taken by a transaction that has not reached the enclave (its host withholds
+    // it): this one, nonce 1, waits for it.
+    client.state.nonces.set(key, 1n)
+    const sending = rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    let settled = false
+    void sending.finally(() => {
+      settled = true
+    })
+    // The enclave's timer runs past the 10 s a transaction waits for the nonces before it.
+    for (let i = 0; i < 200 && !settled; i++) {
+      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
+      await pump(nodes, outputs, setup.answers, [], true)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    const e = await sending
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'BAD_NONCE')
+    assert.equal(e.nonce, 1n)
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+    assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
+    // The host delivers nonce 0 (here, the client's next transaction, which asks the enclave
+    // for its nonce) and then the refused box, which it kept: it runs.
+    const next = await sendTransaction(client, { instance, data: transferData })
+    assert.equal(next.nonce, 0n)
+    const r = await getReceipt(client, { txHash: e.txHash })
+    assert.equal(r.status, 'success')
+    assert.equal(r.nonce, 1n, 'the transaction told BAD_NONCE ran')
+    assert.equal(client.state.sent.size, 0)
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a transaction its host ran and then resent until the enclave forgot its receipt, answered REPLAYED on its first answer, is unconfirmed', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, exec, instance } = setup
+  // The host passes the box to its enclave, which runs it; it withholds the answer, waits until
+  // the enclave's kept receipts moved past the transaction and passes the same box again: the
+  // client's first answer is the enclave's sealed REPLAYED.
+  const { operator, manager } = await hookedOperator(setup, async (n, kind, box) => {
+    if (kind !== 'tx' || n !== 1) return undefined
+    const { outputs } = await exec.enclave.call('tx', { requestId: 'ran', instance, box })
+    await pump(nodes, outputs, setup.answers)
+    assert.ok(setup.answers.has('ran'), 'the enclave ran it')
+    forgetReceipts(setup)
+    return undefined
+  })
+  try {
+    const client = sdkClient(setup, manager)
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.equal((await digestOf(exec, instance)).seq, 1n, 'the transaction ran')
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'REPLAYED')
+    assert.equal(e.nonce, 0n)
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+    assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
+    const next = await sendTransaction(client, { instance, data: transferData })
+    assert.equal(next.nonce, 1n, 'the next transaction takes the nonce after it')
+  } finally {
+    await operator.close()
+  }
+})
+
+/**
+ * A session transaction whose first attempt runs and whose answer is lost; its resend finds the
+ * executor's receipts moved on and the session expired on its chain clock (EXPIRED, sealed), so
+ * the SDK sends it again signed itself, through `second`: the client's setup for that leg.
+ */
+async function sessionLegAfterLostAnswer(
+  second: (client: PoseClientBase) => { answer?: (box: Uint8Array) => Uint8Array },
+) {
+  const setup = await setupActive()
+  const { exec, instance } = setup
+  let client: PoseClientBase | undefined
+  let answer: ((box: Uint8Array) => Uint8Array) | undefined
+  const { operator, manager } = await hookedOperator(
+    setup,
+    async (n, kind, box) => {
+      if (kind !== 'tx') return undefined
+      if (n === 2) {
+        forgetReceipts(setup)
+        await exec.enclave.call('chain', { blockNumber: 12n, timestamp: 1001n + 3601n, events: [] })
+        answer = second(client!).answer
+      }
+      return n === 3 && answer ? answer(box) : undefined
+    },
+    firstOf('tx'),
+  )
+  try {
+    client = sdkClient(setup, manager)
+    client.boxSessions = new BoxSessions()
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.equal((await digestOf(exec, instance)).seq, 1n, 'the session box ran')
+    return { e, client, key }
+  } finally {
+    await operator.close()
+  }
+}
+
+test('a session transaction whose box may have run stays unconfirmed when its box signed itself is refused', {
+  timeout: 10_000,
+}, async () => {
+  // The enclave refuses the second box, sealed (as it refuses every transaction once the
+  // instance terminated in the world): that says nothing of the first box, which ran.
+  const { e, client, key } = await sessionLegAfterLostAnswer((c) => ({
+    answer: (box) => sealedRefusal(responseKeyOf(c, box), 'WRONG_PHASE', 'instance terminated'),
+  }))
+  assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+  assert.equal(e.code, 'WRONG_PHASE')
+  assert.equal(e.nonce, 0n)
+  assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+  assert.equal(client.state.freeNonces.size, 0)
+  assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+})
+
+test('a session transaction whose box may have run stays unconfirmed, its nonce taken, when signing it itself fails', {
+  timeout: 10_000,
+}, async () => {
+  const { e, client, key } = await sessionLegAfterLostAnswer((c) => {
+    // The wallet refuses the transaction's own signature.
+    c.account.sign = async () => {
+      throw new Error('the user rejected the request')
+    }
+    return {}
+  })
+  assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+  assert.equal(e.code, 'EXPIRED', "the session leg's outcome")
+  assert.equal(e.nonce, 0n)
+  assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+  assert.equal(client.state.freeNonces.size, 0)
+  assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+})
+
+test('a transaction whose answer was lost and whose instance then lost its executor is unconfirmed, its nonce taken', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { exec, instance } = setup
+  let manager: FakeManager | undefined
+  // The enclave runs the transaction; its answer is lost with its connection, and every member
+  // is gone before the resend (the instance terminated, or froze).
+  const { operator, manager: m } = await hookedOperator(
+    setup,
+    async () => undefined,
+    (path) => {
+      if (!path.endsWith('/tx')) return false
+      manager!.phase = Phase.Terminated
+      manager!.executorGone = true
+      return true
+    },
+  )
+  manager = m
+  try {
+    const client = sdkClient(setup, manager)
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.equal((await digestOf(exec, instance)).seq, 1n, 'the transaction ran')
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'WRONG_PHASE')
+    assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+    assert.equal(client.state.freeNonces.size, 0)
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+  } finally {
+    await operator.close()
+  }
+})
+
+test("a chain read that fails while a transaction is failed over is tried again: the transaction's receipt comes", {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  let manager: FakeManager | undefined
+  // The first attempt runs and its answer is lost; the chain's endpoint then fails the next
+  // reads of the instance.
+  const { operator, manager: m } = await hookedOperator(
+    setup,
+    async () => undefined,
+    (path) => {
+      if (!path.endsWith('/tx') || manager!.failReads !== undefined) return false
+      manager!.failReads = 3
+      return true
+    },
+  )
+  manager = m
+  try {
+    const client = sdkClient(setup, manager)
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const r = await sendTransaction(client, { instance, data: transferData })
+    assert.equal(r.status, 'success')
+    assert.equal(r.nonce, 0n)
+    assert.equal(manager.failReads, 0, 'the failed reads were tried again')
+    assert.equal(client.state.sent.size, 0)
+  } finally {
+    await operator.close()
+  }
+})
+
+test("a chain read that keeps failing after a transaction's attempt went unanswered ends it unconfirmed", {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  let manager: FakeManager | undefined
+  const { operator, manager: m } = await hookedOperator(
+    setup,
+    async () => undefined,
+    (path) => {
+      if (!path.endsWith('/tx')) return false
+      manager!.failReads = Number.MAX_SAFE_INTEGER
+      return true
+    },
+  )
+  manager = m
+  try {
+    const client = sdkClient(setup, manager)
+    client.failover.timeoutMs = 300
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.match(e.message, /the chain endpoint is down/)
+    assert.equal(client.state.nonces.get(key), 1n, 'nonce 0 stays taken')
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
   } finally {
     await operator.close()
   }

@@ -162,22 +162,33 @@ export async function sendTransaction(
   const txHash = hashTx(client.domain, tx)
   // A transaction that fails to seal is not sent (the chain's head for the session's
   // authorisation, or the signature, failed): its nonce is given back.
-  const seal = (bySession: boolean) =>
-    sealTx(client, tx, txHash, recipientPublicKey, bySession).catch((e: unknown) => {
+  const sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth).catch(
+    (e: unknown) => {
       releaseNonce(client, nonceKey, tx.nonce)
       throw e
-    })
-  let sealed = await seal(client.sessionAuth)
+    },
+  )
   try {
-    return await sendSealed(client, tx, txHash, sealed)
+    return await sendSealed(client, tx, txHash, sealed, false)
   } catch (e) {
     // The session's authorisation expired on the chain's clock (or an enclave refused it): the
     // transaction goes again, signed itself. Same transaction, same hash: idempotent.
     if (!(e instanceof PoseRequestError) || !sealed.session) throw e
     if (e.code !== 'EXPIRED' && e.code !== 'BAD_SIGNATURE') throw e
     client.state.sessionAuths.delete(sealed.session)
-    sealed = await seal(false)
-    return sendSealed(client, tx, txHash, sealed)
+    // An attempt of the session's box that went unanswered may have run (or the host, which
+    // holds that box, may still have it run): the second leg cannot make it refused.
+    const unsure = e instanceof TransactionUnconfirmedError
+    let again: SealedTx
+    try {
+      again = await sealTx(client, tx, txHash, recipientPublicKey, false)
+    } catch (sealError) {
+      // Not sent again: the nonce is free only if the session's box was refused for sure.
+      if (unsure) throw e
+      releaseNonce(client, nonceKey, tx.nonce)
+      throw sealError
+    }
+    return sendSealed(client, tx, txHash, again, unsure)
   }
 }
 
@@ -365,7 +376,7 @@ async function sealTx(
  * enclave sealed it and no earlier attempt went unanswered (`mayHaveBeenExecuted`): its nonce
  * is free again. Not TIMEOUT, UNAVAILABLE or WRONG_ROLE (the failover's: it may have been executed
  * where the answer was lost), nor INTERNAL (a host's failure, at any point), nor BAD_NONCE and
- * REPLAYED (the nonce itself was wrong: the enclave is asked again).
+ * REPLAYED (`NONCE_REFUSED`).
  */
 const REFUSED = new Set<string>([
   'MALFORMED',
@@ -379,15 +390,29 @@ const REFUSED = new Set<string>([
   'NOT_READY',
 ])
 
+/**
+ * Codes of a rejection by the transaction's nonce, which never say it did not run: REPLAYED is
+ * also the answer to a resend of this very transaction once the enclave's cache of receipts
+ * moved past it; BAD_NONCE answers a nonce ahead of the account's, which the enclave holds for
+ * a while and then refuses (or refuses at once), and whose box its host keeps: sent again once
+ * the nonces before it ran, it runs. Such a transaction ends unconfirmed, kept for
+ * `getReceipt`, and the account's next nonce is asked of the enclave again.
+ */
+const NONCE_REFUSED = new Set<string>(['BAD_NONCE', 'REPLAYED'])
+
 /** Transactions a client keeps for `getReceipt` whose answer never came; the oldest go first. */
 export const MAX_SENT_KEPT = 4096
 
-/** Sends a sealed transaction (with failover) and returns its verified receipt. */
+/**
+ * Sends a sealed transaction (with failover) and returns its verified receipt. `unsureBefore`:
+ * an earlier box of the same transaction may have run, so no refusal of this one is final.
+ */
 async function sendSealed(
   client: PoseClientBase,
   tx: Tx,
   txHash: Uint8Array,
   { box, responseKey, session }: SealedTx,
+  unsureBefore: boolean,
 ): Promise<SendTransactionReturnType> {
   const nonceKey = tx.instance.toString()
   const sentKey = bytesToHex(txHash)
@@ -401,15 +426,20 @@ async function sendSealed(
     sent.delete(sentKey)
     return receipt
   } catch (e) {
-    if (!(e instanceof PoseRequestError)) throw e
-    // Executed perhaps: an attempt went unanswered (its answer lost, or the enclave's cache of
-    // receipts moved on, so a resend is REPLAYED), or the refusal is the host's word alone.
-    const unsure = mayHaveBeenExecuted(e) || e.origin === 'host'
-    if (e.code === 'BAD_NONCE' || e.code === 'REPLAYED') {
+    // Executed perhaps: an attempt went unanswered (its answer lost), the refusal is the host's
+    // word alone, or it names only the nonce (`NONCE_REFUSED`), or an earlier box may have run.
+    const unsure =
+      unsureBefore ||
+      mayHaveBeenExecuted(e) ||
+      (e instanceof PoseRequestError && (e.origin === 'host' || NONCE_REFUSED.has(e.code)))
+    if (!(e instanceof PoseRequestError)) {
+      if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, asRequest(e))
+      throw e
+    }
+    if (NONCE_REFUSED.has(e.code)) {
       // The account's next nonce is asked of the enclave again.
       client.state.nonces.delete(nonceKey)
       client.state.freeNonces.delete(nonceKey)
-      if (!unsure) sent.delete(sentKey)
     } else if (REFUSED.has(e.code) && !unsure) {
       // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
       // signed itself, with the same nonce.
@@ -421,4 +451,16 @@ async function sendSealed(
     if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, e)
     throw e
   }
+}
+
+/** Something other than a refusal that ended an unsure transaction's request, as a refusal. */
+function asRequest(e: unknown): PoseRequestError {
+  const code = e instanceof PoseError || e instanceof ProtocolError ? e.code : 'CLIENT'
+  const message =
+    e instanceof PoseError || e instanceof ProtocolError
+      ? e.shortMessage
+      : e instanceof Error
+        ? e.message.split('\n')[0]!
+        : String(e)
+  return new PoseRequestError(message, { code, cause: e })
 }
