@@ -1416,3 +1416,26 @@ test("a chain read that keeps failing after a transaction's attempt went unanswe
     await operator.close()
   }
 })
+
+test('a withdrawal of a negative amount is refused with a typed error before anything is sent', {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const manager: FakeManager = {
+    phase: Phase.Active,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: 'http://127.0.0.1:9',
+    writes: [],
+  }
+  const client = sdkClient(setup, manager)
+  client.failover.timeoutMs = 200
+  for (const phase of [Phase.Active, Phase.Terminated]) {
+    manager.phase = phase
+    const e = await rejectionOf(withdraw(client, { instance: setup.instance, amount: -1n }))
+    assert.ok(e instanceof PoseError, String(e))
+    assert.equal(e.code, 'OUT_OF_RANGE')
+    assert.match(e.message, /amount -1/)
+  }
+  assert.deepEqual(manager.writes, [], 'nothing submitted')
+  assert.equal(client.state.nonces.size, 0, 'no nonce taken')
+})

@@ -78,6 +78,11 @@ export async function withdraw(
   client: PoseClientBase,
   p: WithdrawParameters,
 ): Promise<WithdrawReturnType> {
+  if (p.amount !== undefined && (typeof p.amount !== 'bigint' || p.amount < 0n))
+    throw new PoseError(`withdraw: amount ${p.amount} is not a non-negative bigint`, {
+      code: 'OUT_OF_RANGE',
+      details: 'Give the coins to take out of the world (0 or omitted only claims).',
+    })
   const { phase } = await readInstance(client.publicClient, client.manager, p.instance)
   if (phase === Phase.Terminated) {
     if (p.amount !== undefined && p.amount > 0n)
