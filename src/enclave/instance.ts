@@ -103,6 +103,7 @@ import {
   systemWithdrawnSlot,
   tagEnvelope,
   terminateDigest,
+  toProtocolError,
   UPDATE_PAYLOAD_FRAME_BYTES,
   type UpdateBody,
   type UpdatePayload,
@@ -1237,8 +1238,25 @@ export class Instance {
   ): Promise<Instance> {
     let inst: Instance | undefined
     const recent: RestoredUpdate[] = []
-    for (const blob of blobs) {
-      const rec = readSealedRecord(ctx.sealer.unseal(`instance/${instance}`, blob))
+    for (const [i, blob] of blobs.entries()) {
+      let rec: SealedRecord
+      try {
+        rec = readSealedRecord(ctx.sealer.unseal(`instance/${instance}`, blob))
+      } catch (e) {
+        // A record that does not open after records that did: the tail a power loss can leave
+        // (zeros or old blocks where the file system had recorded a longer file), which the
+        // host's store cannot tell from a record. The copy ends before it, as an older copy
+        // would; every restore already allows for that (a watchdog's copy is checked before it
+        // is handed over, an executor waits for its pool). With nothing restored yet, the
+        // instance cannot be restored at all.
+        if (!inst) throw e
+        inst.log_('warn', 'A sealed record does not open; restored from the records before it', {
+          record: i,
+          records: blobs.length,
+          err: toProtocolError(e).shortMessage,
+        })
+        break
+      }
       if (rec.kind === 'snapshot') {
         const view = ChainView.fromJSON(rec.view)
         if (view.instance !== instance)
