@@ -332,6 +332,10 @@ const sealedRecordSchema = z.discriminatedUnion('kind', [
     baseSeq: z.string().optional(),
     recent: recentResultsSchema.optional(),
     clock: z.tuple([z.string(), z.string()]).optional(),
+    held: z
+      .array(z.tuple([z.string(), z.string()]))
+      .max(HELD_DIGESTS)
+      .optional(),
   }),
   z.strictObject({
     kind: z.literal('update'),
@@ -1217,6 +1221,9 @@ export class Instance {
       baseSeq: dec(this.baseSeq),
       recent: recentResultsToWire(this.recentResults(0n)),
       clock: [dec(this.clockFloor.number), dec(this.clockFloor.timestamp)],
+      // What a watchdog challenge's answer is checked against (decision 0023): a member restored
+      // from this snapshot stays silent to an update at a seq where it holds another one.
+      held: [...this.heldDigests].map(([seq, digest]) => [dec(seq), hex(digest)]),
     }
   }
 
@@ -1278,6 +1285,11 @@ export class Instance {
         inst.stateFrom = rec.stateFrom ? unhex(rec.stateFrom, 'sealed.stateFrom', 20) : undefined
         inst.baseSeq = rec.baseSeq ? uint(rec.baseSeq, 'sealed.baseSeq', 64) : 0n
         if (rec.recent) inst.rememberResults(recentResultsFromWire(rec.recent, 'sealed.recent'))
+        for (const [seq, digest] of rec.held ?? [])
+          inst.heldDigests.set(
+            uint(seq, 'sealed.held.seq', 64),
+            unhex(digest, 'sealed.held.digest', 32),
+          )
         if (rec.clock)
           inst.clockFloor = laterClock(
             NO_CLOCK,

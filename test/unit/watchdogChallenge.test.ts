@@ -508,3 +508,88 @@ test("a watchdog that holds another update at the challenged seq (replayed from 
   )
   assert.equal(answersChallenge(answered[1]!), false, 'n1 does not answer for an update it lacks')
 })
+
+test('a watchdog restored from a snapshot still knows the updates it held before it, and stays silent to another update at one of their seqs', async () => {
+  const limits = LIMITS as { snapshotEveryUpdates: number; pipelineMinBatchTxs: number }
+  const saved = { ...limits }
+  // A snapshot after every update (the watchdog's restart below reads no log record), and an
+  // update per transaction while others are in flight.
+  limits.snapshotEveryUpdates = 1
+  limits.pipelineMinBatchTxs = 1
+  try {
+    let clock = 8_000_000
+    const s = await setupActive(() => clock)
+    const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+    const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
+    const recipient = randomBytes(20)
+    await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
+    const stale = [...n0.sealed.get(s.instance)!]
+    // Two more updates reach nobody; the host keeps the copies addressed to n1.
+    const outs: EnclaveOutput[] = []
+    for (const nonce of [1n, 2n]) {
+      const box = transferBox(target, s.creatorKey, nonce, recipient).box
+      outs.push(
+        ...(await n0.enclave.call('tx', { requestId: `old${nonce}`, instance: s.instance, box }))
+          .outputs,
+      )
+    }
+    clock += 100
+    outs.push(...(await n0.enclave.call('tick', { now: clock })).outputs)
+    const toN1 = outs.filter(
+      (o) =>
+        o.type === 'send' &&
+        o.envelope.kind === 'update' &&
+        o.envelope.to.toLowerCase() === bytesToHex(n1.signer),
+    )
+    assert.equal(toN1.length, 2)
+    // The executor restarts from the copy before them and confirms its pool; the host replays
+    // the old updates to n1, which then restarts from its snapshot at seq 3. n1's host drops
+    // what n1 says over the peer link (an ack ahead of the executor would have it take n1's
+    // state) and answers on-chain only.
+    const r0 = await restartNode(n0, s.instance, () => clock, stale)
+    clock += 1_500
+    await pump(
+      [r0, n1, n2],
+      (await r0.enclave.call('tick', { now: clock })).outputs,
+      s.answers,
+      [],
+      true,
+    )
+    for (const o of toN1)
+      if (o.type === 'send') await n1.enclave.call('peer', { envelope: o.envelope })
+    assert.equal((await digestOf(n1, s.instance)).seq, 3n)
+    const r1 = await restartNode(n1, s.instance, () => clock)
+    assert.equal((await digestOf(r1, s.instance)).seq, 3n)
+    const nodes = [r0, r1, n2]
+    const fromR1 = (o: EnclaveOutput) =>
+      o.type === 'send' && o.envelope.from.toLowerCase() === bytesToHex(r1.signer)
+    // The executor's own update 2 is another one than n1 held there: after the ack timeout it
+    // challenges n1 with it, and n1 does not answer.
+    const fresh = transferBox(target, s.creatorKey, 1n, randomBytes(20))
+    await pump(
+      nodes,
+      (await r0.enclave.call('tx', { requestId: 'new', instance: s.instance, box: fresh.box }))
+        .outputs,
+      s.answers,
+      [],
+      true,
+      fromR1,
+    )
+    assert.equal(s.answers.has('new'), false, 'not released: n1 holds another update 2')
+    clock += ACK_TIMEOUT_MS + 1_000
+    const ticked = await r0.enclave.call('tick', { now: clock })
+    const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
+    assert.ok(challenge && challenge.type === 'challengeWatchdogs')
+    assert.equal(challenge.memberMask, 2n, 'n1 (slot 1)')
+    const { outs: answered } = await feedAll(
+      s,
+      nodes,
+      EventKind.WatchdogsChallenged,
+      challengedData(2, challenge.payload),
+    )
+    assert.equal(answersChallenge(answered[1]!), false, 'n1 does not answer for an update it lacks')
+  } finally {
+    limits.snapshotEveryUpdates = saved.snapshotEveryUpdates
+    limits.pipelineMinBatchTxs = saved.pipelineMinBatchTxs
+  }
+})
