@@ -206,7 +206,12 @@ class ApiSocket {
 }
 
 const sockets = new Map<string, ApiSocket>()
-/** How long the WebSocket upgrade of a new connection to an operator may take. */
+/**
+ * How long the WebSocket upgrade of a new connection to an operator may take: 10 s, or half the
+ * first request's timeout when that is shorter, so that a host whose upgrade never answers
+ * leaves the request time to go over HTTP (a TIMEOUT instead could have the client challenge an
+ * executor that answers HTTP).
+ */
 const HANDSHAKE_TIMEOUT_MS = 10_000
 
 /**
@@ -220,7 +225,7 @@ export function socketRequest(
   box: Uint8Array,
   timeoutMs: number,
   /** How long a new connection's upgrade may take (the first request to an endpoint sets it). */
-  handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
+  handshakeTimeoutMs = Math.min(HANDSHAKE_TIMEOUT_MS, Math.max(1, Math.floor(timeoutMs / 2))),
 ): Promise<Uint8Array> {
   let s = sockets.get(endpoint)
   if (!s) {

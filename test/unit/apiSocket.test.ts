@@ -515,7 +515,9 @@ test('a host that accepts connections and never answers: TIMEOUT, and the connec
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
   const endpoint = `http://127.0.0.1:${(silent.address() as { port: number }).port}`
   try {
-    const e = await rejection(socketRequest(endpoint, 'tx', 5n, Uint8Array.of(9, 0), 200))
+    // The upgrade may take longer than the request (by default it takes at most half of it,
+    // and the request then goes over HTTP: transport.test.ts).
+    const e = await rejection(socketRequest(endpoint, 'tx', 5n, Uint8Array.of(9, 0), 200, 10_000))
     assert.ok(e instanceof PoseRequestError)
     assert.equal(e.code, 'TIMEOUT')
     assert.equal(sockets.length, 1)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer, type Socket } from 'node:net'
 import { after, before, test } from 'node:test'
 import { PoseRequestError } from '../../src/client/errors.ts'
 import { getJson, postJson, requestSealed } from '../../src/client/transport.ts'
@@ -149,5 +150,49 @@ test('a request box over the limit is refused OVERSIZED before any I/O, on eithe
     const e = await rejection(requestSealed(endpoint, 'tx', 1n, box, { transport }))
     assert.equal(e.code, 'OVERSIZED', transport)
     assert.match(e.message, new RegExp(`${box.length} bytes`))
+  }
+})
+
+test('an operator whose WebSocket upgrade never answers gets the request over HTTP before the request times out', async () => {
+  const sealed = '0x0102'
+  const host = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ sealed }))
+    })
+  })
+  // Upgrades are taken and never answered.
+  host.on('upgrade', () => undefined)
+  await new Promise<void>((r) => host.listen(0, '127.0.0.1', r))
+  try {
+    const endpoint = `http://127.0.0.1:${(host.address() as { port: number }).port}`
+    const answer = await requestSealed(endpoint, 'tx', 1n, new Uint8Array(8), {
+      transport: 'ws',
+      timeoutMs: 2_000,
+    })
+    assert.deepEqual([...answer], [1, 2])
+  } finally {
+    host.closeAllConnections()
+    host.close()
+  }
+  // A stopped host (the kernel accepts, nobody reads): the upgrade fails, then the HTTP request
+  // times out, and the request ends in TIMEOUT.
+  const sockets: Socket[] = []
+  const stopped = createNetServer((c) => {
+    sockets.push(c)
+    c.on('error', () => undefined)
+    c.resume()
+  })
+  await new Promise<void>((r) => stopped.listen(0, '127.0.0.1', r))
+  try {
+    const endpoint = `http://127.0.0.1:${(stopped.address() as { port: number }).port}`
+    const e = await rejection(
+      requestSealed(endpoint, 'tx', 1n, new Uint8Array(8), { transport: 'ws', timeoutMs: 400 }),
+    )
+    assert.equal(e.code, 'TIMEOUT')
+  } finally {
+    for (const c of sockets) c.destroy()
+    await new Promise<void>((r) => stopped.close(() => r()))
   }
 })
