@@ -160,6 +160,48 @@ contract CoinsTest is Fixture {
         manager.withdraw(id, bob, 1 ether, 999, "");
     }
 
+    /// P16: a cumulative authorisation pays only its difference, once: replayed, or older and
+    /// smaller than one already paid, it pays nothing, also while the instance holds the coins
+    /// to pay it again (other users' deposits). Either order of the two authorisations.
+    function testFuzz_withdraw_replayedOrOlderAuthorisationPaysNothing(
+        uint96 first,
+        uint96 second,
+        uint8 slots,
+        bool olderFirst
+    ) public {
+        uint256 older = 1 + uint256(first) % 10 ether;
+        uint256 newer = older + 1 + uint256(second) % 10 ether;
+        (uint64 i1, bytes memory s1) = authorise(slots % 3, bob, older);
+        // Coins for three times the newer amount: a replay would find them.
+        vm.deal(alice, 3 * newer);
+        vm.prank(alice);
+        manager.deposit{value: 3 * newer}(id);
+        (uint64 i2, bytes memory s2) = authorise((slots >> 2) % 3, bob, newer);
+        if (olderFirst) {
+            manager.withdraw(id, bob, older, i1, s1);
+            assertEq(bob.balance, older, "older paid");
+            // The same authorisation again pays nothing.
+            vm.expectRevert(
+                abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, older, older)
+            );
+            manager.withdraw(id, bob, older, i1, s1);
+        }
+        manager.withdraw(id, bob, newer, i2, s2);
+        assertEq(bob.balance, newer, "the newer authorisation pays only its difference");
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, newer, newer)
+        );
+        manager.withdraw(id, bob, newer, i2, s2);
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_NothingToWithdraw.selector, id, bob, older, newer)
+        );
+        manager.withdraw(id, bob, older, i1, s1);
+        assertEq(bob.balance, newer, "paid once");
+        assertEq(manager.withdrawnBy(id, bob), newer, "counted as withdrawn");
+        (, uint256 withdrawn) = manager.balanceOfInstance(id);
+        assertEq(withdrawn, newer, "withdrawn from the instance");
+    }
+
     function testFuzz_withdraw_neverMoreThanDeposited(uint96 dep, uint96[4] calldata cumulatives) public {
         vm.assume(dep > 0);
         vm.deal(alice, dep);

@@ -10,8 +10,10 @@ import {EventKind, Phase} from "../src/PoseTypes.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {Vm} from "./utils/Test.sol";
 
-/// @notice Drives the manager with random sequences of registrations, creations, draws and
-/// activations, and keeps the bookkeeping the invariants compare against.
+/// @notice Drives the manager with random sequences of registrations, creations, draws,
+/// activations, challenges, timeouts, refills, exits, stake withdrawals, deposits, withdrawals
+/// (replayed, forged, stale) and terminations, and keeps the bookkeeping the invariants compare
+/// against.
 contract ManagerHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     PoseManager public immutable manager;
@@ -45,8 +47,12 @@ contract ManagerHandler {
         if (!_honest(v.operators[v.executorSlot])) ++dishonestChallenged;
         this.challengeExecutor(id - 1);
         if (manager.getInstance(id).phase == Phase.ExecutorChallenged) {
-            this.timeout(id - 1, 0);
-            ++timeouts;
+            // A refused timeout is counted, not rolled back with the whole life cycle.
+            try this.timeout(id - 1, 0) {
+                ++timeouts;
+            } catch {
+                ++timeoutsRefused;
+            }
         }
         // Half the life cycles end with coins in, a termination and final payouts.
         if (uint8(seed[0]) % 2 == 0) {
@@ -59,6 +65,12 @@ contract ManagerHandler {
 
     uint256 public timeouts;
     uint256 public dishonestChallenged;
+    /// Life cycles whose silent executor's `executorTimeout` reverted.
+    uint256 public timeoutsRefused;
+    /// Slashes the handler's model predicts (P9): a silent executor timed out, a silent watchdog
+    /// finalised; `expectedStake` is every operator's stake as they leave it.
+    uint256 public slashes;
+    mapping(uint256 => uint256) public expectedStake;
     /// A member promoted during an open executor challenge was timed out less than Δ later.
     bool public timedOutEarly;
     uint256 public promotedUnderChallenge;
@@ -79,6 +91,7 @@ contract ManagerHandler {
             signer, enc, "http://127.0.0.1:1", abi.encode(measurement, abi.encodePacked(r, s, v))
         );
         registeredStake[i] = stake;
+        expectedStake[i] = stake;
         registered++;
         stakes += stake;
     }
@@ -170,6 +183,7 @@ contract ManagerHandler {
         vm.warp(block.timestamp + manager.delta() + 1 + (wait % 100));
         uint256[] memory before = _stakes();
         manager.executorTimeout(id);
+        _expectSlash(v.operators[v.executorSlot]);
         _keepUnrewarded(before);
         // A promoted honest executor answers the continuing challenge at once.
         _honestExecutorAnswers(id);
@@ -209,6 +223,9 @@ contract ManagerHandler {
         vm.warp(block.timestamp + manager.delta() + 1);
         uint256[] memory before = _stakes();
         manager.finalizeWatchdogChallenge(id);
+        for (uint256 i; i < v.operators.length; ++i) {
+            if ((mask >> i) & 1 == 1 && !_honest(v.operators[i])) _expectSlash(v.operators[i]);
+        }
         _keepUnrewarded(before);
         _observe(id);
     }
@@ -233,6 +250,7 @@ contract ManagerHandler {
         if (!manager.getOperator(op).exiting) {
             vm.prank(op);
             manager.requestExit();
+            exitAt[uint160(op) - 0x9000] = uint64(block.timestamp);
         }
         bool executorLeft = slot == v.executorSlot;
         // A challenged executor leaves some time before its deadline.
@@ -251,6 +269,7 @@ contract ManagerHandler {
             uint256[] memory before = _stakes();
             try manager.executorTimeout(id) {
                 timedOutEarly = true;
+                _expectSlash(v.operators[v.executorSlot]);
             } catch {}
             _keepUnrewarded(before);
             _honestExecutorAnswers(id);
@@ -292,9 +311,272 @@ contract ManagerHandler {
         address signer = v.signers[slotSeed % v.signers.length];
         if (signer == address(0)) return;
         address recipient = toSelf ? address(this) : address(0xB0B);
-        bytes32 d = PoseDigests.withdraw(address(manager), id, recipient, cumulative, v.eventIndex, v.eventHash);
-        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(_keyOf(signer), d);
-        try manager.withdraw(id, recipient, cumulative, v.eventIndex, abi.encodePacked(r, s, sv)) {} catch {}
+        _authorise(id, recipient, cumulative);
+        _tryWithdraw(
+            id,
+            recipient,
+            cumulative,
+            v.eventIndex,
+            _signWithdrawal(_keyOf(signer), id, recipient, cumulative, v.eventIndex, v.eventHash)
+        );
+    }
+
+    // ---------------------------------------------------------------- coins out (P16)
+
+    /// What each recipient was paid out of each instance (by `withdraw` and `withdrawFinal`),
+    /// and the highest cumulative amount an enclave that is or was a member authorised for it
+    /// (final balances included).
+    mapping(uint256 => mapping(address => uint256)) public paidTo;
+    mapping(uint256 => mapping(address => uint256)) public authorised;
+    /// Enclaves the handler saw in each instance's pool (current and former members).
+    mapping(uint256 => mapping(address => bool)) public everMember;
+    /// The running hash the handler saw after each event it saw last in an action.
+    mapping(uint256 => mapping(uint64 => bytes32)) internal seenHash;
+    /// A replayed or older authorisation paid something.
+    bool public paidAgain;
+    /// An authorisation paid though its enclave never was a member or its event is forgotten.
+    bool public paidUnauthorised;
+    /// A member's authorisation of a remembered event within the coins held was refused.
+    bool public refusedAuthorised;
+    uint256 public replays;
+    uint256 public formerMemberPayouts;
+
+    function _authorise(uint256 id, address recipient, uint256 cumulative) internal {
+        if (cumulative > authorised[id][recipient]) authorised[id][recipient] = cumulative;
+    }
+
+    function _signWithdrawal(uint256 key, uint256 id, address recipient, uint256 cumulative, uint64 index, bytes32 h)
+        internal
+        view
+        returns (bytes memory)
+    {
+        bytes32 d = PoseDigests.withdraw(address(manager), id, recipient, cumulative, index, h);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(key, d);
+        return abi.encodePacked(r, s, sv);
+    }
+
+    function _tryWithdraw(uint256 id, address recipient, uint256 cumulative, uint64 index, bytes memory signature)
+        internal
+        returns (bool ok, uint256 paid)
+    {
+        uint256 before = recipient.balance;
+        try manager.withdraw(id, recipient, cumulative, index, signature) {
+            ok = true;
+            paid = recipient.balance - before;
+            paidTo[id][recipient] += paid;
+        } catch {}
+    }
+
+    /// @dev A member authorises an older, smaller cumulative amount, coins go in, it authorises
+    /// a newer one, which is paid; the newer one again and the older one then pay nothing.
+    function replayWithdrawal(uint256 idSeed, uint256 slotSeed, uint64 step, bool toSelf) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || v.signers.length == 0) return;
+        uint256 key = _keyOf(v.signers[slotSeed % v.signers.length]);
+        if (key == 0) return;
+        address recipient = toSelf ? address(this) : address(0xB0B);
+        uint256 already = paidTo[id][recipient];
+        uint256 amount = uint256(step) % 1e18 + 2;
+        bytes memory older = _signWithdrawal(key, id, recipient, already + amount / 2, v.eventIndex, v.eventHash);
+        uint64 olderIndex = v.eventIndex;
+        // Coins for the payout and as much again, which a replay could take.
+        try this.depositCoins(idSeed, uint64(3 * amount)) {} catch {}
+        v = manager.getInstance(id);
+        _authorise(id, recipient, already + amount);
+        bytes memory newer = _signWithdrawal(key, id, recipient, already + amount, v.eventIndex, v.eventHash);
+        (bool ok,) = _tryWithdraw(id, recipient, already + amount, v.eventIndex, newer);
+        if (!ok) return;
+        ++replays;
+        (bool again, uint256 paid) = _tryWithdraw(id, recipient, already + amount, v.eventIndex, newer);
+        if (again || paid != 0) paidAgain = true;
+        (again, paid) = _tryWithdraw(id, recipient, already + amount / 2, olderIndex, older);
+        if (again || paid != 0) paidAgain = true;
+    }
+
+    /// @dev An authorisation by any enclave (a current or former member, a registered enclave
+    /// never in the pool, an unregistered key) naming any event (the latest, an older one, one
+    /// the 32-event history forgot, a future one, signed over the hash the handler saw or none):
+    /// it pays exactly when its enclave is or was a member, the manager remembers its event and
+    /// the instance holds the difference.
+    function withdrawAny(uint256 idSeed, uint256 keySeed, uint256 indexSeed, uint64 amount, bool toSelf) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0) return;
+        Authorisation memory a;
+        a.id = id;
+        a.key = keySeed % (registered + 1) == registered ? 0xBAD : 0xF0000 + keySeed % (registered + 1);
+        a.recipient = toSelf ? address(this) : address(0xB0B);
+        a.cumulative = paidTo[id][a.recipient] + uint256(amount) % 1e18 + 1;
+        bool remembered;
+        (a.index, a.eventHash, remembered) = _anyEvent(id, v.eventIndex, indexSeed);
+        _tryAny(a, remembered, _isCurrent(v, vm.addr(a.key)));
+    }
+
+    struct Authorisation {
+        uint256 id;
+        uint256 key;
+        address recipient;
+        uint256 cumulative;
+        uint64 index;
+        bytes32 eventHash;
+    }
+
+    function _tryAny(Authorisation memory a, bool remembered, bool current) internal {
+        bool member = everMember[a.id][vm.addr(a.key)];
+        if (member) _authorise(a.id, a.recipient, a.cumulative);
+        bool allowed = member && remembered && _holds(a.id, a.cumulative - paidTo[a.id][a.recipient]);
+        bytes memory signature = _signWithdrawal(a.key, a.id, a.recipient, a.cumulative, a.index, a.eventHash);
+        (bool ok,) = _tryWithdraw(a.id, a.recipient, a.cumulative, a.index, signature);
+        if (ok && !allowed) paidUnauthorised = true;
+        if (!ok && allowed) refusedAuthorised = true;
+        if (ok && !current) ++formerMemberPayouts;
+    }
+
+    /// @dev The latest event, an older one (possibly forgotten) or a future one; the hash the
+    /// manager remembers for it, else the one the handler saw (zero if none); whether the
+    /// manager remembers it: the latest 32 events and, beyond them, what an open challenge's
+    /// answer names.
+    function _anyEvent(uint256 id, uint64 latest, uint256 seed)
+        internal
+        view
+        returns (uint64 index, bytes32 h, bool remembered)
+    {
+        uint64 back = uint64(seed >> 2) % 64;
+        if (seed % 4 == 0) index = latest;
+        else if (seed % 4 == 3) index = latest + 1 + back % 3;
+        else index = latest - (back > latest ? latest : back);
+        bool inRing = index <= latest && (latest < 32 || index > latest - 32);
+        h = seenHash[id][index];
+        remembered = inRing;
+        if (index > latest) return (index, h, false);
+        try manager.eventHashAt(id, index) returns (bytes32 kept) {
+            h = kept;
+            remembered = true;
+        } catch {}
+    }
+
+    function _holds(uint256 id, uint256 amount) internal view returns (bool) {
+        (uint256 deposited, uint256 withdrawn) = manager.balanceOfInstance(id);
+        return amount <= deposited - withdrawn;
+    }
+
+    function _isCurrent(PoseManager.InstanceView memory v, address signer) internal pure returns (bool) {
+        for (uint256 i; i < v.signers.length; ++i) {
+            if (v.signers[i] == signer) return true;
+        }
+        return false;
+    }
+
+    // ---------------------------------------------------------------- stake (P9, P14)
+
+    mapping(uint256 => uint64) public exitAt;
+    mapping(uint256 => bool) public stakeWithdrawn;
+    /// What `withdrawStake` paid each operator.
+    mapping(uint256 => uint256) public stakePaid;
+    uint256 public stakeWithdrawals;
+    /// Stake left before the exit delay, with memberships or without an exit; or a withdrawal
+    /// the rules allow was refused; or it paid other than the stake the slashes left.
+    bool public stakeLeftEarly;
+    bool public stakeRefused;
+    bool public stakePaidWrong;
+
+    /// @dev Takes what the slash of `op`'s stake takes from the handler's model.
+    function _expectSlash(address op) internal {
+        uint256 i = uint160(op) - 0x9000;
+        uint256 stake = expectedStake[i];
+        uint256 amount = stake < manager.slashAmount() ? stake : manager.slashAmount();
+        expectedStake[i] = stake - amount;
+        ++slashes;
+    }
+
+    /// @dev Live pool slots `op` holds, from the instances' views.
+    function _slotsHeld(address op) internal view returns (uint256 held) {
+        uint256 n = manager.instanceCount();
+        for (uint256 id = 1; id <= n; ++id) {
+            address[] memory ops = manager.getInstance(id).operators;
+            for (uint256 i; i < ops.length; ++i) {
+                if (ops[i] == op) ++held;
+            }
+        }
+    }
+
+    /// @dev An operator tries to withdraw its stake (one that asked to exit and has not
+    /// withdrawn, if any, with memberships left or not; a quarter of the calls first make one
+    /// ask), half the time once its exit delay passed.
+    function withdrawStake(uint256 opSeed, bool waitForIt) external {
+        if (registered == 0) return;
+        uint256 i = opSeed % registered;
+        address op = address(uint160(0x9000 + i));
+        if ((opSeed >> 128) % 4 == 0 && exitAt[i] == 0 && !stakeWithdrawn[i]) {
+            vm.prank(op);
+            manager.requestExit();
+            exitAt[i] = uint64(block.timestamp);
+        }
+        for (uint256 k; k < registered; ++k) {
+            uint256 j = (opSeed % registered + k) % registered;
+            if (exitAt[j] != 0 && !stakeWithdrawn[j]) {
+                i = j;
+                break;
+            }
+        }
+        op = address(uint160(0x9000 + i));
+        uint256 readyAt = uint256(exitAt[i]) + manager.exitDelay();
+        if (waitForIt && exitAt[i] != 0 && block.timestamp < readyAt) vm.warp(readyAt);
+        bool allowed = exitAt[i] != 0 && !stakeWithdrawn[i] && _slotsHeld(op) == 0 && block.timestamp >= readyAt;
+        uint256 before = op.balance;
+        vm.prank(op);
+        try manager.withdrawStake() {
+            if (!allowed) stakeLeftEarly = true;
+            stakePaid[i] = op.balance - before;
+            if (stakePaid[i] != expectedStake[i]) stakePaidWrong = true;
+            expectedStake[i] = 0;
+            stakeWithdrawn[i] = true;
+            ++stakeWithdrawals;
+        } catch {
+            if (allowed) stakeRefused = true;
+        }
+    }
+
+    // ---------------------------------------------------------------- refill (P2, P15)
+
+    uint256 public refills;
+    /// A refill put a current member into another slot.
+    bool public refillDrewMember;
+
+    /// @dev Refills the empty slots of an active instance from the hash `seed` of a later block.
+    function refillPool(uint256 idSeed, bytes32 seed) external {
+        (uint256 id, PoseManager.InstanceView memory v) = _pick(idSeed);
+        if (id == 0 || v.phase != Phase.Active) return;
+        bool empty;
+        for (uint256 i; i < v.operators.length; ++i) {
+            if (v.operators[i] == address(0)) empty = true;
+        }
+        if (!empty) return;
+        // Schedules the draw (or a new one, if its block's hash expired), then draws.
+        for (uint256 k; k < 3; ++k) {
+            uint64 at = manager.getInstance(id).refillBlock;
+            if (at == 0) {
+                manager.refill(id);
+                at = manager.getInstance(id).refillBlock;
+            }
+            if (block.number <= at) vm.roll(at + 1);
+            vm.setBlockhash(at, seed == bytes32(0) ? bytes32(uint256(1)) : seed);
+            try manager.refill(id) {}
+            catch {
+                return; // nobody to draw
+            }
+            if (manager.getInstance(id).refillBlock == 0) break;
+        }
+        PoseManager.InstanceView memory w = manager.getInstance(id);
+        bool filled;
+        for (uint256 i; i < w.operators.length; ++i) {
+            if (v.operators[i] != address(0) || w.operators[i] == address(0)) continue;
+            filled = true;
+            for (uint256 j; j < v.operators.length; ++j) {
+                if (w.operators[i] == v.operators[j]) refillDrewMember = true;
+            }
+        }
+        if (filled) ++refills;
+        _observe(id);
     }
 
     uint256 public terminations;
@@ -308,15 +590,27 @@ contract ManagerHandler {
         if (!_terminate(id, v, _pages(accounts, amounts, Hashes.commutativeKeccak256(la, lb), paged))) return;
         ++terminations;
         _observe(id);
+        // The executor authorised these final cumulative amounts.
+        _authorise(id, accounts[0], a);
+        _authorise(id, accounts[1], b);
         if (!payOut) return;
         bytes32[] memory proof = new bytes32[](1);
         proof[0] = lb;
-        try manager.withdrawFinal(id, accounts[0], a, proof) {} catch {}
+        _tryWithdrawFinal(id, accounts[0], a, proof);
         proof[0] = la;
-        try manager.withdrawFinal(id, accounts[1], b, proof) {} catch {}
+        _tryWithdrawFinal(id, accounts[1], b, proof);
         // A second time pays nothing.
-        try manager.withdrawFinal(id, accounts[1], b, proof) {
-            paidTwice = true;
+        if (_tryWithdrawFinal(id, accounts[1], b, proof)) paidTwice = true;
+    }
+
+    function _tryWithdrawFinal(uint256 id, address recipient, uint256 cumulative, bytes32[] memory proof)
+        internal
+        returns (bool ok)
+    {
+        uint256 before = recipient.balance;
+        try manager.withdrawFinal(id, recipient, cumulative, proof) {
+            ok = true;
+            paidTo[id][recipient] += recipient.balance - before;
         } catch {}
     }
 
@@ -398,9 +692,15 @@ contract ManagerHandler {
     receive() external payable {}
 
     function _observe(uint256 id) internal {
-        uint64 idx = manager.getInstance(id).eventIndex;
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        uint64 idx = v.eventIndex;
         if (idx < lastSeenIndex[id]) indexWentBack = true;
         lastSeenIndex[id] = idx;
+        seenHash[id][idx] = v.eventHash;
+        // Members join only by a draw or a refill, each observed here.
+        for (uint256 i; i < v.signers.length; ++i) {
+            if (v.signers[i] != address(0)) everMember[id][v.signers[i]] = true;
+        }
     }
 }
 
@@ -434,10 +734,91 @@ contract InvariantsTest is Fixture {
         assertEq(address(manager).balance, owed, "manager balance");
     }
 
-    /// The fuzzer reaches slashes (guards against a vacuous P9).
+    /// P9: every silent executor a life cycle challenges is timed out (a refused timeout is
+    /// counted, not rolled back with the life cycle) and, by `invariant_stakeFollowsTheSlashes`,
+    /// slashed.
     function afterInvariant() public view {
-        // Every challenged silent executor was timed out: the slashing path is really exercised.
+        assertEq(handler.timeoutsRefused(), 0, "a silent executor's timeout refused");
         assertEq(handler.timeouts(), handler.dishonestChallenged(), "silent executors timed out");
+        assertTrue(handler.slashes() >= handler.timeouts(), "each timeout slashes");
+    }
+
+    /// P9: each operator's stake is what the handler's model leaves it: every silent executor
+    /// timed out and every silent watchdog finalised lost `slashAmount` (or what it had left),
+    /// nobody else lost anything, and a withdrawn stake is zero.
+    function invariant_stakeFollowsTheSlashes() public view {
+        for (uint256 i; i < handler.registered(); ++i) {
+            assertEq(
+                manager.getOperator(address(uint160(0x9000 + i))).stake, handler.expectedStake(i), "stake after slashes"
+            );
+        }
+    }
+
+    /// P14: stake leaves only through `withdrawStake`, only after an exit, with no membership
+    /// left and after the exit delay, and then all of what the slashes left (the manager's
+    /// balance, P1, drops by exactly that); a withdrawal the rules allow is never refused.
+    function invariant_stakeLeavesOnlyThroughWithdrawStake() public view {
+        assertTrue(!handler.stakeLeftEarly(), "stake withdrawn against the rules");
+        assertTrue(!handler.stakeRefused(), "an allowed stake withdrawal refused");
+        assertTrue(!handler.stakePaidWrong(), "withdrawStake paid other than the stake");
+    }
+
+    /// P16: a replayed or older authorisation pays nothing; an authorisation pays only when its
+    /// enclave is or was a member and the manager remembers its event (and then whenever the
+    /// instance holds the difference); each recipient was paid exactly what the manager counts
+    /// as withdrawn, never more than the highest cumulative amount a member authorised.
+    function invariant_withdrawalsPayOnlyTheirDifferenceOnce() public view {
+        assertTrue(!handler.paidAgain(), "a replayed or older authorisation paid");
+        assertTrue(!handler.paidUnauthorised(), "a non-member's or forgotten event's authorisation paid");
+        assertTrue(!handler.refusedAuthorised(), "a member's authorisation within the coins held refused");
+        uint256 n = manager.instanceCount();
+        address[2] memory recipients = [address(handler), address(0xB0B)];
+        for (uint256 id = 1; id <= n; ++id) {
+            for (uint256 k; k < 2; ++k) {
+                uint256 paid = handler.paidTo(id, recipients[k]);
+                assertTrue(paid <= handler.authorised(id, recipients[k]), "paid more than authorised");
+                assertEq(paid, manager.withdrawnBy(id, recipients[k]), "paid what is counted as withdrawn");
+            }
+        }
+    }
+
+    /// The handler really reaches slashes, refills, replays, former members' payouts and stake
+    /// withdrawals (guards against a vacuous P9, P14, P15, P16).
+    function test_handlerReachesSlashesRefillsReplaysAndWithdrawals() public {
+        for (uint256 k; k < 8; ++k) {
+            handler.lifecycle(2, keccak256(abi.encode("life", k)), 7);
+        }
+        assertTrue(handler.dishonestChallenged() > 0, "a silent executor challenged");
+        assertEq(handler.timeouts(), handler.dishonestChallenged(), "each timed out");
+        assertTrue(handler.slashes() > 0, "slashed");
+        uint256 n = manager.instanceCount();
+        for (uint256 id = 1; id <= n; ++id) {
+            handler.refillPool(id - 1, keccak256(abi.encode("refill", id)));
+            handler.replayWithdrawal(id - 1, 0, 1 ether, id % 2 == 0);
+            for (uint256 key; key <= handler.registered(); ++key) {
+                handler.withdrawAny(id - 1, key, 0, 1 gwei, false);
+            }
+        }
+        assertTrue(handler.refills() > 0, "refilled");
+        assertTrue(handler.replays() > 0, "replayed");
+        assertTrue(handler.formerMemberPayouts() > 0, "a former member's authorisation paid");
+        // Every member of an instance leaves it; their stakes are withdrawn after the delay.
+        for (uint256 id = 1; id <= manager.instanceCount(); ++id) {
+            for (uint256 slot; slot < 3; ++slot) {
+                handler.leaveSlot(id - 1, slot << 1, 0);
+            }
+        }
+        for (uint256 i; i < handler.registered(); ++i) {
+            handler.withdrawStake(i, true);
+        }
+        assertTrue(handler.stakeWithdrawals() > 0, "stake withdrawn");
+        invariant_stakeFollowsTheSlashes();
+        invariant_stakeLeavesOnlyThroughWithdrawStake();
+        invariant_withdrawalsPayOnlyTheirDifferenceOnce();
+        invariant_poolMembersDistinctAndRegistered();
+        invariant_balanceEqualsWhatIsOwed();
+        invariant_honestNeverSlashed();
+        afterInvariant();
     }
 
     /// The handler's promotion under an open challenge is really exercised (guards against a
@@ -512,19 +893,20 @@ contract InvariantsTest is Fixture {
         assertTrue(!handler.timedOutEarly(), "promoted member timed out within delta of its promotion");
     }
 
-    /// P9: an honest, responsive enclave is never slashed.
+    /// P9: an honest, responsive enclave is never slashed (a withdrawn stake was paid whole).
     function invariant_honestNeverSlashed() public view {
         for (uint256 i; i < handler.registered(); i += 2) {
-            assertEq(
-                manager.getOperator(address(uint160(0x9000 + i))).stake,
-                handler.registeredStake(i),
-                "honest stake intact"
-            );
+            uint256 stake = handler.stakeWithdrawn(i)
+                ? handler.stakePaid(i)
+                : manager.getOperator(address(uint160(0x9000 + i))).stake;
+            assertEq(stake, handler.registeredStake(i), "honest stake intact");
         }
     }
 
-    /// P2: pool members of every drawn instance are distinct registered operators.
+    /// P2, P15: pool members of every drawn instance are distinct registered operators, also
+    /// after the handler's refills; a refill drew no current member.
     function invariant_poolMembersDistinctAndRegistered() public view {
+        assertTrue(!handler.refillDrewMember(), "a refill drew a current member");
         uint256 n = manager.instanceCount();
         for (uint256 id = 1; id <= n; ++id) {
             PoseManager.InstanceView memory v = manager.getInstance(id);
@@ -538,18 +920,43 @@ contract InvariantsTest is Fixture {
         }
     }
 
-    /// P3: an active instance has a live executor; event indices never decrease.
+    /// Storage slot of the manager's `instances` mapping, and of `operators` in an `Instance`.
+    uint256 internal constant INSTANCES_SLOT = 4;
+    uint256 internal constant POOL_OFFSET = 4;
+
+    /// Slot `i` of instance `id`'s pool as stored (`getInstance` shows no pool while Drawing).
+    function storedMember(uint256 id, uint256 i) internal view returns (address) {
+        uint256 base = uint256(keccak256(abi.encode(id, INSTANCES_SLOT)));
+        return address(uint160(uint256(vm.load(address(manager), bytes32(base + POOL_OFFSET + i)))));
+    }
+
+    /// P3: an active instance has a live executor; an instance being drawn has no pool (its
+    /// stored slots are empty, and no operator counts a membership of it: every operator's
+    /// membership count is the number of live slots it holds); event indices never decrease.
     function invariant_activeHasExecutor_indexMonotonic() public view {
         assertTrue(!handler.indexWentBack(), "event index went back");
         uint256 n = manager.instanceCount();
+        uint256[] memory slotsHeld = new uint256[](handler.registered());
         for (uint256 id = 1; id <= n; ++id) {
             PoseManager.InstanceView memory v = manager.getInstance(id);
             if (v.phase == Phase.Active || v.phase == Phase.ExecutorChallenged || v.phase == Phase.WatchdogsChallenged)
             {
                 assertTrue(v.signers[v.executorSlot] != address(0), "a live instance has a live executor");
             }
-            if (v.phase == Phase.Drawing) assertEq(v.operators.length, 0, "no pool before the draw");
+            if (v.phase == Phase.Drawing) {
+                for (uint256 i; i < 16; ++i) {
+                    assertEq(storedMember(id, i), address(0), "no pool before the draw");
+                }
+            }
+            for (uint256 i; i < v.operators.length; ++i) {
+                // The stored slots are the ones the view shows (the slot arithmetic is right).
+                assertEq(storedMember(id, i), v.operators[i], "stored pool");
+                if (v.operators[i] != address(0)) ++slotsHeld[uint160(v.operators[i]) - 0x9000];
+            }
             assertEq(manager.eventHashAt(id, v.eventIndex), v.eventHash, "latest hash readable");
+        }
+        for (uint256 i; i < slotsHeld.length; ++i) {
+            assertEq(manager.getOperator(address(uint160(0x9000 + i))).memberships, slotsHeld[i], "memberships");
         }
     }
 }

@@ -838,3 +838,67 @@ contract Rejecter {
         revert("no");
     }
 }
+
+/// @notice P15: a refill draws only operators that are not current members, whatever the
+/// draw's block hash, the number of operators, the pool's size and which slots are empty.
+contract RefillTest is Fixture {
+    /// Registers operator `i` with twice the minimum stake: a slash leaves it drawable, so the
+    /// members a refill replaces may be drawn again (they are no longer members).
+    function registerDrawable(uint256 i) internal {
+        address op = operatorAddr(i);
+        address signer = vm.addr(enclaveKey(i));
+        bytes memory ev = evidence(op, signer, encKey(i), MEASUREMENT, AUTHORITY_KEY);
+        vm.deal(op, 2 * MIN_STAKE);
+        vm.prank(op);
+        manager.register{value: 2 * MIN_STAKE}(signer, encKey(i), "http://127.0.0.1:1", ev);
+    }
+
+    function testFuzz_refill_drawsOnlyNonMembers(bytes32 seed, uint8 operators_, uint8 watchdogs, uint16 silent)
+        public
+    {
+        uint256 n = 3 + uint256(operators_) % 8; // 3..10 operators
+        uint8 w = uint8(1 + uint256(watchdogs) % (n - 1 < 6 ? n - 1 : 6)); // 1..6 watchdogs, pool <= n
+        for (uint256 i; i < n; ++i) {
+            registerDrawable(i);
+        }
+        uint256 id = createAndDraw(w);
+        activateAll(id, w, n);
+        // The executor challenges a non-empty set of its watchdogs, which stay silent: removed.
+        uint256 mask = (1 + uint256(silent) % ((1 << w) - 1)) << 1;
+        vm.prank(manager.getInstance(id).operators[0]);
+        manager.challengeWatchdogs(id, mask, "");
+        vm.warp(block.timestamp + DELTA + 1);
+        manager.finalizeWatchdogChallenge(id);
+        address[] memory before = manager.getInstance(id).operators;
+        uint256 live;
+        for (uint256 i; i < before.length; ++i) {
+            if (before[i] != address(0)) ++live;
+        }
+        assertEq(manager.eligibleOperatorCount(), n, "every operator drawable");
+        manager.refill(id);
+        uint64 at = manager.getInstance(id).refillBlock;
+        vm.roll(at + 1);
+        vm.setBlockhash(at, seed == bytes32(0) ? bytes32(uint256(1)) : seed);
+        manager.refill(id);
+        address[] memory afterwards = manager.getInstance(id).operators;
+        uint256 filled;
+        for (uint256 i; i < afterwards.length; ++i) {
+            if (before[i] != address(0)) {
+                assertEq(afterwards[i], before[i], "members stay");
+                continue;
+            }
+            if (afterwards[i] == address(0)) continue;
+            ++filled;
+            for (uint256 j; j < before.length; ++j) {
+                assertTrue(afterwards[i] != before[j], "a refill drew a current member");
+            }
+            for (uint256 j = i + 1; j < afterwards.length; ++j) {
+                assertTrue(afterwards[i] != afterwards[j], "drawn members distinct");
+            }
+            assertTrue(manager.getOperator(afterwards[i]).registered, "drawn member registered");
+        }
+        // Every empty slot is filled while operators outside the pool are left to draw.
+        uint256 empty = before.length - live;
+        assertEq(filled, empty < n - live ? empty : n - live, "slots filled");
+    }
+}

@@ -377,10 +377,58 @@ contract InstanceTest is Fixture {
         manager.activate(id, 0, 0, 15, 2, "");
     }
 
+    /// The executor's valid signature naming an event the manager has not emitted yet is
+    /// refused by the index check: it is over the hash the unchecked ring would return for that
+    /// index (an unwritten slot, zero).
     function test_activate_futureEventIndex_reverts() public {
         uint256 id = createAndDraw(2);
+        bytes32 digest =
+            PoseDigests.activation(address(manager), id, keccak256("cek"), keccak256("genesis"), 7, 9, bytes32(0));
+        bytes memory signature = sig(slotKey(id, 0, 5), digest);
         vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, 9, 2));
-        manager.activate(id, 0, 0, 7, 9, "");
+        manager.activate(id, keccak256("cek"), keccak256("genesis"), 7, 9, signature);
+    }
+
+    /// P5: the executor's signature over an older event the manager remembers (the creation,
+    /// before the pool was drawn) activates, as one over the latest does.
+    function test_activate_olderRememberedEvent_succeeds() public {
+        uint256 id = createAndDraw(2);
+        assertEq(manager.getInstance(id).eventIndex, 2, "created and drawn");
+        manager.activate(id, keccak256("cek"), keccak256("genesis"), 7, 1, activationSig(id, 7, 1, slotKey(id, 0, 5)));
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "active");
+    }
+
+    /// P5: an activation counts only with the executor enclave's signature over an event the
+    /// manager remembers, whichever that is (the latest, an older one such as the creation, or
+    /// index 0, the empty hash): any other pool member's or a registered enclave's outside the
+    /// pool is refused, as is a future index with a valid signature, or a signature made for
+    /// another index.
+    function testFuzz_activate_onlyTheExecutorOverARememberedEvent(uint8 probe, uint8 signer, bool otherIndex) public {
+        uint256 id = createAndDraw(2);
+        uint64 latest = manager.getInstance(id).eventIndex;
+        uint64 index = uint64(probe % (latest + 4));
+        // Operators 0..4 are registered; index 5 is an enclave nobody registered.
+        uint256 key = enclaveKey(signer % 6);
+        // A signature made for another index names that index's hash (a future one: zero, what
+        // its unwritten ring slot holds).
+        uint64 signedIndex = otherIndex ? (index == 0 ? 1 : index - 1) : index;
+        bytes32 signedHash = signedIndex <= latest ? manager.eventHashAt(id, signedIndex) : bytes32(0);
+        bytes32 digest = PoseDigests.activation(
+            address(manager), id, keccak256("cek"), keccak256("genesis"), 7, signedIndex, signedHash
+        );
+        address executor = manager.getInstance(id).signers[0];
+        if (index > latest) {
+            vm.expectRevert(abi.encodeWithSelector(PoseManager.PoseManager_StaleEventIndex.selector, id, index, latest));
+        } else if (otherIndex) {
+            vm.expectRevert(); // BadSignature: the digest recovers to some other address
+        } else if (vm.addr(key) != executor) {
+            vm.expectRevert(
+                abi.encodeWithSelector(PoseManager.PoseManager_BadSignature.selector, vm.addr(key), executor)
+            );
+        }
+        manager.activate(id, keccak256("cek"), keccak256("genesis"), 7, index, sig(key, digest));
+        bool accepted = index <= latest && vm.addr(key) == executor && !otherIndex;
+        assertTrue((manager.getInstance(id).phase == Phase.Active) == accepted, "activated exactly when accepted");
     }
 
     function test_activate_wrongPhase_reverts() public {
