@@ -71,14 +71,24 @@ describe('optimistic path on a 4-operator devnet', { timeout: 300_000 }, () => {
     await devnet?.stop()
   })
 
-  test('deploy an instance with s = 2 from Foundry output with constructor arguments', async () => {
-    const [alice] = clients as [PoseClient]
+  test('deploy an instance with s = 2 from Foundry output with constructor arguments (another user draws its pool first)', async () => {
+    const [alice, bob] = clients as [PoseClient, PoseClient]
+    // Anyone may draw a pool: bob's draw lands just before alice's, which then reverts, and
+    // alice's deploy goes on.
+    const write = alice.sender.write.bind(alice.sender)
+    let raced = 0
+    alice.sender.write = (async (req: Parameters<typeof write>[0]) => {
+      if (req.functionName === 'drawPool' && raced++ === 0) await bob.sender.write(req)
+      return write(req)
+    }) as typeof write
     const r = await alice.deployContract({
       abi: privateTokenAbi,
       bytecode: privateTokenBytecode,
       args: [1_000_000n],
       watchdogCount: 2,
     })
+    alice.sender.write = write
+    assert.equal(raced, 1, 'alice tried to draw the pool after bob')
     instance = r.instance
     const info = await readInstance(alice.publicClient, devnet.manager, instance)
     assert.equal(info.phaseName, 'Active')

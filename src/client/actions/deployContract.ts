@@ -117,12 +117,19 @@ async function activate(
     if (info.phase !== Phase.Drawing) break
     const head = await client.publicClient.getBlockNumber({ cacheTime: 0 })
     if (head > info.drawBlock) {
-      await client.sender.write({
-        address: client.manager,
-        abi: poseManagerAbi,
-        functionName: 'drawPool',
-        args: [instance],
-      })
+      try {
+        await client.sender.write({
+          address: client.manager,
+          abi: poseManagerAbi,
+          functionName: 'drawPool',
+          args: [instance],
+        })
+      } catch (e) {
+        // Anyone may draw the pool: a draw by someone else landing first makes this one
+        // revert, and the instance goes on as if this one had drawn it.
+        const now = await getInstance(client, { instance, refresh: true })
+        if (now.phase === Phase.Drawing) throw e
+      }
       continue
     }
     if (Date.now() > deadline)
