@@ -40,15 +40,35 @@ async function ticks(
   }
 }
 
-test('a host serving an older watchdog copy with the promotion record cannot roll the pool back', async () => {
+/** An active instance on three enclaves (n0 executor) with transfers 0 and 1 done; a clock. */
+async function twoTransfersDone() {
   const clock = { now: 3_000_000 }
-  const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
-    () => clock.now,
-  )
-  const [n0, n1, n2] = nodes as [Node, Node, Node]
-  const target = { instance, contractEncryptionKey }
+  const s = await setupActive(() => clock.now)
+  const [n0, n1, n2] = s.nodes as [Node, Node, Node]
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   const recipient = randomBytes(20)
-  await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+  await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n, 1n], recipient, s.answers)
+  return { ...s, clock, n0, n1, n2, target, recipient }
+}
+
+/**
+ * n0 is removed and n1 promoted (n2 sees the removal too); returns the promotion's view record,
+ * the first record n1 seals for it, before its handover's snapshot.
+ */
+async function promoteN1(s: Awaited<ReturnType<typeof twoTransfersDone>>): Promise<Uint8Array> {
+  const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, s.n0.signer, 1n))
+  await s.n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+  const takeover = await s.n1.enclave.call('chain', {
+    blockNumber: 20n,
+    timestamp: 1010n,
+    events: [removed],
+  })
+  return takeover.outputs.filter((o): o is Seal => o.type === 'seal')[0]!.blob
+}
+
+test('a host serving an older watchdog copy with the promotion record cannot roll the pool back', async () => {
+  const s = await twoTransfersDone()
+  const { nodes, instance, creatorKey, answers, clock, n0, n1, n2, target, recipient } = s
   const stale = [...n1.sealed.get(instance)!]
   await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
   assert.ok(answers.has('t4'))
@@ -56,15 +76,7 @@ test('a host serving an older watchdog copy with the promotion record cannot rol
 
   // The executor is removed; n1 is promoted. Its host keeps only the promotion's view record
   // (sealed first) and drops the handover, then restarts it from the older copy plus that record.
-  const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  await n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
-  const takeover = await n1.enclave.call('chain', {
-    blockNumber: 20n,
-    timestamp: 1010n,
-    events: [removed],
-  })
-  const seals = takeover.outputs.filter((o): o is Seal => o.type === 'seal')
-  const viewRecord = seals[0]!.blob
+  const viewRecord = await promoteN1(s)
   const r1 = await restartNode(n1, instance, () => clock.now, [...stale, viewRecord])
   assert.equal((await digestOf(r1, instance)).seq, 2n)
 
@@ -100,24 +112,11 @@ test('a host serving an older watchdog copy with the promotion record cannot rol
 })
 
 test('a crash between the promotion record and the handover, then a restart from an older copy, still serves', async () => {
-  const clock = { now: 3_000_000 }
-  const { nodes, instance, ev, creatorKey, contractEncryptionKey, answers } = await setupActive(
-    () => clock.now,
-  )
-  const [n0, n1, n2] = nodes as [Node, Node, Node]
-  const target = { instance, contractEncryptionKey }
-  const recipient = randomBytes(20)
-  await sendTransfers(nodes, n0, target, creatorKey, [0n, 1n], recipient, answers)
+  const s = await twoTransfersDone()
+  const { instance, creatorKey, answers, clock, n1, n2, target, recipient } = s
   const before = [...n1.sealed.get(instance)!]
-  const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
-  await n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
-  const takeover = await n1.enclave.call('chain', {
-    blockNumber: 20n,
-    timestamp: 1010n,
-    events: [removed],
-  })
   // The operator dies after storing the promotion's view record, before the handover's snapshot.
-  const viewRecord = takeover.outputs.filter((o): o is Seal => o.type === 'seal')[0]!.blob
+  const viewRecord = await promoteN1(s)
   const r1 = await restartNode(n1, instance, () => clock.now, [...before, viewRecord])
   r1.sealed.set(instance, [...before, viewRecord])
   trackSeals(r1)

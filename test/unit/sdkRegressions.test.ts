@@ -857,34 +857,17 @@ async function pumpedOperator(
   /** Requests the host passes to its enclave and then answers with a refusal of its own. */
   lie: (kind: 'tx' | 'view') => boolean = () => false,
 ) {
-  const { nodes, exec } = setup
-  let requests = 0
-  const operator = await serve(
-    {
-      ...executorBackend(setup),
-      request: async (kind, inst, box) => {
-        const n = ++requests
-        if (refuse(n)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused by the test`)
-        const requestId = `p${n}`
-        const { outputs } = await exec.enclave.call(kind, { requestId, instance: inst, box })
-        await pump(nodes, outputs, setup.answers)
-        for (let i = 0; i < 300 && !setup.answers.has(requestId); i++)
-          await new Promise((r) => setTimeout(r, 10))
-        const sealed = setup.answers.get(requestId)
-        assert.ok(sealed, `${kind} ${n}: the enclave answered`)
-        if (lie(kind)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused (a lie)`)
-        return sealed
-      },
+  return hookedOperator(
+    setup,
+    async (n) => {
+      if (refuse(n)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused by the test`)
+      return undefined
     },
     cut,
+    (kind, n) => {
+      if (lie(kind)) throw new ProtocolError('OUT_OF_RANGE', `request ${n}: refused (a lie)`)
+    },
   )
-  const manager: FakeManager = {
-    phase: Phase.Active,
-    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
-    endpoint: operator.endpoint,
-    writes: [],
-  }
-  return { operator, manager }
 }
 
 const transferData = encodeFunctionData({
@@ -1100,14 +1083,16 @@ test('a transaction whose answer was lost and whose receipt the executor no long
 })
 
 /**
- * The harness's executor behind the operator's API with its watchdogs pumped, like
- * `pumpedOperator`, with a hook that runs before each request (`n` from 1) reaches the enclave:
- * `before` may answer the request itself (a sealed answer) instead.
+ * The harness's executor behind the operator's API with its watchdogs pumped (receipts are
+ * released; a request waits for its answer), with a hook that runs before each request (`n` from
+ * 1) reaches the enclave: `before` may answer the request itself (a sealed answer) instead.
  */
 async function hookedOperator(
   setup: Setup,
   before: (n: number, kind: 'tx' | 'view', box: Uint8Array) => Promise<Uint8Array | undefined>,
   cut?: (path: string) => boolean,
+  /** Runs once the enclave answered, before the answer leaves (it may throw a host's refusal). */
+  after: (kind: 'tx' | 'view', n: number) => void = () => undefined,
 ) {
   const { nodes, exec } = setup
   let requests = 0
@@ -1125,6 +1110,7 @@ async function hookedOperator(
           await new Promise((r) => setTimeout(r, 10))
         const sealed = setup.answers.get(requestId)
         assert.ok(sealed, `${kind} ${n}: the enclave answered`)
+        after(kind, n)
         return sealed
       },
     },
@@ -1319,25 +1305,38 @@ test('a session transaction whose box may have run stays unconfirmed, its nonce 
   assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
 })
 
+/**
+ * `hookedOperator` whose first transaction runs and loses its answer with its connection;
+ * `change` then alters what the client reads on-chain (the fake manager).
+ */
+async function lostAnswerThen(setup: Setup, change: (manager: FakeManager) => void) {
+  let manager: FakeManager | undefined
+  let cut = false
+  const hooked = await hookedOperator(
+    setup,
+    async () => undefined,
+    (path) => {
+      if (!path.endsWith('/tx') || cut) return false
+      cut = true
+      change(manager!)
+      return true
+    },
+  )
+  manager = hooked.manager
+  return hooked
+}
+
 test('a transaction whose answer was lost and whose instance then lost its executor is unconfirmed, its nonce taken', {
   timeout: 10_000,
 }, async () => {
   const setup = await setupActive()
   const { exec, instance } = setup
-  let manager: FakeManager | undefined
   // The enclave runs the transaction; its answer is lost with its connection, and every member
   // is gone before the resend (the instance terminated, or froze).
-  const { operator, manager: m } = await hookedOperator(
-    setup,
-    async () => undefined,
-    (path) => {
-      if (!path.endsWith('/tx')) return false
-      manager!.phase = Phase.Terminated
-      manager!.executorGone = true
-      return true
-    },
-  )
-  manager = m
+  const { operator, manager } = await lostAnswerThen(setup, (m) => {
+    m.phase = Phase.Terminated
+    m.executorGone = true
+  })
   try {
     const client = sdkClient(setup, manager)
     const key = instance.toString()
@@ -1359,19 +1358,11 @@ test("a chain read that fails while a transaction is failed over is tried again:
 }, async () => {
   const setup = await setupActive()
   const { instance } = setup
-  let manager: FakeManager | undefined
   // The first attempt runs and its answer is lost; the chain's endpoint then fails the next
   // reads of the instance.
-  const { operator, manager: m } = await hookedOperator(
-    setup,
-    async () => undefined,
-    (path) => {
-      if (!path.endsWith('/tx') || manager!.failReads !== undefined) return false
-      manager!.failReads = 3
-      return true
-    },
-  )
-  manager = m
+  const { operator, manager } = await lostAnswerThen(setup, (m) => {
+    m.failReads = 3
+  })
   try {
     const client = sdkClient(setup, manager)
     const key = instance.toString()
@@ -1391,17 +1382,9 @@ test("a chain read that keeps failing after a transaction's attempt went unanswe
 }, async () => {
   const setup = await setupActive()
   const { instance } = setup
-  let manager: FakeManager | undefined
-  const { operator, manager: m } = await hookedOperator(
-    setup,
-    async () => undefined,
-    (path) => {
-      if (!path.endsWith('/tx')) return false
-      manager!.failReads = Number.MAX_SAFE_INTEGER
-      return true
-    },
-  )
-  manager = m
+  const { operator, manager } = await lostAnswerThen(setup, (m) => {
+    m.failReads = Number.MAX_SAFE_INTEGER
+  })
   try {
     const client = sdkClient(setup, manager)
     client.failover.timeoutMs = 300

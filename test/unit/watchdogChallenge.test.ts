@@ -485,6 +485,23 @@ test("a watchdog that holds another update at the challenged seq (replayed from 
   assert.equal((await digestOf(n1, s.instance)).seq, 2n)
   // The executor runs another transaction as update 2; n1's ack names the other update and
   // does not count, so after the ack timeout the executor challenges n1 with its update 2.
+  const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock += ms))
+  assert.equal(answersChallenge(answered), false, 'n1 does not answer for an update it lacks')
+})
+
+/**
+ * The restarted executor `nodes[0]` runs a transfer as its update 2, which n1 (`nodes[1]`, holding
+ * another update 2) does not ack (`lost`: messages the network loses); after the ack timeout it
+ * challenges n1 on-chain. Returns n1's outputs for the challenge's event.
+ */
+async function challengeN1WithNewUpdate2(
+  s: Active,
+  nodes: Node[],
+  advance: (ms: number) => number,
+  lost?: (o: EnclaveOutput) => boolean,
+): Promise<EnclaveOutput[]> {
+  const r0 = nodes[0]!
+  const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   const fresh = transferBox(target, s.creatorKey, 1n, randomBytes(20))
   await pump(
     nodes,
@@ -493,21 +510,21 @@ test("a watchdog that holds another update at the challenged seq (replayed from 
     s.answers,
     [],
     true,
+    lost,
   )
   assert.equal(s.answers.has('new'), false, 'not released: n1 holds another update 2')
-  clock += ACK_TIMEOUT_MS + 1_000
-  const ticked = await r0.enclave.call('tick', { now: clock })
+  const ticked = await r0.enclave.call('tick', { now: advance(ACK_TIMEOUT_MS + 1_000) })
   const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
   assert.ok(challenge && challenge.type === 'challengeWatchdogs')
   assert.equal(challenge.memberMask, 2n, 'n1 (slot 1)')
-  const { outs: answered } = await feedAll(
+  const { outs } = await feedAll(
     s,
     nodes,
     EventKind.WatchdogsChallenged,
     challengedData(2, challenge.payload),
   )
-  assert.equal(answersChallenge(answered[1]!), false, 'n1 does not answer for an update it lacks')
-})
+  return outs[1]!
+}
 
 test('a watchdog restored from a snapshot still knows the updates it held before it, and stays silent to another update at one of their seqs', async () => {
   const limits = LIMITS as { snapshotEveryUpdates: number; pipelineMinBatchTxs: number }
@@ -565,29 +582,8 @@ test('a watchdog restored from a snapshot still knows the updates it held before
       o.type === 'send' && o.envelope.from.toLowerCase() === bytesToHex(r1.signer)
     // The executor's own update 2 is another one than n1 held there: after the ack timeout it
     // challenges n1 with it, and n1 does not answer.
-    const fresh = transferBox(target, s.creatorKey, 1n, randomBytes(20))
-    await pump(
-      nodes,
-      (await r0.enclave.call('tx', { requestId: 'new', instance: s.instance, box: fresh.box }))
-        .outputs,
-      s.answers,
-      [],
-      true,
-      fromR1,
-    )
-    assert.equal(s.answers.has('new'), false, 'not released: n1 holds another update 2')
-    clock += ACK_TIMEOUT_MS + 1_000
-    const ticked = await r0.enclave.call('tick', { now: clock })
-    const challenge = ticked.outputs.find((o) => o.type === 'challengeWatchdogs')
-    assert.ok(challenge && challenge.type === 'challengeWatchdogs')
-    assert.equal(challenge.memberMask, 2n, 'n1 (slot 1)')
-    const { outs: answered } = await feedAll(
-      s,
-      nodes,
-      EventKind.WatchdogsChallenged,
-      challengedData(2, challenge.payload),
-    )
-    assert.equal(answersChallenge(answered[1]!), false, 'n1 does not answer for an update it lacks')
+    const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock += ms), fromR1)
+    assert.equal(answersChallenge(answered), false, 'n1 does not answer for an update it lacks')
   } finally {
     limits.snapshotEveryUpdates = saved.snapshotEveryUpdates
     limits.pipelineMinBatchTxs = saved.pipelineMinBatchTxs
