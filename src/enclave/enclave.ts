@@ -297,7 +297,7 @@ export class Enclave {
     const inst = await Instance.restore(this.ctx!, p.instance, p.blobs)
     this.instances.set(p.instance, inst)
     this.views.set(p.instance, inst.view)
-    return { seq: inst.seq }
+    return { seq: inst.seq, records: inst.restoredRecords }
   }
 
   /**

@@ -517,6 +517,8 @@ export class Instance {
   private provisional: { predecessor: Uint8Array; askedAt: number; nonce: Uint8Array } | undefined
   /** Updates appended to the sealed log since the last snapshot. */
   private appendedSinceSnapshot = 0
+  /** How many of the sealed blobs it was restored from opened (the rest were left out). */
+  restoredRecords = 0
 
   // executor
   private queue: Pending[] = []
@@ -1244,6 +1246,7 @@ export class Instance {
     blobs: Uint8Array[],
   ): Promise<Instance> {
     let inst: Instance | undefined
+    let used = 0
     const recent: RestoredUpdate[] = []
     for (const [i, blob] of blobs.entries()) {
       let rec: SealedRecord
@@ -1264,6 +1267,7 @@ export class Instance {
         })
         break
       }
+      used = i + 1
       if (rec.kind === 'snapshot') {
         const view = ChainView.fromJSON(rec.view)
         if (view.instance !== instance)
@@ -1322,6 +1326,7 @@ export class Instance {
       }
     }
     if (!inst) throw new ProtocolError('MALFORMED', `instance ${instance}: nothing sealed`)
+    inst.restoredRecords = used
     if (inst.contractSecretKey) inst.contractPublicKey = x25519Public(inst.contractSecretKey)
     if (inst.role === 'executor' && inst.stateKey) {
       if (inst.stateFrom && equalBytes(inst.stateFrom, ctx.identity.signer)) inst.resumeLog(recent)

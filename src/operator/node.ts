@@ -725,9 +725,18 @@ export class OperatorNode {
         if (blobs.length === 0) continue
         const r = await this.ecall('restore', { instance: id, blobs })
         this.log.info(
-          { instance, seq: r.result.seq.toString(), records: blobs.length },
+          { instance, seq: r.result.seq.toString(), records: r.result.records },
           'Instance restored from sealed state',
         )
+        if (r.result.records < blobs.length) {
+          // Records its enclave could not open (a power loss's tail): cut off, or every record
+          // appended after them would be left out of the next restore too.
+          this.store.keepBlobs(id, r.result.records)
+          this.log.warn(
+            { instance, dropped: blobs.length - r.result.records },
+            'Sealed records that did not open were cut off the log',
+          )
+        }
       } catch (e) {
         if (this.stopped || (!(e instanceof EnclaveCallError) && isUnavailable(e)))
           throw new ProtocolError(

@@ -186,6 +186,32 @@ export class SealedStore {
     return aside
   }
 
+  /**
+   * Keeps only the first `count` of the instance's blobs (as `blobs` lists them: the snapshot,
+   * then the log's records): the log is cut after the records kept. For records its enclave
+   * could not open (a power loss's tail), which would otherwise stand before every record
+   * appended after them.
+   */
+  keepBlobs(instance: bigint, count: number): void {
+    const d = this.instanceDir(instance)
+    const gen = this.generation(instance)
+    const hasSnapshot = existsSync(join(d, fileName('snapshot', gen)))
+    const records = count - (hasSnapshot ? 1 : 0)
+    const logPath = join(d, fileName('log', gen))
+    if (records < 0 || !existsSync(logPath)) return
+    this.closeLog(instance)
+    const log = readFileSync(logPath)
+    let kept = 0
+    let length = 0
+    completeLength(log, (record) => {
+      if (kept < records) {
+        kept++
+        length += 4 + record.length
+      }
+    })
+    if (length < log.length) truncateSync(logPath, length)
+  }
+
   instances(): bigint[] {
     return readdirSync(join(this.dir, 'instances'))
       .filter((n) => /^[0-9]+$/.test(n))

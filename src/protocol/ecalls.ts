@@ -96,7 +96,8 @@ export type StatusResult = { signer: Uint8Array; instances: InstanceStatus[] }
 
 export type EcallResults = {
   init: InitResult
-  restore: { seq: bigint }
+  /** `records`: how many of the blobs it restored from (those after them did not open). */
+  restore: { seq: bigint; records: number }
   chain: Record<string, never>
   deploy: DeployResult
   tx: Record<string, never>

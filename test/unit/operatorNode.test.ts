@@ -21,6 +21,7 @@ import { EnclaveCallError } from '../../src/tee/enclaveHost.ts'
 type Internals = {
   store: {
     append: (instance: bigint, blob: Uint8Array) => void
+    writeSnapshot: (instance: bigint, blob: Uint8Array) => void
     instances: () => bigint[]
     blobs: (instance: bigint) => Uint8Array[]
   }
@@ -182,6 +183,23 @@ test('an instance whose files cannot be read, or that the enclave fails on witho
     n.store.blobs = blobs
     assert.deepEqual(n.store.instances(), [1n, 2n, 3n])
     assert.equal(n.store.blobs(2n).length, 1)
+  }))
+
+test('records its enclave could not open are cut off the log, so that records appended later are restored next time', () =>
+  withNode(async (node, { lines }) => {
+    const n = node as unknown as Internals
+    n.store.writeSnapshot(5n, Uint8Array.of(0))
+    for (const b of [1, 2, 3]) n.store.append(5n, Uint8Array.of(b))
+    n.host = {
+      // The enclave opened the snapshot and the first record only (a power loss's tail).
+      ecall: async () => ({ result: { seq: 1n, records: 2 }, outputs: [] }),
+      stop: async () => undefined,
+    }
+    await n.restoreInstances()
+    assert.deepEqual(n.store.blobs(5n), [Uint8Array.of(0), Uint8Array.of(1)])
+    n.store.append(5n, Uint8Array.of(9))
+    assert.deepEqual(n.store.blobs(5n), [Uint8Array.of(0), Uint8Array.of(1), Uint8Array.of(9)])
+    assert.ok(lines.some((l) => /did not open were cut off/.test(l.msg)))
   }))
 
 test('a node stopped while it restores (its enclave exited) fails the start there', async () => {

@@ -21,9 +21,12 @@ import {
 /** `n` restarted from `blobs`: the new node and what its restore ecall put out. */
 async function restoreFrom(n: Node, instance: bigint, now: () => number, blobs: Uint8Array[]) {
   const r = await newNode(n.platformSecret, n.sealedIdentity, now)
-  const { outputs } = await r.enclave.call('restore', { instance, blobs })
+  const { outputs, result } = (await r.enclave.call('restore', { instance, blobs })) as {
+    outputs: EnclaveOutput[]
+    result: { seq: bigint; records: number }
+  }
   r.sealed.set(instance, [...blobs])
-  return { node: trackSeals(r), outputs }
+  return { node: trackSeals(r), outputs, records: result.records }
 }
 
 const warnings = (outputs: EnclaveOutput[]) =>
@@ -51,6 +54,7 @@ test('records that do not open end a restored copy where they start; a copy with
     randomBytes(300),
   ])
   assert.equal((await digestOf(tail.node, instance)).seq, 3n)
+  assert.equal(tail.records, watchdog.length, 'the records it restored from, for its host to keep')
   assert.deepEqual(warnings(tail.outputs), [
     'A sealed record does not open; restored from the records before it',
   ])
@@ -59,6 +63,7 @@ test('records that do not open end a restored copy where they start; a copy with
   const middle = [...watchdog.slice(0, atTwo), randomBytes(64), ...watchdog.slice(atTwo)]
   const cut = await restoreFrom(n1, instance, now, middle)
   assert.equal((await digestOf(cut.node, instance)).seq, 2n)
+  assert.equal(cut.records, atTwo)
 
   // Nothing that opens: refused, as before.
   await assert.rejects(

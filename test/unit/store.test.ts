@@ -155,3 +155,24 @@ test('sealed store: a snapshot is on stable storage, file and directory, before 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('sealed store: keepBlobs cuts the log after the blobs kept, with or without a snapshot, and appends follow them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pose-store-'))
+  try {
+    const store = new SealedStore(dir)
+    for (const b of [1, 2, 3]) store.append(1n, Uint8Array.of(b))
+    store.keepBlobs(1n, 1)
+    assert.deepEqual(hexes(store.blobs(1n)), ['01'])
+    store.append(1n, Uint8Array.of(4))
+    assert.deepEqual(hexes(store.blobs(1n)), ['01', '04'])
+    store.writeSnapshot(2n, Uint8Array.of(0))
+    for (const b of [1, 2]) store.append(2n, Uint8Array.of(b))
+    store.keepBlobs(2n, 1)
+    assert.deepEqual(hexes(store.blobs(2n)), ['00'])
+    store.keepBlobs(2n, 5)
+    assert.deepEqual(hexes(store.blobs(2n)), ['00'], 'keeping more than there is changes nothing')
+    store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
