@@ -47,7 +47,12 @@ export type CreatePoseClientParameters = {
   pollingIntervalMs?: number
   /** Challenge a silent executor on-chain automatically (default false). */
   autoChallenge?: boolean
-  /** How long a transaction waits for a live executor, following changes of executor (default 120 s). */
+  /**
+   * How long a transaction keeps starting attempts at a live executor, following changes of
+   * executor (default 120 s). No new attempt starts after it; one started just before may still
+   * take up to `requestTimeoutMs` (and, with `autoChallenge`, the sending of its challenge), so a
+   * send can end that much later.
+   */
   failoverTimeoutMs?: number
   /**
    * How long one request to an operator may go unanswered before it fails with TIMEOUT and the
