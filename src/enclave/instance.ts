@@ -497,6 +497,8 @@ export class Instance {
    * it counts its log as released without acks): credits up to it are not recorded.
    */
   private settleFloor = 0n
+  /** The log (its executor) each watchdog's latest ack named, by watchdog. */
+  private readonly ackedFrom = new Map<string, Uint8Array>()
   /** Each watchdog's join order (the view's) when `syncMembers` last saw it. */
   private readonly joinedAt = new Map<string, number>()
   /** The watchdog asked to hand back this executor's own, later state, and when. */
@@ -1471,6 +1473,20 @@ export class Instance {
    * A member needs the full state if it never acknowledged any, or if the updates it lacks are
    * no longer in the log (e.g. it joined while the executor moved on).
    */
+  /**
+   * Whether the watchdog's latest ack named another executor's log than this one's. While this
+   * executor's own state is unconfirmed (restarted, or pulling a newer state), only such
+   * watchdogs get it whole: a watchdog following this executor takes a whole state of a higher
+   * seq from it, and a copy its host restored from a log that diverged from the one the pool
+   * released (its own updates withheld, then replaced after an earlier restart) would roll
+   * released receipts back. The probe brings the pool's state first; the state goes once the
+   * pool confirmed it.
+   */
+  private followsAnotherExecutor(signer: Uint8Array): boolean {
+    const from = this.ackedFrom.get(hexKey(signer))
+    return !!from && from.some((b) => b !== 0) && !equalBytes(from, this.ctx.identity.signer)
+  }
+
   private needsFullState(signer: Uint8Array): boolean {
     const a = this.acked.get(hexKey(signer)) ?? -1n
     return a < 0n || (a < this.seq && !this.log.has(a + 1n))
@@ -1482,6 +1498,7 @@ export class Instance {
     for (const slot of this.view.watchdogSlots()) {
       const signer = this.view.signers[slot]!
       if (!this.needsFullState(signer)) continue
+      if (this.unconfirmedState() && !this.followsAnotherExecutor(signer)) continue
       // A member drawn again: only an ack that echoes this probe counts (see `redrawn`).
       const nonce = this.redrawn.get(hexKey(signer))
       if (nonce) this.sendProbe(signer, nonce)
@@ -2963,6 +2980,7 @@ export class Instance {
       throw new ProtocolError('WRONG_ROLE', `ack: sender is not a watchdog of instance ${this.id}`)
     }
     const a = decodeAckBody(e.body)
+    setBounded(this.ackedFrom, hexKey(e.from), a.stateFrom, 64)
     this.noteViewReport(hexKey(e.from), a.viewIndex, a.viewHash)
     this.noteClockReport(hexKey(e.from), a)
     if (this.provisional) {

@@ -1,13 +1,15 @@
 /**
- * A promoted member restarted before its handover was sealed. `updateRole` seals the promotion's
- * view record before `handOver` seals the state it hands to the pool, so a crash between the
- * two, or a host that serves an older watchdog copy with that record, restores an executor
- * holding a copy of its predecessor's log. It must be checked against the pool and handed over
- * (decision 0007), not resumed as its own log.
+ * Restarts from copies the pool must check first. A promoted member restarted before its
+ * handover was sealed: `updateRole` seals the promotion's view record before `handOver` seals
+ * the state it hands to the pool, so a crash between the two, or a host that serves an older
+ * watchdog copy with that record, restores an executor holding a copy of its predecessor's log.
+ * It must be checked against the pool and handed over (decision 0007), not resumed as its own
+ * log. And an executor restarted from a copy of its own log that diverged from the one its pool
+ * released sends that copy to no watchdog that follows it until the pool confirmed it.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { type EnclaveOutput, EventKind, randomBytes } from '../../src/protocol/index.ts'
+import { type EnclaveOutput, EventKind, LIMITS, randomBytes } from '../../src/protocol/index.ts'
 import {
   answerOf,
   digestOf,
@@ -145,4 +147,50 @@ test('a crash between the promotion record and the handover, then a restart from
   assert.equal(a.kind, 'receipt')
   assert.equal(a.kind === 'receipt' && a.receipt.seq, 5n)
   assert.equal((await digestOf(n2, instance)).seq, 5n)
+})
+
+test('an executor restarted from a copy of its own log that diverged from the released one does not hand it to its watchdogs', async () => {
+  const s = await twoTransfersDone()
+  const { instance, creatorKey, answers, clock, n0, n1, n2, target, recipient } = s
+  const older = [...n0.sealed.get(instance)!]
+  // Nonce 2 runs as update 3 and the next batch (a full one, as one runs while another is in
+  // flight) as update 4; its host drops every message about them.
+  const batch = BigInt(LIMITS.pipelineMinBatchTxs)
+  for (let nonce = 2n; nonce < 3n + batch; nonce++) {
+    const box = transferBox(target, creatorKey, nonce, recipient).box
+    await n0.enclave.call('tx', { requestId: `a${nonce}`, instance, box })
+  }
+  clock.now += 100
+  await n0.enclave.call('tick', { now: clock.now })
+  const diverged = [...n0.sealed.get(instance)!]
+  assert.equal((await digestOf(n0, instance)).seq, 4n)
+  assert.equal((await digestOf(n2, instance)).seq, 2n, 'the watchdogs never saw them')
+
+  // Restarted from the older copy, the executor runs another nonce 2 as update 3, released.
+  const r0 = trackSeals(await restartNode(n0, instance, () => clock.now, older))
+  await ticks([r0, n1, n2], r0, clock, answers, 3)
+  const c = transferBox(target, creatorKey, 2n, randomBytes(20))
+  const sent = await r0.enclave.call('tx', { requestId: 'c2', instance, box: c.box })
+  await pump([r0, n1, n2], sent.outputs, answers, [], true)
+  for (let i = 0; i < 5 && !answers.has('c2'); i++) await ticks([r0, n1, n2], r0, clock, answers, 1)
+  assert.equal(answerOf(answers, 'c2', c.responseKey).kind, 'receipt', 'update 3 released')
+  const released = await digestOf(n2, instance)
+
+  // The same host restarts it from the diverged copy (seq 4, its own log): the watchdogs keep
+  // the released update 3, and nothing runs on the diverged copy.
+  const r0b = await restartNode(r0, instance, () => clock.now, diverged)
+  await ticks([r0b, n1, n2], r0b, clock, answers, 4)
+  for (const w of [n1, n2]) {
+    const d = await digestOf(w, instance)
+    assert.equal(d.seq, 3n, 'the watchdog keeps the released update 3')
+    assert.deepEqual(d.digest, released.digest)
+  }
+  const next = transferBox(target, creatorKey, 4n, randomBytes(20))
+  const y = await r0b.enclave.call('tx', { requestId: 'd4', instance, box: next.box })
+  await pump([r0b, n1, n2], y.outputs, answers, [], true)
+  await ticks([r0b, n1, n2], r0b, clock, answers, 5)
+  assert.ok(
+    !answers.has('d4') || answerOf(answers, 'd4', next.responseKey).kind !== 'receipt',
+    'no receipt on the diverged copy',
+  )
 })
