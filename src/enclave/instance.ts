@@ -2984,14 +2984,19 @@ export class Instance {
     this.noteViewReport(hexKey(e.from), a.viewIndex, a.viewHash)
     this.noteClockReport(hexKey(e.from), a)
     if (this.provisional) {
+      if (!equalBytes(a.nonce, this.provisional.nonce)) return
       // A watchdog of the same predecessor that holds no more of its log than this enclave:
       // everything the pool released is here (each watchdog held all of it).
-      if (
-        a.seq <= this.seq &&
-        equalBytes(a.stateFrom, this.provisional.predecessor) &&
-        equalBytes(a.nonce, this.provisional.nonce)
-      )
+      if (a.seq <= this.seq && equalBytes(a.stateFrom, this.provisional.predecessor))
         this.endProvisional('a watchdog holds no more of the log')
+      // A watchdog that took this enclave's own handover of this very state (the handover's
+      // sealed snapshot was lost since): nothing was released beyond it.
+      else if (
+        a.seq === this.seq &&
+        equalBytes(a.stateFrom, this.ctx.identity.signer) &&
+        equalBytes(a.updateHash, this.lastHash)
+      )
+        this.endProvisional('a watchdog holds this handover already')
       return
     }
     if (a.seq > this.seq) {

@@ -194,3 +194,22 @@ test('an executor restarted from a copy of its own log that diverged from the re
     'no receipt on the diverged copy',
   )
 })
+
+test('a promoted member whose handover reached its watchdog but whose sealed handover was lost serves again after a restart', async () => {
+  const s = await twoTransfersDone()
+  const { instance, creatorKey, answers, clock, n1, n2, target, recipient } = s
+  const before = [...n1.sealed.get(instance)!]
+  const viewRecord = await promoteN1(s)
+  // The handover reached n2 (it follows n1 now); its snapshot never reached n1's disk.
+  await ticks([n1, n2], n1, clock, answers, 1)
+  const r1 = await restartNode(n1, instance, () => clock.now, [...before, viewRecord])
+  await ticks([r1, n2], r1, clock, answers, 3)
+  const box = transferBox(target, creatorKey, 2n, recipient)
+  const sent = await r1.enclave.call('tx', { requestId: 'x2', instance, box: box.box })
+  await pump([r1, n2], sent.outputs, answers, [], true)
+  for (let i = 0; i < 5 && !answers.has('x2'); i++) await ticks([r1, n2], r1, clock, answers, 1)
+  const a = answerOf(answers, 'x2', box.responseKey)
+  assert.equal(a.kind, 'receipt')
+  assert.equal(a.kind === 'receipt' && a.receipt.seq, 3n)
+  assert.equal((await digestOf(n2, instance)).seq, 3n)
+})
