@@ -804,6 +804,7 @@ export class Instance {
         this.joinedAt.delete(k)
         this.redrawn.delete(k)
         this.clockReports.delete(k)
+        this.ackedFrom.delete(k)
       }
     }
     if (added) {
@@ -1470,10 +1471,6 @@ export class Instance {
   }
 
   /**
-   * A member needs the full state if it never acknowledged any, or if the updates it lacks are
-   * no longer in the log (e.g. it joined while the executor moved on).
-   */
-  /**
    * Whether the watchdog's latest ack named another executor's log than this one's. While this
    * executor's own state is unconfirmed (restarted, or pulling a newer state), only such
    * watchdogs get it whole: a watchdog following this executor takes a whole state of a higher
@@ -1487,6 +1484,10 @@ export class Instance {
     return !!from && from.some((b) => b !== 0) && !equalBytes(from, this.ctx.identity.signer)
   }
 
+  /**
+   * A member needs the full state if it never acknowledged any, or if the updates it lacks are
+   * no longer in the log (e.g. it joined while the executor moved on).
+   */
   private needsFullState(signer: Uint8Array): boolean {
     const a = this.acked.get(hexKey(signer)) ?? -1n
     return a < 0n || (a < this.seq && !this.log.has(a + 1n))
