@@ -53,11 +53,34 @@ async function twoTransfersDone() {
   return { ...s, clock, n0, n1, n2, target, recipient }
 }
 
+type Pool = Awaited<ReturnType<typeof twoTransfersDone>>
+
+/**
+ * A transfer of `nonce` to `to` sent through the executor `nodes[0]` (request `id`), ticked
+ * among `nodes` until answered, at most `rounds` ticks: its answer, or undefined.
+ */
+async function transferUntilAnswered(
+  s: Pool,
+  nodes: Node[],
+  nonce: bigint,
+  id: string,
+  rounds = 5,
+  to: Uint8Array = randomBytes(20),
+) {
+  const exec = nodes[0]!
+  const box = transferBox(s.target, s.creatorKey, nonce, to)
+  const sent = await exec.enclave.call('tx', { requestId: id, instance: s.instance, box: box.box })
+  await pump(nodes, sent.outputs, s.answers, [], true)
+  for (let i = 0; i < rounds && !s.answers.has(id); i++)
+    await ticks(nodes, exec, s.clock, s.answers, 1)
+  return s.answers.has(id) ? answerOf(s.answers, id, box.responseKey) : undefined
+}
+
 /**
  * n0 is removed and n1 promoted (n2 sees the removal too); returns the promotion's view record,
  * the first record n1 seals for it, before its handover's snapshot.
  */
-async function promoteN1(s: Awaited<ReturnType<typeof twoTransfersDone>>): Promise<Uint8Array> {
+async function promoteN1(s: Pool): Promise<Uint8Array> {
   const removed = s.ev(EventKind.MemberRemoved, memberRemovedData(0n, s.n0.signer, 1n))
   await s.n2.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
   const takeover = await s.n1.enclave.call('chain', {
@@ -98,19 +121,11 @@ test('a host serving an older watchdog copy with the promotion record cannot rol
   assert.equal((await digestOf(r1, instance)).seq, 5n, 'the promoted member caught up first')
 
   // A transaction reusing a released nonce gets no receipt; the next nonce runs after seq 5.
-  const replay = transferBox(target, creatorKey, 2n, randomBytes(20))
-  const r = await r1.enclave.call('tx', { requestId: 'x2', instance, box: replay.box })
-  await pump([r1, n2], r.outputs, answers, [], true)
-  await ticks([r1, n2], r1, clock, answers, 2)
-  if (answers.has('x2'))
-    assert.notEqual(answerOf(answers, 'x2', replay.responseKey).kind, 'receipt')
-  const next = transferBox(target, creatorKey, 5n, randomBytes(20))
-  const r5 = await r1.enclave.call('tx', { requestId: 'x5', instance, box: next.box })
-  await pump([r1, n2], r5.outputs, answers, [], true)
-  await ticks([r1, n2], r1, clock, answers, 3)
-  const a5 = answerOf(answers, 'x5', next.responseKey)
-  assert.equal(a5.kind, 'receipt')
-  assert.equal(a5.kind === 'receipt' && a5.receipt.seq, 6n)
+  const replay = await transferUntilAnswered(s, [r1, n2], 2n, 'x2', 2)
+  assert.notEqual(replay?.kind, 'receipt')
+  const a5 = await transferUntilAnswered(s, [r1, n2], 5n, 'x5', 3)
+  assert.equal(a5?.kind, 'receipt')
+  assert.equal(a5?.kind === 'receipt' && a5.receipt.seq, 6n)
 })
 
 test('a crash between the promotion record and the handover, then a restart from an older copy, still serves', async () => {
@@ -139,13 +154,9 @@ test('a crash between the promotion record and the handover, then a restart from
     4n,
     'the restarted executor took the newer state',
   )
-  const b = transferBox(target, creatorKey, 4n, recipient)
-  const x = await r2.enclave.call('tx', { requestId: 'x4', instance, box: b.box })
-  await pump([r2, n2], x.outputs, answers, [], true)
-  for (let i = 0; i < 5 && !answers.has('x4'); i++) await ticks([r2, n2], r2, clock, answers, 1)
-  const a = answerOf(answers, 'x4', b.responseKey)
-  assert.equal(a.kind, 'receipt')
-  assert.equal(a.kind === 'receipt' && a.receipt.seq, 5n)
+  const a = await transferUntilAnswered(s, [r2, n2], 4n, 'x4', 5, recipient)
+  assert.equal(a?.kind, 'receipt')
+  assert.equal(a?.kind === 'receipt' && a.receipt.seq, 5n)
   assert.equal((await digestOf(n2, instance)).seq, 5n)
 })
 
@@ -169,11 +180,8 @@ test('an executor restarted from a copy of its own log that diverged from the re
   // Restarted from the older copy, the executor runs another nonce 2 as update 3, released.
   const r0 = trackSeals(await restartNode(n0, instance, () => clock.now, older))
   await ticks([r0, n1, n2], r0, clock, answers, 3)
-  const c = transferBox(target, creatorKey, 2n, randomBytes(20))
-  const sent = await r0.enclave.call('tx', { requestId: 'c2', instance, box: c.box })
-  await pump([r0, n1, n2], sent.outputs, answers, [], true)
-  for (let i = 0; i < 5 && !answers.has('c2'); i++) await ticks([r0, n1, n2], r0, clock, answers, 1)
-  assert.equal(answerOf(answers, 'c2', c.responseKey).kind, 'receipt', 'update 3 released')
+  const c = await transferUntilAnswered(s, [r0, n1, n2], 2n, 'c2')
+  assert.equal(c?.kind, 'receipt', 'update 3 released')
   const released = await digestOf(n2, instance)
 
   // The same host restarts it from the diverged copy (seq 4, its own log): the watchdogs keep
@@ -185,31 +193,21 @@ test('an executor restarted from a copy of its own log that diverged from the re
     assert.equal(d.seq, 3n, 'the watchdog keeps the released update 3')
     assert.deepEqual(d.digest, released.digest)
   }
-  const next = transferBox(target, creatorKey, 4n, randomBytes(20))
-  const y = await r0b.enclave.call('tx', { requestId: 'd4', instance, box: next.box })
-  await pump([r0b, n1, n2], y.outputs, answers, [], true)
-  await ticks([r0b, n1, n2], r0b, clock, answers, 5)
-  assert.ok(
-    !answers.has('d4') || answerOf(answers, 'd4', next.responseKey).kind !== 'receipt',
-    'no receipt on the diverged copy',
-  )
+  const d = await transferUntilAnswered(s, [r0b, n1, n2], 4n, 'd4')
+  assert.notEqual(d?.kind, 'receipt', 'no receipt on the diverged copy')
 })
 
 test('a promoted member whose handover reached its watchdog but whose sealed handover was lost serves again after a restart', async () => {
   const s = await twoTransfersDone()
-  const { instance, creatorKey, answers, clock, n1, n2, target, recipient } = s
+  const { instance, answers, clock, n1, n2, recipient } = s
   const before = [...n1.sealed.get(instance)!]
   const viewRecord = await promoteN1(s)
   // The handover reached n2 (it follows n1 now); its snapshot never reached n1's disk.
   await ticks([n1, n2], n1, clock, answers, 1)
   const r1 = await restartNode(n1, instance, () => clock.now, [...before, viewRecord])
   await ticks([r1, n2], r1, clock, answers, 3)
-  const box = transferBox(target, creatorKey, 2n, recipient)
-  const sent = await r1.enclave.call('tx', { requestId: 'x2', instance, box: box.box })
-  await pump([r1, n2], sent.outputs, answers, [], true)
-  for (let i = 0; i < 5 && !answers.has('x2'); i++) await ticks([r1, n2], r1, clock, answers, 1)
-  const a = answerOf(answers, 'x2', box.responseKey)
-  assert.equal(a.kind, 'receipt')
-  assert.equal(a.kind === 'receipt' && a.receipt.seq, 3n)
+  const a = await transferUntilAnswered(s, [r1, n2], 2n, 'x2', 5, recipient)
+  assert.equal(a?.kind, 'receipt')
+  assert.equal(a?.kind === 'receipt' && a.receipt.seq, 3n)
   assert.equal((await digestOf(n2, instance)).seq, 3n)
 })
