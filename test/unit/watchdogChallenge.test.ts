@@ -453,41 +453,60 @@ test("a watchdog whose host keeps a deposit from it is challenged once the depos
 })
 
 test("a watchdog that holds another update at the challenged seq (replayed from before the executor's restart) does not answer, so the executor releases nothing the pool lacks", async () => {
-  let clock = 7_000_000
-  const s = await setupActive(() => clock)
+  const clock = { now: 7_000_000 }
+  const s = await setupActive(() => clock.now)
+  // The executor's update 2 reaches nobody; restarted from the copy before it, it confirms its
+  // pool (both at seq 1) and serves; then the host replays the old update to n1, which takes it.
+  const r0 = await replayedToN1(s, clock, [1n])
+  assert.equal((await digestOf(s.nodes[1]!, s.instance)).seq, 2n)
+  // The executor runs another transaction as update 2; n1's ack names the other update and
+  // does not count, so after the ack timeout the executor challenges n1 with its update 2.
+  const nodes = [r0, s.nodes[1]!, s.nodes[2]!]
+  const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock.now += ms))
+  assert.equal(answersChallenge(answered), false, 'n1 does not answer for an update it lacks')
+})
+
+/**
+ * Transfer 0 done; the executor then runs the transfers `nonces`, one update each, which reach
+ * nobody (the host keeps the copies addressed to n1); it restarts from its copy before them and
+ * confirms its pool, and the host replays the kept updates to n1. Returns the restarted executor.
+ */
+async function replayedToN1(s: Active, clock: { now: number }, nonces: bigint[]): Promise<Node> {
   const [n0, n1, n2] = s.nodes as [Node, Node, Node]
   const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
   const recipient = randomBytes(20)
   await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
   const stale = [...n0.sealed.get(s.instance)!]
-  // The next update reaches nobody; the host keeps the copy addressed to n1.
-  const outs = (
-    await n0.enclave.call('tx', {
-      requestId: 'old',
-      instance: s.instance,
-      box: transferBox(target, s.creatorKey, 1n, recipient).box,
-    })
-  ).outputs
-  const oldUpdate = outs.find(
+  const outs: EnclaveOutput[] = []
+  for (const nonce of nonces) {
+    const box = transferBox(target, s.creatorKey, nonce, recipient).box
+    outs.push(
+      ...(await n0.enclave.call('tx', { requestId: `old${nonce}`, instance: s.instance, box }))
+        .outputs,
+    )
+  }
+  clock.now += 100
+  outs.push(...(await n0.enclave.call('tick', { now: clock.now })).outputs)
+  const toN1 = outs.filter(
     (o) =>
       o.type === 'send' &&
       o.envelope.kind === 'update' &&
       o.envelope.to.toLowerCase() === bytesToHex(n1.signer),
   )
-  assert.ok(oldUpdate && oldUpdate.type === 'send')
-  // Restarted from the copy before it, the executor confirms its pool (both at seq 1) and
-  // serves; then the host replays the old update to n1, which takes it.
-  const r0 = await restartNode(n0, s.instance, () => clock, stale)
-  const nodes = [r0, n1, n2]
-  clock += 1_500
-  await pump(nodes, (await r0.enclave.call('tick', { now: clock })).outputs, s.answers, [], true)
-  await n1.enclave.call('peer', { envelope: oldUpdate.envelope })
-  assert.equal((await digestOf(n1, s.instance)).seq, 2n)
-  // The executor runs another transaction as update 2; n1's ack names the other update and
-  // does not count, so after the ack timeout the executor challenges n1 with its update 2.
-  const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock += ms))
-  assert.equal(answersChallenge(answered), false, 'n1 does not answer for an update it lacks')
-})
+  assert.equal(toN1.length, nonces.length)
+  const r0 = await restartNode(n0, s.instance, () => clock.now, stale)
+  clock.now += 1_500
+  await pump(
+    [r0, n1, n2],
+    (await r0.enclave.call('tick', { now: clock.now })).outputs,
+    s.answers,
+    [],
+    true,
+  )
+  for (const o of toN1)
+    if (o.type === 'send') await n1.enclave.call('peer', { envelope: o.envelope })
+  return r0
+}
 
 /**
  * The restarted executor `nodes[0]` runs a transfer as its update 2, which n1 (`nodes[1]`, holding
@@ -534,55 +553,23 @@ test('a watchdog restored from a snapshot still knows the updates it held before
   limits.snapshotEveryUpdates = 1
   limits.pipelineMinBatchTxs = 1
   try {
-    let clock = 8_000_000
-    const s = await setupActive(() => clock)
-    const [n0, n1, n2] = s.nodes as [Node, Node, Node]
-    const target = { instance: s.instance, contractEncryptionKey: s.contractEncryptionKey }
-    const recipient = randomBytes(20)
-    await sendTransfers(s.nodes, n0, target, s.creatorKey, [0n], recipient, s.answers)
-    const stale = [...n0.sealed.get(s.instance)!]
-    // Two more updates reach nobody; the host keeps the copies addressed to n1.
-    const outs: EnclaveOutput[] = []
-    for (const nonce of [1n, 2n]) {
-      const box = transferBox(target, s.creatorKey, nonce, recipient).box
-      outs.push(
-        ...(await n0.enclave.call('tx', { requestId: `old${nonce}`, instance: s.instance, box }))
-          .outputs,
-      )
-    }
-    clock += 100
-    outs.push(...(await n0.enclave.call('tick', { now: clock })).outputs)
-    const toN1 = outs.filter(
-      (o) =>
-        o.type === 'send' &&
-        o.envelope.kind === 'update' &&
-        o.envelope.to.toLowerCase() === bytesToHex(n1.signer),
-    )
-    assert.equal(toN1.length, 2)
-    // The executor restarts from the copy before them and confirms its pool; the host replays
-    // the old updates to n1, which then restarts from its snapshot at seq 3. n1's host drops
-    // what n1 says over the peer link (an ack ahead of the executor would have it take n1's
-    // state) and answers on-chain only.
-    const r0 = await restartNode(n0, s.instance, () => clock, stale)
-    clock += 1_500
-    await pump(
-      [r0, n1, n2],
-      (await r0.enclave.call('tick', { now: clock })).outputs,
-      s.answers,
-      [],
-      true,
-    )
-    for (const o of toN1)
-      if (o.type === 'send') await n1.enclave.call('peer', { envelope: o.envelope })
+    const clock = { now: 8_000_000 }
+    const s = await setupActive(() => clock.now)
+    const [n1, n2] = [s.nodes[1]!, s.nodes[2]!]
+    // Two updates reach nobody; the executor restarts from the copy before them and confirms
+    // its pool; the host replays the old updates to n1, which then restarts from its snapshot
+    // at seq 3. n1's host drops what n1 says over the peer link (an ack ahead of the executor
+    // would have it take n1's state) and answers on-chain only.
+    const r0 = await replayedToN1(s, clock, [1n, 2n])
     assert.equal((await digestOf(n1, s.instance)).seq, 3n)
-    const r1 = await restartNode(n1, s.instance, () => clock)
+    const r1 = await restartNode(n1, s.instance, () => clock.now)
     assert.equal((await digestOf(r1, s.instance)).seq, 3n)
     const nodes = [r0, r1, n2]
     const fromR1 = (o: EnclaveOutput) =>
       o.type === 'send' && o.envelope.from.toLowerCase() === bytesToHex(r1.signer)
     // The executor's own update 2 is another one than n1 held there: after the ack timeout it
     // challenges n1 with it, and n1 does not answer.
-    const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock += ms), fromR1)
+    const answered = await challengeN1WithNewUpdate2(s, nodes, (ms) => (clock.now += ms), fromR1)
     assert.equal(answersChallenge(answered), false, 'n1 does not answer for an update it lacks')
   } finally {
     limits.snapshotEveryUpdates = saved.snapshotEveryUpdates
