@@ -104,6 +104,8 @@ export type PoseClientState = {
   nonces: Map<string, bigint>
   /** Nonces below it given back by transactions the enclave refused, to be taken first. */
   freeNonces: Map<string, bigint[]>
+  /** Each instance's nonces held by transactions being sent: never taken by another one. */
+  noncesInFlight: Map<string, Set<bigint>>
   instances: Map<string, GetInstanceReturnType>
   /** Transactions sent whose receipt has not come, by hash (for `getReceipt`). */
   sent: Map<string, { instance: bigint; box: Uint8Array; responseKey: Uint8Array }>
@@ -116,6 +118,7 @@ export function newClientState(): PoseClientState {
   return {
     nonces: new Map(),
     freeNonces: new Map(),
+    noncesInFlight: new Map(),
     instances: new Map(),
     sent: new Map(),
     sessionAuths: new Map(),

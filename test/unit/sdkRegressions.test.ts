@@ -1199,6 +1199,73 @@ test('a transaction held for an earlier nonce and then refused BAD_NONCE is unco
   }
 })
 
+test("a nonce asked of the enclave again is not given to a new transaction while the account's transaction with that nonce is still being sent", {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, exec, instance } = setup
+  // The host withholds A (nonce 0) until `release`; B (nonce 1) waits behind it in the enclave
+  // and is refused BAD_NONCE, so the client asks the enclave for the account's nonce again: 0,
+  // which A still holds. C, sent then, must not take it, or A, delivered later, finds its nonce
+  // used (REPLAYED) and never runs.
+  let aBox: Uint8Array | undefined
+  let release: () => void = () => undefined
+  const released = new Promise<void>((r) => {
+    release = r
+  })
+  let reachedC: () => void = () => undefined
+  const cReached = new Promise<void>((r) => {
+    reachedC = r
+  })
+  let cSent = false
+  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
+    if (kind !== 'tx') return undefined
+    aBox ??= box
+    if (equalBytes(box, aBox)) await released
+    else if (cSent) reachedC()
+    return undefined
+  })
+  try {
+    const client = sdkClient(setup, manager)
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const a = sendTransaction(client, { instance, data: transferData })
+    for (let i = 0; i < 100 && !aBox; i++) await new Promise((r) => setTimeout(r, 5))
+    assert.ok(aBox, 'A reached its host')
+    const b = rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    let settled = false
+    void b.finally(() => {
+      settled = true
+    })
+    for (let i = 0; i < 100 && !settled; i++) {
+      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
+      await pump(nodes, outputs, setup.answers, [], true)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    const eb = await b
+    assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
+    assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
+    cSent = true
+    // Another transfer (the same one with nonce 0 would be A itself, by hash).
+    const c = sendTransaction(client, {
+      instance,
+      data: transferData,
+      value: 0n,
+      gasLimit: 999_999n,
+    })
+    await cReached
+    release()
+    const [ra, rc] = await Promise.all([a, c])
+    assert.equal(ra.status, 'success')
+    assert.equal(ra.nonce, 0n, 'A ran with its nonce')
+    assert.equal(rc.status, 'success')
+    assert.equal(rc.nonce, 1n, 'C took the nonce after the one A still held')
+    assert.equal(await getNonce(client, { instance }), 2n, 'both ran')
+  } finally {
+    await operator.close()
+  }
+})
+
 test('a transaction its host ran and then resent until the enclave forgot its receipt, answered REPLAYED on its first answer, is unconfirmed', {
   timeout: 10_000,
 }, async () => {

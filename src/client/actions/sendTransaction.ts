@@ -157,19 +157,33 @@ export async function sendTransaction(
     gasLimit: p.gasLimit ?? 1_000_000n,
   }
   checkTxFields(tx)
-  const nonceKey = p.instance.toString()
-  tx.nonce = await takeNonce(client, p.instance, nonceKey)
+  const lease = await takeNonce(client, p.instance, p.instance.toString())
+  tx.nonce = lease.nonce
+  try {
+    return await sendLeased(client, tx, lease, recipientPublicKey)
+  } finally {
+    endLease(client, lease, false)
+  }
+}
+
+/** Seals and sends `tx`, whose nonce `lease` holds, and again signed itself if its session fails. */
+async function sendLeased(
+  client: PoseClientBase,
+  tx: Tx,
+  lease: NonceLease,
+  recipientPublicKey: Uint8Array,
+): Promise<SendTransactionReturnType> {
   const txHash = hashTx(client.domain, tx)
   // A transaction that fails to seal is not sent (the chain's head for the session's
   // authorisation, or the signature, failed): its nonce is given back.
   const sealed = await sealTx(client, tx, txHash, recipientPublicKey, client.sessionAuth).catch(
     (e: unknown) => {
-      releaseNonce(client, nonceKey, tx.nonce)
+      endLease(client, lease, true)
       throw e
     },
   )
   try {
-    return await sendSealed(client, tx, txHash, sealed, false)
+    return await sendSealed(client, tx, txHash, sealed, lease, false)
   } catch (e) {
     // The session's authorisation expired on the chain's clock (or an enclave refused it): the
     // transaction goes again, signed itself. Same transaction, same hash: idempotent.
@@ -185,10 +199,10 @@ export async function sendTransaction(
     } catch (sealError) {
       // Not sent again: the nonce is free only if the session's box was refused for sure.
       if (unsure) throw e
-      releaseNonce(client, nonceKey, tx.nonce)
+      endLease(client, lease, true)
       throw sealError
     }
-    return sendSealed(client, tx, txHash, again, unsure)
+    return sendSealed(client, tx, txHash, again, lease, unsure)
   }
 }
 
@@ -211,36 +225,60 @@ function checkTxFields(tx: Tx): void {
     )
 }
 
+/** A nonce taken by a transaction being sent; ended once its send is over. */
+type NonceLease = { key: string; nonce: bigint; ended: boolean }
+
 /**
  * The next nonce of the client's account in `instance`: one given back by a transaction that was
  * refused (the lowest first, so that the gap it left is filled), else the one after the last
- * taken, else the enclave's (a signed view call; concurrent first sends take it in turn).
+ * taken, else the enclave's (a signed view call; concurrent first sends take it in turn). A nonce
+ * held by a transaction still being sent is skipped: asked of the enclave again (after BAD_NONCE
+ * or REPLAYED), the account's nonce can be one that such a transaction holds and its host has not
+ * delivered yet, and of two transactions with one nonce only one can run.
  */
-async function takeNonce(client: PoseClientBase, instance: bigint, key: string): Promise<bigint> {
+async function takeNonce(
+  client: PoseClientBase,
+  instance: bigint,
+  key: string,
+): Promise<NonceLease> {
   const free = client.state.freeNonces.get(key)
+  let nonce: bigint | undefined
   if (free && free.length > 0) {
     let low = 0
     for (let i = 1; i < free.length; i++) if (free[i]! < free[low]!) low = i
-    const nonce = free[low]!
+    nonce = free[low]!
     free.splice(low, 1)
     if (free.length === 0) client.state.freeNonces.delete(key)
-    return nonce
+  } else {
+    nonce = client.state.nonces.get(key)
+    if (nonce === undefined) {
+      const fetched = await getNonce(client, { instance })
+      // Another send of this account may have fetched it meanwhile and taken it.
+      nonce = client.state.nonces.get(key) ?? fetched
+    }
+    const held = client.state.noncesInFlight.get(key)
+    while (held?.has(nonce)) nonce++
+    client.state.nonces.set(key, nonce + 1n)
   }
-  let nonce = client.state.nonces.get(key)
-  if (nonce === undefined) {
-    const fetched = await getNonce(client, { instance })
-    // Another send of this account may have fetched it meanwhile and taken it.
-    nonce = client.state.nonces.get(key) ?? fetched
-  }
-  client.state.nonces.set(key, nonce + 1n)
-  return nonce
+  const held = client.state.noncesInFlight.get(key)
+  if (held) held.add(nonce)
+  else client.state.noncesInFlight.set(key, new Set([nonce]))
+  return { key, nonce, ended: false }
 }
 
 /**
- * Gives back the nonce of a transaction the enclave never took (refused, or never sent): the
- * next send uses it, so the account's later transactions are not held back by its gap.
+ * Ends a transaction's hold on its nonce (once). `giveBack`: the enclave never took the
+ * transaction (refused, or never sent), so the nonce is free again: the next send uses it, and the
+ * account's later transactions are not held back by its gap.
  */
-function releaseNonce(client: PoseClientBase, key: string, nonce: bigint): void {
+function endLease(client: PoseClientBase, lease: NonceLease, giveBack: boolean): void {
+  if (lease.ended) return
+  lease.ended = true
+  const { key, nonce } = lease
+  const held = client.state.noncesInFlight.get(key)
+  held?.delete(nonce)
+  if (held?.size === 0) client.state.noncesInFlight.delete(key)
+  if (!giveBack) return
   const next = client.state.nonces.get(key)
   if (next === undefined || nonce >= next) return // forgotten since (BAD_NONCE, REPLAYED)
   if (next === nonce + 1n) {
@@ -412,9 +450,9 @@ async function sendSealed(
   tx: Tx,
   txHash: Uint8Array,
   { box, responseKey, session }: SealedTx,
+  lease: NonceLease,
   unsureBefore: boolean,
 ): Promise<SendTransactionReturnType> {
-  const nonceKey = tx.instance.toString()
   const sentKey = bytesToHex(txHash)
   const sent = client.state.sent
   if (sent.size >= MAX_SENT_KEPT) sent.delete(sent.keys().next().value!)
@@ -438,13 +476,13 @@ async function sendSealed(
     }
     if (NONCE_REFUSED.has(e.code)) {
       // The account's next nonce is asked of the enclave again.
-      client.state.nonces.delete(nonceKey)
-      client.state.freeNonces.delete(nonceKey)
+      client.state.nonces.delete(lease.key)
+      client.state.freeNonces.delete(lease.key)
     } else if (REFUSED.has(e.code) && !unsure) {
       // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
       // signed itself, with the same nonce.
       if (!(session && (e.code === 'EXPIRED' || e.code === 'BAD_SIGNATURE')))
-        releaseNonce(client, nonceKey, tx.nonce)
+        endLease(client, lease, true)
       sent.delete(sentKey)
     }
     // Its nonce stays taken and `getReceipt` can still ask for its receipt.
