@@ -23,6 +23,7 @@ import { privateTokenAbi, privateTokenBytecode } from '../../examples/contracts.
 import { poseManagerAbi } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import { deployContract } from '../../src/client/actions/deployContract.ts'
+import { deposit } from '../../src/client/actions/deposit.ts'
 import { getNonce } from '../../src/client/actions/getNonce.ts'
 import { getReceipt } from '../../src/client/actions/getReceipt.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
@@ -1488,4 +1489,51 @@ test('a withdrawal of a negative amount is refused with a typed error before any
   }
   assert.deepEqual(manager.writes, [], 'nothing submitted')
   assert.equal(client.state.nonces.size, 0, 'no nonce taken')
+})
+
+test("a deposit the manager refuses during an executor challenge is sent again once the challenge is over (simulator, seed 2203); other phases' refusals are final", {
+  timeout: 5_000,
+}, async () => {
+  const setup = await setupActive()
+  const refusal = (phase: Phase) =>
+    new ChainTxError(
+      'deposit',
+      `PoseManager_UnexpectedPhase(${setup.instance}, ${phase}, ${Phase.Active})`,
+      { reverted: true },
+    )
+  const manager: FakeManager = {
+    phase: Phase.ExecutorChallenged,
+    contractEncryptionKey: bytesToHex(setup.contractEncryptionKey),
+    endpoint: 'http://127.0.0.1:9',
+    writes: [],
+    onWrite: () =>
+      manager.phase === Phase.Active || manager.phase === Phase.WatchdogsChallenged
+        ? undefined
+        : refusal(manager.phase),
+  }
+  const client = sdkClient(setup, manager)
+  // The executor answers the challenge on-chain 100 ms later.
+  const answered = setTimeout(() => {
+    manager.phase = Phase.Active
+  }, 100)
+  const hash = await deposit(client, { instance: setup.instance, value: 5n })
+  clearTimeout(answered)
+  assert.equal(hash, ZERO_WORD)
+  assert.deepEqual(
+    manager.writes.map((w) => w.functionName),
+    ['deposit', 'deposit'],
+    'refused once, then sent again',
+  )
+  // A frozen instance takes no deposit again: the refusal is the caller's.
+  manager.phase = Phase.Frozen
+  const e = await rejectionOf(deposit(client, { instance: setup.instance, value: 5n }))
+  assert.ok(e instanceof ChainTxError, String(e))
+  assert.match(e.reason, /UnexpectedPhase/)
+  assert.equal(manager.writes.length, 3)
+  // A challenge that outlasts the failover's deadline: the refusal is returned.
+  manager.phase = Phase.ExecutorChallenged
+  client.failover.timeoutMs = 100
+  const late = await rejectionOf(deposit(client, { instance: setup.instance, value: 5n }))
+  assert.ok(late instanceof ChainTxError, String(late))
+  assert.match(late.reason, /UnexpectedPhase/)
 })
