@@ -67,6 +67,7 @@ import {
   INSTANCE_ADDRESS,
   initCommitment,
   instanceAad,
+  intrinsicGas,
   keccak256,
   LIMITS,
   MAX_RECENT_RESULTS,
@@ -1734,10 +1735,11 @@ export class Instance {
   private acceptTx(tx: SignedTx, boxKey: Uint8Array, waiter: Waiter): void {
     if (tx.instance !== this.id)
       throw new ProtocolError('MALFORMED', `tx.instance: expected ${this.id}, got ${tx.instance}`)
-    if (tx.gasLimit > this.ctx.maxGasPerTx || tx.gasLimit < 21_000n) {
+    const intrinsic = intrinsicGas(tx.data)
+    if (tx.gasLimit > this.ctx.maxGasPerTx || tx.gasLimit < intrinsic) {
       throw new ProtocolError(
         'OUT_OF_RANGE',
-        `tx.gasLimit: ${tx.gasLimit} outside [21000, ${this.ctx.maxGasPerTx}]`,
+        `tx.gasLimit: ${tx.gasLimit} outside [${intrinsic} (its intrinsic gas), ${this.ctx.maxGasPerTx}]`,
       )
     }
     const txHash = hashTx({ chainId: this.ctx.chainId, manager: this.ctx.manager }, tx)

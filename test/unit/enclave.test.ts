@@ -511,7 +511,7 @@ describe('enclave roles in-process', () => {
         to: echo,
         value: 0n,
         data: randomBytes(bytes),
-        gasLimit: 1_000_000n,
+        gasLimit: 3_000_000n, // 61 KiB of calldata take ≈ 1 M of intrinsic gas
       }
       const sealed = txBox(s, tx, key)
       const r = await exec.enclave.call('tx', { requestId: id, instance, box: sealed.box })

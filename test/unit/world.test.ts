@@ -202,6 +202,52 @@ describe('EVM world', () => {
     assert.equal(over.status, 'error')
   })
 
+  test("gas as Ethereum counts it: the intrinsic gas is charged first, a receipt's gas used nets the refund up to a fifth", async () => {
+    const w = await newWorld()
+    const PROGRAM = new Uint8Array(20).fill(0xaa)
+    // GAS PUSH0 MSTORE PUSH1 32 PUSH0 RETURN: returns the gas left at its first instruction.
+    w.installCode(PROGRAM, Uint8Array.from([0x5a, 0x5f, 0x52, 0x60, 0x20, 0x5f, 0xf3]))
+    const data = Uint8Array.from([1, 0, 0, 0]) // 16 + 3 × 4 gas of calldata
+    const call = (gasLimit: bigint, to = PROGRAM, d = data) =>
+      w.call({ from: users[0]!, to, value: 0n, data: d, gasLimit, block })
+    const r = await call(100_000n)
+    assert.equal(r.status, 'success')
+    assert.equal(hexToBigInt(bytesToHex(r.returnData)), 100_000n - 21_028n - 2n, 'gasleft()')
+    // GAS, PUSH0, MSTORE (3 + 3 of memory), PUSH1, PUSH0, RETURN.
+    assert.equal(r.gasUsed, 21_028n + 2n + 2n + 6n + 3n + 2n)
+    // A gas limit below the intrinsic gas runs nothing (the enclave refuses such a transaction).
+    const short = await call(21_027n)
+    assert.equal(short.status, 'error')
+    assert.match(short.error ?? '', /below the intrinsic gas 21028/)
+    // Exactly the intrinsic gas: the first instruction runs out of gas, all of it used.
+    const exact = await call(21_028n)
+    assert.equal(exact.status, 'error')
+    assert.equal(exact.gasUsed, 21_028n)
+    // PUSH0 PUSH0 SSTORE STOP clears slot 0, set before the transaction: 21,000 + 2 + 2 +
+    // 2,900 + 2,100 (cold) = 26,004 less the 4,800 refund (a fifth of 26,004 is 5,200).
+    const CLEAR = new Uint8Array(20).fill(0xbb)
+    w.installCode(CLEAR, Uint8Array.from([0x5f, 0x5f, 0x55, 0x00]))
+    w.setStorageWord(CLEAR, 0n, 1n)
+    w.takeWriteSet()
+    const cleared = await call(100_000n, CLEAR, new Uint8Array())
+    assert.equal(cleared.status, 'success')
+    assert.equal(cleared.gasUsed, 26_004n - 4_800n)
+    // A creation pays 32,000 more and 2 per word of its code (EIP-3860): the constructor's
+    // gasleft() is the limit less 21,000 + 32,000 + the code's bytes + its words, less GAS's 2.
+    const init = Uint8Array.from([0x5a, 0x5f, 0x55, 0x00]) // GAS PUSH0 SSTORE STOP
+    const d = await w.deploy({
+      from: users[0]!,
+      initCode: init,
+      value: 0n,
+      gasLimit: 1_000_000n,
+      block,
+      address: INSTANCE_ADDRESS,
+    })
+    assert.equal(d.status, 'success', d.error)
+    const intrinsic = 21_000n + 32_000n + 3n * 16n + 4n + 2n
+    assert.equal(w.getStorageWord(INSTANCE_ADDRESS, 0n), 1_000_000n - intrinsic - 2n)
+  })
+
   test('value transfers need balance; credit and debit move native coins', async () => {
     const w = await newWorld()
     const poor = await w.call({

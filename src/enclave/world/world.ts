@@ -22,6 +22,7 @@ import {
   canonicalizeWriteSet,
   equalBytes,
   executedBytes,
+  intrinsicGas,
   keccak256,
   MAX_LOGS_PER_TX,
   ProtocolError,
@@ -98,6 +99,8 @@ const sameAccount = (x: AccountState, y: AccountState): boolean =>
   x.nonce === y.nonce && x.balance === y.balance && Buffer.compare(x.codeHash, y.codeHash) === 0
 const ZERO_ADDRESS = new Address(new Uint8Array(20))
 const BLOCK_GAS_LIMIT = 30_000_000n
+/** EIP-3529: a transaction's refund is at most a fifth of the gas it used. */
+const MAX_REFUND_QUOTIENT = 5n
 
 /** The package's interpreter class, from the first frame the package runs itself. */
 let interpreterClass: InterpreterClass | undefined
@@ -224,7 +227,12 @@ export class World {
     this.sm.originalStorageCache.clear()
   }
 
-  private async finish(r: EVMResult): Promise<ExecResult> {
+  /**
+   * The outcome of a top-level message that was given its gas limit less `intrinsic`: the gas it
+   * used counts the intrinsic gas and, on success, less the refund (EIP-3529: at most a fifth),
+   * as an Ethereum receipt's does.
+   */
+  private async finish(r: EVMResult, intrinsic: bigint): Promise<ExecResult> {
     const err = r.execResult.exceptionError
     if (!err) {
       // EIP-6780 (Cancun): SELFDESTRUCT deletes only a contract created in the same transaction;
@@ -242,7 +250,12 @@ export class World {
       status: !err ? 'success' : err.error === 'revert' ? 'revert' : 'error',
       returnData: r.execResult.returnValue,
       logs: (r.execResult.logs ?? []).map(([address, topics, data]) => ({ address, topics, data })),
-      gasUsed: r.execResult.executionGasUsed,
+      gasUsed: intrinsic + r.execResult.executionGasUsed,
+    }
+    if (!err) {
+      const refund = r.execResult.gasRefund ?? 0n
+      const cap = out.gasUsed / MAX_REFUND_QUOTIENT
+      out.gasUsed -= refund < cap ? refund : cap
     }
     if (err && err.error !== 'revert') out.error = err.error
     if (r.createdAddress && !err) out.createdAddress = r.createdAddress.bytes
@@ -275,6 +288,9 @@ export class World {
     assertAmount(p.value, 'value')
     const bad = this.checkGas(p.gasLimit)
     if (bad) return bad
+    const intrinsic = intrinsicGas(p.data, p.to === undefined)
+    if (p.gasLimit < intrinsic)
+      return failed(`gas limit ${p.gasLimit} below the intrinsic gas ${intrinsic}`)
     this.prepare(p.from, p.to)
     // No spread inside the literal: on Node 20 every property after one is added by V8's
     // runtime, microseconds per call.
@@ -283,7 +299,7 @@ export class World {
       origin: new Address(p.from),
       data: p.data,
       value: p.value,
-      gasLimit: p.gasLimit,
+      gasLimit: p.gasLimit - intrinsic,
       gasPrice: 0n,
       block: this.block(p.block),
       // Nonces of users are managed by the executor role, not by the EVM.
@@ -299,7 +315,7 @@ export class World {
     try {
       const r = await this.evm.runCall(opts)
       cacheJumpAnalysis(r.execResult.runState?.interpreter)
-      out = await this.finish(r)
+      out = await this.finish(r, intrinsic)
     } catch (e) {
       this.sm.revertTo(depth)
       this.evm.journal.cleanJournal()
