@@ -994,7 +994,11 @@ export class Instance {
    * is later than `ackTimeoutMs` (SPEC §6.9); the payload carries that update.
    */
   private challengeLateWatchdogs(now: number): boolean {
-    if (this.view.watchdogMask !== 0) return false
+    // Not with a restored copy's updates before the pool confirmed it: a copy its host kept of
+    // a log the pool has since moved past (another update released at the same seq) carries
+    // updates no watchdog can answer for, and removing the whole pool for that would leave the
+    // copy confirmed by nobody and served. `challengeUnconfirmedWatchdogs` probes instead.
+    if (this.view.watchdogMask !== 0 || this.unconfirmedState()) return false
     // Once per update, unless the challenge never showed on the chain (its call reverted, say,
     // a member having left meanwhile, or its block was reorganised away): then again after
     // CHALLENGE_RETRY_MS, or a silent watchdog would hold the executor up until it is slashed.
@@ -1057,12 +1061,12 @@ export class Instance {
    * A restarted executor challenges, on-chain, every watchdog that has not answered its probe
    * within `ackTimeoutMs`, with a payload that is no update: a live watchdog answers (which
    * confirms nothing; only its answer to the probe does), a dead one is removed and the executor
-   * serves without it. Needed when the restored log holds nothing unreleased (a restart right
-   * after a snapshot): no update's ack would be late, and the executor would wait for good.
+   * serves without it. Never with a restored update (see `challengeLateWatchdogs`): a watchdog
+   * that holds another update at its seq could not answer.
    */
   private challengeUnconfirmedWatchdogs(now: number): boolean {
     const p = this.restartProbe
-    if (!p || !this.awaitingPool || this.view.watchdogMask !== 0 || this.log.size > 0) return false
+    if (!p || !this.awaitingPool || this.view.watchdogMask !== 0) return false
     const timeout = this.ctx.ackTimeoutMs
     if (now - p.since < timeout || now - p.challengedAt < timeout) return false
     let mask = 0n

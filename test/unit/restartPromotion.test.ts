@@ -195,6 +195,23 @@ test('an executor restarted from a copy of its own log that diverged from the re
   }
   const d = await transferUntilAnswered(s, [r0b, n1, n2], 4n, 'd4')
   assert.notEqual(d?.kind, 'receipt', 'no receipt on the diverged copy')
+
+  // Nor does it challenge its watchdogs on-chain with the diverged updates, which they hold
+  // others at and so cannot answer (they would be removed and slashed, and the diverged copy
+  // served): restarted once more from it, with its host dropping what the watchdogs send it,
+  // its on-chain challenges carry only its probe, which a live watchdog answers.
+  const r0c = await restartNode(r0b, instance, () => clock.now, diverged)
+  const toR0c = sentTo(r0c)
+  const challenges: Uint8Array[] = []
+  for (let i = 0; i < 12; i++) {
+    clock.now += 1_500
+    const t = await r0c.enclave.call('tick', { now: clock.now })
+    for (const o of t.outputs) if (o.type === 'challengeWatchdogs') challenges.push(o.payload)
+    await pump([r0c, n1, n2], t.outputs, answers, [], true, toR0c)
+  }
+  assert.ok(challenges.length > 0, 'the silent pool is challenged')
+  for (const payload of challenges)
+    assert.equal(new TextDecoder().decode(payload.slice(0, 13)), 'POSE-PROBE-v1')
 })
 
 test('a promoted member whose handover reached its watchdog but whose sealed handover was lost serves again after a restart', async () => {
