@@ -89,6 +89,11 @@ export type OperatorOptions = {
   /** Attempts and first wait of an enclave's on-chain call while the endpoint fails. */
   submitAttempts?: number
   submitBackoffMs?: number
+  /**
+   * How long an active pool this node is no member of keeps an empty slot before the node
+   * refills it (plus up to half as much again, drawn per pool, so that operators do not race).
+   */
+  strangerRefillMs?: number
   requestTimeoutMs?: number
   logger?: Logger
 }
@@ -108,6 +113,12 @@ const SUBMIT_MAX_BACKOFF_MS = 30_000
  * registers meanwhile (each try costs an estimate at the endpoint, not a transaction).
  */
 const NO_DRAW_RETRY_MS = 5 * 60_000
+/**
+ * Members' nodes refill a pool's empty slots at once; any other node does it once a slot has
+ * stayed empty this long, so that a pool whose members do not (an executor left alone by a host
+ * that keeps its slots empty, and with them its clock and its state in one hand) is refilled.
+ */
+const STRANGER_REFILL_MS = 60_000
 /** Errors that say an instance's sealed records are unusable (the enclave's or the store's). */
 const REFUSED_RECORDS: ReadonlySet<string> = new Set([
   'MALFORMED',
@@ -312,6 +323,8 @@ export class OperatorNode {
   private known = new Set<bigint>()
   /** Instances whose last refill found nobody to draw, and when (see NO_DRAW_RETRY_MS). */
   private noDraw = new Map<bigint, number>()
+  /** Pools this node is no member of, seen with an empty slot: when it may refill them. */
+  private strangerRefillAt = new Map<bigint, number>()
   /**
    * The enclave's on-chain calls the endpoint never took in all their attempts, by instance and
    * function (the latest of each): sent again from the duty loop until taken or refused. The
@@ -979,7 +992,8 @@ export class OperatorNode {
 
   /**
    * Operators' duties (SPEC §7): for instances this enclave is a member of, time out a silent
-   * executor, finalize watchdog challenges and refill empty slots once they are due.
+   * executor, finalize watchdog challenges and refill empty slots once they are due; for any
+   * other active instance, refill a slot that stayed empty `strangerRefillMs`.
    */
   private async duties(): Promise<void> {
     if (this.dutyBusy || this.stopped) return
@@ -997,32 +1011,40 @@ export class OperatorNode {
         const quiet = () => {
           if (this.dutyCheck.get(id) === mark) this.dutyCheck.delete(id)
         }
-        if (!info.signers.some((s) => s === this.signer)) {
-          // Not a member: it becomes one only by a draw, whose event marks it again.
-          this.known.delete(id)
-          quiet()
-          continue
-        }
         const drawn = this.noDraw.get(id)
         if (drawn !== undefined && Date.now() - drawn >= NO_DRAW_RETRY_MS) this.noDraw.delete(id)
         const emptySlot =
           info.phase === Phase.Active &&
           info.signers.some((s) => /^0x0{40}$/.test(s)) &&
           !this.noDraw.has(id)
+        if (!info.signers.some((s) => s === this.signer)) {
+          // Not a member: it becomes one only by a draw, whose event marks it again. A pool
+          // with an empty slot stays known (the safety net reads it again) until it is refilled.
+          if (!emptySlot) {
+            if (!this.noDraw.has(id)) {
+              this.known.delete(id)
+              this.strangerRefillAt.delete(id)
+            }
+            quiet()
+            continue
+          }
+          let at = this.strangerRefillAt.get(id)
+          if (at === undefined) {
+            const wait = this.opts.strangerRefillMs ?? STRANGER_REFILL_MS
+            at = Date.now() + wait + Math.floor(Math.random() * (wait / 2))
+            this.strangerRefillAt.set(id, at)
+          }
+          if (Date.now() >= at) await this.refill(id, info.refillBlock, quiet)
+          else quiet()
+          continue
+        }
+        this.strangerRefillAt.delete(id)
         if (info.phase === Phase.ExecutorChallenged && now > info.challengeDeadline) {
           await this.submit('executorTimeout', [id], id)
         } else if (info.watchdogMask !== 0 && now > info.watchdogDeadline) {
           await this.submit('finalizeWatchdogChallenge', [id], id)
         } else if (emptySlot) {
-          const head = await client.getBlockNumber({ cacheTime: 0 })
-          if (info.refillBlock === 0n || head > info.refillBlock) {
-            const e = await this.submit('refill', [id], id)
-            if (e instanceof ChainTxError && e.reverted && /NothingToDraw/.test(e.reason)) {
-              // Every eligible operator is a member: nothing to do until one registers.
-              this.noDraw.set(id, Date.now())
-              quiet()
-            }
-          }
+          await this.refill(id, info.refillBlock, quiet)
         }
         // Nothing pending: no deadline can fall due and no slot is empty until the next event.
         if (info.phase !== Phase.ExecutorChallenged && info.watchdogMask === 0 && !emptySlot)
@@ -1032,6 +1054,18 @@ export class OperatorNode {
       this.log.warn({ err: toProtocolError(e).shortMessage }, 'Duty check failed')
     } finally {
       this.dutyBusy = false
+    }
+  }
+
+  /** Schedules or performs the draw for a pool's empty slots, once its scheduled block passed. */
+  private async refill(id: bigint, refillBlock: bigint, quiet: () => void): Promise<void> {
+    const head = await this.chain!.publicClient.getBlockNumber({ cacheTime: 0 })
+    if (refillBlock !== 0n && head <= refillBlock) return
+    const e = await this.submit('refill', [id], id)
+    if (e instanceof ChainTxError && e.reverted && /NothingToDraw/.test(e.reason)) {
+      // Every eligible operator is a member: nothing to do until one registers.
+      this.noDraw.set(id, Date.now())
+      quiet()
     }
   }
 

@@ -302,6 +302,71 @@ test("an enclave's on-chain call the endpoint never took in all its attempts is 
     { submitAttempts: 2, submitBackoffMs: 1 },
   ))
 
+/** A chain whose instance 4 is active with the pool `signers` (a zero address is an empty slot). */
+function poolChain(signers: string[], reads: { n: number } = { n: 0 }) {
+  return {
+    publicClient: {
+      getBlock: async () => ({ timestamp: 1_000n }),
+      getBlockNumber: async () => 50n,
+      readContract: async () => {
+        reads.n++
+        return {
+          phase: Phase.Active,
+          watchdogCount: signers.length - 1,
+          drawBlock: 1n,
+          executorSlot: 0,
+          eventIndex: 7n,
+          eventHash: `0x${'00'.repeat(32)}`,
+          signers,
+          operators: [],
+          challenger: `0x${'00'.repeat(20)}`,
+          challengeDeadline: 0n,
+          watchdogMask: 0,
+          respondedMask: 0,
+          watchdogDeadline: 0n,
+          refillBlock: 0n,
+        }
+      },
+    },
+  }
+}
+
+test('a node refills an active pool it is no member of once a slot stayed empty for a while (its members do not), and forgets a full one', () =>
+  withNode(
+    async (node) => {
+      const n = node as unknown as Internals & { strangerRefillAt: Map<bigint, number> }
+      n.signer = `0x${'ab'.repeat(20)}`
+      const calls: string[] = []
+      n.sender = {
+        write: async (p) => {
+          calls.push(p.functionName)
+          return {}
+        },
+      }
+      const executor = `0x${'cd'.repeat(20)}`
+      const zero = `0x${'00'.repeat(20)}`
+      n.chain = poolChain([executor, zero, zero])
+      n.markForDuties(4n)
+      await n.duties()
+      assert.deepEqual(calls, [], 'its members get the time to refill it first')
+      const at = n.strangerRefillAt.get(4n)
+      assert.ok(at !== undefined && at >= Date.now() + 60_000 && at <= Date.now() + 90_000)
+      // The safety net reads it again; once the wait is over, the node refills it.
+      n.strangerRefillAt.set(4n, Date.now() - 1)
+      n.markForDuties(4n)
+      await n.duties()
+      assert.deepEqual(calls, ['refill'])
+      // Refilled (full again): forgotten, and never refilled by this node.
+      n.chain = poolChain([executor, `0x${'11'.repeat(20)}`, `0x${'22'.repeat(20)}`])
+      n.markForDuties(4n)
+      await n.duties()
+      assert.equal(n.strangerRefillAt.has(4n), false)
+      assert.equal((node as unknown as { known: Set<bigint> }).known.has(4n), false)
+      assert.deepEqual(calls, ['refill'])
+    },
+    { strangerRefillMs: 60_000 },
+  ))
+
 test('a pool whose refill finds nobody to draw is not refilled again until an operator registers', () =>
   withNode(async (node) => {
     const n = node as unknown as Internals
