@@ -302,8 +302,11 @@ test("an enclave's on-chain call the endpoint never took in all its attempts is 
     { submitAttempts: 2, submitBackoffMs: 1 },
   ))
 
-/** A chain whose instance 4 is active with the pool `signers` (a zero address is an empty slot). */
-function poolChain(signers: string[], reads: { n: number } = { n: 0 }) {
+/**
+ * A chain whose instance 4 is active with the pool `signers` (a zero address is an empty slot),
+ * its refill scheduled for `refillBlock` (the head is at 50); `reads` counts its reads.
+ */
+function poolChain(signers: string[], reads: { n: number } = { n: 0 }, refillBlock = 0n) {
   return {
     publicClient: {
       getBlock: async () => ({ timestamp: 1_000n }),
@@ -324,7 +327,7 @@ function poolChain(signers: string[], reads: { n: number } = { n: 0 }) {
           watchdogMask: 0,
           respondedMask: 0,
           watchdogDeadline: 0n,
-          refillBlock: 0n,
+          refillBlock,
         }
       },
     },
@@ -379,32 +382,8 @@ test('a pool whose refill finds nobody to draw is not refilled again until an op
         throw new ChainTxError(p.functionName, 'PoseManager_NothingToDraw(4)', { reverted: true })
       },
     }
-    let reads = 0
-    n.chain = {
-      publicClient: {
-        getBlock: async () => ({ timestamp: 1_000n }),
-        getBlockNumber: async () => 50n,
-        readContract: async () => {
-          reads++
-          return {
-            phase: Phase.Active,
-            watchdogCount: 2,
-            drawBlock: 1n,
-            executorSlot: 0,
-            eventIndex: 7n,
-            eventHash: `0x${'00'.repeat(32)}`,
-            signers: [me, `0x${'cd'.repeat(20)}`, `0x${'00'.repeat(20)}`],
-            operators: [],
-            challenger: `0x${'00'.repeat(20)}`,
-            challengeDeadline: 0n,
-            watchdogMask: 0,
-            respondedMask: 0,
-            watchdogDeadline: 0n,
-            refillBlock: 40n,
-          }
-        },
-      },
-    }
+    const reads = { n: 0 }
+    n.chain = poolChain([me, `0x${'cd'.repeat(20)}`, `0x${'00'.repeat(20)}`], reads, 40n)
     n.markForDuties(4n)
     await n.duties()
     assert.deepEqual(calls, ['refill'])
@@ -414,7 +393,7 @@ test('a pool whose refill finds nobody to draw is not refilled again until an op
       await n.duties()
     }
     assert.deepEqual(calls, ['refill'])
-    assert.equal(reads, 4)
+    assert.equal(reads.n, 4)
     // An operator registers: the pool is tried again.
     await (node as unknown as { deliverBatch: (b: unknown) => Promise<void> })
       .deliverBatch({

@@ -77,6 +77,17 @@ async function deployToken(w: World, supply = 1_000_000n) {
   return r
 }
 
+/** Runs `initCode` from the first user at the instance address, with a gas limit of 1,000,000. */
+const deployCode = (w: World, initCode: Uint8Array) =>
+  w.deploy({
+    from: users[0]!,
+    initCode,
+    value: 0n,
+    gasLimit: 1_000_000n,
+    block,
+    address: INSTANCE_ADDRESS,
+  })
+
 const transfer = (w: World, from: Uint8Array, to: Uint8Array, amount: bigint) =>
   w.call({
     from,
@@ -171,14 +182,7 @@ describe('EVM world', () => {
     const loop = new Uint8Array([0x5b, 0x60, 0x00, 0x56])
     // Init code returning `loop` as runtime code.
     const init = new Uint8Array([0x63, ...loop, 0x60, 0x00, 0x52, 0x60, 0x04, 0x60, 0x1c, 0xf3])
-    const d = await w.deploy({
-      from: users[0]!,
-      initCode: init,
-      value: 0n,
-      gasLimit: 1_000_000n,
-      block,
-      address: INSTANCE_ADDRESS,
-    })
+    const d = await deployCode(w, init)
     assert.equal(d.status, 'success')
     const r = await w.call({
       from: users[0]!,
@@ -235,14 +239,7 @@ describe('EVM world', () => {
     // A creation pays 32,000 more and 2 per word of its code (EIP-3860): the constructor's
     // gasleft() is the limit less 21,000 + 32,000 + the code's bytes + its words, less GAS's 2.
     const init = Uint8Array.from([0x5a, 0x5f, 0x55, 0x00]) // GAS PUSH0 SSTORE STOP
-    const d = await w.deploy({
-      from: users[0]!,
-      initCode: init,
-      value: 0n,
-      gasLimit: 1_000_000n,
-      block,
-      address: INSTANCE_ADDRESS,
-    })
+    const d = await deployCode(w, init)
     assert.equal(d.status, 'success', d.error)
     const intrinsic = 21_000n + 32_000n + 3n * 16n + 4n + 2n
     assert.equal(w.getStorageWord(INSTANCE_ADDRESS, 0n), 1_000_000n - intrinsic - 2n)
