@@ -41,6 +41,9 @@ export async function restartCrashed(devnet: Restartable, i: number): Promise<vo
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** How long a fault or a restart waits for the lock at most (the scenario's own bound is 15 min). */
+export const LOCK_WAIT_MS = 600_000
+
 /**
  * Taken by the fault schedule while it injects a fault and by the crash watcher while it
  * restarts an operator, so the two do not kill and start operators at once.
@@ -48,13 +51,30 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
 export class Lock {
   private taken = false
 
+  /**
+   * @param maxWaitMs how long `take` waits for the lock before it gives up: longer than any
+   *   fault holds it (an operator's restart, a partition waiting for the workload), so a lock
+   *   never released ends the scenario with an error instead of hanging it.
+   * @param pollMs how often `take` looks whether the lock is free.
+   */
+  constructor(
+    private readonly maxWaitMs = LOCK_WAIT_MS,
+    private readonly pollMs = 50,
+  ) {}
+
   get held(): boolean {
     return this.taken
   }
 
-  /** Waits until the lock is free and takes it. */
+  /** Waits until the lock is free and takes it; throws after `maxWaitMs` (a bounded number of polls). */
   async take(): Promise<void> {
-    while (this.taken) await pause(50)
+    const deadline = Date.now() + this.maxWaitMs
+    const polls = Math.ceil(this.maxWaitMs / this.pollMs)
+    for (let n = 0; this.taken; n++) {
+      if (n >= polls || Date.now() > deadline)
+        throw new Error(`the fault lock was held for more than ${this.maxWaitMs} ms`)
+      await pause(this.pollMs)
+    }
     this.taken = true
   }
 
@@ -106,8 +126,8 @@ export async function watchCrashes(
   o: {
     stages: Stages
     lock: Lock
-    /** Counts a crash at the named point `point`. */
-    crashed: (point: string) => void
+    /** Counts a crash of operator `i` at the named point `point`. */
+    crashed: (point: string, i: number) => void
     check: (ok: boolean, what: string) => void
     log: (line: string) => void
     /** Operators the scenario keeps down after a crash at a named point; it restarts them. */
@@ -127,7 +147,7 @@ export async function watchCrashes(
         op.process = undefined
         continue
       }
-      o.crashed(readFileSync(marker, 'utf8'))
+      o.crashed(readFileSync(marker, 'utf8'), i)
       rmSync(marker)
       await o.lock.take()
       devnet.killEnclave(i)
