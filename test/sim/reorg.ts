@@ -7,8 +7,30 @@
  * the mempool.
  */
 
-/** A JSON-RPC call to the chain (`anvilRpc` against the devnet's anvil). */
+/** A JSON-RPC call to the chain (`anvilRpcAt` against the devnet's anvil). */
 export type Rpc = (method: string, params: unknown[]) => Promise<unknown>
+
+/** How long the simulator waits for one answer of anvil. */
+export const RPC_TIMEOUT_MS = 30_000
+
+/**
+ * JSON-RPC calls to anvil at `url`, each given up after `RPC_TIMEOUT_MS`: src/devnet's
+ * `anvilRpc` sets no timeout, and a hung call would hold the block clock (and every fault
+ * waiting on it) for good.
+ */
+export function anvilRpcAt(url: string): Rpc {
+  return async (method, params) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: AbortSignal.timeout(RPC_TIMEOUT_MS),
+    })
+    const json = (await res.json()) as { result?: unknown; error?: { message: string } }
+    if (json.error) throw new Error(`${method}: ${json.error.message}`)
+    return json.result
+  }
+}
 
 type RpcTx = { hash: `0x${string}`; from: string; nonce: string }
 type RpcBlock = { transactions: RpcTx[] }
