@@ -21,6 +21,7 @@ export function failedScenario(seed: number, e: unknown): ScenarioResult {
     watchdogs: 0,
     receipts: 0,
     faults: {},
+    other: {},
     checks: 1,
     violations: [`scenario failed: ${firstAndLast(message)}`],
     maxLatencyMs: 0,

@@ -5,7 +5,9 @@
  * its time waiting on faults and timeouts and uses about 0.8 of a core, so two share a 2-core
  * machine well); the default is one per core, at most 4.
  * Exits 1 if any invariant was violated. The last line is
- * `sim: <S> scenarios, <F> faults, <R> receipts, <V> violations`.
+ * `sim: <S> scenarios, <F> faults, <R> receipts, <V> violations`, F counting injected faults
+ * only (test/sim/checks.ts, `isInjectedFault`): restarts the simulator made, faults it skipped
+ * and steps of the end are listed apart.
  */
 import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -54,11 +56,13 @@ async function runOne(seed: number): Promise<ScenarioResult> {
       ? { log: (l: string) => console.error(jobs > 1 ? `[${seed}] ${l}` : l) }
       : {}),
   }).catch((e: unknown) => failedScenario(seed, e))
-  const faults = Object.entries(r.faults)
-    .map(([k, n]) => `${k} ${n}`)
-    .join(', ')
+  const list = (counts: Record<string, number>) =>
+    Object.entries(counts)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')
+  const other = list(r.other)
   console.log(
-    `seed ${seed}: s=${r.watchdogs}, ${r.receipts} receipts, ${r.checks} checks, max latency ${(r.maxLatencyMs / 1000).toFixed(1)} s, ${(r.durationMs / 1000).toFixed(1)} s; faults: ${faults || 'none'}`,
+    `seed ${seed}: s=${r.watchdogs}, ${r.receipts} receipts, ${r.checks} checks, max latency ${(r.maxLatencyMs / 1000).toFixed(1)} s, ${(r.durationMs / 1000).toFixed(1)} s; faults: ${list(r.faults) || 'none'}${other ? `; not faults: ${other}` : ''}`,
   )
   for (const v of r.violations) console.log(`  VIOLATION: ${v}`)
   if (r.violations.length > 0) console.log(`  replay: npm run sim -- --seed ${seed} --txs ${txs}`)
@@ -66,16 +70,23 @@ async function runOne(seed: number): Promise<ScenarioResult> {
   return r
 }
 
-const totals = new Map<string, number>()
-for (const r of results)
-  for (const [k, n] of Object.entries(r.faults)) totals.set(k, (totals.get(k) ?? 0) + n)
-console.log(`\n${'fault class'.padEnd(26)} injected`)
-for (const [k, n] of [...totals].sort()) console.log(`${k.padEnd(26)} ${String(n).padStart(8)}`)
-const faults = [...totals.values()].reduce((a, b) => a + b, 0)
+const sumUp = (pick: (r: ScenarioResult) => Record<string, number>) => {
+  const totals = new Map<string, number>()
+  for (const r of results)
+    for (const [k, n] of Object.entries(pick(r))) totals.set(k, (totals.get(k) ?? 0) + n)
+  return [...totals].sort()
+}
+const totals = sumUp((r) => r.faults)
+console.log(`\n${'fault class'.padEnd(32)} injected`)
+for (const [k, n] of totals) console.log(`${k.padEnd(32)} ${String(n).padStart(8)}`)
+const others = sumUp((r) => r.other)
+if (others.length > 0) console.log(`\n${'not faults (restarts, skipped)'.padEnd(32)}    count`)
+for (const [k, n] of others) console.log(`${k.padEnd(32)} ${String(n).padStart(8)}`)
+const faults = totals.reduce((a, [, n]) => a + n, 0)
 const receipts = results.reduce((a, r) => a + r.receipts, 0)
 const checks = results.reduce((a, r) => a + r.checks, 0)
 const violations = results.reduce((a, r) => a + r.violations.length, 0)
-console.log(`${'invariant checks'.padEnd(26)} ${String(checks).padStart(8)}`)
+console.log(`\n${'invariant checks'.padEnd(32)} ${String(checks).padStart(8)}`)
 console.log(
   `sim: ${results.length} scenarios, ${faults} faults, ${receipts} receipts, ${violations} violations`,
 )

@@ -15,7 +15,7 @@ import { closableTokenAbi, closableTokenBytecode } from '../../examples/contract
 import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
-import { anvilRpc, freePort } from '../../src/devnet/anvil.ts'
+import { freePort } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import { type Devnet, startDevnet } from '../../src/devnet/devnet.ts'
 import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/operator/faults.ts'
@@ -25,12 +25,13 @@ import {
   hexToBytes,
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
-import { memberDigests, userClients, waitFor } from '../e2e/helpers.ts'
+import { userClients, waitFor } from '../e2e/helpers.ts'
+import { type SentTransfer, splitCounters, viewBounds } from './checks.ts'
 import { chainController, type OpenChallenges } from './deadlines.ts'
 import { stoppedShort } from './failure.ts'
 import { Devnets } from './interrupt.ts'
 import { BlockClock } from './mining.ts'
-import { poolMembers } from './pool.ts'
+import { HTTP_TIMEOUT_MS, memberStates, poolMembers } from './pool.ts'
 import {
   type FaultyProxy,
   operatorUrls,
@@ -38,7 +39,7 @@ import {
   SecretScanner,
   startFaultyProxy,
 } from './proxy.ts'
-import { reorgChain, reorgFrom } from './reorg.ts'
+import { anvilRpcAt, type Rpc, reorgChain, reorgFrom } from './reorg.ts'
 import { endState, Lock, restartCrashed, waitForRecovery, watchCrashes } from './restart.ts'
 import { converge } from './settle.ts'
 import { Stages } from './stages.ts'
@@ -50,7 +51,10 @@ export type ScenarioResult = {
   seed: number
   watchdogs: number
   receipts: number
+  /** Injected faults by class (test/sim/checks.ts, `isInjectedFault`). */
   faults: Record<string, number>
+  /** The simulator's other counters: restarts it made, faults skipped or that did not fire. */
+  other: Record<string, number>
   checks: number
   violations: string[]
   maxLatencyMs: number
@@ -64,6 +68,8 @@ const OPERATORS = 5
 const MAX_POINT_CRASHES = 3
 const USERS = 3
 const WITHDRAW_UNIT = parseEther('0.01')
+/** Token balances at deployment: the issuer holds the whole supply. */
+const INITIAL_TOKENS: readonly bigint[] = [3_000_000n, 0n, 0n]
 const DEPOSIT = parseEther('1')
 /** A receipt slower than this (wall clock) breaks the liveness bound. */
 const LATENCY_BOUND_MS = 60_000
@@ -186,6 +192,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   // Crash points for one operator's next start only (the termination's crash between pages),
   // and operators kept down after such a crash until the scenario restarts them.
   const armed = new Map<number, Record<string, string>>()
+  // Operators armed with the termination's `final-page` crash for their next start.
+  const armedFinalPage = new Set<number>()
   const held = new Set<number>()
   const start = startDevnet({
     dir,
@@ -245,7 +253,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const down = new Set<number>()
   const stages = new Stages()
   // Blocks every second, paused while the chain is reorganised (test/sim/mining.ts).
-  const blocks = new BlockClock((method, params) => anvilRpc(devnet.rpcUrl, method, params))
+  const rpc = anvilRpcAt(devnet.rpcUrl)
+  const blocks = new BlockClock(rpc)
   let threw = false
   try {
     await blocks.start()
@@ -255,7 +264,12 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const watcher = watchCrashes(devnet, {
       stages,
       lock,
-      crashed: (point) => {
+      crashed: (point, i) => {
+        if (point === 'final-page' && armedFinalPage.delete(i)) {
+          // The termination's armed crash: counted there, as the termination fault it is.
+          count('armed-final-page-crash')
+          return
+        }
         count(`crash-${point}`)
         crashBudget--
       },
@@ -281,7 +295,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const { instance } = await admin.deployContract({
       abi: closableTokenAbi,
       bytecode: closableTokenBytecode,
-      args: [3_000_000n],
+      args: [INITIAL_TOKENS[0]!],
       watchdogCount: watchdogs,
     })
     log(
@@ -310,6 +324,30 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     )
 
     const recorded: Recorded[] = []
+    // Every token transfer from the moment its request is sent, for the bounds of balance views.
+    const sent: SentTransfer[] = []
+    // Every workload receipt must succeed: a transfer of a few tokens the sender holds, a burn
+    // of coins it holds. `writeContract` throws only on `revert`, `sendTransaction` never.
+    const succeeded = (r: PoseReceipt, what: string): void =>
+      check(r.status === 'success', `${what}: receipt status ${r.status}`)
+    // Sends a transfer of `amount` tokens from user `u` to user `to` and records it.
+    const transfer = async (u: number, to: number, amount: bigint, what: string) => {
+      const t: SentTransfer = { from: u, to, amount, sentAt: performance.now(), outcome: 'unknown' }
+      sent.push(t)
+      const receipt = await timed(
+        clients[u]!.writeContract({
+          instance,
+          abi: closableTokenAbi,
+          functionName: 'transfer',
+          args: [clients[to]!.account.address, amount],
+        }),
+        what,
+      )
+      t.outcome = receipt.status === 'success' ? 'success' : 'not-executed'
+      t.receiptedAt = performance.now()
+      succeeded(receipt, what)
+      recorded.push({ user: u, receipt, kind: 'transfer', to, amount })
+    }
     let maxLatencyMs = 0
     let slowest = ''
     const timed = async <T>(p: Promise<T>, what = 'setup'): Promise<T> => {
@@ -326,17 +364,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       return r
     }
     // Setup: alice hands out tokens; everyone deposits coins.
-    for (const to of [1, 2]) {
-      const receipt = await timed(
-        admin.writeContract({
-          instance,
-          abi: closableTokenAbi,
-          functionName: 'transfer',
-          args: [clients[to]!.account.address, 1_000_000n],
-        }),
-      )
-      recorded.push({ user: 0, receipt, kind: 'transfer', to, amount: 1_000_000n })
-    }
+    for (const to of [1, 2]) await transfer(0, to, 1_000_000n, `setup transfer to user ${to}`)
     for (const c of clients) await c.deposit({ instance, value: DEPOSIT })
     for (const [u, c] of clients.entries()) {
       // The balance last read names a credit missing (0) apart from one counted twice.
@@ -378,7 +406,19 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         await lock.take()
         try {
           await injectFault(
-            { devnet, client: admin, instance, down, isolated, count, log, later, lock, blocks },
+            {
+              devnet,
+              client: admin,
+              instance,
+              down,
+              isolated,
+              count,
+              log,
+              later,
+              lock,
+              blocks,
+              rpc,
+            },
             step.kind,
             seededRandom(o.seed * 131 + step.at),
           )
@@ -400,23 +440,23 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           if (roll < 0.75) {
             const to = (u + 1 + Math.floor(r() * (USERS - 1))) % USERS
             const amount = BigInt(1 + Math.floor(r() * 5))
-            const receipt = await timed(
-              c.writeContract({
-                instance,
-                abi: closableTokenAbi,
-                functionName: 'transfer',
-                args: [clients[to]!.account.address, amount],
-              }),
-              `user ${u} step ${k} (transfer)`,
-            )
-            recorded.push({ user: u, receipt, kind: 'transfer', to, amount })
+            await transfer(u, to, amount, `user ${u} step ${k} (transfer)`)
           } else if (roll < 0.9) {
+            const sentAt = performance.now()
             const bal = await timed(
               c.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' }),
               `user ${u} step ${k} (view)`,
             )
-            check(bal >= 0n, `user ${u}: negative balance view`)
+            const { low, high } = viewBounds(u, INITIAL_TOKENS[u]!, sent, {
+              sentAt,
+              answeredAt: performance.now(),
+            })
+            check(
+              low <= bal && bal <= high,
+              `user ${u} step ${k}: balance view ${bal}, the receipts bound it to ${low}…${high}`,
+            )
           } else {
+            const what = `user ${u} step ${k} (burn)`
             const receipt = await timed(
               c.sendTransaction({
                 instance,
@@ -425,10 +465,16 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
                 data: '0x3ccfd60b',
                 gasLimit: 100_000n,
               }),
-              `user ${u} step ${k} (burn)`,
+              what,
             )
+            succeeded(receipt, what)
             recorded.push({ user: u, receipt, kind: 'burn', amount: WITHDRAW_UNIT })
-            await claim(c, instance)
+            // The user's claims so far paid every burn before this one: the authorisation now
+            // pays exactly this burn (NothingToWithdraw would mean a burn paid nothing).
+            await c.withdraw({ instance })
+            const paid = await withdrawnBy(devnet, c, instance)
+            const burned = burnedBy(recorded, u)
+            check(paid === burned, `${what}: paid ${paid} on-chain, burned ${burned} in the world`)
           }
         } catch (e) {
           const what = roll < 0.75 ? 'transfer' : roll < 0.9 ? 'view' : 'burn and withdrawal'
@@ -458,7 +504,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     )
     try {
       await checkInvariants(devnet, clients, instance, recorded, check)
-      for (const c of clients) await claim(c, instance)
+      // Every burn was claimed right after it: nothing is left to claim.
+      for (const c of clients) await claimRest(c, instance, check)
       await checkCoins(devnet, clients, instance, recorded, check)
     } catch (e) {
       check(false, `final checks failed: ${(e as Error).message.split('\n')[0]}`)
@@ -476,17 +523,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           instance,
           coins: clients.map((_, u) => ({ deposited: DEPOSIT, paid: burnedBy(recorded, u) })),
           lock,
-          arm: (i, env) => armed.set(i, env),
+          arm: (i, env) => {
+            armed.set(i, env)
+            if (env.POSE_CRASH_POINTS?.includes('final-page')) armedFinalPage.add(i)
+          },
+          tokenBalance: (u) => tokenBalances(recorded)[u]!,
           held,
           reorgFrom: (from) =>
-            blocks.paused(() =>
-              reorgFrom(
-                (method, params) => anvilRpc(devnet.rpcUrl, method, params),
-                Number(from),
-                CONFIRMATIONS,
-                reorgRandom,
-              ),
-            ),
+            blocks.paused(() => reorgFrom(rpc, Number(from), CONFIRMATIONS, reorgRandom)),
           count,
           log,
           check,
@@ -511,7 +555,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     check(scanner.found.size === 0, `secret leaked: ${[...scanner.found].join('; ')}`)
     for (const [i, op] of devnet.operators.entries()) {
       const state = endState(op)
-      if (typeof state === 'object') count(`crash-${state.at}`)
+      if (typeof state === 'object') {
+        const armedCrash = state.at === 'final-page' && armedFinalPage.has(i)
+        count(armedCrash ? 'armed-final-page-crash' : `crash-${state.at}`)
+      }
       check(state !== 'died', `operator ${i} process died without being killed`)
       if (state === 'running') addLinkFaults(await health(devnet, admin, i), count)
     }
@@ -519,7 +566,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       seed: o.seed,
       watchdogs,
       receipts: recorded.length + endReceipts,
-      faults,
+      ...splitCounters(faults),
       checks,
       violations,
       maxLatencyMs,
@@ -591,6 +638,8 @@ type FaultContext = {
   lock: Lock
   /** The chain's block production (paused while the chain is reorganised). */
   blocks: BlockClock
+  /** JSON-RPC calls to the devnet's anvil. */
+  rpc: Rpc
 }
 
 /** Faults that take a member out (crash, restart, stale state, partition). */
@@ -624,7 +673,7 @@ async function poolUnhealthy(
     if (info.phaseName !== 'Active') return `phase ${info.phaseName}`
     if (info.watchdogMask !== 0) return 'a watchdog challenge is open'
     if (info.operators.some((op) => /^0x0{40}$/.test(op))) return 'a slot is empty'
-    const ds = await memberDigests(devnet, client, instance)
+    const ds = await memberStates(devnet, client, instance)
     const seqs = ds.map((d) => Number(d.seq))
     const max = Math.max(0, ...seqs)
     // Members a few updates apart are in step (updates are in flight under load); a member
@@ -672,11 +721,14 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   const executor = pool.executor!
   if (kind === 'reorg') {
     const depth = 1 + Math.floor(rnd() * CONFIRMATIONS)
-    const r = await ctx.blocks.paused(() =>
-      reorgChain((method, params) => anvilRpc(devnet.rpcUrl, method, params), depth, rnd),
+    const r = await ctx.blocks.paused(() => reorgChain(ctx.rpc, depth, rnd))
+    // Depth 0: the head kept moving while the range was read, or the chain is too short.
+    count(r.depth > 0 ? 'chain-reorg' : 'chain-reorg-skipped')
+    log(
+      r.depth > 0
+        ? `  fault: chain reorganisation of ${r.depth} blocks (${r.moved} transactions moved)`
+        : '  fault: chain reorganisation skipped (the head kept moving while it was read)',
     )
-    count('chain-reorg')
-    log(`  fault: chain reorganisation of ${r.depth} blocks (${r.moved} transactions moved)`)
     return
   }
   if (kind === 'partition') {
@@ -753,7 +805,10 @@ async function health(devnet: Devnet, client: PoseClient, i: number): Promise<He
       devnet.manager,
       devnet.operators[i]!.address,
     )
-    return (await (await fetch(`${endpoint}/v1/health`)).json()) as Health
+    const res = await fetch(`${endpoint}/v1/health`, {
+      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+    })
+    return (await res.json()) as Health
   } catch {
     return undefined
   }
@@ -765,14 +820,24 @@ function addLinkFaults(h: Health | undefined, count: (k: string, n?: number) => 
     if (n > 0) count(k.startsWith('chain-') ? k : `link-${k}`, n)
 }
 
-/** Claims whatever the caller's authorisation allows beyond what it withdrew on-chain. */
-async function claim(c: PoseClient, instance: bigint): Promise<void> {
-  try {
-    await c.withdraw({ instance })
-  } catch (e) {
-    if (e instanceof ChainTxError && e.reason.startsWith('PoseManager_NothingToWithdraw')) return
-    throw e
-  }
+/**
+ * Claims whatever the caller's authorisation allows beyond what it withdrew on-chain, once every
+ * burn was claimed right after it: the manager must refuse it as paying nothing.
+ */
+async function claimRest(
+  c: PoseClient,
+  instance: bigint,
+  check: (ok: boolean, what: string) => void,
+): Promise<void> {
+  const outcome = await c.withdraw({ instance }).then(
+    () => 'paid',
+    (e: unknown) => {
+      if (e instanceof ChainTxError && e.reason.startsWith('PoseManager_NothingToWithdraw'))
+        return ''
+      throw e
+    },
+  )
+  check(outcome === '', `${c.account.address}: a claim after every burn was claimed ${outcome}`)
 }
 
 /** An error's first line, with a viem error's details and the RPC method it came from. */
@@ -805,7 +870,7 @@ async function settle(
       {
         phase: async () =>
           (await readInstance(client.publicClient, devnet.manager, instance)).phaseName,
-        digests: () => memberDigests(devnet, client, instance),
+        digests: () => memberStates(devnet, client, instance),
       },
       90_000,
     )
@@ -837,17 +902,32 @@ async function checkInvariants(
     )
   }
   // Replaying every receipted transfer gives the final token balances.
-  const expected = [1_000_000n, 0n, 0n]
-  for (const x of recorded) {
-    if (x.kind !== 'transfer' || x.receipt.status !== 'success') continue
-    expected[x.user]! -= x.amount
-    expected[x.to]! += x.amount
-  }
-  expected[0]! += 2_000_000n
+  const expected = tokenBalances(recorded)
   for (const [u, c] of clients.entries()) {
     const bal = await c.readContract({ instance, abi: closableTokenAbi, functionName: 'myBalance' })
     check(bal === expected[u], `user ${u}: token balance ${bal}, receipts say ${expected[u]}`)
   }
+}
+
+/** Each user's token balance by the receipted transfers. */
+function tokenBalances(recorded: readonly Recorded[]): bigint[] {
+  const balances = [...INITIAL_TOKENS]
+  for (const x of recorded) {
+    if (x.kind !== 'transfer' || x.receipt.status !== 'success') continue
+    balances[x.user]! -= x.amount
+    balances[x.to]! += x.amount
+  }
+  return balances
+}
+
+/** What the manager paid user `c` of the instance's coins. */
+async function withdrawnBy(devnet: Devnet, c: PoseClient, instance: bigint): Promise<bigint> {
+  return (await c.publicClient.readContract({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    functionName: 'withdrawnBy',
+    args: [instance, c.account.address],
+  })) as bigint
 }
 
 /** The coins user `u` burned in the world, by its receipts. */
@@ -871,12 +951,7 @@ async function checkCoins(
       inWorld === DEPOSIT - burned,
       `user ${u}: world balance ${inWorld}, expected ${DEPOSIT - burned}`,
     )
-    const paid = (await c.publicClient.readContract({
-      address: devnet.manager,
-      abi: poseManagerAbi,
-      functionName: 'withdrawnBy',
-      args: [instance, c.account.address],
-    })) as bigint
+    const paid = await withdrawnBy(devnet, c, instance)
     check(paid === burned, `user ${u}: paid ${paid} on-chain, burned ${burned} in the world`)
   }
   const [deposited, withdrawn] = (await clients[0]!.publicClient.readContract({
