@@ -389,6 +389,13 @@ if (ok('throughput') && tp) {
   ]
   if (atLargest.length > 0) latest.saturation_at_largest_tried = atLargest
   else delete latest.saturation_at_largest_tried
+  // And those whose best came with the smallest number tried: fewer clients might give more.
+  const atSmallest = [
+    ...(tp.anvil.atSmallestTried ? ['anvil'] : []),
+    ...tp.pose.filter((p) => p.atSmallestTried).map((p) => `s${p.s}`),
+  ]
+  if (atSmallest.length > 0) latest.saturation_at_smallest_tried = atSmallest
+  else delete latest.saturation_at_smallest_tried
   const s2 = tp.pose.find((p) => p.s === 2)
   // The rate at which every core would be busy at s = 2's CPU time per transfer (targets).
   const exec = s2 && executorMsAtSaturation(s2)

@@ -39,3 +39,13 @@ export function bestAtLargest(medians: readonly number[]): boolean {
   if (medians.length < 2) return false
   return medians.at(-1)! >= Math.max(...medians)
 }
+
+/**
+ * Whether the best of the medians (in the order tried, by increasing number of clients) is the
+ * first of several: fewer clients were not tried, so the search never showed the rate rising
+ * to its best (anvil peaks at its smallest number, 8).
+ */
+export function bestAtSmallest(medians: readonly number[]): boolean {
+  if (medians.length < 2) return false
+  return medians[0]! >= Math.max(...medians)
+}

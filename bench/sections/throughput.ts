@@ -12,10 +12,17 @@
  *   locally, each client waiting for its receipt before sending the next. Its JSON-RPC goes
  *   through the SDK's HTTP transport and its signatures through viem's local account, as the
  *   POSE clients' requests do.
- * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, HTTP, EIP-712,
- *   encryption, replication to every watchdog, verified receipts) with s watchdogs, placed as
- *   `placement` says (`lib/placement.ts`: by default the executor's enclave on a core of its
- *   own); with `executor-core`, s = 2 is also measured `shared` at its best number of clients.
+ * - `s0`..`s4`: the full protocol on the devnet (operator and enclave processes, replication to
+ *   every watchdog, verified receipts) with s watchdogs, placed as `placement` says
+ *   (`lib/placement.ts`: by default the executor's enclave on a core of its own); with
+ *   `executor-core`, s = 2 is also measured `shared` at its best number of clients. The SDK's
+ *   defaults: each transfer is sealed in its client's box session (one x25519 exchange per
+ *   session) and authorised by the session's EIP-712 `Session` signature (one per session of up
+ *   to 65,536 boxes or 10 minutes, not one per transfer), and goes over the operators'
+ *   WebSocket API. Every client runs in this one process, so they share one WebSocket per
+ *   operator (a turn's requests in one frame) and one cache of recovered receipt signers (a
+ *   release's receipts share one signature, recovered once here): the SDK's real behaviour for
+ *   a service acting for many accounts; bench/README.md says what it means for the figures.
  *
  * Low load = one client sending sequentially; saturation = the best median rate over the
  * numbers of clients in `clients`, each client sending sequentially.
@@ -53,7 +60,7 @@ import {
   placementUnavailable,
 } from '../lib/placement.ts'
 import { cpuByKind, cpuDelta, cpuPerTx, type ProcessKind } from '../lib/procs.ts'
-import { bestAtLargest, pastSaturation, txsPerClient } from '../lib/saturation.ts'
+import { bestAtLargest, bestAtSmallest, pastSaturation, txsPerClient } from '../lib/saturation.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
 
 export type ThroughputConfig = {
@@ -112,6 +119,11 @@ export type Saturation = {
    * is not shown, and more clients might give more.
    */
   atLargestTried?: true
+  /**
+   * The best median came with the smallest number of clients tried (of several): fewer
+   * clients might give more, and the rate's rise to its best is not shown.
+   */
+  atSmallestTried?: true
 }
 
 export type ThroughputResult = {
@@ -256,11 +268,17 @@ async function saturate(
     progress(
       `throughput: ${label}: the rate did not fall by the largest number of clients tried (${byClients.at(-1)!.clients}); more might give more`,
     )
+  const atSmallestTried = bestAtSmallest(byClients.map((b) => b.median.tps))
+  if (atSmallestTried)
+    progress(
+      `throughput: ${label}: the best rate came with the smallest number of clients tried (${byClients[0]!.clients}); fewer might give more`,
+    )
   return {
     saturation: best.median,
     saturationRuns: best.runs,
     byClients,
     ...(atLargestTried ? { atLargestTried: true as const } : {}),
+    ...(atSmallestTried ? { atSmallestTried: true as const } : {}),
   }
 }
 
@@ -675,6 +693,22 @@ export function printThroughput(r: ThroughputResult): void {
   printTable('Throughput and latency: PrivateToken transfers', rows, [
     `low = 1 client sending sequentially; sat = clients at once, each sequential: the best median of ${r.anvil.saturationRuns.length} runs over ${tried.join(' / ')} clients.`,
     `clients at saturation: anvil ${r.anvil.saturation.clients}; ${r.pose.map((p) => `s=${p.s} ${p.saturation.clients}`).join('; ')}.`,
+    ...([r.anvil, ...r.pose].some((x) => x.atLargestTried || x.atSmallestTried)
+      ? [
+          `best at an end of the numbers tried (saturation not shown there): ${[
+            ['anvil', r.anvil] as const,
+            ...r.pose.map((p) => [`s=${p.s}`, p] as const),
+          ]
+            .flatMap(([name, x]) =>
+              x.atLargestTried
+                ? [`${name} at the largest`]
+                : x.atSmallestTried
+                  ? [`${name} at the smallest`]
+                  : [],
+            )
+            .join(', ')}.`,
+        ]
+      : []),
     `saturation runs (tx/s) by clients: anvil ${sweep(r.anvil)}; ${r.pose.map((p) => `s=${p.s} ${sweep(p)}`).join(' | ')}.`,
     ...(r.anvil.again
       ? [
@@ -716,7 +750,7 @@ export function printThroughput(r: ThroughputResult): void {
     }),
     [
       'Over the saturation runs with the number of clients that gave the saturation rate.',
-      'bench = this process: the SDK clients (EIP-712 signing, encryption, receipt checks).',
+      'bench = this process: every SDK client (sealing in box sessions, one Session signature per client and session, receipt checks with one signer recovery per release for all of them, one WebSocket per operator).',
       "executor = the executor's enclave process alone (part of enclaves).",
       "others_ceiling_tps = every process but the executor's enclave on the other cores (executor-core).",
       'cpu_ceiling_tps = cores / CPU per tx: the rate at which every core would be busy.',

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import {
   bestAtLargest,
+  bestAtSmallest,
   PAST_SATURATION,
   pastSaturation,
   txsPerClient,
@@ -46,5 +47,15 @@ describe('saturation search', () => {
     assert.equal(bestAtLargest([1557, 4416, 4416]), true, 'a tie with the last still rises')
     assert.equal(bestAtLargest([4416, 5474, 5058]), false, 'fell after its best')
     assert.equal(bestAtLargest([627, 580, 484, 379]), false)
+  })
+
+  test('a best at the smallest number of clients tried does not show the rise to it', () => {
+    assert.equal(bestAtSmallest([]), false)
+    assert.equal(bestAtSmallest([623.9]), false, 'one number tried: nothing to compare')
+    // anvil's search on 2026-12-04: best at 8 clients, the smallest tried
+    assert.equal(bestAtSmallest([627, 580, 484, 379]), true)
+    assert.equal(bestAtSmallest([600, 600, 500]), true, 'a tie with the first')
+    assert.equal(bestAtSmallest([1557, 2980, 4100, 4416]), false)
+    assert.equal(bestAtSmallest([4416, 5474, 5058]), false, 'rose after the first')
   })
 })
