@@ -3,8 +3,11 @@
  * a poller that timestamps an instance's on-chain transitions (for recovery breakdowns).
  */
 import { type Address, decodeFunctionData, type Hex } from 'viem'
+import { createChainClients } from '../../src/chain/clients.ts'
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
-import type { PoseClient } from '../../src/client/index.ts'
+import { TxSender } from '../../src/chain/sender.ts'
+import { type PoseClient, privateKeyToPoseAccount } from '../../src/client/index.ts'
+import type { Devnet } from '../../src/devnet/devnet.ts'
 
 export type GasSample = {
   fn: string
@@ -107,4 +110,14 @@ export function watchInstance(client: PoseClient, instance: bigint, intervalMs =
       await loop
     },
   }
+}
+
+/** Sends manager transactions from a devnet operator's key (as its owner would). */
+export async function operatorSender(devnet: Devnet, key: Hex): Promise<TxSender> {
+  const chain = await createChainClients({
+    rpcUrl: devnet.rpcUrl,
+    account: privateKeyToPoseAccount(key),
+    pollingIntervalMs: 50,
+  })
+  return new TxSender(chain.publicClient, chain.walletClient!)
 }

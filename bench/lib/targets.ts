@@ -2,7 +2,7 @@
  * The benchmark issue's targets, checked against the summary in latest.json (so a partial run
  * checks its own sections against the latest figures of the others).
  */
-import { PAPER_GAS } from '../sections/faults.ts'
+import { PAPER_GAS, worstOfOperation } from '../sections/faults.ts'
 import { printTable, type Row, round } from './common.ts'
 
 export type TargetCheck = { target: string; measured: string; met: boolean | null }
@@ -63,15 +63,19 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
   const cpuMs = (latest.cpu_ms_per_tx_s2 ?? {}) as Numbers
   const cpuTotalMs = Object.values(cpuMs).reduce<number>((a, v) => a + (num(v) ?? 0), 0)
   /**
-   * s = 2's CPU per transfer over every process, counted in bare-EVM transfers of the run
-   * measured right after s = 2's (the host's speed cancels out). A share `t` of the bare EVM on
-   * `cores` cores allows at most `cores / t` of them, and only with every core always busy.
+   * s = 2's CPU per transfer over every process, counted in bare-EVM transfers `E` of the run
+   * measured right after s = 2's (one measurement for both sides: the host's speed mostly
+   * cancels out). The target's rate, `targetTps` (set on the fastest bare EVM run, as the
+   * verdict is), is a share `targetTps / besideS2` of that run; on `cores` cores it allows at
+   * most `cores · besideS2 / targetTps` of them per transfer, and only with every core always
+   * busy. (Until 2026-12-07 the allowance divided by the fastest run while `C` was counted in
+   * the run beside s = 2, two different units.)
    */
-  const inBareEvm = (targetShareOfBare: number, cores: number) => {
-    if (cpuTotalMs <= 0 || !besideS2 || cores <= 0) return ''
+  const inBareEvm = (targetTps: number, cores: number) => {
+    if (cpuTotalMs <= 0 || !besideS2 || cores <= 0 || !(targetTps > 0)) return ''
     const units = (cpuTotalMs * besideS2) / 1000
-    const allowed = cores / targetShareOfBare
-    return `; CPU per transfer ${round(units, 2)} bare-EVM transfers (the target allows ${round(allowed, 2)} with every core busy: ${units > allowed ? 'above' : 'within'})`
+    const allowed = (cores * besideS2) / targetTps
+    return `; CPU per transfer ${round(units, 2)} bare-EVM transfers of the run beside s = 2 (the target, ${round(targetTps, 0)} tx/s, allows ${round(allowed, 2)} of them with every core busy: ${units > allowed ? 'above' : 'within'})`
   }
   const cpuReach = (targetShareOfBare: number) => {
     const targetTps = targetShareOfBare * (bare ?? 0)
@@ -86,7 +90,7 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
       others !== undefined
         ? `, everything but the executor's enclave on ${cores - 1} core${cores - 1 === 1 ? '' : 's'} ${others} (${others < targetTps ? '< target' : '≥ target'})`
         : ''
-    return `; CPU ceiling (${cores} cores, s = 2's CPU per transfer) ${all} tx/s ${verdict}${server !== undefined ? `, without the clients ${server}` : ''}${onOthers}${inBareEvm(targetShareOfBare, cores)}`
+    return `; CPU ceiling (${cores} cores, s = 2's CPU per transfer) ${all} tx/s ${verdict}${server !== undefined ? `, without the clients ${server}` : ''}${onOthers}${inBareEvm(targetTps, cores)}`
   }
   const reach = (targetShareOfBare: number) => {
     const onCpu = cpuReach(targetShareOfBare)
@@ -122,12 +126,31 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     measured: p50 !== undefined ? `${p50} ms` : 'not measured',
     met: p50 !== undefined ? p50 < 10 : null,
   })
+  // The worst case of each operation: its highest sample over every pool size measured and
+  // every variant of the function (a challenge with a payload, the promoted executor's answer).
+  const byPool = (latest.gas_by_pool ?? { pool3: gas }) as Record<string, Numbers>
+  const gasFigures = Object.fromEntries(
+    Object.entries(byPool).map(([pool, figures]) => [
+      pool,
+      Object.fromEntries(
+        Object.entries(figures ?? {}).flatMap(([k, v]) => (num(v) !== undefined ? [[k, v]] : [])),
+      ) as Record<string, number>,
+    ]),
+  )
   for (const [fn, ref] of Object.entries(PAPER_GAS)) {
-    const g = num(gas[fn])
+    const worst = worstOfOperation(gasFigures, fn)
+    const where = worst
+      ? [
+          worst.variant !== fn ? worst.variant : '',
+          `pool of ${worst.pool.replace(/^pool/, '')}`,
+        ].filter(Boolean)
+      : []
     out.push({
       target: `gas ${fn} ≤ ${ref.toLocaleString('en-US')} (paper)`,
-      measured: g !== undefined ? `${g.toLocaleString('en-US')} (pool of 3)` : 'not measured',
-      met: g !== undefined ? g <= ref : null,
+      measured: worst
+        ? `${worst.gas.toLocaleString('en-US')} (highest sample: ${where.join(', ')})`
+        : 'not measured',
+      met: worst ? worst.gas <= ref : null,
     })
   }
   const deltas = Object.keys(rec)
@@ -146,18 +169,25 @@ export function checkTargets(latest: Record<string, unknown>): TargetCheck[] {
     })
   }
   const perInstance = num(mem.per_instance_kib)
-  // RSS moves with the heap's collection, so a small step in instances (the quick run adds 9)
+  // RSS moves with the heap's collection, so a small step in instances (the quick run adds 10)
   // can show no growth or less memory: that says nothing about the target.
   const inconclusive = perInstance !== undefined && perInstance <= 0
+  /** The issue's "1 MB": 10^6 bytes. The instance's state (a few slots) is not added to it. */
+  const limitBytes = 1_000_000
+  const bytes = perInstance !== undefined ? perInstance * 1024 : undefined
+  const counts = Object.keys(mem)
+    .map((k) => /^enclaves_total_mib_(\d+)$/.exec(k)?.[1])
+    .filter((x): x is string => x !== undefined)
+  const over = counts.length > 0 ? ` over ${counts.join(', ')} instances` : ''
   out.push({
-    target: 'memory per idle instance ≤ 1 MiB (all members, PrivateToken state)',
+    target: 'memory per idle instance ≤ 1 MB plus state (all members; against 1,000,000 bytes)',
     measured:
-      perInstance === undefined
+      perInstance === undefined || bytes === undefined
         ? 'not measured'
         : inconclusive
-          ? `${perInstance} KiB: RSS noise exceeded the growth, inconclusive (a full run adds 90 instances)`
-          : `${perInstance} KiB`,
-    met: perInstance !== undefined && !inconclusive ? perInstance <= 1024 : null,
+          ? `${perInstance} KiB: RSS noise exceeded the growth, inconclusive (a full run adds 100 instances)`
+          : `${perInstance} KiB = ${bytes.toLocaleString('en-US')} bytes (least-squares slope of the enclaves' RSS${over})`,
+    met: bytes !== undefined && !inconclusive ? bytes <= limitBytes : null,
   })
   return out
 }
@@ -168,5 +198,8 @@ export function printTargets(checks: TargetCheck[]): void {
     measured: c.measured,
     met: c.met === null ? '–' : c.met ? 'yes' : 'NO',
   }))
-  printTable('Targets (from latest.json)', rows)
+  printTable('Targets (from latest.json)', rows, [
+    "s = 2's throughput: every simulated user's SDK client runs in the harness's one process, sharing one WebSocket per operator and one cache of recovered receipt signers (as a service acting for many accounts does); its CPU counts against the system's two cores (bench/README.md, throughput).",
+    "gas: each operation's highest sample over the pools and the function's variants; memory: the least-squares slope against 1,000,000 bytes.",
+  ])
 }

@@ -9,20 +9,20 @@
  *   stopped with SIGSTOP: connections accepted, nothing answered; full runs, pool of 3) →
  *   planned exit of the executor → stake withdrawal after the exit delay.
  *
- * Recovery = wall-clock time from the fault to the first receipt that needed the recovery
- * (a tx sent after a watchdog died; a receipt signed by the new executor). With `timeTravel`,
+ * Recovery = wall-clock time from the fault to the first receipt of a transaction sent after
+ * the fault (for the executor's failures, also signed by the new executor). With `timeTravel`,
  * anvil's clock is moved past Δ as soon as the challenge is on-chain, so the figure is the
- * protocol's overhead without Δ. Gas = `gasUsed` of every manager transaction in the blocks.
+ * protocol's overhead without Δ. Gas = `gasUsed` of every manager transaction in the blocks;
+ * each operation's figure is its highest sample (the worst case the paper's figures are held
+ * against), with the median and the lowest beside it in the detailed file.
  */
-import type { Address, Hex } from 'viem'
-import { createChainClients } from '../../src/chain/clients.ts'
+import type { Address } from 'viem'
 import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
-import { TxSender } from '../../src/chain/sender.ts'
-import { type PoseClient, privateKeyToPoseAccount } from '../../src/client/index.ts'
+import type { PoseClient } from '../../src/client/index.ts'
 import { anvilRpc } from '../../src/devnet/anvil.ts'
 import { DEFAULT_MANAGER_PARAMS } from '../../src/devnet/deploy.ts'
 import type { Devnet } from '../../src/devnet/devnet.ts'
-import { type GasSample, managerGas, watchInstance } from '../lib/chain.ts'
+import { type GasSample, managerGas, operatorSender, watchInstance } from '../lib/chain.ts'
 import {
   median,
   printTable,
@@ -50,8 +50,17 @@ export type RecoveryFigure = {
   pool: number
   deltaS: number
   timeTravel: boolean
-  /** Fault → first receipt that needed the recovery. */
+  /**
+   * Fault → first receipt of a transaction sent after the fault (and, when the executor failed
+   * or left, signed by its successor): the service is back for new work.
+   */
   recoveryS: number
+  /**
+   * The executor's failures: fault → first receipt signed by the new executor whatever its
+   * send time, which can be a transaction sent before the fault and answered on-chain to the
+   * clients' challenge (what `recoveryS` measured until 2026-12-07).
+   */
+  firstNewExecutorReceiptS?: number
   /** Longest time without any receipt (any client) in the fault window. */
   maxGapS: number
   /** Fault → challenge on-chain, → replacement on-chain (executor change or mask cleared). */
@@ -59,6 +68,8 @@ export type RecoveryFigure = {
   replacedAfterS?: number
   receiptsInWindow: number
   clientErrors: number
+  /** The clients' errors in the window by code (`TIMEOUT`, `NOT_READY`, …; `other` without one). */
+  clientErrorCodes?: Record<string, number>
 }
 
 export type ScenarioResult = Scenario & {
@@ -71,10 +82,19 @@ export type ScenarioResult = Scenario & {
 
 export type FaultsResult = {
   scenarios: ScenarioResult[]
-  /** Median gas per manager function, pool of 3 (the summary in latest.json). */
+  /** Highest gas per manager function, pool of 3 (the summary in latest.json). */
   gasSummary: Record<string, number>
-  /** Median gas per function and pool size. */
+  /**
+   * Highest gas per function and pool size: the worst case, which the paper's figures are held
+   * against (an operation's cost depends on the slots it writes first and on its payload).
+   */
   gasByPool: Record<string, Record<string, number>>
+  /** Median gas per function and pool size (nearest rank: the lower middle of an even count). */
+  gasMedianByPool: Record<string, Record<string, number>>
+  /** Lowest gas per function and pool size. */
+  gasMinByPool: Record<string, Record<string, number>>
+  /** How many successful transactions each figure comes from, per function and pool size. */
+  gasSamplesByPool: Record<string, Record<string, number>>
   /** Median bytes of the payload argument per function and pool size (challenges). */
   payloadBytesByPool: Record<string, Record<string, number>>
   recoverySummary: Record<string, number | boolean>
@@ -83,10 +103,13 @@ export type FaultsResult = {
 const ZERO = /^0x0{40}$/
 const ETH = 10n ** 18n
 
+/** The setup of an instance: its three transactions together. */
+export const SETUP = 'setup (createContract+drawPool+activate)'
+
 /** The paper's figures (Frassetto et al., NDSS 2023) the manager is compared with. */
 export const PAPER_GAS: Record<string, number> = {
   register: 153_000,
-  'setup (createContract+drawPool+activate)': 256_000,
+  [SETUP]: 256_000,
   deposit: 41_000,
   withdraw: 39_000,
   challengeExecutor: 66_000,
@@ -100,7 +123,7 @@ const GAS_ORDER = [
   'createContract',
   'drawPool',
   'activate',
-  'setup (createContract+drawPool+activate)',
+  SETUP,
   'deposit',
   'withdraw',
   'challengeExecutor',
@@ -176,7 +199,8 @@ function maxGap(times: number[], from: number, to: number): number {
 
 /**
  * Runs one failure class: streams transfers from every client, injects `fault` once 10
- * receipts arrived, and waits until `recovered(event)` holds for a receipt.
+ * receipts arrived, and waits for the first receipt of a transaction sent after the fault
+ * (`sentAt` after the clock started) that `recovered` accepts.
  */
 async function measureFault(p: {
   failure: RecoveryFigure['failure']
@@ -186,8 +210,14 @@ async function measureFault(p: {
   instance: bigint
   /** Injects the fault; returns after it took effect. */
   fault: () => Promise<void>
-  /** Whether a receipt (sent at `sentAt`, signed by `executor`) shows recovery. */
-  recovered: (e: { sentAt: number; executor: string }, t0: number) => boolean
+  /**
+   * Whether a receipt signed by `executor` shows recovery, besides being for a transaction sent
+   * after the fault; when it names a new executor, the first receipt it accepts whatever the
+   * send time is also reported (`firstNewExecutorReceiptS`).
+   */
+  recovered: (e: { executor: string }) => boolean
+  /** The executor failed or left: its successor's first receipt of any age is reported too. */
+  newExecutor?: true
   /** With time travel: when Δ may be skipped. */
   challenged: (t: { phase: string; watchdogMask: number }) => boolean
   replaced: (t: {
@@ -223,13 +253,20 @@ async function measureFault(p: {
     await waitFor(
       `recovery from ${p.failure}`,
       () => {
-        const e = streams.events.slice(before).find((x) => x.receivedAt > t0 && p.recovered(x, t0))
+        // A receipt for a transaction sent before the fault (answered late, or on-chain to a
+        // challenge) says the old work was finished, not that new work is served.
+        const e = streams.events
+          .slice(before)
+          .find((x) => x.receivedAt > t0 && x.sentAt > t0 && p.recovered(x))
         if (e) t1 = e.receivedAt
         return e !== undefined
       },
       (scenario.timeTravel ? 0 : scenario.delta * 3000) + 120_000,
       20,
     )
+    const firstAny = p.newExecutor
+      ? streams.events.slice(before).find((x) => x.receivedAt > t0 && p.recovered(x))
+      : undefined
     // A few more receipts, so the gap figure covers the restart of the stream.
     const at = streams.events.length
     await waitFor('receipts after recovery', () => streams.events.length >= at + 5, 60_000)
@@ -242,6 +279,9 @@ async function measureFault(p: {
       deltaS: scenario.delta,
       timeTravel: scenario.timeTravel,
       recoveryS: round((t1 - t0) / 1000, 2),
+      ...(firstAny
+        ? { firstNewExecutorReceiptS: round((firstAny.receivedAt - t0) / 1000, 2) }
+        : {}),
       maxGapS: round(
         maxGap(
           streams.events.map((e) => e.receivedAt),
@@ -256,11 +296,25 @@ async function measureFault(p: {
       ...(replacedAt !== undefined ? { replacedAfterS: round((replacedAt - t0) / 1000, 2) } : {}),
       receiptsInWindow: streams.events.length - before,
       clientErrors: streams.errors.length,
+      ...(streams.errors.length > 0 ? { clientErrorCodes: errorCodes(streams.errors) } : {}),
     }
   } finally {
     await streams.stop()
     await watch.stop()
   }
+}
+
+/** How many of `errors` carry each code (`other`: no code). */
+function errorCodes(errors: readonly unknown[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const e of errors) {
+    const code =
+      typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string'
+        ? (e as { code: string }).code
+        : 'other'
+    out[code] = (out[code] ?? 0) + 1
+  }
+  return out
 }
 
 async function runScenario(sc: Scenario): Promise<ScenarioResult> {
@@ -348,12 +402,15 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
           clients: auto,
           instance,
           fault: () => killMember(devnet, victim, background),
-          recovered: (e, t) => e.sentAt > t,
+          // Nothing sent after the fault can be released before the dead watchdog is removed.
+          recovered: () => true,
           challenged: (t) => t.watchdogMask !== 0,
           replaced: (t) => t.watchdogMask === 0 && t.live < sc.pool,
         })
         recovery.push(wd)
-        progress(`faults [${label}]: watchdog crash: first receipt after ${wd.recoveryS} s`)
+        progress(
+          `faults [${label}]: watchdog crash: first receipt of a transfer sent after it after ${wd.recoveryS} s`,
+        )
         await waitFor(
           'refill after the watchdog crash',
           async () => !ZERO.test((await info(plain[0]!, instance)).operators[slot]!),
@@ -373,11 +430,14 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
           instance,
           fault: () => killMember(devnet, before.operators[before.executorSlot]!, background),
           recovered: (e) => e.executor !== oldSigner,
+          newExecutor: true,
           challenged: (t) => t.phase === 'ExecutorChallenged',
           replaced: (t) => t.executorSlot !== before.executorSlot && t.phase === 'Active',
         })
         recovery.push(ex)
-        progress(`faults [${label}]: executor crash: first receipt after ${ex.recoveryS} s`)
+        progress(
+          `faults [${label}]: executor crash: first receipt of a transfer sent after it after ${ex.recoveryS} s (the new executor's first of any: ${ex.firstNewExecutorReceiptS ?? '?'} s)`,
+        )
         await refilled(before.executorSlot, 'the executor crash')
 
         if (sc.withholding) {
@@ -396,12 +456,13 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
             instance,
             fault: async () => stopHost(devnet, heldOperator),
             recovered: (e) => e.executor !== heldSigner,
+            newExecutor: true,
             challenged: (t) => t.phase === 'ExecutorChallenged',
             replaced: (t) => t.executorSlot !== held.executorSlot && t.phase === 'Active',
           })
           recovery.push(wh)
           progress(
-            `faults [${label}]: executor withholding: first receipt after ${wh.recoveryS} s (challenged after ${wh.challengedAfterS ?? '?'} s)`,
+            `faults [${label}]: executor withholding: first receipt of a transfer sent after it after ${wh.recoveryS} s (challenged after ${wh.challengedAfterS ?? '?'} s)`,
           )
           // The silent host is then shut down for good, like a crashed one.
           await killMember(devnet, heldOperator, background)
@@ -434,12 +495,13 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
             })
           },
           recovered: (e) => e.executor !== oldExec,
+          newExecutor: true,
           challenged: () => false,
           replaced: (t) => t.executorSlot !== cur.executorSlot,
         })
         recovery.push({ ...exit, timeTravel: sc.timeTravel })
         progress(
-          `faults [${label}]: exit: first receipt from the new executor after ${exit.recoveryS} s`,
+          `faults [${label}]: exit: first receipt from the new executor of a transfer sent after the leave after ${exit.recoveryS} s`,
         )
 
         await mark('withdraw_stake')
@@ -468,15 +530,6 @@ async function runScenario(sc: Scenario): Promise<ScenarioResult> {
     recovery,
     ...(error ? { error } : {}),
   }
-}
-
-async function operatorSender(devnet: Devnet, key: Hex): Promise<TxSender> {
-  const chain = await createChainClients({
-    rpcUrl: devnet.rpcUrl,
-    account: privateKeyToPoseAccount(key),
-    pollingIntervalMs: 50,
-  })
-  return new TxSender(chain.publicClient, chain.walletClient!)
 }
 
 /**
@@ -546,26 +599,26 @@ export async function benchFaults(cfg: FaultsConfig): Promise<FaultsResult> {
   for (const sc of scenarios(cfg)) results.push(await runScenario(sc))
 
   const gasByPool: Record<string, Record<string, number>> = {}
+  const gasMedianByPool: Record<string, Record<string, number>> = {}
+  const gasMinByPool: Record<string, Record<string, number>> = {}
+  const gasSamplesByPool: Record<string, Record<string, number>> = {}
   const payloadBytesByPool: Record<string, Record<string, number>> = {}
   for (const r of results) {
     if (!r.timeTravel && results.some((x) => x.pool === r.pool && x.timeTravel)) continue
-    const by = new Map<string, number[]>()
+    const ok = r.gas.filter((x) => x.ok)
+    const figures = gasFigures(ok.map((g) => ({ name: variant(g), gas: g.gas })))
     const bytes = new Map<string, number[]>()
-    for (const g of r.gas.filter((x) => x.ok)) {
+    for (const g of ok) {
+      if (g.payloadBytes === undefined) continue
       const name = variant(g)
-      by.set(name, [...(by.get(name) ?? []), g.gas])
-      if (g.payloadBytes !== undefined)
-        bytes.set(name, [...(bytes.get(name) ?? []), g.payloadBytes])
+      bytes.set(name, [...(bytes.get(name) ?? []), g.payloadBytes])
     }
-    const pool: Record<string, number> = {}
-    for (const [fn, v] of by) pool[fn] = median(v)
-    payloadBytesByPool[`pool${r.pool}`] = Object.fromEntries(
-      [...bytes].map(([fn, v]) => [fn, median(v)]),
-    )
-    const setup = ['createContract', 'drawPool', 'activate'].map((f) => pool[f])
-    if (setup.every((x) => x !== undefined))
-      pool['setup (createContract+drawPool+activate)'] = setup.reduce((a, b) => a! + b!, 0)!
-    gasByPool[`pool${r.pool}`] = pool
+    const pool = `pool${r.pool}`
+    gasByPool[pool] = figures.max
+    gasMedianByPool[pool] = figures.median
+    gasMinByPool[pool] = figures.min
+    gasSamplesByPool[pool] = figures.samples
+    payloadBytesByPool[pool] = Object.fromEntries([...bytes].map(([fn, v]) => [fn, median(v)]))
   }
   const gasSummary: Record<string, number> = { ...(gasByPool.pool3 ?? {}) }
   // Plain function names too (the variant that does the function's full job).
@@ -593,9 +646,52 @@ export async function benchFaults(cfg: FaultsConfig): Promise<FaultsResult> {
     for (const f of real.recovery) recoverySummary[f.failure] = f.recoveryS
   }
 
-  const out = { scenarios: results, gasSummary, gasByPool, payloadBytesByPool, recoverySummary }
+  const out: FaultsResult = {
+    scenarios: results,
+    gasSummary,
+    gasByPool,
+    gasMedianByPool,
+    gasMinByPool,
+    gasSamplesByPool,
+    payloadBytesByPool,
+    recoverySummary,
+  }
   if (cfg.gas) printGas(out)
   if (cfg.recovery) printRecovery(out)
+  return out
+}
+
+const SETUP_PARTS = ['createContract', 'drawPool', 'activate'] as const
+
+/**
+ * Each operation's highest, median and lowest gas over its samples, and how many there are;
+ * setup is the sum of its three transactions' figures (its worst case: each part's highest).
+ */
+export function gasFigures(samples: ReadonlyArray<{ name: string; gas: number }>): {
+  max: Record<string, number>
+  median: Record<string, number>
+  min: Record<string, number>
+  samples: Record<string, number>
+} {
+  const by = new Map<string, number[]>()
+  for (const s of samples) by.set(s.name, [...(by.get(s.name) ?? []), s.gas])
+  const out = {
+    max: {} as Record<string, number>,
+    median: {} as Record<string, number>,
+    min: {} as Record<string, number>,
+    samples: {} as Record<string, number>,
+  }
+  for (const [name, v] of by) {
+    out.max[name] = Math.max(...v)
+    out.median[name] = median(v)
+    out.min[name] = Math.min(...v)
+    out.samples[name] = v.length
+  }
+  for (const stat of ['max', 'median', 'min'] as const) {
+    const parts = SETUP_PARTS.map((f) => out[stat][f])
+    if (parts.every((x) => x !== undefined))
+      out[stat][SETUP] = parts.reduce<number>((a, b) => a + b!, 0)
+  }
   return out
 }
 
@@ -620,6 +716,25 @@ function variant(g: GasSample): string {
   }
 }
 
+/**
+ * The highest figure of operation `fn` over every pool size and every variant of the function
+ * (`challengeExecutor` and `challengeExecutor (tx payload)`, …): the worst case the paper's
+ * figure is held against. Undefined when nothing was measured.
+ */
+export function worstOfOperation(
+  gasByPool: Record<string, Record<string, number> | undefined>,
+  fn: string,
+): { gas: number; variant: string; pool: string } | undefined {
+  let worst: { gas: number; variant: string; pool: string } | undefined
+  for (const [pool, figures] of Object.entries(gasByPool)) {
+    for (const [variant, gas] of Object.entries(figures ?? {})) {
+      if (variant !== fn && !(fn !== SETUP && variant.startsWith(`${fn} (`))) continue
+      if (typeof gas === 'number' && (!worst || gas > worst.gas)) worst = { gas, variant, pool }
+    }
+  }
+  return worst
+}
+
 export function printGas(r: FaultsResult): void {
   const pools = Object.keys(r.gasByPool)
   const fns = [
@@ -634,13 +749,20 @@ export function printGas(r: FaultsResult): void {
     for (const [i, p] of pools.entries()) row[p] = vals[i]
     const ref = PAPER_GAS[fn]
     row.paper = ref
-    const v3 = r.gasByPool.pool3?.[fn]
-    row['pool3/paper'] = ref && v3 ? round(v3 / ref, 2) : undefined
+    const worst = ref !== undefined ? worstOfOperation(r.gasByPool, fn) : undefined
+    row['worst/paper'] = ref && worst ? round(worst.gas / ref, 2) : undefined
+    row.pool3_samples = r.gasSamplesByPool.pool3?.[fn]
+    const lo = r.gasMinByPool.pool3?.[fn]
+    const mid = r.gasMedianByPool.pool3?.[fn]
+    row['pool3 lowest / median'] =
+      lo !== undefined && lo !== r.gasByPool.pool3?.[fn] ? `${lo} / ${mid}` : ''
     rows.push(row)
   }
-  printTable('Gas of manager transactions (median gasUsed from receipts on anvil)', rows, [
+  printTable('Gas of manager transactions (highest gasUsed from receipts on anvil)', rows, [
+    'Each figure is the highest of its samples (the worst case); pool3 lowest / median is given where the samples differ.',
+    'worst/paper: the highest over every pool and every variant of the function (e.g. challengeExecutor with its tx payload) against the paper.',
     'gasUsed includes the 21k intrinsic cost and calldata; "paper" = reference figures of the POSE paper.',
-    'register: one per operator at devnet start; refill/leave/timeouts: submitted by operator nodes.',
+    'register: one per operator at devnet start (the first on a new manager writes more); refill/leave/timeouts: submitted by operator nodes.',
     ...Object.keys(r.payloadBytesByPool.pool3 ?? {}).map(
       (fn) =>
         `${fn}: payload of ${pools.map((p) => `${r.payloadBytesByPool[p]?.[fn] ?? '–'} B (${p})`).join(', ')} (median; its gas grows with it).`,
@@ -658,15 +780,22 @@ export function printRecovery(r: FaultsResult): void {
         'Δ (s)': f.deltaS,
         'Δ by time travel': f.failure === 'operator_exit' ? 'n/a' : f.timeTravel ? 'yes' : 'no',
         recovery_s: f.recoveryS,
+        new_executor_any_tx_s: f.firstNewExecutorReceiptS,
         max_gap_s: f.maxGapS,
         challenged_after_s: f.challengedAfterS,
         replaced_after_s: f.replacedAfterS,
         receipts: f.receiptsInWindow,
+        client_errors: f.clientErrorCodes
+          ? Object.entries(f.clientErrorCodes)
+              .map(([c, n]) => `${c} ${n}`)
+              .join(', ')
+          : '',
       })
     }
     if (sc.error) rows.push({ failure: `scenario failed: ${sc.error.slice(0, 60)}`, pool: sc.pool })
   }
-  printTable('Time to recovery (fault → first receipt that needed the recovery)', rows, [
+  printTable('Time to recovery (fault → first receipt of a transfer sent after the fault)', rows, [
+    "recovery_s: to the first receipt of a transfer sent after the fault (the executor's failures: signed by its successor); new_executor_any_tx_s: to the successor's first receipt of any transfer, which may have been sent before the fault and answered on-chain to a challenge.",
     "Δ by time travel = yes: anvil's clock was moved past Δ once the challenge was on-chain; the figure excludes Δ.",
     'executor crash: clients with autoChallenge; watchdog crash: the executor challenges after the ack timeout A = 5 s.',
     "executor withholding: its host stopped (SIGSTOP); clients challenge once two of the SDK's health checks of its operator (hostProbeMs, 2 s each) go unanswered while a request is pending.",
