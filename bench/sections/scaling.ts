@@ -1,14 +1,20 @@
 /**
  * Section `scaling`: aggregate throughput with 1, 2 and 4 instances (s = 1) on one devnet with
- * enough operators for disjoint pools; pools are drawn on-chain at random, so they may overlap
- * (the table says how many operators the active pools share). The same clients send in every
+ * enough operators for disjoint pools. Pools are drawn on-chain at random from every eligible
+ * operator, so the instances are deployed one after the other and each pool's operators then
+ * request their exit (`requestExit`: they keep serving their memberships, as an exiting
+ * operator does until it leaves, but are drawn no more); the next draw picks from the others.
+ * With too few operators for that, the pools are drawn at once and may overlap (the table says
+ * how many operators the active pools share). The same clients send in every
  * run; client i sends to instance i mod k. Every process is warmed up first with a run over all
  * instances, and the instance counts take turns (1, 2, 4, 1, 2, 4, …): a devnet's first
  * thousand transfers run markedly slower (JIT and heap growth in every process), which
  * otherwise fell on whichever count ran first.
  */
 import { cpus } from 'node:os'
-import { readInstance } from '../../src/chain/manager.ts'
+import { poseManagerAbi, readInstance } from '../../src/chain/manager.ts'
+import type { Devnet } from '../../src/devnet/devnet.ts'
+import { operatorSender } from '../lib/chain.ts'
 import { printTable, progress, type Row, round, withDevnet } from '../lib/common.ts'
 import { cpuByKind, cpuDelta } from '../lib/procs.ts'
 import { deployToken, devnetClients, type LoadResult, medianRun, runLoad } from '../lib/workload.ts'
@@ -25,6 +31,8 @@ export type ScalingConfig = {
 }
 
 export type ScalingResult = {
+  /** Whether the pools were drawn apart (each pool's operators out of later draws). */
+  disjointDraws: boolean
   runs: Array<{
     instances: number
     pools: number[][]
@@ -39,18 +47,36 @@ export type ScalingResult = {
 
 export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
   const max = Math.max(...cfg.instanceCounts)
-  const runs = await withDevnet(
+  const { disjointDraws, runs } = await withDevnet(
     { operators: cfg.operators, users: cfg.clients },
     async (devnet) => {
       const clients = await devnetClients(devnet)
-      progress(`scaling: deploying ${max} instances with s=1`)
-      const instances = await Promise.all(
-        Array.from({ length: max }, (_, i) => deployToken(clients[i]!, clients, 1)),
+      // s = 1: pools of two. Drawn apart when every instance can have operators of its own.
+      const disjoint = cfg.operators >= 2 * max
+      progress(
+        `scaling: deploying ${max} instances with s=1${disjoint ? ', one after the other, each pool out of the later draws' : ' (pools may overlap)'}`,
       )
+      const instances: bigint[] = []
       const pools: number[][] = []
-      for (const id of instances) {
-        const info = await readInstance(clients[0]!.publicClient, devnet.manager, id)
-        pools.push(info.operators.map((o) => devnet.operators.findIndex((x) => x.address === o)))
+      const poolOf = async (id: bigint) =>
+        (await readInstance(clients[0]!.publicClient, devnet.manager, id)).operators.map((o) =>
+          devnet.operators.findIndex((x) => x.address === o),
+        )
+      if (disjoint) {
+        for (let i = 0; i < max; i++) {
+          const id = await deployToken(clients[i]!, clients, 1)
+          instances.push(id)
+          const pool = await poolOf(id)
+          pools.push(pool)
+          if (i < max - 1) await withdrawFromDraws(devnet, pool)
+        }
+      } else {
+        instances.push(
+          ...(await Promise.all(
+            Array.from({ length: max }, (_, i) => deployToken(clients[i]!, clients, 1)),
+          )),
+        )
+        for (const id of instances) pools.push(await poolOf(id))
       }
       // Every client warms up on every instance: a client's first transfer to an instance
       // also reads the instance and fetches its nonce, which no measured run should pay.
@@ -79,7 +105,7 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
           )
         }
       }
-      return cfg.instanceCounts.map((k) => {
+      const out = cfg.instanceCounts.map((k) => {
         const used = pools.slice(0, k)
         const all = used.flat()
         const runs = measured.get(k)!
@@ -93,6 +119,7 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
           cpuUtilisation: median.utilisation,
         }
       })
+      return { disjointDraws: disjoint, runs: out }
     },
   )
   const summary = Object.fromEntries(runs.map((r) => [`instances_${r.instances}`, r.load.tps]))
@@ -110,6 +137,26 @@ export async function benchScaling(cfg: ScalingConfig): Promise<ScalingResult> {
     "pools = devnet operator indices of each instance's members, in slot order.",
     `tps = the median of ${cfg.repeats} runs (runs, in the order run; instance counts take turns), after a warm-up of ${cfg.warmupPerClient} transfers per client.`,
     'cpu_utilisation = CPU seconds of all processes / wall seconds / cores.',
+    disjointDraws
+      ? "pools drawn apart: after each deployment its pool's operators requested their exit (they serve on, and are drawn no more)."
+      : 'pools drawn at once from every operator: they may share operators (shared_operators).',
   ])
-  return { runs, summary }
+  return { disjointDraws, runs, summary }
+}
+
+/**
+ * Takes `pool`'s operators (devnet indices) out of later draws: each requests its exit, as an
+ * operator that wants no new memberships would. It keeps its current ones and serves them.
+ */
+async function withdrawFromDraws(devnet: Devnet, pool: number[]): Promise<void> {
+  await Promise.all(
+    pool.map(async (i) => {
+      const sender = await operatorSender(devnet, devnet.operators[i]!.key)
+      await sender.write({
+        address: devnet.manager,
+        abi: poseManagerAbi,
+        functionName: 'requestExit',
+      })
+    }),
+  )
 }
