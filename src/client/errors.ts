@@ -4,6 +4,7 @@
  */
 import type { Hex } from 'viem'
 import { type ErrorCode, ProtocolError } from '../protocol/index.ts'
+import type { PoseReceipt } from './actions/sendTransaction.ts'
 
 /** What every SDK error may carry besides its one-line message. */
 export type PoseErrorOptions = {
@@ -123,6 +124,11 @@ export class ReceiptVerificationError extends PoseError {
 /** The contract reverted; `errorName`/`args` decode a custom error when the ABI knows it. */
 export class ContractRevertError extends PoseError {
   override name = 'ContractRevertError'
+  /**
+   * The receipt of the transaction that reverted (`writeContract`): it ran, took its nonce and
+   * is final; absent for a view call.
+   */
+  receipt?: PoseReceipt
   constructor(
     readonly data: `0x${string}`,
     readonly errorName: string | undefined,

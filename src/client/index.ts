@@ -1,5 +1,8 @@
 /** The POSE client SDK. */
 
+/** Errors of the chain's writes (deposit, withdraw, claim, challenge, deploy) and of bad fields. */
+export { ChainTxError } from '../chain/sender.ts'
+export { ProtocolError } from '../protocol/errors.ts'
 export { privateKeyToPoseAccount } from './account.ts'
 export { type ClaimReturnType, claim, getPayout } from './actions/claim.ts'
 export {

@@ -28,8 +28,10 @@ import { getNonce } from '../../src/client/actions/getNonce.ts'
 import { getReceipt } from '../../src/client/actions/getReceipt.ts'
 import { sendTransaction } from '../../src/client/actions/sendTransaction.ts'
 import { withdraw } from '../../src/client/actions/withdraw.ts'
+import { writeContract } from '../../src/client/actions/writeContract.ts'
 import { newClientState, type PoseClientBase } from '../../src/client/createPoseClient.ts'
 import {
+  ContractRevertError,
   DeployContractError,
   PoseError,
   PoseRequestError,
@@ -1536,4 +1538,55 @@ test("a deposit the manager refuses during an executor challenge is sent again o
   const late = await rejectionOf(deposit(client, { instance: setup.instance, value: 5n }))
   assert.ok(late instanceof ChainTxError, String(late))
   assert.match(late.reason, /UnexpectedPhase/)
+})
+
+test('a transaction its enclave answers with a sealed refusal that does not say it never ran (INTERNAL) is unconfirmed, its nonce taken and its box kept', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  let client: PoseClientBase | undefined
+  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) =>
+    kind === 'tx'
+      ? sealedRefusal(responseKeyOf(client!, box), 'INTERNAL', 'failed inside the enclave')
+      : undefined,
+  )
+  try {
+    client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(sendTransaction(client, { instance: setup.instance, data: '0x' }))
+    assert.ok(e instanceof TransactionUnconfirmedError, String(e))
+    assert.equal(e.code, 'INTERNAL')
+    assert.equal(client.state.nonces.get(key), 1n, 'its nonce stays taken')
+    assert.equal(client.state.sent.size, 1, 'kept for getReceipt')
+  } finally {
+    await operator.close()
+  }
+})
+
+test('a transaction that reverts throws ContractRevertError with its receipt: it ran and took its nonce', {
+  timeout: 10_000,
+}, async () => {
+  const setup = await setupActive()
+  const { operator, manager } = await pumpedOperator(setup)
+  try {
+    const client = sdkClient(setup, manager)
+    const key = setup.instance.toString()
+    client.state.nonces.set(key, 0n)
+    const e = await rejectionOf(
+      writeContract(client, {
+        instance: setup.instance,
+        abi: privateTokenAbi,
+        functionName: 'transfer',
+        args: [ZERO_ADDRESS, 10n ** 30n],
+      }),
+    )
+    assert.ok(e instanceof ContractRevertError, String(e))
+    assert.equal(e.errorName, 'PrivateToken_InsufficientBalance')
+    assert.equal(e.receipt?.status, 'revert')
+    assert.equal(e.receipt?.nonce, 0n)
+    assert.equal(client.state.nonces.get(key), 1n)
+  } finally {
+    await operator.close()
+  }
 })

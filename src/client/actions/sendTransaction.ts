@@ -413,8 +413,8 @@ async function sealTx(
  * Codes of a rejection after which the enclave holds nothing of the transaction, when the
  * enclave sealed it and no earlier attempt went unanswered (`mayHaveBeenExecuted`): its nonce
  * is free again. Not TIMEOUT, UNAVAILABLE or WRONG_ROLE (the failover's: it may have been executed
- * where the answer was lost), nor INTERNAL (a host's failure, at any point), nor BAD_NONCE and
- * REPLAYED (`NONCE_REFUSED`).
+ * where the answer was lost), nor BAD_NONCE and REPLAYED (`NONCE_REFUSED`). Any other code the
+ * enclave seals (INTERNAL, say) does not say the transaction never ran: it ends unconfirmed.
  */
 const REFUSED = new Set<string>([
   'MALFORMED',
@@ -469,7 +469,10 @@ async function sendSealed(
     const unsure =
       unsureBefore ||
       mayHaveBeenExecuted(e) ||
-      (e instanceof PoseRequestError && (e.origin === 'host' || NONCE_REFUSED.has(e.code)))
+      (e instanceof PoseRequestError &&
+        (e.origin === 'host' ||
+          NONCE_REFUSED.has(e.code) ||
+          (e.origin === 'enclave' && !REFUSED.has(e.code))))
     if (!(e instanceof PoseRequestError)) {
       if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, asRequest(e))
       throw e

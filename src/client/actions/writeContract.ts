@@ -27,7 +27,10 @@ export type WriteContractParameters<
   address?: Address
   value?: bigint
   gasLimit?: bigint
-  /** Throw ContractRevertError when the call reverted (default true). */
+  /**
+   * Throw ContractRevertError (with the receipt) when the call reverted (default true). A
+   * receipt whose status is `error` (out of gas, say) is returned: check `status`.
+   */
   throwOnRevert?: boolean
 }
 
@@ -54,7 +57,10 @@ export async function writeContract<
   if (p.value !== undefined) tx.value = p.value
   if (p.gasLimit !== undefined) tx.gasLimit = p.gasLimit
   const receipt = await sendTransaction(client, tx)
-  if (receipt.status === 'revert' && (p.throwOnRevert ?? true))
-    throw revertError(p.abi as Abi, receipt.returnData)
+  if (receipt.status === 'revert' && (p.throwOnRevert ?? true)) {
+    const e = revertError(p.abi as Abi, receipt.returnData)
+    e.receipt = receipt
+    throw e
+  }
   return receipt
 }
