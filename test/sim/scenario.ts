@@ -12,7 +12,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BaseError, parseEther } from 'viem'
 import { closableTokenAbi, closableTokenBytecode } from '../../examples/contracts.generated.ts'
-import { poseManagerAbi, readInstance, readOperator } from '../../src/chain/manager.ts'
+import {
+  poseManagerAbi,
+  readInstance,
+  readOperator,
+  readOperatorRecord,
+} from '../../src/chain/manager.ts'
 import { ChainTxError } from '../../src/chain/sender.ts'
 import type { PoseClient, PoseReceipt } from '../../src/client/index.ts'
 import { freePort } from '../../src/devnet/anvil.ts'
@@ -22,16 +27,26 @@ import { CRASH_POINTS, type LinkFaultConfig, seededRandom } from '../../src/oper
 import {
   addressToWord,
   concatBytes,
+  decodeMemberRemoved,
+  EventKind,
   hexToBytes,
   SYSTEM_ADDRESS_HEX,
 } from '../../src/protocol/index.ts'
 import { userClients, waitFor } from '../e2e/helpers.ts'
-import { type SentTransfer, splitCounters, viewBounds } from './checks.ts'
+import {
+  type PenaltyEvent,
+  poolProblems,
+  type SentTransfer,
+  splitCounters,
+  unexplainedLogErrors,
+  unexplainedPenalties,
+  viewBounds,
+} from './checks.ts'
 import { chainController, type OpenChallenges } from './deadlines.ts'
 import { stoppedShort } from './failure.ts'
 import { Devnets } from './interrupt.ts'
 import { BlockClock } from './mining.ts'
-import { HTTP_TIMEOUT_MS, memberStates, poolMembers } from './pool.ts'
+import { HTTP_TIMEOUT_MS, type Member, memberStates, poolMembers } from './pool.ts'
 import {
   type FaultyProxy,
   operatorUrls,
@@ -186,6 +201,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   // A malicious chain feed: in half the scenarios one operator lags, reorders and replays the
   // manager's events it hands its enclave.
   const lying = rnd() < 0.5 ? [Math.floor(rnd() * OPERATORS)] : []
+  // Operators some fault targeted: only these may be slashed or removed from the pool. A lying
+  // chain feed targets its operator for the whole scenario (its enclave's view lags up to
+  // 1.5 s a batch, and what it refuses it may see late).
+  const targeted = new Set<number>(lying)
   const chainConfig = { hold: 0.1, maxHoldMs: 1_500, reorder: 0.1, replay: 0.1 }
   const starts = new Map<number, number>()
   let crashBudget = MAX_POINT_CRASHES
@@ -265,6 +284,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       stages,
       lock,
       crashed: (point, i) => {
+        targeted.add(i)
         if (point === 'final-page' && armedFinalPage.delete(i)) {
           // The termination's armed crash: counted there, as the termination fault it is.
           count('armed-final-page-crash')
@@ -418,6 +438,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
               lock,
               blocks,
               rpc,
+              target: (i) => targeted.add(i),
             },
             step.kind,
             seededRandom(o.seed * 131 + step.at),
@@ -498,6 +519,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     lock.release()
     await settle(devnet, admin, instance, check)
+    await checkPool(devnet, admin, instance, check)
     check(
       maxLatencyMs <= LATENCY_BOUND_MS,
       `a request took ${maxLatencyMs.toFixed(0)} ms (${slowest})`,
@@ -527,6 +549,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             armed.set(i, env)
             if (env.POSE_CRASH_POINTS?.includes('final-page')) armedFinalPage.add(i)
           },
+          target: (i) => targeted.add(i),
           tokenBalance: (u) => tokenBalances(recorded)[u]!,
           held,
           reorgFrom: (from) =>
@@ -546,21 +569,35 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     await watcher
     await chain
     for (const op of devnet.operators) scanner.scanDir(op.dataDir)
-    // Reorganisations stay within the confirmation depth: no operator may have offered its
-    // enclave a block that was later replaced.
+    // Errors in operator logs no fault explains (reorganisations stay within the confirmation
+    // depth, so no operator may have offered its enclave a block that was later replaced).
     for (const [i, op] of devnet.operators.entries()) {
       const logText = existsSync(op.logPath) ? readFileSync(op.logPath, 'utf8') : ''
-      check(!logText.includes('CHAIN_REORG'), `operator ${i} fed its enclave a replaced block`)
+      const errors = unexplainedLogErrors(logText, { lyingFeed: lying.includes(i) })
+      check(errors.length === 0, `operator ${i}: ${errors.join('; ')}`)
     }
     check(scanner.found.size === 0, `secret leaked: ${[...scanner.found].join('; ')}`)
     for (const [i, op] of devnet.operators.entries()) {
       const state = endState(op)
       if (typeof state === 'object') {
+        targeted.add(i)
         const armedCrash = state.at === 'final-page' && armedFinalPage.has(i)
         count(armedCrash ? 'armed-final-page-crash' : `crash-${state.at}`)
       }
       check(state !== 'died', `operator ${i} process died without being killed`)
       if (state === 'running') addLinkFaults(await health(devnet, admin, i), count)
+    }
+    // Only an operator a fault targeted may have been slashed or removed from the pool.
+    try {
+      const found = await penalties(devnet, admin, instance)
+      for (const e of found)
+        log(
+          `  chain: operator ${e.operator} ${e.what}${targeted.has(e.operator) ? '' : ' (no fault targeted it)'}`,
+        )
+      const unexplained = unexplainedPenalties(found, targeted)
+      check(unexplained.length === 0, `slashed or removed: ${unexplained.join('; ')}`)
+    } catch (e) {
+      check(false, `reading slashes and removals: ${describeError(e)}`)
     }
     return {
       seed: o.seed,
@@ -640,6 +677,8 @@ type FaultContext = {
   blocks: BlockClock
   /** JSON-RPC calls to the devnet's anvil. */
   rpc: Rpc
+  /** Records that a fault targets operator `i` (it may then be slashed or removed). */
+  target: (i: number) => void
 }
 
 /** Faults that take a member out (crash, restart, stale state, partition). */
@@ -741,8 +780,9 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
       roll < 0.4
         ? executor.i
         : roll < 0.8 || outside.length === 0
-          ? watchdogs[0]!.i
+          ? pickFrom(watchdogs, rnd).i
           : outside[Math.floor(rnd() * outside.length)]!
+    ctx.target(who)
     ctx.isolated.add(who)
     count('partition')
     log(`  fault: operator ${who} partitioned from users and peers`)
@@ -757,12 +797,16 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
     log(`  fault: time jump of Δ/2`)
     return
   }
-  // A stale copy is served to the executor or to a watchdog (which, promoted later, checks its
-  // copy against the pool before it hands it over).
+  // A crash hits the member its class names; a restart or a stale copy any live member (a
+  // watchdog served a stale copy, promoted later, checks it against the pool before it hands it
+  // over).
   const target =
-    kind === 'crash-executor' || (kind === 'stale-restart' && rnd() < 0.5)
+    kind === 'crash-executor'
       ? executor
-      : watchdogs[0]!
+      : kind === 'crash-watchdog'
+        ? pickFrom(watchdogs, rnd)
+        : pickFrom(live, rnd)
+  ctx.target(target.i)
   addLinkFaults(await health(devnet, client, target.i), count)
   if (kind === 'stale-restart') {
     // A malicious host keeps a copy of the sealed state and serves it after a restart: the
@@ -794,6 +838,11 @@ async function injectFault(ctx: FaultContext, kind: FaultKind, rnd: () => number
   down.add(target.i)
   count(kind)
   log(`  fault: ${kind} (operator ${target.i}, slot ${target.slot})`)
+}
+
+/** One of `xs` (not empty), drawn with `rnd`. */
+function pickFrom(xs: readonly Member[], rnd: () => number): Member {
+  return xs[Math.floor(rnd() * xs.length)]!
 }
 
 type Health = { ok: boolean; faults?: Record<string, number> }
@@ -838,6 +887,90 @@ async function claimRest(
     },
   )
   check(outcome === '', `${c.account.address}: a claim after every burn was claimed ${outcome}`)
+}
+
+/** Removal reasons of the manager's `MemberRemoved` (contracts/src/PoseManager.sol). */
+const REMOVAL_REASONS: Record<number, string> = {
+  1: 'did not acknowledge genesis',
+  2: 'timed out',
+  3: 'exited',
+  4: 'released before activation',
+}
+
+/** Every slash the manager made and every removal from the instance's pool, by operator. */
+async function penalties(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+): Promise<PenaltyEvent[]> {
+  const { publicClient } = client
+  const index = (address: string) =>
+    devnet.operators.findIndex((op) => op.address.toLowerCase() === address.toLowerCase())
+  const out: PenaltyEvent[] = []
+  const slashes = await publicClient.getContractEvents({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    eventName: 'Slashed',
+    fromBlock: 0n,
+  })
+  for (const l of slashes) {
+    const { operator, amount } = l.args as { operator: string; amount: bigint }
+    out.push({ operator: index(operator), what: `slashed ${amount} at block ${l.blockNumber}` })
+  }
+  const signers = new Map<string, number>()
+  for (const [i, op] of devnet.operators.entries()) {
+    const { enclaveSigner } = await readOperatorRecord(publicClient, devnet.manager, op.address)
+    signers.set(enclaveSigner.toLowerCase(), i)
+  }
+  const events = await publicClient.getContractEvents({
+    address: devnet.manager,
+    abi: poseManagerAbi,
+    eventName: 'InstanceEvent',
+    args: { id: instance },
+    fromBlock: 0n,
+  })
+  for (const l of events) {
+    const { kind, data } = l.args as { kind: number; data: `0x${string}` }
+    if (kind !== EventKind.MemberRemoved) continue
+    const r = decodeMemberRemoved(hexToBytes(data))
+    const signer = `0x${Buffer.from(r.signer).toString('hex')}`
+    out.push({
+      operator: signers.get(signer) ?? -1,
+      what: `removed from slot ${r.slot} (${REMOVAL_REASONS[r.reason] ?? `reason ${r.reason}`}) at block ${l.blockNumber}`,
+    })
+  }
+  return out
+}
+
+/** How long the members' roles may take to follow the chain once their states agree. */
+const ROLES_MS = 30_000
+
+/**
+ * Checks the pool once its members agree: every slot filled, its operators distinct, and
+ * exactly one member acting as executor, the one the chain names (`poolProblems`).
+ */
+async function checkPool(
+  devnet: Devnet,
+  client: PoseClient,
+  instance: bigint,
+  check: (ok: boolean, what: string) => void,
+): Promise<void> {
+  let last: string[] = ['not read']
+  await waitFor(
+    'the pool to take its shape',
+    async () => {
+      try {
+        const info = await readInstance(client.publicClient, devnet.manager, instance)
+        const roles = await memberStates(devnet, client, instance)
+        last = poolProblems({ operators: info.operators, executorSlot: info.executorSlot, roles })
+      } catch (e) {
+        last = [(e as Error).message.split('\n')[0]!.slice(0, 200)]
+      }
+      return last.length === 0
+    },
+    ROLES_MS,
+  ).catch(() => undefined)
+  check(last.length === 0, `pool at the end: ${last.join('; ')}`)
 }
 
 /** An error's first line, with a viem error's details and the RPC method it came from. */

@@ -140,6 +140,8 @@ export type TerminationContext = {
   lock: Lock
   /** Sets environment variables (fault injection) for operator `i`'s next start only. */
   arm: (i: number, env: Record<string, string>) => void
+  /** Records that a fault targets operator `i` (it may then be slashed or removed). */
+  target: (i: number) => void
   /** User `u`'s token balance by its receipts (no transfer is sent after the workload). */
   tokenBalance: (u: number) => bigint
   /** Operators the crash watcher keeps down after a crash at a named point. */
@@ -259,6 +261,7 @@ export async function endInstance(
     if (plan.fault === 'crash-watchdog') {
       const w = (await members(ctx)).watchdogs[0]
       if (w) {
+        ctx.target(w.i)
         await crash(ctx, w.i)
         down = w.i
         ctx.count('terminate-crash-watchdog')
@@ -273,6 +276,7 @@ export async function endInstance(
         points: ['final-page'],
         after: 0,
       }
+      ctx.target(executor.i)
       ctx.arm(executor.i, { POSE_CRASH_POINTS: JSON.stringify(points) })
       if (plan.fault === 'crash-executor') ctx.held.add(executor.i)
       await restartNow(ctx, executor.i)
@@ -283,6 +287,7 @@ export async function endInstance(
     if (plan.fault === 'withhold-pages') {
       const { executor: e } = await members(ctx)
       if (e) {
+        ctx.target(e.i)
         ctx.arm(e.i, { POSE_WITHHOLD_PAGES: '1' })
         await restartNow(ctx, e.i)
         const { process } = devnet.operators[e.i]!
@@ -342,10 +347,12 @@ export async function endInstance(
           : `  termination: executor operator ${i} did not crash at its first page (pages in: ${await pagesIn(ctx)})`,
       )
     } else if (executor && plan.fault === 'restart-executor') {
+      ctx.target(executor.i)
       await restartNow(ctx, executor.i)
       ctx.count('terminate-restart-executor')
       log(`  termination: executor operator ${executor.i} restarted after close`)
     } else if (executor) {
+      ctx.target(executor.i)
       await crash(ctx, executor.i)
       down = executor.i
       ctx.count('terminate-crash-executor')
