@@ -128,7 +128,7 @@ contract PoseManager is ReentrancyGuardTransient {
     event FinalBalancesPage(uint256 indexed id, uint256 page, bytes data);
     /// @notice The pool draw was moved to a later block because the old block hash expired.
     event DrawRescheduled(uint256 indexed id, uint256 drawBlock);
-    /// @notice `operator` lost `amount` of stake; `beneficiary` was rewarded `reward`.
+    /// @notice `operator` lost `amount` of stake; `beneficiary` (zero for a watchdog) was rewarded `reward`.
     event Slashed(address indexed operator, uint256 amount, address indexed beneficiary, uint256 reward);
     /// @notice `account` may claim `amount` more.
     event PayoutCredited(address indexed account, uint256 amount);
@@ -738,7 +738,6 @@ contract PoseManager is ReentrancyGuardTransient {
             revert PoseManager_DeadlineNotPassed(id, inst.watchdogDeadline, block.timestamp);
         }
         uint16 silent = mask & ~inst.respondedMask;
-        address beneficiary = inst.operators[inst.executorSlot];
         inst.watchdogMask = 0;
         inst.respondedMask = 0;
         _appendEvent(id, inst, EventKind.WatchdogChallengeFinalized, abi.encode(silent));
@@ -747,7 +746,8 @@ contract PoseManager is ReentrancyGuardTransient {
             if (silent & (1 << i) == 0 || inst.operators[i] == address(0)) continue;
             address slashed = inst.operators[i];
             _removeMember(id, inst, i, REMOVED_TIMED_OUT);
-            _slash(slashed, beneficiary);
+            // No reward: the executor's operator would profit from removing its own watchdogs.
+            _slash(slashed, address(0));
         }
         if (inst.phase == Phase.WatchdogsChallenged) inst.phase = Phase.Active;
     }
@@ -1101,7 +1101,7 @@ contract PoseManager is ReentrancyGuardTransient {
         emit PayoutCredited(account, amount);
     }
 
-    /// @dev Takes `slashAmount` (or what is left) from `operator`; half rewards `beneficiary`.
+    /// @dev Takes `slashAmount` (or what is left) from `operator`; half rewards `beneficiary`, if any.
     function _slash(address operator, address beneficiary) internal {
         Operator storage op = operators[operator];
         uint256 stake = uint256(op.stakeGwei) * 1 gwei;
@@ -1109,9 +1109,12 @@ contract PoseManager is ReentrancyGuardTransient {
         uint256 amount = stake < slashAmount ? stake : slashAmount;
         stake -= amount;
         op.stakeGwei = uint48(stake / 1 gwei);
-        // The other half stays in the manager: nothing pays it out.
-        uint256 reward = amount / 2;
-        _credit(beneficiary, reward);
+        // The other half (all of it without a beneficiary) stays in the manager: nothing pays it out.
+        uint256 reward;
+        if (beneficiary != address(0)) {
+            reward = amount / 2;
+            _credit(beneficiary, reward);
+        }
         if (stake < minStake) _removeEligible(operator);
         emit Slashed(operator, amount, beneficiary, reward);
     }

@@ -24,7 +24,7 @@ contract ManagerHandler {
     uint256 public registered;
     uint256 public stakes;
     uint256 public fees;
-    /// Creation fees and the unrewarded halves of slashes: nothing pays them out.
+    /// Creation fees and what slashes do not reward (half of an executor's, all of a watchdog's): nothing pays them out.
     uint256 public kept;
     mapping(uint256 => uint64) public lastSeenIndex;
     bool public indexWentBack;
@@ -184,7 +184,7 @@ contract ManagerHandler {
         uint256[] memory before = _stakes();
         manager.executorTimeout(id);
         _expectSlash(v.operators[v.executorSlot]);
-        _keepUnrewarded(before);
+        _keepUnrewarded(before, true);
         // A promoted honest executor answers the continuing challenge at once.
         _honestExecutorAnswers(id);
         _observe(id);
@@ -226,7 +226,7 @@ contract ManagerHandler {
         for (uint256 i; i < v.operators.length; ++i) {
             if ((mask >> i) & 1 == 1 && !_honest(v.operators[i])) _expectSlash(v.operators[i]);
         }
-        _keepUnrewarded(before);
+        _keepUnrewarded(before, false);
         _observe(id);
     }
 
@@ -271,7 +271,7 @@ contract ManagerHandler {
                 timedOutEarly = true;
                 _expectSlash(v.operators[v.executorSlot]);
             } catch {}
-            _keepUnrewarded(before);
+            _keepUnrewarded(before, true);
             _honestExecutorAnswers(id);
         }
         _observe(id);
@@ -284,12 +284,13 @@ contract ManagerHandler {
         }
     }
 
-    /// @dev Each slash since `before` keeps the half it does not reward.
-    function _keepUnrewarded(uint256[] memory before) internal {
+    /// @dev Each slash since `before` keeps what it does not reward: half of an executor's, all
+    /// of a watchdog's (`rewarded` false).
+    function _keepUnrewarded(uint256[] memory before, bool rewarded) internal {
         uint256[] memory afterwards = _stakes();
         for (uint256 i; i < before.length; ++i) {
             uint256 slashed = before[i] - afterwards[i];
-            kept += slashed - slashed / 2;
+            kept += rewarded ? slashed - slashed / 2 : slashed;
         }
     }
 
@@ -720,7 +721,7 @@ contract InvariantsTest is Fixture {
 
     /// P1: the manager's balance is exactly what it owes or keeps: stakes, unclaimed payouts,
     /// one challenge fee per open executor challenge, the coins each instance holds (deposited
-    /// minus withdrawn), and what nothing pays out (creation fees, unrewarded halves of slashes).
+    /// minus withdrawn), and what nothing pays out (creation fees, what slashes do not reward).
     /// The manager keeps no totals of its own: every term is summed here from its parts.
     function invariant_balanceEqualsWhatIsOwed() public view {
         uint256 owed = held() + handler.kept() + manager.payouts(address(handler));
