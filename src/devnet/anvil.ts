@@ -62,6 +62,8 @@ export type AnvilOptions = {
   /** Interval mining in seconds on top of automine (so time-based steps progress). */
   blockTime?: number
   chainId?: number
+  /** The anvil executable (default: the one of the `@foundry-rs/anvil` package; tests). */
+  binary?: string
 }
 
 /** Cache directories of the anvils this process started and has not stopped yet. */
@@ -107,7 +109,23 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
     String(opts.chainId ?? 31337),
   ]
   if (opts.blockTime) args.push('--block-time', String(opts.blockTime), '--mixed-mining')
-  const child = killOnExit(spawn(anvilBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] }))
+  let binary: string
+  try {
+    binary = opts.binary ?? anvilBinary()
+  } catch (e) {
+    removeCacheDir(cacheDir)
+    throw new Error(
+      `anvil could not be started: its npm package for ${process.platform}-${process.arch} is not installed (${(e as Error).message.split('\n')[0]}); run \`npm ci\``,
+    )
+  }
+  const child = killOnExit(spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] }))
+  // A binary that is missing or not executable fails the spawn with an 'error' event (and no
+  // 'exit'); without a listener it would end this process with an unhandled error.
+  let spawnError: Error | undefined
+  child.once('error', (e) => {
+    spawnError = e
+    removeCacheDir(cacheDir)
+  })
   child.once('exit', () => removeCacheDir(cacheDir))
   let stderr = ''
   child.stderr?.on('data', (d) => {
@@ -116,8 +134,11 @@ export async function startAnvil(opts: AnvilOptions = {}): Promise<Anvil> {
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 15_000
   for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`anvil exited with code ${child.exitCode}: ${stderr}`)
+    if (spawnError) throw new Error(`anvil could not be started: ${spawnError.message} (${binary})`)
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `anvil exited with ${child.exitCode !== null ? `code ${child.exitCode}` : child.signalCode} while starting: ${stderr}`,
+      )
     try {
       const res = await fetch(url, {
         method: 'POST',

@@ -3,6 +3,9 @@
  * Stopping a devnet kills them in order; this is the backstop when that never runs: the parent
  * exits through an uncaught error (e.g. EPIPE on a closed stdout) or `process.exit`. Each child
  * still running then gets SIGKILL (enclaves follow their operator on IPC disconnect).
+ * A signal whose default action ends the process emits no 'exit', so this backstop does not run
+ * then: a long-running entry point (`pose devnet`, `pose operator start`, the simulator, the
+ * benchmarks) keeps a SIGINT and SIGTERM handler for its whole run (src/devnet/interrupt.ts).
  */
 import type { ChildProcess } from 'node:child_process'
 

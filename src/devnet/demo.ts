@@ -14,7 +14,8 @@ import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
 import { ContractRevertError } from '../client/errors.ts'
 import { createPoseClient, type PoseClient, privateKeyToPoseAccount } from '../client/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
-import { startDevnet } from './devnet.ts'
+import { type Devnet, startDevnet } from './devnet.ts'
+import { type Interruptible, onInterrupt } from './interrupt.ts'
 
 export type DemoOptions = {
   operators: number
@@ -31,22 +32,47 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
 
-export async function runDemo(o: DemoOptions): Promise<void> {
+/** The latency line of the demo's transfer stream. */
+export function latencyLine(latencies: readonly number[], elapsedS: number): string {
+  if (latencies.length === 0) return '   no transactions (--txs 0)'
+  const sorted = [...latencies].sort((a, b) => a - b)
+  return `   ${sorted.length} receipts in ${elapsedS.toFixed(2)} s (${(sorted.length / elapsedS).toFixed(0)} tx/s); latency p50 ${percentile(sorted, 50).toFixed(1)} ms, p99 ${percentile(sorted, 99).toFixed(1)} ms`
+}
+
+/**
+ * Runs the demo on a devnet of its own. SIGINT and SIGTERM, at any step (the devnet's start
+ * included), stop anvil, the operators and their enclaves, remove the temporary directories
+ * and exit 130. A demo that fails stops the devnet too, keeping its directory for the logs.
+ */
+export async function runDemo(o: DemoOptions, via?: Interruptible): Promise<void> {
   say(`POSE devnet — ${DEV_TEE_WARNING}`)
   const t0 = performance.now()
-  const devnet = await startDevnet({
+  const abort = new AbortController()
+  let stopping: Promise<void> | undefined
+  const stop = (d: Devnet, keepDir: boolean): Promise<void> => (stopping ??= d.stop({ keepDir }))
+  const starting = startDevnet({
     operators: o.operators,
     users: 3,
     ...(o.dir ? { dir: o.dir } : {}),
     log: (l) => say(`  ${l}`),
+    signal: abort.signal,
   })
-  let stopped = false
-  const stop = async () => {
-    if (stopped) return
-    stopped = true
-    await devnet.stop()
-  }
-  process.once('SIGINT', () => void stop().then(() => process.exit(130)))
+  const interrupt = onInterrupt(
+    async () => {
+      // A devnet still starting stops what it started and removes its directory.
+      abort.abort(new Error('interrupted'))
+      const up = await starting.catch(() => undefined)
+      if (up) await stop(up, false)
+    },
+    { message: (signal) => `${signal}: stopping the devnet`, ...(via ? { via } : {}) },
+  )
+  // An interrupted run ends in the handler (exit 130), not with the error its steps then meet.
+  const endsInHandler = () => new Promise<never>(() => undefined)
+  const devnet = await starting.catch(async (e: unknown) => {
+    if (interrupt.interrupted) await endsInHandler()
+    throw e
+  })
+  let failed = true
   try {
     say(
       `devnet up in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${o.operators} operators, each an operator process plus an enclave process`,
@@ -116,11 +142,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         }
       }),
     )
-    const elapsed = (performance.now() - tStream) / 1000
-    latencies.sort((a, b) => a - b)
-    say(
-      `   ${latencies.length} receipts in ${elapsed.toFixed(2)} s (${(latencies.length / elapsed).toFixed(0)} tx/s); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
-    )
+    say(latencyLine(latencies, (performance.now() - tStream) / 1000))
 
     say('\n4. signed view calls: each user sees only their own balance')
     let total = 0n
@@ -251,7 +273,14 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       await new Promise(() => undefined)
     }
     say(`\ndemo finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+    failed = false
+  } catch (e) {
+    if (interrupt.interrupted) await endsInHandler()
+    throw e
   } finally {
-    if (!o.keep) await stop()
+    if (!interrupt.interrupted) {
+      await stop(devnet, failed)
+      if (failed && !o.dir) say(`devnet stopped; its data and logs are kept in ${devnet.dir}`)
+    }
   }
 }

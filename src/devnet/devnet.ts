@@ -6,6 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import {
   createWriteStream,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -56,6 +57,17 @@ export type DevnetOptions = {
    * reachable from here (a proxy in front of it that may be cut). Default: that endpoint.
    */
   healthUrl?: (i: number) => string | undefined
+  /**
+   * Aborts the start (an interrupted `pose devnet`): whatever started is stopped, its temporary
+   * directory removed, and the start rejects with the signal's reason.
+   */
+  signal?: AbortSignal
+}
+
+/** What a devnet is started with; tests stand in for anvil or the enclave bundle. */
+export type DevnetDeps = {
+  startAnvil?: (opts: { blockTime: number }) => Promise<Anvil>
+  bundlePath?: string
 }
 
 export type Devnet = {
@@ -81,7 +93,34 @@ export type Devnet = {
    * file names a process that exited, whose pid may since belong to another process).
    */
   killEnclave: (i: number) => boolean
-  stop: () => Promise<void>
+  /**
+   * Stops the operators, their enclaves and anvil, then removes the devnet's temporary directory
+   * unless `keepDir` (a failed run, kept for its logs), POSE_KEEP_DEVNET is set, or the directory
+   * was given as `dir`.
+   */
+  stop: (o?: { keepDir?: boolean }) => Promise<void>
+}
+
+/**
+ * A devnet that failed to start after something was started: everything it started is stopped,
+ * and its directory (the operators' logs the cause may point to) is kept, at `dir`.
+ */
+export class DevnetStartError extends Error {
+  override name = 'DevnetStartError'
+  constructor(
+    readonly dir: string,
+    cause: unknown,
+  ) {
+    const reason =
+      typeof (cause as { shortMessage?: unknown })?.shortMessage === 'string'
+        ? (cause as { shortMessage: string }).shortMessage
+        : cause instanceof Error
+          ? cause.message
+          : String(cause)
+    super(`the devnet did not start (its data and logs are kept in ${dir}): ${reason}`, {
+      cause,
+    })
+  }
 }
 
 const FUND = 10n ** 22n
@@ -132,11 +171,14 @@ export async function waitForStart(p: {
   what: string
   ready: () => Promise<true | string>
   timeoutMs?: number
+  /** Ends the wait (rejecting with its reason) once aborted. */
+  signal?: AbortSignal
 }): Promise<void> {
   const { child, out, logPath, what } = p
   const deadline = Date.now() + (p.timeoutMs ?? 60_000)
   const tail = () => readFileSync(logPath, 'utf8').slice(-2000)
   for (;;) {
+    p.signal?.throwIfAborted()
     if (child.exitCode !== null || child.signalCode !== null) {
       // Its output reaches the log asynchronously: wait until it is all written.
       await new Promise<void>((resolve) => {
@@ -160,49 +202,40 @@ export async function waitForStart(p: {
   }
 }
 
-export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
+/**
+ * Starts anvil, deploys the manager and starts `opts.operators` operators. A start that fails
+ * after anvil is up stops everything it started and rejects with a `DevnetStartError` naming the
+ * directory kept for inspection; an aborted one (`opts.signal`) removes its temporary directory.
+ */
+export async function startDevnet(
+  opts: DevnetOptions = {},
+  deps: DevnetDeps = {},
+): Promise<Devnet> {
   const log = opts.log ?? (() => undefined)
+  // Checked before anything starts: the operators' enclaves run this bundle.
+  const bundlePath = deps.bundlePath ?? DEFAULT_BUNDLE_PATH
+  if (!existsSync(bundlePath))
+    throw new Error(`the enclave bundle ${bundlePath} is missing: run \`npm run build\` first`)
+  const measurement = measureBundle(bundlePath)
+  opts.signal?.throwIfAborted()
+  const temporary = opts.dir === undefined
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'pose-devnet-'))
   mkdirSync(dir, { recursive: true })
-  const anvil = await startAnvil({ blockTime: opts.blockTime ?? 1 })
-  log(`anvil listening on ${anvil.url}`)
+  let anvil: Anvil
+  try {
+    anvil = await (deps.startAnvil ?? startAnvil)({ blockTime: opts.blockTime ?? 1 })
+  } catch (e) {
+    // Nothing was written to it yet.
+    if (temporary) rmSync(dir, { recursive: true, force: true })
+    throw e
+  }
+  const operators: OperatorProcess[] = []
+  const userKeys: Hex[] = []
   const devAuthorityKey = generatePrivateKey()
   const deployerKey = generatePrivateKey()
-  await fund(anvil.url, privateKeyToAccount(deployerKey).address)
-  const { manager, verifier } = await deployManager({
-    rpcUrl: anvil.url,
-    deployerKey,
-    devAuthorityKey: hexToBytes(devAuthorityKey),
-    measurements: [measureBundle(DEFAULT_BUNDLE_PATH)],
-    params: opts.params ?? DEFAULT_MANAGER_PARAMS,
-  })
-  log(
-    `manager deployed at ${manager} (verifier ${verifier}, measurement ${bytesToHex(measureBundle())})`,
-  )
-
-  const operators: OperatorProcess[] = []
-  for (let i = 0; i < (opts.operators ?? 4); i++) {
-    const key = generatePrivateKey()
-    const address = privateKeyToAccount(key).address
-    await fund(anvil.url, address)
-    const dataDir = join(dir, `operator-${i}`)
-    mkdirSync(dataDir, { recursive: true })
-    operators.push({
-      index: i,
-      key,
-      address,
-      dataDir,
-      logPath: join(dataDir, 'operator.log'),
-      process: undefined,
-    })
-  }
-  const userKeys: Hex[] = []
-  for (let i = 0; i < (opts.users ?? 3); i++) {
-    const key = generatePrivateKey()
-    await fund(anvil.url, privateKeyToAccount(key).address)
-    userKeys.push(key)
-  }
-
+  // Set once the manager is deployed, before any operator starts.
+  let manager: Address = '0x'
+  let verifier: Address = '0x'
   const client = createPublicClient({ transport: http(anvil.url) })
 
   const running = (op: OperatorProcess) =>
@@ -278,6 +311,7 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
         } catch {}
         return `registered, endpoint ${info.endpoint} not answering`
       },
+      ...(opts.signal ? { signal: opts.signal } : {}),
     })
     log(`operator ${i} (${op.address}) up`)
   }
@@ -305,20 +339,56 @@ export async function startDevnet(opts: DevnetOptions = {}): Promise<Devnet> {
     return pid !== undefined && killIfEnclaveOf(pid, operators[i]!.dataDir)
   }
 
-  const stop = async () => {
+  const stop = async (o: { keepDir?: boolean } = {}) => {
     await Promise.all(operators.map((_, i) => killOperator(i)))
     // An enclave whose operator was SIGKILLed exits on IPC disconnect; make sure.
     for (let i = 0; i < operators.length; i++) killEnclave(i)
     await anvil.stop()
     // POSE_KEEP_DEVNET=1 keeps the operators' data dirs and logs for inspection.
-    if (!opts.dir && !process.env.POSE_KEEP_DEVNET) rmSync(dir, { recursive: true, force: true })
+    if (temporary && !o.keepDir && !process.env.POSE_KEEP_DEVNET)
+      rmSync(dir, { recursive: true, force: true })
   }
 
   try {
+    opts.signal?.throwIfAborted()
+    log(`anvil listening on ${anvil.url}`)
+    await fund(anvil.url, privateKeyToAccount(deployerKey).address)
+    ;({ manager, verifier } = await deployManager({
+      rpcUrl: anvil.url,
+      deployerKey,
+      devAuthorityKey: hexToBytes(devAuthorityKey),
+      measurements: [measurement],
+      params: opts.params ?? DEFAULT_MANAGER_PARAMS,
+    }))
+    log(
+      `manager deployed at ${manager} (verifier ${verifier}, measurement ${bytesToHex(measurement)})`,
+    )
+    for (let i = 0; i < (opts.operators ?? 4); i++) {
+      const key = generatePrivateKey()
+      const address = privateKeyToAccount(key).address
+      await fund(anvil.url, address)
+      const dataDir = join(dir, `operator-${i}`)
+      mkdirSync(dataDir, { recursive: true })
+      operators.push({
+        index: i,
+        key,
+        address,
+        dataDir,
+        logPath: join(dataDir, 'operator.log'),
+        process: undefined,
+      })
+    }
+    for (let i = 0; i < (opts.users ?? 3); i++) {
+      const key = generatePrivateKey()
+      await fund(anvil.url, privateKeyToAccount(key).address)
+      userKeys.push(key)
+    }
+    opts.signal?.throwIfAborted()
     await Promise.all(operators.map((_, i) => startOperator(i)))
   } catch (e) {
-    await stop()
-    throw e
+    const aborted = opts.signal?.aborted === true
+    await stop({ keepDir: !aborted })
+    throw aborted ? e : new DevnetStartError(dir, e)
   }
   return {
     anvil,
