@@ -14,6 +14,7 @@ import {
   CliError,
   type CliErrorCode,
   coerceArgs,
+  functionCall,
   host,
   httpUrl,
   instanceId,
@@ -283,26 +284,40 @@ export function buildProgram(deps: CliDeps): Command {
       return run({ cmd: 'deploy', ...user(o), abi, bytecode, args, watchdogs: o.watchdogs })
     })
 
-  const functionCall = (o: Record<string, unknown>) => {
-    const abi = loadAbi(o.artifact as string)
+  const functionCallOf = (o: Record<string, unknown>) => {
     const functionName = o.function as string
-    const args = coerceArgs(abiInputs(abi, functionName, o.artifact as string), o.args as string)
+    const { abi, args } = functionCall(
+      loadAbi(o.artifact as string),
+      functionName,
+      o.args as string,
+      o.artifact as string,
+    )
     return { ...user(o), instance: o.instance as bigint, abi, functionName, args }
   }
   userOptions(program.command('send').description('send a transaction to an instance'))
     .addOption(instance())
     .addOption(artifact('artifact with the contract ABI'))
-    .addOption(required('--function <name>', 'function name'))
+    .addOption(
+      required(
+        '--function <name>',
+        'function name (an overloaded one is chosen by the number and form of --args)',
+      ),
+    )
     .addOption(argsOption('arguments as a JSON array'))
     .addOption(opt('--value <wei>', 'value to send', wei()).default(0n, '"0"'))
-    .action((o) => run({ cmd: 'send', ...functionCall(o), value: o.value }))
+    .action((o) => run({ cmd: 'send', ...functionCallOf(o), value: o.value }))
 
   userOptions(program.command('call').description('signed view call to an instance'))
     .addOption(instance())
     .addOption(artifact('artifact with the contract ABI'))
-    .addOption(required('--function <name>', 'function name'))
+    .addOption(
+      required(
+        '--function <name>',
+        'function name (an overloaded one is chosen by the number and form of --args)',
+      ),
+    )
     .addOption(argsOption('arguments as a JSON array'))
-    .action((o) => run({ cmd: 'call', ...functionCall(o) }))
+    .action((o) => run({ cmd: 'call', ...functionCallOf(o) }))
 
   userOptions(
     program

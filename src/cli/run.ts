@@ -2,28 +2,99 @@
  * Implementations of the `pose` commands; each delegates to the SDK, operator or devnet. They
  * receive commands already validated by src/cli/program.ts.
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import { type Address, createPublicClient, type Hex, http } from 'viem'
 import { devAttestationVerifierAbi } from '../chain/abi.generated.ts'
 import { poseManagerAbi, readInstance, readOperator } from '../chain/manager.ts'
+import { redactUrls } from '../chain/sender.ts'
 import { createPoseClient, privateKeyToPoseAccount } from '../client/index.ts'
 import { runDemo } from '../devnet/demo.ts'
+import { onInterrupt } from '../devnet/interrupt.ts'
 import { claimOperatorPayout, exitPool, withdrawStake } from '../operator/exit.ts'
 import { OperatorNode } from '../operator/node.ts'
-import { bytesToHex, hexToBytes, keccak256 } from '../protocol/index.ts'
+import { bytesToHex, hexToBytes, keccak256, Phase } from '../protocol/index.ts'
 import { DEV_TEE_WARNING } from '../tee/attestation.ts'
-import { buildEnclaveBundle, measureBundle } from '../tee/measurement.ts'
+import { buildEnclaveBundle, DEFAULT_BUNDLE_PATH, measureBundle } from '../tee/measurement.ts'
 import type { CliCommand } from './program.ts'
 import { printable } from './validate.ts'
 
 const json = (v: unknown) =>
   JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2)
 
+/**
+ * A command that failed while running for a reason the CLI itself found (no contract at an
+ * address, no such instance, a receipt whose status is `error`): printed as
+ * `error [CODE]: message` and `details: ...`, exit code 1.
+ */
+export class CommandError extends Error {
+  override name = 'CommandError'
+  readonly shortMessage: string
+  constructor(
+    readonly code: 'NO_CONTRACT' | 'NO_INSTANCE' | 'TX_FAILED' | 'NO_BUNDLE' | 'OPERATOR_START',
+    message: string,
+    readonly details?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options)
+    this.shortMessage = message
+  }
+}
+
+/** A chain reader for `rpc` (reads only: status, code checks, the verifier). */
+const readerOf = (rpc: string) =>
+  createPublicClient({ transport: http(rpc, { retryCount: 2, timeout: 20_000 }) })
+
+/**
+ * Fails unless code is deployed at `address` (the address given as `option`): a wrong address
+ * otherwise ends in a read that "returned no data" far from its cause.
+ */
+export async function assertContract(rpc: string, address: Address, option: string) {
+  const client = readerOf(rpc)
+  const [chainId, code] = await Promise.all([client.getChainId(), client.getCode({ address })])
+  if (code === undefined || code === '0x')
+    throw new CommandError(
+      'NO_CONTRACT',
+      `no contract at ${option} ${address} on chain ${chainId}`,
+      `check the address, and that --rpc is the chain it was deployed on`,
+    )
+}
+
+/**
+ * An error from starting an operator node as it is logged and printed: its first line, with
+ * every URL cut to its origin (an RPC provider's URL carries its API key in the path or query,
+ * and viem's messages name the URL they failed on; src/operator/node.ts logs chain errors so).
+ */
+function redactedError(e: unknown): CommandError {
+  const { shortMessage, details, code } = (e ?? {}) as {
+    shortMessage?: unknown
+    details?: unknown
+    code?: unknown
+  }
+  const text = (x: string) => redactUrls(x.split('\n')[0]!.slice(0, 500))
+  const message = text(
+    typeof shortMessage === 'string' ? shortMessage : e instanceof Error ? e.message : String(e),
+  )
+  const error = new CommandError(
+    'OPERATOR_START',
+    message,
+    typeof details === 'string' && details ? text(details) : undefined,
+  )
+  // Keep the node's own code (UNSAFE_DELTA, WRONG_ROLE, ...), which says what to do.
+  if (typeof code === 'string') Object.defineProperty(error, 'code', { value: code })
+  return error
+}
+
 /** The user's SDK client of a command that acts for an account. */
-const userClient = (c: { rpc: string; manager: Address; key: Hex }) =>
-  createPoseClient({ rpcUrl: c.rpc, manager: c.manager, account: privateKeyToPoseAccount(c.key) })
+const userClient = async (c: { rpc: string; manager: Address; key: Hex }) => {
+  await assertContract(c.rpc, c.manager, '--manager')
+  return createPoseClient({
+    rpcUrl: c.rpc,
+    manager: c.manager,
+    account: privateKeyToPoseAccount(c.key),
+  })
+}
 
 export async function runCommand(c: CliCommand): Promise<void> {
   switch (c.cmd) {
@@ -54,19 +125,40 @@ export async function runCommand(c: CliCommand): Promise<void> {
         ...(c.peerSourceAddress ? { peerSourceAddress: c.peerSourceAddress } : {}),
         logger,
       })
-      const shutdown = async (signal: string) => {
-        logger.info({ signal }, 'Shutting down')
-        await node.stop()
-        process.exit(0)
-      }
-      process.once('SIGTERM', () => void shutdown('SIGTERM'))
-      process.once('SIGINT', () => void shutdown('SIGINT'))
+      // In place before the start and for the whole run: a second signal (from a supervisor
+      // or an impatient Ctrl-C) must not end the node while it stops. A clean stop exits 0, a
+      // stop that failed exits 1.
+      const interrupt = onInterrupt(
+        async (signal) => {
+          logger.info({ signal }, 'Shutting down')
+          try {
+            await node.stop()
+          } catch (e) {
+            throw redactedError(e)
+          }
+        },
+        {
+          exitCode: 0,
+          via: {
+            signals: process,
+            exit: (code) => process.exit(code),
+            log: (line) => logger.warn(line),
+          },
+          message: (signal) => `${signal}: stopping the node`,
+        },
+      )
       try {
+        await assertContract(c.rpc, c.manager, '--manager')
         await node.start()
       } catch (e) {
-        logger.error({ err: (e as Error).message }, 'Operator node failed to start')
-        await node.stop()
-        throw e
+        // A signal during the start stops the node; the handler ends the process.
+        if (interrupt.interrupted) await new Promise(() => undefined)
+        const error = redactedError(e)
+        logger.error({ err: error.message, code: error.code }, 'Operator node failed to start')
+        await node.stop().catch((s: unknown) => {
+          logger.error({ err: redactedError(s).message }, 'Operator node did not stop cleanly')
+        })
+        throw error
       }
       writeFileSync(join(c.dataDir, 'operator.pid'), String(process.pid))
       return
@@ -94,10 +186,20 @@ export async function runCommand(c: CliCommand): Promise<void> {
           : await client.readContract(call as never)
       console.log(json(r))
       console.error(`(${(performance.now() - started).toFixed(1)} ms)`)
+      // A receipt that says the transaction ran out of gas (or passed a limit) is returned by
+      // the SDK, not thrown: the command still failed.
+      const receipt = r as { status?: unknown; txHash?: unknown; seq?: unknown }
+      if (c.cmd === 'send' && receipt.status === 'error')
+        throw new CommandError(
+          'TX_FAILED',
+          `transaction ${String(receipt.txHash)} (seq ${String(receipt.seq)}) ended with status error`,
+          'it ran out of gas or passed a limit of the world (docs/limits.md); its nonce is used and its gas counted, and nothing it wrote was kept',
+        )
       return
     }
     case 'status': {
-      const client = createPublicClient({ transport: http(c.rpc) })
+      await assertContract(c.rpc, c.manager, '--manager')
+      const client = readerOf(c.rpc)
       const manager = c.manager
       const count = (await client.readContract({
         address: manager,
@@ -111,6 +213,12 @@ export async function runCommand(c: CliCommand): Promise<void> {
       console.log(`manager ${manager}: ${count} instance(s)`)
       for (const id of ids) {
         const info = await readInstance(client as never, manager, id)
+        if (info.phase === Phase.None)
+          throw new CommandError(
+            'NO_INSTANCE',
+            `instance ${id} does not exist on manager ${manager}`,
+            `the manager has ${count} instance(s), numbered from 1`,
+          )
         console.log(
           `\ninstance ${id}: phase ${info.phaseName}, s = ${info.watchdogCount}, event index ${info.eventIndex}`,
         )
@@ -157,6 +265,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
     }
     case 'claim':
     case 'operator-claim': {
+      if (c.cmd === 'operator-claim') await assertContract(c.rpc, c.manager, '--manager')
       const r =
         c.cmd === 'claim'
           ? await (await userClient(c)).claim()
@@ -174,6 +283,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
         privateKey: c.key,
         log: (l: string) => console.error(`… ${l}`),
       }
+      await assertContract(c.rpc, c.manager, '--manager')
       if (c.cmd === 'operator-exit') {
         const r = await exitPool(opts)
         console.log(json(r))
@@ -218,13 +328,20 @@ export async function runCommand(c: CliCommand): Promise<void> {
       return
     }
     case 'verify-measurement': {
+      if (c.expected === undefined && !existsSync(DEFAULT_BUNDLE_PATH))
+        throw new CommandError(
+          'NO_BUNDLE',
+          `the built enclave bundle ${DEFAULT_BUNDLE_PATH} is missing`,
+          'run `npm run build` first, or pass --expected with the measurement to compare with',
+        )
+      if (c.rpc && c.verifier) await assertContract(c.rpc, c.verifier, '--verifier')
       const rebuilt = keccak256(await buildEnclaveBundle())
       const expected = c.expected ?? bytesToHex(measureBundle())
       console.log(`rebuilt measurement:  ${bytesToHex(rebuilt)}`)
       console.log(`expected measurement: ${expected}`)
       let ok = bytesToHex(rebuilt).toLowerCase() === expected.toLowerCase()
       if (c.rpc && c.verifier) {
-        const client = createPublicClient({ transport: http(c.rpc) })
+        const client = readerOf(c.rpc)
         const allowed = (await client.readContract({
           address: c.verifier,
           abi: devAttestationVerifierAbi,

@@ -28,7 +28,10 @@ export const CLI_ERROR_CODES = [
   'BAD_ARTIFACT',
   /** `--function` names no function of the artifact's ABI. */
   'UNKNOWN_FUNCTION',
-  /** `--args` is not a JSON array matching the function's (or constructor's) inputs. */
+  /**
+   * `--args` is not a JSON array matching the function's (or constructor's) inputs; for an
+   * overloaded function, it matches none of its overloads or more than one.
+   */
   'BAD_ARGS_JSON',
   /** Any other usage error commander reports. */
   'USAGE',
@@ -308,6 +311,56 @@ export function abiInputs(
     inputs(f),
     `artifact ${show(artifact)}: function ${fn}`,
   ) as readonly AbiParameter[]
+}
+
+/** A parameter's type as a function signature spells it: `(uint64,address)[]` for a tuple. */
+function canonicalType(p: Param): string {
+  if (!p.type.startsWith('tuple')) return p.type
+  return `(${(p.components ?? []).map(canonicalType).join(',')})${p.type.slice('tuple'.length)}`
+}
+
+/**
+ * The function `fn` of the ABI called with `--args` `raw`, its arguments converted. An
+ * overloaded name is resolved by the arguments: the one overload they fit is taken, and the ABI
+ * handed on keeps that overload alone (besides the errors and events), so that nothing later
+ * picks another. Arguments that fit none of the overloads, or several (`put(uint8)` and
+ * `put(uint16)` given `[1]`), are refused naming every overload: the CLI cannot choose between
+ * overloads of the same shape (the SDK can, by the arguments' types).
+ */
+export function functionCall(
+  abi: Abi,
+  fn: string,
+  raw: string,
+  artifact: string,
+): { abi: Abi; args: unknown[] } {
+  const overloads = abi.filter((x) => x.type === 'function' && x.name === fn)
+  if (overloads.length <= 1) return { abi, args: coerceArgs(abiInputs(abi, fn, artifact), raw) }
+  const signature = (inputs: readonly Param[]) => `${fn}(${inputs.map(canonicalType).join(',')})`
+  const fits: { entry: (typeof overloads)[number]; args: unknown[] }[] = []
+  const signatures: string[] = []
+  for (const entry of overloads) {
+    const inputs = checkParams(
+      (entry as { inputs?: unknown }).inputs,
+      `artifact ${show(artifact)}: function ${fn}`,
+    )
+    signatures.push(signature(inputs))
+    try {
+      fits.push({ entry, args: coerceArgs(inputs as readonly AbiParameter[], raw) })
+    } catch (e) {
+      if (!(e instanceof CliError)) throw e
+    }
+  }
+  const listed = signatures.join(', ')
+  if (fits.length === 0) throw argsError(`--args: fit none of the overloads of ${fn}: ${listed}`)
+  if (fits.length > 1)
+    throw argsError(
+      `--args: fit ${fits.length} overloads of ${fn} (${listed}); the CLI cannot choose between overloads that take arguments of the same shape: call it through the SDK`,
+    )
+  const [only] = fits
+  return {
+    abi: abi.filter((x) => x.type !== 'function' || x === only!.entry) as Abi,
+    args: only!.args,
+  }
 }
 
 const MAX_ARGS_CHARS = 1024 * 1024
