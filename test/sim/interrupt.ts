@@ -3,6 +3,8 @@
  * scenario's devnet, including those still starting, and exits 130.
  */
 
+import { type Interruptible, onInterrupt as interruptWith } from '../../src/devnet/interrupt.ts'
+
 /** Devnets of the scenarios running now, so an interrupted run can stop them all. */
 export class Devnets<D extends { stop: () => Promise<void> }> {
   private readonly up = new Set<D>()
@@ -38,41 +40,21 @@ export class Devnets<D extends { stop: () => Promise<void> }> {
   }
 }
 
-/** Where the signals come from and how the run exits (the process, unless a test stands in). */
-export type Interruptible = {
-  signals: { on: (signal: 'SIGINT' | 'SIGTERM', listener: () => void) => unknown }
-  exit: (code: number) => void
-  log: (line: string) => void
-}
-
-const thisProcess: Interruptible = {
-  signals: process,
-  exit: (code) => process.exit(code),
-  log: (line) => console.error(line),
-}
+export type { Interruptible } from '../../src/devnet/interrupt.ts'
 
 /**
- * On the first SIGINT or SIGTERM, runs `stop` and exits 130. The handlers stay in place: a
- * second signal (a wrapper such as tsx forwards the one it got) would otherwise meet Node's
- * default action and end the process before `stop` is done, leaving processes behind.
+ * On the first SIGINT or SIGTERM, runs `stop` and exits 130, with src/devnet's handler (kept in
+ * place: a second signal, which a wrapper such as tsx forwards, must not end the process before
+ * `stop` is done and leave processes behind).
  */
 export function onInterrupt(
   stop: () => Promise<void>,
-  via: Interruptible = thisProcess,
+  via?: Interruptible,
 ): { readonly interrupted: boolean } {
-  let interrupted = false
-  for (const signal of ['SIGINT', 'SIGTERM'] as const)
-    via.signals.on(signal, () => {
-      if (interrupted) return
-      interrupted = true
-      via.log(`sim: ${signal}, stopping the running scenarios`)
-      void stop().then(() => via.exit(130))
-    })
-  return {
-    get interrupted() {
-      return interrupted
-    },
-  }
+  return interruptWith(stop, {
+    message: (signal) => `sim: ${signal}, stopping the running scenarios`,
+    ...(via ? { via } : {}),
+  })
 }
 
 /**

@@ -414,6 +414,7 @@ describe('simulator regressions', () => {
       assert.equal(signals.listenerCount(signal), 1, `a second ${signal} has its handler`)
       signals.emit(signal)
     }
+    await tick()
     assert.equal(stops, 1)
     assert.deepEqual(exits, [])
     stopped()
