@@ -1642,6 +1642,14 @@ export class Instance {
     context: string,
   ): { plaintext: Uint8Array; responseKey: Uint8Array; boxKey: Uint8Array } {
     if (!this.contractSecretKey || !this.contractPublicKey) {
+      // A member removed from the pool dropped its keys with its state: a client that still
+      // sends here must follow the manager to the executor now, not wait for this enclave to
+      // catch up (the SDK retries NOT_READY at the same operator for 10 s).
+      if (this.role !== 'executor')
+        throw new ProtocolError(
+          'WRONG_ROLE',
+          `instance ${this.id}: this enclave is not its executor (and holds no contract key)`,
+        )
       throw new ProtocolError(
         'NOT_READY',
         `instance ${this.id}: no contract key in this enclave yet`,

@@ -200,6 +200,9 @@ async function transfers() {
   return { ...setup, keys, submit, updates, seqOf }
 }
 
+/** Matches a ProtocolError with `code` (for `assert.rejects`). */
+const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
+
 describe('enclave roles in-process', () => {
   test('genesis, replication of 60 txs, receipts only after acks, restore from sealed state', async () => {
     const { nodes, instance, ev, creator, creatorKey, exec, contractEncryptionKey, answers } =
@@ -614,7 +617,6 @@ describe('enclave roles in-process', () => {
     const { nodes, instance, creatorKey, exec, contractEncryptionKey, answers } =
       await setupActive()
     const [, w1, w2] = nodes as [Node, Node, Node]
-    const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
     const outs = await sendTransfer(
       exec,
       { instance, contractEncryptionKey },
@@ -758,7 +760,6 @@ describe('enclave roles in-process', () => {
     const target = { instance, contractEncryptionKey }
     const recipient = randomBytes(20)
     const digestOf = (n: Node) => digestOfNode(n, instance)
-    const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
 
     // Update 1 reaches everyone; update 2 reaches only n2 (n1 misses it), so it is not released.
     await pump(nodes, await sendTransfer(n0, target, creatorKey, 0n, recipient, 'a'), answers)
@@ -831,6 +832,20 @@ describe('enclave roles in-process', () => {
     )
     assert.deepEqual(await digestOf(n2), before)
     assert.deepEqual((await digestOf(n1)).digest, before.digest)
+  })
+
+  test('a removed executor answers a transaction sent to it WRONG_ROLE, so its client follows the manager at once instead of waiting for it to catch up', async () => {
+    const { nodes, instance, ev, creatorKey, contractEncryptionKey } = await setupActive()
+    const n0 = nodes[0]!
+    const removed = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 1n))
+    await n0.enclave.call('chain', { blockNumber: 20n, timestamp: 1010n, events: [removed] })
+    const target = { instance, contractEncryptionKey }
+    const box = transferBox(target, creatorKey, 0n, randomBytes(20)).box
+    // Its keys went with its state: NOT_READY here kept clients retrying it for 10 s.
+    await assert.rejects(
+      n0.enclave.call('tx', { requestId: 'late', instance, box }),
+      isCode('WRONG_ROLE'),
+    )
   })
 
   test("a promoted executor re-issues a receipt only once every watchdog holds its handover (the old executor's unreleased update)", async () => {
@@ -2244,7 +2259,6 @@ describe('enclave roles in-process', () => {
       (e: unknown) => e instanceof ProtocolError && e.code === 'NOT_READY',
     )
     const n = await newNode()
-    const isCode = (code: string) => (e: unknown) => e instanceof ProtocolError && e.code === code
     await assert.rejects(n.enclave.call('nope', {}), isCode('MALFORMED'))
     await assert.rejects(n.enclave.call('__proto__', {}), isCode('MALFORMED'))
     await assert.rejects(
