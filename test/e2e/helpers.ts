@@ -60,21 +60,28 @@ export function userClients(
 
 export type MemberDigest = { slot: number; role: string; seq: string; digest: string }
 
-/** The keyed state digest each live member of `instance` reports. */
+/**
+ * The role, seq and keyed state digest each live member of `instance` reports; each answer
+ * bounded by `timeoutMs` when given. Throws if a member does not serve them.
+ */
 export async function memberDigests(
   devnet: Devnet,
   client: PoseClient,
   instance: bigint,
+  timeoutMs?: number,
 ): Promise<MemberDigest[]> {
   const info = await readInstance(client.publicClient, devnet.manager, instance)
   const out: MemberDigest[] = []
   for (const [slot, op] of info.operators.entries()) {
     if (/^0x0{40}$/.test(op)) continue
     const { endpoint } = await readOperator(client.publicClient, devnet.manager, op)
-    const res = await fetch(`${endpoint}/v1/instances/${instance}/digest`)
+    const res = await fetch(
+      `${endpoint}/v1/instances/${instance}/digest`,
+      timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(timeoutMs) },
+    )
     const body = await res.text()
     const d = (res.ok ? JSON.parse(body) : undefined) as Omit<MemberDigest, 'slot'> | undefined
-    if (typeof d?.digest !== 'string' || typeof d.seq !== 'string')
+    if (typeof d?.digest !== 'string' || typeof d.seq !== 'string' || typeof d.role !== 'string')
       throw new Error(
         `slot ${slot} (${endpoint}) gave no digest: HTTP ${res.status} ${body.slice(0, 200)}`,
       )
