@@ -238,6 +238,14 @@ function executorBackend(
   }
 }
 
+/** A client of `setup`'s creator on `manager` whose next nonce in the instance is `nonce`. */
+function clientAt(setup: Setup, manager: FakeManager, nonce: bigint) {
+  const client = sdkClient(setup, manager)
+  const key = setup.instance.toString()
+  client.state.nonces.set(key, nonce)
+  return { client, key }
+}
+
 /**
  * `backend` behind the operator's HTTP API on a loopback port; a request for which `cut(path)`
  * holds loses its connection after the backend answered, before the answer is sent.
@@ -883,9 +891,7 @@ test('a transaction refused by the SDK itself takes no nonce', { timeout: 5_000 
   const setup = await setupActive()
   const { operator, manager } = await pumpedOperator(setup)
   try {
-    const client = sdkClient(setup, manager)
-    const key = setup.instance.toString()
-    client.state.nonces.set(key, 5n)
+    const { client, key } = clientAt(setup, manager, 5n)
     const refusals: Array<[Parameters<typeof sendTransaction>[1], string]> = [
       [{ instance: setup.instance, to: '0x12' }, 'MALFORMED'],
       [{ instance: setup.instance, value: -1n }, 'OUT_OF_RANGE'],
@@ -992,9 +998,7 @@ test("a refusal by the executor's host after an attempt whose answer was lost is
   // second on its own word (its enclave never saw it).
   const { operator, manager } = await pumpedOperator(setup, (n) => n === 2, firstOf('tx'))
   try {
-    const client = sdkClient(setup, manager)
-    const key = setup.instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const r = await sendTransaction(client, { instance: setup.instance, data: transferData })
     assert.equal(r.status, 'success')
     assert.equal(r.nonce, 0n, 'the executed attempt')
@@ -1021,9 +1025,7 @@ test('a host that runs a transaction and answers a refusal of its own cannot mak
     (kind) => kind === 'tx' && ++txs > 0 && !honest,
   )
   try {
-    const client = sdkClient(setup, manager)
-    const key = setup.instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const e = await sendTransaction(client, { instance: setup.instance, data: transferData }).then(
       () => assert.fail('expected the transaction to stay unconfirmed'),
       (err: unknown) => err,
@@ -1064,9 +1066,7 @@ test('a transaction whose answer was lost and whose receipt the executor no long
     inst.replicated.clear()
   }
   try {
-    const client = sdkClient(setup, manager)
-    const key = setup.instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const sending = sendTransaction(client, { instance: setup.instance, data: transferData })
     // The executor answers the first attempt before its connection is cut.
     for (let i = 0; i < 200 && (await digestOf(setup.exec, setup.instance)).seq === 0n; i++)
@@ -1229,9 +1229,7 @@ test("a nonce asked of the enclave again is not given to a new transaction while
     return undefined
   })
   try {
-    const client = sdkClient(setup, manager)
-    const key = instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const a = sendTransaction(client, { instance, data: transferData })
     for (let i = 0; i < 100 && !aBox; i++) await new Promise((r) => setTimeout(r, 5))
     assert.ok(aBox, 'A reached its host')
@@ -1286,9 +1284,7 @@ test('a transaction its host ran and then resent until the enclave forgot its re
     return undefined
   })
   try {
-    const client = sdkClient(setup, manager)
-    const key = instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
     assert.equal((await digestOf(exec, instance)).seq, 1n, 'the transaction ran')
     assert.ok(e instanceof TransactionUnconfirmedError, String(e))
@@ -1408,9 +1404,7 @@ test('a transaction whose answer was lost and whose instance then lost its execu
     m.executorGone = true
   })
   try {
-    const client = sdkClient(setup, manager)
-    const key = instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const e = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
     assert.equal((await digestOf(exec, instance)).seq, 1n, 'the transaction ran')
     assert.ok(e instanceof TransactionUnconfirmedError, String(e))
@@ -1434,9 +1428,7 @@ test("a chain read that fails while a transaction is failed over is tried again:
     m.failReads = 3
   })
   try {
-    const client = sdkClient(setup, manager)
-    const key = instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client } = clientAt(setup, manager, 0n)
     const r = await sendTransaction(client, { instance, data: transferData })
     assert.equal(r.status, 'success')
     assert.equal(r.nonce, 0n)
@@ -1570,9 +1562,7 @@ test('a transaction that reverts throws ContractRevertError with its receipt: it
   const setup = await setupActive()
   const { operator, manager } = await pumpedOperator(setup)
   try {
-    const client = sdkClient(setup, manager)
-    const key = setup.instance.toString()
-    client.state.nonces.set(key, 0n)
+    const { client, key } = clientAt(setup, manager, 0n)
     const e = await rejectionOf(
       writeContract(client, {
         instance: setup.instance,
