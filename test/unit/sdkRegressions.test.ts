@@ -896,6 +896,8 @@ test('a transaction refused by the SDK itself takes no nonce', { timeout: 5_000 
       [{ instance: setup.instance, to: '0x12' }, 'MALFORMED'],
       [{ instance: setup.instance, value: -1n }, 'OUT_OF_RANGE'],
       [{ instance: setup.instance, gasLimit: 1n << 64n }, 'OUT_OF_RANGE'],
+      // Below its intrinsic gas (21,000 and 4 per zero byte of data), which the enclave refuses.
+      [{ instance: setup.instance, data: '0x0000', gasLimit: 21_007n }, 'OUT_OF_RANGE'],
       [{ instance: setup.instance, data: `0x${'00'.repeat(64 * 1024 + 1)}` }, 'OVERSIZED'],
     ]
     for (const [params, code] of refusals) {
@@ -921,7 +923,7 @@ test('concurrent first transactions of an account take nonces in turn; one the e
     const client = sdkClient(setup, manager)
     const key = setup.instance.toString()
     // Both ask the enclave for the account's nonce (0); they must not both send it. One asks
-    // for less gas than any call takes, which the enclave refuses (sealed, its own verdict):
+    // for more gas than the enclave gives a transaction, which it refuses (sealed, its verdict):
     // that leaves a gap the other may wait behind (a nonce ahead of the enclave's), and a
     // transaction sent once it is refused takes the refused nonce and fills the gap.
     let c: Promise<Awaited<ReturnType<typeof sendTransaction>>> | undefined
@@ -934,7 +936,7 @@ test('concurrent first transactions of an account take nonces in turn; one the e
         c ??= sendTransaction(client, { instance: setup.instance, data: transferData })
         throw e
       })
-    const [a, b] = await Promise.allSettled([send(1_000n), send()])
+    const [a, b] = await Promise.allSettled([send(40_000_000n), send()])
     assert.ok(c, 'one was refused')
     assert.equal((await c).status, 'success')
     const outcomes = [a, b].map((r) =>
@@ -1518,12 +1520,26 @@ test("a deposit the manager refuses during an executor challenge is sent again o
     ['deposit', 'deposit'],
     'refused once, then sent again',
   )
+  // A challenge already over when the client reads the instance: the revert named it, so the
+  // deposit goes again.
+  let once = true
+  manager.onWrite = () => {
+    if (!once) return undefined
+    once = false
+    return refusal(Phase.ExecutorChallenged)
+  }
+  await deposit(client, { instance: setup.instance, value: 5n })
+  assert.equal(manager.writes.length, 4, 'refused once, then sent again')
+  manager.onWrite = () =>
+    manager.phase === Phase.Active || manager.phase === Phase.WatchdogsChallenged
+      ? undefined
+      : refusal(manager.phase)
   // A frozen instance takes no deposit again: the refusal is the caller's.
   manager.phase = Phase.Frozen
   const e = await rejectionOf(deposit(client, { instance: setup.instance, value: 5n }))
   assert.ok(e instanceof ChainTxError, String(e))
   assert.match(e.reason, /UnexpectedPhase/)
-  assert.equal(manager.writes.length, 3)
+  assert.equal(manager.writes.length, 5)
   // A challenge that outlasts the failover's deadline: the refusal is returned.
   manager.phase = Phase.ExecutorChallenged
   client.failover.timeoutMs = 100

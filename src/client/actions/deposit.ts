@@ -30,28 +30,28 @@ export async function deposit(client: PoseClientBase, p: DepositParameters): Pro
       })
       return hash
     } catch (e) {
-      // Refused (nothing paid) for the instance's phase: sent again only if the phase is an
-      // executor challenge, which ends (answered, or the executor replaced) within Δ.
-      if (
-        !(e instanceof ChainTxError && e.reverted && /PoseManager_UnexpectedPhase/.test(e.reason))
-      )
-        throw e
+      // Refused (nothing paid) in the phase the revert names: sent again only if that phase is
+      // an executor challenge, which ends (answered, or the executor replaced) within Δ. Judged
+      // by the revert, not by a later read: the challenge may be over by then.
+      const phase =
+        e instanceof ChainTxError && e.reverted
+          ? /PoseManager_UnexpectedPhase\(\d+, (\d+),/.exec(e.reason)?.[1]
+          : undefined
+      if (phase !== String(Phase.ExecutorChallenged)) throw e
       if (!(await waitOutChallenge(client, p.instance, deadline))) throw e
     }
   }
 }
 
-/** Waits until `instance` is no longer executor-challenged; false if it was not, or at `deadline`. */
+/** Waits until `instance` is no longer executor-challenged; false at `deadline`. */
 async function waitOutChallenge(
   client: PoseClientBase,
   instance: bigint,
   deadline: number,
 ): Promise<boolean> {
-  let challenged = false
   for (;;) {
     const { phase } = await readInstance(client.publicClient, client.manager, instance)
-    if (phase !== Phase.ExecutorChallenged) return challenged
-    challenged = true
+    if (phase !== Phase.ExecutorChallenged) return true
     if (Date.now() > deadline) return false
     await new Promise((r) => setTimeout(r, client.pollingIntervalMs))
   }

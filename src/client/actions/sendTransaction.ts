@@ -11,6 +11,7 @@ import {
   hexToBytes,
   INSTANCE_ADDRESS_HEX,
   instanceAad,
+  intrinsicGas,
   LIMITS,
   openAnswer,
   ProtocolError,
@@ -41,6 +42,7 @@ export type SendTransactionParameters = {
   to?: Address
   data?: Hex
   value?: bigint
+  /** Default: 1,000,000 above the transaction's intrinsic gas (21,000 and its calldata). */
   gasLimit?: bigint
 }
 
@@ -154,8 +156,9 @@ export async function sendTransaction(
     to: hexToBytes(p.to ?? INSTANCE_ADDRESS_HEX, 'to', 20),
     value: p.value ?? 0n,
     data: hexToBytes(p.data ?? '0x', 'data'),
-    gasLimit: p.gasLimit ?? 1_000_000n,
+    gasLimit: 0n,
   }
+  tx.gasLimit = p.gasLimit ?? DEFAULT_EXECUTION_GAS + intrinsicGas(tx.data)
   checkTxFields(tx)
   const lease = await takeNonce(client, p.instance, p.instance.toString())
   tx.nonce = lease.nonce
@@ -208,6 +211,8 @@ async function sendLeased(
 
 const MAX_U64 = (1n << 64n) - 1n
 const MAX_U256 = (1n << 256n) - 1n
+/** Gas a transaction gets by default beyond its intrinsic gas. */
+const DEFAULT_EXECUTION_GAS = 1_000_000n
 
 /** Refuses what the enclave would refuse of a transaction's fields, before it takes a nonce. */
 function checkTxFields(tx: Tx): void {
@@ -222,6 +227,12 @@ function checkTxFields(tx: Tx): void {
     throw new ProtocolError(
       'OVERSIZED',
       `data: ${tx.data.length} bytes, more than a transaction's ${LIMITS.maxTxDataBytes}`,
+    )
+  const intrinsic = intrinsicGas(tx.data)
+  if (tx.gasLimit < intrinsic)
+    throw new ProtocolError(
+      'OUT_OF_RANGE',
+      `gasLimit: ${tx.gasLimit} is below the transaction's intrinsic gas ${intrinsic}`,
     )
 }
 
