@@ -325,6 +325,8 @@ export class OperatorNode {
   private noDraw = new Map<bigint, number>()
   /** Pools this node is no member of, seen with an empty slot: when it may refill them. */
   private strangerRefillAt = new Map<bigint, number>()
+  /** The enclave's on-chain calls (challenge answers) being sent: other pools' refills wait. */
+  private enclaveCallsInFlight = 0
   /**
    * The enclave's on-chain calls the endpoint never took in all their attempts, by instance and
    * function (the latest of each): sent again from the duty loop until taken or refused. The
@@ -886,6 +888,7 @@ export class OperatorNode {
     sent?: Hash,
   ): Promise<unknown> {
     const call = { instance: instance.toString(), call: functionName }
+    if (retry) this.enclaveCallsInFlight++
     try {
       await writeWithRetry(
         () =>
@@ -926,6 +929,8 @@ export class OperatorNode {
         )
       }
       return e
+    } finally {
+      if (retry) this.enclaveCallsInFlight--
     }
   }
 
@@ -1005,6 +1010,10 @@ export class OperatorNode {
     try {
       const client = this.chain!.publicClient
       const now = (await client.getBlock({ blockTag: 'latest' })).timestamp
+      // This node's calls go one at a time: at most one refill of a pool it is no member of per
+      // round, and none while its enclave's answers are on their way, so that refilling others'
+      // pools never holds up an answer to a challenge against its own enclave.
+      let strangerRefills = 0
       for (const [id, mark] of [...this.dutyCheck]) {
         const info = await readInstance(client, this.opts.manager, id)
         this.dutyReads++
@@ -1034,8 +1043,10 @@ export class OperatorNode {
             at = Date.now() + wait + Math.floor(Math.random() * (wait / 2))
             this.strangerRefillAt.set(id, at)
           }
-          if (Date.now() >= at) await this.refill(id, info.refillBlock, quiet)
-          else quiet()
+          if (Date.now() >= at && strangerRefills === 0 && this.enclaveCallsInFlight === 0) {
+            strangerRefills++
+            await this.refill(id, info.refillBlock, quiet)
+          } else quiet()
           continue
         }
         this.strangerRefillAt.delete(id)

@@ -354,11 +354,26 @@ test('a node refills an active pool it is no member of once a slot stayed empty 
       assert.deepEqual(calls, [], 'its members get the time to refill it first')
       const at = n.strangerRefillAt.get(4n)
       assert.ok(at !== undefined && at >= Date.now() + 60_000 && at <= Date.now() + 90_000)
-      // The safety net reads it again; once the wait is over, the node refills it.
+      // The safety net reads it again; once the wait is over, the node refills it, but not
+      // while its enclave's own calls (answers to challenges) are being sent, and one such pool
+      // per round: its calls go one at a time.
+      const inFlight = node as unknown as { enclaveCallsInFlight: number }
       n.strangerRefillAt.set(4n, Date.now() - 1)
+      n.strangerRefillAt.set(5n, Date.now() - 1)
+      inFlight.enclaveCallsInFlight = 1
       n.markForDuties(4n)
+      n.markForDuties(5n)
       await n.duties()
-      assert.deepEqual(calls, ['refill'])
+      assert.deepEqual(calls, [], 'an answer of its enclave is on its way')
+      inFlight.enclaveCallsInFlight = 0
+      n.markForDuties(4n)
+      n.markForDuties(5n)
+      await n.duties()
+      assert.deepEqual(calls, ['refill'], 'one pool per round')
+      n.markForDuties(5n)
+      await n.duties()
+      assert.deepEqual(calls, ['refill', 'refill'])
+      calls.length = 1
       // Refilled (full again): forgotten, and never refilled by this node.
       n.chain = poolChain([executor, `0x${'11'.repeat(20)}`, `0x${'22'.repeat(20)}`])
       n.markForDuties(4n)
