@@ -158,8 +158,9 @@ export async function sendTransaction(
     data: hexToBytes(p.data ?? '0x', 'data'),
     gasLimit: 0n,
   }
-  tx.gasLimit = p.gasLimit ?? DEFAULT_EXECUTION_GAS + intrinsicGas(tx.data)
-  checkTxFields(tx)
+  const intrinsic = intrinsicGas(tx.data)
+  tx.gasLimit = p.gasLimit ?? DEFAULT_EXECUTION_GAS + intrinsic
+  checkTxFields(tx, intrinsic)
   const lease = await takeNonce(client, p.instance, p.instance.toString())
   tx.nonce = lease.nonce
   try {
@@ -214,8 +215,11 @@ const MAX_U256 = (1n << 256n) - 1n
 /** Gas a transaction gets by default beyond its intrinsic gas. */
 const DEFAULT_EXECUTION_GAS = 1_000_000n
 
-/** Refuses what the enclave would refuse of a transaction's fields, before it takes a nonce. */
-function checkTxFields(tx: Tx): void {
+/**
+ * Refuses what the enclave would refuse of a transaction's fields, before it takes a nonce;
+ * `intrinsic` is the transaction's intrinsic gas.
+ */
+function checkTxFields(tx: Tx, intrinsic: bigint): void {
   if (typeof tx.value !== 'bigint' || tx.value < 0n || tx.value > MAX_U256)
     throw new ProtocolError('OUT_OF_RANGE', `value: ${tx.value} is not a 256-bit unsigned integer`)
   if (typeof tx.gasLimit !== 'bigint' || tx.gasLimit < 0n || tx.gasLimit > MAX_U64)
@@ -228,7 +232,6 @@ function checkTxFields(tx: Tx): void {
       'OVERSIZED',
       `data: ${tx.data.length} bytes, more than a transaction's ${LIMITS.maxTxDataBytes}`,
     )
-  const intrinsic = intrinsicGas(tx.data)
   if (tx.gasLimit < intrinsic)
     throw new ProtocolError(
       'OUT_OF_RANGE',
