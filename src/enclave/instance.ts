@@ -188,8 +188,19 @@ function answerAnchor(
   if (index > 0n && index <= view.index && !equalBytes(hash, ZERO32)) return { index, hash }
   return { index: view.index, hash: view.hash }
 }
+
 /** An unknown hash, and the nonce of an ack that answers no probe. */
 const ZERO32 = new Uint8Array(32)
+
+/** Whether an ack says its member holds no state of the instance (see `ackNothing`). */
+function holdsNothing(a: AckBody): boolean {
+  return (
+    a.seq === 0n &&
+    equalBytes(a.digest, ZERO32) &&
+    equalBytes(a.updateHash, ZERO32) &&
+    a.stateFrom.every((b) => b === 0)
+  )
+}
 
 /**
  * The bytes of an update's plain payload its write set and results may take: every update fits
@@ -843,10 +854,11 @@ export class Instance {
    * When the payload is an update signed by the executor, the watchdog first applies it (the
    * peer link may be what failed) and answers only once it holds it: the executor counts the
    * on-chain answer as the ack. A watchdog missing earlier updates cannot answer and is
-   * removed when the challenge is finalised.
+   * removed when the challenge is finalised. A member drawn but not yet given the state answers
+   * only a payload that is no update (a restarted executor's probe, a lagging-view challenge).
    */
   answerWatchdogChallenge(): void {
-    if (this.role !== 'watchdog' || !this.world) return
+    if (this.role !== 'watchdog') return
     const slot = this.view.slotOf(this.ctx.identity.signer)
     if (slot < 0 || (this.view.watchdogMask & (1 << slot)) === 0) return
     if ((this.view.watchdogResponded & (1 << slot)) !== 0) return
@@ -902,6 +914,12 @@ export class Instance {
     if (!exec) return true
     const body = this.challengeUpdate(exec)
     if (!body) return true
+    if (!this.world) {
+      // Drawn but not yet given the state: it answers a probe (a liveness proof, above), never
+      // an update, which its answer would acknowledge.
+      this.cannotAnswer(body.seq, 'it holds no state yet')
+      return false
+    }
     if (body.seq > this.seq) {
       try {
         // Applies only on top of this watchdog's log (its prevHash): then it follows `exec`.
@@ -2790,6 +2808,20 @@ export class Instance {
       // promoted or drew it again, and counts its log up to `fromSeq − 1` as released.
       if (viewAt === undefined) this.forgetCredits(fromSeq - 1n)
     }
+    if (
+      nonce &&
+      viewAt === undefined &&
+      exec &&
+      equalBytes(e.from, exec) &&
+      this.role === 'watchdog' &&
+      !this.world
+    ) {
+      // Drawn but not yet given the state (the executor restarted before it sent it): the
+      // answer says this member holds nothing, so that the restarted executor need not
+      // challenge it on-chain for a state it never sent (simulator seed 2).
+      this.ackNothing(e.from)
+      return
+    }
     if (!exec || !equalBytes(e.from, exec) || !this.world || !this.stateFrom) {
       throw new ProtocolError('WRONG_ROLE', 'sync: only the executor may ask a watchdog for state')
     }
@@ -2826,6 +2858,27 @@ export class Instance {
       nonce: this.probe && equalBytes(this.probe.from, to) ? this.probe.nonce : ZERO32,
       viewIndex: asked ? viewAt! : this.view.index,
       viewHash: asked ?? this.view.hash,
+      headNumber: head.number,
+      headTimestamp: head.timestamp,
+    }
+    this.send('ack', to, encodeAckBody(body))
+  }
+
+  /**
+   * Answers a probe from a member that holds no state of this instance: seq 0 and a zero
+   * update hash, digest and log owner, which no member holding a state sends (its digest is a
+   * hash, its log owner an executor), with its chain view like any ack.
+   */
+  private ackNothing(to: Uint8Array): void {
+    const head = this.ctx.block()
+    const body: AckBody = {
+      seq: 0n,
+      updateHash: ZERO32,
+      digest: ZERO32,
+      stateFrom: new Uint8Array(20),
+      nonce: this.probe && equalBytes(this.probe.from, to) ? this.probe.nonce : ZERO32,
+      viewIndex: this.view.index,
+      viewHash: this.view.hash,
       headNumber: head.number,
       headTimestamp: head.timestamp,
     }
@@ -3012,6 +3065,17 @@ export class Instance {
         equalBytes(a.updateHash, this.lastHash)
       )
         this.endProvisional('a watchdog holds this handover already')
+      return
+    }
+    if (holdsNothing(a)) {
+      // A member that holds no state of this instance (see `ackNothing`) acknowledged nothing
+      // the pool released: a restarted executor counts its answer to the probe as a
+      // confirmation, and sends it the whole state once serving. It stays unacknowledged.
+      const k = hexKey(e.from)
+      if (this.restartProbe && equalBytes(a.nonce, this.restartProbe.nonce)) {
+        this.restartProbe.confirmed.add(k)
+        this.endPoolWaitIfConfirmed()
+      }
       return
     }
     if (a.seq > this.seq) {

@@ -179,6 +179,10 @@ export function memberRemovedData(slot: bigint, signer: Uint8Array, reason: bigi
   )
 }
 
+/** The data of a `WatchdogsChallenged` event: the challenged slots' mask and the payload. */
+export const challengedData = (mask: number, payload: Uint8Array) =>
+  hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [mask, bytesToHex(payload)]))
+
 /** The data of an `ExecutorChallenged` event: a challenge by a random address with `payload`. */
 export function executorChallengedData(payload: Uint8Array): Uint8Array {
   return hexb(

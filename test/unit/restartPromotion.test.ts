@@ -5,17 +5,21 @@
  * watchdog copy with that record, restores an executor holding a copy of its predecessor's log.
  * It must be checked against the pool and handed over (decision 0007), not resumed as its own
  * log. And an executor restarted from a copy of its own log that diverged from the one its pool
- * released sends that copy to no watchdog that follows it until the pool confirmed it.
+ * released sends that copy to no watchdog that follows it until the pool confirmed it. And an
+ * executor restarted before it sent a newcomer the state is not held up by it.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { type EnclaveOutput, EventKind, LIMITS, randomBytes } from '../../src/protocol/index.ts'
 import {
   answerOf,
+  challengedData,
   digestOf,
   memberRemovedData,
   type Node,
+  newNode,
   pump,
+  refilledData,
   restartNode,
   sendTransfers,
   sentTo,
@@ -227,4 +231,69 @@ test('a promoted member whose handover reached its watchdog but whose sealed han
   assert.equal(a?.kind, 'receipt')
   assert.equal(a?.kind === 'receipt' && a.receipt.seq, 3n)
   assert.equal((await digestOf(n2, instance)).seq, 3n)
+})
+
+/**
+ * n2 is removed and n3 drawn into its slot; whatever n0 sends n3 is lost, then n0 crashes and
+ * restarts (simulator seed 2: the newcomer, silent to the restarted executor's probe, was
+ * challenged on-chain with it, could not answer without a state, and was removed and slashed).
+ */
+async function restartBeforeNewcomerGotState() {
+  const s = await twoTransfersDone()
+  const { instance, ev, answers, clock, n0, n1, n2 } = s
+  const n3 = await newNode(undefined, undefined, () => clock.now)
+  const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
+  const refilled = ev(EventKind.Refilled, refilledData(2, n3))
+  const outs: EnclaveOutput[] = []
+  for (const n of [n0, n1, n2, n3]) {
+    const events = n === n3 ? ev.history() : [removed, refilled]
+    const at = { blockNumber: 30n, timestamp: 1100n }
+    outs.push(...(await n.enclave.call('chain', { ...at, events })).outputs)
+  }
+  await pump([n0, n1, n2, n3], outs, answers, [], true, sentTo(n3))
+  assert.equal((await digestOf(n3, instance)).seq, 0n, 'the newcomer holds nothing')
+  const r0 = await restartNode(n0, instance, () => clock.now)
+  return { ...s, n3, r0, pool: [r0, n1, n3] }
+}
+
+/** Ticks the restarted executor `rounds` times 1.5 s apart; the challenges it sends on-chain. */
+async function tickRestarted(
+  p: Awaited<ReturnType<typeof restartBeforeNewcomerGotState>>,
+  rounds: number,
+  lost?: (o: EnclaveOutput) => boolean,
+) {
+  const challenges: Extract<EnclaveOutput, { type: 'challengeWatchdogs' }>[] = []
+  for (let i = 0; i < rounds; i++) {
+    p.clock.now += 1_500
+    const t = await p.r0.enclave.call('tick', { now: p.clock.now })
+    for (const o of t.outputs) if (o.type === 'challengeWatchdogs') challenges.push(o)
+    await pump(p.pool, t.outputs, p.answers, [], true, lost)
+  }
+  return challenges
+}
+
+test('an executor restarted before it sent a newcomer the state serves without challenging it, and the newcomer gets the state', async () => {
+  const p = await restartBeforeNewcomerGotState()
+  assert.deepEqual(await tickRestarted(p, 8), [], 'nobody is challenged on-chain')
+  const a = await transferUntilAnswered(p, p.pool, 2n, 'r2')
+  assert.equal(a?.kind, 'receipt', 'the restarted executor serves')
+  const [d1, d3] = [await digestOf(p.n1, p.instance), await digestOf(p.n3, p.instance)]
+  assert.equal(d3.seq, 3n, 'the newcomer got the state and the update')
+  assert.deepEqual(d3.digest, d1.digest)
+})
+
+test("a newcomer that holds no state answers a restarted executor's probe challenge on-chain", async () => {
+  const p = await restartBeforeNewcomerGotState()
+  // The newcomer's answers to the probe are lost: the executor challenges it with its probe.
+  const challenges = await tickRestarted(p, 8, (o) => o.type === 'send' && sentTo(p.r0)(o))
+  const probe = challenges.find((c) => (c.memberMask & 4n) !== 0n)
+  assert.ok(probe, 'the silent newcomer is challenged')
+  const mask = Number(probe.memberMask)
+  const e = p.ev(EventKind.WatchdogsChallenged, challengedData(mask, probe.payload))
+  const at = { blockNumber: 40n, timestamp: 1200n }
+  const outs = (await p.n3.enclave.call('chain', { ...at, events: [e] })).outputs
+  assert.ok(
+    outs.some((o) => o.type === 'respondWatchdog' && o.slot === 2),
+    'the newcomer answers: it is alive, and the probe is no update it would acknowledge',
+  )
 })

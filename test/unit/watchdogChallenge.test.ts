@@ -27,6 +27,7 @@ import {
 import {
   answerOf,
   BALANCE_SELECTOR,
+  challengedData,
   depositData,
   digestOf,
   executorChallengedData,
@@ -45,9 +46,6 @@ import {
 
 const ACK_TIMEOUT_MS = 5_000
 
-/** The data of a `WatchdogsChallenged` event: the challenged slots' mask and the payload. */
-const challengedData = (mask: number, payload: Uint8Array) =>
-  hexb(encodeAbiParameters([{ type: 'uint16' }, { type: 'bytes' }], [mask, bytesToHex(payload)]))
 /** The data of a `WatchdogResponded` event. */
 const respondedData = (slot: number) => hexb(encodeAbiParameters([{ type: 'uint8' }], [slot]))
 const answersChallenge = (outs: EnclaveOutput[]) => outs.some((o) => o.type === 'respondWatchdog')
