@@ -126,8 +126,9 @@ export async function runCommand(c: CliCommand): Promise<void> {
         logger,
       })
       // In place before the start and for the whole run: a second signal (from a supervisor
-      // or an impatient Ctrl-C) must not end the node while it stops. A clean stop exits 0, a
-      // stop that failed exits 1.
+      // or an impatient Ctrl-C) must not end the node while it stops. A clean stop exits 0; a
+      // stop that failed, or a signal while a failed start is being stopped, exits 1.
+      let startFailed = false
       const interrupt = onInterrupt(
         async (signal) => {
           logger.info({ signal }, 'Shutting down')
@@ -136,6 +137,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
           } catch (e) {
             throw redactedError(e)
           }
+          if (startFailed) throw new Error('the node had failed to start')
         },
         {
           exitCode: 0,
@@ -153,6 +155,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
       } catch (e) {
         // A signal during the start stops the node; the handler ends the process.
         if (interrupt.interrupted) await new Promise(() => undefined)
+        startFailed = true
         const error = redactedError(e)
         logger.error({ err: error.message, code: error.code }, 'Operator node failed to start')
         await node.stop().catch((s: unknown) => {

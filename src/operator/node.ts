@@ -1206,8 +1206,18 @@ export class OperatorNode {
     return answered
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return
+  /**
+   * Stops the node. Every call returns the same stop: a second caller (a signal while a failed
+   * start is being stopped) waits for it to end rather than finding it begun and returning.
+   */
+  stop(): Promise<void> {
+    this.stopDone ??= this.stopOnce()
+    return this.stopDone
+  }
+
+  private stopDone: Promise<void> | undefined
+
+  private async stopOnce(): Promise<void> {
     this.stopped = true
     this.stopping.abort()
     if (this.tickTimer) clearInterval(this.tickTimer)

@@ -586,3 +586,15 @@ test('pages of final balances go one at a time per instance, the newest of each,
     assert.deepEqual(settled, [`0x${'ab'.repeat(32)}`])
     release!()
   }))
+
+test('a second stop waits for the first to end (a signal while a failed start is being stopped)', () =>
+  withNode(async (node, { lines }) => {
+    let firstDone = false
+    const first = node.stop().then(() => {
+      firstDone = true
+    })
+    await node.stop()
+    assert.ok(firstDone, 'the second stop ended before the first')
+    await first
+    assert.equal(lines.filter((l) => l.msg === 'Operator node stopped').length, 1)
+  }))
