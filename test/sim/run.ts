@@ -9,7 +9,9 @@
  * only (test/sim/checks.ts, `isInjectedFault`): restarts the simulator made, faults it skipped
  * and steps of the end are listed apart.
  */
+import { existsSync, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { failedScenario } from './failure.ts'
 import { onInterrupt, runSeeds } from './interrupt.ts'
@@ -42,6 +44,9 @@ const seeds = values.seed
       (_, i) => count(values.from, 'from', 0) + i,
     )
 
+/** How many of a failed scenario's last timeline lines the run prints. */
+const TIMELINE_TAIL = 60
+
 const jobs = Math.min(count(values.jobs, 'jobs', 1), seeds.length)
 
 const interruption = onInterrupt(stopRunningScenarios)
@@ -67,7 +72,20 @@ async function runOne(seed: number): Promise<ScenarioResult> {
   for (const v of r.violations) console.log(`  VIOLATION: ${v}`)
   if (r.violations.length > 0) console.log(`  replay: npm run sim -- --seed ${seed} --txs ${txs}`)
   if (r.logsDir) console.log(`  logs: ${r.logsDir} (operator logs, timeline.log)`)
+  if (r.violations.length > 0 && r.logsDir) printTimeline(join(r.logsDir, 'timeline.log'))
   return r
+}
+
+/**
+ * The end of a failed scenario's timeline, so that a run whose directory is gone by the time
+ * anyone looks (a CI machine) still shows what happened.
+ */
+function printTimeline(path: string): void {
+  if (!existsSync(path)) return
+  const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean)
+  const shown = lines.slice(-TIMELINE_TAIL)
+  console.log(`  timeline (${shown.length} of ${lines.length} lines):`)
+  for (const l of shown) console.log(`    ${l.slice(0, 400)}`)
 }
 
 const sumUp = (pick: (r: ScenarioResult) => Record<string, number>) => {
