@@ -526,12 +526,9 @@ export class Instance {
   private restoredCopy = false
   /**
    * Promoted while `restoredCopy`: the handover waits until a watchdog that followed the same
-   * predecessor says it holds no more of that log, or hands this enclave the rest of it, or
-   * until every watchdog says it holds no state (`empty`: then nobody holds more).
+   * predecessor says it holds no more of that log, or hands this enclave the rest of it.
    */
-  private provisional:
-    | { predecessor: Uint8Array; askedAt: number; nonce: Uint8Array; empty: Set<string> }
-    | undefined
+  private provisional: { predecessor: Uint8Array; askedAt: number; nonce: Uint8Array } | undefined
   /** Updates appended to the sealed log since the last snapshot. */
   private appendedSinceSnapshot = 0
   /** How many of the sealed blobs it was restored from opened (the rest were left out). */
@@ -707,7 +704,7 @@ export class Instance {
     if (this.restoredCopy && predecessor && this.view.watchdogSlots().length > 0) {
       // Its copy may be older than what the pool released (simulator review: a stale copy
       // promoted rolled back released receipts): it first asks the watchdogs what they hold.
-      this.provisional = { predecessor, askedAt: 0, nonce: randomBytes(32), empty: new Set() }
+      this.provisional = { predecessor, askedAt: 0, nonce: randomBytes(32) }
       this.awaitingPool = true
       this.log_('warn', 'Promoted from a restored copy; checking it against the pool first', {
         seq: Number(this.seq),
@@ -3056,16 +3053,6 @@ export class Instance {
     this.noteClockReport(hexKey(e.from), a)
     if (this.provisional) {
       if (!equalBytes(a.nonce, this.provisional.nonce)) return
-      if (holdsNothing(a)) {
-        // Members drawn since the last release acknowledged nothing: when every watchdog is
-        // one, nobody holds more than this copy, as when no watchdog is left (`takeOver`).
-        const { empty } = this.provisional
-        empty.add(hexKey(e.from))
-        const slots = this.view.watchdogSlots()
-        if (slots.every((slot) => empty.has(hexKey(this.view.signers[slot]!))))
-          this.endProvisional('no watchdog holds a state')
-        return
-      }
       // A watchdog of the same predecessor that holds no more of its log than this enclave:
       // everything the pool released is here (each watchdog held all of it).
       if (a.seq <= this.seq && equalBytes(a.stateFrom, this.provisional.predecessor))

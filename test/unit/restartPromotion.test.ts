@@ -297,36 +297,3 @@ test("a newcomer that holds no state answers a restarted executor's probe challe
     'the newcomer answers: it is alive, and the probe is no update it would acknowledge',
   )
 })
-
-test('a member promoted from a restored copy whose only watchdog holds no state serves, and hands it the state', async () => {
-  const s = await twoTransfersDone()
-  const { instance, ev, answers, clock, n0, n1, n2 } = s
-  // n2 is removed and n3 drawn into its slot; nothing n0 sends n3 arrives.
-  const n3 = await newNode(undefined, undefined, () => clock.now)
-  const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
-  const refilled = ev(EventKind.Refilled, refilledData(2, n3))
-  const outs: EnclaveOutput[] = []
-  for (const n of [n0, n1, n2, n3]) {
-    const events = n === n3 ? ev.history() : [removed, refilled]
-    outs.push(
-      ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
-    )
-  }
-  await pump([n0, n1, n2, n3], outs, answers, [], true, sentTo(n3))
-  // n0 is removed and n1 promoted; n1's host drops the handover's snapshot and restarts it
-  // from its copy with the promotion's view record: it checks the copy against its pool first.
-  const before = [...n1.sealed.get(instance)!]
-  const gone = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 2n))
-  const at = { blockNumber: 40n, timestamp: 1200n }
-  await n3.enclave.call('chain', { ...at, events: [gone] })
-  const takeover = await n1.enclave.call('chain', { ...at, events: [gone] })
-  const viewRecord = takeover.outputs.filter((o): o is Seal => o.type === 'seal')[0]!.blob
-  const r1 = await restartNode(n1, instance, () => clock.now, [...before, viewRecord])
-  // Its only watchdog holds nothing, so nobody holds more than its copy: it serves.
-  await ticks([r1, n3], r1, clock, answers, 3)
-  const a = await transferUntilAnswered(s, [r1, n3], 2n, 'p2')
-  assert.equal(a?.kind, 'receipt', 'the promoted member serves')
-  const d3 = await digestOf(n3, instance)
-  assert.equal(d3.seq, 3n, 'the newcomer got the state and the update')
-  assert.deepEqual(d3.digest, (await digestOf(r1, instance)).digest)
-})
