@@ -3068,13 +3068,16 @@ export class Instance {
       return
     }
     if (holdsNothing(a)) {
-      // A member that holds no state of this instance (see `ackNothing`) acknowledged nothing
-      // the pool released: a restarted executor counts its answer to the probe as a
-      // confirmation, and sends it the whole state once serving. It stays unacknowledged.
+      // A member that holds no state of this instance (see `ackNothing`) vouches for nothing: a
+      // restarted executor stops waiting for it (every member that holds a state must still
+      // confirm, and one holding more is pulled from) and sends it the whole state once serving.
+      // It stays unacknowledged.
       const k = hexKey(e.from)
       if (this.restartProbe && equalBytes(a.nonce, this.restartProbe.nonce)) {
         this.restartProbe.confirmed.add(k)
         this.endPoolWaitIfConfirmed()
+        // Transactions that waited for the pool run now, not at the next tick.
+        if (!this.awaitingPool) await this.pump()
       }
       return
     }

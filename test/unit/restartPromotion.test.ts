@@ -297,3 +297,36 @@ test("a newcomer that holds no state answers a restarted executor's probe challe
     'the newcomer answers: it is alive, and the probe is no update it would acknowledge',
   )
 })
+
+test('a member promoted from a stale copy whose only other watchdog is a newcomer holding nothing serves nothing', async () => {
+  const s = await twoTransfersDone()
+  const { nodes, instance, ev, creatorKey, answers, clock, n0, n1, n2, target, recipient } = s
+  const stale = [...n1.sealed.get(instance)!]
+  await sendTransfers(nodes, n0, target, creatorKey, [2n, 3n, 4n], recipient, answers)
+  assert.equal((await digestOf(n2, instance)).seq, 5n, 'the pool released seq 5')
+  // n2 is removed and n3 drawn; nothing n0 sends n3 arrives. Then n0 is removed and n1
+  // promoted, and n1's host restarts it from its older copy with the promotion's view record.
+  const n3 = await newNode(undefined, undefined, () => clock.now)
+  const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
+  const refilled = ev(EventKind.Refilled, refilledData(2, n3))
+  const outs: EnclaveOutput[] = []
+  for (const n of [n0, n1, n2, n3]) {
+    const events = n === n3 ? ev.history() : [removed, refilled]
+    outs.push(
+      ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
+    )
+  }
+  await pump([n0, n1, n2, n3], outs, answers, [], true, sentTo(n3))
+  const gone = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 2n))
+  const at = { blockNumber: 40n, timestamp: 1200n }
+  await n3.enclave.call('chain', { ...at, events: [gone] })
+  const takeover = await n1.enclave.call('chain', { ...at, events: [gone] })
+  const viewRecord = takeover.outputs.filter((o): o is Seal => o.type === 'seal')[0]!.blob
+  const r1 = await restartNode(n1, instance, () => clock.now, [...stale, viewRecord])
+  assert.equal((await digestOf(r1, instance)).seq, 2n)
+  // The newcomer holds nothing, which says nothing of what was released: nonce 2, receipted at
+  // seq 3, gets no second receipt (decision 0007: a copy nobody confirms is not served).
+  await ticks([r1, n3], r1, clock, answers, 3)
+  const again = await transferUntilAnswered(s, [r1, n3], 2n, 'again2')
+  assert.notEqual(again?.kind, 'receipt', 'a released nonce receipted again')
+})
