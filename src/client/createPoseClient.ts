@@ -23,7 +23,11 @@ import { getBalance } from './actions/getBalance.ts'
 import { type GetInstanceReturnType, getInstance } from './actions/getInstance.ts'
 import { type GetReceiptParameters, getReceipt } from './actions/getReceipt.ts'
 import { type ReadContractParameters, readContract } from './actions/readContract.ts'
-import { type SendTransactionParameters, sendTransaction } from './actions/sendTransaction.ts'
+import {
+  type PoseReceipt,
+  type SendTransactionParameters,
+  sendTransaction,
+} from './actions/sendTransaction.ts'
 import { type WithdrawParameters, withdraw } from './actions/withdraw.ts'
 import { getFinalBalances, withdrawFinal } from './actions/withdrawFinal.ts'
 import { type WriteContractParameters, writeContract } from './actions/writeContract.ts'
@@ -99,6 +103,15 @@ export type CreatePoseClientParameters = {
   sessionAuth?: boolean
 }
 
+/** A transaction kept for `getReceipt`: its box, and its receipt once a later send got it. */
+export type SentTx = {
+  instance: bigint
+  nonce: bigint
+  box: Uint8Array
+  responseKey: Uint8Array
+  receipt?: PoseReceipt
+}
+
 export type PoseClientState = {
   /** Each instance's next nonce for the account (one after the last taken). */
   nonces: Map<string, bigint>
@@ -107,8 +120,17 @@ export type PoseClientState = {
   /** Each instance's nonces held by transactions being sent: never taken by another one. */
   noncesInFlight: Map<string, Set<bigint>>
   instances: Map<string, GetInstanceReturnType>
-  /** Transactions sent whose receipt has not come, by hash (for `getReceipt`). */
-  sent: Map<string, { instance: bigint; box: Uint8Array; responseKey: Uint8Array }>
+  /**
+   * Transactions sent whose receipt has not reached the caller, by hash (for `getReceipt`): the
+   * receipt itself once a later send got it (see `unconfirmed`).
+   */
+  sent: Map<string, SentTx>
+  /**
+   * Each instance's transactions that ended unconfirmed (`TransactionUnconfirmedError`), by
+   * nonce, with their hash: a host may still hold such a box, so a send that takes one of these
+   * nonces sends that box again first.
+   */
+  unconfirmed: Map<string, Map<bigint, string>>
   /** Session authorisations by instance and box key (decision 0014), signed or being signed. */
   sessionAuths: Map<string, Promise<{ validUntil: bigint; signature: Uint8Array }>>
 }
@@ -121,6 +143,7 @@ export function newClientState(): PoseClientState {
     noncesInFlight: new Map(),
     instances: new Map(),
     sent: new Map(),
+    unconfirmed: new Map(),
     sessionAuths: new Map(),
   }
 }

@@ -1261,9 +1261,15 @@ test("a nonce asked of the enclave again is not given to a new transaction while
     const [ra, rc] = await Promise.all([a, c])
     assert.equal(ra.status, 'success')
     assert.equal(ra.nonce, 0n, 'A ran with its nonce')
+    // C skipped nonce 0, which A held; nonce 1 is B's, whose box its host may still hold: B
+    // went again first and ran, and C took the next.
+    const rb = await getReceipt(client, { txHash: eb.txHash })
+    assert.equal(rb.status, 'success')
+    assert.equal(rb.nonce, 1n, 'B ran with its nonce, before C')
     assert.equal(rc.status, 'success')
-    assert.equal(rc.nonce, 1n, 'C took the nonce after the one A still held')
-    assert.equal(await getNonce(client, { instance }), 2n, 'both ran')
+    assert.equal(rc.nonce, 2n, 'C took the nonce after the ones A and B held')
+    assert.equal(await getNonce(client, { instance }), 3n, 'all three ran')
+    assert.equal(client.state.sent.size, 0)
   } finally {
     await operator.close()
   }
@@ -1593,6 +1599,54 @@ test('a transaction that reverts throws ContractRevertError with its receipt: it
     assert.equal(e.receipt?.nonce, 0n)
     assert.equal(client.state.nonces.get(key), 1n)
   } finally {
+    await operator.close()
+  }
+})
+
+test("a nonce asked of the enclave again whose transaction ended unconfirmed goes to that transaction's box first, so its host cannot pick which of the two runs", {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  // The host withholds A (nonce 0) until the test lets it through; A's request times out.
+  let aBox: Uint8Array | undefined
+  let withhold = true
+  let letGo: () => void = () => undefined
+  const gone = new Promise<void>((r) => {
+    letGo = r
+  })
+  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
+    if (kind !== 'tx') return undefined
+    aBox ??= box
+    if (withhold && equalBytes(box, aBox)) await gone
+    return undefined
+  })
+  try {
+    const client = sdkClient(setup, manager, { requestTimeoutMs: 300 })
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const ea = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.ok(ea instanceof TransactionUnconfirmedError, String(ea))
+    assert.equal(ea.nonce, 0n)
+    // The account's nonce is asked of the enclave again (as after a BAD_NONCE): 0, since A never
+    // reached it. The host now delivers what it gets.
+    client.state.nonces.delete(key)
+    withhold = false
+    const c = await sendTransaction(client, {
+      instance,
+      data: transferData,
+      value: 0n,
+      gasLimit: 999_999n,
+    })
+    assert.equal(c.nonce, 1n, 'C took the nonce after A, which went again first')
+    const ra = await getReceipt(client, { txHash: ea.txHash })
+    assert.equal(ra.status, 'success')
+    assert.equal(ra.nonce, 0n, 'A ran with its nonce')
+    assert.equal(await getNonce(client, { instance }), 2n, 'both ran')
+    assert.equal(client.state.sent.size, 0)
+    assert.equal(client.state.unconfirmed.size, 0)
+  } finally {
+    letGo()
     await operator.close()
   }
 })

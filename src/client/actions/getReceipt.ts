@@ -3,7 +3,7 @@ import { hexToBytes } from '../../protocol/index.ts'
 import type { PoseClientBase } from '../createPoseClient.ts'
 import { PoseError } from '../errors.ts'
 import { requestWithFailover } from '../failover.ts'
-import { openReceipt, type PoseReceipt } from './sendTransaction.ts'
+import { forgetSent, openReceipt, type PoseReceipt } from './sendTransaction.ts'
 
 export type GetReceiptParameters = { txHash: Hex }
 
@@ -31,9 +31,17 @@ export async function getReceipt(
     })
   }
   const txHash = hexToBytes(p.txHash, 'txHash', 32)
-  const r = await requestWithFailover(client, sent.instance, 'tx', sent.box, (sealed) =>
-    openReceipt(client, { instance: sent.instance, txHash, sealed, responseKey: sent.responseKey }),
-  )
-  client.state.sent.delete(key)
+  // A later send of this client may have sent it again and got its receipt (`takeNonce`).
+  const r =
+    sent.receipt ??
+    (await requestWithFailover(client, sent.instance, 'tx', sent.box, (sealed) =>
+      openReceipt(client, {
+        instance: sent.instance,
+        txHash,
+        sealed,
+        responseKey: sent.responseKey,
+      }),
+    ))
+  forgetSent(client, key)
   return r
 }

@@ -255,6 +255,53 @@ async function takeNonce(
   instance: bigint,
   key: string,
 ): Promise<NonceLease> {
+  for (let resent = 0; ; resent++) {
+    const lease = await leaseNonce(client, instance, key)
+    const hashKey = client.state.unconfirmed.get(key)?.get(lease.nonce)
+    if (hashKey === undefined || resent >= MAX_RESENT_PER_SEND) return lease
+    // A transaction of this account that ended unconfirmed holds this nonce, and a host may
+    // still hold its box: it goes again first, or that host could pick which of the two runs.
+    // Once it ran its nonce is used; otherwise (refused, or unanswered again) this one takes it.
+    if (!(await resendUnconfirmed(client, hashKey))) return lease
+    endLease(client, lease, false)
+  }
+}
+
+/** How many unconfirmed transactions one send sends again before it takes a nonce. */
+const MAX_RESENT_PER_SEND = 8
+
+/**
+ * Sends the kept transaction `hashKey` again: true once it ran (its receipt is kept for
+ * `getReceipt`) or its nonce was used by something else (REPLAYED); false otherwise.
+ */
+async function resendUnconfirmed(client: PoseClientBase, hashKey: string): Promise<boolean> {
+  const kept = client.state.sent.get(hashKey)
+  if (!kept) return false
+  const byNonce = client.state.unconfirmed.get(kept.instance.toString())
+  byNonce?.delete(kept.nonce)
+  if (byNonce?.size === 0) client.state.unconfirmed.delete(kept.instance.toString())
+  const txHash = hexToBytes(hashKey as Hex, 'txHash', 32)
+  try {
+    kept.receipt = await requestWithFailover(client, kept.instance, 'tx', kept.box, (sealed) =>
+      openReceipt(client, {
+        instance: kept.instance,
+        txHash,
+        sealed,
+        responseKey: kept.responseKey,
+      }),
+    )
+    return true
+  } catch (e) {
+    return e instanceof PoseRequestError && e.code === 'REPLAYED'
+  }
+}
+
+/** The next nonce to take (see `takeNonce`), held at once. */
+async function leaseNonce(
+  client: PoseClientBase,
+  instance: bigint,
+  key: string,
+): Promise<NonceLease> {
   const free = client.state.freeNonces.get(key)
   let nonce: bigint | undefined
   if (free && free.length > 0) {
@@ -469,43 +516,84 @@ async function sendSealed(
 ): Promise<SendTransactionReturnType> {
   const sentKey = bytesToHex(txHash)
   const sent = client.state.sent
-  if (sent.size >= MAX_SENT_KEPT) sent.delete(sent.keys().next().value!)
-  sent.set(sentKey, { instance: tx.instance, box, responseKey })
+  if (sent.size >= MAX_SENT_KEPT) forgetSent(client, sent.keys().next().value!)
+  sent.set(sentKey, { instance: tx.instance, nonce: tx.nonce, box, responseKey })
   try {
     const receipt = await requestWithFailover(client, tx.instance, 'tx', box, (sealed) =>
       openReceipt(client, { instance: tx.instance, txHash, sealed, responseKey }),
     )
-    sent.delete(sentKey)
+    forgetSent(client, sentKey)
     return receipt
   } catch (e) {
-    // Executed perhaps: an attempt went unanswered (its answer lost), the refusal is the host's
-    // word alone, or it names only the nonce (`NONCE_REFUSED`), or an earlier box may have run.
-    const unsure =
-      unsureBefore ||
-      mayHaveBeenExecuted(e) ||
-      (e instanceof PoseRequestError &&
-        (e.origin === 'host' ||
-          NONCE_REFUSED.has(e.code) ||
-          (e.origin === 'enclave' && !REFUSED.has(e.code))))
-    if (!(e instanceof PoseRequestError)) {
-      if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, asRequest(e))
-      throw e
-    }
-    if (NONCE_REFUSED.has(e.code)) {
-      // The account's next nonce is asked of the enclave again.
-      client.state.nonces.delete(lease.key)
-      client.state.freeNonces.delete(lease.key)
-    } else if (REFUSED.has(e.code) && !unsure) {
-      // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
-      // signed itself, with the same nonce.
-      if (!(session && (e.code === 'EXPIRED' || e.code === 'BAD_SIGNATURE')))
-        endLease(client, lease, true)
-      sent.delete(sentKey)
-    }
-    // Its nonce stays taken and `getReceipt` can still ask for its receipt.
-    if (unsure) throw new TransactionUnconfirmedError(bytesToHex(txHash), tx.nonce, e)
-    throw e
+    const unconfirmed = sendFailure(client, tx, txHash, lease, session, unsureBefore, e)
+    if (!unconfirmed) throw e
+    keepUnconfirmed(client, lease.key, tx.nonce, sentKey)
+    throw unconfirmed
   }
+}
+
+/**
+ * What a failed send of `tx` means: a `TransactionUnconfirmedError` when it may have run (then
+ * returned), else nothing (the caller throws `e` itself). Frees or keeps its nonce accordingly.
+ */
+function sendFailure(
+  client: PoseClientBase,
+  tx: Tx,
+  txHash: Uint8Array,
+  lease: NonceLease,
+  session: string | undefined,
+  unsureBefore: boolean,
+  e: unknown,
+): TransactionUnconfirmedError | undefined {
+  // Executed perhaps: an attempt went unanswered (its answer lost), the refusal is the host's
+  // word alone, or it names only the nonce (`NONCE_REFUSED`), or an earlier box may have run.
+  const unsure =
+    unsureBefore ||
+    mayHaveBeenExecuted(e) ||
+    (e instanceof PoseRequestError &&
+      (e.origin === 'host' ||
+        NONCE_REFUSED.has(e.code) ||
+        (e.origin === 'enclave' && !REFUSED.has(e.code))))
+  const hash = bytesToHex(txHash)
+  if (!(e instanceof PoseRequestError))
+    return unsure ? new TransactionUnconfirmedError(hash, tx.nonce, asRequest(e)) : undefined
+  if (NONCE_REFUSED.has(e.code)) {
+    // The account's next nonce is asked of the enclave again.
+    client.state.nonces.delete(lease.key)
+    client.state.freeNonces.delete(lease.key)
+  } else if (REFUSED.has(e.code) && !unsure) {
+    // EXPIRED and BAD_SIGNATURE of a session's transaction: `sendTransaction` sends it again,
+    // signed itself, with the same nonce.
+    if (!(session && (e.code === 'EXPIRED' || e.code === 'BAD_SIGNATURE')))
+      endLease(client, lease, true)
+    forgetSent(client, hash)
+  }
+  // Its nonce stays taken and `getReceipt` can still ask for its receipt.
+  return unsure ? new TransactionUnconfirmedError(hash, tx.nonce, e) : undefined
+}
+
+/** Drops a kept transaction (its receipt came, or it was refused, or older ones go first). */
+export function forgetSent(client: PoseClientBase, hashKey: string): void {
+  const kept = client.state.sent.get(hashKey)
+  client.state.sent.delete(hashKey)
+  if (!kept) return
+  const key = kept.instance.toString()
+  const byNonce = client.state.unconfirmed.get(key)
+  if (byNonce?.get(kept.nonce) !== hashKey) return
+  byNonce.delete(kept.nonce)
+  if (byNonce.size === 0) client.state.unconfirmed.delete(key)
+}
+
+/** Notes that the kept transaction `hashKey`, with `nonce`, ended unconfirmed. */
+function keepUnconfirmed(
+  client: PoseClientBase,
+  key: string,
+  nonce: bigint,
+  hashKey: string,
+): void {
+  const byNonce = client.state.unconfirmed.get(key)
+  if (byNonce) byNonce.set(nonce, hashKey)
+  else client.state.unconfirmed.set(key, new Map([[nonce, hashKey]]))
 }
 
 /** Something other than a refusal that ended an unsure transaction's request, as a refusal. */
