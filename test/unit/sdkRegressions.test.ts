@@ -1650,3 +1650,107 @@ test("a nonce asked of the enclave again whose transaction ended unconfirmed goe
     await operator.close()
   }
 })
+
+test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its host still withholds keeps its nonce: the new transaction takes the next", {
+  timeout: 20_000,
+}, async () => {
+  const setup = await setupActive()
+  const { nodes, exec, instance } = setup
+  // The host withholds A (nonce 0) until `release`: B (nonce 1) is refused BAD_NONCE and kept.
+  // C skips 0 (A is being sent) and would take 1: B goes again first, is refused BAD_NONCE
+  // again (A still withheld), and may still run once A did, so C takes 2.
+  let aBox: Uint8Array | undefined
+  let release: () => void = () => undefined
+  const released = new Promise<void>((r) => {
+    release = r
+  })
+  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
+    if (kind !== 'tx') return undefined
+    aBox ??= box
+    if (equalBytes(box, aBox)) await released
+    return undefined
+  })
+  /** Ticks the enclave past its 10 s wait for earlier nonces until `done`. */
+  const tickUntil = async (done: () => boolean) => {
+    for (let i = 0; i < 300 && !done(); i++) {
+      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
+      await pump(nodes, outputs, setup.answers, [], true)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+  try {
+    const { client, key } = clientAt(setup, manager, 0n)
+    const a = sendTransaction(client, { instance, data: transferData })
+    for (let i = 0; i < 100 && !aBox; i++) await new Promise((r) => setTimeout(r, 5))
+    const b = rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    let bDone = false
+    void b.finally(() => {
+      bDone = true
+    })
+    await tickUntil(() => bDone)
+    const eb = await b
+    assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
+    assert.equal(eb.nonce, 1n)
+    const c = sendTransaction(client, {
+      instance,
+      data: transferData,
+      value: 0n,
+      gasLimit: 999_999n,
+    }).then(
+      (r) => r.nonce,
+      (e: unknown) => (e instanceof TransactionUnconfirmedError ? e.nonce : -1n),
+    )
+    // C's nonce is taken once B's resend was refused; then A is let through.
+    await tickUntil(() => client.state.noncesInFlight.get(key)?.has(2n) ?? false)
+    release()
+    assert.equal((await a).nonce, 0n)
+    assert.equal(await c, 2n, "C took the nonce after B's")
+    const rb = await getReceipt(client, { txHash: eb.txHash })
+    assert.equal(rb.nonce, 1n, 'B ran with its nonce')
+  } finally {
+    release()
+    await operator.close()
+  }
+})
+
+test("a REPLAYED its host makes up for an unconfirmed transaction's resend is no answer: the new transaction takes the nonce nobody used", {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  // The host withholds A (nonce 0), whose request times out; later it answers every resend of
+  // A with a REPLAYED of its own.
+  let aBox: Uint8Array | undefined
+  let lie = false
+  let letGo: () => void = () => undefined
+  const gone = new Promise<void>((r) => {
+    letGo = r
+  })
+  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
+    if (kind !== 'tx') return undefined
+    aBox ??= box
+    if (!equalBytes(box, aBox)) return undefined
+    if (lie) throw new ProtocolError('REPLAYED', 'made up by the host')
+    await gone
+    return undefined
+  })
+  try {
+    const client = sdkClient(setup, manager, { requestTimeoutMs: 300 })
+    const key = instance.toString()
+    client.state.nonces.set(key, 0n)
+    const ea = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
+    assert.ok(ea instanceof TransactionUnconfirmedError, String(ea))
+    client.state.nonces.delete(key)
+    lie = true
+    const c = await sendTransaction(client, {
+      instance,
+      data: transferData,
+      value: 0n,
+      gasLimit: 999_999n,
+    })
+    assert.equal(c.nonce, 0n, 'nonce 0 was never used')
+  } finally {
+    letGo()
+    await operator.close()
+  }
+})

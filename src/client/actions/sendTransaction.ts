@@ -261,39 +261,73 @@ async function takeNonce(
     if (hashKey === undefined || resent >= MAX_RESENT_PER_SEND) return lease
     // A transaction of this account that ended unconfirmed holds this nonce, and a host may
     // still hold its box: it goes again first, or that host could pick which of the two runs.
-    // Once it ran its nonce is used; otherwise (refused, or unanswered again) this one takes it.
-    if (!(await resendUnconfirmed(client, hashKey))) return lease
+    // Once it ran, or while it may still run after a lower nonce being sent, this one takes the
+    // next nonce; otherwise (refused, or unanswered again) this one takes its nonce.
+    if ((await resendUnconfirmed(client, key, hashKey)) === 'free') return lease
     endLease(client, lease, false)
   }
 }
 
 /** How many unconfirmed transactions one send sends again before it takes a nonce. */
 const MAX_RESENT_PER_SEND = 8
+/** How long the resend of an unconfirmed transaction may take (beyond the enclave's 10 s wait). */
+const RESEND_TIMEOUT_MS = 15_000
 
 /**
- * Sends the kept transaction `hashKey` again: true once it ran (its receipt is kept for
- * `getReceipt`) or its nonce was used by something else (REPLAYED); false otherwise.
+ * Sends the kept transaction `hashKey` again, without challenging the executor on-chain and for
+ * at most `RESEND_TIMEOUT_MS`. `ran`: it ran (its receipt is kept for `getReceipt`), or the
+ * enclave answered that its nonce is used (`REPLAYED`). `held`: the enclave answered `BAD_NONCE`
+ * while a lower nonce of the account is still being sent, after which it may run. `free`:
+ * anything else; it stays kept, and a later send of that nonce sends it again.
  */
-async function resendUnconfirmed(client: PoseClientBase, hashKey: string): Promise<boolean> {
+async function resendUnconfirmed(
+  client: PoseClientBase,
+  key: string,
+  hashKey: string,
+): Promise<'ran' | 'held' | 'free'> {
   const kept = client.state.sent.get(hashKey)
-  if (!kept) return false
-  const byNonce = client.state.unconfirmed.get(kept.instance.toString())
+  if (!kept) return 'free'
+  const byNonce = client.state.unconfirmed.get(key)
   byNonce?.delete(kept.nonce)
-  if (byNonce?.size === 0) client.state.unconfirmed.delete(kept.instance.toString())
+  if (byNonce?.size === 0) client.state.unconfirmed.delete(key)
   const txHash = hexToBytes(hashKey as Hex, 'txHash', 32)
-  try {
-    kept.receipt = await requestWithFailover(client, kept.instance, 'tx', kept.box, (sealed) =>
-      openReceipt(client, {
-        instance: kept.instance,
-        txHash,
-        sealed,
-        responseKey: kept.responseKey,
-      }),
-    )
-    return true
-  } catch (e) {
-    return e instanceof PoseRequestError && e.code === 'REPLAYED'
+  const failover = {
+    ...client.failover,
+    autoChallenge: false,
+    timeoutMs: Math.min(client.failover.timeoutMs, RESEND_TIMEOUT_MS),
   }
+  let outcome: 'ran' | 'held' | 'free' = 'free'
+  try {
+    kept.receipt = await requestWithFailover(
+      { ...client, failover },
+      kept.instance,
+      'tx',
+      kept.box,
+      (sealed) =>
+        openReceipt(client, {
+          instance: kept.instance,
+          txHash,
+          sealed,
+          responseKey: kept.responseKey,
+        }),
+    )
+    return 'ran'
+  } catch (e) {
+    // Only the enclave's word counts (a host's refusal is no answer).
+    const sealed = e instanceof PoseRequestError && e.origin === 'enclave'
+    if (sealed && e.code === 'REPLAYED') outcome = 'ran'
+    else if (sealed && e.code === 'BAD_NONCE' && lowerInFlight(client, key, kept.nonce))
+      outcome = 'held'
+  }
+  if (outcome !== 'ran' && client.state.sent.get(hashKey) === kept)
+    keepUnconfirmed(client, key, kept.nonce, hashKey)
+  return outcome
+}
+
+/** Whether a transaction being sent holds a nonce below `nonce` of the account in `key`. */
+function lowerInFlight(client: PoseClientBase, key: string, nonce: bigint): boolean {
+  for (const n of client.state.noncesInFlight.get(key) ?? []) if (n < nonce) return true
+  return false
 }
 
 /** The next nonce to take (see `takeNonce`), held at once. */
