@@ -521,11 +521,12 @@ contract PoseManager is ReentrancyGuardTransient {
             // An executor answers no watchdog challenge: the promoted member leaves the round.
             _endWatchdogChallengeOf(inst, best);
             // INVARIANT: a promoted member inherits an open executor challenge with Δ from its
-            // promotion, never its predecessor's remaining time (decision 0022).
+            // promotion, never its predecessor's remaining time (decision 0022), or from the end
+            // of the predecessor's open watchdog round, which it cannot extend and whose silent
+            // watchdogs it needs removed to serve (decision 0006), as `challengeExecutor` counts.
             if (inst.phase == Phase.ExecutorChallenged) {
-                inst.challengeDeadline = SafeCast.toUint40(block.timestamp + delta);
+                _startChallengeClock(inst);
                 inst.challengeIndex = SafeCast.toUint56(inst.eventIndex);
-                inst.watchdogRounds = 0;
             }
             return;
         }
@@ -604,21 +605,28 @@ contract PoseManager is ReentrancyGuardTransient {
         // it cannot start another round to extend its deadline while one is open, and a silent
         // watchdog's removal is what lets it serve again (docs/decisions/0006). That round counts
         // as one of its MAX_WATCHDOG_ROUNDS.
-        uint256 from = block.timestamp;
-        uint8 rounds;
-        if (inst.phase == Phase.WatchdogsChallenged) {
-            uint256 w = inst.watchdogDeadline;
-            if (w > from) from = w;
-            rounds = 1;
-        }
-        inst.watchdogRounds = rounds;
+        _startChallengeClock(inst);
         inst.phase = Phase.ExecutorChallenged;
         // Set before the event is appended, so the append keeps no hash for the closed
         // challenge whose index this one replaces (decision 0024).
         inst.challengeIndex = SafeCast.toUint56(inst.eventIndex + 1);
         inst.challenger = msg.sender;
-        inst.challengeDeadline = SafeCast.toUint40(from + delta);
         _appendEvent(id, inst, EventKind.ExecutorChallenged, abi.encode(msg.sender, payload));
+    }
+
+    /// @dev The executor's deadline for an executor challenge it starts to face (challenged, or
+    /// promoted while challenged): Δ from now, or from the end of an open watchdog round, which
+    /// counts as one of its MAX_WATCHDOG_ROUNDS (a round is open exactly when the mask is set).
+    function _startChallengeClock(Instance storage inst) internal {
+        uint256 from = block.timestamp;
+        uint8 rounds;
+        if (inst.watchdogMask != 0) {
+            uint256 w = inst.watchdogDeadline;
+            if (w > from) from = w;
+            rounds = 1;
+        }
+        inst.watchdogRounds = rounds;
+        inst.challengeDeadline = SafeCast.toUint40(from + delta);
     }
 
     /// @notice The executor enclave's answer to the open challenge. The signature must name an
@@ -695,7 +703,9 @@ contract PoseManager is ReentrancyGuardTransient {
         inst.respondedMask = 0;
         inst.watchdogDeadline = uint64(block.timestamp) + delta;
         if (phase == Phase.ExecutorChallenged) {
-            // INVARIANT: a challenged executor extends its own deadline by at most MAX_WATCHDOG_ROUNDS × Δ.
+            // INVARIANT: a challenged executor extends its own deadline by at most MAX_WATCHDOG_ROUNDS × Δ,
+            // and only before it passed (a round cannot revive an executor already timed out).
+            _requireBeforeDeadline(id, inst.challengeDeadline);
             if (inst.watchdogRounds >= MAX_WATCHDOG_ROUNDS) {
                 revert PoseManager_TooManyWatchdogRounds(id, inst.watchdogRounds);
             }

@@ -407,6 +407,54 @@ contract LivenessTest is Fixture {
         manager.challengeWatchdogs(id, 4, hex"ab");
     }
 
+    /// A review found: an executor challenged by an accomplice opened a round on a silent
+    /// watchdog and left in the same block; the promoted member's Δ ended with that round, which
+    /// it could neither extend nor outlast, so it was timed out and slashed although honest. Its
+    /// Δ now counts from the round's deadline, and the round counts as one of its rounds (the
+    /// code `challengeExecutor` uses: test_challengeExecutor_duringWatchdogChallenge_oneRoundLeft).
+    function test_promotedDuringOpenRound_deltaAfterTheRound() public {
+        address exec = opOf(0);
+        address w1 = opOf(1);
+        vm.prank(exec);
+        manager.requestExit();
+        challenge();
+        vm.prank(exec);
+        manager.challengeWatchdogs(id, 1 << 2, hex"02");
+        vm.prank(exec);
+        manager.leave(id);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.executorSlot, 1, "slot 1 promoted");
+        assertEq(v.watchdogMask, 1 << 2, "slot 2 still in the round");
+        assertEq(v.challengeDeadline, v.watchdogDeadline + DELTA, "delta after the round");
+        // The silent watchdog is removed after its deadline; the promoted member still has Δ.
+        vm.warp(v.watchdogDeadline + 1);
+        manager.finalizeWatchdogChallenge(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                PoseManager.PoseManager_DeadlineNotPassed.selector, id, v.challengeDeadline, block.timestamp
+            )
+        );
+        manager.executorTimeout(id);
+        uint256 stake = manager.getOperator(w1).stake;
+        respond(1, manager.getInstance(id).eventIndex);
+        assertTrue(manager.getInstance(id).phase == Phase.Active, "answered in time");
+        assertEq(manager.getOperator(w1).stake, stake, "not slashed");
+    }
+
+    /// A review found: an executor past its deadline, not yet timed out, opened a watchdog round,
+    /// which moved its deadline Δ on and revived it. A round now needs the deadline not passed.
+    function test_challengeWatchdogs_afterExecutorDeadline_reverts() public {
+        challenge();
+        uint64 deadline = manager.getInstance(id).challengeDeadline;
+        vm.warp(deadline + 1);
+        vm.prank(opOf(0));
+        vm.expectRevert(
+            abi.encodeWithSelector(PoseManager.PoseManager_DeadlinePassed.selector, id, deadline, block.timestamp)
+        );
+        manager.challengeWatchdogs(id, 1 << 2, hex"02");
+        manager.executorTimeout(id);
+    }
+
     function test_claim_rejectingReceiver_reverts() public {
         // A challenger contract that refuses ETH cannot claim; its credit is kept, nothing is lost.
         Rejecter r = new Rejecter();
