@@ -60,7 +60,8 @@ export type CliCommand =
       allowShortDelta?: true
       peerSourceAddress?: string
     })
-  | (User & { cmd: 'operator-exit' | 'operator-withdraw' | 'operator-claim' })
+  | (User & { cmd: 'operator-exit'; force: boolean })
+  | (User & { cmd: 'operator-withdraw' | 'operator-claim' })
   | (User & { cmd: 'claim' })
   | (User & { cmd: 'deploy'; abi: Abi; bytecode: Hex; args: unknown[]; watchdogs: number })
   | (User & {
@@ -252,8 +253,29 @@ export function buildProgram(deps: CliDeps): Command {
       }),
     )
 
+  operatorKey(
+    chainOptions(
+      operator
+        .command('exit')
+        .description(
+          'stop being drawn and hand over every membership (the stake stays until withdraw)',
+        ),
+    ),
+  )
+    .option(
+      '--force',
+      'also leave instances this operator is the last live member of while they hold coins (each freezes with its coins)',
+    )
+    .action((o) =>
+      run({
+        cmd: 'operator-exit',
+        rpc: o.rpc,
+        manager: o.manager,
+        key: keyFrom(o.key, env, 'POSE_OPERATOR_KEY', 'key'),
+        force: o.force === true,
+      }),
+    )
   for (const [name, description] of [
-    ['exit', 'stop being drawn and hand over every membership (the stake stays until withdraw)'],
     [
       'withdraw',
       'withdraw the stake after exit, once no membership is left and the exit delay passed',

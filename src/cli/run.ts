@@ -288,10 +288,12 @@ export async function runCommand(c: CliCommand): Promise<void> {
       }
       await assertContract(c.rpc, c.manager, '--manager')
       if (c.cmd === 'operator-exit') {
-        const r = await exitPool(opts)
+        const r = await exitPool({ ...opts, force: c.force })
         console.log(json(r))
         console.error(
-          `Withdraw the stake with \`pose operator withdraw\` after chain time ${r.readyAt}.`,
+          r.kept.length > 0
+            ? `Instances ${r.kept.join(', ')} were kept (see above): the stake stays until they are left.`
+            : `Withdraw the stake with \`pose operator withdraw\` after chain time ${r.readyAt}.`,
         )
       } else {
         console.log(json({ withdrawn: await withdrawStake(opts) }))

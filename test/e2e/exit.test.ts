@@ -144,4 +144,30 @@ describe('operator exit while executor', { timeout: 300_000 }, () => {
       0n,
     )
   })
+
+  test('keeps an instance it is the last live member of while it holds coins, unless forced', async () => {
+    const [alice] = clients as [PoseClient]
+    const { instance: alone } = await alice.deployContract({
+      abi: privateTokenAbi,
+      bytecode: privateTokenBytecode,
+      args: [1_000n],
+      watchdogCount: 0,
+    })
+    await alice.deposit({ instance: alone, value: 1_000n })
+    const info = await readInstance(alice.publicClient, devnet.manager, alone)
+    const op = devnet.operators.find((o) => o.address === info.operators[info.executorSlot])!
+    const exit = (force: boolean) =>
+      exitPool({ rpcUrl: devnet.rpcUrl, manager: devnet.manager, privateKey: op.key, force })
+    const kept = await exit(false)
+    assert.deepEqual(kept.kept, [alone])
+    assert.ok(!kept.left.includes(alone))
+    const still = await readInstance(alice.publicClient, devnet.manager, alone)
+    assert.equal(still.phaseName, 'Active')
+    assert.equal(still.operators[still.executorSlot], op.address, 'still its executor')
+    const forced = await exit(true)
+    assert.deepEqual(forced.kept, [])
+    assert.ok(forced.left.includes(alone))
+    const frozen = await readInstance(alice.publicClient, devnet.manager, alone)
+    assert.equal(frozen.phaseName, 'Frozen', 'left anyway: frozen with its coins')
+  })
 })

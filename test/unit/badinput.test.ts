@@ -605,7 +605,13 @@ const SPECS: Spec[] = [
       { flag: '--dev-authority-key', env: 'POSE_DEV_AUTHORITY_KEY', field: 'devAuthorityKey' },
     ],
   },
-  { path: ['operator', 'exit'], cmd: 'operator-exit', opts: chainOpts, keys: operatorKey },
+  {
+    path: ['operator', 'exit'],
+    cmd: 'operator-exit',
+    opts: chainOpts,
+    keys: operatorKey,
+    bool: { flag: '--force', field: 'force', given: true, absent: false },
+  },
   { path: ['operator', 'withdraw'], cmd: 'operator-withdraw', opts: chainOpts, keys: operatorKey },
   {
     path: ['deploy'],

@@ -137,7 +137,7 @@ test('a --manager without code is named, with the chain, before any other read',
     noContract,
   )
   await assert.rejects(
-    runCommand({ cmd: 'operator-exit', rpc, manager: MANAGER, key: KEY }),
+    runCommand({ cmd: 'operator-exit', rpc, manager: MANAGER, key: KEY, force: false }),
     noContract,
   )
   await assert.rejects(
