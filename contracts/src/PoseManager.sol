@@ -616,14 +616,17 @@ contract PoseManager is ReentrancyGuardTransient {
 
     /// @dev The executor's deadline for an executor challenge it starts to face (challenged, or
     /// promoted while challenged): Δ from now, or from the end of an open watchdog round, which
-    /// counts as one of its MAX_WATCHDOG_ROUNDS (a round is open exactly when the mask is set).
+    /// counts as one of its MAX_WATCHDOG_ROUNDS (a round is open exactly when the mask is set;
+    /// one past its deadline, not finalised yet, neither moves the clock nor counts).
     function _startChallengeClock(Instance storage inst) internal {
         uint256 from = block.timestamp;
         uint8 rounds;
         if (inst.watchdogMask != 0) {
             uint256 w = inst.watchdogDeadline;
-            if (w > from) from = w;
-            rounds = 1;
+            if (w > from) {
+                from = w;
+                rounds = 1;
+            }
         }
         inst.watchdogRounds = rounds;
         inst.challengeDeadline = SafeCast.toUint40(from + delta);

@@ -950,3 +950,40 @@ contract RefillTest is Fixture {
         assertEq(filled, empty < n - live ? empty : n - live, "slots filled");
     }
 }
+
+contract LivenessPoolOfFiveTest is Fixture {
+    uint256 internal id;
+    address internal user = address(0xBEEF);
+
+    function setUp() public override {
+        super.setUp();
+        id = activeInstance(7, 4);
+        vm.deal(user, 10 ether);
+    }
+
+    /// A round past its deadline and not finalised when the executor leaves costs the promoted
+    /// member none of its rounds (a review found it counted).
+    function test_promotedAfterRoundDeadline_deltaFromNowAllRoundsLeft() public {
+        address[] memory ops = manager.getInstance(id).operators;
+        vm.prank(ops[0]);
+        manager.requestExit();
+        vm.prank(user);
+        manager.challengeExecutor{value: CHALLENGE_FEE}(id, hex"01");
+        vm.prank(ops[0]);
+        manager.challengeWatchdogs(id, 1 << 4, hex"02");
+        vm.warp(manager.getInstance(id).watchdogDeadline + 1);
+        vm.prank(ops[0]);
+        manager.leave(id);
+        PoseManager.InstanceView memory v = manager.getInstance(id);
+        assertEq(v.executorSlot, 1, "slot 1 promoted");
+        assertEq(v.watchdogMask, 1 << 4, "the stale round is still set");
+        assertEq(v.challengeDeadline, block.timestamp + DELTA, "delta from now");
+        manager.finalizeWatchdogChallenge(id);
+        for (uint256 r; r < MAX_WATCHDOG_ROUNDS; ++r) {
+            vm.prank(ops[1]);
+            manager.challengeWatchdogs(id, 1 << (2 + r), hex"03");
+            vm.warp(manager.getInstance(id).watchdogDeadline + 1);
+            manager.finalizeWatchdogChallenge(id);
+        }
+    }
+}
