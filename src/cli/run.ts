@@ -127,7 +127,7 @@ export async function runCommand(c: CliCommand): Promise<void> {
       })
       // In place before the start and for the whole run: a second signal (from a supervisor
       // or an impatient Ctrl-C) must not end the node while it stops. A clean stop exits 0; a
-      // stop that failed, or a signal while a failed start is being stopped, exits 1.
+      // stop that failed, or a signal while a failed start or a failure is being stopped, exits 1.
       let startFailed = false
       const interrupt = onInterrupt(
         async (signal) => {
@@ -138,6 +138,10 @@ export async function runCommand(c: CliCommand): Promise<void> {
             throw redactedError(e)
           }
           if (startFailed) throw new Error('the node had failed to start')
+          // The node was already stopping on a failure of its own (its enclave exited, a record
+          // could not be sealed): it set the exit code, which a clean exit must not override.
+          if (process.exitCode !== undefined && process.exitCode !== 0)
+            throw new Error('the node had stopped on a failure')
         },
         {
           exitCode: 0,
