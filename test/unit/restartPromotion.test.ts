@@ -240,7 +240,15 @@ test('a promoted member whose handover reached its watchdog but whose sealed han
  */
 async function restartBeforeNewcomerGotState() {
   const s = await twoTransfersDone()
-  const { instance, ev, answers, clock, n0, n1, n2 } = s
+  const n3 = await newcomerWithoutState(s)
+  assert.equal((await digestOf(n3, s.instance)).seq, 0n, 'the newcomer holds nothing')
+  const r0 = await restartNode(s.n0, s.instance, () => s.clock.now)
+  return { ...s, n3, r0, pool: [r0, s.n1, n3] }
+}
+
+/** n2 is removed and a new node drawn into its slot; whatever n0 sends the newcomer is lost. */
+async function newcomerWithoutState(s: Pool): Promise<Node> {
+  const { ev, answers, clock, n0, n1, n2 } = s
   const n3 = await newNode(undefined, undefined, () => clock.now)
   const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
   const refilled = ev(EventKind.Refilled, refilledData(2, n3))
@@ -251,9 +259,7 @@ async function restartBeforeNewcomerGotState() {
     outs.push(...(await n.enclave.call('chain', { ...at, events })).outputs)
   }
   await pump([n0, n1, n2, n3], outs, answers, [], true, sentTo(n3))
-  assert.equal((await digestOf(n3, instance)).seq, 0n, 'the newcomer holds nothing')
-  const r0 = await restartNode(n0, instance, () => clock.now)
-  return { ...s, n3, r0, pool: [r0, n1, n3] }
+  return n3
 }
 
 /** Ticks the restarted executor `rounds` times 1.5 s apart; the challenges it sends on-chain. */
@@ -306,17 +312,7 @@ test('a member promoted from a stale copy whose only other watchdog is a newcome
   assert.equal((await digestOf(n2, instance)).seq, 5n, 'the pool released seq 5')
   // n2 is removed and n3 drawn; nothing n0 sends n3 arrives. Then n0 is removed and n1
   // promoted, and n1's host restarts it from its older copy with the promotion's view record.
-  const n3 = await newNode(undefined, undefined, () => clock.now)
-  const removed = ev(EventKind.MemberRemoved, memberRemovedData(2n, n2.signer, 2n))
-  const refilled = ev(EventKind.Refilled, refilledData(2, n3))
-  const outs: EnclaveOutput[] = []
-  for (const n of [n0, n1, n2, n3]) {
-    const events = n === n3 ? ev.history() : [removed, refilled]
-    outs.push(
-      ...(await n.enclave.call('chain', { blockNumber: 30n, timestamp: 1100n, events })).outputs,
-    )
-  }
-  await pump([n0, n1, n2, n3], outs, answers, [], true, sentTo(n3))
+  const n3 = await newcomerWithoutState(s)
   const gone = ev(EventKind.MemberRemoved, memberRemovedData(0n, n0.signer, 2n))
   const at = { blockNumber: 40n, timestamp: 1200n }
   await n3.enclave.call('chain', { ...at, events: [gone] })

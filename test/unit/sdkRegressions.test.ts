@@ -1162,11 +1162,23 @@ const rejectionOf = (p: Promise<unknown>) =>
     (e: unknown) => e,
   )
 
+/**
+ * Ticks the executor's enclave past the 10 s a transaction waits for the nonces before it (so
+ * that it refuses such a transaction BAD_NONCE) until `done`, at most 200 rounds.
+ */
+async function tickPastNonceWait(setup: Setup, done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) {
+    const { outputs } = await setup.exec.enclave.call('tick', { now: Date.now() + 11_000 })
+    await pump(setup.nodes, outputs, setup.answers, [], true)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
 test('a transaction held for an earlier nonce and then refused BAD_NONCE is unconfirmed: its box runs once the nonce before it did', {
   timeout: 15_000,
 }, async () => {
   const setup = await setupActive()
-  const { nodes, exec, instance } = setup
+  const { instance } = setup
   const { operator, manager } = await hookedOperator(setup, async () => undefined)
   try {
     const client = sdkClient(setup, manager)
@@ -1179,12 +1191,7 @@ test('a transaction held for an earlier nonce and then refused BAD_NONCE is unco
     void sending.finally(() => {
       settled = true
     })
-    // The enclave's timer runs past the 10 s a transaction waits for the nonces before it.
-    for (let i = 0; i < 200 && !settled; i++) {
-      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
-      await pump(nodes, outputs, setup.answers, [], true)
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await tickPastNonceWait(setup, () => settled)
     const e = await sending
     assert.ok(e instanceof TransactionUnconfirmedError, String(e))
     assert.equal(e.code, 'BAD_NONCE')
@@ -1208,7 +1215,7 @@ test("a nonce asked of the enclave again is not given to a new transaction while
   timeout: 15_000,
 }, async () => {
   const setup = await setupActive()
-  const { nodes, exec, instance } = setup
+  const { instance } = setup
   // The host withholds A (nonce 0) until `release`; B (nonce 1) waits behind it in the enclave
   // and is refused BAD_NONCE, so the client asks the enclave for the account's nonce again: 0,
   // which A still holds. C, sent then, must not take it, or A, delivered later, finds its nonce
@@ -1240,11 +1247,7 @@ test("a nonce asked of the enclave again is not given to a new transaction while
     void b.finally(() => {
       settled = true
     })
-    for (let i = 0; i < 100 && !settled; i++) {
-      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
-      await pump(nodes, outputs, setup.answers, [], true)
-      await new Promise((r) => setTimeout(r, 10))
-    }
+    await tickPastNonceWait(setup, () => settled)
     const eb = await b
     assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
     assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
@@ -1655,7 +1658,7 @@ test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its h
   timeout: 20_000,
 }, async () => {
   const setup = await setupActive()
-  const { nodes, exec, instance } = setup
+  const { instance } = setup
   // The host withholds A (nonce 0) until `release`: B (nonce 1) is refused BAD_NONCE and kept.
   // C skips 0 (A is being sent) and would take 1: B goes again first, is refused BAD_NONCE
   // again (A still withheld), and may still run once A did, so C takes 2.
@@ -1670,14 +1673,6 @@ test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its h
     if (equalBytes(box, aBox)) await released
     return undefined
   })
-  /** Ticks the enclave past its 10 s wait for earlier nonces until `done`. */
-  const tickUntil = async (done: () => boolean) => {
-    for (let i = 0; i < 300 && !done(); i++) {
-      const { outputs } = await exec.enclave.call('tick', { now: Date.now() + 11_000 })
-      await pump(nodes, outputs, setup.answers, [], true)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  }
   try {
     const { client, key } = clientAt(setup, manager, 0n)
     const a = sendTransaction(client, { instance, data: transferData })
@@ -1687,7 +1682,7 @@ test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its h
     void b.finally(() => {
       bDone = true
     })
-    await tickUntil(() => bDone)
+    await tickPastNonceWait(setup, () => bDone)
     const eb = await b
     assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
     assert.equal(eb.nonce, 1n)
@@ -1701,7 +1696,7 @@ test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its h
       (e: unknown) => (e instanceof TransactionUnconfirmedError ? e.nonce : -1n),
     )
     // C's nonce is taken once B's resend was refused; then A is let through.
-    await tickUntil(() => client.state.noncesInFlight.get(key)?.has(2n) ?? false)
+    await tickPastNonceWait(setup, () => client.state.noncesInFlight.get(key)?.has(2n) ?? false)
     release()
     assert.equal((await a).nonce, 0n)
     assert.equal(await c, 2n, "C took the nonce after B's")
