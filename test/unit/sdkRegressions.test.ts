@@ -1155,6 +1155,10 @@ function responseKeyOf(client: PoseClientBase, box: Uint8Array): Uint8Array {
   assert.fail('a box this client sent')
 }
 
+/** Another transfer than A (the same one with nonce 0 would be A itself, by hash). */
+const otherTransfer = (instance: bigint) =>
+  ({ instance, data: transferData, value: 0n, gasLimit: 999_999n }) as const
+
 /** The rejection `p` ends in (the test fails if it resolves). */
 const rejectionOf = (p: Promise<unknown>) =>
   p.then(
@@ -1252,13 +1256,7 @@ test("a nonce asked of the enclave again is not given to a new transaction while
     assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
     assert.equal(client.state.nonces.has(key), false, "the account's nonce is asked again")
     cSent = true
-    // Another transfer (the same one with nonce 0 would be A itself, by hash).
-    const c = sendTransaction(client, {
-      instance,
-      data: transferData,
-      value: 0n,
-      gasLimit: 999_999n,
-    })
+    const c = sendTransaction(client, otherTransfer(instance))
     await cReached
     release()
     const [ra, rc] = await Promise.all([a, c])
@@ -1606,14 +1604,15 @@ test('a transaction that reverts throws ContractRevertError with its receipt: it
   }
 })
 
-test("a nonce asked of the enclave again whose transaction ended unconfirmed goes to that transaction's box first, so its host cannot pick which of the two runs", {
-  timeout: 15_000,
-}, async () => {
-  const setup = await setupActive()
-  const { instance } = setup
-  // The host withholds A (nonce 0) until the test lets it through; A's request times out.
+/**
+ * A client whose first transaction (A, nonce 0) ended unconfirmed: its host withheld A's box
+ * until the request timed out. `host.mode` then says what the host does with A's box: withhold
+ * it still, pass it to the enclave, or answer a REPLAYED of its own. The account's nonce is then
+ * asked of the enclave again (as after a BAD_NONCE): 0, since A never reached it.
+ */
+async function unconfirmedFirst(setup: Setup) {
+  const host = { mode: 'withhold' as 'withhold' | 'pass' | 'lie' }
   let aBox: Uint8Array | undefined
-  let withhold = true
   let letGo: () => void = () => undefined
   const gone = new Promise<void>((r) => {
     letGo = r
@@ -1621,26 +1620,40 @@ test("a nonce asked of the enclave again whose transaction ended unconfirmed goe
   const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
     if (kind !== 'tx') return undefined
     aBox ??= box
-    if (withhold && equalBytes(box, aBox)) await gone
+    if (!equalBytes(box, aBox) || host.mode === 'pass') return undefined
+    if (host.mode === 'lie') throw new ProtocolError('REPLAYED', 'made up by the host')
+    await gone
     return undefined
   })
+  const close = async () => {
+    letGo()
+    await operator.close()
+  }
   try {
+    const { instance } = setup
     const client = sdkClient(setup, manager, { requestTimeoutMs: 300 })
     const key = instance.toString()
     client.state.nonces.set(key, 0n)
     const ea = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
     assert.ok(ea instanceof TransactionUnconfirmedError, String(ea))
     assert.equal(ea.nonce, 0n)
-    // The account's nonce is asked of the enclave again (as after a BAD_NONCE): 0, since A never
-    // reached it. The host now delivers what it gets.
     client.state.nonces.delete(key)
-    withhold = false
-    const c = await sendTransaction(client, {
-      instance,
-      data: transferData,
-      value: 0n,
-      gasLimit: 999_999n,
-    })
+    return { host, client, ea, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
+}
+
+test("a nonce asked of the enclave again whose transaction ended unconfirmed goes to that transaction's box first, so its host cannot pick which of the two runs", {
+  timeout: 15_000,
+}, async () => {
+  const setup = await setupActive()
+  const { instance } = setup
+  const { host, client, ea, close } = await unconfirmedFirst(setup)
+  try {
+    host.mode = 'pass'
+    const c = await sendTransaction(client, otherTransfer(instance))
     assert.equal(c.nonce, 1n, 'C took the nonce after A, which went again first')
     const ra = await getReceipt(client, { txHash: ea.txHash })
     assert.equal(ra.status, 'success')
@@ -1649,8 +1662,7 @@ test("a nonce asked of the enclave again whose transaction ended unconfirmed goe
     assert.equal(client.state.sent.size, 0)
     assert.equal(client.state.unconfirmed.size, 0)
   } finally {
-    letGo()
-    await operator.close()
+    await close()
   }
 })
 
@@ -1686,12 +1698,7 @@ test("an unconfirmed transaction's resend refused BAD_NONCE behind a nonce its h
     const eb = await b
     assert.ok(eb instanceof TransactionUnconfirmedError && eb.code === 'BAD_NONCE', String(eb))
     assert.equal(eb.nonce, 1n)
-    const c = sendTransaction(client, {
-      instance,
-      data: transferData,
-      value: 0n,
-      gasLimit: 999_999n,
-    }).then(
+    const c = sendTransaction(client, otherTransfer(instance)).then(
       (r) => r.nonce,
       (e: unknown) => (e instanceof TransactionUnconfirmedError ? e.nonce : -1n),
     )
@@ -1712,40 +1719,12 @@ test("a REPLAYED its host makes up for an unconfirmed transaction's resend is no
   timeout: 15_000,
 }, async () => {
   const setup = await setupActive()
-  const { instance } = setup
-  // The host withholds A (nonce 0), whose request times out; later it answers every resend of
-  // A with a REPLAYED of its own.
-  let aBox: Uint8Array | undefined
-  let lie = false
-  let letGo: () => void = () => undefined
-  const gone = new Promise<void>((r) => {
-    letGo = r
-  })
-  const { operator, manager } = await hookedOperator(setup, async (_n, kind, box) => {
-    if (kind !== 'tx') return undefined
-    aBox ??= box
-    if (!equalBytes(box, aBox)) return undefined
-    if (lie) throw new ProtocolError('REPLAYED', 'made up by the host')
-    await gone
-    return undefined
-  })
+  const { host, client, close } = await unconfirmedFirst(setup)
   try {
-    const client = sdkClient(setup, manager, { requestTimeoutMs: 300 })
-    const key = instance.toString()
-    client.state.nonces.set(key, 0n)
-    const ea = await rejectionOf(sendTransaction(client, { instance, data: transferData }))
-    assert.ok(ea instanceof TransactionUnconfirmedError, String(ea))
-    client.state.nonces.delete(key)
-    lie = true
-    const c = await sendTransaction(client, {
-      instance,
-      data: transferData,
-      value: 0n,
-      gasLimit: 999_999n,
-    })
+    host.mode = 'lie'
+    const c = await sendTransaction(client, otherTransfer(setup.instance))
     assert.equal(c.nonce, 0n, 'nonce 0 was never used')
   } finally {
-    letGo()
-    await operator.close()
+    await close()
   }
 })
