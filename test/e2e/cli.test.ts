@@ -48,7 +48,7 @@ describe('pose CLI', { timeout: 300_000 }, () => {
     await devnet?.stop()
   })
 
-  test('--help on every command', async () => {
+  test('--help names every command', async () => {
     const top = await pose(['--help'])
     assert.equal(top.code, 0)
     for (const c of [
@@ -66,27 +66,10 @@ describe('pose CLI', { timeout: 300_000 }, () => {
       'verify-measurement',
     ])
       assert.match(top.stdout, new RegExp(`\\b${c}\\b`))
-    for (const c of [
-      ['devnet'],
-      ['operator', 'start'],
-      ['deploy'],
-      ['send'],
-      ['call'],
-      ['challenge'],
-      ['deposit'],
-      ['balance'],
-      ['withdraw'],
-      ['operator', 'exit'],
-      ['operator', 'withdraw'],
-      ['operator', 'claim'],
-      ['claim'],
-      ['status'],
-      ['verify-measurement'],
-    ]) {
-      const r = await pose([...c, '--help'])
-      assert.equal(r.code, 0, `${c.join(' ')} --help`)
-      assert.match(r.stdout, /Usage: pose/)
-    }
+    // Every command's help is checked in-process (test/unit/cliRun.test.ts); one as a process.
+    const sub = await pose(['operator', 'exit', '--help'])
+    assert.equal(sub.code, 0)
+    assert.match(sub.stdout, /^Usage: pose operator exit /)
   })
 
   test('bad input gets a clear, typed error and exit code 2', async () => {

@@ -2,7 +2,7 @@
  * What the `pose` command does and prints when a valid command fails while running: the error's
  * code, the transaction a revert ran as, advice the CLI user can follow for a transaction whose
  * receipt never came; a wrong --manager named as such; an overloaded function chosen by its
- * arguments. The chain is a stand-in JSON-RPC server on loopback.
+ * arguments; every command's help. The chain is a stand-in JSON-RPC server on loopback.
  */
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
 import { type Abi, parseAbi } from 'viem'
 import { runFailureLines } from '../../src/cli/failure.ts'
+import { runCli } from '../../src/cli/program.ts'
 import { CommandError, runCommand } from '../../src/cli/run.ts'
 import { CliError, functionCall } from '../../src/cli/validate.ts'
 import {
@@ -151,4 +152,36 @@ test('a --manager without code is named, with the chain, before any other read',
       e instanceof CommandError &&
       e.message === `no contract at --verifier ${MANAGER} on chain 31337`,
   )
+})
+
+test('--help on every command prints its usage and runs nothing', async () => {
+  const commands = [
+    ['devnet'],
+    ['operator', 'start'],
+    ['deploy'],
+    ['send'],
+    ['call'],
+    ['challenge'],
+    ['deposit'],
+    ['balance'],
+    ['withdraw'],
+    ['operator', 'exit'],
+    ['operator', 'withdraw'],
+    ['operator', 'claim'],
+    ['claim'],
+    ['status'],
+    ['verify-measurement'],
+  ]
+  for (const c of commands) {
+    let out = ''
+    await runCli([...c, '--help'], {
+      run: async () => assert.fail(`${c.join(' ')} --help ran the command`),
+      writeOut: (s) => {
+        out += s
+      },
+      writeErr: () => undefined,
+      env: {},
+    })
+    assert.match(out, new RegExp(`^Usage: pose ${c.join(' ')} `), `${c.join(' ')} --help`)
+  }
 })
