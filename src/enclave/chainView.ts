@@ -362,9 +362,12 @@ export class ChainView {
         return
       case EventKind.Refilled: {
         const r = decodeRefilled(data)
+        // Every slot is checked before any is written: a refused event changes nothing (a host
+        // that got one slot written, then fed the genuine next event, had the state boxed to a
+        // key of its own while the view's hash stayed the manager's).
+        if (r.slots.some((slot) => slot >= this.signers.length))
+          throw new ProtocolError('MALFORMED', 'Refilled: slot outside the pool')
         r.slots.forEach((slot, i) => {
-          if (slot >= this.signers.length)
-            throw new ProtocolError('MALFORMED', 'Refilled: slot outside the pool')
           this.signers[slot] = r.signers[i]!
           this.encryptionKeys[slot] = r.encryptionKeys[i]!
           this.joinOrder[slot] = ++this.joins

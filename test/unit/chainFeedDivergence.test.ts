@@ -27,6 +27,8 @@ import {
   type ChainEvent,
   type EnclaveOutput,
   EventKind,
+  hexToBytes,
+  nextEventHash,
   ProtocolError,
   randomBytes,
 } from '../../src/protocol/index.ts'
@@ -710,4 +712,44 @@ describe('watcher feeding an enclave', () => {
       'instance 1 takes no further event',
     )
   })
+})
+
+test('a Refilled refused for a slot outside the pool changes no slot of the view (a review: the state was then boxed to a key the host chose)', async () => {
+  const { instance, ev, exec } = await setupActive()
+  const attacker = randomBytes(20)
+  const attackerKey = randomBytes(32)
+  // Slot 1 is a live watchdog's; slot 9 is outside the pool of three.
+  const data = hexToBytes(
+    encodeAbiParameters(
+      [{ type: 'uint8[]' }, { type: 'address[]' }, { type: 'bytes32[]' }],
+      [
+        [1, 9],
+        [toHex(attacker), toHex(attacker)],
+        [toHex(attackerKey), toHex(attackerKey)],
+      ],
+    ),
+  )
+  const last = ev.history().at(-1)!
+  const index = last.index + 1n
+  const kind = EventKind.Refilled
+  const hash = nextEventHash({ prevHash: last.hash, instance, index, kind, data })
+  const at = { blockNumber: 12n, timestamp: 1002n }
+  await assert.rejects(
+    exec.enclave.call('chain', { ...at, events: [{ instance, index, kind, data, hash }] }),
+    /slot outside the pool/,
+  )
+  const view = (exec.enclave as unknown as { views: Map<bigint, ChainView> }).views.get(instance)!
+  assert.notDeepEqual(view.signers[1], attacker, 'the first slot was written before the refusal')
+  // The genuine next event applies, and nothing is sent to the key the host chose.
+  const genuine = ev(EventKind.Deposit, depositData(new Uint8Array(20).fill(7), 1n))
+  const r = await exec.enclave.call('chain', {
+    blockNumber: 13n,
+    timestamp: 1003n,
+    events: [genuine],
+  })
+  assert.deepEqual(view.hash, genuine.hash)
+  assert.ok(
+    !r.outputs.some((o) => o.type === 'send' && toHex(o.to) === toHex(attacker)),
+    'the whole state went to the host',
+  )
 })
