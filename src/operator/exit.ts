@@ -23,7 +23,7 @@ export type ExitOptions = {
   privateKey: Hex
   log?: (line: string) => void
   /**
-   * Leave also instances of which the operator is the last live member while they hold coins:
+   * Leave also instances `keepReason` keeps (holding coins, nobody left able to serve them):
    * each freezes with its coins (only withdrawals already authorised are then paid).
    */
   force?: boolean
